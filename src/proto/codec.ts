@@ -1,0 +1,140 @@
+// Frame encoding and decoding (spec/PROTOCOL.md §2, §4). Pure: bytes in, typed frames out.
+import { Packr, Unpackr } from 'msgpackr';
+import { ProtocolError } from './errors.js';
+import { FRAME_TYPES, type Frame, type FrameName } from './frames.js';
+import {
+  DATA_HEADER_BYTES,
+  LENGTH_PREFIX_BYTES,
+  MAX_CONTROL_PAYLOAD_BYTES,
+  MAX_DATA_CHUNK_BYTES,
+  MAX_SAFE_UINT,
+} from './limits.js';
+import { checkFields, SCHEMAS, wireValue, type SchemaFrameName } from './schema.js';
+
+const packr = new Packr({ useRecords: false, variableMapSize: true });
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'bigint' });
+
+const NAME_BY_TYPE = new Map<number, FrameName>(
+  (Object.keys(FRAME_TYPES) as FrameName[]).map((name) => [FRAME_TYPES[name], name]),
+);
+
+/** The frame name for a type byte, or UNKNOWN_FRAME_TYPE (§2). */
+export function frameName(typeByte: number): FrameName {
+  const name = NAME_BY_TYPE.get(typeByte);
+  if (name === undefined) {
+    throw new ProtocolError('UNKNOWN_FRAME_TYPE', `unknown frame type 0x${typeByte.toString(16).padStart(2, '0')}`);
+  }
+  return name;
+}
+
+function payloadMap(frame: Exclude<Frame, { type: 'DATA' }>): Record<string, Buffer | string | number | bigint> {
+  const specs = SCHEMAS[frame.type];
+  const map: Record<string, Buffer | string | number | bigint> = {};
+  const source = new Map<string, unknown>(Object.entries(frame));
+  for (const spec of specs) {
+    const v = source.get(spec.name);
+    if (v === undefined) continue;
+    if (!(Buffer.isBuffer(v) || typeof v === 'string' || typeof v === 'number')) {
+      throw new TypeError(`${frame.type}.${spec.name} has an unencodable value`);
+    }
+    map[spec.name] = wireValue(v);
+  }
+  return map;
+}
+
+/** The 9-byte body head of a DATA frame (type ‖ offset), for senders that keep the data apart. */
+export function encodeDataHead(offset: number): Buffer {
+  const head = Buffer.allocUnsafe(1 + DATA_HEADER_BYTES);
+  head[0] = FRAME_TYPES.DATA;
+  head.writeBigUInt64BE(BigInt(offset), 1);
+  return head;
+}
+
+/** Frame body: type ‖ payload (§2). */
+export function encodeBody(frame: Frame): Buffer {
+  if (frame.type === 'DATA') return Buffer.concat([encodeDataHead(frame.offset), frame.data]);
+  const payload = packr.pack(payloadMap(frame));
+  const body = Buffer.allocUnsafe(1 + payload.length);
+  body[0] = FRAME_TYPES[frame.type];
+  payload.copy(body, 1);
+  return body;
+}
+
+/** Whole plaintext frame: length ‖ type ‖ payload (§2). */
+export function encodeFrame(frame: Frame): Buffer {
+  return withLength(encodeBody(frame));
+}
+
+/** Prefixes a body with its u32 length. */
+export function withLength(body: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(LENGTH_PREFIX_BYTES + body.length);
+  out.writeUInt32BE(body.length, 0);
+  body.copy(out, LENGTH_PREFIX_BYTES);
+  return out;
+}
+
+function decodeData(payload: Buffer): Frame {
+  if (payload.length < DATA_HEADER_BYTES + 1) {
+    throw new ProtocolError('MALFORMED_FRAME', `DATA: payload of ${payload.length} bytes is shorter than 9`);
+  }
+  if (payload.length > DATA_HEADER_BYTES + MAX_DATA_CHUNK_BYTES) {
+    throw new ProtocolError('FRAME_TOO_LARGE', `DATA: ${payload.length - DATA_HEADER_BYTES} bytes exceed the chunk limit`);
+  }
+  const offset = payload.readBigUInt64BE(0);
+  if (offset > BigInt(MAX_SAFE_UINT)) throw new ProtocolError('MALFORMED_FRAME', 'DATA: offset above 2^53-1');
+  return { type: 'DATA', offset: Number(offset), data: payload.subarray(DATA_HEADER_BYTES) };
+}
+
+function unpack(name: SchemaFrameName, payload: Buffer): unknown {
+  try {
+    return unpackr.unpack(payload);
+  } catch (err) {
+    throw new ProtocolError('MALFORMED_FRAME', `${name}: invalid MessagePack`, { cause: err });
+  }
+}
+
+/** Decodes a frame body (type ‖ payload) into a typed, range-checked frame (§2, §4). */
+export function decodeBody(body: Buffer): Frame {
+  if (body.length === 0) throw new ProtocolError('MALFORMED_FRAME', 'empty frame');
+  const name = frameName(body[0] ?? 0);
+  const payload = body.subarray(1);
+  if (name === 'DATA') return decodeData(payload);
+  if (payload.length > MAX_CONTROL_PAYLOAD_BYTES) {
+    throw new ProtocolError('FRAME_TOO_LARGE', `${name}: payload of ${payload.length} bytes exceeds ${MAX_CONTROL_PAYLOAD_BYTES}`);
+  }
+  const f = checkFields(name, unpack(name, payload));
+  switch (name) {
+    case 'CLIENT_HELLO':
+      return { type: name, random: f.bin('random'), x25519: f.bin('x25519') };
+    case 'SERVER_HELLO':
+      return { type: name, random: f.bin('random'), x25519: f.bin('x25519'), server_key: f.bin('server_key') };
+    case 'KEY_EXCHANGE':
+      return { type: name, encrypted_secret: f.bin('encrypted_secret') };
+    case 'CLIENT_FINISHED': {
+      const identity = f.optionalBin('identity');
+      const signature = f.optionalBin('signature');
+      if (identity === undefined && signature === undefined) return { type: name, verify: f.bin('verify') };
+      if (identity === undefined || signature === undefined) {
+        throw new ProtocolError('MALFORMED_FRAME', 'CLIENT_FINISHED: identity and signature go together');
+      }
+      return { type: name, verify: f.bin('verify'), identity, signature };
+    }
+    case 'SERVER_FINISHED':
+      return { type: name, verify: f.bin('verify') };
+    case 'OPEN':
+      return { type: name, name: f.str('name'), size: f.num('size'), mtime: f.num('mtime'), mode: f.num('mode') };
+    case 'OPEN_OK':
+    case 'ACK':
+      return { type: name, offset: f.num('offset') };
+    case 'END':
+      return { type: name, sha256: f.bin('sha256') };
+    case 'DONE':
+      return { type: name, size: f.num('size'), sha256: f.bin('sha256') };
+    case 'ERROR':
+    case 'GOAWAY':
+      return { type: name, code: f.num('code'), message: f.str('message') };
+    case 'PING':
+    case 'PONG':
+      return { type: name, seq: f.num('seq') };
+  }
+}

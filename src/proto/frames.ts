@@ -1,0 +1,122 @@
+// Frame types of stx/1 (spec/PROTOCOL.md §4): the one place that maps names to type bytes.
+
+export const FRAME_TYPES = {
+  CLIENT_HELLO: 0x01,
+  SERVER_HELLO: 0x02,
+  KEY_EXCHANGE: 0x03,
+  CLIENT_FINISHED: 0x04,
+  SERVER_FINISHED: 0x05,
+  OPEN: 0x10,
+  OPEN_OK: 0x11,
+  DATA: 0x12,
+  ACK: 0x13,
+  END: 0x14,
+  DONE: 0x15,
+  ERROR: 0x20,
+  PING: 0x21,
+  PONG: 0x22,
+  GOAWAY: 0x23,
+} as const;
+
+export type FrameName = keyof typeof FRAME_TYPES;
+
+export interface ClientHello {
+  readonly type: 'CLIENT_HELLO';
+  readonly random: Buffer;
+  readonly x25519: Buffer;
+}
+export interface ServerHello {
+  readonly type: 'SERVER_HELLO';
+  readonly random: Buffer;
+  readonly x25519: Buffer;
+  /** DER SubjectPublicKeyInfo of the server's RSA key. */
+  readonly server_key: Buffer;
+}
+export interface KeyExchange {
+  readonly type: 'KEY_EXCHANGE';
+  readonly encrypted_secret: Buffer;
+}
+export interface ClientFinished {
+  readonly type: 'CLIENT_FINISHED';
+  readonly verify: Buffer;
+  /** Raw Ed25519 public key and signature (§7.4): both present or both absent. */
+  readonly identity?: Buffer;
+  readonly signature?: Buffer;
+}
+export interface ServerFinished {
+  readonly type: 'SERVER_FINISHED';
+  readonly verify: Buffer;
+}
+export interface Open {
+  readonly type: 'OPEN';
+  readonly name: string;
+  readonly size: number;
+  readonly mtime: number;
+  readonly mode: number;
+}
+export interface OpenOk {
+  readonly type: 'OPEN_OK';
+  readonly offset: number;
+}
+export interface Data {
+  readonly type: 'DATA';
+  readonly offset: number;
+  readonly data: Buffer;
+}
+export interface Ack {
+  readonly type: 'ACK';
+  readonly offset: number;
+}
+export interface End {
+  readonly type: 'END';
+  readonly sha256: Buffer;
+}
+export interface Done {
+  readonly type: 'DONE';
+  readonly size: number;
+  readonly sha256: Buffer;
+}
+export interface ErrorFrame {
+  readonly type: 'ERROR';
+  /** Wire number of the error code (§10); numbers this version does not know are kept. */
+  readonly code: number;
+  readonly message: string;
+}
+export interface Ping {
+  readonly type: 'PING';
+  readonly seq: number;
+}
+export interface Pong {
+  readonly type: 'PONG';
+  readonly seq: number;
+}
+export interface GoAway {
+  readonly type: 'GOAWAY';
+  readonly code: number;
+  readonly message: string;
+}
+
+export type Frame =
+  | ClientHello
+  | ServerHello
+  | KeyExchange
+  | ClientFinished
+  | ServerFinished
+  | Open
+  | OpenOk
+  | Data
+  | Ack
+  | End
+  | Done
+  | ErrorFrame
+  | Ping
+  | Pong
+  | GoAway;
+
+/** Frames allowed as plaintext, before the record layer starts (§4). */
+export const PLAINTEXT_FRAMES: ReadonlySet<FrameName> = new Set<FrameName>([
+  'CLIENT_HELLO',
+  'SERVER_HELLO',
+  'KEY_EXCHANGE',
+  'ERROR',
+]);

@@ -1,0 +1,53 @@
+// Wire limits of stx/1 (spec/PROTOCOL.md §2, §8). Units are in the names.
+
+/** Protocol version this implementation speaks (§3). */
+export const PROTOCOL_VERSION = 1;
+
+/** Preamble magic "STX\0" and total preamble size (§3). */
+export const PREAMBLE_MAGIC = Buffer.from([0x53, 0x54, 0x58, 0x00]);
+export const PREAMBLE_BYTES = 8;
+
+/** Size of the u32 length prefix of frames and records (§2, §8). */
+export const LENGTH_PREFIX_BYTES = 4;
+
+/** Data bytes in one DATA frame (§2). */
+export const MAX_DATA_CHUNK_BYTES = 1_048_576;
+
+/** DATA payload header: offset u64 (§2.2). */
+export const DATA_HEADER_BYTES = 8;
+
+/** Largest frame body (type + payload) (§2). */
+export const MAX_FRAME_LENGTH_BYTES = 1 + DATA_HEADER_BYTES + MAX_DATA_CHUNK_BYTES;
+
+/** Largest payload of any frame but DATA (§2). */
+export const MAX_CONTROL_PAYLOAD_BYTES = 16_384;
+
+/** Largest plaintext frame body: only control frames travel in plaintext (§2). */
+export const MAX_PLAINTEXT_FRAME_LENGTH_BYTES = 1 + MAX_CONTROL_PAYLOAD_BYTES;
+
+/** AES-GCM tag length (§8). */
+export const TAG_BYTES = 16;
+
+/** Record length bounds (§8). */
+export const MAX_RECORD_LENGTH_BYTES = MAX_FRAME_LENGTH_BYTES + TAG_BYTES;
+export const MIN_RECORD_LENGTH_BYTES = 1 + TAG_BYTES;
+
+/** Per-key, per-direction record limits (§8). */
+export const MAX_RECORDS_PER_KEY = 2 ** 32;
+export const MAX_BYTES_PER_KEY = 2 ** 38;
+
+/** Largest integer a uint/int field or a DATA offset may carry (§2.1, §2.2). */
+export const MAX_SAFE_UINT = Number.MAX_SAFE_INTEGER;
+
+/** Name limits (§9.3). */
+export const MAX_NAME_BYTES = 4096;
+export const MAX_NAME_COMPONENT_BYTES = 255;
+export const MAX_MESSAGE_BYTES = 1024;
+
+/** Mode bits allowed in OPEN (§4). */
+export const MAX_MODE = 0o7777;
+
+/** Default timeouts (§9.6). */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+export const IDLE_TIMEOUT_MS = 60_000;
+export const PING_INTERVAL_MS = 15_000;

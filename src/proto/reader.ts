@@ -1,0 +1,100 @@
+// Incremental reader of the byte stream (spec/PROTOCOL.md §2, §3, §8): takes chunks at any
+// boundaries and yields the preamble, then whole length-prefixed frames or records. A length is
+// checked against the caller's limit as soon as its 4 bytes are in, before anything is buffered
+// for the body, so the reader never holds more than one maximal frame plus one chunk.
+import { ProtocolError } from './errors.js';
+import { LENGTH_PREFIX_BYTES, PREAMBLE_BYTES } from './limits.js';
+
+export interface LengthBounds {
+  readonly min: number;
+  readonly max: number;
+}
+
+export class StreamReader {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+
+  /** Bytes received and not yet returned. */
+  get pending(): number {
+    return this.buffered;
+  }
+
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+  }
+
+  /** The 8-byte preamble (§3), or null until it has arrived. */
+  readPreamble(): Buffer | null {
+    return this.buffered < PREAMBLE_BYTES ? null : this.take(PREAMBLE_BYTES);
+  }
+
+  /**
+   * The next whole frame or record, length prefix included, or null until it has arrived.
+   * Throws FRAME_TOO_LARGE / MALFORMED_FRAME when the announced length breaks `bounds`.
+   */
+  next(bounds: LengthBounds): Buffer | null {
+    if (this.buffered < LENGTH_PREFIX_BYTES) return null;
+    const length = this.peekLength();
+    if (length > bounds.max) {
+      throw new ProtocolError('FRAME_TOO_LARGE', `length ${length} exceeds ${bounds.max}`);
+    }
+    if (length < bounds.min) {
+      throw new ProtocolError('MALFORMED_FRAME', `length ${length} is below ${bounds.min}`);
+    }
+    const total = LENGTH_PREFIX_BYTES + length;
+    return this.buffered < total ? null : this.take(total);
+  }
+
+  /** Throws TRUNCATED if the stream ended inside a preamble, frame or record. */
+  end(): void {
+    if (this.buffered > 0) {
+      throw new ProtocolError('TRUNCATED', `connection closed with ${this.buffered} bytes of an incomplete frame`);
+    }
+  }
+
+  private peekLength(): number {
+    const first = this.chunks[0];
+    if (first !== undefined && first.length >= LENGTH_PREFIX_BYTES) return first.readUInt32BE(0);
+    const head = Buffer.alloc(LENGTH_PREFIX_BYTES);
+    let filled = 0;
+    for (const c of this.chunks) {
+      filled += c.copy(head, filled, 0, Math.min(c.length, LENGTH_PREFIX_BYTES - filled));
+      if (filled === LENGTH_PREFIX_BYTES) break;
+    }
+    return head.readUInt32BE(0);
+  }
+
+  /** Removes and returns the first n buffered bytes (n ≤ buffered); no copy when one chunk holds them. */
+  private take(n: number): Buffer {
+    const first = this.chunks[0];
+    if (first === undefined) throw new RangeError('take from an empty reader');
+    this.buffered -= n;
+    if (first.length === n) {
+      this.chunks.shift();
+      return first;
+    }
+    if (first.length > n) {
+      this.chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    while (filled < n) {
+      const c = this.chunks[0];
+      if (c === undefined) throw new RangeError('reader underflow');
+      const want = n - filled;
+      if (c.length <= want) {
+        c.copy(out, filled);
+        filled += c.length;
+        this.chunks.shift();
+      } else {
+        c.copy(out, filled, 0, want);
+        this.chunks[0] = c.subarray(want);
+        filled += want;
+      }
+    }
+    return out;
+  }
+}

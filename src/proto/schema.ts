@@ -1,0 +1,150 @@
+// Field schemas of the control payloads (spec/PROTOCOL.md §2.1, §4) and their strict decoding.
+import { ProtocolError } from './errors.js';
+import { MAX_MESSAGE_BYTES, MAX_MODE, MAX_NAME_BYTES, MAX_SAFE_UINT } from './limits.js';
+
+export type FieldKind =
+  | { readonly kind: 'bin'; readonly min: number; readonly max: number }
+  | { readonly kind: 'str'; readonly min: number; readonly max: number }
+  | { readonly kind: 'uint'; readonly max: number }
+  | { readonly kind: 'int' };
+
+export interface FieldSpec {
+  readonly name: string;
+  readonly type: FieldKind;
+  readonly optional?: boolean;
+}
+
+const bin = (min: number, max = min): FieldKind => ({ kind: 'bin', min, max });
+const str = (min: number, max: number): FieldKind => ({ kind: 'str', min, max });
+const uint = (max = MAX_SAFE_UINT): FieldKind => ({ kind: 'uint', max });
+const int: FieldKind = { kind: 'int' };
+const field = (name: string, type: FieldKind, optional = false): FieldSpec =>
+  optional ? { name, type, optional } : { name, type };
+
+/** Fields of every MessagePack frame, in the order senders write them (§4). */
+export const SCHEMAS = {
+  CLIENT_HELLO: [field('random', bin(32)), field('x25519', bin(32))],
+  SERVER_HELLO: [field('random', bin(32)), field('x25519', bin(32)), field('server_key', bin(1, 4096))],
+  KEY_EXCHANGE: [field('encrypted_secret', bin(1, 1024))],
+  CLIENT_FINISHED: [
+    field('verify', bin(32)),
+    field('identity', bin(32), true),
+    field('signature', bin(64), true),
+  ],
+  SERVER_FINISHED: [field('verify', bin(32))],
+  OPEN: [
+    field('name', str(1, MAX_NAME_BYTES)),
+    field('size', uint()),
+    field('mtime', int),
+    field('mode', uint(MAX_MODE)),
+  ],
+  OPEN_OK: [field('offset', uint())],
+  ACK: [field('offset', uint())],
+  END: [field('sha256', bin(32))],
+  DONE: [field('size', uint()), field('sha256', bin(32))],
+  ERROR: [field('code', uint()), field('message', str(0, MAX_MESSAGE_BYTES))],
+  PING: [field('seq', uint())],
+  PONG: [field('seq', uint())],
+  GOAWAY: [field('code', uint()), field('message', str(0, MAX_MESSAGE_BYTES))],
+} as const satisfies Record<string, readonly FieldSpec[]>;
+
+export type SchemaFrameName = keyof typeof SCHEMAS;
+
+function malformed(frame: string, detail: string): ProtocolError {
+  return new ProtocolError('MALFORMED_FRAME', `${frame}: ${detail}`);
+}
+
+/** Narrows one decoded MessagePack value to its field type, or throws MALFORMED_FRAME. */
+function checkValue(frame: string, spec: FieldSpec, value: unknown): Buffer | string | number {
+  const t = spec.type;
+  switch (t.kind) {
+    case 'bin': {
+      if (!(value instanceof Uint8Array)) throw malformed(frame, `field ${spec.name} must be bin`);
+      if (value.length < t.min || value.length > t.max) {
+        throw malformed(frame, `field ${spec.name} must be ${t.min}..${t.max} bytes, got ${value.length}`);
+      }
+      return Buffer.from(value.buffer, value.byteOffset, value.length);
+    }
+    case 'str': {
+      if (typeof value !== 'string') throw malformed(frame, `field ${spec.name} must be str`);
+      const n = Buffer.byteLength(value, 'utf8');
+      if (n < t.min || n > t.max) throw malformed(frame, `field ${spec.name} must be ${t.min}..${t.max} bytes`);
+      return value;
+    }
+    case 'uint':
+    case 'int': {
+      const n = toSafeInteger(value);
+      if (n === undefined) throw malformed(frame, `field ${spec.name} must be an integer`);
+      const min = t.kind === 'uint' ? 0 : -MAX_SAFE_UINT;
+      const max = t.kind === 'uint' ? t.max : MAX_SAFE_UINT;
+      if (n < min || n > max) throw malformed(frame, `field ${spec.name} out of range`);
+      return n;
+    }
+  }
+}
+
+function toSafeInteger(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isSafeInteger(value) ? value : undefined;
+  if (typeof value === 'bigint') {
+    return value >= -BigInt(MAX_SAFE_UINT) && value <= BigInt(MAX_SAFE_UINT) ? Number(value) : undefined;
+  }
+  return undefined;
+}
+
+/**
+ * Checks a decoded payload against the frame's schema (§2.1): a plain map with string keys,
+ * no unknown keys, every required key present, every value of its type.
+ */
+export function checkFields(frame: SchemaFrameName, value: unknown): Fields {
+  if (typeof value !== 'object' || value === null || Object.getPrototypeOf(value) !== Object.prototype) {
+    throw malformed(frame, 'payload must be a map');
+  }
+  const specs: readonly FieldSpec[] = SCHEMAS[frame];
+  const known = new Set(specs.map((s) => s.name));
+  for (const key of Object.keys(value)) {
+    if (!known.has(key)) throw malformed(frame, `unknown field ${JSON.stringify(key).slice(0, 64)}`);
+  }
+  const fields = new Map<string, unknown>(Object.entries(value));
+  const out = new Fields(frame);
+  for (const spec of specs) {
+    if (!fields.has(spec.name)) {
+      if (spec.optional === true) continue;
+      throw malformed(frame, `missing field ${spec.name}`);
+    }
+    out.set(spec.name, checkValue(frame, spec, fields.get(spec.name)));
+  }
+  return out;
+}
+
+/** Checked fields of one payload, read back with their types (a missing required one is a bug). */
+export class Fields {
+  private readonly values = new Map<string, Buffer | string | number>();
+  constructor(private readonly frame: string) {}
+  set(name: string, value: Buffer | string | number): void {
+    this.values.set(name, value);
+  }
+  bin(name: string): Buffer {
+    const v = this.values.get(name);
+    if (!Buffer.isBuffer(v)) throw malformed(this.frame, `field ${name} must be bin`);
+    return v;
+  }
+  optionalBin(name: string): Buffer | undefined {
+    return this.values.has(name) ? this.bin(name) : undefined;
+  }
+  str(name: string): string {
+    const v = this.values.get(name);
+    if (typeof v !== 'string') throw malformed(this.frame, `field ${name} must be str`);
+    return v;
+  }
+  num(name: string): number {
+    const v = this.values.get(name);
+    if (typeof v !== 'number') throw malformed(this.frame, `field ${name} must be an integer`);
+    return v;
+  }
+}
+
+/** The MessagePack-ready value of one field: integers outside 32 bits go as 64-bit ints (§2.1). */
+export function wireValue(value: Buffer | string | number): Buffer | string | number | bigint {
+  if (typeof value === 'number' && (value > 0xffff_ffff || value < -0x8000_0000)) return BigInt(value);
+  return value;
+}

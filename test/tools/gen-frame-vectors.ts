@@ -1,0 +1,148 @@
+// Writes spec/vectors/frames-valid.json, frames-invalid.json and states.json.
+// Run: npm run build && node dist/test/tools/gen-frame-vectors.js
+// The output is committed; the conformance tests only read it.
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Packr } from 'msgpackr';
+import { encodeBody, encodeFrame, FRAME_TYPES, type Frame } from '../../src/proto/index.js';
+import { VECTORS_DIR } from '../support/paths.js';
+import { frameToJson, type Json } from '../support/json-frames.js';
+
+const b = (hex: string): Buffer => Buffer.from(hex, 'hex');
+const fill = (n: number, byte: number): Buffer => Buffer.alloc(n, byte);
+
+const valid: Frame[] = [
+  { type: 'CLIENT_HELLO', random: fill(32, 0x11), x25519: fill(32, 0x22) },
+  { type: 'SERVER_HELLO', random: fill(32, 0x33), x25519: fill(32, 0x44), server_key: b('30820122300d06092a864886f70d01010105000382010f00') },
+  { type: 'KEY_EXCHANGE', encrypted_secret: fill(384, 0x55) },
+  { type: 'CLIENT_FINISHED', verify: fill(32, 0x66) },
+  { type: 'CLIENT_FINISHED', verify: fill(32, 0x66), identity: fill(32, 0x77), signature: fill(64, 0x88) },
+  { type: 'SERVER_FINISHED', verify: fill(32, 0x99) },
+  { type: 'OPEN', name: 'dir/file.bin', size: 0, mtime: 1_700_000_000_000, mode: 0o644 },
+  { type: 'OPEN', name: 'ünïcødé/файл', size: 5 * 2 ** 30, mtime: -1, mode: 0o7777 },
+  { type: 'OPEN', name: 'x', size: Number.MAX_SAFE_INTEGER, mtime: -(2 ** 40), mode: 0 },
+  { type: 'OPEN_OK', offset: 0 },
+  { type: 'OPEN_OK', offset: 2 ** 32 + 1 },
+  { type: 'DATA', offset: 0, data: b('00') },
+  { type: 'DATA', offset: 3 * 2 ** 31, data: b('68656c6c6f') },
+  { type: 'ACK', offset: 16_777_216 },
+  { type: 'END', sha256: b('e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855') },
+  { type: 'DONE', size: 0, sha256: b('e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855') },
+  { type: 'ERROR', code: 31, message: 'busy: dir/file.bin is being uploaded by another connection' },
+  { type: 'ERROR', code: 999, message: '' },
+  { type: 'PING', seq: 7 },
+  { type: 'PONG', seq: 7 },
+  { type: 'GOAWAY', code: 52, message: 'shutting down' },
+];
+
+const packr = new Packr({ useRecords: false, variableMapSize: true });
+const body = (type: number, payload: Buffer): string => Buffer.concat([Buffer.from([type]), payload]).toString('hex');
+const mp = (type: number, value: unknown): string => body(type, packr.pack(value));
+const T = FRAME_TYPES;
+const r32 = fill(32, 1);
+
+interface Invalid {
+  name: string;
+  phase: 'stream' | 'body';
+  hex: string;
+  error: string;
+}
+const invalid: Invalid[] = [
+  { name: 'zero length', phase: 'stream', hex: '00000000', error: 'MALFORMED_FRAME' },
+  { name: 'length 2^32-1', phase: 'stream', hex: 'ffffffff', error: 'FRAME_TOO_LARGE' },
+  { name: 'plaintext length one over the limit', phase: 'stream', hex: '00004002', error: 'FRAME_TOO_LARGE' },
+  { name: 'truncated length prefix', phase: 'stream', hex: '0000', error: 'TRUNCATED' },
+  { name: 'truncated body', phase: 'stream', hex: '0000000a0101', error: 'TRUNCATED' },
+  { name: 'type 0x00', phase: 'body', hex: '0080', error: 'UNKNOWN_FRAME_TYPE' },
+  { name: 'type 0x06', phase: 'body', hex: '0680', error: 'UNKNOWN_FRAME_TYPE' },
+  { name: 'type 0xff', phase: 'body', hex: 'ff80', error: 'UNKNOWN_FRAME_TYPE' },
+  { name: 'empty body', phase: 'body', hex: '', error: 'MALFORMED_FRAME' },
+  { name: 'invalid MessagePack byte 0xc1', phase: 'body', hex: body(T.PING, b('c1')), error: 'MALFORMED_FRAME' },
+  { name: 'empty payload', phase: 'body', hex: body(T.PING, b('')), error: 'MALFORMED_FRAME' },
+  { name: 'trailing byte after the map', phase: 'body', hex: mp(T.PING, { seq: 1 }) + 'c0', error: 'MALFORMED_FRAME' },
+  { name: 'payload is an array', phase: 'body', hex: mp(T.PING, [1]), error: 'MALFORMED_FRAME' },
+  { name: 'payload is nil', phase: 'body', hex: body(T.PING, b('c0')), error: 'MALFORMED_FRAME' },
+  { name: 'truncated map', phase: 'body', hex: body(T.PING, b('81a3736571')), error: 'MALFORMED_FRAME' },
+  { name: 'integer map key', phase: 'body', hex: body(T.PING, b('810101')), error: 'MALFORMED_FRAME' },
+  { name: 'unknown field', phase: 'body', hex: mp(T.PING, { seq: 1, extra: 2 }), error: 'MALFORMED_FRAME' },
+  { name: 'missing field', phase: 'body', hex: mp(T.CLIENT_HELLO, { random: r32 }), error: 'MALFORMED_FRAME' },
+  { name: 'bin of 31 bytes where 32 are required', phase: 'body', hex: mp(T.CLIENT_HELLO, { random: fill(31, 1), x25519: r32 }), error: 'MALFORMED_FRAME' },
+  { name: 'str where bin is required', phase: 'body', hex: mp(T.END, { sha256: 'x'.repeat(32) }), error: 'MALFORMED_FRAME' },
+  { name: 'bin where str is required', phase: 'body', hex: mp(T.OPEN, { name: b('41'), size: 1, mtime: 0, mode: 0 }), error: 'MALFORMED_FRAME' },
+  { name: 'negative size', phase: 'body', hex: mp(T.OPEN, { name: 'a', size: -1, mtime: 0, mode: 0 }), error: 'MALFORMED_FRAME' },
+  { name: 'fractional size', phase: 'body', hex: mp(T.OPEN, { name: 'a', size: 1.5, mtime: 0, mode: 0 }), error: 'MALFORMED_FRAME' },
+  { name: 'uint64 above 2^53-1', phase: 'body', hex: body(T.ACK, b('81a66f6666736574cf0020000000000000')), error: 'MALFORMED_FRAME' },
+  { name: 'uint64 max', phase: 'body', hex: body(T.ACK, b('81a66f6666736574cfffffffffffffffff')), error: 'MALFORMED_FRAME' },
+  { name: 'mode above 0o7777', phase: 'body', hex: mp(T.OPEN, { name: 'a', size: 1, mtime: 0, mode: 0o10000 }), error: 'MALFORMED_FRAME' },
+  { name: 'empty name', phase: 'body', hex: mp(T.OPEN, { name: '', size: 1, mtime: 0, mode: 0 }), error: 'MALFORMED_FRAME' },
+  { name: 'name over 4096 bytes', phase: 'body', hex: mp(T.OPEN, { name: 'a'.repeat(4097), size: 1, mtime: 0, mode: 0 }), error: 'MALFORMED_FRAME' },
+  { name: 'message over 1024 bytes', phase: 'body', hex: mp(T.ERROR, { code: 1, message: 'm'.repeat(1025) }), error: 'MALFORMED_FRAME' },
+  { name: 'boolean where uint is required', phase: 'body', hex: mp(T.PING, { seq: true }), error: 'MALFORMED_FRAME' },
+  { name: 'extension type', phase: 'body', hex: body(T.PING, b('81a3736571d40105')), error: 'MALFORMED_FRAME' },
+  { name: 'identity without signature', phase: 'body', hex: mp(T.CLIENT_FINISHED, { verify: r32, identity: r32 }), error: 'MALFORMED_FRAME' },
+  { name: 'control payload over 16384 bytes', phase: 'body', hex: body(T.PING, fill(16385, 0xc0)), error: 'FRAME_TOO_LARGE' },
+  { name: 'DATA without data bytes', phase: 'body', hex: body(T.DATA, fill(8, 0)), error: 'MALFORMED_FRAME' },
+  { name: 'DATA shorter than its offset', phase: 'body', hex: body(T.DATA, fill(4, 0)), error: 'MALFORMED_FRAME' },
+  { name: 'DATA offset 2^53', phase: 'body', hex: body(T.DATA, b('002000000000000041')), error: 'MALFORMED_FRAME' },
+  { name: 'DATA offset 2^64-1', phase: 'body', hex: body(T.DATA, b('ffffffffffffffff41')), error: 'MALFORMED_FRAME' },
+];
+
+type Step = ['recv' | 'send', string];
+interface Sequence {
+  name: string;
+  machine: 'server' | 'client';
+  steps: Step[];
+  final?: string;
+  error?: string;
+}
+const serverHappy: Step[] = [
+  ['recv', 'CLIENT_HELLO'], ['send', 'SERVER_HELLO'], ['recv', 'KEY_EXCHANGE'], ['recv', 'CLIENT_FINISHED'],
+  ['send', 'SERVER_FINISHED'], ['recv', 'OPEN'], ['send', 'OPEN_OK'], ['recv', 'DATA'], ['send', 'ACK'],
+  ['recv', 'PING'], ['send', 'PONG'], ['recv', 'DATA'], ['recv', 'END'], ['send', 'DONE'],
+];
+const clientHappy: Step[] = [
+  ['send', 'CLIENT_HELLO'], ['recv', 'SERVER_HELLO'], ['send', 'KEY_EXCHANGE'], ['send', 'CLIENT_FINISHED'],
+  ['recv', 'SERVER_FINISHED'], ['send', 'OPEN'], ['recv', 'OPEN_OK'], ['send', 'DATA'], ['recv', 'ACK'],
+  ['send', 'PING'], ['recv', 'PONG'], ['send', 'END'], ['recv', 'ACK'], ['recv', 'DONE'],
+];
+const states: Sequence[] = [
+  { name: 'server: one upload', machine: 'server', steps: serverHappy, final: 'Ready' },
+  { name: 'server: two uploads on one connection', machine: 'server', steps: [...serverHappy, ['recv', 'OPEN'], ['send', 'OPEN_OK'], ['recv', 'END'], ['send', 'DONE']], final: 'Ready' },
+  { name: 'server: OPEN before CLIENT_FINISHED', machine: 'server', steps: [['recv', 'CLIENT_HELLO'], ['send', 'SERVER_HELLO'], ['recv', 'KEY_EXCHANGE'], ['recv', 'OPEN']], error: 'UNEXPECTED_FRAME' },
+  { name: 'server: DATA before OPEN_OK', machine: 'server', steps: [...serverHappy.slice(0, 6), ['recv', 'DATA']], error: 'UNEXPECTED_FRAME' },
+  { name: 'server: DATA after END', machine: 'server', steps: [...serverHappy.slice(0, 8), ['recv', 'END'], ['recv', 'DATA']], error: 'UNEXPECTED_FRAME' },
+  { name: 'server: second CLIENT_HELLO', machine: 'server', steps: [['recv', 'CLIENT_HELLO'], ['recv', 'CLIENT_HELLO']], error: 'UNEXPECTED_FRAME' },
+  { name: 'server: PING before the handshake', machine: 'server', steps: [['recv', 'PING']], error: 'UNEXPECTED_FRAME' },
+  { name: 'server: GOAWAY from a client', machine: 'server', steps: [...serverHappy.slice(0, 5), ['recv', 'GOAWAY']], error: 'UNEXPECTED_FRAME' },
+  { name: 'server: ACK from a client', machine: 'server', steps: [...serverHappy.slice(0, 7), ['recv', 'ACK']], error: 'UNEXPECTED_FRAME' },
+  { name: 'server: ERROR closes', machine: 'server', steps: [['recv', 'CLIENT_HELLO'], ['recv', 'ERROR']], final: 'Closed' },
+  { name: 'server: nothing after Closed', machine: 'server', steps: [['recv', 'ERROR'], ['recv', 'CLIENT_HELLO']], error: 'UNEXPECTED_FRAME' },
+  { name: 'server: GOAWAY sent closes', machine: 'server', steps: [...serverHappy.slice(0, 8), ['send', 'GOAWAY']], final: 'Closed' },
+  { name: 'server: DONE before END', machine: 'server', steps: [...serverHappy.slice(0, 7), ['send', 'DONE']], error: 'UNEXPECTED_FRAME' },
+  { name: 'client: one upload', machine: 'client', steps: clientHappy, final: 'Ready' },
+  { name: 'client: OPEN_OK without OPEN', machine: 'client', steps: [...clientHappy.slice(0, 5), ['recv', 'OPEN_OK']], error: 'UNEXPECTED_FRAME' },
+  { name: 'client: DONE before END', machine: 'client', steps: [...clientHappy.slice(0, 7), ['recv', 'DONE']], error: 'UNEXPECTED_FRAME' },
+  { name: 'client: DATA from the server', machine: 'client', steps: [...clientHappy.slice(0, 7), ['recv', 'DATA']], error: 'UNEXPECTED_FRAME' },
+  { name: 'client: SERVER_FINISHED before SERVER_HELLO', machine: 'client', steps: [['send', 'CLIENT_HELLO'], ['recv', 'SERVER_FINISHED']], error: 'UNEXPECTED_FRAME' },
+  { name: 'client: GOAWAY in the handshake', machine: 'client', steps: [['send', 'CLIENT_HELLO'], ['recv', 'GOAWAY']], error: 'UNEXPECTED_FRAME' },
+  { name: 'client: GOAWAY while sending', machine: 'client', steps: [...clientHappy.slice(0, 8), ['recv', 'GOAWAY']], final: 'Closed' },
+  { name: 'client: OPEN before SERVER_FINISHED', machine: 'client', steps: [['send', 'CLIENT_HELLO'], ['recv', 'SERVER_HELLO'], ['send', 'KEY_EXCHANGE'], ['send', 'CLIENT_FINISHED'], ['send', 'OPEN']], error: 'UNEXPECTED_FRAME' },
+];
+
+function write(name: string, value: Json | object): void {
+  writeFileSync(path.join(VECTORS_DIR, name), JSON.stringify(value, null, 1) + '\n');
+}
+
+write('frames-valid.json', {
+  description: 'Valid stx/1 frames (spec §2, §4): decoding hex gives frame; encoding frame gives hex. hex is the whole plaintext frame (length ‖ type ‖ payload); body_hex is type ‖ payload.',
+  vectors: valid.map((f) => ({ hex: encodeFrame(f).toString('hex'), body_hex: encodeBody(f).toString('hex'), frame: frameToJson(f) })),
+});
+write('frames-invalid.json', {
+  description: 'Invalid input (spec §2). phase "stream": the bytes of a plaintext stream fed to a frame reader, then end of stream. phase "body": a frame body (type ‖ payload) as found inside a record. Each must fail with error.',
+  vectors: invalid,
+});
+write('states.json', {
+  description: 'State-machine sequences (spec §11). Steps are [recv|send, FRAME]; the sequence ends in final, or fails at its last step with error.',
+  vectors: states,
+});
+console.log(`wrote ${valid.length} valid, ${invalid.length} invalid, ${states.length} state vectors`);
