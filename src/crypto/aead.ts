@@ -1,0 +1,54 @@
+// AES-256-GCM with a 96-bit nonce and a 128-bit tag (§8), as thin wrappers over node:crypto.
+// The record layer builds on these; the Wycheproof tests exercise them directly.
+import { createCipheriv, createDecipheriv, type KeyObject } from 'node:crypto';
+import { CryptoError } from '../proto/errors.js';
+import { TAG_BYTES } from '../proto/limits.js';
+
+export const AEAD_ALGORITHM = 'aes-256-gcm';
+export const AEAD_KEY_BYTES = 32;
+export const AEAD_NONCE_BYTES = 12;
+
+function checkKeyAndNonce(key: KeyObject | Buffer, nonce: Buffer): void {
+  const keyBytes = Buffer.isBuffer(key) ? key.length : key.symmetricKeySize;
+  if (keyBytes !== AEAD_KEY_BYTES) throw new RangeError(`AES-256-GCM key must be ${AEAD_KEY_BYTES} bytes`);
+  if (nonce.length !== AEAD_NONCE_BYTES) throw new RangeError(`AES-256-GCM nonce must be ${AEAD_NONCE_BYTES} bytes`);
+}
+
+export interface Sealed {
+  /** Ciphertext, one piece per non-empty plaintext part, in order (no concatenation). */
+  readonly ciphertext: Buffer[];
+  readonly tag: Buffer;
+}
+
+/** Encrypts the concatenation of `parts` without concatenating them: one cipher.update per part. */
+export function gcmSeal(key: KeyObject | Buffer, nonce: Buffer, aad: Buffer, parts: readonly Buffer[]): Sealed {
+  checkKeyAndNonce(key, nonce);
+  const cipher = createCipheriv(AEAD_ALGORITHM, key, nonce, { authTagLength: TAG_BYTES });
+  cipher.setAAD(aad);
+  const ciphertext: Buffer[] = [];
+  for (const part of parts) {
+    if (part.length > 0) ciphertext.push(cipher.update(part));
+  }
+  const last = cipher.final();
+  if (last.length > 0) ciphertext.push(last);
+  return { ciphertext, tag: cipher.getAuthTag() };
+}
+
+/** Decrypts and authenticates; any failure (wrong tag, key, nonce, aad or length) is DECRYPT_FAILED. */
+export function gcmOpen(key: KeyObject | Buffer, nonce: Buffer, aad: Buffer, ciphertext: Buffer, tag: Buffer): Buffer {
+  checkKeyAndNonce(key, nonce);
+  if (tag.length !== TAG_BYTES) {
+    throw new CryptoError('DECRYPT_FAILED', `AES-GCM tag of ${tag.length} bytes, expected ${TAG_BYTES}`);
+  }
+  const decipher = createDecipheriv(AEAD_ALGORITHM, key, nonce, { authTagLength: TAG_BYTES });
+  decipher.setAAD(aad);
+  decipher.setAuthTag(tag);
+  const plain = decipher.update(ciphertext);
+  try {
+    decipher.final();
+  } catch (err) {
+    plain.fill(0);
+    throw new CryptoError('DECRYPT_FAILED', 'AES-GCM authentication failed', { cause: err });
+  }
+  return plain;
+}

@@ -1,0 +1,201 @@
+// Client side of the stx/1 handshake (spec/PROTOCOL.md §3, §5–§7): pure state, no I/O. The
+// caller moves bytes; this class builds the client's messages, checks the server's, and hands
+// back the record layer once the keys exist.
+import { randomBytes, type KeyObject } from 'node:crypto';
+import { encodeBody, encodeFrame } from '../proto/codec.js';
+import { CryptoError, ProtocolError } from '../proto/errors.js';
+import type { ClientFinished, ServerFinished, ServerHello } from '../proto/frames.js';
+import { PROTOCOL_VERSION } from '../proto/limits.js';
+import { encodePreamble, parsePreamble } from '../proto/preamble.js';
+import { fingerprint } from './fingerprint.js';
+import { deriveKeys, eraseKeys, finishedMac, RSA_SECRET_BYTES, verifyFinished, type SessionKeys } from './key-schedule.js';
+import { oaepEncrypt, parseServerKey } from './oaep.js';
+import { RecordOpener, RecordSealer } from './record.js';
+import { signTranscript } from './signature.js';
+import { checkFrameBytes, Transcript } from './transcript.js';
+import { x25519KeyPair, x25519SharedSecret, type X25519KeyPair } from './x25519.js';
+
+export const RANDOM_BYTES = 32;
+
+/** Encrypts rsa_secret for KEY_EXCHANGE (§7.1); replaceable only so vectors can fix the OAEP seed. */
+export type OaepEncryptFn = (serverKey: KeyObject, rsaSecret: Buffer, label: Buffer) => Buffer;
+
+export interface ClientHandshakeOptions {
+  /** CLIENT_HELLO.random; 32 fresh random bytes unless given (vectors). */
+  readonly random?: Buffer;
+  /** Ephemeral X25519 private key; a fresh one unless given (vectors). */
+  readonly x25519Private?: KeyObject | Buffer;
+  /** rsa_secret (§7.1); 32 fresh random bytes unless given (vectors). */
+  readonly rsaSecret?: Buffer;
+  /** Ed25519 private key to authenticate with (§7.4); anonymous without it. */
+  readonly identity?: KeyObject;
+  /** Defaults to node:crypto RSA-OAEP-SHA-256; vectors inject their stored ciphertext. */
+  readonly oaepEncrypt?: OaepEncryptFn;
+}
+
+/** What the caller checks against its pins / known hosts (§5) before calling finish(). */
+export interface ServerKeyInfo {
+  readonly fingerprint: string;
+  /** SERVER_HELLO.server_key as received (DER SubjectPublicKeyInfo). */
+  readonly serverKeyDer: Buffer;
+}
+
+export interface ClientKeys {
+  /** KEY_EXCHANGE, a whole plaintext frame to send as is. */
+  readonly keyExchange: Buffer;
+  /** CLIENT_FINISHED body (type ‖ payload): send it as the first record, sealer.seal(clientFinished). */
+  readonly clientFinished: Buffer;
+  /** The derived keys; zeroed once verifyServerFinished() returns (§7.2). */
+  readonly keys: SessionKeys;
+  /** Seals C→S records with c2s_key/c2s_iv from seq 0 (§8). */
+  readonly sealer: RecordSealer;
+  /** Opens S→C records; a first record that fails to open is HANDSHAKE_FAILED (§6.1). */
+  readonly opener: RecordOpener;
+  /** H_ke (§6.1). */
+  readonly transcriptHash: Buffer;
+}
+
+type State =
+  | { readonly kind: 'AwaitServerPreamble'; readonly ephemeral: X25519KeyPair }
+  | { readonly kind: 'AwaitServerHello'; readonly ephemeral: X25519KeyPair }
+  | { readonly kind: 'CheckServerKey'; readonly serverKey: KeyObject; readonly dh: Buffer; readonly hSh: Buffer }
+  | { readonly kind: 'AwaitServerFinished'; readonly keys: SessionKeys; readonly hKe: Buffer }
+  | { readonly kind: 'Done' }
+  | { readonly kind: 'Failed' };
+
+export class ClientHandshake {
+  private state: State;
+  private readonly transcript = new Transcript();
+  private readonly preambleBytes = encodePreamble(PROTOCOL_VERSION);
+  private readonly helloBytes: Buffer;
+  private readonly rsaSecret: Buffer;
+  private readonly identity: KeyObject | undefined;
+  private readonly encrypt: OaepEncryptFn;
+
+  constructor(options: ClientHandshakeOptions = {}) {
+    const random = options.random ?? randomBytes(RANDOM_BYTES);
+    if (random.length !== RANDOM_BYTES) throw new RangeError(`random must be ${RANDOM_BYTES} bytes`);
+    this.rsaSecret = options.rsaSecret === undefined ? randomBytes(RSA_SECRET_BYTES) : Buffer.from(options.rsaSecret);
+    if (this.rsaSecret.length !== RSA_SECRET_BYTES) throw new RangeError(`rsa_secret must be ${RSA_SECRET_BYTES} bytes`);
+    const ephemeral = x25519KeyPair(options.x25519Private);
+    if (options.identity !== undefined && (options.identity.type !== 'private' || options.identity.asymmetricKeyType !== 'ed25519')) {
+      throw new TypeError('identity must be an Ed25519 private key');
+    }
+    this.identity = options.identity;
+    this.encrypt = options.oaepEncrypt ?? oaepEncrypt;
+    this.helloBytes = encodeFrame({ type: 'CLIENT_HELLO', random, x25519: ephemeral.publicKey });
+    this.transcript.add(this.preambleBytes, this.helloBytes);
+    this.state = { kind: 'AwaitServerPreamble', ephemeral };
+  }
+
+  /** The client preamble (§3), sent first. */
+  preamble(): Buffer {
+    return this.preambleBytes;
+  }
+
+  /** The whole CLIENT_HELLO frame; MAY be sent right after the preamble (§3). */
+  clientHello(): Buffer {
+    return this.helloBytes;
+  }
+
+  /** Checks the server preamble (§3): BAD_PREAMBLE / VERSION_UNSUPPORTED. */
+  onServerPreamble(bytes: Buffer): void {
+    const s = this.state;
+    if (s.kind !== 'AwaitServerPreamble') throw this.outOfOrder('AwaitServerPreamble');
+    this.guard(() => {
+      const version = parsePreamble(bytes);
+      if (version !== PROTOCOL_VERSION) {
+        throw new ProtocolError('VERSION_UNSUPPORTED', `server selected version ${version}, this client offered ${PROTOCOL_VERSION}`);
+      }
+      this.transcript.add(bytes);
+      this.state = { kind: 'AwaitServerHello', ephemeral: s.ephemeral };
+    });
+  }
+
+  /**
+   * Takes SERVER_HELLO (the whole frame as received, and its decoded form), computes dh and
+   * H_sh, and returns the server key for the trust check of §5, which the caller MUST do before
+   * finish(). HANDSHAKE_FAILED for an unusable server key or X25519 share (§7.1).
+   */
+  onServerHello(frameBytes: Buffer, frame: ServerHello): ServerKeyInfo {
+    const s = this.state;
+    if (s.kind !== 'AwaitServerHello') throw this.outOfOrder('AwaitServerHello');
+    checkFrameBytes(frameBytes, 'SERVER_HELLO');
+    return this.guard(() => {
+      const serverKey = parseServerKey(frame.server_key);
+      const dh = x25519SharedSecret(s.ephemeral.privateKey, frame.x25519);
+      this.transcript.add(frameBytes);
+      // The ephemeral private key is dropped with this state; only dh is kept (§4).
+      this.state = { kind: 'CheckServerKey', serverKey, dh, hSh: this.transcript.current() };
+      return { fingerprint: fingerprint(frame.server_key), serverKeyDer: frame.server_key };
+    });
+  }
+
+  /**
+   * After the server key is trusted: KEY_EXCHANGE, the keys, and CLIENT_FINISHED (§7.1–§7.4).
+   * rsa_secret and dh are erased here.
+   */
+  finish(): ClientKeys {
+    const s = this.state;
+    if (s.kind !== 'CheckServerKey') throw this.outOfOrder('CheckServerKey');
+    return this.guard(() => {
+      const encrypted = this.encrypt(s.serverKey, this.rsaSecret, s.hSh);
+      const keyExchange = encodeFrame({ type: 'KEY_EXCHANGE', encrypted_secret: encrypted });
+      this.transcript.add(keyExchange);
+      const hKe = this.transcript.current();
+      const keys = deriveKeys(this.rsaSecret, s.dh, hKe);
+      this.rsaSecret.fill(0);
+      s.dh.fill(0);
+      const verify = finishedMac(keys.cFinishedKey, hKe);
+      const frame: ClientFinished =
+        this.identity === undefined
+          ? { type: 'CLIENT_FINISHED', verify }
+          : { type: 'CLIENT_FINISHED', verify, ...signTranscript(this.identity, hKe) };
+      const sealer = new RecordSealer(keys.c2sKey, keys.c2sIv);
+      const opener = new RecordOpener(keys.s2cKey, keys.s2cIv, {
+        firstRecordError: {
+          code: 'HANDSHAKE_FAILED',
+          message: "the server's first record failed to open: the two sides derived different keys",
+        },
+      });
+      this.state = { kind: 'AwaitServerFinished', keys, hKe };
+      return { keyExchange, clientFinished: encodeBody(frame), keys, sealer, opener, transcriptHash: hKe };
+    });
+  }
+
+  /** Checks SERVER_FINISHED.verify in constant time (§7.3); HANDSHAKE_FAILED on mismatch. */
+  verifyServerFinished(frame: ServerFinished): void {
+    const s = this.state;
+    if (s.kind !== 'AwaitServerFinished') throw this.outOfOrder('AwaitServerFinished');
+    this.guard(() => {
+      if (!verifyFinished(s.keys.sFinishedKey, s.hKe, frame.verify)) {
+        throw new CryptoError('HANDSHAKE_FAILED', 'SERVER_FINISHED.verify does not match');
+      }
+      eraseKeys(s.keys);
+      this.state = { kind: 'Done' };
+    });
+  }
+
+  /** A call out of order is a bug in the caller's state machine, not peer input. */
+  private outOfOrder(expected: State['kind']): Error {
+    return new Error(`ClientHandshake: called in state ${this.state.kind}, expected ${expected}`);
+  }
+
+  /** Runs a step; any failure leaves the handshake Failed with its secrets erased. */
+  private guard<T>(step: () => T): T {
+    try {
+      return step();
+    } catch (err) {
+      this.fail();
+      throw err;
+    }
+  }
+
+  private fail(): void {
+    const s = this.state;
+    this.rsaSecret.fill(0);
+    if (s.kind === 'CheckServerKey') s.dh.fill(0);
+    if (s.kind === 'AwaitServerFinished') eraseKeys(s.keys);
+    this.state = { kind: 'Failed' };
+  }
+}

@@ -1,0 +1,21 @@
+// The stx/1 handshake (spec/PROTOCOL.md §6, §7): both sides, pure state, no I/O.
+//
+// Client                                  Server
+//   preamble(), clientHello()      -->      onClientPreamble() → server preamble
+//                                           onClientHello()    → SERVER_HELLO
+//   onServerPreamble()             <--
+//   onServerHello() → fingerprint; check it (§5, checkServerKey)
+//   finish() → KEY_EXCHANGE, CLIENT_FINISHED body, sealer/opener
+//                                  -->      onKeyExchange()    → sealer/opener
+//                                           opener.open(record) → decode → onClientFinished()
+//   opener.open(record) → decode   <--      sealer.seal(serverFinished)
+//   verifyServerFinished()
+export {
+  ClientHandshake,
+  RANDOM_BYTES,
+  type ClientHandshakeOptions,
+  type ClientKeys,
+  type OaepEncryptFn,
+  type ServerKeyInfo,
+} from './client-handshake.js';
+export { ServerHandshake, type ClientAccepted, type ServerHandshakeOptions, type ServerKeys } from './server-handshake.js';

@@ -1,0 +1,207 @@
+// Server side of the stx/1 handshake (spec/PROTOCOL.md §3, §6, §7): pure state, no I/O.
+import { randomBytes, type KeyObject } from 'node:crypto';
+import { encodeBody, encodeFrame } from '../proto/codec.js';
+import { CryptoError } from '../proto/errors.js';
+import type { ClientFinished, ClientHello, KeyExchange } from '../proto/frames.js';
+import { encodePreamble, parsePreamble, selectVersion } from '../proto/preamble.js';
+import { RANDOM_BYTES } from './client-handshake.js';
+import { identityFingerprint } from './fingerprint.js';
+import { deriveKeys, eraseKeys, finishedMac, RSA_SECRET_BYTES, verifyFinished, type SessionKeys } from './key-schedule.js';
+import { checkServerPrivateKey, oaepDecrypt, serverKeySpki } from './oaep.js';
+import { RecordOpener, RecordSealer } from './record.js';
+import { verifyTranscriptSignature } from './signature.js';
+import { checkFrameBytes, Transcript } from './transcript.js';
+import { x25519KeyPair, x25519SharedSecret, type X25519KeyPair } from './x25519.js';
+
+export interface ServerHandshakeOptions {
+  /** The server's long-term RSA private key (§5). */
+  readonly serverKey: KeyObject;
+  /** SERVER_HELLO.random; 32 fresh random bytes unless given (vectors). */
+  readonly random?: Buffer;
+  /** Ephemeral X25519 private key; a fresh one unless given (vectors). */
+  readonly x25519Private?: KeyObject | Buffer;
+  /**
+   * Fingerprints (§7.4) of the authorized client identities, from parseAuthorizedKeys(). With a
+   * set, only those clients get in; with null or nothing, anonymous clients are accepted too.
+   */
+  readonly authorizedKeys?: ReadonlySet<string> | null;
+}
+
+export interface ServerKeys {
+  /** The derived keys; zeroed once onClientFinished() returns (§7.2). */
+  readonly keys: SessionKeys;
+  /** Seals S→C records with s2c_key/s2c_iv from seq 0; its first record is SERVER_FINISHED. */
+  readonly sealer: RecordSealer;
+  /** Opens C→S records; a first record (CLIENT_FINISHED) that fails to open is HANDSHAKE_FAILED. */
+  readonly opener: RecordOpener;
+  /** H_ke (§6.1). */
+  readonly transcriptHash: Buffer;
+}
+
+export interface ClientAccepted {
+  /** Fingerprint of the client's Ed25519 identity (§7.4), or null for an anonymous client. */
+  readonly clientFingerprint: string | null;
+  /** The raw Ed25519 identity, or null. */
+  readonly identity: Buffer | null;
+  /** SERVER_FINISHED body (type ‖ payload), to seal as the server's first record. */
+  readonly serverFinished: Buffer;
+}
+
+type State =
+  | { readonly kind: 'AwaitClientPreamble'; readonly ephemeral: X25519KeyPair }
+  | { readonly kind: 'AwaitClientHello'; readonly ephemeral: X25519KeyPair; readonly preambles: readonly [Buffer, Buffer] }
+  | { readonly kind: 'AwaitKeyExchange'; readonly dh: Buffer; readonly hSh: Buffer }
+  | { readonly kind: 'AwaitClientFinished'; readonly keys: SessionKeys; readonly hKe: Buffer; readonly rejected: boolean }
+  | { readonly kind: 'Done' }
+  | { readonly kind: 'Failed' };
+
+const KEYS_DIFFER = "CLIENT_FINISHED failed to open: the two sides derived different keys (transcript, rsa_secret or dh differ)";
+
+export class ServerHandshake {
+  private state: State;
+  private readonly transcript = new Transcript();
+  private readonly serverKey: KeyObject;
+  private readonly serverKeyDer: Buffer;
+  private readonly random: Buffer;
+  private readonly authorizedKeys: ReadonlySet<string> | null;
+
+  constructor(options: ServerHandshakeOptions) {
+    checkServerPrivateKey(options.serverKey);
+    this.serverKey = options.serverKey;
+    this.serverKeyDer = serverKeySpki(options.serverKey);
+    this.random = options.random ?? randomBytes(RANDOM_BYTES);
+    if (this.random.length !== RANDOM_BYTES) throw new RangeError(`random must be ${RANDOM_BYTES} bytes`);
+    this.authorizedKeys = options.authorizedKeys ?? null;
+    this.state = { kind: 'AwaitClientPreamble', ephemeral: x25519KeyPair(options.x25519Private) };
+  }
+
+  /** Checks the client preamble and returns the server's (§3): BAD_PREAMBLE / VERSION_UNSUPPORTED. */
+  onClientPreamble(bytes: Buffer): Buffer {
+    const s = this.state;
+    if (s.kind !== 'AwaitClientPreamble') throw this.outOfOrder('AwaitClientPreamble');
+    return this.guard(() => {
+      const serverPreamble = encodePreamble(selectVersion(parsePreamble(bytes)));
+      this.state = { kind: 'AwaitClientHello', ephemeral: s.ephemeral, preambles: [bytes, serverPreamble] };
+      return serverPreamble;
+    });
+  }
+
+  /**
+   * Takes CLIENT_HELLO (the whole frame as received, and its decoded form) and returns the whole
+   * SERVER_HELLO frame. A small-order client share is HANDSHAKE_FAILED (§7.1), detected here,
+   * while ERROR can still go in plaintext.
+   */
+  onClientHello(frameBytes: Buffer, frame: ClientHello): Buffer {
+    const s = this.state;
+    if (s.kind !== 'AwaitClientHello') throw this.outOfOrder('AwaitClientHello');
+    checkFrameBytes(frameBytes, 'CLIENT_HELLO');
+    return this.guard(() => {
+      const dh = x25519SharedSecret(s.ephemeral.privateKey, frame.x25519);
+      const serverHello = encodeFrame({
+        type: 'SERVER_HELLO',
+        random: this.random,
+        x25519: s.ephemeral.publicKey,
+        server_key: this.serverKeyDer,
+      });
+      const [clientPreamble, serverPreamble] = s.preambles;
+      this.transcript.add(clientPreamble, frameBytes, serverPreamble, serverHello);
+      // The ephemeral private key is dropped with the previous state; only dh is kept (§4).
+      this.state = { kind: 'AwaitKeyExchange', dh, hSh: this.transcript.current() };
+      return serverHello;
+    });
+  }
+
+  /**
+   * Takes KEY_EXCHANGE (whole frame and decoded form), decrypts rsa_secret and derives the keys
+   * (§7.1, §7.2). An OAEP failure or a secret that is not 32 bytes does not throw here: the server
+   * goes on with a random secret, so the failure shows only when CLIENT_FINISHED fails to open,
+   * exactly like a wrong secret or transcript (HANDSHAKE_FAILED), and leaks nothing more.
+   */
+  onKeyExchange(frameBytes: Buffer, frame: KeyExchange): ServerKeys {
+    const s = this.state;
+    if (s.kind !== 'AwaitKeyExchange') throw this.outOfOrder('AwaitKeyExchange');
+    checkFrameBytes(frameBytes, 'KEY_EXCHANGE');
+    return this.guard(() => {
+      this.transcript.add(frameBytes);
+      const hKe = this.transcript.current();
+      let secret: Buffer;
+      let rejected = false;
+      try {
+        secret = oaepDecrypt(this.serverKey, frame.encrypted_secret, s.hSh);
+      } catch {
+        secret = Buffer.alloc(0);
+      }
+      if (secret.length !== RSA_SECRET_BYTES) {
+        secret.fill(0);
+        secret = randomBytes(RSA_SECRET_BYTES);
+        rejected = true;
+      }
+      const keys = deriveKeys(secret, s.dh, hKe);
+      secret.fill(0);
+      s.dh.fill(0);
+      const sealer = new RecordSealer(keys.s2cKey, keys.s2cIv);
+      const opener = new RecordOpener(keys.c2sKey, keys.c2sIv, {
+        firstRecordError: {
+          code: 'HANDSHAKE_FAILED',
+          message: rejected ? 'KEY_EXCHANGE: RSA-OAEP decryption failed or the secret is not 32 bytes' : KEYS_DIFFER,
+        },
+      });
+      this.state = { kind: 'AwaitClientFinished', keys, hKe, rejected };
+      return { keys, sealer, opener, transcriptHash: hKe };
+    });
+  }
+
+  /**
+   * Checks CLIENT_FINISHED (§7.3, §7.4): `verify` first (HANDSHAKE_FAILED), then the identity
+   * and signature (AUTH_REFUSED). Returns the SERVER_FINISHED body and who the client is.
+   */
+  onClientFinished(frame: ClientFinished): ClientAccepted {
+    const s = this.state;
+    if (s.kind !== 'AwaitClientFinished') throw this.outOfOrder('AwaitClientFinished');
+    return this.guard(() => {
+      if (s.rejected || !verifyFinished(s.keys.cFinishedKey, s.hKe, frame.verify)) {
+        throw new CryptoError('HANDSHAKE_FAILED', s.rejected ? 'KEY_EXCHANGE was rejected' : 'CLIENT_FINISHED.verify does not match');
+      }
+      const accepted = this.checkIdentity(frame, s.hKe);
+      const serverFinished = encodeBody({ type: 'SERVER_FINISHED', verify: finishedMac(s.keys.sFinishedKey, s.hKe) });
+      eraseKeys(s.keys);
+      this.state = { kind: 'Done' };
+      return { ...accepted, serverFinished };
+    });
+  }
+
+  private checkIdentity(frame: ClientFinished, hKe: Buffer): Omit<ClientAccepted, 'serverFinished'> {
+    const { identity, signature } = frame;
+    if (identity === undefined || signature === undefined) {
+      if (this.authorizedKeys !== null) throw new CryptoError('AUTH_REFUSED', 'anonymous client, but this server requires an authorized key');
+      return { clientFingerprint: null, identity: null };
+    }
+    const clientFingerprint = identityFingerprint(identity);
+    if (this.authorizedKeys !== null && !this.authorizedKeys.has(clientFingerprint)) {
+      throw new CryptoError('AUTH_REFUSED', `client key ${clientFingerprint} is not authorized`);
+    }
+    // Checked with or without an authorized-keys file: a claimed identity must be proven (§7.4).
+    if (!verifyTranscriptSignature({ identity, signature }, hKe)) {
+      throw new CryptoError('AUTH_REFUSED', `signature of client key ${clientFingerprint} does not verify`);
+    }
+    return { clientFingerprint, identity };
+  }
+
+  /** A call out of order is a bug in the caller's state machine, not peer input. */
+  private outOfOrder(expected: State['kind']): Error {
+    return new Error(`ServerHandshake: called in state ${this.state.kind}, expected ${expected}`);
+  }
+
+  /** Runs a step; any failure leaves the handshake Failed with its secrets erased. */
+  private guard<T>(step: () => T): T {
+    try {
+      return step();
+    } catch (err) {
+      const s = this.state;
+      if (s.kind === 'AwaitKeyExchange') s.dh.fill(0);
+      if (s.kind === 'AwaitClientFinished') eraseKeys(s.keys);
+      this.state = { kind: 'Failed' };
+      throw err;
+    }
+  }
+}

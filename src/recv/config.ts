@@ -1,0 +1,44 @@
+// Receiver-side bounds (STYLE.md "Backpressure & resources"). Wire limits live in
+// src/proto/limits.ts; these are the server's own resource choices. Units are in the names.
+
+const MiB = 1024 * 1024;
+
+/** Positional writes one connection may have in flight on its .part file at once. */
+export const WRITE_CONCURRENCY_PER_CONNECTION = 4;
+
+/** Bytes one connection may have queued for disk; its socket pauses before this is crossed. */
+export const MAX_QUEUED_BYTES_PER_CONNECTION = 16 * MiB;
+
+/** Bytes all connections together may have queued for disk (the shared ByteBudget). */
+export const MAX_QUEUED_BYTES_TOTAL = 128 * MiB;
+
+/** A paused queue (or the shared budget) resumes once it is at or below this share of its maximum. */
+export const LOW_WATER_FRACTION = 0.5;
+
+/** The network layer checkpoints and sends ACK at least every this many bytes (§9.1 step 4)... */
+export const ACK_INTERVAL_BYTES = 16 * MiB;
+/** ...and at least every this many milliseconds while data arrives (§9.1 step 4). */
+export const ACK_INTERVAL_MS = 1000;
+
+/** Connections served at once before refusing with TOO_MANY_CONNECTIONS (§9.6). */
+export const DEFAULT_MAX_CONNECTIONS = 1024;
+
+/** A partial upload not updated for this long may be swept (§9.2). */
+export const DEFAULT_PARTIAL_TTL_MS = 24 * 60 * 60 * 1000;
+
+/** OPEN needs this much free space on top of the bytes still to come (§9.5). */
+export const FREE_SPACE_MARGIN_BYTES = 64 * MiB;
+
+/** Read buffer used once per resume to re-hash the durable prefix of a partial upload. */
+export const HASH_READ_BUFFER_BYTES = 1 * MiB;
+
+/** How long an OPEN of the same upload identity waits for a stale holder to let go (§9.4). */
+export const LOCK_HANDOVER_TIMEOUT_MS = 2000;
+
+/** The server's reserved directory inside the output directory (§9.3). */
+export const RESERVED_DIR_NAME = '.stx';
+
+/** Modes of what the store creates: name directories, the reserved directory, partial files. */
+export const NAME_DIR_MODE = 0o755;
+export const RESERVED_DIR_MODE = 0o700;
+export const PARTIAL_FILE_MODE = 0o600;

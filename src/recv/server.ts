@@ -1,0 +1,99 @@
+// The stx-recv daemon: one event loop, many connections (spec/PROTOCOL.md §9.6). Accepts,
+// bounds the number of connections, sweeps abandoned partials, and shuts down cleanly.
+import type { KeyObject } from 'node:crypto';
+import net from 'node:net';
+import type { Logger } from 'pino';
+import { HANDSHAKE_TIMEOUT_MS, IDLE_TIMEOUT_MS } from '../proto/limits.js';
+import { Session } from './session.js';
+import { Store } from './store.js';
+
+export interface ServerOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly outDir: string;
+  readonly serverKey: KeyObject;
+  readonly authorizedKeys: ReadonlySet<string> | null;
+  readonly appendOnly: boolean;
+  readonly maxConnections: number;
+  readonly maxFileBytes?: number;
+  readonly partialTtlMs: number;
+  readonly handshakeTimeoutMs?: number;
+  readonly idleTimeoutMs?: number;
+  readonly log: Logger;
+}
+
+/** Bound on how long shutdown waits for connections to flush and say GOAWAY. */
+export const SHUTDOWN_GRACE_MS = 8000;
+
+export interface RunningServer {
+  readonly address: { host: string; port: number };
+  readonly connections: number;
+  /** Stops accepting, GOAWAYs every client after making its data durable, resolves when all are closed. */
+  shutdown(): Promise<void>;
+}
+
+export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  const store = new Store(opts.outDir);
+  await store.init();
+  const sessions = new Set<Session>();
+  let nextId = 1;
+  const ctx = {
+    serverKey: opts.serverKey,
+    authorizedKeys: opts.authorizedKeys,
+    store,
+    appendOnly: opts.appendOnly,
+    maxFileBytes: opts.maxFileBytes,
+    handshakeTimeoutMs: opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
+    idleTimeoutMs: opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
+    log: opts.log,
+  };
+  const server = net.createServer({ pauseOnConnect: false, noDelay: true }, (socket) => {
+    if (sessions.size >= opts.maxConnections) {
+      opts.log.warn({ event: 'refused', remote: socket.remoteAddress, reason: 'connection limit' }, 'connection refused');
+      Session.refuse(socket, 'TOO_MANY_CONNECTIONS', `server is at its limit of ${opts.maxConnections} connections; retry later`);
+      return;
+    }
+    const session = new Session(socket, ctx, nextId++, (s) => sessions.delete(s));
+    if (!session.closed) sessions.add(session);
+  });
+  server.on('error', (err) => opts.log.error({ err }, 'server error'));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = server.address();
+  if (addr === null || typeof addr === 'string') throw new Error('server has no TCP address');
+
+  const sweepEvery = Math.min(Math.max(opts.partialTtlMs / 4, 1000), 3_600_000);
+  const sweep = async (): Promise<void> => {
+    try {
+      const removed = await store.sweep(opts.partialTtlMs);
+      if (removed > 0) opts.log.info({ event: 'sweep', removed }, 'removed abandoned partial uploads');
+    } catch (err) {
+      opts.log.error({ err }, 'sweep failed');
+    }
+  };
+  void sweep();
+  const sweeper = setInterval(() => void sweep(), sweepEvery);
+  sweeper.unref();
+
+  let stopping: Promise<void> | null = null;
+  return {
+    address: { host: addr.address, port: addr.port },
+    get connections() {
+      return sessions.size;
+    },
+    shutdown() {
+      stopping ??= (async () => {
+        clearInterval(sweeper);
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        await Promise.all([...sessions].map((s) => s.goAway(SHUTDOWN_GRACE_MS)));
+        await closed;
+      })();
+      return stopping;
+    },
+  };
+}

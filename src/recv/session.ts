@@ -1,0 +1,342 @@
+// One client connection of stx-recv (spec/PROTOCOL.md §6, §9, §11.1): socket bytes in, frames
+// through the server machine, uploads into the store. Every way out goes through close().
+import type { KeyObject } from 'node:crypto';
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { FrameChannel } from '../crypto/channel.js';
+import { ServerHandshake } from '../crypto/handshake.js';
+import { ERRORS, ResourceError, StxError, codeFromWire, type ErrorCode } from '../proto/errors.js';
+import type { Frame, FrameName } from '../proto/frames.js';
+import { encodePreamble } from '../proto/preamble.js';
+import { serverMachine, type Machine, type ServerState } from '../proto/states.js';
+import { ACK_INTERVAL_BYTES, ACK_INTERVAL_MS } from './config.js';
+import type { Store, Upload } from './store.js';
+
+export interface SessionContext {
+  readonly serverKey: KeyObject;
+  readonly authorizedKeys: ReadonlySet<string> | null;
+  readonly store: Store;
+  readonly appendOnly: boolean;
+  readonly maxFileBytes: number | undefined;
+  readonly handshakeTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly log: Logger;
+}
+
+/** Data that only exists in some states (STYLE.md: state carries only what is valid in it). */
+type Phase =
+  | { readonly kind: 'Preamble'; readonly hs: ServerHandshake }
+  | { readonly kind: 'Handshake'; readonly hs: ServerHandshake }
+  | { readonly kind: 'Ready' }
+  | { readonly kind: 'Opening' }
+  | { readonly kind: 'Receiving'; readonly upload: Upload; readonly started: number; readonly from: number }
+  | { readonly kind: 'Verifying'; readonly upload: Upload }
+  | { readonly kind: 'Closed' };
+
+/** Crypto failures look alike on the wire (§10); the detail goes to the local log. */
+const WIRE_MESSAGE: Partial<Record<ErrorCode, string>> = {
+  HANDSHAKE_FAILED: 'handshake failed',
+  DECRYPT_FAILED: 'a record failed to authenticate',
+};
+
+export class Session {
+  readonly id: number;
+  private readonly channel = new FrameChannel();
+  private readonly machine: Machine<ServerState> = serverMachine();
+  private phase: Phase;
+  private client: string | null = null;
+  private busy: Promise<void> | null = null;
+  private writePaused = false;
+  private handshakeTimer: NodeJS.Timeout | null;
+  private checkpointing = false;
+  private bytesSinceAck = 0;
+  private lastAck = 0;
+  private uploads = 0;
+  private readonly onClosed: (s: Session) => void;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly ctx: SessionContext,
+    id: number,
+    onClosed: (s: Session) => void,
+  ) {
+    this.id = id;
+    this.onClosed = onClosed;
+    this.log = ctx.log.child({ conn: id, remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}` });
+    this.phase = {
+      kind: 'Preamble',
+      hs: new ServerHandshake({ serverKey: ctx.serverKey, authorizedKeys: ctx.authorizedKeys }),
+    };
+    socket.setNoDelay(true);
+    socket.setTimeout(ctx.idleTimeoutMs, () => this.fail(new ResourceError('TIMEOUT', `no data for ${ctx.idleTimeoutMs} ms`)));
+    this.handshakeTimer = setTimeout(
+      () => this.fail(new ResourceError('TIMEOUT', `handshake not finished in ${ctx.handshakeTimeoutMs} ms`)),
+      ctx.handshakeTimeoutMs,
+    );
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('end', () => this.onEnd());
+    socket.on('error', (err) => this.close('socket error', err));
+    socket.on('close', () => this.close('connection closed'));
+    this.log.debug('connection open');
+  }
+
+  get closed(): boolean {
+    return this.phase.kind === 'Closed';
+  }
+
+  /** Sends a plaintext ERROR before any handshake and closes (connection limit, §9.6). */
+  static refuse(socket: Socket, code: ErrorCode, message: string): void {
+    const channel = new FrameChannel();
+    socket.on('error', () => socket.destroy());
+    socket.end(Buffer.concat([encodePreamble(), ...channel.encode({ type: 'ERROR', code: ERRORS[code].wire, message })]));
+    setTimeout(() => socket.destroy(), 1000).unref();
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.phase.kind === 'Closed') return;
+    this.channel.push(chunk);
+    this.pump();
+  }
+
+  /** Handles buffered frames in order; an asynchronous step holds the rest until it is done. */
+  private pump(): void {
+    try {
+      while (this.busy === null && this.phase.kind !== 'Closed') {
+        if (this.phase.kind === 'Preamble') {
+          const preamble = this.channel.readPreamble();
+          if (preamble === null) return;
+          this.socket.write(this.phase.hs.onClientPreamble(preamble));
+          this.phase = { kind: 'Handshake', hs: this.phase.hs };
+          continue;
+        }
+        const received = this.channel.next();
+        if (received === null) return;
+        const step = this.handle(received.frame, received.raw);
+        if (step !== undefined) {
+          this.busy = step;
+          this.socket.pause();
+          step.then(
+            () => {
+              this.busy = null;
+              if (this.phase.kind === 'Closed') return;
+              if (!this.writePaused) this.socket.resume();
+              this.pump();
+            },
+            (err: unknown) => this.fail(err),
+          );
+        }
+      }
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  /** One received frame: moves the machine (UNEXPECTED_FRAME if not allowed), then acts. */
+  private handle(frame: Frame, raw: Buffer): Promise<void> | undefined {
+    if (frame.type === 'ERROR') {
+      const code = codeFromWire(frame.code) ?? `#${frame.code}`;
+      this.machine.receive('ERROR');
+      this.close(`peer sent ERROR ${code}: ${frame.message}`);
+      return undefined;
+    }
+    this.machine.receive(frame.type);
+    const phase = this.phase;
+    switch (frame.type) {
+      case 'CLIENT_HELLO':
+        if (phase.kind !== 'Handshake') throw this.bug(frame.type);
+        this.writeRaw('SERVER_HELLO', [phase.hs.onClientHello(raw, frame)]);
+        return undefined;
+      case 'KEY_EXCHANGE': {
+        if (phase.kind !== 'Handshake') throw this.bug(frame.type);
+        const keys = phase.hs.onKeyExchange(raw, frame);
+        this.channel.startOpening(keys.opener);
+        this.channel.startSealing(keys.sealer);
+        return undefined;
+      }
+      case 'CLIENT_FINISHED': {
+        if (phase.kind !== 'Handshake') throw this.bug(frame.type);
+        const accepted = phase.hs.onClientFinished(frame);
+        this.client = accepted.clientFingerprint;
+        this.writeRaw('SERVER_FINISHED', this.channel.sealBody(accepted.serverFinished));
+        if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
+        this.handshakeTimer = null;
+        this.phase = { kind: 'Ready' };
+        this.log.info({ event: 'authenticated', client: this.client ?? 'anonymous' }, 'client authenticated');
+        return undefined;
+      }
+      case 'OPEN':
+        this.phase = { kind: 'Opening' };
+        return this.open(frame);
+      case 'DATA':
+        if (phase.kind !== 'Receiving') throw this.bug(frame.type);
+        this.receiveData(phase.upload, frame.offset, frame.data);
+        return undefined;
+      case 'END':
+        if (phase.kind !== 'Receiving') throw this.bug(frame.type);
+        this.phase = { kind: 'Verifying', upload: phase.upload };
+        return this.finish(phase, frame.sha256);
+      case 'PING':
+        this.sendFrame({ type: 'PONG', seq: frame.seq });
+        return undefined;
+      case 'PONG':
+        return undefined;
+      default:
+        // The machine admits no other frame from a client; reaching here is a table bug.
+        throw this.bug(frame.type);
+    }
+  }
+
+  private async open(frame: Extract<Frame, { type: 'OPEN' }>): Promise<void> {
+    const upload = await this.ctx.store.open(
+      { principal: this.client ?? 'anonymous', name: frame.name, size: frame.size, mtime: frame.mtime, mode: frame.mode },
+      { appendOnly: this.ctx.appendOnly, maxFileBytes: this.ctx.maxFileBytes },
+    );
+    if (this.phase.kind === 'Closed') {
+      upload.release();
+      return;
+    }
+    this.phase = { kind: 'Receiving', upload, started: Date.now(), from: upload.offset };
+    this.bytesSinceAck = 0;
+    this.lastAck = Date.now();
+    this.sendFrame({ type: 'OPEN_OK', offset: upload.offset });
+    this.log.info({ event: 'open', name: frame.name, size: frame.size, offset: upload.offset }, 'upload opened');
+  }
+
+  private receiveData(upload: Upload, offset: number, data: Buffer): void {
+    if (upload.write(offset, data)) this.pauseForDisk(upload);
+    this.bytesSinceAck += data.length;
+    if (this.bytesSinceAck >= ACK_INTERVAL_BYTES || Date.now() - this.lastAck >= ACK_INTERVAL_MS) this.checkpoint(upload);
+  }
+
+  /** Pauses the socket until the write queue (and the shared budget) drain. */
+  private pauseForDisk(upload: Upload): void {
+    if (this.writePaused) return;
+    this.writePaused = true;
+    this.socket.pause();
+    void upload.drained().then(() => {
+      this.writePaused = false;
+      if (this.phase.kind !== 'Closed' && this.busy === null) this.socket.resume();
+    });
+  }
+
+  /** Makes the written prefix durable and ACKs it (§9.1 step 4); one at a time. */
+  private checkpoint(upload: Upload): void {
+    if (this.checkpointing) return;
+    this.checkpointing = true;
+    this.bytesSinceAck = 0;
+    this.lastAck = Date.now();
+    upload.checkpoint().then(
+      (durable) => {
+        this.checkpointing = false;
+        if (this.phase.kind === 'Receiving' && this.phase.upload === upload) this.sendFrame({ type: 'ACK', offset: durable });
+      },
+      (err: unknown) => {
+        this.checkpointing = false;
+        this.fail(err);
+      },
+    );
+  }
+
+  private async finish(phase: Extract<Phase, { kind: 'Receiving' }>, sha256: Buffer): Promise<void> {
+    const result = await phase.upload.finish(sha256);
+    if (this.phase.kind === 'Closed') return;
+    this.phase = { kind: 'Ready' };
+    this.uploads++;
+    this.sendFrame({ type: 'DONE', size: result.size, sha256: result.sha256 });
+    const seconds = (Date.now() - phase.started) / 1000;
+    const bytes = result.size - phase.from;
+    this.log.info(
+      {
+        event: 'upload',
+        outcome: 'done',
+        client: this.client ?? 'anonymous',
+        name: result.name,
+        size: result.size,
+        bytes,
+        resumed_from: phase.from,
+        seconds,
+        bytes_per_second: seconds > 0 ? Math.round(bytes / seconds) : null,
+        sha256: result.sha256.toString('hex'),
+      },
+      'upload done',
+    );
+  }
+
+  private onEnd(): void {
+    try {
+      this.channel.end();
+      this.close('client closed');
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  /**
+   * Shutdown (§9.6): stop reading, make what is queued durable, GOAWAY, close. Resolves when done
+   * or after `timeoutMs`, whichever is first.
+   */
+  async goAway(timeoutMs: number): Promise<void> {
+    if (this.phase.kind === 'Closed') return;
+    this.socket.pause();
+    const work = (async (): Promise<void> => {
+      if (this.busy !== null) await this.busy.catch(() => undefined);
+      const phase = this.phase;
+      if (phase.kind === 'Receiving') await phase.upload.checkpoint();
+      if (this.channel.sealing) {
+        this.sendFrame({ type: 'GOAWAY', code: ERRORS.SHUTTING_DOWN.wire, message: 'server shutting down; reconnect and resume' });
+      } else {
+        this.sendFrame({ type: 'ERROR', code: ERRORS.SHUTTING_DOWN.wire, message: 'server shutting down' });
+      }
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([work.catch(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+    clearTimeout(timer);
+    this.close('shutdown');
+  }
+
+  private writeRaw(type: FrameName, pieces: Buffer[]): void {
+    this.machine.send(type);
+    for (const p of pieces) this.socket.write(p);
+  }
+
+  private sendFrame(frame: Frame): void {
+    this.writeRaw(frame.type, this.channel.encode(frame));
+  }
+
+  /** Peer-caused or local failure: ERROR with the code on the wire, detail in the log, close. */
+  private fail(err: unknown): void {
+    if (this.phase.kind === 'Closed') return;
+    const stx = err instanceof StxError ? err : new ResourceError('INTERNAL', 'internal error', { cause: err });
+    if (!(err instanceof StxError)) this.log.error({ err }, 'internal error');
+    const message = WIRE_MESSAGE[stx.code] ?? stx.message;
+    try {
+      if (!this.socket.destroyed && this.machine.state !== 'Closed') {
+        this.sendFrame({ type: 'ERROR', code: stx.wire, message: message.slice(0, 1000) });
+      }
+    } catch {
+      // Past a key limit or mid-teardown: nothing more can be sent; closing is enough.
+    }
+    this.close(`${stx.code}: ${stx.message}`, stx);
+  }
+
+  /** The one teardown path: timers, upload lock, socket, registry. */
+  private close(reason: string, err?: unknown): void {
+    const phase = this.phase;
+    if (phase.kind === 'Closed') return;
+    this.phase = { kind: 'Closed' };
+    this.machine.close();
+    if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
+    if (phase.kind === 'Receiving' || phase.kind === 'Verifying') phase.upload.release();
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 2000).unref();
+    const code = err instanceof StxError ? err.code : undefined;
+    const level = code === undefined ? 'info' : 'warn';
+    this.log[level]({ event: 'close', reason, code, client: this.client ?? 'anonymous', uploads: this.uploads }, 'connection closed');
+    this.onClosed(this);
+  }
+
+  private bug(frame: FrameName): Error {
+    return new ResourceError('INTERNAL', `${frame} reached the session in phase ${this.phase.kind}`);
+  }
+}

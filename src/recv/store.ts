@@ -1,0 +1,331 @@
+// The upload store under the output directory (spec/PROTOCOL.md §9): where partial uploads live
+// until verified, how they resume, and who may open what. No sockets here: the connection layer
+// calls open / write / checkpoint / finish / release.
+//
+// Layout:
+//   outDir/.stx/                     0700, reserved (names cannot reach it, §9.3)
+//   outDir/.stx/partials/<id>.part   the bytes received so far
+//   outDir/.stx/partials/<id>.json   the crash-safe record (store/record.ts)
+
+import { createHash, type Hash } from 'node:crypto';
+import { constants } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readdir, statfs } from 'node:fs/promises';
+import path from 'node:path';
+import { ResourceError, UploadError } from '../proto/errors.js';
+import { MAX_DATA_CHUNK_BYTES, MAX_MODE } from '../proto/limits.js';
+import {
+  FREE_SPACE_MARGIN_BYTES,
+  HASH_READ_BUFFER_BYTES,
+  LOCK_HANDOVER_TIMEOUT_MS,
+  MAX_QUEUED_BYTES_PER_CONNECTION,
+  MAX_QUEUED_BYTES_TOTAL,
+  NAME_DIR_MODE,
+  PARTIAL_FILE_MODE,
+  RESERVED_DIR_MODE,
+  RESERVED_DIR_NAME,
+  WRITE_CONCURRENCY_PER_CONNECTION,
+} from './config.js';
+import { resolveInside, validateName } from './names.js';
+import { fsyncDir, unlinkIfPresent } from './store/fs-util.js';
+import { errnoOf, toStxError } from './store/io-error.js';
+import { UploadLocks } from './store/locks.js';
+import { RECORD_VERSION, readRecord, uploadId, writeRecord, type PartialRecord } from './store/record.js';
+import { Upload, type UploadPaths } from './store/upload.js';
+import { ByteBudget, WriteQueue } from './write-queue.js';
+
+export { Upload, type FinishResult } from './store/upload.js';
+export { ByteBudget } from './write-queue.js';
+
+/** Tuning; every field defaults to its constant in config.ts. */
+export interface StoreOptions {
+  /** Shared by every connection; one per process. Default: MAX_QUEUED_BYTES_TOTAL. */
+  readonly budget?: ByteBudget;
+  readonly writeConcurrency?: number;
+  readonly maxQueuedBytesPerConnection?: number;
+  readonly maxChunkBytes?: number;
+  readonly freeSpaceMarginBytes?: number;
+  readonly lockHandoverTimeoutMs?: number;
+}
+
+/** The OPEN frame's fields plus who sent it. */
+export interface OpenRequest {
+  /** "anonymous" or the client's key fingerprint. */
+  readonly principal: string;
+  readonly name: string;
+  readonly size: number;
+  /** Milliseconds since the Unix epoch. */
+  readonly mtime: number;
+  readonly mode: number;
+}
+
+export interface OpenPolicy {
+  /** Refuse names that already exist (EXISTS, §9.5). */
+  readonly appendOnly: boolean;
+  /** Largest `size` accepted (TOO_LARGE, §9.5). */
+  readonly maxFileBytes?: number | undefined;
+}
+
+/** A record is only trusted for the identity it was written for (ids could be planted). */
+function sameIdentity(record: PartialRecord, request: OpenRequest): boolean {
+  return (
+    record.principal === request.principal &&
+    record.name === request.name &&
+    record.size === request.size &&
+    record.mtime === request.mtime
+  );
+}
+
+const PARTIAL_FILE = /^([0-9a-f]{64})\.(part|json|json\.tmp)$/;
+
+export class Store {
+  readonly outDir: string;
+  readonly budget: ByteBudget;
+  readonly #partialsDir: string;
+  readonly #locks: UploadLocks;
+  readonly #writeConcurrency: number;
+  readonly #maxQueuedBytes: number;
+  readonly #maxChunkBytes: number;
+  readonly #freeSpaceMarginBytes: number;
+  /** Ids whose files a running sweep is deleting; an OPEN of one waits for it. */
+  readonly #sweeping = new Map<string, Promise<void>>();
+  #initialised = false;
+
+  /** `outDir` (created by init if missing) is trusted configuration: it may be reached through links. */
+  constructor(outDir: string, options: StoreOptions = {}) {
+    this.outDir = path.resolve(outDir);
+    this.#partialsDir = path.join(this.outDir, RESERVED_DIR_NAME, 'partials');
+    this.budget = options.budget ?? new ByteBudget(MAX_QUEUED_BYTES_TOTAL);
+    this.#locks = new UploadLocks(options.lockHandoverTimeoutMs ?? LOCK_HANDOVER_TIMEOUT_MS);
+    this.#writeConcurrency = options.writeConcurrency ?? WRITE_CONCURRENCY_PER_CONNECTION;
+    this.#maxQueuedBytes = options.maxQueuedBytesPerConnection ?? MAX_QUEUED_BYTES_PER_CONNECTION;
+    this.#maxChunkBytes = options.maxChunkBytes ?? MAX_DATA_CHUNK_BYTES;
+    this.#freeSpaceMarginBytes = options.freeSpaceMarginBytes ?? FREE_SPACE_MARGIN_BYTES;
+  }
+
+  /** Uploads open right now (one lock each). */
+  get openUploads(): number {
+    return this.#locks.size;
+  }
+
+  /** Creates the layout (reserved directories 0700) and removes stray .tmp records. */
+  async init(): Promise<void> {
+    try {
+      await mkdir(this.outDir, { recursive: true, mode: NAME_DIR_MODE });
+    } catch (err) {
+      throw toStxError(err, 'creating', 'the output directory');
+    }
+    await this.#ensurePrivateDir(path.join(this.outDir, RESERVED_DIR_NAME), RESERVED_DIR_NAME);
+    await this.#ensurePrivateDir(this.#partialsDir, `${RESERVED_DIR_NAME}/partials`);
+    for (const entry of await this.#listPartials()) {
+      if (entry.endsWith('.tmp')) await this.#remove(entry);
+    }
+    this.#initialised = true;
+  }
+
+  /**
+   * OPEN (§9.1 step 2): checks name and policy, locks the final name, and creates or resumes
+   * the partial upload. `upload.offset` is the OPEN_OK offset. Throws UploadError BAD_NAME,
+   * TOO_LARGE, BUSY, EXISTS, NO_SPACE, or ResourceError IO_ERROR.
+   */
+  async open(request: OpenRequest, policy: OpenPolicy): Promise<Upload> {
+    if (!this.#initialised) throw new ResourceError('INTERNAL', 'Store.open before Store.init');
+    const components = validateName(request.name);
+    const { size, mtime, mode, principal, name } = request;
+    // The frame decoder range-checks these (§2.1, §4); here is only a guard against our own bugs.
+    const sizeOk = Number.isSafeInteger(size) && size >= 0;
+    const modeOk = Number.isSafeInteger(mode) && mode >= 0 && mode <= MAX_MODE;
+    if (!sizeOk || !modeOk || !Number.isSafeInteger(mtime)) {
+      throw new ResourceError('INTERNAL', 'OPEN fields out of range');
+    }
+    if (policy.maxFileBytes !== undefined && size > policy.maxFileBytes) {
+      throw new UploadError('TOO_LARGE', `size ${size} is above the limit of ${policy.maxFileBytes} bytes`);
+    }
+    const id = uploadId({ principal, name, size, mtime });
+    const shownName = components.join('/');
+    const lock = await this.#locks.acquire(path.join(this.outDir, ...components), id, shownName);
+    let fh: FileHandle | undefined;
+    try {
+      await this.#sweeping.get(id);
+      const finalPath = await resolveInside(this.outDir, components);
+      if (policy.appendOnly && (await this.#exists(finalPath, shownName))) {
+        throw new UploadError('EXISTS', `"${shownName}" already exists`);
+      }
+      const paths: UploadPaths = {
+        outDir: this.outDir,
+        components,
+        partialsDir: this.#partialsDir,
+        partFile: path.join(this.#partialsDir, `${id}.part`),
+        recordFile: path.join(this.#partialsDir, `${id}.json`),
+        shown: `${RESERVED_DIR_NAME}/partials/${id}`,
+      };
+      const recorded = await readRecord(paths.recordFile, `${paths.shown}.json`);
+      const previous = recorded !== undefined && sameIdentity(recorded, request) ? recorded : undefined;
+      // Checked before creating anything, so a refused OPEN leaves no file behind.
+      await this.#checkFreeSpace(size - (previous?.durable ?? 0));
+      const flags = constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW;
+      fh = await this.#step('opening', `${paths.shown}.part`, () => open(paths.partFile, flags, PARTIAL_FILE_MODE));
+      const durable = await this.#trustedPrefix(fh, previous, `${paths.shown}.part`);
+      const hash = await this.#hashPrefix(fh, durable, `${paths.shown}.part`);
+      const now = Date.now();
+      const record: PartialRecord = {
+        version: RECORD_VERSION,
+        principal,
+        name,
+        size,
+        mtime,
+        mode,
+        durable,
+        created: previous?.created ?? now,
+        updated: now,
+      };
+      await writeRecord(paths.recordFile, this.#partialsDir, record, `${paths.shown}.json`);
+      const queue = new WriteQueue(
+        fh,
+        {
+          concurrency: this.#writeConcurrency,
+          maxQueuedBytes: this.#maxQueuedBytes,
+          maxChunkBytes: this.#maxChunkBytes,
+          startOffset: durable,
+        },
+        this.budget,
+      );
+      return new Upload({ paths, record, fh, queue, hash, lock, appendOnly: policy.appendOnly });
+    } catch (err) {
+      await fh?.close().catch(() => undefined);
+      lock.release();
+      throw toStxError(err, 'opening', shownName);
+    }
+  }
+
+  /**
+   * Deletes partial uploads (and records) not updated within `ttlMs` of `now` and not open.
+   * Returns how many uploads were removed.
+   */
+  async sweep(ttlMs: number, now = Date.now()): Promise<number> {
+    const byId = new Map<string, string[]>();
+    for (const entry of await this.#listPartials()) {
+      const id = PARTIAL_FILE.exec(entry)?.[1];
+      if (id === undefined) continue;
+      byId.set(id, [...(byId.get(id) ?? []), entry]);
+    }
+    let removed = 0;
+    for (const [id, entries] of byId) {
+      if (this.#locks.isIdLocked(id)) continue;
+      const updated = await this.#lastUpdate(id, entries);
+      // Re-check: the awaits above let an OPEN take the lock meanwhile.
+      if (now - updated <= ttlMs || this.#locks.isIdLocked(id) || this.#sweeping.has(id)) continue;
+      const deletion = (async () => {
+        for (const entry of entries) await this.#remove(entry);
+      })();
+      this.#sweeping.set(id, deletion.catch(() => undefined));
+      try {
+        await deletion;
+        removed++;
+      } finally {
+        this.#sweeping.delete(id);
+      }
+    }
+    if (removed > 0) await this.#step('syncing', `${RESERVED_DIR_NAME}/partials`, () => fsyncDir(this.#partialsDir));
+    return removed;
+  }
+
+  async #ensurePrivateDir(dir: string, shown: string): Promise<void> {
+    await this.#step('creating', shown, async () => {
+      try {
+        await mkdir(dir, { mode: RESERVED_DIR_MODE });
+      } catch (err) {
+        if (errnoOf(err) !== 'EEXIST') throw err;
+      }
+      const st = await lstat(dir);
+      if (st.isSymbolicLink() || !st.isDirectory()) {
+        throw new ResourceError('IO_ERROR', `${shown} is not a directory (refusing to follow a link)`);
+      }
+      await chmod(dir, RESERVED_DIR_MODE);
+    });
+  }
+
+  async #listPartials(): Promise<string[]> {
+    return this.#step('listing', `${RESERVED_DIR_NAME}/partials`, () => readdir(this.#partialsDir));
+  }
+
+  async #remove(entry: string): Promise<void> {
+    const file = path.join(this.#partialsDir, entry);
+    await this.#step('deleting', `${RESERVED_DIR_NAME}/partials/${entry}`, () => unlinkIfPresent(file));
+  }
+
+  async #exists(file: string, shown: string): Promise<boolean> {
+    try {
+      await lstat(file);
+      return true;
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') return false;
+      throw toStxError(err, 'checking', shown);
+    }
+  }
+
+  /** Last update of a partial upload: its record's `updated`, else its files' newest mtime. */
+  async #lastUpdate(id: string, entries: readonly string[]): Promise<number> {
+    const record = await readRecord(path.join(this.#partialsDir, `${id}.json`), `${id}.json`);
+    if (record !== undefined) return record.updated;
+    let newest = 0;
+    for (const entry of entries) {
+      try {
+        newest = Math.max(newest, (await lstat(path.join(this.#partialsDir, entry))).mtimeMs);
+      } catch (err) {
+        if (errnoOf(err) !== 'ENOENT') throw toStxError(err, 'checking', entry);
+      }
+    }
+    return newest;
+  }
+
+  /**
+   * How many leading bytes of the .part file are trusted: the recorded durable offset if the
+   * file holds that much, else 0. The file is truncated to it: bytes past the last checkpoint
+   * may be torn by a crash (§9.2).
+   */
+  async #trustedPrefix(fh: FileHandle, previous: PartialRecord | undefined, shown: string): Promise<number> {
+    return this.#step('resuming', shown, async () => {
+      const { size: fileBytes } = await fh.stat();
+      const recorded = previous?.durable ?? 0;
+      const durable = recorded <= fileBytes ? recorded : 0;
+      if (fileBytes !== durable) await fh.truncate(durable);
+      return durable;
+    });
+  }
+
+  async #checkFreeSpace(bytesToCome: number): Promise<void> {
+    const dir = this.#partialsDir;
+    const fs = await this.#step('checking free space of', RESERVED_DIR_NAME, () => statfs(dir, { bigint: true }));
+    const need = BigInt(bytesToCome) + BigInt(this.#freeSpaceMarginBytes);
+    if (fs.bavail * fs.bsize < need) {
+      throw new UploadError('NO_SPACE', `not enough free space for ${bytesToCome} more bytes`);
+    }
+  }
+
+  /** SHA-256 state of bytes [0, length): read once per resume with one bounded buffer. */
+  async #hashPrefix(fh: FileHandle, length: number, shown: string): Promise<Hash> {
+    const hash = createHash('sha256');
+    if (length === 0) return hash;
+    const buffer = Buffer.allocUnsafe(Math.min(HASH_READ_BUFFER_BYTES, length));
+    let position = 0;
+    await this.#step('re-hashing', shown, async () => {
+      while (position < length) {
+        const want = Math.min(buffer.length, length - position);
+        const { bytesRead } = await fh.read(buffer, 0, want, position);
+        if (bytesRead <= 0) throw new ResourceError('IO_ERROR', `${shown} is shorter than its record says`);
+        hash.update(buffer.subarray(0, bytesRead));
+        position += bytesRead;
+      }
+    });
+    return hash;
+  }
+
+  async #step<T>(what: string, where: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw toStxError(err, what, where);
+    }
+  }
+}

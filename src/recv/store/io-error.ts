@@ -1,0 +1,23 @@
+// OS errors become typed stx errors (§9.5, §10): out of space is NO_SPACE (the partial upload is
+// kept), anything else is IO_ERROR. The message says what failed and where, never a stack; the
+// original error stays as `cause` for the local log.
+
+import { ResourceError, StxError, UploadError } from '../../proto/errors.js';
+
+/** The errno name (`ENOENT`, …) of an error thrown by node:fs, if it has one. */
+export function errnoOf(err: unknown): string | undefined {
+  if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string') {
+    return err.code;
+  }
+  return undefined;
+}
+
+/** `what` is a short verb phrase ("writing"), `where` a path relative to the output directory. */
+export function toStxError(err: unknown, what: string, where: string): StxError {
+  if (err instanceof StxError) return err;
+  const errno = errnoOf(err) ?? 'unknown error';
+  if (errno === 'ENOSPC' || errno === 'EDQUOT') {
+    return new UploadError('NO_SPACE', `${what} ${where}: no space left (${errno})`, { cause: err });
+  }
+  return new ResourceError('IO_ERROR', `${what} ${where} failed (${errno})`, { cause: err });
+}

@@ -1,0 +1,87 @@
+// One open upload per final name, server-wide (§9.4). A newcomer with the same upload identity
+// (a client that reconnected before the server noticed its old connection died) asks the holder
+// to let go and waits a little; anyone else gets BUSY at once (STYLE.md, tus MemoryLocker).
+
+import { setTimeout as delay } from 'node:timers/promises';
+import { UploadError } from '../../proto/errors.js';
+
+export class UploadLock {
+  readonly finalPath: string;
+  readonly id: string;
+  readonly released: Promise<void>;
+  #resolveReleased: () => void = () => undefined;
+  #onReleaseRequest: (() => void) | undefined;
+  readonly #table: UploadLocks;
+
+  constructor(table: UploadLocks, finalPath: string, id: string) {
+    this.#table = table;
+    this.finalPath = finalPath;
+    this.id = id;
+    this.released = new Promise((resolve) => {
+      this.#resolveReleased = resolve;
+    });
+  }
+
+  /** The holder's handler for a same-identity newcomer; without one, newcomers get BUSY. */
+  set onReleaseRequest(cb: (() => void) | undefined) {
+    this.#onReleaseRequest = cb;
+  }
+
+  requestRelease(): boolean {
+    const cb = this.#onReleaseRequest;
+    if (cb === undefined) return false;
+    this.#onReleaseRequest = undefined;
+    cb();
+    return true;
+  }
+
+  release(): void {
+    this.#table.drop(this);
+    this.#resolveReleased();
+  }
+}
+
+export class UploadLocks {
+  readonly #byPath = new Map<string, UploadLock>();
+  // Same identity ⇒ same name ⇒ same final path, so an id is held at most once.
+  readonly #ids = new Set<string>();
+  readonly #handoverTimeoutMs: number;
+
+  constructor(handoverTimeoutMs: number) {
+    this.#handoverTimeoutMs = handoverTimeoutMs;
+  }
+
+  isIdLocked(id: string): boolean {
+    return this.#ids.has(id);
+  }
+  get size(): number {
+    return this.#byPath.size;
+  }
+
+  /** Takes the lock on `finalPath` for upload `id`, or throws UploadError BUSY. */
+  async acquire(finalPath: string, id: string, shown: string): Promise<UploadLock> {
+    const holder = this.#byPath.get(finalPath);
+    if (holder !== undefined) {
+      if (holder.id !== id || !holder.requestRelease()) {
+        throw new UploadError('BUSY', `"${shown}" is being uploaded by another connection`);
+      }
+      const abort = new AbortController();
+      const timeout = delay(this.#handoverTimeoutMs, undefined, { signal: abort.signal }).catch(() => undefined);
+      await Promise.race([holder.released, timeout]);
+      abort.abort();
+      if (this.#byPath.has(finalPath)) {
+        throw new UploadError('BUSY', `"${shown}" is still being uploaded by another connection`);
+      }
+    }
+    const lock = new UploadLock(this, finalPath, id);
+    this.#byPath.set(finalPath, lock);
+    this.#ids.add(id);
+    return lock;
+  }
+
+  drop(lock: UploadLock): void {
+    if (this.#byPath.get(lock.finalPath) !== lock) return;
+    this.#byPath.delete(lock.finalPath);
+    this.#ids.delete(lock.id);
+  }
+}

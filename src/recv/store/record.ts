@@ -1,0 +1,118 @@
+// The crash-safe record of one partial upload (§9.2): who is uploading what, and how many
+// leading bytes of its .part file are durable. Written as <id>.json.tmp, fsynced, renamed over
+// <id>.json, then the directory is fsynced: a crash leaves either the old record or the new one.
+
+import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
+import { open, readFile, rename } from 'node:fs/promises';
+import { MAX_MODE, MAX_SAFE_UINT } from '../../proto/limits.js';
+import { PARTIAL_FILE_MODE } from '../config.js';
+import { fsyncDir } from './fs-util.js';
+import { errnoOf, toStxError } from './io-error.js';
+
+export const RECORD_VERSION = 1;
+
+/** What identifies an upload (§9.2) plus what OPEN said about the file. */
+export interface UploadIdentity {
+  /** "anonymous" or the client's key fingerprint. */
+  readonly principal: string;
+  readonly name: string;
+  readonly size: number;
+  /** Milliseconds since the Unix epoch. */
+  readonly mtime: number;
+}
+
+export interface PartialRecord extends UploadIdentity {
+  readonly version: number;
+  readonly mode: number;
+  /** Leading bytes of the .part file written and fsynced. */
+  readonly durable: number;
+  /** Milliseconds since the Unix epoch. */
+  readonly created: number;
+  readonly updated: number;
+}
+
+const ID_LABEL = Buffer.from('stx/1 upload id\0', 'latin1');
+
+function lengthPrefixed(text: string): Buffer {
+  const bytes = Buffer.from(text, 'utf8');
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(bytes.length);
+  return Buffer.concat([length, bytes]);
+}
+
+/**
+ * Hex SHA-256 of label ‖ u32 len ‖ principal ‖ u32 len ‖ name ‖ u64 size ‖ i64 mtime: lengths
+ * make the encoding unambiguous, so different identities never share a record.
+ */
+export function uploadId(identity: UploadIdentity): string {
+  const numbers = Buffer.alloc(16);
+  numbers.writeBigUInt64BE(BigInt(identity.size), 0);
+  numbers.writeBigInt64BE(BigInt(identity.mtime), 8);
+  return createHash('sha256')
+    .update(ID_LABEL)
+    .update(lengthPrefixed(identity.principal))
+    .update(lengthPrefixed(identity.name))
+    .update(numbers)
+    .digest('hex');
+}
+
+function isUint(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 && value <= MAX_SAFE_UINT;
+}
+function isInt(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value);
+}
+
+/** Narrows parsed JSON to a record; undefined if anything is missing, mistyped or inconsistent. */
+export function parseRecord(json: unknown): PartialRecord | undefined {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) return undefined;
+  const r: Record<string, unknown> = { ...json };
+  const { version, name, size, mtime, mode, principal, durable, created, updated } = r;
+  if (version !== RECORD_VERSION) return undefined;
+  if (typeof name !== 'string' || typeof principal !== 'string') return undefined;
+  if (!isUint(size) || !isInt(mtime) || !isUint(durable) || durable > size) return undefined;
+  if (!isUint(mode) || mode > MAX_MODE) return undefined;
+  if (!isInt(created) || !isInt(updated)) return undefined;
+  return { version, name, size, mtime, mode, principal, durable, created, updated };
+}
+
+export function encodeRecord(record: PartialRecord): string {
+  const { version, name, size, mtime, mode, principal, durable, created, updated } = record;
+  return `${JSON.stringify({ version, name, size, mtime, mode, principal, durable, created, updated })}\n`;
+}
+
+/** Reads a record; undefined if it is absent or unreadable as a record (a damaged one is not trusted). */
+export async function readRecord(file: string, shown: string): Promise<PartialRecord | undefined> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return undefined;
+    throw toStxError(err, 'reading', shown);
+  }
+  try {
+    return parseRecord(JSON.parse(text));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Replaces `file` with `record` crash-safely: tmp, fsync, rename, fsync directory. */
+export async function writeRecord(file: string, dir: string, record: PartialRecord, shown: string): Promise<void> {
+  const tmp = `${file}.tmp`;
+  try {
+    const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW;
+    const fh = await open(tmp, flags, PARTIAL_FILE_MODE);
+    try {
+      await fh.writeFile(encodeRecord(record), 'utf8');
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, file);
+    await fsyncDir(dir);
+  } catch (err) {
+    throw toStxError(err, 'writing record', shown);
+  }
+}

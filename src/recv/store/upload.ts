@@ -1,0 +1,265 @@
+// One open upload (§9.1): in-order chunks into the .part file, checkpoints of the durable
+// offset, and verified atomic publication under the final name.
+
+import type { Hash } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
+import { link, rename } from 'node:fs/promises';
+import path from 'node:path';
+import { ResourceError, UploadError } from '../../proto/errors.js';
+import { resolveInside } from '../names.js';
+import type { WriteQueue } from '../write-queue.js';
+import { fsyncDir, unlinkIfPresent } from './fs-util.js';
+import { errnoOf, toStxError } from './io-error.js';
+import type { UploadLock } from './locks.js';
+import type { PartialRecord } from './record.js';
+import { writeRecord } from './record.js';
+
+const SHA256_BYTES = 32;
+
+/** Where an upload lives on disk; built by Store.open. */
+export interface UploadPaths {
+  readonly outDir: string;
+  readonly components: readonly string[];
+  readonly partialsDir: string;
+  readonly partFile: string;
+  readonly recordFile: string;
+  /** `.stx/partials/<id>`, for messages. */
+  readonly shown: string;
+}
+
+export interface UploadParts {
+  readonly paths: UploadPaths;
+  readonly record: PartialRecord;
+  readonly fh: FileHandle;
+  readonly queue: WriteQueue;
+  /** SHA-256 state covering bytes [0, record.durable). */
+  readonly hash: Hash;
+  readonly lock: UploadLock;
+  readonly appendOnly: boolean;
+}
+
+export interface FinishResult {
+  /** The remote name as published. */
+  readonly name: string;
+  readonly size: number;
+  readonly sha256: Buffer;
+}
+
+type UploadState = 'open' | 'finishing' | 'closed';
+
+export class Upload {
+  /** Where the client resumes: bytes already durable when OPEN was answered (OPEN_OK.offset). */
+  readonly offset: number;
+  readonly #paths: UploadPaths;
+  readonly #fh: FileHandle;
+  readonly #queue: WriteQueue;
+  readonly #hash: Hash;
+  readonly #lock: UploadLock;
+  readonly #appendOnly: boolean;
+  #record: PartialRecord;
+  #received: number;
+  #state: UploadState = 'open';
+  #fileClosed = false;
+  /** Serialises checkpoints, finish and release so that records are written one at a time. */
+  #chain: Promise<unknown> = Promise.resolve();
+
+  constructor(parts: UploadParts) {
+    this.#paths = parts.paths;
+    this.#record = parts.record;
+    this.#fh = parts.fh;
+    this.#queue = parts.queue;
+    this.#hash = parts.hash;
+    this.#lock = parts.lock;
+    this.#appendOnly = parts.appendOnly;
+    this.offset = parts.record.durable;
+    this.#received = parts.record.durable;
+  }
+
+  get name(): string {
+    return this.#record.name;
+  }
+  get size(): number {
+    return this.#record.size;
+  }
+  /** The next offset a DATA frame must carry. */
+  get received(): number {
+    return this.#received;
+  }
+  /** The durable offset last recorded (what the last ACK said). */
+  get durable(): number {
+    return this.#record.durable;
+  }
+  /** True while the caller should not read more DATA (see WriteQueue.enqueue). */
+  get paused(): boolean {
+    return this.#queue.paused;
+  }
+
+  /**
+   * Takes the next chunk (§9.1 step 3) and returns whether the caller should pause reading.
+   * The upload keeps `data` until written: do not reuse or modify it afterwards.
+   */
+  write(offset: number, data: Buffer): boolean {
+    this.#assertOpen();
+    if (offset !== this.#received) {
+      throw new UploadError('BAD_OFFSET', `DATA at offset ${offset}, expected ${this.#received}`);
+    }
+    if (offset + data.length > this.#record.size) {
+      throw new UploadError('BAD_OFFSET', `DATA ends at ${offset + data.length}, beyond the size ${this.#record.size}`);
+    }
+    const pause = this.#queue.enqueue(offset, data);
+    this.#hash.update(data);
+    this.#received += data.length;
+    return pause;
+  }
+
+  /** Calls `cb` every time the upload may be fed again after write() returned true. */
+  onDrain(cb: () => void): () => void {
+    return this.#queue.onDrain(cb);
+  }
+  /** Resolves once the caller may write again (at once if not paused). */
+  drained(): Promise<void> {
+    return this.#queue.drained();
+  }
+
+  /**
+   * Handler run when another connection opens the same upload identity: it should tear this
+   * connection down (which calls release()). Without one, such an OPEN gets BUSY.
+   */
+  onReleaseRequest(cb: () => void): void {
+    this.#lock.onReleaseRequest = cb;
+  }
+
+  /** Makes written bytes durable, records the durable offset and returns it (the ACK offset). */
+  async checkpoint(): Promise<number> {
+    this.#assertOpen();
+    return this.#serialise(() => this.#checkpoint());
+  }
+
+  /**
+   * END (§9.1 steps 5–6): all `size` bytes must have arrived. Verifies SHA-256 and publishes the
+   * file atomically under its final name; on a mismatch deletes the partial upload and throws
+   * INTEGRITY_FAILED. The upload is closed afterwards whatever happens; on errors other than
+   * INTEGRITY_FAILED and EXISTS the partial upload is kept for a resume.
+   */
+  async finish(expectedSha256: Buffer): Promise<FinishResult> {
+    this.#assertOpen();
+    if (this.#received !== this.#record.size) {
+      throw new UploadError('BAD_OFFSET', `END after ${this.#received} of ${this.#record.size} bytes`);
+    }
+    this.#state = 'finishing';
+    return this.#serialise(() => this.#finish(expectedSha256));
+  }
+
+  /**
+   * Teardown: lets queued writes finish, makes them durable and records the offset (best
+   * effort), closes the file and drops the lock. Keeps the partial upload for a resume.
+   * Never rejects; resolves to the recorded durable offset. Safe to call more than once.
+   */
+  release(): Promise<number> {
+    if (this.#state !== 'open') return this.#chain.then(() => this.#record.durable, () => this.#record.durable);
+    this.#state = 'closed';
+    // Already letting go: a same-identity OPEN meanwhile waits for the lock instead of BUSY.
+    this.#lock.onReleaseRequest = () => undefined;
+    return this.#serialise(async () => {
+      try {
+        await this.#queue.close();
+        if (this.#queue.failure === undefined) await this.#checkpoint();
+      } catch {
+        // The record keeps the last durable offset; a resume starts from there.
+      }
+      await this.#closeFile();
+      this.#lock.release();
+      return this.#record.durable;
+    });
+  }
+
+  #assertOpen(): void {
+    if (this.#state !== 'open') {
+      throw new ResourceError('INTERNAL', `upload of "${this.#record.name}" is ${this.#state}`);
+    }
+  }
+
+  #serialise<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.#chain.then(task, task);
+    this.#chain = run.catch(() => undefined);
+    return run;
+  }
+
+  async #checkpoint(): Promise<number> {
+    const durable = await this.#queue.sync();
+    if (durable !== this.#record.durable) {
+      const record = { ...this.#record, durable, updated: Date.now() };
+      await writeRecord(this.#paths.recordFile, this.#paths.partialsDir, record, `${this.#paths.shown}.json`);
+      this.#record = record;
+    }
+    return durable;
+  }
+
+  async #finish(expected: Buffer): Promise<FinishResult> {
+    const { partFile, outDir, components } = this.#paths;
+    const shownPart = `${this.#paths.shown}.part`;
+    const shownFinal = components.join('/');
+    try {
+      await this.#queue.sync();
+      await this.#queue.close();
+      const digest = this.#hash.digest();
+      if (expected.length !== SHA256_BYTES || !timingSafeEqual(digest, expected)) {
+        await this.#discard();
+        throw new UploadError('INTEGRITY_FAILED', `SHA-256 of "${shownFinal}" differs from END's`);
+      }
+      await this.#step('setting mode and mtime of', shownPart, async () => {
+        await this.#fh.chmod(this.#record.mode & 0o777); // never setuid, setgid or sticky
+        await this.#fh.utimes(new Date(), this.#record.mtime / 1000);
+        await this.#fh.sync();
+      });
+      await this.#closeFile();
+      // Directories may have been swapped for links since OPEN: check the whole path again.
+      const finalPath = await resolveInside(outDir, components);
+      if (this.#appendOnly) {
+        // link() never replaces: an atomic no-clobber publish.
+        try {
+          await link(partFile, finalPath);
+        } catch (err) {
+          if (errnoOf(err) !== 'EEXIST') throw toStxError(err, 'publishing', shownFinal);
+          await this.#discard();
+          throw new UploadError('EXISTS', `"${shownFinal}" appeared during the upload`);
+        }
+        // The file is published; a leftover .part is only garbage for the sweep.
+        await unlinkIfPresent(partFile).catch(() => undefined);
+      } else {
+        await this.#step('publishing', shownFinal, () => rename(partFile, finalPath));
+      }
+      await this.#step('syncing directory of', shownFinal, () => fsyncDir(path.dirname(finalPath)));
+      // A leftover record without its .part restarts from 0 on OPEN and is swept.
+      await unlinkIfPresent(this.#paths.recordFile).catch(() => undefined);
+      return { name: this.#record.name, size: this.#record.size, sha256: digest };
+    } finally {
+      this.#state = 'closed';
+      await this.#closeFile();
+      this.#lock.release();
+    }
+  }
+
+  async #step<T>(what: string, where: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw toStxError(err, what, where);
+    }
+  }
+
+  async #closeFile(): Promise<void> {
+    if (this.#fileClosed) return;
+    this.#fileClosed = true;
+    await this.#queue.close();
+    await this.#fh.close().catch(() => undefined);
+  }
+
+  /** Deletes the partial upload and its record (after INTEGRITY_FAILED or EXISTS). */
+  async #discard(): Promise<void> {
+    await this.#closeFile();
+    await this.#step('deleting', `${this.#paths.shown}.part`, () => unlinkIfPresent(this.#paths.partFile));
+    await this.#step('deleting', `${this.#paths.shown}.json`, () => unlinkIfPresent(this.#paths.recordFile));
+  }
+}

@@ -1,0 +1,354 @@
+// Positional writes of one upload, with byte-counted backpressure (STYLE.md "Backpressure").
+//
+// Chunks arrive in stream order (§9.1 step 3) but up to `concurrency` writes run at once and may
+// complete in any order, so the queue tracks the contiguous written prefix: the only offset that
+// may ever become durable and be ACKed.
+
+import type { FileHandle } from 'node:fs/promises';
+import PQueue from 'p-queue';
+import { ResourceError, StxError, UploadError } from '../proto/errors.js';
+import { MAX_DATA_CHUNK_BYTES, MAX_SAFE_UINT } from '../proto/limits.js';
+import { LOW_WATER_FRACTION } from './config.js';
+import { toStxError } from './store/io-error.js';
+
+/**
+ * Queued bytes shared by every connection (MAX_QUEUED_BYTES_TOTAL). Queues take bytes when they
+ * accept a chunk and give them back once it is on disk; a queue paused on the budget is called
+ * back when usage falls to the low-water mark.
+ */
+export class ByteBudget {
+  readonly maxBytes: number;
+  readonly lowWaterBytes: number;
+  #used = 0;
+  #peak = 0;
+  readonly #waiters = new Set<() => void>();
+
+  constructor(maxBytes: number, lowWaterBytes = Math.floor(maxBytes * LOW_WATER_FRACTION)) {
+    if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0) throw new RangeError('maxBytes must be a positive integer');
+    if (!Number.isSafeInteger(lowWaterBytes) || lowWaterBytes < 0 || lowWaterBytes >= maxBytes) {
+      throw new RangeError('lowWaterBytes must be an integer in [0, maxBytes)');
+    }
+    this.maxBytes = maxBytes;
+    this.lowWaterBytes = lowWaterBytes;
+  }
+
+  get usedBytes(): number {
+    return this.#used;
+  }
+  /** Highest usage seen: lets tests and metrics check the bound. */
+  get peakBytes(): number {
+    return this.#peak;
+  }
+  /** Whether `bytes` more would still fit under the maximum. */
+  hasRoomFor(bytes: number): boolean {
+    return this.#used + bytes <= this.maxBytes;
+  }
+  get belowLowWater(): boolean {
+    return this.#used <= this.lowWaterBytes;
+  }
+
+  take(bytes: number): void {
+    this.#used += bytes;
+    if (this.#used > this.#peak) this.#peak = this.#used;
+  }
+
+  give(bytes: number): void {
+    this.#used -= bytes;
+    if (this.#used <= this.lowWaterBytes && this.#waiters.size > 0) {
+      const waiters = [...this.#waiters];
+      this.#waiters.clear();
+      for (const waiter of waiters) waiter();
+    }
+  }
+
+  /** Calls `cb` once, the next time usage falls to the low-water mark. */
+  whenLow(cb: () => void): void {
+    this.#waiters.add(cb);
+  }
+  cancelWhenLow(cb: () => void): void {
+    this.#waiters.delete(cb);
+  }
+}
+
+/**
+ * The contiguous prefix [start, offset) of completed byte ranges, plus the completed ranges past
+ * it, kept sorted and merged. With in-order submission there are fewer than `concurrency` of them.
+ */
+export class ContiguousPrefix {
+  #offset: number;
+  /** Disjoint, sorted, non-adjacent [start, end) ranges, each starting past #offset. */
+  readonly #ranges: Array<[number, number]> = [];
+
+  constructor(start: number) {
+    this.#offset = start;
+  }
+  get offset(): number {
+    return this.#offset;
+  }
+  get pendingRanges(): number {
+    return this.#ranges.length;
+  }
+
+  add(start: number, end: number): void {
+    if (end <= start || end <= this.#offset) return;
+    let lo = Math.max(start, this.#offset);
+    let hi = end;
+    // Find where [lo, hi) goes, absorbing every range it touches or overlaps.
+    let i = 0;
+    while (i < this.#ranges.length && (this.#ranges[i]?.[1] ?? 0) < lo) i++;
+    let j = i;
+    for (let r = this.#ranges[j]; r !== undefined && r[0] <= hi; r = this.#ranges[++j]) {
+      lo = Math.min(lo, r[0]);
+      hi = Math.max(hi, r[1]);
+    }
+    this.#ranges.splice(i, j - i, [lo, hi]);
+    const first = this.#ranges[0];
+    if (first !== undefined && first[0] <= this.#offset) {
+      this.#offset = Math.max(this.#offset, first[1]);
+      this.#ranges.shift();
+    }
+  }
+}
+
+export interface WriteQueueOptions {
+  /** Writes in flight at once (WRITE_CONCURRENCY_PER_CONNECTION). */
+  readonly concurrency: number;
+  /** Bytes this queue may hold (MAX_QUEUED_BYTES_PER_CONNECTION); a caller that pauses when told never exceeds it. */
+  readonly maxQueuedBytes: number;
+  /** Largest chunk a caller enqueues (MAX_DATA_CHUNK_BYTES); the pause signal keeps room for one. */
+  readonly maxChunkBytes?: number;
+  /** Resume at or below this many queued bytes; LOW_WATER_FRACTION of maxQueuedBytes by default. */
+  readonly lowWaterBytes?: number;
+  /** File offset of the first chunk (the resume offset); 0 by default. */
+  readonly startOffset?: number;
+}
+
+interface FlushWaiter {
+  readonly target: number;
+  readonly resolve: () => void;
+  readonly reject: (err: StxError) => void;
+}
+
+/**
+ * Writes chunks at their offsets through p-queue. `enqueue` never blocks: it returns true when
+ * the caller should stop reading (pause) and the queue calls its drain listeners once the caller
+ * may read again. The first write error is kept and thrown by the next enqueue/flush/sync;
+ * nothing is ever an unhandled rejection.
+ */
+export class WriteQueue {
+  readonly #fh: FileHandle;
+  readonly #budget: ByteBudget;
+  readonly #pq: PQueue;
+  readonly #maxQueued: number;
+  readonly #maxChunk: number;
+  readonly #lowWater: number;
+  readonly #prefix: ContiguousPrefix;
+  readonly #drainListeners = new Set<() => void>();
+  readonly #flushWaiters: FlushWaiter[] = [];
+  readonly #onBudgetLow = (): void => this.#maybeDrain();
+  #queued = 0;
+  #peakQueued = 0;
+  #enqueuedOffset: number;
+  #paused = false;
+  #closed = false;
+  #failure: StxError | undefined;
+
+  constructor(fh: FileHandle, options: WriteQueueOptions, budget: ByteBudget) {
+    const { concurrency, maxQueuedBytes } = options;
+    const maxChunk = options.maxChunkBytes ?? MAX_DATA_CHUNK_BYTES;
+    const lowWater = options.lowWaterBytes ?? Math.floor(maxQueuedBytes * LOW_WATER_FRACTION);
+    const start = options.startOffset ?? 0;
+    if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new RangeError('concurrency must be ≥ 1');
+    if (!Number.isSafeInteger(maxChunk) || maxChunk < 1) throw new RangeError('maxChunkBytes must be ≥ 1');
+    if (!Number.isSafeInteger(maxQueuedBytes) || maxQueuedBytes < maxChunk) {
+      throw new RangeError('maxQueuedBytes must be ≥ maxChunkBytes');
+    }
+    if (!Number.isSafeInteger(lowWater) || lowWater < 0 || lowWater > maxQueuedBytes - maxChunk) {
+      throw new RangeError('lowWaterBytes must be in [0, maxQueuedBytes − maxChunkBytes]');
+    }
+    if (!Number.isSafeInteger(start) || start < 0) throw new RangeError('startOffset must be a safe integer ≥ 0');
+    this.#fh = fh;
+    this.#budget = budget;
+    this.#pq = new PQueue({ concurrency });
+    this.#maxQueued = maxQueuedBytes;
+    this.#maxChunk = maxChunk;
+    this.#lowWater = lowWater;
+    this.#prefix = new ContiguousPrefix(start);
+    this.#enqueuedOffset = start;
+  }
+
+  /** Bytes accepted but not yet written (or dropped after a failure). */
+  get queuedBytes(): number {
+    return this.#queued;
+  }
+  get peakQueuedBytes(): number {
+    return this.#peakQueued;
+  }
+  /** End of the contiguous run of completed writes: every byte below it has been written. */
+  get writtenOffset(): number {
+    return this.#prefix.offset;
+  }
+  /** End of the last accepted chunk: the next enqueue must start here. */
+  get enqueuedOffset(): number {
+    return this.#enqueuedOffset;
+  }
+  /** True from an enqueue that returned true until the drain listeners run. */
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  /**
+   * Accepts `buf` for position `offset` (which must be `enqueuedOffset`) and returns whether the
+   * caller should pause: this queue lacks room for another full chunk, or the shared budget
+   * does. The queue keeps `buf` until written: the caller must not reuse or modify it.
+   * Throws the stored write error, BAD_OFFSET for a misplaced chunk, INTERNAL if the caller
+   * overran the hard bound (maxQueuedBytes + maxChunkBytes) by ignoring the pause signal.
+   */
+  enqueue(offset: number, buf: Buffer): boolean {
+    if (this.#failure !== undefined) throw this.#failure;
+    if (this.#closed) throw new ResourceError('INTERNAL', 'write queue used after close');
+    if (offset !== this.#enqueuedOffset) {
+      throw new UploadError('BAD_OFFSET', `chunk at ${offset}, expected ${this.#enqueuedOffset}`);
+    }
+    const length = buf.length;
+    if (offset + length > MAX_SAFE_UINT) throw new UploadError('BAD_OFFSET', 'chunk ends beyond 2^53 − 1');
+    if (length > this.#maxChunk) throw new ResourceError('INTERNAL', `chunk of ${length} bytes over ${this.#maxChunk}`);
+    if (this.#queued + length > this.#maxQueued + this.#maxChunk) {
+      throw new ResourceError('INTERNAL', 'write queue over its bound: the caller ignored backpressure');
+    }
+    if (length > 0) {
+      this.#enqueuedOffset = offset + length;
+      this.#queued += length;
+      if (this.#queued > this.#peakQueued) this.#peakQueued = this.#queued;
+      this.#budget.take(length);
+      this.#pq
+        .add(() => this.#write(offset, buf))
+        .catch((err: unknown) => this.#fail(toStxError(err, 'writing', 'partial upload')));
+    }
+    if (this.#queued + this.#maxChunk > this.#maxQueued || !this.#budget.hasRoomFor(this.#maxChunk)) {
+      this.#paused = true;
+    }
+    return this.#paused;
+  }
+
+  /** Calls `cb` every time the queue leaves the paused state. Returns an unsubscribe function. */
+  onDrain(cb: () => void): () => void {
+    this.#drainListeners.add(cb);
+    return () => this.#drainListeners.delete(cb);
+  }
+
+  /** Resolves when not paused (at once if not paused now). Never rejects; the next call throws. */
+  drained(): Promise<void> {
+    if (!this.#paused) return Promise.resolve();
+    return new Promise((resolve) => {
+      const off = this.onDrain(() => {
+        off();
+        resolve();
+      });
+    });
+  }
+
+  /** Waits until every chunk accepted so far is written; returns writtenOffset. */
+  flush(): Promise<number> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    const target = this.#enqueuedOffset;
+    if (this.#prefix.offset >= target) return Promise.resolve(this.#prefix.offset);
+    return new Promise<void>((resolve, reject) => {
+      this.#flushWaiters.push({ target, resolve, reject });
+    }).then(() => this.#prefix.offset);
+  }
+
+  /**
+   * flush, then fdatasync. Returns the durable offset: the contiguous prefix written before
+   * the sync started. Writes accepted meanwhile keep going and are not waited for.
+   */
+  async sync(): Promise<number> {
+    await this.flush();
+    const durable = this.#prefix.offset;
+    try {
+      await this.#fh.datasync();
+    } catch (err) {
+      // After a failed fsync the kernel may have dropped dirty pages: nothing more is trusted.
+      const failure = toStxError(err, 'syncing', 'partial upload');
+      this.#fail(failure);
+      throw failure;
+    }
+    return durable;
+  }
+
+  /**
+   * Lets queued writes finish (errors are kept, not thrown), detaches from the budget, wakes a
+   * paused caller and refuses further chunks. The caller still owns and closes the FileHandle.
+   */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#pq.onIdle();
+    this.#budget.cancelWhenLow(this.#onBudgetLow);
+    if (this.#paused) {
+      this.#paused = false;
+      for (const listener of [...this.#drainListeners]) listener();
+    }
+    this.#drainListeners.clear();
+  }
+
+  /** The stored write error, if any. */
+  get failure(): StxError | undefined {
+    return this.#failure;
+  }
+
+  async #write(offset: number, buf: Buffer): Promise<void> {
+    try {
+      // After a failure, chunks still queued are dropped: the prefix can no longer grow.
+      if (this.#failure !== undefined) return;
+      let done = 0;
+      while (done < buf.length) {
+        const { bytesWritten } = await this.#fh.write(buf, done, buf.length - done, offset + done);
+        if (bytesWritten <= 0) {
+          throw new ResourceError('IO_ERROR', `writing partial upload at ${offset + done} made no progress`);
+        }
+        done += bytesWritten;
+      }
+      this.#prefix.add(offset, offset + buf.length);
+      this.#settleFlushWaiters();
+    } catch (err) {
+      this.#fail(toStxError(err, 'writing', 'partial upload'));
+    } finally {
+      this.#queued -= buf.length;
+      this.#budget.give(buf.length);
+      this.#maybeDrain();
+    }
+  }
+
+  #fail(err: StxError): void {
+    this.#failure ??= err;
+    const waiters = this.#flushWaiters.splice(0);
+    for (const waiter of waiters) waiter.reject(this.#failure);
+    // Wake a paused caller so that its next enqueue sees the error.
+    this.#maybeDrain();
+  }
+
+  #settleFlushWaiters(): void {
+    const offset = this.#prefix.offset;
+    for (let i = this.#flushWaiters.length - 1; i >= 0; i--) {
+      const waiter = this.#flushWaiters[i];
+      if (waiter !== undefined && waiter.target <= offset) {
+        this.#flushWaiters.splice(i, 1);
+        waiter.resolve();
+      }
+    }
+  }
+
+  #maybeDrain(): void {
+    if (!this.#paused) return;
+    if (this.#failure === undefined) {
+      if (this.#queued > this.#lowWater) return; // our own completions will call again
+      if (!this.#budget.belowLowWater) {
+        this.#budget.whenLow(this.#onBudgetLow);
+        return;
+      }
+    }
+    this.#paused = false;
+    this.#budget.cancelWhenLow(this.#onBudgetLow);
+    for (const listener of [...this.#drainListeners]) listener();
+  }
+}

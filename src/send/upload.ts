@@ -1,0 +1,291 @@
+// The client's upload (spec/PROTOCOL.md §6, §9): handshake, OPEN, DATA from the server's offset,
+// END, DONE; on a lost connection, reconnect with backoff and resume where the server says.
+import { createHash, timingSafeEqual, type Hash, type KeyObject } from 'node:crypto';
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import { ClientHandshake, checkServerKey, hostPortKey } from '../crypto/index.js';
+import { CryptoError, ResourceError, StxError, TRANSIENT_CODES, UploadError } from '../proto/errors.js';
+import type { Frame } from '../proto/frames.js';
+import { HANDSHAKE_TIMEOUT_MS, IDLE_TIMEOUT_MS, MAX_DATA_CHUNK_BYTES, PING_INTERVAL_MS } from '../proto/limits.js';
+import { Connection, ConnectionLost } from './connection.js';
+
+export interface UploadOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly file: string;
+  readonly name: string;
+  /** Pinned server fingerprint (§5); when set, known_hosts is not consulted. */
+  readonly fingerprint?: string;
+  readonly knownHostsFile: string;
+  readonly identity?: KeyObject;
+  /** Consecutive failed attempts (without progress) before giving up. */
+  readonly retries: number;
+  readonly backoffMs?: number;
+  readonly maxBackoffMs?: number;
+  readonly connectTimeoutMs?: number;
+  readonly onProgress?: (p: Progress) => void;
+  readonly onEvent?: (message: string) => void;
+}
+
+export interface Progress {
+  readonly size: number;
+  /** Bytes handed to the socket (this attempt's offset plus what followed). */
+  readonly sent: number;
+  /** Highest offset the server reported durable. */
+  readonly durable: number;
+  readonly reconnects: number;
+}
+
+export interface UploadResult {
+  readonly file: string;
+  readonly name: string;
+  readonly bytes: number;
+  readonly sha256: string;
+  readonly seconds: number;
+  readonly bytes_per_second: number;
+  readonly resumed_from: number;
+  readonly reconnects: number;
+  readonly server_fingerprint: string;
+}
+
+/** A local problem with the file itself (exit 1). */
+export class LocalFileError extends Error {}
+
+/** Snapshots of the running hash every SNAPSHOT_EVERY bytes, so a resume re-reads little (§9.2). */
+const SNAPSHOT_EVERY_BYTES = 64 * 1024 * 1024;
+const MAX_SNAPSHOTS = 64;
+
+/** The whole-file SHA-256 in stream order, resumable at any offset. */
+class FileHasher {
+  private hash: Hash = createHash('sha256');
+  private at = 0;
+  private readonly snapshots = new Map<number, Hash>([[0, createHash('sha256')]]);
+
+  constructor(private readonly fh: FileHandle) {}
+
+  get offset(): number {
+    return this.at;
+  }
+
+  /** Positions the hash at `offset`: from the nearest snapshot at or below it, re-reading the rest. */
+  async seek(offset: number, buf: Buffer): Promise<void> {
+    if (offset === this.at) return;
+    let base = 0;
+    for (const k of this.snapshots.keys()) if (k <= offset && k > base) base = k;
+    const snap = this.snapshots.get(base);
+    if (snap === undefined) throw new Error('hash snapshot missing');
+    this.hash = snap.copy();
+    this.at = base;
+    while (this.at < offset) {
+      const want = Math.min(buf.length, offset - this.at);
+      const { bytesRead } = await this.fh.read(buf, 0, want, this.at);
+      if (bytesRead === 0) throw new LocalFileError('the file became shorter while uploading');
+      this.update(buf.subarray(0, bytesRead));
+    }
+  }
+
+  update(data: Buffer): void {
+    let rest = data;
+    while (rest.length > 0) {
+      const toSnap = SNAPSHOT_EVERY_BYTES - (this.at % SNAPSHOT_EVERY_BYTES);
+      const piece = rest.length > toSnap ? rest.subarray(0, toSnap) : rest;
+      this.hash.update(piece);
+      this.at += piece.length;
+      rest = rest.subarray(piece.length);
+      if (this.at % SNAPSHOT_EVERY_BYTES === 0 && !this.snapshots.has(this.at)) {
+        this.snapshots.set(this.at, this.hash.copy());
+        if (this.snapshots.size > MAX_SNAPSHOTS) {
+          const oldest = [...this.snapshots.keys()].find((k) => k !== 0);
+          if (oldest !== undefined) this.snapshots.delete(oldest);
+        }
+      }
+    }
+  }
+
+  digest(): Buffer {
+    return this.hash.copy().digest();
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Whether a failed attempt should be retried (§10: transient codes and lost connections). */
+export function isTransient(err: unknown): boolean {
+  if (err instanceof ConnectionLost) return true;
+  if (err instanceof StxError) return TRANSIENT_CODES.has(err.code) || err.code === 'DECRYPT_FAILED';
+  return false;
+}
+
+export async function upload(opts: UploadOptions): Promise<UploadResult> {
+  const st = await stat(opts.file).catch((err: unknown) => {
+    throw new LocalFileError(`cannot read ${opts.file}: ${err instanceof Error ? err.message : String(err)}`);
+  });
+  if (!st.isFile()) throw new LocalFileError(`${opts.file} is not a regular file`);
+  const fh = await open(opts.file, 'r').catch((err: unknown) => {
+    throw new LocalFileError(`cannot open ${opts.file}: ${err instanceof Error ? err.message : String(err)}`);
+  });
+  const identity = { size: st.size, mtime: Math.floor(st.mtimeMs), mode: st.mode & 0o7777 };
+  const started = Date.now();
+  const hasher = new FileHasher(fh);
+  const state = { reconnects: 0, resumedFrom: -1, durable: 0, fingerprint: '' };
+  try {
+    let failures = 0;
+    for (;;) {
+      const before = state.durable;
+      try {
+        const sha = await attempt(opts, fh, identity, hasher, state);
+        const seconds = (Date.now() - started) / 1000;
+        const bytes = identity.size;
+        return {
+          file: opts.file,
+          name: opts.name,
+          bytes,
+          sha256: sha.toString('hex'),
+          seconds,
+          bytes_per_second: Math.round((bytes - Math.max(state.resumedFrom, 0)) / Math.max(seconds, 1e-6)),
+          resumed_from: Math.max(state.resumedFrom, 0),
+          reconnects: state.reconnects,
+          server_fingerprint: state.fingerprint,
+        };
+      } catch (err) {
+        if (!isTransient(err)) throw err;
+        failures = state.durable > before ? 1 : failures + 1;
+        if (failures > opts.retries) {
+          throw new ResourceError('TIMEOUT', `gave up after ${failures} attempts without progress: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+        }
+        const base = Math.min((opts.backoffMs ?? 250) * 2 ** (failures - 1), opts.maxBackoffMs ?? 10_000);
+        const wait = Math.round(base / 2 + (Math.random() * base) / 2);
+        opts.onEvent?.(`${err instanceof Error ? err.message : String(err)}; reconnecting in ${(wait / 1000).toFixed(1)} s (attempt ${failures + 1} of ${opts.retries + 1})`);
+        await sleep(wait);
+        state.reconnects++;
+      }
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+interface FileIdentity {
+  readonly size: number;
+  readonly mtime: number;
+  readonly mode: number;
+}
+
+/** One connection: returns the server-confirmed SHA-256, or throws. */
+async function attempt(
+  opts: UploadOptions,
+  fh: FileHandle,
+  file: FileIdentity,
+  hasher: FileHasher,
+  state: { reconnects: number; resumedFrom: number; durable: number; fingerprint: string },
+): Promise<Buffer> {
+  const conn = await Connection.connect(opts.host, opts.port, opts.connectTimeoutMs ?? HANDSHAKE_TIMEOUT_MS);
+  let pinger: NodeJS.Timeout | null = null;
+  try {
+    // Handshake (§6).
+    const hs = new ClientHandshake(opts.identity === undefined ? {} : { identity: opts.identity });
+    conn.sendRaw('CLIENT_HELLO', [hs.preamble(), hs.clientHello()]);
+    hs.onServerPreamble(await conn.preamble(HANDSHAKE_TIMEOUT_MS));
+    const hello = await conn.next(HANDSHAKE_TIMEOUT_MS);
+    if (hello.frame.type !== 'SERVER_HELLO') throw new CryptoError('HANDSHAKE_FAILED', 'expected SERVER_HELLO');
+    const info = hs.onServerHello(hello.raw, hello.frame);
+    // Trust (§5) before anything about the upload is sent.
+    if (opts.fingerprint !== undefined) {
+      if (opts.fingerprint !== info.fingerprint) {
+        throw new CryptoError(
+          'SERVER_KEY_MISMATCH',
+          `the server at ${hostPortKey(opts.host, opts.port)} presented key ${info.fingerprint}, but you pinned ${opts.fingerprint}. ` +
+            'Someone may be intercepting the connection, or the server key was replaced. Check the fingerprint stx-recv prints at start.',
+        );
+      }
+    } else {
+      const trust = await checkServerKey({ file: opts.knownHostsFile, hostPort: hostPortKey(opts.host, opts.port), fingerprint: info.fingerprint });
+      if (trust.status === 'new') {
+        opts.onEvent?.(`trusting ${hostPortKey(opts.host, opts.port)} on first use: ${info.fingerprint} (recorded in ${opts.knownHostsFile})`);
+      }
+    }
+    state.fingerprint = info.fingerprint;
+    const keys = hs.finish();
+    conn.sendRaw('KEY_EXCHANGE', [keys.keyExchange]);
+    conn.channel.startSealing(keys.sealer);
+    conn.sendSealedBody('CLIENT_FINISHED', keys.clientFinished);
+    conn.channel.startOpening(keys.opener);
+    const fin = await conn.next(HANDSHAKE_TIMEOUT_MS);
+    if (fin.frame.type !== 'SERVER_FINISHED') throw new CryptoError('HANDSHAKE_FAILED', 'expected SERVER_FINISHED');
+    hs.verifyServerFinished(fin.frame);
+
+    // OPEN → OPEN_OK (§9.1).
+    conn.send({ type: 'OPEN', name: opts.name, size: file.size, mtime: file.mtime, mode: file.mode });
+    const ok = await conn.next(IDLE_TIMEOUT_MS);
+    if (ok.frame.type !== 'OPEN_OK') throw new CryptoError('HANDSHAKE_FAILED', 'expected OPEN_OK');
+    const offset = ok.frame.offset;
+    if (offset > file.size) throw new UploadError('BAD_OFFSET', `server offset ${offset} is past the file size ${file.size}`);
+    if (state.resumedFrom < 0) state.resumedFrom = offset;
+    if (offset > 0 && state.reconnects === 0) opts.onEvent?.(`resuming at byte ${offset} of ${file.size}`);
+    state.durable = Math.max(state.durable, offset);
+
+    // Frames from here on arrive while we send: ACK, PONG, DONE, or an error that ends it all.
+    let done: ((f: Extract<Frame, { type: 'DONE' }>) => void) | null = null;
+    const doneFrame = new Promise<Extract<Frame, { type: 'DONE' }>>((resolve, reject) => {
+      done = resolve;
+      conn.onFailure(reject);
+    });
+    doneFrame.catch(() => undefined);
+    conn.handle((f) => {
+      if (f.type === 'ACK') {
+        state.durable = Math.max(state.durable, f.offset);
+        opts.onProgress?.({ size: file.size, sent: hasher.offset, durable: state.durable, reconnects: state.reconnects });
+      } else if (f.type === 'DONE') done?.(f);
+    });
+    pinger = setInterval(() => {
+      try {
+        conn.send({ type: 'PING', seq: Date.now() });
+      } catch {
+        // The failure surfaces through the connection.
+      }
+    }, PING_INTERVAL_MS);
+
+    // DATA (§9.1 step 3), reading ahead one chunk while the last one is sealed and sent.
+    const bufs = [Buffer.allocUnsafe(MAX_DATA_CHUNK_BYTES), Buffer.allocUnsafe(MAX_DATA_CHUNK_BYTES)];
+    await hasher.seek(offset, bufs[0] ?? Buffer.alloc(0));
+    let pos = offset;
+    let which = 0;
+    const readAt = (at: number, buf: Buffer): Promise<number> =>
+      at >= file.size ? Promise.resolve(0) : fh.read(buf, 0, Math.min(buf.length, file.size - at), at).then((r) => r.bytesRead);
+    let pending = readAt(pos, bufs[which] ?? Buffer.alloc(0));
+    while (pos < file.size) {
+      const buf = bufs[which] ?? Buffer.alloc(0);
+      const n = await pending;
+      if (n === 0) throw new LocalFileError(`${opts.file} became shorter while uploading`);
+      const chunk = buf.subarray(0, n);
+      hasher.update(chunk);
+      if (conn.channel.nearKeyLimit(n + 9)) throw new CryptoError('KEY_LIMIT', 'per-connection key limit reached; reconnecting with new keys');
+      const flowing = conn.sendData(pos, chunk);
+      pos += n;
+      which ^= 1;
+      pending = readAt(pos, bufs[which] ?? Buffer.alloc(0));
+      if (!flowing) await conn.drain();
+      opts.onProgress?.({ size: file.size, sent: pos, durable: state.durable, reconnects: state.reconnects });
+    }
+    await pending;
+
+    // END → DONE (§9.1 steps 5–6).
+    const now = await stat(opts.file);
+    if (now.size !== file.size || Math.floor(now.mtimeMs) !== file.mtime) {
+      throw new LocalFileError(`${opts.file} changed while it was being uploaded; run stx-send again to send the new version`);
+    }
+    const sha = hasher.digest();
+    conn.send({ type: 'END', sha256: sha });
+    const result = await doneFrame;
+    if (result.size !== file.size || result.sha256.length !== sha.length || !timingSafeEqual(result.sha256, sha)) {
+      throw new UploadError('INTEGRITY_FAILED', 'the server confirmed a different size or SHA-256 than the file has');
+    }
+    state.durable = file.size;
+    conn.close();
+    return sha;
+  } catch (err) {
+    conn.close(err instanceof StxError && !(err instanceof ConnectionLost) && !('reported' in err) ? err : undefined);
+    throw err;
+  } finally {
+    if (pinger !== null) clearInterval(pinger);
+  }
+}

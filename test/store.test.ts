@@ -1,0 +1,405 @@
+// The upload store (§9.1–§9.5) on real files: atomic verified publication, resume after
+// release and after a crash, integrity failure, locks, append-only, symlinks, sweep.
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { appendFile, mkdir, mkdtemp, readdir, readFile, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { StxError, type ErrorCode } from '../src/proto/errors.js';
+import { Store, type OpenRequest, type Upload } from '../src/recv/store.js';
+import { encodeRecord, parseRecord, RECORD_VERSION, uploadId } from '../src/recv/store/record.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const CHUNK = 64 * KiB;
+
+function sha256(data: Buffer): Buffer {
+  return createHash('sha256').update(data).digest();
+}
+function hasCode(code: ErrorCode): (err: unknown) => boolean {
+  return (err: unknown) => err instanceof StxError && err.code === code;
+}
+
+/** Feeds data[from, to) in CHUNK pieces, honouring the pause signal. */
+async function send(upload: Upload, data: Buffer, from: number, to = data.length): Promise<void> {
+  for (let at = from; at < to; at += CHUNK) {
+    if (upload.write(at, data.subarray(at, Math.min(at + CHUNK, to)))) await upload.drained();
+  }
+}
+
+let root: string;
+let out: string;
+let outside: string;
+let partials: string;
+
+function newStore(): Store {
+  return new Store(out, { maxQueuedBytesPerConnection: 4 * MiB, maxChunkBytes: MiB, freeSpaceMarginBytes: 0 });
+}
+async function freshStore(): Promise<Store> {
+  const store = newStore();
+  await store.init();
+  return store;
+}
+function request(name: string, data: Buffer, extra: Partial<OpenRequest> = {}): OpenRequest {
+  return { principal: 'anonymous', name, size: data.length, mtime: 1_700_000_000_123, mode: 0o640, ...extra };
+}
+const REPLACE = { appendOnly: false } as const;
+const APPEND_ONLY = { appendOnly: true } as const;
+
+beforeEach(async () => {
+  root = await realpath(await mkdtemp(path.join(os.tmpdir(), 'stx-store-')));
+  out = path.join(root, 'out');
+  outside = path.join(root, 'outside');
+  partials = path.join(out, '.stx', 'partials');
+  await mkdir(outside);
+});
+afterEach(async () => {
+  assert.deepEqual(await readdir(outside), [], 'nothing is ever written outside the output directory');
+  await rm(root, { recursive: true, force: true });
+});
+
+describe('Store: new upload', () => {
+  it('publishes atomically only after the SHA-256 matches', async () => {
+    const store = await freshStore();
+    assert.equal((await stat(path.join(out, '.stx'))).mode & 0o777, 0o700);
+    const data = randomBytes(3 * MiB + 123);
+    const upload = await store.open(request('dir/sub/file.bin', data), REPLACE);
+    assert.equal(upload.offset, 0);
+    await send(upload, data, 0, 2 * MiB);
+    const durable = await upload.checkpoint();
+    assert.equal(durable, 2 * MiB);
+    assert.equal(upload.durable, 2 * MiB);
+    // In flight: the bytes sit in .stx/partials, never under the final name.
+    assert.deepEqual(await readdir(path.join(out, 'dir', 'sub')), []);
+    const id = uploadId(request('dir/sub/file.bin', data));
+    assert.equal((await stat(path.join(partials, `${id}.part`))).size, 2 * MiB);
+    const record = parseRecord(JSON.parse(await readFile(path.join(partials, `${id}.json`), 'utf8')));
+    assert.equal(record?.durable, 2 * MiB);
+    await send(upload, data, 2 * MiB);
+    const result = await upload.finish(sha256(data));
+    assert.equal(result.size, data.length);
+    assert.equal(result.name, 'dir/sub/file.bin');
+    assert.deepEqual(result.sha256, sha256(data));
+    const final = path.join(out, 'dir', 'sub', 'file.bin');
+    assert.deepEqual(await readFile(final), data);
+    const st = await stat(final);
+    assert.equal(st.mode & 0o7777, 0o640);
+    assert.equal(Math.round(st.mtimeMs), 1_700_000_000_123);
+    assert.deepEqual(await readdir(partials), [], 'no partial and no record left');
+    assert.equal(store.openUploads, 0);
+  });
+
+  it('strips setuid, setgid and sticky bits', async () => {
+    const store = await freshStore();
+    const data = Buffer.from('#!/bin/sh\n');
+    const upload = await store.open(request('tool', data, { mode: 0o7755 }), REPLACE);
+    await send(upload, data, 0);
+    await upload.finish(sha256(data));
+    assert.equal((await stat(path.join(out, 'tool'))).mode & 0o7777, 0o755);
+  });
+
+  it('handles an empty file', async () => {
+    const store = await freshStore();
+    const upload = await store.open(request('empty', Buffer.alloc(0)), REPLACE);
+    const result = await upload.finish(sha256(Buffer.alloc(0)));
+    assert.equal(result.size, 0);
+    assert.equal((await stat(path.join(out, 'empty'))).size, 0);
+  });
+
+  it('refuses misplaced DATA and an early END with BAD_OFFSET', async () => {
+    const store = await freshStore();
+    const data = randomBytes(1000);
+    const upload = await store.open(request('f', data), REPLACE);
+    assert.throws(() => upload.write(10, data.subarray(10, 20)), hasCode('BAD_OFFSET'));
+    upload.write(0, data.subarray(0, 500));
+    assert.throws(() => upload.write(400, data.subarray(400, 600)), hasCode('BAD_OFFSET'));
+    assert.throws(() => upload.write(500, Buffer.alloc(501)), hasCode('BAD_OFFSET'));
+    await assert.rejects(upload.finish(sha256(data)), hasCode('BAD_OFFSET'));
+    upload.write(500, data.subarray(500));
+    await upload.finish(sha256(data));
+    assert.deepEqual(await readFile(path.join(out, 'f')), data);
+  });
+});
+
+describe('Store: resume', () => {
+  it('resumes after release() from the durable offset', async () => {
+    const store = await freshStore();
+    const data = randomBytes(2 * MiB + 7);
+    const first = await store.open(request('r.bin', data), REPLACE);
+    await send(first, data, 0, MiB + 5 * CHUNK);
+    const durable = await first.release();
+    assert.equal(durable, MiB + 5 * CHUNK, 'release makes queued bytes durable');
+    assert.equal(store.openUploads, 0);
+    await assert.rejects(stat(path.join(out, 'r.bin')));
+    const second = await store.open(request('r.bin', data), REPLACE);
+    assert.equal(second.offset, durable);
+    await send(second, data, second.offset);
+    const result = await second.finish(sha256(data));
+    assert.deepEqual(result.sha256, sha256(data));
+    assert.deepEqual(await readFile(path.join(out, 'r.bin')), data);
+  });
+
+  it('a different identity (size, mtime or principal) starts from zero', async () => {
+    const store = await freshStore();
+    const data = randomBytes(100 * KiB);
+    const first = await store.open(request('same', data), REPLACE);
+    await send(first, data, 0, 50 * KiB);
+    assert.equal(await first.release(), 50 * KiB);
+    const other = await store.open(request('same', data, { mtime: 5 }), REPLACE);
+    assert.equal(other.offset, 0);
+    await other.release();
+    const again = await store.open(request('same', data), REPLACE);
+    assert.equal(again.offset, 50 * KiB);
+    await again.release();
+  });
+
+  it('resumes after a crash: bytes past the record are cut, the final hash is right', async () => {
+    const data = randomBytes(MiB + 333);
+    const req = request('crash/c.bin', data);
+    const id = uploadId(req);
+    {
+      const store = await freshStore();
+      const upload = await store.open(req, REPLACE);
+      await send(upload, data, 0, 300 * KiB);
+      assert.equal(await upload.checkpoint(), 300 * KiB);
+      await upload.release();
+    }
+    // The crash: garbage written past the durable offset, a half-written record left behind.
+    await appendFile(path.join(partials, `${id}.part`), randomBytes(200 * KiB));
+    await writeFile(path.join(partials, `${id}.json.tmp`), '{"version":1,"dur');
+    const store = await freshStore();
+    assert.deepEqual((await readdir(partials)).sort(), [`${id}.json`, `${id}.part`], 'init removed the stray .tmp');
+    const upload = await store.open(req, REPLACE);
+    assert.equal(upload.offset, 300 * KiB);
+    assert.equal((await stat(path.join(partials, `${id}.part`))).size, 300 * KiB, 'untrusted tail truncated');
+    await send(upload, data, upload.offset);
+    const result = await upload.finish(sha256(data));
+    assert.deepEqual(result.sha256, sha256(data));
+    assert.deepEqual(await readFile(path.join(out, 'crash', 'c.bin')), data);
+  });
+
+  it('restarts from zero when the record is damaged or the .part is shorter than it says', async () => {
+    const data = randomBytes(200 * KiB);
+    const req = request('d.bin', data);
+    const id = uploadId(req);
+    const store = await freshStore();
+    const upload = await store.open(req, REPLACE);
+    await send(upload, data, 0, 100 * KiB);
+    await upload.release();
+    await writeFile(path.join(partials, `${id}.json`), 'not json');
+    const a = await store.open(req, REPLACE);
+    assert.equal(a.offset, 0);
+    await send(a, data, 0, 100 * KiB);
+    assert.equal(await a.release(), 100 * KiB);
+    await writeFile(path.join(partials, `${id}.part`), Buffer.alloc(10));
+    const b = await store.open(req, REPLACE);
+    assert.equal(b.offset, 0);
+    await send(b, data, 0);
+    await b.finish(sha256(data));
+    assert.deepEqual(await readFile(path.join(out, 'd.bin')), data);
+  });
+});
+
+describe('Store: verification and policy', () => {
+  it('INTEGRITY_FAILED deletes the partial and publishes nothing', async () => {
+    const store = await freshStore();
+    const data = randomBytes(500 * KiB);
+    const upload = await store.open(request('bad.bin', data), REPLACE);
+    await send(upload, data, 0);
+    await upload.checkpoint();
+    await assert.rejects(upload.finish(sha256(Buffer.from('something else'))), hasCode('INTEGRITY_FAILED'));
+    await assert.rejects(stat(path.join(out, 'bad.bin')));
+    assert.deepEqual(await readdir(partials), []);
+    assert.equal(store.openUploads, 0);
+    const again = await store.open(request('bad.bin', data), REPLACE);
+    assert.equal(again.offset, 0, 'nothing of the failed upload is resumed');
+    await again.release();
+  });
+
+  it('replaces an existing file only after verification', async () => {
+    const store = await freshStore();
+    const old = Buffer.from('old content');
+    await writeFile(path.join(out, 'r.txt'), old);
+    const data = randomBytes(300 * KiB);
+    const bad = await store.open(request('r.txt', data), REPLACE);
+    await send(bad, data, 0);
+    assert.deepEqual(await readFile(path.join(out, 'r.txt')), old, 'untouched while uploading');
+    await assert.rejects(bad.finish(randomBytes(32)), hasCode('INTEGRITY_FAILED'));
+    assert.deepEqual(await readFile(path.join(out, 'r.txt')), old, 'untouched after a failed upload');
+    const good = await store.open(request('r.txt', data), REPLACE);
+    await send(good, data, 0);
+    await good.finish(sha256(data));
+    assert.deepEqual(await readFile(path.join(out, 'r.txt')), data);
+  });
+
+  it('append-only refuses an existing name with EXISTS and leaves the file alone', async () => {
+    const store = await freshStore();
+    const old = Buffer.from('keep me');
+    await writeFile(path.join(out, 'keep.txt'), old);
+    await assert.rejects(store.open(request('keep.txt', Buffer.alloc(5)), APPEND_ONLY), hasCode('EXISTS'));
+    assert.deepEqual(await readFile(path.join(out, 'keep.txt')), old);
+    assert.equal(store.openUploads, 0);
+    assert.deepEqual(await readdir(partials), []);
+  });
+
+  it('append-only refuses at finish when the name appeared meanwhile, without replacing it', async () => {
+    const store = await freshStore();
+    const data = randomBytes(100 * KiB);
+    const upload = await store.open(request('late.txt', data), APPEND_ONLY);
+    await send(upload, data, 0);
+    const squatter = Buffer.from('first come');
+    await writeFile(path.join(out, 'late.txt'), squatter);
+    await assert.rejects(upload.finish(sha256(data)), hasCode('EXISTS'));
+    assert.deepEqual(await readFile(path.join(out, 'late.txt')), squatter);
+    assert.deepEqual(await readdir(partials), []);
+  });
+
+  it('append-only publishes a new name', async () => {
+    const store = await freshStore();
+    const data = randomBytes(10 * KiB);
+    const upload = await store.open(request('new.txt', data), APPEND_ONLY);
+    await send(upload, data, 0);
+    await upload.finish(sha256(data));
+    assert.deepEqual(await readFile(path.join(out, 'new.txt')), data);
+    assert.deepEqual(await readdir(partials), []);
+  });
+
+  it('TOO_LARGE above maxFileBytes, NO_SPACE above the free space, and no file left behind', async () => {
+    const store = await freshStore();
+    await assert.rejects(store.open(request('big', Buffer.alloc(11)), { appendOnly: false, maxFileBytes: 10 }), hasCode('TOO_LARGE'));
+    const huge = { principal: 'anonymous', name: 'huge', size: 2 ** 53 - 1, mtime: 0, mode: 0o644 };
+    await assert.rejects(store.open(huge, REPLACE), hasCode('NO_SPACE'));
+    assert.deepEqual(await readdir(partials), []);
+    assert.equal(store.openUploads, 0);
+  });
+
+  it('BAD_NAME for hostile names and planted symlinks; nothing is created outside', async () => {
+    const store = await freshStore();
+    const data = Buffer.from('x');
+    for (const name of ['../escape', '/etc/passwd', '.stx/partials/x', 'a/../../b', 'a\\b']) {
+      await assert.rejects(store.open(request(name, data), REPLACE), hasCode('BAD_NAME'), name);
+    }
+    await symlink(outside, path.join(out, 'evil'));
+    await assert.rejects(store.open(request('evil/x', data), REPLACE), hasCode('BAD_NAME'));
+    await symlink(path.join(outside, 'target'), path.join(out, 'final-link'));
+    await assert.rejects(store.open(request('final-link', data), REPLACE), hasCode('BAD_NAME'));
+    assert.equal(store.openUploads, 0);
+  });
+
+  it('re-checks the path at finish: a directory swapped for a symlink is BAD_NAME', async () => {
+    const store = await freshStore();
+    const data = randomBytes(10 * KiB);
+    const upload = await store.open(request('swap/x', data), REPLACE);
+    await send(upload, data, 0);
+    await rename(path.join(out, 'swap'), path.join(root, 'moved-away'));
+    await symlink(outside, path.join(out, 'swap'));
+    await assert.rejects(upload.finish(sha256(data)), hasCode('BAD_NAME'));
+    await rm(path.join(root, 'moved-away'), { recursive: true });
+    assert.equal(store.openUploads, 0);
+    assert.equal((await readdir(partials)).length, 2, 'the verified partial is kept');
+  });
+});
+
+describe('Store: locks and sweep', () => {
+  it('BUSY for a concurrent open of the same final name; free again after release', async () => {
+    const store = await freshStore();
+    const data = randomBytes(1000);
+    const first = await store.open(request('busy', data), REPLACE);
+    await assert.rejects(store.open(request('busy', data, { principal: 'SHA256:someone-else' }), REPLACE), hasCode('BUSY'));
+    await assert.rejects(store.open(request('busy', data), REPLACE), hasCode('BUSY'), 'same identity, no handover handler');
+    const racing = await Promise.allSettled([store.open(request('twin', data), REPLACE), store.open(request('twin', data), REPLACE)]);
+    assert.deepEqual(racing.map((r) => r.status).sort(), ['fulfilled', 'rejected']);
+    for (const r of racing) if (r.status === 'fulfilled') await r.value.release();
+    await first.release();
+    const again = await store.open(request('busy', data), REPLACE);
+    await again.release();
+  });
+
+  it('hands the lock over to the same identity when the holder agrees', async () => {
+    const store = await freshStore();
+    const data = randomBytes(200 * KiB);
+    const stale = await store.open(request('h', data), REPLACE);
+    await send(stale, data, 0, 100 * KiB);
+    let asked = 0;
+    stale.onReleaseRequest(() => {
+      asked++;
+      void stale.release();
+    });
+    const fresh = await store.open(request('h', data), REPLACE);
+    assert.equal(asked, 1);
+    assert.equal(fresh.offset, 100 * KiB);
+    await send(fresh, data, fresh.offset);
+    await fresh.finish(sha256(data));
+    assert.deepEqual(await readFile(path.join(out, 'h')), data);
+  });
+
+  it('an OPEN of the same identity during release() waits for the lock instead of BUSY', async () => {
+    const store = await freshStore();
+    const data = randomBytes(300 * KiB);
+    const first = await store.open(request('w', data), REPLACE);
+    await send(first, data, 0, 200 * KiB);
+    const releasing = first.release();
+    const second = await store.open(request('w', data), REPLACE);
+    assert.equal(await releasing, 200 * KiB);
+    assert.equal(second.offset, 200 * KiB);
+    await send(second, data, second.offset);
+    await second.finish(sha256(data));
+    assert.deepEqual(await readFile(path.join(out, 'w')), data);
+  });
+
+  it('sweep removes partials older than the TTL, keeps fresh and open ones', async () => {
+    const store = await freshStore();
+    const data = randomBytes(10 * KiB);
+    const old = await store.open(request('old', data), REPLACE);
+    await send(old, data, 0, 5 * KiB);
+    await old.release();
+    const open = await store.open(request('open', data), REPLACE);
+    await writeFile(path.join(partials, `${'a'.repeat(64)}.part`), 'orphan without record');
+    await writeFile(path.join(partials, 'unrelated'), 'not ours');
+    assert.equal(await store.sweep(60_000), 0, 'nothing is old yet');
+    assert.equal(await store.sweep(60_000, Date.now() + 120_000), 2, 'the released upload and the orphan');
+    const left = (await readdir(partials)).sort();
+    const openId = uploadId(request('open', data));
+    assert.deepEqual(left, [`${openId}.json`, `${openId}.part`, 'unrelated']);
+    const resumed = await store.open(request('old', data), REPLACE);
+    assert.equal(resumed.offset, 0, 'a swept upload starts over');
+    await resumed.release();
+    await open.release();
+  });
+});
+
+describe('record', () => {
+  it('round-trips offsets above 2^32 and refuses inconsistent records', () => {
+    const record = {
+      version: RECORD_VERSION,
+      principal: 'SHA256:abc',
+      name: 'big/file',
+      size: 5 * 2 ** 30,
+      mtime: -86_400_000,
+      mode: 0o644,
+      durable: 4.5 * 2 ** 30 + 3,
+      created: 1,
+      updated: 2,
+    };
+    assert.deepEqual(parseRecord(JSON.parse(encodeRecord(record))), record);
+    assert.equal(parseRecord({ ...record, durable: record.size + 1 }), undefined);
+    assert.equal(parseRecord({ ...record, version: 2 }), undefined);
+    assert.equal(parseRecord({ ...record, size: 1.5 }), undefined);
+    assert.equal(parseRecord({ ...record, mode: 0o10000 }), undefined);
+    assert.equal(parseRecord([record]), undefined);
+  });
+
+  it('derives distinct ids for distinct identities', () => {
+    const base = { principal: 'anonymous', name: 'a', size: 2 ** 40, mtime: 1 };
+    const ids = new Set([
+      uploadId(base),
+      uploadId({ ...base, principal: 'anonymousa', name: '' }),
+      uploadId({ ...base, size: 2 ** 40 + 1 }),
+      uploadId({ ...base, mtime: -1 }),
+      uploadId({ ...base, name: 'b' }),
+    ]);
+    assert.equal(ids.size, 5);
+    assert.match(uploadId(base), /^[0-9a-f]{64}$/);
+  });
+});

@@ -1,0 +1,149 @@
+// Real processes for end-to-end tests: the built stx-recv / stx-send, temp dirs and files.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { DIST_DIR } from './paths.js';
+
+export const RECV_CLI = path.join(DIST_DIR, 'src', 'recv', 'cli.js');
+export const SEND_CLI = path.join(DIST_DIR, 'src', 'send', 'cli.js');
+export const KEYGEN_CLI = path.join(DIST_DIR, 'src', 'send', 'keygen-cli.js');
+
+/** A temp dir removed by `cleanup()`. */
+export async function tempDir(prefix = 'stx-test-'): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
+  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** Writes `size` bytes of seeded pseudo-random content; returns its SHA-256 hex. */
+export async function makeFile(file: string, size: number, seed = 1): Promise<string> {
+  const block = createHash('sha512').update(`seed ${seed}`).digest();
+  const unit = Buffer.alloc(1 << 20);
+  for (let i = 0; i < unit.length; i += block.length) block.copy(unit, i);
+  randomBytes(4096).copy(unit, 0);
+  const hash = createHash('sha256');
+  const fh = await open(file, 'w', 0o644);
+  try {
+    let written = 0;
+    let n = 0;
+    while (written < size) {
+      const len = Math.min(unit.length, size - written);
+      unit.writeUInt32BE(n++ >>> 0, 4096);
+      const piece = unit.subarray(0, len);
+      hash.update(piece);
+      await fh.write(piece, 0, len, written);
+      written += len;
+    }
+  } finally {
+    await fh.close();
+  }
+  return hash.digest('hex');
+}
+
+export async function sha256File(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  const fh = await open(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (let pos = 0; ; ) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+      if (bytesRead === 0) break;
+      hash.update(buf.subarray(0, bytesRead));
+      pos += bytesRead;
+    }
+  } finally {
+    await fh.close();
+  }
+  return hash.digest('hex');
+}
+
+export interface Daemon {
+  readonly proc: ChildProcess;
+  readonly port: number;
+  readonly fingerprint: string;
+  stderr(): string;
+  stdout(): string;
+  /** Sends a signal and waits for exit; returns the exit code (or the signal name). */
+  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | string>;
+}
+
+/** Starts stx-recv on 127.0.0.1:0 and waits for its listening and fingerprint lines. */
+export async function startDaemon(out: string, keyFile: string, extra: string[] = [], port = 0): Promise<Daemon> {
+  const proc = spawn(process.execPath, [RECV_CLI, '--listen', `127.0.0.1:${port}`, '--out', out, '--key', keyFile, ...extra], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, STX_HOME: path.dirname(keyFile) },
+  });
+  let err = '';
+  let outText = '';
+  proc.stdout.setEncoding('utf8').on('data', (d: string) => (outText += d.length > 0 && outText.length < 4_000_000 ? d : ''));
+  proc.stderr.setEncoding('utf8');
+  const exited = new Promise<number | string>((resolve) => proc.once('exit', (code, sig) => resolve(code ?? sig ?? -1)));
+  const ready = await new Promise<{ port: number; fingerprint: string }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`stx-recv did not start in 30 s:\n${err}`)), 30_000);
+    proc.stderr.on('data', (d: string) => {
+      err += d;
+      const p = /listening on \S+:(\d+)/.exec(err);
+      const f = /fingerprint (SHA256:\S+)/.exec(err);
+      if (p?.[1] !== undefined && f?.[1] !== undefined) {
+        clearTimeout(timer);
+        resolve({ port: Number(p[1]), fingerprint: f[1] });
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`stx-recv exited (${code}) before listening:\n${err}`));
+    });
+  });
+  return {
+    proc,
+    ...ready,
+    stderr: () => err,
+    stdout: () => outText,
+    async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 15_000) {
+      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode ?? proc.signalCode ?? -1;
+      proc.kill(signal);
+      const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+}
+
+export interface SendResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs stx-send to completion (killed after `timeoutMs`). */
+export function runSend(args: string[], env: Record<string, string> = {}, timeoutMs = 120_000): Promise<SendResult> {
+  return new Promise((resolve) => {
+    const proc = spawn(process.execPath, [SEND_CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    proc.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+    proc.on('exit', (code, sig) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? (sig === null ? -1 : 128), stdout, stderr });
+    });
+  });
+}
+
+/** Starts stx-send without waiting (for kill-mid-upload tests). */
+export function spawnSend(args: string[], env: Record<string, string> = {}): ChildProcess {
+  return spawn(process.execPath, [SEND_CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+}
+
+export async function readJsonLine(text: string): Promise<Record<string, unknown>> {
+  const line = text.trim().split('\n').filter((l) => l.startsWith('{')).at(-1);
+  if (line === undefined) throw new Error(`no JSON line in: ${text}`);
+  const v: unknown = JSON.parse(line);
+  if (typeof v !== 'object' || v === null) throw new Error('JSON line is not an object');
+  return Object.fromEntries(Object.entries(v));
+}
+
+export { readFile };

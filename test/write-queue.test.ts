@@ -1,0 +1,338 @@
+// The positional write queue: bytes land at their offsets, the contiguous prefix never runs
+// ahead of what is written, queued bytes stay bounded and the pause/drain signals fire.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, open, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import fc from 'fast-check';
+import { ResourceError, UploadError } from '../src/proto/errors.js';
+import { ByteBudget, ContiguousPrefix, WriteQueue } from '../src/recv/write-queue.js';
+
+const MiB = 1024 * 1024;
+
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'stx-wq-'));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+let fileNo = 0;
+async function withFile<T>(fn: (fh: FileHandle, file: string) => Promise<T>): Promise<T> {
+  const file = path.join(dir, `f${fileNo++}`);
+  const fh = await open(file, 'w+');
+  try {
+    return await fn(fh, file);
+  } finally {
+    await fh.close();
+  }
+}
+
+describe('ContiguousPrefix', () => {
+  it('advances only over a gap-free run, whatever the completion order (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 50 }), { minLength: 1, maxLength: 30 }),
+        fc.integer({ min: 0, max: 2 ** 40 }),
+        fc.infiniteStream(fc.nat()),
+        (lengths, start, picks) => {
+          const ranges: Array<[number, number]> = [];
+          let at = start;
+          for (const length of lengths) {
+            ranges.push([at, at + length]);
+            at += length;
+          }
+          const done = new Array<boolean>(ranges.length).fill(false);
+          const prefix = new ContiguousPrefix(start);
+          const order = [...ranges.keys()];
+          const it = picks[Symbol.iterator]();
+          for (let remaining = order.length; remaining > 0; remaining--) {
+            const index = order.splice((it.next().value ?? 0) % remaining, 1)[0] ?? 0;
+            const range = ranges[index];
+            assert.ok(range !== undefined);
+            prefix.add(range[0], range[1]);
+            done[index] = true;
+            const firstMissing = done.indexOf(false);
+            const expected = firstMissing === -1 ? at : (ranges[firstMissing]?.[0] ?? -1);
+            assert.equal(prefix.offset, expected);
+          }
+          assert.equal(prefix.pendingRanges, 0);
+        },
+      ),
+      { seed: 42, numRuns: 500 },
+    );
+  });
+
+  it('keeps a few merged ranges and handles offsets above 2^32', () => {
+    const base = 2 ** 32 + 10;
+    const prefix = new ContiguousPrefix(base);
+    prefix.add(base + 30, base + 40);
+    prefix.add(base + 10, base + 20);
+    prefix.add(base + 20, base + 30); // bridges the two: one range left
+    assert.equal(prefix.pendingRanges, 1);
+    assert.equal(prefix.offset, base);
+    prefix.add(base, base + 10);
+    assert.equal(prefix.offset, base + 40);
+    assert.equal(prefix.pendingRanges, 0);
+    prefix.add(base + 5, base + 15); // already covered: no change
+    assert.equal(prefix.offset, base + 40);
+  });
+});
+
+describe('WriteQueue', () => {
+  it('writes every chunk at its offset and flush returns the end', async () => {
+    await withFile(async (fh, file) => {
+      const budget = new ByteBudget(64 * MiB);
+      const q = new WriteQueue(fh, { concurrency: 4, maxQueuedBytes: 16 * MiB }, budget);
+      const chunks: Buffer[] = [];
+      let offset = 0;
+      for (let i = 0; i < 64; i++) {
+        const chunk = randomBytes(1 + ((i * 7919) % 65_536));
+        chunks.push(chunk);
+        q.enqueue(offset, chunk);
+        offset += chunk.length;
+      }
+      assert.equal(q.enqueuedOffset, offset);
+      assert.equal(await q.flush(), offset);
+      assert.equal(q.writtenOffset, offset);
+      assert.equal(q.queuedBytes, 0);
+      assert.equal(budget.usedBytes, 0);
+      await q.close();
+      assert.deepEqual(await readFile(file), Buffer.concat(chunks));
+    });
+  });
+
+  it('never reports a written prefix that the file does not hold yet', async () => {
+    await withFile(async (fh, file) => {
+      const q = new WriteQueue(fh, { concurrency: 8, maxQueuedBytes: 64 * MiB }, new ByteBudget(64 * MiB));
+      const data = randomBytes(32 * MiB);
+      for (let at = 0; at < data.length; at += MiB) q.enqueue(at, data.subarray(at, at + MiB));
+      const reader = await open(file, 'r');
+      try {
+        let lastSeen = 0;
+        for (let i = 0; i < 2000 && q.writtenOffset < data.length; i++) {
+          const claimed = q.writtenOffset;
+          assert.ok(claimed >= lastSeen, 'the prefix never moves back');
+          lastSeen = claimed;
+          if (claimed > 0) {
+            const probe = Math.max(0, claimed - 4096);
+            const buf = Buffer.alloc(claimed - probe);
+            await reader.read(buf, 0, buf.length, probe);
+            assert.deepEqual(buf, data.subarray(probe, claimed));
+          }
+          await new Promise((r) => setImmediate(r));
+        }
+        assert.equal(await q.flush(), data.length);
+      } finally {
+        await reader.close();
+      }
+    });
+  });
+
+  it('signals pause exactly when the next full chunk would not fit, and drain below low water', async () => {
+    await withFile(async (fh) => {
+      const budget = new ByteBudget(1024 * MiB);
+      const q = new WriteQueue(fh, { concurrency: 2, maxQueuedBytes: 4 * MiB, maxChunkBytes: MiB, lowWaterBytes: 2 * MiB }, budget);
+      let drains = 0;
+      q.onDrain(() => drains++);
+      // Writes cannot complete synchronously, so the first three fit and the fourth fills the bound.
+      assert.equal(q.enqueue(0, Buffer.alloc(MiB, 1)), false);
+      assert.equal(q.enqueue(MiB, Buffer.alloc(MiB, 2)), false);
+      assert.equal(q.enqueue(2 * MiB, Buffer.alloc(MiB, 3)), false);
+      assert.equal(q.enqueue(3 * MiB, Buffer.alloc(MiB, 4)), true);
+      assert.equal(q.paused, true);
+      assert.equal(q.queuedBytes, 4 * MiB);
+      await q.drained();
+      assert.equal(q.paused, false);
+      assert.equal(drains, 1);
+      assert.ok(q.queuedBytes <= 2 * MiB, `resumed at ${q.queuedBytes} queued bytes`);
+      assert.equal(await q.flush(), 4 * MiB);
+      await q.close();
+    });
+  });
+
+  it('keeps queued bytes within the bound for a producer that honours pause (many 1 MiB chunks)', async () => {
+    await withFile(async (fh, file) => {
+      const budget = new ByteBudget(1024 * MiB);
+      const q = new WriteQueue(fh, { concurrency: 4, maxQueuedBytes: 4 * MiB, maxChunkBytes: MiB }, budget);
+      let pauses = 0;
+      let drains = 0;
+      q.onDrain(() => drains++);
+      const chunk = Buffer.alloc(MiB, 0x5a);
+      const total = 64;
+      for (let i = 0; i < total; i++) {
+        if (q.enqueue(i * MiB, chunk)) {
+          pauses++;
+          await q.drained();
+        }
+        assert.ok(q.queuedBytes <= 4 * MiB);
+      }
+      assert.equal(await q.flush(), total * MiB);
+      await q.close();
+      assert.ok(pauses > 0, 'the producer outran the disk at least once');
+      assert.equal(drains, pauses);
+      assert.ok(q.peakQueuedBytes <= 4 * MiB, `peak ${q.peakQueuedBytes}`);
+      assert.equal(budget.usedBytes, 0);
+      assert.equal((await stat(file)).size, total * MiB);
+    });
+  });
+
+  it('pauses on the shared budget and resumes when it falls to its low water', async () => {
+    await withFile(async (fh) => {
+      const budget = new ByteBudget(3 * MiB, MiB);
+      const q = new WriteQueue(fh, { concurrency: 1, maxQueuedBytes: 64 * MiB, maxChunkBytes: MiB }, budget);
+      let pauses = 0;
+      for (let i = 0; i < 32; i++) {
+        if (q.enqueue(i * MiB, Buffer.alloc(MiB))) {
+          pauses++;
+          assert.ok(!budget.hasRoomFor(MiB));
+          await q.drained();
+          assert.ok(budget.usedBytes <= MiB, `resumed with ${budget.usedBytes} bytes in the budget`);
+        }
+      }
+      await q.flush();
+      await q.close();
+      assert.ok(pauses > 0);
+      assert.ok(budget.peakBytes <= 3 * MiB, `peak ${budget.peakBytes}`);
+      assert.equal(budget.usedBytes, 0);
+    });
+  });
+
+  it('shares one budget between connections: both pause, both resume, the total stays bounded', async () => {
+    await withFile(async (fhA) => {
+      await withFile(async (fhB) => {
+        const budget = new ByteBudget(4 * MiB, MiB);
+        const opts = { concurrency: 2, maxQueuedBytes: 64 * MiB, maxChunkBytes: MiB };
+        const queues = [new WriteQueue(fhA, opts, budget), new WriteQueue(fhB, opts, budget)];
+        const pauses = [0, 0];
+        await Promise.all(
+          queues.map(async (q, n) => {
+            for (let i = 0; i < 24; i++) {
+              if (q.enqueue(i * MiB, Buffer.alloc(MiB, n))) {
+                pauses[n] = (pauses[n] ?? 0) + 1;
+                await q.drained();
+              }
+            }
+            await q.flush();
+            await q.close();
+          }),
+        );
+        assert.ok((pauses[0] ?? 0) > 0 && (pauses[1] ?? 0) > 0, `pauses ${pauses.join(',')}`);
+        // Documented bound: each unpaused connection may add one chunk past the maximum.
+        assert.ok(budget.peakBytes <= 4 * MiB + (queues.length - 1) * MiB, `peak ${budget.peakBytes}`);
+        assert.equal(budget.usedBytes, 0);
+      });
+    });
+  });
+
+  it('close wakes a paused caller and refuses further chunks', async () => {
+    await withFile(async (fh) => {
+      const budget = new ByteBudget(2 * MiB, MiB);
+      const q = new WriteQueue(fh, { concurrency: 1, maxQueuedBytes: 8 * MiB, maxChunkBytes: MiB }, budget);
+      const other = new WriteQueue(fh, { concurrency: 1, maxQueuedBytes: 8 * MiB, maxChunkBytes: MiB, startOffset: 64 * MiB }, budget);
+      // `other` holds the budget above its low water, so only close() can wake `q`.
+      other.enqueue(64 * MiB, Buffer.alloc(MiB));
+      assert.equal(q.enqueue(0, Buffer.alloc(MiB)), true);
+      const woken = q.drained();
+      await q.close();
+      await woken;
+      assert.equal(q.paused, false);
+      assert.throws(() => q.enqueue(MiB, Buffer.alloc(1)), (e: unknown) => e instanceof ResourceError && e.code === 'INTERNAL');
+      await other.close();
+      assert.equal(budget.usedBytes, 0);
+    });
+  });
+
+  it('sync returns the durable offset', async () => {
+    await withFile(async (fh) => {
+      const q = new WriteQueue(fh, { concurrency: 4, maxQueuedBytes: 16 * MiB, startOffset: 100 }, new ByteBudget(16 * MiB));
+      q.enqueue(100, Buffer.alloc(1000, 1));
+      q.enqueue(1100, Buffer.alloc(1000, 2));
+      assert.equal(await q.sync(), 2100);
+      await q.close();
+    });
+  });
+
+  it('writes at an offset above 2^32 into a sparse file', async () => {
+    await withFile(async (fh) => {
+      const start = 2 ** 32 + 10;
+      const q = new WriteQueue(fh, { concurrency: 2, maxQueuedBytes: 16 * MiB, startOffset: start }, new ByteBudget(16 * MiB));
+      const data = Buffer.from('beyond four gibibytes');
+      q.enqueue(start, data);
+      assert.equal(await q.sync(), start + data.length);
+      await q.close();
+      const back = Buffer.alloc(data.length);
+      await fh.read(back, 0, back.length, start);
+      assert.deepEqual(back, data);
+      assert.equal((await fh.stat()).size, start + data.length);
+    });
+  });
+
+  it('refuses a chunk that is not at the next offset, or too large', async () => {
+    await withFile(async (fh) => {
+      const q = new WriteQueue(fh, { concurrency: 1, maxQueuedBytes: 4 * MiB, maxChunkBytes: MiB }, new ByteBudget(16 * MiB));
+      q.enqueue(0, Buffer.alloc(10));
+      assert.throws(() => q.enqueue(5, Buffer.alloc(10)), (e: unknown) => e instanceof UploadError && e.code === 'BAD_OFFSET');
+      assert.throws(() => q.enqueue(20, Buffer.alloc(10)), (e: unknown) => e instanceof UploadError && e.code === 'BAD_OFFSET');
+      assert.throws(() => q.enqueue(10, Buffer.alloc(MiB + 1)), (e: unknown) => e instanceof ResourceError && e.code === 'INTERNAL');
+      assert.equal(await q.flush(), 10);
+      await q.close();
+    });
+  });
+
+  it('refuses a caller that ignores pause once past the hard bound', async () => {
+    await withFile(async (fh) => {
+      const q = new WriteQueue(fh, { concurrency: 1, maxQueuedBytes: 2 * MiB, maxChunkBytes: MiB }, new ByteBudget(64 * MiB));
+      let at = 0;
+      const push = (): boolean => {
+        const pause = q.enqueue(at, Buffer.alloc(MiB));
+        at += MiB;
+        return pause;
+      };
+      assert.equal(push(), false);
+      assert.equal(push(), true);
+      assert.equal(push(), true); // slack of one chunk for frames already decoded
+      assert.throws(push, (e: unknown) => e instanceof ResourceError && e.code === 'INTERNAL');
+      assert.equal(await q.flush(), 3 * MiB);
+      await q.close();
+    });
+  });
+
+  it('turns ENOSPC into NO_SPACE on the next call, wakes a paused caller, and leaks no rejection', async () => {
+    const fh = await open('/dev/full', 'r+');
+    try {
+      const budget = new ByteBudget(64 * MiB);
+      const q = new WriteQueue(fh, { concurrency: 2, maxQueuedBytes: 2 * MiB, maxChunkBytes: MiB }, budget);
+      q.enqueue(0, Buffer.alloc(MiB));
+      assert.equal(q.enqueue(MiB, Buffer.alloc(MiB)), true);
+      await q.drained(); // resolves although nothing could be written
+      const isNoSpace = (e: unknown): boolean => e instanceof UploadError && e.code === 'NO_SPACE';
+      await assert.rejects(q.flush(), isNoSpace);
+      assert.throws(() => q.enqueue(2 * MiB, Buffer.alloc(1)), isNoSpace);
+      await assert.rejects(q.sync(), isNoSpace);
+      assert.equal(q.writtenOffset, 0);
+      await q.close();
+      assert.equal(q.queuedBytes, 0);
+      assert.equal(budget.usedBytes, 0);
+    } finally {
+      await fh.close();
+    }
+  });
+
+  it('turns other write errors into IO_ERROR', async () => {
+    await withFile(async (_fh, file) => {
+      const ro = await open(file, 'r');
+      try {
+        const q = new WriteQueue(ro, { concurrency: 1, maxQueuedBytes: 4 * MiB }, new ByteBudget(16 * MiB));
+        q.enqueue(0, Buffer.from('x'));
+        await assert.rejects(q.flush(), (e: unknown) => e instanceof ResourceError && e.code === 'IO_ERROR' && e.message.includes('EBADF'));
+        await q.close();
+      } finally {
+        await ro.close();
+      }
+    });
+  });
+});
