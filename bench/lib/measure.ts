@@ -125,7 +125,10 @@ export function startMeasured(command: string, args: readonly string[], options:
     const timer = setTimeout(() => {
       timedOut = true;
       // Kill the command so GNU time still reports; kill GNU time only if the command is unknown.
-      void childPidPromise.then((pid) => (pid === undefined ? child.kill('SIGKILL') : signalChild('SIGKILL')));
+      void childPidPromise.then(async (pid) => {
+        if (pid === undefined) child.kill('SIGKILL');
+        else await signalChild('SIGKILL');
+      });
     }, options.timeoutMs);
     const exitCode = await new Promise<number | null>((resolve) => {
       child.once('error', () => resolve(null));

@@ -23,6 +23,7 @@ export {
   KEY_SCHEDULE,
   signatureMessage,
   verifyFinished,
+  type KeySpec,
   type SessionKeys,
 } from './key-schedule.js';
 export {

@@ -16,7 +16,7 @@ export interface SessionKeys {
   readonly sFinishedKey: Buffer;
 }
 
-interface KeySpec {
+export interface KeySpec {
   /** info = "stx/1 " ‖ label. */
   readonly label: string;
   readonly bytes: number;

@@ -47,6 +47,7 @@ export class Session {
   private client: string | null = null;
   private busy: Promise<void> | null = null;
   private writePaused = false;
+  private helloSent = false;
   private handshakeTimer: NodeJS.Timeout | null;
   private checkpointing = false;
   private bytesSinceAck = 0;
@@ -146,6 +147,7 @@ export class Session {
       case 'CLIENT_HELLO':
         if (phase.kind !== 'Handshake') throw this.bug(frame.type);
         this.writeRaw('SERVER_HELLO', [phase.hs.onClientHello(raw, frame)]);
+        this.helloSent = true;
         return undefined;
       case 'KEY_EXCHANGE': {
         if (phase.kind !== 'Handshake') throw this.bug(frame.type);
@@ -196,6 +198,8 @@ export class Session {
       upload.release();
       return;
     }
+    // A reconnecting client with the same upload supersedes this (stale) connection (§9.4).
+    upload.onReleaseRequest(() => this.close('superseded by a newer connection for the same upload'));
     this.phase = { kind: 'Receiving', upload, started: Date.now(), from: upload.offset };
     this.bytesSinceAck = 0;
     this.lastAck = Date.now();
@@ -311,7 +315,12 @@ export class Session {
     if (!(err instanceof StxError)) this.log.error({ err }, 'internal error');
     const message = WIRE_MESSAGE[stx.code] ?? stx.message;
     try {
-      if (!this.socket.destroyed && this.machine.state !== 'Closed') {
+      // Before the server preamble went out, it goes first (§3). Between SERVER_HELLO and
+      // KEY_EXCHANGE there are no keys yet, so nothing can be sent (§6).
+      if (this.phase.kind === 'Preamble') this.socket.write(encodePreamble());
+      const keyless = this.helloSent && !this.channel.sealing;
+      const canSend = this.machine.state !== 'Closed' && !keyless;
+      if (!this.socket.destroyed && canSend) {
         this.sendFrame({ type: 'ERROR', code: stx.wire, message: message.slice(0, 1000) });
       }
     } catch {

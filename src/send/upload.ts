@@ -220,7 +220,7 @@ async function attempt(
     const offset = ok.frame.offset;
     if (offset > file.size) throw new UploadError('BAD_OFFSET', `server offset ${offset} is past the file size ${file.size}`);
     if (state.resumedFrom < 0) state.resumedFrom = offset;
-    if (offset > 0 && state.reconnects === 0) opts.onEvent?.(`resuming at byte ${offset} of ${file.size}`);
+    if (offset > 0) opts.onEvent?.(`the server holds ${offset} of ${file.size} bytes; resuming from there`);
     state.durable = Math.max(state.durable, offset);
 
     // Frames from here on arrive while we send: ACK, PONG, DONE, or an error that ends it all.

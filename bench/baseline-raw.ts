@@ -1,0 +1,151 @@
+// The raw ceiling: plain TCP on 127.0.0.1 into positional file writes. No crypto, no hashing,
+// no framing; what stx adds on top of this is what the comparison shows.
+//
+//   node dist/bench/baseline-raw.js recv --port 0 --out FILE [--no-fsync]
+//     prints "listening on 127.0.0.1:PORT", takes one connection, writes it to FILE, fsyncs,
+//     closes the connection, prints {"bytes":N} and exits.
+//   node dist/bench/baseline-raw.js send --port PORT --file FILE
+//     sends FILE in 1 MiB positional reads and exits once the receiver has closed (so: durable).
+import { once } from 'node:events';
+import { open } from 'node:fs/promises';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { parseArgs } from 'node:util';
+
+import { readFully, writeFully } from './lib/fileio.js';
+import { LOOPBACK } from './lib/net.js';
+
+const READ_BLOCK_BYTES = 1024 * 1024;
+/** Socket chunks (~64 KiB) are gathered into file writes of this size. */
+const WRITE_BLOCK_BYTES = 1024 * 1024;
+/** Bytes received but not yet written: pause the socket above high water, resume below low. */
+const QUEUE_HIGH_WATER_BYTES = 16 * 1024 * 1024;
+const QUEUE_LOW_WATER_BYTES = 4 * 1024 * 1024;
+/** A connection (or connect attempt) that moves nothing for this long is dead. */
+const IDLE_TIMEOUT_MS = 30_000;
+
+async function recv(port: number, outPath: string, fsync: boolean): Promise<void> {
+  const fh = await open(outPath, 'w');
+  // Half-open: the peer's FIN must not close our side before the data is on disk.
+  const server = createServer({ allowHalfOpen: true });
+  await listen(server, port);
+  const address = server.address();
+  if (typeof address !== 'object' || address === null) throw new Error('server has no address');
+  process.stdout.write(`listening on ${LOOPBACK}:${address.port}\n`);
+
+  const socket = await new Promise<Socket>((resolve) => server.once('connection', resolve));
+  server.close();
+  socket.setTimeout(IDLE_TIMEOUT_MS, () => socket.destroy(new Error('idle timeout')));
+
+  let offset = 0; // next file offset to assign
+  let queuedBytes = 0; // received, not yet written
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  let failure: unknown;
+  const inflight = new Set<Promise<void>>();
+
+  const flush = (): void => {
+    if (pendingBytes === 0) return;
+    const data = Buffer.concat(pending, pendingBytes);
+    const at = offset;
+    offset += data.length;
+    pending = [];
+    pendingBytes = 0;
+    const write = writeFully(fh, data, at).then(
+      () => {
+        queuedBytes -= data.length;
+        if (socket.isPaused() && queuedBytes <= QUEUE_LOW_WATER_BYTES) socket.resume();
+      },
+      (err: unknown) => {
+        failure ??= err;
+        socket.destroy();
+      },
+    );
+    inflight.add(write);
+    void write.finally(() => inflight.delete(write));
+  };
+
+  socket.on('data', (chunk: Buffer) => {
+    queuedBytes += chunk.length;
+    pending.push(chunk);
+    pendingBytes += chunk.length;
+    if (pendingBytes >= WRITE_BLOCK_BYTES) flush();
+    if (queuedBytes >= QUEUE_HIGH_WATER_BYTES) socket.pause();
+  });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('end', resolve);
+    socket.once('error', reject);
+    socket.once('close', () => reject(failure ?? new Error('connection closed before end')));
+  });
+  flush();
+  await Promise.all(inflight);
+  if (failure !== undefined) throw failure;
+  if (fsync) await fh.sync();
+  await fh.close();
+  // Closing tells the sender the data is on disk.
+  socket.end();
+  await once(socket, 'close');
+  process.stdout.write(`${JSON.stringify({ bytes: offset })}\n`);
+}
+
+async function send(port: number, filePath: string): Promise<void> {
+  const fh = await open(filePath, 'r');
+  const { size } = await fh.stat();
+  const socket = connect({ host: LOOPBACK, port });
+  socket.setTimeout(IDLE_TIMEOUT_MS, () => socket.destroy(new Error('idle timeout')));
+  await once(socket, 'connect');
+  // The receiver closes once everything is on disk; 'close' after our end() means that.
+  const closed = new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.once('close', () => resolve());
+  });
+  void closed.catch(() => undefined); // awaited below, where errors surface
+  socket.resume();
+
+  const readAt = (at: number): Promise<Buffer> => readFully(fh, Math.min(READ_BLOCK_BYTES, size - at), at);
+  let position = 0;
+  // Read one block ahead so disk and socket overlap.
+  let next = size > 0 ? readAt(0) : undefined;
+  while (next !== undefined) {
+    const block = await next;
+    position += block.length;
+    next = position < size ? readAt(position) : undefined;
+    if (!socket.write(block)) await once(socket, 'drain');
+  }
+  await fh.close();
+  socket.end();
+  await closed;
+  process.stdout.write(`${JSON.stringify({ bytes: position })}\n`);
+}
+
+function listen(server: Server, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, LOOPBACK, () => resolve());
+  });
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      port: { type: 'string' },
+      out: { type: 'string' },
+      file: { type: 'string' },
+      'no-fsync': { type: 'boolean', default: false },
+    },
+  });
+  const port = Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error('--port must be 0..65535');
+  const [mode] = positionals;
+  if (mode === 'recv' && values.out !== undefined) return recv(port, values.out, !values['no-fsync']);
+  if (mode === 'send' && values.file !== undefined && port > 0) return send(port, values.file);
+  throw new Error('usage: baseline-raw recv --port 0 --out FILE [--no-fsync] | send --port PORT --file FILE');
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`baseline-raw: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);
