@@ -1,0 +1,191 @@
+// Entry point of `npm run bench`: every contender sends the same file, N times, interleaved;
+// each received copy is checked by SHA-256; medians go to RESULTS.md and results.json.
+//
+//   node dist/bench/run.js [--size 1G] [--runs 3] [--only raw,scp,sftp,tus,stx] [--out bench/] [--keep]
+import { spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, statfs, writeFile } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
+import { availableParallelism, release, tmpdir, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+
+import { raw } from './contenders/raw.js';
+import { scp } from './contenders/scp.js';
+import { sftp } from './contenders/sftp.js';
+import { stx } from './contenders/stx.js';
+import { tus } from './contenders/tus.js';
+import type { Contender, RunResult } from './contenders/types.js';
+import { ensureTools } from './lib/apt.js';
+import { GNU_TIME_PATH } from './lib/measure.js';
+import { ratios, renderMarkdown, summarise, type ContenderInfo, type RunRecord } from './lib/report.js';
+import { makeTestFile, sha256File } from './lib/testfile.js';
+
+const CONTENDERS: readonly Contender[] = [raw, scp, sftp, tus, stx];
+const DEFAULT_SIZE = '1G';
+const DEFAULT_RUNS = 3;
+const MAX_RUNS = 20;
+const MAX_SIZE_BYTES = 64 * 1024 ** 3;
+/** Room needed besides the file and one received copy. */
+const DISK_MARGIN_BYTES = 256 * 1024 * 1024;
+const SYNC_TIMEOUT_MS = 120_000;
+const UNITS: Readonly<Record<string, number>> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
+
+const USAGE = `usage: node dist/bench/run.js [options]
+  --size SIZE     file size, binary units: 256M, 1G, 4G, 1048576 (default ${DEFAULT_SIZE})
+  --runs N        runs per contender, median reported (default ${DEFAULT_RUNS}, max ${MAX_RUNS})
+  --only LIST     comma-separated subset of ${CONTENDERS.map((c) => c.name).join(',')} (default: all)
+  --out DIR       where RESULTS.md and results.json go (default bench/)
+  --keep          keep the temp dir (test file) afterwards`;
+
+/** "256M", "1G", "1.5GiB", "4096" → bytes. */
+function parseSize(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?$/i.exec(text.trim());
+  const unit = UNITS[(m?.[2] ?? '').toUpperCase()];
+  if (m === null || unit === undefined) throw new Error(`bad --size ${text}`);
+  const bytes = Math.round(Number(m[1]) * unit);
+  if (!(bytes >= 1 && bytes <= MAX_SIZE_BYTES)) throw new Error(`--size must be 1 B .. 64 GiB`);
+  return bytes;
+}
+
+interface Options {
+  readonly size: number;
+  readonly runs: number;
+  readonly contenders: readonly Contender[];
+  readonly outDir: string;
+  readonly keep: boolean;
+}
+
+function parseOptions(argv: readonly string[]): Options | null {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      size: { type: 'string', default: DEFAULT_SIZE },
+      runs: { type: 'string', default: String(DEFAULT_RUNS) },
+      only: { type: 'string' },
+      out: { type: 'string', default: 'bench' },
+      keep: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) return null;
+  const runs = Number(values.runs);
+  if (!Number.isInteger(runs) || runs < 1 || runs > MAX_RUNS) throw new Error(`--runs must be 1..${MAX_RUNS}`);
+  let contenders = CONTENDERS;
+  if (values.only !== undefined) {
+    const names = values.only.split(',').map((n) => n.trim()).filter((n) => n !== '');
+    const unknown = names.filter((n) => !CONTENDERS.some((c) => c.name === n));
+    if (unknown.length > 0 || names.length === 0) throw new Error(`--only: unknown contender(s) ${unknown.join(',')}`);
+    contenders = CONTENDERS.filter((c) => names.includes(c.name));
+  }
+  return { size: parseSize(values.size), runs, contenders, outDir: resolve(values.out), keep: values.keep };
+}
+
+const log = (line: string): void => {
+  process.stderr.write(`${line}\n`);
+};
+
+async function cpuModel(): Promise<string> {
+  const info = await readFile('/proc/cpuinfo', 'utf8').catch(() => '');
+  return /^model name\s*:\s*(.+)$/m.exec(info)?.[1]?.trim() ?? 'unknown CPU';
+}
+
+/** Let one run's dirty pages reach the disk before the next run starts (untimed). */
+function syncDisks(): void {
+  spawnSync('sync', { timeout: SYNC_TIMEOUT_MS });
+}
+
+async function main(): Promise<number> {
+  const options = parseOptions(process.argv.slice(2));
+  if (options === null) {
+    log(USAGE);
+    return 0;
+  }
+  const started = performance.now();
+  const noTime = await ensureTools([{ path: GNU_TIME_PATH, pkg: 'time' }], 'measuring CPU and peak RSS');
+  if (noTime !== null) throw new Error(`GNU time is required: ${noTime}`);
+
+  const tmpRoot = await mkdtemp(join(tmpdir(), 'stx-bench-'));
+  const cleanUp = (): void => {
+    if (!options.keep) rmSync(tmpRoot, { recursive: true, force: true });
+  };
+  process.once('SIGINT', () => {
+    cleanUp();
+    process.exit(130);
+  });
+  try {
+    const { bavail, bsize } = await statfs(tmpRoot);
+    if (bavail * bsize < 2 * options.size + DISK_MARGIN_BYTES) {
+      throw new Error(`not enough free space in ${tmpRoot} for two ${options.size}-byte files`);
+    }
+    const infos: ContenderInfo[] = [];
+    const ready: Contender[] = [];
+    for (const c of options.contenders) {
+      const unavailable = await c.available();
+      infos.push({ name: c.name, measures: c.measures, version: unavailable === null ? await c.version() : '', unavailable });
+      if (unavailable === null) ready.push(c);
+      else log(`${c.name}: ${unavailable}`);
+    }
+
+    log(`making a ${options.size}-byte test file in ${tmpRoot}`);
+    const file = await makeTestFile(join(tmpRoot, 'payload.bin'), options.size);
+    syncDisks();
+
+    const records: RunRecord[] = [];
+    for (let run = 1; run <= options.runs; run++) {
+      for (const c of ready) {
+        const workdir = await mkdtemp(join(tmpRoot, `${c.name}-${run}-`));
+        const result = await c.run(file, workdir).catch(
+          (err: unknown): RunResult => ({ kind: 'failed', reason: err instanceof Error ? err.message : String(err) }),
+        );
+        let verified: boolean | null = null;
+        if (result.kind === 'ok') {
+          verified = await sha256File(result.receivedPath).then((h) => h === file.sha256, () => false);
+          const speed = options.size / 1024 ** 2 / result.wallSeconds;
+          log(`run ${run}/${options.runs} ${c.name}: ${speed.toFixed(1)} MiB/s, ${verified ? 'SHA-256 ok' : 'SHA-256 MISMATCH'}`);
+        } else {
+          log(`run ${run}/${options.runs} ${c.name}: FAILED ${result.reason}`);
+        }
+        records.push({ contender: c.name, run, result, verified });
+        await rm(workdir, { recursive: true, force: true });
+        syncDisks();
+      }
+    }
+
+    const summaries = infos.map((info) => summarise(info, records, options.size));
+    const env = {
+      date: new Date().toISOString(),
+      cpuModel: await cpuModel(),
+      cores: availableParallelism(),
+      memoryGiB: totalmem() / 1024 ** 3,
+      kernel: release(),
+      node: process.version,
+      fileBytes: file.size,
+      fileSha256: file.sha256,
+      runs: options.runs,
+      totalSeconds: (performance.now() - started) / 1000,
+    };
+    const rs = ratios(summaries);
+    const markdown = renderMarkdown(env, summaries, rs);
+    await mkdir(options.outDir, { recursive: true });
+    await writeFile(join(options.outDir, 'RESULTS.md'), markdown);
+    await writeFile(
+      join(options.outDir, 'results.json'),
+      `${JSON.stringify({ environment: env, summaries, ratios: rs, runs: records }, null, 2)}\n`,
+    );
+    process.stdout.write(markdown);
+    log(`wrote ${join(options.outDir, 'RESULTS.md')} and results.json`);
+    const broken = summaries.some((s) => s.unavailable === null && s.failures.length > 0);
+    return broken ? 1 : 0;
+  } finally {
+    cleanUp();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    log(`bench: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(2);
+  },
+);
