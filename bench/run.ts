@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, statfs, writeFile } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
-import { availableParallelism, release, tmpdir, totalmem } from 'node:os';
+import { availableParallelism, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -131,6 +131,7 @@ async function main(): Promise<number> {
     const file = await makeTestFile(join(tmpRoot, 'payload.bin'), options.size);
     syncDisks();
 
+    const loadAverageAtStart = loadavg()[0] ?? Number.NaN;
     const records: RunRecord[] = [];
     for (let run = 1; run <= options.runs; run++) {
       for (const c of ready) {
@@ -164,6 +165,7 @@ async function main(): Promise<number> {
       fileSha256: file.sha256,
       runs: options.runs,
       totalSeconds: (performance.now() - started) / 1000,
+      loadAverageAtStart,
     };
     const rs = ratios(summaries);
     const markdown = renderMarkdown(env, summaries, rs);

@@ -5,8 +5,9 @@
 //   node dist/src/send/cli.js 127.0.0.1 PORT FILE --fingerprint FP --json --quiet
 //     exits once the receiver has confirmed the whole file.
 // Until dist/src/recv/cli.js exists, available() says so and the runner skips stx.
-import { existsSync } from 'node:fs';
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { existsSync, rmSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
@@ -17,18 +18,19 @@ import { READY_TIMEOUT_MS, transferTimeoutMs, type Contender, type RunResult } f
 
 const RECV_CLI = distFile('src/recv/cli.js');
 const SEND_CLI = distFile('src/send/cli.js');
-/** Sender's --json summary kept in the results, at most this long. */
-const SUMMARY_NOTE_CHARS = 500;
+/** Upper bound for the one-off key generation. */
+const KEYGEN_TIMEOUT_MS = 60_000;
 
-/** One stx transfer of `file` into `outDir`/received. */
+/** One stx transfer of `file` into `outDir`/received; the server key is reused across runs. */
 export async function runStx(file: TestFile, outDir: string): Promise<RunResult> {
   const recvDir = join(outDir, 'received');
   await mkdir(recvDir, { recursive: true });
-  // The receiver's long-term key; stx-recv is expected to create it when it does not exist.
-  const keyFile = join(outDir, 'recv.key');
+  const keyFile = await serverKey();
   const timeoutMs = transferTimeoutMs(file.size);
+  // Known hosts, identities and default keys stay in this run's directory, not ~/.config/stx.
+  const env = { ...process.env, STX_HOME: outDir };
   const recvArgs = [RECV_CLI, '--listen', '127.0.0.1:0', '--out', recvDir, '--key', keyFile];
-  const recv = startMeasured(process.execPath, recvArgs, { timeoutMs });
+  const recv = startMeasured(process.execPath, recvArgs, { timeoutMs, env });
   const listening = await recv.waitForMatch('stderr', /listening on 127\.0\.0\.1:(\d+)/, READY_TIMEOUT_MS);
   const fingerprint = await recv.waitForMatch('stderr', /fingerprint (SHA256:\S+)/, READY_TIMEOUT_MS);
   const port = listening?.[1];
@@ -39,7 +41,7 @@ export async function runStx(file: TestFile, outDir: string): Promise<RunResult>
   }
   const sendArgs = [SEND_CLI, '127.0.0.1', port, file.path, '--fingerprint', fp, '--json', '--quiet'];
   const t0 = performance.now();
-  const sent = await startMeasured(process.execPath, sendArgs, { timeoutMs }).done;
+  const sent = await startMeasured(process.execPath, sendArgs, { timeoutMs, env }).done;
   const wallSeconds = (performance.now() - t0) / 1000;
   // A daemon: it stays up after the transfer, so stop it to get its totals.
   await recv.signal('SIGTERM');
@@ -49,15 +51,30 @@ export async function runStx(file: TestFile, outDir: string): Promise<RunResult>
   if (received.rusage === null) return { kind: 'failed', reason: describeExit('stx-recv', received) };
   const receivedPath = await findReceived(recvDir, file);
   if (receivedPath === null) return { kind: 'failed', reason: `no ${file.size}-byte file in ${recvDir}` };
-  const summary = sent.stdout.trim().slice(-SUMMARY_NOTE_CHARS);
-  return {
-    kind: 'ok',
-    wallSeconds,
-    sender: sent.rusage,
-    receiver: received.rusage,
-    receivedPath,
-    notes: summary === '' ? [] : [`stx-send: ${summary}`],
-  };
+  return { kind: 'ok', wallSeconds, sender: sent.rusage, receiver: received.rusage, receivedPath, notes: [] };
+}
+
+let keyFile: Promise<string> | undefined;
+
+/**
+ * The receiver's key, made once per bench process by an unmeasured stx-recv (which creates a
+ * missing key, then prints its fingerprint): a daemon keeps its key, so key generation must not
+ * land in a run's numbers.
+ */
+function serverKey(): Promise<string> {
+  keyFile ??= (async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stx-bench-key-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    const path = join(dir, 'server_key.pem');
+    const args = [RECV_CLI, '--listen', '127.0.0.1:0', '--out', dir, '--key', path];
+    const recv = startMeasured(process.execPath, args, { timeoutMs: KEYGEN_TIMEOUT_MS, env: { ...process.env, STX_HOME: dir } });
+    const made = await recv.waitForMatch('stderr', /fingerprint SHA256:/, KEYGEN_TIMEOUT_MS);
+    await recv.signal('SIGKILL');
+    const exit = await recv.done;
+    if (made === null) throw new Error(describeExit('stx-recv made no key;', exit));
+    return path;
+  })();
+  return keyFile;
 }
 
 /** The file under its own name, else the one regular file of the right size. */

@@ -182,15 +182,18 @@ function parseRusage(report: string, wallSeconds: number): Rusage | null {
   return { wallSeconds, userSeconds: user, sysSeconds: sys, cpuSeconds: user + sys, maxRssBytes: rssKiB * 1024 };
 }
 
-/** Pids whose parent is `pid`, from /proc/<n>/stat (field 4, after the parenthesised name). */
+/** Pids whose parent is `pid` (a single-threaded one: GNU time, sshd). */
 export async function childrenOf(pid: number): Promise<number[]> {
+  // One file read where the kernel has CONFIG_PROC_CHILDREN; a scan of /proc otherwise.
+  const list = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => null);
+  if (list !== null) return list.split(' ').filter((p) => p !== '').map(Number);
   const found: number[] = [];
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    // Field 4 is the ppid; the name before it is parenthesised and may contain spaces.
     const afterName = stat.slice(stat.lastIndexOf(')') + 2);
-    const ppid = Number(afterName.split(' ')[1]);
-    if (ppid === pid) found.push(Number(entry));
+    if (Number(afterName.split(' ')[1]) === pid) found.push(Number(entry));
   }
   return found;
 }

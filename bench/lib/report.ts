@@ -58,6 +58,8 @@ export interface Environment {
   readonly fileSha256: string;
   readonly runs: number;
   readonly totalSeconds: number;
+  /** 1-minute load average before the first run: others' work on the machine skews the numbers. */
+  readonly loadAverageAtStart: number;
 }
 
 export function summarise(info: ContenderInfo, records: readonly RunRecord[], fileBytes: number): Summary {
@@ -124,7 +126,7 @@ export function renderMarkdown(env: Environment, summaries: readonly Summary[], 
     `- Node: ${env.node}`,
     `- File: ${sizeLabel(env.fileBytes)} (${env.fileBytes} bytes) of random data, SHA-256 \`${env.fileSha256}\``,
     `- Runs: ${env.runs} per contender, interleaved (run 1 of each, then run 2, …); all on 127.0.0.1`,
-    `- Whole bench took ${fmt(env.totalSeconds, 0)} s`,
+    `- Whole bench took ${fmt(env.totalSeconds, 0)} s; 1-minute load average before the first run: ${fmt(env.loadAverageAtStart, 2)}`,
     '',
     '| Contender | MiB/s (median) | MiB/s (min–max) | Wall s (median) | Sender CPU s/GiB | Receiver CPU s/GiB | Sender peak RSS MiB | Receiver peak RSS MiB | Verified runs |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
@@ -152,7 +154,9 @@ export function renderMarkdown(env: Environment, summaries: readonly Summary[], 
   }
   lines.push('', '## Contenders', '');
   for (const s of summaries) {
-    lines.push(`- **${s.name}** (${s.version}): ${s.measures}.${s.notes.length > 0 ? ` ${s.notes.join('; ')}.` : ''}`);
+    const version = s.version === '' ? '' : ` (${s.version})`;
+    const notes = s.notes.length > 0 ? ` ${s.notes.join('; ')}.` : '';
+    lines.push(`- **${s.name}**${version}: ${s.measures}.${notes}`);
     for (const f of s.failures) lines.push(`  - failed ${f}`);
   }
   lines.push(

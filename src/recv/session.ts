@@ -336,7 +336,26 @@ export class Session {
     this.phase = { kind: 'Closed' };
     this.machine.close();
     if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
-    if (phase.kind === 'Receiving' || phase.kind === 'Verifying') phase.upload.release();
+    if (phase.kind === 'Receiving' || phase.kind === 'Verifying') {
+      const upload = phase.upload;
+      const started = phase.kind === 'Receiving' ? phase.started : undefined;
+      void upload.release().then((durable) =>
+        this.log.info(
+          {
+            event: 'upload',
+            outcome: err instanceof StxError && err.code === 'INTEGRITY_FAILED' ? 'integrity_failed' : 'interrupted',
+            client: this.client ?? 'anonymous',
+            name: upload.name,
+            size: upload.size,
+            received: upload.received,
+            durable,
+            seconds: started === undefined ? null : (Date.now() - started) / 1000,
+            reason,
+          },
+          'upload did not finish',
+        ),
+      );
+    }
     this.socket.end();
     setTimeout(() => this.socket.destroy(), 2000).unref();
     const code = err instanceof StxError ? err.code : undefined;
