@@ -1,0 +1,51 @@
+// The dependency arrows of DESIGN.md: recv, send → crypto → proto; proto does no I/O; crypto
+// opens no sockets; recv and send never import each other.
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { it } from 'node:test';
+import { REPO_ROOT } from './support/paths.js';
+
+const LAYERS = ['proto', 'crypto', 'recv', 'send'] as const;
+type Layer = (typeof LAYERS)[number];
+
+/** Which of our layers and which node: modules each layer may import. */
+const ALLOWED: Record<Layer, { ours: readonly Layer[]; forbiddenNode: RegExp }> = {
+  proto: { ours: ['proto'], forbiddenNode: /^node:(net|tls|http|https|dgram|fs|fs\/promises|child_process|worker_threads|timers)$/ },
+  crypto: { ours: ['proto', 'crypto'], forbiddenNode: /^node:(net|tls|http|https|dgram|child_process)$/ },
+  recv: { ours: ['proto', 'crypto', 'recv'], forbiddenNode: /^$/ },
+  send: { ours: ['proto', 'crypto', 'send'], forbiddenNode: /^$/ },
+};
+
+function sources(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) return sources(p);
+    return e.name.endsWith('.ts') ? [p] : [];
+  });
+}
+
+function imports(file: string): string[] {
+  const text = readFileSync(file, 'utf8');
+  return [...text.matchAll(/^\s*(?:import|export)\b[^'"]*?from\s+['"]([^'"]+)['"]|^\s*import\s+['"]([^'"]+)['"]/gm)].map((m) => m[1] ?? m[2] ?? '');
+}
+
+for (const layer of LAYERS) {
+  it(`src/${layer} imports only what its layer may`, () => {
+    const files = sources(path.join(REPO_ROOT, 'src', layer));
+    assert.ok(files.length > 0);
+    for (const file of files) {
+      for (const spec of imports(file)) {
+        if (spec.startsWith('.')) {
+          const target = path.relative(path.join(REPO_ROOT, 'src'), path.resolve(path.dirname(file), spec)).split(path.sep)[0];
+          assert.ok(
+            ALLOWED[layer].ours.some((l) => l === target),
+            `${path.relative(REPO_ROOT, file)} imports ${spec} (src/${target ?? '?'})`,
+          );
+        } else {
+          assert.doesNotMatch(spec, ALLOWED[layer].forbiddenNode, `${path.relative(REPO_ROOT, file)} imports ${spec}`);
+        }
+      }
+    }
+  });
+}
