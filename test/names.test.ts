@@ -32,6 +32,7 @@ const HOSTILE: ReadonlyArray<readonly [string, string]> = [
   ['a\\..\\b', 'backslash traversal'],
   ['..\\x', 'backslash parent'],
   ['\\\\server\\share', 'UNC'],
+  ['bad\uFFFDname', 'U+FFFD (how invalid UTF-8 arrives)'],
   ['.stx', 'reserved directory'],
   ['.stx/partials/x.part', 'reserved directory contents'],
   ['a/.stx/y', 'reserved directory below'],

@@ -25,6 +25,8 @@ function refuse(reason: string): never {
 export function validateName(name: string): string[] {
   if (name.length === 0) refuse('empty name');
   if (LONE_SURROGATE.test(name)) refuse('name is not valid UTF-8 (lone surrogate)');
+  // The MessagePack decoder turns invalid UTF-8 into U+FFFD, so that is how it shows here (§9.3).
+  if (name.includes('\uFFFD')) refuse('name is not valid UTF-8 (or contains U+FFFD)');
   if (Buffer.byteLength(name, 'utf8') > MAX_NAME_BYTES) {
     refuse(`name longer than ${MAX_NAME_BYTES} bytes`);
   }
