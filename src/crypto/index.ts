@@ -34,6 +34,7 @@ export {
   loadServerKey,
   saveIdentity,
   SERVER_KEY_BITS,
+  stxHome,
 } from './keys.js';
 export { checkServerKey, hostPortKey, parseKnownHosts, type CheckServerKeyOptions, type KnownHostEntry, type KnownHostStatus } from './known-hosts.js';
 export { oaepDecrypt, oaepEncrypt, parseServerKey, serverKeySpki } from './oaep.js';

@@ -4,11 +4,17 @@
 // concurrent start never leaves a half-written key or replaces an existing one.
 import { generateKeyPair, generateKeyPairSync, createPrivateKey, randomBytes, type KeyObject } from 'node:crypto';
 import { link, mkdir, open, readFile, unlink } from 'node:fs/promises';
+import { homedir } from 'node:os';
 import { dirname, join, basename } from 'node:path';
 import { promisify } from 'node:util';
 import { checkServerPrivateKey } from './oaep.js';
 
 export const SERVER_KEY_BITS = 3072;
+
+/** Where keys, identities and known hosts live by default: $STX_HOME, else ~/.config/stx. */
+export function stxHome(): string {
+  return process.env['STX_HOME'] ?? join(homedir(), '.config', 'stx');
+}
 const PRIVATE_FILE_MODE = 0o600;
 const PRIVATE_DIR_MODE = 0o700;
 

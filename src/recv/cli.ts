@@ -1,20 +1,15 @@
 #!/usr/bin/env node
 // stx-recv: the daemon. `stx-recv --listen [HOST:]PORT --out DIR` (README.md lists every flag).
 import { realpath, readFile, mkdir } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { fingerprint, loadOrCreateServerKey, parseAuthorizedKeys, serverKeySpki } from '../crypto/index.js';
+import { fingerprint, loadOrCreateServerKey, parseAuthorizedKeys, serverKeySpki, stxHome } from '../crypto/index.js';
 import { HANDSHAKE_TIMEOUT_MS, IDLE_TIMEOUT_MS } from '../proto/limits.js';
 import { parseDuration, parseListen, parseSize } from './args.js';
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_PARTIAL_TTL_MS } from './config.js';
 import { startServer } from './server.js';
-
-function stxHome(): string {
-  return process.env['STX_HOME'] ?? path.join(os.homedir(), '.config', 'stx');
-}
 
 async function main(): Promise<number> {
   const argv = await yargs(hideBin(process.argv))

@@ -1,11 +1,10 @@
 #!/usr/bin/env node
 // stx-send: the client. `stx-send HOST PORT PATH` (README.md lists every flag and exit code).
 import { access } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { loadIdentity } from '../crypto/index.js';
+import { loadIdentity, stxHome } from '../crypto/index.js';
 import { StxError, type ErrorCode } from '../proto/errors.js';
 import { Progress } from './progress.js';
 import { LocalFileError, upload } from './upload.js';
@@ -30,10 +29,6 @@ const ADVICE: Partial<Record<ErrorCode, string>> = {
 const EXIT_USAGE = 2;
 const EXIT_CONNECT = 3;
 const EXIT_LOCAL = 1;
-
-function stxHome(): string {
-  return process.env['STX_HOME'] ?? path.join(os.homedir(), '.config', 'stx');
-}
 
 class UsageError extends Error {}
 
@@ -78,7 +73,7 @@ async function main(): Promise<number> {
   const tty = process.stderr.isTTY && !argv.quiet && !argv.json;
   const name = argv.as ?? path.basename(file);
   if (name === '') throw new UsageError('the remote name (--as) must not be empty');
-  let bar: Progress | null = null;
+  const bar = tty ? new Progress(process.stderr, name) : null;
   const result = await upload({
     host,
     port,
@@ -89,15 +84,10 @@ async function main(): Promise<number> {
     ...(identity === undefined ? {} : { identity }),
     retries,
     backoffMs: argv.backoff,
-    onProgress: tty
-      ? (p) => {
-          bar ??= new Progress(process.stderr, name, p.size);
-          bar.update(p.sent, p.reconnects, p.sent === p.size);
-        }
-      : undefined,
+    onProgress: bar === null ? undefined : (p) => bar.update(p.sent, p.size, p.reconnects, p.sent === p.size),
     onEvent: argv.quiet ? undefined : (m) => process.stderr.write(`${tty ? '\r\x1b[K' : ''}stx-send: ${m}\n`),
-  } as Parameters<typeof upload>[0]);
-  if (bar !== null) (bar as Progress).done();
+  });
+  bar?.done();
   if (argv.json) {
     process.stdout.write(
       `${JSON.stringify({

@@ -29,30 +29,32 @@ export class Progress {
   private readonly started = Date.now();
   private startBytes = -1;
 
+  private drawn = false;
+
   constructor(
     private readonly out: NodeJS.WriteStream,
     private readonly label: string,
-    private readonly total: number,
   ) {}
 
-  update(sent: number, reconnects: number, force = false): void {
+  update(sent: number, total: number, reconnects: number, force = false): void {
     const now = Date.now();
     if (!force && now - this.lastDraw < 100) return;
     this.lastDraw = now;
+    this.drawn = true;
     if (this.startBytes < 0) this.startBytes = sent;
     const seconds = Math.max((now - this.started) / 1000, 0.001);
     const rate = (sent - this.startBytes) / seconds;
-    const pct = this.total === 0 ? 100 : Math.floor((sent / this.total) * 100);
+    const pct = total === 0 ? 100 : Math.floor((sent / total) * 100);
     const width = 24;
     const fill = Math.round((pct / 100) * width);
     const bar = '#'.repeat(fill) + '-'.repeat(width - fill);
-    const eta = rate > 0 ? (this.total - sent) / rate : Number.NaN;
+    const eta = rate > 0 ? (total - sent) / rate : Number.NaN;
     const extra = reconnects > 0 ? `  reconnects ${reconnects}` : '';
-    const line = `${this.label} [${bar}] ${String(pct).padStart(3)}%  ${formatBytes(sent)}/${formatBytes(this.total)}  ${(rate / MiB).toFixed(1)} MiB/s  ETA ${formatEta(eta)}${extra}`;
+    const line = `${this.label} [${bar}] ${String(pct).padStart(3)}%  ${formatBytes(sent)}/${formatBytes(total)}  ${(rate / MiB).toFixed(1)} MiB/s  ETA ${formatEta(eta)}${extra}`;
     this.out.write(`\r${line.slice(0, Math.max(20, (this.out.columns || 100) - 1))}\x1b[K`);
   }
 
   done(): void {
-    this.out.write('\n');
+    if (this.drawn) this.out.write('\n');
   }
 }

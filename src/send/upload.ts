@@ -22,8 +22,8 @@ export interface UploadOptions {
   readonly backoffMs?: number;
   readonly maxBackoffMs?: number;
   readonly connectTimeoutMs?: number;
-  readonly onProgress?: (p: Progress) => void;
-  readonly onEvent?: (message: string) => void;
+  readonly onProgress?: ((p: Progress) => void) | undefined;
+  readonly onEvent?: ((message: string) => void) | undefined;
 }
 
 export interface Progress {
