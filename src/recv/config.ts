@@ -20,6 +20,12 @@ export const ACK_INTERVAL_BYTES = 16 * MiB;
 /** ...and at least every this many milliseconds while data arrives (§9.1 step 4). */
 export const ACK_INTERVAL_MS = 1000;
 
+/**
+ * Bytes queued for a peer that does not read them before we stop reading from it: our output
+ * (ACK, PONG) is small, so more than this means the peer stopped reading.
+ */
+export const MAX_UNREAD_OUTPUT_BYTES = 256 * 1024;
+
 /** Connections served at once before refusing with TOO_MANY_CONNECTIONS (§9.6). */
 export const DEFAULT_MAX_CONNECTIONS = 1024;
 

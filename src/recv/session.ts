@@ -9,7 +9,7 @@ import { ERRORS, ResourceError, StxError, codeFromWire, type ErrorCode } from '.
 import type { Frame, FrameName } from '../proto/frames.js';
 import { encodePreamble } from '../proto/preamble.js';
 import { serverMachine, type Machine, type ServerState } from '../proto/states.js';
-import { ACK_INTERVAL_BYTES, ACK_INTERVAL_MS } from './config.js';
+import { ACK_INTERVAL_BYTES, ACK_INTERVAL_MS, MAX_UNREAD_OUTPUT_BYTES } from './config.js';
 import type { Store, Upload } from './store.js';
 
 export interface SessionContext {
@@ -47,6 +47,9 @@ export class Session {
   private client: string | null = null;
   private busy: Promise<void> | null = null;
   private writePaused = false;
+  /** The peer is not reading what we send (PONG, ACK): stop reading it until it does. */
+  private peerSlow = false;
+  private stopping = false;
   private helloSent = false;
   private handshakeTimer: NodeJS.Timeout | null;
   private checkpointing = false;
@@ -121,7 +124,7 @@ export class Session {
             () => {
               this.busy = null;
               if (this.phase.kind === 'Closed') return;
-              if (!this.writePaused) this.socket.resume();
+              this.maybeResume();
               this.pump();
             },
             (err: unknown) => this.fail(err),
@@ -220,7 +223,7 @@ export class Session {
     this.socket.pause();
     void upload.drained().then(() => {
       this.writePaused = false;
-      if (this.phase.kind !== 'Closed' && this.busy === null) this.socket.resume();
+      this.maybeResume();
     });
   }
 
@@ -282,6 +285,7 @@ export class Session {
    */
   async goAway(timeoutMs: number): Promise<void> {
     if (this.phase.kind === 'Closed') return;
+    this.stopping = true;
     this.socket.pause();
     const work = (async (): Promise<void> => {
       if (this.busy !== null) await this.busy.catch(() => undefined);
@@ -306,6 +310,21 @@ export class Session {
 
   private sendFrame(frame: Frame): void {
     this.writeRaw(frame.type, this.channel.encode(frame));
+    if (!this.peerSlow && this.socket.writableLength > MAX_UNREAD_OUTPUT_BYTES) {
+      this.peerSlow = true;
+      this.socket.pause();
+      this.socket.once('drain', () => {
+        this.peerSlow = false;
+        this.maybeResume();
+      });
+    }
+  }
+
+  /** Reads again once nothing holds the socket: a step in progress, the disk, a slow peer, shutdown. */
+  private maybeResume(): void {
+    if (this.phase.kind !== 'Closed' && this.busy === null && !this.writePaused && !this.peerSlow && !this.stopping) {
+      this.socket.resume();
+    }
   }
 
   /** Peer-caused or local failure: ERROR with the code on the wire, detail in the log, close. */
