@@ -1,5 +1,5 @@
 // Frame encoding and decoding (spec/PROTOCOL.md §2, §4). Pure: bytes in, typed frames out.
-import { Packr, Unpackr } from 'msgpackr';
+import { Packr } from 'msgpackr';
 import { ProtocolError } from './errors.js';
 import { FRAME_TYPES, type Frame, type FrameName } from './frames.js';
 import {
@@ -9,10 +9,10 @@ import {
   MAX_DATA_CHUNK_BYTES,
   MAX_SAFE_UINT,
 } from './limits.js';
-import { checkFields, SCHEMAS, wireValue, type SchemaFrameName } from './schema.js';
+import { readPayloadMap } from './msgpack.js';
+import { checkFields, SCHEMAS, wireValue } from './schema.js';
 
 const packr = new Packr({ useRecords: false, variableMapSize: true });
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'bigint' });
 
 const NAME_BY_TYPE = new Map<number, FrameName>(
   (Object.keys(FRAME_TYPES) as FrameName[]).map((name) => [FRAME_TYPES[name], name]),
@@ -85,14 +85,6 @@ function decodeData(payload: Buffer): Frame {
   return { type: 'DATA', offset: Number(offset), data: payload.subarray(DATA_HEADER_BYTES) };
 }
 
-function unpack(name: SchemaFrameName, payload: Buffer): unknown {
-  try {
-    return unpackr.unpack(payload);
-  } catch (err) {
-    throw new ProtocolError('MALFORMED_FRAME', `${name}: invalid MessagePack`, { cause: err });
-  }
-}
-
 /** Decodes a frame body (type ‖ payload) into a typed, range-checked frame (§2, §4). */
 export function decodeBody(body: Buffer): Frame {
   if (body.length === 0) throw new ProtocolError('MALFORMED_FRAME', 'empty frame');
@@ -102,7 +94,7 @@ export function decodeBody(body: Buffer): Frame {
   if (payload.length > MAX_CONTROL_PAYLOAD_BYTES) {
     throw new ProtocolError('FRAME_TOO_LARGE', `${name}: payload of ${payload.length} bytes exceeds ${MAX_CONTROL_PAYLOAD_BYTES}`);
   }
-  const f = checkFields(name, unpack(name, payload));
+  const f = checkFields(name, readPayloadMap(name, payload));
   switch (name) {
     case 'CLIENT_HELLO':
       return { type: name, random: f.bin('random'), x25519: f.bin('x25519') };

@@ -84,7 +84,8 @@ function checkValue(frame: string, spec: FieldSpec, value: unknown): Buffer | st
 }
 
 function toSafeInteger(value: unknown): number | undefined {
-  if (typeof value === 'number') return Number.isSafeInteger(value) ? value : undefined;
+  // An integral float may stand for an integer (§2.1); -0.0 is 0, which is what encoders write back.
+  if (typeof value === 'number') return Number.isSafeInteger(value) ? value + 0 : undefined;
   if (typeof value === 'bigint') {
     return value >= -BigInt(MAX_SAFE_UINT) && value <= BigInt(MAX_SAFE_UINT) ? Number(value) : undefined;
   }
@@ -92,19 +93,15 @@ function toSafeInteger(value: unknown): number | undefined {
 }
 
 /**
- * Checks a decoded payload against the frame's schema (§2.1): a plain map with string keys,
- * no unknown keys, every required key present, every value of its type.
+ * Checks a decoded payload map against the frame's schema (§2.1): no unknown keys, every
+ * required key present, every value of its type.
  */
-export function checkFields(frame: SchemaFrameName, value: unknown): Fields {
-  if (typeof value !== 'object' || value === null || Object.getPrototypeOf(value) !== Object.prototype) {
-    throw malformed(frame, 'payload must be a map');
-  }
+export function checkFields(frame: SchemaFrameName, fields: ReadonlyMap<string, unknown>): Fields {
   const specs: readonly FieldSpec[] = SCHEMAS[frame];
   const known = new Set(specs.map((s) => s.name));
-  for (const key of Object.keys(value)) {
+  for (const key of fields.keys()) {
     if (!known.has(key)) throw malformed(frame, `unknown field ${JSON.stringify(key).slice(0, 64)}`);
   }
-  const fields = new Map<string, unknown>(Object.entries(value));
   const out = new Fields(frame);
   for (const spec of specs) {
     if (!fields.has(spec.name)) {

@@ -42,7 +42,7 @@ export const SERVER_RECEIVE: readonly Transition<ServerState>[] = [
   ['Verifying', 'PONG', 'Verifying'],
 ];
 
-/** Frames the server may send, per state (§11.1); ERROR and GOAWAY are allowed everywhere. */
+/** Frames the server may send, per state (§11.1); ERROR is allowed everywhere, GOAWAY in SERVER_GOAWAY_STATES. */
 export const SERVER_SEND: readonly Transition<ServerState>[] = [
   ['AwaitKeyExchange', 'SERVER_HELLO', 'AwaitKeyExchange'],
   ['Ready', 'SERVER_FINISHED', 'Ready'],
@@ -84,8 +84,17 @@ export const CLIENT_SEND: readonly Transition<ClientState>[] = [
   ['Sending', 'END', 'AwaitDone'],
 ];
 
-/** Frames that are allowed in every state except Closed, and close the connection. */
-const CLOSING: ReadonlySet<FrameName> = new Set<FrameName>(['ERROR', 'GOAWAY']);
+/**
+ * Where the server may send GOAWAY (§11: "in any record state"): GOAWAY is a record (§4), and
+ * the server seals records once KEY_EXCHANGE gave it keys (§6). The client never sends it.
+ */
+export const SERVER_GOAWAY_STATES: ReadonlySet<ServerState> = new Set<ServerState>([
+  'AwaitClientFinished',
+  'Ready',
+  'Opening',
+  'Receiving',
+  'Verifying',
+]);
 
 type Table<S extends string> = ReadonlyMap<S, ReadonlyMap<FrameName, S>>;
 
@@ -111,6 +120,7 @@ export class Machine<S extends string> {
     receiveRows: readonly Transition<S>[],
     sendRows: readonly Transition<S>[],
     private readonly closed: S,
+    private readonly goAwayStates: ReadonlySet<S> = new Set<S>(),
   ) {
     this.rx = index(receiveRows);
     this.tx = index(sendRows);
@@ -132,8 +142,14 @@ export class Machine<S extends string> {
     this.current = this.closed;
   }
 
+  /** ERROR, sent or received, closes from any state; so does GOAWAY sent where this side may send it (§11). */
+  private closes(frame: FrameName, verb: string): boolean {
+    if (this.current === this.closed) return false;
+    return frame === 'ERROR' || (frame === 'GOAWAY' && verb === 'sent' && this.goAwayStates.has(this.current));
+  }
+
   private step(table: Table<S>, frame: FrameName, verb: string): S {
-    if (this.current !== this.closed && CLOSING.has(frame) && (verb === 'sent' || frame === 'ERROR')) {
+    if (this.closes(frame, verb)) {
       this.current = this.closed;
       return this.current;
     }
@@ -150,7 +166,7 @@ export class Machine<S extends string> {
 }
 
 export function serverMachine(): Machine<ServerState> {
-  return new Machine<ServerState>('AwaitClientHello', SERVER_RECEIVE, SERVER_SEND, 'Closed');
+  return new Machine<ServerState>('AwaitClientHello', SERVER_RECEIVE, SERVER_SEND, 'Closed', SERVER_GOAWAY_STATES);
 }
 
 export function clientMachine(): Machine<ClientState> {

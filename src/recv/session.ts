@@ -291,11 +291,7 @@ export class Session {
       if (this.busy !== null) await this.busy.catch(() => undefined);
       const phase = this.phase;
       if (phase.kind === 'Receiving') await phase.upload.checkpoint();
-      if (this.channel.sealing) {
-        this.sendFrame({ type: 'GOAWAY', code: ERRORS.SHUTTING_DOWN.wire, message: 'server shutting down; reconnect and resume' });
-      } else {
-        this.sendFrame({ type: 'ERROR', code: ERRORS.SHUTTING_DOWN.wire, message: 'server shutting down' });
-      }
+      this.tellPeer('SHUTTING_DOWN', 'server shutting down; reconnect and resume', this.channel.sealing ? 'GOAWAY' : 'ERROR');
     })();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([work.catch(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
@@ -332,20 +328,23 @@ export class Session {
     if (this.phase.kind === 'Closed') return;
     const stx = err instanceof StxError ? err : new ResourceError('INTERNAL', 'internal error', { cause: err });
     if (!(err instanceof StxError)) this.log.error({ err }, 'internal error');
-    const message = WIRE_MESSAGE[stx.code] ?? stx.message;
+    this.tellPeer(stx.code, WIRE_MESSAGE[stx.code] ?? stx.message, 'ERROR');
+    this.close(`${stx.code}: ${stx.message}`, stx);
+  }
+
+  /**
+   * The last frame before closing, where one can be sent: the server preamble goes first if it
+   * has not yet (§3); between SERVER_HELLO and KEY_EXCHANGE there are no keys, so nothing (§6).
+   */
+  private tellPeer(code: ErrorCode, message: string, type: 'ERROR' | 'GOAWAY'): void {
     try {
-      // Before the server preamble went out, it goes first (§3). Between SERVER_HELLO and
-      // KEY_EXCHANGE there are no keys yet, so nothing can be sent (§6).
       if (this.phase.kind === 'Preamble') this.socket.write(encodePreamble());
       const keyless = this.helloSent && !this.channel.sealing;
-      const canSend = this.machine.state !== 'Closed' && !keyless;
-      if (!this.socket.destroyed && canSend) {
-        this.sendFrame({ type: 'ERROR', code: stx.wire, message: message.slice(0, 1000) });
-      }
+      if (this.socket.destroyed || this.machine.state === 'Closed' || keyless) return;
+      this.sendFrame({ type, code: ERRORS[code].wire, message: message.slice(0, 1000) });
     } catch {
       // Past a key limit or mid-teardown: nothing more can be sent; closing is enough.
     }
-    this.close(`${stx.code}: ${stx.message}`, stx);
   }
 
   /** The one teardown path: timers, upload lock, socket, registry. */

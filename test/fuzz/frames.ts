@@ -1,0 +1,55 @@
+// Structure-aware generators of valid frames (spec §4), biased to the edges of every field:
+// integers around 2^31, 2^32 and 2^53, strings and byte strings at their length limits, DATA
+// chunks up to a few KiB. Encoded with our own encoder, they seed the byte-level mutations.
+import fc from 'fast-check';
+import { encodeBody, type Frame, type FrameName } from '../../src/proto/index.js';
+
+const bytes = (min: number, max = min): fc.Arbitrary<Buffer> =>
+  fc.oneof(
+    fc.uint8Array({ minLength: min, maxLength: Math.min(max, min + 64) }).map((u) => Buffer.from(u)),
+    fc.constantFrom(min, max).map((n) => Buffer.alloc(n, 0x5a)),
+  );
+
+const uintArb = fc.oneof(
+  fc.nat(),
+  fc.maxSafeNat(),
+  fc.constantFrom(0, 1, 127, 128, 255, 256, 65535, 65536, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1),
+);
+const intArb = fc.oneof(fc.maxSafeInteger(), fc.constantFrom(-1, -32, -33, -128, -129, -(2 ** 31), -(2 ** 31) - 1, -(2 ** 53) + 1, 2 ** 53 - 1));
+
+/** Strings of at most `max` UTF-8 bytes, with some exactly at the limit in multi-byte characters. */
+const textArb = (min: number, max: number): fc.Arbitrary<string> =>
+  fc.oneof(
+    fc.string({ unit: 'grapheme', minLength: min, maxLength: 40 }).filter((s) => Buffer.byteLength(s) >= min && Buffer.byteLength(s) <= max),
+    fc.constantFrom('a'.repeat(max), 'é'.repeat(Math.floor(max / 2)), '\u{1F600}'.repeat(Math.floor(max / 4)), '\uFEFF' + 'b'.repeat(Math.max(min, 80)), '\uFFFD'),
+  );
+
+/** One generator per frame type. */
+export const FRAME_ARBS: { readonly [K in FrameName]: fc.Arbitrary<Frame> } = {
+  CLIENT_HELLO: fc.record({ type: fc.constant('CLIENT_HELLO' as const), random: bytes(32), x25519: bytes(32) }),
+  SERVER_HELLO: fc.record({ type: fc.constant('SERVER_HELLO' as const), random: bytes(32), x25519: bytes(32), server_key: bytes(1, 4096) }),
+  KEY_EXCHANGE: fc.record({ type: fc.constant('KEY_EXCHANGE' as const), encrypted_secret: bytes(1, 1024) }),
+  CLIENT_FINISHED: fc.oneof(
+    fc.record({ type: fc.constant('CLIENT_FINISHED' as const), verify: bytes(32) }),
+    fc.record({ type: fc.constant('CLIENT_FINISHED' as const), verify: bytes(32), identity: bytes(32), signature: bytes(64) }),
+  ),
+  SERVER_FINISHED: fc.record({ type: fc.constant('SERVER_FINISHED' as const), verify: bytes(32) }),
+  OPEN: fc.record({ type: fc.constant('OPEN' as const), name: textArb(1, 4096), size: uintArb, mtime: intArb, mode: fc.integer({ min: 0, max: 0o7777 }) }),
+  OPEN_OK: fc.record({ type: fc.constant('OPEN_OK' as const), offset: uintArb }),
+  DATA: fc.record({ type: fc.constant('DATA' as const), offset: uintArb, data: bytes(1, 4096) }),
+  ACK: fc.record({ type: fc.constant('ACK' as const), offset: uintArb }),
+  END: fc.record({ type: fc.constant('END' as const), sha256: bytes(32) }),
+  DONE: fc.record({ type: fc.constant('DONE' as const), size: uintArb, sha256: bytes(32) }),
+  ERROR: fc.record({ type: fc.constant('ERROR' as const), code: uintArb, message: textArb(0, 1024) }),
+  PING: fc.record({ type: fc.constant('PING' as const), seq: uintArb }),
+  PONG: fc.record({ type: fc.constant('PONG' as const), seq: uintArb }),
+  GOAWAY: fc.record({ type: fc.constant('GOAWAY' as const), code: uintArb, message: textArb(0, 1024) }),
+};
+
+/** A valid frame of any type. */
+export const frameArb: fc.Arbitrary<Frame> = fc.oneof(...Object.values(FRAME_ARBS));
+
+/** Frames of the given types, as encoded bodies. */
+export function bodiesOf(types: readonly FrameName[]): fc.Arbitrary<Buffer> {
+  return fc.oneof(...types.map((t) => FRAME_ARBS[t])).map(encodeBody);
+}
