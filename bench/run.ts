@@ -2,6 +2,11 @@
 // each received copy is checked by SHA-256; medians go to RESULTS.md and results.json.
 //
 //   node dist/bench/run.js [--size 1G] [--runs 3] [--only raw,scp,sftp,tus,stx] [--out bench/] [--keep]
+//                          [--extras handshake,concurrency,memory|none] [--handshakes 200] [--parallel-clients 8]
+//                          [--concurrent-clients 100] [--concurrent-size 8M] [--memory-sizes 256M,4G]
+//
+// The extras (bench/extras) measure stx alone: handshake latency and rate, many concurrent clients,
+// and peak memory by file size; RESULTS.md checks the issue's targets against this run.
 import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, statfs, writeFile } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
@@ -16,7 +21,9 @@ import { sftp } from './contenders/sftp.js';
 import { stx } from './contenders/stx.js';
 import { tus } from './contenders/tus.js';
 import type { Contender, RunResult } from './contenders/types.js';
+import { EXTRAS, runExtras, type ExtraName, type ExtrasOptions, type ExtrasResults } from './extras/index.js';
 import { ensureTools } from './lib/apt.js';
+import { renderExtras, targets } from './lib/extras-report.js';
 import { GNU_TIME_PATH } from './lib/measure.js';
 import { ratios, renderMarkdown, summarise, type ContenderInfo, type RunRecord } from './lib/report.js';
 import { makeTestFile, sha256File } from './lib/testfile.js';
@@ -30,13 +37,27 @@ const MAX_SIZE_BYTES = 64 * 1024 ** 3;
 const DISK_MARGIN_BYTES = 256 * 1024 * 1024;
 const SYNC_TIMEOUT_MS = 120_000;
 const UNITS: Readonly<Record<string, number>> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
+const DEFAULT_HANDSHAKES = 200;
+const DEFAULT_PARALLEL_CLIENTS = 8;
+/** Each parallel client runs this many handshakes one after the other. */
+const HANDSHAKES_PER_PARALLEL_CLIENT = 50;
+const DEFAULT_CONCURRENT_CLIENTS = 100;
+const DEFAULT_CONCURRENT_SIZE = '8M';
+const DEFAULT_MEMORY_SIZES = '256M,4G';
+const MAX_COUNT = 10_000;
 
 const USAGE = `usage: node dist/bench/run.js [options]
   --size SIZE     file size, binary units: 256M, 1G, 4G, 1048576 (default ${DEFAULT_SIZE})
   --runs N        runs per contender, median reported (default ${DEFAULT_RUNS}, max ${MAX_RUNS})
   --only LIST     comma-separated subset of ${CONTENDERS.map((c) => c.name).join(',')} (default: all)
   --out DIR       where RESULTS.md and results.json go (default bench/)
-  --keep          keep the temp dir (test file) afterwards`;
+  --keep          keep the temp dir (test file) afterwards
+  --extras LIST   stx-only measurements: ${EXTRAS.join(',')} (default: all), or none
+  --handshakes N  sequential handshakes for the latency median and p99 (default ${DEFAULT_HANDSHAKES})
+  --parallel-clients N   clients handshaking at once for handshakes/s (default ${DEFAULT_PARALLEL_CLIENTS})
+  --concurrent-clients N uploads at once (default ${DEFAULT_CONCURRENT_CLIENTS})
+  --concurrent-size SIZE file size of each concurrent upload (default ${DEFAULT_CONCURRENT_SIZE})
+  --memory-sizes LIST    file sizes for the peak-memory transfers (default ${DEFAULT_MEMORY_SIZES})`;
 
 /** "256M", "1G", "1.5GiB", "4096" → bytes. */
 function parseSize(text: string): number {
@@ -54,6 +75,22 @@ interface Options {
   readonly contenders: readonly Contender[];
   readonly outDir: string;
   readonly keep: boolean;
+  readonly extras: ExtrasOptions;
+}
+
+function parseCount(text: string, flag: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_COUNT) throw new Error(`${flag} must be 1..${MAX_COUNT}`);
+  return n;
+}
+
+function parseExtras(text: string): Set<ExtraName> {
+  if (text.trim() === 'none') return new Set();
+  const names = text.split(',').map((n) => n.trim()).filter((n) => n !== '');
+  const known = new Set<string>(EXTRAS);
+  const unknown = names.filter((n) => !known.has(n));
+  if (unknown.length > 0) throw new Error(`--extras: unknown ${unknown.join(',')}`);
+  return new Set(EXTRAS.filter((e) => names.includes(e)));
 }
 
 function parseOptions(argv: readonly string[]): Options | null {
@@ -65,6 +102,12 @@ function parseOptions(argv: readonly string[]): Options | null {
       only: { type: 'string' },
       out: { type: 'string', default: 'bench' },
       keep: { type: 'boolean', default: false },
+      extras: { type: 'string', default: EXTRAS.join(',') },
+      handshakes: { type: 'string', default: String(DEFAULT_HANDSHAKES) },
+      'parallel-clients': { type: 'string', default: String(DEFAULT_PARALLEL_CLIENTS) },
+      'concurrent-clients': { type: 'string', default: String(DEFAULT_CONCURRENT_CLIENTS) },
+      'concurrent-size': { type: 'string', default: DEFAULT_CONCURRENT_SIZE },
+      'memory-sizes': { type: 'string', default: DEFAULT_MEMORY_SIZES },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -78,7 +121,17 @@ function parseOptions(argv: readonly string[]): Options | null {
     if (unknown.length > 0 || names.length === 0) throw new Error(`--only: unknown contender(s) ${unknown.join(',')}`);
     contenders = CONTENDERS.filter((c) => names.includes(c.name));
   }
-  return { size: parseSize(values.size), runs, contenders, outDir: resolve(values.out), keep: values.keep };
+  const extras: ExtrasOptions = {
+    // The extras measure stx: they run when stx is one of the contenders.
+    which: contenders.some((c) => c.name === 'stx') ? parseExtras(values.extras) : new Set(),
+    handshakes: parseCount(values.handshakes, '--handshakes'),
+    parallelClients: parseCount(values['parallel-clients'], '--parallel-clients'),
+    handshakesPerParallelClient: HANDSHAKES_PER_PARALLEL_CLIENT,
+    concurrentClients: parseCount(values['concurrent-clients'], '--concurrent-clients'),
+    concurrentFileBytes: parseSize(values['concurrent-size']),
+    memorySizes: values['memory-sizes'].split(',').filter((x) => x.trim() !== '').map(parseSize),
+  };
+  return { size: parseSize(values.size), runs, contenders, outDir: resolve(values.out), keep: values.keep, extras };
 }
 
 const log = (line: string): void => {
@@ -115,8 +168,9 @@ async function main(): Promise<number> {
   });
   try {
     const { bavail, bsize } = await statfs(tmpRoot);
-    if (bavail * bsize < 2 * options.size + DISK_MARGIN_BYTES) {
-      throw new Error(`not enough free space in ${tmpRoot} for two ${options.size}-byte files`);
+    const largest = Math.max(options.size, ...(options.extras.which.has('memory') ? options.extras.memorySizes : []));
+    if (bavail * bsize < 2 * largest + DISK_MARGIN_BYTES) {
+      throw new Error(`not enough free space in ${tmpRoot} for two ${largest}-byte files`);
     }
     const infos: ContenderInfo[] = [];
     const ready: Contender[] = [];
@@ -153,6 +207,13 @@ async function main(): Promise<number> {
       }
     }
 
+    // The extras make their own files: free the disk for the largest of them.
+    if (!options.keep) await rm(file.path, { force: true });
+    let extras: ExtrasResults | null = null;
+    if (options.extras.which.size > 0 && ready.some((c) => c.name === 'stx')) {
+      extras = await runExtras(options.extras, tmpRoot, log, syncDisks);
+    }
+
     const summaries = infos.map((info) => summarise(info, records, options.size));
     const env = {
       date: new Date().toISOString(),
@@ -168,16 +229,22 @@ async function main(): Promise<number> {
       loadAverageAtStart,
     };
     const rs = ratios(summaries);
-    const markdown = renderMarkdown(env, summaries, rs);
+    const checked = targets(summaries, rs, extras);
+    const markdown = `${renderMarkdown(env, summaries, rs)}${renderExtras(extras, checked).join('\n')}\n`;
     await mkdir(options.outDir, { recursive: true });
     await writeFile(join(options.outDir, 'RESULTS.md'), markdown);
     await writeFile(
       join(options.outDir, 'results.json'),
-      `${JSON.stringify({ environment: env, summaries, ratios: rs, runs: records }, null, 2)}\n`,
+      `${JSON.stringify({ environment: env, summaries, ratios: rs, targets: checked, extras, runs: records }, null, 2)}\n`,
     );
     process.stdout.write(markdown);
     log(`wrote ${join(options.outDir, 'RESULTS.md')} and results.json`);
-    const broken = summaries.some((s) => s.unavailable === null && s.failures.length > 0);
+    const extrasBroken =
+      extras !== null &&
+      ((extras.handshake !== null && 'failed' in extras.handshake) ||
+        (extras.concurrency !== null && ('failed' in extras.concurrency || extras.concurrency.failures.length > 0)) ||
+        (extras.memory ?? []).some((m) => m.failure !== null));
+    const broken = extrasBroken || summaries.some((s) => s.unavailable === null && s.failures.length > 0);
     return broken ? 1 : 0;
   } finally {
     cleanUp();

@@ -246,6 +246,42 @@ describe('WriteQueue', () => {
     });
   });
 
+  it('with one write at a time, chunks queued meanwhile go out together in fewer writes', async () => {
+    await withFile(async (fh, file) => {
+      let writes = 0;
+      const counted = new Proxy(fh, {
+        get(target, prop, receiver): unknown {
+          if (prop === 'writev') writes++;
+          const v: unknown = Reflect.get(target, prop, receiver);
+          return typeof v === 'function' ? v.bind(target) : v;
+        },
+      });
+      const q = new WriteQueue(counted, { concurrency: 1, maxQueuedBytes: 64 * MiB }, new ByteBudget(64 * MiB));
+      const data = randomBytes(32 * 64 * 1024);
+      let written = 0;
+      for (let at = 0; at < data.length; at += 64 * 1024) q.enqueue(at, data.subarray(at, at + 64 * 1024), () => written++);
+      assert.equal(await q.flush(), data.length);
+      await q.close();
+      assert.equal(written, 32, 'onWritten once per chunk');
+      assert.ok(writes < 32 && writes >= 2, `${writes} writes for 32 chunks`);
+      assert.deepEqual(await readFile(file), data);
+    });
+  });
+
+  it('calls onWritten for chunks dropped after a write error too', async () => {
+    const fh = await open('/dev/full', 'r+');
+    try {
+      const q = new WriteQueue(fh, { concurrency: 1, maxQueuedBytes: 4 * MiB, maxChunkBytes: MiB }, new ByteBudget(64 * MiB));
+      let written = 0;
+      for (let i = 0; i < 3; i++) q.enqueue(i * MiB, Buffer.alloc(MiB), () => written++);
+      await assert.rejects(q.flush());
+      await q.close();
+      assert.equal(written, 3);
+    } finally {
+      await fh.close();
+    }
+  });
+
   it('sync returns the durable offset', async () => {
     await withFile(async (fh) => {
       const q = new WriteQueue(fh, { concurrency: 4, maxQueuedBytes: 16 * MiB, startOffset: 100 }, new ByteBudget(16 * MiB));

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
-import { describeExit, startMeasured } from '../lib/measure.js';
+import { describeExit, startMeasured, type MeasuredProcess } from '../lib/measure.js';
 import { distFile } from '../lib/paths.js';
 import type { TestFile } from '../lib/testfile.js';
 import { READY_TIMEOUT_MS, transferTimeoutMs, type Contender, type RunResult } from './types.js';
@@ -21,25 +21,43 @@ const SEND_CLI = distFile('src/send/cli.js');
 /** Upper bound for the one-off key generation. */
 const KEYGEN_TIMEOUT_MS = 60_000;
 
+/** A stx-recv daemon running under GNU time, with the port and fingerprint it announced. */
+export interface StxDaemon {
+  readonly proc: MeasuredProcess;
+  readonly port: number;
+  readonly fingerprint: string;
+}
+
+/**
+ * Starts stx-recv on 127.0.0.1 (port picked by the daemon) receiving into `recvDir`, with the
+ * bench's server key. `{ failed }` (after killing it) when it announced no port and fingerprint.
+ */
+export async function startStxDaemon(recvDir: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<StxDaemon | { failed: string }> {
+  const keyFile = await serverKey();
+  const recvArgs = [RECV_CLI, '--listen', '127.0.0.1:0', '--out', recvDir, '--key', keyFile];
+  const proc = startMeasured(process.execPath, recvArgs, { timeoutMs, env });
+  const listening = await proc.waitForMatch('stderr', /listening on 127\.0\.0\.1:(\d+)/, READY_TIMEOUT_MS);
+  const fingerprint = await proc.waitForMatch('stderr', /fingerprint (SHA256:\S+)/, READY_TIMEOUT_MS);
+  const port = Number(listening?.[1]);
+  const fp = fingerprint?.[1];
+  if (!(port > 0) || fp === undefined) {
+    await proc.signal('SIGKILL');
+    return { failed: describeExit('stx-recv gave no port and fingerprint;', await proc.done) };
+  }
+  return { proc, port, fingerprint: fp };
+}
+
 /** One stx transfer of `file` into `outDir`/received; the server key is reused across runs. */
 export async function runStx(file: TestFile, outDir: string): Promise<RunResult> {
   const recvDir = join(outDir, 'received');
   await mkdir(recvDir, { recursive: true });
-  const keyFile = await serverKey();
   const timeoutMs = transferTimeoutMs(file.size);
   // Known hosts, identities and default keys stay in this run's directory, not ~/.config/stx.
   const env = { ...process.env, STX_HOME: outDir };
-  const recvArgs = [RECV_CLI, '--listen', '127.0.0.1:0', '--out', recvDir, '--key', keyFile];
-  const recv = startMeasured(process.execPath, recvArgs, { timeoutMs, env });
-  const listening = await recv.waitForMatch('stderr', /listening on 127\.0\.0\.1:(\d+)/, READY_TIMEOUT_MS);
-  const fingerprint = await recv.waitForMatch('stderr', /fingerprint (SHA256:\S+)/, READY_TIMEOUT_MS);
-  const port = listening?.[1];
-  const fp = fingerprint?.[1];
-  if (port === undefined || fp === undefined) {
-    await recv.signal('SIGKILL');
-    return { kind: 'failed', reason: describeExit('stx-recv gave no port and fingerprint;', await recv.done) };
-  }
-  const sendArgs = [SEND_CLI, '127.0.0.1', port, file.path, '--fingerprint', fp, '--json', '--quiet'];
+  const daemon = await startStxDaemon(recvDir, env, timeoutMs);
+  if ('failed' in daemon) return { kind: 'failed', reason: daemon.failed };
+  const recv = daemon.proc;
+  const sendArgs = [SEND_CLI, '127.0.0.1', String(daemon.port), file.path, '--fingerprint', daemon.fingerprint, '--json', '--quiet'];
   const t0 = performance.now();
   const sent = await startMeasured(process.execPath, sendArgs, { timeoutMs, env }).done;
   const wallSeconds = (performance.now() - t0) / 1000;

@@ -1,6 +1,6 @@
 // AES-256-GCM with a 96-bit nonce and a 128-bit tag (§8), as thin wrappers over node:crypto.
 // The record layer builds on these; the Wycheproof tests exercise them directly.
-import { createCipheriv, createDecipheriv, type KeyObject } from 'node:crypto';
+import { createCipheriv, createDecipheriv, type DecipherGCM, type KeyObject } from 'node:crypto';
 import { CryptoError } from '../proto/errors.js';
 import { TAG_BYTES } from '../proto/limits.js';
 
@@ -51,4 +51,36 @@ export function gcmOpen(key: KeyObject | Buffer, nonce: Buffer, aad: Buffer, cip
     throw new CryptoError('DECRYPT_FAILED', 'AES-GCM authentication failed', { cause: err });
   }
   return plain;
+}
+
+/**
+ * Decryption of one message given in pieces as they arrive: update() per ciphertext piece, then
+ * final() with the tag. The plaintext update() returns is unauthenticated until final() returns:
+ * callers must hold it back (RecordStream does) and zero it if final() throws.
+ */
+export class GcmOpenStream {
+  readonly #decipher: DecipherGCM;
+
+  constructor(key: KeyObject | Buffer, nonce: Buffer, aad: Buffer) {
+    checkKeyAndNonce(key, nonce);
+    this.#decipher = createDecipheriv(AEAD_ALGORITHM, key, nonce, { authTagLength: TAG_BYTES });
+    this.#decipher.setAAD(aad);
+  }
+
+  update(ciphertext: Buffer): Buffer {
+    return this.#decipher.update(ciphertext);
+  }
+
+  /** Checks the tag; any failure is DECRYPT_FAILED. */
+  final(tag: Buffer): void {
+    if (tag.length !== TAG_BYTES) {
+      throw new CryptoError('DECRYPT_FAILED', `AES-GCM tag of ${tag.length} bytes, expected ${TAG_BYTES}`);
+    }
+    try {
+      this.#decipher.setAuthTag(tag);
+      this.#decipher.final();
+    } catch (err) {
+      throw new CryptoError('DECRYPT_FAILED', 'AES-GCM authentication failed', { cause: err });
+    }
+  }
 }

@@ -1,19 +1,25 @@
 // The byte stream of one connection as frames (spec/PROTOCOL.md §2, §8): plaintext frames until
 // each direction switches to records, then one record per frame. No sockets: the caller pushes
 // received bytes in and writes the returned buffers out.
-import { decodeBody, encodeBody, encodeDataHead, encodeFrame } from '../proto/codec.js';
+import { decodeBody, decodeDataOffset, encodeBody, encodeDataHead, encodeFrame } from '../proto/codec.js';
+import { FRAME_TYPES } from '../proto/frames.js';
 import type { Frame } from '../proto/frames.js';
 import {
+  DATA_HEADER_BYTES,
   LENGTH_PREFIX_BYTES,
   MAX_PLAINTEXT_FRAME_LENGTH_BYTES,
   MAX_RECORD_LENGTH_BYTES,
   MIN_RECORD_LENGTH_BYTES,
+  TAG_BYTES,
 } from '../proto/limits.js';
+import { ProtocolError } from '../proto/errors.js';
 import { StreamReader, type LengthBounds } from '../proto/reader.js';
-import type { RecordOpener, RecordSealer } from './record.js';
+import type { RecordOpener, RecordSealer, RecordStream } from './record.js';
 
 const PLAINTEXT: LengthBounds = { min: 1, max: MAX_PLAINTEXT_FRAME_LENGTH_BYTES };
 const RECORD: LengthBounds = { min: MIN_RECORD_LENGTH_BYTES, max: MAX_RECORD_LENGTH_BYTES };
+/** Records that can only carry a control frame: nobody may make us hold a DATA-sized buffer. */
+const CONTROL_RECORD: LengthBounds = { min: MIN_RECORD_LENGTH_BYTES, max: MAX_PLAINTEXT_FRAME_LENGTH_BYTES + TAG_BYTES };
 
 export interface Received {
   readonly frame: Frame;
@@ -21,10 +27,50 @@ export interface Received {
   readonly raw: Buffer;
 }
 
+/**
+ * A DATA frame (§2.2) whose record was opened piece by piece as it arrived, into a buffer the
+ * caller provided (BodyBuffers): `data` lies inside `body`. Give `body` back to where it came
+ * from once `data` is no longer needed.
+ */
+export interface ReceivedData {
+  readonly offset: number;
+  readonly data: Buffer;
+  readonly body: Buffer;
+}
+
+/** Where nextData() opens a long record: a buffer of at least `bodyBytes` bytes. */
+export interface BodyBuffers {
+  take(bodyBytes: number): Buffer;
+}
+
+/**
+ * Records whose body is longer than this can only be DATA (every other frame is at most
+ * 1 + MAX_CONTROL_PAYLOAD bytes, §2): nextData() opens those piece by piece.
+ */
+const MAX_WHOLE_RECORD_BODY_BYTES = MAX_PLAINTEXT_FRAME_LENGTH_BYTES;
+
 export class FrameChannel {
   private readonly reader = new StreamReader();
   private opener: RecordOpener | null = null;
   private sealer: RecordSealer | null = null;
+  /**
+   * Whether a record may be DATA-sized (§2). A receiver turns this on only while DATA is allowed
+   * (server state Receiving), so an idle or unauthenticated peer cannot make it buffer 1 MiB.
+   */
+  longRecords = true;
+  /** The record being opened piece by piece by nextData(), if any. */
+  private stream: RecordStream | null = null;
+
+  /** A channel that accepts only control-sized records until told otherwise (a server's). */
+  static controlOnly(): FrameChannel {
+    const c = new FrameChannel();
+    c.longRecords = false;
+    return c;
+  }
+
+  private recordBounds(): LengthBounds {
+    return this.longRecords || this.stream !== null ? RECORD : CONTROL_RECORD;
+  }
 
   /** Bytes received and not yet returned as frames. */
   get pending(): number {
@@ -47,10 +93,33 @@ export class FrameChannel {
   /** The next received frame, or null until one is complete; throws the typed error of §2/§8. */
   next(): Received | null {
     const opener = this.opener;
-    const raw = this.reader.next(opener === null ? PLAINTEXT : RECORD);
+    const raw = this.reader.next(opener === null ? PLAINTEXT : this.recordBounds());
     if (raw === null) return null;
     const body = opener === null ? raw.subarray(LENGTH_PREFIX_BYTES) : opener.open(raw);
     return { frame: decodeBody(body), raw };
+  }
+
+  /**
+   * Like next(), for a receiver of DATA: a record too long to be anything but DATA is opened
+   * piece by piece as its bytes arrive (no whole-record buffer, no copy) and returned as
+   * ReceivedData once its tag checked out. Everything else comes back as next() returns it.
+   * Errors are next()'s, in the same order (length, key limit, authentication, then frame rules).
+   */
+  nextData(buffers: BodyBuffers): Received | ReceivedData | null {
+    const opener = this.opener;
+    if (opener === null) return this.next();
+    if (this.stream === null) {
+      const length = this.reader.peekLength(this.recordBounds());
+      if (length === null || length - TAG_BYTES <= MAX_WHOLE_RECORD_BODY_BYTES) return this.next();
+      this.stream = opener.begin(this.reader.takeBytes(LENGTH_PREFIX_BYTES), buffers.take(length - TAG_BYTES));
+    }
+    const stream = this.stream;
+    for (let piece = this.reader.takePiece(stream.remaining); piece !== null; piece = this.reader.takePiece(stream.remaining)) {
+      stream.push(piece);
+    }
+    if (stream.remaining > 0) return null;
+    this.stream = null;
+    return dataFrame(stream.finish());
   }
 
   /** From the next frame on, received frames are records opened by `opener` (§6). */
@@ -87,6 +156,20 @@ export class FrameChannel {
 
   /** Called at end of stream: TRUNCATED if a frame was cut off. */
   end(): void {
+    if (this.stream !== null) {
+      throw new ProtocolError('TRUNCATED', `connection closed with ${this.stream.remaining} bytes of a record missing`);
+    }
     this.reader.end();
   }
+}
+
+/** The DATA frame in a long record's body; anything else fails as decodeBody says (§2). */
+function dataFrame(body: Buffer): ReceivedData {
+  // A body this long is DATA or an error; decodeBody names the error exactly as for next().
+  if (body[0] !== FRAME_TYPES.DATA) {
+    decodeBody(body);
+    throw new ProtocolError('MALFORMED_FRAME', 'a long record that is not DATA');
+  }
+  const offset = decodeDataOffset(body.subarray(1, 1 + DATA_HEADER_BYTES));
+  return { offset, data: body.subarray(1 + DATA_HEADER_BYTES), body };
 }

@@ -33,9 +33,17 @@ export function checkServerPrivateKey(key: KeyObject): void {
   checkRsaKey(key, (detail) => new TypeError(detail));
 }
 
-/** The DER SubjectPublicKeyInfo sent as server_key. */
+/** serverKeySpki() per key: deriving and exporting it took ~1 ms of each handshake's server CPU. */
+const spkiOf = new WeakMap<KeyObject, Buffer>();
+
+/** The DER SubjectPublicKeyInfo sent as server_key (a copy: callers may keep or change it). */
 export function serverKeySpki(key: KeyObject): Buffer {
-  return createPublicKey(key).export({ type: 'spki', format: 'der' });
+  let der = spkiOf.get(key);
+  if (der === undefined) {
+    der = createPublicKey(key).export({ type: 'spki', format: 'der' });
+    spkiOf.set(key, der);
+  }
+  return Buffer.from(der);
 }
 
 /** RSAES-OAEP-Encrypt(key, plaintext, label) with SHA-256 and MGF1-SHA-256. */

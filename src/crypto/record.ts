@@ -13,7 +13,7 @@ import {
   MIN_RECORD_LENGTH_BYTES,
   TAG_BYTES,
 } from '../proto/limits.js';
-import { AEAD_KEY_BYTES, AEAD_NONCE_BYTES, gcmOpen, gcmSeal } from './aead.js';
+import { AEAD_KEY_BYTES, AEAD_NONCE_BYTES, GcmOpenStream, gcmOpen, gcmSeal } from './aead.js';
 
 /** Body bytes kept in reserve by nearLimit() so one last control record (GOAWAY, ERROR) still fits. */
 export const RESERVED_CONTROL_BODY_BYTES = 1 + MAX_CONTROL_PAYLOAD_BYTES;
@@ -152,6 +152,8 @@ export class RecordOpener {
   private readonly firstRecordError: RecordOpenerOptions['firstRecordError'];
   private opened = 0;
   private failed = false;
+  /** A RecordStream is open: whole-record open() and another begin() must wait for it. */
+  private streaming = false;
 
   constructor(key: Buffer | KeyObject, iv: Buffer, options: RecordOpenerOptions = {}) {
     this.dir = new Direction(key, iv, options.start ?? {});
@@ -182,7 +184,7 @@ export class RecordOpener {
    * dropped records, a header that disagrees with the record's size).
    */
   open(record: Buffer): Buffer {
-    if (this.failed) throw new CryptoError('DECRYPT_FAILED', 'record layer closed after an earlier failure');
+    this.assertUsable();
     try {
       return this.openChecked(record);
     } catch (err) {
@@ -191,22 +193,78 @@ export class RecordOpener {
     }
   }
 
-  private openChecked(record: Buffer): Buffer {
-    if (record.length < LENGTH_PREFIX_BYTES) {
-      throw new CryptoError('DECRYPT_FAILED', `record of ${record.length} bytes has no length header`);
+  /**
+   * Starts opening the record whose 4-byte length header is `header` into `body` (at least the
+   * body's length), for a caller that feeds the ciphertext ‖ tag in pieces as they arrive
+   * (RecordStream) instead of buffering the whole record first, and that picks the buffer the
+   * body lands in. Same checks and errors as open(); the record counts once finish() succeeds.
+   * No other record may be opened until this one is finished.
+   */
+  begin(header: Buffer, body: Buffer): RecordStream {
+    this.assertUsable();
+    try {
+      if (header.length !== LENGTH_PREFIX_BYTES) throw new RangeError(`record header of ${header.length} bytes`);
+      const length = header.readUInt32BE(0);
+      const bodyLen = this.checkLength(length);
+      this.checkKeyLimit(bodyLen);
+      if (body.length < bodyLen) throw new RangeError(`a ${body.length}-byte buffer for a ${bodyLen}-byte body`);
+      this.streaming = true;
+      const gcm = new GcmOpenStream(this.dir.key, recordNonce(this.dir.iv, this.dir.seq), header);
+      return new RecordStream(gcm, body.subarray(0, bodyLen), (verified, err) => this.streamEnded(bodyLen, verified, err));
+    } catch (err) {
+      this.failed = true;
+      throw err;
     }
-    const length = record.readUInt32BE(0);
+  }
+
+  private assertUsable(): void {
+    if (this.failed) throw new CryptoError('DECRYPT_FAILED', 'record layer closed after an earlier failure');
+    if (this.streaming) throw new RangeError('a record is still being opened piece by piece');
+  }
+
+  /** The length checks of §8; returns the body length. */
+  private checkLength(length: number): number {
     if (length > MAX_RECORD_LENGTH_BYTES) {
       throw new ProtocolError('FRAME_TOO_LARGE', `record length ${length} exceeds ${MAX_RECORD_LENGTH_BYTES}`);
     }
     if (length < MIN_RECORD_LENGTH_BYTES) {
       throw new ProtocolError('MALFORMED_FRAME', `record length ${length} is below ${MIN_RECORD_LENGTH_BYTES}`);
     }
+    return length - TAG_BYTES;
+  }
+
+  private checkKeyLimit(bodyLen: number): void {
+    if (!this.dir.fits(1, bodyLen)) throw new CryptoError('KEY_LIMIT', `peer exceeded the ${this.dir.limitMessage(bodyLen)}`);
+  }
+
+  /** A RecordStream is done: count the record, or turn the failure into this layer's error. */
+  private streamEnded(bodyLen: number, verified: boolean, err: unknown): CryptoError | undefined {
+    this.streaming = false;
+    if (verified) {
+      this.dir.advance(bodyLen);
+      this.opened += 1;
+      return undefined;
+    }
+    this.failed = true;
+    return this.openFailure(err);
+  }
+
+  private openFailure(err: unknown): CryptoError {
+    const first = this.opened === 0 ? this.firstRecordError : undefined;
+    if (first !== undefined) return new CryptoError(first.code, first.message, { cause: err });
+    return new CryptoError('DECRYPT_FAILED', `record ${this.dir.seq} failed to open`, { cause: err });
+  }
+
+  private openChecked(record: Buffer): Buffer {
+    if (record.length < LENGTH_PREFIX_BYTES) {
+      throw new CryptoError('DECRYPT_FAILED', `record of ${record.length} bytes has no length header`);
+    }
+    const length = record.readUInt32BE(0);
+    const bodyLen = this.checkLength(length);
     if (record.length !== LENGTH_PREFIX_BYTES + length) {
       throw new CryptoError('DECRYPT_FAILED', `record header says ${length} bytes, ${record.length - LENGTH_PREFIX_BYTES} follow`);
     }
-    const bodyLen = length - TAG_BYTES;
-    if (!this.dir.fits(1, bodyLen)) throw new CryptoError('KEY_LIMIT', `peer exceeded the ${this.dir.limitMessage(bodyLen)}`);
+    this.checkKeyLimit(bodyLen);
     const header = record.subarray(0, LENGTH_PREFIX_BYTES);
     const ciphertext = record.subarray(LENGTH_PREFIX_BYTES, LENGTH_PREFIX_BYTES + bodyLen);
     const tag = record.subarray(LENGTH_PREFIX_BYTES + bodyLen);
@@ -214,12 +272,69 @@ export class RecordOpener {
     try {
       body = gcmOpen(this.dir.key, recordNonce(this.dir.iv, this.dir.seq), header, ciphertext, tag);
     } catch (err) {
-      const first = this.opened === 0 ? this.firstRecordError : undefined;
-      if (first !== undefined) throw new CryptoError(first.code, first.message, { cause: err });
-      throw new CryptoError('DECRYPT_FAILED', `record ${this.dir.seq} failed to open`, { cause: err });
+      throw this.openFailure(err);
     }
     this.dir.advance(bodyLen);
     this.opened += 1;
     return body;
+  }
+}
+
+/**
+ * One record opened piece by piece (RecordOpener.begin): push() the ciphertext ‖ tag bytes as
+ * they arrive, in any pieces, then finish(). The plaintext goes straight into the body buffer the
+ * caller gave begin(), which finish() hands back only once the tag has been checked; on a failure
+ * it is zeroed.
+ */
+export class RecordStream {
+  readonly #gcm: GcmOpenStream;
+  readonly #body: Buffer;
+  readonly #tag = Buffer.alloc(TAG_BYTES);
+  readonly #onEnd: (verified: boolean, err: unknown) => CryptoError | undefined;
+  /** Plaintext bytes in #body so far (= ciphertext bytes pushed), then tag bytes. */
+  #filled = 0;
+  #tagFilled = 0;
+  #ended = false;
+
+  constructor(gcm: GcmOpenStream, body: Buffer, onEnd: (verified: boolean, err: unknown) => CryptoError | undefined) {
+    this.#gcm = gcm;
+    this.#body = body;
+    this.#onEnd = onEnd;
+  }
+
+  /** Bytes of this record (ciphertext and tag) not pushed yet. */
+  get remaining(): number {
+    return this.#body.length - this.#filled + TAG_BYTES - this.#tagFilled;
+  }
+
+  /** Takes the next `piece` of ciphertext ‖ tag; at most `remaining` bytes. */
+  push(piece: Buffer): void {
+    if (this.#ended) throw new RangeError('push after the record ended');
+    if (piece.length > this.remaining) throw new RangeError(`piece of ${piece.length} bytes, ${this.remaining} expected`);
+    const cipherPart = Math.min(piece.length, this.#body.length - this.#filled);
+    if (cipherPart > 0) {
+      // node:crypto returns a new buffer per update (no output argument): copy it into place.
+      const plain = this.#gcm.update(cipherPart === piece.length ? piece : piece.subarray(0, cipherPart));
+      this.#filled += plain.copy(this.#body, this.#filled);
+    }
+    if (cipherPart < piece.length) this.#tagFilled += piece.copy(this.#tag, this.#tagFilled, cipherPart);
+  }
+
+  /**
+   * Checks the tag once every byte was pushed and returns the body (the plaintext frame body).
+   * Throws the record layer's error (DECRYPT_FAILED, or the first record's error) otherwise.
+   */
+  finish(): Buffer {
+    if (this.#ended) throw new RangeError('finish after the record ended');
+    if (this.remaining !== 0) throw new RangeError(`finish with ${this.remaining} bytes of the record missing`);
+    this.#ended = true;
+    try {
+      this.#gcm.final(this.#tag);
+    } catch (err) {
+      this.#body.fill(0);
+      throw this.#onEnd(false, err) ?? err;
+    }
+    this.#onEnd(true, undefined);
+    return this.#body;
   }
 }

@@ -73,6 +73,17 @@ export function withLength(body: Buffer): Buffer {
   return out;
 }
 
+/**
+ * The offset in a DATA payload's first 8 bytes (§2.2): MALFORMED_FRAME above 2^53 − 1. For
+ * receivers that open a DATA record in pieces and never hold its payload in one buffer.
+ */
+export function decodeDataOffset(head: Buffer): number {
+  if (head.length < DATA_HEADER_BYTES) throw new RangeError(`DATA head of ${head.length} bytes`);
+  const offset = head.readBigUInt64BE(0);
+  if (offset > BigInt(MAX_SAFE_UINT)) throw new ProtocolError('MALFORMED_FRAME', 'DATA: offset above 2^53-1');
+  return Number(offset);
+}
+
 function decodeData(payload: Buffer): Frame {
   if (payload.length < DATA_HEADER_BYTES + 1) {
     throw new ProtocolError('MALFORMED_FRAME', `DATA: payload of ${payload.length} bytes is shorter than 9`);
@@ -80,9 +91,7 @@ function decodeData(payload: Buffer): Frame {
   if (payload.length > DATA_HEADER_BYTES + MAX_DATA_CHUNK_BYTES) {
     throw new ProtocolError('FRAME_TOO_LARGE', `DATA: ${payload.length - DATA_HEADER_BYTES} bytes exceed the chunk limit`);
   }
-  const offset = payload.readBigUInt64BE(0);
-  if (offset > BigInt(MAX_SAFE_UINT)) throw new ProtocolError('MALFORMED_FRAME', 'DATA: offset above 2^53-1');
-  return { type: 'DATA', offset: Number(offset), data: payload.subarray(DATA_HEADER_BYTES) };
+  return { type: 'DATA', offset: decodeDataOffset(payload), data: payload.subarray(DATA_HEADER_BYTES) };
 }
 
 /** Decodes a frame body (type ‖ payload) into a typed, range-checked frame (§2, §4). */

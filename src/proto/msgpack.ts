@@ -7,12 +7,8 @@ import { ProtocolError } from './errors.js';
 /** A decoded value: integers beyond 32 bits as bigint when 64-bit encoded, floats as number. */
 export type PayloadValue = number | bigint | string | Buffer | boolean | null;
 
-/**
- * str bytes → string, a leading BOM kept. Invalid UTF-8 becomes U+FFFD (WHATWG decoding), which
- * §9.3 relies on to refuse such a name with BAD_NAME; §2.1 would rather have MALFORMED_FRAME
- * ({ fatal: true } here), a choice left to the spec.
- */
-const UTF8 = new TextDecoder('utf-8', { ignoreBOM: true });
+/** str bytes → string, a leading BOM kept; invalid UTF-8 is MALFORMED_FRAME (§2.1). */
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 class Reader {
   private pos = 0;
@@ -48,7 +44,12 @@ class Reader {
   }
 
   str(n: number): string {
-    return UTF8.decode(this.bytes(n));
+    const bytes = this.bytes(n);
+    try {
+      return UTF8.decode(bytes);
+    } catch {
+      return this.fail('str is not valid UTF-8');
+    }
   }
 
   value(): PayloadValue {

@@ -35,16 +35,43 @@ export class StreamReader {
    * Throws FRAME_TOO_LARGE / MALFORMED_FRAME when the announced length breaks `bounds`.
    */
   next(bounds: LengthBounds): Buffer | null {
+    const length = this.peekLength(bounds);
+    if (length === null) return null;
+    const total = LENGTH_PREFIX_BYTES + length;
+    return this.buffered < total ? null : this.take(total);
+  }
+
+  /**
+   * The announced length of the next frame or record (without its 4-byte prefix), or null until
+   * the prefix has arrived; checked against `bounds` exactly as next() checks it. Nothing is
+   * removed: a caller that opens records piece by piece takes the prefix with takeBytes().
+   */
+  peekLength(bounds: LengthBounds): number | null {
     if (this.buffered < LENGTH_PREFIX_BYTES) return null;
-    const length = this.peekLength();
+    const length = this.readLength();
     if (length > bounds.max) {
       throw new ProtocolError('FRAME_TOO_LARGE', `length ${length} exceeds ${bounds.max}`);
     }
     if (length < bounds.min) {
       throw new ProtocolError('MALFORMED_FRAME', `length ${length} is below ${bounds.min}`);
     }
-    const total = LENGTH_PREFIX_BYTES + length;
-    return this.buffered < total ? null : this.take(total);
+    return length;
+  }
+
+  /** Removes and returns the first `n` bytes (n ≤ pending); a copy only when they straddle chunks. */
+  takeBytes(n: number): Buffer {
+    if (n > this.buffered) throw new RangeError(`takeBytes(${n}) with ${this.buffered} bytes buffered`);
+    return this.take(n);
+  }
+
+  /**
+   * Removes and returns up to `max` bytes as they were received, never copying: at most the
+   * rest of the first buffered chunk. Null when nothing is buffered (or `max` is 0).
+   */
+  takePiece(max: number): Buffer | null {
+    const first = this.chunks[0];
+    if (first === undefined || max <= 0) return null;
+    return this.take(Math.min(max, first.length));
   }
 
   /** Throws TRUNCATED if the stream ended inside a preamble, frame or record. */
@@ -54,7 +81,7 @@ export class StreamReader {
     }
   }
 
-  private peekLength(): number {
+  private readLength(): number {
     const first = this.chunks[0];
     if (first !== undefined && first.length >= LENGTH_PREFIX_BYTES) return first.readUInt32BE(0);
     const head = Buffer.alloc(LENGTH_PREFIX_BYTES);

@@ -7,7 +7,8 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { fingerprint, loadOrCreateServerKey, parseAuthorizedKeys, serverKeySpki, stxHome } from '../crypto/index.js';
 import { HANDSHAKE_TIMEOUT_MS, IDLE_TIMEOUT_MS } from '../proto/limits.js';
-import { parseDuration, parseListen, parseSize } from './args.js';
+import { parseDuration } from '../proto/duration.js';
+import { parseListen, parseSize } from './args.js';
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_PARTIAL_TTL_MS } from './config.js';
 import { startServer } from './server.js';
 
@@ -64,13 +65,8 @@ async function main(): Promise<number> {
     log,
   });
   const fp = fingerprint(serverKeySpki(key));
-  const shown = server.address.host.includes(':') ? `[${server.address.host}]` : server.address.host;
-  process.stderr.write(`stx-recv: listening on ${shown}:${server.address.port}\n`);
-  process.stderr.write(`stx-recv: fingerprint ${fp}\n`);
-  process.stderr.write(`stx-recv: writing into ${outDir}${authorizedKeys === null ? ' (anonymous clients allowed)' : ` (${authorizedKeys.size} authorized keys)`}\n`);
-  log.info({ event: 'listening', host: server.address.host, port: server.address.port, fingerprint: fp, out: outDir }, 'listening');
-
-  return new Promise<number>((resolve) => {
+  // The handlers go in before "listening" is printed: whoever reads that line may signal at once.
+  const stopped = new Promise<number>((resolve) => {
     let signals = 0;
     const stop = (sig: NodeJS.Signals): void => {
       if (++signals > 1) {
@@ -85,6 +81,12 @@ async function main(): Promise<number> {
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
   });
+  const shown = server.address.host.includes(':') ? `[${server.address.host}]` : server.address.host;
+  process.stderr.write(`stx-recv: listening on ${shown}:${server.address.port}\n`);
+  process.stderr.write(`stx-recv: fingerprint ${fp}\n`);
+  process.stderr.write(`stx-recv: writing into ${outDir}${authorizedKeys === null ? ' (anonymous clients allowed)' : ` (${authorizedKeys.size} authorized keys)`}\n`);
+  log.info({ event: 'listening', host: server.address.host, port: server.address.port, fingerprint: fp, out: outDir }, 'listening');
+  return stopped;
 }
 
 class UsageError extends Error {}

@@ -3,14 +3,40 @@
 
 const MiB = 1024 * 1024;
 
-/** Positional writes one connection may have in flight on its .part file at once. */
-export const WRITE_CONCURRENCY_PER_CONNECTION = 4;
+/**
+ * Positional writes one connection may have in flight on its .part file at once. One: Linux
+ * serialises buffered writes to a file (the inode lock), so more only spin on that lock; instead
+ * each write takes every chunk queued meanwhile (WriteQueue), up to MAX_WRITE_BATCH_BYTES.
+ */
+export const WRITE_CONCURRENCY_PER_CONNECTION = 1;
 
-/** Bytes one connection may have queued for disk; its socket pauses before this is crossed. */
-export const MAX_QUEUED_BYTES_PER_CONNECTION = 16 * MiB;
+/**
+ * Bytes one connection may have queued for disk; its socket pauses before this is crossed.
+ * 8 MiB keeps a writer busy (a write takes all of it) and the receiver's memory small; 16 MiB
+ * measured no faster and held 8 MiB more per connection.
+ */
+export const MAX_QUEUED_BYTES_PER_CONNECTION = 8 * MiB;
 
 /** Bytes all connections together may have queued for disk (the shared ByteBudget). */
 export const MAX_QUEUED_BYTES_TOTAL = 128 * MiB;
+
+/** One write of a connection's queue takes at most this many bytes... */
+export const MAX_WRITE_BATCH_BYTES = 8 * MiB;
+/** ...and at most this many buffers (Linux accepts 1024 per writev). */
+export const MAX_WRITE_BATCH_BUFFERS = 256;
+
+/**
+ * Pooled DATA body buffers (1 MiB + 9 bytes each, BodyPool) kept for reuse once written: what one
+ * connection holds at most (its queue, the chunk it may take past the bound, the record being
+ * opened, the one after it), so a transfer stops allocating them after its first few MiB.
+ */
+export const MAX_FREE_BODY_BUFFERS = 12;
+
+/**
+ * The daemon collects V8's young generation after this many bytes of dropped buffers (socket
+ * reads and opened records; young-gc.ts): what it leaves resident beyond live data.
+ */
+export const YOUNG_GC_INTERVAL_BYTES = 8 * MiB;
 
 /** A paused queue (or the shared budget) resumes once it is at or below this share of its maximum. */
 export const LOW_WATER_FRACTION = 0.5;

@@ -5,6 +5,9 @@ import { lstat, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { UploadError } from '../proto/errors.js';
 import { MAX_NAME_BYTES, MAX_NAME_COMPONENT_BYTES } from '../proto/limits.js';
+
+/** Linux PATH_MAX, counting the terminating NUL: a full path must be shorter. */
+const MAX_PATH_BYTES = 4096;
 import { NAME_DIR_MODE, RESERVED_DIR_NAME } from './config.js';
 import { errnoOf, toStxError } from './store/io-error.js';
 
@@ -80,6 +83,11 @@ async function ensureDirectory(dir: string, shown: string): Promise<void> {
 export async function resolveInside(outDir: string, components: readonly string[]): Promise<string> {
   const last = components.length - 1;
   if (last < 0) refuse('empty name');
+  // The OS refuses paths of PATH_MAX bytes or more: say so as a name problem, before creating anything.
+  const full = path.join(path.resolve(outDir), ...components);
+  if (Buffer.byteLength(full, 'utf8') >= MAX_PATH_BYTES) {
+    refuse(`name too long for this server: with its output directory the path would exceed ${MAX_PATH_BYTES - 1} bytes`);
+  }
   let current = path.resolve(outDir);
   for (let i = 0; i < last; i++) {
     const component = components[i];

@@ -3,14 +3,15 @@
 import type { KeyObject } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { FrameChannel } from '../crypto/channel.js';
+import { FrameChannel, type ReceivedData } from '../crypto/channel.js';
 import { ServerHandshake } from '../crypto/handshake.js';
 import { ERRORS, ResourceError, StxError, codeFromWire, type ErrorCode } from '../proto/errors.js';
 import type { Frame, FrameName } from '../proto/frames.js';
 import { encodePreamble } from '../proto/preamble.js';
 import { serverMachine, type Machine, type ServerState } from '../proto/states.js';
-import { ACK_INTERVAL_BYTES, ACK_INTERVAL_MS, MAX_UNREAD_OUTPUT_BYTES } from './config.js';
+import { ACK_INTERVAL_BYTES, ACK_INTERVAL_MS, MAX_UNREAD_OUTPUT_BYTES, YOUNG_GC_INTERVAL_BYTES } from './config.js';
 import type { Store, Upload } from './store.js';
+import { YoungGenerationCollector } from './young-gc.js';
 
 export interface SessionContext {
   readonly serverKey: KeyObject;
@@ -33,6 +34,9 @@ type Phase =
   | { readonly kind: 'Verifying'; readonly upload: Upload }
   | { readonly kind: 'Closed' };
 
+/** Every connection reports the buffers it drops here (socket reads, opened records). */
+const youngGc = new YoungGenerationCollector(YOUNG_GC_INTERVAL_BYTES);
+
 /** Crypto failures look alike on the wire (§10); the detail goes to the local log. */
 const WIRE_MESSAGE: Partial<Record<ErrorCode, string>> = {
   HANDSHAKE_FAILED: 'handshake failed',
@@ -41,7 +45,7 @@ const WIRE_MESSAGE: Partial<Record<ErrorCode, string>> = {
 
 export class Session {
   readonly id: number;
-  private readonly channel = new FrameChannel();
+  private readonly channel = FrameChannel.controlOnly();
   private readonly machine: Machine<ServerState> = serverMachine();
   private phase: Phase;
   private client: string | null = null;
@@ -101,12 +105,19 @@ export class Session {
     if (this.phase.kind === 'Closed') return;
     this.channel.push(chunk);
     this.pump();
+    // Node reads each chunk into a new buffer; once the frames in it are handled it is garbage.
+    youngGc.dropped(chunk.length);
   }
 
-  /** Handles buffered frames in order; an asynchronous step holds the rest until it is done. */
+  /**
+   * Handles buffered frames in order. While an asynchronous step (OPEN, END) runs, the socket is
+   * paused, and frames already buffered are still judged at once in the step's state (Opening,
+   * Verifying), where only PING, PONG and ERROR are allowed (§11.1): a client that sends DATA
+   * before OPEN_OK gets UNEXPECTED_FRAME, not a late acceptance.
+   */
   private pump(): void {
     try {
-      while (this.busy === null && this.phase.kind !== 'Closed') {
+      while (this.phase.kind !== 'Closed') {
         if (this.phase.kind === 'Preamble') {
           const preamble = this.channel.readPreamble();
           if (preamble === null) return;
@@ -114,10 +125,12 @@ export class Session {
           this.phase = { kind: 'Handshake', hs: this.phase.hs };
           continue;
         }
-        const received = this.channel.next();
+        // Long DATA records are opened piece by piece into pooled buffers as they arrive (§8).
+        const received = this.channel.nextData(this.ctx.store.bodies);
         if (received === null) return;
-        const step = this.handle(received.frame, received.raw);
+        const step = 'body' in received ? this.handleData(received) : this.handle(received.frame, received.raw);
         if (step !== undefined) {
+          if (this.busy !== null) throw new ResourceError('INTERNAL', 'a second step started while one runs');
           this.busy = step;
           this.socket.pause();
           step.then(
@@ -180,6 +193,7 @@ export class Session {
       case 'END':
         if (phase.kind !== 'Receiving') throw this.bug(frame.type);
         this.phase = { kind: 'Verifying', upload: phase.upload };
+        this.channel.longRecords = false;
         return this.finish(phase, frame.sha256);
       case 'PING':
         this.sendFrame({ type: 'PONG', seq: frame.seq });
@@ -190,6 +204,16 @@ export class Session {
         // The machine admits no other frame from a client; reaching here is a table bug.
         throw this.bug(frame.type);
     }
+  }
+
+  /** A DATA record opened piece by piece (FrameChannel.nextData): the rules of a whole DATA frame. */
+  private handleData(data: ReceivedData): undefined {
+    this.machine.receive('DATA');
+    const phase = this.phase;
+    if (phase.kind !== 'Receiving') throw this.bug('DATA');
+    const bodies = this.ctx.store.bodies;
+    this.receiveData(phase.upload, data.offset, data.data, () => bodies.give(data.body));
+    return undefined;
   }
 
   private async open(frame: Extract<Frame, { type: 'OPEN' }>): Promise<void> {
@@ -204,14 +228,18 @@ export class Session {
     // A reconnecting client with the same upload supersedes this (stale) connection (§9.4).
     upload.onReleaseRequest(() => this.close('superseded by a newer connection for the same upload'));
     this.phase = { kind: 'Receiving', upload, started: Date.now(), from: upload.offset };
+    this.channel.longRecords = true;
     this.bytesSinceAck = 0;
     this.lastAck = Date.now();
     this.sendFrame({ type: 'OPEN_OK', offset: upload.offset });
     this.log.info({ event: 'open', name: frame.name, size: frame.size, offset: upload.offset }, 'upload opened');
   }
 
-  private receiveData(upload: Upload, offset: number, data: Buffer): void {
-    if (upload.write(offset, data)) this.pauseForDisk(upload);
+  /** `onWritten` runs once the upload no longer needs `data` (written, or dropped after a failure). */
+  private receiveData(upload: Upload, offset: number, data: Buffer, onWritten?: () => void): void {
+    if (upload.write(offset, data, onWritten)) this.pauseForDisk(upload);
+    // Opening the record left node:crypto's output buffers behind (§8).
+    youngGc.dropped(data.length);
     this.bytesSinceAck += data.length;
     if (this.bytesSinceAck >= ACK_INTERVAL_BYTES || Date.now() - this.lastAck >= ACK_INTERVAL_MS) this.checkpoint(upload);
   }

@@ -33,14 +33,18 @@ import { UploadLocks } from './store/locks.js';
 import { RECORD_VERSION, readRecord, uploadId, writeRecord, type PartialRecord } from './store/record.js';
 import { Upload, type UploadPaths } from './store/upload.js';
 import { ByteBudget, WriteQueue } from './write-queue.js';
+import { BodyPool } from './body-pool.js';
 
 export { Upload, type FinishResult } from './store/upload.js';
 export { ByteBudget } from './write-queue.js';
+export { BodyPool } from './body-pool.js';
 
 /** Tuning; every field defaults to its constant in config.ts. */
 export interface StoreOptions {
   /** Shared by every connection; one per process. Default: MAX_QUEUED_BYTES_TOTAL. */
   readonly budget?: ByteBudget;
+  /** Buffers DATA records are opened into and written from; one per process. */
+  readonly bodies?: BodyPool;
   readonly writeConcurrency?: number;
   readonly maxQueuedBytesPerConnection?: number;
   readonly maxChunkBytes?: number;
@@ -81,6 +85,8 @@ const PARTIAL_FILE = /^([0-9a-f]{64})\.(part|json|json\.tmp)$/;
 export class Store {
   readonly outDir: string;
   readonly budget: ByteBudget;
+  /** Where connections open long DATA records; the write queues give the buffers back. */
+  readonly bodies: BodyPool;
   readonly #partialsDir: string;
   readonly #locks: UploadLocks;
   readonly #writeConcurrency: number;
@@ -96,6 +102,7 @@ export class Store {
     this.outDir = path.resolve(outDir);
     this.#partialsDir = path.join(this.outDir, RESERVED_DIR_NAME, 'partials');
     this.budget = options.budget ?? new ByteBudget(MAX_QUEUED_BYTES_TOTAL);
+    this.bodies = options.bodies ?? new BodyPool();
     this.#locks = new UploadLocks(options.lockHandoverTimeoutMs ?? LOCK_HANDOVER_TIMEOUT_MS);
     this.#writeConcurrency = options.writeConcurrency ?? WRITE_CONCURRENCY_PER_CONNECTION;
     this.#maxQueuedBytes = options.maxQueuedBytesPerConnection ?? MAX_QUEUED_BYTES_PER_CONNECTION;

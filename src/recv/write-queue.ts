@@ -1,15 +1,31 @@
 // Positional writes of one upload, with byte-counted backpressure (STYLE.md "Backpressure").
 //
-// Chunks arrive in stream order (§9.1 step 3) but up to `concurrency` writes run at once and may
-// complete in any order, so the queue tracks the contiguous written prefix: the only offset that
-// may ever become durable and be ACKed.
+// Chunks arrive in stream order (§9.1 step 3). Each write takes every chunk queued by the time it
+// starts (one writev), so a slow disk gets fewer, larger writes rather than more of them. Up to
+// `concurrency` writes run at once and may complete in any order, so the queue tracks the
+// contiguous written prefix: the only offset that may ever become durable and be ACKed.
 
 import type { FileHandle } from 'node:fs/promises';
 import PQueue from 'p-queue';
 import { ResourceError, StxError, UploadError } from '../proto/errors.js';
 import { MAX_DATA_CHUNK_BYTES, MAX_SAFE_UINT } from '../proto/limits.js';
-import { LOW_WATER_FRACTION } from './config.js';
+import { LOW_WATER_FRACTION, MAX_WRITE_BATCH_BUFFERS, MAX_WRITE_BATCH_BYTES } from './config.js';
 import { toStxError } from './store/io-error.js';
+
+/** `buffers` without their first `skip` bytes (after a short write). */
+function remainder(buffers: readonly Buffer[], skip: number): Buffer[] {
+  const out: Buffer[] = [];
+  let left = skip;
+  for (const b of buffers) {
+    if (left >= b.length) {
+      left -= b.length;
+      continue;
+    }
+    out.push(left > 0 ? b.subarray(left) : b);
+    left = 0;
+  }
+  return out;
+}
 
 /**
  * Queued bytes shared by every connection (MAX_QUEUED_BYTES_TOTAL). Queues take bytes when they
@@ -146,6 +162,9 @@ export class WriteQueue {
   readonly #drainListeners = new Set<() => void>();
   readonly #flushWaiters: FlushWaiter[] = [];
   readonly #onBudgetLow = (): void => this.#maybeDrain();
+  /** Accepted chunks no write has taken yet; contiguous, in offset order. */
+  readonly #pending: Array<{ readonly buf: Buffer; readonly onWritten: (() => void) | undefined }> = [];
+  #pendingOffset: number;
   #queued = 0;
   #peakQueued = 0;
   #enqueuedOffset: number;
@@ -175,6 +194,7 @@ export class WriteQueue {
     this.#lowWater = lowWater;
     this.#prefix = new ContiguousPrefix(start);
     this.#enqueuedOffset = start;
+    this.#pendingOffset = start;
   }
 
   /** Bytes accepted but not yet written (or dropped after a failure). */
@@ -200,11 +220,12 @@ export class WriteQueue {
   /**
    * Accepts `buf` for position `offset` (which must be `enqueuedOffset`) and returns whether the
    * caller should pause: this queue lacks room for another full chunk, or the shared budget
-   * does. The queue keeps `buf` until written: the caller must not reuse or modify it.
+   * does. The queue keeps `buf` until written: the caller must not reuse or modify it before
+   * `onWritten` runs, once the write is done (or dropped after a failure).
    * Throws the stored write error, BAD_OFFSET for a misplaced chunk, INTERNAL if the caller
    * overran the hard bound (maxQueuedBytes + maxChunkBytes) by ignoring the pause signal.
    */
-  enqueue(offset: number, buf: Buffer): boolean {
+  enqueue(offset: number, buf: Buffer, onWritten?: () => void): boolean {
     if (this.#failure !== undefined) throw this.#failure;
     if (this.#closed) throw new ResourceError('INTERNAL', 'write queue used after close');
     if (offset !== this.#enqueuedOffset) {
@@ -221,9 +242,10 @@ export class WriteQueue {
       this.#queued += length;
       if (this.#queued > this.#peakQueued) this.#peakQueued = this.#queued;
       this.#budget.take(length);
-      this.#pq
-        .add(() => this.#write(offset, buf))
-        .catch((err: unknown) => this.#fail(toStxError(err, 'writing', 'partial upload')));
+      this.#pending.push({ buf, onWritten });
+      this.#schedule();
+    } else {
+      onWritten?.();
     }
     if (this.#queued + this.#maxChunk > this.#maxQueued || !this.#budget.hasRoomFor(this.#maxChunk)) {
       this.#paused = true;
@@ -296,25 +318,56 @@ export class WriteQueue {
     return this.#failure;
   }
 
-  async #write(offset: number, buf: Buffer): Promise<void> {
+  /**
+   * Queues a write task unless one is already waiting to start: a task takes every chunk pending
+   * when it starts, so one waiting task covers all chunks that arrive meanwhile. A running task
+   * calls this before it ends, so the p-queue is never idle while chunks are pending.
+   */
+  #schedule(): void {
+    if (this.#pending.length === 0 || this.#pq.size > 0) return;
+    this.#pq.add(() => this.#writePending()).catch((err: unknown) => this.#fail(toStxError(err, 'writing', 'partial upload')));
+  }
+
+  /**
+   * One positional writev of the chunks pending now (up to MAX_WRITE_BATCH_*): while a write
+   * runs, later chunks pile up and the next write takes them all.
+   */
+  async #writePending(): Promise<void> {
+    const batch: Buffer[] = [];
+    const written: Array<() => void> = [];
+    let length = 0;
+    while (batch.length < MAX_WRITE_BATCH_BUFFERS && length < MAX_WRITE_BATCH_BYTES) {
+      const next = this.#pending.shift();
+      if (next === undefined) break;
+      batch.push(next.buf);
+      if (next.onWritten !== undefined) written.push(next.onWritten);
+      length += next.buf.length;
+    }
+    if (length === 0) return;
+    const offset = this.#pendingOffset;
+    this.#pendingOffset += length;
     try {
       // After a failure, chunks still queued are dropped: the prefix can no longer grow.
       if (this.#failure !== undefined) return;
       let done = 0;
-      while (done < buf.length) {
-        const { bytesWritten } = await this.#fh.write(buf, done, buf.length - done, offset + done);
+      let rest: Buffer[] = batch;
+      while (done < length) {
+        const { bytesWritten } = await this.#fh.writev(rest, offset + done);
         if (bytesWritten <= 0) {
           throw new ResourceError('IO_ERROR', `writing partial upload at ${offset + done} made no progress`);
         }
         done += bytesWritten;
+        if (done < length) rest = remainder(rest, bytesWritten);
       }
-      this.#prefix.add(offset, offset + buf.length);
+      this.#prefix.add(offset, offset + length);
       this.#settleFlushWaiters();
     } catch (err) {
       this.#fail(toStxError(err, 'writing', 'partial upload'));
     } finally {
-      this.#queued -= buf.length;
-      this.#budget.give(buf.length);
+      this.#queued -= length;
+      this.#budget.give(length);
+      for (const cb of written) cb();
+      this.#schedule();
       this.#maybeDrain();
     }
   }

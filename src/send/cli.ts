@@ -5,6 +5,7 @@ import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { loadIdentity, stxHome } from '../crypto/index.js';
+import { parseDuration } from '../proto/duration.js';
 import { StxError, type ErrorCode } from '../proto/errors.js';
 import { Progress } from './progress.js';
 import { LocalFileError, upload } from './upload.js';
@@ -42,6 +43,8 @@ async function main(): Promise<number> {
     .option('identity', { type: 'string', describe: 'Ed25519 identity to authenticate with [default: $STX_HOME/id_ed25519 if present]' })
     .option('retries', { type: 'number', default: 8, describe: 'attempts without progress before giving up' })
     .option('backoff', { type: 'number', default: 250, describe: 'first reconnect delay in ms (doubles, max 10 s)' })
+    .option('handshake-timeout', { type: 'string', default: '10s', describe: 'give up a connection whose handshake takes longer (retried)' })
+    .option('idle-timeout', { type: 'string', default: '60s', describe: 'drop a connection on which the server sends nothing for this long (retried)' })
     .option('json', { type: 'boolean', default: false, describe: 'print one JSON line with the result' })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress or notices' })
     .option('keygen', { type: 'boolean', default: false, describe: 'write an Ed25519 identity and print its authorized-keys line' })
@@ -84,6 +87,8 @@ async function main(): Promise<number> {
     ...(identity === undefined ? {} : { identity }),
     retries,
     backoffMs: argv.backoff,
+    handshakeTimeoutMs: durationArg(argv['handshake-timeout'], '--handshake-timeout'),
+    idleTimeoutMs: durationArg(argv['idle-timeout'], '--idle-timeout'),
     onProgress: bar === null ? undefined : (p) => bar.update(p.sent, p.size, p.reconnects, p.sent === p.size),
     onEvent: argv.quiet ? undefined : (m) => process.stderr.write(`${tty ? '\r\x1b[K' : ''}stx-send: ${m}\n`),
   });
@@ -105,6 +110,14 @@ async function main(): Promise<number> {
     process.stderr.write(`stx-send: ${name}: ${result.bytes} bytes verified, sha256 ${result.sha256}\n`);
   }
   return 0;
+}
+
+function durationArg(text: string, flag: string): number {
+  try {
+    return parseDuration(text);
+  } catch (err) {
+    throw new UsageError(`${flag}: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }
 
 async function exists(file: string): Promise<boolean> {

@@ -61,6 +61,17 @@ export class Connection {
     });
   }
 
+  /** From now on, receiving nothing for `ms` ends the connection with TIMEOUT (retried by the caller). */
+  dropWhenIdle(ms: number): void {
+    let last = Date.now();
+    this.socket.on('data', () => (last = Date.now()));
+    const timer = setInterval(() => {
+      if (Date.now() - last >= ms) this.fail(new ResourceError('TIMEOUT', `the server sent nothing for ${ms} ms`));
+    }, Math.max(Math.floor(ms / 10), 50));
+    timer.unref();
+    this.onFailure(() => clearInterval(timer));
+  }
+
   /** The error that ended this connection, if any. */
   get error(): Error | null {
     return this.failure;

@@ -2,11 +2,11 @@
 // END, DONE; on a lost connection, reconnect with backoff and resume where the server says.
 import { createHash, timingSafeEqual, type Hash, type KeyObject } from 'node:crypto';
 import { open, stat, type FileHandle } from 'node:fs/promises';
-import { ClientHandshake, checkServerKey, hostPortKey } from '../crypto/index.js';
 import { CryptoError, ResourceError, StxError, TRANSIENT_CODES, UploadError } from '../proto/errors.js';
 import type { Frame } from '../proto/frames.js';
 import { HANDSHAKE_TIMEOUT_MS, IDLE_TIMEOUT_MS, MAX_DATA_CHUNK_BYTES, PING_INTERVAL_MS } from '../proto/limits.js';
 import { Connection, ConnectionLost } from './connection.js';
+import { handshake } from './handshake.js';
 
 export interface UploadOptions {
   readonly host: string;
@@ -22,6 +22,10 @@ export interface UploadOptions {
   readonly backoffMs?: number;
   readonly maxBackoffMs?: number;
   readonly connectTimeoutMs?: number;
+  /** Connect + handshake must finish within this (default HANDSHAKE_TIMEOUT_MS). */
+  readonly handshakeTimeoutMs?: number | undefined;
+  /** After the handshake, a connection that receives nothing for this long is dropped and retried. */
+  readonly idleTimeoutMs?: number | undefined;
   readonly onProgress?: ((p: Progress) => void) | undefined;
   readonly onEvent?: ((message: string) => void) | undefined;
 }
@@ -178,44 +182,20 @@ async function attempt(
   hasher: FileHasher,
   state: { reconnects: number; resumedFrom: number; durable: number; fingerprint: string },
 ): Promise<Buffer> {
-  const conn = await Connection.connect(opts.host, opts.port, opts.connectTimeoutMs ?? HANDSHAKE_TIMEOUT_MS);
+  const handshakeMs = opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+  const idleMs = opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
+  const conn = await Connection.connect(opts.host, opts.port, opts.connectTimeoutMs ?? handshakeMs);
   let pinger: NodeJS.Timeout | null = null;
   try {
-    // Handshake (§6).
-    const hs = new ClientHandshake(opts.identity === undefined ? {} : { identity: opts.identity });
-    conn.sendRaw('CLIENT_HELLO', [hs.preamble(), hs.clientHello()]);
-    hs.onServerPreamble(await conn.preamble(HANDSHAKE_TIMEOUT_MS));
-    const hello = await conn.next(HANDSHAKE_TIMEOUT_MS);
-    if (hello.frame.type !== 'SERVER_HELLO') throw new CryptoError('HANDSHAKE_FAILED', 'expected SERVER_HELLO');
-    const info = hs.onServerHello(hello.raw, hello.frame);
-    // Trust (§5) before anything about the upload is sent.
-    if (opts.fingerprint !== undefined) {
-      if (opts.fingerprint !== info.fingerprint) {
-        throw new CryptoError(
-          'SERVER_KEY_MISMATCH',
-          `the server at ${hostPortKey(opts.host, opts.port)} presented key ${info.fingerprint}, but you pinned ${opts.fingerprint}. ` +
-            'Someone may be intercepting the connection, or the server key was replaced. Check the fingerprint stx-recv prints at start.',
-        );
-      }
-    } else {
-      const trust = await checkServerKey({ file: opts.knownHostsFile, hostPort: hostPortKey(opts.host, opts.port), fingerprint: info.fingerprint });
-      if (trust.status === 'new') {
-        opts.onEvent?.(`trusting ${hostPortKey(opts.host, opts.port)} on first use: ${info.fingerprint} (recorded in ${opts.knownHostsFile})`);
-      }
-    }
-    state.fingerprint = info.fingerprint;
-    const keys = hs.finish();
-    conn.sendRaw('KEY_EXCHANGE', [keys.keyExchange]);
-    conn.channel.startSealing(keys.sealer);
-    conn.sendSealedBody('CLIENT_FINISHED', keys.clientFinished);
-    conn.channel.startOpening(keys.opener);
-    const fin = await conn.next(HANDSHAKE_TIMEOUT_MS);
-    if (fin.frame.type !== 'SERVER_FINISHED') throw new CryptoError('HANDSHAKE_FAILED', 'expected SERVER_FINISHED');
-    hs.verifyServerFinished(fin.frame);
+    // Handshake (§6), trust (§5) included.
+    state.fingerprint = await handshake(conn, { ...opts, handshakeTimeoutMs: handshakeMs });
+    // A server that goes silent (a black hole, not a close) must not hang us: PINGs ask for an
+    // answer, and nothing received for idleMs drops the connection, which is then retried.
+    conn.dropWhenIdle(idleMs);
 
     // OPEN → OPEN_OK (§9.1).
     conn.send({ type: 'OPEN', name: opts.name, size: file.size, mtime: file.mtime, mode: file.mode });
-    const ok = await conn.next(IDLE_TIMEOUT_MS);
+    const ok = await conn.next(idleMs);
     if (ok.frame.type !== 'OPEN_OK') throw new CryptoError('HANDSHAKE_FAILED', 'expected OPEN_OK');
     const offset = ok.frame.offset;
     if (offset > file.size) throw new UploadError('BAD_OFFSET', `server offset ${offset} is past the file size ${file.size}`);
@@ -242,7 +222,7 @@ async function attempt(
       } catch {
         // The failure surfaces through the connection.
       }
-    }, PING_INTERVAL_MS);
+    }, Math.min(PING_INTERVAL_MS, Math.max(Math.floor(idleMs / 4), 100)));
 
     // DATA (§9.1 step 3), reading ahead one chunk while the last one is sealed and sent.
     const bufs = [Buffer.allocUnsafe(MAX_DATA_CHUNK_BYTES), Buffer.allocUnsafe(MAX_DATA_CHUNK_BYTES)];
@@ -283,7 +263,10 @@ async function attempt(
     conn.close();
     return sha;
   } catch (err) {
-    conn.close(err instanceof StxError && !(err instanceof ConnectionLost) && !('reported' in err) ? err : undefined);
+    // Tell the server what went wrong, unless it told us, the link is gone, or the server is not
+    // the one we trust (an impostor learns nothing from us, not even why, §5).
+    const tell = err instanceof StxError && !(err instanceof ConnectionLost) && !('reported' in err) && err.code !== 'SERVER_KEY_MISMATCH';
+    conn.close(tell ? err : undefined);
     throw err;
   } finally {
     if (pinger !== null) clearInterval(pinger);

@@ -72,7 +72,6 @@ type Value =
 
 class Invalid extends Error {}
 const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-const UTF8_REPLACING = new TextDecoder('utf-8', { ignoreBOM: true });
 
 /** Strict UTF-8, or null. */
 function utf8(bytes: Buffer): string | null {
@@ -188,13 +187,9 @@ function fieldValue(kind: Kind, v: Value): { value: string | number | Buffer; le
       return v.t === 'bin' && v.v.length >= kind.min && v.v.length <= kind.max ? { value: v.v, lenient: false } : null;
     case 'str': {
       if (v.t !== 'str') return null;
+      // Invalid UTF-8 is MALFORMED_FRAME (§2.1).
       const s = utf8(v.bytes);
-      if (s !== null) return v.bytes.length >= kind.min && v.bytes.length <= kind.max ? { value: s, lenient: false } : null;
-      // Invalid UTF-8: §2.1 asks for MALFORMED_FRAME, §9.3 expects a decoder that makes U+FFFD of
-      // it (WHATWG decoding) and checks the length of the result. Either is accepted here.
-      const replaced = UTF8_REPLACING.decode(v.bytes);
-      const n = Buffer.byteLength(replaced);
-      return n >= kind.min && n <= kind.max ? { value: replaced, lenient: true } : null;
+      return s !== null && v.bytes.length >= kind.min && v.bytes.length <= kind.max ? { value: s, lenient: false } : null;
     }
     case 'uint':
     case 'int': {

@@ -68,12 +68,22 @@ export interface Daemon {
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | string>;
 }
 
+export interface DaemonSpawnOptions {
+  /**
+   * Raise (or set) the daemon's open-file limit: it is then started as
+   * `sh -c 'ulimit -n N && exec node …'`, which keeps the daemon's pid (for /proc/<pid>/status).
+   */
+  readonly fdLimit?: number;
+}
+
 /** Starts stx-recv on 127.0.0.1:0 and waits for its listening and fingerprint lines. */
-export async function startDaemon(out: string, keyFile: string, extra: string[] = [], port = 0): Promise<Daemon> {
-  const proc = spawn(process.execPath, [RECV_CLI, '--listen', `127.0.0.1:${port}`, '--out', out, '--key', keyFile, ...extra], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, STX_HOME: path.dirname(keyFile) },
-  });
+export async function startDaemon(out: string, keyFile: string, extra: string[] = [], port = 0, options: DaemonSpawnOptions = {}): Promise<Daemon> {
+  const args = [RECV_CLI, '--listen', `127.0.0.1:${port}`, '--out', out, '--key', keyFile, ...extra];
+  const env = { ...process.env, STX_HOME: path.dirname(keyFile) };
+  const proc =
+    options.fdLimit === undefined
+      ? spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env })
+      : spawn('sh', ['-c', `ulimit -n ${options.fdLimit} && exec "$0" "$@"`, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let err = '';
   let outText = '';
   proc.stdout.setEncoding('utf8').on('data', (d: string) => (outText += d.length > 0 && outText.length < 4_000_000 ? d : ''));

@@ -77,6 +77,7 @@ const invalid: Invalid[] = [
   { name: 'empty name', phase: 'body', hex: mp(T.OPEN, { name: '', size: 1, mtime: 0, mode: 0 }), error: 'MALFORMED_FRAME' },
   { name: 'name over 4096 bytes', phase: 'body', hex: mp(T.OPEN, { name: 'a'.repeat(4097), size: 1, mtime: 0, mode: 0 }), error: 'MALFORMED_FRAME' },
   { name: 'message over 1024 bytes', phase: 'body', hex: mp(T.ERROR, { code: 1, message: 'm'.repeat(1025) }), error: 'MALFORMED_FRAME' },
+  { name: 'str that is not valid UTF-8', phase: 'body', hex: body(T.OPEN, b('84a46e616d65a3ff6161a473697a6501a56d74696d6500a46d6f646500')), error: 'MALFORMED_FRAME' },
   { name: 'boolean where uint is required', phase: 'body', hex: mp(T.PING, { seq: true }), error: 'MALFORMED_FRAME' },
   { name: 'extension type', phase: 'body', hex: body(T.PING, b('81a3736571d40105')), error: 'MALFORMED_FRAME' },
   { name: 'identity without signature', phase: 'body', hex: mp(T.CLIENT_FINISHED, { verify: r32, identity: r32 }), error: 'MALFORMED_FRAME' },

@@ -97,9 +97,9 @@ export class Upload {
 
   /**
    * Takes the next chunk (§9.1 step 3) and returns whether the caller should pause reading.
-   * The upload keeps `data` until written: do not reuse or modify it afterwards.
+   * The upload keeps `data` until written: do not reuse or modify it before `onWritten` runs.
    */
-  write(offset: number, data: Buffer): boolean {
+  write(offset: number, data: Buffer, onWritten?: () => void): boolean {
     this.#assertOpen();
     if (offset !== this.#received) {
       throw new UploadError('BAD_OFFSET', `DATA at offset ${offset}, expected ${this.#received}`);
@@ -107,7 +107,7 @@ export class Upload {
     if (offset + data.length > this.#record.size) {
       throw new UploadError('BAD_OFFSET', `DATA ends at ${offset + data.length}, beyond the size ${this.#record.size}`);
     }
-    const pause = this.#queue.enqueue(offset, data);
+    const pause = this.#queue.enqueue(offset, data, onWritten);
     this.#hash.update(data);
     this.#received += data.length;
     return pause;

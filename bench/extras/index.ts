@@ -1,0 +1,85 @@
+// The measurements besides the contender table (issue "Performance"): handshake latency and rate,
+// many concurrent clients, and peak memory by file size. All against stx only.
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { startStxDaemon } from '../contenders/stx.js';
+import type { Rusage } from '../lib/measure.js';
+import { makeTestFile } from '../lib/testfile.js';
+import { concurrentUploads, type ConcurrencyResult } from './concurrency.js';
+import { handshakeLatency, handshakeRate, type HandshakeLatency, type HandshakeRate } from './handshake.js';
+import { peakMemory, type MemoryResult } from './memory.js';
+
+export const EXTRAS = ['handshake', 'concurrency', 'memory'] as const;
+export type ExtraName = (typeof EXTRAS)[number];
+
+export interface ExtrasOptions {
+  readonly which: ReadonlySet<ExtraName>;
+  readonly handshakes: number;
+  readonly parallelClients: number;
+  readonly handshakesPerParallelClient: number;
+  readonly concurrentClients: number;
+  readonly concurrentFileBytes: number;
+  readonly memorySizes: readonly number[];
+}
+
+export interface ExtrasResults {
+  readonly handshake: { readonly latency: HandshakeLatency; readonly rate: HandshakeRate; readonly daemon: Rusage | null } | { readonly failed: string } | null;
+  readonly concurrency: (ConcurrencyResult & { readonly daemon: Rusage | null }) | { readonly failed: string } | null;
+  readonly memory: readonly MemoryResult[] | null;
+}
+
+/** Generous bound for a daemon that serves a whole extra. */
+const DAEMON_TIMEOUT_MS = 30 * 60 * 1000;
+
+async function withDaemon<T>(dir: string, fn: (target: { port: number; fingerprint: string }, recvDir: string) => Promise<T>): Promise<(T & { daemon: Rusage | null }) | { failed: string }> {
+  const recvDir = join(dir, 'received');
+  await mkdir(recvDir, { recursive: true });
+  const daemon = await startStxDaemon(recvDir, { ...process.env, STX_HOME: dir }, DAEMON_TIMEOUT_MS);
+  if ('failed' in daemon) return { failed: daemon.failed };
+  try {
+    const result = await fn(daemon, recvDir);
+    await daemon.proc.signal('SIGTERM');
+    return { ...result, daemon: (await daemon.proc.done).rusage };
+  } catch (err) {
+    await daemon.proc.signal('SIGKILL');
+    await daemon.proc.done;
+    return { failed: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+export async function runExtras(options: ExtrasOptions, tmpRoot: string, log: (line: string) => void, syncDisks: () => void): Promise<ExtrasResults> {
+  let handshake: ExtrasResults['handshake'] = null;
+  let concurrency: ExtrasResults['concurrency'] = null;
+  let memory: ExtrasResults['memory'] = null;
+
+  if (options.which.has('handshake')) {
+    const dir = await mkdtemp(join(tmpRoot, 'handshake-'));
+    handshake = await withDaemon(dir, async (target) => ({
+      latency: await handshakeLatency(target, options.handshakes),
+      rate: await handshakeRate(target, options.parallelClients, options.handshakesPerParallelClient),
+    }));
+    await rm(dir, { recursive: true, force: true });
+    if ('failed' in handshake) log(`handshakes: FAILED ${handshake.failed}`);
+    else log(`handshakes: median ${handshake.latency.medianMs.toFixed(2)} ms, p99 ${handshake.latency.p99Ms.toFixed(2)} ms; ${handshake.rate.perSecond.toFixed(0)}/s with ${handshake.rate.clients} clients`);
+  }
+
+  if (options.which.has('concurrency')) {
+    const dir = await mkdtemp(join(tmpRoot, 'concurrency-'));
+    const file = await makeTestFile(join(dir, 'payload.bin'), options.concurrentFileBytes);
+    syncDisks();
+    concurrency = await withDaemon(dir, (target, recvDir) => concurrentUploads(target, file, options.concurrentClients, recvDir));
+    await rm(dir, { recursive: true, force: true });
+    syncDisks();
+    if ('failed' in concurrency) log(`concurrency: FAILED ${concurrency.failed}`);
+    else log(`concurrency: ${concurrency.clients} clients, ${concurrency.aggregateMiBPerSecond.toFixed(1)} MiB/s aggregate, ${concurrency.verified}/${concurrency.clients} verified`);
+  }
+
+  if (options.which.has('memory')) {
+    memory = await peakMemory(options.memorySizes, tmpRoot, syncDisks);
+    for (const m of memory) {
+      log(`memory ${m.fileBytes} B: sender ${m.senderPeakRssMiB?.toFixed(1) ?? '—'} MiB, receiver ${m.receiverPeakRssMiB?.toFixed(1) ?? '—'} MiB${m.failure === null ? '' : ` (${m.failure})`}`);
+    }
+  }
+  return { handshake, concurrency, memory };
+}

@@ -1,0 +1,57 @@
+// A small run of the benchmark (stx only, 16 MiB, every extra at a tiny scale) so that the
+// harness cannot rot: it must finish, verify every file and write both reports.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { it } from 'node:test';
+import { DIST_DIR } from './support/paths.js';
+
+const GNU_TIME = '/usr/bin/time';
+/** The run takes a few seconds; this bounds a hang, not a slow machine. */
+const TIMEOUT_MS = 120_000;
+
+function run(args: readonly string[]): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(DIST_DIR, 'bench', 'run.js'), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (t: string) => (stderr += t));
+    const timer = setTimeout(() => child.kill('SIGKILL'), TIMEOUT_MS);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr });
+    });
+  });
+}
+
+it('bench smoke: stx 16 MiB with every extra, all verified, both reports written', { skip: !existsSync(GNU_TIME) && 'GNU time is not installed' }, async () => {
+  const out = await mkdtemp(path.join(os.tmpdir(), 'stx-bench-smoke-'));
+  try {
+    const r = await run([
+      '--size', '16M', '--runs', '1', '--only', 'stx', '--out', out,
+      '--handshakes', '10', '--parallel-clients', '2', '--concurrent-clients', '4', '--concurrent-size', '1M', '--memory-sizes', '2M',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const json: unknown = JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8'));
+    assert.ok(typeof json === 'object' && json !== null);
+    const summaries: unknown = Reflect.get(json, 'summaries');
+    const stx = Array.isArray(summaries) ? summaries.find((s: unknown) => typeof s === 'object' && s !== null && Reflect.get(s, 'name') === 'stx') : undefined;
+    assert.equal(Reflect.get(stx ?? {}, 'verifiedRuns'), 1, 'the stx run was verified');
+    const extras: unknown = Reflect.get(json, 'extras');
+    assert.ok(typeof extras === 'object' && extras !== null);
+    const concurrency: unknown = Reflect.get(extras, 'concurrency');
+    assert.equal(Reflect.get(concurrency ?? {}, 'verified'), 4, 'every concurrent upload was verified');
+    const handshake: unknown = Reflect.get(extras, 'handshake');
+    const latency: unknown = Reflect.get(handshake ?? {}, 'latency');
+    assert.ok(Number(Reflect.get(latency ?? {}, 'medianMs')) > 0, 'handshake latency measured');
+    const markdown = await readFile(path.join(out, 'RESULTS.md'), 'utf8');
+    for (const heading of ['## Targets', '## Handshakes', '## Concurrent clients', '## Peak memory by file size']) {
+      assert.ok(markdown.includes(heading), `RESULTS.md has "${heading}"`);
+    }
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,191 @@
+// The receiver's data path (spec §2.2, §8): long DATA records opened piece by piece as they
+// arrive (RecordStream, FrameChannel.nextData) into pooled buffers (BodyPool) must mean exactly
+// what opening the whole record means: same frames, same errors, nothing unauthenticated let out.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { FrameChannel, type BodyBuffers, type Received, type ReceivedData } from '../src/crypto/channel.js';
+import { RecordOpener, RecordSealer } from '../src/crypto/record.js';
+import { encodeBody, encodeDataHead } from '../src/proto/codec.js';
+import { StxError } from '../src/proto/errors.js';
+import type { Frame } from '../src/proto/frames.js';
+import { MAX_DATA_CHUNK_BYTES, MAX_FRAME_LENGTH_BYTES, MAX_RECORDS_PER_KEY } from '../src/proto/limits.js';
+import { BodyPool } from '../src/recv/body-pool.js';
+import { YoungGenerationCollector } from '../src/recv/young-gc.js';
+
+const RUNS = { numRuns: 60, seed: 0xda7a, endOnFailure: true };
+const KEY = randomBytes(32);
+const IV = randomBytes(12);
+const LONG = 64 * 1024; // well above any control frame (§2), so nextData opens it piece by piece
+
+const fresh: BodyBuffers = { take: (n) => Buffer.alloc(n) };
+
+/** Wire bytes of `bodies` sealed in order. */
+function sealAll(bodies: readonly Buffer[]): Buffer {
+  const sealer = new RecordSealer(KEY, IV);
+  return Buffer.concat(bodies.flatMap((b) => sealer.seal(b)));
+}
+
+/** Splits `wire` at the given (sorted, in-range) cut points. */
+function cut(wire: Buffer, at: readonly number[]): Buffer[] {
+  const points = [...new Set(at.map((a) => a % (wire.length + 1)))].sort((a, b) => a - b);
+  const out: Buffer[] = [];
+  let from = 0;
+  for (const p of [...points, wire.length]) {
+    if (p > from) out.push(wire.subarray(from, p));
+    from = p;
+  }
+  return out;
+}
+
+type Item = { kind: 'frame'; frame: Frame } | { kind: 'data'; offset: number; data: Buffer } | { kind: 'error'; code: string };
+
+function drain(chunks: readonly Buffer[], useNextData: boolean): Item[] {
+  const ch = new FrameChannel();
+  ch.startOpening(new RecordOpener(KEY, IV));
+  const items: Item[] = [];
+  try {
+    for (const c of chunks) {
+      ch.push(c);
+      for (;;) {
+        const r: Received | ReceivedData | null = useNextData ? ch.nextData(fresh) : ch.next();
+        if (r === null) break;
+        if ('body' in r) items.push({ kind: 'data', offset: r.offset, data: Buffer.from(r.data) });
+        else if (r.frame.type === 'DATA') items.push({ kind: 'data', offset: r.frame.offset, data: Buffer.from(r.frame.data) });
+        else items.push({ kind: 'frame', frame: r.frame });
+      }
+    }
+    ch.end();
+  } catch (err) {
+    items.push({ kind: 'error', code: err instanceof StxError ? err.code : String(err) });
+  }
+  return items;
+}
+
+describe('opening long DATA records piece by piece (FrameChannel.nextData)', () => {
+  it('gives the same frames as whole-record opening, whatever the chunking (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 3 * LONG }), { minLength: 1, maxLength: 5 }),
+        fc.array(fc.nat(), { maxLength: 40 }),
+        (sizes, cuts) => {
+          const bodies: Buffer[] = [encodeBody({ type: 'PING', seq: 7 })];
+          let offset = 0;
+          for (const n of sizes) {
+            bodies.push(Buffer.concat([encodeDataHead(offset), randomBytes(Math.min(n, MAX_DATA_CHUNK_BYTES))]));
+            offset += n;
+          }
+          bodies.push(encodeBody({ type: 'END', sha256: Buffer.alloc(32, 1) }));
+          const chunks = cut(sealAll(bodies), cuts);
+          assert.deepEqual(drain(chunks, true), drain(chunks, false));
+        },
+      ),
+      RUNS,
+    );
+  });
+
+  it('one altered byte anywhere in a long record: DECRYPT_FAILED, exactly as for a whole record', () => {
+    const body = Buffer.concat([encodeDataHead(0), randomBytes(3 * LONG)]);
+    const wire = sealAll([body]);
+    for (const at of [4, 5, 4 + 9, wire.length >> 1, wire.length - 17, wire.length - 1]) {
+      const bad = Buffer.from(wire);
+      bad[at] = (bad[at] ?? 0) ^ 0x40;
+      const chunks = cut(bad, [1000, 70_000, 140_000]);
+      const got = drain(chunks, true);
+      assert.deepEqual(got, [{ kind: 'error', code: 'DECRYPT_FAILED' }], `byte ${at}`);
+      assert.deepEqual(got, drain(chunks, false));
+    }
+  });
+
+  it('a long record that is not DATA fails as decodeBody says (FRAME_TOO_LARGE, UNKNOWN_FRAME_TYPE)', () => {
+    const ping = Buffer.concat([encodeBody({ type: 'PING', seq: 1 }), Buffer.alloc(LONG)]);
+    const unknown = Buffer.concat([Buffer.from([0x7f]), Buffer.alloc(LONG)]);
+    for (const [body, code] of [[ping, 'FRAME_TOO_LARGE'], [unknown, 'UNKNOWN_FRAME_TYPE']] as const) {
+      const chunks = cut(sealAll([body]), [5000]);
+      assert.deepEqual(drain(chunks, true), [{ kind: 'error', code }]);
+      assert.deepEqual(drain(chunks, false), [{ kind: 'error', code }]);
+    }
+  });
+
+  it('a DATA offset above 2^53 − 1 is MALFORMED_FRAME', () => {
+    const head = Buffer.from([0x12, 0x00, 0x20, 0, 0, 0, 0, 0, 0]);
+    const chunks = [sealAll([Buffer.concat([head, Buffer.alloc(LONG)])])];
+    assert.deepEqual(drain(chunks, true), [{ kind: 'error', code: 'MALFORMED_FRAME' }]);
+  });
+
+  it('a connection that ends inside a long record is TRUNCATED', () => {
+    const wire = sealAll([Buffer.concat([encodeDataHead(0), Buffer.alloc(LONG)])]);
+    assert.deepEqual(drain([wire.subarray(0, 40_000)], true), [{ kind: 'error', code: 'TRUNCATED' }]);
+  });
+});
+
+describe('RecordStream', () => {
+  it('hands out nothing of a record whose tag fails, and zeroes what it had opened', () => {
+    const body = Buffer.concat([encodeDataHead(0), Buffer.alloc(LONG, 0x5a)]);
+    const wire = sealAll([body]);
+    wire[wire.length - 1] = (wire[wire.length - 1] ?? 0) ^ 1;
+    const into = Buffer.alloc(body.length);
+    const opener = new RecordOpener(KEY, IV);
+    const stream = opener.begin(wire.subarray(0, 4), into);
+    stream.push(wire.subarray(4));
+    assert.throws(() => stream.finish(), (e: unknown) => e instanceof StxError && e.code === 'DECRYPT_FAILED');
+    assert.ok(into.equals(Buffer.alloc(body.length)), 'the opened plaintext was zeroed');
+    assert.throws(() => opener.open(wire), (e: unknown) => e instanceof StxError && e.code === 'DECRYPT_FAILED', 'refuses all after a failure');
+  });
+
+  it('counts like open(): the next record is the next seq, either way', () => {
+    const bodies = [Buffer.concat([encodeDataHead(0), randomBytes(LONG)]), encodeBody({ type: 'PING', seq: 2 })];
+    const sealer = new RecordSealer(KEY, IV);
+    const [first, second] = bodies.map((b) => Buffer.concat(sealer.seal(b)));
+    assert.ok(first !== undefined && second !== undefined);
+    const opener = new RecordOpener(KEY, IV);
+    const stream = opener.begin(first.subarray(0, 4), Buffer.alloc(MAX_FRAME_LENGTH_BYTES));
+    for (let at = 4; at < first.length; at += 1000) stream.push(first.subarray(at, Math.min(at + 1000, first.length)));
+    assert.deepEqual(stream.finish(), bodies[0]);
+    assert.equal(opener.seq, 1);
+    assert.deepEqual(opener.open(second), bodies[1]);
+  });
+
+  it('the first record fails with the handshake error, a record past the key limit with KEY_LIMIT', () => {
+    const body = Buffer.concat([encodeDataHead(0), Buffer.alloc(LONG)]);
+    const wire = Buffer.concat(new RecordSealer(randomBytes(32), IV).seal(body));
+    const first = new RecordOpener(KEY, IV, { firstRecordError: { code: 'HANDSHAKE_FAILED', message: 'handshake failed' } });
+    const s = first.begin(wire.subarray(0, 4), Buffer.alloc(body.length));
+    s.push(wire.subarray(4));
+    assert.throws(() => s.finish(), (e: unknown) => e instanceof StxError && e.code === 'HANDSHAKE_FAILED');
+    const full = new RecordOpener(KEY, IV, { start: { seq: MAX_RECORDS_PER_KEY } });
+    assert.throws(() => full.begin(wire.subarray(0, 4), Buffer.alloc(body.length)), (e: unknown) => e instanceof StxError && e.code === 'KEY_LIMIT');
+  });
+});
+
+describe('BodyPool', () => {
+  it('reuses full-size buffers, gives small bodies their own, keeps at most maxFree', () => {
+    const pool = new BodyPool(1024, 2);
+    const a = pool.take(1000);
+    const b = pool.take(600);
+    const small = pool.take(100);
+    assert.equal(a.length, 1024);
+    assert.equal(b.length, 1024);
+    assert.equal(small.length, 100, 'a small body does not pin a whole pooled buffer');
+    pool.give(a);
+    pool.give(b);
+    pool.give(pool.take(1024));
+    pool.give(Buffer.alloc(1024));
+    pool.give(small);
+    assert.equal(pool.freeBuffers, 2);
+    const again = pool.take(1024);
+    assert.ok(again === a || again === b);
+    assert.throws(() => pool.take(1025), RangeError);
+  });
+});
+
+describe('YoungGenerationCollector', () => {
+  it('collects after each interval of dropped bytes without disturbing live buffers', () => {
+    const keep = Buffer.alloc(1024, 7);
+    const young = new YoungGenerationCollector(1024 * 1024);
+    for (let i = 0; i < 64; i++) young.dropped(Buffer.alloc(64 * 1024).length);
+    assert.ok(keep.every((b) => b === 7));
+    assert.throws(() => new YoungGenerationCollector(0), RangeError);
+  });
+});
