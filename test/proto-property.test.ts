@@ -14,6 +14,7 @@ import {
   StxError,
   type Frame,
 } from '../src/proto/index.js';
+import { chunk } from './fuzz/chunks.js';
 
 const RUNS = { numRuns: 300, seed: 0x57c1, endOnFailure: true };
 const PLAINTEXT = { min: 1, max: MAX_PLAINTEXT_FRAME_LENGTH_BYTES };
@@ -55,17 +56,7 @@ const frame: fc.Arbitrary<Frame> = fc.oneof(
 );
 
 /** Splits `buf` at the given cut points (any boundaries, including empty pieces). */
-function chunk(buf: Buffer, cuts: number[]): Buffer[] {
-  const points = [...new Set(cuts.map((c) => c % (buf.length + 1)))].sort((a, b) => a - b);
-  const out: Buffer[] = [];
-  let prev = 0;
-  for (const p of points) {
-    out.push(buf.subarray(prev, p));
-    prev = p;
-  }
-  out.push(buf.subarray(prev));
-  return out;
-}
+const cutAt = (buf: Buffer, cuts: number[]): Buffer[] => chunk(buf, { bytewise: false, cuts });
 
 /** Feeds chunks to a reader; returns frames, or the StxError code. Any other exception escapes. */
 function feed(chunks: Buffer[], bounds: { min: number; max: number }, decode: boolean): { frames: Frame[]; code?: string; maxPending: number } {
@@ -105,7 +96,7 @@ it('any chunking of a valid stream gives the same frames', () => {
   fc.assert(
     fc.property(fc.array(control, { minLength: 1, maxLength: 8 }), fc.array(fc.nat(), { maxLength: 20 }), (frames, cuts) => {
       const stream = Buffer.concat(frames.map(encodeFrame));
-      const result = feed(chunk(stream, cuts), PLAINTEXT, true);
+      const result = feed(cutAt(stream, cuts), PLAINTEXT, true);
       assert.equal(result.code, undefined);
       assert.deepEqual(result.frames.map(encodeBody), frames.map(encodeBody));
     }),
@@ -116,7 +107,7 @@ it('any chunking of a valid stream gives the same frames', () => {
 it('random bytes in any chunking give frames or a typed error, never more buffered than a frame', () => {
   fc.assert(
     fc.property(fc.uint8Array({ maxLength: 3000 }), fc.array(fc.nat(), { maxLength: 10 }), (u, cuts) => {
-      const chunks = chunk(Buffer.from(u), cuts);
+      const chunks = cutAt(Buffer.from(u), cuts);
       const largest = Math.max(0, ...chunks.map((c) => c.length));
       const result = feed(chunks, PLAINTEXT, true);
       assert.ok(result.maxPending <= LENGTH_PREFIX_BYTES + PLAINTEXT.max + largest);
@@ -134,7 +125,7 @@ it('a stream of valid frames with mutated bytes gives frames or a typed error', 
       (frames, flips, cuts) => {
         const stream = Buffer.concat(frames.map(encodeFrame));
         for (const [at, value] of flips) stream[at % stream.length] = value;
-        feed(chunk(stream, cuts), PLAINTEXT, true);
+        feed(cutAt(stream, cuts), PLAINTEXT, true);
       },
     ),
     RUNS,
