@@ -12,6 +12,7 @@ import { StxError } from '../src/proto/errors.js';
 import type { Frame } from '../src/proto/frames.js';
 import { MAX_DATA_CHUNK_BYTES, MAX_FRAME_LENGTH_BYTES, MAX_RECORDS_PER_KEY } from '../src/proto/limits.js';
 import { BodyPool } from '../src/recv/body-pool.js';
+import { isAligned } from '../src/recv/direct-io.js';
 import { YoungGenerationCollector } from '../src/recv/young-gc.js';
 
 const RUNS = { numRuns: 60, seed: 0xda7a, endOnFailure: true };
@@ -160,23 +161,34 @@ describe('RecordStream', () => {
 });
 
 describe('BodyPool', () => {
-  it('reuses full-size buffers, gives small bodies their own, keeps at most maxFree', () => {
-    const pool = new BodyPool(1024, 2);
-    const a = pool.take(1000);
-    const b = pool.take(600);
-    const small = pool.take(100);
-    assert.equal(a.length, 1024);
-    assert.equal(b.length, 1024);
-    assert.equal(small.length, 100, 'a small body does not pin a whole pooled buffer');
+  const BODY = 1 + 8 + MAX_DATA_CHUNK_BYTES;
+
+  it('hands out buffers whose full-chunk data is aligned for O_DIRECT, and reuses them', () => {
+    const pool = new BodyPool(2, 4);
+    const a = pool.take(BODY);
+    const b = pool.take(BODY / 2 + 1);
+    assert.equal(a.length, BODY);
+    assert.equal(b.length, BODY);
+    for (const body of [a, b]) assert.ok(isAligned(body.subarray(9)), 'the data of a full chunk is aligned');
+    assert.ok(!isAligned(Buffer.allocUnsafeSlow(BODY).subarray(9)), 'ordinary buffers are not');
     pool.give(a);
-    pool.give(b);
-    pool.give(pool.take(1024));
-    pool.give(Buffer.alloc(1024));
+    assert.equal(pool.take(BODY), a, 'the buffer just given back comes out next');
+    assert.throws(() => pool.take(BODY + 1), RangeError);
+  });
+
+  it('gives small bodies buffers of their own size, not whole pooled buffers', () => {
+    const pool = new BodyPool(2, 4);
+    const small = pool.take(1000);
+    assert.equal(small.length, 1000);
     pool.give(small);
-    assert.equal(pool.freeBuffers, 2);
-    const again = pool.take(1024);
-    assert.ok(again === a || again === b);
-    assert.throws(() => pool.take(1025), RangeError);
+    assert.equal(pool.freeBuffers, 0);
+  });
+
+  it('lets go of a whole arena once more than maxFree buffers would stay free without it', () => {
+    const pool = new BodyPool(2, 4);
+    const taken = Array.from({ length: 8 }, () => pool.take(BODY)); // two arenas of 4
+    for (const t of taken) pool.give(t);
+    assert.equal(pool.freeBuffers, 4, 'one arena (4 free) kept, the other let go');
   });
 });
 

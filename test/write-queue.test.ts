@@ -8,6 +8,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { ResourceError, UploadError } from '../src/proto/errors.js';
+import { BodyPool } from '../src/recv/body-pool.js';
+import { openDirect } from '../src/recv/direct-io.js';
 import { ByteBudget, ContiguousPrefix, WriteQueue } from '../src/recv/write-queue.js';
 
 const MiB = 1024 * 1024;
@@ -265,6 +267,51 @@ describe('WriteQueue', () => {
       assert.equal(written, 32, 'onWritten once per chunk');
       assert.ok(writes < 32 && writes >= 2, `${writes} writes for 32 chunks`);
       assert.deepEqual(await readFile(file), data);
+    });
+  });
+
+  it('writes aligned chunks through the O_DIRECT handle and the rest through the page cache', async (t) => {
+    await withFile(async (fh, file) => {
+      const direct = await openDirect(file, fh);
+      if (direct === null) {
+        t.skip('no O_DIRECT on this filesystem');
+        return;
+      }
+      const counted = (handle: FileHandle, count: { n: number }): FileHandle =>
+        new Proxy(handle, {
+          get(target, prop, receiver): unknown {
+            if (prop === 'writev') count.n++;
+            const v: unknown = Reflect.get(target, prop, receiver);
+            return typeof v === 'function' ? v.bind(target) : v;
+          },
+        });
+      const viaDirect = { n: 0 };
+      const viaCache = { n: 0 };
+      try {
+        const q = new WriteQueue(counted(fh, viaCache), { concurrency: 1, maxQueuedBytes: 16 * MiB, direct: counted(direct, viaDirect) }, new ByteBudget(64 * MiB));
+        const pool = new BodyPool();
+        const chunks: Buffer[] = [];
+        let at = 0;
+        // The first write takes chunk 0 alone; the second, chunks 1–3 and the tail together.
+        for (let i = 0; i < 4; i++) {
+          const body = pool.take(1 + 8 + MiB);
+          const data = body.subarray(9);
+          randomBytes(MiB).copy(data);
+          chunks.push(Buffer.from(data));
+          q.enqueue(at, data, () => pool.give(body));
+          at += MiB;
+        }
+        const tail = randomBytes(1234);
+        chunks.push(tail);
+        q.enqueue(at, tail);
+        assert.equal(await q.sync(), 4 * MiB + 1234);
+        await q.close();
+        assert.equal(viaDirect.n, 2, 'the aligned chunks went through O_DIRECT, in two writes');
+        assert.equal(viaCache.n, 1, 'the unaligned tail through the page cache');
+        assert.deepEqual(await readFile(file), Buffer.concat(chunks));
+      } finally {
+        await direct.close();
+      }
     });
   });
 

@@ -1,18 +1,36 @@
 // Reusable buffers that long DATA records are opened into and written from (FrameChannel.nextData,
-// WriteQueue): a transfer of any size cycles through a few of them instead of leaving one
-// garbage buffer per MiB for V8 to find (see DESIGN.md, "Where the CPU goes per GiB").
+// WriteQueue). A transfer of any size cycles through a few of them instead of leaving one garbage
+// buffer per MiB for V8 to find, and each is laid out so that a full chunk's data starts on an
+// alignment boundary of aligned memory: the write queue can write it with O_DIRECT (direct-io.ts).
+// See DESIGN.md, "Where the CPU goes per GiB".
 import type { BodyBuffers } from '../crypto/channel.js';
-import { MAX_FRAME_LENGTH_BYTES } from '../proto/limits.js';
-import { MAX_FREE_BODY_BUFFERS } from './config.js';
+import { DATA_HEADER_BYTES, MAX_DATA_CHUNK_BYTES } from '../proto/limits.js';
+import { BODY_POOL_ARENA_BUFFERS, DIRECT_IO_ALIGN_BYTES, MAX_FREE_BODY_BUFFERS } from './config.js';
+import { alignedMemory } from './direct-io.js';
+
+/** A DATA body: type ‖ offset ‖ data (§2.2). */
+const HEAD_BYTES = 1 + DATA_HEADER_BYTES;
+const BODY_BYTES = HEAD_BYTES + MAX_DATA_CHUNK_BYTES;
+/** One buffer's slot in an arena: the head sits just before the boundary the data starts on. */
+const SLOT_BYTES = DIRECT_IO_ALIGN_BYTES + MAX_DATA_CHUNK_BYTES;
+
+/** One aligned memory and how many of its buffers are in the free list. */
+interface Arena {
+  readonly buffers: readonly Buffer[];
+  free: number;
+}
 
 export class BodyPool implements BodyBuffers {
   readonly #free: Buffer[] = [];
-  readonly #bufferBytes: number;
+  readonly #arenaOf = new WeakMap<ArrayBufferLike, Arena>();
   readonly #maxFree: number;
+  readonly #arenaBuffers: number;
+  /** False once aligned memory could not be had: plain buffers from then on. */
+  #alignedMemory = true;
 
-  constructor(bufferBytes = MAX_FRAME_LENGTH_BYTES, maxFree = MAX_FREE_BODY_BUFFERS) {
-    this.#bufferBytes = bufferBytes;
+  constructor(maxFree = MAX_FREE_BODY_BUFFERS, arenaBuffers = BODY_POOL_ARENA_BUFFERS) {
     this.#maxFree = maxFree;
+    this.#arenaBuffers = arenaBuffers;
   }
 
   /** Buffers kept for reuse right now. */
@@ -26,13 +44,48 @@ export class BodyPool implements BodyBuffers {
    * cannot pin whole pooled buffers each).
    */
   take(bodyBytes: number): Buffer {
-    if (bodyBytes > this.#bufferBytes) throw new RangeError(`body of ${bodyBytes} bytes over ${this.#bufferBytes}`);
-    if (bodyBytes * 2 < this.#bufferBytes) return Buffer.allocUnsafeSlow(bodyBytes);
-    return this.#free.pop() ?? Buffer.allocUnsafeSlow(this.#bufferBytes);
+    if (bodyBytes > BODY_BYTES) throw new RangeError(`body of ${bodyBytes} bytes over ${BODY_BYTES}`);
+    if (bodyBytes * 2 < BODY_BYTES) return Buffer.allocUnsafeSlow(bodyBytes);
+    if (this.#free.length === 0 && this.#alignedMemory) this.#addArena();
+    const buffer = this.#free.pop() ?? Buffer.allocUnsafeSlow(BODY_BYTES);
+    const arena = this.#arenaOf.get(buffer.buffer);
+    if (arena !== undefined) arena.free--;
+    return buffer;
   }
 
-  /** Takes back a buffer from take() once nothing refers to it any more; others are left to GC. */
+  /**
+   * Takes back a buffer from take() once nothing refers to it any more. An arena whose buffers are
+   * all back is let go while more than `maxFree` buffers would still be free without it.
+   */
   give(buffer: Buffer): void {
-    if (buffer.length === this.#bufferBytes && this.#free.length < this.#maxFree) this.#free.push(buffer);
+    if (buffer.length !== BODY_BYTES) return; // an exact-size one: left to GC
+    const arena = this.#arenaOf.get(buffer.buffer);
+    if (arena === undefined) {
+      if (this.#free.length < this.#maxFree) this.#free.push(buffer);
+      return;
+    }
+    this.#free.push(buffer);
+    arena.free++;
+    if (arena.free === arena.buffers.length && this.#free.length - arena.free >= this.#maxFree) {
+      const mine = new Set(arena.buffers);
+      const rest = this.#free.filter((b) => !mine.has(b));
+      this.#free.length = 0;
+      this.#free.push(...rest);
+    }
+  }
+
+  #addArena(): void {
+    const memory = alignedMemory(this.#arenaBuffers * SLOT_BYTES);
+    if (memory === null) {
+      this.#alignedMemory = false;
+      return;
+    }
+    const buffers = Array.from({ length: this.#arenaBuffers }, (_, i) =>
+      Buffer.from(memory, i * SLOT_BYTES + DIRECT_IO_ALIGN_BYTES - HEAD_BYTES, BODY_BYTES),
+    );
+    const arena: Arena = { buffers, free: buffers.length };
+    this.#arenaOf.set(memory, arena);
+    // Popped from the end: the lowest addresses go out first.
+    this.#free.push(...buffers.slice().reverse());
   }
 }

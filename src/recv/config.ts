@@ -26,11 +26,20 @@ export const MAX_WRITE_BATCH_BYTES = 8 * MiB;
 export const MAX_WRITE_BATCH_BUFFERS = 256;
 
 /**
- * Pooled DATA body buffers (1 MiB + 9 bytes each, BodyPool) kept for reuse once written: what one
- * connection holds at most (its queue, the chunk it may take past the bound, the record being
- * opened, the one after it), so a transfer stops allocating them after its first few MiB.
+ * Pooled DATA body buffers (BodyPool) kept for reuse once written: what one connection holds at
+ * most (its queue, the chunk it may take past the bound, the record being opened, the one after
+ * it), so a transfer stops allocating them after its first few MiB.
  */
 export const MAX_FREE_BODY_BUFFERS = 12;
+
+/** Body buffers are carved out of aligned memory this many at a time (one WebAssembly.Memory). */
+export const BODY_POOL_ARENA_BUFFERS = 16;
+
+/**
+ * Address, offset and length alignment for O_DIRECT writes (direct-io.ts): a multiple of every
+ * common logical block size (512, 4096).
+ */
+export const DIRECT_IO_ALIGN_BYTES = 4096;
 
 /**
  * The daemon collects V8's young generation after this many bytes of dropped buffers (socket

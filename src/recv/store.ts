@@ -34,6 +34,7 @@ import { RECORD_VERSION, readRecord, uploadId, writeRecord, type PartialRecord }
 import { Upload, type UploadPaths } from './store/upload.js';
 import { ByteBudget, WriteQueue } from './write-queue.js';
 import { BodyPool } from './body-pool.js';
+import { openDirect } from './direct-io.js';
 
 export { Upload, type FinishResult } from './store/upload.js';
 export { ByteBudget } from './write-queue.js';
@@ -152,6 +153,7 @@ export class Store {
     const shownName = components.join('/');
     const lock = await this.#locks.acquire(path.join(this.outDir, ...components), id, shownName);
     let fh: FileHandle | undefined;
+    let direct: FileHandle | null = null;
     try {
       await this.#sweeping.get(id);
       const finalPath = await resolveInside(this.outDir, components);
@@ -187,6 +189,8 @@ export class Store {
         updated: now,
       };
       await writeRecord(paths.recordFile, this.#partialsDir, record, `${paths.shown}.json`);
+      // Aligned chunks bypass the page cache (direct-io.ts); without O_DIRECT, everything uses fh.
+      direct = await openDirect(paths.partFile, fh);
       const queue = new WriteQueue(
         fh,
         {
@@ -194,11 +198,13 @@ export class Store {
           maxQueuedBytes: this.#maxQueuedBytes,
           maxChunkBytes: this.#maxChunkBytes,
           startOffset: durable,
+          direct,
         },
         this.budget,
       );
-      return new Upload({ paths, record, fh, queue, hash, lock, appendOnly: policy.appendOnly });
+      return new Upload({ paths, record, fh, direct, queue, hash, lock, appendOnly: policy.appendOnly });
     } catch (err) {
+      await direct?.close().catch(() => undefined);
       await fh?.close().catch(() => undefined);
       lock.release();
       throw toStxError(err, 'opening', shownName);

@@ -10,7 +10,8 @@ import PQueue from 'p-queue';
 import { ResourceError, StxError, UploadError } from '../proto/errors.js';
 import { MAX_DATA_CHUNK_BYTES, MAX_SAFE_UINT } from '../proto/limits.js';
 import { LOW_WATER_FRACTION, MAX_WRITE_BATCH_BUFFERS, MAX_WRITE_BATCH_BYTES } from './config.js';
-import { toStxError } from './store/io-error.js';
+import { alignedPrefix } from './direct-io.js';
+import { errnoOf, toStxError } from './store/io-error.js';
 
 /** `buffers` without their first `skip` bytes (after a short write). */
 function remainder(buffers: readonly Buffer[], skip: number): Buffer[] {
@@ -137,6 +138,11 @@ export interface WriteQueueOptions {
   readonly lowWaterBytes?: number;
   /** File offset of the first chunk (the resume offset); 0 by default. */
   readonly startOffset?: number;
+  /**
+   * An O_DIRECT handle on the same file (direct-io.ts): writes whose buffers, offset and length
+   * are all aligned go through it and skip the page cache. The caller owns and closes it.
+   */
+  readonly direct?: FileHandle | null;
 }
 
 interface FlushWaiter {
@@ -153,6 +159,8 @@ interface FlushWaiter {
  */
 export class WriteQueue {
   readonly #fh: FileHandle;
+  /** Null when there is none, or once it refused a write (EINVAL: the filesystem's rules differ). */
+  #direct: FileHandle | null;
   readonly #budget: ByteBudget;
   readonly #pq: PQueue;
   readonly #maxQueued: number;
@@ -187,6 +195,7 @@ export class WriteQueue {
     }
     if (!Number.isSafeInteger(start) || start < 0) throw new RangeError('startOffset must be a safe integer ≥ 0');
     this.#fh = fh;
+    this.#direct = options.direct ?? null;
     this.#budget = budget;
     this.#pq = new PQueue({ concurrency });
     this.#maxQueued = maxQueuedBytes;
@@ -352,7 +361,7 @@ export class WriteQueue {
       let done = 0;
       let rest: Buffer[] = batch;
       while (done < length) {
-        const { bytesWritten } = await this.#fh.writev(rest, offset + done);
+        const bytesWritten = await this.#writev(rest, offset + done);
         if (bytesWritten <= 0) {
           throw new ResourceError('IO_ERROR', `writing partial upload at ${offset + done} made no progress`);
         }
@@ -370,6 +379,24 @@ export class WriteQueue {
       this.#schedule();
       this.#maybeDrain();
     }
+  }
+
+  /**
+   * One writev, which may write fewer bytes than given (the caller loops): the aligned buffers at
+   * the front through the O_DIRECT handle, else everything through the page cache.
+   */
+  async #writev(buffers: Buffer[], position: number): Promise<number> {
+    const direct = this.#direct;
+    const aligned = direct === null ? 0 : alignedPrefix(buffers, position);
+    if (direct !== null && aligned > 0) {
+      try {
+        return (await direct.writev(aligned === buffers.length ? buffers : buffers.slice(0, aligned), position)).bytesWritten;
+      } catch (err) {
+        if (errnoOf(err) !== 'EINVAL') throw err;
+        this.#direct = null;
+      }
+    }
+    return (await this.#fh.writev(buffers, position)).bytesWritten;
   }
 
   #fail(err: StxError): void {

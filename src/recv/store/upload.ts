@@ -32,6 +32,8 @@ export interface UploadParts {
   readonly paths: UploadPaths;
   readonly record: PartialRecord;
   readonly fh: FileHandle;
+  /** The O_DIRECT handle the queue writes aligned chunks through, if any; closed with fh. */
+  readonly direct?: FileHandle | null;
   readonly queue: WriteQueue;
   /** SHA-256 state covering bytes [0, record.durable). */
   readonly hash: Hash;
@@ -53,6 +55,7 @@ export class Upload {
   readonly offset: number;
   readonly #paths: UploadPaths;
   readonly #fh: FileHandle;
+  readonly #direct: FileHandle | null;
   readonly #queue: WriteQueue;
   readonly #hash: Hash;
   readonly #lock: UploadLock;
@@ -68,6 +71,7 @@ export class Upload {
     this.#paths = parts.paths;
     this.#record = parts.record;
     this.#fh = parts.fh;
+    this.#direct = parts.direct ?? null;
     this.#queue = parts.queue;
     this.#hash = parts.hash;
     this.#lock = parts.lock;
@@ -253,6 +257,7 @@ export class Upload {
     if (this.#fileClosed) return;
     this.#fileClosed = true;
     await this.#queue.close();
+    await this.#direct?.close().catch(() => undefined);
     await this.#fh.close().catch(() => undefined);
   }
 

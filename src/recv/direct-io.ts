@@ -1,0 +1,70 @@
+// Writes that bypass the page cache (O_DIRECT) for the chunks that allow it (DESIGN.md, "Where the
+// CPU goes per GiB"): a buffered write copies every byte into the page cache, and that copy (and
+// the write-back of dirty pages at the next fsync) was the largest single cost of receiving.
+//
+// O_DIRECT needs the memory address, the file offset and the length all aligned to the device's
+// logical block size; DIRECT_IO_ALIGN_BYTES covers 512- and 4096-byte devices. Node has no aligned
+// allocator, but a WebAssembly.Memory is page-aligned, so alignedMemory() carves buffers out of one.
+// Anything not aligned (a file's last chunk, a client that sends odd chunk sizes) is written
+// through the page cache as before; so is everything on a filesystem that refuses O_DIRECT.
+import { constants } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { DIRECT_IO_ALIGN_BYTES } from './config.js';
+
+/** A WebAssembly page: the unit a WebAssembly.Memory is sized in. */
+const WASM_PAGE_BYTES = 64 * 1024;
+
+/** Memories from alignedMemory(): their first byte is page-aligned. */
+const aligned = new WeakSet<ArrayBuffer>();
+
+/**
+ * At least `bytes` of zeroed, page-aligned memory that never moves or shrinks (its WebAssembly
+ * memory is never grown), or null where WebAssembly cannot provide it.
+ */
+export function alignedMemory(bytes: number): ArrayBuffer | null {
+  const pages = Math.ceil(bytes / WASM_PAGE_BYTES);
+  try {
+    const { buffer } = new WebAssembly.Memory({ initial: pages, maximum: pages });
+    aligned.add(buffer);
+    return buffer;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether `buf` starts and ends on an alignment boundary of memory from alignedMemory(). */
+export function isAligned(buf: Buffer): boolean {
+  return buf.byteOffset % DIRECT_IO_ALIGN_BYTES === 0 && buf.length % DIRECT_IO_ALIGN_BYTES === 0 && buf.buffer instanceof ArrayBuffer && aligned.has(buf.buffer);
+}
+
+/**
+ * How many of `buffers`, from the first, can go out in one O_DIRECT write at `position`: 0 unless
+ * the position is aligned; then up to the first buffer that is not aligned.
+ */
+export function alignedPrefix(buffers: readonly Buffer[], position: number): number {
+  if (position % DIRECT_IO_ALIGN_BYTES !== 0) return 0;
+  const n = buffers.findIndex((b) => !isAligned(b));
+  return n < 0 ? buffers.length : n;
+}
+
+/**
+ * A second, write-only O_DIRECT handle on the file `fh` has open at `path` (no symbolic link
+ * followed), or null: no O_DIRECT on this platform or filesystem, or the path no longer names the
+ * same file.
+ */
+export async function openDirect(path: string, fh: FileHandle): Promise<FileHandle | null> {
+  const direct = constants.O_DIRECT;
+  if (direct === undefined) return null;
+  let handle: FileHandle;
+  try {
+    handle = await open(path, constants.O_WRONLY | constants.O_NOFOLLOW | direct);
+  } catch {
+    return null;
+  }
+  const [a, b] = await Promise.all([fh.stat(), handle.stat()]).catch(() => [null, null]);
+  if (a === null || b === null || a.dev !== b.dev || a.ino !== b.ino) {
+    await handle.close().catch(() => undefined);
+    return null;
+  }
+  return handle;
+}
