@@ -8,12 +8,13 @@ import { createHash } from 'node:crypto';
 import net from 'node:net';
 import { FrameChannel } from '../../src/crypto/channel.js';
 import { ClientHandshake, type ClientHandshakeOptions, type ClientKeys } from '../../src/crypto/handshake.js';
-import type { SessionKeys } from '../../src/crypto/key-schedule.js';
 import { RecordSealer } from '../../src/crypto/record.js';
 import { encodeBody, encodeFrame } from '../../src/proto/codec.js';
 import { codeFromWire, StxError, type ErrorCode } from '../../src/proto/errors.js';
 import { FRAME_TYPES, type Frame, type FrameName, type ServerHello } from '../../src/proto/frames.js';
 import { MAX_DATA_CHUNK_BYTES } from '../../src/proto/limits.js';
+import type { SessionKeys } from '../../src/crypto/key-schedule.js';
+import { copyKeys } from '../tools/handshake-pair.js';
 
 /** One thing the client observed on the connection. */
 export type Incoming =
@@ -448,16 +449,6 @@ export class RawClient {
   }
 }
 
-function copyKeys(k: SessionKeys): SessionKeys {
-  return {
-    c2sKey: Buffer.from(k.c2sKey),
-    c2sIv: Buffer.from(k.c2sIv),
-    s2cKey: Buffer.from(k.s2cKey),
-    s2cIv: Buffer.from(k.s2cIv),
-    cFinishedKey: Buffer.from(k.cFinishedKey),
-    sFinishedKey: Buffer.from(k.sFinishedKey),
-  };
-}
 
 // ---- frame builders for hostile input ----------------------------------------------------------
 
