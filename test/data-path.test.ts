@@ -1,8 +1,12 @@
-// The receiver's data path (spec §2.2, §8): long DATA records opened piece by piece as they
-// arrive (RecordStream, FrameChannel.nextData) into pooled buffers (BodyPool) must mean exactly
-// what opening the whole record means: same frames, same errors, nothing unauthenticated let out.
+// The data path (spec §2.2, §8). Receiver: long DATA records opened piece by piece as they arrive
+// (RecordStream, FrameChannel.nextData) into pooled buffers (BodyPool) must mean exactly what
+// opening the whole record means: same frames, same errors, nothing unauthenticated let out.
+// Sender: records sealed in slices and chunks read into aligned buffers are the same bytes.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createCipheriv, randomBytes } from 'node:crypto';
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { FrameChannel, type BodyBuffers, type Received, type ReceivedData } from '../src/crypto/channel.js';
@@ -13,7 +17,11 @@ import type { Frame } from '../src/proto/frames.js';
 import { MAX_DATA_CHUNK_BYTES, MAX_FRAME_LENGTH_BYTES, MAX_RECORDS_PER_KEY } from '../src/proto/limits.js';
 import { BodyPool } from '../src/recv/body-pool.js';
 import { isAligned } from '../src/recv/direct-io.js';
-import { YoungGenerationCollector } from '../src/recv/young-gc.js';
+import { YoungGenerationCollector } from '../src/proto/young-gc.js';
+import { GCM_UPDATE_BYTES } from '../src/crypto/aead.js';
+import { recordNonce } from '../src/crypto/record.js';
+import { inAlignedMemory, PAGE_BYTES } from '../src/proto/aligned-memory.js';
+import { ChunkReader } from '../src/send/upload.js';
 
 const RUNS = { numRuns: 60, seed: 0xda7a, endOnFailure: true };
 const KEY = randomBytes(32);
@@ -199,5 +207,43 @@ describe('YoungGenerationCollector', () => {
     for (let i = 0; i < 64; i++) young.dropped(Buffer.alloc(64 * 1024).length);
     assert.ok(keep.every((b) => b === 7));
     assert.throws(() => new YoungGenerationCollector(0), RangeError);
+  });
+});
+
+describe("the sender's data path", () => {
+  it('seals a body longer than one cipher update exactly as a single update would', () => {
+    const data = randomBytes(2 * GCM_UPDATE_BYTES + 17);
+    const body = [encodeDataHead(0), data];
+    const [header, ...rest] = new RecordSealer(KEY, IV).seal(body);
+    assert.ok(header !== undefined && rest.length > 3, 'several ciphertext pieces');
+    const cipher = createCipheriv('aes-256-gcm', KEY, recordNonce(IV, 0), { authTagLength: 16 });
+    cipher.setAAD(header);
+    const expected = Buffer.concat([cipher.update(Buffer.concat(body)), cipher.final(), cipher.getAuthTag()]);
+    assert.deepEqual(Buffer.concat(rest), expected);
+  });
+
+  it('ChunkReader returns the file bytes at any offset, page-aligned like the file, two chunks alive at once', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stx-chunks-'));
+    try {
+      const content = randomBytes(3 * MAX_DATA_CHUNK_BYTES + 12_345);
+      await writeFile(join(dir, 'f'), content);
+      const fh = await open(join(dir, 'f'), 'r');
+      try {
+        const reader = new ChunkReader(fh, content.length);
+        for (const at of [0, MAX_DATA_CHUNK_BYTES, 12_345, 3 * MAX_DATA_CHUNK_BYTES + 4095, content.length - 1]) {
+          const first = await reader.read(at);
+          const second = await reader.read(at + first.length);
+          assert.deepEqual(first, content.subarray(at, at + MAX_DATA_CHUNK_BYTES), `chunk at ${at}`);
+          assert.deepEqual(second, content.subarray(at + first.length, at + first.length + MAX_DATA_CHUNK_BYTES));
+          assert.ok(inAlignedMemory(first), 'read into aligned memory');
+          assert.equal(first.byteOffset % PAGE_BYTES, at % PAGE_BYTES, `page offset of the chunk at ${at}`);
+        }
+        assert.equal((await reader.read(content.length)).length, 0, 'nothing past the end');
+      } finally {
+        await fh.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

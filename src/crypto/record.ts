@@ -13,7 +13,7 @@ import {
   MIN_RECORD_LENGTH_BYTES,
   TAG_BYTES,
 } from '../proto/limits.js';
-import { AEAD_KEY_BYTES, AEAD_NONCE_BYTES, GcmOpenStream, gcmOpen, gcmSeal } from './aead.js';
+import { AEAD_KEY_BYTES, AEAD_NONCE_BYTES, GCM_UPDATE_BYTES, GcmOpenStream, gcmOpen, gcmSeal } from './aead.js';
 
 /** Body bytes kept in reserve by nearLimit() so one last control record (GOAWAY, ERROR) still fits. */
 export const RESERVED_CONTROL_BODY_BYTES = 1 + MAX_CONTROL_PAYLOAD_BYTES;
@@ -312,9 +312,9 @@ export class RecordStream {
     if (this.#ended) throw new RangeError('push after the record ended');
     if (piece.length > this.remaining) throw new RangeError(`piece of ${piece.length} bytes, ${this.remaining} expected`);
     const cipherPart = Math.min(piece.length, this.#body.length - this.#filled);
-    if (cipherPart > 0) {
-      // node:crypto returns a new buffer per update (no output argument): copy it into place.
-      const plain = this.#gcm.update(cipherPart === piece.length ? piece : piece.subarray(0, cipherPart));
+    // node:crypto returns a new buffer per update (no output argument): copy it into place.
+    for (let at = 0; at < cipherPart; at += GCM_UPDATE_BYTES) {
+      const plain = this.#gcm.update(piece.subarray(at, Math.min(cipherPart, at + GCM_UPDATE_BYTES)));
       this.#filled += plain.copy(this.#body, this.#filled);
     }
     if (cipherPart < piece.length) this.#tagFilled += piece.copy(this.#tag, this.#tagFilled, cipherPart);

@@ -1,5 +1,7 @@
 // Frame encoding and decoding (spec/PROTOCOL.md §2, §4). Pure: bytes in, typed frames out.
-import { Packr } from 'msgpackr';
+// msgpackr's encoder only: the package's main entry also loads its native string extractor for
+// decoding (~5 MiB resident), and payloads are decoded by our own strict reader (msgpack.ts).
+import { Packr } from 'msgpackr/pack';
 import { ProtocolError } from './errors.js';
 import { FRAME_TYPES, type Frame, type FrameName } from './frames.js';
 import {

@@ -4,37 +4,17 @@
 //
 // O_DIRECT needs the memory address, the file offset and the length all aligned to the device's
 // logical block size; DIRECT_IO_ALIGN_BYTES covers 512- and 4096-byte devices. Node has no aligned
-// allocator, but a WebAssembly.Memory is page-aligned, so alignedMemory() carves buffers out of one.
+// allocator; BodyPool carves buffers out of page-aligned memory (proto/aligned-memory.ts).
 // Anything not aligned (a file's last chunk, a client that sends odd chunk sizes) is written
 // through the page cache as before; so is everything on a filesystem that refuses O_DIRECT.
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { inAlignedMemory } from '../proto/aligned-memory.js';
 import { DIRECT_IO_ALIGN_BYTES } from './config.js';
-
-/** A WebAssembly page: the unit a WebAssembly.Memory is sized in. */
-const WASM_PAGE_BYTES = 64 * 1024;
-
-/** Memories from alignedMemory(): their first byte is page-aligned. */
-const aligned = new WeakSet<ArrayBuffer>();
-
-/**
- * At least `bytes` of zeroed, page-aligned memory that never moves or shrinks (its WebAssembly
- * memory is never grown), or null where WebAssembly cannot provide it.
- */
-export function alignedMemory(bytes: number): ArrayBuffer | null {
-  const pages = Math.ceil(bytes / WASM_PAGE_BYTES);
-  try {
-    const { buffer } = new WebAssembly.Memory({ initial: pages, maximum: pages });
-    aligned.add(buffer);
-    return buffer;
-  } catch {
-    return null;
-  }
-}
 
 /** Whether `buf` starts and ends on an alignment boundary of memory from alignedMemory(). */
 export function isAligned(buf: Buffer): boolean {
-  return buf.byteOffset % DIRECT_IO_ALIGN_BYTES === 0 && buf.length % DIRECT_IO_ALIGN_BYTES === 0 && buf.buffer instanceof ArrayBuffer && aligned.has(buf.buffer);
+  return buf.byteOffset % DIRECT_IO_ALIGN_BYTES === 0 && buf.length % DIRECT_IO_ALIGN_BYTES === 0 && inAlignedMemory(buf);
 }
 
 /**

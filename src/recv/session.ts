@@ -11,7 +11,7 @@ import { encodePreamble } from '../proto/preamble.js';
 import { serverMachine, type Machine, type ServerState } from '../proto/states.js';
 import { ACK_INTERVAL_BYTES, ACK_INTERVAL_MS, MAX_UNREAD_OUTPUT_BYTES, YOUNG_GC_INTERVAL_BYTES } from './config.js';
 import type { Store, Upload } from './store.js';
-import { YoungGenerationCollector } from './young-gc.js';
+import { YoungGenerationCollector } from '../proto/young-gc.js';
 
 export interface SessionContext {
   readonly serverKey: KeyObject;

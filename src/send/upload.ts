@@ -4,7 +4,9 @@ import { createHash, timingSafeEqual, type Hash, type KeyObject } from 'node:cry
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { CryptoError, ResourceError, StxError, TRANSIENT_CODES, UploadError } from '../proto/errors.js';
 import type { Frame } from '../proto/frames.js';
+import { alignedMemory, PAGE_BYTES } from '../proto/aligned-memory.js';
 import { HANDSHAKE_TIMEOUT_MS, IDLE_TIMEOUT_MS, MAX_DATA_CHUNK_BYTES, PING_INTERVAL_MS } from '../proto/limits.js';
+import { YoungGenerationCollector } from '../proto/young-gc.js';
 import { Connection, ConnectionLost } from './connection.js';
 import { handshake } from './handshake.js';
 
@@ -109,6 +111,51 @@ class FileHasher {
     return this.hash.copy().digest();
   }
 }
+
+/**
+ * Reads the file a chunk at a time into two alternating buffers (one is sealed and sent while the
+ * next is read). They come from page-aligned memory where WebAssembly provides it, and each read
+ * lands at the same offset within a page as it has in the file: copies out of the page cache into
+ * malloc'd buffers cost 4–5× more here (proto/aligned-memory.ts).
+ */
+export class ChunkReader {
+  readonly #slots: Buffer[];
+  #next = 0;
+
+  constructor(
+    private readonly fh: FileHandle,
+    private readonly size: number,
+  ) {
+    const slot = MAX_DATA_CHUNK_BYTES + PAGE_BYTES;
+    const memory = alignedMemory(2 * slot);
+    this.#slots = [0, 1].map((i) => (memory === null ? Buffer.allocUnsafeSlow(slot) : Buffer.from(memory, i * slot, slot)));
+  }
+
+  /** A chunk-sized buffer for other reads (re-hashing on resume); the next read() overwrites it. */
+  get scratch(): Buffer {
+    return this.#slots[this.#next]?.subarray(0, MAX_DATA_CHUNK_BYTES) ?? Buffer.alloc(0);
+  }
+
+  /**
+   * The bytes at `at`: up to one chunk, fewer where the file ends (empty past its end, or where it
+   * became shorter). Valid until the next-but-one read().
+   */
+  async read(at: number): Promise<Buffer> {
+    const slot = this.#slots[this.#next] ?? Buffer.alloc(0);
+    this.#next ^= 1;
+    if (at >= this.size) return slot.subarray(0, 0);
+    const into = slot.subarray(at % PAGE_BYTES, (at % PAGE_BYTES) + Math.min(MAX_DATA_CHUNK_BYTES, this.size - at));
+    const { bytesRead } = await this.fh.read(into, 0, into.length, at);
+    return into.subarray(0, bytesRead);
+  }
+}
+
+/**
+ * The client collects V8's young generation after this many bytes sealed and sent: the ciphertext
+ * buffers node:crypto allocated for them are garbage by then (young-gc.ts).
+ */
+const YOUNG_GC_INTERVAL_BYTES = 8 * 1024 * 1024;
+const youngGc = new YoungGenerationCollector(YOUNG_GC_INTERVAL_BYTES);
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -225,24 +272,20 @@ async function attempt(
     }, Math.min(PING_INTERVAL_MS, Math.max(Math.floor(idleMs / 4), 100)));
 
     // DATA (§9.1 step 3), reading ahead one chunk while the last one is sealed and sent.
-    const bufs = [Buffer.allocUnsafe(MAX_DATA_CHUNK_BYTES), Buffer.allocUnsafe(MAX_DATA_CHUNK_BYTES)];
-    await hasher.seek(offset, bufs[0] ?? Buffer.alloc(0));
+    const reader = new ChunkReader(fh, file.size);
+    await hasher.seek(offset, reader.scratch);
     let pos = offset;
-    let which = 0;
-    const readAt = (at: number, buf: Buffer): Promise<number> =>
-      at >= file.size ? Promise.resolve(0) : fh.read(buf, 0, Math.min(buf.length, file.size - at), at).then((r) => r.bytesRead);
-    let pending = readAt(pos, bufs[which] ?? Buffer.alloc(0));
+    let pending = reader.read(pos);
     while (pos < file.size) {
-      const buf = bufs[which] ?? Buffer.alloc(0);
-      const n = await pending;
+      const chunk = await pending;
+      const n = chunk.length;
       if (n === 0) throw new LocalFileError(`${opts.file} became shorter while uploading`);
-      const chunk = buf.subarray(0, n);
       hasher.update(chunk);
       if (conn.channel.nearKeyLimit(n + 9)) throw new CryptoError('KEY_LIMIT', 'per-connection key limit reached; reconnecting with new keys');
       const flowing = conn.sendData(pos, chunk);
+      youngGc.dropped(n);
       pos += n;
-      which ^= 1;
-      pending = readAt(pos, bufs[which] ?? Buffer.alloc(0));
+      pending = reader.read(pos);
       if (!flowing) await conn.drain();
       opts.onProgress?.({ size: file.size, sent: pos, durable: state.durable, reconnects: state.reconnects });
     }
