@@ -1,9 +1,9 @@
 // The data path (spec §2.2, §8). Receiver: long DATA records opened piece by piece as they arrive
 // (RecordStream, FrameChannel.nextData) into pooled buffers (BodyPool) must mean exactly what
 // opening the whole record means: same frames, same errors, nothing unauthenticated let out.
-// Sender: records sealed in slices and chunks read into aligned buffers are the same bytes.
+// Sender: chunks read into aligned buffers are the file's bytes.
 import assert from 'node:assert/strict';
-import { createCipheriv, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,8 +18,6 @@ import { MAX_DATA_CHUNK_BYTES, MAX_FRAME_LENGTH_BYTES, MAX_RECORDS_PER_KEY } fro
 import { BodyPool } from '../src/recv/body-pool.js';
 import { isAligned } from '../src/recv/direct-io.js';
 import { YoungGenerationCollector } from '../src/proto/young-gc.js';
-import { GCM_UPDATE_BYTES } from '../src/crypto/aead.js';
-import { recordNonce } from '../src/crypto/record.js';
 import { inAlignedMemory, PAGE_BYTES } from '../src/proto/aligned-memory.js';
 import { ChunkReader } from '../src/send/upload.js';
 
@@ -211,17 +209,6 @@ describe('YoungGenerationCollector', () => {
 });
 
 describe("the sender's data path", () => {
-  it('seals a body longer than one cipher update exactly as a single update would', () => {
-    const data = randomBytes(2 * GCM_UPDATE_BYTES + 17);
-    const body = [encodeDataHead(0), data];
-    const [header, ...rest] = new RecordSealer(KEY, IV).seal(body);
-    assert.ok(header !== undefined && rest.length > 3, 'several ciphertext pieces');
-    const cipher = createCipheriv('aes-256-gcm', KEY, recordNonce(IV, 0), { authTagLength: 16 });
-    cipher.setAAD(header);
-    const expected = Buffer.concat([cipher.update(Buffer.concat(body)), cipher.final(), cipher.getAuthTag()]);
-    assert.deepEqual(Buffer.concat(rest), expected);
-  });
-
   it('ChunkReader returns the file bytes at any offset, page-aligned like the file, two chunks alive at once', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'stx-chunks-'));
     try {

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { before, describe, test } from 'node:test';
+import { GCM_UPDATE_BYTES } from '../src/crypto/aead.js';
 import { decodeBody, encodeBody, encodeDataHead, encodeFrame } from '../src/proto/codec.js';
 import { StxError } from '../src/proto/errors.js';
 import { MAX_BYTES_PER_KEY, MAX_RECORDS_PER_KEY } from '../src/proto/limits.js';
@@ -384,8 +385,10 @@ describe('records after the handshake (§8)', () => {
     const data = Buffer.alloc(100_000, 0x61);
     const head = encodeDataHead(123);
     const pieces = new RecordSealer(key, iv).seal([head, data]);
-    assert.equal(pieces.length, 4, 'header, ciphertext of head, ciphertext of data, tag');
-    assert.equal(pieces[2]?.length, data.length);
+    // header, ciphertext of head, ciphertext of data in GCM_UPDATE_BYTES slices, tag
+    assert.equal(pieces.length, 3 + Math.ceil(data.length / GCM_UPDATE_BYTES));
+    assert.equal(pieces[1]?.length, head.length);
+    assert.deepEqual(pieces.slice(2, -1).map((p) => p.length), [GCM_UPDATE_BYTES, data.length - GCM_UPDATE_BYTES]);
     const whole = new RecordSealer(key, iv).seal(Buffer.concat([head, data]));
     assert.deepEqual(Buffer.concat(pieces), Buffer.concat(whole));
     assert.deepEqual(decodeBody(new RecordOpener(key, iv).open(Buffer.concat(pieces))), { type: 'DATA', offset: 123, data });
