@@ -13,16 +13,17 @@ const WASM_PAGE_BYTES = 64 * 1024;
 export const PAGE_BYTES = 4096;
 
 /** Memories from alignedMemory(): their first byte is page-aligned. */
-const aligned = new WeakSet<ArrayBuffer>();
+const aligned = new WeakSet<ArrayBufferLike>();
 
 /**
  * At least `bytes` of zeroed, page-aligned memory that never moves or shrinks (its WebAssembly
- * memory is never grown), or null where WebAssembly cannot provide it.
+ * memory is never grown), or null where WebAssembly cannot provide it. Shared memory (a
+ * SharedArrayBuffer) can be read by worker threads in place.
  */
-export function alignedMemory(bytes: number): ArrayBuffer | null {
+export function alignedMemory(bytes: number, shared = false): ArrayBufferLike | null {
   const pages = Math.ceil(bytes / WASM_PAGE_BYTES);
   try {
-    const { buffer } = new WebAssembly.Memory({ initial: pages, maximum: pages });
+    const { buffer } = new WebAssembly.Memory({ initial: pages, maximum: pages, shared });
     aligned.add(buffer);
     return buffer;
   } catch {
@@ -32,5 +33,5 @@ export function alignedMemory(bytes: number): ArrayBuffer | null {
 
 /** Whether `buf` lies in memory from alignedMemory() (its byteOffset is then its page offset). */
 export function inAlignedMemory(buf: Buffer): boolean {
-  return buf.buffer instanceof ArrayBuffer && aligned.has(buf.buffer);
+  return aligned.has(buf.buffer);
 }

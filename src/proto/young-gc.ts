@@ -32,13 +32,15 @@ function minorGc(): Collect | null {
 /**
  * glibc's malloc gives the top of its heap back to the kernel as soon as more than its trim
  * threshold (128 KiB by default) is free there, and a collection frees a few MiB at once: those
- * pages were then faulted in and zeroed again by the next allocations (measured on the sender:
- * +0.8 CPU s/GiB, mostly page faults). glibc raises the threshold to twice the largest
- * mmap'd chunk it has freed, up to 32 MiB; one dropped 16 MiB buffer (never touched, so never
- * resident) raises it to 32 MiB at the first collection. Other allocators ignore it.
+ * pages are then faulted in and zeroed again by the next allocations (measured on the sender:
+ * +0.8 CPU s/GiB, mostly page faults). glibc raises the threshold to twice the largest mmap'd
+ * chunk it has freed, up to 32 MiB; one dropped 16 MiB buffer (never touched, so never resident)
+ * raises it to 32 MiB at the next collection. The price is up to `upToBytes` of freed memory kept
+ * resident; other allocators ignore it.
  */
-const RAISE_TRIM_THRESHOLD_BYTES = 16 * 1024 * 1024;
-let trimThresholdRaised = false;
+export function keepFreedMemory(upToBytes = 32 * 1024 * 1024): void {
+  Buffer.allocUnsafeSlow(Math.ceil(upToBytes / 2));
+}
 
 export class YoungGenerationCollector {
   readonly #intervalBytes: number;
@@ -47,10 +49,6 @@ export class YoungGenerationCollector {
   constructor(intervalBytes: number) {
     if (!Number.isSafeInteger(intervalBytes) || intervalBytes <= 0) throw new RangeError('intervalBytes must be a positive integer');
     this.#intervalBytes = intervalBytes;
-    if (!trimThresholdRaised) {
-      trimThresholdRaised = true;
-      Buffer.allocUnsafeSlow(RAISE_TRIM_THRESHOLD_BYTES);
-    }
   }
 
   /** Counts `bytes` of buffers the caller no longer refers to; collects once they reach the interval. */

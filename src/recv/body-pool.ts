@@ -75,7 +75,8 @@ export class BodyPool implements BodyBuffers {
   }
 
   #addArena(): void {
-    const memory = alignedMemory(this.#arenaBuffers * SLOT_BYTES);
+    // Shared, so that the hashing thread reads the bodies in place (store/hasher.ts).
+    const memory = alignedMemory(this.#arenaBuffers * SLOT_BYTES, true);
     if (memory === null) {
       this.#alignedMemory = false;
       return;

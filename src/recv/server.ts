@@ -92,6 +92,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         await Promise.all([...sessions].map((s) => s.goAway(SHUTDOWN_GRACE_MS)));
         await closed;
+        await store.close();
       })();
       return stopping;
     },

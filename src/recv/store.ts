@@ -7,7 +7,6 @@
 //   outDir/.stx/partials/<id>.part   the bytes received so far
 //   outDir/.stx/partials/<id>.json   the crash-safe record (store/record.ts)
 
-import { createHash, type Hash } from 'node:crypto';
 import { constants } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { chmod, lstat, mkdir, open, readdir, statfs } from 'node:fs/promises';
@@ -16,7 +15,6 @@ import { ResourceError, UploadError } from '../proto/errors.js';
 import { MAX_DATA_CHUNK_BYTES, MAX_MODE } from '../proto/limits.js';
 import {
   FREE_SPACE_MARGIN_BYTES,
-  HASH_READ_BUFFER_BYTES,
   LOCK_HANDOVER_TIMEOUT_MS,
   MAX_QUEUED_BYTES_PER_CONNECTION,
   MAX_QUEUED_BYTES_TOTAL,
@@ -28,6 +26,7 @@ import {
 } from './config.js';
 import { resolveInside, validateName } from './names.js';
 import { fsyncDir, unlinkIfPresent } from './store/fs-util.js';
+import { Hasher, type RunningHash } from './store/hasher.js';
 import { errnoOf, toStxError } from './store/io-error.js';
 import { UploadLocks } from './store/locks.js';
 import { RECORD_VERSION, readRecord, uploadId, writeRecord, type PartialRecord } from './store/record.js';
@@ -96,6 +95,8 @@ export class Store {
   readonly #freeSpaceMarginBytes: number;
   /** Ids whose files a running sweep is deleting; an OPEN of one waits for it. */
   readonly #sweeping = new Map<string, Promise<void>>();
+  /** Each upload's SHA-256, on a worker thread (store/hasher.ts). */
+  readonly #hasher = new Hasher();
   #initialised = false;
 
   /** `outDir` (created by init if missing) is trusted configuration: it may be reached through links. */
@@ -154,6 +155,7 @@ export class Store {
     const lock = await this.#locks.acquire(path.join(this.outDir, ...components), id, shownName);
     let fh: FileHandle | undefined;
     let direct: FileHandle | null = null;
+    let hash: RunningHash | undefined;
     try {
       await this.#sweeping.get(id);
       const finalPath = await resolveInside(this.outDir, components);
@@ -175,7 +177,7 @@ export class Store {
       const flags = constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW;
       fh = await this.#step('opening', `${paths.shown}.part`, () => open(paths.partFile, flags, PARTIAL_FILE_MODE));
       const durable = await this.#trustedPrefix(fh, previous, `${paths.shown}.part`);
-      const hash = await this.#hashPrefix(fh, durable, `${paths.shown}.part`);
+      hash = await this.#hasher.open(fh, durable, `${paths.shown}.part`);
       const now = Date.now();
       const record: PartialRecord = {
         version: RECORD_VERSION,
@@ -204,11 +206,17 @@ export class Store {
       );
       return new Upload({ paths, record, fh, direct, queue, hash, lock, appendOnly: policy.appendOnly });
     } catch (err) {
+      hash?.close();
       await direct?.close().catch(() => undefined);
       await fh?.close().catch(() => undefined);
       lock.release();
       throw toStxError(err, 'opening', shownName);
     }
+  }
+
+  /** Stops the hashing thread (after the last upload closed; one still open fails with INTERNAL). */
+  async close(): Promise<void> {
+    await this.#hasher.stop();
   }
 
   /**
@@ -314,24 +322,6 @@ export class Store {
     if (fs.bavail * fs.bsize < need) {
       throw new UploadError('NO_SPACE', `not enough free space for ${bytesToCome} more bytes`);
     }
-  }
-
-  /** SHA-256 state of bytes [0, length): read once per resume with one bounded buffer. */
-  async #hashPrefix(fh: FileHandle, length: number, shown: string): Promise<Hash> {
-    const hash = createHash('sha256');
-    if (length === 0) return hash;
-    const buffer = Buffer.allocUnsafe(Math.min(HASH_READ_BUFFER_BYTES, length));
-    let position = 0;
-    await this.#step('re-hashing', shown, async () => {
-      while (position < length) {
-        const want = Math.min(buffer.length, length - position);
-        const { bytesRead } = await fh.read(buffer, 0, want, position);
-        if (bytesRead <= 0) throw new ResourceError('IO_ERROR', `${shown} is shorter than its record says`);
-        hash.update(buffer.subarray(0, bytesRead));
-        position += bytesRead;
-      }
-    });
-    return hash;
   }
 
   async #step<T>(what: string, where: string, fn: () => Promise<T>): Promise<T> {

@@ -6,7 +6,7 @@ import { CryptoError, ResourceError, StxError, TRANSIENT_CODES, UploadError } fr
 import type { Frame } from '../proto/frames.js';
 import { alignedMemory, PAGE_BYTES } from '../proto/aligned-memory.js';
 import { HANDSHAKE_TIMEOUT_MS, IDLE_TIMEOUT_MS, MAX_DATA_CHUNK_BYTES, PING_INTERVAL_MS } from '../proto/limits.js';
-import { YoungGenerationCollector } from '../proto/young-gc.js';
+import { keepFreedMemory, YoungGenerationCollector } from '../proto/young-gc.js';
 import { Connection, ConnectionLost } from './connection.js';
 import { handshake } from './handshake.js';
 
@@ -156,6 +156,8 @@ export class ChunkReader {
  */
 const YOUNG_GC_INTERVAL_BYTES = 8 * 1024 * 1024;
 const youngGc = new YoungGenerationCollector(YOUNG_GC_INTERVAL_BYTES);
+// Without it, each collection's freed memory went back to the kernel and was faulted in again.
+keepFreedMemory();
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

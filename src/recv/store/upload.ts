@@ -1,7 +1,6 @@
 // One open upload (§9.1): in-order chunks into the .part file, checkpoints of the durable
 // offset, and verified atomic publication under the final name.
 
-import type { Hash } from 'node:crypto';
 import { timingSafeEqual } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { link, rename } from 'node:fs/promises';
@@ -10,6 +9,7 @@ import { ResourceError, UploadError } from '../../proto/errors.js';
 import { resolveInside } from '../names.js';
 import type { WriteQueue } from '../write-queue.js';
 import { fsyncDir, unlinkIfPresent } from './fs-util.js';
+import type { RunningHash } from './hasher.js';
 import { errnoOf, toStxError } from './io-error.js';
 import type { UploadLock } from './locks.js';
 import type { PartialRecord } from './record.js';
@@ -36,7 +36,7 @@ export interface UploadParts {
   readonly direct?: FileHandle | null;
   readonly queue: WriteQueue;
   /** SHA-256 state covering bytes [0, record.durable). */
-  readonly hash: Hash;
+  readonly hash: RunningHash;
   readonly lock: UploadLock;
   readonly appendOnly: boolean;
 }
@@ -57,7 +57,7 @@ export class Upload {
   readonly #fh: FileHandle;
   readonly #direct: FileHandle | null;
   readonly #queue: WriteQueue;
-  readonly #hash: Hash;
+  readonly #hash: RunningHash;
   readonly #lock: UploadLock;
   readonly #appendOnly: boolean;
   #record: PartialRecord;
@@ -94,9 +94,9 @@ export class Upload {
   get durable(): number {
     return this.#record.durable;
   }
-  /** True while the caller should not read more DATA (see WriteQueue.enqueue). */
+  /** True while the caller should not read more DATA: the write queue is full or hashing lags. */
   get paused(): boolean {
-    return this.#queue.paused;
+    return this.#queue.paused || this.#hash.backlogged;
   }
 
   /**
@@ -111,19 +111,17 @@ export class Upload {
     if (offset + data.length > this.#record.size) {
       throw new UploadError('BAD_OFFSET', `DATA ends at ${offset + data.length}, beyond the size ${this.#record.size}`);
     }
-    const pause = this.#queue.enqueue(offset, data, onWritten);
-    this.#hash.update(data);
+    // `data` is needed until it is both written and hashed.
+    const release = onWritten === undefined ? undefined : afterBoth(onWritten);
+    const pause = this.#queue.enqueue(offset, data, release);
+    this.#hash.update(data, release);
     this.#received += data.length;
-    return pause;
+    return pause || this.#hash.backlogged;
   }
 
-  /** Calls `cb` every time the upload may be fed again after write() returned true. */
-  onDrain(cb: () => void): () => void {
-    return this.#queue.onDrain(cb);
-  }
   /** Resolves once the caller may write again (at once if not paused). */
-  drained(): Promise<void> {
-    return this.#queue.drained();
+  async drained(): Promise<void> {
+    await Promise.all([this.#queue.drained(), this.#hash.drained()]);
   }
 
   /**
@@ -207,7 +205,7 @@ export class Upload {
     try {
       await this.#queue.sync();
       await this.#queue.close();
-      const digest = this.#hash.digest();
+      const digest = await this.#hash.digest();
       if (expected.length !== SHA256_BYTES || !timingSafeEqual(digest, expected)) {
         await this.#discard();
         throw new UploadError('INTEGRITY_FAILED', `SHA-256 of "${shownFinal}" differs from END's`);
@@ -256,6 +254,7 @@ export class Upload {
   async #closeFile(): Promise<void> {
     if (this.#fileClosed) return;
     this.#fileClosed = true;
+    this.#hash.close();
     await this.#queue.close();
     await this.#direct?.close().catch(() => undefined);
     await this.#fh.close().catch(() => undefined);
@@ -267,4 +266,12 @@ export class Upload {
     await this.#step('deleting', `${this.#paths.shown}.part`, () => unlinkIfPresent(this.#paths.partFile));
     await this.#step('deleting', `${this.#paths.shown}.json`, () => unlinkIfPresent(this.#paths.recordFile));
   }
+}
+
+/** A callback that runs `fn` on its second call. */
+function afterBoth(fn: () => void): () => void {
+  let calls = 0;
+  return () => {
+    if (++calls === 2) fn();
+  };
 }

@@ -1,0 +1,117 @@
+// The receiver's hashing thread (src/recv/store/hasher.ts) against node:crypto on the same bytes:
+// the digest of a resumed prefix plus updates in stream order, buffers held until hashed and
+// released exactly once, backpressure past MAX_HASH_BACKLOG_BYTES, typed errors when the prefix
+// is short or the thread is stopped, and the real files and thread throughout.
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, open, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { StxError, type ErrorCode } from '../src/proto/errors.js';
+import { BodyPool } from '../src/recv/body-pool.js';
+import { MAX_HASH_BACKLOG_BYTES } from '../src/recv/config.js';
+import { Hasher } from '../src/recv/store/hasher.js';
+
+const MiB = 1024 * 1024;
+
+function hasCode(code: ErrorCode): (err: unknown) => boolean {
+  return (err: unknown) => err instanceof StxError && err.code === code;
+}
+
+describe('Hasher (SHA-256 on a worker thread)', () => {
+  let dir: string;
+  let fh: FileHandle;
+  const prefix = randomBytes(3 * MiB + 123);
+
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'stx-hasher-'));
+    await writeFile(path.join(dir, 'part'), prefix);
+    fh = await open(path.join(dir, 'part'), 'r');
+  });
+  after(async () => {
+    await fh.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('digests the resumed prefix and then each update in order, shared-memory and ordinary buffers alike', async () => {
+    const hasher = new Hasher();
+    try {
+      const pool = new BodyPool();
+      const tail = randomBytes(5 * MiB + 7);
+      const hash = await hasher.open(fh, prefix.length, 'part');
+      const released: number[] = [];
+      let taken = 0;
+      for (let at = 0, i = 0; at < tail.length; i++) {
+        // Alternate pooled (shared memory, hashed in place) and ordinary buffers of odd sizes.
+        const n = Math.min(i % 2 === 0 ? MiB - 5 : 4097, tail.length - at);
+        const body = i % 2 === 0 ? pool.take(MiB + 4) : Buffer.alloc(n + 9);
+        if (i === 0) assert.ok(body.buffer instanceof SharedArrayBuffer, 'pooled bodies are in shared memory');
+        const data = body.subarray(9, 9 + n);
+        tail.copy(data, 0, at, at + n);
+        taken++;
+        hash.update(data, () => released.push(i));
+        at += n;
+      }
+      const digest = await hash.digest();
+      const expected = createHash('sha256').update(prefix).update(tail).digest();
+      assert.deepEqual(digest, expected);
+      assert.deepEqual([...released].sort((a, b) => a - b), [...Array(taken).keys()], 'every buffer released once');
+      // Ordinary buffers are copied and released at once; shared ones once hashed, in order.
+      const shared = released.filter((i) => i % 2 === 0);
+      assert.deepEqual(shared, [...shared].sort((a, b) => a - b));
+      assert.ok(released.indexOf(0) > released.indexOf(1), 'the first shared buffer is released after the first copy');
+    } finally {
+      await hasher.stop();
+    }
+  });
+
+  it('reports a backlog past MAX_HASH_BACKLOG_BYTES and drains it', async () => {
+    const hasher = new Hasher();
+    try {
+      const hash = await hasher.open(fh, 0, 'part');
+      const chunk = randomBytes(MiB);
+      const chunks = Math.ceil(MAX_HASH_BACKLOG_BYTES / MiB) + 2;
+      const expected = createHash('sha256');
+      for (let i = 0; i < chunks; i++) {
+        hash.update(chunk);
+        expected.update(chunk);
+      }
+      assert.equal(hash.backlogged, true, 'nothing hashed yet: the thread answers only after this turn');
+      await hash.drained();
+      assert.equal(hash.backlogged, false);
+      assert.deepEqual(await hash.digest(), expected.digest());
+    } finally {
+      await hasher.stop();
+    }
+  });
+
+  it('a prefix longer than the file is IO_ERROR', async () => {
+    const hasher = new Hasher();
+    try {
+      await assert.rejects(hasher.open(fh, prefix.length + 1, 'part'), hasCode('IO_ERROR'));
+      // The thread still serves the next upload.
+      const hash = await hasher.open(fh, 10, 'part');
+      assert.deepEqual(await hash.digest(), createHash('sha256').update(prefix.subarray(0, 10)).digest());
+    } finally {
+      await hasher.stop();
+    }
+  });
+
+  it('a stopped thread fails the digest with INTERNAL and releases every buffer; the next open starts a new one', async () => {
+    const hasher = new Hasher();
+    try {
+      const hash = await hasher.open(fh, 0, 'part');
+      let released = 0;
+      const pool = new BodyPool();
+      for (let i = 0; i < 4; i++) hash.update(pool.take(MiB), () => released++);
+      await hasher.stop();
+      assert.equal(released, 4);
+      await assert.rejects(hash.digest(), hasCode('INTERNAL'));
+      const again = await hasher.open(fh, 5, 'part');
+      assert.deepEqual(await again.digest(), createHash('sha256').update(prefix.subarray(0, 5)).digest());
+    } finally {
+      await hasher.stop();
+    }
+  });
+});
