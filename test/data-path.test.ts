@@ -4,6 +4,8 @@
 // Sender: chunks read into aligned buffers are the file's bytes.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -195,6 +197,26 @@ describe('BodyPool', () => {
     const taken = Array.from({ length: 8 }, () => pool.take(BODY)); // two arenas of 4
     for (const t of taken) pool.give(t);
     assert.equal(pool.freeBuffers, 4, 'one arena (4 free) kept, the other let go');
+  });
+
+  it('a buffer taken and never given back returns to the pool once it is garbage', async () => {
+    const pool = new BodyPool(4, 4);
+    const lostOffsets = ((): number[] => {
+      // Taken and dropped, as by a connection that failed in the middle of a record.
+      const lost = [pool.take(BODY), pool.take(BODY)];
+      return lost.map((b) => b.byteOffset);
+    })();
+    assert.equal(pool.freeBuffers, 2);
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    for (let i = 0; i < 50 && pool.freeBuffers < 4; i++) {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.equal(pool.freeBuffers, 4, 'both slots came back');
+    const again = [pool.take(BODY), pool.take(BODY), pool.take(BODY), pool.take(BODY)];
+    assert.deepEqual(again.map((b) => b.byteOffset).filter((o) => lostOffsets.includes(o)).sort(), [...lostOffsets].sort());
+    for (const b of again) assert.ok(isAligned(b.subarray(9)));
   });
 });
 
