@@ -19,6 +19,16 @@ function hasCode(code: ErrorCode): (err: unknown) => boolean {
   return (err: unknown) => err instanceof StxError && err.code === code;
 }
 
+/** Runs `fn` with a fresh Hasher, whose thread is stopped afterwards whatever happens. */
+async function withHasher(fn: (hasher: Hasher) => Promise<void>): Promise<void> {
+  const hasher = new Hasher();
+  try {
+    await fn(hasher);
+  } finally {
+    await hasher.stop();
+  }
+}
+
 describe('Hasher (SHA-256 on a worker thread)', () => {
   let dir: string;
   let fh: FileHandle;
@@ -34,9 +44,8 @@ describe('Hasher (SHA-256 on a worker thread)', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('digests the resumed prefix and then each update in order, shared-memory and ordinary buffers alike', async () => {
-    const hasher = new Hasher();
-    try {
+  it('digests the resumed prefix and then each update in order, shared-memory and ordinary buffers alike', () =>
+    withHasher(async (hasher) => {
       const pool = new BodyPool();
       const tail = randomBytes(5 * MiB + 7);
       const hash = await hasher.open(fh, prefix.length, 'part');
@@ -61,14 +70,10 @@ describe('Hasher (SHA-256 on a worker thread)', () => {
       const shared = released.filter((i) => i % 2 === 0);
       assert.deepEqual(shared, [...shared].sort((a, b) => a - b));
       assert.ok(released.indexOf(0) > released.indexOf(1), 'the first shared buffer is released after the first copy');
-    } finally {
-      await hasher.stop();
-    }
-  });
+    }));
 
-  it('reports a backlog past MAX_HASH_BACKLOG_BYTES and drains it', async () => {
-    const hasher = new Hasher();
-    try {
+  it('reports a backlog past MAX_HASH_BACKLOG_BYTES and drains it', () =>
+    withHasher(async (hasher) => {
       const hash = await hasher.open(fh, 0, 'part');
       const chunk = randomBytes(MiB);
       const chunks = Math.ceil(MAX_HASH_BACKLOG_BYTES / MiB) + 2;
@@ -81,26 +86,18 @@ describe('Hasher (SHA-256 on a worker thread)', () => {
       await hash.drained();
       assert.equal(hash.backlogged, false);
       assert.deepEqual(await hash.digest(), expected.digest());
-    } finally {
-      await hasher.stop();
-    }
-  });
+    }));
 
-  it('a prefix longer than the file is IO_ERROR', async () => {
-    const hasher = new Hasher();
-    try {
+  it('a prefix longer than the file is IO_ERROR', () =>
+    withHasher(async (hasher) => {
       await assert.rejects(hasher.open(fh, prefix.length + 1, 'part'), hasCode('IO_ERROR'));
       // The thread still serves the next upload.
       const hash = await hasher.open(fh, 10, 'part');
       assert.deepEqual(await hash.digest(), createHash('sha256').update(prefix.subarray(0, 10)).digest());
-    } finally {
-      await hasher.stop();
-    }
-  });
+    }));
 
-  it('a stopped thread fails the digest with INTERNAL and releases every buffer; the next open starts a new one', async () => {
-    const hasher = new Hasher();
-    try {
+  it('a stopped thread fails the digest with INTERNAL and releases every buffer; the next open starts a new one', () =>
+    withHasher(async (hasher) => {
       const hash = await hasher.open(fh, 0, 'part');
       let released = 0;
       const pool = new BodyPool();
@@ -110,8 +107,5 @@ describe('Hasher (SHA-256 on a worker thread)', () => {
       await assert.rejects(hash.digest(), hasCode('INTERNAL'));
       const again = await hasher.open(fh, 5, 'part');
       assert.deepEqual(await again.digest(), createHash('sha256').update(prefix.subarray(0, 5)).digest());
-    } finally {
-      await hasher.stop();
-    }
-  });
+    }));
 });
