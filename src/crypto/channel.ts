@@ -38,9 +38,14 @@ export interface ReceivedData {
   readonly body: Buffer;
 }
 
-/** Where nextData() opens a long record: a buffer of at least `bodyBytes` bytes. */
+/**
+ * Where nextData() opens a long record: a buffer of at least `bodyBytes` bytes. A buffer that
+ * never becomes ReceivedData (the record failed, or the connection ended inside it) is given
+ * back by the channel; ReceivedData.body goes back through whoever holds it.
+ */
 export interface BodyBuffers {
   take(bodyBytes: number): Buffer;
+  give(buffer: Buffer): void;
 }
 
 /**
@@ -119,7 +124,19 @@ export class FrameChannel {
     }
     if (stream.remaining > 0) return null;
     this.stream = null;
-    return dataFrame(stream.finish());
+    try {
+      return dataFrame(stream.finish(), stream.buffer);
+    } catch (err) {
+      buffers.give(stream.buffer);
+      throw err;
+    }
+  }
+
+  /** Gives back the buffer of a record left half-opened (the connection is closing). */
+  abandon(buffers: BodyBuffers): void {
+    if (this.stream === null) return;
+    buffers.give(this.stream.buffer);
+    this.stream = null;
   }
 
   /** From the next frame on, received frames are records opened by `opener` (§6). */
@@ -163,13 +180,16 @@ export class FrameChannel {
   }
 }
 
-/** The DATA frame in a long record's body; anything else fails as decodeBody says (§2). */
-function dataFrame(body: Buffer): ReceivedData {
+/**
+ * The DATA frame in a long record's body (opened into `buffer`, as taken from BodyBuffers);
+ * anything else fails as decodeBody says (§2).
+ */
+function dataFrame(body: Buffer, buffer: Buffer): ReceivedData {
   // A body this long is DATA or an error; decodeBody names the error exactly as for next().
   if (body[0] !== FRAME_TYPES.DATA) {
     decodeBody(body);
     throw new ProtocolError('MALFORMED_FRAME', 'a long record that is not DATA');
   }
   const offset = decodeDataOffset(body.subarray(1, 1 + DATA_HEADER_BYTES));
-  return { offset, data: body.subarray(1 + DATA_HEADER_BYTES), body };
+  return { offset, data: body.subarray(1 + DATA_HEADER_BYTES), body: buffer };
 }

@@ -210,7 +210,7 @@ export class RecordOpener {
       if (body.length < bodyLen) throw new RangeError(`a ${body.length}-byte buffer for a ${bodyLen}-byte body`);
       this.streaming = true;
       const gcm = new GcmOpenStream(this.dir.key, recordNonce(this.dir.iv, this.dir.seq), header);
-      return new RecordStream(gcm, body.subarray(0, bodyLen), (verified, err) => this.streamEnded(bodyLen, verified, err));
+      return new RecordStream(gcm, body, bodyLen, (verified, err) => this.streamEnded(bodyLen, verified, err));
     } catch (err) {
       this.failed = true;
       throw err;
@@ -291,6 +291,8 @@ const COPY_ALIGN_BYTES = 8;
  */
 export class RecordStream {
   readonly #gcm: GcmOpenStream;
+  /** The buffer given to begin(), whole; the body is its first bodyLen bytes. */
+  readonly buffer: Buffer;
   readonly #body: Buffer;
   readonly #tag = Buffer.alloc(TAG_BYTES);
   readonly #onEnd: (verified: boolean, err: unknown) => CryptoError | undefined;
@@ -299,9 +301,10 @@ export class RecordStream {
   #tagFilled = 0;
   #ended = false;
 
-  constructor(gcm: GcmOpenStream, body: Buffer, onEnd: (verified: boolean, err: unknown) => CryptoError | undefined) {
+  constructor(gcm: GcmOpenStream, buffer: Buffer, bodyLen: number, onEnd: (verified: boolean, err: unknown) => CryptoError | undefined) {
     this.#gcm = gcm;
-    this.#body = body;
+    this.buffer = buffer;
+    this.#body = buffer.subarray(0, bodyLen);
     this.#onEnd = onEnd;
   }
 

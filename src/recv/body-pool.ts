@@ -14,17 +14,10 @@ const BODY_BYTES = HEAD_BYTES + MAX_DATA_CHUNK_BYTES;
 /** One buffer's slot in an arena: the head sits just before the boundary the data starts on. */
 const SLOT_BYTES = DIRECT_IO_ALIGN_BYTES + MAX_DATA_CHUNK_BYTES;
 
-/** One aligned memory, how many buffers it holds and how many of them are in the free list. */
+/** One aligned memory and how many of its buffers are in the free list. */
 interface Arena {
-  readonly memory: ArrayBufferLike;
-  readonly buffers: number;
+  readonly buffers: readonly Buffer[];
   free: number;
-}
-
-/** Where a pooled buffer lies, to rebuild it if it is lost. */
-interface Slot {
-  readonly memory: ArrayBufferLike;
-  readonly byteOffset: number;
 }
 
 export class BodyPool implements BodyBuffers {
@@ -34,12 +27,6 @@ export class BodyPool implements BodyBuffers {
   readonly #arenaBuffers: number;
   /** False once aligned memory could not be had: plain buffers from then on. */
   #alignedMemory = true;
-  /**
-   * A pooled buffer that was taken and never given back (its connection failed in the middle of
-   * a record, say) would keep its slot out of use, and its arena alive, for good: once such a
-   * buffer is garbage, its slot comes back to the pool as a new buffer over the same memory.
-   */
-  readonly #lost = new FinalizationRegistry<Slot>((slot) => this.give(Buffer.from(slot.memory, slot.byteOffset, BODY_BYTES)));
 
   constructor(maxFree = MAX_FREE_BODY_BUFFERS, arenaBuffers = BODY_POOL_ARENA_BUFFERS) {
     this.#maxFree = maxFree;
@@ -62,10 +49,7 @@ export class BodyPool implements BodyBuffers {
     if (this.#free.length === 0 && this.#alignedMemory) this.#addArena();
     const buffer = this.#free.pop() ?? Buffer.allocUnsafeSlow(BODY_BYTES);
     const arena = this.#arenaOf.get(buffer.buffer);
-    if (arena !== undefined) {
-      arena.free--;
-      this.#lost.register(buffer, { memory: arena.memory, byteOffset: buffer.byteOffset }, buffer);
-    }
+    if (arena !== undefined) arena.free--;
     return buffer;
   }
 
@@ -80,11 +64,11 @@ export class BodyPool implements BodyBuffers {
       if (this.#free.length < this.#maxFree) this.#free.push(buffer);
       return;
     }
-    this.#lost.unregister(buffer);
     this.#free.push(buffer);
     arena.free++;
-    if (arena.free === arena.buffers && this.#free.length - arena.free >= this.#maxFree) {
-      const rest = this.#free.filter((b) => b.buffer !== arena.memory);
+    if (arena.free === arena.buffers.length && this.#free.length - arena.free >= this.#maxFree) {
+      const mine = new Set(arena.buffers);
+      const rest = this.#free.filter((b) => !mine.has(b));
       this.#free.length = 0;
       this.#free.push(...rest);
     }
@@ -100,7 +84,7 @@ export class BodyPool implements BodyBuffers {
     const buffers = Array.from({ length: this.#arenaBuffers }, (_, i) =>
       Buffer.from(memory, i * SLOT_BYTES + DIRECT_IO_ALIGN_BYTES - HEAD_BYTES, BODY_BYTES),
     );
-    const arena: Arena = { memory, buffers: buffers.length, free: buffers.length };
+    const arena: Arena = { buffers, free: buffers.length };
     this.#arenaOf.set(memory, arena);
     // Popped from the end: the lowest addresses go out first.
     this.#free.push(...buffers.slice().reverse());

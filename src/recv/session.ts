@@ -208,11 +208,17 @@ export class Session {
 
   /** A DATA record opened piece by piece (FrameChannel.nextData): the rules of a whole DATA frame. */
   private handleData(data: ReceivedData): undefined {
-    this.machine.receive('DATA');
-    const phase = this.phase;
-    if (phase.kind !== 'Receiving') throw this.bug('DATA');
     const bodies = this.ctx.store.bodies;
-    this.receiveData(phase.upload, data.offset, data.data, () => bodies.give(data.body));
+    const giveBack = (): void => bodies.give(data.body);
+    const phase = this.phase;
+    try {
+      this.machine.receive('DATA');
+      if (phase.kind !== 'Receiving') throw this.bug('DATA');
+    } catch (err) {
+      giveBack();
+      throw err;
+    }
+    this.receiveData(phase.upload, data.offset, data.data, giveBack);
     return undefined;
   }
 
@@ -237,7 +243,14 @@ export class Session {
 
   /** `onWritten` runs once the upload no longer needs `data` (written, or dropped after a failure). */
   private receiveData(upload: Upload, offset: number, data: Buffer, onWritten?: () => void): void {
-    if (upload.write(offset, data, onWritten)) this.pauseForDisk(upload);
+    let pause: boolean;
+    try {
+      pause = upload.write(offset, data, onWritten);
+    } catch (err) {
+      onWritten?.(); // a write that throws did not take `data`
+      throw err;
+    }
+    if (pause) this.pauseForDisk(upload);
     // Opening the record left node:crypto's output buffers behind (§8).
     youngGc.dropped(data.length);
     this.bytesSinceAck += data.length;
@@ -381,6 +394,7 @@ export class Session {
     if (phase.kind === 'Closed') return;
     this.phase = { kind: 'Closed' };
     this.machine.close();
+    this.channel.abandon(this.ctx.store.bodies);
     if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
     if (phase.kind === 'Receiving' || phase.kind === 'Verifying') {
       const upload = phase.upload;
