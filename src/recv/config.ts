@@ -12,11 +12,11 @@ export const WRITE_CONCURRENCY_PER_CONNECTION = 1;
 
 /**
  * Bytes one connection may have queued for disk; its socket pauses before this is crossed.
- * 6 MiB keeps a writer busy (a write takes all of it) and the receiver's memory small. Measured
- * with 4 GiB transfers: 4 MiB was slower (15.5–15.9 s against 12.3–14.4 s), 8 MiB no faster
- * and 2–4 MiB larger at peak (95–98 MiB against 93.5–95.5), 16 MiB no faster either.
+ * 5 MiB keeps a writer busy (a write takes all of it) and the receiver's memory small. Measured
+ * (`npm run bench`, 1 GiB and 4 GiB): 4 MiB was slower (220–226 MiB/s against 241–264) for
+ * 89–90 MiB peak RSS; 5 MiB 90–93 MiB; 6 MiB 91–96; 8 MiB no faster and 95–98; 16 MiB no faster.
  */
-export const MAX_QUEUED_BYTES_PER_CONNECTION = 6 * MiB;
+export const MAX_QUEUED_BYTES_PER_CONNECTION = 5 * MiB;
 
 /** Bytes all connections together may have queued for disk (the shared ByteBudget). */
 export const MAX_QUEUED_BYTES_TOTAL = 128 * MiB;
