@@ -5,6 +5,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 import { hashPrefix } from './file-hash.js';
+import { errnoOf } from './io-error.js';
 import type { HashReply, HashRequest } from './hasher.js';
 
 const port = parentPort;
@@ -23,7 +24,7 @@ async function open(id: number, fd: number, length: number): Promise<void> {
     hashes.set(id, hash);
     reply({ kind: 'opened', id });
   } catch (err) {
-    reply({ kind: 'failed', id, message: err instanceof Error ? err.message : String(err) });
+    reply({ kind: 'failed', id, message: err instanceof Error ? err.message : String(err), errno: errnoOf(err) });
   }
 }
 

@@ -23,7 +23,7 @@ export type HashRequest =
 /** Hashing thread → main thread: one reply per open, update and digest, in request order. */
 export type HashReply =
   | { kind: 'opened'; id: number }
-  | { kind: 'failed'; id: number; message: string }
+  | { kind: 'failed'; id: number; message: string; errno: string | undefined }
   | { kind: 'hashed'; id: number }
   | { kind: 'digest'; id: number; sha256: Uint8Array | null };
 
@@ -199,7 +199,8 @@ class HashThread {
       this.#opening.set(id, { resolve, reject });
       this.#send({ kind: 'open', id, fd: fh.fd, length });
     }).catch((err: unknown) => {
-      throw err instanceof ResourceError ? err : new ResourceError('IO_ERROR', `re-hashing ${shown}: ${String(err)}`);
+      // The same typed error as InlineHash.open; a thread that died is INTERNAL already.
+      throw toStxError(err, 're-hashing', shown);
     });
     const hash = new WorkerHash(this, id);
     this.#hashes.set(id, hash);
@@ -241,7 +242,7 @@ class HashThread {
       const waiting = this.#opening.get(m.id);
       this.#opening.delete(m.id);
       if (m.kind === 'opened') waiting?.resolve();
-      else waiting?.reject(new ResourceError('IO_ERROR', `re-hashing a partial upload: ${m.message}`));
+      else waiting?.reject(Object.assign(new Error(m.message), { code: m.errno }));
       return;
     }
     const hash = this.#hashes.get(m.id);
