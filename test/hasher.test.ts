@@ -3,7 +3,9 @@
 // released exactly once, backpressure past MAX_HASH_BACKLOG_BYTES, typed errors when the prefix
 // is short or the thread is stopped, and the real files and thread throughout.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { mkdtemp, open, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,6 +16,8 @@ import { MAX_HASH_BACKLOG_BYTES } from '../src/recv/config.js';
 import { Hasher } from '../src/recv/store/hasher.js';
 
 const MiB = 1024 * 1024;
+/** A child that has not exited by then was kept alive. */
+const CHILD_TIMEOUT_MS = 15_000;
 
 function hasCode(code: ErrorCode): (err: unknown) => boolean {
   return (err: unknown) => err instanceof StxError && err.code === code;
@@ -108,4 +112,27 @@ describe('Hasher (SHA-256 on a worker thread)', () => {
       const again = await hasher.open(fh, 5, 'part');
       assert.deepEqual(await again.digest(), createHash('sha256').update(prefix.subarray(0, 5)).digest());
     }));
+
+  it('a thread started ahead of the first upload (prepare) does not keep an idle process alive', () => {
+    // Store.init() prepares the thread; a process that then has nothing to do must still exit.
+    const module = new URL('../src/recv/store/hasher.js', import.meta.url).href;
+    const script = `
+      import { open } from 'node:fs/promises';
+      import { devNull } from 'node:os';
+      import { Hasher } from ${JSON.stringify(module)};
+      const hasher = new Hasher();
+      await hasher.prepare();
+      const fh = await open(devNull, 'r');
+      const hash = await hasher.open(fh, 0, 'part');
+      hash.update(Buffer.from('abc'));
+      process.stdout.write((await hash.digest()).toString('hex'));
+      await fh.close();
+    `;
+    const file = path.join(dir, 'prepare.mjs');
+    writeFileSync(file, script);
+    const child = spawnSync(process.execPath, [file], { encoding: 'utf8', timeout: CHILD_TIMEOUT_MS });
+    assert.equal(child.error, undefined, 'the process exited by itself');
+    assert.equal(child.status, 0, child.stderr);
+    assert.equal(child.stdout, createHash('sha256').update('abc').digest('hex'));
+  });
 });

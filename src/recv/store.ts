@@ -129,6 +129,7 @@ export class Store {
     for (const entry of await this.#listPartials()) {
       if (entry.endsWith('.tmp')) await this.#remove(entry);
     }
+    await this.#hasher.prepare();
     this.#initialised = true;
   }
 

@@ -266,8 +266,8 @@ class HashThread {
 }
 
 /**
- * Starts the hashes of uploads (Store.open): on the hashing thread, started on first use and
- * again after it failed (the uploads it served fail with INTERNAL and resume), or inline where
+ * Starts the hashes of uploads (Store.open): on the hashing thread, started ahead of time by
+ * prepare() (Store.init) or on first use, and again after it failed (the uploads it served fail with INTERNAL and resume), or inline where
  * no thread starts.
  */
 export class Hasher {
@@ -277,17 +277,16 @@ export class Hasher {
 
   /** A running hash of the upload whose first `length` bytes are already in `fh` (resume, §9.2). */
   async open(fh: FileHandle, length: number, shown: string): Promise<RunningHash> {
-    const thread = this.#inline ? null : this.#start();
-    if (thread !== null) {
-      try {
-        await thread.online;
-      } catch {
-        this.#inline = true;
-        return InlineHash.open(fh, length, shown);
-      }
-      return thread.open(fh, length, shown, this.#nextId++);
-    }
-    return InlineHash.open(fh, length, shown);
+    const thread = await this.#online();
+    return thread === null ? InlineHash.open(fh, length, shown) : thread.open(fh, length, shown, this.#nextId++);
+  }
+
+  /**
+   * Starts the thread now instead of at the first upload: a thread takes tens of milliseconds to
+   * come up, which the first OPEN_OK would otherwise wait for.
+   */
+  async prepare(): Promise<void> {
+    await this.#online();
   }
 
   /** Stops the thread; uploads it still serves fail with INTERNAL. */
@@ -295,6 +294,19 @@ export class Hasher {
     const thread = this.#thread;
     this.#thread = null;
     await thread?.terminate();
+  }
+
+  /** The running thread (started if need be), or null where hashing is inline. */
+  async #online(): Promise<HashThread | null> {
+    const thread = this.#inline ? null : this.#start();
+    if (thread === null) return null;
+    try {
+      await thread.online;
+      return thread;
+    } catch {
+      this.#inline = true;
+      return null;
+    }
   }
 
   #start(): HashThread | null {
