@@ -69,7 +69,31 @@ export async function runStx(file: TestFile, outDir: string): Promise<RunResult>
   if (received.rusage === null) return { kind: 'failed', reason: describeExit('stx-recv', received) };
   const receivedPath = await findReceived(recvDir, file);
   if (receivedPath === null) return { kind: 'failed', reason: `no ${file.size}-byte file in ${recvDir}` };
-  return { kind: 'ok', wallSeconds, sender: sent.rusage, receiver: received.rusage, receivedPath, notes: [] };
+  return { kind: 'ok', wallSeconds, sender: sent.rusage, receiver: received.rusage, receivedPath, notes: [await idleDaemonNote(env)] };
+}
+
+let idleNote: Promise<string> | undefined;
+
+/**
+ * What one stx-recv costs with no transfer at all (start-up, hashing thread, shutdown), measured
+ * once per bench process with a daemon that is started and stopped: the receiver column includes
+ * it, as it includes every server's start and stop.
+ */
+function idleDaemonNote(env: NodeJS.ProcessEnv): Promise<string> {
+  idleNote ??= (async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stx-bench-idle-'));
+    try {
+      const daemon = await startStxDaemon(dir, env, READY_TIMEOUT_MS);
+      if ('failed' in daemon) return `an idle stx-recv could not be measured (${daemon.failed})`;
+      await daemon.proc.signal('SIGTERM');
+      const exit = await daemon.proc.done;
+      if (exit.rusage === null) return `an idle stx-recv could not be measured (${describeExit('stx-recv', exit)})`;
+      return `stx-recv started and stopped with no transfer costs ${exit.rusage.cpuSeconds.toFixed(2)} CPU s, which the receiver column includes`;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  })();
+  return idleNote;
 }
 
 let keyFile: Promise<string> | undefined;
