@@ -40,7 +40,7 @@ async function recv(port: number, outPath: string, fsync: boolean): Promise<void
   let queuedBytes = 0; // received, not yet written
   let pending: Buffer[] = [];
   let pendingBytes = 0;
-  let failure: unknown;
+  let failure: Error | undefined;
   const inflight = new Set<Promise<void>>();
 
   const flush = (): void => {
@@ -56,7 +56,7 @@ async function recv(port: number, outPath: string, fsync: boolean): Promise<void
         if (socket.isPaused() && queuedBytes <= QUEUE_LOW_WATER_BYTES) socket.resume();
       },
       (err: unknown) => {
-        failure ??= err;
+        failure ??= err instanceof Error ? err : new Error(String(err));
         socket.destroy();
       },
     );

@@ -6,7 +6,7 @@
 //   node dist/bench/baseline-tus.js client --endpoint https://127.0.0.1:PORT/files/ --file FILE --ca CERT
 //     [--chunk-size BYTES]; uploads FILE, prints {"url":…} and exits. The server logs each TLS cipher on stderr.
 import { readFile, stat } from 'node:fs/promises';
-import { createReadStream, type ReadStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { Agent, createServer } from 'node:https';
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -57,20 +57,13 @@ async function server(port: number, dir: string, certPath: string, keyPath: stri
   ]);
 }
 
-/**
- * tus-js-client's Node build takes an fs.ReadStream and re-opens the file by path for each chunk
- * (lib/node/fileReader.js, FileSource), so nothing is buffered; its index.d.ts leaves ReadStream
- * out of the constructor's union. This is the one place that gap is bridged.
- */
-function uploadInput(stream: ReadStream): ConstructorParameters<typeof Upload>[0] {
-  return stream as unknown as ConstructorParameters<typeof Upload>[0];
-}
-
 async function client(endpoint: string, filePath: string, caPath: string, chunkSize: number): Promise<void> {
   const agent = new Agent({ keepAlive: true, maxSockets: 1, ca: await readFile(caPath) });
   const { size } = await stat(filePath);
   const url = await new Promise<string>((resolve, reject) => {
-    const upload: Upload = new Upload(uploadInput(createReadStream(filePath)), {
+    // tus-js-client's Node build re-opens the file by path for each chunk (lib/node/fileReader.js,
+    // FileSource): nothing is buffered.
+    const upload: Upload = new Upload(createReadStream(filePath), {
       endpoint,
       chunkSize,
       uploadSize: size,

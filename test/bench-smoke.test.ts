@@ -38,7 +38,7 @@ it('bench smoke: stx 16 MiB with every extra, all verified, both reports written
     const json: unknown = JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8'));
     assert.ok(typeof json === 'object' && json !== null);
     const summaries: unknown = Reflect.get(json, 'summaries');
-    const stx = Array.isArray(summaries) ? summaries.find((s: unknown) => typeof s === 'object' && s !== null && Reflect.get(s, 'name') === 'stx') : undefined;
+    const stx = Array.isArray(summaries) ? (summaries as unknown[]).find((s: unknown) => typeof s === 'object' && s !== null && Reflect.get(s, 'name') === 'stx') : undefined;
     assert.equal(Reflect.get(stx ?? {}, 'verifiedRuns'), 1, 'the stx run was verified');
     const extras: unknown = Reflect.get(json, 'extras');
     assert.ok(typeof extras === 'object' && extras !== null);

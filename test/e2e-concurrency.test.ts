@@ -36,7 +36,7 @@ describe('concurrent clients', () => {
           assert.equal(r.code, 0, r.stderr);
           const f = files[k];
           assert.ok(f !== undefined);
-          assert.equal((await readJsonLine(r.stdout))['sha256'], f.sha);
+          assert.equal((readJsonLine(r.stdout))['sha256'], f.sha);
           assert.equal(await sha256File(path.join(out, 'many', `f${f.i}.bin`)), f.sha);
         }
       } finally {

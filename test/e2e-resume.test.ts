@@ -21,7 +21,7 @@ function durableOnDisk(out: string): number {
     if (!f.endsWith('.json')) continue;
     try {
       const v: unknown = JSON.parse(readFileSync(path.join(dir, f), 'utf8'));
-      const d = typeof v === 'object' && v !== null ? Reflect.get(v, 'durable') : undefined;
+      const d: unknown = typeof v === 'object' && v !== null ? Reflect.get(v, 'durable') : undefined;
       if (typeof d === 'number') best = Math.max(best, d);
     } catch {
       // A record being replaced: read it on the next poll.
@@ -53,7 +53,7 @@ describe('resume after interruptions', () => {
       try {
         const r = await runSend(['127.0.0.1', String(proxy.port), src, '--json', '--quiet', '--backoff', '50'], { STX_HOME: path.join(tmp.dir, 'home') });
         assert.equal(r.code, 0, r.stderr);
-        const json = await readJsonLine(r.stdout);
+        const json = readJsonLine(r.stdout);
         assert.equal(json['sha256'], sha);
         assert.equal(json['reconnects'], 5);
         assert.equal(proxy.cuts, 5);
@@ -96,7 +96,7 @@ describe('resume after interruptions', () => {
       try {
         const r = await runSend(['127.0.0.1', String(d2.port), src, '--json', '--quiet'], { STX_HOME: home });
         assert.equal(r.code, 0, r.stderr);
-        const json = await readJsonLine(r.stdout);
+        const json = readJsonLine(r.stdout);
         assert.ok(typeof json['resumed_from'] === 'number' && json['resumed_from'] >= durable, `resumed_from ${String(json['resumed_from'])}`);
         assert.equal(json['sha256'], sha);
         assert.equal(await sha256File(path.join(out, 'f.bin')), sha);
@@ -138,7 +138,7 @@ describe('resume after interruptions', () => {
         const d2 = await startDaemon(out, key, [], port);
         try {
           assert.equal(await exited, 0, stderr);
-          const json = await readJsonLine(stdout);
+          const json = readJsonLine(stdout);
           assert.equal(json['sha256'], sha);
           assert.ok(Number(json['reconnects']) >= 1);
           assert.equal(await sha256File(path.join(out, 'f.bin')), sha);

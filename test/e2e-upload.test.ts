@@ -54,7 +54,7 @@ describe('uploads through stx-recv and stx-send', () => {
       const sha = await makeFile(src, size, size);
       const r = await send(src, ['--as', `sizes/${size}.bin`]);
       assert.equal(r.code, 0, r.stderr);
-      const json = await readJsonLine(r.stdout);
+      const json = readJsonLine(r.stdout);
       assert.equal(json['sha256'], sha);
       assert.equal(json['bytes'], size);
       assert.equal(json['name'], `sizes/${size}.bin`);

@@ -48,7 +48,7 @@ describe('the reference model agrees with spec/vectors', () => {
         const verdict = referenceBody(Buffer.from(str(v, 'body_hex'), 'hex'));
         assert.equal(verdict.kind, 'accept', str(v, 'body_hex'));
         const expected = jsonToValue(field(v, 'frame'));
-        assert.ok(verdict.kind === 'accept' && typeof expected === 'object' && expected !== null);
+        assert.ok(typeof expected === 'object' && expected !== null);
         assert.ok(sameFields(new Map(Object.entries(expected)), verdict.frame), str(v, 'body_hex'));
         n += 1;
       }

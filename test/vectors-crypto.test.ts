@@ -65,7 +65,8 @@ for (const { file, v: h } of handshakes) {
     const encryptedSecret = hex(inputs, 'encrypted_secret');
     const rsaSecret = hex(inputs, 'rsa_secret');
     const seed = hexOrNull(inputs, 'client_ed25519_private');
-    let label: Buffer | null = null;
+    // `as`: set inside the handshake's callbacks, which TypeScript's narrowing does not see.
+    let label = null as Buffer | null;
 
     const r = runHandshake({
       client: {

@@ -93,7 +93,7 @@ for (const { file, vectors } of stateFiles) {
         let code = 'no error';
         steps.forEach((step: unknown, k: number) => {
           assert.ok(Array.isArray(step));
-          const [dir, frame]: unknown[] = step;
+          const [dir, frame] = step as unknown[];
           assert.ok(isFrameName(frame));
           const go = (): unknown => (dir === 'recv' ? m.receive(frame) : m.send(frame));
           if (k < steps.length - 1 || expectedError === undefined) go();

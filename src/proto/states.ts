@@ -102,7 +102,7 @@ function index<S extends string>(rows: readonly Transition<S>[]): Table<S> {
   const table = new Map<S, Map<FrameName, S>>();
   for (const [state, frame, next] of rows) {
     let row = table.get(state);
-    if (row === undefined) table.set(state, (row = new Map()));
+    if (row === undefined) table.set(state, (row = new Map<FrameName, S>()));
     row.set(frame, next);
   }
   return table;

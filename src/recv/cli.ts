@@ -29,7 +29,8 @@ async function main(): Promise<number> {
     .option('log-level', { choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' })
     .strict()
     .exitProcess(false)
-    .fail((msg, err) => {
+    // yargs passes no error for its own validation failures, whatever its types say.
+    .fail((msg: string, err: Error | undefined) => {
       throw err ?? new UsageError(msg);
     })
     .help()

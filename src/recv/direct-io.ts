@@ -33,7 +33,8 @@ export function alignedPrefix(buffers: readonly Buffer[], position: number): num
  * same file.
  */
 export async function openDirect(path: string, fh: FileHandle): Promise<FileHandle | null> {
-  const direct = constants.O_DIRECT;
+  // Not defined where the platform has no O_DIRECT (macOS), whatever Node's types say.
+  const direct = (constants as Partial<typeof constants>).O_DIRECT;
   if (direct === undefined) return null;
   let handle: FileHandle;
   try {

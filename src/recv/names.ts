@@ -12,6 +12,7 @@ import { NAME_DIR_MODE, RESERVED_DIR_NAME } from './config.js';
 import { errnoOf, toStxError } from './store/io-error.js';
 
 // C0 controls, DEL and C1 controls (§9.3).
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/u;
 // With the `u` flag a well-formed surrogate pair is one code point, so only lone halves match.
 const LONE_SURROGATE = /[\ud800-\udfff]/u;

@@ -128,7 +128,11 @@ export class Session {
         // Long DATA records are opened piece by piece into pooled buffers as they arrive (§8).
         const received = this.channel.nextData(this.ctx.store.bodies);
         if (received === null) return;
-        const step = 'body' in received ? this.handleData(received) : this.handle(received.frame, received.raw);
+        if ('body' in received) {
+          this.handleData(received);
+          continue;
+        }
+        const step = this.handle(received.frame, received.raw);
         if (step !== undefined) {
           if (this.busy !== null) throw new ResourceError('INTERNAL', 'a second step started while one runs');
           this.busy = step;
@@ -200,14 +204,19 @@ export class Session {
         return undefined;
       case 'PONG':
         return undefined;
-      default:
-        // The machine admits no other frame from a client; reaching here is a table bug.
+      case 'SERVER_HELLO':
+      case 'SERVER_FINISHED':
+      case 'OPEN_OK':
+      case 'ACK':
+      case 'DONE':
+      case 'GOAWAY':
+        // The machine admits none of these from a client; reaching here is a table bug.
         throw this.bug(frame.type);
     }
   }
 
   /** A DATA record opened piece by piece (FrameChannel.nextData): the rules of a whole DATA frame. */
-  private handleData(data: ReceivedData): undefined {
+  private handleData(data: ReceivedData): void {
     const bodies = this.ctx.store.bodies;
     const giveBack = (): void => bodies.give(data.body);
     const phase = this.phase;
@@ -219,7 +228,6 @@ export class Session {
       throw err;
     }
     this.receiveData(phase.upload, data.offset, data.data, giveBack);
-    return undefined;
   }
 
   private async open(frame: Extract<Frame, { type: 'OPEN' }>): Promise<void> {
@@ -228,7 +236,7 @@ export class Session {
       { appendOnly: this.ctx.appendOnly, maxFileBytes: this.ctx.maxFileBytes },
     );
     if (this.phase.kind === 'Closed') {
-      upload.release();
+      void upload.release(); // never rejects
       return;
     }
     // A reconnecting client with the same upload supersedes this (stale) connection (§9.4).

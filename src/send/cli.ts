@@ -50,7 +50,8 @@ async function main(): Promise<number> {
     .option('keygen', { type: 'boolean', default: false, describe: 'write an Ed25519 identity and print its authorized-keys line' })
     .strictOptions()
     .exitProcess(false)
-    .fail((msg, err) => {
+    // yargs passes no error for its own validation failures, whatever its types say.
+    .fail((msg: string, err: Error | undefined) => {
       throw err ?? new UsageError(msg);
     })
     .help()

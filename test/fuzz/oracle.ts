@@ -20,7 +20,7 @@ export function typedCode(fn: () => void): ErrorCode | null {
   } catch (err) {
     if (err instanceof FuzzFailure) throw err;
     if (err instanceof StxError) {
-      if (!Object.hasOwn(ERRORS, err.code)) fail(`StxError with unknown code ${String(err.code)}`);
+      if (!Object.hasOwn(ERRORS, err.code)) fail(`StxError with unknown code ${err.code}`);
       return err.code;
     }
     const what = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
@@ -51,7 +51,8 @@ export function showFrame(frame: Frame | RefFrame): string {
   const entries = frame instanceof Map ? [...frame] : Object.entries(frame);
   return entries
     .map(([k, v]) => {
-      const text = Buffer.isBuffer(v) ? `<${v.length}:${v.subarray(0, 8).toString('hex')}>` : JSON.stringify(v);
+      // JSON.stringify gives undefined for undefined and functions, whatever its type says.
+      const text = (Buffer.isBuffer(v) ? `<${v.length}:${v.subarray(0, 8).toString('hex')}>` : JSON.stringify(v)) as string | undefined;
       return `${k}=${(text ?? String(v)).slice(0, 48)}`;
     })
     .join(' ');

@@ -19,7 +19,7 @@ function table(spec: string, marker: string): Rows {
     const [state, frame, next] = line.split('|').slice(1, -1).map((c) => c.trim());
     if (state === undefined || frame === undefined || next === undefined) throw new Error(`bad row in ${marker}: ${line}`);
     let row = rows.get(state);
-    if (row === undefined) rows.set(state, (row = new Map()));
+    if (row === undefined) rows.set(state, (row = new Map<string, string>()));
     row.set(frame, next);
   }
   return rows;

@@ -80,9 +80,7 @@ export function runTarget<I>(target: Target<I>, opts: RunOptions): TargetReport 
     interruptAfterTimeLimit: (opts.shrinkSeconds ?? 30) * 1000,
   });
   const best: fc.RunDetails<[I]> = shrunk.failed && shrunk.counterexample !== null ? shrunk : found;
-  const example = best.counterexample;
-  if (example === null) throw new Error(`${target.name}: a failure without a counterexample`);
-  const [input] = example;
+  const [input] = best.counterexample;
   const error = best.errorInstance;
   return {
     ...base,
@@ -91,7 +89,7 @@ export function runTarget<I>(target: Target<I>, opts: RunOptions): TargetReport 
       counterexample: target.show(input),
       regression: target.regression?.(input) ?? null,
       seed: best.seed,
-      path: best.counterexamplePath ?? found.counterexamplePath,
+      path: best.counterexamplePath,
       shrinks: shrunk.numShrinks,
     },
   };

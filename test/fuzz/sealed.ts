@@ -43,7 +43,7 @@ const vectorSealed = once((): Map<string, SealedSet> => {
   const add = (key: Buffer, iv: Buffer, seq: number, record: Buffer, body: Buffer): void => {
     const id = keyId(key, iv);
     let set = byKey.get(id);
-    if (set === undefined) byKey.set(id, (set = new Map()));
+    if (set === undefined) byKey.set(id, (set = new Map() as SealedSet));
     addSealed(set, seq, record, body);
   };
   for (const r of recordSeeds()) if (r.body !== null) add(r.key, r.iv, r.seq, r.record, r.body);
@@ -54,7 +54,8 @@ const vectorSealed = once((): Map<string, SealedSet> => {
 });
 
 export function sealedUnder(key: Buffer, iv: Buffer): SealedSet {
-  return vectorSealed().get(keyId(key, iv)) ?? new Map();
+  const none: SealedSet = new Map();
+  return vectorSealed().get(keyId(key, iv)) ?? none;
 }
 
 function directionStream(label: string, d: DirectionSeed): SealedStream {

@@ -128,7 +128,7 @@ describe(`stx-send through a fault proxy: ${TRIALS} seeded trials`, () => {
       assert.ok(allowed.includes(r.code), `${label}: exit ${r.code}\n${r.stderr}`);
       const final = path.join(arena.out, name);
       if (r.code === 0) {
-        assert.equal((await readJsonLine(r.stdout))['sha256'], sha, label);
+        assert.equal((readJsonLine(r.stdout))['sha256'], sha, label);
         assert.equal(await sha256File(final), sha, `${label}: the stored file is identical`);
       } else {
         assertClearError(r, label);

@@ -104,6 +104,7 @@ export async function startFaultProxy(targetPort: number, faults: readonly Fault
             data = data.subarray(i);
           }
         }
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- act() may have set it
         if (to.destroyed || blackhole) return;
         if (!to.write(data) && !held) from.pause();
       });

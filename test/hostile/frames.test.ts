@@ -10,6 +10,7 @@ import { encodePreamble } from '../../src/proto/preamble.js';
 import { SERVER_RECEIVE, type ServerState } from '../../src/proto/states.js';
 import {
   assertServesRaw,
+  caseTitle,
   partials,
   runCase,
   startArena,
@@ -57,7 +58,7 @@ const afterHandshake = (make: (c: RawClient) => Buffer) => async (c: RawClient):
 
 function runAll(cases: readonly HostileCase[], serves: 'raw' | 'send'): void {
   for (const hc of cases) {
-    it(`${hc.name} → ${hc.expect}`, hc.todo === undefined ? {} : { todo: hc.todo }, async () => {
+    it(caseTitle(hc), hc.todo === undefined ? {} : { todo: hc.todo }, async () => {
       await runCase(arena, hc, serves);
     });
   }

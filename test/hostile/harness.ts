@@ -141,9 +141,9 @@ export interface ArenaOptions {
   /** Start the daemon under `ulimit -n` of this (see startDaemon). */
   readonly fdLimit?: number;
   /** Runs after out/ exists and before the daemon starts (e.g. to mount a filesystem on it). */
-  readonly beforeStart?: (out: string) => Promise<void>;
+  readonly beforeStart?: (out: string) => void | Promise<void>;
   /** Runs after the daemon stopped and before the temp tree is removed (e.g. to unmount). */
-  readonly afterStop?: (out: string) => Promise<void>;
+  readonly afterStop?: (out: string) => void | Promise<void>;
 }
 
 /** Starts a daemon in a fresh arena. `flags` go to stx-recv (e.g. short timeouts). */
@@ -188,7 +188,7 @@ export async function startArena(flags: string[] = [], opts: ArenaOptions = {}):
       const name = `serves/after-${n}.bin`;
       const r = await send(file, ['--as', name, '--retries', '2', '--backoff', '50']);
       assert.equal(r.code, 0, `${label}: a normal upload right after failed: ${r.stderr}`);
-      assert.equal((await readJsonLine(r.stdout))['sha256'], sha, label);
+      assert.equal((readJsonLine(r.stdout))['sha256'], sha, label);
       assert.equal(await sha256File(path.join(out, name)), sha, label);
     },
     assertNothingOutside() {
@@ -219,12 +219,12 @@ export async function startArena(flags: string[] = [], opts: ArenaOptions = {}):
       assert.equal(code, 0, `stx-recv exit code after SIGTERM\n${daemon.stderr()}`);
     },
     async close(label: string, closeOpts: { memory?: boolean } = {}) {
-      let failure: unknown;
+      let failure: Error | undefined;
       try {
         if (closeOpts.memory !== false) arena.assertMemoryBounded(label);
         arena.assertNothingOutside();
       } catch (err) {
-        failure = err;
+        failure = err instanceof Error ? err : new Error(String(err));
       }
       await arena.stop();
       if (failure !== undefined) throw failure;
@@ -271,6 +271,11 @@ export async function assertServesRaw(arena: Arena, label: string): Promise<void
   assert.deepEqual(readFileSync(path.join(arena.out, name)), data, label);
 }
 let rawServes = 0;
+
+/** A case's test name: its name and the code (or codes) it must end with. */
+export function caseTitle(hc: HostileCase): string {
+  return `${hc.name} → ${[hc.expect].flat().join(',')}`;
+}
 
 /** One hostile exchange and what must come of it. */
 export interface HostileCase {

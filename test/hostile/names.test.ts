@@ -9,7 +9,7 @@ import { existsSync, linkSync, mkdirSync, readFileSync, realpathSync, renameSync
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FRAME_TYPES } from '../../src/proto/frames.js';
-import { assertServesRaw, runCase, startArena, type Arena, type HostileCase } from './harness.js';
+import { assertServesRaw, caseTitle, runCase, startArena, type Arena, type HostileCase } from './harness.js';
 import { dataBody, HandshakeRefused, RawClient, sha256, type Outcome } from './raw-client.js';
 
 let arena: Arena;
@@ -226,7 +226,7 @@ describe('links inside --out are never followed (§9.3)', () => {
     { name: 'a FIFO as the final name (never opened)', expect: 'BAD_NAME', run: openName('fifo.bin') },
   ];
   for (const hc of cases) {
-    it(`${hc.name} → ${hc.expect}`, async () => {
+    it(caseTitle(hc), async () => {
       await runCase(arena, hc, 'send');
       assert.equal(readFileSync(victim, 'utf8'), 'precious');
     });

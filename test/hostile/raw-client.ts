@@ -349,7 +349,7 @@ export class RawClient {
     hs.onServerPreamble(preamble);
     const hello = await this.next(timeoutMs);
     if (hello.kind !== 'frame' || hello.frame.type !== 'SERVER_HELLO') {
-      throw new HandshakeRefused(hello.kind === 'frame' ? await this.outcomeFrom(hello) : await this.outcomeOf(hello));
+      throw new HandshakeRefused(hello.kind === 'frame' ? await this.outcomeFrom(hello) : this.outcomeOf(hello));
     }
     const helloBytes = hooks.serverHello?.(hello.raw) ?? hello.raw;
     hs.onServerHello(helloBytes, hello.frame);
@@ -369,7 +369,7 @@ export class RawClient {
     if (hooks.stopAfter === 'client_finished') return null;
     const fin = await this.next(timeoutMs);
     if (fin.kind !== 'frame' || fin.frame.type !== 'SERVER_FINISHED') {
-      throw new HandshakeRefused(fin.kind === 'frame' ? await this.outcomeFrom(fin) : await this.outcomeOf(fin));
+      throw new HandshakeRefused(fin.kind === 'frame' ? await this.outcomeFrom(fin) : this.outcomeOf(fin));
     }
     const keyCopy = copyKeys(keys.keys);
     hs.verifyServerFinished(fin.frame);
@@ -381,7 +381,7 @@ export class RawClient {
     await this.send({ type: 'OPEN', name, size, mtime: extra.mtime ?? 1_700_000_000_000, mode: extra.mode ?? 0o644 });
     const got = await this.next();
     if (got.kind === 'frame' && got.frame.type === 'OPEN_OK') return got.frame.offset;
-    throw new HandshakeRefused(got.kind === 'frame' ? await this.outcomeFrom(got) : await this.outcomeOf(got));
+    throw new HandshakeRefused(got.kind === 'frame' ? await this.outcomeFrom(got) : this.outcomeOf(got));
   }
 
   /** DATA frames for `data` from `from`, in chunks of at most `chunk` bytes. */
@@ -401,7 +401,7 @@ export class RawClient {
       const got = await this.next();
       if (got.kind === 'frame' && got.frame.type === 'ACK') continue;
       if (got.kind === 'frame' && got.frame.type === 'DONE') return got.frame.sha256.toString('hex');
-      throw new HandshakeRefused(got.kind === 'frame' ? await this.outcomeFrom(got) : await this.outcomeOf(got));
+      throw new HandshakeRefused(got.kind === 'frame' ? await this.outcomeFrom(got) : this.outcomeOf(got));
     }
     throw new Error('more than 1000 ACKs before DONE');
   }
@@ -418,7 +418,7 @@ export class RawClient {
     return { ...rest, before: [f, ...rest.before] };
   }
 
-  private async outcomeOf(got: Exclude<Incoming, { kind: 'frame' }>): Promise<Outcome> {
+  private outcomeOf(got: Exclude<Incoming, { kind: 'frame' }>): Outcome {
     switch (got.kind) {
       case 'local':
         return { code: got.code, via: 'local', message: got.message, before: [], closed: this.ended };

@@ -56,7 +56,7 @@ async function timedUpload(a: Arena, file: string, sha: string, name: string): P
   const r = await a.send(file, ['--as', name, '--retries', '0']);
   const ms = Date.now() - t0;
   assert.equal(r.code, 0, r.stderr);
-  assert.equal((await readJsonLine(r.stdout))['sha256'], sha);
+  assert.equal((readJsonLine(r.stdout))['sha256'], sha);
   assert.equal(await sha256File(path.join(a.out, name)), sha);
   return ms;
 }
@@ -123,7 +123,7 @@ describe(`slowloris: ${STALLS} connections stalled in the handshake`, () => {
       const expect = s.kind === 'hello' ? 'CLOSED' : 'TIMEOUT';
       const got = s.kind === 'hello' ? o.code : o.via === 'ERROR' ? o.code : `${o.code} via ${o.via}`;
       if (s.kind === 'hello') assert.deepEqual(o.before.map((f) => f.type), ['SERVER_HELLO']);
-      assert.equal(got, expect, `${s.kind}`);
+      assert.equal(got, expect, s.kind);
       seen.set(s.kind, (seen.get(s.kind) ?? 0) + 1);
       s.c.destroy();
     }
@@ -360,7 +360,7 @@ describe('the connection limit (§9.6)', () => {
       // TOO_MANY_CONNECTIONS is transient: stx-send retries until the stalls are timed out.
       const r = await a.send(file, ['--as', 'limit.bin', '--retries', '8', '--backoff', '250']);
       assert.equal(r.code, 0, r.stderr);
-      const json = await readJsonLine(r.stdout);
+      const json = readJsonLine(r.stdout);
       assert.equal(json['sha256'], sha);
       assert.ok(typeof json['reconnects'] === 'number' && json['reconnects'] >= 1, `stx-send was refused first (${String(json['reconnects'])} reconnects)`);
       assert.ok(stalls.every((c) => c.serverEnded), 'the stalled connections were closed by the handshake timeout');

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FRAME_TYPES } from '../../src/proto/frames.js';
-import { logLines, partials, runCase, startArena, waitUntil, type Arena, type HostileCase } from './harness.js';
+import { caseTitle, logLines, partials, runCase, startArena, waitUntil, type Arena, type HostileCase } from './harness.js';
 import { dataBody, RawClient, sha256, type Outcome } from './raw-client.js';
 import { makeFile, readJsonLine, runSend, sha256File } from '../support/procs.js';
 import { startProxy } from '../support/proxy.js';
@@ -79,7 +79,7 @@ describe('DATA and END against the announced size and offsets (§2.2, §9.1)', (
     },
   ];
   for (const hc of cases) {
-    it(`${hc.name} → ${hc.expect}`, async () => {
+    it(caseTitle(hc), async () => {
       await runCase(arena, hc, 'send');
     });
   }
@@ -173,7 +173,7 @@ describe('OPEN policy (§9.5) and OPEN fields (§4)', () => {
     { name: 'mode 0o10000 (above 0o7777)', expect: 'MALFORMED_FRAME', run: openWith(rawOpen('p/mode.bin', Buffer.from([5]), Buffer.from([0xcd, 0x10, 0x00]))) },
   ];
   for (const hc of cases) {
-    it(`${hc.name} → ${hc.expect}`, async () => {
+    it(caseTitle(hc), async () => {
       await runCase(arena, hc, 'send');
     });
   }
@@ -297,11 +297,11 @@ describe('out of space during an upload (§9.5), on a small tmpfs', () => {
     skip = tmpfsUnavailable();
     if (skip !== false) return;
     space = await startArena(['--handshake-timeout', '5s', '--idle-timeout', '20s'], {
-      beforeStart: async (out) => {
+      beforeStart: (out) => {
         execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${TMPFS_BYTES}`, 'tmpfs', out], { stdio: 'pipe' });
         mounted = true;
       },
-      afterStop: async (out) => {
+      afterStop: (out) => {
         if (mounted) execFileSync('umount', [out], { stdio: 'pipe' });
         mounted = false;
       },
@@ -323,7 +323,7 @@ describe('out of space during an upload (§9.5), on a small tmpfs', () => {
     const filler = path.join(a.out, 'filler.bin');
     // Throttled, so that the upload is still running when the filler takes the space.
     const proxy = await startProxy(a.daemon.port, { bytesPerSecond: 8 * MiB });
-    let durableAtFill = 0;
+    let durableAtFill: number;
     try {
       const sending = runSend(
         ['127.0.0.1', String(proxy.port), file, '--as', 'big.bin', '--fingerprint', a.daemon.fingerprint, '--quiet', '--retries', '1', '--backoff', '50'],
@@ -337,7 +337,7 @@ describe('out of space during an upload (§9.5), on a small tmpfs', () => {
           if (!f.endsWith('.json')) continue;
           try {
             const v: unknown = JSON.parse(readFileSync(path.join(partialsDir, f), 'utf8'));
-            const d = typeof v === 'object' && v !== null ? Reflect.get(v, 'durable') : undefined;
+            const d: unknown = typeof v === 'object' && v !== null ? Reflect.get(v, 'durable') : undefined;
             if (typeof d === 'number') return d;
           } catch {
             // Being replaced; read it again on the next poll.
@@ -384,7 +384,7 @@ describe('out of space during an upload (§9.5), on a small tmpfs', () => {
     await rm(filler);
     const r2 = await a.send(file, ['--as', 'big.bin', '--retries', '2', '--backoff', '50']);
     assert.equal(r2.code, 0, r2.stderr);
-    const json = await readJsonLine(r2.stdout);
+    const json = readJsonLine(r2.stdout);
     assert.equal(json['sha256'], sha);
     assert.ok(typeof json['resumed_from'] === 'number' && json['resumed_from'] >= durableAtFill && json['resumed_from'] > 0, `resumed from ${String(json['resumed_from'])}`);
     assert.equal(await sha256File(path.join(a.out, 'big.bin')), sha);

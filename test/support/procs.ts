@@ -148,7 +148,7 @@ export function spawnSend(args: string[], env: Record<string, string> = {}): Chi
   return spawn(process.execPath, [SEND_CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
 }
 
-export async function readJsonLine(text: string): Promise<Record<string, unknown>> {
+export function readJsonLine(text: string): Record<string, unknown> {
   const line = text.trim().split('\n').filter((l) => l.startsWith('{')).at(-1);
   if (line === undefined) throw new Error(`no JSON line in: ${text}`);
   const v: unknown = JSON.parse(line);

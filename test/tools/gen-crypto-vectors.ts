@@ -14,7 +14,6 @@ import { FRAME_TYPES } from '../../src/proto/frames.js';
 import { MAX_RECORDS_PER_KEY } from '../../src/proto/limits.js';
 import {
   fingerprint,
-  identityFingerprint,
   oaepDecrypt,
   oaepEncrypt,
   okpPrivateFromRaw,
@@ -67,7 +66,8 @@ function handshakeVector(c: HandshakeCase, serverKey: KeyObject, serverPem: stri
     rsaSecret: fixed(`${c.name} rsa_secret`),
     ed25519Seed: c.authenticated ? fixed(`${c.name} client ed25519`) : null,
   };
-  let encryptedSecret: Buffer | null = null;
+  // `as`: set inside the handshake's callbacks, which TypeScript's narrowing does not see.
+  let encryptedSecret = null as Buffer | null;
   const r = runHandshake({
     client: {
       random: inputs.clientRandom,

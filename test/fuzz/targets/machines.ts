@@ -141,7 +141,7 @@ function machineTarget(side: Side): Target<MachineInput> {
           if (frame === undefined) return;
           name = frame.type;
         }
-        const code = typedCode(() => void (step.dir === 'send' ? m.send(name) : m.receive(name)));
+        const code = typedCode(() => (step.dir === 'send' ? m.send(name) : m.receive(name)));
         const expected = step.dir === 'send' ? ref.send(name) : ref.receive(name);
         if (code !== expected) fail(`step #${i}: ${step.dir} ${name} in ${before}: ${code ?? `→ ${m.state}`}, spec ${expected ?? `→ ${ref.state}`}`);
         if (code !== null) return;
