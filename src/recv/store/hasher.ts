@@ -267,8 +267,8 @@ class HashThread {
 
 /**
  * Starts the hashes of uploads (Store.open): on the hashing thread, started ahead of time by
- * prepare() (Store.init) or on first use, and again after it failed (the uploads it served fail with INTERNAL and resume), or inline where
- * no thread starts.
+ * prepare() (Store.init) or on first use, and again after it failed (the uploads it served fail
+ * with INTERNAL and resume), or inline where no thread starts.
  */
 export class Hasher {
   #thread: HashThread | null = null;
