@@ -14,6 +14,7 @@ import { StxError, type ErrorCode } from '../src/proto/errors.js';
 import { BodyPool } from '../src/recv/body-pool.js';
 import { MAX_HASH_BACKLOG_BYTES } from '../src/recv/config.js';
 import { Hasher, type RunningHash } from '../src/recv/store/hasher.js';
+import { ParkedHashes } from '../src/recv/store/file-hash.js';
 
 const MiB = 1024 * 1024;
 /** A child that has not exited by then was kept alive. */
@@ -163,6 +164,20 @@ describe('Hasher (SHA-256 on a worker thread)', () => {
       assert.equal(dropped.reread, 10);
       dropped.hash.close();
     }));
+
+  it('parked hashes are bounded: past the maximum the least recently parked goes first', () => {
+    const parked = new ParkedHashes(2);
+    const state = (n: number): { hash: ReturnType<typeof createHash>; length: number } => ({ hash: createHash('sha256').update(Buffer.alloc(n)), length: n });
+    parked.park('a', state(1));
+    parked.park('b', state(2));
+    parked.park('a', state(3)); // parked again: now the most recent
+    parked.park('c', state(4));
+    assert.equal(parked.size, 2);
+    assert.equal(parked.take('b', 100).length, 0, 'b was the least recently parked');
+    assert.equal(parked.take('a', 100).length, 3);
+    assert.equal(parked.take('c', 3).length, 0, 'longer than the durable prefix: not used');
+    assert.equal(parked.size, 0, 'take() always unparks');
+  });
 
   it('a re-read reports progress, and a cancelled one keeps what it read for the next open', () =>
     withHasher(async (hasher) => {
