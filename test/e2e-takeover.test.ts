@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { logEvents, durableOnDisk, waitFor } from './support/partials.js';
-import { makeFile, readJsonLine, runSend, sha256File, spawnSend, startDaemon, tempDir } from './support/procs.js';
-import { startProxy } from './support/proxy.js';
+import { makeFile, readJsonLine, runSend, sha256File, spawnSend, startDaemon, tempDir, type Daemon } from './support/procs.js';
+import { startProxy, type CutProxy } from './support/proxy.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -87,66 +87,63 @@ describe('resume of a partial over 1 GiB with short idle timeouts', () => {
   });
 });
 
-describe('takeover (§9.4)', () => {
-  it('pulled cable: the client reconnects while the server still holds its old connection, and takes the upload over', async () => {
-    const tmp = await tempDir();
-    try {
-      const out = path.join(tmp.dir, 'out');
-      const d = await startDaemon(out, path.join(tmp.dir, 'k.pem'));
-      const size = 48 * MiB;
-      const src = path.join(tmp.dir, 'f.bin');
-      const sha = await makeFile(src, size, 78);
-      const proxy = await startProxy(d.port, { bytesPerSecond: 32 * MiB });
-      try {
-        const client = spawnSend(['127.0.0.1', String(proxy.port), src, '--json', '--quiet', '--idle-timeout', '1s', '--backoff', '50'], {
-          STX_HOME: path.join(tmp.dir, 'home'),
-        });
-        const exited = exitOf(client);
-        await waitFor('a durable offset', () => durableOnDisk(out) >= 8 * MiB);
-        proxy.freezeAll();
-        const r = await exited;
-        assert.equal(r.code, 0, r.stderr);
-        assert.equal(readJsonLine(r.stdout)['reconnects'], 1);
-        assert.equal(await sha256File(path.join(out, 'f.bin')), sha);
-        const closes = logEvents(d.stdout(), 'close').filter((e) => e['code'] === 'SUPERSEDED');
-        assert.equal(closes.length, 1, 'the old connection was closed as superseded');
-      } finally {
-        await proxy.close();
-        await d.stop();
-      }
-    } finally {
-      await tmp.cleanup();
-    }
-  });
+interface Scene {
+  readonly out: string;
+  readonly src: string;
+  readonly sha: string;
+  readonly daemon: Daemon;
+  readonly proxy: CutProxy;
+  readonly home: Record<string, string>;
+}
 
-  it('two live clients with the same identity: the newcomer finishes, the first stops with SUPERSEDED (exit 6), no ping-pong', async () => {
-    const tmp = await tempDir();
+/** A daemon, a throttled proxy before it and a 48 MiB file: what each takeover case starts from. */
+async function withScene(seed: number, bytesPerSecond: number, fn: (s: Scene) => Promise<void>): Promise<void> {
+  const tmp = await tempDir();
+  try {
+    const out = path.join(tmp.dir, 'out');
+    const daemon = await startDaemon(out, path.join(tmp.dir, 'k.pem'));
+    const src = path.join(tmp.dir, 'f.bin');
+    const sha = await makeFile(src, 48 * MiB, seed);
+    const proxy = await startProxy(daemon.port, { bytesPerSecond });
     try {
-      const out = path.join(tmp.dir, 'out');
-      const d = await startDaemon(out, path.join(tmp.dir, 'k.pem'));
-      const size = 48 * MiB;
-      const src = path.join(tmp.dir, 'f.bin');
-      const sha = await makeFile(src, size, 79);
-      const proxy = await startProxy(d.port, { bytesPerSecond: 24 * MiB });
-      const home = { STX_HOME: path.join(tmp.dir, 'home') };
-      try {
-        const args = ['127.0.0.1', String(proxy.port), src, '--json', '--quiet', '--backoff', '50'];
-        const first = exitOf(spawnSend(args, home));
-        await waitFor('a durable offset', () => durableOnDisk(out) >= 4 * MiB);
-        const second = exitOf(spawnSend(args, home));
-        const [a, b] = await Promise.all([first, second]);
-        assert.equal(a.code, 6, a.stderr);
-        assert.match(a.stderr, /SUPERSEDED/);
-        assert.equal(b.code, 0, b.stderr);
-        assert.equal(readJsonLine(b.stdout)['sha256'], sha);
-        assert.equal(await sha256File(path.join(out, 'f.bin')), sha);
-        assert.equal(logEvents(d.stdout(), 'open').length, 2, 'one OPEN each: nobody came back');
-      } finally {
-        await proxy.close();
-        await d.stop();
-      }
+      await fn({ out, src, sha, daemon, proxy, home: { STX_HOME: path.join(tmp.dir, 'home') } });
     } finally {
-      await tmp.cleanup();
+      await proxy.close();
+      await daemon.stop();
     }
-  });
+  } finally {
+    await tmp.cleanup();
+  }
+}
+
+describe('takeover (§9.4)', () => {
+  it('pulled cable: the client reconnects while the server still holds its old connection, and takes the upload over', () =>
+    withScene(78, 32 * MiB, async ({ out, src, sha, daemon, proxy, home }) => {
+      const client = spawnSend(['127.0.0.1', String(proxy.port), src, '--json', '--quiet', '--idle-timeout', '1s', '--backoff', '50'], home);
+      const exited = exitOf(client);
+      await waitFor('a durable offset', () => durableOnDisk(out) >= 8 * MiB);
+      proxy.freezeAll();
+      const r = await exited;
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(readJsonLine(r.stdout)['reconnects'], 1);
+      assert.equal(await sha256File(path.join(out, 'f.bin')), sha);
+      const closes = logEvents(daemon.stdout(), 'close').filter((e) => e['code'] === 'SUPERSEDED');
+      assert.equal(closes.length, 1, 'the old connection was closed as superseded');
+    }));
+
+  it('two live clients with the same identity: the newcomer finishes, the first stops with SUPERSEDED (exit 6), no ping-pong', () =>
+    withScene(79, 8 * MiB, async ({ out, src, sha, daemon, proxy, home }) => {
+      const args = ['127.0.0.1', String(proxy.port), src, '--json', '--quiet', '--backoff', '50'];
+      const first = exitOf(spawnSend(args, home));
+      // 8 MiB/s: the first is still far from done (6 s in all) when the second one arrives.
+      await waitFor('a durable offset', () => durableOnDisk(out) >= 4 * MiB);
+      const second = exitOf(spawnSend(args, home));
+      const [a, b] = await Promise.all([first, second]);
+      assert.equal(a.code, 6, a.stderr);
+      assert.match(a.stderr, /SUPERSEDED/);
+      assert.equal(b.code, 0, b.stderr);
+      assert.equal(readJsonLine(b.stdout)['sha256'], sha);
+      assert.equal(await sha256File(path.join(out, 'f.bin')), sha);
+      assert.equal(logEvents(daemon.stdout(), 'open').length, 2, 'one OPEN each: nobody came back');
+    }));
 });
