@@ -1,6 +1,6 @@
-// stx-recv's command line and start-up, with the real built daemon (issue 10, item 8):
+// stx-recv's command line and start-up, with the real built daemon (issue 10, item 8 and 9):
 // --out checks, the server key's permissions, one daemon per --out, SIGHUP re-reading
-// --authorized-keys, --print-fingerprint, --version and --help.
+// --authorized-keys, --print-fingerprint, --version, --help and the log format.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -365,6 +365,7 @@ describe('stx-recv one-shot commands', () => {
       const r = runRecv([flag]);
       assert.equal(r.code, 0, flag);
       assert.match(r.stdout, /--print-fingerprint/);
+      assert.match(r.stdout, /--log-format/);
     }
   });
 
@@ -374,11 +375,60 @@ describe('stx-recv one-shot commands', () => {
       [['--listen', '0'], 'Missing required argument: --out DIR'],
       [['--listen', '70000', '--out', 'x'], '--listen wants [HOST:]PORT, got "70000"'],
       [['--listen', '0', '--out', 'x', '--idle-timeout', 'soon'], null],
+      [['--listen', '0', '--out', 'x', '--log-format', 'xml'], null],
     ] as const) {
       const r = runRecv([...args]);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
       if (message !== null) assert.equal(r.stderr, `stx-recv: ${message}\nRun 'stx-recv --help' for the options.\n`);
       assert.equal(existsSync('x'), false);
+    }
+  });
+});
+
+describe('log format', () => {
+  it('not a terminal: one JSON object per line on stdout; --log-format pretty: human-readable lines', async () => {
+    const tmp = await tempDir();
+    try {
+      const key = path.join(tmp.dir, 'k.pem');
+      const json = await startDaemon(path.join(tmp.dir, 'out1'), key);
+      assert.equal(await json.stop(), 0);
+      const lines = json.stdout().trim().split('\n');
+      assert.ok(lines.length >= 2);
+      for (const l of lines) assert.equal(typeof JSON.parse(l), 'object', l);
+
+      const pretty = await startDaemon(path.join(tmp.dir, 'out2'), key, ['--log-format', 'pretty']);
+      assert.equal(await pretty.stop(), 0);
+      const text = pretty.stdout();
+      assert.match(text, /^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\] INFO: listening \{.*"port":\d+/m);
+      assert.match(text, /INFO: shutting down/);
+      assert.doesNotMatch(text, /^\{/m);
+      assert.doesNotMatch(text, /\x1b\[/, 'no colours when stdout is not a terminal'); // eslint-disable-line no-control-regex
+    } finally {
+      await tmp.cleanup();
+    }
+  });
+
+  const script = spawnSync('script', ['--version'], { encoding: 'utf8' });
+  it('on a terminal the default is human-readable (run under script(1) for a pty)', { skip: script.status === 0 ? false : 'script(1) from util-linux is not installed' }, async () => {
+    const tmp = await tempDir();
+    try {
+      const key = path.join(tmp.dir, 'k.pem');
+      await writeServerKey(key, 0o600);
+      const err = path.join(tmp.dir, 'err');
+      // The daemon's stdout is the pty; the shell stops it once it announced itself (bounded: 20 s).
+      const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+      const cmd = [
+        `${q(process.execPath)} ${q(RECV_CLI)} --listen 127.0.0.1:0 --out ${q(path.join(tmp.dir, 'out'))} --key ${q(key)} 2>${q(err)} & p=$!`,
+        `for i in $(seq 200); do grep -q fingerprint ${q(err)} 2>/dev/null && break; sleep 0.1; done`,
+        'kill -TERM $p; wait $p',
+      ].join('; ');
+      const r = spawnSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8', timeout: 30_000 });
+      assert.equal(r.status, 0, r.stdout + r.stderr);
+      const shown = r.stdout.replace(/\x1b\[[0-9;]*m/g, ''); // eslint-disable-line no-control-regex
+      assert.match(shown, /INFO: listening \{/);
+      assert.doesNotMatch(shown, /^\{"level"/m);
+    } finally {
+      await tmp.cleanup();
     }
   });
 });

@@ -2,7 +2,7 @@
 // stx-recv: the daemon. `stx-recv --listen [HOST:]PORT --out DIR` (README.md lists every flag).
 import { realpath, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { fingerprint, loadOrCreateServerKey, loadServerKey, parseAuthorizedKeys, serverKeySpki, stxHome } from '../crypto/index.js';
@@ -12,6 +12,7 @@ import { parseListen, parseSize } from './args.js';
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_PARTIAL_TTL_MS } from './config.js';
 import { acquireInstanceLock } from './instance-lock.js';
 import { checkServerKeyFile } from './key-file.js';
+import { chooseLogFormat, createLog, LOG_FORMATS } from './log.js';
 import { prepareOutDir } from './out-dir.js';
 import { startServer, type RunningServer } from './server.js';
 import { StartupError } from './startup-error.js';
@@ -34,6 +35,7 @@ async function main(): Promise<number> {
     .option('handshake-timeout', { type: 'string', default: `${HANDSHAKE_TIMEOUT_MS / 1000}s`, describe: 'close clients that do not finish the handshake in time' })
     .option('idle-timeout', { type: 'string', default: `${IDLE_TIMEOUT_MS / 1000}s`, describe: 'close clients that send nothing for this long' })
     .option('log-level', { choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, default: 'info' as const })
+    .option('log-format', { choices: LOG_FORMATS, describe: 'log lines on stdout [default: pretty on a terminal, else json]' })
     .option('print-fingerprint', { type: 'boolean', default: false, describe: "print the server key's fingerprint and exit (generates nothing)" })
     .strict()
     .exitProcess(false)
@@ -61,7 +63,8 @@ async function main(): Promise<number> {
   const partialTtlMs = argv['partial-ttl'] === '24h' ? DEFAULT_PARTIAL_TTL_MS : usage(() => parseDuration(argv['partial-ttl']));
   const handshakeTimeoutMs = usage(() => parseDuration(argv['handshake-timeout']));
   const idleTimeoutMs = usage(() => parseDuration(argv['idle-timeout']));
-  const log = pino({ level: argv['log-level'], base: { svc: 'stx-recv' } }, pino.destination({ fd: 1, sync: true }));
+  const stdoutIsTty = process.stdout.isTTY;
+  const log = createLog(argv['log-level'], chooseLogFormat(argv['log-format'], stdoutIsTty), stdoutIsTty);
 
   // Before anything is created: a key others may read, or a typo'd --out, fails here.
   await checkServerKeyFile(keyFile);
