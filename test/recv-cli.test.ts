@@ -306,6 +306,36 @@ describe('SIGHUP re-reads --authorized-keys', () => {
     }
   });
 
+  it('a SIGHUP during start-up (while the server key is generated) does not end the daemon, and is served once it listens', async () => {
+    const tmp = await tempDir();
+    try {
+      const out = path.join(tmp.dir, 'out');
+      const auth = path.join(tmp.dir, 'authorized_keys');
+      await writeFile(auth, `${authorizedKeyLine(generateIdentity())}\n`);
+      const args = [RECV_CLI, '--listen', '127.0.0.1:0', '--out', out, '--key', path.join(tmp.dir, 'new.pem'), '--authorized-keys', auth];
+      const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      proc.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+      proc.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      try {
+        // The lock exists once the handler is in; the 3072-bit key takes a while after that.
+        assert.ok(await eventually(() => existsSync(path.join(out, '.stx', 'lock'))), stderr);
+        proc.kill('SIGHUP');
+        assert.ok(await eventually(() => /listening on/.test(stderr), 30_000), stderr);
+        assert.ok(await eventually(() => /"event":"reload".*"authorized_keys":1/.test(stdout)), stdout);
+        assert.equal(proc.exitCode, null);
+        assert.equal(proc.signalCode, null);
+      } finally {
+        const exited = new Promise((resolve) => proc.once('exit', (code, sig) => resolve(code ?? sig)));
+        proc.kill('SIGTERM');
+        assert.equal(await exited, 0);
+      }
+    } finally {
+      await tmp.cleanup();
+    }
+  });
+
   it('without --authorized-keys SIGHUP logs that there is nothing to re-read and the daemon keeps running', async () => {
     const tmp = await tempDir();
     try {

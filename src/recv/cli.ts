@@ -2,7 +2,6 @@
 // stx-recv: the daemon. `stx-recv --listen [HOST:]PORT --out DIR` (README.md lists every flag).
 import { realpath, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Logger } from 'pino';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { fingerprint, loadOrCreateServerKey, loadServerKey, parseAuthorizedKeys, serverKeySpki, stxHome } from '../crypto/index.js';
@@ -14,7 +13,8 @@ import { acquireInstanceLock } from './instance-lock.js';
 import { checkServerKeyFile } from './key-file.js';
 import { chooseLogFormat, createLog, LOG_FORMATS } from './log.js';
 import { prepareOutDir } from './out-dir.js';
-import { startServer, type RunningServer } from './server.js';
+import { AuthorizedKeysReloader } from './reload.js';
+import { startServer } from './server.js';
 import { StartupError } from './startup-error.js';
 import { packageVersion } from './version.js';
 
@@ -65,6 +65,11 @@ async function main(): Promise<number> {
   const idleTimeoutMs = usage(() => parseDuration(argv['idle-timeout']));
   const stdoutIsTty = process.stdout.isTTY;
   const log = createLog(argv['log-level'], chooseLogFormat(argv['log-format'], stdoutIsTty), stdoutIsTty);
+  // SIGHUP's default action ends the process: take it over at once (systemd may reload a unit
+  // as soon as it started).
+  const authFile = argv['authorized-keys'];
+  const reloader = new AuthorizedKeysReloader(authFile, log);
+  process.on('SIGHUP', () => reloader.request());
 
   // Before anything is created: a key others may read, or a typo'd --out, fails here.
   await checkServerKeyFile(keyFile);
@@ -75,7 +80,6 @@ async function main(): Promise<number> {
 
   const { key, created } = await loadOrCreateServerKey(keyFile);
   if (created) process.stderr.write(`stx-recv: generated a new server key in ${keyFile}\n`);
-  const authFile = argv['authorized-keys'];
   const authorizedKeys = authFile === undefined ? null : parseAuthorizedKeys(await readFile(authFile, 'utf8'), authFile);
 
   const server = await startServer({
@@ -109,32 +113,13 @@ async function main(): Promise<number> {
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
   });
-  let reloads = Promise.resolve();
-  process.on('SIGHUP', () => {
-    reloads = reloads.then(() => reloadAuthorizedKeys(authFile, server, log));
-  });
+  reloader.attach(server);
   const shown = server.address.host.includes(':') ? `[${server.address.host}]` : server.address.host;
   process.stderr.write(`stx-recv: listening on ${shown}:${server.address.port}\n`);
   process.stderr.write(`stx-recv: fingerprint ${fp}\n`);
   process.stderr.write(`stx-recv: writing into ${outDir}${authorizedKeys === null ? ' (anonymous clients allowed)' : ` (${authorizedKeys.size} authorized keys)`}\n`);
   log.info({ event: 'listening', host: server.address.host, port: server.address.port, fingerprint: fp, out: outDir }, 'listening');
   return stopped;
-}
-
-/** SIGHUP: re-read --authorized-keys for new connections; a file that does not parse changes nothing. */
-async function reloadAuthorizedKeys(authFile: string | undefined, server: RunningServer, log: Logger): Promise<void> {
-  if (authFile === undefined) {
-    log.warn({ event: 'reload', authorized_keys: null }, 'SIGHUP: no --authorized-keys file to re-read; anonymous clients stay allowed');
-    return;
-  }
-  try {
-    const keys = parseAuthorizedKeys(await readFile(authFile, 'utf8'), authFile);
-    server.setAuthorizedKeys(keys);
-    log.info({ event: 'reload', file: authFile, authorized_keys: keys.size }, `re-read ${authFile}: ${keys.size} authorized keys for new connections`);
-  } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    log.error({ event: 'reload_failed', file: authFile, error: message }, `SIGHUP: ${message}; keeping the previous authorized keys`);
-  }
 }
 
 async function printFingerprint(keyFile: string): Promise<number> {

@@ -10,13 +10,15 @@ const KEY_GROUP_OTHER_BITS = 0o077;
 
 /** Whether the key file exists; throws if it exists with permissions that are too open. */
 export async function checkServerKeyFile(file: string): Promise<{ exists: boolean }> {
-  let mode: number;
+  let st;
   try {
-    mode = (await stat(file)).mode;
+    st = await stat(file);
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') return { exists: false };
-    throw err;
+    throw new StartupError('KEY_UNUSABLE', `the server key ${file} cannot be inspected (${errnoCode(err) ?? String(err)}); check the path and its directories' permissions`, { cause: err });
   }
+  if (!st.isFile()) throw new StartupError('KEY_UNUSABLE', `the server key ${file} is not a file; give --key the path of a PEM key file (created if missing)`);
+  const mode = st.mode;
   if ((mode & KEY_GROUP_OTHER_BITS) !== 0) {
     const shown = (mode & 0o7777).toString(8).padStart(4, '0');
     throw new StartupError(

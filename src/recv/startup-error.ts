@@ -9,6 +9,7 @@ export type StartupErrorCode =
   | 'OUT_UNUSABLE'
   | 'KEY_PERMISSIONS_TOO_OPEN'
   | 'KEY_MISSING'
+  | 'KEY_UNUSABLE'
   | 'OUT_LOCKED';
 
 export class StartupError extends Error {
