@@ -3,15 +3,16 @@
 // state, and corrupt each other's partial files.
 //
 // Node.js has no flock(2), so this is a PID file: created atomically (written to a temporary
-// file, then link(2)ed into place, which fails if the lock exists, so a reader never sees it half
-// written); a lock whose PID is not alive (kill(pid, 0) says ESRCH) is stale and taken over.
+// file, then link(2)ed into place, which fails if the lock exists, so a reader never sees it
+// half written; where the filesystem has no hard links, created with O_CREAT|O_EXCL instead); a
+// lock whose PID is not alive (kill(pid, 0) says ESRCH) is stale and taken over.
 // Residual races, accepted because the lock guards against an operator's mistake, not a hostile
 // peer: (1) a stale lock whose PID has been reused looks held where /proc cannot tell whether
-// that process is an stx-recv (the message names the PID and the file to remove); (2) two daemons started within the same few
-// microseconds on a directory whose previous daemon died may both take the stale lock over: each
-// moves "the" lock aside before creating its own, and the second can move the first's new lock,
-// which it then notices (the PID it moved is alive), puts back and gives up; only a third
-// interleaving within that window slips through.
+// that process is an stx-recv (the message names the PID and the file to remove); (2) two
+// daemons started within the same few microseconds on a directory whose previous daemon died
+// may both take the stale lock over: each moves "the" lock aside before creating its own, and
+// the second can move the first's new lock, which it then notices (the PID it moved is alive),
+// puts back and gives up; only a third interleaving within that window slips through.
 import { randomBytes } from 'node:crypto';
 import { readFileSync, unlinkSync } from 'node:fs';
 import { link, lstat, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
@@ -47,7 +48,7 @@ export async function acquireInstanceLock(outDir: string): Promise<InstanceLock>
   try {
     for (let attempt = 0; attempt < LOCK_ATTEMPTS; attempt++) {
       try {
-        await link(tmp, file);
+        await createLock(tmp, file, mine);
         return {
           file,
           release() {
@@ -69,6 +70,23 @@ export async function acquireInstanceLock(outDir: string): Promise<InstanceLock>
     throw new StartupError('OUT_LOCKED', `${file}: could not take the lock after ${LOCK_ATTEMPTS} attempts (other daemons starting at the same time?); try again`);
   } finally {
     await unlink(tmp).catch(() => undefined);
+  }
+}
+
+/** Puts the lock file in place with our PID; EEXIST if there is one. */
+async function createLock(tmp: string, file: string, content: string): Promise<void> {
+  try {
+    await link(tmp, file);
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw err;
+    // No hard links here (FAT, some FUSE filesystems): exclusive create, then write.
+    const fh = await open(file, 'wx', 0o644);
+    try {
+      await fh.writeFile(content, 'ascii');
+    } finally {
+      await fh.close();
+    }
   }
 }
 
