@@ -118,6 +118,9 @@ async function main(): Promise<number> {
   process.stderr.write(`stx-recv: listening on ${shown}:${server.address.port}\n`);
   process.stderr.write(`stx-recv: fingerprint ${fp}\n`);
   process.stderr.write(`stx-recv: writing into ${outDir}${authorizedKeys === null ? ' (anonymous clients allowed)' : ` (${authorizedKeys.size} authorized keys)`}\n`);
+  if (authorizedKeys === null && (server.address.host === '0.0.0.0' || server.address.host === '::')) {
+    process.stderr.write('stx-recv: warning: listening on all interfaces without --authorized-keys: anyone who can reach this port may upload\n');
+  }
   log.info({ event: 'listening', host: server.address.host, port: server.address.port, fingerprint: fp, out: outDir }, 'listening');
   return stopped;
 }
