@@ -1,32 +1,42 @@
 #!/usr/bin/env node
 // stx-recv: the daemon. `stx-recv --listen [HOST:]PORT --out DIR` (README.md lists every flag).
-import { realpath, readFile, mkdir } from 'node:fs/promises';
+import { realpath, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { pino } from 'pino';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { fingerprint, loadOrCreateServerKey, parseAuthorizedKeys, serverKeySpki, stxHome } from '../crypto/index.js';
+import { fingerprint, loadOrCreateServerKey, loadServerKey, parseAuthorizedKeys, serverKeySpki, stxHome } from '../crypto/index.js';
 import { HANDSHAKE_TIMEOUT_MS, IDLE_TIMEOUT_MS } from '../proto/limits.js';
 import { parseDuration } from '../proto/duration.js';
 import { parseListen, parseSize } from './args.js';
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_PARTIAL_TTL_MS } from './config.js';
+import { acquireInstanceLock } from './instance-lock.js';
+import { checkServerKeyFile } from './key-file.js';
+import { chooseLogFormat, createLog, LOG_FORMATS } from './log.js';
+import { prepareOutDir } from './out-dir.js';
+import { AuthorizedKeysReloader } from './reload.js';
 import { startServer } from './server.js';
+import { StartupError } from './startup-error.js';
+import { packageVersion } from './version.js';
 
 async function main(): Promise<number> {
   const argv = await yargs(hideBin(process.argv))
     .scriptName('stx-recv')
-    .usage('$0 --listen [HOST:]PORT --out DIR [options]\n\nReceive files from stx-send over an authenticated, encrypted connection.')
-    .option('listen', { type: 'string', demandOption: true, describe: '[HOST:]PORT to listen on (port 0 picks a free one)' })
-    .option('out', { type: 'string', demandOption: true, describe: 'directory that receives the files' })
-    .option('key', { type: 'string', describe: 'server RSA key (PEM); generated if missing [default: $STX_HOME/server_key.pem]' })
-    .option('authorized-keys', { type: 'string', describe: 'only clients whose Ed25519 key is listed here may upload' })
+    .usage(
+      '$0 --listen [HOST:]PORT --out DIR [options]\n$0 --print-fingerprint [--key FILE]\n\nReceive files from stx-send over an authenticated, encrypted connection.',
+    )
+    .option('listen', { type: 'string', describe: '[HOST:]PORT to listen on (port 0 picks a free one; no HOST: all interfaces, 0.0.0.0) [required]' })
+    .option('out', { type: 'string', describe: 'directory that receives the files; only its last component is created [required]' })
+    .option('key', { type: 'string', describe: 'server RSA key (PEM, mode 0600); generated if missing [default: $STX_HOME/server_key.pem]' })
+    .option('authorized-keys', { type: 'string', describe: 'only clients whose Ed25519 key is listed here may upload; SIGHUP re-reads it' })
     .option('append-only', { type: 'boolean', default: false, describe: 'refuse to replace any existing file' })
     .option('max-connections', { type: 'number', default: DEFAULT_MAX_CONNECTIONS, describe: 'connections served at once' })
     .option('max-file-size', { type: 'string', describe: 'refuse uploads larger than this (e.g. 10G)' })
     .option('partial-ttl', { type: 'string', default: '24h', describe: 'remove partial uploads not resumed within this time' })
     .option('handshake-timeout', { type: 'string', default: `${HANDSHAKE_TIMEOUT_MS / 1000}s`, describe: 'close clients that do not finish the handshake in time' })
     .option('idle-timeout', { type: 'string', default: `${IDLE_TIMEOUT_MS / 1000}s`, describe: 'close clients that send nothing for this long' })
-    .option('log-level', { choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' })
+    .option('log-level', { choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, default: 'info' as const })
+    .option('log-format', { choices: LOG_FORMATS, describe: 'log lines on stdout [default: pretty on a terminal, else json]' })
+    .option('print-fingerprint', { type: 'boolean', default: false, describe: "print the server key's fingerprint and exit (generates nothing)" })
     .strict()
     .exitProcess(false)
     // yargs passes no error for its own validation failures, whatever its types say.
@@ -34,21 +44,42 @@ async function main(): Promise<number> {
       throw err ?? new UsageError(msg);
     })
     .help()
-    .version(false)
+    .alias('help', 'h')
+    .version(packageVersion())
+    .alias('version', 'V')
     .parseAsync();
-  if (argv.help === true) return 0;
+  if (argv.help === true || argv.version === true) return 0;
 
-  const { host, port } = parseListen(argv.listen);
+  const keyFile = path.resolve(argv.key ?? path.join(stxHome(), 'server_key.pem'));
+  if (argv['print-fingerprint']) return printFingerprint(keyFile);
+
+  if (argv.listen === undefined) throw new UsageError('Missing required argument: --listen [HOST:]PORT');
+  if (argv.out === undefined) throw new UsageError('Missing required argument: --out DIR');
+  const { host, port } = usage(() => parseListen(argv.listen ?? ''));
   const maxConnections = argv['max-connections'];
   if (!Number.isInteger(maxConnections) || maxConnections < 1) throw new UsageError('--max-connections must be a positive integer');
-  const log = pino({ level: argv['log-level'], base: { svc: 'stx-recv' } }, pino.destination({ fd: 1, sync: true }));
+  const maxFileSize = argv['max-file-size'];
+  const maxFileBytes = maxFileSize === undefined ? undefined : usage(() => parseSize(maxFileSize));
+  const partialTtlMs = argv['partial-ttl'] === '24h' ? DEFAULT_PARTIAL_TTL_MS : usage(() => parseDuration(argv['partial-ttl']));
+  const handshakeTimeoutMs = usage(() => parseDuration(argv['handshake-timeout']));
+  const idleTimeoutMs = usage(() => parseDuration(argv['idle-timeout']));
+  const stdoutIsTty = process.stdout.isTTY;
+  const log = createLog(argv['log-level'], chooseLogFormat(argv['log-format'], stdoutIsTty), stdoutIsTty);
+  // SIGHUP's default action ends the process: take it over at once (systemd may reload a unit
+  // as soon as it started).
+  const authFile = argv['authorized-keys'];
+  const reloader = new AuthorizedKeysReloader(authFile, log);
+  process.on('SIGHUP', () => reloader.request());
 
-  await mkdir(argv.out, { recursive: true, mode: 0o755 });
+  // Before anything is created: a key others may read, or a typo'd --out, fails here.
+  await checkServerKeyFile(keyFile);
+  await prepareOutDir(argv.out);
   const outDir = await realpath(argv.out);
-  const keyFile = argv.key ?? path.join(stxHome(), 'server_key.pem');
+  const lock = await acquireInstanceLock(outDir);
+  process.on('exit', () => lock.release());
+
   const { key, created } = await loadOrCreateServerKey(keyFile);
   if (created) process.stderr.write(`stx-recv: generated a new server key in ${keyFile}\n`);
-  const authFile = argv['authorized-keys'];
   const authorizedKeys = authFile === undefined ? null : parseAuthorizedKeys(await readFile(authFile, 'utf8'), authFile);
 
   const server = await startServer({
@@ -59,10 +90,10 @@ async function main(): Promise<number> {
     authorizedKeys,
     appendOnly: argv['append-only'],
     maxConnections,
-    ...(argv['max-file-size'] === undefined ? {} : { maxFileBytes: parseSize(argv['max-file-size']) }),
-    partialTtlMs: argv['partial-ttl'] === '24h' ? DEFAULT_PARTIAL_TTL_MS : parseDuration(argv['partial-ttl']),
-    handshakeTimeoutMs: parseDuration(argv['handshake-timeout']),
-    idleTimeoutMs: parseDuration(argv['idle-timeout']),
+    ...(maxFileBytes === undefined ? {} : { maxFileBytes }),
+    partialTtlMs,
+    handshakeTimeoutMs,
+    idleTimeoutMs,
     log,
   });
   const fp = fingerprint(serverKeySpki(key));
@@ -82,21 +113,43 @@ async function main(): Promise<number> {
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
   });
+  reloader.attach(server);
   const shown = server.address.host.includes(':') ? `[${server.address.host}]` : server.address.host;
   process.stderr.write(`stx-recv: listening on ${shown}:${server.address.port}\n`);
   process.stderr.write(`stx-recv: fingerprint ${fp}\n`);
   process.stderr.write(`stx-recv: writing into ${outDir}${authorizedKeys === null ? ' (anonymous clients allowed)' : ` (${authorizedKeys.size} authorized keys)`}\n`);
+  if (authorizedKeys === null && (server.address.host === '0.0.0.0' || server.address.host === '::')) {
+    process.stderr.write('stx-recv: warning: listening on all interfaces without --authorized-keys: anyone who can reach this port may upload\n');
+  }
   log.info({ event: 'listening', host: server.address.host, port: server.address.port, fingerprint: fp, out: outDir }, 'listening');
   return stopped;
 }
 
+async function printFingerprint(keyFile: string): Promise<number> {
+  const { exists } = await checkServerKeyFile(keyFile);
+  if (!exists) {
+    throw new StartupError('KEY_MISSING', `no server key at ${keyFile} (--print-fingerprint generates nothing); give --key FILE, or start stx-recv once to create it`);
+  }
+  process.stdout.write(`${fingerprint(serverKeySpki(await loadServerKey(keyFile)))}\n`);
+  return 0;
+}
+
 class UsageError extends Error {}
+
+/** Runs a parser of a command-line value; its complaint is a usage error (exit 2). */
+function usage<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+}
 
 main().then(
   (code) => process.exit(code),
   (err: unknown) => {
-    const usage = err instanceof UsageError;
-    process.stderr.write(`stx-recv: ${err instanceof Error ? err.message : String(err)}\n${usage ? "Run 'stx-recv --help' for the options.\n" : ''}`);
-    process.exit(usage ? 2 : 1);
+    const isUsage = err instanceof UsageError;
+    process.stderr.write(`stx-recv: ${err instanceof Error ? err.message : String(err)}\n${isUsage ? "Run 'stx-recv --help' for the options.\n" : ''}`);
+    process.exit(isUsage ? 2 : 1);
   },
 );

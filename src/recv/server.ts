@@ -28,6 +28,8 @@ export const SHUTDOWN_GRACE_MS = 8000;
 export interface RunningServer {
   readonly address: { host: string; port: number };
   readonly connections: number;
+  /** Clients that connect from now on are checked against `keys`; established ones keep the set they met. */
+  setAuthorizedKeys(keys: ReadonlySet<string> | null): void;
   /** Stops accepting, GOAWAYs every client after making its data durable, resolves when all are closed. */
   shutdown(): Promise<void>;
 }
@@ -37,9 +39,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   await store.init();
   const sessions = new Set<Session>();
   let nextId = 1;
+  let authorizedKeys = opts.authorizedKeys;
   const ctx = {
     serverKey: opts.serverKey,
-    authorizedKeys: opts.authorizedKeys,
     store,
     appendOnly: opts.appendOnly,
     maxFileBytes: opts.maxFileBytes,
@@ -53,7 +55,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       Session.refuse(socket, 'TOO_MANY_CONNECTIONS', `server is at its limit of ${opts.maxConnections} connections; retry later`);
       return;
     }
-    const session = new Session(socket, ctx, nextId++, (s) => sessions.delete(s));
+    const session = new Session(socket, { ...ctx, authorizedKeys }, nextId++, (s) => sessions.delete(s));
     if (!session.closed) sessions.add(session);
   });
   server.on('error', (err) => opts.log.error({ err }, 'server error'));
@@ -85,6 +87,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     address: { host: addr.address, port: addr.port },
     get connections() {
       return sessions.size;
+    },
+    setAuthorizedKeys(keys) {
+      authorizedKeys = keys;
     },
     shutdown() {
       stopping ??= (async () => {

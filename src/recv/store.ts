@@ -142,9 +142,9 @@ export class Store {
   /** Creates the layout (reserved directories 0700) and removes stray .tmp records. */
   async init(): Promise<void> {
     try {
-      await mkdir(this.outDir, { recursive: true, mode: NAME_DIR_MODE });
+      await mkdir(this.outDir, { mode: NAME_DIR_MODE });
     } catch (err) {
-      throw toStxError(err, 'creating', 'the output directory');
+      if (errnoOf(err) !== 'EEXIST') throw toStxError(err, 'creating', 'the output directory');
     }
     await this.#ensurePrivateDir(path.join(this.outDir, RESERVED_DIR_NAME), RESERVED_DIR_NAME);
     await this.#ensurePrivateDir(this.#partialsDir, `${RESERVED_DIR_NAME}/partials`);

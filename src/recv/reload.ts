@@ -1,0 +1,47 @@
+// SIGHUP re-reads --authorized-keys (README "stx-recv"): new connections use the new set, open
+// ones keep theirs; a file that does not parse changes nothing and is logged with its line.
+// Requests are served one at a time, in order; one that arrives before the server exists (the
+// handler goes in first, since SIGHUP's default action ends the process) waits for it.
+import { readFile } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { parseAuthorizedKeys } from '../crypto/index.js';
+import type { RunningServer } from './server.js';
+
+export class AuthorizedKeysReloader {
+  #server: RunningServer | undefined;
+  #pending = false;
+  #chain = Promise.resolve();
+
+  constructor(
+    private readonly file: string | undefined,
+    private readonly log: Logger,
+  ) {}
+
+  /** The server whose set a reload replaces; a request that came earlier runs now. */
+  attach(server: RunningServer): void {
+    this.#server = server;
+    if (this.#pending) this.request();
+  }
+
+  /** Re-reads the file (after any reload still running). */
+  request(): void {
+    const server = this.#server;
+    this.#pending = server === undefined;
+    if (server !== undefined) this.#chain = this.#chain.then(() => this.#reload(server));
+  }
+
+  async #reload(server: RunningServer): Promise<void> {
+    if (this.file === undefined) {
+      this.log.warn({ event: 'reload', authorized_keys: null }, 'SIGHUP: no --authorized-keys file to re-read; anonymous clients stay allowed');
+      return;
+    }
+    try {
+      const keys = parseAuthorizedKeys(await readFile(this.file, 'utf8'), this.file);
+      server.setAuthorizedKeys(keys);
+      this.log.info({ event: 'reload', file: this.file, authorized_keys: keys.size }, `re-read ${this.file}: ${keys.size} authorized keys for new connections`);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      this.log.error({ event: 'reload_failed', file: this.file, error: message }, `SIGHUP: ${message}; keeping the previous authorized keys`);
+    }
+  }
+}
