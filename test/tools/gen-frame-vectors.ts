@@ -144,6 +144,16 @@ const states: Sequence[] = [
   { name: 'client: SERVER_FINISHED before SERVER_HELLO', machine: 'client', steps: [['send', 'CLIENT_HELLO'], ['recv', 'SERVER_FINISHED']], error: 'UNEXPECTED_FRAME' },
   { name: 'client: GOAWAY in the handshake', machine: 'client', steps: [['send', 'CLIENT_HELLO'], ['recv', 'GOAWAY']], error: 'UNEXPECTED_FRAME' },
   { name: 'client: GOAWAY while sending', machine: 'client', steps: [...clientHappy.slice(0, 8), ['recv', 'GOAWAY']], final: 'Closed' },
+  { name: 'server: SERVER_FINISHED only right after CLIENT_FINISHED', machine: 'server', steps: [...serverHappy.slice(0, 5), ['send', 'SERVER_FINISHED']], error: 'UNEXPECTED_FRAME' },
+  { name: 'server: SERVER_FINISHED after DONE', machine: 'server', steps: [...serverHappy, ['send', 'SERVER_FINISHED']], error: 'UNEXPECTED_FRAME' },
+  { name: 'server: nothing is read between CLIENT_FINISHED and SERVER_FINISHED', machine: 'server', steps: [...serverHappy.slice(0, 4), ['recv', 'PING']], error: 'UNEXPECTED_FRAME' },
+  { name: 'server: PING in AwaitClientFinished', machine: 'server', steps: [...serverHappy.slice(0, 3), ['recv', 'PING']], error: 'UNEXPECTED_FRAME' },
+  { name: 'server: sends PING in Ready', machine: 'server', steps: [...serverHappy.slice(0, 5), ['send', 'PING'], ['recv', 'PONG']], final: 'Ready' },
+  { name: 'server: sends no PING before SERVER_FINISHED', machine: 'server', steps: [...serverHappy.slice(0, 3), ['send', 'PING']], error: 'UNEXPECTED_FRAME' },
+  { name: 'client: GOAWAY instead of SERVER_FINISHED (shutdown mid-handshake)', machine: 'client', steps: [...clientHappy.slice(0, 4), ['recv', 'GOAWAY']], final: 'Closed' },
+  { name: 'client: PING before SERVER_FINISHED', machine: 'client', steps: [...clientHappy.slice(0, 4), ['recv', 'PING']], error: 'UNEXPECTED_FRAME' },
+  { name: 'client: sends no PING before SERVER_FINISHED', machine: 'client', steps: [...clientHappy.slice(0, 4), ['send', 'PING']], error: 'UNEXPECTED_FRAME' },
+  { name: 'client: sends PING in Ready', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'PING'], ['recv', 'PONG']], final: 'Ready' },
   { name: 'client: OPEN before SERVER_FINISHED', machine: 'client', steps: [['send', 'CLIENT_HELLO'], ['recv', 'SERVER_HELLO'], ['send', 'KEY_EXCHANGE'], ['send', 'CLIENT_FINISHED'], ['send', 'OPEN']], error: 'UNEXPECTED_FRAME' },
 ];
 
