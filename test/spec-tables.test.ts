@@ -68,6 +68,7 @@ it('limits in the spec equal src/proto/limits.ts', () => {
   assert.equal(byName.get('MAX_DATA_CHUNK'), limits.MAX_DATA_CHUNK_BYTES);
   assert.equal(byName.get('MAX_CONTROL_PAYLOAD'), limits.MAX_CONTROL_PAYLOAD_BYTES);
   assert.equal(byName.get('MAX_RECORD_LENGTH'), limits.MAX_RECORD_LENGTH_BYTES);
+  assert.equal(byName.get('MAX_CONTROL_RECORD_LENGTH'), limits.MAX_CONTROL_RECORD_LENGTH_BYTES);
   assert.equal(byName.get('MIN_RECORD_LENGTH'), limits.MIN_RECORD_LENGTH_BYTES);
 });
 

@@ -414,6 +414,19 @@ describe('stx-send against evil servers', () => {
       check: (s) => assert.equal(s.received.length, 3, 'one connection per attempt: 1 + --retries 2'),
     },
     {
+      // §2, §8: a client never receives DATA, so a record longer than MAX_CONTROL_RECORD_LENGTH is
+      // refused as soon as its length arrives, not waited for.
+      name: 'a 16402-byte record announced after the handshake',
+      exit: 3,
+      code: 'FRAME_TOO_LARGE',
+      script: async (p, hs) => {
+        if (!(await hs())) return;
+        await p.expectFrame('OPEN');
+        await p.write(lengthPrefix(16_402));
+        await p.waitClosed(10_000);
+      },
+    },
+    {
       name: 'a record that fails to open after the handshake, on every connection',
       exit: 3,
       code: 'TIMEOUT',
