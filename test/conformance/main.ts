@@ -1,9 +1,12 @@
 // npm run conformance -- --host H --port P [--fingerprint SHA256:…] [--timeouts] [--only §9]
 // Runs the spec's vectors and state-table cases against a running stx/1 server (spec §14) and
 // prints a pass/fail table by section; exits 0 only if every case passed.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { SPEC_DIR } from '../support/paths.js';
 import { conformanceCases } from './cases.js';
-import { report, runConformance } from './runner.js';
+import { report, runConformance, sectionTitles } from './runner.js';
 
 const USAGE = 'usage: conformance --host H --port P [--fingerprint SHA256:…] [--timeouts] [--only §N] [--wait-ms N]';
 
@@ -38,7 +41,7 @@ async function main(): Promise<number> {
       if (values.verbose || !r.pass) console.error(`${r.pass ? 'pass' : 'FAIL'} ${r.section} ${r.name} (${r.ms} ms)${r.pass ? '' : `: got ${r.got}`}`);
     },
   });
-  console.log(report(results));
+  console.log(report(results, sectionTitles(readFileSync(path.join(SPEC_DIR, 'PROTOCOL.md'), 'utf8'))));
   console.log(`\n${results.length} cases against ${values.host}:${port} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   return results.every((r) => r.pass) && results.length > 0 ? 0 : 1;
 }

@@ -72,25 +72,34 @@ function compareSections(a: string, b: string): number {
   return 0;
 }
 
+/** Section titles ("§2.1" → "Control payloads") from the spec's headings. */
+export function sectionTitles(specText: string): Map<string, string> {
+  const titles = new Map<string, string>();
+  for (const m of specText.matchAll(/^#{2,3} (\d+(?:\.\d+)?)\.? (.+)$/gm)) {
+    if (m[1] !== undefined && m[2] !== undefined) titles.set(`§${m[1]}`, m[2]);
+  }
+  return titles;
+}
+
 /** The h2spec-style report: failures in full, then one row per section, then the totals. */
-export function report(results: readonly CaseResult[]): string {
+export function report(results: readonly CaseResult[], titles: ReadonlyMap<string, string> = new Map()): string {
   const lines: string[] = [];
   const sections = [...new Set(results.map((r) => r.section))].sort(compareSections);
   for (const section of sections) {
     const rs = results.filter((r) => r.section === section);
-    lines.push(section);
+    lines.push(`${section} ${titles.get(section) ?? ''}`.trimEnd());
     for (const r of rs) {
       lines.push(`  ${r.pass ? 'PASS' : 'FAIL'}  ${r.name}`);
       if (!r.pass) lines.push(`        expected ${r.expect.join(' | ')}`, `        got      ${r.got}`);
     }
   }
-  lines.push('', '| section | cases | passed | failed |', '|---|---|---|---|');
+  lines.push('', '| section | title | cases | passed | failed |', '|---|---|---|---|---|');
   for (const section of sections) {
     const rs = results.filter((r) => r.section === section);
     const passed = rs.filter((r) => r.pass).length;
-    lines.push(`| ${section} | ${rs.length} | ${passed} | ${rs.length - passed} |`);
+    lines.push(`| ${section} | ${titles.get(section) ?? ''} | ${rs.length} | ${passed} | ${rs.length - passed} |`);
   }
   const passed = results.filter((r) => r.pass).length;
-  lines.push(`| all | ${results.length} | ${passed} | ${results.length - passed} |`);
+  lines.push(`| all | | ${results.length} | ${passed} | ${results.length - passed} |`);
   return lines.join('\n');
 }
