@@ -1,42 +1,17 @@
 // Interruptions against the real binaries (issue 3, tests 2, 3, 4): cut connections, a killed
 // daemon, a stopped daemon. The file must arrive whole, and resume must not resend much.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { ACK_INTERVAL_BYTES, MAX_QUEUED_BYTES_PER_CONNECTION } from '../src/recv/config.js';
 import { makeFile, readJsonLine, runSend, sha256File, spawnSend, startDaemon, tempDir } from './support/procs.js';
+import { durableOnDisk, waitFor } from './support/partials.js';
 import { startProxy } from './support/proxy.js';
 
 const MiB = 1024 * 1024;
 /** Bytes a client may have to send again after a cut: the ACK interval plus the server's queue. */
 const WINDOW = ACK_INTERVAL_BYTES + MAX_QUEUED_BYTES_PER_CONNECTION;
-
-/** Highest durable offset recorded for any partial upload under `out`. */
-function durableOnDisk(out: string): number {
-  const dir = path.join(out, '.stx', 'partials');
-  if (!existsSync(dir)) return 0;
-  let best = 0;
-  for (const f of readdirSync(dir)) {
-    if (!f.endsWith('.json')) continue;
-    try {
-      const v: unknown = JSON.parse(readFileSync(path.join(dir, f), 'utf8'));
-      const d: unknown = typeof v === 'object' && v !== null ? Reflect.get(v, 'durable') : undefined;
-      if (typeof d === 'number') best = Math.max(best, d);
-    } catch {
-      // A record being replaced: read it on the next poll.
-    }
-  }
-  return best;
-}
-
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('resume after interruptions', () => {
   it('five cuts at random points: the client resumes by itself and resends little', async () => {

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { readFile, writeFile, symlink, mkdir, stat } from 'node:fs/promises';
+import { open, readFile, writeFile, symlink, mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { KEYGEN_CLI, makeFile, readJsonLine, runSend, sha256File, startDaemon, tempDir, type Daemon } from './support/procs.js';
@@ -210,6 +210,41 @@ describe('server identity and client authentication', () => {
         assert.equal(r.code, 6, r.stderr);
         assert.match(r.stderr, /EXISTS/);
         assert.equal(await sha256File(path.join(out, 'keep.bin')), shaA);
+      } finally {
+        await d.stop();
+      }
+    } finally {
+      await tmp.cleanup();
+    }
+  });
+  it('--append-only: re-running the same backup succeeds without writing; same size, other bytes is EXISTS', async () => {
+    const tmp = await tempDir();
+    try {
+      const out = path.join(tmp.dir, 'out');
+      const d = await startDaemon(out, path.join(tmp.dir, 'k.pem'), ['--append-only']);
+      try {
+        const home = { STX_HOME: path.join(tmp.dir, 'home') };
+        const a = path.join(tmp.dir, 'backup.tar');
+        const sha = await makeFile(a, 3 * 1024 * 1024 + 7, 32);
+        const args = ['127.0.0.1', String(d.port), a, '--json', '--quiet'];
+        assert.equal((await runSend(args, home)).code, 0);
+        const stored = await stat(path.join(out, 'backup.tar'));
+        const again = await runSend(args, home);
+        assert.equal(again.code, 0, again.stderr);
+        assert.equal(readJsonLine(again.stdout)['sha256'], sha);
+        const after = await stat(path.join(out, 'backup.tar'));
+        assert.equal(after.ino, stored.ino, 'the stored file was not replaced');
+        assert.equal(after.mtimeMs, stored.mtimeMs);
+        // Same size, one byte different: refused, stored copy intact.
+        const fh = await open(a, 'r+');
+        await fh.write(Buffer.from([0x55]), 0, 1, 1000);
+        await fh.close();
+        const other = await runSend(args, home);
+        assert.equal(other.code, 6, other.stderr);
+        assert.match(other.stderr, /EXISTS/);
+        assert.equal(await sha256File(path.join(out, 'backup.tar')), sha);
+        const done = d.stdout().split('\n').filter((l) => l.includes('"outcome":"unchanged"'));
+        assert.equal(done.length, 1, 'the daemon logged the no-op as such');
       } finally {
         await d.stop();
       }

@@ -13,7 +13,8 @@ import { after, before, describe, it } from 'node:test';
 import { StxError, type ErrorCode } from '../src/proto/errors.js';
 import { BodyPool } from '../src/recv/body-pool.js';
 import { MAX_HASH_BACKLOG_BYTES } from '../src/recv/config.js';
-import { Hasher } from '../src/recv/store/hasher.js';
+import { Hasher, type RunningHash } from '../src/recv/store/hasher.js';
+import { ParkedHashes } from '../src/recv/store/file-hash.js';
 
 const MiB = 1024 * 1024;
 /** A child that has not exited by then was kept alive. */
@@ -21,6 +22,11 @@ const CHILD_TIMEOUT_MS = 15_000;
 
 function hasCode(code: ErrorCode): (err: unknown) => boolean {
   return (err: unknown) => err instanceof StxError && err.code === code;
+}
+
+/** A hash of the first `length` bytes of `fh`, under a key nothing else parks. */
+async function start(hasher: Hasher, fh: FileHandle, length: number): Promise<RunningHash> {
+  return (await hasher.open(fh, length, 'part', { key: `unparked-${Math.random()}` })).hash;
 }
 
 /** Runs `fn` with a fresh Hasher, whose thread is stopped afterwards whatever happens. */
@@ -52,7 +58,7 @@ describe('Hasher (SHA-256 on a worker thread)', () => {
     withHasher(async (hasher) => {
       const pool = new BodyPool();
       const tail = randomBytes(5 * MiB + 7);
-      const hash = await hasher.open(fh, prefix.length, 'part');
+      const hash = await start(hasher, fh, prefix.length);
       const released: number[] = [];
       let taken = 0;
       for (let at = 0, i = 0; at < tail.length; i++) {
@@ -78,7 +84,7 @@ describe('Hasher (SHA-256 on a worker thread)', () => {
 
   it('reports a backlog past MAX_HASH_BACKLOG_BYTES and drains it', () =>
     withHasher(async (hasher) => {
-      const hash = await hasher.open(fh, 0, 'part');
+      const hash = await start(hasher, fh, 0);
       const chunk = randomBytes(MiB);
       const chunks = Math.ceil(MAX_HASH_BACKLOG_BYTES / MiB) + 2;
       const expected = createHash('sha256');
@@ -94,23 +100,109 @@ describe('Hasher (SHA-256 on a worker thread)', () => {
 
   it('a prefix longer than the file is IO_ERROR', () =>
     withHasher(async (hasher) => {
-      await assert.rejects(hasher.open(fh, prefix.length + 1, 'part'), hasCode('IO_ERROR'));
+      await assert.rejects(start(hasher, fh, prefix.length + 1), hasCode('IO_ERROR'));
       // The thread still serves the next upload.
-      const hash = await hasher.open(fh, 10, 'part');
+      const hash = await start(hasher, fh, 10);
       assert.deepEqual(await hash.digest(), createHash('sha256').update(prefix.subarray(0, 10)).digest());
     }));
 
   it('a stopped thread fails the digest with INTERNAL and releases every buffer; the next open starts a new one', () =>
     withHasher(async (hasher) => {
-      const hash = await hasher.open(fh, 0, 'part');
+      const hash = await start(hasher, fh, 0);
       let released = 0;
       const pool = new BodyPool();
       for (let i = 0; i < 4; i++) hash.update(pool.take(MiB), () => released++);
       await hasher.stop();
       assert.equal(released, 4);
       await assert.rejects(hash.digest(), hasCode('INTERNAL'));
-      const again = await hasher.open(fh, 5, 'part');
+      const again = await start(hasher, fh, 5);
       assert.deepEqual(await again.digest(), createHash('sha256').update(prefix.subarray(0, 5)).digest());
+    }));
+
+  it('a parked hash is taken back on the next open: nothing re-read, same digest (§9.7)', () =>
+    withHasher(async (hasher) => {
+      const first = await hasher.open(fh, 0, 'part', { key: 'u1' });
+      assert.equal(first.reread, 0);
+      first.hash.update(prefix.subarray(0, MiB));
+      first.hash.park('u1', MiB);
+      const resumed = await hasher.open(fh, MiB, 'part', { key: 'u1' });
+      assert.equal(resumed.reread, 0, 'the parked state covered the whole durable prefix');
+      resumed.hash.update(prefix.subarray(MiB));
+      assert.deepEqual(await resumed.hash.digest(), createHash('sha256').update(prefix).digest());
+      // Taken once: a second open of the same key reads the file again.
+      const again = await hasher.open(fh, MiB, 'part', { key: 'u1' });
+      assert.equal(again.reread, MiB);
+      again.hash.close();
+    }));
+
+  it('a parked hash short of the durable prefix is extended by reading only the rest; a longer one or a wrong length is not used', () =>
+    withHasher(async (hasher) => {
+      const a = await hasher.open(fh, 0, 'part', { key: 'u2' });
+      a.hash.update(prefix.subarray(0, 1000));
+      a.hash.park('u2', 1000);
+      const extended = await hasher.open(fh, 5000, 'part', { key: 'u2' });
+      assert.equal(extended.reread, 4000);
+      assert.deepEqual(await extended.hash.digest(), createHash('sha256').update(prefix.subarray(0, 5000)).digest());
+      const b = await hasher.open(fh, 0, 'part', { key: 'u3' });
+      b.hash.update(prefix.subarray(0, 2000));
+      b.hash.park('u3', 2000);
+      const shorter = await hasher.open(fh, 1500, 'part', { key: 'u3' });
+      assert.equal(shorter.reread, 1500, 'a parked state past the durable prefix is dropped');
+      shorter.hash.close();
+      const c = await hasher.open(fh, 0, 'part', { key: 'u4' });
+      c.hash.update(prefix.subarray(0, 2000));
+      c.hash.park('u4', 1999); // not what it holds: never parked
+      const fresh = await hasher.open(fh, 1999, 'part', { key: 'u4' });
+      assert.equal(fresh.reread, 1999);
+      fresh.hash.close();
+      // drop() forgets a parked state.
+      const d = await hasher.open(fh, 0, 'part', { key: 'u5' });
+      d.hash.update(prefix.subarray(0, 10));
+      d.hash.park('u5', 10);
+      hasher.drop('u5');
+      const dropped = await hasher.open(fh, 10, 'part', { key: 'u5' });
+      assert.equal(dropped.reread, 10);
+      dropped.hash.close();
+    }));
+
+  it('parked hashes are bounded: past the maximum the least recently parked goes first', () => {
+    const parked = new ParkedHashes(2);
+    const state = (n: number): { hash: ReturnType<typeof createHash>; length: number } => ({ hash: createHash('sha256').update(Buffer.alloc(n)), length: n });
+    parked.park('a', state(1));
+    parked.park('b', state(2));
+    parked.park('a', state(3)); // parked again: now the most recent
+    parked.park('c', state(4));
+    assert.equal(parked.size, 2);
+    assert.equal(parked.take('b', 100).length, 0, 'b was the least recently parked');
+    assert.equal(parked.take('a', 100).length, 3);
+    assert.equal(parked.take('c', 3).length, 0, 'longer than the durable prefix: not used');
+    assert.equal(parked.size, 0, 'take() always unparks');
+  });
+
+  it('a re-read reports progress, and a cancelled one keeps what it read for the next open', () =>
+    withHasher(async (hasher) => {
+      const big = path.join(dir, 'big');
+      const bytes = Buffer.alloc(40 * MiB, 7);
+      await writeFile(big, bytes);
+      const bigFh = await open(big, 'r');
+      try {
+        const seen: number[] = [];
+        const whole = await hasher.open(bigFh, bytes.length, 'big', { key: 'b1', onProgress: (done) => seen.push(done) });
+        assert.equal(whole.reread, bytes.length);
+        assert.ok(seen.length >= 2, `progress ${seen.join(',')}`);
+        assert.deepEqual(seen, [...seen].sort((x, y) => x - y));
+        assert.equal(seen.at(-1), bytes.length);
+        whole.hash.close();
+        const abort = new AbortController();
+        const cancelled = hasher.open(bigFh, bytes.length, 'big', { key: 'b2', signal: abort.signal });
+        abort.abort();
+        await assert.rejects(cancelled, hasCode('INTERNAL'));
+        const next = await hasher.open(bigFh, bytes.length, 'big', { key: 'b2' });
+        assert.ok(next.reread < bytes.length, `re-read ${next.reread} of ${bytes.length}`);
+        assert.deepEqual(await next.hash.digest(), createHash('sha256').update(bytes).digest());
+      } finally {
+        await bigFh.close();
+      }
     }));
 
   it('a thread started ahead of the first upload (prepare) does not keep an idle process alive', () => {
@@ -123,7 +215,7 @@ describe('Hasher (SHA-256 on a worker thread)', () => {
       const hasher = new Hasher();
       await hasher.prepare();
       const fh = await open(devNull, 'r');
-      const hash = await hasher.open(fh, 0, 'part');
+      const { hash } = await hasher.open(fh, 0, 'part', { key: 'k' });
       hash.update(Buffer.from('abc'));
       process.stdout.write((await hash.digest()).toString('hex'));
       await fh.close();

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { StxError, type ErrorCode } from '../src/proto/errors.js';
-import { Store, type OpenRequest, type Upload } from '../src/recv/store.js';
+import { Store, type OpenRequest, type OpenUpload as Upload } from '../src/recv/store.js';
 import { encodeRecord, parseRecord, RECORD_VERSION, uploadId } from '../src/recv/store/record.js';
 
 const KiB = 1024;
@@ -146,12 +146,59 @@ describe('Store: resume', () => {
     const first = await store.open(request('same', data), REPLACE);
     await send(first, data, 0, 50 * KiB);
     assert.equal(await first.release(), 50 * KiB);
+    const someoneElse = await store.open(request('same', data, { principal: 'SHA256:someone-else' }), REPLACE);
+    assert.equal(someoneElse.offset, 0);
+    await someoneElse.release();
+    const mine = await store.open(request('same', data), REPLACE);
+    assert.equal(mine.offset, 50 * KiB, "another client's upload of the same name leaves this partial alone");
+    await mine.release();
     const other = await store.open(request('same', data, { mtime: 5 }), REPLACE);
     assert.equal(other.offset, 0);
     await other.release();
-    const again = await store.open(request('same', data), REPLACE);
-    assert.equal(again.offset, 50 * KiB);
-    await again.release();
+  });
+
+  it('a new version of the same file (touched: other mtime or size) removes the old partial at once', async () => {
+    const store = await freshStore();
+    const data = randomBytes(100 * KiB);
+    const first = await store.open(request('touched', data), REPLACE);
+    await send(first, data, 0, 50 * KiB);
+    await first.release();
+    const before = await readdir(partials);
+    const touched = await store.open(request('touched', data, { mtime: 5 }), REPLACE);
+    await send(touched, data, 0, 10 * KiB);
+    await touched.release();
+    const after = await readdir(partials);
+    assert.equal(after.length, 2, `one .part and one .json: ${after.join(' ')}`);
+    assert.equal(after.filter((f) => before.includes(f)).length, 0, 'the old version is gone');
+    const old = await store.open(request('touched', data), REPLACE);
+    assert.equal(old.offset, 0);
+    await old.release();
+  });
+
+  it('at start, of two partials of one client and name only the newest is kept', async () => {
+    const data = randomBytes(20 * KiB);
+    {
+      const store = await freshStore();
+      const a = await store.open(request('twice', data), REPLACE);
+      await send(a, data, 0, 8 * KiB);
+      await a.release();
+    }
+    // An older daemon kept both versions; make a second record by hand, older than the first.
+    const [json] = (await readdir(partials)).filter((f) => f.endsWith('.json'));
+    assert.ok(json !== undefined);
+    const record: unknown = JSON.parse(await readFile(path.join(partials, json), 'utf8'));
+    assert.ok(typeof record === 'object' && record !== null);
+    const older = { ...record, mtime: 7, updated: 1 };
+    const olderId = uploadId({ principal: String(Reflect.get(record, 'principal')), name: 'twice', size: data.length, mtime: 7 });
+    await writeFile(path.join(partials, `${olderId}.json`), JSON.stringify(older));
+    await writeFile(path.join(partials, `${olderId}.part`), data.subarray(0, 8 * KiB));
+    const store = await freshStore();
+    const left = await readdir(partials);
+    assert.deepEqual(left.filter((f) => f.startsWith(olderId)), [], left.join(' '));
+    assert.equal(left.length, 2);
+    const resumed = await store.open(request('twice', data), REPLACE);
+    assert.equal(resumed.offset, 8 * KiB);
+    await resumed.release();
   });
 
   it('resumes after a crash: bytes past the record are cut, the final hash is right', async () => {
@@ -252,6 +299,36 @@ describe('Store: verification and policy', () => {
     await writeFile(path.join(out, 'late.txt'), squatter);
     await assert.rejects(upload.finish(sha256(data)), hasCode('EXISTS'));
     assert.deepEqual(await readFile(path.join(out, 'late.txt')), squatter);
+    assert.deepEqual(await readdir(partials), []);
+  });
+
+  it('append-only: a re-send of the same content is a no-op DONE; same size, other content is EXISTS (§9.5)', async () => {
+    const store = await freshStore();
+    const data = randomBytes(40 * MiB + 5);
+    await writeFile(path.join(out, 'backup.tar'), data);
+    const before = await stat(path.join(out, 'backup.tar'));
+    const same = await store.open(request('backup.tar', data, { mtime: 42, mode: 0o600 }), APPEND_ONLY);
+    assert.equal(same.offset, data.length, 'OPEN_OK says it is all there');
+    assert.throws(() => same.write(0, data.subarray(0, 1)), hasCode('BAD_OFFSET'));
+    const progress: number[] = [];
+    const result = await same.finish(sha256(data), (done, total) => {
+      assert.equal(total, data.length);
+      progress.push(done);
+    });
+    assert.equal(result.unchanged, true);
+    assert.deepEqual(result.sha256, sha256(data));
+    assert.ok(progress.length >= 2 && progress.at(-1) === data.length, `progress ${progress.join(',')}`);
+    const after = await stat(path.join(out, 'backup.tar'));
+    assert.equal(after.mtimeMs, before.mtimeMs, 'mtime untouched');
+    assert.equal(after.mode, before.mode, 'mode untouched');
+    assert.equal(after.ino, before.ino, 'the same file, not a copy');
+    assert.equal(store.openUploads, 0);
+    const other = Buffer.from(data);
+    other.writeUInt8((other.readUInt8(12345) ^ 1) & 0xff, 12345);
+    const check = await store.open(request('backup.tar', other), APPEND_ONLY);
+    await assert.rejects(check.finish(sha256(other)), hasCode('EXISTS'));
+    assert.deepEqual(await readFile(path.join(out, 'backup.tar')), data);
+    assert.equal(store.openUploads, 0);
     assert.deepEqual(await readdir(partials), []);
   });
 

@@ -131,6 +131,8 @@ export function decodeBody(body: Buffer): Frame {
       return { type: name, sha256: f.bin('sha256') };
     case 'DONE':
       return { type: name, size: f.num('size'), sha256: f.bin('sha256') };
+    case 'PROGRESS':
+      return { type: name, done: f.num('done'), total: f.num('total') };
     case 'ERROR':
     case 'GOAWAY':
       return { type: name, code: f.num('code'), message: f.str('message') };

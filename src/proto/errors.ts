@@ -30,6 +30,7 @@ export const ERRORS = {
   TOO_LARGE: { wire: 34, family: 'upload', exit: 6 },
   BAD_OFFSET: { wire: 35, family: 'upload', exit: 3 },
   INTEGRITY_FAILED: { wire: 36, family: 'upload', exit: 7 },
+  SUPERSEDED: { wire: 37, family: 'upload', exit: 6 },
   TIMEOUT: { wire: 50, family: 'resource', exit: 3 },
   TOO_MANY_CONNECTIONS: { wire: 51, family: 'resource', exit: 3 },
   SHUTTING_DOWN: { wire: 52, family: 'resource', exit: 3 },

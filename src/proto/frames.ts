@@ -12,6 +12,7 @@ export const FRAME_TYPES = {
   ACK: 0x13,
   END: 0x14,
   DONE: 0x15,
+  PROGRESS: 0x16,
   ERROR: 0x20,
   PING: 0x21,
   PONG: 0x22,
@@ -76,6 +77,13 @@ export interface Done {
   readonly size: number;
   readonly sha256: Buffer;
 }
+/** The server is reading stored bytes back before it can answer (§9.7): a sign of life. */
+export interface ProgressFrame {
+  readonly type: 'PROGRESS';
+  /** Bytes read back so far, of `total`. */
+  readonly done: number;
+  readonly total: number;
+}
 export interface ErrorFrame {
   readonly type: 'ERROR';
   /** Wire number of the error code (§10); numbers this version does not know are kept. */
@@ -108,6 +116,7 @@ export type Frame =
   | Ack
   | End
   | Done
+  | ProgressFrame
   | ErrorFrame
   | Ping
   | Pong

@@ -42,6 +42,7 @@ export const SCHEMAS = {
   ACK: [field('offset', uint())],
   END: [field('sha256', bin(32))],
   DONE: [field('size', uint()), field('sha256', bin(32))],
+  PROGRESS: [field('done', uint()), field('total', uint())],
   ERROR: [field('code', uint()), field('message', str(0, MAX_MESSAGE_BYTES))],
   PING: [field('seq', uint())],
   PONG: [field('seq', uint())],

@@ -47,9 +47,11 @@ export const SERVER_RECEIVE: readonly Transition<ServerState>[] = [
 export const SERVER_SEND: readonly Transition<ServerState>[] = [
   ['AwaitKeyExchange', 'SERVER_HELLO', 'AwaitKeyExchange'],
   ['Confirming', 'SERVER_FINISHED', 'Ready'],
+  ['Opening', 'PROGRESS', 'Opening'],
   ['Opening', 'OPEN_OK', 'Receiving'],
   ['Receiving', 'ACK', 'Receiving'],
   ['Verifying', 'ACK', 'Verifying'],
+  ['Verifying', 'PROGRESS', 'Verifying'],
   ['Verifying', 'DONE', 'Ready'],
 ];
 
@@ -61,6 +63,7 @@ export const CLIENT_RECEIVE: readonly Transition<ClientState>[] = [
   ['Ready', 'PING', 'Ready'],
   ['Ready', 'PONG', 'Ready'],
   ['Ready', 'GOAWAY', 'Closed'],
+  ['AwaitOpenOk', 'PROGRESS', 'AwaitOpenOk'],
   ['AwaitOpenOk', 'OPEN_OK', 'Sending'],
   ['AwaitOpenOk', 'PING', 'AwaitOpenOk'],
   ['AwaitOpenOk', 'PONG', 'AwaitOpenOk'],
@@ -70,6 +73,7 @@ export const CLIENT_RECEIVE: readonly Transition<ClientState>[] = [
   ['Sending', 'PONG', 'Sending'],
   ['Sending', 'GOAWAY', 'Closed'],
   ['AwaitDone', 'ACK', 'AwaitDone'],
+  ['AwaitDone', 'PROGRESS', 'AwaitDone'],
   ['AwaitDone', 'DONE', 'Ready'],
   ['AwaitDone', 'PING', 'AwaitDone'],
   ['AwaitDone', 'PONG', 'AwaitDone'],

@@ -82,7 +82,22 @@ export const MAX_HASH_BACKLOG_BYTES = 4 * MiB;
 /** Read buffer used once per resume to re-hash the durable prefix of a partial upload. */
 export const HASH_READ_BUFFER_BYTES = 1 * MiB;
 
-/** How long an OPEN of the same upload identity waits for a stale holder to let go (§9.4). */
+/** A re-hash reports its progress (for PROGRESS frames, §9.7) every this many bytes. */
+export const REHASH_PROGRESS_BYTES = 16 * MiB;
+
+/**
+ * Running hashes of interrupted uploads the daemon keeps, so a reconnecting client resumes
+ * without a re-read (§9.7; store/file-hash.ts). A SHA-256 state is well under 1 KiB.
+ */
+export const MAX_PARKED_HASHES = 4096;
+
+/**
+ * How often a connection sends PROGRESS while the server reads stored bytes back (§9.7: at
+ * least every second); more often, so that a client idle timeout near a second still holds.
+ */
+export const PROGRESS_INTERVAL_MS = 250;
+
+/** How long an OPEN of the same upload identity waits for a stale holder to let go (§9.4 TAKEOVER_TIMEOUT). */
 export const LOCK_HANDOVER_TIMEOUT_MS = 2000;
 
 /** The server's reserved directory inside the output directory (§9.3). */

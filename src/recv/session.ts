@@ -5,12 +5,12 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { FrameChannel, type ReceivedData } from '../crypto/channel.js';
 import { ServerHandshake } from '../crypto/handshake.js';
-import { ERRORS, ResourceError, StxError, codeFromWire, type ErrorCode } from '../proto/errors.js';
+import { ERRORS, ResourceError, StxError, UploadError, codeFromWire, type ErrorCode } from '../proto/errors.js';
 import type { Frame, FrameName } from '../proto/frames.js';
 import { encodePreamble } from '../proto/preamble.js';
 import { serverMachine, type Machine, type ServerState } from '../proto/states.js';
-import { ACK_INTERVAL_BYTES, ACK_INTERVAL_MS, MAX_UNREAD_OUTPUT_BYTES, YOUNG_GC_INTERVAL_BYTES } from './config.js';
-import type { Store, Upload } from './store.js';
+import { ACK_INTERVAL_BYTES, ACK_INTERVAL_MS, MAX_UNREAD_OUTPUT_BYTES, PROGRESS_INTERVAL_MS, YOUNG_GC_INTERVAL_BYTES } from './config.js';
+import type { OpenUpload as Upload, Store } from './store.js';
 import { YoungGenerationCollector } from '../proto/young-gc.js';
 
 export interface SessionContext {
@@ -29,7 +29,7 @@ type Phase =
   | { readonly kind: 'Preamble'; readonly hs: ServerHandshake }
   | { readonly kind: 'Handshake'; readonly hs: ServerHandshake }
   | { readonly kind: 'Ready' }
-  | { readonly kind: 'Opening' }
+  | { readonly kind: 'Opening'; readonly abort: AbortController }
   | { readonly kind: 'Receiving'; readonly upload: Upload; readonly started: number; readonly from: number }
   | { readonly kind: 'Verifying'; readonly upload: Upload }
   | { readonly kind: 'Closed' };
@@ -60,6 +60,9 @@ export class Session {
   private bytesSinceAck = 0;
   private lastAck = 0;
   private uploads = 0;
+  /** While an answer takes time (Opening, Verifying): what PROGRESS says, and its timer (§9.7). */
+  private progress = { done: 0, total: 0 };
+  private progressTimer: NodeJS.Timeout | null = null;
   private readonly onClosed: (s: Session) => void;
   private readonly log: Logger;
 
@@ -187,9 +190,11 @@ export class Session {
         this.log.info({ event: 'authenticated', client: this.client ?? 'anonymous' }, 'client authenticated');
         return undefined;
       }
-      case 'OPEN':
-        this.phase = { kind: 'Opening' };
-        return this.open(frame);
+      case 'OPEN': {
+        const abort = new AbortController();
+        this.phase = { kind: 'Opening', abort };
+        return this.open(frame, abort.signal);
+      }
       case 'DATA':
         if (phase.kind !== 'Receiving') throw this.bug(frame.type);
         this.receiveData(phase.upload, frame.offset, frame.data);
@@ -209,6 +214,7 @@ export class Session {
       case 'OPEN_OK':
       case 'ACK':
       case 'DONE':
+      case 'PROGRESS':
       case 'GOAWAY':
         // The machine admits none of these from a client; reaching here is a table bug.
         throw this.bug(frame.type);
@@ -230,23 +236,48 @@ export class Session {
     this.receiveData(phase.upload, data.offset, data.data, giveBack);
   }
 
-  private async open(frame: Extract<Frame, { type: 'OPEN' }>): Promise<void> {
-    const upload = await this.ctx.store.open(
-      { principal: this.client ?? 'anonymous', name: frame.name, size: frame.size, mtime: frame.mtime, mode: frame.mode },
-      { appendOnly: this.ctx.appendOnly, maxFileBytes: this.ctx.maxFileBytes },
-    );
+  private async open(frame: Extract<Frame, { type: 'OPEN' }>, signal: AbortSignal): Promise<void> {
+    const started = Date.now();
+    this.startProgress();
+    const upload = await this.ctx.store
+      .open(
+        { principal: this.client ?? 'anonymous', name: frame.name, size: frame.size, mtime: frame.mtime, mode: frame.mode },
+        { appendOnly: this.ctx.appendOnly, maxFileBytes: this.ctx.maxFileBytes },
+        {
+          // A reconnecting client with the same upload supersedes this (stale) connection (§9.4).
+          onTakeover: () => this.fail(new UploadError('SUPERSEDED', 'another connection with the same client identity took this upload over')),
+          onProgress: (done, total) => (this.progress = { done, total }),
+          signal,
+        },
+      )
+      .finally(() => this.stopProgress());
     if (this.phase.kind === 'Closed') {
       void upload.release(); // never rejects
       return;
     }
-    // A reconnecting client with the same upload supersedes this (stale) connection (§9.4).
-    upload.onReleaseRequest(() => this.close('superseded by a newer connection for the same upload'));
     this.phase = { kind: 'Receiving', upload, started: Date.now(), from: upload.offset };
     this.channel.longRecords = true;
     this.bytesSinceAck = 0;
     this.lastAck = Date.now();
     this.sendFrame({ type: 'OPEN_OK', offset: upload.offset });
-    this.log.info({ event: 'open', name: frame.name, size: frame.size, offset: upload.offset }, 'upload opened');
+    this.log.info(
+      { event: 'open', name: frame.name, size: frame.size, offset: upload.offset, reread: upload.reread, ms: Date.now() - started },
+      'upload opened',
+    );
+  }
+
+  /** PROGRESS every PROGRESS_INTERVAL_MS until stopProgress(): the answer is on its way (§9.7). */
+  private startProgress(): void {
+    this.progress = { done: 0, total: 0 };
+    this.stopProgress();
+    this.progressTimer = setInterval(() => {
+      if (this.phase.kind === 'Opening' || this.phase.kind === 'Verifying') this.sendFrame({ type: 'PROGRESS', ...this.progress });
+    }, PROGRESS_INTERVAL_MS);
+  }
+
+  private stopProgress(): void {
+    if (this.progressTimer !== null) clearInterval(this.progressTimer);
+    this.progressTimer = null;
   }
 
   /** `onWritten` runs once the upload no longer needs `data` (written, or dropped after a failure). */
@@ -295,7 +326,10 @@ export class Session {
   }
 
   private async finish(phase: Extract<Phase, { kind: 'Receiving' }>, sha256: Buffer): Promise<void> {
-    const result = await phase.upload.finish(sha256);
+    this.startProgress();
+    const result = await phase.upload
+      .finish(sha256, (done, total) => (this.progress = { done, total }))
+      .finally(() => this.stopProgress());
     if (this.phase.kind === 'Closed') return;
     this.phase = { kind: 'Ready' };
     this.uploads++;
@@ -305,7 +339,7 @@ export class Session {
     this.log.info(
       {
         event: 'upload',
-        outcome: 'done',
+        outcome: result.unchanged ? 'unchanged' : 'done',
         client: this.client ?? 'anonymous',
         name: result.name,
         size: result.size,
@@ -403,7 +437,10 @@ export class Session {
     this.phase = { kind: 'Closed' };
     this.machine.close();
     this.channel.abandon(this.ctx.store.bodies);
+    this.stopProgress();
     if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
+    // An OPEN still being prepared stops; a re-read keeps what it read for the next one (§9.7).
+    if (phase.kind === 'Opening') phase.abort.abort();
     if (phase.kind === 'Receiving' || phase.kind === 'Verifying') {
       const upload = phase.upload;
       const started = phase.kind === 'Receiving' ? phase.started : undefined;

@@ -26,16 +26,17 @@ import {
 } from './config.js';
 import { resolveInside, validateName } from './names.js';
 import { fsyncDir, unlinkIfPresent } from './store/fs-util.js';
-import { Hasher, type RunningHash } from './store/hasher.js';
+import { Hasher, type OpenedHash } from './store/hasher.js';
 import { errnoOf, toStxError } from './store/io-error.js';
 import { UploadLocks } from './store/locks.js';
 import { RECORD_VERSION, readRecord, uploadId, writeRecord, type PartialRecord } from './store/record.js';
-import { Upload, type UploadPaths } from './store/upload.js';
+import { Upload, type OpenUpload, type UploadPaths } from './store/upload.js';
+import { SameFileCheck } from './store/same-file.js';
 import { ByteBudget, WriteQueue } from './write-queue.js';
 import { BodyPool } from './body-pool.js';
 import { openDirect } from './direct-io.js';
 
-export { Upload, type FinishResult } from './store/upload.js';
+export { Upload, type FinishResult, type OpenUpload } from './store/upload.js';
 export { ByteBudget } from './write-queue.js';
 export { BodyPool } from './body-pool.js';
 
@@ -70,6 +71,25 @@ export interface OpenPolicy {
   readonly maxFileBytes?: number | undefined;
 }
 
+/** What the connection that sent OPEN wants to hear while the store prepares OPEN_OK. */
+export interface OpenHooks {
+  /**
+   * Another connection with the same upload identity opens this upload (§9.4): the holder
+   * should close (and so release the upload). Set from the moment the lock is taken, so a
+   * takeover also works while this OPEN is still re-reading the partial.
+   */
+  readonly onTakeover?: (() => void) | undefined;
+  /** Bytes of the partial read back so far, of `total` (PROGRESS, §9.7). */
+  readonly onProgress?: ((done: number, total: number) => void) | undefined;
+  /** Aborted when the connection went away: a re-read stops and keeps what it read (§9.7). */
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** Partials are kept for one version per client and name (nameKey): an OPEN of another drops them. */
+function nameKey(principal: string, name: string): string {
+  return `${principal}\0${name}`;
+}
+
 /** A record is only trusted for the identity it was written for (ids could be planted). */
 function sameIdentity(record: PartialRecord, request: OpenRequest): boolean {
   return (
@@ -97,6 +117,8 @@ export class Store {
   readonly #sweeping = new Map<string, Promise<void>>();
   /** Each upload's SHA-256, on a worker thread (store/hasher.ts). */
   readonly #hasher = new Hasher();
+  /** The partial upload id held for each client and name (nameKey), from the records on disk. */
+  readonly #idByName = new Map<string, string>();
   #initialised = false;
 
   /** `outDir` (created by init if missing) is trusted configuration: it may be reached through links. */
@@ -129,6 +151,7 @@ export class Store {
     for (const entry of await this.#listPartials()) {
       if (entry.endsWith('.tmp')) await this.#remove(entry);
     }
+    await this.#indexPartials();
     await this.#hasher.prepare();
     this.#initialised = true;
   }
@@ -138,7 +161,7 @@ export class Store {
    * the partial upload. `upload.offset` is the OPEN_OK offset. Throws UploadError BAD_NAME,
    * TOO_LARGE, BUSY, EXISTS, NO_SPACE, or ResourceError IO_ERROR.
    */
-  async open(request: OpenRequest, policy: OpenPolicy): Promise<Upload> {
+  async open(request: OpenRequest, policy: OpenPolicy, hooks: OpenHooks = {}): Promise<OpenUpload> {
     if (!this.#initialised) throw new ResourceError('INTERNAL', 'Store.open before Store.init');
     const components = validateName(request.name);
     const { size, mtime, mode, principal, name } = request;
@@ -154,15 +177,20 @@ export class Store {
     const id = uploadId({ principal, name, size, mtime });
     const shownName = components.join('/');
     const lock = await this.#locks.acquire(path.join(this.outDir, ...components), id, shownName);
+    lock.onReleaseRequest = hooks.onTakeover;
     let fh: FileHandle | undefined;
     let direct: FileHandle | null = null;
-    let hash: RunningHash | undefined;
+    let opened: OpenedHash | undefined;
     try {
       await this.#sweeping.get(id);
       const finalPath = await resolveInside(this.outDir, components);
       if (policy.appendOnly && (await this.#exists(finalPath, shownName))) {
-        throw new UploadError('EXISTS', `"${shownName}" already exists`);
+        // A re-run of the same backup is not an error if the file is the same (§9.5).
+        const check = await SameFileCheck.open(finalPath, request, lock, shownName);
+        if (check === null) throw new UploadError('EXISTS', `"${shownName}" already exists`);
+        return check;
       }
+      await this.#dropOtherVersion(nameKey(principal, name), id);
       const paths: UploadPaths = {
         outDir: this.outDir,
         components,
@@ -178,7 +206,12 @@ export class Store {
       const flags = constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW;
       fh = await this.#step('opening', `${paths.shown}.part`, () => open(paths.partFile, flags, PARTIAL_FILE_MODE));
       const durable = await this.#trustedPrefix(fh, previous, `${paths.shown}.part`);
-      hash = await this.#hasher.open(fh, durable, `${paths.shown}.part`);
+      const onProgress = hooks.onProgress;
+      opened = await this.#hasher.open(fh, durable, `${paths.shown}.part`, {
+        key: id,
+        onProgress: onProgress === undefined ? undefined : (done) => onProgress(done, durable),
+        signal: hooks.signal,
+      });
       const now = Date.now();
       const record: PartialRecord = {
         version: RECORD_VERSION,
@@ -205,9 +238,12 @@ export class Store {
         },
         this.budget,
       );
-      return new Upload({ paths, record, fh, direct, queue, hash, lock, appendOnly: policy.appendOnly });
+      const forget = (): void => {
+        if (this.#idByName.get(nameKey(principal, name)) === id) this.#idByName.delete(nameKey(principal, name));
+      };
+      return new Upload({ id, paths, record, fh, direct, queue, hash: opened.hash, reread: opened.reread, lock, appendOnly: policy.appendOnly, forget });
     } catch (err) {
-      hash?.close();
+      opened?.hash.close();
       await direct?.close().catch(() => undefined);
       await fh?.close().catch(() => undefined);
       lock.release();
@@ -237,6 +273,8 @@ export class Store {
       const updated = await this.#lastUpdate(id, entries);
       // Re-check: the awaits above let an OPEN take the lock meanwhile.
       if (now - updated <= ttlMs || this.#locks.isIdLocked(id) || this.#sweeping.has(id)) continue;
+      this.#hasher.drop(id);
+      for (const [key, held] of this.#idByName) if (held === id) this.#idByName.delete(key);
       const deletion = (async () => {
         for (const entry of entries) await this.#remove(entry);
       })();
@@ -250,6 +288,37 @@ export class Store {
     }
     if (removed > 0) await this.#step('syncing', `${RESERVED_DIR_NAME}/partials`, () => fsyncDir(this.#partialsDir));
     return removed;
+  }
+
+  /**
+   * The partial of another version of this client's file (it was changed, e.g. touched, since
+   * that upload began) can never be resumed: it goes now, not after the partial TTL. Then
+   * `id` is the one partial kept for this client and name.
+   */
+  async #dropOtherVersion(key: string, id: string): Promise<void> {
+    const other = this.#idByName.get(key);
+    this.#idByName.set(key, id);
+    if (other === undefined || other === id || this.#locks.isIdLocked(other) || this.#sweeping.has(other)) return;
+    this.#hasher.drop(other);
+    for (const suffix of ['.part', '.json']) await this.#remove(`${other}${suffix}`);
+  }
+
+  /** Builds #idByName from the records; of two versions of one client's file the older goes. */
+  async #indexPartials(): Promise<void> {
+    const newest = new Map<string, PartialRecord & { id: string }>();
+    for (const entry of await this.#listPartials()) {
+      const id = PARTIAL_FILE.exec(entry)?.[1];
+      if (id === undefined || !entry.endsWith('.json')) continue;
+      const record = await readRecord(path.join(this.#partialsDir, entry), `${RESERVED_DIR_NAME}/partials/${entry}`).catch(() => undefined);
+      // Only a record that is what its file name says counts (ids could be planted).
+      if (record === undefined || uploadId(record) !== id) continue;
+      const key = nameKey(record.principal, record.name);
+      const held = newest.get(key);
+      const [keep, drop] = held === undefined || record.updated >= held.updated ? [{ ...record, id }, held] : [held, { ...record, id }];
+      newest.set(key, keep);
+      if (drop !== undefined) for (const suffix of ['.part', '.json']) await this.#remove(`${drop.id}${suffix}`);
+    }
+    for (const [key, record] of newest) this.#idByName.set(key, record.id);
   }
 
   async #ensurePrivateDir(dir: string, shown: string): Promise<void> {

@@ -17,6 +17,7 @@ const ADVICE: Partial<Record<ErrorCode, string>> = {
   AUTH_REFUSED: "Ask the server's admin to add the line printed by 'stx-keygen' (or 'stx-send --keygen') to its authorized-keys file, or pass --identity.",
   BAD_NAME: 'Choose another remote name with --as (a relative path without .., control characters or .stx).',
   BUSY: 'Another client is uploading the same name right now; try again when it is done.',
+  SUPERSEDED: 'Another stx-send with your identity took this upload over (is the same command running twice?); that one goes on, this one stops.',
   EXISTS: 'The server is append-only and the name exists; pick another name with --as.',
   NO_SPACE: 'The server is out of disk space; the partial upload is kept, run the same command again once space is freed.',
   TOO_LARGE: 'The file is larger than the server allows.',

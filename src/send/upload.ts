@@ -39,6 +39,11 @@ export interface Progress {
   /** Highest offset the server reported durable. */
   readonly durable: number;
   readonly reconnects: number;
+  /** 'verifying' while the server reads stored bytes back before answering (PROGRESS, §9.7). */
+  readonly stage?: 'verifying';
+  /** With stage 'verifying': bytes read back so far, of `verifyTotal`. */
+  readonly verified?: number;
+  readonly verifyTotal?: number;
 }
 
 export interface UploadResult {
@@ -244,7 +249,14 @@ async function attempt(
 
     // OPEN → OPEN_OK (§9.1).
     conn.send({ type: 'OPEN', name: opts.name, size: file.size, mtime: file.mtime, mode: file.mode });
-    const ok = await conn.next(idleMs);
+    // The server may have to read its partial back first: PROGRESS until OPEN_OK (§9.7).
+    const verifying = (f: Extract<Frame, { type: 'PROGRESS' }>): void =>
+      opts.onProgress?.({ size: file.size, sent: state.durable, durable: state.durable, reconnects: state.reconnects, stage: 'verifying', verified: f.done, verifyTotal: f.total });
+    let ok = await conn.next(idleMs);
+    while (ok.frame.type === 'PROGRESS') {
+      verifying(ok.frame);
+      ok = await conn.next(idleMs);
+    }
     if (ok.frame.type !== 'OPEN_OK') throw new CryptoError('HANDSHAKE_FAILED', 'expected OPEN_OK');
     const offset = ok.frame.offset;
     if (offset > file.size) throw new UploadError('BAD_OFFSET', `server offset ${offset} is past the file size ${file.size}`);
@@ -263,7 +275,8 @@ async function attempt(
       if (f.type === 'ACK') {
         state.durable = Math.max(state.durable, f.offset);
         opts.onProgress?.({ size: file.size, sent: hasher.offset, durable: state.durable, reconnects: state.reconnects });
-      } else if (f.type === 'DONE') done?.(f);
+      } else if (f.type === 'PROGRESS') verifying(f);
+      else if (f.type === 'DONE') done?.(f);
     });
     pinger = setInterval(() => {
       try {

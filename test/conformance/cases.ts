@@ -13,7 +13,7 @@ import { refMoves } from '../fuzz/reference-machine.js';
 import { jsonToValue } from '../support/json-frames.js';
 import { field, str, vectorFiles } from '../support/vectors.js';
 import { dataBody, lengthPrefix, sampleFrame, withLength } from '../hostile/raw-client.js';
-import { ending, nextEvent, partial, RawClient, ready, sha256, type RunContext } from './client.js';
+import { describeOutcome, ending, nextEvent, open, partial, RawClient, ready, sha256, until, type RunContext } from './client.js';
 
 export interface ConformanceCase {
   /** The spec section the case checks, as "§9.1". */
@@ -224,7 +224,7 @@ const DRIVERS: readonly Driver[] = [
     expect: 'ERROR UNEXPECTED_FRAME',
     send: async (c, ctx, f, n) => {
       await ready(c, ctx);
-      await c.open(`${ctx.prefix}/receiving-${n}.bin`, 10);
+      await open(c, ctx, `${ctx.prefix}/receiving-${n}.bin`, 10);
       await c.write(sealed(c, f));
     },
   },
@@ -236,7 +236,7 @@ const DRIVERS: readonly Driver[] = [
     send: async (c, ctx, f, n) => {
       await ready(c, ctx);
       const data = Buffer.from(`verifying ${n}`);
-      await c.open(`${ctx.prefix}/verifying-${n}.bin`, data.length);
+      await open(c, ctx, `${ctx.prefix}/verifying-${n}.bin`, data.length);
       await c.write(c.seal(dataBody(0, data)), c.sealFrame({ type: 'END', sha256: sha256(data) }), sealed(c, f));
     },
   },
@@ -284,7 +284,7 @@ function stateCases(): ConformanceCase[] {
 /** A whole upload on a fresh connection; DONE's size and sha256 checked (§9.1). */
 async function upload(c: RawClient, ctx: RunContext, name: string, data: Buffer, chunk = 64 * 1024): Promise<string> {
   await ready(c, ctx);
-  const offset = await c.open(`${ctx.prefix}/${name}`, data.length);
+  const offset = await open(c, ctx, `${ctx.prefix}/${name}`, data.length);
   await c.sendData(data, offset, chunk);
   await c.send({ type: 'END', sha256: sha256(data) });
   for (let i = 0; i < 10_000; i++) {
@@ -293,6 +293,7 @@ async function upload(c: RawClient, ctx: RunContext, name: string, data: Buffer,
       if (got.frame.offset > data.length) return `ACK beyond size (${got.frame.offset})`;
       continue;
     }
+    if (got.kind === 'frame' && got.frame.type === 'PROGRESS') continue;
     if (got.kind === 'frame' && got.frame.type === 'DONE') {
       const ok = got.frame.size === data.length && got.frame.sha256.equals(sha256(data));
       return ok ? 'DONE matches' : `DONE size=${got.frame.size} sha256=${got.frame.sha256.toString('hex')}`;
@@ -300,6 +301,30 @@ async function upload(c: RawClient, ctx: RunContext, name: string, data: Buffer,
     return got.kind === 'frame' ? `${got.frame.type} before DONE` : got.kind;
   }
   return 'no DONE';
+}
+
+/**
+ * §9.4: a first connection holds `name` (OPEN of 1000 bytes, 100 sent), then `c` sends OPEN for
+ * the same name with `size`: what each connection sees ("new: …, old: …"; the old one is given a
+ * short wait only, TIMEOUT meaning it was left alone).
+ */
+async function holdThen(c: RawClient, ctx: RunContext, file: string, size: number): Promise<string> {
+  const name = `${ctx.prefix}/${file}`;
+  const first = await RawClient.connect(ctx.port, ctx.host, ctx.waitMs);
+  try {
+    await ready(first, ctx);
+    await open(first, ctx, name, 1000);
+    await first.write(first.seal(dataBody(0, Buffer.alloc(100, 1))));
+    await first.send({ type: 'PING', seq: 4 });
+    await until(first, ctx, 'PONG');
+    await ready(c, ctx);
+    await c.send({ type: 'OPEN', name, size, mtime: 1_700_000_000_000, mode: 0o644 });
+    const now = await nextEvent(c, ctx);
+    const old = describeOutcome(await first.outcome(500, ctx.waitMs));
+    return `new: ${now}, old: ${old}`;
+  } finally {
+    first.destroy();
+  }
 }
 
 function ruleCases(): ConformanceCase[] {
@@ -332,7 +357,7 @@ function ruleCases(): ConformanceCase[] {
       expect: ['ERROR FRAME_TOO_LARGE'],
       run: async (c, ctx) => {
         await ready(c, ctx);
-        await c.open(`${ctx.prefix}/too-long-record.bin`, 2 * MAX_DATA_CHUNK_BYTES);
+        await open(c, ctx, `${ctx.prefix}/too-long-record.bin`, 2 * MAX_DATA_CHUNK_BYTES);
         await c.write(lengthPrefix(MAX_RECORD_LENGTH_BYTES + 1));
         return ending(c, ctx);
       },
@@ -481,7 +506,7 @@ function ruleCases(): ConformanceCase[] {
       expect: ['PONG seq=9007199254740991'],
       run: async (c, ctx) => {
         await ready(c, ctx);
-        await c.open(`${ctx.prefix}/ping-receiving.bin`, 10);
+        await open(c, ctx, `${ctx.prefix}/ping-receiving.bin`, 10);
         await c.send({ type: 'PING', seq: Number.MAX_SAFE_INTEGER });
         return nextEvent(c, ctx);
       },
@@ -495,7 +520,7 @@ function ruleCases(): ConformanceCase[] {
       expect: ['ERROR BAD_OFFSET'],
       run: async (c, ctx) => {
         await ready(c, ctx);
-        await c.open(`${ctx.prefix}/bad-offset.bin`, 100);
+        await open(c, ctx, `${ctx.prefix}/bad-offset.bin`, 100);
         await c.write(c.seal(dataBody(5, Buffer.alloc(10))));
         return ending(c, ctx);
       },
@@ -506,7 +531,7 @@ function ruleCases(): ConformanceCase[] {
       expect: ['ERROR BAD_OFFSET'],
       run: async (c, ctx) => {
         await ready(c, ctx);
-        await c.open(`${ctx.prefix}/beyond.bin`, 5);
+        await open(c, ctx, `${ctx.prefix}/beyond.bin`, 5);
         await c.write(c.seal(dataBody(0, Buffer.alloc(6))));
         return ending(c, ctx);
       },
@@ -517,7 +542,7 @@ function ruleCases(): ConformanceCase[] {
       expect: ['ERROR BAD_OFFSET'],
       run: async (c, ctx) => {
         await ready(c, ctx);
-        await c.open(`${ctx.prefix}/early-end.bin`, 5);
+        await open(c, ctx, `${ctx.prefix}/early-end.bin`, 5);
         await c.send({ type: 'END', sha256: sha256(Buffer.alloc(5)) });
         return ending(c, ctx);
       },
@@ -528,7 +553,7 @@ function ruleCases(): ConformanceCase[] {
       expect: ['ERROR INTEGRITY_FAILED'],
       run: async (c, ctx) => {
         await ready(c, ctx);
-        await c.open(`${ctx.prefix}/integrity.bin`, 5);
+        await open(c, ctx, `${ctx.prefix}/integrity.bin`, 5);
         await c.write(c.seal(dataBody(0, Buffer.from('hello'))), c.sealFrame({ type: 'END', sha256: sha256(Buffer.from('world')) }));
         return ending(c, ctx);
       },
@@ -543,21 +568,34 @@ function ruleCases(): ConformanceCase[] {
         const first = await RawClient.connect(ctx.port, ctx.host, ctx.waitMs);
         try {
           await ready(first, ctx);
-          await first.open(name, file.length);
+          await open(first, ctx, name, file.length);
           await first.sendData(file.subarray(0, 200_000), 0, 50_000);
           // Frames in flight (ACKs) are let go with the connection; the PONG says all DATA was read.
           await first.send({ type: 'PING', seq: 3 });
-          await first.untilFrame('PONG', ctx.waitMs);
+          await until(first, ctx, 'PONG');
         } finally {
           first.destroy();
         }
         await ready(c, ctx);
-        const offset = await c.open(name, file.length);
+        const offset = await open(c, ctx, name, file.length);
         if (offset > 200_000) return `OPEN_OK offset ${offset} beyond what was sent`;
         await c.sendData(file, offset, 50_000);
         await c.send({ type: 'END', sha256: sha256(file) });
-        return (await c.untilFrame('DONE', ctx.waitMs)).sha256.equals(sha256(file)) ? 'DONE matches' : 'DONE differs';
+        const done = await until(c, ctx, 'DONE');
+        return done.type === 'DONE' && done.sha256.equals(sha256(file)) ? 'DONE matches' : 'DONE differs';
       },
+    },
+    {
+      section: '§9.4',
+      name: 'the same upload identity on a second connection takes the upload over; the first gets SUPERSEDED',
+      expect: ['new: OPEN_OK, old: ERROR SUPERSEDED'],
+      run: (c, ctx) => holdThen(c, ctx, 'takeover.bin', 1000),
+    },
+    {
+      section: '§9.4',
+      name: 'another upload identity for a held final name is BUSY',
+      expect: ['new: ERROR BUSY, old: TIMEOUT'],
+      run: (c, ctx) => holdThen(c, ctx, 'busy.bin', 1001),
     },
     {
       section: '§9.3',

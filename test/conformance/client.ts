@@ -77,16 +77,23 @@ export async function ending(c: RawClient, ctx: RunContext, waitMs = ctx.waitMs)
   return describeOutcome(await c.outcome(waitMs));
 }
 
-/** The next thing that happens: a frame (describeFrame) or the end of the exchange. */
-export async function nextEvent(c: RawClient, ctx: RunContext): Promise<string> {
-  const got: Incoming = await c.next(ctx.waitMs);
+/** Most PROGRESS frames a case lets pass while it waits for an answer (§9.7: one per second). */
+const MAX_PROGRESS = 120;
+
+/**
+ * The next frame other than PROGRESS (§9.7: it may come between OPEN and OPEN_OK and between END
+ * and DONE), or, when the exchange ends instead, how it ended as nextEvent() says it.
+ */
+export async function nextFrame(c: RawClient, ctx: RunContext): Promise<Frame | string> {
+  let got: Incoming = await c.next(ctx.waitMs);
+  for (let i = 0; i < MAX_PROGRESS && got.kind === 'frame' && got.frame.type === 'PROGRESS'; i++) got = await c.next(ctx.waitMs);
   switch (got.kind) {
     case 'frame':
       if (got.frame.type === 'ERROR' || got.frame.type === 'GOAWAY') {
         const closed = await c.waitClosed(ctx.waitMs);
         return `${got.frame.type} ${describeCode(got.frame.code)}${closed || got.frame.type === 'GOAWAY' ? '' : ' (not closed)'}`;
       }
-      return describeFrame(got.frame);
+      return got.frame;
     case 'local':
       return `LOCAL ${got.code}`;
     case 'closed':
@@ -96,8 +103,33 @@ export async function nextEvent(c: RawClient, ctx: RunContext): Promise<string> 
   }
 }
 
+/** The next thing that happens, PROGRESS skipped: a frame (describeFrame) or the end of the exchange. */
+export async function nextEvent(c: RawClient, ctx: RunContext): Promise<string> {
+  const got = await nextFrame(c, ctx);
+  return typeof got === 'string' ? got : describeFrame(got);
+}
+
 function describeCode(wire: number): string {
   return codeFromWire(wire) ?? `#${wire}`;
+}
+
+/** OPEN → the OPEN_OK offset, PROGRESS skipped; anything else throws with what came (§9.1). */
+export async function open(c: RawClient, ctx: RunContext, name: string, size: number): Promise<number> {
+  await c.send({ type: 'OPEN', name, size, mtime: 1_700_000_000_000, mode: 0o644 });
+  const got = await nextFrame(c, ctx);
+  if (typeof got === 'string' || got.type !== 'OPEN_OK') throw new Error(`OPEN ${name}: ${typeof got === 'string' ? got : got.type}`);
+  return got.offset;
+}
+
+/** Frames until one of `type`, skipping ACK, PONG and PROGRESS; anything else throws. */
+export async function until(c: RawClient, ctx: RunContext, type: Frame['type']): Promise<Frame> {
+  for (let i = 0; i < 10_000; i++) {
+    const got = await c.next(ctx.waitMs);
+    if (got.kind === 'frame' && got.frame.type === type) return got.frame;
+    if (got.kind === 'frame' && (got.frame.type === 'ACK' || got.frame.type === 'PONG' || got.frame.type === 'PROGRESS')) continue;
+    throw new Error(`expected ${type}, got ${got.kind === 'frame' ? got.frame.type : got.kind}`);
+  }
+  throw new Error(`no ${type} in 10000 frames`);
 }
 
 export function sha256(data: Buffer): Buffer {

@@ -40,6 +40,7 @@ export const FRAME_ARBS: { readonly [K in FrameName]: fc.Arbitrary<Frame> } = {
   ACK: fc.record({ type: fc.constant('ACK' as const), offset: uintArb }),
   END: fc.record({ type: fc.constant('END' as const), sha256: bytes(32) }),
   DONE: fc.record({ type: fc.constant('DONE' as const), size: uintArb, sha256: bytes(32) }),
+  PROGRESS: fc.record({ type: fc.constant('PROGRESS' as const), done: uintArb, total: uintArb }),
   ERROR: fc.record({ type: fc.constant('ERROR' as const), code: uintArb, message: textArb(0, 1024) }),
   PING: fc.record({ type: fc.constant('PING' as const), seq: uintArb }),
   PONG: fc.record({ type: fc.constant('PONG' as const), seq: uintArb }),

@@ -40,6 +40,7 @@ const TYPES = new Map<number, { name: string; fields: readonly Field[] | null }>
   [0x13, { name: 'ACK', fields: [{ name: 'offset', kind: uint() }] }],
   [0x14, { name: 'END', fields: [{ name: 'sha256', kind: bin(32) }] }],
   [0x15, { name: 'DONE', fields: [{ name: 'size', kind: uint() }, { name: 'sha256', kind: bin(32) }] }],
+  [0x16, { name: 'PROGRESS', fields: [{ name: 'done', kind: uint() }, { name: 'total', kind: uint() }] }],
   [0x20, { name: 'ERROR', fields: [{ name: 'code', kind: uint() }, { name: 'message', kind: str(0, 1024) }] }],
   [0x21, { name: 'PING', fields: [{ name: 'seq', kind: uint() }] }],
   [0x22, { name: 'PONG', fields: [{ name: 'seq', kind: uint() }] }],

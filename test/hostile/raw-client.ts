@@ -521,6 +521,8 @@ export function sampleFrame(type: FrameName): Frame {
       return { type, sha256: b32 };
     case 'DONE':
       return { type, size: 10, sha256: b32 };
+    case 'PROGRESS':
+      return { type, done: 0, total: 10 };
     case 'ERROR':
       return { type, code: 54, message: 'hostile client says goodbye' };
     case 'PING':

@@ -1,6 +1,6 @@
 // A TCP proxy on 127.0.0.1 between a real client and a real daemon: counts the bytes that cross
 // it, can throttle them, and cuts every connection at given byte counts or on demand, as a
-// network failure would.
+// network failure would, or freezes them (a pulled cable: both ends stay open, nothing crosses).
 import net from 'node:net';
 
 export interface ProxyOptions {
@@ -18,6 +18,8 @@ export interface CutProxy {
   readonly cuts: number;
   /** Destroys every open connection (both sides) with a reset. */
   cutAll(): void;
+  /** From now on, drops whatever the connections open now carry, in both directions, and keeps them open. */
+  freezeAll(): void;
   close(): Promise<void>;
 }
 
@@ -31,6 +33,7 @@ export async function startProxy(targetPort: number, opts: ProxyOptions = {}): P
   let cuts = 0;
   let allowance = Number.POSITIVE_INFINITY;
   const throttled = new Set<net.Socket>();
+  const frozen = new Set<net.Socket>();
   const cutAll = (): void => {
     cuts++;
     for (const s of open) s.resetAndDestroy();
@@ -46,12 +49,15 @@ export async function startProxy(targetPort: number, opts: ProxyOptions = {}): P
       throttled.clear();
     }, TICK_MS);
   }
-  const server = net.createServer((client) => {
+  // Half-open allowed on both legs, so an orderly close crosses as one: what was sent arrives,
+  // then the FIN (closing both legs at the first FIN would reset data still in flight).
+  const server = net.createServer({ allowHalfOpen: true }, (client) => {
     connections++;
-    const upstream = net.connect(targetPort, '127.0.0.1');
+    const upstream = net.connect({ port: targetPort, host: '127.0.0.1', allowHalfOpen: true });
     open.add(client);
     open.add(upstream);
     client.on('data', (d: Buffer) => {
+      if (frozen.has(client)) return;
       bytesUp += d.length;
       allowance -= d.length;
       const full = !upstream.write(d);
@@ -71,18 +77,36 @@ export async function startProxy(targetPort: number, opts: ProxyOptions = {}): P
       if (!throttled.has(client)) client.resume();
     });
     upstream.on('data', (d: Buffer) => {
+      if (frozen.has(upstream)) return;
       if (!client.write(d)) upstream.pause();
     });
     client.on('drain', () => upstream.resume());
-    const end = (): void => {
-      client.destroy();
-      upstream.destroy();
+    client.on('end', () => {
+      if (!frozen.has(client)) upstream.end();
+    });
+    upstream.on('end', () => {
+      if (!frozen.has(upstream)) client.end();
+    });
+    const forget = (): void => {
       open.delete(client);
       open.delete(upstream);
       throttled.delete(client);
     };
-    client.on('close', end).on('error', end);
-    upstream.on('close', end).on('error', end);
+    const reset = (): void => {
+      // A frozen pair is a pulled cable: one end going away tells the other nothing.
+      if (frozen.has(client)) return;
+      client.destroy();
+      upstream.destroy();
+      forget();
+    };
+    client.on('error', reset);
+    upstream.on('error', reset);
+    client.on('close', () => {
+      if (upstream.destroyed) forget();
+    });
+    upstream.on('close', () => {
+      if (client.destroyed) forget();
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const addr = server.address();
@@ -99,6 +123,12 @@ export async function startProxy(targetPort: number, opts: ProxyOptions = {}): P
       return cuts;
     },
     cutAll,
+    freezeAll() {
+      for (const s of open) {
+        frozen.add(s);
+        s.resume();
+      }
+    },
     close: () =>
       new Promise<void>((resolve) => {
         if (ticker !== null) clearInterval(ticker);

@@ -1,21 +1,93 @@
 // The resume step both hashing paths share (hasher.ts, hash-worker.ts): the SHA-256 state of a
-// partial upload's durable prefix, read back once per resume with one bounded buffer (§9.2).
-import type { Hash } from 'node:crypto';
+// partial upload's durable prefix, either kept from the connection that wrote it (ParkedHashes)
+// or read back with one bounded buffer (§9.2, §9.7).
+import { createHash, type Hash } from 'node:crypto';
 import { read } from 'node:fs';
 import { promisify } from 'node:util';
-import { HASH_READ_BUFFER_BYTES } from '../config.js';
+import { HASH_READ_BUFFER_BYTES, MAX_PARKED_HASHES, REHASH_PROGRESS_BYTES } from '../config.js';
 
 const readAt = promisify(read);
 
-/** Feeds bytes [0, length) of the open file `fd` to `hash`; fails if the file is shorter. */
-export async function hashPrefix(fd: number, length: number, hash: Hash): Promise<void> {
-  if (length === 0) return;
-  const buffer = Buffer.allocUnsafe(Math.min(HASH_READ_BUFFER_BYTES, length));
-  for (let position = 0; position < length; ) {
+/** A SHA-256 state and how many leading bytes of its upload it covers. */
+export interface PrefixHash {
+  readonly hash: Hash;
+  readonly length: number;
+}
+
+/** Thrown by hashPrefix when `cancelled()` turns true; the bytes hashed so far are in `partial`. */
+export class RehashCancelled extends Error {
+  constructor(readonly partial: PrefixHash) {
+    super('re-hash cancelled');
+  }
+}
+
+export interface RehashOptions {
+  /** Called with the bytes hashed so far, every REHASH_PROGRESS_BYTES and at the end. */
+  readonly onProgress?: ((done: number) => void) | undefined;
+  /** Checked between reads; true stops with RehashCancelled. */
+  readonly cancelled?: (() => boolean) | undefined;
+}
+
+/**
+ * Extends `from` (bytes [0, from.length) of the open file `fd`, already hashed) to bytes
+ * [0, length); fails if the file is shorter.
+ */
+export async function hashPrefix(fd: number, from: PrefixHash, length: number, opts: RehashOptions = {}): Promise<Hash> {
+  const { hash } = from;
+  let position = from.length;
+  if (position >= length) return hash;
+  const buffer = Buffer.allocUnsafe(Math.min(HASH_READ_BUFFER_BYTES, length - position));
+  let reported = position;
+  while (position < length) {
+    if (opts.cancelled?.() === true) throw new RehashCancelled({ hash, length: position });
     const want = Math.min(buffer.length, length - position);
     const { bytesRead } = await readAt(fd, buffer, 0, want, position);
     if (bytesRead <= 0) throw new Error(`the file ends at ${position} bytes, before the ${length} its record says`);
     hash.update(buffer.subarray(0, bytesRead));
     position += bytesRead;
+    if (position - reported >= REHASH_PROGRESS_BYTES || position === length) {
+      reported = position;
+      opts.onProgress?.(position);
+    }
+  }
+  return hash;
+}
+
+/**
+ * Running hashes of interrupted uploads, by upload id, so that a client reconnecting while the
+ * daemon kept running resumes without reading the partial back (§9.7). At most
+ * MAX_PARKED_HASHES (a SHA-256 state is a few hundred bytes); the least recently parked goes
+ * first, and its upload is re-read on resume like after a restart.
+ */
+export class ParkedHashes {
+  readonly #byId = new Map<string, PrefixHash>();
+
+  constructor(private readonly max = MAX_PARKED_HASHES) {}
+
+  get size(): number {
+    return this.#byId.size;
+  }
+
+  park(id: string, entry: PrefixHash): void {
+    this.#byId.delete(id);
+    this.#byId.set(id, entry);
+    for (const oldest of this.#byId.keys()) {
+      if (this.#byId.size <= this.max) break;
+      this.#byId.delete(oldest);
+    }
+  }
+
+  /**
+   * The parked hash of `id` if it covers at most `length` bytes (the durable prefix it will be
+   * extended to), else a fresh one; either way `id` is no longer parked.
+   */
+  take(id: string, length: number): PrefixHash {
+    const parked = this.#byId.get(id);
+    this.#byId.delete(id);
+    return parked !== undefined && parked.length <= length ? parked : { hash: createHash('sha256'), length: 0 };
+  }
+
+  drop(id: string): void {
+    this.#byId.delete(id);
   }
 }

@@ -2,48 +2,78 @@
 // event loop that reads sockets and opens records for every connection. One thread serves all
 // uploads. The main thread sends each upload's requests in order and they are answered in that
 // order; an update's bytes are read in place (shared memory) or were copied for this thread.
-import { createHash, type Hash } from 'node:crypto';
+// Interrupted uploads' hashes stay parked here until their upload resumes (§9.7).
+import type { Hash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
-import { hashPrefix } from './file-hash.js';
+import { hashPrefix, ParkedHashes, RehashCancelled } from './file-hash.js';
 import { errnoOf } from './io-error.js';
 import type { HashReply, HashRequest } from './hasher.js';
 
 const port = parentPort;
 if (port === null) throw new Error('hash-worker.js runs as a worker thread (hasher.ts starts it)');
 
-const hashes = new Map<number, Hash>();
+/** Open uploads' hashes and the bytes each has taken. */
+const hashes = new Map<number, { hash: Hash; length: number }>();
+const parked = new ParkedHashes();
+/** Opens (re-hashes) asked to stop. */
+const cancelled = new Set<number>();
 
 function reply(message: HashReply): void {
   port?.postMessage(message);
 }
 
-async function open(id: number, fd: number, length: number): Promise<void> {
-  const hash = createHash('sha256');
+async function open(id: number, fd: number, length: number, key: string): Promise<void> {
+  const from = parked.take(key, length);
   try {
-    await hashPrefix(fd, length, hash);
-    hashes.set(id, hash);
-    reply({ kind: 'opened', id });
+    const hash = await hashPrefix(fd, from, length, {
+      onProgress: (done) => reply({ kind: 'progress', id, done }),
+      cancelled: () => cancelled.has(id),
+    });
+    hashes.set(id, { hash, length });
+    reply({ kind: 'opened', id, reused: from.length });
   } catch (err) {
-    reply({ kind: 'failed', id, message: err instanceof Error ? err.message : String(err), errno: errnoOf(err) });
+    // What was read before the cancel is kept: the next OPEN of this upload goes on from there.
+    if (err instanceof RehashCancelled) parked.park(key, err.partial);
+    const message = err instanceof Error ? err.message : String(err);
+    reply({ kind: 'failed', id, message, errno: errnoOf(err), cancelled: err instanceof RehashCancelled });
+  } finally {
+    cancelled.delete(id);
   }
 }
 
 port.on('message', (m: HashRequest) => {
   switch (m.kind) {
     case 'open':
-      void open(m.id, m.fd, m.length);
+      void open(m.id, m.fd, m.length, m.key);
       return;
-    case 'update':
+    case 'update': {
       // An upload closed meanwhile has no hash any more; its buffers are still answered for.
-      hashes.get(m.id)?.update(new Uint8Array(m.memory, m.offset, m.length));
+      const entry = hashes.get(m.id);
+      if (entry !== undefined) {
+        entry.hash.update(new Uint8Array(m.memory, m.offset, m.length));
+        entry.length += m.length;
+      }
       reply({ kind: 'hashed', id: m.id });
       return;
+    }
     case 'digest': {
-      const hash = hashes.get(m.id);
+      const entry = hashes.get(m.id);
       hashes.delete(m.id);
-      reply({ kind: 'digest', id: m.id, sha256: hash?.digest() ?? null });
+      reply({ kind: 'digest', id: m.id, sha256: entry?.hash.digest() ?? null });
       return;
     }
+    case 'park': {
+      const entry = hashes.get(m.id);
+      hashes.delete(m.id);
+      if (entry !== undefined && entry.length === m.length) parked.park(m.key, entry);
+      return;
+    }
+    case 'cancel':
+      cancelled.add(m.id);
+      return;
+    case 'drop':
+      parked.drop(m.key);
+      return;
     case 'close':
       hashes.delete(m.id);
       return;

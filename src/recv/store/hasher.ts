@@ -5,27 +5,52 @@
 // A hash that falls behind holds the buffers it has not read yet, so past MAX_HASH_BACKLOG_BYTES
 // the upload asks its connection to stop reading, as a full write queue does (Upload.write).
 // Where no worker thread can be started, uploads are hashed on the event loop as before.
-import { createHash } from 'node:crypto';
+// An interrupted upload's hash is parked, not dropped (RunningHash.park): its resume takes it
+// back instead of reading the whole partial again (§9.7).
+import { type Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import { ResourceError } from '../../proto/errors.js';
 import { MAX_HASH_BACKLOG_BYTES } from '../config.js';
-import { hashPrefix } from './file-hash.js';
+import { hashPrefix, ParkedHashes, RehashCancelled } from './file-hash.js';
 import { toStxError } from './io-error.js';
 
 /** Main thread → hashing thread. */
 export type HashRequest =
-  | { kind: 'open'; id: number; fd: number; length: number }
+  | { kind: 'open'; id: number; fd: number; length: number; key: string }
   | { kind: 'update'; id: number; memory: ArrayBuffer | SharedArrayBuffer; offset: number; length: number }
   | { kind: 'digest'; id: number }
+  | { kind: 'park'; id: number; key: string; length: number }
+  | { kind: 'cancel'; id: number }
+  | { kind: 'drop'; key: string }
   | { kind: 'close'; id: number };
 
-/** Hashing thread → main thread: one reply per open, update and digest, in request order. */
+/**
+ * Hashing thread → main thread: one reply per open, update and digest, in request order, and
+ * any number of progress notes while an open re-reads a file.
+ */
 export type HashReply =
-  | { kind: 'opened'; id: number }
-  | { kind: 'failed'; id: number; message: string; errno: string | undefined }
+  | { kind: 'opened'; id: number; reused: number }
+  | { kind: 'failed'; id: number; message: string; errno: string | undefined; cancelled: boolean }
+  | { kind: 'progress'; id: number; done: number }
   | { kind: 'hashed'; id: number }
   | { kind: 'digest'; id: number; sha256: Uint8Array | null };
+
+/** How to start an upload's hash (Hasher.open). */
+export interface HashOpen {
+  /** The upload id: a hash parked under it is taken back instead of re-reading (§9.7). */
+  readonly key: string;
+  /** Bytes of the re-read done so far (for PROGRESS, §9.7). */
+  readonly onProgress?: ((done: number) => void) | undefined;
+  /** Aborting stops a re-read; what it read is parked under `key`. */
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** A started hash and how many bytes had to be read back from the file for it. */
+export interface OpenedHash {
+  readonly hash: RunningHash;
+  readonly reread: number;
+}
 
 /** The running SHA-256 of one upload. */
 export interface RunningHash {
@@ -39,25 +64,49 @@ export interface RunningHash {
   digest(): Promise<Buffer>;
   /** Drops the hash; buffers still waiting are released as the thread answers for them. */
   close(): void;
+  /**
+   * Closes the hash but keeps its state for the next open of `key`, provided it covers exactly
+   * `length` bytes (the upload's durable prefix); otherwise just closes it.
+   */
+  park(key: string, length: number): void;
+}
+
+/** The typed error of a failed re-read: cancelled (the connection went away) or I/O. */
+function rehashError(err: unknown, shown: string): Error {
+  if (err instanceof RehashCancelled || (err instanceof Error && 'cancelled' in err && err.cancelled === true)) {
+    return new ResourceError('INTERNAL', `re-hashing ${shown} was cancelled`, { cause: err });
+  }
+  return toStxError(err, 're-hashing', shown);
 }
 
 /** Hashing on the event loop: the fallback. */
 class InlineHash implements RunningHash {
   readonly backlogged = false;
-  readonly #hash = createHash('sha256');
+  #length: number;
+  #closed = false;
 
-  static async open(fh: FileHandle, length: number, shown: string): Promise<InlineHash> {
-    const hash = new InlineHash();
+  private constructor(
+    private readonly hash: Hash,
+    length: number,
+    private readonly parked: ParkedHashes,
+  ) {
+    this.#length = length;
+  }
+
+  static async open(fh: FileHandle, length: number, shown: string, how: HashOpen, parked: ParkedHashes): Promise<OpenedHash> {
+    const from = parked.take(how.key, length);
     try {
-      await hashPrefix(fh.fd, length, hash.#hash);
+      const hash = await hashPrefix(fh.fd, from, length, { onProgress: how.onProgress, cancelled: () => how.signal?.aborted === true });
+      return { hash: new InlineHash(hash, length, parked), reread: length - from.length };
     } catch (err) {
-      throw toStxError(err, 're-hashing', shown);
+      if (err instanceof RehashCancelled) parked.park(how.key, err.partial);
+      throw rehashError(err, shown);
     }
-    return hash;
   }
 
   update(data: Buffer, done?: () => void): void {
-    this.#hash.update(data);
+    this.hash.update(data);
+    this.#length += data.length;
     done?.();
   }
 
@@ -66,10 +115,18 @@ class InlineHash implements RunningHash {
   }
 
   digest(): Promise<Buffer> {
-    return Promise.resolve(this.#hash.digest());
+    this.#closed = true;
+    return Promise.resolve(this.hash.digest());
   }
 
-  close(): void {}
+  close(): void {
+    this.#closed = true;
+  }
+
+  park(key: string, length: number): void {
+    if (!this.#closed && length === this.#length) this.parked.park(key, { hash: this.hash, length });
+    this.#closed = true;
+  }
 }
 
 /** One upload's hash on the hashing thread. */
@@ -134,6 +191,13 @@ class WorkerHash implements RunningHash {
     this.thread.post(this, { kind: 'close', id: this.id });
   }
 
+  park(key: string, length: number): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    // The thread answers every update sent before this first, so the length it checks is final.
+    this.thread.post(this, { kind: 'park', id: this.id, key, length });
+  }
+
   onHashed(): void {
     const entry = this.#pending.shift();
     if (entry === undefined) return;
@@ -169,7 +233,10 @@ class WorkerHash implements RunningHash {
 class HashThread {
   readonly #worker: Worker;
   readonly #hashes = new Map<number, WorkerHash>();
-  readonly #opening = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
+  readonly #opening = new Map<
+    number,
+    { resolve: (reused: number) => void; reject: (err: Error) => void; onProgress: ((done: number) => void) | undefined }
+  >();
   /** Requests that still expect a reply: while there are any, the thread keeps the process alive. */
   #outstanding = 0;
   #failure: Error | null = null;
@@ -194,17 +261,29 @@ class HashThread {
     this.#worker.on('exit', (code) => this.#fail(new ResourceError('INTERNAL', `the hashing thread exited (code ${code})`)));
   }
 
-  async open(fh: FileHandle, length: number, shown: string, id: number): Promise<RunningHash> {
-    await new Promise<void>((resolve, reject) => {
-      this.#opening.set(id, { resolve, reject });
-      this.#send({ kind: 'open', id, fd: fh.fd, length });
-    }).catch((err: unknown) => {
-      // The same typed error as InlineHash.open; a thread that died is INTERNAL already.
-      throw toStxError(err, 're-hashing', shown);
-    });
+  async open(fh: FileHandle, length: number, shown: string, id: number, how: HashOpen): Promise<OpenedHash> {
+    const cancel = (): void => {
+      if (this.#opening.has(id) && this.#failure === null) this.#worker.postMessage({ kind: 'cancel', id } satisfies HashRequest);
+    };
+    how.signal?.addEventListener('abort', cancel, { once: true });
+    const reused = await new Promise<number>((resolve, reject) => {
+      this.#opening.set(id, { resolve, reject, onProgress: how.onProgress });
+      this.#send({ kind: 'open', id, fd: fh.fd, length, key: how.key });
+      if (how.signal?.aborted === true) cancel();
+    })
+      .catch((err: unknown) => {
+        // The same typed error as InlineHash.open; a thread that died is INTERNAL already.
+        throw rehashError(err, shown);
+      })
+      .finally(() => how.signal?.removeEventListener('abort', cancel));
     const hash = new WorkerHash(this, id);
     this.#hashes.set(id, hash);
-    return hash;
+    return { hash, reread: length - reused };
+  }
+
+  /** Forgets a parked hash (its partial upload is gone). */
+  drop(key: string): void {
+    if (this.#failure === null) this.#worker.postMessage({ kind: 'drop', key } satisfies HashRequest);
   }
 
   post(hash: WorkerHash, request: HashRequest, transfer: ArrayBuffer[] = []): void {
@@ -212,9 +291,10 @@ class HashThread {
       hash.fail(this.#failure);
       return;
     }
-    if (request.kind !== 'close') this.#expect(1);
+    const answered = request.kind === 'update' || request.kind === 'digest';
+    if (answered) this.#expect(1);
     this.#worker.postMessage(request, transfer);
-    if (request.kind === 'close' && hash.settled) this.#hashes.delete(hash.id);
+    if (!answered && hash.settled) this.#hashes.delete(hash.id);
   }
 
   terminate(): Promise<void> {
@@ -237,12 +317,16 @@ class HashThread {
 
   #onReply(m: HashReply): void {
     if (this.#failure !== null) return; // everything it answers for was failed already
+    if (m.kind === 'progress') {
+      this.#opening.get(m.id)?.onProgress?.(m.done);
+      return;
+    }
     this.#expect(-1);
     if (m.kind === 'opened' || m.kind === 'failed') {
       const waiting = this.#opening.get(m.id);
       this.#opening.delete(m.id);
-      if (m.kind === 'opened') waiting?.resolve();
-      else waiting?.reject(Object.assign(new Error(m.message), { code: m.errno }));
+      if (m.kind === 'opened') waiting?.resolve(m.reused);
+      else waiting?.reject(Object.assign(new Error(m.message), { code: m.errno, cancelled: m.cancelled }));
       return;
     }
     const hash = this.#hashes.get(m.id);
@@ -274,11 +358,24 @@ export class Hasher {
   #thread: HashThread | null = null;
   #inline = false;
   #nextId = 1;
+  /** Parked hashes of the inline fallback (the thread keeps its own). */
+  readonly #parked = new ParkedHashes();
 
-  /** A running hash of the upload whose first `length` bytes are already in `fh` (resume, §9.2). */
-  async open(fh: FileHandle, length: number, shown: string): Promise<RunningHash> {
+  /**
+   * A running hash of the upload whose first `length` bytes are already in `fh` (resume, §9.2):
+   * the hash parked under `how.key` extended to `length`, or the file read back from 0.
+   */
+  async open(fh: FileHandle, length: number, shown: string, how: HashOpen): Promise<OpenedHash> {
     const thread = await this.#online();
-    return thread === null ? InlineHash.open(fh, length, shown) : thread.open(fh, length, shown, this.#nextId++);
+    return thread === null
+      ? InlineHash.open(fh, length, shown, how, this.#parked)
+      : thread.open(fh, length, shown, this.#nextId++, how);
+  }
+
+  /** Forgets the parked hash of upload `key` (deleted or published). */
+  drop(key: string): void {
+    this.#parked.drop(key);
+    this.#thread?.drop(key);
   }
 
   /**

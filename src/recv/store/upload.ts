@@ -29,6 +29,8 @@ export interface UploadPaths {
 }
 
 export interface UploadParts {
+  /** The upload id (store/record.ts uploadId): its hash is parked under it on release (§9.7). */
+  readonly id: string;
   readonly paths: UploadPaths;
   readonly record: PartialRecord;
   readonly fh: FileHandle;
@@ -37,6 +39,10 @@ export interface UploadParts {
   readonly queue: WriteQueue;
   /** SHA-256 state covering bytes [0, record.durable). */
   readonly hash: RunningHash;
+  /** Bytes of the partial that were read back to rebuild `hash` (0 when it was parked). */
+  readonly reread: number;
+  /** Called once the partial upload is gone (published or discarded). */
+  readonly forget: () => void;
   readonly lock: UploadLock;
   readonly appendOnly: boolean;
 }
@@ -46,13 +52,40 @@ export interface FinishResult {
   readonly name: string;
   readonly size: number;
   readonly sha256: Buffer;
+  /** True when the file was already there with this content and nothing was written (§9.5). */
+  readonly unchanged: boolean;
+}
+
+/** What a connection holds between OPEN_OK and DONE: an Upload, or a SameFileCheck (§9.5). */
+export interface OpenUpload {
+  /** OPEN_OK's offset. */
+  readonly offset: number;
+  readonly name: string;
+  readonly size: number;
+  /** The next offset a DATA frame must carry. */
+  readonly received: number;
+  /** The durable offset last recorded (what the last ACK said). */
+  readonly durable: number;
+  /** Bytes read back from disk before OPEN_OK (§9.7), for the log. */
+  readonly reread: number;
+  /** Replaces the handler run when a same-identity OPEN takes the upload over (§9.4). */
+  onReleaseRequest(cb: () => void): void;
+  write(offset: number, data: Buffer, onWritten?: () => void): boolean;
+  drained(): Promise<void>;
+  checkpoint(): Promise<number>;
+  /** END: `onProgress` hears of any read-back it needs (PROGRESS, §9.7). */
+  finish(expectedSha256: Buffer, onProgress?: (done: number, total: number) => void): Promise<FinishResult>;
+  release(): Promise<number>;
 }
 
 type UploadState = 'open' | 'finishing' | 'closed';
 
-export class Upload {
+export class Upload implements OpenUpload {
   /** Where the client resumes: bytes already durable when OPEN was answered (OPEN_OK.offset). */
   readonly offset: number;
+  readonly reread: number;
+  readonly #id: string;
+  readonly #forget: () => void;
   readonly #paths: UploadPaths;
   readonly #fh: FileHandle;
   readonly #direct: FileHandle | null;
@@ -68,6 +101,9 @@ export class Upload {
   #chain: Promise<unknown> = Promise.resolve();
 
   constructor(parts: UploadParts) {
+    this.#id = parts.id;
+    this.#forget = parts.forget;
+    this.reread = parts.reread;
     this.#paths = parts.paths;
     this.#record = parts.record;
     this.#fh = parts.fh;
@@ -145,6 +181,7 @@ export class Upload {
    * INTEGRITY_FAILED and EXISTS the partial upload is kept for a resume.
    */
   async finish(expectedSha256: Buffer): Promise<FinishResult> {
+    // The digest is kept up to date as data arrives: nothing to read back here.
     this.#assertOpen();
     if (this.#received !== this.#record.size) {
       throw new UploadError('BAD_OFFSET', `END after ${this.#received} of ${this.#record.size} bytes`);
@@ -169,6 +206,11 @@ export class Upload {
         if (this.#queue.failure === undefined) await this.#checkpoint();
       } catch {
         // The record keeps the last durable offset; a resume starts from there.
+      }
+      // Everything hashed is durable: a resume can go on from this hash instead of re-reading
+      // the partial (§9.7). Otherwise it is dropped (closeFile) and the resume re-reads.
+      if (this.#queue.failure === undefined && this.#record.durable === this.#received) {
+        this.#hash.park(this.#id, this.#received);
       }
       await this.#closeFile();
       this.#lock.release();
@@ -235,7 +277,8 @@ export class Upload {
       await this.#step('syncing directory of', shownFinal, () => fsyncDir(path.dirname(finalPath)));
       // A leftover record without its .part restarts from 0 on OPEN and is swept.
       await unlinkIfPresent(this.#paths.recordFile).catch(() => undefined);
-      return { name: this.#record.name, size: this.#record.size, sha256: digest };
+      this.#forget();
+      return { name: this.#record.name, size: this.#record.size, sha256: digest, unchanged: false };
     } finally {
       this.#state = 'closed';
       await this.#closeFile();
@@ -265,6 +308,7 @@ export class Upload {
     await this.#closeFile();
     await this.#step('deleting', `${this.#paths.shown}.part`, () => unlinkIfPresent(this.#paths.partFile));
     await this.#step('deleting', `${this.#paths.shown}.json`, () => unlinkIfPresent(this.#paths.recordFile));
+    this.#forget();
   }
 }
 
