@@ -40,12 +40,26 @@ function readStream(bytes: Buffer): Frame[] {
 }
 
 const validFiles = vectorFiles('frames-valid');
+const noncanonicalFiles = vectorFiles('frames-noncanonical');
 const invalidFiles = vectorFiles('frames-invalid');
 const stateFiles = vectorFiles('states');
 
 it('vector files are present', () => {
-  assert.ok(validFiles.length > 0 && invalidFiles.length > 0 && stateFiles.length > 0);
+  assert.ok(validFiles.length > 0 && noncanonicalFiles.length > 0 && invalidFiles.length > 0 && stateFiles.length > 0);
 });
+
+for (const { file, vectors } of noncanonicalFiles) {
+  describe(file, () => {
+    vectors.forEach((v, i) => {
+      it(`#${i} ${str(v, 'name')}: decoded like the canonical form, re-encoded canonically`, () => {
+        const decoded = decodeBody(Buffer.from(str(v, 'body_hex'), 'hex'));
+        assert.deepEqual({ ...decoded }, jsonToValue(field(v, 'frame')));
+        assert.equal(encodeBody(decoded).toString('hex'), str(v, 'canonical_body_hex'));
+        assert.notEqual(str(v, 'canonical_body_hex'), str(v, 'body_hex'));
+      });
+    });
+  });
+}
 
 for (const { file, vectors } of validFiles) {
   describe(file, () => {

@@ -7,6 +7,7 @@ import type { Frame } from '../proto/frames.js';
 import {
   DATA_HEADER_BYTES,
   LENGTH_PREFIX_BYTES,
+  MAX_CONTROL_RECORD_LENGTH_BYTES,
   MAX_PLAINTEXT_FRAME_LENGTH_BYTES,
   MAX_RECORD_LENGTH_BYTES,
   MIN_RECORD_LENGTH_BYTES,
@@ -18,8 +19,8 @@ import type { RecordOpener, RecordSealer, RecordStream } from './record.js';
 
 const PLAINTEXT: LengthBounds = { min: 1, max: MAX_PLAINTEXT_FRAME_LENGTH_BYTES };
 const RECORD: LengthBounds = { min: MIN_RECORD_LENGTH_BYTES, max: MAX_RECORD_LENGTH_BYTES };
-/** Records that can only carry a control frame: nobody may make us hold a DATA-sized buffer. */
-const CONTROL_RECORD: LengthBounds = { min: MIN_RECORD_LENGTH_BYTES, max: MAX_PLAINTEXT_FRAME_LENGTH_BYTES + TAG_BYTES };
+/** Records where DATA is not allowed carry one control frame at most (§2, §8): nobody may make us hold a DATA-sized buffer. */
+const CONTROL_RECORD: LengthBounds = { min: MIN_RECORD_LENGTH_BYTES, max: MAX_CONTROL_RECORD_LENGTH_BYTES };
 
 export interface Received {
   readonly frame: Frame;
@@ -66,7 +67,7 @@ export class FrameChannel {
   /** The record being opened piece by piece by nextData(), if any. */
   private stream: RecordStream | null = null;
 
-  /** A channel that accepts only control-sized records until told otherwise (a server's). */
+  /** A channel that accepts only control-sized records until told otherwise (a server's; a client's for good, §8). */
   static controlOnly(): FrameChannel {
     const c = new FrameChannel();
     c.longRecords = false;

@@ -1,7 +1,6 @@
 // Frame encoding and decoding (spec/PROTOCOL.md §2, §4). Pure: bytes in, typed frames out.
-// msgpackr's encoder only: the package's main entry also loads its native string extractor for
-// decoding (~5 MiB resident), and payloads are decoded by our own strict reader (msgpack.ts).
-import { Packr } from 'msgpackr/pack';
+// Payloads are written in the canonical encoding of §2.1 and read by our own strict reader
+// (msgpack.ts), which accepts every integer format.
 import { ProtocolError } from './errors.js';
 import { FRAME_TYPES, type Frame, type FrameName } from './frames.js';
 import {
@@ -11,10 +10,8 @@ import {
   MAX_DATA_CHUNK_BYTES,
   MAX_SAFE_UINT,
 } from './limits.js';
-import { readPayloadMap } from './msgpack.js';
-import { checkFields, SCHEMAS, wireValue } from './schema.js';
-
-const packr = new Packr({ useRecords: false, variableMapSize: true });
+import { encodePayloadMap, readPayloadMap, type EncodableValue } from './msgpack.js';
+import { checkFields, SCHEMAS } from './schema.js';
 
 const NAME_BY_TYPE = new Map<number, FrameName>(
   (Object.keys(FRAME_TYPES) as FrameName[]).map((name) => [FRAME_TYPES[name], name]),
@@ -29,9 +26,10 @@ export function frameName(typeByte: number): FrameName {
   return name;
 }
 
-function payloadMap(frame: Exclude<Frame, { type: 'DATA' }>): Record<string, Buffer | string | number | bigint> {
+/** The frame's fields in the order of §4 (the schema's), optional ones only when present. */
+function payloadFields(frame: Exclude<Frame, { type: 'DATA' }>): [string, EncodableValue][] {
   const specs = SCHEMAS[frame.type];
-  const map: Record<string, Buffer | string | number | bigint> = {};
+  const fields: [string, EncodableValue][] = [];
   const source = new Map<string, unknown>(Object.entries(frame));
   for (const spec of specs) {
     const v = source.get(spec.name);
@@ -39,9 +37,9 @@ function payloadMap(frame: Exclude<Frame, { type: 'DATA' }>): Record<string, Buf
     if (!(Buffer.isBuffer(v) || typeof v === 'string' || typeof v === 'number')) {
       throw new TypeError(`${frame.type}.${spec.name} has an unencodable value`);
     }
-    map[spec.name] = wireValue(v);
+    fields.push([spec.name, v]);
   }
-  return map;
+  return fields;
 }
 
 /** The 9-byte body head of a DATA frame (type ‖ offset), for senders that keep the data apart. */
@@ -55,7 +53,7 @@ export function encodeDataHead(offset: number): Buffer {
 /** Frame body: type ‖ payload (§2). */
 export function encodeBody(frame: Frame): Buffer {
   if (frame.type === 'DATA') return Buffer.concat([encodeDataHead(frame.offset), frame.data]);
-  const payload = packr.pack(payloadMap(frame));
+  const payload = encodePayloadMap(payloadFields(frame));
   const body = Buffer.allocUnsafe(1 + payload.length);
   body[0] = FRAME_TYPES[frame.type];
   payload.copy(body, 1);

@@ -30,6 +30,8 @@ export const TAG_BYTES = 16;
 
 /** Record length bounds (§8). */
 export const MAX_RECORD_LENGTH_BYTES = MAX_FRAME_LENGTH_BYTES + TAG_BYTES;
+/** Longest record in a state where the receiver does not accept DATA: one control frame (§2, §8). */
+export const MAX_CONTROL_RECORD_LENGTH_BYTES = MAX_PLAINTEXT_FRAME_LENGTH_BYTES + TAG_BYTES;
 export const MIN_RECORD_LENGTH_BYTES = 1 + TAG_BYTES;
 
 /** Per-key, per-direction record limits (§8). */

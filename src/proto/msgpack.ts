@@ -106,3 +106,74 @@ export function readPayloadMap(frame: string, payload: Buffer): Map<string, Payl
   if (r.left !== 0) r.fail('invalid MessagePack (trailing bytes)');
   return fields;
 }
+
+/** A field value as senders write it (§2.1): bin, str or integer. */
+export type EncodableValue = Buffer | string | number;
+
+/**
+ * The canonical encoding of a payload map (§2.1): a map of the given fields in the given order,
+ * each value in its shortest MessagePack format, integers ≥ 0 as unsigned. Decoders accept any
+ * valid format (readPayloadMap); senders write only this, so `encode(decode(b))` is `b` for
+ * canonical input.
+ */
+export function encodePayloadMap(fields: ReadonlyArray<readonly [string, EncodableValue]>): Buffer {
+  const parts: Buffer[] = [head(fields.length, 0x80, 15, 0xde, 0xdf)];
+  for (const [key, value] of fields) {
+    parts.push(encodeStr(key));
+    if (Buffer.isBuffer(value)) parts.push(head(value.length, -1, -1, 0xc5, 0xc6, 0xc4), value);
+    else if (typeof value === 'string') parts.push(encodeStr(value));
+    else parts.push(encodeInt(value));
+  }
+  return Buffer.concat(parts);
+}
+
+function encodeStr(s: string): Buffer {
+  const bytes = Buffer.from(s, 'utf8');
+  return Buffer.concat([head(bytes.length, 0xa0, 31, 0xda, 0xdb, 0xd9), bytes]);
+}
+
+/**
+ * The header for a length `n`: fix form (`fix | n`, if `fix` ≥ 0 and n ≤ fixMax), else the 8-bit
+ * form if there is one, else 16-bit, else 32-bit.
+ */
+function head(n: number, fix: number, fixMax: number, h16: number, h32: number, h8?: number): Buffer {
+  if (fix >= 0 && n <= fixMax) return Buffer.from([fix | n]);
+  if (h8 !== undefined && n <= 0xff) return Buffer.from([h8, n]);
+  if (n <= 0xffff) return Buffer.from([h16, n >> 8, n & 0xff]);
+  const out = Buffer.alloc(5);
+  out[0] = h32;
+  out.writeUInt32BE(n, 1);
+  return out;
+}
+
+function encodeInt(v: number): Buffer {
+  if (!Number.isSafeInteger(v)) throw new RangeError(`${v} is not a safe integer`);
+  if (v >= 0) {
+    if (v <= 0x7f) return Buffer.from([v]);
+    if (v <= 0xff) return Buffer.from([0xcc, v]);
+    if (v <= 0xffff) return Buffer.from([0xcd, v >> 8, v & 0xff]);
+    const out = Buffer.alloc(v <= 0xffff_ffff ? 5 : 9);
+    if (v <= 0xffff_ffff) {
+      out[0] = 0xce;
+      out.writeUInt32BE(v, 1);
+    } else {
+      out[0] = 0xcf;
+      out.writeBigUInt64BE(BigInt(v), 1);
+    }
+    return out;
+  }
+  if (v >= -32) return Buffer.from([v & 0xff]);
+  if (v >= -0x80) return Buffer.from([0xd0, v & 0xff]);
+  const out = Buffer.alloc(v >= -0x8000 ? 3 : v >= -0x8000_0000 ? 5 : 9);
+  if (v >= -0x8000) {
+    out[0] = 0xd1;
+    out.writeInt16BE(v, 1);
+  } else if (v >= -0x8000_0000) {
+    out[0] = 0xd2;
+    out.writeInt32BE(v, 1);
+  } else {
+    out[0] = 0xd3;
+    out.writeBigInt64BE(BigInt(v), 1);
+  }
+  return out;
+}

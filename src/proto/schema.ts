@@ -140,9 +140,3 @@ export class Fields {
     return v;
   }
 }
-
-/** The MessagePack-ready value of one field: integers outside 32 bits go as 64-bit ints (§2.1). */
-export function wireValue(value: Buffer | string | number): Buffer | string | number | bigint {
-  if (typeof value === 'number' && (value > 0xffff_ffff || value < -0x8000_0000)) return BigInt(value);
-  return value;
-}

@@ -7,6 +7,7 @@ export type ServerState =
   | 'AwaitClientHello'
   | 'AwaitKeyExchange'
   | 'AwaitClientFinished'
+  | 'Confirming'
   | 'Ready'
   | 'Opening'
   | 'Receiving'
@@ -28,7 +29,7 @@ export type Transition<S extends string> = readonly [state: S, frame: FrameName,
 export const SERVER_RECEIVE: readonly Transition<ServerState>[] = [
   ['AwaitClientHello', 'CLIENT_HELLO', 'AwaitKeyExchange'],
   ['AwaitKeyExchange', 'KEY_EXCHANGE', 'AwaitClientFinished'],
-  ['AwaitClientFinished', 'CLIENT_FINISHED', 'Ready'],
+  ['AwaitClientFinished', 'CLIENT_FINISHED', 'Confirming'],
   ['Ready', 'OPEN', 'Opening'],
   ['Ready', 'PING', 'Ready'],
   ['Ready', 'PONG', 'Ready'],
@@ -45,7 +46,7 @@ export const SERVER_RECEIVE: readonly Transition<ServerState>[] = [
 /** Frames the server may send, per state (§11.1); ERROR is allowed everywhere, GOAWAY in SERVER_GOAWAY_STATES. */
 export const SERVER_SEND: readonly Transition<ServerState>[] = [
   ['AwaitKeyExchange', 'SERVER_HELLO', 'AwaitKeyExchange'],
-  ['Ready', 'SERVER_FINISHED', 'Ready'],
+  ['Confirming', 'SERVER_FINISHED', 'Ready'],
   ['Opening', 'PROGRESS', 'Opening'],
   ['Opening', 'OPEN_OK', 'Receiving'],
   ['Receiving', 'ACK', 'Receiving'],
@@ -58,6 +59,7 @@ export const SERVER_SEND: readonly Transition<ServerState>[] = [
 export const CLIENT_RECEIVE: readonly Transition<ClientState>[] = [
   ['AwaitServerHello', 'SERVER_HELLO', 'AwaitServerFinished'],
   ['AwaitServerFinished', 'SERVER_FINISHED', 'Ready'],
+  ['AwaitServerFinished', 'GOAWAY', 'Closed'],
   ['Ready', 'PING', 'Ready'],
   ['Ready', 'PONG', 'Ready'],
   ['Ready', 'GOAWAY', 'Closed'],
@@ -78,7 +80,7 @@ export const CLIENT_RECEIVE: readonly Transition<ClientState>[] = [
   ['AwaitDone', 'GOAWAY', 'Closed'],
 ];
 
-/** Frames the client may send, per state (§11.2); ERROR is allowed everywhere. */
+/** Frames the client may send, per state (§11.2); ERROR is allowed everywhere, PING and PONG where it may receive PING. */
 export const CLIENT_SEND: readonly Transition<ClientState>[] = [
   ['AwaitServerHello', 'CLIENT_HELLO', 'AwaitServerHello'],
   ['AwaitServerFinished', 'KEY_EXCHANGE', 'AwaitServerFinished'],

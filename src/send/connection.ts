@@ -17,7 +17,8 @@ export class ConnectionLost extends ResourceError {
 type Waiter = { resolve: (r: Received | Buffer) => void; reject: (e: Error) => void; preamble: boolean };
 
 export class Connection {
-  readonly channel = new FrameChannel();
+  /** The client never receives DATA, so every record it reads is control-sized (§2, §8). */
+  readonly channel = FrameChannel.controlOnly();
   readonly machine: Machine<ClientState> = clientMachine();
   private waiter: Waiter | null = null;
   private handler: ((frame: Frame) => void) | null = null;

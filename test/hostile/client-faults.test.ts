@@ -393,6 +393,40 @@ describe('stx-send against evil servers', () => {
       check: (s) => assert.equal(s.received.length, 3, 'one connection per attempt: 1 + --retries 2'),
     },
     {
+      // §6: the first server record may be GOAWAY (shutdown while the server awaits
+      // CLIENT_FINISHED); the client retries as for any GOAWAY instead of failing the handshake.
+      name: 'GOAWAY instead of SERVER_FINISHED on every connection: the client retries, then gives up',
+      exit: 3,
+      code: 'TIMEOUT',
+      script: async (p) => {
+        const hs = new ServerHandshake({ serverKey: evilKey });
+        const pre = await p.readPreamble();
+        if (pre === null) return;
+        await p.write(hs.onClientPreamble(pre));
+        const hello = await p.next();
+        if (hello.kind !== 'frame' || hello.frame.type !== 'CLIENT_HELLO') return;
+        await p.write(hs.onClientHello(hello.raw, hello.frame));
+        const kx = await p.next();
+        if (kx.kind !== 'frame' || kx.frame.type !== 'KEY_EXCHANGE') return;
+        p.sealer = hs.onKeyExchange(kx.raw, kx.frame).sealer;
+        await p.write(p.sealFrame({ type: 'GOAWAY', code: ERRORS.SHUTTING_DOWN.wire, message: 'shutting down mid-handshake' }));
+      },
+      check: (s) => assert.equal(s.received.length, 3, 'one connection per attempt: 1 + --retries 2'),
+    },
+    {
+      // §2, §8: a client never receives DATA, so a record longer than MAX_CONTROL_RECORD_LENGTH is
+      // refused as soon as its length arrives, not waited for.
+      name: 'a 16402-byte record announced after the handshake',
+      exit: 3,
+      code: 'FRAME_TOO_LARGE',
+      script: async (p, hs) => {
+        if (!(await hs())) return;
+        await p.expectFrame('OPEN');
+        await p.write(lengthPrefix(16_402));
+        await p.waitClosed(10_000);
+      },
+    },
+    {
       name: 'a record that fails to open after the handshake, on every connection',
       exit: 3,
       code: 'TIMEOUT',

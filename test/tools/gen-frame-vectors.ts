@@ -37,6 +37,23 @@ const valid: Frame[] = [
   { type: 'GOAWAY', code: 52, message: 'shutting down' },
 ];
 
+/**
+ * Valid but not canonical encodings (§2.1): a decoder MUST accept each and yield `frame`; an
+ * encoder writes `frame` as its canonical hex instead.
+ */
+const key = (k: string): string => Buffer.concat([Buffer.from([0xa0 | k.length]), Buffer.from(k)]).toString('hex');
+const noncanonical: { name: string; body_hex: string; frame: Frame }[] = [
+  { name: 'uint8 for a fixint', body_hex: '21' + '81' + key('seq') + 'cc07', frame: { type: 'PING', seq: 7 } },
+  { name: 'int8 for a non-negative value', body_hex: '21' + '81' + key('seq') + 'd007', frame: { type: 'PING', seq: 7 } },
+  { name: 'uint64 for a small value', body_hex: '21' + '81' + key('seq') + 'cf0000000000000007', frame: { type: 'PING', seq: 7 } },
+  { name: 'int64 for a value of 2^32 and above', body_hex: '11' + '81' + key('offset') + 'd30000000100000001', frame: { type: 'OPEN_OK', offset: 2 ** 32 + 1 } },
+  { name: 'int32 for a negative value that fits int8', body_hex: '10' + '84' + key('name') + 'a178' + key('size') + '01' + key('mtime') + 'd2ffffff9c' + key('mode') + '00', frame: { type: 'OPEN', name: 'x', size: 1, mtime: -100, mode: 0 } },
+  { name: 'fields in another order', body_hex: '10' + '84' + key('mode') + 'cd01a4' + key('mtime') + '00' + key('size') + '01' + key('name') + 'a178', frame: { type: 'OPEN', name: 'x', size: 1, mtime: 0, mode: 0o644 } },
+  { name: 'str8 for a short string', body_hex: '10' + '84' + key('name') + 'd90178' + key('size') + '01' + key('mtime') + '00' + key('mode') + '00', frame: { type: 'OPEN', name: 'x', size: 1, mtime: 0, mode: 0 } },
+  { name: 'bin16 for 32 bytes', body_hex: '14' + '81' + key('sha256') + 'c50020' + '11'.repeat(32), frame: { type: 'END', sha256: fill(32, 0x11) } },
+  { name: 'map16 for one field', body_hex: '21' + 'de0001' + key('seq') + '07', frame: { type: 'PING', seq: 7 } },
+];
+
 const packr = new Packr({ useRecords: false, variableMapSize: true });
 const body = (type: number, payload: Buffer): string => Buffer.concat([Buffer.from([type]), payload]).toString('hex');
 const mp = (type: number, value: unknown): string => body(type, packr.pack(value));
@@ -137,6 +154,16 @@ const states: Sequence[] = [
   { name: 'client: SERVER_FINISHED before SERVER_HELLO', machine: 'client', steps: [['send', 'CLIENT_HELLO'], ['recv', 'SERVER_FINISHED']], error: 'UNEXPECTED_FRAME' },
   { name: 'client: GOAWAY in the handshake', machine: 'client', steps: [['send', 'CLIENT_HELLO'], ['recv', 'GOAWAY']], error: 'UNEXPECTED_FRAME' },
   { name: 'client: GOAWAY while sending', machine: 'client', steps: [...clientHappy.slice(0, 8), ['recv', 'GOAWAY']], final: 'Closed' },
+  { name: 'server: SERVER_FINISHED only right after CLIENT_FINISHED', machine: 'server', steps: [...serverHappy.slice(0, 5), ['send', 'SERVER_FINISHED']], error: 'UNEXPECTED_FRAME' },
+  { name: 'server: SERVER_FINISHED after DONE', machine: 'server', steps: [...serverHappy, ['send', 'SERVER_FINISHED']], error: 'UNEXPECTED_FRAME' },
+  { name: 'server: nothing is read between CLIENT_FINISHED and SERVER_FINISHED', machine: 'server', steps: [...serverHappy.slice(0, 4), ['recv', 'PING']], error: 'UNEXPECTED_FRAME' },
+  { name: 'server: PING in AwaitClientFinished', machine: 'server', steps: [...serverHappy.slice(0, 3), ['recv', 'PING']], error: 'UNEXPECTED_FRAME' },
+  { name: 'server: sends PING in Ready', machine: 'server', steps: [...serverHappy.slice(0, 5), ['send', 'PING'], ['recv', 'PONG']], final: 'Ready' },
+  { name: 'server: sends no PING before SERVER_FINISHED', machine: 'server', steps: [...serverHappy.slice(0, 3), ['send', 'PING']], error: 'UNEXPECTED_FRAME' },
+  { name: 'client: GOAWAY instead of SERVER_FINISHED (shutdown mid-handshake)', machine: 'client', steps: [...clientHappy.slice(0, 4), ['recv', 'GOAWAY']], final: 'Closed' },
+  { name: 'client: PING before SERVER_FINISHED', machine: 'client', steps: [...clientHappy.slice(0, 4), ['recv', 'PING']], error: 'UNEXPECTED_FRAME' },
+  { name: 'client: sends no PING before SERVER_FINISHED', machine: 'client', steps: [...clientHappy.slice(0, 4), ['send', 'PING']], error: 'UNEXPECTED_FRAME' },
+  { name: 'client: sends PING in Ready', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'PING'], ['recv', 'PONG']], final: 'Ready' },
   { name: 'client: OPEN before SERVER_FINISHED', machine: 'client', steps: [['send', 'CLIENT_HELLO'], ['recv', 'SERVER_HELLO'], ['send', 'KEY_EXCHANGE'], ['send', 'CLIENT_FINISHED'], ['send', 'OPEN']], error: 'UNEXPECTED_FRAME' },
 ];
 
@@ -147,6 +174,10 @@ function write(name: string, value: Json | object): void {
 write('frames-valid.json', {
   description: 'Valid stx/1 frames (spec §2, §4): decoding hex gives frame; encoding frame gives hex. hex is the whole plaintext frame (length ‖ type ‖ payload); body_hex is type ‖ payload.',
   vectors: valid.map((f) => ({ hex: encodeFrame(f).toString('hex'), body_hex: encodeBody(f).toString('hex'), frame: frameToJson(f) })),
+});
+write('frames-noncanonical.json', {
+  description: 'Valid frames in a non-canonical MessagePack encoding (spec §2.1): decoding body_hex MUST give frame; encoding frame gives canonical_body_hex (the canonical encoding), not body_hex.',
+  vectors: noncanonical.map((v) => ({ name: v.name, body_hex: v.body_hex, frame: frameToJson(v.frame), canonical_body_hex: encodeBody(v.frame).toString('hex') })),
 });
 write('frames-invalid.json', {
   description: 'Invalid input (spec §2). phase "stream": the bytes of a plaintext stream fed to a frame reader, then end of stream. phase "body": a frame body (type ‖ payload) as found inside a record. Each must fail with error.',

@@ -1,0 +1,665 @@
+// The conformance cases (spec/PROTOCOL.md §14): the spec's frame vectors (§12) and state tables
+// (§11.1) turned into exchanges with a live server, plus one case per rule of the text that a
+// server shows on the wire. Each case names its section and the observations that pass; it runs
+// on a fresh connection.
+import { constants, createHmac, publicEncrypt, type KeyObject } from 'node:crypto';
+import { ClientHandshake, type ClientKeys } from '../../src/crypto/client-handshake.js';
+import { encodeBody, encodeFrame } from '../../src/proto/codec.js';
+import { FRAME_TYPES, type FrameName } from '../../src/proto/frames.js';
+import { MAX_CONTROL_RECORD_LENGTH_BYTES, MAX_DATA_CHUNK_BYTES, MAX_RECORD_LENGTH_BYTES } from '../../src/proto/limits.js';
+import { encodePreamble } from '../../src/proto/preamble.js';
+import type { ServerState } from '../../src/proto/states.js';
+import { refMoves } from '../fuzz/reference-machine.js';
+import { jsonToValue } from '../support/json-frames.js';
+import { field, str, vectorFiles } from '../support/vectors.js';
+import { dataBody, lengthPrefix, sampleFrame, withLength } from '../hostile/raw-client.js';
+import { describeOutcome, ending, nextEvent, open, partial, RawClient, ready, sha256, until, type RunContext } from './client.js';
+
+export interface ConformanceCase {
+  /** The spec section the case checks, as "§9.1". */
+  readonly section: string;
+  readonly name: string;
+  /** Observations (client.ts strings) any of which passes. */
+  readonly expect: readonly string[];
+  readonly run: (c: RawClient, ctx: RunContext) => Promise<string>;
+}
+
+/**
+ * What a valid OPEN may get besides OPEN_OK: a policy refusal (§9.5), or BUSY while the server
+ * still holds the final name for the previous case's connection (§9.4). Never MALFORMED_FRAME.
+ */
+const OPEN_REFUSALS = ['ERROR NO_SPACE', 'ERROR TOO_LARGE', 'ERROR EXISTS', 'ERROR BUSY'];
+
+
+/** OAEP without the H_sh label (§7.1): what an implementation that forgot the label sends. */
+function oaepWithEmptyLabel(key: KeyObject, secret: Buffer): Buffer {
+  return publicEncrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, secret);
+}
+
+/** The right CLIENT_FINISHED.verify (§7.3), for cases that break only the identity. */
+function finishedVerify(keys: ClientKeys): Buffer {
+  return createHmac('sha256', keys.keys.cFinishedKey).update(keys.transcriptHash).digest();
+}
+
+
+// ---- §3 preamble --------------------------------------------------------------------------------
+
+/** Sends `bytes`, then reads the server's preamble (which must state version 1, §3) and the end. */
+function preambleCase(name: string, bytes: Buffer, expect: string): ConformanceCase {
+  return {
+    section: '§3',
+    name,
+    expect: [`v1, ${expect}`],
+    run: async (c, ctx) => {
+      await c.write(bytes);
+      const p = await c.readPreamble(ctx.waitMs);
+      if (p === null) return `no preamble, ${await ending(c, ctx)}`;
+      const v = p.subarray(0, 4).equals(encodePreamble().subarray(0, 4)) ? `v${p.readUInt16BE(4)}` : `preamble ${p.toString('hex')}`;
+      return `${v}, ${await ending(c, ctx)}`;
+    },
+  };
+}
+
+function preambleCases(): ConformanceCase[] {
+  return [
+    preambleCase('wrong magic', Buffer.from('5354590000010000', 'hex'), 'ERROR BAD_PREAMBLE'),
+    preambleCase('reserved bits set', Buffer.from('5354580000010001', 'hex'), 'ERROR BAD_PREAMBLE'),
+    preambleCase('an HTTP request', Buffer.from('GET / HTTP/1.1\r\n\r\n'), 'ERROR BAD_PREAMBLE'),
+    preambleCase('version 0: no common version', encodePreamble(0), 'ERROR VERSION_UNSUPPORTED'),
+    {
+      section: '§3',
+      name: 'a client stating version 7 offers 1..7: the server selects 1 and goes on',
+      expect: ['v1, SERVER_HELLO'],
+      run: async (c, ctx) => {
+        await c.write(encodePreamble(7), new ClientHandshake().clientHello());
+        const p = await c.readPreamble(ctx.waitMs);
+        return `${p === null ? 'no preamble' : `v${p.readUInt16BE(4)}`}, ${await nextEvent(c, ctx)}`;
+      },
+    },
+  ];
+}
+
+// ---- §12 vectors --------------------------------------------------------------------------------
+
+/** frames-invalid.json: "stream" vectors after the preamble then FIN; "body" vectors as a record in Ready. */
+function invalidVectorCases(): ConformanceCase[] {
+  const cases: ConformanceCase[] = [];
+  for (const { file, vectors } of vectorFiles('frames-invalid')) {
+    for (const v of vectors) {
+      const bytes = Buffer.from(str(v, 'hex'), 'hex');
+      const error = str(v, 'error');
+      const name = `${file}: ${str(v, 'name')}`;
+      if (str(v, 'phase') === 'stream') {
+        cases.push({
+          section: '§2',
+          name: `${name} (plaintext, then FIN)`,
+          expect: [`ERROR ${error}`],
+          run: async (c, ctx) => {
+            await c.write(encodePreamble(), bytes);
+            c.end();
+            return (await c.readPreamble(ctx.waitMs)) === null ? 'no preamble' : ending(c, ctx);
+          },
+        });
+      } else {
+        cases.push({
+          section: bytes.length > 0 && bytes[0] === FRAME_TYPES.DATA ? '§2.2' : '§2.1',
+          // An empty body cannot be sealed; its record is 16 bytes, below MIN_RECORD_LENGTH (§8).
+          name: bytes.length === 0 ? `${name} (a 16-byte record)` : `${name} (as a record in Ready)`,
+          expect: [`ERROR ${error}`],
+          run: async (c, ctx) => {
+            await ready(c, ctx);
+            await c.write(bytes.length === 0 ? Buffer.concat([lengthPrefix(16), Buffer.alloc(16)]) : c.seal(bytes));
+            return ending(c, ctx);
+          },
+        });
+      }
+    }
+  }
+  return cases;
+}
+
+/**
+ * A valid frame sent in Ready proves the server decodes it: PING gets PONG, PONG is ignored, OPEN
+ * is accepted or refused for policy, ERROR closes, anything else is UNEXPECTED_FRAME — never
+ * MALFORMED_FRAME.
+ */
+function validFrameCase(section: string, name: string, body: Buffer, frame: unknown): ConformanceCase {
+  const type = typeof frame === 'object' && frame !== null && 'type' in frame ? String(frame.type) : '?';
+  const seq = typeof frame === 'object' && frame !== null && 'seq' in frame ? String(frame.seq) : '?';
+  const expect = type === 'PING' ? [`PONG seq=${seq}`] : type === 'PONG' ? ['PONG seq=424242'] : type === 'ERROR' ? ['CLOSED'] : type === 'OPEN' ? ['OPEN_OK', ...OPEN_REFUSALS] : ['ERROR UNEXPECTED_FRAME'];
+  return {
+    section,
+    name: `${name} (${type} in Ready)`,
+    expect,
+    run: async (c, ctx) => {
+      await ready(c, ctx);
+      await c.write(c.seal(body));
+      if (type === 'PONG') await c.send({ type: 'PING', seq: 424242 });
+      return nextEvent(c, ctx);
+    },
+  };
+}
+
+function validVectorCases(): ConformanceCase[] {
+  const cases: ConformanceCase[] = [];
+  for (const { file, vectors } of vectorFiles('frames-valid')) {
+    vectors.forEach((v, i) => {
+      const body = Buffer.from(str(v, 'body_hex'), 'hex');
+      // DATA vectors are bodies of up to 1 MiB; in Ready they are UNEXPECTED_FRAME only if short enough for a control record.
+      if (body.length + 16 > MAX_CONTROL_RECORD_LENGTH_BYTES) return;
+      cases.push(validFrameCase('§4', `${file} #${i}`, body, jsonToValue(field(v, 'frame'))));
+    });
+  }
+  for (const { file, vectors } of vectorFiles('frames-noncanonical')) {
+    for (const v of vectors) {
+      cases.push(validFrameCase('§2.1', `${file}: ${str(v, 'name')}`, Buffer.from(str(v, 'body_hex'), 'hex'), jsonToValue(field(v, 'frame'))));
+    }
+  }
+  return cases;
+}
+
+// ---- §11.1 every frame in every server state ---------------------------------------------------
+
+const ALL_FRAMES = Object.keys(FRAME_TYPES) as FrameName[];
+/** What the spec's own §11.1 receive table (parsed from PROTOCOL.md, not src/) allows in `state`. */
+const allowed = (state: ServerState): Set<string> => new Set(refMoves('server', state).recv);
+
+interface Driver {
+  readonly state: ServerState;
+  /** Frames allowed where the server may already be when the frame is read (transient states). */
+  readonly alsoAllowed?: ServerState;
+  /** UNEXPECTED_FRAME as ERROR, or a silent close where the server has no keys (§6). */
+  readonly expect: string;
+  /** Brings a fresh connection's server into `state` and sends `frame` there. */
+  readonly send: (c: RawClient, ctx: RunContext, frame: Buffer | ((c: RawClient) => Buffer), n: string) => Promise<void>;
+}
+
+const sealed = (c: RawClient, f: Buffer | ((c: RawClient) => Buffer)): Buffer => (typeof f === 'function' ? f(c) : c.seal(f));
+
+const DRIVERS: readonly Driver[] = [
+  {
+    state: 'AwaitClientHello',
+    expect: 'ERROR UNEXPECTED_FRAME',
+    send: async (c, ctx, f) => {
+      await c.write(encodePreamble(), typeof f === 'function' ? f(c) : withLength(f));
+      await c.readPreamble(ctx.waitMs);
+    },
+  },
+  {
+    state: 'AwaitKeyExchange',
+    expect: 'CLOSED',
+    send: async (c, ctx, f) => {
+      await partial(c, ctx, 'server_hello');
+      await c.write(typeof f === 'function' ? f(c) : withLength(f));
+    },
+  },
+  {
+    state: 'AwaitClientFinished',
+    expect: 'ERROR UNEXPECTED_FRAME',
+    send: async (c, ctx, f) => {
+      await partial(c, ctx, 'key_exchange');
+      await c.write(sealed(c, f));
+    },
+  },
+  {
+    state: 'Ready',
+    expect: 'ERROR UNEXPECTED_FRAME',
+    send: async (c, ctx, f) => {
+      await ready(c, ctx);
+      await c.write(sealed(c, f));
+    },
+  },
+  {
+    // Opening lasts while the server works on OPEN: a frame right behind OPEN arrives in it, or in Receiving.
+    state: 'Opening',
+    alsoAllowed: 'Receiving',
+    expect: 'ERROR UNEXPECTED_FRAME',
+    send: async (c, ctx, f, n) => {
+      await ready(c, ctx);
+      await c.write(c.sealFrame({ type: 'OPEN', name: `${ctx.prefix}/opening-${n}.bin`, size: 10, mtime: 1, mode: 0o600 }), sealed(c, f));
+    },
+  },
+  {
+    state: 'Receiving',
+    expect: 'ERROR UNEXPECTED_FRAME',
+    send: async (c, ctx, f, n) => {
+      await ready(c, ctx);
+      await open(c, ctx, `${ctx.prefix}/receiving-${n}.bin`, 10);
+      await c.write(sealed(c, f));
+    },
+  },
+  {
+    // Verifying lasts while the server checks END: a frame right behind END arrives in it, or in Ready.
+    state: 'Verifying',
+    alsoAllowed: 'Ready',
+    expect: 'ERROR UNEXPECTED_FRAME',
+    send: async (c, ctx, f, n) => {
+      await ready(c, ctx);
+      const data = Buffer.from(`verifying ${n}`);
+      await open(c, ctx, `${ctx.prefix}/verifying-${n}.bin`, data.length);
+      await c.write(c.seal(dataBody(0, data)), c.sealFrame({ type: 'END', sha256: sha256(data) }), sealed(c, f));
+    },
+  },
+];
+
+function stateCases(): ConformanceCase[] {
+  const cases: ConformanceCase[] = [];
+  for (const d of DRIVERS) {
+    const ok = new Set([...allowed(d.state), ...(d.alsoAllowed === undefined ? [] : allowed(d.alsoAllowed))]);
+    for (const frame of ALL_FRAMES.filter((f) => !ok.has(f) && f !== 'ERROR')) {
+      cases.push({
+        section: '§11.1',
+        name: `${d.state}: ${frame} has no row`,
+        expect: [d.expect],
+        run: async (c, ctx) => {
+          await d.send(c, ctx, encodeBody(sampleFrame(frame)), frame);
+          // In Verifying the DONE for the END may come first.
+          for (let i = 0; i < 3; i++) {
+            const e = await nextEvent(c, ctx);
+            if (e !== 'DONE' && e !== 'OPEN_OK' && !e.startsWith('ACK')) return e;
+          }
+          return 'no end';
+        },
+      });
+    }
+    cases.push({
+      section: '§11',
+      name: `${d.state}: ERROR from the client closes without an answer`,
+      expect: ['CLOSED'],
+      run: async (c, ctx) => {
+        await d.send(c, ctx, encodeBody(sampleFrame('ERROR')), 'error');
+        for (let i = 0; i < 3; i++) {
+          const e = await nextEvent(c, ctx);
+          if (e !== 'DONE' && e !== 'OPEN_OK' && !e.startsWith('ACK')) return e;
+        }
+        return 'no end';
+      },
+    });
+  }
+  return cases;
+}
+
+// ---- rules of the text ---------------------------------------------------------------------------
+
+/** A whole upload on a fresh connection; DONE's size and sha256 checked (§9.1). */
+async function upload(c: RawClient, ctx: RunContext, name: string, data: Buffer, chunk = 64 * 1024): Promise<string> {
+  await ready(c, ctx);
+  const offset = await open(c, ctx, `${ctx.prefix}/${name}`, data.length);
+  await c.sendData(data, offset, chunk);
+  await c.send({ type: 'END', sha256: sha256(data) });
+  for (let i = 0; i < 10_000; i++) {
+    const got = await c.next(ctx.waitMs);
+    if (got.kind === 'frame' && got.frame.type === 'ACK') {
+      if (got.frame.offset > data.length) return `ACK beyond size (${got.frame.offset})`;
+      continue;
+    }
+    if (got.kind === 'frame' && got.frame.type === 'PROGRESS') continue;
+    if (got.kind === 'frame' && got.frame.type === 'DONE') {
+      const ok = got.frame.size === data.length && got.frame.sha256.equals(sha256(data));
+      return ok ? 'DONE matches' : `DONE size=${got.frame.size} sha256=${got.frame.sha256.toString('hex')}`;
+    }
+    return got.kind === 'frame' ? `${got.frame.type} before DONE` : got.kind;
+  }
+  return 'no DONE';
+}
+
+/**
+ * §9.4: a first connection holds `name` (OPEN of 1000 bytes, 100 sent), then `c` sends OPEN for
+ * the same name with `size`: what each connection sees ("new: …, old: …"; the old one is given a
+ * short wait only, TIMEOUT meaning it was left alone).
+ */
+async function holdThen(c: RawClient, ctx: RunContext, file: string, size: number): Promise<string> {
+  const name = `${ctx.prefix}/${file}`;
+  const first = await RawClient.connect(ctx.port, ctx.host, ctx.waitMs);
+  try {
+    await ready(first, ctx);
+    await open(first, ctx, name, 1000);
+    await first.write(first.seal(dataBody(0, Buffer.alloc(100, 1))));
+    await first.send({ type: 'PING', seq: 4 });
+    await until(first, ctx, 'PONG');
+    await ready(c, ctx);
+    await c.send({ type: 'OPEN', name, size, mtime: 1_700_000_000_000, mode: 0o644 });
+    const now = await nextEvent(c, ctx);
+    const old = describeOutcome(await first.outcome(500, ctx.waitMs));
+    return `new: ${now}, old: ${old}`;
+  } finally {
+    first.destroy();
+  }
+}
+
+function ruleCases(): ConformanceCase[] {
+  const data = (n: number, seed: number): Buffer => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff));
+  return [
+    // §2, §8: the record limit of the current state.
+    {
+      section: '§2',
+      name: `a record of ${MAX_CONTROL_RECORD_LENGTH_BYTES + 1} bytes announced in Ready is refused at its length`,
+      expect: ['ERROR FRAME_TOO_LARGE'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        await c.write(lengthPrefix(MAX_CONTROL_RECORD_LENGTH_BYTES + 1));
+        return ending(c, ctx);
+      },
+    },
+    {
+      section: '§2',
+      name: `a record of ${MAX_CONTROL_RECORD_LENGTH_BYTES} bytes in Ready is read and authenticated`,
+      expect: ['ERROR DECRYPT_FAILED'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        await c.write(lengthPrefix(MAX_CONTROL_RECORD_LENGTH_BYTES), Buffer.alloc(MAX_CONTROL_RECORD_LENGTH_BYTES, 0x5a));
+        return ending(c, ctx);
+      },
+    },
+    {
+      section: '§2',
+      name: `a record of ${MAX_RECORD_LENGTH_BYTES + 1} bytes announced in Receiving is refused at its length`,
+      expect: ['ERROR FRAME_TOO_LARGE'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        await open(c, ctx, `${ctx.prefix}/too-long-record.bin`, 2 * MAX_DATA_CHUNK_BYTES);
+        await c.write(lengthPrefix(MAX_RECORD_LENGTH_BYTES + 1));
+        return ending(c, ctx);
+      },
+    },
+    { section: '§2', name: 'a DATA record of the maximum length is accepted in Receiving', expect: ['DONE matches'], run: (c, ctx) => upload(c, ctx, 'max-record.bin', data(MAX_DATA_CHUNK_BYTES, 3), MAX_DATA_CHUNK_BYTES) },
+    // §10.1: the order of checks.
+    {
+      section: '§10.1',
+      name: 'a plaintext OPEN with size −1 as the first frame: payload before state',
+      expect: ['ERROR MALFORMED_FRAME'],
+      run: async (c, ctx) => {
+        const body = Buffer.from(encodeBody({ type: 'OPEN', name: 'x', size: 1, mtime: 0, mode: 0 }).toString('hex').replace('a473697a6501', 'a473697a65ff'), 'hex');
+        await c.write(encodePreamble(), withLength(body));
+        await c.readPreamble(ctx.waitMs);
+        return ending(c, ctx);
+      },
+    },
+    {
+      section: '§10.1',
+      name: 'a valid plaintext OPEN as the first frame',
+      expect: ['ERROR UNEXPECTED_FRAME'],
+      run: async (c, ctx) => {
+        await c.write(encodePreamble(), encodeFrame({ type: 'OPEN', name: 'x', size: 1, mtime: 0, mode: 0 }));
+        await c.readPreamble(ctx.waitMs);
+        return ending(c, ctx);
+      },
+    },
+    {
+      section: '§10.1',
+      name: 'a 7-byte record where CLIENT_FINISHED is due: length before authentication',
+      expect: ['ERROR MALFORMED_FRAME'],
+      run: async (c, ctx) => {
+        await partial(c, ctx, 'key_exchange');
+        await c.write(lengthPrefix(7), Buffer.alloc(7, 1));
+        return ending(c, ctx);
+      },
+    },
+    {
+      section: '§10.1',
+      name: 'a first record that fails to open is HANDSHAKE_FAILED',
+      expect: ['ERROR HANDSHAKE_FAILED'],
+      run: async (c, ctx) => {
+        await partial(c, ctx, 'key_exchange');
+        await c.write(lengthPrefix(40), Buffer.alloc(40, 1));
+        return ending(c, ctx);
+      },
+    },
+    {
+      section: '§10.1',
+      name: 'a later record that fails to open is DECRYPT_FAILED',
+      expect: ['ERROR DECRYPT_FAILED'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        const r = c.sealFrame({ type: 'PING', seq: 1 });
+        r[r.length - 1] = (r[r.length - 1] ?? 0) ^ 1;
+        await c.write(r);
+        return ending(c, ctx);
+      },
+    },
+    {
+      section: '§10.1',
+      name: 'an unknown type with a junk payload in Ready: type before payload',
+      expect: ['ERROR UNKNOWN_FRAME_TYPE'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        await c.write(c.seal(Buffer.from([0x7f, 0xc1, 0xc1])));
+        return ending(c, ctx);
+      },
+    },
+    {
+      section: '§10.1',
+      name: 'a malformed OPEN_OK from the client in Ready: payload before state',
+      expect: ['ERROR MALFORMED_FRAME'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        await c.write(c.seal(Buffer.from([FRAME_TYPES.OPEN_OK, 0xc1])));
+        return ending(c, ctx);
+      },
+    },
+    {
+      section: '§10.1',
+      name: 'a bad name in a plaintext OPEN first: state before meaning',
+      expect: ['ERROR UNEXPECTED_FRAME'],
+      run: async (c, ctx) => {
+        await c.write(encodePreamble(), encodeFrame({ type: 'OPEN', name: '../x', size: 1, mtime: 0, mode: 0 }));
+        await c.readPreamble(ctx.waitMs);
+        return ending(c, ctx);
+      },
+    },
+    // §6, §7: the handshake.
+    {
+      section: '§6',
+      name: 'an anonymous handshake completes; SERVER_FINISHED verifies',
+      expect: ['PONG seq=1'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        await c.send({ type: 'PING', seq: 1 });
+        return nextEvent(c, ctx);
+      },
+    },
+    {
+      section: '§7.3',
+      name: 'CLIENT_FINISHED with a wrong verify',
+      expect: ['ERROR HANDSHAKE_FAILED'],
+      run: async (c, ctx) => {
+        await partial(c, ctx, 'client_finished', { clientFinishedBody: () => encodeBody({ type: 'CLIENT_FINISHED', verify: Buffer.alloc(32, 7) }) });
+        return ending(c, ctx);
+      },
+    },
+    {
+      section: '§7.1',
+      name: 'KEY_EXCHANGE under the wrong OAEP label: CLIENT_FINISHED fails to open',
+      expect: ['ERROR HANDSHAKE_FAILED', 'LOCAL HANDSHAKE_FAILED'],
+      run: async (c, ctx) => {
+        await partial(c, ctx, 'client_finished', { client: { oaepEncrypt: (key, secret) => oaepWithEmptyLabel(key, secret) } });
+        return ending(c, ctx);
+      },
+    },
+    {
+      section: '§7.4',
+      name: 'an identity whose signature does not verify',
+      expect: ['ERROR AUTH_REFUSED'],
+      run: async (c, ctx) => {
+        await partial(c, ctx, 'client_finished', {
+          clientFinishedBody: (_body, keys) =>
+            encodeBody({ type: 'CLIENT_FINISHED', verify: finishedVerify(keys), identity: Buffer.alloc(32, 9), signature: Buffer.alloc(64, 9) }),
+        });
+        return ending(c, ctx);
+      },
+    },
+    // §11.1: SERVER_FINISHED once (state Confirming).
+    {
+      section: '§11.1',
+      name: 'SERVER_FINISHED is sent once: the next frame answers our PING',
+      expect: ['PONG seq=2'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        await c.send({ type: 'PING', seq: 2 });
+        return nextEvent(c, ctx);
+      },
+    },
+    // §9.6: PING.
+    {
+      section: '§9.6',
+      name: 'PING in Receiving is answered with the same seq',
+      expect: ['PONG seq=9007199254740991'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        await open(c, ctx, `${ctx.prefix}/ping-receiving.bin`, 10);
+        await c.send({ type: 'PING', seq: Number.MAX_SAFE_INTEGER });
+        return nextEvent(c, ctx);
+      },
+    },
+    // §9.1–§9.3: uploads.
+    { section: '§9.1', name: 'an upload of 3 DATA frames: DONE has the size and SHA-256', expect: ['DONE matches'], run: (c, ctx) => upload(c, ctx, 'three.bin', data(150_000, 1)) },
+    { section: '§9.1', name: 'an empty file: OPEN, END, DONE', expect: ['DONE matches'], run: (c, ctx) => upload(c, ctx, 'empty.bin', Buffer.alloc(0)) },
+    {
+      section: '§9.1',
+      name: 'DATA at the wrong offset',
+      expect: ['ERROR BAD_OFFSET'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        await open(c, ctx, `${ctx.prefix}/bad-offset.bin`, 100);
+        await c.write(c.seal(dataBody(5, Buffer.alloc(10))));
+        return ending(c, ctx);
+      },
+    },
+    {
+      section: '§9.1',
+      name: 'DATA beyond size',
+      expect: ['ERROR BAD_OFFSET'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        await open(c, ctx, `${ctx.prefix}/beyond.bin`, 5);
+        await c.write(c.seal(dataBody(0, Buffer.alloc(6))));
+        return ending(c, ctx);
+      },
+    },
+    {
+      section: '§9.1',
+      name: 'END before size bytes',
+      expect: ['ERROR BAD_OFFSET'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        await open(c, ctx, `${ctx.prefix}/early-end.bin`, 5);
+        await c.send({ type: 'END', sha256: sha256(Buffer.alloc(5)) });
+        return ending(c, ctx);
+      },
+    },
+    {
+      section: '§9.1',
+      name: 'END with another SHA-256',
+      expect: ['ERROR INTEGRITY_FAILED'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        await open(c, ctx, `${ctx.prefix}/integrity.bin`, 5);
+        await c.write(c.seal(dataBody(0, Buffer.from('hello'))), c.sealFrame({ type: 'END', sha256: sha256(Buffer.from('world')) }));
+        return ending(c, ctx);
+      },
+    },
+    {
+      section: '§9.2',
+      name: 'resume: a second connection gets an offset no larger than what was sent, and finishes',
+      expect: ['DONE matches'],
+      run: async (c, ctx) => {
+        const file = data(300_000, 5);
+        const name = `${ctx.prefix}/resume.bin`;
+        const first = await RawClient.connect(ctx.port, ctx.host, ctx.waitMs);
+        try {
+          await ready(first, ctx);
+          await open(first, ctx, name, file.length);
+          await first.sendData(file.subarray(0, 200_000), 0, 50_000);
+          // Frames in flight (ACKs) are let go with the connection; the PONG says all DATA was read.
+          await first.send({ type: 'PING', seq: 3 });
+          await until(first, ctx, 'PONG');
+        } finally {
+          first.destroy();
+        }
+        await ready(c, ctx);
+        const offset = await open(c, ctx, name, file.length);
+        if (offset > 200_000) return `OPEN_OK offset ${offset} beyond what was sent`;
+        await c.sendData(file, offset, 50_000);
+        await c.send({ type: 'END', sha256: sha256(file) });
+        const done = await until(c, ctx, 'DONE');
+        return done.type === 'DONE' && done.sha256.equals(sha256(file)) ? 'DONE matches' : 'DONE differs';
+      },
+    },
+    {
+      section: '§9.4',
+      name: 'the same upload identity on a second connection takes the upload over; the first gets SUPERSEDED',
+      expect: ['new: OPEN_OK, old: ERROR SUPERSEDED'],
+      run: (c, ctx) => holdThen(c, ctx, 'takeover.bin', 1000),
+    },
+    {
+      section: '§9.4',
+      name: 'another upload identity for a held final name is BUSY',
+      expect: ['new: ERROR BUSY, old: TIMEOUT'],
+      run: (c, ctx) => holdThen(c, ctx, 'busy.bin', 1001),
+    },
+    {
+      section: '§9.3',
+      name: 'a name with a .. component',
+      expect: ['ERROR BAD_NAME'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        await c.send({ type: 'OPEN', name: `${ctx.prefix}/../x`, size: 1, mtime: 0, mode: 0o644 });
+        return ending(c, ctx);
+      },
+    },
+    {
+      section: '§9.3',
+      name: 'an absolute name',
+      expect: ['ERROR BAD_NAME'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        await c.send({ type: 'OPEN', name: `/${ctx.prefix}/abs`, size: 1, mtime: 0, mode: 0o644 });
+        return ending(c, ctx);
+      },
+    },
+  ];
+}
+
+/** §9.6: cases that wait for the server's timers (HANDSHAKE_TIMEOUT, IDLE_TIMEOUT); only with --timeouts. */
+export function timerCases(): ConformanceCase[] {
+  return [
+    {
+      section: '§9.6',
+      name: 'a client that never sends its preamble: the server preamble, then ERROR TIMEOUT',
+      expect: ['v1, ERROR TIMEOUT'],
+      run: async (c, ctx) => {
+        const p = await c.readPreamble(ctx.timerWaitMs);
+        return `${p === null ? 'no preamble' : `v${p.readUInt16BE(4)}`}, ${await ending(c, ctx)}`;
+      },
+    },
+    {
+      section: '§9.6',
+      name: 'silence after the handshake: ERROR TIMEOUT as a record',
+      expect: ['ERROR TIMEOUT'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        return ending(c, ctx, ctx.timerWaitMs);
+      },
+    },
+    {
+      section: '§9.6',
+      name: 'silence after SERVER_HELLO: closed without a word (no keys)',
+      expect: ['CLOSED'],
+      run: async (c, ctx) => {
+        await partial(c, ctx, 'server_hello');
+        return ending(c, ctx, ctx.timerWaitMs);
+      },
+    },
+  ];
+}
+
+export function conformanceCases(options: { timers?: boolean } = {}): ConformanceCase[] {
+  return [
+    ...preambleCases(),
+    ...invalidVectorCases(),
+    ...validVectorCases(),
+    ...stateCases(),
+    ...ruleCases(),
+    ...(options.timers === true ? timerCases() : []),
+  ];
+}
