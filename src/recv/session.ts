@@ -11,6 +11,7 @@ import { encodePreamble } from '../proto/preamble.js';
 import { serverMachine, type Machine, type ServerState } from '../proto/states.js';
 import { ACK_INTERVAL_BYTES, ACK_INTERVAL_MS, MAX_UNREAD_OUTPUT_BYTES, PROGRESS_INTERVAL_MS, YOUNG_GC_INTERVAL_BYTES } from './config.js';
 import type { OpenUpload as Upload, Store } from './store.js';
+import { ReadGate } from './read-gate.js';
 import { YoungGenerationCollector } from '../proto/young-gc.js';
 
 export interface SessionContext {
@@ -49,11 +50,9 @@ export class Session {
   private readonly machine: Machine<ServerState> = serverMachine();
   private phase: Phase;
   private client: string | null = null;
+  /** The asynchronous step (OPEN, END) in progress, if any; the gate holds 'step' meanwhile. */
   private busy: Promise<void> | null = null;
-  private writePaused = false;
-  /** The peer is not reading what we send (PONG, ACK): stop reading it until it does. */
-  private peerSlow = false;
-  private stopping = false;
+  private readonly gate: ReadGate;
   private helloSent = false;
   private handshakeTimer: NodeJS.Timeout | null;
   private checkpointing = false;
@@ -79,6 +78,7 @@ export class Session {
       kind: 'Preamble',
       hs: new ServerHandshake({ serverKey: ctx.serverKey, authorizedKeys: ctx.authorizedKeys }),
     };
+    this.gate = new ReadGate(socket);
     socket.setNoDelay(true);
     socket.setTimeout(ctx.idleTimeoutMs, () => this.fail(new ResourceError('TIMEOUT', `no data for ${ctx.idleTimeoutMs} ms`)));
     this.handshakeTimer = setTimeout(
@@ -139,12 +139,12 @@ export class Session {
         if (step !== undefined) {
           if (this.busy !== null) throw new ResourceError('INTERNAL', 'a second step started while one runs');
           this.busy = step;
-          this.socket.pause();
+          this.gate.hold('step');
           step.then(
             () => {
               this.busy = null;
               if (this.phase.kind === 'Closed') return;
-              this.maybeResume();
+              this.gate.release('step');
               this.pump();
             },
             (err: unknown) => this.fail(err),
@@ -298,13 +298,9 @@ export class Session {
 
   /** Pauses the socket until the write queue (and the shared budget) drain. */
   private pauseForDisk(upload: Upload): void {
-    if (this.writePaused) return;
-    this.writePaused = true;
-    this.socket.pause();
-    void upload.drained().then(() => {
-      this.writePaused = false;
-      this.maybeResume();
-    });
+    if (this.gate.holds('disk')) return;
+    this.gate.hold('disk');
+    void upload.drained().then(() => this.gate.release('disk'));
   }
 
   /** Makes the written prefix durable and ACKs it (§9.1 step 4); one at a time. */
@@ -368,8 +364,7 @@ export class Session {
    */
   async goAway(timeoutMs: number): Promise<void> {
     if (this.phase.kind === 'Closed') return;
-    this.stopping = true;
-    this.socket.pause();
+    this.gate.hold('shutdown');
     const work = (async (): Promise<void> => {
       if (this.busy !== null) await this.busy.catch(() => undefined);
       const phase = this.phase;
@@ -389,20 +384,9 @@ export class Session {
 
   private sendFrame(frame: Frame): void {
     this.writeRaw(frame.type, this.channel.encode(frame));
-    if (!this.peerSlow && this.socket.writableLength > MAX_UNREAD_OUTPUT_BYTES) {
-      this.peerSlow = true;
-      this.socket.pause();
-      this.socket.once('drain', () => {
-        this.peerSlow = false;
-        this.maybeResume();
-      });
-    }
-  }
-
-  /** Reads again once nothing holds the socket: a step in progress, the disk, a slow peer, shutdown. */
-  private maybeResume(): void {
-    if (this.phase.kind !== 'Closed' && this.busy === null && !this.writePaused && !this.peerSlow && !this.stopping) {
-      this.socket.resume();
+    if (!this.gate.holds('peer-not-reading') && this.socket.writableLength > MAX_UNREAD_OUTPUT_BYTES) {
+      this.gate.hold('peer-not-reading');
+      this.socket.once('drain', () => this.gate.release('peer-not-reading'));
     }
   }
 
@@ -435,6 +419,7 @@ export class Session {
     const phase = this.phase;
     if (phase.kind === 'Closed') return;
     this.phase = { kind: 'Closed' };
+    this.gate.close();
     this.machine.close();
     this.channel.abandon(this.ctx.store.bodies);
     this.stopProgress();

@@ -1,0 +1,42 @@
+// When a connection reads from its socket (STYLE.md "pauses as a set of named reasons"): each
+// part of the server that needs the peer to wait holds the gate with its reason, and the socket
+// reads again only once no reason is left. TCP then pushes back on the peer.
+import type { Socket } from 'node:net';
+
+export type PauseReason =
+  /** An asynchronous step (OPEN, END) runs; frames behind it wait (§11.1). */
+  | 'step'
+  /** The upload's write queue, the shared byte budget or the hashing backlog is full. */
+  | 'disk'
+  /** The peer does not read what we send (MAX_UNREAD_OUTPUT_BYTES). */
+  | 'peer-not-reading'
+  /** GOAWAY: nothing more is read (§9.6). */
+  | 'shutdown';
+
+export class ReadGate {
+  readonly #reasons = new Set<PauseReason>();
+  #closed = false;
+
+  constructor(private readonly socket: Socket) {}
+
+  /** Whether `reason` holds the gate now. */
+  holds(reason: PauseReason): boolean {
+    return this.#reasons.has(reason);
+  }
+
+  hold(reason: PauseReason): void {
+    this.#reasons.add(reason);
+    this.socket.pause();
+  }
+
+  /** Drops `reason`; reads again if it was the last one and the connection is open. */
+  release(reason: PauseReason): void {
+    this.#reasons.delete(reason);
+    if (this.#reasons.size === 0 && !this.#closed) this.socket.resume();
+  }
+
+  /** The connection is closing: nothing resumes it any more. */
+  close(): void {
+    this.#closed = true;
+  }
+}
