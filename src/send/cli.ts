@@ -10,6 +10,7 @@ import { StxError, type ErrorCode } from '../proto/errors.js';
 import { Progress } from './progress.js';
 import { LocalFileError, upload } from './upload.js';
 import { keygen } from './keygen.js';
+import { packageVersion } from './version.js';
 
 /** What to do about each error the user can meet (the message says what happened). */
 const ADVICE: Partial<Record<ErrorCode, string>> = {
@@ -55,9 +56,11 @@ async function main(): Promise<number> {
       throw err ?? new UsageError(msg);
     })
     .help()
-    .version(false)
+    .alias('help', 'h')
+    .version(packageVersion())
+    .alias('version', 'V')
     .parseAsync();
-  if (argv.help === true) return 0;
+  if (argv.help === true || argv.version === true) return 0;
 
   const identityFile = argv.identity ?? path.join(stxHome(), 'id_ed25519');
   if (argv.keygen) {
