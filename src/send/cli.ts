@@ -9,7 +9,7 @@ import { parseDuration } from '../proto/duration.js';
 import { StxError, type ErrorCode } from '../proto/errors.js';
 import { ConnectFailed } from './connection.js';
 import { printable } from './printable.js';
-import { ProgressBar } from './progress.js';
+import { formatBytes, ProgressBar } from './progress.js';
 import { LocalFileError, upload, type Progress } from './upload.js';
 import { keygen } from './keygen.js';
 import { packageVersion } from './version.js';
@@ -157,7 +157,7 @@ async function main(): Promise<number> {
       })}\n`,
     );
   } else if (!argv.quiet) {
-    process.stderr.write(`stx-send: ${printable(name)}: ${result.bytes} bytes verified, sha256 ${result.sha256}\n`);
+    process.stderr.write(`stx-send: ${printable(name)}: ${result.bytes} bytes (${formatBytes(result.bytes)}) verified, sha256 ${result.sha256}\n`);
   }
   return 0;
 }

@@ -21,8 +21,8 @@ const RATE_WINDOW_MS = 5000;
 const MIN_RATE_SPAN_MS = 500;
 /** Samples closer together than this replace each other (the sender reports every chunk). */
 const SAMPLE_MS = 100;
-/** A shortened name keeps at least this many characters before the tail parts make way. */
-const MIN_LABEL = 12;
+/** A shortened name keeps at least this many cells before the bar, bytes and reconnects make way. */
+const MIN_LABEL = 24;
 const BAR_WIDTHS = [24, 12] as const;
 
 export function formatBytes(n: number): string {
@@ -166,8 +166,9 @@ export class ProgressBar {
     const pct = p.size === 0 ? 100 : Math.floor((p.sent / p.size) * 100);
     const rate = this.rate();
     const eta = rate !== null && rate > 0 ? (p.size - p.sent) / rate : Number.NaN;
-    const essentials = `  ${String(pct).padStart(3)}%  ${rate === null ? '--' : formatBytes(rate)}/s  ETA ${formatEta(eta)}`;
-    const bytes = `  ${formatBytes(p.sent)}/${formatBytes(p.size)}`;
+    // Padded to their widest ("1023.9 MiB"), so the layout does not jump from one draw to the next.
+    const essentials = `  ${String(pct).padStart(3)}%  ${(rate === null ? '--' : formatBytes(rate)).padStart(10)}/s  ETA ${formatEta(eta).padStart(5)}`;
+    const bytes = `  ${formatBytes(p.sent).padStart(10)}/${formatBytes(p.size)}`;
     const again = p.reconnects > 0 ? `  reconnects ${p.reconnects}` : '';
     const drawBar = (w: number): string => {
       const fill = Math.round((Math.min(pct, 100) / 100) * w);
