@@ -56,7 +56,7 @@ describe('stx-keygen and stx-send flags', () => {
   });
 
   it('stx-keygen refuses a positional that looks like an option (exit 2) and writes nothing', () => {
-    for (const args of [['--', '--help'], ['--', '-f'], ['--hlep']]) {
+    for (const args of [['--', '--help'], ['--', '-f'], ['--hlep'], ['--file', '']]) {
       const r = run(KEYGEN_CLI, args);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, /stx-keygen: error: /);

@@ -234,18 +234,19 @@ function describeFailure(err: unknown): Failure {
   return { code: null, message: err instanceof Error ? err.message : String(err), advice: undefined, exit: EXIT_LOCAL };
 }
 
-/** Reports a failure the one way asked for (a JSON object on stdout, or text on stderr) and exits. */
+/** Reports a failure on stderr, and as one JSON object on stdout with --json; then exits. */
 function fail(f: Failure): never {
   known.bar?.done();
   // Peer-chosen text (a server's ERROR message) reaches the terminal only as printable text.
   const message = printable(f.message);
+  // The person (or log) watching stderr is told in words, with --json and --quiet too; a script
+  // reading stdout gets the one object it parses.
+  const text = `${f.code === null ? '' : `${f.code}: `}${message}${f.advice === undefined ? '' : `\n${f.advice}`}`;
+  process.stderr.write(`stx-send: ${f.exit === EXIT_INTERRUPTED ? '' : 'error: '}${text}\n`);
   if (known.json) {
     process.stdout.write(
       `${JSON.stringify({ ok: false, code: f.code, message, exit_code: f.exit, durable_bytes: known.held?.durable ?? null, host: known.host, port: known.port })}\n`,
     );
-  } else {
-    const text = `${f.code === null ? '' : `${f.code}: `}${message}${f.advice === undefined ? '' : `\n${f.advice}`}`;
-    process.stderr.write(`stx-send: ${f.exit === EXIT_INTERRUPTED ? '' : 'error: '}${text}\n`);
   }
   process.exit(f.exit);
 }

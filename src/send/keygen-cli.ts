@@ -41,6 +41,7 @@ async function main(): Promise<number> {
     throw new UsageError(`refusing to write a key to "${given}": it looks like an option. Use --file ./${given} if you mean that file`);
   }
   if (given !== undefined && argv.file !== undefined) throw new UsageError('give the identity file once: --file FILE or FILE, not both');
+  if (argv.file === '') throw new UsageError('--file needs a path');
   const file = argv.file ?? given ?? path.join(stxHome(), 'id_ed25519');
   process.stdout.write(`${await keygen(file)}\n`);
   return 0;

@@ -274,9 +274,10 @@ async function attempt(
   const idleMs = opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
   // The display shows each stage as it starts, so a slow connect or handshake is never a blank line.
   let stage: Stage = 'connecting';
-  const report = (next: Stage, sent: number): void => {
+  const report = (next: Stage, sent: number, verified?: number): void => {
     stage = next;
-    opts.onProgress?.({ stage, size: file.size, sent, durable: state.durable, reconnects: state.reconnects });
+    const p = { stage, size: file.size, sent, durable: state.durable, reconnects: state.reconnects };
+    opts.onProgress?.(verified === undefined ? p : { ...p, verified });
   };
   report('connecting', state.durable);
   const conn = await Connection.connect(opts.host, opts.port, opts.connectTimeoutMs ?? handshakeMs);
