@@ -236,7 +236,7 @@ export async function upload(opts: UploadOptions): Promise<UploadResult> {
         const budget =
           opts.retryForMs === undefined
             ? `attempt ${failures + 1} of ${opts.retries + 1}`
-            : `attempt ${failures + 1}; retrying for ${Math.max(0, Math.ceil((opts.retryForMs - (now - failingSince)) / 1000))} s more (--retry-for)`;
+            : `attempt ${failures + 1}, retrying for another ${Math.max(0, Math.ceil((opts.retryForMs - (now - failingSince)) / 1000))} s under --retry-for`;
         opts.onEvent?.(`${reason}; reconnecting in ${(wait / 1000).toFixed(1)} s (${budget})`);
         await sleep(wait);
         state.reconnects++;
