@@ -7,9 +7,12 @@ import { hideBin } from 'yargs/helpers';
 import { loadIdentity, stxHome } from '../crypto/index.js';
 import { parseDuration } from '../proto/duration.js';
 import { StxError, type ErrorCode } from '../proto/errors.js';
-import { Progress } from './progress.js';
-import { LocalFileError, upload } from './upload.js';
+import { ConnectFailed } from './connection.js';
+import { printable } from './printable.js';
+import { formatBytes, ProgressBar } from './progress.js';
+import { LocalFileError, upload, type Progress } from './upload.js';
 import { keygen } from './keygen.js';
+import { packageVersion } from './version.js';
 
 /** What to do about each error the user can meet (the message says what happened). */
 const ADVICE: Partial<Record<ErrorCode, string>> = {
@@ -31,24 +34,52 @@ const ADVICE: Partial<Record<ErrorCode, string>> = {
 const EXIT_USAGE = 2;
 const EXIT_CONNECT = 3;
 const EXIT_LOCAL = 1;
+/** 128 + SIGINT, as shells report it. */
+const EXIT_INTERRUPTED = 130;
 
 class UsageError extends Error {}
+
+/** A fingerprint as stx-recv prints it (§5): "SHA256:" and 43 unpadded base64 characters (32 bytes). */
+const FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}$/;
+
+/** What the run has learnt so far, for a failure report (--json, Ctrl-C). */
+interface Known {
+  host: string | null;
+  port: number | null;
+  /** Bytes the server confirmed durable, once it said (OPEN_OK, then ACKs), and the file's size. */
+  held: { readonly durable: number; readonly size: number } | null;
+  json: boolean;
+  bar: ProgressBar | null;
+}
+
+// --json is looked for in the raw arguments too, so that a usage error is reported as JSON as well.
+const known: Known = { host: null, port: null, held: null, json: hideBin(process.argv).includes('--json'), bar: null };
 
 async function main(): Promise<number> {
   const argv = await yargs(hideBin(process.argv))
     .scriptName('stx-send')
     .usage('$0 HOST PORT PATH [options]\n$0 --keygen [--identity FILE]\n\nSend a file to stx-recv; resumes by itself after interruptions.')
-    .option('as', { type: 'string', describe: 'remote name (relative path) [default: the file name]' })
-    .option('fingerprint', { type: 'string', describe: "pin the server key (SHA256:…, as stx-recv prints it)" })
+    .option('as', {
+      type: 'string',
+      describe:
+        'remote name, a relative path; ending in "/" puts the file into that directory under its own name. ' +
+        'Names are sent in Unicode NFC (macOS file names are NFD) [default: the file name]',
+    })
+    .option('fingerprint', { type: 'string', describe: 'pin the server key (SHA256:… as stx-recv prints it: 43 base64 characters)' })
     .option('known-hosts', { type: 'string', describe: 'known-hosts file [default: $STX_HOME/known_hosts]' })
     .option('identity', { type: 'string', describe: 'Ed25519 identity to authenticate with [default: $STX_HOME/id_ed25519 if present]' })
-    .option('retries', { type: 'number', default: 8, describe: 'attempts without progress before giving up' })
+    .option('retries', { type: 'number', default: 8, describe: 'attempts without progress before giving up on a lost connection' })
+    .option('retry-for', { type: 'string', describe: 'keep retrying a lost connection for this long without progress, e.g. 10m (even past --retries)' })
     .option('backoff', { type: 'number', default: 250, describe: 'first reconnect delay in ms (doubles, max 10 s)' })
     .option('handshake-timeout', { type: 'string', default: '10s', describe: 'give up a connection whose handshake takes longer (retried)' })
     .option('idle-timeout', { type: 'string', default: '60s', describe: 'drop a connection on which the server sends nothing for this long (retried)' })
-    .option('json', { type: 'boolean', default: false, describe: 'print one JSON line with the result' })
+    .option('json', { type: 'boolean', default: false, describe: 'print one JSON object on stdout with the result, on failure too' })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress or notices' })
     .option('keygen', { type: 'boolean', default: false, describe: 'write an Ed25519 identity and print its authorized-keys line' })
+    .epilogue(
+      'A refused connection or an unknown host fails at once (exit 3) unless a handshake with the server ' +
+        'already worked; a connection lost after that is retried (--retries, --retry-for).',
+    )
     .strictOptions()
     .exitProcess(false)
     // yargs passes no error for its own validation failures, whatever its types say.
@@ -56,9 +87,12 @@ async function main(): Promise<number> {
       throw err ?? new UsageError(msg);
     })
     .help()
-    .version(false)
+    .alias('help', 'h')
+    .version(packageVersion())
+    .alias('version', 'V')
     .parseAsync();
-  if (argv.help === true) return 0;
+  if (argv.help === true || argv.version === true) return 0;
+  known.json = argv.json;
 
   const identityFile = argv.identity ?? path.join(stxHome(), 'id_ed25519');
   if (argv.keygen) {
@@ -71,35 +105,50 @@ async function main(): Promise<number> {
   }
   const port = Number(portText);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`not a port: ${portText}`);
+  known.host = host;
+  known.port = port;
   const retries = argv.retries;
   if (!Number.isInteger(retries) || retries < 0) throw new UsageError('--retries must be a whole number');
+  const fingerprint = argv.fingerprint === undefined ? undefined : fingerprintArg(argv.fingerprint);
+  const retryForMs = argv['retry-for'] === undefined ? undefined : durationArg(argv['retry-for'], '--retry-for');
+  const handshakeTimeoutMs = durationArg(argv['handshake-timeout'], '--handshake-timeout');
+  const idleTimeoutMs = durationArg(argv['idle-timeout'], '--idle-timeout');
+  const name = remoteName(argv.as, file);
   const identity = argv.identity !== undefined || (await exists(identityFile)) ? await loadIdentity(identityFile) : undefined;
 
   const tty = process.stderr.isTTY && !argv.quiet && !argv.json;
-  const name = argv.as ?? path.basename(file);
-  if (name === '') throw new UsageError('the remote name (--as) must not be empty');
-  const bar = tty ? new Progress(process.stderr, name) : null;
+  const bar = tty ? new ProgressBar(process.stderr, name, `${host}:${port}`) : null;
+  known.bar = bar;
+  process.once('SIGINT', interrupted);
   const result = await upload({
     host,
     port,
     file,
     name,
-    ...(argv.fingerprint === undefined ? {} : { fingerprint: argv.fingerprint }),
+    ...(fingerprint === undefined ? {} : { fingerprint }),
     knownHostsFile: argv['known-hosts'] ?? path.join(stxHome(), 'known_hosts'),
     ...(identity === undefined ? {} : { identity }),
     retries,
+    retryForMs,
     backoffMs: argv.backoff,
-    handshakeTimeoutMs: durationArg(argv['handshake-timeout'], '--handshake-timeout'),
-    idleTimeoutMs: durationArg(argv['idle-timeout'], '--idle-timeout'),
-    onProgress: bar === null ? undefined : (p) => bar.update(p.sent, p.size, p.reconnects, p.sent === p.size),
-    onEvent: argv.quiet ? undefined : (m) => process.stderr.write(`${tty ? '\r\x1b[K' : ''}stx-send: ${m}\n`),
+    handshakeTimeoutMs,
+    idleTimeoutMs,
+    onProgress: (p) => {
+      remember(p);
+      bar?.update(p);
+    },
+    onEvent: argv.quiet ? undefined : (m) => process.stderr.write(`${tty ? '\r\x1b[K' : ''}stx-send: ${printable(m)}\n`),
   });
   bar?.done();
   if (argv.json) {
     process.stdout.write(
       `${JSON.stringify({
+        ok: true,
         file: result.file,
         name: result.name,
+        host,
+        port,
+        server_fingerprint: result.server_fingerprint,
         bytes: result.bytes,
         sha256: result.sha256,
         seconds: result.seconds,
@@ -109,9 +158,41 @@ async function main(): Promise<number> {
       })}\n`,
     );
   } else if (!argv.quiet) {
-    process.stderr.write(`stx-send: ${name}: ${result.bytes} bytes verified, sha256 ${result.sha256}\n`);
+    process.stderr.write(`stx-send: ${printable(name)}: ${result.bytes} bytes (${formatBytes(result.bytes)}) verified, sha256 ${result.sha256}\n`);
   }
   return 0;
+}
+
+/** Once the server said what it holds (OPEN_OK), every later report carries it, reconnects included. */
+function remember(p: Progress): void {
+  if (known.held !== null || p.stage === 'sending' || p.stage === 'finishing') known.held = { durable: p.durable, size: p.size };
+}
+
+/**
+ * The remote name: --as, or the file's own name; "--as dir/" means dir/<the file's name>. Sent in
+ * NFC, which the server requires (§9.3): macOS hands out names in NFD, and the same name typed on
+ * another machine is NFC.
+ */
+function remoteName(as: string | undefined, file: string): string {
+  const base = path.basename(file);
+  const name = as === undefined ? base : as.endsWith('/') ? `${as}${base}` : as;
+  if (name === '') throw new UsageError('the remote name (--as) must not be empty');
+  return name.normalize('NFC');
+}
+
+function fingerprintArg(text: string): string {
+  const b64 = text.slice('SHA256:'.length);
+  // The pattern admits 43 characters whose last one carries 2 bits too many: only one in four decodes
+  // back to itself, as a real SHA-256 does.
+  const shape = FINGERPRINT.test(text);
+  if (!shape || Buffer.from(b64, 'base64').toString('base64').replace(/=+$/, '') !== b64) {
+    throw new UsageError(
+      `--fingerprint ${JSON.stringify(printable(text))} is not a fingerprint: ` +
+        `${shape ? 'its last character makes it more than 32 bytes' : 'expected SHA256: and 43 base64 characters'}, ` +
+        'as stx-recv prints at start (e.g. SHA256:O9UlaE9oA7VAMXz64RECuVfVF5ErVjQYhCFP9uP8AHc)',
+    );
+  }
+  return text;
 }
 
 function durationArg(text: string, flag: string): number {
@@ -129,24 +210,59 @@ async function exists(file: string): Promise<boolean> {
   );
 }
 
+interface Failure {
+  /** The §10 code when the failure has one; null for local ones (usage, the file, Ctrl-C). */
+  readonly code: ErrorCode | null;
+  readonly message: string;
+  readonly advice: string | undefined;
+  readonly exit: number;
+}
+
+function describeFailure(err: unknown): Failure {
+  if (err instanceof UsageError) return { code: null, message: err.message, advice: "Run 'stx-send --help' for the options.", exit: EXIT_USAGE };
+  if (err instanceof ConnectFailed) {
+    const advice =
+      err.reason === 'refused'
+        ? `Check that stx-recv is running on ${err.host} and listening on port ${err.port} (it prints "listening on HOST:PORT" at start).`
+        : 'Check the host name for a typo, or use its IP address.';
+    return { code: err.code, message: err.message, advice, exit: EXIT_CONNECT };
+  }
+  if (err instanceof StxError) {
+    const exit = err.code === 'TIMEOUT' || err.code === 'TRUNCATED' ? EXIT_CONNECT : err.exitCode;
+    return { code: err.code, message: err.message, advice: ADVICE[err.code], exit };
+  }
+  if (err instanceof LocalFileError) return { code: null, message: err.message, advice: undefined, exit: EXIT_LOCAL };
+  return { code: null, message: err instanceof Error ? err.message : String(err), advice: undefined, exit: EXIT_LOCAL };
+}
+
+/** Reports a failure on stderr, and as one JSON object on stdout with --json; then exits. */
+function fail(f: Failure): never {
+  known.bar?.done();
+  // Peer-chosen text (a server's ERROR message) reaches the terminal only as printable text.
+  const message = printable(f.message);
+  // The person (or log) watching stderr is told in words, with --json and --quiet too; a script
+  // reading stdout gets the one object it parses.
+  const text = `${f.code === null ? '' : `${f.code}: `}${message}${f.advice === undefined ? '' : `\n${f.advice}`}`;
+  process.stderr.write(`stx-send: ${f.exit === EXIT_INTERRUPTED ? '' : 'error: '}${text}\n`);
+  if (known.json) {
+    process.stdout.write(
+      `${JSON.stringify({ ok: false, code: f.code, message, exit_code: f.exit, durable_bytes: known.held?.durable ?? null, host: known.host, port: known.port })}\n`,
+    );
+  }
+  process.exit(f.exit);
+}
+
+/** Ctrl-C: the partial stays on the server; say how much and how to continue. */
+function interrupted(): void {
+  const held = known.held;
+  const message =
+    held === null
+      ? 'interrupted before the server said what it holds: run the same command again to resume'
+      : `interrupted: run the same command again: the server holds ${held.durable} of ${held.size} bytes (${(held.size === 0 ? 100 : (held.durable / held.size) * 100).toFixed(1)} %)`;
+  fail({ code: null, message, advice: undefined, exit: EXIT_INTERRUPTED });
+}
+
 main().then(
   (code) => process.exit(code),
-  (err: unknown) => {
-    let code = EXIT_LOCAL;
-    let text: string;
-    if (err instanceof UsageError) {
-      code = EXIT_USAGE;
-      text = `${err.message}\nRun 'stx-send --help' for the options.`;
-    } else if (err instanceof StxError) {
-      code = err.code === 'TIMEOUT' || err.code === 'TRUNCATED' ? EXIT_CONNECT : err.exitCode;
-      const advice = ADVICE[err.code];
-      text = `${err.code}: ${err.message}${advice === undefined ? '' : `\n${advice}`}`;
-    } else if (err instanceof LocalFileError) {
-      text = err.message;
-    } else {
-      text = err instanceof Error ? err.message : String(err);
-    }
-    process.stderr.write(`stx-send: error: ${text}\n`);
-    process.exit(code);
-  },
+  (err: unknown) => fail(describeFailure(err)),
 );

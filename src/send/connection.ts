@@ -14,6 +14,46 @@ export class ConnectionLost extends ResourceError {
   }
 }
 
+/**
+ * Why a connect failed before any byte crossed: nothing accepts connections at that address, or
+ * the host name does not resolve. Before any handshake has succeeded these are not worth a retry
+ * (a typo stays a typo); the upload loop decides (upload.ts).
+ */
+export type ConnectFailure = 'refused' | 'unknown-host';
+
+/** A connect that failed with a reason worth telling apart (still a lost connection for the retries). */
+export class ConnectFailed extends ConnectionLost {
+  constructor(
+    readonly reason: ConnectFailure,
+    readonly host: string,
+    readonly port: number,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** Node's errno code (ECONNREFUSED, ENOTFOUND, …) of a socket error, if it has one. */
+function errnoCode(err: Error): string | undefined {
+  return 'code' in err && typeof err.code === 'string' ? err.code : undefined;
+}
+
+/** The typed error for a failed connect: refusals and unknown names by reason, the rest as lost. */
+function connectError(host: string, port: number, err: Error): ConnectionLost {
+  const where = `cannot connect to ${host}:${port}`;
+  switch (errnoCode(err) ?? '') {
+    case 'ECONNREFUSED':
+      return new ConnectFailed('refused', host, port, `${where}: connection refused (ECONNREFUSED): nothing listens on port ${port} there, or a firewall rejects it`, { cause: err });
+    case 'ENOTFOUND':
+      return new ConnectFailed('unknown-host', host, port, `${where}: unknown host "${host}" (ENOTFOUND): the name does not resolve`, { cause: err });
+    case 'EAI_AGAIN':
+      return new ConnectFailed('unknown-host', host, port, `${where}: the name "${host}" could not be resolved (EAI_AGAIN: no answer from DNS)`, { cause: err });
+    default:
+      return new ConnectionLost(`${where}: ${err.message}`, { cause: err });
+  }
+}
+
 type Waiter = { resolve: (r: Received | Buffer) => void; reject: (e: Error) => void; preamble: boolean };
 
 export class Connection {
@@ -57,7 +97,7 @@ export class Connection {
       });
       socket.once('error', (err) => {
         clearTimeout(timer);
-        reject(new ConnectionLost(`cannot connect to ${host}:${port}: ${err.message}`, { cause: err }));
+        reject(connectError(host, port, err));
       });
     });
   }

@@ -1,14 +1,58 @@
 #!/usr/bin/env node
-// stx-keygen [FILE]: writes an Ed25519 identity (default $STX_HOME/id_ed25519) and prints its authorized-keys line.
+// stx-keygen [--file FILE]: writes an Ed25519 identity (default $STX_HOME/id_ed25519) and prints
+// its authorized-keys line. The path is a named option, and a positional that looks like an option
+// is refused: `stx-keygen --hlep` once wrote a private key to a file named after the typo.
 import path from 'node:path';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
 import { stxHome } from '../crypto/index.js';
 import { keygen } from './keygen.js';
+import { packageVersion } from './version.js';
 
-const file = process.argv[2] ?? path.join(stxHome(), 'id_ed25519');
-keygen(file).then(
-  (line) => process.stdout.write(`${line}\n`),
+const EXIT_USAGE = 2;
+const EXIT_LOCAL = 1;
+
+class UsageError extends Error {}
+
+async function main(): Promise<number> {
+  const argv = await yargs(hideBin(process.argv))
+    .scriptName('stx-keygen')
+    .usage(
+      '$0 [--file FILE]\n\nCreate an Ed25519 client identity (or reuse the one in FILE) and print the line to add to ' +
+        "the server's --authorized-keys file.",
+    )
+    .option('file', { alias: 'f', type: 'string', describe: 'identity file [default: $STX_HOME/id_ed25519]' })
+    .strictOptions()
+    .exitProcess(false)
+    // yargs passes no error for its own validation failures, whatever its types say.
+    .fail((msg: string, err: Error | undefined) => {
+      throw err ?? new UsageError(msg);
+    })
+    .help()
+    .alias('help', 'h')
+    .version(packageVersion())
+    .alias('version', 'V')
+    .parseAsync();
+  if (argv.help === true || argv.version === true) return 0;
+  const positional = argv._.map(String);
+  if (positional.length > 1) throw new UsageError(`expected at most one FILE, got ${positional.length}`);
+  const [given] = positional;
+  if (given !== undefined && given.startsWith('-')) {
+    throw new UsageError(`refusing to write a key to "${given}": it looks like an option. Use --file ./${given} if you mean that file`);
+  }
+  if (given !== undefined && argv.file !== undefined) throw new UsageError('give the identity file once: --file FILE or FILE, not both');
+  if (argv.file === '') throw new UsageError('--file needs a path');
+  const file = argv.file ?? given ?? path.join(stxHome(), 'id_ed25519');
+  process.stdout.write(`${await keygen(file)}\n`);
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
   (err: unknown) => {
-    process.stderr.write(`stx-keygen: error: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(1);
+    const usage = err instanceof UsageError;
+    const text = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`stx-keygen: error: ${text}${usage ? "\nRun 'stx-keygen --help' for the options." : ''}\n`);
+    process.exit(usage ? EXIT_USAGE : EXIT_LOCAL);
   },
 );

@@ -7,7 +7,7 @@ import type { Frame } from '../proto/frames.js';
 import { alignedMemory, PAGE_BYTES } from '../proto/aligned-memory.js';
 import { HANDSHAKE_TIMEOUT_MS, IDLE_TIMEOUT_MS, MAX_DATA_CHUNK_BYTES, PING_INTERVAL_MS } from '../proto/limits.js';
 import { keepFreedMemory, YoungGenerationCollector } from '../proto/young-gc.js';
-import { Connection, ConnectionLost } from './connection.js';
+import { ConnectFailed, Connection, ConnectionLost } from './connection.js';
 import { handshake } from './handshake.js';
 
 export interface UploadOptions {
@@ -21,6 +21,11 @@ export interface UploadOptions {
   readonly identity?: KeyObject;
   /** Consecutive failed attempts (without progress) before giving up. */
   readonly retries: number;
+  /**
+   * Keep retrying a lost connection for this long without progress, even past `retries` (a pulled
+   * cable): the upload gives up once both budgets are spent.
+   */
+  readonly retryForMs?: number | undefined;
   readonly backoffMs?: number;
   readonly maxBackoffMs?: number;
   readonly connectTimeoutMs?: number;
@@ -32,18 +37,24 @@ export interface UploadOptions {
   readonly onEvent?: ((message: string) => void) | undefined;
 }
 
+/**
+ * Where an attempt is, for the display: connecting (TCP, DNS), handshake (§6), verifying (the
+ * server re-reads a partial before OPEN_OK, so nothing else moves), sending DATA, finishing (END
+ * sent, waiting for DONE).
+ */
+export type Stage = 'connecting' | 'handshake' | 'verifying' | 'sending' | 'finishing';
+
 export interface Progress {
+  readonly stage: Stage;
+  /** In 'verifying': bytes the server has read back so far (PROGRESS, §9.7), of `verifyTotal`. */
+  readonly verified?: number;
+  readonly verifyTotal?: number;
   readonly size: number;
   /** Bytes handed to the socket (this attempt's offset plus what followed). */
   readonly sent: number;
   /** Highest offset the server reported durable. */
   readonly durable: number;
   readonly reconnects: number;
-  /** 'verifying' while the server reads stored bytes back before answering (PROGRESS, §9.7). */
-  readonly stage?: 'verifying';
-  /** With stage 'verifying': bytes read back so far, of `verifyTotal`. */
-  readonly verified?: number;
-  readonly verifyTotal?: number;
 }
 
 export interface UploadResult {
@@ -184,9 +195,11 @@ export async function upload(opts: UploadOptions): Promise<UploadResult> {
   const identity = { size: st.size, mtime: Math.floor(st.mtimeMs), mode: st.mode & 0o7777 };
   const started = Date.now();
   const hasher = new FileHasher(fh);
-  const state = { reconnects: 0, resumedFrom: -1, durable: 0, fingerprint: '' };
+  const state: AttemptState = { reconnects: 0, resumedFrom: -1, durable: 0, fingerprint: '', handshakes: 0 };
   try {
     let failures = 0;
+    /** When the current run of attempts without progress began (for --retry-for). */
+    let failingSince = 0;
     for (;;) {
       const before = state.durable;
       try {
@@ -206,13 +219,26 @@ export async function upload(opts: UploadOptions): Promise<UploadResult> {
         };
       } catch (err) {
         if (!isTransient(err)) throw err;
+        // Refused, or a name that does not resolve, before any handshake ever worked: a typo or a
+        // server that is not running, which nine attempts over half a minute do not fix. Once a
+        // handshake worked, the same errors mean the server is restarting or the link is down.
+        if (err instanceof ConnectFailed && state.handshakes === 0) throw err;
+        const now = Date.now();
         failures = state.durable > before ? 1 : failures + 1;
-        if (failures > opts.retries) {
-          throw new ResourceError('TIMEOUT', `gave up after ${failures} attempts without progress: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+        if (failures === 1) failingSince = now;
+        const withinTime = opts.retryForMs !== undefined && now - failingSince < opts.retryForMs;
+        const reason = err instanceof Error ? err.message : String(err);
+        if (failures > opts.retries && !withinTime) {
+          const seconds = ((now - failingSince) / 1000).toFixed(1);
+          throw new ResourceError('TIMEOUT', `gave up after ${failures} attempts without progress over ${seconds} s: ${reason}`, { cause: err });
         }
         const base = Math.min((opts.backoffMs ?? 250) * 2 ** (failures - 1), opts.maxBackoffMs ?? 10_000);
         const wait = Math.round(base / 2 + (Math.random() * base) / 2);
-        opts.onEvent?.(`${err instanceof Error ? err.message : String(err)}; reconnecting in ${(wait / 1000).toFixed(1)} s (attempt ${failures + 1} of ${opts.retries + 1})`);
+        const budget =
+          opts.retryForMs === undefined
+            ? `attempt ${failures + 1} of ${opts.retries + 1}`
+            : `attempt ${failures + 1}, retrying for another ${Math.max(0, Math.ceil((opts.retryForMs - (now - failingSince)) / 1000))} s under --retry-for`;
+        opts.onEvent?.(`${reason}; reconnecting in ${(wait / 1000).toFixed(1)} s (${budget})`);
         await sleep(wait);
         state.reconnects++;
       }
@@ -220,6 +246,15 @@ export async function upload(opts: UploadOptions): Promise<UploadResult> {
   } finally {
     await fh.close();
   }
+}
+
+interface AttemptState {
+  reconnects: number;
+  resumedFrom: number;
+  durable: number;
+  fingerprint: string;
+  /** Handshakes that succeeded, over all attempts: before the first, a refused connect is final. */
+  handshakes: number;
 }
 
 interface FileIdentity {
@@ -234,15 +269,25 @@ async function attempt(
   fh: FileHandle,
   file: FileIdentity,
   hasher: FileHasher,
-  state: { reconnects: number; resumedFrom: number; durable: number; fingerprint: string },
+  state: AttemptState,
 ): Promise<Buffer> {
   const handshakeMs = opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
   const idleMs = opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
+  // The display shows each stage as it starts, so a slow connect or handshake is never a blank line.
+  let stage: Stage = 'connecting';
+  const report = (next: Stage, sent: number, verified?: { done: number; total: number }): void => {
+    stage = next;
+    const p = { stage, size: file.size, sent, durable: state.durable, reconnects: state.reconnects };
+    opts.onProgress?.(verified === undefined ? p : { ...p, verified: verified.done, verifyTotal: verified.total });
+  };
+  report('connecting', state.durable);
   const conn = await Connection.connect(opts.host, opts.port, opts.connectTimeoutMs ?? handshakeMs);
   let pinger: NodeJS.Timeout | null = null;
   try {
     // Handshake (§6), trust (§5) included.
+    report('handshake', state.durable);
     state.fingerprint = await handshake(conn, { ...opts, handshakeTimeoutMs: handshakeMs });
+    state.handshakes++;
     // A server that goes silent (a black hole, not a close) must not hang us: PINGs ask for an
     // answer, and nothing received for idleMs drops the connection, which is then retried.
     conn.dropWhenIdle(idleMs);
@@ -250,8 +295,7 @@ async function attempt(
     // OPEN → OPEN_OK (§9.1).
     conn.send({ type: 'OPEN', name: opts.name, size: file.size, mtime: file.mtime, mode: file.mode });
     // The server may have to read its partial back first: PROGRESS until OPEN_OK (§9.7).
-    const verifying = (f: Extract<Frame, { type: 'PROGRESS' }>): void =>
-      opts.onProgress?.({ size: file.size, sent: state.durable, durable: state.durable, reconnects: state.reconnects, stage: 'verifying', verified: f.done, verifyTotal: f.total });
+    const verifying = (f: Extract<Frame, { type: 'PROGRESS' }>): void => report('verifying', state.durable, f);
     let ok = await conn.next(idleMs);
     while (ok.frame.type === 'PROGRESS') {
       verifying(ok.frame);
@@ -274,7 +318,7 @@ async function attempt(
     conn.handle((f) => {
       if (f.type === 'ACK') {
         state.durable = Math.max(state.durable, f.offset);
-        opts.onProgress?.({ size: file.size, sent: hasher.offset, durable: state.durable, reconnects: state.reconnects });
+        report(stage, hasher.offset);
       } else if (f.type === 'PROGRESS') verifying(f);
       else if (f.type === 'DONE') done?.(f);
     });
@@ -289,6 +333,7 @@ async function attempt(
     // DATA (§9.1 step 3), reading ahead one chunk while the last one is sealed and sent.
     const reader = new ChunkReader(fh, file.size);
     await hasher.seek(offset, reader.scratch);
+    report('sending', offset);
     let pos = offset;
     let pending = reader.read(pos);
     while (pos < file.size) {
@@ -302,7 +347,7 @@ async function attempt(
       pos += n;
       pending = reader.read(pos);
       if (!flowing) await conn.drain();
-      opts.onProgress?.({ size: file.size, sent: pos, durable: state.durable, reconnects: state.reconnects });
+      report('sending', pos);
     }
     await pending;
 
@@ -313,6 +358,7 @@ async function attempt(
     }
     const sha = hasher.digest();
     conn.send({ type: 'END', sha256: sha });
+    report('finishing', file.size);
     const result = await doneFrame;
     if (result.size !== file.size || result.sha256.length !== sha.length || !timingSafeEqual(result.sha256, sha)) {
       throw new UploadError('INTEGRITY_FAILED', 'the server confirmed a different size or SHA-256 than the file has');
