@@ -147,7 +147,7 @@ describe('stx-send fails fast where retrying cannot help', () => {
     assert.equal(j['host'], '127.0.0.1');
     assert.equal(j['port'], port);
     assert.equal(j['durable_bytes'], null, 'nothing is known about the server');
-    assert.equal(typeof j['code'], 'string');
+    assert.equal(j['code'], 'CONNECT_FAILED');
     assert.match(String(j['message']), /connection refused/);
   });
 
@@ -157,7 +157,7 @@ describe('stx-send fails fast where retrying cannot help', () => {
     const j = onlyJson(r.stdout);
     assert.equal(j['ok'], false);
     assert.equal(j['exit_code'], 2);
-    assert.equal(j['code'], null);
+    assert.equal(j['code'], 'USAGE');
     assert.match(String(j['message']), /not a port/);
   });
 

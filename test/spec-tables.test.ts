@@ -49,8 +49,8 @@ it('state tables in the spec equal src/proto/states.ts', () => {
 
 it('error table in the spec equals src/proto/errors.ts', () => {
   const rows = tableAfter('## 10. Error codes');
-  const fromSpec = rows.map(([wire, name, family, exit]) => [name, Number(wire), family, Number(exit)]);
-  const fromCode = (Object.keys(ERRORS) as ErrorCode[]).map((c) => [c, ERRORS[c].wire, ERRORS[c].family, ERRORS[c].exit]);
+  const fromSpec = rows.map(([wire, name, family, exit, transient]) => [name, wire === '—' ? null : Number(wire), family, Number(exit), transient === 'yes']);
+  const fromCode = (Object.keys(ERRORS) as ErrorCode[]).map((c) => [c, ERRORS[c].wire, ERRORS[c].family, ERRORS[c].exit, ERRORS[c].transient]);
   assert.deepEqual(fromSpec, fromCode);
 });
 

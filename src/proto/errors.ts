@@ -1,47 +1,58 @@
 // The one error table of stx/1 (spec/PROTOCOL.md §10). test/spec-tables.test.ts checks that the
 // spec's table says the same.
 
-export type ErrorFamily = 'protocol' | 'crypto' | 'upload' | 'resource';
+/** `local` errors are found by one side alone and never cross the wire (no wire number). */
+export type ErrorFamily = 'protocol' | 'crypto' | 'upload' | 'resource' | 'local';
 
 interface ErrorInfo {
-  readonly wire: number;
+  readonly wire: number | null;
   readonly family: ErrorFamily;
   /** Exit code of stx-send when it meets this error (§10). */
   readonly exit: number;
+  /** Whether a client reconnects and resumes after it (§10): the one retry rule. */
+  readonly transient: boolean;
 }
 
 export const ERRORS = {
-  BAD_PREAMBLE: { wire: 1, family: 'protocol', exit: 3 },
-  VERSION_UNSUPPORTED: { wire: 2, family: 'protocol', exit: 3 },
-  FRAME_TOO_LARGE: { wire: 3, family: 'protocol', exit: 3 },
-  UNKNOWN_FRAME_TYPE: { wire: 4, family: 'protocol', exit: 3 },
-  MALFORMED_FRAME: { wire: 5, family: 'protocol', exit: 3 },
-  UNEXPECTED_FRAME: { wire: 6, family: 'protocol', exit: 3 },
-  TRUNCATED: { wire: 7, family: 'protocol', exit: 3 },
-  HANDSHAKE_FAILED: { wire: 20, family: 'crypto', exit: 3 },
-  DECRYPT_FAILED: { wire: 21, family: 'crypto', exit: 3 },
-  AUTH_REFUSED: { wire: 22, family: 'crypto', exit: 5 },
-  KEY_LIMIT: { wire: 23, family: 'crypto', exit: 3 },
-  SERVER_KEY_MISMATCH: { wire: 24, family: 'crypto', exit: 4 },
-  BAD_NAME: { wire: 30, family: 'upload', exit: 6 },
-  BUSY: { wire: 31, family: 'upload', exit: 6 },
-  EXISTS: { wire: 32, family: 'upload', exit: 6 },
-  NO_SPACE: { wire: 33, family: 'upload', exit: 6 },
-  TOO_LARGE: { wire: 34, family: 'upload', exit: 6 },
-  BAD_OFFSET: { wire: 35, family: 'upload', exit: 3 },
-  INTEGRITY_FAILED: { wire: 36, family: 'upload', exit: 7 },
-  SUPERSEDED: { wire: 37, family: 'upload', exit: 6 },
-  TIMEOUT: { wire: 50, family: 'resource', exit: 3 },
-  TOO_MANY_CONNECTIONS: { wire: 51, family: 'resource', exit: 3 },
-  SHUTTING_DOWN: { wire: 52, family: 'resource', exit: 3 },
-  IO_ERROR: { wire: 53, family: 'resource', exit: 6 },
-  INTERNAL: { wire: 54, family: 'resource', exit: 1 },
+  BAD_PREAMBLE: { wire: 1, family: 'protocol', exit: 3, transient: false },
+  VERSION_UNSUPPORTED: { wire: 2, family: 'protocol', exit: 3, transient: false },
+  FRAME_TOO_LARGE: { wire: 3, family: 'protocol', exit: 3, transient: false },
+  UNKNOWN_FRAME_TYPE: { wire: 4, family: 'protocol', exit: 3, transient: false },
+  MALFORMED_FRAME: { wire: 5, family: 'protocol', exit: 3, transient: false },
+  UNEXPECTED_FRAME: { wire: 6, family: 'protocol', exit: 3, transient: false },
+  TRUNCATED: { wire: 7, family: 'protocol', exit: 3, transient: true },
+  HANDSHAKE_FAILED: { wire: 20, family: 'crypto', exit: 3, transient: false },
+  DECRYPT_FAILED: { wire: 21, family: 'crypto', exit: 3, transient: true },
+  AUTH_REFUSED: { wire: 22, family: 'crypto', exit: 5, transient: false },
+  KEY_LIMIT: { wire: 23, family: 'crypto', exit: 3, transient: true },
+  SERVER_KEY_MISMATCH: { wire: 24, family: 'crypto', exit: 4, transient: false },
+  BAD_NAME: { wire: 30, family: 'upload', exit: 6, transient: false },
+  BUSY: { wire: 31, family: 'upload', exit: 6, transient: false },
+  EXISTS: { wire: 32, family: 'upload', exit: 6, transient: false },
+  NO_SPACE: { wire: 33, family: 'upload', exit: 6, transient: false },
+  TOO_LARGE: { wire: 34, family: 'upload', exit: 6, transient: false },
+  BAD_OFFSET: { wire: 35, family: 'upload', exit: 3, transient: false },
+  INTEGRITY_FAILED: { wire: 36, family: 'upload', exit: 7, transient: false },
+  SUPERSEDED: { wire: 37, family: 'upload', exit: 6, transient: false },
+  TIMEOUT: { wire: 50, family: 'resource', exit: 3, transient: true },
+  TOO_MANY_CONNECTIONS: { wire: 51, family: 'resource', exit: 3, transient: true },
+  SHUTTING_DOWN: { wire: 52, family: 'resource', exit: 3, transient: true },
+  IO_ERROR: { wire: 53, family: 'resource', exit: 6, transient: false },
+  INTERNAL: { wire: 54, family: 'resource', exit: 1, transient: false },
+  CONNECT_FAILED: { wire: null, family: 'local', exit: 3, transient: true },
+  CONNECTION_LOST: { wire: null, family: 'local', exit: 3, transient: true },
+  LOCAL_FILE: { wire: null, family: 'local', exit: 1, transient: false },
+  USAGE: { wire: null, family: 'local', exit: 2, transient: false },
+  INTERRUPTED: { wire: null, family: 'local', exit: 130, transient: false },
 } as const satisfies Record<string, ErrorInfo>;
 
 export type ErrorCode = keyof typeof ERRORS;
 
 const BY_WIRE = new Map<number, ErrorCode>(
-  (Object.keys(ERRORS) as ErrorCode[]).map((code) => [ERRORS[code].wire, code]),
+  (Object.keys(ERRORS) as ErrorCode[]).flatMap((code) => {
+    const wire = ERRORS[code].wire;
+    return wire === null ? [] : [[wire, code] as const];
+  }),
 );
 
 /** The code for a wire number, or undefined for a number this version does not define. */
@@ -49,14 +60,18 @@ export function codeFromWire(wire: number): ErrorCode | undefined {
   return BY_WIRE.get(wire);
 }
 
-/** Codes after which a client reconnects and resumes instead of giving up (§10). */
-export const TRANSIENT_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  'SHUTTING_DOWN',
-  'KEY_LIMIT',
-  'TIMEOUT',
-  'TOO_MANY_CONNECTIONS',
-  'TRUNCATED',
-]);
+/** Whether a client reconnects and resumes after `code` (§10's transient column). */
+export function isTransientCode(code: ErrorCode): boolean {
+  return ERRORS[code].transient;
+}
+
+/**
+ * The number `code` goes on the wire with. Local codes never should; if one reaches a frame
+ * by a bug, the peer reads INTERNAL.
+ */
+export function wireNumber(code: ErrorCode): number {
+  return ERRORS[code].wire ?? ERRORS.INTERNAL.wire;
+}
 
 /** Base of every error stx raises on purpose. Branch on `code`, never on `message`. */
 export class StxError extends Error {
@@ -66,7 +81,15 @@ export class StxError extends Error {
     this.code = code;
   }
   get wire(): number {
-    return ERRORS[this.code].wire;
+    return wireNumber(this.code);
+  }
+  /** Whether a client reconnects and resumes after it (§10). */
+  get transient(): boolean {
+    return ERRORS[this.code].transient;
+  }
+  /** Whether this code is for one side alone (never sent to the peer). */
+  get local(): boolean {
+    return ERRORS[this.code].wire === null;
   }
   get family(): ErrorFamily {
     return ERRORS[this.code].family;
@@ -88,6 +111,10 @@ export class UploadError extends StxError {
 export class ResourceError extends StxError {
   override readonly name = 'ResourceError';
 }
+/** A failure one side found by itself: usage, its own file, the network, an interrupt. */
+export class LocalError extends StxError {
+  override readonly name = 'LocalError';
+}
 
 /** Builds the right subclass for a code (used when an ERROR frame arrives). */
 export function errorFor(code: ErrorCode, message: string): StxError {
@@ -100,5 +127,7 @@ export function errorFor(code: ErrorCode, message: string): StxError {
       return new UploadError(code, message);
     case 'resource':
       return new ResourceError(code, message);
+    case 'local':
+      return new LocalError(code, message);
   }
 }

@@ -5,7 +5,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { FrameChannel, type ReceivedData } from '../crypto/channel.js';
 import { ServerHandshake } from '../crypto/handshake.js';
-import { ERRORS, ResourceError, StxError, UploadError, codeFromWire, type ErrorCode } from '../proto/errors.js';
+import { ResourceError, StxError, UploadError, codeFromWire, wireNumber, type ErrorCode } from '../proto/errors.js';
 import type { Frame, FrameName } from '../proto/frames.js';
 import { encodePreamble } from '../proto/preamble.js';
 import { serverMachine, type Machine, type ServerState } from '../proto/states.js';
@@ -100,7 +100,7 @@ export class Session {
   static refuse(socket: Socket, code: ErrorCode, message: string): void {
     const channel = new FrameChannel();
     socket.on('error', () => socket.destroy());
-    socket.end(Buffer.concat([encodePreamble(), ...channel.encode({ type: 'ERROR', code: ERRORS[code].wire, message })]));
+    socket.end(Buffer.concat([encodePreamble(), ...channel.encode({ type: 'ERROR', code: wireNumber(code), message })]));
     setTimeout(() => socket.destroy(), 1000).unref();
   }
 
@@ -408,7 +408,7 @@ export class Session {
       if (this.phase.kind === 'Preamble') this.socket.write(encodePreamble());
       const keyless = this.helloSent && !this.channel.sealing;
       if (this.socket.destroyed || this.machine.state === 'Closed' || keyless) return;
-      this.sendFrame({ type, code: ERRORS[code].wire, message: message.slice(0, 1000) });
+      this.sendFrame({ type, code: wireNumber(code), message: message.slice(0, 1000) });
     } catch {
       // Past a key limit or mid-teardown: nothing more can be sent; closing is enough.
     }

@@ -6,11 +6,11 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { loadIdentity, stxHome } from '../crypto/index.js';
 import { parseDuration } from '../proto/duration.js';
-import { StxError, type ErrorCode } from '../proto/errors.js';
+import { ERRORS, LocalError, StxError, type ErrorCode } from '../proto/errors.js';
 import { ConnectFailed } from './connection.js';
 import { printable } from './printable.js';
 import { formatBytes, ProgressBar } from './progress.js';
-import { LocalFileError, upload, type Progress } from './upload.js';
+import { upload, type Progress } from './upload.js';
 import { keygen } from './keygen.js';
 import { packageVersion } from './version.js';
 
@@ -29,15 +29,18 @@ const ADVICE: Partial<Record<ErrorCode, string>> = {
   TOO_MANY_CONNECTIONS: 'The server is busy; run the same command again later: it resumes.',
   SHUTTING_DOWN: 'The server is restarting; run the same command again: it resumes.',
   IO_ERROR: "The server could not write to its disk; ask its admin to check the server's log.",
+  USAGE: "Run 'stx-send --help' for the options.",
 };
 
-const EXIT_USAGE = 2;
-const EXIT_CONNECT = 3;
-const EXIT_LOCAL = 1;
-/** 128 + SIGINT, as shells report it. */
-const EXIT_INTERRUPTED = 130;
+/** A command line that makes no sense: USAGE (§10, exit 2). */
+class UsageError extends LocalError {
+  constructor(message: string) {
+    super('USAGE', message);
+  }
+}
 
-class UsageError extends Error {}
+/** Codes whose message says it all: no "CODE:" before it on the terminal. */
+const UNPREFIXED: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['USAGE', 'INTERRUPTED']);
 
 /** A fingerprint as stx-recv prints it (§5): "SHA256:" and 43 unpadded base64 characters (32 bytes). */
 const FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}$/;
@@ -211,28 +214,24 @@ async function exists(file: string): Promise<boolean> {
 }
 
 interface Failure {
-  /** The §10 code when the failure has one; null for local ones (usage, the file, Ctrl-C). */
-  readonly code: ErrorCode | null;
+  /** The §10 code, local ones (usage, the file, the network, Ctrl-C) included. */
+  readonly code: ErrorCode;
   readonly message: string;
   readonly advice: string | undefined;
   readonly exit: number;
 }
 
+/** The code, exit status (§10's table) and advice for any failure; anything untyped is a bug. */
 function describeFailure(err: unknown): Failure {
-  if (err instanceof UsageError) return { code: null, message: err.message, advice: "Run 'stx-send --help' for the options.", exit: EXIT_USAGE };
   if (err instanceof ConnectFailed) {
     const advice =
       err.reason === 'refused'
         ? `Check that stx-recv is running on ${err.host} and listening on port ${err.port} (it prints "listening on HOST:PORT" at start).`
         : 'Check the host name for a typo, or use its IP address.';
-    return { code: err.code, message: err.message, advice, exit: EXIT_CONNECT };
+    return { code: err.code, message: err.message, advice, exit: err.exitCode };
   }
-  if (err instanceof StxError) {
-    const exit = err.code === 'TIMEOUT' || err.code === 'TRUNCATED' ? EXIT_CONNECT : err.exitCode;
-    return { code: err.code, message: err.message, advice: ADVICE[err.code], exit };
-  }
-  if (err instanceof LocalFileError) return { code: null, message: err.message, advice: undefined, exit: EXIT_LOCAL };
-  return { code: null, message: err instanceof Error ? err.message : String(err), advice: undefined, exit: EXIT_LOCAL };
+  if (err instanceof StxError) return { code: err.code, message: err.message, advice: ADVICE[err.code], exit: err.exitCode };
+  return { code: 'INTERNAL', message: err instanceof Error ? err.message : String(err), advice: undefined, exit: ERRORS.INTERNAL.exit };
 }
 
 /** Reports a failure on stderr, and as one JSON object on stdout with --json; then exits. */
@@ -242,8 +241,8 @@ function fail(f: Failure): never {
   const message = printable(f.message);
   // The person (or log) watching stderr is told in words, with --json and --quiet too; a script
   // reading stdout gets the one object it parses.
-  const text = `${f.code === null ? '' : `${f.code}: `}${message}${f.advice === undefined ? '' : `\n${f.advice}`}`;
-  process.stderr.write(`stx-send: ${f.exit === EXIT_INTERRUPTED ? '' : 'error: '}${text}\n`);
+  const text = `${UNPREFIXED.has(f.code) ? '' : `${f.code}: `}${message}${f.advice === undefined ? '' : `\n${f.advice}`}`;
+  process.stderr.write(`stx-send: ${f.code === 'INTERRUPTED' ? '' : 'error: '}${text}\n`);
   if (known.json) {
     process.stdout.write(
       `${JSON.stringify({ ok: false, code: f.code, message, exit_code: f.exit, durable_bytes: known.held?.durable ?? null, host: known.host, port: known.port })}\n`,
@@ -259,7 +258,7 @@ function interrupted(): void {
     held === null
       ? 'interrupted before the server said what it holds: run the same command again to resume'
       : `interrupted: run the same command again: the server holds ${held.durable} of ${held.size} bytes (${(held.size === 0 ? 100 : (held.durable / held.size) * 100).toFixed(1)} %)`;
-  fail({ code: null, message, advice: undefined, exit: EXIT_INTERRUPTED });
+  fail({ code: 'INTERRUPTED', message, advice: undefined, exit: ERRORS.INTERRUPTED.exit });
 }
 
 main().then(

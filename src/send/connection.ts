@@ -3,14 +3,14 @@
 // them) and pushed to a handler afterwards. Every failure ends in one typed error.
 import net from 'node:net';
 import { FrameChannel, type Received } from '../crypto/channel.js';
-import { ProtocolError, ResourceError, StxError, codeFromWire, errorFor } from '../proto/errors.js';
+import { LocalError, ProtocolError, ResourceError, StxError, codeFromWire, errorFor } from '../proto/errors.js';
 import type { Frame } from '../proto/frames.js';
 import { clientMachine, type ClientState, type Machine } from '../proto/states.js';
 
-/** The connection was lost (reset, closed, unreachable): always worth a reconnect. */
-export class ConnectionLost extends ResourceError {
+/** The connection was lost (reset, closed, unreachable): always worth a reconnect (§10). */
+export class ConnectionLost extends LocalError {
   constructor(message: string, options?: ErrorOptions) {
-    super('TRUNCATED', message, options);
+    super('CONNECTION_LOST', message, options);
   }
 }
 
@@ -21,8 +21,8 @@ export class ConnectionLost extends ResourceError {
  */
 export type ConnectFailure = 'refused' | 'unknown-host';
 
-/** A connect that failed with a reason worth telling apart (still a lost connection for the retries). */
-export class ConnectFailed extends ConnectionLost {
+/** A connect that failed with a reason worth telling apart: CONNECT_FAILED (§10). */
+export class ConnectFailed extends LocalError {
   constructor(
     readonly reason: ConnectFailure,
     readonly host: string,
@@ -30,7 +30,7 @@ export class ConnectFailed extends ConnectionLost {
     message: string,
     options?: ErrorOptions,
   ) {
-    super(message, options);
+    super('CONNECT_FAILED', message, options);
   }
 }
 
@@ -40,7 +40,7 @@ function errnoCode(err: Error): string | undefined {
 }
 
 /** The typed error for a failed connect: refusals and unknown names by reason, the rest as lost. */
-function connectError(host: string, port: number, err: Error): ConnectionLost {
+function connectError(host: string, port: number, err: Error): LocalError {
   const where = `cannot connect to ${host}:${port}`;
   switch (errnoCode(err) ?? '') {
     case 'ECONNREFUSED':

@@ -2,12 +2,12 @@
 // END, DONE; on a lost connection, reconnect with backoff and resume where the server says.
 import { createHash, timingSafeEqual, type Hash, type KeyObject } from 'node:crypto';
 import { open, stat, type FileHandle } from 'node:fs/promises';
-import { CryptoError, ResourceError, StxError, TRANSIENT_CODES, UploadError } from '../proto/errors.js';
+import { CryptoError, LocalError, ResourceError, StxError, UploadError } from '../proto/errors.js';
 import type { Frame } from '../proto/frames.js';
 import { alignedMemory, PAGE_BYTES } from '../proto/aligned-memory.js';
 import { HANDSHAKE_TIMEOUT_MS, IDLE_TIMEOUT_MS, MAX_DATA_CHUNK_BYTES, PING_INTERVAL_MS } from '../proto/limits.js';
 import { keepFreedMemory, YoungGenerationCollector } from '../proto/young-gc.js';
-import { ConnectFailed, Connection, ConnectionLost } from './connection.js';
+import { ConnectFailed, Connection } from './connection.js';
 import { handshake } from './handshake.js';
 
 export interface UploadOptions {
@@ -69,8 +69,12 @@ export interface UploadResult {
   readonly server_fingerprint: string;
 }
 
-/** A local problem with the file itself (exit 1). */
-export class LocalFileError extends Error {}
+/** A problem with the file being sent itself: LOCAL_FILE (§10, exit 1). */
+export class LocalFileError extends LocalError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('LOCAL_FILE', message, options);
+  }
+}
 
 /** Snapshots of the running hash every SNAPSHOT_EVERY bytes, so a resume re-reads little (§9.2). */
 const SNAPSHOT_EVERY_BYTES = 64 * 1024 * 1024;
@@ -177,11 +181,9 @@ keepFreedMemory();
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Whether a failed attempt should be retried (§10: transient codes and lost connections). */
+/** Whether a failed attempt should be retried: §10's transient column, nothing else. */
 export function isTransient(err: unknown): boolean {
-  if (err instanceof ConnectionLost) return true;
-  if (err instanceof StxError) return TRANSIENT_CODES.has(err.code) || err.code === 'DECRYPT_FAILED';
-  return false;
+  return err instanceof StxError && err.transient;
 }
 
 export async function upload(opts: UploadOptions): Promise<UploadResult> {
@@ -369,7 +371,7 @@ async function attempt(
   } catch (err) {
     // Tell the server what went wrong, unless it told us, the link is gone, or the server is not
     // the one we trust (an impostor learns nothing from us, not even why, §5).
-    const tell = err instanceof StxError && !(err instanceof ConnectionLost) && !('reported' in err) && err.code !== 'SERVER_KEY_MISMATCH';
+    const tell = err instanceof StxError && !err.local && !('reported' in err) && err.code !== 'SERVER_KEY_MISMATCH';
     conn.close(tell ? err : undefined);
     throw err;
   } finally {
