@@ -237,7 +237,10 @@ describe('server identity and client authentication', () => {
         assert.equal(after.mtimeMs, stored.mtimeMs);
         // Same size, one byte different: refused, stored copy intact.
         const fh = await open(a, 'r+');
-        await fh.write(Buffer.from([0x55]), 0, 1, 1000);
+        const byte = Buffer.alloc(1);
+        await fh.read(byte, 0, 1, 1000);
+        byte.writeUInt8(byte.readUInt8(0) ^ 0xff); // flipped: never the byte it was
+        await fh.write(byte, 0, 1, 1000);
         await fh.close();
         const other = await runSend(args, home);
         assert.equal(other.code, 6, other.stderr);
