@@ -3,40 +3,16 @@
 // a terminal shows from the first moment.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { makeFile, readJsonLine, runSend, sha256File, spawnSend, startDaemon, tempDir, SEND_CLI, type Daemon } from './support/procs.js';
 import { startProxy } from './support/proxy.js';
+import { durableOnDisk, waitFor } from './support/partials.js';
 
 const MiB = 1024 * 1024;
 
-/** Highest durable offset of any partial upload under `out` (the daemon's records). */
-function durableOnDisk(out: string): number {
-  const dir = path.join(out, '.stx', 'partials');
-  if (!existsSync(dir)) return 0;
-  let best = 0;
-  for (const f of readdirSync(dir)) {
-    if (!f.endsWith('.json')) continue;
-    try {
-      const v: unknown = JSON.parse(readFileSync(path.join(dir, f), 'utf8'));
-      const d: unknown = typeof v === 'object' && v !== null ? Reflect.get(v, 'durable') : undefined;
-      if (typeof d === 'number') best = Math.max(best, d);
-    } catch {
-      // A record being replaced: read it on the next poll.
-    }
-  }
-  return best;
-}
-
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('stx-send against stx-recv: names, --json, Ctrl-C, the terminal', () => {
   let tmp: { dir: string; cleanup: () => Promise<void> };

@@ -8,8 +8,9 @@ import { appendFile, chmod, mkdir, readFile, stat, writeFile } from 'node:fs/pro
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { authorizedKeyLine, generateIdentity, generateServerKey, saveIdentity } from '../src/crypto/index.js';
-import { makeFile, RECV_CLI, runSend, startDaemon, tempDir, type Daemon } from './support/procs.js';
+import { makeFile, RECV_CLI, runSend, startDaemon, tempDir } from './support/procs.js';
 import { REPO_ROOT } from './support/paths.js';
+import { logEvents } from './support/partials.js';
 
 interface Run {
   readonly code: number | null;
@@ -44,15 +45,6 @@ async function eventually(probe: () => boolean, timeoutMs = 10_000): Promise<boo
     await new Promise((r) => setTimeout(r, 50));
   }
   return probe();
-}
-
-function logEvents(d: Daemon, event: string): Array<Record<string, unknown>> {
-  return d
-    .stdout()
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l): unknown => JSON.parse(l))
-    .filter((v): v is Record<string, unknown> => typeof v === 'object' && v !== null && 'event' in v && v.event === event);
 }
 
 describe('stx-recv --out', () => {
@@ -285,15 +277,15 @@ describe('SIGHUP re-reads --authorized-keys', () => {
 
         await appendFile(auth, `${authorizedKeyLine(bobKey, 'bob')}\n`);
         d.proc.kill('SIGHUP');
-        assert.ok(await eventually(() => logEvents(d, 'reload').length === 1), d.stdout());
-        assert.equal(logEvents(d, 'reload')[0]?.['authorized_keys'], 2);
+        assert.ok(await eventually(() => logEvents(d.stdout(), 'reload').length === 1), d.stdout());
+        assert.equal(logEvents(d.stdout(), 'reload')[0]?.['authorized_keys'], 2);
         const b1 = await send(bob, 'b1.bin');
         assert.equal(b1.code, 0, b1.stderr);
 
         await appendFile(auth, 'stx-ed25519 not-base64!\n');
         d.proc.kill('SIGHUP');
-        assert.ok(await eventually(() => logEvents(d, 'reload_failed').length === 1), d.stdout());
-        assert.equal(logEvents(d, 'reload_failed')[0]?.['error'], `${auth}:3: the key must be the base64 of 32 bytes`);
+        assert.ok(await eventually(() => logEvents(d.stdout(), 'reload_failed').length === 1), d.stdout());
+        assert.equal(logEvents(d.stdout(), 'reload_failed')[0]?.['error'], `${auth}:3: the key must be the base64 of 32 bytes`);
         const b2 = await send(bob, 'b2.bin');
         assert.equal(b2.code, 0, `the previous set (with bob) is kept: ${b2.stderr}`);
         assert.equal((await send(alice, 'a.bin')).code, 0);
@@ -342,7 +334,7 @@ describe('SIGHUP re-reads --authorized-keys', () => {
       const d = await startDaemon(path.join(tmp.dir, 'out'), path.join(tmp.dir, 'k.pem'));
       try {
         d.proc.kill('SIGHUP');
-        assert.ok(await eventually(() => logEvents(d, 'reload').length === 1), d.stdout());
+        assert.ok(await eventually(() => logEvents(d.stdout(), 'reload').length === 1), d.stdout());
         assert.equal(d.proc.exitCode, null);
         assert.equal(d.proc.signalCode, null);
       } finally {

@@ -3,12 +3,12 @@
 // a malformed --fingerprint is a usage error before connecting; --json prints one object on
 // failure too; and a refused connect after a handshake worked is retried within --retry-for.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { makeFile, runSend, sha256File, spawnSend, startDaemon, tempDir, type Daemon } from './support/procs.js';
 import { startProxy, type CutProxy } from './support/proxy.js';
+import { durableOnDisk, waitFor } from './support/partials.js';
 
 const MiB = 1024 * 1024;
 /** The issue asks for < 2 s; asserted with room for a loaded 2-core machine, the figure reported. */
@@ -33,31 +33,6 @@ function onlyJson(stdout: string): Record<string, unknown> {
   return Object.fromEntries(Object.entries(v));
 }
 
-/** Highest durable offset of any partial upload under `out` (the daemon's records). */
-function durableOnDisk(out: string): number {
-  const dir = path.join(out, '.stx', 'partials');
-  if (!existsSync(dir)) return 0;
-  let best = 0;
-  for (const f of readdirSync(dir)) {
-    if (!f.endsWith('.json')) continue;
-    try {
-      const v: unknown = JSON.parse(readFileSync(path.join(dir, f), 'utf8'));
-      const d: unknown = typeof v === 'object' && v !== null ? Reflect.get(v, 'durable') : undefined;
-      if (typeof d === 'number') best = Math.max(best, d);
-    } catch {
-      // A record being replaced: read it on the next poll.
-    }
-  }
-  return best;
-}
-
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /**
  * A plain forwarder on a fixed port that can be shut (connects are then refused) and opened again
