@@ -4,6 +4,7 @@
 //   node dist/bench/run.js [--size 1G] [--runs 3] [--only raw,scp,sftp,tus,stx] [--out bench/] [--keep]
 //                          [--extras handshake,concurrency,memory|none] [--handshakes 200] [--parallel-clients 8]
 //                          [--concurrent-clients 100] [--concurrent-size 8M] [--memory-sizes 256M,4G]
+//                          [--tuning on|off|LIST]
 //
 // The extras (bench/extras) measure stx alone: handshake latency and rate, many concurrent clients,
 // and peak memory by file size; RESULTS.md checks the issue's targets against this run.
@@ -27,6 +28,7 @@ import { renderExtras, targets } from './lib/extras-report.js';
 import { GNU_TIME_PATH } from './lib/measure.js';
 import { ratios, renderMarkdown, summarise, type ContenderInfo, type RunRecord } from './lib/report.js';
 import { makeTestFile, sha256File } from './lib/testfile.js';
+import { parseTuning } from '../src/runtime/tuning.js';
 
 const CONTENDERS: readonly Contender[] = [raw, scp, sftp, tus, stx];
 const DEFAULT_SIZE = '1G';
@@ -57,7 +59,9 @@ const USAGE = `usage: node dist/bench/run.js [options]
   --parallel-clients N   clients handshaking at once for handshakes/s (default ${DEFAULT_PARALLEL_CLIENTS})
   --concurrent-clients N uploads at once (default ${DEFAULT_CONCURRENT_CLIENTS})
   --concurrent-size SIZE file size of each concurrent upload (default ${DEFAULT_CONCURRENT_SIZE})
-  --memory-sizes LIST    file sizes for the peak-memory transfers (default ${DEFAULT_MEMORY_SIZES})`;
+  --memory-sizes LIST    file sizes for the peak-memory transfers (default ${DEFAULT_MEMORY_SIZES})
+  --tuning VALUE  STX_TUNING for stx-send and stx-recv: on, off, or a list of the runtime tricks to
+                  keep (src/runtime/tuning.ts), to measure what each buys (default on)`;
 
 /** "256M", "1G", "1.5GiB", "4096" → bytes. */
 function parseSize(text: string): number {
@@ -76,6 +80,8 @@ interface Options {
   readonly outDir: string;
   readonly keep: boolean;
   readonly extras: ExtrasOptions;
+  /** STX_TUNING for the stx processes (they inherit this process's environment). */
+  readonly tuning: string | undefined;
 }
 
 function parseCount(text: string, flag: string): number {
@@ -108,6 +114,7 @@ function parseOptions(argv: readonly string[]): Options | null {
       'concurrent-clients': { type: 'string', default: String(DEFAULT_CONCURRENT_CLIENTS) },
       'concurrent-size': { type: 'string', default: DEFAULT_CONCURRENT_SIZE },
       'memory-sizes': { type: 'string', default: DEFAULT_MEMORY_SIZES },
+      tuning: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -131,7 +138,8 @@ function parseOptions(argv: readonly string[]): Options | null {
     concurrentFileBytes: parseSize(values['concurrent-size']),
     memorySizes: values['memory-sizes'].split(',').filter((x) => x.trim() !== '').map(parseSize),
   };
-  return { size: parseSize(values.size), runs, contenders, outDir: resolve(values.out), keep: values.keep, extras };
+  if (values.tuning !== undefined) parseTuning(values.tuning); // refuses an unknown name before anything runs
+  return { size: parseSize(values.size), runs, contenders, outDir: resolve(values.out), keep: values.keep, extras, tuning: values.tuning };
 }
 
 const log = (line: string): void => {
@@ -153,6 +161,10 @@ async function main(): Promise<number> {
   if (options === null) {
     log(USAGE);
     return 0;
+  }
+  if (options.tuning !== undefined) {
+    process.env['STX_TUNING'] = options.tuning;
+    log(`STX_TUNING=${options.tuning} for stx-send and stx-recv`);
   }
   const started = performance.now();
   const noTime = await ensureTools([{ path: GNU_TIME_PATH, pkg: 'time' }], 'measuring CPU and peak RSS');

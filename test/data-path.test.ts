@@ -17,8 +17,8 @@ import type { Frame } from '../src/proto/frames.js';
 import { MAX_DATA_CHUNK_BYTES, MAX_FRAME_LENGTH_BYTES, MAX_RECORDS_PER_KEY } from '../src/proto/limits.js';
 import { BodyPool } from '../src/recv/body-pool.js';
 import { isAligned } from '../src/recv/direct-io.js';
-import { YoungGenerationCollector } from '../src/proto/young-gc.js';
-import { inAlignedMemory, PAGE_BYTES } from '../src/proto/aligned-memory.js';
+import { YoungGenerationCollector } from '../src/runtime/young-gc.js';
+import { inAlignedMemory, PAGE_BYTES } from '../src/runtime/aligned-memory.js';
 import { ChunkReader } from '../src/send/upload.js';
 
 const RUNS = { numRuns: 60, seed: 0xda7a, endOnFailure: true };

@@ -4,7 +4,7 @@
 // alignment boundary of aligned memory: the write queue can write it with O_DIRECT (direct-io.ts).
 // See DESIGN.md, "Where the CPU goes per GiB".
 import type { BodyBuffers } from '../crypto/channel.js';
-import { alignedMemory } from '../proto/aligned-memory.js';
+import { alignedMemory } from '../runtime/aligned-memory.js';
 import { DATA_HEADER_BYTES, MAX_DATA_CHUNK_BYTES } from '../proto/limits.js';
 import { BODY_POOL_ARENA_BUFFERS, DIRECT_IO_ALIGN_BYTES, MAX_FREE_BODY_BUFFERS } from './config.js';
 

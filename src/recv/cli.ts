@@ -17,6 +17,7 @@ import { AuthorizedKeysReloader } from './reload.js';
 import { startServer } from './server.js';
 import { StartupError } from './startup-error.js';
 import { packageVersion } from './version.js';
+import { tuneRuntime } from '../runtime/tuning.js';
 
 async function main(): Promise<number> {
   const argv = await yargs(hideBin(process.argv))
@@ -56,6 +57,8 @@ async function main(): Promise<number> {
   if (argv.listen === undefined) throw new UsageError('Missing required argument: --listen [HOST:]PORT');
   if (argv.out === undefined) throw new UsageError('Missing required argument: --out DIR');
   const { host, port } = usage(() => parseListen(argv.listen ?? ''));
+  // Runtime tricks (src/runtime), as STX_TUNING allows; the daemon lets malloc trim (config.ts).
+  usage(() => tuneRuntime(['aligned-memory', 'young-gc']));
   const maxConnections = argv['max-connections'];
   if (!Number.isInteger(maxConnections) || maxConnections < 1) throw new UsageError('--max-connections must be a positive integer');
   const maxFileSize = argv['max-file-size'];

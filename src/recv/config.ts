@@ -44,7 +44,7 @@ export const DIRECT_IO_ALIGN_BYTES = 4096;
 
 /**
  * The daemon collects V8's young generation after this many bytes of dropped buffers (socket
- * reads and opened records; proto/young-gc.ts): what it leaves resident beyond live data. Unlike
+ * reads and opened records; runtime/young-gc.ts): what it leaves resident beyond live data. Unlike
  * the client it lets malloc return freed memory to the kernel (no keepFreedMemory()): that would
  * keep up to 32 MiB more resident (peak 95–100 MiB measured instead of 91).
  */

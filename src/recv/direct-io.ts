@@ -4,12 +4,12 @@
 //
 // O_DIRECT needs the memory address, the file offset and the length all aligned to the device's
 // logical block size; DIRECT_IO_ALIGN_BYTES covers 512- and 4096-byte devices. Node has no aligned
-// allocator; BodyPool carves buffers out of page-aligned memory (proto/aligned-memory.ts).
+// allocator; BodyPool carves buffers out of page-aligned memory (runtime/aligned-memory.ts).
 // Anything not aligned (a file's last chunk, a client that sends odd chunk sizes) is written
 // through the page cache as before; so is everything on a filesystem that refuses O_DIRECT.
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { inAlignedMemory } from '../proto/aligned-memory.js';
+import { inAlignedMemory } from '../runtime/aligned-memory.js';
 import { DIRECT_IO_ALIGN_BYTES } from './config.js';
 
 /** Whether `buf` starts and ends on an alignment boundary of memory from alignedMemory(). */

@@ -12,7 +12,7 @@ import { serverMachine, type Machine, type ServerState } from '../proto/states.j
 import { ACK_INTERVAL_BYTES, ACK_INTERVAL_MS, MAX_UNREAD_OUTPUT_BYTES, PROGRESS_INTERVAL_MS, YOUNG_GC_INTERVAL_BYTES } from './config.js';
 import type { OpenUpload as Upload, Store } from './store.js';
 import { ReadGate } from './read-gate.js';
-import { YoungGenerationCollector } from '../proto/young-gc.js';
+import { YoungGenerationCollector } from '../runtime/young-gc.js';
 
 export interface SessionContext {
   readonly serverKey: KeyObject;

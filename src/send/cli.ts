@@ -13,6 +13,8 @@ import { formatBytes, ProgressBar } from './progress.js';
 import { upload, type Progress } from './upload.js';
 import { keygen } from './keygen.js';
 import { packageVersion } from './version.js';
+import { tuneRuntime } from '../runtime/tuning.js';
+import { keepFreedMemory } from '../runtime/young-gc.js';
 
 /** What to do about each error the user can meet (the message says what happened). */
 const ADVICE: Partial<Record<ErrorCode, string>> = {
@@ -117,6 +119,13 @@ async function main(): Promise<number> {
   const handshakeTimeoutMs = durationArg(argv['handshake-timeout'], '--handshake-timeout');
   const idleTimeoutMs = durationArg(argv['idle-timeout'], '--idle-timeout');
   const name = remoteName(argv.as, file);
+  try {
+    tuneRuntime(['aligned-memory', 'young-gc', 'keep-freed-memory']);
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+  // Without it, each young collection's freed memory went back to the kernel and was faulted in again.
+  keepFreedMemory();
   const identity = argv.identity !== undefined || (await exists(identityFile)) ? await loadIdentity(identityFile) : undefined;
 
   const tty = process.stderr.isTTY && !argv.quiet && !argv.json;

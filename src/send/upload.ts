@@ -4,9 +4,9 @@ import { createHash, timingSafeEqual, type Hash, type KeyObject } from 'node:cry
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { CryptoError, LocalError, ResourceError, StxError, UploadError } from '../proto/errors.js';
 import type { Frame } from '../proto/frames.js';
-import { alignedMemory, PAGE_BYTES } from '../proto/aligned-memory.js';
+import { alignedMemory, PAGE_BYTES } from '../runtime/aligned-memory.js';
 import { HANDSHAKE_TIMEOUT_MS, IDLE_TIMEOUT_MS, MAX_DATA_CHUNK_BYTES, PING_INTERVAL_MS } from '../proto/limits.js';
-import { keepFreedMemory, YoungGenerationCollector } from '../proto/young-gc.js';
+import { YoungGenerationCollector } from '../runtime/young-gc.js';
 import { ConnectFailed, Connection } from './connection.js';
 import { handshake } from './handshake.js';
 
@@ -136,7 +136,7 @@ class FileHasher {
  * Reads the file a chunk at a time into two alternating buffers (one is sealed and sent while the
  * next is read). They come from page-aligned memory where WebAssembly provides it, and each read
  * lands at the same offset within a page as it has in the file: copies out of the page cache into
- * malloc'd buffers cost 4–5× more here (proto/aligned-memory.ts).
+ * malloc'd buffers cost 4–5× more here (runtime/aligned-memory.ts).
  */
 export class ChunkReader {
   readonly #slots: Buffer[];
@@ -176,8 +176,6 @@ export class ChunkReader {
  */
 const YOUNG_GC_INTERVAL_BYTES = 8 * 1024 * 1024;
 const youngGc = new YoungGenerationCollector(YOUNG_GC_INTERVAL_BYTES);
-// Without it, each collection's freed memory went back to the kernel and was faulted in again.
-keepFreedMemory();
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

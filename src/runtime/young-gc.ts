@@ -10,6 +10,7 @@
 // every `intervalBytes`; with a heap this small a scavenge takes a fraction of a millisecond.
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { tuned } from './tuning.js';
 
 type Collect = (options: { type: 'minor' }) => void;
 
@@ -39,7 +40,7 @@ function minorGc(): Collect | null {
  * resident; other allocators ignore it.
  */
 export function keepFreedMemory(upToBytes = 32 * 1024 * 1024): void {
-  Buffer.allocUnsafeSlow(Math.ceil(upToBytes / 2));
+  if (tuned('keep-freed-memory')) Buffer.allocUnsafeSlow(Math.ceil(upToBytes / 2));
 }
 
 export class YoungGenerationCollector {
@@ -56,6 +57,6 @@ export class YoungGenerationCollector {
     this.#dropped += bytes;
     if (this.#dropped < this.#intervalBytes) return;
     this.#dropped = 0;
-    minorGc()?.({ type: 'minor' });
+    if (tuned('young-gc')) minorGc()?.({ type: 'minor' });
   }
 }

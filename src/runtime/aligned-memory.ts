@@ -6,6 +6,8 @@
 // per GiB"). A WebAssembly.Memory is page-aligned, so the receiver's O_DIRECT buffers and the
 // sender's read buffers are carved out of one.
 
+import { tuned } from './tuning.js';
+
 /** A WebAssembly page: the unit a WebAssembly.Memory is sized in. */
 const WASM_PAGE_BYTES = 64 * 1024;
 
@@ -18,9 +20,10 @@ const aligned = new WeakSet<ArrayBufferLike>();
 /**
  * At least `bytes` of zeroed, page-aligned memory that never moves or shrinks (its WebAssembly
  * memory is never grown), or null where WebAssembly cannot provide it. Shared memory (a
- * SharedArrayBuffer) can be read by worker threads in place.
+ * SharedArrayBuffer) can be read by worker threads in place. Null too with STX_TUNING off.
  */
 export function alignedMemory(bytes: number, shared = false): ArrayBufferLike | null {
+  if (!tuned('aligned-memory')) return null;
   const pages = Math.ceil(bytes / WASM_PAGE_BYTES);
   try {
     const { buffer } = new WebAssembly.Memory({ initial: pages, maximum: pages, shared });
