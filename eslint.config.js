@@ -25,9 +25,10 @@ export default tseslint.config(
       ],
     },
   },
-  { files: ['src/proto/**'], rules: { 'no-restricted-imports': ['error', { patterns: [{ group: into('crypto', 'recv', 'send', 'runtime'), message: 'proto imports nothing of ours (DESIGN.md)' }] }] } },
-  { files: ['src/crypto/**'], rules: { 'no-restricted-imports': ['error', { patterns: [{ group: into('recv', 'send', 'runtime'), message: 'crypto imports only proto (DESIGN.md)' }] }] } },
-  { files: ['src/runtime/**'], rules: { 'no-restricted-imports': ['error', { patterns: [{ group: into('proto', 'crypto', 'recv', 'send'), message: 'runtime is a leaf: it imports nothing of ours (DESIGN.md)' }] }] } },
+  { files: ['src/proto/**'], rules: { 'no-restricted-imports': ['error', { patterns: [{ group: into('crypto', 'keystore', 'recv', 'send', 'runtime'), message: 'proto imports nothing of ours (DESIGN.md)' }] }] } },
+  { files: ['src/crypto/**'], rules: { 'no-restricted-imports': ['error', { patterns: [{ group: into('keystore', 'recv', 'send', 'runtime'), message: 'crypto imports only proto (DESIGN.md)' }] }] } },
+  { files: ['src/runtime/**'], rules: { 'no-restricted-imports': ['error', { patterns: [{ group: into('proto', 'crypto', 'keystore', 'recv', 'send'), message: 'runtime is a leaf: it imports nothing of ours (DESIGN.md)' }] }] } },
+  { files: ['src/keystore/**'], rules: { 'no-restricted-imports': ['error', { patterns: [{ group: into('recv', 'send', 'runtime'), message: 'keystore imports only crypto and proto (DESIGN.md)' }] }] } },
   { files: ['src/recv/**'], rules: { 'no-restricted-imports': ['error', { patterns: [{ group: into('send'), message: 'recv and send never import each other (DESIGN.md)' }] }] } },
   { files: ['src/send/**'], rules: { 'no-restricted-imports': ['error', { patterns: [{ group: into('recv'), message: 'recv and send never import each other (DESIGN.md)' }] }] } },
 );

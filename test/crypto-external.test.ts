@@ -6,16 +6,7 @@ import assert from 'node:assert/strict';
 import { createCipheriv, createDecipheriv, createHmac, createPrivateKey, type CipherGCMTypes } from 'node:crypto';
 import { test } from 'node:test';
 import { CryptoError } from '../src/proto/errors.js';
-import {
-  ed25519Verify,
-  gcmOpen,
-  gcmSeal,
-  hkdfSha256,
-  oaepDecrypt,
-  oaepEncrypt,
-  okpPrivateFromRaw,
-  x25519SharedSecret,
-} from '../src/crypto/index.js';
+import { ed25519Verify, gcmOpen, gcmSeal, hkdfSha256, oaepDecrypt, oaepEncrypt, okpPrivateFromRaw, x25519SharedSecret } from '../src/crypto/index.js';
 import { get, hex, list, num, readJson, str } from './tools/crypto-files.js';
 
 interface Case {

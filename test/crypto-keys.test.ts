@@ -6,20 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CryptoError } from '../src/proto/errors.js';
-import {
-  authorizedKeyLine,
-  checkServerKey,
-  fingerprint,
-  generateIdentity,
-  hostPortKey,
-  identityFingerprint,
-  loadIdentity,
-  loadOrCreateServerKey,
-  okpPublicRaw,
-  parseAuthorizedKeys,
-  saveIdentity,
-  serverKeySpki,
-} from '../src/crypto/index.js';
+import { authorizedKeyLine, fingerprint, identityFingerprint, okpPublicRaw, parseAuthorizedKeys, serverKeySpki } from '../src/crypto/index.js';
+import { checkServerKey, generateIdentity, hostPortKey, loadIdentity, loadOrCreateServerKey, saveIdentity } from '../src/keystore/index.js';
 
 let dir: string;
 before(async () => {

@@ -7,22 +7,8 @@ import { GCM_UPDATE_BYTES } from '../src/crypto/aead.js';
 import { decodeBody, encodeBody, encodeDataHead, encodeFrame } from '../src/proto/codec.js';
 import { StxError } from '../src/proto/errors.js';
 import { MAX_BYTES_PER_KEY, MAX_RECORDS_PER_KEY } from '../src/proto/limits.js';
-import {
-  ClientHandshake,
-  finishedMac,
-  fingerprint,
-  generateIdentity,
-  generateServerKey,
-  identityFingerprint,
-  oaepEncrypt,
-  okpPublicRaw,
-  RecordOpener,
-  RecordSealer,
-  RESERVED_CONTROL_BODY_BYTES,
-  ServerHandshake,
-  serverKeySpki,
-  type SessionKeys,
-} from '../src/crypto/index.js';
+import { ClientHandshake, finishedMac, fingerprint, identityFingerprint, oaepEncrypt, okpPublicRaw, RecordOpener, RecordSealer, RESERVED_CONTROL_BODY_BYTES, ServerHandshake, serverKeySpki, type SessionKeys } from '../src/crypto/index.js';
+import { generateIdentity, generateServerKey } from '../src/keystore/index.js';
 import {
   asClientFinished,
   asClientHello,

@@ -1,22 +1,23 @@
-// The dependency arrows of DESIGN.md: recv, send → crypto → proto; recv, send → runtime (a leaf);
-// proto does no I/O and touches no runtime internals (v8, vm); crypto opens no sockets; recv and
-// send never import each other.
+// The dependency arrows of DESIGN.md: recv, send → keystore → crypto → proto; recv, send →
+// runtime (a leaf); proto does no I/O and touches no runtime internals (v8, vm); crypto opens no
+// sockets and no files; recv and send never import each other.
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { it } from 'node:test';
 import { REPO_ROOT } from './support/paths.js';
 
-const LAYERS = ['proto', 'crypto', 'runtime', 'recv', 'send'] as const;
+const LAYERS = ['proto', 'crypto', 'keystore', 'runtime', 'recv', 'send'] as const;
 type Layer = (typeof LAYERS)[number];
 
 /** Which of our layers and which node: modules each layer may import. */
 const ALLOWED: Record<Layer, { ours: readonly Layer[]; forbiddenNode: RegExp }> = {
   proto: { ours: ['proto'], forbiddenNode: /^node:(net|tls|http|https|dgram|fs|fs\/promises|child_process|worker_threads|timers|v8|vm)$/ },
-  crypto: { ours: ['proto', 'crypto'], forbiddenNode: /^node:(net|tls|http|https|dgram|child_process)$/ },
+  crypto: { ours: ['proto', 'crypto'], forbiddenNode: /^node:(net|tls|http|https|dgram|child_process|fs|fs\/promises)$/ },
+  keystore: { ours: ['proto', 'crypto', 'keystore'], forbiddenNode: /^node:(net|tls|http|https|dgram|child_process)$/ },
   runtime: { ours: ['runtime'], forbiddenNode: /^node:(net|tls|http|https|dgram|fs|fs\/promises|child_process)$/ },
-  recv: { ours: ['proto', 'crypto', 'runtime', 'recv'], forbiddenNode: /^$/ },
-  send: { ours: ['proto', 'crypto', 'runtime', 'send'], forbiddenNode: /^$/ },
+  recv: { ours: ['proto', 'crypto', 'keystore', 'runtime', 'recv'], forbiddenNode: /^$/ },
+  send: { ours: ['proto', 'crypto', 'keystore', 'runtime', 'send'], forbiddenNode: /^$/ },
 };
 
 function sources(dir: string): string[] {

@@ -6,18 +6,7 @@ import { createPrivateKey } from 'node:crypto';
 import { test } from 'node:test';
 import { decodeBody } from '../src/proto/codec.js';
 import { StxError } from '../src/proto/errors.js';
-import {
-  deriveKeys,
-  finishedMac,
-  oaepDecrypt,
-  okpPrivateFromRaw,
-  RecordOpener,
-  RecordSealer,
-  signTranscript,
-  x25519KeyPair,
-  x25519SharedSecret,
-  type SessionKeys,
-} from '../src/crypto/index.js';
+import { deriveKeys, finishedMac, oaepDecrypt, okpPrivateFromRaw, RecordOpener, RecordSealer, signTranscript, x25519KeyPair, x25519SharedSecret, type SessionKeys } from '../src/crypto/index.js';
 import { vectorFiles } from './support/vectors.js';
 import { get, has, hex, hexOrNull, list, num, str, strOrNull } from './tools/crypto-files.js';
 import { asClientFinished, asServerFinished, runHandshake, type WireName } from './tools/handshake-pair.js';

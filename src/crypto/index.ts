@@ -26,17 +26,6 @@ export {
   type KeySpec,
   type SessionKeys,
 } from './key-schedule.js';
-export {
-  generateIdentity,
-  generateServerKey,
-  loadIdentity,
-  loadOrCreateServerKey,
-  loadServerKey,
-  saveIdentity,
-  SERVER_KEY_BITS,
-  stxHome,
-} from './keys.js';
-export { checkServerKey, hostPortKey, parseKnownHosts, type CheckServerKeyOptions, type KnownHostEntry, type KnownHostStatus } from './known-hosts.js';
 export { oaepDecrypt, oaepEncrypt, parseServerKey, serverKeySpki } from './oaep.js';
 export {
   RecordOpener,

@@ -4,7 +4,7 @@ import { access } from 'node:fs/promises';
 import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { loadIdentity, stxHome } from '../crypto/index.js';
+import { loadIdentity, stxHome } from '../keystore/index.js';
 import { parseDuration } from '../proto/duration.js';
 import { ERRORS, LocalError, StxError, type ErrorCode } from '../proto/errors.js';
 import { ConnectFailed } from './connection.js';

@@ -2,7 +2,8 @@
 // the server key checked against the pin or known_hosts before anything about the upload is sent,
 // key exchange, FINISHED both ways. Afterwards the connection carries records.
 import type { KeyObject } from 'node:crypto';
-import { ClientHandshake, checkServerKey, hostPortKey } from '../crypto/index.js';
+import { ClientHandshake } from '../crypto/index.js';
+import { checkServerKey, hostPortKey } from '../keystore/index.js';
 import { CryptoError } from '../proto/errors.js';
 import { HANDSHAKE_TIMEOUT_MS } from '../proto/limits.js';
 import type { Connection } from './connection.js';

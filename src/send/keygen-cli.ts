@@ -5,7 +5,7 @@
 import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { stxHome } from '../crypto/index.js';
+import { stxHome } from '../keystore/index.js';
 import { keygen } from './keygen.js';
 import { packageVersion } from './version.js';
 

@@ -1,7 +1,8 @@
 // stx-keygen / stx-send --keygen: an Ed25519 identity and the line for the server's authorized-keys file.
 import { access } from 'node:fs/promises';
 import os from 'node:os';
-import { authorizedKeyLine, generateIdentity, identityFingerprint, loadIdentity, saveIdentity } from '../crypto/index.js';
+import { authorizedKeyLine, identityFingerprint } from '../crypto/index.js';
+import { generateIdentity, loadIdentity, saveIdentity } from '../keystore/index.js';
 
 /** Creates the identity if it does not exist yet; returns the authorized-keys line. */
 export async function keygen(file: string): Promise<string> {

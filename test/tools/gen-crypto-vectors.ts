@@ -12,17 +12,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { decodeBody, encodeBody, encodeDataHead } from '../../src/proto/codec.js';
 import { FRAME_TYPES } from '../../src/proto/frames.js';
 import { MAX_RECORDS_PER_KEY } from '../../src/proto/limits.js';
-import {
-  fingerprint,
-  oaepDecrypt,
-  oaepEncrypt,
-  okpPrivateFromRaw,
-  RecordOpener,
-  RecordSealer,
-  serverKeySpki,
-  x25519KeyPair,
-  x25519SharedSecret,
-} from '../../src/crypto/index.js';
+import { fingerprint, oaepDecrypt, oaepEncrypt, okpPrivateFromRaw, RecordOpener, RecordSealer, serverKeySpki, x25519KeyPair, x25519SharedSecret } from '../../src/crypto/index.js';
 import { repoPath } from './crypto-files.js';
 import { asClientFinished, asServerFinished, runHandshake } from './handshake-pair.js';
 

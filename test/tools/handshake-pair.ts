@@ -3,17 +3,7 @@
 // tests, the vector conformance test and the vector generator.
 import { decodeBody } from '../../src/proto/codec.js';
 import type { ClientFinished, ClientHello, Frame, KeyExchange, ServerFinished, ServerHello } from '../../src/proto/frames.js';
-import {
-  ClientHandshake,
-  ServerHandshake,
-  type ClientAccepted,
-  type ClientHandshakeOptions,
-  type ClientKeys,
-  type ServerHandshakeOptions,
-  type ServerKeyInfo,
-  type ServerKeys,
-  type SessionKeys,
-} from '../../src/crypto/index.js';
+import { ClientHandshake, ServerHandshake, type ClientAccepted, type ClientHandshakeOptions, type ClientKeys, type ServerHandshakeOptions, type ServerKeyInfo, type ServerKeys, type SessionKeys } from '../../src/crypto/index.js';
 
 export type WireName =
   | 'client_preamble'

@@ -7,7 +7,7 @@ import { link, mkdir, open, readFile, unlink } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, basename } from 'node:path';
 import { promisify } from 'node:util';
-import { checkServerPrivateKey } from './oaep.js';
+import { checkServerPrivateKey } from '../crypto/oaep.js';
 
 export const SERVER_KEY_BITS = 3072;
 
