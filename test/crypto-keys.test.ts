@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CryptoError } from '../src/proto/errors.js';
 import { authorizedKeyLine, fingerprint, identityFingerprint, okpPublicRaw, parseAuthorizedKeys, serverKeySpki } from '../src/crypto/index.js';
-import { checkServerKey, generateIdentity, hostPortKey, loadIdentity, loadOrCreateServerKey, saveIdentity } from '../src/keystore/index.js';
+import { checkServerKey, recordServerKey, generateIdentity, hostPortKey, loadIdentity, loadOrCreateServerKey, saveIdentity } from '../src/keystore/index.js';
 
 let dir: string;
 before(async () => {
@@ -102,9 +102,11 @@ describe('known hosts (§5)', () => {
   const fpA = fingerprint(Buffer.from('server A'));
   const fpB = fingerprint(Buffer.from('server B'));
 
-  test('first use records the host (0600 file, 0700 dir); next time it is known', async () => {
+  test('first use is new and writes nothing; once recorded (0600 file, 0700 dir) it is known', async () => {
     const file = join(dir, 'kh1', 'sub', 'known_hosts');
     assert.deepEqual(await checkServerKey({ file, hostPort: 'example.org:4433', fingerprint: fpA }), { status: 'new' });
+    await assert.rejects(readFile(file, 'utf8'), { code: 'ENOENT' }, 'checking records nothing: the server has proven nothing yet');
+    await recordServerKey(file, 'example.org:4433', fpA);
     assert.equal(await readFile(file, 'utf8'), `example.org:4433 ${fpA}\n`);
     assert.equal(await mode(file), 0o600);
     assert.equal(await mode(join(dir, 'kh1', 'sub')), 0o700);
@@ -128,7 +130,7 @@ describe('known hosts (§5)', () => {
   test('appending to a file without a final newline keeps lines apart', async () => {
     const file = join(dir, 'kh3');
     await writeFile(file, `a:1 ${fpA}`);
-    await checkServerKey({ file, hostPort: 'b:2', fingerprint: fpB });
+    await recordServerKey(file, 'b:2', fpB);
     assert.equal(await readFile(file, 'utf8'), `a:1 ${fpA}\nb:2 ${fpB}\n`);
   });
 

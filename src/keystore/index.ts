@@ -10,4 +10,4 @@ export {
   SERVER_KEY_BITS,
   stxHome,
 } from './keys.js';
-export { checkServerKey, hostPortKey, parseKnownHosts, type CheckServerKeyOptions, type KnownHostEntry, type KnownHostStatus } from './known-hosts.js';
+export { checkServerKey, hostPortKey, parseKnownHosts, recordServerKey, type CheckServerKeyOptions, type KnownHostEntry, type KnownHostStatus } from './known-hosts.js';

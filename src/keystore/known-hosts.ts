@@ -64,9 +64,11 @@ async function readIfExists(file: string): Promise<string | null> {
 }
 
 /**
- * §5: checks the server's fingerprint against the pin, or against the known-hosts file, where an
- * unknown host is recorded (trust on first use). A mismatch is CryptoError SERVER_KEY_MISMATCH
- * whose message names both fingerprints and, for the file, the line to edit.
+ * §5: checks the server's fingerprint against the pin, or against the known-hosts file. An
+ * unknown host is 'new' and is NOT recorded here: the caller records it with recordServerKey()
+ * only once the server has proven it holds the key (SERVER_FINISHED verified), so a responder
+ * that merely sends someone's public key cannot get itself pinned. A mismatch is CryptoError
+ * SERVER_KEY_MISMATCH whose message names both fingerprints and, for the file, the line to edit.
  */
 export async function checkServerKey(options: CheckServerKeyOptions): Promise<{ status: KnownHostStatus }> {
   const { file, hostPort, fingerprint } = options;
@@ -92,6 +94,13 @@ export async function checkServerKey(options: CheckServerKeyOptions): Promise<{ 
         `This may be an attack. If the server key was replaced on purpose, delete line ${known.line} of ${file} and connect again.`,
     );
   }
+  return { status: 'new' };
+}
+
+/** Trust on first use (§5): appends `hostPort fingerprint` to the file (0600, directory 0700). */
+export async function recordServerKey(file: string, hostPort: string, fingerprint: string): Promise<void> {
+  if (!FINGERPRINT.test(fingerprint)) throw new RangeError(`not a fingerprint: ${fingerprint}`);
+  const text = await readIfExists(file);
   await mkdir(dirname(file), { recursive: true, mode: DIR_MODE });
   const separator = text !== null && text.length > 0 && !text.endsWith('\n') ? '\n' : '';
   await appendFile(file, `${separator}${hostPort} ${fingerprint}\n`, { mode: FILE_MODE });
@@ -101,5 +110,4 @@ export async function checkServerKey(options: CheckServerKeyOptions): Promise<{ 
   } finally {
     await fh.close();
   }
-  return { status: 'new' };
 }

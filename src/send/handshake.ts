@@ -3,7 +3,7 @@
 // key exchange, FINISHED both ways. Afterwards the connection carries records.
 import type { KeyObject } from 'node:crypto';
 import { ClientHandshake } from '../crypto/index.js';
-import { checkServerKey, hostPortKey } from '../keystore/index.js';
+import { checkServerKey, hostPortKey, recordServerKey } from '../keystore/index.js';
 import { CryptoError } from '../proto/errors.js';
 import { HANDSHAKE_TIMEOUT_MS } from '../proto/limits.js';
 import type { Connection } from './connection.js';
@@ -37,12 +37,11 @@ export async function handshake(conn: Connection, opts: HandshakeOptions): Promi
           'Someone may be intercepting the connection, or the server key was replaced. Check the fingerprint stx-recv prints at start.',
       );
     }
-  } else {
-    const trust = await checkServerKey({ file: opts.knownHostsFile, hostPort: hostPortKey(opts.host, opts.port), fingerprint: info.fingerprint });
-    if (trust.status === 'new') {
-      opts.onEvent?.(`trusting ${hostPortKey(opts.host, opts.port)} on first use: ${info.fingerprint} (recorded in ${opts.knownHostsFile})`);
-    }
   }
+  const trust =
+    opts.fingerprint === undefined
+      ? await checkServerKey({ file: opts.knownHostsFile, hostPort: hostPortKey(opts.host, opts.port), fingerprint: info.fingerprint })
+      : { status: 'pinned' as const };
   const keys = hs.finish();
   conn.sendRaw('KEY_EXCHANGE', [keys.keyExchange]);
   conn.channel.startSealing(keys.sealer);
@@ -51,5 +50,10 @@ export async function handshake(conn: Connection, opts: HandshakeOptions): Promi
   const fin = await conn.next(timeoutMs);
   if (fin.frame.type !== 'SERVER_FINISHED') throw new CryptoError('HANDSHAKE_FAILED', 'expected SERVER_FINISHED');
   hs.verifyServerFinished(fin.frame);
+  // Only now has the server proven it holds the key (§7.3): trust on first use records it here.
+  if (trust.status === 'new') {
+    await recordServerKey(opts.knownHostsFile, hostPortKey(opts.host, opts.port), info.fingerprint);
+    opts.onEvent?.(`trusting ${hostPortKey(opts.host, opts.port)} on first use: ${info.fingerprint} (recorded in ${opts.knownHostsFile})`);
+  }
   return info.fingerprint;
 }

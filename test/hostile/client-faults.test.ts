@@ -6,7 +6,7 @@
 // the timeouts, never a wrong file.
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -440,6 +440,38 @@ describe('stx-send against evil servers', () => {
       },
     },
   ];
+
+  it('trust on first use records a server key only once the server proved it holds it (SERVER_FINISHED)', { timeout: 60_000 }, async () => {
+    // The first connection gets a responder that sends a SERVER_HELLO with the key but cannot
+    // finish (as one that copied someone's public key could not); the later ones the real handshake.
+    let connections = 0;
+    const evil = await startEvil(async (p, handshake) => {
+      if (++connections > 1) {
+        if (await handshake()) await p.waitClosed(10_000);
+        return;
+      }
+      const hs = new ServerHandshake({ serverKey: evilKey });
+      const pre = await p.readPreamble();
+      if (pre === null) return;
+      await p.write(hs.onClientPreamble(pre));
+      const hello = await p.next();
+      if (hello.kind !== 'frame' || hello.frame.type !== 'CLIENT_HELLO') return;
+      await p.write(hs.onClientHello(hello.raw, hello.frame));
+      await p.next(); // KEY_EXCHANGE, which it cannot use; then it goes away
+    });
+    const knownHosts = path.join(home.home, 'known_hosts.tofu');
+    try {
+      const args = ['127.0.0.1', String(evil.port), file, '--as', 'evil.bin', '--known-hosts', knownHosts, '--quiet', '--retries', '0'];
+      const first = await runSend(args, { STX_HOME: home.home }, HANG_BOUND_MS);
+      assert.equal(first.code, 3, first.stderr);
+      assert.equal(existsSync(knownHosts), false, 'a server that never proved its key is not recorded');
+      // The next connection completes the handshake (then the script closes): now it is recorded.
+      await runSend(args, { STX_HOME: home.home }, HANG_BOUND_MS);
+      assert.equal(readFileSync(knownHosts, 'utf8'), `127.0.0.1:${evil.port} ${evil.fingerprint}\n`);
+    } finally {
+      await evil.close();
+    }
+  });
 
   for (const c of cases) {
     it(`${c.name} → exit ${c.exit} (${c.code})`, { timeout: 60_000 }, async () => {
