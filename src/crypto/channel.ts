@@ -88,6 +88,11 @@ export class FrameChannel {
     return this.sealer !== null;
   }
 
+  /** Whether incoming frames are records (the peer holds the session keys, §6). */
+  get opening(): boolean {
+    return this.opener !== null;
+  }
+
   push(chunk: Buffer): void {
     this.reader.push(chunk);
   }

@@ -3,7 +3,7 @@
 // them) and pushed to a handler afterwards. Every failure ends in one typed error.
 import net from 'node:net';
 import { FrameChannel, type Received } from '../crypto/channel.js';
-import { LocalError, ProtocolError, ResourceError, StxError, codeFromWire, errorFor } from '../proto/errors.js';
+import { LocalError, ProtocolError, ResourceError, StxError, codeFromWire, errorFor, type ErrorCode } from '../proto/errors.js';
 import type { Frame } from '../proto/frames.js';
 import { clientMachine, type ClientState, type Machine } from '../proto/states.js';
 
@@ -245,6 +245,7 @@ export class Connection {
     if (r === null) return null;
     const f = r.frame;
     this.machine.receive(f.type);
+    if (f.type === 'ERROR' && !this.channel.opening) throw unauthenticatedError(f.code);
     if (f.type === 'ERROR' || f.type === 'GOAWAY') {
       const code = codeFromWire(f.code);
       throw code === undefined
@@ -267,6 +268,36 @@ export class Connection {
     this.failListeners.clear();
     this.socket.destroy();
   }
+}
+
+/**
+ * The codes a server sends in a plaintext ERROR, before the record layer (§10): refusals of the
+ * connection itself. Its sender has proven nothing yet (§6), so any other code is not believed.
+ */
+const PLAINTEXT_ERROR_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'BAD_PREAMBLE',
+  'VERSION_UNSUPPORTED',
+  'FRAME_TOO_LARGE',
+  'UNKNOWN_FRAME_TYPE',
+  'MALFORMED_FRAME',
+  'UNEXPECTED_FRAME',
+  'TRUNCATED',
+  'HANDSHAKE_FAILED',
+  'TIMEOUT',
+  'TOO_MANY_CONNECTIONS',
+  'SHUTTING_DOWN',
+  'INTERNAL',
+]);
+
+/**
+ * A plaintext ERROR: its code if it is one a server sends there, else HANDSHAKE_FAILED; never its
+ * text, which an impostor chose (§10): a fixed message instead.
+ */
+function unauthenticatedError(wire: number): ServerError {
+  const claimed = codeFromWire(wire);
+  const code = claimed !== undefined && PLAINTEXT_ERROR_CODES.has(claimed) ? claimed : 'HANDSHAKE_FAILED';
+  const said = claimed === code ? '' : ` (it claimed error #${wire}, which no server sends before the handshake)`;
+  return new ServerError(errorFor(code, `the server refused the connection before proving its identity${said}`), 'ERROR');
 }
 
 /** An error the server reported (ERROR or GOAWAY frame), keeping the server's code. */

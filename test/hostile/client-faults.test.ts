@@ -473,6 +473,36 @@ describe('stx-send against evil servers', () => {
     }
   });
 
+  it('a plaintext ERROR from a peer that proved nothing: its text is never shown and its code only if a server sends it there', { timeout: 60_000 }, async () => {
+    const nasty = '\x1b]0;owned\x07\x1b[2Jevil says: disk full, call 555-0100';
+    const plaintextError = (code: number): Script => async (p) => {
+      const pre = await p.readPreamble();
+      if (pre === null) return;
+      await p.write(encodePreamble(1));
+      await p.send({ type: 'ERROR', code, message: nasty });
+      await p.waitClosed(10_000);
+    };
+    for (const [claimed, expectCode, expectExit] of [
+      [ERRORS.NO_SPACE.wire, 'HANDSHAKE_FAILED', 3],
+      [ERRORS.AUTH_REFUSED.wire, 'HANDSHAKE_FAILED', 3],
+      [ERRORS.VERSION_UNSUPPORTED.wire, 'VERSION_UNSUPPORTED', 3],
+    ] as const) {
+      const evil = await startEvil(plaintextError(claimed));
+      try {
+        const r = await runSend(['127.0.0.1', String(evil.port), file, '--fingerprint', evil.fingerprint, '--retries', '0', '--json'], { STX_HOME: home.home }, HANG_BOUND_MS);
+        assert.equal(r.code, expectExit, r.stderr);
+        assert.match(r.stderr, new RegExp(`error: ${expectCode}: the server refused the connection before proving its identity`));
+        for (const out of [r.stderr, r.stdout]) {
+          assert.doesNotMatch(out, /evil says|555-0100/, 'no word of the peer reaches the terminal');
+          assert.equal(out.includes('\x1b'), false, 'no escape sequence either');
+        }
+        assert.equal(readJsonLine(r.stdout)['code'], expectCode);
+      } finally {
+        await evil.close();
+      }
+    }
+  });
+
   for (const c of cases) {
     it(`${c.name} → exit ${c.exit} (${c.code})`, { timeout: 60_000 }, async () => {
       const evil = await startEvil(c.script);
