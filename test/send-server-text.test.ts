@@ -7,10 +7,10 @@ import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fingerprint, serverKeySpki, ServerHandshake } from '../src/crypto/index.js';
+import { fingerprint, serverKeySpki } from '../src/crypto/index.js';
 import { ERRORS } from '../src/proto/errors.js';
 import { printable } from '../src/send/printable.js';
-import { RawClient } from './hostile/raw-client.js';
+import { RawClient, serveHandshake } from './hostile/raw-client.js';
 import { makeFile, readJsonLine, runSend, tempDir } from './support/procs.js';
 
 /** Terminal-driving text: clear screen, retitle, bell, a forged line, CSI as C1, DEL, an RTL override. */
@@ -27,22 +27,7 @@ async function startEvil(key: KeyObject, script: Script): Promise<{ port: number
     const peer = RawClient.adopt(socket);
     peers.add(peer);
     const run = async (): Promise<void> => {
-      const hs = new ServerHandshake({ serverKey: key });
-      const pre = await peer.readPreamble();
-      if (pre === null) return;
-      await peer.write(hs.onClientPreamble(pre));
-      const hello = await peer.next();
-      if (hello.kind !== 'frame' || hello.frame.type !== 'CLIENT_HELLO') return;
-      await peer.write(hs.onClientHello(hello.raw, hello.frame));
-      const kx = await peer.next();
-      if (kx.kind !== 'frame' || kx.frame.type !== 'KEY_EXCHANGE') return;
-      const keys = hs.onKeyExchange(kx.raw, kx.frame);
-      peer.rx.startOpening(keys.opener);
-      peer.sealer = keys.sealer;
-      const fin = await peer.next();
-      if (fin.kind !== 'frame' || fin.frame.type !== 'CLIENT_FINISHED') return;
-      await peer.write(peer.seal(hs.onClientFinished(fin.frame).serverFinished));
-      await script(peer);
+      if (await serveHandshake(peer, key)) await script(peer);
     };
     run()
       .catch(() => undefined)

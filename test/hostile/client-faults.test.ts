@@ -18,7 +18,7 @@ import { encodePreamble } from '../../src/proto/preamble.js';
 import { makeFile, readJsonLine, runSend, sha256File, type SendResult } from '../support/procs.js';
 import { startFaultProxy, type Fault, type FaultKind } from './fault-proxy.js';
 import { startArena, type Arena } from './harness.js';
-import { lengthPrefix, RawClient } from './raw-client.js';
+import { lengthPrefix, RawClient, serveHandshake, serveUntilKeys } from './raw-client.js';
 
 const MiB = 1024 * 1024;
 const TRIALS = 50;
@@ -189,24 +189,7 @@ async function startEvil(script: Script): Promise<EvilServer> {
     const peer = RawClient.adopt(socket);
     peers.add(peer);
     received.push(peer.received);
-    const handshake = async (): Promise<boolean> => {
-      const hs = new ServerHandshake({ serverKey: evilKey });
-      const p = await peer.readPreamble();
-      if (p === null) return false;
-      await peer.write(hs.onClientPreamble(p));
-      const hello = await peer.next();
-      if (hello.kind !== 'frame' || hello.frame.type !== 'CLIENT_HELLO') return false;
-      await peer.write(hs.onClientHello(hello.raw, hello.frame));
-      const kx = await peer.next();
-      if (kx.kind !== 'frame' || kx.frame.type !== 'KEY_EXCHANGE') return false;
-      const keys = hs.onKeyExchange(kx.raw, kx.frame);
-      peer.rx.startOpening(keys.opener);
-      peer.sealer = keys.sealer;
-      const fin = await peer.next();
-      if (fin.kind !== 'frame' || fin.frame.type !== 'CLIENT_FINISHED') return false;
-      await peer.write(peer.seal(hs.onClientFinished(fin.frame).serverFinished));
-      return true;
-    };
+    const handshake = (): Promise<boolean> => serveHandshake(peer, evilKey);
     script(peer, handshake)
       .catch(() => undefined)
       .finally(() => setTimeout(() => peer.destroy(), 200));
@@ -312,17 +295,9 @@ describe('stx-send against evil servers', () => {
       exit: 3,
       code: 'HANDSHAKE_FAILED',
       script: async (p) => {
-        const hs = new ServerHandshake({ serverKey: evilKey });
-        const pre = await p.readPreamble();
-        if (pre === null) return;
-        await p.write(hs.onClientPreamble(pre));
-        const hello = await p.next();
-        if (hello.kind !== 'frame' || hello.frame.type !== 'CLIENT_HELLO') return;
-        await p.write(hs.onClientHello(hello.raw, hello.frame));
-        const kx = await p.next();
-        if (kx.kind !== 'frame' || kx.frame.type !== 'KEY_EXCHANGE') return;
-        const keys = hs.onKeyExchange(kx.raw, kx.frame);
-        p.sealer = keys.sealer;
+        const got = await serveUntilKeys(p, evilKey);
+        if (got === null) return;
+        p.sealer = got.keys.sealer;
         await p.write(p.sealFrame({ type: 'SERVER_FINISHED', verify: Buffer.alloc(32, 7) }));
         await p.waitClosed(10_000);
       },
@@ -399,16 +374,9 @@ describe('stx-send against evil servers', () => {
       exit: 3,
       code: 'TIMEOUT',
       script: async (p) => {
-        const hs = new ServerHandshake({ serverKey: evilKey });
-        const pre = await p.readPreamble();
-        if (pre === null) return;
-        await p.write(hs.onClientPreamble(pre));
-        const hello = await p.next();
-        if (hello.kind !== 'frame' || hello.frame.type !== 'CLIENT_HELLO') return;
-        await p.write(hs.onClientHello(hello.raw, hello.frame));
-        const kx = await p.next();
-        if (kx.kind !== 'frame' || kx.frame.type !== 'KEY_EXCHANGE') return;
-        p.sealer = hs.onKeyExchange(kx.raw, kx.frame).sealer;
+        const got = await serveUntilKeys(p, evilKey);
+        if (got === null) return;
+        p.sealer = got.keys.sealer;
         await p.write(p.sealFrame({ type: 'GOAWAY', code: ERRORS.SHUTTING_DOWN.wire, message: 'shutting down mid-handshake' }));
       },
       check: (s) => assert.equal(s.received.length, 3, 'one connection per attempt: 1 + --retries 2'),
@@ -450,14 +418,7 @@ describe('stx-send against evil servers', () => {
         if (await handshake()) await p.waitClosed(10_000);
         return;
       }
-      const hs = new ServerHandshake({ serverKey: evilKey });
-      const pre = await p.readPreamble();
-      if (pre === null) return;
-      await p.write(hs.onClientPreamble(pre));
-      const hello = await p.next();
-      if (hello.kind !== 'frame' || hello.frame.type !== 'CLIENT_HELLO') return;
-      await p.write(hs.onClientHello(hello.raw, hello.frame));
-      await p.next(); // KEY_EXCHANGE, which it cannot use; then it goes away
+      await serveUntilKeys(p, evilKey); // and then, unable to finish, it goes away
     });
     const knownHosts = path.join(home.home, 'known_hosts.tofu');
     try {

@@ -4,10 +4,10 @@
 // transcript bytes, a wrong RSA secret (ClientHandshake's `rsaSecret` / `oaepEncrypt`), altered,
 // replayed, dropped or reordered records, and any frame in any state. It reads back the server's
 // preamble and frames, opening records once it has keys, and reports how a connection ended.
-import { createHash } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import net from 'node:net';
 import { FrameChannel } from '../../src/crypto/channel.js';
-import { ClientHandshake, type ClientHandshakeOptions, type ClientKeys } from '../../src/crypto/handshake.js';
+import { ClientHandshake, ServerHandshake, type ClientHandshakeOptions, type ClientKeys, type ServerKeys } from '../../src/crypto/handshake.js';
 import { RecordSealer } from '../../src/crypto/record.js';
 import { encodeBody, encodeFrame } from '../../src/proto/codec.js';
 import { codeFromWire, StxError, type ErrorCode } from '../../src/proto/errors.js';
@@ -449,6 +449,38 @@ export class RawClient {
   }
 }
 
+
+// ---- playing the server ------------------------------------------------------------------------
+
+/**
+ * Plays the server's side of the handshake on an adopted peer up to and including KEY_EXCHANGE
+ * (§6): preamble, CLIENT_HELLO → SERVER_HELLO, KEY_EXCHANGE → keys. Null if the client strays.
+ * Evil servers in the tests go on from here (a wrong FINISHED, GOAWAY, a real one).
+ */
+export async function serveUntilKeys(peer: RawClient, serverKey: KeyObject): Promise<{ hs: ServerHandshake; keys: ServerKeys } | null> {
+  const hs = new ServerHandshake({ serverKey });
+  const pre = await peer.readPreamble();
+  if (pre === null) return null;
+  await peer.write(hs.onClientPreamble(pre));
+  const hello = await peer.next();
+  if (hello.kind !== 'frame' || hello.frame.type !== 'CLIENT_HELLO') return null;
+  await peer.write(hs.onClientHello(hello.raw, hello.frame));
+  const kx = await peer.next();
+  if (kx.kind !== 'frame' || kx.frame.type !== 'KEY_EXCHANGE') return null;
+  return { hs, keys: hs.onKeyExchange(kx.raw, kx.frame) };
+}
+
+/** The whole server handshake: serveUntilKeys, then CLIENT_FINISHED → SERVER_FINISHED. */
+export async function serveHandshake(peer: RawClient, serverKey: KeyObject): Promise<boolean> {
+  const got = await serveUntilKeys(peer, serverKey);
+  if (got === null) return false;
+  peer.rx.startOpening(got.keys.opener);
+  peer.sealer = got.keys.sealer;
+  const fin = await peer.next();
+  if (fin.kind !== 'frame' || fin.frame.type !== 'CLIENT_FINISHED') return false;
+  await peer.write(peer.seal(got.hs.onClientFinished(fin.frame).serverFinished));
+  return true;
+}
 
 // ---- frame builders for hostile input ----------------------------------------------------------
 
