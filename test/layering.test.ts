@@ -1,5 +1,5 @@
 // The dependency arrows of DESIGN.md: recv, send → keystore → crypto → proto; recv, send →
-// runtime (a leaf); proto does no I/O and touches no runtime internals (v8, vm); crypto opens no
+// runtime (a leaf), recv, send → cli → proto; proto does no I/O and touches no runtime internals (v8, vm); crypto opens no
 // sockets and no files; recv and send never import each other.
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -7,7 +7,7 @@ import path from 'node:path';
 import { it } from 'node:test';
 import { REPO_ROOT } from './support/paths.js';
 
-const LAYERS = ['proto', 'crypto', 'keystore', 'runtime', 'recv', 'send'] as const;
+const LAYERS = ['proto', 'crypto', 'keystore', 'runtime', 'cli', 'recv', 'send'] as const;
 type Layer = (typeof LAYERS)[number];
 
 /** Which of our layers and which node: modules each layer may import. */
@@ -16,8 +16,9 @@ const ALLOWED: Record<Layer, { ours: readonly Layer[]; forbiddenNode: RegExp }> 
   crypto: { ours: ['proto', 'crypto'], forbiddenNode: /^node:(net|tls|http|https|dgram|child_process|fs|fs\/promises)$/ },
   keystore: { ours: ['proto', 'crypto', 'keystore'], forbiddenNode: /^node:(net|tls|http|https|dgram|child_process)$/ },
   runtime: { ours: ['runtime'], forbiddenNode: /^node:(net|tls|http|https|dgram|fs|fs\/promises|child_process)$/ },
-  recv: { ours: ['proto', 'crypto', 'keystore', 'runtime', 'recv'], forbiddenNode: /^$/ },
-  send: { ours: ['proto', 'crypto', 'keystore', 'runtime', 'send'], forbiddenNode: /^$/ },
+  cli: { ours: ['proto', 'cli'], forbiddenNode: /^node:(net|tls|http|https|dgram|child_process)$/ },
+  recv: { ours: ['proto', 'crypto', 'keystore', 'runtime', 'cli', 'recv'], forbiddenNode: /^$/ },
+  send: { ours: ['proto', 'crypto', 'keystore', 'runtime', 'cli', 'send'], forbiddenNode: /^$/ },
 };
 
 function sources(dir: string): string[] {

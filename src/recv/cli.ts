@@ -17,11 +17,11 @@ import { prepareOutDir } from './out-dir.js';
 import { AuthorizedKeysReloader } from './reload.js';
 import { startServer } from './server.js';
 import { StartupError } from './startup-error.js';
-import { packageVersion } from './version.js';
 import { tuneRuntime } from '../runtime/tuning.js';
+import { conventions, UsageError } from '../cli/conventions.js';
 
 async function main(): Promise<number> {
-  const argv = await yargs(hideBin(process.argv))
+  const argv = await conventions(yargs(hideBin(process.argv)))
     .scriptName('stx-recv')
     .usage(
       '$0 --listen [HOST:]PORT --out DIR [options]\n$0 --print-fingerprint [--key FILE]\n\nReceive files from stx-send over an authenticated, encrypted connection.',
@@ -40,15 +40,6 @@ async function main(): Promise<number> {
     .option('log-format', { choices: LOG_FORMATS, describe: 'log lines on stdout [default: pretty on a terminal, else json]' })
     .option('print-fingerprint', { type: 'boolean', default: false, describe: "print the server key's fingerprint and exit (generates nothing)" })
     .strict()
-    .exitProcess(false)
-    // yargs passes no error for its own validation failures, whatever its types say.
-    .fail((msg: string, err: Error | undefined) => {
-      throw err ?? new UsageError(msg);
-    })
-    .help()
-    .alias('help', 'h')
-    .version(packageVersion())
-    .alias('version', 'V')
     .parseAsync();
   if (argv.help === true || argv.version === true) return 0;
 
@@ -138,7 +129,6 @@ async function printFingerprint(keyFile: string): Promise<number> {
   return 0;
 }
 
-class UsageError extends Error {}
 
 /** Runs a parser of a command-line value; its complaint is a usage error (exit 2). */
 function usage<T>(parse: () => T): T {

@@ -6,15 +6,15 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { loadIdentity, stxHome } from '../keystore/index.js';
 import { parseDuration } from '../proto/duration.js';
-import { ERRORS, LocalError, StxError, type ErrorCode } from '../proto/errors.js';
+import { ERRORS, StxError, type ErrorCode } from '../proto/errors.js';
 import { ConnectFailed } from './connection.js';
 import { printable } from './printable.js';
 import { formatBytes, ProgressBar } from './progress.js';
 import { upload, type Progress } from './upload.js';
 import { keygen } from './keygen.js';
-import { packageVersion } from './version.js';
 import { tuneRuntime } from '../runtime/tuning.js';
 import { keepFreedMemory } from '../runtime/young-gc.js';
+import { conventions, UsageError } from '../cli/conventions.js';
 
 /** What to do about each error the user can meet (the message says what happened). */
 const ADVICE: Partial<Record<ErrorCode, string>> = {
@@ -33,13 +33,6 @@ const ADVICE: Partial<Record<ErrorCode, string>> = {
   IO_ERROR: "The server could not write to its disk; ask its admin to check the server's log.",
   USAGE: "Run 'stx-send --help' for the options.",
 };
-
-/** A command line that makes no sense: USAGE (§10, exit 2). */
-class UsageError extends LocalError {
-  constructor(message: string) {
-    super('USAGE', message);
-  }
-}
 
 /** Codes whose message says it all: no "CODE:" before it on the terminal. */
 const UNPREFIXED: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['USAGE', 'INTERRUPTED']);
@@ -61,7 +54,7 @@ interface Known {
 const known: Known = { host: null, port: null, held: null, json: hideBin(process.argv).includes('--json'), bar: null };
 
 async function main(): Promise<number> {
-  const argv = await yargs(hideBin(process.argv))
+  const argv = await conventions(yargs(hideBin(process.argv)))
     .scriptName('stx-send')
     .usage('$0 HOST PORT PATH [options]\n$0 --keygen [--identity FILE]\n\nSend a file to stx-recv; resumes by itself after interruptions.')
     .option('as', {
@@ -86,15 +79,6 @@ async function main(): Promise<number> {
         'already worked; a connection lost after that is retried (--retries, --retry-for).',
     )
     .strictOptions()
-    .exitProcess(false)
-    // yargs passes no error for its own validation failures, whatever its types say.
-    .fail((msg: string, err: Error | undefined) => {
-      throw err ?? new UsageError(msg);
-    })
-    .help()
-    .alias('help', 'h')
-    .version(packageVersion())
-    .alias('version', 'V')
     .parseAsync();
   if (argv.help === true || argv.version === true) return 0;
   known.json = argv.json;

@@ -7,15 +7,14 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { stxHome } from '../keystore/index.js';
 import { keygen } from './keygen.js';
-import { packageVersion } from './version.js';
+import { conventions, UsageError } from '../cli/conventions.js';
 
 const EXIT_USAGE = 2;
 const EXIT_LOCAL = 1;
 
-class UsageError extends Error {}
 
 async function main(): Promise<number> {
-  const argv = await yargs(hideBin(process.argv))
+  const argv = await conventions(yargs(hideBin(process.argv)))
     .scriptName('stx-keygen')
     .usage(
       '$0 [--file FILE]\n\nCreate an Ed25519 client identity (or reuse the one in FILE) and print the line to add to ' +
@@ -23,15 +22,6 @@ async function main(): Promise<number> {
     )
     .option('file', { alias: 'f', type: 'string', describe: 'identity file [default: $STX_HOME/id_ed25519]' })
     .strictOptions()
-    .exitProcess(false)
-    // yargs passes no error for its own validation failures, whatever its types say.
-    .fail((msg: string, err: Error | undefined) => {
-      throw err ?? new UsageError(msg);
-    })
-    .help()
-    .alias('help', 'h')
-    .version(packageVersion())
-    .alias('version', 'V')
     .parseAsync();
   if (argv.help === true || argv.version === true) return 0;
   const positional = argv._.map(String);

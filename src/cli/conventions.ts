@@ -1,0 +1,43 @@
+// What every stx command line does alike (README: "Command-line tools behave as people expect"):
+// --help/-h and --version/-V from package.json, and a command line that makes no sense is one
+// typed error, USAGE (spec §10, exit 2), never yargs printing and exiting on its own.
+import { readFileSync } from 'node:fs';
+import type { Argv } from 'yargs';
+import { LocalError } from '../proto/errors.js';
+
+/** A command line that makes no sense: USAGE (§10, exit 2). */
+export class UsageError extends LocalError {
+  constructor(message: string) {
+    super('USAGE', message);
+  }
+}
+
+/**
+ * package.json's version, read at run time so that a release cannot print a stale number; from
+ * dist/src/cli/ (and src/cli/) it is three levels up, in a clone and in an installed package.
+ */
+export function packageVersion(): string {
+  try {
+    const pkg: unknown = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'));
+    if (typeof pkg === 'object' && pkg !== null && 'version' in pkg && typeof pkg.version === 'string') return pkg.version;
+  } catch {
+    // Fall through: a copy without its package.json still runs.
+  }
+  return 'unknown';
+}
+
+/** Applies the conventions to a yargs parser: help, version, and failures as UsageError. */
+export function conventions<T>(parser: Argv<T>): Argv<T> {
+  return (
+    parser
+      .exitProcess(false)
+      // yargs passes no error for its own validation failures, whatever its types say.
+      .fail((msg: string, err: Error | undefined) => {
+        throw err ?? new UsageError(msg);
+      })
+      .help()
+      .alias('help', 'h')
+      .version(packageVersion())
+      .alias('version', 'V')
+  );
+}
