@@ -315,8 +315,16 @@ async function attempt(
       conn.onFailure(reject);
     });
     doneFrame.catch(() => undefined);
+    // ACK says what is durable (§4, §9.1): never more than was sent, never less than before. A
+    // server that says otherwise could fake progress and keep the retries from ever running out.
+    let acked = offset;
     conn.handle((f) => {
       if (f.type === 'ACK') {
+        const sent = Math.max(hasher.offset, offset);
+        if (f.offset < acked || f.offset > sent) {
+          throw new UploadError('BAD_OFFSET', `the server acknowledged offset ${f.offset}, outside what it may hold (${acked} to the ${sent} bytes sent)`);
+        }
+        acked = f.offset;
         state.durable = Math.max(state.durable, f.offset);
         report(stage, hasher.offset);
       } else if (f.type === 'PROGRESS') verifying(f);

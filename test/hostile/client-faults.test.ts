@@ -409,6 +409,24 @@ describe('stx-send against evil servers', () => {
     },
   ];
 
+  it('ACKs past what was sent (fake progress) are BAD_OFFSET at once: one connection, no endless retries', { timeout: 60_000 }, async () => {
+    const evil = await startEvil(async (p, hs) => {
+      if (!(await hs())) return;
+      await acceptOpen(p);
+      await p.expectFrame('DATA');
+      await p.send({ type: 'ACK', offset: 3 * MiB + 3 }); // more than the whole file
+      await p.waitClosed(10_000);
+    });
+    try {
+      const r = await runSend(['127.0.0.1', String(evil.port), file, '--as', 'evil.bin', '--fingerprint', evil.fingerprint, '--quiet', '--retries', '3', '--backoff', '20'], { STX_HOME: home.home }, HANG_BOUND_MS);
+      assert.equal(r.code, 3, r.stderr);
+      assert.match(r.stderr, /error: BAD_OFFSET: the server acknowledged offset 3145731/);
+      assert.equal(evil.received.length, 1, 'not retried: a server that lies about progress is not trusted again');
+    } finally {
+      await evil.close();
+    }
+  });
+
   it('trust on first use records a server key only once the server proved it holds it (SERVER_FINISHED)', { timeout: 60_000 }, async () => {
     // The first connection gets a responder that sends a SERVER_HELLO with the key but cannot
     // finish (as one that copied someone's public key could not); the later ones the real handshake.
