@@ -8,6 +8,7 @@ import { homedir } from 'node:os';
 import { dirname, join, basename } from 'node:path';
 import { promisify } from 'node:util';
 import { checkServerPrivateKey } from '../crypto/oaep.js';
+import { errnoOf } from '../proto/errors.js';
 
 export const SERVER_KEY_BITS = 3072;
 
@@ -36,10 +37,6 @@ function toPem(key: KeyObject): string {
   return typeof pem === 'string' ? pem : pem.toString('ascii');
 }
 
-function isErrno(err: unknown, code: string): boolean {
-  return err instanceof Error && 'code' in err && err.code === code;
-}
-
 /**
  * Writes `pem` to `path` (mode 0600, parent created with 0700) unless the file exists.
  * Returns false, writing nothing, if it already existed.
@@ -61,7 +58,7 @@ async function createPrivateFile(path: string, pem: string): Promise<boolean> {
   try {
     await link(tmp, path);
   } catch (err) {
-    if (isErrno(err, 'EEXIST')) return false;
+    if (errnoOf(err) === 'EEXIST') return false;
     throw err;
   } finally {
     await unlink(tmp);
@@ -89,7 +86,7 @@ export async function loadOrCreateServerKey(path: string): Promise<{ key: KeyObj
   try {
     return { key: await loadServerKey(path), created: false };
   } catch (err) {
-    if (!isErrno(err, 'ENOENT')) throw err;
+    if (errnoOf(err) !== 'ENOENT') throw err;
   }
   const key = await generateServerKey();
   if (await createPrivateFile(path, toPem(key))) return { key, created: true };

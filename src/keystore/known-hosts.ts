@@ -2,7 +2,7 @@
 // of `host:port SHA256:…` lines with trust on first use.
 import { appendFile, mkdir, open, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { CryptoError } from '../proto/errors.js';
+import { CryptoError, errnoOf } from '../proto/errors.js';
 
 const FILE_MODE = 0o600;
 const DIR_MODE = 0o700;
@@ -58,7 +58,7 @@ async function readIfExists(file: string): Promise<string | null> {
   try {
     return await readFile(file, 'utf8');
   } catch (err) {
-    if (err instanceof Error && 'code' in err && err.code === 'ENOENT') return null;
+    if (errnoOf(err) === 'ENOENT') return null;
     throw err;
   }
 }

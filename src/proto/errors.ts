@@ -73,6 +73,11 @@ export function wireNumber(code: ErrorCode): number {
   return ERRORS[code].wire ?? ERRORS.INTERNAL.wire;
 }
 
+/** The errno name (`ENOENT`, `ECONNREFUSED`, …) of a Node.js system error, if it has one. */
+export function errnoOf(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
+}
+
 /** Base of every error stx raises on purpose. Branch on `code`, never on `message`. */
 export class StxError extends Error {
   readonly code: ErrorCode;

@@ -18,7 +18,8 @@ import { readFileSync, unlinkSync } from 'node:fs';
 import { link, lstat, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { RESERVED_DIR_MODE, RESERVED_DIR_NAME } from './config.js';
-import { errnoCode, StartupError } from './startup-error.js';
+import { errnoOf } from '../proto/errors.js';
+import { StartupError } from './startup-error.js';
 
 export const LOCK_FILE_NAME = 'lock';
 
@@ -60,7 +61,7 @@ export async function acquireInstanceLock(outDir: string): Promise<InstanceLock>
           },
         };
       } catch (err) {
-        if (errnoCode(err) !== 'EEXIST') throw err;
+        if (errnoOf(err) !== 'EEXIST') throw err;
       }
       const holder = await readPid(file);
       if (holder === undefined) continue; // removed meanwhile: try again
@@ -78,7 +79,7 @@ async function createLock(tmp: string, file: string, content: string): Promise<v
   try {
     await link(tmp, file);
   } catch (err) {
-    const code = errnoCode(err);
+    const code = errnoOf(err);
     if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw err;
     // No hard links here (FAT, some FUSE filesystems): exclusive create, then write.
     const fh = await open(file, 'wx', 0o644);
@@ -94,7 +95,7 @@ async function ensureReservedDir(dir: string): Promise<void> {
   try {
     await mkdir(dir, { mode: RESERVED_DIR_MODE });
   } catch (err) {
-    if (errnoCode(err) !== 'EEXIST') throw err;
+    if (errnoOf(err) !== 'EEXIST') throw err;
   }
   const st = await lstat(dir);
   if (st.isSymbolicLink() || !st.isDirectory()) {
@@ -108,7 +109,7 @@ async function moveStaleAside(file: string, stalePid: number, outDir: string): P
   try {
     await rename(file, aside);
   } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return; // another starter moved it first
+    if (errnoOf(err) === 'ENOENT') return; // another starter moved it first
     throw err;
   }
   const moved = await readPid(aside);
@@ -139,7 +140,7 @@ async function readPid(file: string): Promise<number | undefined> {
   try {
     return parsePid(await readFile(file, 'ascii')) ?? 0;
   } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return undefined;
+    if (errnoOf(err) === 'ENOENT') return undefined;
     throw err;
   }
 }
@@ -158,7 +159,7 @@ function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
   } catch (err) {
-    if (errnoCode(err) !== 'EPERM') return false; // ESRCH: no such process
+    if (errnoOf(err) !== 'EPERM') return false; // ESRCH: no such process
   }
   let cmdline: string;
   try {

@@ -3,7 +3,8 @@
 // it may already have leaked, and silently using it would hide that. The mode bits are tested,
 // not whether this process can read the file: root can read anything.
 import { stat } from 'node:fs/promises';
-import { errnoCode, StartupError } from './startup-error.js';
+import { errnoOf } from '../proto/errors.js';
+import { StartupError } from './startup-error.js';
 
 /** Bits of a private key file's mode that must be clear: any access for group or others. */
 const KEY_GROUP_OTHER_BITS = 0o077;
@@ -14,8 +15,8 @@ export async function checkServerKeyFile(file: string): Promise<{ exists: boolea
   try {
     st = await stat(file);
   } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return { exists: false };
-    throw new StartupError('KEY_UNUSABLE', `the server key ${file} cannot be inspected (${errnoCode(err) ?? String(err)}); check the path and its directories' permissions`, { cause: err });
+    if (errnoOf(err) === 'ENOENT') return { exists: false };
+    throw new StartupError('KEY_UNUSABLE', `the server key ${file} cannot be inspected (${errnoOf(err) ?? String(err)}); check the path and its directories' permissions`, { cause: err });
   }
   if (!st.isFile()) throw new StartupError('KEY_UNUSABLE', `the server key ${file} is not a file; give --key the path of a PEM key file (created if missing)`);
   const mode = st.mode;

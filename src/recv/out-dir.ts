@@ -5,7 +5,8 @@ import { constants } from 'node:fs';
 import { access, mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { NAME_DIR_MODE } from './config.js';
-import { errnoCode, StartupError } from './startup-error.js';
+import { errnoOf } from '../proto/errors.js';
+import { StartupError } from './startup-error.js';
 
 /**
  * Makes sure `out` is a directory this process can write into, creating it (mode 0755 less the
@@ -19,7 +20,7 @@ export async function prepareOutDir(out: string): Promise<{ created: boolean }> 
     await mkdir(abs, { mode: NAME_DIR_MODE });
     created = true;
   } catch (err) {
-    const code = errnoCode(err);
+    const code = errnoOf(err);
     if (code === 'ENOENT') {
       throw new StartupError(
         'OUT_PARENT_MISSING',
@@ -36,7 +37,7 @@ export async function prepareOutDir(out: string): Promise<{ created: boolean }> 
   try {
     st = await stat(abs);
   } catch (err) {
-    throw new StartupError('OUT_UNUSABLE', `--out ${abs}: cannot inspect it (${errnoCode(err) ?? String(err)})`, { cause: err });
+    throw new StartupError('OUT_UNUSABLE', `--out ${abs}: cannot inspect it (${errnoOf(err) ?? String(err)})`, { cause: err });
   }
   if (!st.isDirectory()) {
     throw new StartupError('OUT_NOT_A_DIRECTORY', `--out ${abs} is a file, not a directory; give a directory (stx-recv creates it if only its last part is missing)`);
@@ -46,7 +47,7 @@ export async function prepareOutDir(out: string): Promise<{ created: boolean }> 
   } catch (err) {
     throw new StartupError(
       'OUT_NOT_WRITABLE',
-      `--out ${abs} is not writable by this user (uid ${uidText()}, ${errnoCode(err) ?? 'denied'}); make it writable (chown or chmod) or choose another directory`,
+      `--out ${abs} is not writable by this user (uid ${uidText()}, ${errnoOf(err) ?? 'denied'}); make it writable (chown or chmod) or choose another directory`,
       { cause: err },
     );
   }
@@ -54,7 +55,7 @@ export async function prepareOutDir(out: string): Promise<{ created: boolean }> 
 }
 
 function failCreate(abs: string, parent: string, err: unknown): never {
-  const code = errnoCode(err);
+  const code = errnoOf(err);
   if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
     throw new StartupError(
       'OUT_NOT_WRITABLE',

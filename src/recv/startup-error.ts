@@ -22,8 +22,3 @@ export class StartupError extends Error {
     this.name = 'StartupError';
   }
 }
-
-/** The errno code of a Node.js system error, if it is one. */
-export function errnoCode(err: unknown): string | undefined {
-  return err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
-}

@@ -3,7 +3,7 @@
 // them) and pushed to a handler afterwards. Every failure ends in one typed error.
 import net from 'node:net';
 import { FrameChannel, type Received } from '../crypto/channel.js';
-import { LocalError, ProtocolError, ResourceError, StxError, codeFromWire, errorFor, type ErrorCode } from '../proto/errors.js';
+import { LocalError, ProtocolError, ResourceError, StxError, codeFromWire, errnoOf, errorFor, type ErrorCode } from '../proto/errors.js';
 import type { Frame } from '../proto/frames.js';
 import { clientMachine, type ClientState, type Machine } from '../proto/states.js';
 
@@ -34,15 +34,10 @@ export class ConnectFailed extends LocalError {
   }
 }
 
-/** Node's errno code (ECONNREFUSED, ENOTFOUND, …) of a socket error, if it has one. */
-function errnoCode(err: Error): string | undefined {
-  return 'code' in err && typeof err.code === 'string' ? err.code : undefined;
-}
-
 /** The typed error for a failed connect: refusals and unknown names by reason, the rest as lost. */
 function connectError(host: string, port: number, err: Error): LocalError {
   const where = `cannot connect to ${host}:${port}`;
-  switch (errnoCode(err) ?? '') {
+  switch (errnoOf(err) ?? '') {
     case 'ECONNREFUSED':
       return new ConnectFailed('refused', host, port, `${where}: connection refused (ECONNREFUSED): nothing listens on port ${port} there, or a firewall rejects it`, { cause: err });
     case 'ENOTFOUND':

@@ -2,15 +2,9 @@
 // kept), anything else is IO_ERROR. The message says what failed and where, never a stack; the
 // original error stays as `cause` for the local log.
 
-import { ResourceError, StxError, UploadError } from '../../proto/errors.js';
+import { errnoOf, ResourceError, StxError, UploadError } from '../../proto/errors.js';
 
-/** The errno name (`ENOENT`, …) of an error thrown by node:fs, if it has one. */
-export function errnoOf(err: unknown): string | undefined {
-  if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string') {
-    return err.code;
-  }
-  return undefined;
-}
+export { errnoOf };
 
 /** `what` is a short verb phrase ("writing"), `where` a path relative to the output directory. */
 export function toStxError(err: unknown, what: string, where: string): StxError {
