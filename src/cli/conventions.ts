@@ -12,6 +12,16 @@ export class UsageError extends LocalError {
   }
 }
 
+/** Runs a parser of a command-line value; its complaint becomes a usage error, after `flag` if given. */
+export function usage<T>(parse: () => T, flag?: string): T {
+  try {
+    return parse();
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    throw new UsageError(flag === undefined ? message : `${flag}: ${message}`);
+  }
+}
+
 /**
  * package.json's version, read at run time so that a release cannot print a stale number; from
  * dist/src/cli/ (and src/cli/) it is three levels up, in a clone and in an installed package.

@@ -18,7 +18,7 @@ import { AuthorizedKeysReloader } from './reload.js';
 import { startServer } from './server.js';
 import { StartupError } from './startup-error.js';
 import { tuneRuntime } from '../runtime/tuning.js';
-import { conventions, UsageError } from '../cli/conventions.js';
+import { conventions, usage, UsageError } from '../cli/conventions.js';
 
 async function main(): Promise<number> {
   const argv = await conventions(yargs(hideBin(process.argv)))
@@ -129,15 +129,6 @@ async function printFingerprint(keyFile: string): Promise<number> {
   return 0;
 }
 
-
-/** Runs a parser of a command-line value; its complaint is a usage error (exit 2). */
-function usage<T>(parse: () => T): T {
-  try {
-    return parse();
-  } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message : String(err));
-  }
-}
 
 main().then(
   (code) => process.exit(code),

@@ -15,9 +15,10 @@
 // puts back and gives up; only a third interleaving within that window slips through.
 import { randomBytes } from 'node:crypto';
 import { readFileSync, unlinkSync } from 'node:fs';
-import { link, lstat, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { link, open, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { RESERVED_DIR_MODE, RESERVED_DIR_NAME } from './config.js';
+import { RESERVED_DIR_NAME } from './config.js';
+import { ensurePrivateDir } from './store/fs-util.js';
 import { errnoOf } from '../proto/errors.js';
 import { StartupError } from './startup-error.js';
 
@@ -91,16 +92,8 @@ async function createLock(tmp: string, file: string, content: string): Promise<v
   }
 }
 
-async function ensureReservedDir(dir: string): Promise<void> {
-  try {
-    await mkdir(dir, { mode: RESERVED_DIR_MODE });
-  } catch (err) {
-    if (errnoOf(err) !== 'EEXIST') throw err;
-  }
-  const st = await lstat(dir);
-  if (st.isSymbolicLink() || !st.isDirectory()) {
-    throw new StartupError('OUT_UNUSABLE', `${dir} is not a directory (stx-recv keeps its state there and will not follow a link); move it away`);
-  }
+function ensureReservedDir(dir: string): Promise<void> {
+  return ensurePrivateDir(dir, () => new StartupError('OUT_UNUSABLE', `${dir} is not a directory (stx-recv keeps its state there and will not follow a link); move it away`));
 }
 
 /** Removes a lock whose holder is dead, unless someone else replaced it meanwhile. */

@@ -9,7 +9,7 @@
 
 import { constants } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { chmod, lstat, mkdir, open, readdir, statfs } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { ResourceError, UploadError } from '../proto/errors.js';
 import { MAX_DATA_CHUNK_BYTES, MAX_MODE } from '../proto/limits.js';
@@ -20,12 +20,11 @@ import {
   MAX_QUEUED_BYTES_TOTAL,
   NAME_DIR_MODE,
   PARTIAL_FILE_MODE,
-  RESERVED_DIR_MODE,
   RESERVED_DIR_NAME,
   WRITE_CONCURRENCY_PER_CONNECTION,
 } from './config.js';
 import { resolveInside, validateName } from './names.js';
-import { fsyncDir, unlinkIfPresent } from './store/fs-util.js';
+import { ensurePrivateDir, fsyncDir, unlinkIfPresent } from './store/fs-util.js';
 import { Hasher, type OpenedHash } from './store/hasher.js';
 import { errnoOf, toStxError } from './store/io-error.js';
 import { UploadLocks } from './store/locks.js';
@@ -322,18 +321,9 @@ export class Store {
   }
 
   async #ensurePrivateDir(dir: string, shown: string): Promise<void> {
-    await this.#step('creating', shown, async () => {
-      try {
-        await mkdir(dir, { mode: RESERVED_DIR_MODE });
-      } catch (err) {
-        if (errnoOf(err) !== 'EEXIST') throw err;
-      }
-      const st = await lstat(dir);
-      if (st.isSymbolicLink() || !st.isDirectory()) {
-        throw new ResourceError('IO_ERROR', `${shown} is not a directory (refusing to follow a link)`);
-      }
-      await chmod(dir, RESERVED_DIR_MODE);
-    });
+    await this.#step('creating', shown, () =>
+      ensurePrivateDir(dir, () => new ResourceError('IO_ERROR', `${shown} is not a directory (refusing to follow a link)`)),
+    );
   }
 
   async #listPartials(): Promise<string[]> {

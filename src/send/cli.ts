@@ -14,7 +14,7 @@ import { upload, type Progress } from './upload.js';
 import { keygen } from './keygen.js';
 import { tuneRuntime } from '../runtime/tuning.js';
 import { keepFreedMemory } from '../runtime/young-gc.js';
-import { conventions, UsageError } from '../cli/conventions.js';
+import { conventions, usage, UsageError } from '../cli/conventions.js';
 
 /** What to do about each error the user can meet (the message says what happened). */
 const ADVICE: Partial<Record<ErrorCode, string>> = {
@@ -103,11 +103,7 @@ async function main(): Promise<number> {
   const handshakeTimeoutMs = durationArg(argv['handshake-timeout'], '--handshake-timeout');
   const idleTimeoutMs = durationArg(argv['idle-timeout'], '--idle-timeout');
   const name = remoteName(argv.as, file);
-  try {
-    tuneRuntime(['aligned-memory', 'young-gc', 'keep-freed-memory']);
-  } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message : String(err));
-  }
+  usage(() => tuneRuntime(['aligned-memory', 'young-gc', 'keep-freed-memory']));
   // Without it, each young collection's freed memory went back to the kernel and was faulted in again.
   keepFreedMemory();
   const identity = argv.identity !== undefined || (await exists(identityFile)) ? await loadIdentity(identityFile) : undefined;
@@ -192,11 +188,7 @@ function fingerprintArg(text: string): string {
 }
 
 function durationArg(text: string, flag: string): number {
-  try {
-    return parseDuration(text);
-  } catch (err) {
-    throw new UsageError(`${flag}: ${err instanceof Error ? err.message : String(err)}`);
-  }
+  return usage(() => parseDuration(text), flag);
 }
 
 async function exists(file: string): Promise<boolean> {

@@ -1,7 +1,23 @@
 // Small filesystem helpers shared by the store.
 
-import { open, unlink } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, unlink } from 'node:fs/promises';
+import { RESERVED_DIR_MODE } from '../config.js';
 import { errnoOf } from './io-error.js';
+
+/**
+ * Makes `dir` a directory of mode 0700 (creating it if missing) and refuses a link or a file
+ * in its place with `notADirectory()`: the daemon's reserved state never follows a link.
+ */
+export async function ensurePrivateDir(dir: string, notADirectory: () => Error): Promise<void> {
+  try {
+    await mkdir(dir, { mode: RESERVED_DIR_MODE });
+  } catch (err) {
+    if (errnoOf(err) !== 'EEXIST') throw err;
+  }
+  const st = await lstat(dir);
+  if (st.isSymbolicLink() || !st.isDirectory()) throw notADirectory();
+  await chmod(dir, RESERVED_DIR_MODE);
+}
 
 /** fsync a directory so that renames and unlinks in it survive a crash. */
 export async function fsyncDir(dir: string): Promise<void> {
