@@ -118,6 +118,8 @@ export class Store {
   readonly #hasher = new Hasher();
   /** The partial upload id held for each client and name (nameKey), from the records on disk. */
   readonly #idByName = new Map<string, string>();
+  /** The other way round, so that forgetting an id costs one lookup, not a scan. */
+  readonly #nameById = new Map<string, string>();
   #initialised = false;
 
   /** `outDir` (created by init if missing) is trusted configuration: it may be reached through links. */
@@ -237,9 +239,7 @@ export class Store {
         },
         this.budget,
       );
-      const forget = (): void => {
-        if (this.#idByName.get(nameKey(principal, name)) === id) this.#idByName.delete(nameKey(principal, name));
-      };
+      const forget = (): void => this.#unindex(id);
       return new Upload({ id, paths, record, fh, direct, queue, hash: opened.hash, reread: opened.reread, lock, appendOnly: policy.appendOnly, forget });
     } catch (err) {
       opened?.hash.close();
@@ -273,7 +273,7 @@ export class Store {
       // Re-check: the awaits above let an OPEN take the lock meanwhile.
       if (now - updated <= ttlMs || this.#locks.isIdLocked(id) || this.#sweeping.has(id)) continue;
       this.#hasher.drop(id);
-      for (const [key, held] of this.#idByName) if (held === id) this.#idByName.delete(key);
+      this.#unindex(id);
       const deletion = (async () => {
         for (const entry of entries) await this.#remove(entry);
       })();
@@ -296,7 +296,7 @@ export class Store {
    */
   async #dropOtherVersion(key: string, id: string): Promise<void> {
     const other = this.#idByName.get(key);
-    this.#idByName.set(key, id);
+    this.#index(key, id);
     if (other === undefined || other === id || this.#locks.isIdLocked(other) || this.#sweeping.has(other)) return;
     this.#hasher.drop(other);
     for (const suffix of ['.part', '.json']) await this.#remove(`${other}${suffix}`);
@@ -317,7 +317,21 @@ export class Store {
       newest.set(key, keep);
       if (drop !== undefined) for (const suffix of ['.part', '.json']) await this.#remove(`${drop.id}${suffix}`);
     }
-    for (const [key, record] of newest) this.#idByName.set(key, record.id);
+    for (const [key, record] of newest) this.#index(key, record.id);
+  }
+
+  #index(key: string, id: string): void {
+    const previous = this.#idByName.get(key);
+    if (previous !== undefined) this.#nameById.delete(previous);
+    this.#idByName.set(key, id);
+    this.#nameById.set(id, key);
+  }
+
+  #unindex(id: string): void {
+    const key = this.#nameById.get(id);
+    if (key === undefined) return;
+    this.#nameById.delete(id);
+    if (this.#idByName.get(key) === id) this.#idByName.delete(key);
   }
 
   async #ensurePrivateDir(dir: string, shown: string): Promise<void> {
