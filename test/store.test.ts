@@ -332,6 +332,29 @@ describe('Store: verification and policy', () => {
     assert.deepEqual(await readdir(partials), []);
   });
 
+  it('append-only: a connection that goes away during the read-back stops it and frees the name', async () => {
+    const store = await freshStore();
+    const data = Buffer.alloc(96 * MiB, 3);
+    await writeFile(path.join(out, 'big.tar'), data);
+    const check = await store.open(request('big.tar', data), APPEND_ONLY);
+    let last = 0;
+    let firstProgress!: () => void;
+    const started = new Promise<void>((resolve) => (firstProgress = resolve));
+    const finishing = check.finish(sha256(data), (done) => {
+      last = done;
+      firstProgress();
+    });
+    await started;
+    await check.release(); // as Session.close does when the client leaves
+    await assert.rejects(finishing);
+    const stoppedAt = last;
+    assert.ok(stoppedAt < data.length, `the read-back stopped at ${stoppedAt} of ${data.length}`);
+    assert.equal(store.openUploads, 0, 'the name is free again');
+    const again = await store.open(request('big.tar', data), APPEND_ONLY);
+    await again.release();
+    assert.equal(last, stoppedAt, 'nothing was read after release() returned');
+  });
+
   it('append-only publishes a new name', async () => {
     const store = await freshStore();
     const data = randomBytes(10 * KiB);

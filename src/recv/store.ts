@@ -187,7 +187,7 @@ export class Store {
       const finalPath = await resolveInside(this.outDir, components);
       if (policy.appendOnly && (await this.#exists(finalPath, shownName))) {
         // A re-run of the same backup is not an error if the file is the same (§9.5).
-        const check = await SameFileCheck.open(finalPath, request, lock, shownName);
+        const check = await SameFileCheck.open(finalPath, request, lock, this.#hasher, shownName);
         if (check === null) throw new UploadError('EXISTS', `"${shownName}" already exists`);
         return check;
       }

@@ -68,7 +68,9 @@ export class ParkedHashes {
     return this.#byId.size;
   }
 
-  park(id: string, entry: PrefixHash): void {
+  /** Parks `entry` under `id`; a null id (a one-off read, e.g. of a published file) parks nothing. */
+  park(id: string | null, entry: PrefixHash): void {
+    if (id === null) return;
     this.#byId.delete(id);
     this.#byId.set(id, entry);
     for (const oldest of this.#byId.keys()) {
@@ -81,9 +83,9 @@ export class ParkedHashes {
    * The parked hash of `id` if it covers at most `length` bytes (the durable prefix it will be
    * extended to), else a fresh one; either way `id` is no longer parked.
    */
-  take(id: string, length: number): PrefixHash {
-    const parked = this.#byId.get(id);
-    this.#byId.delete(id);
+  take(id: string | null, length: number): PrefixHash {
+    const parked = id === null ? undefined : this.#byId.get(id);
+    if (id !== null) this.#byId.delete(id);
     return parked !== undefined && parked.length <= length ? parked : { hash: createHash('sha256'), length: 0 };
   }
 

@@ -22,7 +22,7 @@ function reply(message: HashReply): void {
   port?.postMessage(message);
 }
 
-async function open(id: number, fd: number, length: number, key: string): Promise<void> {
+async function open(id: number, fd: number, length: number, key: string | null): Promise<void> {
   const from = parked.take(key, length);
   try {
     const hash = await hashPrefix(fd, from, length, {

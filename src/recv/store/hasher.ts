@@ -17,7 +17,7 @@ import { toStxError } from './io-error.js';
 
 /** Main thread → hashing thread. */
 export type HashRequest =
-  | { kind: 'open'; id: number; fd: number; length: number; key: string }
+  | { kind: 'open'; id: number; fd: number; length: number; key: string | null }
   | { kind: 'update'; id: number; memory: ArrayBuffer | SharedArrayBuffer; offset: number; length: number }
   | { kind: 'digest'; id: number }
   | { kind: 'park'; id: number; key: string; length: number }
@@ -38,8 +38,11 @@ export type HashReply =
 
 /** How to start an upload's hash (Hasher.open). */
 export interface HashOpen {
-  /** The upload id: a hash parked under it is taken back instead of re-reading (§9.7). */
-  readonly key: string;
+  /**
+   * The upload id: a hash parked under it is taken back instead of re-reading (§9.7). Null for a
+   * one-off read (a published file, §9.5): nothing is taken or parked.
+   */
+  readonly key: string | null;
   /** Bytes of the re-read done so far (for PROGRESS, §9.7). */
   readonly onProgress?: ((done: number) => void) | undefined;
   /** Aborting stops a re-read; what it read is parked under `key`. */

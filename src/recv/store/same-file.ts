@@ -2,11 +2,11 @@
 // OPEN_OK says it is all there, the client sends END at once, and END is answered by reading the
 // stored file back: DONE if it has END's SHA-256, EXISTS if not. Nothing is ever written.
 
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { UploadError } from '../../proto/errors.js';
-import { hashPrefix } from './file-hash.js';
+import type { Hasher } from './hasher.js';
 import { toStxError } from './io-error.js';
 import type { UploadLock } from './locks.js';
 import type { FinishResult, OpenUpload } from './upload.js';
@@ -16,13 +16,18 @@ export class SameFileCheck implements OpenUpload {
   readonly received: number;
   readonly durable: number;
   readonly reread = 0;
-  #released = false;
+  /** Stops a read-back in progress when the connection goes away (release). */
+  readonly #abort = new AbortController();
+  /** The read-back, while END is being answered: release waits for it before closing the file. */
+  #finishing: Promise<unknown> | null = null;
+  #closed = false;
 
   private constructor(
     readonly name: string,
     readonly size: number,
     private readonly fh: FileHandle,
     private readonly lock: UploadLock,
+    private readonly hasher: Hasher,
     private readonly shown: string,
   ) {
     this.offset = size;
@@ -38,6 +43,7 @@ export class SameFileCheck implements OpenUpload {
     finalPath: string,
     request: { readonly name: string; readonly size: number },
     lock: UploadLock,
+    hasher: Hasher,
     shown: string,
   ): Promise<SameFileCheck | null> {
     let fh: FileHandle;
@@ -48,7 +54,7 @@ export class SameFileCheck implements OpenUpload {
     }
     try {
       const st = await fh.stat();
-      if (st.isFile() && st.size === request.size) return new SameFileCheck(request.name, request.size, fh, lock, shown);
+      if (st.isFile() && st.size === request.size) return new SameFileCheck(request.name, request.size, fh, lock, hasher, shown);
     } catch (err) {
       await fh.close().catch(() => undefined);
       throw toStxError(err, 'checking', shown);
@@ -73,29 +79,43 @@ export class SameFileCheck implements OpenUpload {
     this.lock.onReleaseRequest = cb;
   }
 
-  async finish(expected: Buffer, onProgress?: (done: number, total: number) => void): Promise<FinishResult> {
-    try {
-      const hash = await hashPrefix(this.fh.fd, { hash: createHash('sha256'), length: 0 }, this.size, {
-        onProgress: onProgress === undefined ? undefined : (done) => onProgress(done, this.size),
-      }).catch((err: unknown) => {
-        throw toStxError(err, 'reading', this.shown);
-      });
-      const digest = hash.digest();
-      if (expected.length !== digest.length || !timingSafeEqual(digest, expected)) {
-        throw new UploadError('EXISTS', `"${this.shown}" already exists with different content`);
+  /**
+   * END: reads the stored file back on the hashing thread, like a partial's re-read (§9.7), and
+   * compares its SHA-256 with END's.
+   */
+  finish(expected: Buffer, onProgress?: (done: number, total: number) => void): Promise<FinishResult> {
+    const run = (async (): Promise<FinishResult> => {
+      try {
+        const { hash } = await this.hasher.open(this.fh, this.size, this.shown, {
+          key: null,
+          onProgress: onProgress === undefined ? undefined : (done) => onProgress(done, this.size),
+          signal: this.#abort.signal,
+        });
+        const digest = await hash.digest();
+        if (expected.length !== digest.length || !timingSafeEqual(digest, expected)) {
+          throw new UploadError('EXISTS', `"${this.shown}" already exists with different content`);
+        }
+        return { name: this.name, size: this.size, sha256: digest, unchanged: true };
+      } finally {
+        await this.#close();
       }
-      return { name: this.name, size: this.size, sha256: digest, unchanged: true };
-    } finally {
-      await this.release();
-    }
+    })();
+    this.#finishing = run;
+    return run;
   }
 
+  /** Stops a read-back in progress and waits for it (its reads use the file), then lets go. */
   async release(): Promise<number> {
-    if (!this.#released) {
-      this.#released = true;
-      await this.fh.close().catch(() => undefined);
-      this.lock.release();
-    }
+    this.#abort.abort();
+    await this.#finishing?.catch(() => undefined);
+    await this.#close();
     return this.size;
+  }
+
+  async #close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.fh.close().catch(() => undefined);
+    this.lock.release();
   }
 }
