@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // stx-recv: the daemon. `stx-recv --listen [HOST:]PORT --out DIR` (README.md lists every flag).
-import { realpath, readFile } from 'node:fs/promises';
+import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { fingerprint, parseAuthorizedKeys, serverKeySpki } from '../crypto/index.js';
+import { fingerprint, serverKeySpki } from '../crypto/index.js';
 import { loadOrCreateServerKey, loadServerKey, stxHome } from '../keystore/index.js';
 import { HANDSHAKE_TIMEOUT_MS, IDLE_TIMEOUT_MS } from '../proto/limits.js';
 import { parseDuration } from '../proto/duration.js';
@@ -14,7 +14,7 @@ import { acquireInstanceLock } from './instance-lock.js';
 import { checkServerKeyFile } from './key-file.js';
 import { chooseLogFormat, createLog, LOG_FORMATS } from './log.js';
 import { prepareOutDir } from './out-dir.js';
-import { AuthorizedKeysReloader } from './reload.js';
+import { AuthorizedKeysReloader, readAuthorizedKeys } from './reload.js';
 import { startServer } from './server.js';
 import { StartupError } from './startup-error.js';
 import { tuneRuntime } from '../runtime/tuning.js';
@@ -75,7 +75,7 @@ async function main(): Promise<number> {
 
   const { key, created } = await loadOrCreateServerKey(keyFile);
   if (created) process.stderr.write(`stx-recv: generated a new server key in ${keyFile}\n`);
-  const authorizedKeys = authFile === undefined ? null : parseAuthorizedKeys(await readFile(authFile, 'utf8'), authFile);
+  const authorizedKeys = authFile === undefined ? null : await readAuthorizedKeys(authFile);
 
   const server = await startServer({
     host,

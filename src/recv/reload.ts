@@ -7,6 +7,11 @@ import type { Logger } from 'pino';
 import { parseAuthorizedKeys } from '../crypto/index.js';
 import type { RunningServer } from './server.js';
 
+/** Reads and parses an authorized-keys file (§7.4); a malformed line is an error naming it. */
+export async function readAuthorizedKeys(file: string): Promise<ReadonlySet<string>> {
+  return parseAuthorizedKeys(await readFile(file, 'utf8'), file);
+}
+
 export class AuthorizedKeysReloader {
   #server: RunningServer | undefined;
   #pending = false;
@@ -36,7 +41,7 @@ export class AuthorizedKeysReloader {
       return;
     }
     try {
-      const keys = parseAuthorizedKeys(await readFile(this.file, 'utf8'), this.file);
+      const keys = await readAuthorizedKeys(this.file);
       server.setAuthorizedKeys(keys);
       this.log.info({ event: 'reload', file: this.file, authorized_keys: keys.size }, `re-read ${this.file}: ${keys.size} authorized keys for new connections`);
     } catch (err) {

@@ -277,8 +277,10 @@ async function attempt(
   let stage: Stage = 'connecting';
   const report = (next: Stage, sent: number, verified?: { done: number; total: number }): void => {
     stage = next;
+    // Called for every chunk sent: nothing is built when nobody listens (no terminal).
+    if (opts.onProgress === undefined) return;
     const p = { stage, size: file.size, sent, durable: state.durable, reconnects: state.reconnects };
-    opts.onProgress?.(verified === undefined ? p : { ...p, verified: verified.done, verifyTotal: verified.total });
+    opts.onProgress(verified === undefined ? p : { ...p, verified: verified.done, verifyTotal: verified.total });
   };
   report('connecting', state.durable);
   const conn = await Connection.connect(opts.host, opts.port, opts.connectTimeoutMs ?? handshakeMs);

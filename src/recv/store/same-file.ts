@@ -75,10 +75,6 @@ export class SameFileCheck implements OpenUpload {
     return Promise.resolve(this.size);
   }
 
-  onReleaseRequest(cb: () => void): void {
-    this.lock.onReleaseRequest = cb;
-  }
-
   /**
    * END: reads the stored file back on the hashing thread, like a partial's re-read (§9.7), and
    * compares its SHA-256 with END's.

@@ -68,8 +68,6 @@ export interface OpenUpload {
   readonly durable: number;
   /** Bytes read back from disk before OPEN_OK (§9.7), for the log. */
   readonly reread: number;
-  /** Replaces the handler run when a same-identity OPEN takes the upload over (§9.4). */
-  onReleaseRequest(cb: () => void): void;
   write(offset: number, data: Buffer, onWritten?: () => void): boolean;
   drained(): Promise<void>;
   checkpoint(): Promise<number>;
@@ -158,14 +156,6 @@ export class Upload implements OpenUpload {
   /** Resolves once the caller may write again (at once if not paused). */
   async drained(): Promise<void> {
     await Promise.all([this.#queue.drained(), this.#hash.drained()]);
-  }
-
-  /**
-   * Handler run when another connection opens the same upload identity: it should tear this
-   * connection down (which calls release()). Without one, such an OPEN gets BUSY.
-   */
-  onReleaseRequest(cb: () => void): void {
-    this.#lock.onReleaseRequest = cb;
   }
 
   /** Makes written bytes durable, records the durable offset and returns it (the ACK offset). */
