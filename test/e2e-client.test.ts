@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { makeFile, readJsonLine, runSend, sha256File, spawnSend, startDaemon, tempDir, SEND_CLI, type Daemon } from './support/procs.js';
+import { makeFile, readJsonLine, runSend, sha256File, spawnSend, startDaemon, tempDir, watchSend, SEND_CLI, type Daemon } from './support/procs.js';
 import { startProxy } from './support/proxy.js';
 import { durableOnDisk, waitFor } from './support/partials.js';
 
@@ -75,12 +75,8 @@ describe('stx-send against stx-recv: names, --json, Ctrl-C, the terminal', () =>
     try {
       const args = ['127.0.0.1', String(proxy.port), file, '--fingerprint', daemon.fingerprint];
       for (const json of [false, true]) {
-        const client = spawnSend(json ? [...args, '--json'] : args, { STX_HOME: home });
-        let stdout = '';
-        let stderr = '';
-        client.stdout?.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-        client.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-        const exited = new Promise<number | null>((r) => client.on('exit', (c) => r(c)));
+        const watched = watchSend(spawnSend(json ? [...args, '--json'] : args, { STX_HOME: home }));
+        const client = watched.proc;
         const killer = setTimeout(() => client.kill('SIGKILL'), 90_000);
         // What the server held before: the client hears at least that (OPEN_OK), or 16 MiB on a first run.
         const base = durableOnDisk(out);
@@ -88,10 +84,12 @@ describe('stx-send against stx-recv: names, --json, Ctrl-C, the terminal', () =>
           // Two ACK intervals more, so that the ACK for the first has surely arrived.
           await waitFor('32 MiB more durable', () => durableOnDisk(out) >= base + 32 * MiB);
           client.kill('SIGINT');
-          assert.equal(await exited, 130, stderr);
+          assert.equal(await watched.exited, 130, watched.stderr());
         } finally {
           clearTimeout(killer);
         }
+        const stdout = watched.stdout();
+        const stderr = watched.stderr();
         if (json) {
           const lines = stdout.split('\n').filter((l) => l !== '');
           assert.equal(lines.length, 1, stdout);

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { ACK_INTERVAL_BYTES, MAX_QUEUED_BYTES_PER_CONNECTION } from '../src/recv/config.js';
-import { makeFile, readJsonLine, runSend, sha256File, spawnSend, startDaemon, tempDir } from './support/procs.js';
+import { makeFile, readJsonLine, runSend, sha256File, spawnSend, startDaemon, tempDir, watchSend } from './support/procs.js';
 import { durableOnDisk, waitFor } from './support/partials.js';
 import { startProxy } from './support/proxy.js';
 
@@ -94,14 +94,12 @@ describe('resume after interruptions', () => {
       const d1 = await startDaemon(out, key);
       const port = d1.port;
       const proxy = await startProxy(port, { bytesPerSecond: 48 * MiB });
-      const client = spawnSend(['127.0.0.1', String(proxy.port), src, '--json', '--quiet', '--backoff', '200', '--retries', '20'], {
-        STX_HOME: path.join(tmp.dir, 'home'),
-      });
-      let stdout = '';
-      let stderr = '';
-      client.stdout?.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-      client.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-      const exited = new Promise<number | null>((r) => client.on('exit', (c) => r(c)));
+      const watched = watchSend(
+        spawnSend(['127.0.0.1', String(proxy.port), src, '--json', '--quiet', '--backoff', '200', '--retries', '20'], {
+          STX_HOME: path.join(tmp.dir, 'home'),
+        }),
+      );
+      const client = watched.proc;
       try {
         await waitFor('a durable offset', () => durableOnDisk(out) >= 16 * MiB);
         const t0 = Date.now();
@@ -112,8 +110,8 @@ describe('resume after interruptions', () => {
         assert.ok(durable > 0 && durable < size);
         const d2 = await startDaemon(out, key, [], port);
         try {
-          assert.equal(await exited, 0, stderr);
-          const json = readJsonLine(stdout);
+          assert.equal(await watched.exited, 0, watched.stderr());
+          const json = readJsonLine(watched.stdout());
           assert.equal(json['sha256'], sha);
           assert.ok(Number(json['reconnects']) >= 1);
           assert.equal(await sha256File(path.join(out, 'f.bin')), sha);

@@ -6,19 +6,11 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { logEvents, durableOnDisk, waitFor } from './support/partials.js';
-import { makeFile, readJsonLine, runSend, sha256File, spawnSend, startDaemon, tempDir, type Daemon } from './support/procs.js';
+import { makeFile, readJsonLine, runSend, sha256File, spawnSend, startDaemon, tempDir, watchSend, type Daemon } from './support/procs.js';
 import { startProxy, type CutProxy } from './support/proxy.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
-
-function exitOf(proc: ReturnType<typeof spawnSend>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  proc.stdout?.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-  proc.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-  return new Promise((resolve) => proc.on('exit', (code) => resolve({ code, stdout, stderr })));
-}
 
 describe('resume of a partial over 1 GiB with short idle timeouts', () => {
   it('after a daemon restart the re-read keeps the connection alive (PROGRESS); after a client restart nothing is re-read', async () => {
@@ -50,7 +42,7 @@ describe('resume of a partial over 1 GiB with short idle timeouts', () => {
       try {
         const proxy = await startProxy(d2.port, { bytesPerSecond: 64 * MiB });
         const c2 = spawnSend(clientArgs(proxy.port), home);
-        const c2exit = exitOf(c2);
+        const c2exit = watchSend(c2).result;
         try {
           await waitFor('the resumed OPEN', () => logEvents(d2.stdout(), 'open').length > 0, 120_000);
           const reopened = logEvents(d2.stdout(), 'open')[0] ?? {};
@@ -120,7 +112,7 @@ describe('takeover (§9.4)', () => {
   it('pulled cable: the client reconnects while the server still holds its old connection, and takes the upload over', () =>
     withScene(78, 32 * MiB, async ({ out, src, sha, daemon, proxy, home }) => {
       const client = spawnSend(['127.0.0.1', String(proxy.port), src, '--json', '--quiet', '--idle-timeout', '1s', '--backoff', '50'], home);
-      const exited = exitOf(client);
+      const exited = watchSend(client).result;
       await waitFor('a durable offset', () => durableOnDisk(out) >= 8 * MiB);
       proxy.freezeAll();
       const r = await exited;
@@ -134,10 +126,10 @@ describe('takeover (§9.4)', () => {
   it('two live clients with the same identity: the newcomer finishes, the first stops with SUPERSEDED (exit 6), no ping-pong', () =>
     withScene(79, 8 * MiB, async ({ out, src, sha, daemon, proxy, home }) => {
       const args = ['127.0.0.1', String(proxy.port), src, '--json', '--quiet', '--backoff', '50'];
-      const first = exitOf(spawnSend(args, home));
+      const first = watchSend(spawnSend(args, home)).result;
       // 8 MiB/s: the first is still far from done (6 s in all) when the second one arrives.
       await waitFor('a durable offset', () => durableOnDisk(out) >= 4 * MiB);
-      const second = exitOf(spawnSend(args, home));
+      const second = watchSend(spawnSend(args, home)).result;
       const [a, b] = await Promise.all([first, second]);
       assert.equal(a.code, 6, a.stderr);
       assert.match(a.stderr, /SUPERSEDED/);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { makeFile, runSend, sha256File, spawnSend, startDaemon, tempDir, type Daemon } from './support/procs.js';
+import { makeFile, runSend, sha256File, spawnSend, startDaemon, tempDir, watchSend, type Daemon } from './support/procs.js';
 import { startProxy, type CutProxy } from './support/proxy.js';
 import { durableOnDisk, waitFor } from './support/partials.js';
 
@@ -202,12 +202,8 @@ describe('a refused connect after a handshake worked is a server restarting: ret
     const out = path.join(tmp.dir, 'out');
     const door = new Door(proxy.port);
     await door.open();
-    const client = spawnSend(['127.0.0.1', String(door.port), src, '--as', name, '--backoff', '100', ...flags], { STX_HOME: path.join(tmp.dir, 'home') });
-    let stdout = '';
-    let stderr = '';
-    client.stdout?.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    client.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    const exited = new Promise<number | null>((r) => client.on('exit', (c) => r(c)));
+    const watched = watchSend(spawnSend(['127.0.0.1', String(door.port), src, '--as', name, '--backoff', '100', ...flags], { STX_HOME: path.join(tmp.dir, 'home') }));
+    const client = watched.proc;
     const killer = setTimeout(() => client.kill('SIGKILL'), 90_000);
     try {
       await waitFor('32 MiB durable', () => durableOnDisk(out) >= 32 * MiB);
@@ -216,7 +212,7 @@ describe('a refused connect after a handshake worked is a server restarting: ret
         await new Promise((r) => setTimeout(r, closedMs));
         await door.open();
       }
-      return { code: await exited, stdout, stderr };
+      return await watched.result;
     } finally {
       clearTimeout(killer);
       client.kill('SIGKILL');

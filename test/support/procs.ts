@@ -143,6 +143,28 @@ export function runSend(args: string[], env: Record<string, string> = {}, timeou
   });
 }
 
+/** A running stx-send's output so far and its end. */
+export interface WatchedSend {
+  readonly proc: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  /** The exit code (null when killed by a signal). */
+  readonly exited: Promise<number | null>;
+  /** The exit code with all the output. */
+  readonly result: Promise<{ code: number | null; stdout: string; stderr: string }>;
+}
+
+/** Collects a spawned stx-send's output and exit (spawnSend). */
+export function watchSend(proc: ChildProcess): WatchedSend {
+  let stdout = '';
+  let stderr = '';
+  proc.stdout?.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+  proc.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+  // 'close': the process has exited and its output is all read.
+  const exited = new Promise<number | null>((r) => proc.on('close', (c) => r(c)));
+  return { proc, stdout: () => stdout, stderr: () => stderr, exited, result: exited.then((code) => ({ code, stdout, stderr })) };
+}
+
 /** Starts stx-send without waiting (for kill-mid-upload tests). */
 export function spawnSend(args: string[], env: Record<string, string> = {}): ChildProcess {
   return spawn(process.execPath, [SEND_CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
