@@ -4,13 +4,13 @@
 // clear the screen, retitle the terminal or forge a line such as "… verified".
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fingerprint, serverKeySpki } from '../src/crypto/index.js';
 import { ERRORS } from '../src/proto/errors.js';
 import { printable } from '../src/send/printable.js';
-import { RawClient, serveHandshake } from './hostile/raw-client.js';
+import { startEvilServer, type EvilServer } from './hostile/evil-server.js';
+import type { RawClient } from './hostile/raw-client.js';
 import { makeFile, readJsonLine, runSend, tempDir } from './support/procs.js';
 
 /** Terminal-driving text: clear screen, retitle, bell, a forged line, CSI as C1, DEL, an RTL override. */
@@ -18,32 +18,11 @@ const NASTY = '\x1b[2J\x1b]0;owned\x07disk full\nstx-send: upload.bin: verified\
 // eslint-disable-next-line no-control-regex -- finding control characters is the point
 const FORBIDDEN = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u202e]/;
 
-type Script = (peer: RawClient) => Promise<void>;
-
 /** A server that does the real handshake with `key`, then whatever `script` says. */
-async function startEvil(key: KeyObject, script: Script): Promise<{ port: number; close: () => Promise<void> }> {
-  const peers = new Set<RawClient>();
-  const server = net.createServer((socket) => {
-    const peer = RawClient.adopt(socket);
-    peers.add(peer);
-    const run = async (): Promise<void> => {
-      if (await serveHandshake(peer, key)) await script(peer);
-    };
-    run()
-      .catch(() => undefined)
-      .finally(() => setTimeout(() => peer.destroy(), 200));
+function startEvil(key: KeyObject, script: (peer: RawClient) => Promise<void>): Promise<EvilServer> {
+  return startEvilServer(key, async (peer, handshake) => {
+    if (await handshake()) await script(peer);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const addr = server.address();
-  if (addr === null || typeof addr === 'string') throw new Error('no port');
-  return {
-    port: addr.port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const p of peers) p.destroy();
-        server.close(() => resolve());
-      }),
-  };
 }
 
 describe('server-supplied text is printed escaped', () => {

@@ -7,18 +7,18 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FrameChannel } from '../../src/crypto/channel.js';
-import { fingerprint, serverKeySpki, ServerHandshake } from '../../src/crypto/index.js';
+import { ServerHandshake } from '../../src/crypto/index.js';
 import { ERRORS } from '../../src/proto/errors.js';
 import type { Frame } from '../../src/proto/frames.js';
 import { encodePreamble } from '../../src/proto/preamble.js';
 import { makeFile, readJsonLine, runSend, sha256File, type SendResult } from '../support/procs.js';
 import { startFaultProxy, type Fault, type FaultKind } from './fault-proxy.js';
 import { startArena, type Arena } from './harness.js';
-import { lengthPrefix, RawClient, serveHandshake, serveUntilKeys } from './raw-client.js';
+import { startEvilServer, type EvilServer, type Script } from './evil-server.js';
+import { lengthPrefix, RawClient, serveUntilKeys } from './raw-client.js';
 
 const MiB = 1024 * 1024;
 const TRIALS = 50;
@@ -169,45 +169,10 @@ describe(`stx-send through a fault proxy: ${TRIALS} seeded trials`, () => {
 
 // ---- evil servers -----------------------------------------------------------------------------
 
-/** A server that does the real handshake (ServerHandshake) and then whatever `script` says. */
-interface EvilServer {
-  readonly port: number;
-  readonly fingerprint: string;
-  /** Every byte received from clients, per connection. */
-  readonly received: Buffer[][];
-  close(): Promise<void>;
-}
-
-type Script = (peer: RawClient, handshake: () => Promise<boolean>) => Promise<void>;
-
 let evilKey: KeyObject;
 
-async function startEvil(script: Script): Promise<EvilServer> {
-  const received: Buffer[][] = [];
-  const peers = new Set<RawClient>();
-  const server = net.createServer((socket) => {
-    const peer = RawClient.adopt(socket);
-    peers.add(peer);
-    received.push(peer.received);
-    const handshake = (): Promise<boolean> => serveHandshake(peer, evilKey);
-    script(peer, handshake)
-      .catch(() => undefined)
-      .finally(() => setTimeout(() => peer.destroy(), 200));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const addr = server.address();
-  if (addr === null || typeof addr === 'string') throw new Error('no port');
-  return {
-    port: addr.port,
-    fingerprint: fingerprint(serverKeySpki(evilKey)),
-    received,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const p of peers) p.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
+/** An evil server (evil-server.ts) with this suite's key. */
+const startEvil = (script: Script): Promise<EvilServer> => startEvilServer(evilKey, script);
 
 /** Waits for OPEN and answers OPEN_OK at `offset`; returns the OPEN. */
 async function acceptOpen(peer: RawClient, offset = 0): Promise<Extract<Frame, { type: 'OPEN' }>> {
