@@ -1,4 +1,4 @@
-// The receiver's hashing thread (src/recv/store/hasher.ts) against node:crypto on the same bytes:
+// The receiver's hashing thread (src/transfer/hasher.ts) against node:crypto on the same bytes:
 // the digest of a resumed prefix plus updates in stream order, buffers held until hashed and
 // released exactly once, backpressure past MAX_HASH_BACKLOG_BYTES, typed errors when the prefix
 // is short or the thread is stopped, and the real files and thread throughout.
@@ -11,10 +11,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { StxError, type ErrorCode } from '../src/proto/errors.js';
-import { BodyPool } from '../src/recv/body-pool.js';
-import { MAX_HASH_BACKLOG_BYTES } from '../src/recv/config.js';
-import { Hasher, type RunningHash } from '../src/recv/store/hasher.js';
-import { ParkedHashes } from '../src/recv/store/file-hash.js';
+import { BodyPool } from '../src/transfer/body-pool.js';
+import { MAX_HASH_BACKLOG_BYTES } from '../src/transfer/config.js';
+import { Hasher, type RunningHash } from '../src/transfer/hasher.js';
+import { ParkedHashes } from '../src/transfer/file-hash.js';
 
 const MiB = 1024 * 1024;
 /** A child that has not exited by then was kept alive. */
@@ -207,7 +207,7 @@ describe('Hasher (SHA-256 on a worker thread)', () => {
 
   it('a thread started ahead of the first upload (prepare) does not keep an idle process alive', () => {
     // Store.init() prepares the thread; a process that then has nothing to do must still exit.
-    const module = new URL('../src/recv/store/hasher.js', import.meta.url).href;
+    const module = new URL('../src/transfer/hasher.js', import.meta.url).href;
     const script = `
       import { open } from 'node:fs/promises';
       import { devNull } from 'node:os';

@@ -1,4 +1,4 @@
-// The dependency arrows of DESIGN.md: recv, send → keystore → crypto → proto; recv, send →
+// The dependency arrows of DESIGN.md: recv, send → storage → transfer → crypto → proto; recv, send → keystore → crypto → proto; recv, send →
 // runtime (a leaf), recv, send → cli → proto; proto does no I/O and touches no runtime internals (v8, vm); crypto opens no
 // sockets and no files; recv and send never import each other.
 import assert from 'node:assert/strict';
@@ -7,7 +7,7 @@ import path from 'node:path';
 import { it } from 'node:test';
 import { REPO_ROOT } from './support/paths.js';
 
-const LAYERS = ['proto', 'crypto', 'keystore', 'runtime', 'cli', 'recv', 'send'] as const;
+const LAYERS = ['proto', 'crypto', 'keystore', 'runtime', 'cli', 'transfer', 'storage', 'recv', 'send'] as const;
 type Layer = (typeof LAYERS)[number];
 
 /** Which of our layers and which node: modules each layer may import. */
@@ -17,8 +17,10 @@ const ALLOWED: Record<Layer, { ours: readonly Layer[]; forbiddenNode: RegExp }> 
   keystore: { ours: ['proto', 'crypto', 'keystore'], forbiddenNode: /^node:(net|tls|http|https|dgram|child_process)$/ },
   runtime: { ours: ['runtime'], forbiddenNode: /^node:(net|tls|http|https|dgram|fs|fs\/promises|child_process)$/ },
   cli: { ours: ['proto', 'cli'], forbiddenNode: /^node:(net|tls|http|https|dgram|child_process)$/ },
-  recv: { ours: ['proto', 'crypto', 'keystore', 'runtime', 'cli', 'recv'], forbiddenNode: /^$/ },
-  send: { ours: ['proto', 'crypto', 'keystore', 'runtime', 'cli', 'send'], forbiddenNode: /^$/ },
+  transfer: { ours: ['proto', 'crypto', 'runtime', 'transfer'], forbiddenNode: /^node:(net|tls|http|https|dgram|child_process)$/ },
+  storage: { ours: ['proto', 'runtime', 'transfer', 'storage'], forbiddenNode: /^node:(net|tls|http|https|dgram|child_process)$/ },
+  recv: { ours: ['proto', 'crypto', 'keystore', 'runtime', 'cli', 'transfer', 'storage', 'recv'], forbiddenNode: /^$/ },
+  send: { ours: ['proto', 'crypto', 'keystore', 'runtime', 'cli', 'transfer', 'storage', 'send'], forbiddenNode: /^$/ },
 };
 
 function sources(dir: string): string[] {

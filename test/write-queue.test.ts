@@ -8,9 +8,10 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { ResourceError, UploadError } from '../src/proto/errors.js';
-import { BodyPool } from '../src/recv/body-pool.js';
-import { openDirect } from '../src/recv/direct-io.js';
-import { ByteBudget, ContiguousPrefix, WriteQueue } from '../src/recv/write-queue.js';
+import { BodyPool } from '../src/transfer/body-pool.js';
+import { openDirect } from '../src/storage/local/direct-io.js';
+import { ContiguousPrefix, WriteQueue } from '../src/storage/local/write-queue.js';
+import { ByteBudget } from '../src/transfer/budget.js';
 
 const MiB = 1024 * 1024;
 

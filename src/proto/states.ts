@@ -102,7 +102,7 @@ export const SERVER_GOAWAY_STATES: ReadonlySet<ServerState> = new Set<ServerStat
   'Verifying',
 ]);
 
-type Table<S extends string> = ReadonlyMap<S, ReadonlyMap<FrameName, S>>;
+export type Table<S extends string> = ReadonlyMap<S, ReadonlyMap<FrameName, S>>;
 
 function index<S extends string>(rows: readonly Transition<S>[]): Table<S> {
   const table = new Map<S, Map<FrameName, S>>();
@@ -114,67 +114,66 @@ function index<S extends string>(rows: readonly Transition<S>[]): Table<S> {
   return table;
 }
 
+/** One side's rules: both tables, the closed state and where GOAWAY may be sent. */
+export interface Rules<S extends string> {
+  readonly receive: Table<S>;
+  readonly send: Table<S>;
+  readonly closed: S;
+  readonly goAwayStates: ReadonlySet<S>;
+}
+
+function rules<S extends string>(receiveRows: readonly Transition<S>[], sendRows: readonly Transition<S>[], closed: S, goAwayStates: ReadonlySet<S> = new Set<S>()): Rules<S> {
+  return { receive: index(receiveRows), send: index(sendRows), closed, goAwayStates };
+}
+
+export const SERVER_RULES: Rules<ServerState> = rules(SERVER_RECEIVE, SERVER_SEND, 'Closed', SERVER_GOAWAY_STATES);
+export const CLIENT_RULES: Rules<ClientState> = rules(CLIENT_RECEIVE, CLIENT_SEND, 'Closed');
+
 /**
- * One side's machine: `receive` and `send` move it by the tables or throw UNEXPECTED_FRAME
- * naming the state and the frame. The shell keeps the data each state needs.
+ * The state after `frame` is `verb` ('received' or 'sent') in `state`, by the tables; throws
+ * UNEXPECTED_FRAME naming the state and the frame where the tables allow none. Pure: a driver
+ * keeps one state (its own union, tagged with these names) and asks this for the next name.
+ * ERROR, sent or received, closes from any state; so does GOAWAY sent where the side may send
+ * it (§11); PING and PONG may be sent wherever PING may be received.
  */
-export class Machine<S extends string> {
-  private readonly rx: Table<S>;
-  private readonly tx: Table<S>;
-  constructor(
-    private current: S,
-    receiveRows: readonly Transition<S>[],
-    sendRows: readonly Transition<S>[],
-    private readonly closed: S,
-    private readonly goAwayStates: ReadonlySet<S> = new Set<S>(),
-  ) {
-    this.rx = index(receiveRows);
-    this.tx = index(sendRows);
+export function nextState<S extends string>(r: Rules<S>, state: S, frame: FrameName, verb: 'received' | 'sent'): S {
+  if (state !== r.closed && (frame === 'ERROR' || (frame === 'GOAWAY' && verb === 'sent' && r.goAwayStates.has(state)))) {
+    return r.closed;
   }
+  if (verb === 'sent' && (frame === 'PING' || frame === 'PONG') && r.receive.get(state)?.has('PING') === true) return state;
+  const next = (verb === 'received' ? r.receive : r.send).get(state)?.get(frame);
+  if (next === undefined) throw new ProtocolError('UNEXPECTED_FRAME', `${frame} ${verb} in state ${state}`);
+  return next;
+}
+
+/** nextState() with the state kept here: for tests, fuzzing and the vectors' replay. */
+export class Machine<S extends string> {
+  constructor(
+    private readonly rules: Rules<S>,
+    private current: S,
+  ) {}
 
   get state(): S {
     return this.current;
   }
 
   receive(frame: FrameName): S {
-    return this.step(this.rx, frame, 'received');
+    return (this.current = nextState(this.rules, this.current, frame, 'received'));
   }
 
   send(frame: FrameName): S {
-    return this.step(this.tx, frame, 'sent');
+    return (this.current = nextState(this.rules, this.current, frame, 'sent'));
   }
 
   close(): void {
-    this.current = this.closed;
-  }
-
-  /** ERROR, sent or received, closes from any state; so does GOAWAY sent where this side may send it (§11). */
-  private closes(frame: FrameName, verb: string): boolean {
-    if (this.current === this.closed) return false;
-    return frame === 'ERROR' || (frame === 'GOAWAY' && verb === 'sent' && this.goAwayStates.has(this.current));
-  }
-
-  private step(table: Table<S>, frame: FrameName, verb: string): S {
-    if (this.closes(frame, verb)) {
-      this.current = this.closed;
-      return this.current;
-    }
-    if (verb === 'sent' && (frame === 'PING' || frame === 'PONG') && this.rx.get(this.current)?.has('PING') === true) {
-      return this.current;
-    }
-    const next = table.get(this.current)?.get(frame);
-    if (next === undefined) {
-      throw new ProtocolError('UNEXPECTED_FRAME', `${frame} ${verb} in state ${this.current}`);
-    }
-    this.current = next;
-    return next;
+    this.current = this.rules.closed;
   }
 }
 
 export function serverMachine(): Machine<ServerState> {
-  return new Machine<ServerState>('AwaitClientHello', SERVER_RECEIVE, SERVER_SEND, 'Closed', SERVER_GOAWAY_STATES);
+  return new Machine(SERVER_RULES, 'AwaitClientHello');
 }
 
 export function clientMachine(): Machine<ClientState> {
-  return new Machine<ClientState>('AwaitServerHello', CLIENT_RECEIVE, CLIENT_SEND, 'Closed');
+  return new Machine(CLIENT_RULES, 'AwaitServerHello');
 }

@@ -9,7 +9,7 @@ import { MAX_NAME_BYTES, MAX_NAME_COMPONENT_BYTES } from '../proto/limits.js';
 /** Linux PATH_MAX, counting the terminating NUL: a full path must be shorter. */
 const MAX_PATH_BYTES = 4096;
 import { NAME_DIR_MODE, RESERVED_DIR_NAME } from './config.js';
-import { errnoOf, toStxError } from './store/io-error.js';
+import { errnoOf, toStxError } from '../transfer/io-error.js';
 
 // C0 controls, DEL and C1 controls (§9.3).
 // eslint-disable-next-line no-control-regex -- matching control characters is the point

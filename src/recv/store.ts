@@ -25,19 +25,20 @@ import {
 } from './config.js';
 import { resolveInside, validateName } from './names.js';
 import { ensurePrivateDir, fsyncDir, unlinkIfPresent } from './store/fs-util.js';
-import { Hasher, type OpenedHash } from './store/hasher.js';
-import { errnoOf, toStxError } from './store/io-error.js';
+import { Hasher, type OpenedHash } from '../transfer/hasher.js';
+import { errnoOf, toStxError } from '../transfer/io-error.js';
 import { UploadLocks } from './store/locks.js';
 import { RECORD_VERSION, readRecord, uploadId, writeRecord, type PartialRecord } from './store/record.js';
 import { Upload, type OpenUpload, type UploadPaths } from './store/upload.js';
 import { SameFileCheck } from './store/same-file.js';
-import { ByteBudget, WriteQueue } from './write-queue.js';
-import { BodyPool } from './body-pool.js';
-import { openDirect } from './direct-io.js';
+import { WriteQueue } from '../storage/local/write-queue.js';
+import { ByteBudget } from '../transfer/budget.js';
+import { BodyPool } from '../transfer/body-pool.js';
+import { openDirect } from '../storage/local/direct-io.js';
 
 export { Upload, type FinishResult, type OpenUpload } from './store/upload.js';
-export { ByteBudget } from './write-queue.js';
-export { BodyPool } from './body-pool.js';
+export { ByteBudget } from '../transfer/budget.js';
+export { BodyPool } from '../transfer/body-pool.js';
 
 /** Tuning; every field defaults to its constant in config.ts. */
 export interface StoreOptions {
@@ -114,7 +115,7 @@ export class Store {
   readonly #freeSpaceMarginBytes: number;
   /** Ids whose files a running sweep is deleting; an OPEN of one waits for it. */
   readonly #sweeping = new Map<string, Promise<void>>();
-  /** Each upload's SHA-256, on a worker thread (store/hasher.ts). */
+  /** Each upload's SHA-256, on a worker thread (transfer/hasher.ts). */
   readonly #hasher = new Hasher();
   /** The partial upload id held for each client and name (nameKey), from the records on disk. */
   readonly #idByName = new Map<string, string>();

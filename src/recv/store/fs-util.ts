@@ -2,7 +2,7 @@
 
 import { chmod, lstat, mkdir, open, unlink } from 'node:fs/promises';
 import { RESERVED_DIR_MODE } from '../config.js';
-import { errnoOf } from './io-error.js';
+import { errnoOf } from '../../transfer/io-error.js';
 
 /**
  * Makes `dir` a directory of mode 0700 (creating it if missing) and refuses a link or a file

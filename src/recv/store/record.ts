@@ -8,7 +8,7 @@ import { open, readFile, rename } from 'node:fs/promises';
 import { MAX_MODE, MAX_SAFE_UINT } from '../../proto/limits.js';
 import { PARTIAL_FILE_MODE } from '../config.js';
 import { fsyncDir } from './fs-util.js';
-import { errnoOf, toStxError } from './io-error.js';
+import { errnoOf, toStxError } from '../../transfer/io-error.js';
 
 export const RECORD_VERSION = 1;
 

@@ -6,8 +6,8 @@ import { timingSafeEqual } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { UploadError } from '../../proto/errors.js';
-import type { Hasher } from './hasher.js';
-import { toStxError } from './io-error.js';
+import type { Hasher } from '../../transfer/hasher.js';
+import { toStxError } from '../../transfer/io-error.js';
 import type { UploadLock } from './locks.js';
 import type { FinishResult, OpenUpload } from './upload.js';
 

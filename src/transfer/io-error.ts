@@ -2,7 +2,7 @@
 // kept), anything else is IO_ERROR. The message says what failed and where, never a stack; the
 // original error stays as `cause` for the local log.
 
-import { errnoOf, ResourceError, StxError, UploadError } from '../../proto/errors.js';
+import { errnoOf, ResourceError, StxError, UploadError } from '../proto/errors.js';
 
 export { errnoOf };
 

@@ -9,8 +9,8 @@
 // through the page cache as before; so is everything on a filesystem that refuses O_DIRECT.
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { inAlignedMemory } from '../runtime/aligned-memory.js';
-import { DIRECT_IO_ALIGN_BYTES } from './config.js';
+import { inAlignedMemory } from '../../runtime/aligned-memory.js';
+import { DIRECT_IO_ALIGN_BYTES } from '../../transfer/config.js';
 
 /** Whether `buf` starts and ends on an alignment boundary of memory from alignedMemory(). */
 export function isAligned(buf: Buffer): boolean {

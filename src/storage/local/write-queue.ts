@@ -7,11 +7,13 @@
 
 import type { FileHandle } from 'node:fs/promises';
 import PQueue from 'p-queue';
-import { ResourceError, StxError, UploadError } from '../proto/errors.js';
-import { MAX_DATA_CHUNK_BYTES, MAX_SAFE_UINT } from '../proto/limits.js';
-import { LOW_WATER_FRACTION, MAX_WRITE_BATCH_BUFFERS, MAX_WRITE_BATCH_BYTES } from './config.js';
+import { ResourceError, StxError, UploadError } from '../../proto/errors.js';
+import { ByteBudget } from '../../transfer/budget.js';
+import { MAX_DATA_CHUNK_BYTES, MAX_SAFE_UINT } from '../../proto/limits.js';
+import { MAX_WRITE_BATCH_BUFFERS, MAX_WRITE_BATCH_BYTES } from './config.js';
+import { LOW_WATER_FRACTION } from '../../transfer/config.js';
 import { alignedPrefix } from './direct-io.js';
-import { errnoOf, toStxError } from './store/io-error.js';
+import { errnoOf, toStxError } from '../../transfer/io-error.js';
 
 /** `buffers` without their first `skip` bytes (after a short write). */
 function remainder(buffers: readonly Buffer[], skip: number): Buffer[] {
@@ -26,65 +28,6 @@ function remainder(buffers: readonly Buffer[], skip: number): Buffer[] {
     left = 0;
   }
   return out;
-}
-
-/**
- * Queued bytes shared by every connection (MAX_QUEUED_BYTES_TOTAL). Queues take bytes when they
- * accept a chunk and give them back once it is on disk; a queue paused on the budget is called
- * back when usage falls to the low-water mark.
- */
-export class ByteBudget {
-  readonly maxBytes: number;
-  readonly lowWaterBytes: number;
-  #used = 0;
-  #peak = 0;
-  readonly #waiters = new Set<() => void>();
-
-  constructor(maxBytes: number, lowWaterBytes = Math.floor(maxBytes * LOW_WATER_FRACTION)) {
-    if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0) throw new RangeError('maxBytes must be a positive integer');
-    if (!Number.isSafeInteger(lowWaterBytes) || lowWaterBytes < 0 || lowWaterBytes >= maxBytes) {
-      throw new RangeError('lowWaterBytes must be an integer in [0, maxBytes)');
-    }
-    this.maxBytes = maxBytes;
-    this.lowWaterBytes = lowWaterBytes;
-  }
-
-  get usedBytes(): number {
-    return this.#used;
-  }
-  /** Highest usage seen: lets tests and metrics check the bound. */
-  get peakBytes(): number {
-    return this.#peak;
-  }
-  /** Whether `bytes` more would still fit under the maximum. */
-  hasRoomFor(bytes: number): boolean {
-    return this.#used + bytes <= this.maxBytes;
-  }
-  get belowLowWater(): boolean {
-    return this.#used <= this.lowWaterBytes;
-  }
-
-  take(bytes: number): void {
-    this.#used += bytes;
-    if (this.#used > this.#peak) this.#peak = this.#used;
-  }
-
-  give(bytes: number): void {
-    this.#used -= bytes;
-    if (this.#used <= this.lowWaterBytes && this.#waiters.size > 0) {
-      const waiters = [...this.#waiters];
-      this.#waiters.clear();
-      for (const waiter of waiters) waiter();
-    }
-  }
-
-  /** Calls `cb` once, the next time usage falls to the low-water mark. */
-  whenLow(cb: () => void): void {
-    this.#waiters.add(cb);
-  }
-  cancelWhenLow(cb: () => void): void {
-    this.#waiters.delete(cb);
-  }
 }
 
 /**

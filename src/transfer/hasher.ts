@@ -10,8 +10,8 @@
 import { type Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
-import { ResourceError } from '../../proto/errors.js';
-import { MAX_HASH_BACKLOG_BYTES } from '../config.js';
+import { ResourceError } from '../proto/errors.js';
+import { MAX_HASH_BACKLOG_BYTES } from './config.js';
 import { hashPrefix, ParkedHashes, RehashCancelled } from './file-hash.js';
 import { toStxError } from './io-error.js';
 

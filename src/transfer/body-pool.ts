@@ -75,7 +75,7 @@ export class BodyPool implements BodyBuffers {
   }
 
   #addArena(): void {
-    // Shared, so that the hashing thread reads the bodies in place (store/hasher.ts).
+    // Shared, so that the hashing thread reads the bodies in place (transfer/hasher.ts).
     const memory = alignedMemory(this.#arenaBuffers * SLOT_BYTES, true);
     if (memory === null) {
       this.#alignedMemory = false;

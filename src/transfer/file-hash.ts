@@ -4,7 +4,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { read } from 'node:fs';
 import { promisify } from 'node:util';
-import { HASH_READ_BUFFER_BYTES, MAX_PARKED_HASHES, REHASH_PROGRESS_BYTES } from '../config.js';
+import { HASH_READ_BUFFER_BYTES, MAX_PARKED_HASHES, REHASH_PROGRESS_BYTES } from './config.js';
 
 const readAt = promisify(read);
 
