@@ -282,6 +282,36 @@ describe('FINISHED and client authentication (§7.3, §7.4)', () => {
     }
   });
 
+  test('a listed key with a bad signature and an unlisted key get the same AUTH_REFUSED message (no oracle for who is listed)', () => {
+    const listed = generateIdentity();
+    const fp = identityFingerprint(okpPublicRaw('ed25519', listed));
+    const refusal = (run: () => unknown): string => {
+      try {
+        run();
+      } catch (err) {
+        assert.ok(hasCode('AUTH_REFUSED')(err));
+        return (err as Error).message;
+      }
+      assert.fail('the handshake was accepted');
+    };
+    const authorizedKeys = new Set([fp]);
+    const badSignature = refusal(() =>
+      runHandshake({
+        client: { identity: listed },
+        server: { serverKey, authorizedKeys },
+        clientFinished: (body) => {
+          const f = asClientFinished(decodeBody(body));
+          assert.ok(f.signature !== undefined);
+          return encodeBody({ ...f, signature: flipBit(f.signature, 10) });
+        },
+      }),
+    );
+    const unlisted = generateIdentity();
+    const notListed = refusal(() => runHandshake({ client: { identity: unlisted }, server: { serverKey, authorizedKeys } }));
+    const strip = (m: string): string => m.replace(/SHA256:[A-Za-z0-9+/]+/g, 'SHA256:…');
+    assert.equal(strip(badSignature), strip(notListed));
+  });
+
   test('a signature made for another server key (or another session) is refused', () => {
     const identity = generateIdentity();
     const fp = identityFingerprint(okpPublicRaw('ed25519', identity));

@@ -399,6 +399,9 @@ describe('stx-recv one-shot commands', () => {
       [['--listen', '70000', '--out', 'x'], '--listen wants [HOST:]PORT, got "70000"'],
       [['--listen', '0', '--out', 'x', '--idle-timeout', 'soon'], null],
       [['--listen', '0', '--out', 'x', '--log-format', 'xml'], null],
+      // Node's timers wrap past 2^31 − 1 ms (~24.8 days) to 1 ms: every connection would time out at once.
+      [['--listen', '0', '--out', 'x', '--idle-timeout', '30d'], '--idle-timeout: 30d is longer than a timer can wait (at most 24d 20h)'],
+      [['--listen', '0', '--out', 'x', '--handshake-timeout', '25d'], '--handshake-timeout: 25d is longer than a timer can wait (at most 24d 20h)'],
     ] as const) {
       const r = runRecv([...args]);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);

@@ -136,6 +136,16 @@ describe('stx-send fails fast where retrying cannot help', () => {
     assert.match(String(j['message']), /not a port/);
   });
 
+  it('a timeout longer than a Node timer can wait is a usage error, not a timer that fires at once', async () => {
+    for (const flag of ['--idle-timeout', '--handshake-timeout']) {
+      const r = await runSend(['127.0.0.1', '1', file, flag, '30d', '--json'], env());
+      assert.equal(r.code, 2, r.stderr);
+      const j = onlyJson(r.stdout);
+      assert.equal(j['code'], 'USAGE');
+      assert.equal(j['message'], `${flag}: 30d is longer than a timer can wait (at most 24d 20h)`);
+    }
+  });
+
   describe('a malformed --fingerprint is a usage error (exit 2), found before connecting', () => {
     let server: net.Server;
     let port = 0;

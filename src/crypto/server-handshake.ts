@@ -177,12 +177,14 @@ export class ServerHandshake {
       return { clientFingerprint: null, identity: null };
     }
     const clientFingerprint = identityFingerprint(identity);
-    if (this.authorizedKeys !== null && !this.authorizedKeys.has(clientFingerprint)) {
-      throw new CryptoError('AUTH_REFUSED', `client key ${clientFingerprint} is not authorized`);
-    }
-    // Checked with or without an authorized-keys file: a claimed identity must be proven (§7.4).
-    if (!verifyTranscriptSignature({ identity, signature }, hKe)) {
-      throw new CryptoError('AUTH_REFUSED', `signature of client key ${clientFingerprint} does not verify`);
+    // The signature is checked with or without an authorized-keys file (a claimed identity must
+    // be proven, §7.4), and before the lookup: an unlisted key and a listed key with a bad
+    // signature cost the same work and get the same message, so a refusal does not tell an
+    // attacker which keys are listed (§10).
+    const proven = verifyTranscriptSignature({ identity, signature }, hKe);
+    const listed = this.authorizedKeys === null || this.authorizedKeys.has(clientFingerprint);
+    if (!proven || !listed) {
+      throw new CryptoError('AUTH_REFUSED', `client key ${clientFingerprint} is not authorized, or its signature does not verify`);
     }
     return { clientFingerprint, identity };
   }

@@ -7,7 +7,7 @@ import { hideBin } from 'yargs/helpers';
 import { fingerprint, serverKeySpki } from '../crypto/index.js';
 import { loadOrCreateServerKey, loadServerKey, stxHome } from '../keystore/index.js';
 import { HANDSHAKE_TIMEOUT_MS, IDLE_TIMEOUT_MS } from '../proto/limits.js';
-import { parseDuration } from '../proto/duration.js';
+import { MAX_TIMER_MS, parseDuration } from '../proto/duration.js';
 import { parseListen, parseSize } from './args.js';
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_PARTIAL_TTL_MS } from './config.js';
 import { acquireInstanceLock } from './instance-lock.js';
@@ -56,8 +56,8 @@ async function main(): Promise<number> {
   const maxFileSize = argv['max-file-size'];
   const maxFileBytes = maxFileSize === undefined ? undefined : usage(() => parseSize(maxFileSize));
   const partialTtlMs = argv['partial-ttl'] === '24h' ? DEFAULT_PARTIAL_TTL_MS : usage(() => parseDuration(argv['partial-ttl']));
-  const handshakeTimeoutMs = usage(() => parseDuration(argv['handshake-timeout']));
-  const idleTimeoutMs = usage(() => parseDuration(argv['idle-timeout']));
+  const handshakeTimeoutMs = usage(() => parseDuration(argv['handshake-timeout'], MAX_TIMER_MS), '--handshake-timeout');
+  const idleTimeoutMs = usage(() => parseDuration(argv['idle-timeout'], MAX_TIMER_MS), '--idle-timeout');
   const stdoutIsTty = process.stdout.isTTY;
   const log = createLog(argv['log-level'], chooseLogFormat(argv['log-format'], stdoutIsTty), stdoutIsTty);
   // SIGHUP's default action ends the process: take it over at once (systemd may reload a unit

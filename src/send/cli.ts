@@ -5,7 +5,7 @@ import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { loadIdentity, stxHome } from '../keystore/index.js';
-import { parseDuration } from '../proto/duration.js';
+import { MAX_TIMER_MS, parseDuration } from '../proto/duration.js';
 import { ERRORS, StxError, type ErrorCode } from '../proto/errors.js';
 import { ConnectFailed } from './connection.js';
 import { printable } from './printable.js';
@@ -100,8 +100,8 @@ async function main(): Promise<number> {
   if (!Number.isInteger(retries) || retries < 0) throw new UsageError('--retries must be a whole number');
   const fingerprint = argv.fingerprint === undefined ? undefined : fingerprintArg(argv.fingerprint);
   const retryForMs = argv['retry-for'] === undefined ? undefined : durationArg(argv['retry-for'], '--retry-for');
-  const handshakeTimeoutMs = durationArg(argv['handshake-timeout'], '--handshake-timeout');
-  const idleTimeoutMs = durationArg(argv['idle-timeout'], '--idle-timeout');
+  const handshakeTimeoutMs = durationArg(argv['handshake-timeout'], '--handshake-timeout', MAX_TIMER_MS);
+  const idleTimeoutMs = durationArg(argv['idle-timeout'], '--idle-timeout', MAX_TIMER_MS);
   const name = remoteName(argv.as, file);
   usage(() => tuneRuntime(['aligned-memory', 'young-gc', 'keep-freed-memory']));
   // Without it, each young collection's freed memory went back to the kernel and was faulted in again.
@@ -187,8 +187,8 @@ function fingerprintArg(text: string): string {
   return text;
 }
 
-function durationArg(text: string, flag: string): number {
-  return usage(() => parseDuration(text), flag);
+function durationArg(text: string, flag: string, maxMs?: number): number {
+  return usage(() => parseDuration(text, maxMs), flag);
 }
 
 async function exists(file: string): Promise<boolean> {
