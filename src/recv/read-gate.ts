@@ -1,7 +1,12 @@
 // When a connection reads from its socket (STYLE.md "pauses as a set of named reasons"): each
 // part of the server that needs the peer to wait holds the gate with its reason, and the socket
 // reads again only once no reason is left. TCP then pushes back on the peer.
-import type { Socket } from 'node:net';
+
+/** What the gate needs of a connection's transport: a net.Socket, or a test's in-memory one. */
+export interface Pausable {
+  pause(): void;
+  resume(): void;
+}
 
 export type PauseReason =
   /** An asynchronous step (OPEN, END) runs; frames behind it wait (§11.1). */
@@ -17,7 +22,7 @@ export class ReadGate {
   readonly #reasons = new Set<PauseReason>();
   #closed = false;
 
-  constructor(private readonly socket: Socket) {}
+  constructor(private readonly socket: Pausable) {}
 
   /** Whether `reason` holds the gate now. */
   holds(reason: PauseReason): boolean {

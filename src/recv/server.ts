@@ -4,7 +4,7 @@ import type { KeyObject } from 'node:crypto';
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { HANDSHAKE_TIMEOUT_MS, IDLE_TIMEOUT_MS } from '../proto/limits.js';
-import { Session } from './session.js';
+import { Connection, refuse } from './connection.js';
 import { Store } from './store.js';
 
 export interface ServerOptions {
@@ -37,7 +37,7 @@ export interface RunningServer {
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const store = new Store(opts.outDir);
   await store.init();
-  const sessions = new Set<Session>();
+  const connections = new Set<Connection>();
   let nextId = 1;
   let authorizedKeys = opts.authorizedKeys;
   const ctx = {
@@ -50,13 +50,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     log: opts.log,
   };
   const server = net.createServer({ pauseOnConnect: false, noDelay: true }, (socket) => {
-    if (sessions.size >= opts.maxConnections) {
+    if (connections.size >= opts.maxConnections) {
       opts.log.warn({ event: 'refused', remote: socket.remoteAddress, reason: 'connection limit' }, 'connection refused');
-      Session.refuse(socket, 'TOO_MANY_CONNECTIONS', `server is at its limit of ${opts.maxConnections} connections; retry later`);
+      refuse(socket, 'TOO_MANY_CONNECTIONS', `server is at its limit of ${opts.maxConnections} connections; retry later`);
       return;
     }
-    const session = new Session(socket, { ...ctx, authorizedKeys }, nextId++, (s) => sessions.delete(s));
-    if (!session.closed) sessions.add(session);
+    const connection = new Connection(socket, { ...ctx, authorizedKeys }, nextId++, (c) => connections.delete(c));
+    if (!connection.closed) connections.add(connection);
   });
   server.on('error', (err) => opts.log.error({ err }, 'server error'));
   await new Promise<void>((resolve, reject) => {
@@ -86,7 +86,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   return {
     address: { host: addr.address, port: addr.port },
     get connections() {
-      return sessions.size;
+      return connections.size;
     },
     setAuthorizedKeys(keys) {
       authorizedKeys = keys;
@@ -95,7 +95,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       stopping ??= (async () => {
         clearInterval(sweeper);
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-        await Promise.all([...sessions].map((s) => s.goAway(SHUTDOWN_GRACE_MS)));
+        await Promise.all([...connections].map((c) => c.goAway(SHUTDOWN_GRACE_MS)));
         await closed;
         await store.close();
       })();

@@ -5,6 +5,7 @@
 // See DESIGN.md, "Where the CPU goes per GiB".
 import type { BodyBuffers } from '../crypto/channel.js';
 import { alignedMemory } from '../runtime/aligned-memory.js';
+import { ResourceError } from '../proto/errors.js';
 import { DATA_HEADER_BYTES, MAX_DATA_CHUNK_BYTES } from '../proto/limits.js';
 import { BODY_POOL_ARENA_BUFFERS, DIRECT_IO_ALIGN_BYTES, MAX_FREE_BODY_BUFFERS } from './config.js';
 
@@ -27,6 +28,9 @@ export class BodyPool implements BodyBuffers {
   readonly #arenaBuffers: number;
   /** False once aligned memory could not be had: plain buffers from then on. */
   #alignedMemory = true;
+  /** Buffers from take() not given back yet (weak: a leaked exact-size one is still collected). */
+  readonly #out = new WeakSet<Buffer>();
+  #outstanding = 0;
 
   constructor(maxFree = MAX_FREE_BODY_BUFFERS, arenaBuffers = BODY_POOL_ARENA_BUFFERS) {
     this.#maxFree = maxFree;
@@ -38,6 +42,11 @@ export class BodyPool implements BodyBuffers {
     return this.#free.length;
   }
 
+  /** Buffers taken and not given back yet: 0 once every connection let go of its bodies. */
+  get outstanding(): number {
+    return this.#outstanding;
+  }
+
   /**
    * A buffer for a body of `bodyBytes`: a pooled one when the body fills at least half of it, else
    * one of the exact size, so that memory held stays within twice the bytes queued (small records
@@ -45,12 +54,21 @@ export class BodyPool implements BodyBuffers {
    */
   take(bodyBytes: number): Buffer {
     if (bodyBytes > BODY_BYTES) throw new RangeError(`body of ${bodyBytes} bytes over ${BODY_BYTES}`);
-    if (bodyBytes * 2 < BODY_BYTES) return Buffer.allocUnsafeSlow(bodyBytes);
+    if (bodyBytes * 2 < BODY_BYTES) return this.#lend(Buffer.allocUnsafeSlow(bodyBytes));
     if (this.#free.length === 0 && this.#alignedMemory) this.#addArena();
     const buffer = this.#free.pop() ?? Buffer.allocUnsafeSlow(BODY_BYTES);
     const arena = this.#arenaOf.get(buffer.buffer);
     if (arena !== undefined) arena.free--;
-    return buffer;
+    return this.#lend(buffer);
+  }
+
+  /**
+   * The one holder of `buffer` (from take()) as an object: whoever else needs the buffer retains
+   * the lease, and the last release gives it back. Throws if `buffer` is not out.
+   */
+  lease(buffer: Buffer): BodyLease {
+    if (!this.#out.has(buffer)) throw notOut();
+    return new BodyLease(this, buffer);
   }
 
   /**
@@ -58,6 +76,9 @@ export class BodyPool implements BodyBuffers {
    * all back is let go while more than `maxFree` buffers would still be free without it.
    */
   give(buffer: Buffer): void {
+    // Given back twice, the buffer would be handed out to two bodies at once: fail loudly instead.
+    if (!this.#out.delete(buffer)) throw notOut();
+    this.#outstanding--;
     if (buffer.length !== BODY_BYTES) return; // an exact-size one: left to GC
     const arena = this.#arenaOf.get(buffer.buffer);
     if (arena === undefined) {
@@ -74,6 +95,12 @@ export class BodyPool implements BodyBuffers {
     }
   }
 
+  #lend(buffer: Buffer): Buffer {
+    this.#out.add(buffer);
+    this.#outstanding++;
+    return buffer;
+  }
+
   #addArena(): void {
     // Shared, so that the hashing thread reads the bodies in place (transfer/hasher.ts).
     const memory = alignedMemory(this.#arenaBuffers * SLOT_BYTES, true);
@@ -88,5 +115,39 @@ export class BodyPool implements BodyBuffers {
     this.#arenaOf.set(memory, arena);
     // Popped from the end: the lowest addresses go out first.
     this.#free.push(...buffers.slice().reverse());
+  }
+}
+
+function notOut(): ResourceError {
+  return new ResourceError('INTERNAL', 'a body buffer was given back that is not out (given back twice, or never taken)');
+}
+
+/**
+ * A body buffer's holders, counted (STYLE.md: buffer ownership as an object). It starts with one
+ * holder; retain() adds one, release() drops one, and the last release gives the buffer back to
+ * the pool. A release with no holder left throws: a buffer must never be reused while read.
+ */
+export class BodyLease {
+  #holders = 1;
+
+  constructor(
+    private readonly pool: BodyPool,
+    readonly buffer: Buffer,
+  ) {}
+
+  /** Holders right now; 0 once the buffer went back. */
+  get holders(): number {
+    return this.#holders;
+  }
+
+  retain(): this {
+    if (this.#holders === 0) throw new ResourceError('INTERNAL', 'a body lease was retained after its buffer went back');
+    this.#holders++;
+    return this;
+  }
+
+  release(): void {
+    if (this.#holders === 0) throw new ResourceError('INTERNAL', 'a body lease was released more often than held');
+    if (--this.#holders === 0) this.pool.give(this.buffer);
   }
 }

@@ -1,0 +1,215 @@
+// The upload command (spec/PROTOCOL.md §9.1, §9.7): OPEN → OPEN_OK, DATA into the store with the
+// disk's backpressure, ACK at each checkpoint, END → verify → DONE, PROGRESS while an answer
+// takes time. Its states (Opening, Receiving, Verifying) carry what is valid in each.
+import { ResourceError, StxError, UploadError } from '../../proto/errors.js';
+import type { Frame } from '../../proto/frames.js';
+import type { BodyLease } from '../../transfer/body-pool.js';
+import { ACK_INTERVAL_BYTES, ACK_INTERVAL_MS, PROGRESS_INTERVAL_MS } from '../config.js';
+import type { OpenUpload } from '../store.js';
+import type { Command, CommandLink, Tagged } from './command.js';
+
+/** PROGRESS every PROGRESS_INTERVAL_MS while an answer is on its way (§9.7), until stop(). */
+class Progress {
+  done = 0;
+  total = 0;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(tell: (done: number, total: number) => void) {
+    this.#timer = setInterval(() => tell(this.done, this.total), PROGRESS_INTERVAL_MS);
+  }
+
+  report(done: number, total: number): void {
+    this.done = done;
+    this.total = total;
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+}
+
+/** When the next ACK is due (§9.1 step 4); one checkpoint at a time. */
+interface AckClock {
+  bytesSinceAck: number;
+  lastAck: number;
+  checkpointing: boolean;
+}
+
+export type UploadState =
+  | { readonly kind: 'Opening'; readonly abort: AbortController; readonly progress: Progress }
+  | {
+      readonly kind: 'Receiving';
+      readonly upload: OpenUpload;
+      /** When OPEN_OK went out, and from which offset: the log's rate. */
+      readonly started: number;
+      readonly from: number;
+      readonly acks: AckClock;
+    }
+  | { readonly kind: 'Verifying'; readonly upload: OpenUpload; readonly started: number; readonly from: number; readonly progress: Progress };
+
+type Link = CommandLink<UploadState>;
+type Receiving = Extract<UploadState, { kind: 'Receiving' }>;
+
+export const uploadCommand: Command<UploadState> = {
+  owns(state: Tagged): state is UploadState {
+    return state.kind === 'Opening' || state.kind === 'Receiving' || state.kind === 'Verifying';
+  },
+
+  start(frame: Frame, link: Link): Promise<void> | undefined {
+    if (frame.type !== 'OPEN') return undefined;
+    const abort = new AbortController();
+    const progress = new Progress((done, total) => link.send({ type: 'PROGRESS', done, total }));
+    link.enter({ kind: 'Opening', abort, progress });
+    return open(frame, abort.signal, progress, link);
+  },
+
+  receive(state: UploadState, frame: Frame, link: Link): Promise<void> | undefined {
+    if (state.kind !== 'Receiving') return undefined;
+    if (frame.type === 'DATA') {
+      receiveData(state, frame.offset, frame.data, undefined, link);
+      return undefined;
+    }
+    if (frame.type !== 'END') return undefined;
+    const progress = new Progress((done, total) => link.send({ type: 'PROGRESS', done, total }));
+    link.enter({ kind: 'Verifying', upload: state.upload, started: state.started, from: state.from, progress });
+    link.channel.longRecords = false;
+    return finish(state, frame.sha256, progress, link);
+  },
+
+  receiveData(state: UploadState, offset: number, data: Buffer, lease: BodyLease, link: Link): void {
+    if (state.kind !== 'Receiving') {
+      lease.release();
+      throw new ResourceError('INTERNAL', `DATA reached the upload in state ${state.kind}`); // the tables admit none
+    }
+    receiveData(state, offset, data, lease, link);
+  },
+
+  async settle(state: UploadState): Promise<void> {
+    if (state.kind === 'Receiving') await state.upload.checkpoint();
+  },
+
+  close(state: UploadState, reason: string, err: unknown, link: Link): Promise<void> {
+    if (state.kind === 'Opening') {
+      // An OPEN still being prepared stops; a re-read keeps what it read for the next one (§9.7).
+      state.progress.stop();
+      state.abort.abort();
+      return Promise.resolve();
+    }
+    if (state.kind === 'Verifying') state.progress.stop();
+    const upload = state.upload;
+    const started = state.kind === 'Receiving' ? state.started : undefined;
+    return upload.release().then((durable) =>
+      link.log.info(
+        {
+          event: 'upload',
+          outcome: err instanceof StxError && err.code === 'INTEGRITY_FAILED' ? 'integrity_failed' : 'interrupted',
+          client: link.principal(),
+          name: upload.name,
+          size: upload.size,
+          received: upload.received,
+          durable,
+          seconds: started === undefined ? null : (Date.now() - started) / 1000,
+          reason,
+        },
+        'upload did not finish',
+      ),
+    );
+  },
+};
+
+async function open(frame: Extract<Frame, { type: 'OPEN' }>, signal: AbortSignal, progress: Progress, link: Link): Promise<void> {
+  const started = Date.now();
+  const upload = await link.store
+    .open(
+      { principal: link.principal(), name: frame.name, size: frame.size, mtime: frame.mtime, mode: frame.mode },
+      link.policy,
+      {
+        // A reconnecting client with the same upload supersedes this (stale) connection (§9.4).
+        onTakeover: () => link.fail(new UploadError('SUPERSEDED', 'another connection with the same client identity took this upload over')),
+        onProgress: (done, total) => progress.report(done, total),
+        signal,
+      },
+    )
+    .finally(() => progress.stop());
+  if (link.closed()) {
+    await upload.release(); // never rejects
+    return;
+  }
+  const now = Date.now();
+  link.channel.longRecords = true;
+  const acks: AckClock = { bytesSinceAck: 0, lastAck: now, checkpointing: false };
+  link.send({ type: 'OPEN_OK', offset: upload.offset }, { kind: 'Receiving', upload, started: now, from: upload.offset, acks });
+  link.log.info(
+    { event: 'open', name: frame.name, size: frame.size, offset: upload.offset, reread: upload.reread, ms: Date.now() - started },
+    'upload opened',
+  );
+}
+
+/** One DATA frame; `lease`, when given, is held for `data` and goes with it to the store. */
+function receiveData(state: Receiving, offset: number, data: Buffer, lease: BodyLease | undefined, link: Link): void {
+  const upload = state.upload;
+  let pause: boolean;
+  try {
+    // The store calls back once it no longer needs `data`: written and hashed (or dropped after a failure).
+    pause = upload.write(offset, data, lease === undefined ? undefined : () => lease.release());
+  } catch (err) {
+    lease?.release(); // a write that throws did not take `data`
+    throw err;
+  }
+  if (pause) pauseForDisk(upload, link);
+  // Opening the record left node:crypto's output buffers behind (§8).
+  link.dropped(data.length);
+  const acks = state.acks;
+  acks.bytesSinceAck += data.length;
+  if (acks.bytesSinceAck >= ACK_INTERVAL_BYTES || Date.now() - acks.lastAck >= ACK_INTERVAL_MS) checkpoint(state, link);
+}
+
+/** Pauses reading until the write queue (and the shared budget, and the hashing) drain. */
+function pauseForDisk(upload: OpenUpload, link: Link): void {
+  if (link.holds('disk')) return;
+  link.hold('disk');
+  void upload.drained().then(() => link.release('disk'));
+}
+
+/** Makes the written prefix durable and ACKs it (§9.1 step 4); one at a time. */
+function checkpoint(state: Receiving, link: Link): void {
+  const { upload, acks } = state;
+  if (acks.checkpointing) return;
+  acks.checkpointing = true;
+  acks.bytesSinceAck = 0;
+  acks.lastAck = Date.now();
+  upload.checkpoint().then(
+    (durable) => {
+      acks.checkpointing = false;
+      const now = link.now();
+      if (now.kind === 'Receiving' && now === state) link.send({ type: 'ACK', offset: durable });
+    },
+    (err: unknown) => {
+      acks.checkpointing = false;
+      link.fail(err);
+    },
+  );
+}
+
+async function finish(state: Receiving, sha256: Buffer, progress: Progress, link: Link): Promise<void> {
+  const result = await state.upload.finish(sha256, (done, total) => progress.report(done, total)).finally(() => progress.stop());
+  if (link.closed()) return;
+  link.send({ type: 'DONE', size: result.size, sha256: result.sha256 }, { kind: 'Ready' });
+  const seconds = (Date.now() - state.started) / 1000;
+  const bytes = result.size - state.from;
+  link.log.info(
+    {
+      event: 'upload',
+      outcome: result.unchanged ? 'unchanged' : 'done',
+      client: link.principal(),
+      name: result.name,
+      size: result.size,
+      bytes,
+      resumed_from: state.from,
+      seconds,
+      bytes_per_second: seconds > 0 ? Math.round(bytes / seconds) : null,
+      sha256: result.sha256.toString('hex'),
+    },
+    'upload done',
+  );
+}
