@@ -1,10 +1,11 @@
 // The raw ceiling: plain TCP on 127.0.0.1 into positional file writes. No crypto, no hashing,
 // no framing; what stx adds on top of this is what the comparison shows.
 //
-//   node dist/bench/baseline-raw.js recv --port 0 --out FILE [--no-fsync]
+//   node dist/bench/baseline-raw.js recv [--host ADDR] --port 0 --out FILE [--no-fsync]
 //     prints "listening on 127.0.0.1:PORT", takes one connection, writes it to FILE, fsyncs,
 //     closes the connection, prints {"bytes":N} and exits.
-//   node dist/bench/baseline-raw.js send --port PORT --file FILE
+//   node dist/bench/baseline-raw.js send [--host ADDR] --port PORT --file FILE
+//     (--host: where to listen / connect; default 127.0.0.1)
 //     sends FILE in 1 MiB positional reads and exits once the receiver has closed (so: durable).
 import { once } from 'node:events';
 import { open } from 'node:fs/promises';
@@ -23,14 +24,14 @@ const QUEUE_LOW_WATER_BYTES = 4 * 1024 * 1024;
 /** A connection (or connect attempt) that moves nothing for this long is dead. */
 const IDLE_TIMEOUT_MS = 30_000;
 
-async function recv(port: number, outPath: string, fsync: boolean): Promise<void> {
+async function recv(host: string, port: number, outPath: string, fsync: boolean): Promise<void> {
   const fh = await open(outPath, 'w');
   // Half-open: the peer's FIN must not close our side before the data is on disk.
   const server = createServer({ allowHalfOpen: true });
-  await listen(server, port);
+  await listen(server, host, port);
   const address = server.address();
   if (typeof address !== 'object' || address === null) throw new Error('server has no address');
-  process.stdout.write(`listening on ${LOOPBACK}:${address.port}\n`);
+  process.stdout.write(`listening on ${host}:${address.port}\n`);
 
   const socket = await new Promise<Socket>((resolve) => server.once('connection', resolve));
   server.close();
@@ -87,10 +88,10 @@ async function recv(port: number, outPath: string, fsync: boolean): Promise<void
   process.stdout.write(`${JSON.stringify({ bytes: offset })}\n`);
 }
 
-async function send(port: number, filePath: string): Promise<void> {
+async function send(host: string, port: number, filePath: string): Promise<void> {
   const fh = await open(filePath, 'r');
   const { size } = await fh.stat();
-  const socket = connect({ host: LOOPBACK, port });
+  const socket = connect({ host, port });
   socket.setTimeout(IDLE_TIMEOUT_MS, () => socket.destroy(new Error('idle timeout')));
   await once(socket, 'connect');
   // The receiver closes once everything is on disk; 'close' after our end() means that.
@@ -117,10 +118,10 @@ async function send(port: number, filePath: string): Promise<void> {
   process.stdout.write(`${JSON.stringify({ bytes: position })}\n`);
 }
 
-function listen(server: Server, port: number): Promise<void> {
+function listen(server: Server, host: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, LOOPBACK, () => resolve());
+    server.listen(port, host, () => resolve());
   });
 }
 
@@ -128,6 +129,7 @@ async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
     options: {
+      host: { type: 'string', default: LOOPBACK },
       port: { type: 'string' },
       out: { type: 'string' },
       file: { type: 'string' },
@@ -137,9 +139,9 @@ async function main(): Promise<void> {
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error('--port must be 0..65535');
   const [mode] = positionals;
-  if (mode === 'recv' && values.out !== undefined) return recv(port, values.out, !values['no-fsync']);
-  if (mode === 'send' && values.file !== undefined && port > 0) return send(port, values.file);
-  throw new Error('usage: baseline-raw recv --port 0 --out FILE [--no-fsync] | send --port PORT --file FILE');
+  if (mode === 'recv' && values.out !== undefined) return recv(values.host, port, values.out, !values['no-fsync']);
+  if (mode === 'send' && values.file !== undefined && port > 0) return send(values.host, port, values.file);
+  throw new Error('usage: baseline-raw recv [--host ADDR] --port 0 --out FILE [--no-fsync] | send [--host ADDR] --port PORT --file FILE');
 }
 
 main().then(

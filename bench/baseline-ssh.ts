@@ -1,4 +1,5 @@
-// scp and sftp baselines against a private sshd on 127.0.0.1, cipher aes256-gcm@openssh.com.
+// scp and sftp baselines against a private sshd on 127.0.0.1 (or the placement's host), cipher
+// aes256-gcm@openssh.com.
 //
 // Each run starts its own sshd (-D -e: no daemon, log to stderr) under GNU time with its own
 // config, host key and authorized client key, transfers once, waits for sshd to reap the
@@ -19,7 +20,8 @@ import type { RunResult } from './contenders/types.js';
 import { READY_TIMEOUT_MS, transferTimeoutMs } from './contenders/types.js';
 import { ensureTools } from './lib/apt.js';
 import { describeExit, startMeasured, waitForNoChildren, type MeasuredProcess } from './lib/measure.js';
-import { freePort, LOOPBACK } from './lib/net.js';
+import { freePort } from './lib/net.js';
+import { LOCAL, type Placement } from './lib/placement.js';
 import type { TestFile } from './lib/testfile.js';
 
 const execFileAsync = promisify(execFile);
@@ -68,7 +70,7 @@ interface SshSetup {
   readonly destDir: string;
 }
 
-async function setUp(workdir: string, port: number): Promise<SshSetup> {
+async function setUp(workdir: string, host: string, port: number): Promise<SshSetup> {
   const dir = join(workdir, 'ssh');
   const destDir = join(workdir, 'dest');
   await mkdir(dir, { recursive: true });
@@ -86,7 +88,7 @@ async function setUp(workdir: string, port: number): Promise<SshSetup> {
   const configPath = join(dir, 'sshd_config');
   const config = [
     `Port ${port}`,
-    `ListenAddress ${LOOPBACK}`,
+    `ListenAddress ${host}`,
     `HostKey ${hostKey}`,
     `PidFile ${join(dir, 'sshd.pid')}`,
     `AuthorizedKeysFile ${authorizedKeys}`,
@@ -126,13 +128,13 @@ interface Sshd {
   readonly port: number;
 }
 
-async function startSshd(workdir: string, timeoutMs: number): Promise<Sshd | string> {
+async function startSshd(workdir: string, timeoutMs: number, place: Placement): Promise<Sshd | string> {
   let lastFailure = 'sshd was not started';
   for (let attempt = 1; attempt <= SSHD_START_ATTEMPTS; attempt++) {
     const port = await freePort();
-    const setup = await setUp(join(workdir, `attempt-${attempt}`), port);
-    const proc = startMeasured(SSHD, ['-D', '-e', '-f', setup.configPath], { timeoutMs });
-    const ready = await proc.waitForMatch('stderr', /Server listening on 127\.0\.0\.1 port \d+/, READY_TIMEOUT_MS);
+    const setup = await setUp(join(workdir, `attempt-${attempt}`), place.host, port);
+    const proc = startMeasured(...place.command('server', SSHD, ['-D', '-e', '-f', setup.configPath]), { timeoutMs });
+    const ready = await proc.waitForMatch('stderr', /Server listening on \S+ port \d+/, READY_TIMEOUT_MS);
     if (ready !== null) return { proc, setup, port };
     await proc.signal('SIGKILL');
     lastFailure = describeExit('sshd could not start;', await proc.done);
@@ -141,13 +143,13 @@ async function startSshd(workdir: string, timeoutMs: number): Promise<Sshd | str
 }
 
 /** One scp or sftp upload of `file`. Never throws for an sshd that won't start: says so instead. */
-export async function runSsh(tool: SshTool, file: TestFile, workdir: string): Promise<RunResult> {
+export async function runSsh(tool: SshTool, file: TestFile, workdir: string, place: Placement = LOCAL): Promise<RunResult> {
   const timeoutMs = transferTimeoutMs(file.size);
-  const sshd = await startSshd(workdir, timeoutMs);
+  const sshd = await startSshd(workdir, timeoutMs, place);
   if (typeof sshd === 'string') return { kind: 'failed', reason: sshd };
   const { proc: server, setup, port } = sshd;
   const receivedPath = join(setup.destDir, 'received.bin');
-  const target = `${userInfo().username}@${LOOPBACK}`;
+  const target = `${userInfo().username}@${place.host}`;
   let args: string[];
   switch (tool) {
     case 'scp':
@@ -167,7 +169,7 @@ export async function runSsh(tool: SshTool, file: TestFile, workdir: string): Pr
     }
   }
   const t0 = performance.now();
-  const client = await startMeasured(tool === 'scp' ? SCP : SFTP, args, { timeoutMs }).done;
+  const client = await startMeasured(...place.command('client', tool === 'scp' ? SCP : SFTP, args), { timeoutMs }).done;
   const wallSeconds = (performance.now() - t0) / 1000;
 
   // The per-connection processes must be reaped by the listener for their rusage to count.

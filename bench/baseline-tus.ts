@@ -1,7 +1,7 @@
 // tus baseline: @tus/server with @tus/file-store behind HTTPS, and tus-js-client, each in its own
 // process, on 127.0.0.1.
 //
-//   node dist/bench/baseline-tus.js server --port 0 --dir DIR --cert CERT --key KEY
+//   node dist/bench/baseline-tus.js server [--host ADDR] --port 0 --dir DIR --cert CERT --key KEY
 //     prints "listening on 127.0.0.1:PORT"; uploads land in DIR/<id>; SIGTERM stops it.
 //   node dist/bench/baseline-tus.js client --endpoint https://127.0.0.1:PORT/files/ --file FILE --ca CERT
 //     [--chunk-size BYTES]; uploads FILE, prints {"url":…} and exits. The server logs each TLS cipher on stderr.
@@ -21,7 +21,7 @@ import { TUS_CHUNK_BYTES, TUS_PATH } from './lib/tus-constants.js';
 /** How long a stopping server waits for open connections before exiting anyway. */
 const SHUTDOWN_GRACE_MS = 2_000;
 
-async function server(port: number, dir: string, certPath: string, keyPath: string): Promise<void> {
+async function server(host: string, port: number, dir: string, certPath: string, keyPath: string): Promise<void> {
   const tus = new Server({
     path: TUS_PATH,
     datastore: new FileStore({ directory: dir }),
@@ -40,11 +40,11 @@ async function server(port: number, dir: string, certPath: string, keyPath: stri
   });
   await new Promise<void>((resolve, reject) => {
     https.once('error', reject);
-    https.listen(port, LOOPBACK, () => resolve());
+    https.listen(port, host, () => resolve());
   });
   const address = https.address();
   if (typeof address !== 'object' || address === null) throw new Error('server has no address');
-  process.stdout.write(`listening on ${LOOPBACK}:${address.port}\n`);
+  process.stdout.write(`listening on ${host}:${address.port}\n`);
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
@@ -85,6 +85,7 @@ async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
     options: {
+      host: { type: 'string', default: LOOPBACK },
       port: { type: 'string', default: '0' },
       dir: { type: 'string' },
       cert: { type: 'string' },
@@ -99,7 +100,7 @@ async function main(): Promise<void> {
   if (mode === 'server' && values.dir !== undefined && values.cert !== undefined && values.key !== undefined) {
     const port = Number(values.port);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error('--port must be 0..65535');
-    return server(port, values.dir, values.cert, values.key);
+    return server(values.host, port, values.dir, values.cert, values.key);
   }
   if (mode === 'client' && values.endpoint !== undefined && values.file !== undefined && values.ca !== undefined) {
     const chunkSize = Number(values['chunk-size']);
@@ -107,7 +108,7 @@ async function main(): Promise<void> {
     return client(values.endpoint, values.file, values.ca, chunkSize);
   }
   throw new Error(
-    'usage: baseline-tus server --port 0 --dir DIR --cert CERT --key KEY' +
+    'usage: baseline-tus server [--host ADDR] --port 0 --dir DIR --cert CERT --key KEY' +
       ' | client --endpoint URL --file FILE --ca CERT [--chunk-size BYTES]',
   );
 }

@@ -5,6 +5,7 @@
 //                          [--extras handshake,concurrency,memory|none] [--handshakes 200] [--parallel-clients 8]
 //                          [--concurrent-clients 100] [--concurrent-size 8M] [--memory-sizes 256M,4G]
 //                          [--tuning on|off|LIST]
+//   node dist/bench/run.js --wan RTT,RATE [...]   (bench/wan.ts: the contenders over an emulated long link)
 //
 // The extras (bench/extras) measure stx alone: handshake latency and rate, many concurrent clients,
 // and peak memory by file size; RESULTS.md checks the issue's targets against this run.
@@ -28,6 +29,7 @@ import { renderExtras, targets } from './lib/extras-report.js';
 import { GNU_TIME_PATH } from './lib/measure.js';
 import { ratios, renderMarkdown, summarise, type ContenderInfo, type RunRecord } from './lib/report.js';
 import { makeTestFile, sha256File } from './lib/testfile.js';
+import { isWanRun, runWan, WAN_USAGE } from './wan.js';
 import { parseTuning } from '../src/runtime/tuning.js';
 
 const CONTENDERS: readonly Contender[] = [raw, scp, sftp, tus, stx];
@@ -61,7 +63,8 @@ const USAGE = `usage: node dist/bench/run.js [options]
   --concurrent-size SIZE file size of each concurrent upload (default ${DEFAULT_CONCURRENT_SIZE})
   --memory-sizes LIST    file sizes for the peak-memory transfers (default ${DEFAULT_MEMORY_SIZES})
   --tuning VALUE  STX_TUNING for stx-send and stx-recv: on, off, or a list of the runtime tricks to
-                  keep (src/runtime/tuning.ts), to measure what each buys (default on)`;
+                  keep (src/runtime/tuning.ts), to measure what each buys (default on)
+${WAN_USAGE}`;
 
 /** "256M", "1G", "1.5GiB", "4096" → bytes. */
 function parseSize(text: string): number {
@@ -157,6 +160,7 @@ function syncDisks(): void {
 }
 
 async function main(): Promise<number> {
+  if (isWanRun(process.argv.slice(2))) return runWan(process.argv.slice(2), { contenders: CONTENDERS, parseSize, log });
   const options = parseOptions(process.argv.slice(2));
   if (options === null) {
     log(USAGE);

@@ -7,5 +7,5 @@ export const scp: Contender = {
   measures: 'scp -O (classic protocol) → private sshd; wall = client start → client exit',
   available: sshAvailable,
   version: sshVersion,
-  run: (file, workdir) => runSsh('scp', file, workdir),
+  run: (file, workdir, placement) => runSsh('scp', file, workdir, placement),
 };

@@ -7,5 +7,5 @@ export const sftp: Contender = {
   measures: 'sftp -b put → private sshd (sftp-server); wall = client start → client exit',
   available: sshAvailable,
   version: sshVersion,
-  run: (file, workdir) => runSsh('sftp', file, workdir),
+  run: (file, workdir, placement) => runSsh('sftp', file, workdir, placement),
 };

@@ -13,6 +13,7 @@ import { performance } from 'node:perf_hooks';
 
 import { describeExit, startMeasured, type MeasuredProcess } from '../lib/measure.js';
 import { distFile } from '../lib/paths.js';
+import { LOCAL, type Placement } from '../lib/placement.js';
 import type { TestFile } from '../lib/testfile.js';
 import { READY_TIMEOUT_MS, transferTimeoutMs, type Contender, type RunResult } from './types.js';
 
@@ -29,14 +30,20 @@ export interface StxDaemon {
 }
 
 /**
- * Starts stx-recv on 127.0.0.1 (port picked by the daemon) receiving into `recvDir`, with the
- * bench's server key. `{ failed }` (after killing it) when it announced no port and fingerprint.
+ * Starts stx-recv on the placement's host (127.0.0.1 by default; port picked by the daemon)
+ * receiving into `recvDir`, with the bench's server key. `{ failed }` (after killing it) when it
+ * announced no port and fingerprint.
  */
-export async function startStxDaemon(recvDir: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<StxDaemon | { failed: string }> {
+export async function startStxDaemon(
+  recvDir: string,
+  env: NodeJS.ProcessEnv,
+  timeoutMs: number,
+  place: Placement = LOCAL,
+): Promise<StxDaemon | { failed: string }> {
   const keyFile = await serverKey();
-  const recvArgs = [RECV_CLI, '--listen', '127.0.0.1:0', '--out', recvDir, '--key', keyFile];
-  const proc = startMeasured(process.execPath, recvArgs, { timeoutMs, env });
-  const listening = await proc.waitForMatch('stderr', /listening on 127\.0\.0\.1:(\d+)/, READY_TIMEOUT_MS);
+  const recvArgs = [RECV_CLI, '--listen', `${place.host}:0`, '--out', recvDir, '--key', keyFile];
+  const proc = startMeasured(...place.command('server', process.execPath, recvArgs), { timeoutMs, env });
+  const listening = await proc.waitForMatch('stderr', /listening on \S+:(\d+)/, READY_TIMEOUT_MS);
   const fingerprint = await proc.waitForMatch('stderr', /fingerprint (SHA256:\S+)/, READY_TIMEOUT_MS);
   const port = Number(listening?.[1]);
   const fp = fingerprint?.[1];
@@ -48,18 +55,18 @@ export async function startStxDaemon(recvDir: string, env: NodeJS.ProcessEnv, ti
 }
 
 /** One stx transfer of `file` into `outDir`/received; the server key is reused across runs. */
-export async function runStx(file: TestFile, outDir: string): Promise<RunResult> {
+export async function runStx(file: TestFile, outDir: string, place: Placement = LOCAL): Promise<RunResult> {
   const recvDir = join(outDir, 'received');
   await mkdir(recvDir, { recursive: true });
   const timeoutMs = transferTimeoutMs(file.size);
   // Known hosts, identities and default keys stay in this run's directory, not ~/.config/stx.
   const env = { ...process.env, STX_HOME: outDir };
-  const daemon = await startStxDaemon(recvDir, env, timeoutMs);
+  const daemon = await startStxDaemon(recvDir, env, timeoutMs, place);
   if ('failed' in daemon) return { kind: 'failed', reason: daemon.failed };
   const recv = daemon.proc;
-  const sendArgs = [SEND_CLI, '127.0.0.1', String(daemon.port), file.path, '--fingerprint', daemon.fingerprint, '--json', '--quiet'];
+  const sendArgs = [SEND_CLI, place.host, String(daemon.port), file.path, '--fingerprint', daemon.fingerprint, '--json', '--quiet'];
   const t0 = performance.now();
-  const sent = await startMeasured(process.execPath, sendArgs, { timeoutMs, env }).done;
+  const sent = await startMeasured(...place.command('client', process.execPath, sendArgs), { timeoutMs, env }).done;
   const wallSeconds = (performance.now() - t0) / 1000;
   // A daemon: it stays up after the transfer, so stop it to get its totals.
   await recv.signal('SIGTERM');

@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { makeSelfSignedCert } from '../lib/cert.js';
 import { describeExit, startMeasured } from '../lib/measure.js';
 import { benchScript, PROJECT_ROOT } from '../lib/paths.js';
+import { LOCAL, type Placement } from '../lib/placement.js';
 import type { TestFile } from '../lib/testfile.js';
 import { TUS_CHUNK_BYTES, TUS_PATH } from '../lib/tus-constants.js';
 import { READY_TIMEOUT_MS, transferTimeoutMs, type Contender, type RunResult } from './types.js';
@@ -13,22 +14,22 @@ import { READY_TIMEOUT_MS, transferTimeoutMs, type Contender, type RunResult } f
 const SCRIPT = benchScript('baseline-tus.js');
 const PACKAGES = ['@tus/server', '@tus/file-store', 'tus-js-client'] as const;
 
-async function run(file: TestFile, workdir: string): Promise<RunResult> {
+async function run(file: TestFile, workdir: string, place: Placement = LOCAL): Promise<RunResult> {
   const storeDir = join(workdir, 'store');
   await mkdir(storeDir);
-  const { certPath, keyPath } = await makeSelfSignedCert(workdir);
+  const { certPath, keyPath } = await makeSelfSignedCert(workdir, place.host);
   const timeoutMs = transferTimeoutMs(file.size);
-  const serverArgs = [SCRIPT, 'server', '--port', '0', '--dir', storeDir, '--cert', certPath, '--key', keyPath];
-  const server = startMeasured(process.execPath, serverArgs, { timeoutMs });
-  const ready = await server.waitForMatch('stdout', /listening on 127\.0\.0\.1:(\d+)/, READY_TIMEOUT_MS);
+  const serverArgs = [SCRIPT, 'server', '--host', place.host, '--port', '0', '--dir', storeDir, '--cert', certPath, '--key', keyPath];
+  const server = startMeasured(...place.command('server', process.execPath, serverArgs), { timeoutMs });
+  const ready = await server.waitForMatch('stdout', /listening on \S+:(\d+)/, READY_TIMEOUT_MS);
   if (ready === null) {
     await server.signal('SIGKILL');
     return { kind: 'failed', reason: describeExit('tus server did not listen;', await server.done) };
   }
-  const endpoint = `https://127.0.0.1:${ready[1] ?? ''}${TUS_PATH}/`;
+  const endpoint = `https://${place.host}:${ready[1] ?? ''}${TUS_PATH}/`;
   const clientArgs = [SCRIPT, 'client', '--endpoint', endpoint, '--file', file.path, '--ca', certPath];
   const t0 = performance.now();
-  const client = await startMeasured(process.execPath, [...clientArgs, '--chunk-size', String(TUS_CHUNK_BYTES)], {
+  const client = await startMeasured(...place.command('client', process.execPath, [...clientArgs, '--chunk-size', String(TUS_CHUNK_BYTES)]), {
     timeoutMs,
   }).done;
   const wallSeconds = (performance.now() - t0) / 1000;

@@ -1,5 +1,6 @@
 // The interface every contender implements; the runner knows nothing else about them.
 import type { Rusage } from '../lib/measure.js';
+import type { Placement } from '../lib/placement.js';
 import type { TestFile } from '../lib/testfile.js';
 
 export interface RunOk {
@@ -29,8 +30,11 @@ export interface Contender {
   available(): Promise<string | null>;
   /** Versions of what is measured, for the report. */
   version(): Promise<string>;
-  /** One transfer of `file`; `workdir` is empty, private to this run, and removed afterwards. */
-  run(file: TestFile, workdir: string): Promise<RunResult>;
+  /**
+   * One transfer of `file`; `workdir` is empty, private to this run, and removed afterwards.
+   * `placement` says where each side runs (default: both on 127.0.0.1).
+   */
+  run(file: TestFile, workdir: string, placement?: Placement): Promise<RunResult>;
 }
 
 const MIN_TRANSFER_TIMEOUT_MS = 60_000;

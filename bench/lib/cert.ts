@@ -1,4 +1,5 @@
-// A throw-away self-signed certificate for 127.0.0.1, made at run time (node:crypto key, node-forge cert).
+// A throw-away self-signed certificate for an IP address (127.0.0.1 by default), made at run time
+// (node:crypto key, node-forge cert).
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -16,7 +17,7 @@ export interface CertFiles {
   readonly keyPath: string;
 }
 
-export async function makeSelfSignedCert(dir: string): Promise<CertFiles> {
+export async function makeSelfSignedCert(dir: string, ip: string = LOOPBACK): Promise<CertFiles> {
   const { privateKey, publicKey } = generateKeyPairSync('rsa', {
     modulusLength: RSA_MODULUS_BITS,
     publicKeyEncoding: { type: 'spki', format: 'pem' },
@@ -29,7 +30,7 @@ export async function makeSelfSignedCert(dir: string): Promise<CertFiles> {
   const now = Date.now();
   cert.validity.notBefore = new Date(now - CLOCK_SKEW_MS);
   cert.validity.notAfter = new Date(now + CERT_VALIDITY_MS);
-  const name = [{ name: 'commonName', value: LOOPBACK }];
+  const name = [{ name: 'commonName', value: ip }];
   cert.setSubject(name);
   cert.setIssuer(name);
   cert.setExtensions([
@@ -37,7 +38,7 @@ export async function makeSelfSignedCert(dir: string): Promise<CertFiles> {
     { name: 'basicConstraints', cA: true },
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, keyCertSign: true },
     { name: 'extKeyUsage', serverAuth: true },
-    { name: 'subjectAltName', altNames: [{ type: 7, ip: LOOPBACK }] },
+    { name: 'subjectAltName', altNames: [{ type: 7, ip }] },
   ]);
   cert.sign(forge.pki.privateKeyFromPem(privateKey), forge.md.sha256.create());
   const certPath = join(dir, 'cert.pem');

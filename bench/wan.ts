@@ -1,0 +1,300 @@
+// `npm run bench -- --wan RTT,RATE [--wan RTT,RATE …]`: every contender sends the same file over
+// an emulated long link (bench/lib/wan.ts), the server in one network namespace and the client in
+// the other; each received copy is checked by SHA-256. Writes RESULTS-wan.md and results-wan.json.
+//
+//   node dist/bench/run.js --wan 50ms,1gbit --wan 150ms,1gbit --wan 150ms,100mbit
+//                          [--size 256M] [--runs 1] [--only raw,stx] [--out bench/] [--keep]
+import { spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism, loadavg, release, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+
+import type { Contender, RunResult } from './contenders/types.js';
+import { ensureTools } from './lib/apt.js';
+import { GNU_TIME_PATH } from './lib/measure.js';
+import { summarise, type ContenderInfo, type RunRecord, type Summary } from './lib/report.js';
+import { makeTestFile, sha256File } from './lib/testfile.js';
+import {
+  buildForwarder,
+  closeAllLinksSync,
+  LINK_MTU,
+  openLink,
+  parseLinkSpecs,
+  queueBytes,
+  removeStaleNamespaces,
+  wanUnavailable,
+  type LinkCounters,
+  type LinkSpec,
+  type RttProbe,
+} from './lib/wan.js';
+
+const DEFAULT_SIZE = '256M';
+const DEFAULT_RUNS = 1;
+const MAX_RUNS = 20;
+const SYNC_TIMEOUT_MS = 120_000;
+/** TCP payload per full IP packet (IPv4 20 + TCP 20 + timestamps 12 bytes of headers). */
+const TCP_PAYLOAD_PER_PACKET = LINK_MTU - 52;
+const MiB = 1024 * 1024;
+
+export const WAN_USAGE = `  --wan RTT,RATE  instead of the above: every contender over an emulated long link (repeatable,
+                  e.g. --wan 50ms,1gbit --wan 150ms,100mbit; needs root, ip, gcc, /dev/net/tun);
+                  with --size (default ${DEFAULT_SIZE}), --runs (default ${DEFAULT_RUNS}), --only, --out, --keep;
+                  writes RESULTS-wan.md and results-wan.json`;
+
+/** True when the command line asks for the long-link bench. */
+export function isWanRun(argv: readonly string[]): boolean {
+  return argv.some((a) => a === '--wan' || a.startsWith('--wan='));
+}
+
+export interface WanDeps {
+  readonly contenders: readonly Contender[];
+  readonly parseSize: (text: string) => number;
+  readonly log: (line: string) => void;
+}
+
+interface WanOptions {
+  readonly links: readonly LinkSpec[];
+  readonly size: number;
+  readonly runs: number;
+  readonly contenders: readonly Contender[];
+  readonly outDir: string;
+  readonly keep: boolean;
+}
+
+function parseOptions(argv: readonly string[], deps: WanDeps): WanOptions {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      wan: { type: 'string', multiple: true },
+      size: { type: 'string', default: DEFAULT_SIZE },
+      runs: { type: 'string', default: String(DEFAULT_RUNS) },
+      only: { type: 'string' },
+      out: { type: 'string', default: 'bench' },
+      keep: { type: 'boolean', default: false },
+    },
+  });
+  const runs = Number(values.runs);
+  if (!Number.isInteger(runs) || runs < 1 || runs > MAX_RUNS) throw new Error(`--runs must be 1..${MAX_RUNS}`);
+  let contenders = deps.contenders;
+  if (values.only !== undefined) {
+    const names = values.only.split(',').map((n) => n.trim()).filter((n) => n !== '');
+    const unknown = names.filter((n) => !contenders.some((c) => c.name === n));
+    if (unknown.length > 0 || names.length === 0) throw new Error(`--only: unknown contender(s) ${unknown.join(',')}`);
+    contenders = contenders.filter((c) => names.includes(c.name));
+  }
+  return {
+    links: parseLinkSpecs(values.wan ?? []),
+    size: deps.parseSize(values.size),
+    runs,
+    contenders,
+    outDir: resolve(values.out),
+    keep: values.keep,
+  };
+}
+
+interface LinkResult {
+  readonly spec: LinkSpec;
+  readonly queueBytes: number;
+  readonly rtt: RttProbe | null;
+  readonly counters: LinkCounters | null;
+  readonly summaries: readonly Summary[];
+}
+
+function syncDisks(): void {
+  spawnSync('sync', { timeout: SYNC_TIMEOUT_MS });
+}
+
+async function kernelSetting(name: string): Promise<string> {
+  return (await readFile(`/proc/sys/net/${name}`, 'utf8').catch(() => '?')).trim().replace(/\s+/g, ' ');
+}
+
+/** Runs the long-link bench; the process's exit code. */
+export async function runWan(argv: readonly string[], deps: WanDeps): Promise<number> {
+  const { log } = deps;
+  const options = parseOptions(argv, deps);
+  const unavailable = wanUnavailable();
+  if (unavailable !== null) {
+    log(`wan: skipped: ${unavailable}`);
+    return 0;
+  }
+  const noTime = await ensureTools([{ path: GNU_TIME_PATH, pkg: 'time' }], 'measuring CPU and peak RSS');
+  if (noTime !== null) throw new Error(`GNU time is required: ${noTime}`);
+  const started = performance.now();
+  const tmpRoot = await mkdtemp(join(tmpdir(), 'stx-bench-wan-'));
+  const cleanUp = (): void => {
+    closeAllLinksSync();
+    if (!options.keep) rmSync(tmpRoot, { recursive: true, force: true });
+  };
+  const onSigint = (): void => {
+    cleanUp();
+    process.exit(130);
+  };
+  process.once('SIGINT', onSigint);
+  process.once('exit', closeAllLinksSync);
+  try {
+    await removeStaleNamespaces(log);
+    const forwarder = await buildForwarder(tmpRoot);
+    const infos: ContenderInfo[] = [];
+    const ready: Contender[] = [];
+    for (const c of options.contenders) {
+      const why = await c.available();
+      infos.push({ name: c.name, measures: c.measures, version: why === null ? await c.version() : '', unavailable: why });
+      if (why === null) ready.push(c);
+      else log(`${c.name}: ${why}`);
+    }
+    log(`making a ${options.size}-byte test file in ${tmpRoot}`);
+    const file = await makeTestFile(join(tmpRoot, 'payload.bin'), options.size);
+    syncDisks();
+    const loadAverageAtStart = loadavg()[0] ?? Number.NaN;
+
+    const results: LinkResult[] = [];
+    const allRecords: { link: string; records: RunRecord[] }[] = [];
+    for (const spec of options.links) {
+      const link = await openLink(spec, forwarder);
+      let counters: LinkCounters | null = null;
+      let rtt: RttProbe | null = null;
+      const records: RunRecord[] = [];
+      try {
+        rtt = await link.probeRtt().catch((err: unknown) => {
+          log(`wan ${spec.label}: RTT probe failed: ${err instanceof Error ? err.message : String(err)}`);
+          return null;
+        });
+        if (rtt !== null) log(`wan ${spec.label}: TCP echo RTT median ${rtt.medianMs.toFixed(1)} ms (connect ${rtt.connectMs.toFixed(1)} ms)`);
+        for (let run = 1; run <= options.runs; run++) {
+          for (const c of ready) {
+            const workdir = await mkdtemp(join(tmpRoot, `${c.name}-${run}-`));
+            const result = await c.run(file, workdir, link.placement).catch(
+              (err: unknown): RunResult => ({ kind: 'failed', reason: err instanceof Error ? err.message : String(err) }),
+            );
+            let verified: boolean | null = null;
+            if (result.kind === 'ok') {
+              verified = await sha256File(result.receivedPath).then((h) => h === file.sha256, () => false);
+              const speed = options.size / MiB / result.wallSeconds;
+              log(`wan ${spec.label} run ${run}/${options.runs} ${c.name}: ${speed.toFixed(1)} MiB/s, ${verified ? 'SHA-256 ok' : 'SHA-256 MISMATCH'}`);
+            } else {
+              log(`wan ${spec.label} run ${run}/${options.runs} ${c.name}: FAILED ${result.reason}`);
+            }
+            records.push({ contender: c.name, run, result, verified });
+            await rm(workdir, { recursive: true, force: true });
+            syncDisks();
+          }
+        }
+      } finally {
+        counters = await link.close();
+      }
+      allRecords.push({ link: spec.label, records });
+      results.push({ spec, queueBytes: link.queueBytes, rtt, counters, summaries: infos.map((i) => summarise(i, records, options.size)) });
+    }
+
+    const env = {
+      date: new Date().toISOString(),
+      cores: availableParallelism(),
+      loadAverageAtStart,
+      kernel: release(),
+      node: process.version,
+      fileBytes: file.size,
+      fileSha256: file.sha256,
+      runs: options.runs,
+      totalSeconds: (performance.now() - started) / 1000,
+      tcpWmem: await kernelSetting('ipv4/tcp_wmem'),
+      tcpRmem: await kernelSetting('ipv4/tcp_rmem'),
+      congestionControl: await kernelSetting('ipv4/tcp_congestion_control'),
+    };
+    const markdown = renderWan(env, results, infos);
+    await mkdir(options.outDir, { recursive: true });
+    await writeFile(join(options.outDir, 'RESULTS-wan.md'), markdown);
+    await writeFile(join(options.outDir, 'results-wan.json'), `${JSON.stringify({ environment: env, links: results, runs: allRecords }, null, 2)}\n`);
+    process.stdout.write(markdown);
+    log(`wrote ${join(options.outDir, 'RESULTS-wan.md')} and results-wan.json`);
+    const broken = results.some((r) => r.summaries.some((s) => s.unavailable === null && s.failures.length > 0));
+    return broken ? 1 : 0;
+  } finally {
+    process.off('SIGINT', onSigint);
+    cleanUp();
+  }
+}
+
+interface WanEnvironment {
+  readonly date: string;
+  readonly cores: number;
+  readonly loadAverageAtStart: number;
+  readonly kernel: string;
+  readonly node: string;
+  readonly fileBytes: number;
+  readonly runs: number;
+  readonly totalSeconds: number;
+  readonly tcpWmem: string;
+  readonly tcpRmem: string;
+  readonly congestionControl: string;
+}
+
+const fmt = (n: number, digits = 1): string => n.toFixed(digits);
+
+/** Link rate in MiB/s of IP packets, and what TCP payload can reach of it. */
+function linkMiBps(spec: LinkSpec): { ip: number; tcp: number } {
+  const ip = spec.rateBitsPerSecond / 8 / MiB;
+  return { ip, tcp: (ip * TCP_PAYLOAD_PER_PACKET) / LINK_MTU };
+}
+
+function renderWan(env: WanEnvironment, results: readonly LinkResult[], infos: readonly ContenderInfo[]): string {
+  const lines: string[] = [
+    '# stx benchmark over emulated long links',
+    '',
+    `- Date: ${env.date}; ${env.cores} cores; Linux ${env.kernel}; Node ${env.node}`,
+    `- File: ${fmt(env.fileBytes / MiB, 0)} MiB of random data; ${env.runs} run(s) per contender and link, interleaved`,
+    `- Kernel TCP in both namespaces: congestion control ${env.congestionControl}, tcp_wmem ${env.tcpWmem}, tcp_rmem ${env.tcpRmem}`,
+    `- Whole bench took ${fmt(env.totalSeconds, 0)} s; 1-minute load average before the first run: ${fmt(env.loadAverageAtStart, 2)}`,
+    `- Link: server and client in their own network namespaces, joined by TUN devices and bench/lib/wan-link.c`,
+    `  (each direction: RATE bottleneck, drop-tail queue, then RTT/2 of delay; MTU ${LINK_MTU}). "% of link" is`,
+    `  MiB/s ÷ the link rate; TCP payload can reach at most ${fmt((100 * TCP_PAYLOAD_PER_PACKET) / LINK_MTU)} % of it (headers).`,
+    '',
+    '| Link | Contender | MiB/s (median) | MiB/s (min–max) | % of link | Wall s | Sender CPU s/GiB | Receiver CPU s/GiB | Verified runs |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const r of results) {
+    const { ip } = linkMiBps(r.spec);
+    for (const s of r.summaries) {
+      const head = `| ${r.spec.label} | ${s.name}`;
+      if (s.unavailable !== null) lines.push(`${head} | — | — | — | — | — | — | ${s.unavailable} |`);
+      else if (s.stats === null) lines.push(`${head} | — | — | — | — | — | — | 0/${s.attempted} (all failed) |`);
+      else {
+        const t = s.stats;
+        lines.push(
+          `${head} | **${fmt(t.mibPerSecond.median)}** | ${fmt(t.mibPerSecond.min)}–${fmt(t.mibPerSecond.max)} | ` +
+            `${fmt((100 * t.mibPerSecond.median) / ip, 0)} % | ${fmt(t.wallSecondsMedian, 2)} | ${fmt(t.senderCpuSecondsPerGiB, 2)} | ` +
+            `${fmt(t.receiverCpuSecondsPerGiB, 2)} | ${s.verifiedRuns}/${s.attempted} |`,
+        );
+      }
+    }
+  }
+  lines.push('', '## Links', '', '| Link | Rate MiB/s (IP / TCP payload max) | Queue | Measured RTT (TCP echo median, min–max) | Packets to server (all runs) | Queue drops to server | Other drops |', '| --- | ---: | ---: | --- | ---: | ---: | ---: |');
+  for (const r of results) {
+    const { ip, tcp } = linkMiBps(r.spec);
+    const rtt = r.rtt === null ? 'probe failed' : `${fmt(r.rtt.medianMs)} ms (${fmt(r.rtt.minMs)}–${fmt(r.rtt.maxMs)})`;
+    const c = r.counters;
+    const other = c === null ? '—' : String([c.toServer, c.toClient].reduce((n, d) => n + d.ringDrops + d.writeDrops, 0) + c.toClient.queueDrops);
+    lines.push(
+      `| ${r.spec.label} | ${fmt(ip)} / ${fmt(tcp)} | ${fmt(queueBytes(r.spec) / MiB, 2)} MiB | ${rtt} | ` +
+        `${c === null ? '—' : c.toServer.packets} | ${c === null ? '—' : c.toServer.queueDrops} | ${other} |`,
+    );
+  }
+  lines.push('', '## Contenders', '');
+  for (const info of infos) {
+    const version = info.version === '' ? '' : ` (${info.version})`;
+    lines.push(`- **${info.name}**${version}: ${info.measures}.`);
+    for (const r of results) for (const f of r.summaries.find((s) => s.name === info.name)?.failures ?? []) lines.push(`  - ${r.spec.label}: failed ${f}`);
+  }
+  lines.push(
+    '',
+    '- One TCP connection carries at most its window per round trip: with tcp_wmem\'s maximum as the',
+    '  send buffer, roughly that many bytes per RTT, whatever the link rate. Queue drops are the losses',
+    '  TCP saw; "other drops" (forwarder ring full, device not accepting, queue toward the client) should be near 0.',
+    '- The machine may be shared: the load average above says how much else ran; the emulator itself',
+    '  forwards each packet in userspace (two system calls), which costs CPU on the same cores.',
+    '',
+  );
+  return lines.join('\n');
+}
