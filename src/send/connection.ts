@@ -14,6 +14,17 @@ import { CLIENT_RULES, nextState, type ClientState } from '../proto/states.js';
 import type { DataSink } from '../transfer/sender.js';
 import { handshake, type HandshakeOptions } from './handshake.js';
 
+const MiB = 1024 * 1024;
+
+/**
+ * Output the socket has not yet handed to the kernel, beyond which the connection stops reading
+ * (so a server that floods PINGs and reads no PONGs cannot grow our memory without bound). Bytes:
+ * above one DATA record and the socket's high-water mark, so our own DATA never reaches it.
+ * Records: a PONG is a few dozen bytes, its place in the queue several times that.
+ */
+const MAX_UNSENT_BYTES = 4 * MiB;
+const MAX_UNSENT_RECORDS = 1024;
+
 /** The connection was lost (reset, closed, unreachable): always worth a reconnect (§10). */
 export class ConnectionLost extends LocalError {
   constructor(message: string, options?: ErrorOptions) {
@@ -89,6 +100,8 @@ export class Connection implements DataSink {
   /** The handshake's pull timer, then keep-alive's two timers: all cleared on close. */
   private readonly timers = new Set<NodeJS.Timeout>();
   private lastReceived = Date.now();
+  /** Records written whose last piece the socket has not yet handed to the kernel. */
+  private unsentRecords = 0;
 
   private constructor(
     readonly socket: net.Socket,
@@ -295,9 +308,24 @@ export class Connection implements DataSink {
   private write(pieces: readonly Buffer[]): boolean {
     let ok = true;
     if (pieces.length > 1) this.socket.cork();
-    for (const p of pieces) ok = this.socket.write(p);
+    pieces.forEach((p, i) => (ok = i === pieces.length - 1 ? this.socket.write(p, this.flushed) : this.socket.write(p)));
     if (pieces.length > 1) this.socket.uncork();
+    this.unsentRecords++;
     return ok;
+  }
+
+  /** A record's last piece went to the kernel (or the socket is gone): read again once below half the bounds. */
+  private readonly flushed = (): void => {
+    this.unsentRecords--;
+    if (this.socket.isPaused() && this.#state.name !== 'Closed' && this.unsentBelow(0.5)) {
+      this.socket.resume();
+      this.pump();
+    }
+  };
+
+  /** Whether the unsent output is within `fraction` of both bounds. */
+  private unsentBelow(fraction: number): boolean {
+    return this.socket.writableLength <= MAX_UNSENT_BYTES * fraction && this.unsentRecords <= MAX_UNSENT_RECORDS * fraction;
   }
 
   private pull(preamble: boolean, timeoutMs: number): Promise<Received | Buffer> {
@@ -343,6 +371,12 @@ export class Connection implements DataSink {
           case 'AwaitOpenOk':
           case 'Sending':
           case 'AwaitDone': {
+            // Every frame may ask for an answer (PING): while the server does not take what we
+            // send, read nothing more, so what waits here stays bounded; flushed() reads again.
+            if (!this.unsentBelow(1)) {
+              this.socket.pause();
+              return;
+            }
             const r = this.receive();
             if (r === null) return;
             const t = r.frame.type;
