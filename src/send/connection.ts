@@ -329,7 +329,12 @@ export class Connection implements DataSink {
   }
 
   private pull(preamble: boolean, timeoutMs: number): Promise<Received | Buffer> {
+    const { name } = this.#state;
     if (this.#state.name === 'Closed') return Promise.reject(this.#state.reason);
+    if (name !== 'AwaitServerHello' && name !== 'AwaitServerFinished') {
+      // A caller's bug: from Ready on, frames go to the command (begin()).
+      return Promise.reject(new Error(`a pull read in state ${name}: pull reads are for the handshake`));
+    }
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => this.fail(new ResourceError('TIMEOUT', `the server sent nothing for ${timeoutMs} ms`)), timeoutMs);
       this.timers.add(timer);
