@@ -19,7 +19,7 @@ import { BodyPool } from '../src/transfer/body-pool.js';
 import { isAligned } from '../src/storage/local/direct-io.js';
 import { YoungGenerationCollector } from '../src/runtime/young-gc.js';
 import { inAlignedMemory, PAGE_BYTES } from '../src/runtime/aligned-memory.js';
-import { ChunkReader } from '../src/send/upload.js';
+import { ChunkReader } from '../src/transfer/source.js';
 
 const RUNS = { numRuns: 60, seed: 0xda7a, endOnFailure: true };
 const KEY = randomBytes(32);

@@ -1,11 +1,29 @@
-// One client connection: the socket, the frame channel and the client machine (spec §11.2).
-// Frames are pulled one at a time during the handshake (the record layer starts between two of
-// them) and pushed to a handler afterwards. Every failure ends in one typed error.
+// One client connection (spec/PROTOCOL.md §6, §9, §11.2): the socket, the frame channel, the
+// client's state, keep-alive, and one close path. The state is one value named as in §11.2 and
+// moved only by nextState(CLIENT_RULES, …), for every frame sent and received. During the
+// handshake frames are pulled one at a time (the record layer starts between two of them); from
+// Ready on they go to the command running on the connection (commands/upload.ts), which leaves
+// it in Ready after its last frame, so that another command can follow (§9.1). Every failure ends
+// in one typed error.
 import net from 'node:net';
 import { FrameChannel, type Received } from '../crypto/channel.js';
 import { LocalError, ProtocolError, ResourceError, StxError, codeFromWire, errnoOf, errorFor, type ErrorCode } from '../proto/errors.js';
-import type { Frame } from '../proto/frames.js';
-import { clientMachine, type ClientState, type Machine } from '../proto/states.js';
+import type { Frame, FrameName } from '../proto/frames.js';
+import { IDLE_TIMEOUT_MS, PING_INTERVAL_MS } from '../proto/limits.js';
+import { CLIENT_RULES, nextState, type ClientState } from '../proto/states.js';
+import type { DataSink } from '../transfer/sender.js';
+import { handshake, type HandshakeOptions } from './handshake.js';
+
+const MiB = 1024 * 1024;
+
+/**
+ * Output the socket has not yet handed to the kernel, beyond which the connection stops reading
+ * (so a server that floods PINGs and reads no PONGs cannot grow our memory without bound). Bytes:
+ * above one DATA record and the socket's high-water mark, so our own DATA never reaches it.
+ * Records: a PONG is a few dozen bytes, its place in the queue several times that.
+ */
+const MAX_UNSENT_BYTES = 4 * MiB;
+const MAX_UNSENT_RECORDS = 1024;
 
 /** The connection was lost (reset, closed, unreachable): always worth a reconnect (§10). */
 export class ConnectionLost extends LocalError {
@@ -49,20 +67,48 @@ function connectError(host: string, port: number, err: Error): LocalError {
   }
 }
 
+/**
+ * A command's share of the connection: every frame of its exchange, in order, once the state
+ * table allowed it. PING, PONG, ERROR and GOAWAY are the connection's own. Throwing fails the
+ * connection with that error.
+ */
+export type CommandFrames = (frame: Frame) => void;
+
+/** The states in which a command runs (§11.2): from its first frame until the connection is Ready again. */
+type CommandState = 'AwaitOpenOk' | 'Sending' | 'AwaitDone';
+
+/** The one state of a connection: §11.2's name, and what is valid only in it. */
+type State =
+  | { readonly name: 'AwaitServerHello' | 'AwaitServerFinished' }
+  | { readonly name: 'Ready' }
+  | { readonly name: CommandState; readonly command: CommandFrames }
+  | { readonly name: 'Closed'; readonly reason: Error };
+
+export interface ConnectionOptions {
+  /** From Ready on, receiving nothing for this long ends the connection with TIMEOUT (default IDLE_TIMEOUT_MS). */
+  readonly idleTimeoutMs?: number | undefined;
+}
+
 type Waiter = { resolve: (r: Received | Buffer) => void; reject: (e: Error) => void; preamble: boolean };
 
-export class Connection {
+export class Connection implements DataSink {
   /** The client never receives DATA, so every record it reads is control-sized (§2, §8). */
   readonly channel = FrameChannel.controlOnly();
-  readonly machine: Machine<ClientState> = clientMachine();
+  #state: State = { name: 'AwaitServerHello' };
   private waiter: Waiter | null = null;
-  private handler: ((frame: Frame) => void) | null = null;
-  private failure: Error | null = null;
   private readonly failListeners = new Set<(e: Error) => void>();
-  private timer: NodeJS.Timeout | null = null;
+  /** The handshake's pull timer, then keep-alive's two timers: all cleared on close. */
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private lastReceived = Date.now();
+  /** Records written whose last piece the socket has not yet handed to the kernel. */
+  private unsentRecords = 0;
 
-  private constructor(readonly socket: net.Socket) {
+  private constructor(
+    readonly socket: net.Socket,
+    private readonly idleMs: number,
+  ) {
     socket.on('data', (chunk: Buffer) => {
+      this.lastReceived = Date.now();
       this.channel.push(chunk);
       this.pump();
     });
@@ -78,7 +124,7 @@ export class Connection {
     socket.on('close', () => this.fail(new ConnectionLost('connection closed')));
   }
 
-  static connect(host: string, port: number, timeoutMs: number): Promise<Connection> {
+  static connect(host: string, port: number, timeoutMs: number, options: ConnectionOptions = {}): Promise<Connection> {
     return new Promise((resolve, reject) => {
       const socket = net.connect({ host, port, noDelay: true });
       const timer = setTimeout(() => {
@@ -88,7 +134,7 @@ export class Connection {
       socket.once('connect', () => {
         clearTimeout(timer);
         socket.removeAllListeners('error');
-        resolve(new Connection(socket));
+        resolve(new Connection(socket, options.idleTimeoutMs ?? IDLE_TIMEOUT_MS));
       });
       socket.once('error', (err) => {
         clearTimeout(timer);
@@ -97,20 +143,14 @@ export class Connection {
     });
   }
 
-  /** From now on, receiving nothing for `ms` ends the connection with TIMEOUT (retried by the caller). */
-  dropWhenIdle(ms: number): void {
-    let last = Date.now();
-    this.socket.on('data', () => (last = Date.now()));
-    const timer = setInterval(() => {
-      if (Date.now() - last >= ms) this.fail(new ResourceError('TIMEOUT', `the server sent nothing for ${ms} ms`));
-    }, Math.max(Math.floor(ms / 10), 50));
-    timer.unref();
-    this.onFailure(() => clearInterval(timer));
+  /** Where the connection is (§11.2). */
+  get state(): ClientState {
+    return this.#state.name;
   }
 
-  /** The error that ended this connection, if any. */
+  /** The error that ended this connection, if it ended. */
   get error(): Error | null {
-    return this.failure;
+    return this.#state.name === 'Closed' ? this.#state.reason : null;
   }
 
   onFailure(cb: (e: Error) => void): () => void {
@@ -118,7 +158,7 @@ export class Connection {
     return () => this.failListeners.delete(cb);
   }
 
-  /** Waits for the server's preamble. */
+  /** Waits for the server's preamble (handshake). */
   preamble(timeoutMs: number): Promise<Buffer> {
     return this.pull(true, timeoutMs).then((r) => {
       if (!Buffer.isBuffer(r)) throw new ProtocolError('BAD_PREAMBLE', 'expected a preamble');
@@ -126,7 +166,7 @@ export class Connection {
     });
   }
 
-  /** Waits for the next frame (pull mode); ERROR from the server becomes its typed error. */
+  /** Waits for the next handshake frame; ERROR from the server becomes its typed error. */
   next(timeoutMs: number): Promise<Received> {
     return this.pull(false, timeoutMs).then((r) => {
       if (Buffer.isBuffer(r)) throw new ProtocolError('UNEXPECTED_FRAME', 'expected a frame');
@@ -134,51 +174,49 @@ export class Connection {
     });
   }
 
-  /** Switches to push mode: every later frame goes to `handler`, in order. */
-  handle(handler: (frame: Frame) => void): void {
-    this.handler = handler;
-    this.pump();
-  }
-
-  /** Writes wire pieces; false when the socket's buffer is full (wait for drain()). */
-  write(pieces: readonly Buffer[]): boolean {
-    if (this.failure !== null) throw this.failure;
-    let ok = true;
-    if (pieces.length > 1) this.socket.cork();
-    for (const p of pieces) ok = this.socket.write(p);
-    if (pieces.length > 1) this.socket.uncork();
-    return ok;
+  /**
+   * Starts a command on a Ready connection: sends its first frame (OPEN) and hands it every frame
+   * of its exchange until the connection is Ready again.
+   */
+  begin(first: Frame, frames: CommandFrames): void {
+    this.writable();
+    this.move(first.type, 'sent', frames);
+    this.write(this.channel.encode(first));
   }
 
   send(frame: Frame): boolean {
-    if (this.failure !== null) throw this.failure;
-    this.machine.send(frame.type);
+    this.writable();
+    this.move(frame.type, 'sent');
     return this.write(this.channel.encode(frame));
   }
 
   /** DATA without copying the chunk into a frame (§2.2). */
   sendData(offset: number, chunk: Buffer): boolean {
-    if (this.failure !== null) throw this.failure;
-    this.machine.send('DATA');
+    this.writable();
+    this.move('DATA', 'sent');
     return this.write(this.channel.encodeData(offset, chunk));
+  }
+
+  nearKeyLimit(bodyBytes: number): boolean {
+    return this.channel.nearKeyLimit(bodyBytes);
   }
 
   /** Handshake messages the handshake encoded already (§6). */
   sendRaw(type: 'CLIENT_HELLO' | 'KEY_EXCHANGE', pieces: readonly Buffer[]): void {
-    if (this.failure !== null) throw this.failure;
-    this.machine.send(type);
+    this.writable();
+    this.move(type, 'sent');
     this.write(pieces);
   }
 
   sendSealedBody(type: 'CLIENT_FINISHED', body: Buffer): void {
-    if (this.failure !== null) throw this.failure;
-    this.machine.send(type);
+    this.writable();
+    this.move(type, 'sent');
     this.write(this.channel.sealBody(body));
   }
 
   /** Resolves once the socket can take more; rejects if the connection fails first. */
   drain(): Promise<void> {
-    if (this.failure !== null) return Promise.reject(this.failure);
+    if (this.#state.name === 'Closed') return Promise.reject(this.#state.reason);
     if (!this.socket.writableNeedDrain) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const off = this.onFailure(reject);
@@ -189,57 +227,180 @@ export class Connection {
     });
   }
 
-  /** Ends the connection; with an error, tells the server first. */
-  close(err?: StxError): void {
-    if (err !== undefined && this.failure === null && !this.socket.destroyed) {
+  /**
+   * Ends the connection, because of `err` if given. The server hears why (ERROR) unless it told
+   * us, the link is gone (a local error), or it is not the server we trust: an impostor learns
+   * nothing from us, not even why (§5).
+   */
+  close(err?: unknown): void {
+    if (tellsServer(err) && this.#state.name !== 'Closed' && !this.socket.destroyed) {
       try {
         this.send({ type: 'ERROR', code: err.wire, message: err.message.slice(0, 1000) });
       } catch {
         // Nothing more can be sent; closing is enough.
       }
     }
-    this.fail(err ?? new ConnectionLost('closed by the client'));
+    this.fail(err instanceof Error ? err : new ConnectionLost('closed by the client'));
     this.socket.end();
     setTimeout(() => this.socket.destroy(), 1000).unref();
   }
 
+  /** Throws the reason the connection ended, if it did. */
+  private writable(): void {
+    if (this.#state.name === 'Closed') throw this.#state.reason;
+  }
+
+  /**
+   * Moves the state by the table for `frame` sent or received; `command` is the one a sent frame
+   * starts. Into Closed (ERROR, GOAWAY) the caller goes next, through fail(), with the reason.
+   */
+  private move(frame: FrameName, verb: 'received' | 'sent', command?: CommandFrames): void {
+    const from = this.#state;
+    if (from.name === 'Closed') throw from.reason;
+    const name = nextState(CLIENT_RULES, from.name, frame, verb);
+    switch (name) {
+      case 'AwaitServerHello':
+      case 'AwaitServerFinished':
+        this.#state = { name };
+        return;
+      case 'Ready':
+        if (from.name === 'AwaitServerFinished') this.keepAlive();
+        this.#state = { name };
+        return;
+      case 'AwaitOpenOk':
+      case 'Sending':
+      case 'AwaitDone': {
+        const running = command ?? ('command' in from ? from.command : undefined);
+        if (running === undefined) throw new Error(`${frame} ${verb} outside a command: a command starts with begin()`);
+        this.#state = { name, command: running };
+        return;
+      }
+      case 'Closed':
+        return;
+    }
+  }
+
+  /**
+   * From Ready on (§9.6): a server that goes silent (a black hole, not a close) must not hang us,
+   * so PINGs ask for an answer, and nothing received for idleMs ends the connection with TIMEOUT
+   * (the caller may retry).
+   */
+  private keepAlive(): void {
+    const ms = this.idleMs;
+    this.lastReceived = Date.now();
+    const idle = setInterval(() => {
+      if (Date.now() - this.lastReceived >= ms) this.fail(new ResourceError('TIMEOUT', `the server sent nothing for ${ms} ms`));
+    }, Math.max(Math.floor(ms / 10), 50));
+    idle.unref();
+    const pinger = setInterval(
+      () => {
+        try {
+          this.send({ type: 'PING', seq: Date.now() });
+        } catch {
+          // The failure surfaces through the connection.
+        }
+      },
+      Math.min(PING_INTERVAL_MS, Math.max(Math.floor(ms / 4), 100)),
+    );
+    this.timers.add(idle).add(pinger);
+  }
+
+  private write(pieces: readonly Buffer[]): boolean {
+    let ok = true;
+    if (pieces.length > 1) this.socket.cork();
+    pieces.forEach((p, i) => (ok = i === pieces.length - 1 ? this.socket.write(p, this.flushed) : this.socket.write(p)));
+    if (pieces.length > 1) this.socket.uncork();
+    this.unsentRecords++;
+    return ok;
+  }
+
+  /** A record's last piece went to the kernel (or the socket is gone): read again once below half the bounds. */
+  private readonly flushed = (): void => {
+    this.unsentRecords--;
+    if (this.socket.isPaused() && this.#state.name !== 'Closed' && this.unsentBelow(0.5)) {
+      this.socket.resume();
+      this.pump();
+    }
+  };
+
+  /** Whether the unsent output is within `fraction` of both bounds. */
+  private unsentBelow(fraction: number): boolean {
+    return this.socket.writableLength <= MAX_UNSENT_BYTES * fraction && this.unsentRecords <= MAX_UNSENT_RECORDS * fraction;
+  }
+
   private pull(preamble: boolean, timeoutMs: number): Promise<Received | Buffer> {
-    if (this.failure !== null) return Promise.reject(this.failure);
+    const { name } = this.#state;
+    if (this.#state.name === 'Closed') return Promise.reject(this.#state.reason);
+    if (name !== 'AwaitServerHello' && name !== 'AwaitServerFinished') {
+      // A caller's bug: from Ready on, frames go to the command (begin()).
+      return Promise.reject(new Error(`a pull read in state ${name}: pull reads are for the handshake`));
+    }
     return new Promise((resolve, reject) => {
-      this.timer = setTimeout(() => this.fail(new ResourceError('TIMEOUT', `the server sent nothing for ${timeoutMs} ms`)), timeoutMs);
-      this.waiter = { resolve, reject, preamble };
+      const timer = setTimeout(() => this.fail(new ResourceError('TIMEOUT', `the server sent nothing for ${timeoutMs} ms`)), timeoutMs);
+      this.timers.add(timer);
+      this.waiter = {
+        resolve: (r) => {
+          clearTimeout(timer);
+          this.timers.delete(timer);
+          resolve(r);
+        },
+        reject,
+        preamble,
+      };
       this.pump();
     });
   }
 
+  /**
+   * Reads what has arrived: in the handshake only as far as a waiting pull asks (the next frame
+   * may need keys the handshake has yet to install), from Ready on every frame, to the command.
+   */
   private pump(): void {
     try {
-      while (this.failure === null) {
-        const w = this.waiter;
-        if (w !== null) {
-          const got = w.preamble ? this.channel.readPreamble() : this.nextChecked();
-          if (got === null) return;
-          this.waiter = null;
-          if (this.timer !== null) clearTimeout(this.timer);
-          w.resolve(got);
-          return;
+      for (;;) {
+        const s = this.#state;
+        switch (s.name) {
+          case 'Closed':
+            return;
+          case 'AwaitServerHello':
+          case 'AwaitServerFinished': {
+            const w = this.waiter;
+            if (w === null) return;
+            const got = w.preamble ? this.channel.readPreamble() : this.receive();
+            if (got === null) return;
+            this.waiter = null;
+            w.resolve(got);
+            return;
+          }
+          case 'Ready':
+          case 'AwaitOpenOk':
+          case 'Sending':
+          case 'AwaitDone': {
+            // Every frame may ask for an answer (PING): while the server does not take what we
+            // send, read nothing more, so what waits here stays bounded; flushed() reads again.
+            if (!this.unsentBelow(1)) {
+              this.socket.pause();
+              return;
+            }
+            const r = this.receive();
+            if (r === null) return;
+            const t = r.frame.type;
+            if ('command' in s && t !== 'PING' && t !== 'PONG') s.command(r.frame);
+            break;
+          }
         }
-        if (this.handler === null) return;
-        const r = this.nextChecked();
-        if (r === null) return;
-        this.handler(r.frame);
       }
     } catch (err) {
       this.fail(toError(err));
     }
   }
 
-  /** The next frame after the machine accepted it; ERROR and GOAWAY end the connection. */
-  private nextChecked(): Received | null {
+  /** The next frame after the state table accepted it; ERROR and GOAWAY end the connection, PING is answered. */
+  private receive(): Received | null {
     const r = this.channel.next();
     if (r === null) return null;
     const f = r.frame;
-    this.machine.receive(f.type);
+    this.move(f.type, 'received');
     if (f.type === 'ERROR' && !this.channel.opening) throw unauthenticatedError(f.code);
     if (f.type === 'ERROR' || f.type === 'GOAWAY') {
       const code = codeFromWire(f.code);
@@ -251,11 +412,12 @@ export class Connection {
     return r;
   }
 
+  /** The one way a connection ends: Closed with its reason, timers off, waiters told, socket gone. */
   private fail(err: Error): void {
-    if (this.failure !== null) return;
-    this.failure = err;
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.machine.close();
+    if (this.#state.name === 'Closed') return;
+    this.#state = { name: 'Closed', reason: err };
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
     const w = this.waiter;
     this.waiter = null;
     w?.reject(err);
@@ -263,6 +425,23 @@ export class Connection {
     this.failListeners.clear();
     this.socket.destroy();
   }
+}
+
+/** Runs the handshake on a fresh connection; on failure closes it (telling the server where §5 allows). */
+export async function dial(opts: HandshakeOptions & ConnectionOptions & { readonly connectTimeoutMs: number }, onHandshake?: () => void): Promise<{ readonly connection: Connection; readonly fingerprint: string }> {
+  const connection = await Connection.connect(opts.host, opts.port, opts.connectTimeoutMs, opts);
+  onHandshake?.();
+  try {
+    return { connection, fingerprint: await handshake(connection, opts) };
+  } catch (err) {
+    connection.close(err);
+    throw err;
+  }
+}
+
+/** Whether the server should hear about `err` before we close: not its own error, not a local one, not an untrusted server. */
+function tellsServer(err: unknown): err is StxError {
+  return err instanceof StxError && !err.local && !(err instanceof ServerError) && err.code !== 'SERVER_KEY_MISMATCH';
 }
 
 /**

@@ -1,14 +1,14 @@
-// The client's upload (spec/PROTOCOL.md §6, §9): handshake, OPEN, DATA from the server's offset,
-// END, DONE; on a lost connection, reconnect with backoff and resume where the server says.
-import { createHash, timingSafeEqual, type Hash, type KeyObject } from 'node:crypto';
-import { open, stat, type FileHandle } from 'node:fs/promises';
-import { CryptoError, LocalError, ResourceError, StxError, UploadError } from '../proto/errors.js';
-import type { Frame } from '../proto/frames.js';
-import { alignedMemory, PAGE_BYTES } from '../runtime/aligned-memory.js';
-import { HANDSHAKE_TIMEOUT_MS, IDLE_TIMEOUT_MS, MAX_DATA_CHUNK_BYTES, PING_INTERVAL_MS } from '../proto/limits.js';
-import { YoungGenerationCollector } from '../runtime/young-gc.js';
-import { ConnectFailed, Connection } from './connection.js';
-import { handshake } from './handshake.js';
+// The client's upload job (spec/PROTOCOL.md §9, §10): one file over as many connections as it
+// takes. Each attempt dials (connection.ts: connect, handshake) and runs the upload command on it
+// (commands/upload.ts); on a lost connection it reconnects with backoff and resumes where the
+// server says. The retry policy lives here and nowhere else.
+import type { KeyObject } from 'node:crypto';
+import { ResourceError, StxError } from '../proto/errors.js';
+import { HANDSHAKE_TIMEOUT_MS } from '../proto/limits.js';
+import { Sender } from '../transfer/sender.js';
+import { FileSource } from '../transfer/source.js';
+import { upload as uploadOn } from './commands/upload.js';
+import { ConnectFailed, dial } from './connection.js';
 
 export interface UploadOptions {
   readonly host: string;
@@ -69,114 +69,6 @@ export interface UploadResult {
   readonly server_fingerprint: string;
 }
 
-/** A problem with the file being sent itself: LOCAL_FILE (§10, exit 1). */
-export class LocalFileError extends LocalError {
-  constructor(message: string, options?: ErrorOptions) {
-    super('LOCAL_FILE', message, options);
-  }
-}
-
-/** Snapshots of the running hash every SNAPSHOT_EVERY bytes, so a resume re-reads little (§9.2). */
-const SNAPSHOT_EVERY_BYTES = 64 * 1024 * 1024;
-const MAX_SNAPSHOTS = 64;
-
-/** The whole-file SHA-256 in stream order, resumable at any offset. */
-class FileHasher {
-  private hash: Hash = createHash('sha256');
-  private at = 0;
-  private readonly snapshots = new Map<number, Hash>([[0, createHash('sha256')]]);
-
-  constructor(private readonly fh: FileHandle) {}
-
-  get offset(): number {
-    return this.at;
-  }
-
-  /** Positions the hash at `offset`: from the nearest snapshot at or below it, re-reading the rest. */
-  async seek(offset: number, buf: Buffer): Promise<void> {
-    if (offset === this.at) return;
-    let base = 0;
-    for (const k of this.snapshots.keys()) if (k <= offset && k > base) base = k;
-    const snap = this.snapshots.get(base);
-    if (snap === undefined) throw new Error('hash snapshot missing');
-    this.hash = snap.copy();
-    this.at = base;
-    while (this.at < offset) {
-      const want = Math.min(buf.length, offset - this.at);
-      const { bytesRead } = await this.fh.read(buf, 0, want, this.at);
-      if (bytesRead === 0) throw new LocalFileError('the file became shorter while uploading');
-      this.update(buf.subarray(0, bytesRead));
-    }
-  }
-
-  update(data: Buffer): void {
-    let rest = data;
-    while (rest.length > 0) {
-      const toSnap = SNAPSHOT_EVERY_BYTES - (this.at % SNAPSHOT_EVERY_BYTES);
-      const piece = rest.length > toSnap ? rest.subarray(0, toSnap) : rest;
-      this.hash.update(piece);
-      this.at += piece.length;
-      rest = rest.subarray(piece.length);
-      if (this.at % SNAPSHOT_EVERY_BYTES === 0 && !this.snapshots.has(this.at)) {
-        this.snapshots.set(this.at, this.hash.copy());
-        if (this.snapshots.size > MAX_SNAPSHOTS) {
-          const oldest = [...this.snapshots.keys()].find((k) => k !== 0);
-          if (oldest !== undefined) this.snapshots.delete(oldest);
-        }
-      }
-    }
-  }
-
-  digest(): Buffer {
-    return this.hash.copy().digest();
-  }
-}
-
-/**
- * Reads the file a chunk at a time into two alternating buffers (one is sealed and sent while the
- * next is read). They come from page-aligned memory where WebAssembly provides it, and each read
- * lands at the same offset within a page as it has in the file: copies out of the page cache into
- * malloc'd buffers cost 4–5× more here (runtime/aligned-memory.ts).
- */
-export class ChunkReader {
-  readonly #slots: Buffer[];
-  #next = 0;
-
-  constructor(
-    private readonly fh: FileHandle,
-    private readonly size: number,
-  ) {
-    const slot = MAX_DATA_CHUNK_BYTES + PAGE_BYTES;
-    const memory = alignedMemory(2 * slot);
-    this.#slots = [0, 1].map((i) => (memory === null ? Buffer.allocUnsafeSlow(slot) : Buffer.from(memory, i * slot, slot)));
-  }
-
-  /** A chunk-sized buffer for other reads (re-hashing on resume); the next read() overwrites it. */
-  get scratch(): Buffer {
-    return this.#slots[this.#next]?.subarray(0, MAX_DATA_CHUNK_BYTES) ?? Buffer.alloc(0);
-  }
-
-  /**
-   * The bytes at `at`: up to one chunk, fewer where the file ends (empty past its end, or where it
-   * became shorter). Valid until the next-but-one read().
-   */
-  async read(at: number): Promise<Buffer> {
-    const slot = this.#slots[this.#next] ?? Buffer.alloc(0);
-    this.#next ^= 1;
-    if (at >= this.size) return slot.subarray(0, 0);
-    const into = slot.subarray(at % PAGE_BYTES, (at % PAGE_BYTES) + Math.min(MAX_DATA_CHUNK_BYTES, this.size - at));
-    const { bytesRead } = await this.fh.read(into, 0, into.length, at);
-    return into.subarray(0, bytesRead);
-  }
-}
-
-/**
- * The client collects V8's young generation after this many bytes sealed and sent: the ciphertext
- * buffers node:crypto allocated for them are garbage by then (young-gc.ts).
- */
-const YOUNG_GC_INTERVAL_BYTES = 8 * 1024 * 1024;
-const youngGc = new YoungGenerationCollector(YOUNG_GC_INTERVAL_BYTES);
-
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Whether a failed attempt should be retried: §10's transient column, nothing else. */
@@ -185,16 +77,10 @@ export function isTransient(err: unknown): boolean {
 }
 
 export async function upload(opts: UploadOptions): Promise<UploadResult> {
-  const st = await stat(opts.file).catch((err: unknown) => {
-    throw new LocalFileError(`cannot read ${opts.file}: ${err instanceof Error ? err.message : String(err)}`);
-  });
-  if (!st.isFile()) throw new LocalFileError(`${opts.file} is not a regular file`);
-  const fh = await open(opts.file, 'r').catch((err: unknown) => {
-    throw new LocalFileError(`cannot open ${opts.file}: ${err instanceof Error ? err.message : String(err)}`);
-  });
-  const identity = { size: st.size, mtime: Math.floor(st.mtimeMs), mode: st.mode & 0o7777 };
+  const source = await FileSource.open(opts.file);
+  const size = source.identity.size;
+  const sender = new Sender(source);
   const started = Date.now();
-  const hasher = new FileHasher(fh);
   const state: AttemptState = { reconnects: 0, resumedFrom: -1, durable: 0, fingerprint: '', handshakes: 0 };
   try {
     let failures = 0;
@@ -203,16 +89,15 @@ export async function upload(opts: UploadOptions): Promise<UploadResult> {
     for (;;) {
       const before = state.durable;
       try {
-        const sha = await attempt(opts, fh, identity, hasher, state);
+        const sha = await attempt(opts, sender, state);
         const seconds = (Date.now() - started) / 1000;
-        const bytes = identity.size;
         return {
           file: opts.file,
           name: opts.name,
-          bytes,
+          bytes: size,
           sha256: sha.toString('hex'),
           seconds,
-          bytes_per_second: Math.round((bytes - Math.max(state.resumedFrom, 0)) / Math.max(seconds, 1e-6)),
+          bytes_per_second: Math.round((size - Math.max(state.resumedFrom, 0)) / Math.max(seconds, 1e-6)),
           resumed_from: Math.max(state.resumedFrom, 0),
           reconnects: state.reconnects,
           server_fingerprint: state.fingerprint,
@@ -244,7 +129,7 @@ export async function upload(opts: UploadOptions): Promise<UploadResult> {
       }
     }
   } finally {
-    await fh.close();
+    await source.close();
   }
 }
 
@@ -257,132 +142,51 @@ interface AttemptState {
   handshakes: number;
 }
 
-interface FileIdentity {
-  readonly size: number;
-  readonly mtime: number;
-  readonly mode: number;
-}
-
 /** One connection: returns the server-confirmed SHA-256, or throws. */
-async function attempt(
-  opts: UploadOptions,
-  fh: FileHandle,
-  file: FileIdentity,
-  hasher: FileHasher,
-  state: AttemptState,
-): Promise<Buffer> {
+async function attempt(opts: UploadOptions, sender: Sender, state: AttemptState): Promise<Buffer> {
   const handshakeMs = opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
-  const idleMs = opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
+  const size = sender.source.identity.size;
   // The display shows each stage as it starts, so a slow connect or handshake is never a blank line.
   let stage: Stage = 'connecting';
   const report = (next: Stage, sent: number, verified?: { done: number; total: number }): void => {
     stage = next;
     // Called for every chunk sent: nothing is built when nobody listens (no terminal).
     if (opts.onProgress === undefined) return;
-    const p = { stage, size: file.size, sent, durable: state.durable, reconnects: state.reconnects };
+    const p = { stage, size, sent, durable: state.durable, reconnects: state.reconnects };
     opts.onProgress(verified === undefined ? p : { ...p, verified: verified.done, verifyTotal: verified.total });
   };
   report('connecting', state.durable);
-  const conn = await Connection.connect(opts.host, opts.port, opts.connectTimeoutMs ?? handshakeMs);
-  let pinger: NodeJS.Timeout | null = null;
+  // Handshake (§6), trust (§5) included.
+  const { connection: conn, fingerprint } = await dial(
+    { ...opts, connectTimeoutMs: opts.connectTimeoutMs ?? handshakeMs, handshakeTimeoutMs: handshakeMs, idleTimeoutMs: opts.idleTimeoutMs },
+    () => report('handshake', state.durable),
+  );
+  state.fingerprint = fingerprint;
+  state.handshakes++;
   try {
-    // Handshake (§6), trust (§5) included.
-    report('handshake', state.durable);
-    state.fingerprint = await handshake(conn, { ...opts, handshakeTimeoutMs: handshakeMs });
-    state.handshakes++;
-    // A server that goes silent (a black hole, not a close) must not hang us: PINGs ask for an
-    // answer, and nothing received for idleMs drops the connection, which is then retried.
-    conn.dropWhenIdle(idleMs);
-
-    // OPEN → OPEN_OK (§9.1).
-    conn.send({ type: 'OPEN', name: opts.name, size: file.size, mtime: file.mtime, mode: file.mode });
-    // The server may have to read its partial back first: PROGRESS until OPEN_OK (§9.7).
-    const verifying = (f: Extract<Frame, { type: 'PROGRESS' }>): void => report('verifying', state.durable, f);
-    let ok = await conn.next(idleMs);
-    while (ok.frame.type === 'PROGRESS') {
-      verifying(ok.frame);
-      ok = await conn.next(idleMs);
-    }
-    if (ok.frame.type !== 'OPEN_OK') throw new CryptoError('HANDSHAKE_FAILED', 'expected OPEN_OK');
-    const offset = ok.frame.offset;
-    if (offset > file.size) throw new UploadError('BAD_OFFSET', `server offset ${offset} is past the file size ${file.size}`);
-    if (state.resumedFrom < 0) state.resumedFrom = offset;
-    if (offset > 0) opts.onEvent?.(`the server holds ${offset} of ${file.size} bytes; resuming from there`);
-    state.durable = Math.max(state.durable, offset);
-
-    // Frames from here on arrive while we send: ACK, PONG, DONE, or an error that ends it all.
-    let done: ((f: Extract<Frame, { type: 'DONE' }>) => void) | null = null;
-    const doneFrame = new Promise<Extract<Frame, { type: 'DONE' }>>((resolve, reject) => {
-      done = resolve;
-      conn.onFailure(reject);
-    });
-    doneFrame.catch(() => undefined);
-    // ACK says what is durable (§4, §9.1): never more than was sent, never less than before. A
-    // server that says otherwise could fake progress and keep the retries from ever running out.
-    let acked = offset;
-    conn.handle((f) => {
-      if (f.type === 'ACK') {
-        const sent = Math.max(hasher.offset, offset);
-        if (f.offset < acked || f.offset > sent) {
-          throw new UploadError('BAD_OFFSET', `the server acknowledged offset ${f.offset}, outside what it may hold (${acked} to the ${sent} bytes sent)`);
-        }
-        acked = f.offset;
-        state.durable = Math.max(state.durable, f.offset);
-        report(stage, hasher.offset);
-      } else if (f.type === 'PROGRESS') verifying(f);
-      else if (f.type === 'DONE') done?.(f);
-    });
-    pinger = setInterval(() => {
-      try {
-        conn.send({ type: 'PING', seq: Date.now() });
-      } catch {
-        // The failure surfaces through the connection.
-      }
-    }, Math.min(PING_INTERVAL_MS, Math.max(Math.floor(idleMs / 4), 100)));
-
-    // DATA (§9.1 step 3), reading ahead one chunk while the last one is sealed and sent.
-    const reader = new ChunkReader(fh, file.size);
-    await hasher.seek(offset, reader.scratch);
-    report('sending', offset);
-    let pos = offset;
-    let pending = reader.read(pos);
-    while (pos < file.size) {
-      const chunk = await pending;
-      const n = chunk.length;
-      if (n === 0) throw new LocalFileError(`${opts.file} became shorter while uploading`);
-      hasher.update(chunk);
-      if (conn.channel.nearKeyLimit(n + 9)) throw new CryptoError('KEY_LIMIT', 'per-connection key limit reached; reconnecting with new keys');
-      const flowing = conn.sendData(pos, chunk);
-      youngGc.dropped(n);
-      pos += n;
-      pending = reader.read(pos);
-      if (!flowing) await conn.drain();
-      report('sending', pos);
-    }
-    await pending;
-
-    // END → DONE (§9.1 steps 5–6).
-    const now = await stat(opts.file);
-    if (now.size !== file.size || Math.floor(now.mtimeMs) !== file.mtime) {
-      throw new LocalFileError(`${opts.file} changed while it was being uploaded; run stx-send again to send the new version`);
-    }
-    const sha = hasher.digest();
-    conn.send({ type: 'END', sha256: sha });
-    report('finishing', file.size);
-    const result = await doneFrame;
-    if (result.size !== file.size || result.sha256.length !== sha.length || !timingSafeEqual(result.sha256, sha)) {
-      throw new UploadError('INTEGRITY_FAILED', 'the server confirmed a different size or SHA-256 than the file has');
-    }
-    state.durable = file.size;
+    const sha = await uploadOn(
+      conn,
+      { name: opts.name, sender },
+      {
+        opened: (offset) => {
+          if (state.resumedFrom < 0) state.resumedFrom = offset;
+          if (offset > 0) opts.onEvent?.(`the server holds ${offset} of ${size} bytes; resuming from there`);
+          state.durable = Math.max(state.durable, offset);
+        },
+        verifying: (done, total) => report('verifying', state.durable, { done, total }),
+        acked: (offset) => {
+          state.durable = Math.max(state.durable, offset);
+          report(stage, sender.sent);
+        },
+        sent: (sent) => report('sending', sent),
+        finishing: () => report('finishing', size),
+      },
+    );
+    state.durable = size;
     conn.close();
     return sha;
   } catch (err) {
-    // Tell the server what went wrong, unless it told us, the link is gone, or the server is not
-    // the one we trust (an impostor learns nothing from us, not even why, §5).
-    const tell = err instanceof StxError && !err.local && !('reported' in err) && err.code !== 'SERVER_KEY_MISMATCH';
-    conn.close(tell ? err : undefined);
+    conn.close(err);
     throw err;
-  } finally {
-    if (pinger !== null) clearInterval(pinger);
   }
 }

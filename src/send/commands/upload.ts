@@ -1,0 +1,116 @@
+// The upload command on one Ready connection (spec/PROTOCOL.md §9.1): OPEN → OPEN_OK with the
+// server's offset (PROGRESS while it reads back, §9.7) → DATA from there (transfer/sender.ts) →
+// END → DONE, checked. The connection is Ready again afterwards. Reconnecting is not its business
+// (upload.ts); a download or a listing would be a sibling of this file.
+import { timingSafeEqual } from 'node:crypto';
+import { ProtocolError, UploadError } from '../../proto/errors.js';
+import type { Frame } from '../../proto/frames.js';
+import type { Sender } from '../../transfer/sender.js';
+import type { Connection } from '../connection.js';
+
+export interface UploadRequest {
+  /** The remote name (§9.3). */
+  readonly name: string;
+  /** The source's way to the server, kept across connections (its hash resumes, §9.2). */
+  readonly sender: Sender;
+}
+
+/** What the command tells its caller as it goes, for the display and the resume policy. */
+export interface UploadEvents {
+  /** OPEN_OK: the server holds `offset` bytes durably (§9.1 step 2). */
+  opened?(offset: number): void;
+  /** PROGRESS: the server is reading `total` stored bytes back, `done` so far (§9.7). */
+  verifying?(done: number, total: number): void;
+  /** ACK: `offset` bytes are durable (§9.1 step 4). */
+  acked?(offset: number): void;
+  /** DATA up to `sent` is handed to the connection (first at OPEN_OK's offset, before any DATA). */
+  sent?(sent: number): void;
+  /** END is sent; DONE is awaited (§9.1 step 5). */
+  finishing?(): void;
+}
+
+type Done = Extract<Frame, { type: 'DONE' }>;
+
+/** Runs one upload on `conn` (Ready); returns the SHA-256 the server confirmed. */
+export async function upload(conn: Connection, req: UploadRequest, events: UploadEvents = {}): Promise<Buffer> {
+  const { sender } = req;
+  const { source } = sender;
+  const file = source.identity;
+  const openOk = deferred<number>();
+  const done = deferred<Done>();
+  const off = conn.onFailure((err) => {
+    openOk.reject(err);
+    done.reject(err);
+  });
+  try {
+    conn.begin({ type: 'OPEN', name: req.name, size: file.size, mtime: file.mtime, mode: file.mode }, (f) => {
+      switch (f.type) {
+        case 'PROGRESS':
+          events.verifying?.(f.done, f.total);
+          return;
+        case 'OPEN_OK':
+          // At once, so that an ACK right behind it is checked against this connection's offset.
+          sender.begin(f.offset);
+          openOk.resolve(f.offset);
+          return;
+        case 'ACK':
+          sender.acknowledge(f.offset);
+          events.acked?.(f.offset);
+          return;
+        case 'DONE':
+          done.resolve(f);
+          return;
+        case 'CLIENT_HELLO':
+        case 'SERVER_HELLO':
+        case 'KEY_EXCHANGE':
+        case 'CLIENT_FINISHED':
+        case 'SERVER_FINISHED':
+        case 'OPEN':
+        case 'DATA':
+        case 'END':
+        case 'ERROR':
+        case 'PING':
+        case 'PONG':
+        case 'GOAWAY':
+          // The state table (§11.2) and the connection let none of these through to a command.
+          throw new ProtocolError('UNEXPECTED_FRAME', `${f.type} during an upload`);
+      }
+    });
+    const offset = await openOk.promise;
+    if (offset > file.size) throw new UploadError('BAD_OFFSET', `server offset ${offset} is past the file size ${file.size}`);
+    events.opened?.(offset);
+
+    await sender.send(conn, (sent) => events.sent?.(sent));
+
+    // END → DONE (§9.1 steps 5–7).
+    await source.checkUnchanged();
+    const sha = sender.digest();
+    conn.send({ type: 'END', sha256: sha });
+    events.finishing?.();
+    const result = await done.promise;
+    if (result.size !== file.size || result.sha256.length !== sha.length || !timingSafeEqual(result.sha256, sha)) {
+      throw new UploadError('INTEGRITY_FAILED', 'the server confirmed a different size or SHA-256 than the file has');
+    }
+    return sha;
+  } finally {
+    off();
+  }
+}
+
+interface Deferred<T> {
+  readonly promise: Promise<T>;
+  resolve(value: T): void;
+  reject(err: Error): void;
+}
+
+/** A promise settled from outside; a rejection nobody awaits (the command failed elsewhere first) is not unhandled. */
+function deferred<T>(): Deferred<T> {
+  let resolve: (value: T) => void = () => undefined;
+  let reject: (err: Error) => void = () => undefined;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}
