@@ -4,13 +4,6 @@
 const MiB = 1024 * 1024;
 
 /**
- * Positional writes one connection may have in flight on its .part file at once. One: Linux
- * serialises buffered writes to a file (the inode lock), so more only spin on that lock; instead
- * each write takes every chunk queued meanwhile (WriteQueue), up to MAX_WRITE_BATCH_BYTES.
- */
-export const WRITE_CONCURRENCY_PER_CONNECTION = 1;
-
-/**
  * Bytes one connection may have queued for disk; its socket pauses before this is crossed.
  * 5 MiB keeps a writer busy (a write takes all of it) and the receiver's memory small. Measured
  * (`npm run bench`, 1 GiB and 4 GiB): 4 MiB was slower (220–226 MiB/s against 241–264) for

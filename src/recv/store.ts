@@ -21,7 +21,6 @@ import {
   NAME_DIR_MODE,
   PARTIAL_FILE_MODE,
   RESERVED_DIR_NAME,
-  WRITE_CONCURRENCY_PER_CONNECTION,
 } from './config.js';
 import { resolveInside, validateName } from './names.js';
 import { ensurePrivateDir, fsyncDir, unlinkIfPresent } from './store/fs-util.js';
@@ -46,7 +45,6 @@ export interface StoreOptions {
   readonly budget?: ByteBudget;
   /** Buffers DATA records are opened into and written from; one per process. */
   readonly bodies?: BodyPool;
-  readonly writeConcurrency?: number;
   readonly maxQueuedBytesPerConnection?: number;
   readonly maxChunkBytes?: number;
   readonly freeSpaceMarginBytes?: number;
@@ -109,7 +107,6 @@ export class Store {
   readonly bodies: BodyPool;
   readonly #partialsDir: string;
   readonly #locks: UploadLocks;
-  readonly #writeConcurrency: number;
   readonly #maxQueuedBytes: number;
   readonly #maxChunkBytes: number;
   readonly #freeSpaceMarginBytes: number;
@@ -130,7 +127,6 @@ export class Store {
     this.budget = options.budget ?? new ByteBudget(MAX_QUEUED_BYTES_TOTAL);
     this.bodies = options.bodies ?? new BodyPool();
     this.#locks = new UploadLocks(options.lockHandoverTimeoutMs ?? LOCK_HANDOVER_TIMEOUT_MS);
-    this.#writeConcurrency = options.writeConcurrency ?? WRITE_CONCURRENCY_PER_CONNECTION;
     this.#maxQueuedBytes = options.maxQueuedBytesPerConnection ?? MAX_QUEUED_BYTES_PER_CONNECTION;
     this.#maxChunkBytes = options.maxChunkBytes ?? MAX_DATA_CHUNK_BYTES;
     this.#freeSpaceMarginBytes = options.freeSpaceMarginBytes ?? FREE_SPACE_MARGIN_BYTES;
@@ -232,7 +228,6 @@ export class Store {
       const queue = new WriteQueue(
         fh,
         {
-          concurrency: this.#writeConcurrency,
           maxQueuedBytes: this.#maxQueuedBytes,
           maxChunkBytes: this.#maxChunkBytes,
           startOffset: durable,
