@@ -51,10 +51,5 @@ export const PROGRESS_INTERVAL_MS = 250;
 /** How long an OPEN of the same upload identity waits for a stale holder to let go (§9.4 TAKEOVER_TIMEOUT). */
 export const LOCK_HANDOVER_TIMEOUT_MS = 2000;
 
-/** The server's reserved directory inside the output directory (§9.3). */
-export const RESERVED_DIR_NAME = '.stx';
-
-/** Modes of what the store creates: name directories, the reserved directory, partial files. */
-export const NAME_DIR_MODE = 0o755;
-export const RESERVED_DIR_MODE = 0o700;
-export const PARTIAL_FILE_MODE = 0o600;
+/** The reserved directory and the modes of what the local store creates (storage/local/config.ts). */
+export { NAME_DIR_MODE, RESERVED_DIR_NAME } from '../storage/local/config.js';
