@@ -7,7 +7,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { UploadError } from '../src/proto/errors.js';
-import { resolveInside, validateName } from '../src/recv/names.js';
+import { validateName } from '../src/recv/names.js';
+import { resolveInside } from '../src/storage/local/paths.js';
 
 function isBadName(err: unknown): boolean {
   return err instanceof UploadError && err.code === 'BAD_NAME';

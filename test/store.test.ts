@@ -8,7 +8,8 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { StxError, type ErrorCode } from '../src/proto/errors.js';
 import { Store, type OpenRequest, type OpenUpload as Upload } from '../src/recv/store.js';
-import { encodeRecord, parseRecord, RECORD_VERSION, uploadId } from '../src/recv/store/record.js';
+import { encodeRecord, parseRecord, RECORD_VERSION } from '../src/storage/local/record.js';
+import { uploadId } from '../src/recv/store/upload-id.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;

@@ -1,4 +1,4 @@
-// The positional write queue: bytes land at their offsets, the contiguous prefix never runs
+// The positional write queue: bytes land at their offsets, the written offset never runs
 // ahead of what is written, queued bytes stay bounded and the pause/drain signals fire.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -6,11 +6,10 @@ import { mkdtemp, open, readFile, rm, stat, type FileHandle } from 'node:fs/prom
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import fc from 'fast-check';
 import { ResourceError, UploadError } from '../src/proto/errors.js';
 import { BodyPool } from '../src/transfer/body-pool.js';
 import { openDirect } from '../src/storage/local/direct-io.js';
-import { ContiguousPrefix, WriteQueue } from '../src/storage/local/write-queue.js';
+import { WriteQueue } from '../src/storage/local/write-queue.js';
 import { ByteBudget } from '../src/transfer/budget.js';
 
 const MiB = 1024 * 1024;
@@ -34,62 +33,11 @@ async function withFile<T>(fn: (fh: FileHandle, file: string) => Promise<T>): Pr
   }
 }
 
-describe('ContiguousPrefix', () => {
-  it('advances only over a gap-free run, whatever the completion order (property)', () => {
-    fc.assert(
-      fc.property(
-        fc.array(fc.integer({ min: 1, max: 50 }), { minLength: 1, maxLength: 30 }),
-        fc.integer({ min: 0, max: 2 ** 40 }),
-        fc.infiniteStream(fc.nat()),
-        (lengths, start, picks) => {
-          const ranges: Array<[number, number]> = [];
-          let at = start;
-          for (const length of lengths) {
-            ranges.push([at, at + length]);
-            at += length;
-          }
-          const done = new Array<boolean>(ranges.length).fill(false);
-          const prefix = new ContiguousPrefix(start);
-          const order = [...ranges.keys()];
-          const it = picks[Symbol.iterator]();
-          for (let remaining = order.length; remaining > 0; remaining--) {
-            const index = order.splice((it.next().value ?? 0) % remaining, 1)[0] ?? 0;
-            const range = ranges[index];
-            assert.ok(range !== undefined);
-            prefix.add(range[0], range[1]);
-            done[index] = true;
-            const firstMissing = done.indexOf(false);
-            const expected = firstMissing === -1 ? at : (ranges[firstMissing]?.[0] ?? -1);
-            assert.equal(prefix.offset, expected);
-          }
-          assert.equal(prefix.pendingRanges, 0);
-        },
-      ),
-      { seed: 42, numRuns: 500 },
-    );
-  });
-
-  it('keeps a few merged ranges and handles offsets above 2^32', () => {
-    const base = 2 ** 32 + 10;
-    const prefix = new ContiguousPrefix(base);
-    prefix.add(base + 30, base + 40);
-    prefix.add(base + 10, base + 20);
-    prefix.add(base + 20, base + 30); // bridges the two: one range left
-    assert.equal(prefix.pendingRanges, 1);
-    assert.equal(prefix.offset, base);
-    prefix.add(base, base + 10);
-    assert.equal(prefix.offset, base + 40);
-    assert.equal(prefix.pendingRanges, 0);
-    prefix.add(base + 5, base + 15); // already covered: no change
-    assert.equal(prefix.offset, base + 40);
-  });
-});
-
 describe('WriteQueue', () => {
   it('writes every chunk at its offset and flush returns the end', async () => {
     await withFile(async (fh, file) => {
       const budget = new ByteBudget(64 * MiB);
-      const q = new WriteQueue(fh, { concurrency: 4, maxQueuedBytes: 16 * MiB }, budget);
+      const q = new WriteQueue(fh, { maxQueuedBytes: 16 * MiB }, budget);
       const chunks: Buffer[] = [];
       let offset = 0;
       for (let i = 0; i < 64; i++) {
@@ -110,7 +58,7 @@ describe('WriteQueue', () => {
 
   it('never reports a written prefix that the file does not hold yet', async () => {
     await withFile(async (fh, file) => {
-      const q = new WriteQueue(fh, { concurrency: 8, maxQueuedBytes: 64 * MiB }, new ByteBudget(64 * MiB));
+      const q = new WriteQueue(fh, { maxQueuedBytes: 64 * MiB }, new ByteBudget(64 * MiB));
       const data = randomBytes(32 * MiB);
       for (let at = 0; at < data.length; at += MiB) q.enqueue(at, data.subarray(at, at + MiB));
       const reader = await open(file, 'r');
@@ -138,7 +86,7 @@ describe('WriteQueue', () => {
   it('signals pause exactly when the next full chunk would not fit, and drain below low water', async () => {
     await withFile(async (fh) => {
       const budget = new ByteBudget(1024 * MiB);
-      const q = new WriteQueue(fh, { concurrency: 2, maxQueuedBytes: 4 * MiB, maxChunkBytes: MiB, lowWaterBytes: 2 * MiB }, budget);
+      const q = new WriteQueue(fh, { maxQueuedBytes: 4 * MiB, maxChunkBytes: MiB, lowWaterBytes: 2 * MiB }, budget);
       let drains = 0;
       q.onDrain(() => drains++);
       // Writes cannot complete synchronously, so the first three fit and the fourth fills the bound.
@@ -160,7 +108,7 @@ describe('WriteQueue', () => {
   it('keeps queued bytes within the bound for a producer that honours pause (many 1 MiB chunks)', async () => {
     await withFile(async (fh, file) => {
       const budget = new ByteBudget(1024 * MiB);
-      const q = new WriteQueue(fh, { concurrency: 4, maxQueuedBytes: 4 * MiB, maxChunkBytes: MiB }, budget);
+      const q = new WriteQueue(fh, { maxQueuedBytes: 4 * MiB, maxChunkBytes: MiB }, budget);
       let pauses = 0;
       let drains = 0;
       q.onDrain(() => drains++);
@@ -186,7 +134,7 @@ describe('WriteQueue', () => {
   it('pauses on the shared budget and resumes when it falls to its low water', async () => {
     await withFile(async (fh) => {
       const budget = new ByteBudget(3 * MiB, MiB);
-      const q = new WriteQueue(fh, { concurrency: 1, maxQueuedBytes: 64 * MiB, maxChunkBytes: MiB }, budget);
+      const q = new WriteQueue(fh, { maxQueuedBytes: 64 * MiB, maxChunkBytes: MiB }, budget);
       let pauses = 0;
       for (let i = 0; i < 32; i++) {
         if (q.enqueue(i * MiB, Buffer.alloc(MiB))) {
@@ -208,7 +156,7 @@ describe('WriteQueue', () => {
     await withFile(async (fhA) => {
       await withFile(async (fhB) => {
         const budget = new ByteBudget(4 * MiB, MiB);
-        const opts = { concurrency: 2, maxQueuedBytes: 64 * MiB, maxChunkBytes: MiB };
+        const opts = { maxQueuedBytes: 64 * MiB, maxChunkBytes: MiB };
         const queues = [new WriteQueue(fhA, opts, budget), new WriteQueue(fhB, opts, budget)];
         const pauses = [0, 0];
         await Promise.all(
@@ -234,8 +182,8 @@ describe('WriteQueue', () => {
   it('close wakes a paused caller and refuses further chunks', async () => {
     await withFile(async (fh) => {
       const budget = new ByteBudget(2 * MiB, MiB);
-      const q = new WriteQueue(fh, { concurrency: 1, maxQueuedBytes: 8 * MiB, maxChunkBytes: MiB }, budget);
-      const other = new WriteQueue(fh, { concurrency: 1, maxQueuedBytes: 8 * MiB, maxChunkBytes: MiB, startOffset: 64 * MiB }, budget);
+      const q = new WriteQueue(fh, { maxQueuedBytes: 8 * MiB, maxChunkBytes: MiB }, budget);
+      const other = new WriteQueue(fh, { maxQueuedBytes: 8 * MiB, maxChunkBytes: MiB, startOffset: 64 * MiB }, budget);
       // `other` holds the budget above its low water, so only close() can wake `q`.
       other.enqueue(64 * MiB, Buffer.alloc(MiB));
       assert.equal(q.enqueue(0, Buffer.alloc(MiB)), true);
@@ -259,7 +207,7 @@ describe('WriteQueue', () => {
           return typeof v === 'function' ? v.bind(target) : v;
         },
       });
-      const q = new WriteQueue(counted, { concurrency: 1, maxQueuedBytes: 64 * MiB }, new ByteBudget(64 * MiB));
+      const q = new WriteQueue(counted, { maxQueuedBytes: 64 * MiB }, new ByteBudget(64 * MiB));
       const data = randomBytes(32 * 64 * 1024);
       let written = 0;
       for (let at = 0; at < data.length; at += 64 * 1024) q.enqueue(at, data.subarray(at, at + 64 * 1024), () => written++);
@@ -289,7 +237,7 @@ describe('WriteQueue', () => {
       const viaDirect = { n: 0 };
       const viaCache = { n: 0 };
       try {
-        const q = new WriteQueue(counted(fh, viaCache), { concurrency: 1, maxQueuedBytes: 16 * MiB, direct: counted(direct, viaDirect) }, new ByteBudget(64 * MiB));
+        const q = new WriteQueue(counted(fh, viaCache), { maxQueuedBytes: 16 * MiB, direct: counted(direct, viaDirect) }, new ByteBudget(64 * MiB));
         const pool = new BodyPool();
         const chunks: Buffer[] = [];
         let at = 0;
@@ -319,7 +267,7 @@ describe('WriteQueue', () => {
   it('calls onWritten for chunks dropped after a write error too', async () => {
     const fh = await open('/dev/full', 'r+');
     try {
-      const q = new WriteQueue(fh, { concurrency: 1, maxQueuedBytes: 4 * MiB, maxChunkBytes: MiB }, new ByteBudget(64 * MiB));
+      const q = new WriteQueue(fh, { maxQueuedBytes: 4 * MiB, maxChunkBytes: MiB }, new ByteBudget(64 * MiB));
       let written = 0;
       for (let i = 0; i < 3; i++) q.enqueue(i * MiB, Buffer.alloc(MiB), () => written++);
       await assert.rejects(q.flush());
@@ -332,7 +280,7 @@ describe('WriteQueue', () => {
 
   it('sync returns the durable offset', async () => {
     await withFile(async (fh) => {
-      const q = new WriteQueue(fh, { concurrency: 4, maxQueuedBytes: 16 * MiB, startOffset: 100 }, new ByteBudget(16 * MiB));
+      const q = new WriteQueue(fh, { maxQueuedBytes: 16 * MiB, startOffset: 100 }, new ByteBudget(16 * MiB));
       q.enqueue(100, Buffer.alloc(1000, 1));
       q.enqueue(1100, Buffer.alloc(1000, 2));
       assert.equal(await q.sync(), 2100);
@@ -343,7 +291,7 @@ describe('WriteQueue', () => {
   it('writes at an offset above 2^32 into a sparse file', async () => {
     await withFile(async (fh) => {
       const start = 2 ** 32 + 10;
-      const q = new WriteQueue(fh, { concurrency: 2, maxQueuedBytes: 16 * MiB, startOffset: start }, new ByteBudget(16 * MiB));
+      const q = new WriteQueue(fh, { maxQueuedBytes: 16 * MiB, startOffset: start }, new ByteBudget(16 * MiB));
       const data = Buffer.from('beyond four gibibytes');
       q.enqueue(start, data);
       assert.equal(await q.sync(), start + data.length);
@@ -357,7 +305,7 @@ describe('WriteQueue', () => {
 
   it('refuses a chunk that is not at the next offset, or too large', async () => {
     await withFile(async (fh) => {
-      const q = new WriteQueue(fh, { concurrency: 1, maxQueuedBytes: 4 * MiB, maxChunkBytes: MiB }, new ByteBudget(16 * MiB));
+      const q = new WriteQueue(fh, { maxQueuedBytes: 4 * MiB, maxChunkBytes: MiB }, new ByteBudget(16 * MiB));
       q.enqueue(0, Buffer.alloc(10));
       assert.throws(() => q.enqueue(5, Buffer.alloc(10)), (e: unknown) => e instanceof UploadError && e.code === 'BAD_OFFSET');
       assert.throws(() => q.enqueue(20, Buffer.alloc(10)), (e: unknown) => e instanceof UploadError && e.code === 'BAD_OFFSET');
@@ -369,7 +317,7 @@ describe('WriteQueue', () => {
 
   it('refuses a caller that ignores pause once past the hard bound', async () => {
     await withFile(async (fh) => {
-      const q = new WriteQueue(fh, { concurrency: 1, maxQueuedBytes: 2 * MiB, maxChunkBytes: MiB }, new ByteBudget(64 * MiB));
+      const q = new WriteQueue(fh, { maxQueuedBytes: 2 * MiB, maxChunkBytes: MiB }, new ByteBudget(64 * MiB));
       let at = 0;
       const push = (): boolean => {
         const pause = q.enqueue(at, Buffer.alloc(MiB));
@@ -389,7 +337,7 @@ describe('WriteQueue', () => {
     const fh = await open('/dev/full', 'r+');
     try {
       const budget = new ByteBudget(64 * MiB);
-      const q = new WriteQueue(fh, { concurrency: 2, maxQueuedBytes: 2 * MiB, maxChunkBytes: MiB }, budget);
+      const q = new WriteQueue(fh, { maxQueuedBytes: 2 * MiB, maxChunkBytes: MiB }, budget);
       q.enqueue(0, Buffer.alloc(MiB));
       assert.equal(q.enqueue(MiB, Buffer.alloc(MiB)), true);
       await q.drained(); // resolves although nothing could be written
@@ -410,7 +358,7 @@ describe('WriteQueue', () => {
     await withFile(async (_fh, file) => {
       const ro = await open(file, 'r');
       try {
-        const q = new WriteQueue(ro, { concurrency: 1, maxQueuedBytes: 4 * MiB }, new ByteBudget(16 * MiB));
+        const q = new WriteQueue(ro, { maxQueuedBytes: 4 * MiB }, new ByteBudget(16 * MiB));
         q.enqueue(0, Buffer.from('x'));
         await assert.rejects(q.flush(), (e: unknown) => e instanceof ResourceError && e.code === 'IO_ERROR' && e.message.includes('EBADF'));
         await q.close();

@@ -4,13 +4,6 @@
 const MiB = 1024 * 1024;
 
 /**
- * Positional writes one connection may have in flight on its .part file at once. One: Linux
- * serialises buffered writes to a file (the inode lock), so more only spin on that lock; instead
- * each write takes every chunk queued meanwhile (WriteQueue), up to MAX_WRITE_BATCH_BYTES.
- */
-export const WRITE_CONCURRENCY_PER_CONNECTION = 1;
-
-/**
  * Bytes one connection may have queued for disk; its socket pauses before this is crossed.
  * 5 MiB keeps a writer busy (a write takes all of it) and the receiver's memory small. Measured
  * (`npm run bench`, 1 GiB and 4 GiB): 4 MiB was slower (220–226 MiB/s against 241–264) for
@@ -58,10 +51,5 @@ export const PROGRESS_INTERVAL_MS = 250;
 /** How long an OPEN of the same upload identity waits for a stale holder to let go (§9.4 TAKEOVER_TIMEOUT). */
 export const LOCK_HANDOVER_TIMEOUT_MS = 2000;
 
-/** The server's reserved directory inside the output directory (§9.3). */
-export const RESERVED_DIR_NAME = '.stx';
-
-/** Modes of what the store creates: name directories, the reserved directory, partial files. */
-export const NAME_DIR_MODE = 0o755;
-export const RESERVED_DIR_MODE = 0o700;
-export const PARTIAL_FILE_MODE = 0o600;
+/** The reserved directory and the modes of what the local store creates (storage/local/config.ts). */
+export { NAME_DIR_MODE, RESERVED_DIR_NAME } from '../storage/local/config.js';

@@ -18,7 +18,7 @@ import { readFileSync, unlinkSync } from 'node:fs';
 import { link, open, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { RESERVED_DIR_NAME } from './config.js';
-import { ensurePrivateDir } from './store/fs-util.js';
+import { ensurePrivateDir } from '../storage/local/fs-util.js';
 import { errnoOf } from '../proto/errors.js';
 import { StartupError } from './startup-error.js';
 

@@ -1,40 +1,29 @@
-// The upload store under the output directory (spec/PROTOCOL.md §9): where partial uploads live
-// until verified, how they resume, and who may open what. No sockets here: the connection layer
-// calls open / write / checkpoint / finish / release.
-//
-// Layout:
-//   outDir/.stx/                     0700, reserved (names cannot reach it, §9.3)
-//   outDir/.stx/partials/<id>.part   the bytes received so far
-//   outDir/.stx/partials/<id>.json   the crash-safe record (store/record.ts)
+// The upload store (spec/PROTOCOL.md §9), the policy side: which names may be uploaded, size and
+// space limits, one upload per name at a time (locks, takeover), append-only, one partial kept
+// per client and name, and the SHA-256 that must match before anything is published. Where the
+// bytes rest is a storage backend's (storage/backend.ts; local disk by default). No sockets
+// here: the connection layer calls open / write / checkpoint / finish / release.
 
-import { constants } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
-import { lstat, mkdir, open, readdir, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { ResourceError, UploadError } from '../proto/errors.js';
 import { MAX_DATA_CHUNK_BYTES, MAX_MODE } from '../proto/limits.js';
+import type { PartialRecord, PartialUpload, StorageBackend } from '../storage/backend.js';
+import { LocalBackend } from '../storage/local/backend.js';
+import { ByteBudget } from '../transfer/budget.js';
+import { BodyPool } from '../transfer/body-pool.js';
+import { Hasher, type OpenedHash } from '../transfer/hasher.js';
+import { toStxError } from '../transfer/io-error.js';
 import {
   FREE_SPACE_MARGIN_BYTES,
   LOCK_HANDOVER_TIMEOUT_MS,
   MAX_QUEUED_BYTES_PER_CONNECTION,
   MAX_QUEUED_BYTES_TOTAL,
-  NAME_DIR_MODE,
-  PARTIAL_FILE_MODE,
-  RESERVED_DIR_NAME,
-  WRITE_CONCURRENCY_PER_CONNECTION,
 } from './config.js';
-import { resolveInside, validateName } from './names.js';
-import { ensurePrivateDir, fsyncDir, unlinkIfPresent } from './store/fs-util.js';
-import { Hasher, type OpenedHash } from '../transfer/hasher.js';
-import { errnoOf, toStxError } from '../transfer/io-error.js';
+import { validateName } from './names.js';
 import { UploadLocks } from './store/locks.js';
-import { RECORD_VERSION, readRecord, uploadId, writeRecord, type PartialRecord } from './store/record.js';
-import { Upload, type OpenUpload, type UploadPaths } from './store/upload.js';
 import { SameFileCheck } from './store/same-file.js';
-import { WriteQueue } from '../storage/local/write-queue.js';
-import { ByteBudget } from '../transfer/budget.js';
-import { BodyPool } from '../transfer/body-pool.js';
-import { openDirect } from '../storage/local/direct-io.js';
+import { Upload, type OpenUpload } from './store/upload.js';
+import { uploadId } from './store/upload-id.js';
 
 export { Upload, type FinishResult, type OpenUpload } from './store/upload.js';
 export { ByteBudget } from '../transfer/budget.js';
@@ -46,7 +35,8 @@ export interface StoreOptions {
   readonly budget?: ByteBudget;
   /** Buffers DATA records are opened into and written from; one per process. */
   readonly bodies?: BodyPool;
-  readonly writeConcurrency?: number;
+  /** Where the bytes rest. Default: the local disk under the store's output directory. */
+  readonly backend?: StorageBackend;
   readonly maxQueuedBytesPerConnection?: number;
   readonly maxChunkBytes?: number;
   readonly freeSpaceMarginBytes?: number;
@@ -100,37 +90,34 @@ function sameIdentity(record: PartialRecord, request: OpenRequest): boolean {
   );
 }
 
-const PARTIAL_FILE = /^([0-9a-f]{64})\.(part|json|json\.tmp)$/;
-
 export class Store {
   readonly outDir: string;
   readonly budget: ByteBudget;
   /** Where connections open long DATA records; the write queues give the buffers back. */
   readonly bodies: BodyPool;
-  readonly #partialsDir: string;
+  readonly #backend: StorageBackend;
   readonly #locks: UploadLocks;
-  readonly #writeConcurrency: number;
   readonly #maxQueuedBytes: number;
   readonly #maxChunkBytes: number;
   readonly #freeSpaceMarginBytes: number;
-  /** Ids whose files a running sweep is deleting; an OPEN of one waits for it. */
-  readonly #sweeping = new Map<string, Promise<void>>();
   /** Each upload's SHA-256, on a worker thread (transfer/hasher.ts). */
   readonly #hasher = new Hasher();
-  /** The partial upload id held for each client and name (nameKey), from the records on disk. */
+  /** The partial upload id held for each client and name (nameKey), from the backend's records. */
   readonly #idByName = new Map<string, string>();
   /** The other way round, so that forgetting an id costs one lookup, not a scan. */
   readonly #nameById = new Map<string, string>();
   #initialised = false;
 
-  /** `outDir` (created by init if missing) is trusted configuration: it may be reached through links. */
+  /**
+   * `outDir` (created by init if missing) is trusted configuration: it may be reached through
+   * links. With `options.backend` the bytes go there instead and `outDir` is only a label.
+   */
   constructor(outDir: string, options: StoreOptions = {}) {
+    this.#backend = options.backend ?? new LocalBackend(outDir);
     this.outDir = path.resolve(outDir);
-    this.#partialsDir = path.join(this.outDir, RESERVED_DIR_NAME, 'partials');
     this.budget = options.budget ?? new ByteBudget(MAX_QUEUED_BYTES_TOTAL);
     this.bodies = options.bodies ?? new BodyPool();
     this.#locks = new UploadLocks(options.lockHandoverTimeoutMs ?? LOCK_HANDOVER_TIMEOUT_MS);
-    this.#writeConcurrency = options.writeConcurrency ?? WRITE_CONCURRENCY_PER_CONNECTION;
     this.#maxQueuedBytes = options.maxQueuedBytesPerConnection ?? MAX_QUEUED_BYTES_PER_CONNECTION;
     this.#maxChunkBytes = options.maxChunkBytes ?? MAX_DATA_CHUNK_BYTES;
     this.#freeSpaceMarginBytes = options.freeSpaceMarginBytes ?? FREE_SPACE_MARGIN_BYTES;
@@ -141,18 +128,9 @@ export class Store {
     return this.#locks.size;
   }
 
-  /** Creates the layout (reserved directories 0700) and removes stray .tmp records. */
+  /** Prepares the backend (the local one: layout, stray temporary records) and indexes its partials. */
   async init(): Promise<void> {
-    try {
-      await mkdir(this.outDir, { mode: NAME_DIR_MODE });
-    } catch (err) {
-      if (errnoOf(err) !== 'EEXIST') throw toStxError(err, 'creating', 'the output directory');
-    }
-    await this.#ensurePrivateDir(path.join(this.outDir, RESERVED_DIR_NAME), RESERVED_DIR_NAME);
-    await this.#ensurePrivateDir(this.#partialsDir, `${RESERVED_DIR_NAME}/partials`);
-    for (const entry of await this.#listPartials()) {
-      if (entry.endsWith('.tmp')) await this.#remove(entry);
-    }
+    await this.#backend.init();
     await this.#indexPartials();
     await this.#hasher.prepare();
     this.#initialised = true;
@@ -178,74 +156,40 @@ export class Store {
     }
     const id = uploadId({ principal, name, size, mtime });
     const shownName = components.join('/');
-    const lock = await this.#locks.acquire(path.join(this.outDir, ...components), id, shownName);
+    const lock = await this.#locks.acquire(shownName, id, shownName);
     lock.onReleaseRequest = hooks.onTakeover;
-    let fh: FileHandle | undefined;
-    let direct: FileHandle | null = null;
+    let partial: PartialUpload | undefined;
     let opened: OpenedHash | undefined;
     try {
-      await this.#sweeping.get(id);
-      const finalPath = await resolveInside(this.outDir, components);
-      if (policy.appendOnly && (await this.#exists(finalPath, shownName))) {
+      const existing = await this.#backend.prepareName(shownName);
+      if (policy.appendOnly && existing !== null) {
         // A re-run of the same backup is not an error if the file is the same (§9.5).
-        const check = await SameFileCheck.open(finalPath, request, lock, this.#hasher, shownName);
+        const check = await SameFileCheck.open(this.#backend, id, request, lock, this.#hasher, shownName);
         if (check === null) throw new UploadError('EXISTS', `"${shownName}" already exists`);
         return check;
       }
       await this.#dropOtherVersion(nameKey(principal, name), id);
-      const paths: UploadPaths = {
-        outDir: this.outDir,
-        components,
-        partialsDir: this.#partialsDir,
-        partFile: path.join(this.#partialsDir, `${id}.part`),
-        recordFile: path.join(this.#partialsDir, `${id}.json`),
-        shown: `${RESERVED_DIR_NAME}/partials/${id}`,
-      };
-      const recorded = await readRecord(paths.recordFile, `${paths.shown}.json`);
+      const recorded = await this.#backend.record(id);
       const previous = recorded !== undefined && sameIdentity(recorded, request) ? recorded : undefined;
       // Checked before creating anything, so a refused OPEN leaves no file behind.
       await this.#checkFreeSpace(size - (previous?.durable ?? 0));
-      const flags = constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW;
-      fh = await this.#step('opening', `${paths.shown}.part`, () => open(paths.partFile, flags, PARTIAL_FILE_MODE));
-      const durable = await this.#trustedPrefix(fh, previous, `${paths.shown}.part`);
+      const limits = { budget: this.budget, maxQueuedBytes: this.#maxQueuedBytes, maxChunkBytes: this.#maxChunkBytes };
+      const meta = { principal, name, size, mtime, mode };
+      partial = await this.#backend.openPartial(id, meta, previous, limits);
+      const durable = partial.durable;
       const onProgress = hooks.onProgress;
-      opened = await this.#hasher.open(fh, durable, `${paths.shown}.part`, {
+      opened = await this.#hasher.open(partial.prefix, durable, partial.shown, {
         key: id,
         onProgress: onProgress === undefined ? undefined : (done) => onProgress(done, durable),
         signal: hooks.signal,
       });
-      const now = Date.now();
-      const record: PartialRecord = {
-        version: RECORD_VERSION,
-        principal,
-        name,
-        size,
-        mtime,
-        mode,
-        durable,
-        created: previous?.created ?? now,
-        updated: now,
-      };
-      await writeRecord(paths.recordFile, this.#partialsDir, record, `${paths.shown}.json`);
-      // Aligned chunks bypass the page cache (direct-io.ts); without O_DIRECT, everything uses fh.
-      direct = await openDirect(paths.partFile, fh);
-      const queue = new WriteQueue(
-        fh,
-        {
-          concurrency: this.#writeConcurrency,
-          maxQueuedBytes: this.#maxQueuedBytes,
-          maxChunkBytes: this.#maxChunkBytes,
-          startOffset: durable,
-          direct,
-        },
-        this.budget,
-      );
+      // Records this OPEN (its mode, the time) with the durable offset it resumes from.
+      await partial.checkpoint();
       const forget = (): void => this.#unindex(id);
-      return new Upload({ id, paths, record, fh, direct, queue, hash: opened.hash, reread: opened.reread, lock, appendOnly: policy.appendOnly, forget });
+      return new Upload({ id, meta, partial, hash: opened.hash, reread: opened.reread, lock, appendOnly: policy.appendOnly, forget });
     } catch (err) {
       opened?.hash.close();
-      await direct?.close().catch(() => undefined);
-      await fh?.close().catch(() => undefined);
+      await partial?.close().catch(() => undefined);
       lock.release();
       throw toStxError(err, 'opening', shownName);
     }
@@ -261,33 +205,12 @@ export class Store {
    * Returns how many uploads were removed.
    */
   async sweep(ttlMs: number, now = Date.now()): Promise<number> {
-    const byId = new Map<string, string[]>();
-    for (const entry of await this.#listPartials()) {
-      const id = PARTIAL_FILE.exec(entry)?.[1];
-      if (id === undefined) continue;
-      byId.set(id, [...(byId.get(id) ?? []), entry]);
-    }
-    let removed = 0;
-    for (const [id, entries] of byId) {
-      if (this.#locks.isIdLocked(id)) continue;
-      const updated = await this.#lastUpdate(id, entries);
-      // Re-check: the awaits above let an OPEN take the lock meanwhile.
-      if (now - updated <= ttlMs || this.#locks.isIdLocked(id) || this.#sweeping.has(id)) continue;
+    return this.#backend.sweep(ttlMs, now, (id) => {
+      if (this.#locks.isIdLocked(id)) return false;
       this.#hasher.drop(id);
       this.#unindex(id);
-      const deletion = (async () => {
-        for (const entry of entries) await this.#remove(entry);
-      })();
-      this.#sweeping.set(id, deletion.catch(() => undefined));
-      try {
-        await deletion;
-        removed++;
-      } finally {
-        this.#sweeping.delete(id);
-      }
-    }
-    if (removed > 0) await this.#step('syncing', `${RESERVED_DIR_NAME}/partials`, () => fsyncDir(this.#partialsDir));
-    return removed;
+      return true;
+    });
   }
 
   /**
@@ -298,25 +221,22 @@ export class Store {
   async #dropOtherVersion(key: string, id: string): Promise<void> {
     const other = this.#idByName.get(key);
     this.#index(key, id);
-    if (other === undefined || other === id || this.#locks.isIdLocked(other) || this.#sweeping.has(other)) return;
+    if (other === undefined || other === id || this.#locks.isIdLocked(other)) return;
     this.#hasher.drop(other);
-    for (const suffix of ['.part', '.json']) await this.#remove(`${other}${suffix}`);
+    await this.#backend.discard(other);
   }
 
   /** Builds #idByName from the records; of two versions of one client's file the older goes. */
   async #indexPartials(): Promise<void> {
     const newest = new Map<string, PartialRecord & { id: string }>();
-    for (const entry of await this.#listPartials()) {
-      const id = PARTIAL_FILE.exec(entry)?.[1];
-      if (id === undefined || !entry.endsWith('.json')) continue;
-      const record = await readRecord(path.join(this.#partialsDir, entry), `${RESERVED_DIR_NAME}/partials/${entry}`).catch(() => undefined);
-      // Only a record that is what its file name says counts (ids could be planted).
-      if (record === undefined || uploadId(record) !== id) continue;
+    for (const { id, record } of await this.#backend.partials()) {
+      // Only a record that is what its id says counts (ids could be planted).
+      if (uploadId(record) !== id) continue;
       const key = nameKey(record.principal, record.name);
       const held = newest.get(key);
       const [keep, drop] = held === undefined || record.updated >= held.updated ? [{ ...record, id }, held] : [held, { ...record, id }];
       newest.set(key, keep);
-      if (drop !== undefined) for (const suffix of ['.part', '.json']) await this.#remove(`${drop.id}${suffix}`);
+      if (drop !== undefined) await this.#backend.discard(drop.id);
     }
     for (const [key, record] of newest) this.#index(key, record.id);
   }
@@ -335,75 +255,11 @@ export class Store {
     if (this.#idByName.get(key) === id) this.#idByName.delete(key);
   }
 
-  async #ensurePrivateDir(dir: string, shown: string): Promise<void> {
-    await this.#step('creating', shown, () =>
-      ensurePrivateDir(dir, () => new ResourceError('IO_ERROR', `${shown} is not a directory (refusing to follow a link)`)),
-    );
-  }
-
-  async #listPartials(): Promise<string[]> {
-    return this.#step('listing', `${RESERVED_DIR_NAME}/partials`, () => readdir(this.#partialsDir));
-  }
-
-  async #remove(entry: string): Promise<void> {
-    const file = path.join(this.#partialsDir, entry);
-    await this.#step('deleting', `${RESERVED_DIR_NAME}/partials/${entry}`, () => unlinkIfPresent(file));
-  }
-
-  async #exists(file: string, shown: string): Promise<boolean> {
-    try {
-      await lstat(file);
-      return true;
-    } catch (err) {
-      if (errnoOf(err) === 'ENOENT') return false;
-      throw toStxError(err, 'checking', shown);
-    }
-  }
-
-  /** Last update of a partial upload: its record's `updated`, else its files' newest mtime. */
-  async #lastUpdate(id: string, entries: readonly string[]): Promise<number> {
-    const record = await readRecord(path.join(this.#partialsDir, `${id}.json`), `${id}.json`);
-    if (record !== undefined) return record.updated;
-    let newest = 0;
-    for (const entry of entries) {
-      try {
-        newest = Math.max(newest, (await lstat(path.join(this.#partialsDir, entry))).mtimeMs);
-      } catch (err) {
-        if (errnoOf(err) !== 'ENOENT') throw toStxError(err, 'checking', entry);
-      }
-    }
-    return newest;
-  }
-
-  /**
-   * How many leading bytes of the .part file are trusted: the recorded durable offset if the
-   * file holds that much, else 0. The file is truncated to it: bytes past the last checkpoint
-   * may be torn by a crash (§9.2).
-   */
-  async #trustedPrefix(fh: FileHandle, previous: PartialRecord | undefined, shown: string): Promise<number> {
-    return this.#step('resuming', shown, async () => {
-      const { size: fileBytes } = await fh.stat();
-      const recorded = previous?.durable ?? 0;
-      const durable = recorded <= fileBytes ? recorded : 0;
-      if (fileBytes !== durable) await fh.truncate(durable);
-      return durable;
-    });
-  }
-
   async #checkFreeSpace(bytesToCome: number): Promise<void> {
-    const dir = this.#partialsDir;
-    const fs = await this.#step('checking free space of', RESERVED_DIR_NAME, () => statfs(dir, { bigint: true }));
+    const free = await this.#backend.freeBytes();
     const need = BigInt(bytesToCome) + BigInt(this.#freeSpaceMarginBytes);
-    if (fs.bavail * fs.bsize < need) {
+    if (free < need) {
       throw new UploadError('NO_SPACE', `not enough free space for ${bytesToCome} more bytes`);
-    }
-  }
-
-  async #step<T>(what: string, where: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw toStxError(err, what, where);
     }
   }
 }

@@ -6,7 +6,15 @@ import { read } from 'node:fs';
 import { promisify } from 'node:util';
 import { HASH_READ_BUFFER_BYTES, MAX_PARKED_HASHES, REHASH_PROGRESS_BYTES } from './config.js';
 
-const readAt = promisify(read);
+const readFd = promisify(read);
+
+/** Reads into `buffer` from `position` of some stored bytes; resolves to the bytes read (0 at the end). */
+export type ReadAt = (buffer: Buffer, position: number) => Promise<number>;
+
+/** Positional reads of the open file `fd`. */
+export function readAtFd(fd: number): ReadAt {
+  return async (buffer, position) => (await readFd(fd, buffer, 0, buffer.length, position)).bytesRead;
+}
 
 /** A SHA-256 state and how many leading bytes of its upload it covers. */
 export interface PrefixHash {
@@ -29,10 +37,10 @@ export interface RehashOptions {
 }
 
 /**
- * Extends `from` (bytes [0, from.length) of the open file `fd`, already hashed) to bytes
- * [0, length); fails if the file is shorter.
+ * Extends `from` (bytes [0, from.length) of what `readAt` reads, already hashed) to bytes
+ * [0, length); fails if there are fewer.
  */
-export async function hashPrefix(fd: number, from: PrefixHash, length: number, opts: RehashOptions = {}): Promise<Hash> {
+export async function hashPrefix(readAt: ReadAt, from: PrefixHash, length: number, opts: RehashOptions = {}): Promise<Hash> {
   const { hash } = from;
   let position = from.length;
   if (position >= length) return hash;
@@ -41,7 +49,7 @@ export async function hashPrefix(fd: number, from: PrefixHash, length: number, o
   while (position < length) {
     if (opts.cancelled?.() === true) throw new RehashCancelled({ hash, length: position });
     const want = Math.min(buffer.length, length - position);
-    const { bytesRead } = await readAt(fd, buffer, 0, want, position);
+    const bytesRead = await readAt(buffer.subarray(0, want), position);
     if (bytesRead <= 0) throw new Error(`the file ends at ${position} bytes, before the ${length} its record says`);
     hash.update(buffer.subarray(0, bytesRead));
     position += bytesRead;

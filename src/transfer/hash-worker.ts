@@ -5,7 +5,7 @@
 // Interrupted uploads' hashes stay parked here until their upload resumes (§9.7).
 import type { Hash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
-import { hashPrefix, ParkedHashes, RehashCancelled } from './file-hash.js';
+import { hashPrefix, ParkedHashes, readAtFd, RehashCancelled } from './file-hash.js';
 import { errnoOf } from './io-error.js';
 import type { HashReply, HashRequest } from './hasher.js';
 
@@ -25,7 +25,7 @@ function reply(message: HashReply): void {
 async function open(id: number, fd: number, length: number, key: string | null): Promise<void> {
   const from = parked.take(key, length);
   try {
-    const hash = await hashPrefix(fd, from, length, {
+    const hash = await hashPrefix(readAtFd(fd), from, length, {
       onProgress: (done) => reply({ kind: 'progress', id, done }),
       cancelled: () => cancelled.has(id),
     });

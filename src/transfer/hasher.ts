@@ -4,15 +4,15 @@
 // from BodyPool live in shared memory and are hashed in place; any other buffer is copied once.
 // A hash that falls behind holds the buffers it has not read yet, so past MAX_HASH_BACKLOG_BYTES
 // the upload asks its connection to stop reading, as a full write queue does (Upload.write).
-// Where no worker thread can be started, uploads are hashed on the event loop as before.
+// Where no worker thread can be started, uploads are hashed on the event loop as before; so are
+// re-reads of stored bytes that are not an open file (HashSource without fd: storage/memory.ts).
 // An interrupted upload's hash is parked, not dropped (RunningHash.park): its resume takes it
 // back instead of reading the whole partial again (§9.7).
 import { type Hash } from 'node:crypto';
-import type { FileHandle } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import { ResourceError } from '../proto/errors.js';
 import { MAX_HASH_BACKLOG_BYTES } from './config.js';
-import { hashPrefix, ParkedHashes, RehashCancelled } from './file-hash.js';
+import { hashPrefix, ParkedHashes, readAtFd, RehashCancelled, type ReadAt } from './file-hash.js';
 import { toStxError } from './io-error.js';
 
 /** Main thread → hashing thread. */
@@ -35,6 +35,15 @@ export type HashReply =
   | { kind: 'progress'; id: number; done: number }
   | { kind: 'hashed'; id: number }
   | { kind: 'digest'; id: number; sha256: Uint8Array | null };
+
+/**
+ * What a re-read reads: an open file (`fd`; a FileHandle is one), read on the hashing thread, or
+ * else positional reads (`readAt`), on the event loop.
+ */
+export interface HashSource {
+  readonly fd?: number | undefined;
+  readonly readAt?: ReadAt | undefined;
+}
 
 /** How to start an upload's hash (Hasher.open). */
 export interface HashOpen {
@@ -96,10 +105,10 @@ class InlineHash implements RunningHash {
     this.#length = length;
   }
 
-  static async open(fh: FileHandle, length: number, shown: string, how: HashOpen, parked: ParkedHashes): Promise<OpenedHash> {
+  static async open(readAt: ReadAt, length: number, shown: string, how: HashOpen, parked: ParkedHashes): Promise<OpenedHash> {
     const from = parked.take(how.key, length);
     try {
-      const hash = await hashPrefix(fh.fd, from, length, { onProgress: how.onProgress, cancelled: () => how.signal?.aborted === true });
+      const hash = await hashPrefix(readAt, from, length, { onProgress: how.onProgress, cancelled: () => how.signal?.aborted === true });
       return { hash: new InlineHash(hash, length, parked), reread: length - from.length };
     } catch (err) {
       if (err instanceof RehashCancelled) parked.park(how.key, err.partial);
@@ -264,14 +273,14 @@ class HashThread {
     this.#worker.on('exit', (code) => this.#fail(new ResourceError('INTERNAL', `the hashing thread exited (code ${code})`)));
   }
 
-  async open(fh: FileHandle, length: number, shown: string, id: number, how: HashOpen): Promise<OpenedHash> {
+  async open(fd: number, length: number, shown: string, id: number, how: HashOpen): Promise<OpenedHash> {
     const cancel = (): void => {
       if (this.#opening.has(id) && this.#failure === null) this.#worker.postMessage({ kind: 'cancel', id } satisfies HashRequest);
     };
     how.signal?.addEventListener('abort', cancel, { once: true });
     const reused = await new Promise<number>((resolve, reject) => {
       this.#opening.set(id, { resolve, reject, onProgress: how.onProgress });
-      this.#send({ kind: 'open', id, fd: fh.fd, length, key: how.key });
+      this.#send({ kind: 'open', id, fd, length, key: how.key });
       if (how.signal?.aborted === true) cancel();
     })
       .catch((err: unknown) => {
@@ -365,14 +374,19 @@ export class Hasher {
   readonly #parked = new ParkedHashes();
 
   /**
-   * A running hash of the upload whose first `length` bytes are already in `fh` (resume, §9.2):
-   * the hash parked under `how.key` extended to `length`, or the file read back from 0.
+   * A running hash of the upload whose first `length` bytes are already in `source` (resume,
+   * §9.2): the hash parked under `how.key` extended to `length`, or the bytes read back from 0.
    */
-  async open(fh: FileHandle, length: number, shown: string, how: HashOpen): Promise<OpenedHash> {
+  async open(source: HashSource, length: number, shown: string, how: HashOpen): Promise<OpenedHash> {
+    const { fd, readAt } = source;
+    if (fd === undefined) {
+      if (readAt === undefined) throw new ResourceError('INTERNAL', `nothing to re-read ${shown} from`);
+      return InlineHash.open(readAt, length, shown, how, this.#parked);
+    }
     const thread = await this.#online();
     return thread === null
-      ? InlineHash.open(fh, length, shown, how, this.#parked)
-      : thread.open(fh, length, shown, this.#nextId++, how);
+      ? InlineHash.open(readAtFd(fd), length, shown, how, this.#parked)
+      : thread.open(fd, length, shown, this.#nextId++, how);
   }
 
   /** Forgets the parked hash of upload `key` (deleted or published). */

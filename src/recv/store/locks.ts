@@ -6,16 +6,16 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { UploadError } from '../../proto/errors.js';
 
 export class UploadLock {
-  readonly finalPath: string;
+  readonly name: string;
   readonly id: string;
   readonly released: Promise<void>;
   #resolveReleased: () => void = () => undefined;
   #onReleaseRequest: (() => void) | undefined;
   readonly #table: UploadLocks;
 
-  constructor(table: UploadLocks, finalPath: string, id: string) {
+  constructor(table: UploadLocks, name: string, id: string) {
     this.#table = table;
-    this.finalPath = finalPath;
+    this.name = name;
     this.id = id;
     this.released = new Promise((resolve) => {
       this.#resolveReleased = resolve;
@@ -42,7 +42,7 @@ export class UploadLock {
 }
 
 export class UploadLocks {
-  readonly #byPath = new Map<string, UploadLock>();
+  readonly #byName = new Map<string, UploadLock>();
   // Same identity ⇒ same name ⇒ same final path, so an id is held at most once.
   readonly #ids = new Set<string>();
   readonly #handoverTimeoutMs: number;
@@ -55,12 +55,12 @@ export class UploadLocks {
     return this.#ids.has(id);
   }
   get size(): number {
-    return this.#byPath.size;
+    return this.#byName.size;
   }
 
-  /** Takes the lock on `finalPath` for upload `id`, or throws UploadError BUSY. */
-  async acquire(finalPath: string, id: string, shown: string): Promise<UploadLock> {
-    const holder = this.#byPath.get(finalPath);
+  /** Takes the lock on the final name `name` for upload `id`, or throws UploadError BUSY. */
+  async acquire(name: string, id: string, shown: string): Promise<UploadLock> {
+    const holder = this.#byName.get(name);
     if (holder !== undefined) {
       if (holder.id !== id || !holder.requestRelease()) {
         throw new UploadError('BUSY', `"${shown}" is being uploaded by another connection`);
@@ -69,19 +69,19 @@ export class UploadLocks {
       const timeout = delay(this.#handoverTimeoutMs, undefined, { signal: abort.signal }).catch(() => undefined);
       await Promise.race([holder.released, timeout]);
       abort.abort();
-      if (this.#byPath.has(finalPath)) {
+      if (this.#byName.has(name)) {
         throw new UploadError('BUSY', `"${shown}" is still being uploaded by another connection`);
       }
     }
-    const lock = new UploadLock(this, finalPath, id);
-    this.#byPath.set(finalPath, lock);
+    const lock = new UploadLock(this, name, id);
+    this.#byName.set(name, lock);
     this.#ids.add(id);
     return lock;
   }
 
   drop(lock: UploadLock): void {
-    if (this.#byPath.get(lock.finalPath) !== lock) return;
-    this.#byPath.delete(lock.finalPath);
+    if (this.#byName.get(lock.name) !== lock) return;
+    this.#byName.delete(lock.name);
     this.#ids.delete(lock.id);
   }
 }

@@ -3,11 +3,9 @@
 // stored file back: DONE if it has END's SHA-256, EXISTS if not. Nothing is ever written.
 
 import { timingSafeEqual } from 'node:crypto';
-import { constants } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
 import { UploadError } from '../../proto/errors.js';
+import type { PublishedFile, StorageBackend } from '../../storage/backend.js';
 import type { Hasher } from '../../transfer/hasher.js';
-import { toStxError } from '../../transfer/io-error.js';
 import type { UploadLock } from './locks.js';
 import type { FinishResult, OpenUpload } from './upload.js';
 
@@ -23,9 +21,10 @@ export class SameFileCheck implements OpenUpload {
   #closed = false;
 
   private constructor(
+    readonly id: string,
     readonly name: string,
     readonly size: number,
-    private readonly fh: FileHandle,
+    private readonly file: PublishedFile,
     private readonly lock: UploadLock,
     private readonly hasher: Hasher,
     private readonly shown: string,
@@ -36,30 +35,22 @@ export class SameFileCheck implements OpenUpload {
   }
 
   /**
-   * The check for `request` against the existing regular file `finalPath`, or null when the
-   * sizes differ (then the OPEN is EXISTS). Holds `lock` until finish or release.
+   * The check for upload `id`'s `request` against the file published as `shown` in `backend`, or null when
+   * there is none or the sizes differ (then the OPEN is EXISTS). Holds `lock` until finish or
+   * release.
    */
   static async open(
-    finalPath: string,
+    backend: StorageBackend,
+    id: string,
     request: { readonly name: string; readonly size: number },
     lock: UploadLock,
     hasher: Hasher,
     shown: string,
   ): Promise<SameFileCheck | null> {
-    let fh: FileHandle;
-    try {
-      fh = await open(finalPath, constants.O_RDONLY | constants.O_NOFOLLOW);
-    } catch (err) {
-      throw toStxError(err, 'opening', shown);
-    }
-    try {
-      const st = await fh.stat();
-      if (st.isFile() && st.size === request.size) return new SameFileCheck(request.name, request.size, fh, lock, hasher, shown);
-    } catch (err) {
-      await fh.close().catch(() => undefined);
-      throw toStxError(err, 'checking', shown);
-    }
-    await fh.close().catch(() => undefined);
+    const file = await backend.openFile(shown);
+    if (file === null) return null;
+    if (file.size === request.size) return new SameFileCheck(id, request.name, request.size, file, lock, hasher, shown);
+    await file.close();
     return null;
   }
 
@@ -82,7 +73,7 @@ export class SameFileCheck implements OpenUpload {
   finish(expected: Buffer, onProgress?: (done: number, total: number) => void): Promise<FinishResult> {
     const run = (async (): Promise<FinishResult> => {
       try {
-        const { hash } = await this.hasher.open(this.fh, this.size, this.shown, {
+        const { hash } = await this.hasher.open(this.file, this.size, this.shown, {
           key: null,
           onProgress: onProgress === undefined ? undefined : (done) => onProgress(done, this.size),
           signal: this.#abort.signal,
@@ -111,7 +102,7 @@ export class SameFileCheck implements OpenUpload {
   async #close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.fh.close().catch(() => undefined);
+    await this.file.close().catch(() => undefined);
     this.lock.release();
   }
 }

@@ -1,43 +1,22 @@
-// One open upload (§9.1): in-order chunks into the .part file, checkpoints of the durable
-// offset, and verified atomic publication under the final name.
+// One open upload (§9.1), the policy side: in-order chunks, their SHA-256, checkpoints of the
+// durable offset, and verified publication under the final name. Where the bytes go is the
+// storage backend's (storage/backend.ts PartialUpload).
 
 import { timingSafeEqual } from 'node:crypto';
-import type { FileHandle } from 'node:fs/promises';
-import { link, rename } from 'node:fs/promises';
-import path from 'node:path';
-import { ResourceError, UploadError } from '../../proto/errors.js';
-import { resolveInside } from '../names.js';
-import type { WriteQueue } from '../../storage/local/write-queue.js';
-import { fsyncDir, unlinkIfPresent } from './fs-util.js';
+import { ResourceError, StxError, UploadError } from '../../proto/errors.js';
+import type { PartialMeta, PartialUpload } from '../../storage/backend.js';
 import type { RunningHash } from '../../transfer/hasher.js';
-import { errnoOf, toStxError } from '../../transfer/io-error.js';
 import type { UploadLock } from './locks.js';
-import type { PartialRecord } from './record.js';
-import { writeRecord } from './record.js';
 
 const SHA256_BYTES = 32;
 
-/** Where an upload lives on disk; built by Store.open. */
-export interface UploadPaths {
-  readonly outDir: string;
-  readonly components: readonly string[];
-  readonly partialsDir: string;
-  readonly partFile: string;
-  readonly recordFile: string;
-  /** `.stx/partials/<id>`, for messages. */
-  readonly shown: string;
-}
-
 export interface UploadParts {
-  /** The upload id (store/record.ts uploadId): its hash is parked under it on release (§9.7). */
+  /** The upload id (upload-id.ts): its hash is parked under it on release (§9.7). */
   readonly id: string;
-  readonly paths: UploadPaths;
-  readonly record: PartialRecord;
-  readonly fh: FileHandle;
-  /** The O_DIRECT handle the queue writes aligned chunks through, if any; closed with fh. */
-  readonly direct?: FileHandle | null;
-  readonly queue: WriteQueue;
-  /** SHA-256 state covering bytes [0, record.durable). */
+  /** What OPEN said: the name as published, size, mode and mtime. */
+  readonly meta: PartialMeta;
+  readonly partial: PartialUpload;
+  /** SHA-256 state covering bytes [0, partial.durable). */
   readonly hash: RunningHash;
   /** Bytes of the partial that were read back to rebuild `hash` (0 when it was parked). */
   readonly reread: number;
@@ -58,6 +37,8 @@ export interface FinishResult {
 
 /** What a connection holds between OPEN_OK and DONE: an Upload, or a SameFileCheck (§9.5). */
 export interface OpenUpload {
+  /** The upload id (upload-id.ts), e.g. for logs. */
+  readonly id: string;
   /** OPEN_OK's offset. */
   readonly offset: number;
   readonly name: string;
@@ -82,16 +63,13 @@ export class Upload implements OpenUpload {
   /** Where the client resumes: bytes already durable when OPEN was answered (OPEN_OK.offset). */
   readonly offset: number;
   readonly reread: number;
-  readonly #id: string;
+  readonly id: string;
   readonly #forget: () => void;
-  readonly #paths: UploadPaths;
-  readonly #fh: FileHandle;
-  readonly #direct: FileHandle | null;
-  readonly #queue: WriteQueue;
+  readonly #meta: PartialMeta;
+  readonly #partial: PartialUpload;
   readonly #hash: RunningHash;
   readonly #lock: UploadLock;
   readonly #appendOnly: boolean;
-  #record: PartialRecord;
   #received: number;
   #state: UploadState = 'open';
   #fileClosed = false;
@@ -99,26 +77,23 @@ export class Upload implements OpenUpload {
   #chain: Promise<unknown> = Promise.resolve();
 
   constructor(parts: UploadParts) {
-    this.#id = parts.id;
+    this.id = parts.id;
     this.#forget = parts.forget;
     this.reread = parts.reread;
-    this.#paths = parts.paths;
-    this.#record = parts.record;
-    this.#fh = parts.fh;
-    this.#direct = parts.direct ?? null;
-    this.#queue = parts.queue;
+    this.#meta = parts.meta;
+    this.#partial = parts.partial;
     this.#hash = parts.hash;
     this.#lock = parts.lock;
     this.#appendOnly = parts.appendOnly;
-    this.offset = parts.record.durable;
-    this.#received = parts.record.durable;
+    this.offset = parts.partial.durable;
+    this.#received = parts.partial.durable;
   }
 
   get name(): string {
-    return this.#record.name;
+    return this.#meta.name;
   }
   get size(): number {
-    return this.#record.size;
+    return this.#meta.size;
   }
   /** The next offset a DATA frame must carry. */
   get received(): number {
@@ -126,11 +101,11 @@ export class Upload implements OpenUpload {
   }
   /** The durable offset last recorded (what the last ACK said). */
   get durable(): number {
-    return this.#record.durable;
+    return this.#partial.durable;
   }
   /** True while the caller should not read more DATA: the write queue is full or hashing lags. */
   get paused(): boolean {
-    return this.#queue.paused || this.#hash.backlogged;
+    return this.#partial.paused || this.#hash.backlogged;
   }
 
   /**
@@ -142,12 +117,12 @@ export class Upload implements OpenUpload {
     if (offset !== this.#received) {
       throw new UploadError('BAD_OFFSET', `DATA at offset ${offset}, expected ${this.#received}`);
     }
-    if (offset + data.length > this.#record.size) {
-      throw new UploadError('BAD_OFFSET', `DATA ends at ${offset + data.length}, beyond the size ${this.#record.size}`);
+    if (offset + data.length > this.#meta.size) {
+      throw new UploadError('BAD_OFFSET', `DATA ends at ${offset + data.length}, beyond the size ${this.#meta.size}`);
     }
     // `data` is needed until it is both written and hashed.
     const release = onWritten === undefined ? undefined : afterBoth(onWritten);
-    const pause = this.#queue.enqueue(offset, data, release);
+    const pause = this.#partial.write(offset, data, release);
     this.#hash.update(data, release);
     this.#received += data.length;
     return pause || this.#hash.backlogged;
@@ -155,13 +130,13 @@ export class Upload implements OpenUpload {
 
   /** Resolves once the caller may write again (at once if not paused). */
   async drained(): Promise<void> {
-    await Promise.all([this.#queue.drained(), this.#hash.drained()]);
+    await Promise.all([this.#partial.drained(), this.#hash.drained()]);
   }
 
   /** Makes written bytes durable, records the durable offset and returns it (the ACK offset). */
   async checkpoint(): Promise<number> {
     this.#assertOpen();
-    return this.#serialise(() => this.#checkpoint());
+    return this.#serialise(() => this.#partial.checkpoint());
   }
 
   /**
@@ -173,8 +148,8 @@ export class Upload implements OpenUpload {
   async finish(expectedSha256: Buffer): Promise<FinishResult> {
     // The digest is kept up to date as data arrives: nothing to read back here.
     this.#assertOpen();
-    if (this.#received !== this.#record.size) {
-      throw new UploadError('BAD_OFFSET', `END after ${this.#received} of ${this.#record.size} bytes`);
+    if (this.#received !== this.#meta.size) {
+      throw new UploadError('BAD_OFFSET', `END after ${this.#received} of ${this.#meta.size} bytes`);
     }
     this.#state = 'finishing';
     return this.#serialise(() => this.#finish(expectedSha256));
@@ -186,31 +161,32 @@ export class Upload implements OpenUpload {
    * Never rejects; resolves to the recorded durable offset. Safe to call more than once.
    */
   release(): Promise<number> {
-    if (this.#state !== 'open') return this.#chain.then(() => this.#record.durable, () => this.#record.durable);
+    const partial = this.#partial;
+    if (this.#state !== 'open') return this.#chain.then(() => partial.durable, () => partial.durable);
     this.#state = 'closed';
     // Already letting go: a same-identity OPEN meanwhile waits for the lock instead of BUSY.
     this.#lock.onReleaseRequest = () => undefined;
     return this.#serialise(async () => {
       try {
-        await this.#queue.close();
-        if (this.#queue.failure === undefined) await this.#checkpoint();
+        await partial.endWrites();
+        if (partial.failure === undefined) await partial.checkpoint();
       } catch {
         // The record keeps the last durable offset; a resume starts from there.
       }
       // Everything hashed is durable: a resume can go on from this hash instead of re-reading
       // the partial (§9.7). Otherwise it is dropped (closeFile) and the resume re-reads.
-      if (this.#queue.failure === undefined && this.#record.durable === this.#received) {
-        this.#hash.park(this.#id, this.#received);
+      if (partial.failure === undefined && partial.durable === this.#received) {
+        this.#hash.park(this.id, this.#received);
       }
       await this.#closeFile();
       this.#lock.release();
-      return this.#record.durable;
+      return partial.durable;
     });
   }
 
   #assertOpen(): void {
     if (this.#state !== 'open') {
-      throw new ResourceError('INTERNAL', `upload of "${this.#record.name}" is ${this.#state}`);
+      throw new ResourceError('INTERNAL', `upload of "${this.#meta.name}" is ${this.#state}`);
     }
   }
 
@@ -220,55 +196,28 @@ export class Upload implements OpenUpload {
     return run;
   }
 
-  async #checkpoint(): Promise<number> {
-    const durable = await this.#queue.sync();
-    if (durable !== this.#record.durable) {
-      const record = { ...this.#record, durable, updated: Date.now() };
-      await writeRecord(this.#paths.recordFile, this.#paths.partialsDir, record, `${this.#paths.shown}.json`);
-      this.#record = record;
-    }
-    return durable;
-  }
-
   async #finish(expected: Buffer): Promise<FinishResult> {
-    const { partFile, outDir, components } = this.#paths;
-    const shownPart = `${this.#paths.shown}.part`;
-    const shownFinal = components.join('/');
+    const partial = this.#partial;
+    const shownFinal = this.#meta.name;
     try {
-      await this.#queue.sync();
-      await this.#queue.close();
+      await partial.endWrites();
+      if (partial.failure !== undefined) throw partial.failure;
       const digest = await this.#hash.digest();
       if (expected.length !== SHA256_BYTES || !timingSafeEqual(digest, expected)) {
         await this.#discard();
         throw new UploadError('INTEGRITY_FAILED', `SHA-256 of "${shownFinal}" differs from END's`);
       }
-      await this.#step('setting mode and mtime of', shownPart, async () => {
-        await this.#fh.chmod(this.#record.mode & 0o777); // never setuid, setgid or sticky
-        await this.#fh.utimes(new Date(), this.#record.mtime / 1000);
-        await this.#fh.sync();
-      });
-      await this.#closeFile();
-      // Directories may have been swapped for links since OPEN: check the whole path again.
-      const finalPath = await resolveInside(outDir, components);
-      if (this.#appendOnly) {
-        // link() never replaces: an atomic no-clobber publish.
-        try {
-          await link(partFile, finalPath);
-        } catch (err) {
-          if (errnoOf(err) !== 'EEXIST') throw toStxError(err, 'publishing', shownFinal);
-          await this.#discard();
-          throw new UploadError('EXISTS', `"${shownFinal}" appeared during the upload`);
-        }
-        // The file is published; a leftover .part is only garbage for the sweep.
-        await unlinkIfPresent(partFile).catch(() => undefined);
-      } else {
-        await this.#step('publishing', shownFinal, () => rename(partFile, finalPath));
+      const how = this.#appendOnly ? 'no-clobber' : 'replace';
+      try {
+        // never setuid, setgid or sticky
+        await partial.publish(shownFinal, { mode: this.#meta.mode & 0o777, mtime: this.#meta.mtime, how });
+      } catch (err) {
+        if (!(err instanceof StxError && err.code === 'EXISTS')) throw err;
+        await this.#discard();
+        throw new UploadError('EXISTS', `"${shownFinal}" appeared during the upload`);
       }
-      await this.#step('syncing directory of', shownFinal, () => fsyncDir(path.dirname(finalPath)));
-      // A leftover record without its .part restarts from 0 on OPEN and is swept.
-      await unlinkIfPresent(this.#paths.recordFile).catch(() => undefined);
       this.#forget();
-      return { name: this.#record.name, size: this.#record.size, sha256: digest, unchanged: false };
+      return { name: this.#meta.name, size: this.#meta.size, sha256: digest, unchanged: false };
     } finally {
       this.#state = 'closed';
       await this.#closeFile();
@@ -276,28 +225,18 @@ export class Upload implements OpenUpload {
     }
   }
 
-  async #step<T>(what: string, where: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw toStxError(err, what, where);
-    }
-  }
-
   async #closeFile(): Promise<void> {
     if (this.#fileClosed) return;
     this.#fileClosed = true;
     this.#hash.close();
-    await this.#queue.close();
-    await this.#direct?.close().catch(() => undefined);
-    await this.#fh.close().catch(() => undefined);
+    await this.#partial.close();
   }
 
   /** Deletes the partial upload and its record (after INTEGRITY_FAILED or EXISTS). */
   async #discard(): Promise<void> {
-    await this.#closeFile();
-    await this.#step('deleting', `${this.#paths.shown}.part`, () => unlinkIfPresent(this.#paths.partFile));
-    await this.#step('deleting', `${this.#paths.shown}.json`, () => unlinkIfPresent(this.#paths.recordFile));
+    this.#fileClosed = true;
+    this.#hash.close();
+    await this.#partial.discard();
     this.#forget();
   }
 }

@@ -1,11 +1,10 @@
 // Positional writes of one upload, with byte-counted backpressure (STYLE.md "Backpressure").
 //
-// Chunks arrive in stream order (§9.1 step 3). Each write takes every chunk queued by the time it
-// starts (one writev), so a slow disk gets fewer, larger writes rather than more of them. Up to
-// `concurrency` writes run at once and may complete in any order, so the queue tracks the
-// contiguous written prefix: the only offset that may ever become durable and be ACKed.
+// Chunks arrive in stream order (§9.1 step 3) and are written in that order, one write at a time
+// (Linux serialises buffered writes to a file anyway): each write takes every chunk queued by the
+// time it starts (one writev), so a slow disk gets fewer, larger writes rather than more of them.
+// Every byte below `writtenOffset` is written: the only offset that may become durable and be ACKed.
 
-import type { FileHandle } from 'node:fs/promises';
 import PQueue from 'p-queue';
 import { ResourceError, StxError, UploadError } from '../../proto/errors.js';
 import { ByteBudget } from '../../transfer/budget.js';
@@ -31,48 +30,17 @@ function remainder(buffers: readonly Buffer[], skip: number): Buffer[] {
 }
 
 /**
- * The contiguous prefix [start, offset) of completed byte ranges, plus the completed ranges past
- * it, kept sorted and merged. With in-order submission there are fewer than `concurrency` of them.
+ * Where the queue writes: an open file (a FileHandle is one), or anything with positional
+ * vectored writes and a data sync (storage/memory.ts).
  */
-export class ContiguousPrefix {
-  #offset: number;
-  /** Disjoint, sorted, non-adjacent [start, end) ranges, each starting past #offset. */
-  readonly #ranges: Array<[number, number]> = [];
-
-  constructor(start: number) {
-    this.#offset = start;
-  }
-  get offset(): number {
-    return this.#offset;
-  }
-  get pendingRanges(): number {
-    return this.#ranges.length;
-  }
-
-  add(start: number, end: number): void {
-    if (end <= start || end <= this.#offset) return;
-    let lo = Math.max(start, this.#offset);
-    let hi = end;
-    // Find where [lo, hi) goes, absorbing every range it touches or overlaps.
-    let i = 0;
-    while (i < this.#ranges.length && (this.#ranges[i]?.[1] ?? 0) < lo) i++;
-    let j = i;
-    for (let r = this.#ranges[j]; r !== undefined && r[0] <= hi; r = this.#ranges[++j]) {
-      lo = Math.min(lo, r[0]);
-      hi = Math.max(hi, r[1]);
-    }
-    this.#ranges.splice(i, j - i, [lo, hi]);
-    const first = this.#ranges[0];
-    if (first !== undefined && first[0] <= this.#offset) {
-      this.#offset = Math.max(this.#offset, first[1]);
-      this.#ranges.shift();
-    }
-  }
+export interface PositionalFile {
+  /** Writes `buffers` in order from `position`; may write fewer bytes than given. */
+  writev(buffers: Buffer[], position: number): Promise<{ readonly bytesWritten: number }>;
+  /** Makes every byte written so far durable (fdatasync). */
+  datasync(): Promise<void>;
 }
 
 export interface WriteQueueOptions {
-  /** Writes in flight at once (WRITE_CONCURRENCY_PER_CONNECTION). */
-  readonly concurrency: number;
   /** Bytes this queue may hold (MAX_QUEUED_BYTES_PER_CONNECTION); a caller that pauses when told never exceeds it. */
   readonly maxQueuedBytes: number;
   /** Largest chunk a caller enqueues (MAX_DATA_CHUNK_BYTES); the pause signal keeps room for one. */
@@ -85,7 +53,7 @@ export interface WriteQueueOptions {
    * An O_DIRECT handle on the same file (direct-io.ts): writes whose buffers, offset and length
    * are all aligned go through it and skip the page cache. The caller owns and closes it.
    */
-  readonly direct?: FileHandle | null;
+  readonly direct?: PositionalFile | null;
 }
 
 interface FlushWaiter {
@@ -101,15 +69,16 @@ interface FlushWaiter {
  * nothing is ever an unhandled rejection.
  */
 export class WriteQueue {
-  readonly #fh: FileHandle;
+  readonly #fh: PositionalFile;
   /** Null when there is none, or once it refused a write (EINVAL: the filesystem's rules differ). */
-  #direct: FileHandle | null;
+  #direct: PositionalFile | null;
   readonly #budget: ByteBudget;
   readonly #pq: PQueue;
   readonly #maxQueued: number;
   readonly #maxChunk: number;
   readonly #lowWater: number;
-  readonly #prefix: ContiguousPrefix;
+  /** Every byte below it is written. */
+  #written: number;
   readonly #drainListeners = new Set<() => void>();
   readonly #flushWaiters: FlushWaiter[] = [];
   readonly #onBudgetLow = (): void => this.#maybeDrain();
@@ -123,12 +92,11 @@ export class WriteQueue {
   #closed = false;
   #failure: StxError | undefined;
 
-  constructor(fh: FileHandle, options: WriteQueueOptions, budget: ByteBudget) {
-    const { concurrency, maxQueuedBytes } = options;
+  constructor(fh: PositionalFile, options: WriteQueueOptions, budget: ByteBudget) {
+    const { maxQueuedBytes } = options;
     const maxChunk = options.maxChunkBytes ?? MAX_DATA_CHUNK_BYTES;
     const lowWater = options.lowWaterBytes ?? Math.floor(maxQueuedBytes * LOW_WATER_FRACTION);
     const start = options.startOffset ?? 0;
-    if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new RangeError('concurrency must be ≥ 1');
     if (!Number.isSafeInteger(maxChunk) || maxChunk < 1) throw new RangeError('maxChunkBytes must be ≥ 1');
     if (!Number.isSafeInteger(maxQueuedBytes) || maxQueuedBytes < maxChunk) {
       throw new RangeError('maxQueuedBytes must be ≥ maxChunkBytes');
@@ -140,11 +108,11 @@ export class WriteQueue {
     this.#fh = fh;
     this.#direct = options.direct ?? null;
     this.#budget = budget;
-    this.#pq = new PQueue({ concurrency });
+    this.#pq = new PQueue({ concurrency: 1 });
     this.#maxQueued = maxQueuedBytes;
     this.#maxChunk = maxChunk;
     this.#lowWater = lowWater;
-    this.#prefix = new ContiguousPrefix(start);
+    this.#written = start;
     this.#enqueuedOffset = start;
     this.#pendingOffset = start;
   }
@@ -156,9 +124,9 @@ export class WriteQueue {
   get peakQueuedBytes(): number {
     return this.#peakQueued;
   }
-  /** End of the contiguous run of completed writes: every byte below it has been written. */
+  /** End of the completed writes: every byte below it has been written. */
   get writtenOffset(): number {
-    return this.#prefix.offset;
+    return this.#written;
   }
   /** End of the last accepted chunk: the next enqueue must start here. */
   get enqueuedOffset(): number {
@@ -226,19 +194,18 @@ export class WriteQueue {
   flush(): Promise<number> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
     const target = this.#enqueuedOffset;
-    if (this.#prefix.offset >= target) return Promise.resolve(this.#prefix.offset);
+    if (this.#written >= target) return Promise.resolve(this.#written);
     return new Promise<void>((resolve, reject) => {
       this.#flushWaiters.push({ target, resolve, reject });
-    }).then(() => this.#prefix.offset);
+    }).then(() => this.#written);
   }
 
   /**
-   * flush, then fdatasync. Returns the durable offset: the contiguous prefix written before
-   * the sync started. Writes accepted meanwhile keep going and are not waited for.
+   * flush, then fdatasync. Returns the durable offset: the bytes written before the sync started. Writes accepted meanwhile keep going and are not waited for.
    */
   async sync(): Promise<number> {
     await this.flush();
-    const durable = this.#prefix.offset;
+    const durable = this.#written;
     try {
       await this.#fh.datasync();
     } catch (err) {
@@ -252,7 +219,7 @@ export class WriteQueue {
 
   /**
    * Lets queued writes finish (errors are kept, not thrown), detaches from the budget, wakes a
-   * paused caller and refuses further chunks. The caller still owns and closes the FileHandle.
+   * paused caller and refuses further chunks. The caller still owns and closes the file.
    */
   async close(): Promise<void> {
     this.#closed = true;
@@ -299,7 +266,7 @@ export class WriteQueue {
     const offset = this.#pendingOffset;
     this.#pendingOffset += length;
     try {
-      // After a failure, chunks still queued are dropped: the prefix can no longer grow.
+      // After a failure, chunks still queued are dropped: writtenOffset can no longer grow.
       if (this.#failure !== undefined) return;
       let done = 0;
       let rest: Buffer[] = batch;
@@ -311,7 +278,7 @@ export class WriteQueue {
         done += bytesWritten;
         if (done < length) rest = remainder(rest, bytesWritten);
       }
-      this.#prefix.add(offset, offset + length);
+      this.#written = offset + length;
       this.#settleFlushWaiters();
     } catch (err) {
       this.#fail(toStxError(err, 'writing', 'partial upload'));
@@ -351,7 +318,7 @@ export class WriteQueue {
   }
 
   #settleFlushWaiters(): void {
-    const offset = this.#prefix.offset;
+    const offset = this.#written;
     for (let i = this.#flushWaiters.length - 1; i >= 0; i--) {
       const waiter = this.#flushWaiters[i];
       if (waiter !== undefined && waiter.target <= offset) {

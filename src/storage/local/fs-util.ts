@@ -1,7 +1,7 @@
-// Small filesystem helpers shared by the store.
+// Small filesystem helpers of the local-disk backend.
 
 import { chmod, lstat, mkdir, open, unlink } from 'node:fs/promises';
-import { RESERVED_DIR_MODE } from '../config.js';
+import { RESERVED_DIR_MODE } from './config.js';
 import { errnoOf } from '../../transfer/io-error.js';
 
 /**

@@ -2,60 +2,15 @@
 // leading bytes of its .part file are durable. Written as <id>.json.tmp, fsynced, renamed over
 // <id>.json, then the directory is fsynced: a crash leaves either the old record or the new one.
 
-import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, readFile, rename } from 'node:fs/promises';
 import { MAX_MODE, MAX_SAFE_UINT } from '../../proto/limits.js';
-import { PARTIAL_FILE_MODE } from '../config.js';
+import { RECORD_VERSION, type PartialRecord } from '../backend.js';
+import { PARTIAL_FILE_MODE } from './config.js';
 import { fsyncDir } from './fs-util.js';
 import { errnoOf, toStxError } from '../../transfer/io-error.js';
 
-export const RECORD_VERSION = 1;
-
-/** What identifies an upload (§9.2) plus what OPEN said about the file. */
-export interface UploadIdentity {
-  /** "anonymous" or the client's key fingerprint. */
-  readonly principal: string;
-  readonly name: string;
-  readonly size: number;
-  /** Milliseconds since the Unix epoch. */
-  readonly mtime: number;
-}
-
-export interface PartialRecord extends UploadIdentity {
-  readonly version: number;
-  readonly mode: number;
-  /** Leading bytes of the .part file written and fsynced. */
-  readonly durable: number;
-  /** Milliseconds since the Unix epoch. */
-  readonly created: number;
-  readonly updated: number;
-}
-
-const ID_LABEL = Buffer.from('stx/1 upload id\0', 'latin1');
-
-function lengthPrefixed(text: string): Buffer {
-  const bytes = Buffer.from(text, 'utf8');
-  const length = Buffer.alloc(4);
-  length.writeUInt32BE(bytes.length);
-  return Buffer.concat([length, bytes]);
-}
-
-/**
- * Hex SHA-256 of label ‖ u32 len ‖ principal ‖ u32 len ‖ name ‖ u64 size ‖ i64 mtime: lengths
- * make the encoding unambiguous, so different identities never share a record.
- */
-export function uploadId(identity: UploadIdentity): string {
-  const numbers = Buffer.alloc(16);
-  numbers.writeBigUInt64BE(BigInt(identity.size), 0);
-  numbers.writeBigInt64BE(BigInt(identity.mtime), 8);
-  return createHash('sha256')
-    .update(ID_LABEL)
-    .update(lengthPrefixed(identity.principal))
-    .update(lengthPrefixed(identity.name))
-    .update(numbers)
-    .digest('hex');
-}
+export { RECORD_VERSION } from '../backend.js';
 
 function isUint(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 && value <= MAX_SAFE_UINT;

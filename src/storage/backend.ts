@@ -1,0 +1,205 @@
+// Where uploaded bytes rest (STYLE.md "Storage behind an interface"; in the spirit of tus's
+// DataStore): partial uploads by id with a durable offset and a record, their publication under a
+// final name, and the published files. The policy above it (src/recv/store.ts: names, limits,
+// locks, append-only, integrity, one version per client and name) is the same for every backend;
+// test/storage-contract.ts is the contract every backend passes.
+//
+// Durability is the one promise that matters for resume (§9.2): bytes written but not yet
+// checkpointed may be lost by a crash; checkpointed bytes and their record may not. A backend
+// never hands back, after a crash or a close, more bytes of a partial than its last checkpoint
+// recorded.
+
+import type { StxError } from '../proto/errors.js';
+import type { ByteBudget } from '../transfer/budget.js';
+import type { ReadAt } from '../transfer/file-hash.js';
+
+/**
+ * Spec §9.3 reserves names whose components start with this for the server itself: the policy
+ * refuses them, and a backend may keep its own state under it (the local one does, `.stx/`).
+ */
+export const RESERVED_NAME_PREFIX = '.stx';
+
+/** What OPEN said about the file, kept with its partial (§9.2). */
+export interface PartialMeta {
+  /** "anonymous" or the client's key fingerprint. */
+  readonly principal: string;
+  readonly name: string;
+  readonly size: number;
+  /** Milliseconds since the Unix epoch. */
+  readonly mtime: number;
+  readonly mode: number;
+}
+
+/** A partial's record as a backend keeps it: its meta, durable offset and times. */
+export interface PartialRecord extends PartialMeta {
+  readonly version: number;
+  /** Leading bytes of the partial that are durable. */
+  readonly durable: number;
+  /** Milliseconds since the Unix epoch. */
+  readonly created: number;
+  /** The last checkpoint (or open); what the sweep ages partials by. */
+  readonly updated: number;
+}
+
+/** The only record version there is. */
+export const RECORD_VERSION = 1;
+
+/** A partial id: 64 lowercase hex digits (the policy's uploadId). Backends refuse anything else. */
+export function isPartialId(id: string): boolean {
+  return /^[0-9a-f]{64}$/.test(id);
+}
+
+/** Bounds of one partial's write queue (the connection's and the process's). */
+export interface WriteLimits {
+  /** Shared by every partial of the process (MAX_QUEUED_BYTES_TOTAL). */
+  readonly budget: ByteBudget;
+  /** Bytes one partial may have queued (MAX_QUEUED_BYTES_PER_CONNECTION). */
+  readonly maxQueuedBytes: number;
+  /** Largest chunk a caller writes (MAX_DATA_CHUNK_BYTES). */
+  readonly maxChunkBytes: number;
+}
+
+/**
+ * Positional reads of stored bytes (a partial's durable prefix, a published file), for hashing.
+ * `fd`, when there is one, is an open file descriptor: the hashing thread reads it directly
+ * instead of the event loop reading through `readAt` (transfer/hasher.ts).
+ */
+export interface PositionalReader {
+  readonly readAt: ReadAt;
+  readonly fd?: number | undefined;
+}
+
+/** A published file: its name ('/'-separated, as published), size in bytes and mtime (ms). */
+export interface FileInfo {
+  readonly name: string;
+  readonly size: number;
+  readonly mtime: number;
+}
+
+/** A published file open for reading. Close it; reads after close fail. */
+export interface PublishedFile extends PositionalReader {
+  readonly size: number;
+  close(): Promise<void>;
+}
+
+export interface PublishOptions {
+  /** Permission bits (at most 0o777; anything above is dropped). */
+  readonly mode: number;
+  /** Milliseconds since the Unix epoch. */
+  readonly mtime: number;
+  /**
+   * 'replace' swaps the new file in over whatever file has the name, atomically (readers see the
+   * old file or the new one); 'no-clobber' publishes only if the name is free, atomically, else
+   * UploadError EXISTS and the partial stays as it was.
+   */
+  readonly how: 'replace' | 'no-clobber';
+}
+
+/**
+ * One open partial upload, held by one connection. Writes go in at increasing offsets, from
+ * `durable` on. Nothing here is shared: the policy holds a lock per id.
+ */
+export interface PartialUpload {
+  readonly id: string;
+  /** The partial's name in messages (`.stx/partials/<id>.part` on disk). */
+  readonly shown: string;
+  /**
+   * The durable offset last recorded: at open, where writing resumes (bytes past the resumed
+   * record's offset were dropped); then what the last checkpoint returned.
+   */
+  readonly durable: number;
+  /** Reads the partial's bytes; [0, durable) is what a resume re-hashes (§9.7). */
+  readonly prefix: PositionalReader;
+  /** True from a write that returned true until the queue drains. */
+  readonly paused: boolean;
+  /** The first write or sync error; once set, nothing more is written or made durable. */
+  readonly failure: StxError | undefined;
+  /**
+   * Queues `data` for position `offset`, which must be where the last write ended (BAD_OFFSET
+   * otherwise; the first at `durable`), and returns whether the caller should pause until
+   * drained(): the partial's queue or the shared budget lacks room for another full chunk. The
+   * backend keeps `data` until written: `onWritten` runs once it no longer needs it (also when
+   * dropped after a failure). Throws the stored failure.
+   */
+  write(offset: number, data: Buffer, onWritten?: () => void): boolean;
+  /** Resolves once the caller may write again (at once if not paused); never rejects. */
+  drained(): Promise<void>;
+  /**
+   * Makes every byte written so far durable, then records the durable offset crash-safely with
+   * the partial's meta, and returns it. After a crash the partial resumes from this offset or a
+   * later checkpoint's, never less. The first checkpoint after open records even when nothing
+   * was written (it writes the record for this open's meta). Rejects with `failure`.
+   */
+  checkpoint(): Promise<number>;
+  /** Refuses further writes and waits for those queued; never rejects (see `failure`). */
+  endWrites(): Promise<void>;
+  /**
+   * Publishes the partial's bytes (all of them: call after endWrites) under `name` with mode
+   * and mtime, durably, and removes the partial and its record; the partial is closed whatever
+   * happens. On EXISTS ('no-clobber'), BAD_NAME (the name cannot be published: a link or a
+   * non-directory on its path) or IO_ERROR nothing is published and the partial is kept.
+   */
+  publish(name: string, options: PublishOptions): Promise<void>;
+  /** Closes and deletes the partial and its record. */
+  discard(): Promise<void>;
+  /** Lets queued writes finish and closes; the partial stays as its last checkpoint left it. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** A partial's id and record, as listed by partials(). */
+export interface ListedPartial {
+  readonly id: string;
+  readonly record: PartialRecord;
+}
+
+/**
+ * The storage under one output directory. Names are validated by the policy (§9.3:
+ * '/'-separated components, none empty, '.', '..' or starting with RESERVED_NAME_PREFIX); a
+ * backend still refuses to follow links. Errors are typed (StxError: IO_ERROR, NO_SPACE,
+ * BAD_NAME, EXISTS, INTERNAL).
+ */
+export interface StorageBackend {
+  /** Prepares the storage (the local one: directories, stray temporary records removed). Call once, first. */
+  init(): Promise<void>;
+
+  /** Every partial with a readable record (at start-up, for the policy's index). */
+  partials(): Promise<ListedPartial[]>;
+
+  /** The record of partial `id`, or undefined (none, or unreadable: a damaged record is not trusted). */
+  record(id: string): Promise<PartialRecord | undefined>;
+
+  /**
+   * Opens partial `id`, creating it if missing. `resume` is its record as the caller accepted
+   * it (from record()), or undefined to start over: the partial keeps its first `resume.durable`
+   * bytes if it holds that many, else none, and drops the rest (torn by a crash, never
+   * promised). Writes nothing durable until the first checkpoint. Waits for a discard or sweep
+   * of `id` that is under way. One open per id at a time (the caller's lock).
+   */
+  openPartial(id: string, meta: PartialMeta, resume: PartialRecord | undefined, limits: WriteLimits): Promise<PartialUpload>;
+
+  /** Deletes partial `id` (not open) and its record; nothing if absent. */
+  discard(id: string): Promise<void>;
+
+  /**
+   * Deletes the partials (also those without a record) last updated more than `ttlMs` before
+   * `now` and not open. `claim(id)` runs just before one is deleted; false keeps it. Returns how
+   * many were deleted; their deletion is durable when this resolves.
+   */
+  sweep(ttlMs: number, now: number, claim: (id: string) => boolean): Promise<number>;
+
+  /**
+   * Checks that a file can be published as `name` and returns what is published there now, or
+   * null. BAD_NAME if a link, a non-directory on the path, or a non-file at the name is in the
+   * way. The local backend creates the missing parent directories here.
+   */
+  prepareName(name: string): Promise<FileInfo | null>;
+
+  /** Opens the published file `name` for reading, or null if there is none (or not a regular file). */
+  openFile(name: string): Promise<PublishedFile | null>;
+
+  /** The published files (not the backend's own state), in no particular order. */
+  list(): Promise<FileInfo[]>;
+
+  /** Bytes that can still be stored. */
+  freeBytes(): Promise<bigint>;
+}

@@ -1,0 +1,271 @@
+// The local-disk backend (storage/backend.ts): published files are plain files under the output
+// directory, partial uploads and their records live in its reserved directory.
+//
+// Layout:
+//   outDir/.stx/                     0700, reserved (names cannot reach it, §9.3)
+//   outDir/.stx/partials/<id>.part   the bytes received so far
+//   outDir/.stx/partials/<id>.json   the crash-safe record (record.ts)
+//
+// Nothing here follows a symbolic link below the output directory (paths.ts, O_NOFOLLOW).
+
+import { constants } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, statfs } from 'node:fs/promises';
+import path from 'node:path';
+import { ResourceError } from '../../proto/errors.js';
+import { errnoOf, toStxError } from '../../transfer/io-error.js';
+import { readAtFd } from '../../transfer/file-hash.js';
+import type { FileInfo, ListedPartial, PartialMeta, PartialRecord, PartialUpload, PublishedFile, StorageBackend, WriteLimits } from '../backend.js';
+import { isPartialId } from '../backend.js';
+import { NAME_DIR_MODE, PARTIAL_FILE_MODE, PARTIALS_DIR_NAME, RESERVED_DIR_NAME } from './config.js';
+import { openDirect } from './direct-io.js';
+import { ensurePrivateDir, fsyncDir, unlinkIfPresent } from './fs-util.js';
+import { LocalPartial, type PartialPaths } from './partial.js';
+import { resolveInside } from './paths.js';
+import { readRecord } from './record.js';
+import { WriteQueue } from './write-queue.js';
+
+const PARTIAL_FILE = /^([0-9a-f]{64})\.(part|json|json\.tmp)$/;
+
+export class LocalBackend implements StorageBackend {
+  readonly outDir: string;
+  readonly #partialsDir: string;
+  /** Partials open right now: a sweep or discard leaves them alone. */
+  readonly #open = new Set<string>();
+  /** Ids whose files are being deleted; an open of one waits for it. */
+  readonly #deleting = new Map<string, Promise<void>>();
+
+  /** `outDir` (created by init if missing) is trusted configuration: it may be reached through links. */
+  constructor(outDir: string) {
+    this.outDir = path.resolve(outDir);
+    this.#partialsDir = path.join(this.outDir, RESERVED_DIR_NAME, PARTIALS_DIR_NAME);
+  }
+
+  /** Creates the layout (reserved directories 0700) and removes stray .tmp records. */
+  async init(): Promise<void> {
+    try {
+      await mkdir(this.outDir, { mode: NAME_DIR_MODE });
+    } catch (err) {
+      if (errnoOf(err) !== 'EEXIST') throw toStxError(err, 'creating', 'the output directory');
+    }
+    await this.#ensurePrivateDir(path.join(this.outDir, RESERVED_DIR_NAME), RESERVED_DIR_NAME);
+    await this.#ensurePrivateDir(this.#partialsDir, `${RESERVED_DIR_NAME}/${PARTIALS_DIR_NAME}`);
+    for (const entry of await this.#listPartials()) {
+      if (entry.endsWith('.tmp')) await this.#remove(entry);
+    }
+  }
+
+  async partials(): Promise<ListedPartial[]> {
+    const listed: ListedPartial[] = [];
+    for (const entry of await this.#listPartials()) {
+      const id = PARTIAL_FILE.exec(entry)?.[1];
+      if (id === undefined || !entry.endsWith('.json')) continue;
+      const record = await readRecord(path.join(this.#partialsDir, entry), this.#shown(entry)).catch(() => undefined);
+      if (record !== undefined) listed.push({ id, record });
+    }
+    return listed;
+  }
+
+  async record(id: string): Promise<PartialRecord | undefined> {
+    this.#checkId(id);
+    await this.#deleting.get(id);
+    return readRecord(path.join(this.#partialsDir, `${id}.json`), this.#shown(`${id}.json`));
+  }
+
+  async openPartial(id: string, meta: PartialMeta, resume: PartialRecord | undefined, limits: WriteLimits): Promise<PartialUpload> {
+    this.#checkId(id);
+    if (this.#open.has(id)) throw new ResourceError('INTERNAL', `partial ${id} is open already`);
+    await this.#deleting.get(id);
+    const paths: PartialPaths = {
+      outDir: this.outDir,
+      partialsDir: this.#partialsDir,
+      partFile: path.join(this.#partialsDir, `${id}.part`),
+      recordFile: path.join(this.#partialsDir, `${id}.json`),
+      shown: this.#shown(id),
+    };
+    let fh: FileHandle | undefined;
+    let direct: FileHandle | null = null;
+    this.#open.add(id);
+    try {
+      const flags = constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW;
+      fh = await this.#step('opening', `${paths.shown}.part`, () => open(paths.partFile, flags, PARTIAL_FILE_MODE));
+      const durable = await this.#trustedPrefix(fh, resume, `${paths.shown}.part`);
+      // Aligned chunks bypass the page cache (direct-io.ts); without O_DIRECT, everything uses fh.
+      direct = await openDirect(paths.partFile, fh);
+      const queue = new WriteQueue(
+        fh,
+        { maxQueuedBytes: limits.maxQueuedBytes, maxChunkBytes: limits.maxChunkBytes, startOffset: durable, direct },
+        limits.budget,
+      );
+      return new LocalPartial({ id, paths, meta, durable, created: resume?.created ?? Date.now(), fh, direct, queue, onClose: () => this.#open.delete(id) });
+    } catch (err) {
+      await direct?.close().catch(() => undefined);
+      await fh?.close().catch(() => undefined);
+      this.#open.delete(id);
+      throw err;
+    }
+  }
+
+  async discard(id: string): Promise<void> {
+    this.#checkId(id);
+    if (this.#open.has(id)) throw new ResourceError('INTERNAL', `partial ${id} is open`);
+    await this.#delete(id, [`${id}.part`, `${id}.json`]);
+  }
+
+  async sweep(ttlMs: number, now: number, claim: (id: string) => boolean): Promise<number> {
+    const byId = new Map<string, string[]>();
+    for (const entry of await this.#listPartials()) {
+      const id = PARTIAL_FILE.exec(entry)?.[1];
+      if (id === undefined) continue;
+      byId.set(id, [...(byId.get(id) ?? []), entry]);
+    }
+    let removed = 0;
+    for (const [id, entries] of byId) {
+      if (this.#open.has(id)) continue;
+      const updated = await this.#lastUpdate(id, entries);
+      // Re-check: the awaits above let an open take it meanwhile.
+      if (now - updated <= ttlMs || this.#open.has(id) || this.#deleting.has(id) || !claim(id)) continue;
+      await this.#delete(id, entries);
+      removed++;
+    }
+    if (removed > 0) await this.#step('syncing', `${RESERVED_DIR_NAME}/${PARTIALS_DIR_NAME}`, () => fsyncDir(this.#partialsDir));
+    return removed;
+  }
+
+  async prepareName(name: string): Promise<FileInfo | null> {
+    const finalPath = await resolveInside(this.outDir, name.split('/'));
+    try {
+      const st = await lstat(finalPath);
+      return { name, size: st.size, mtime: st.mtimeMs };
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') return null;
+      throw toStxError(err, 'checking', name);
+    }
+  }
+
+  async openFile(name: string): Promise<PublishedFile | null> {
+    const file = await resolveInside(this.outDir, name.split('/'));
+    let fh: FileHandle;
+    try {
+      fh = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') return null;
+      throw toStxError(err, 'opening', name);
+    }
+    try {
+      const st = await fh.stat();
+      if (st.isFile()) {
+        const handle = fh;
+        return { size: st.size, fd: handle.fd, readAt: readAtFd(handle.fd), close: () => handle.close().catch(() => undefined) };
+      }
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      throw toStxError(err, 'checking', name);
+    }
+    await fh.close().catch(() => undefined);
+    return null;
+  }
+
+  async list(): Promise<FileInfo[]> {
+    const files: FileInfo[] = [];
+    // Depth-first over real directories only; links and special files are not published files.
+    const stack: string[] = [''];
+    for (let dir = stack.pop(); dir !== undefined; dir = stack.pop()) {
+      const entries = await this.#step('listing', dir === '' ? 'the output directory' : dir, () =>
+        readdir(path.join(this.outDir, dir), { withFileTypes: true }),
+      );
+      for (const entry of entries) {
+        const name = dir === '' ? entry.name : `${dir}/${entry.name}`;
+        if (dir === '' && entry.name === RESERVED_DIR_NAME) continue;
+        if (entry.isDirectory()) stack.push(name);
+        else if (entry.isFile()) {
+          const st = await lstat(path.join(this.outDir, name)).catch(() => null);
+          if (st?.isFile() === true) files.push({ name, size: st.size, mtime: st.mtimeMs });
+        }
+      }
+    }
+    return files;
+  }
+
+  async freeBytes(): Promise<bigint> {
+    const dir = this.#partialsDir;
+    const fs = await this.#step('checking free space of', RESERVED_DIR_NAME, () => statfs(dir, { bigint: true }));
+    return fs.bavail * fs.bsize;
+  }
+
+  /** Deletes `entries` of partial `id`; a second delete of the same id joins the first. */
+  async #delete(id: string, entries: readonly string[]): Promise<void> {
+    const running = this.#deleting.get(id);
+    if (running !== undefined) return running;
+    const deletion = (async () => {
+      for (const entry of entries) await this.#remove(entry);
+    })();
+    this.#deleting.set(id, deletion.catch(() => undefined));
+    try {
+      await deletion;
+    } finally {
+      this.#deleting.delete(id);
+    }
+  }
+
+  #checkId(id: string): void {
+    if (!isPartialId(id)) throw new ResourceError('INTERNAL', 'a partial id is 64 hex digits');
+  }
+
+  #shown(entry: string): string {
+    return `${RESERVED_DIR_NAME}/${PARTIALS_DIR_NAME}/${entry}`;
+  }
+
+  async #ensurePrivateDir(dir: string, shown: string): Promise<void> {
+    await this.#step('creating', shown, () =>
+      ensurePrivateDir(dir, () => new ResourceError('IO_ERROR', `${shown} is not a directory (refusing to follow a link)`)),
+    );
+  }
+
+  async #listPartials(): Promise<string[]> {
+    return this.#step('listing', `${RESERVED_DIR_NAME}/${PARTIALS_DIR_NAME}`, () => readdir(this.#partialsDir));
+  }
+
+  async #remove(entry: string): Promise<void> {
+    const file = path.join(this.#partialsDir, entry);
+    await this.#step('deleting', this.#shown(entry), () => unlinkIfPresent(file));
+  }
+
+  /** Last update of a partial upload: its record's `updated`, else its files' newest mtime. */
+  async #lastUpdate(id: string, entries: readonly string[]): Promise<number> {
+    const record = await readRecord(path.join(this.#partialsDir, `${id}.json`), `${id}.json`);
+    if (record !== undefined) return record.updated;
+    let newest = 0;
+    for (const entry of entries) {
+      try {
+        newest = Math.max(newest, (await lstat(path.join(this.#partialsDir, entry))).mtimeMs);
+      } catch (err) {
+        if (errnoOf(err) !== 'ENOENT') throw toStxError(err, 'checking', entry);
+      }
+    }
+    return newest;
+  }
+
+  /**
+   * How many leading bytes of the .part file are trusted: the resumed record's durable offset if
+   * the file holds that much, else 0. The file is cut to it: bytes past the last checkpoint may
+   * be torn by a crash (§9.2).
+   */
+  async #trustedPrefix(fh: FileHandle, resume: PartialRecord | undefined, shown: string): Promise<number> {
+    return this.#step('resuming', shown, async () => {
+      const { size: fileBytes } = await fh.stat();
+      const recorded = resume?.durable ?? 0;
+      const durable = recorded <= fileBytes ? recorded : 0;
+      if (fileBytes !== durable) await fh.truncate(durable);
+      return durable;
+    });
+  }
+
+  async #step<T>(what: string, where: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw toStxError(err, what, where);
+    }
+  }
+}

@@ -1,0 +1,166 @@
+// One open partial upload on local disk (§9.2): the bytes in <id>.part, written through the write
+// queue (aligned chunks by O_DIRECT), made durable by fdatasync, and the durable offset in the
+// crash-safe <id>.json record. Published by rename (replace) or link (no-clobber) after fsync.
+
+import type { FileHandle } from 'node:fs/promises';
+import { link, rename } from 'node:fs/promises';
+import path from 'node:path';
+import { UploadError, type StxError } from '../../proto/errors.js';
+import { errnoOf, toStxError } from '../../transfer/io-error.js';
+import { readAtFd } from '../../transfer/file-hash.js';
+import type { PartialMeta, PartialRecord, PartialUpload, PositionalReader, PublishOptions } from '../backend.js';
+import { RECORD_VERSION } from '../backend.js';
+import { fsyncDir, unlinkIfPresent } from './fs-util.js';
+import { resolveInside } from './paths.js';
+import { writeRecord } from './record.js';
+import type { WriteQueue } from './write-queue.js';
+
+/** Where a partial lives on disk; built by LocalBackend.openPartial. */
+export interface PartialPaths {
+  readonly outDir: string;
+  readonly partialsDir: string;
+  readonly partFile: string;
+  readonly recordFile: string;
+  /** `.stx/partials/<id>`, for messages. */
+  readonly shown: string;
+}
+
+export interface LocalPartialParts {
+  readonly id: string;
+  readonly paths: PartialPaths;
+  readonly meta: PartialMeta;
+  /** Bytes kept from the resumed record (the file was cut to them). */
+  readonly durable: number;
+  /** The resumed record's creation time, or now. */
+  readonly created: number;
+  readonly fh: FileHandle;
+  /** The O_DIRECT handle the queue writes aligned chunks through, if any; closed with fh. */
+  readonly direct: FileHandle | null;
+  readonly queue: WriteQueue;
+  /** Runs once the partial is closed (the backend forgets it is open). */
+  readonly onClose: () => void;
+}
+
+export class LocalPartial implements PartialUpload {
+  readonly id: string;
+  readonly prefix: PositionalReader;
+  readonly #paths: PartialPaths;
+  readonly #fh: FileHandle;
+  readonly #direct: FileHandle | null;
+  readonly #queue: WriteQueue;
+  readonly #onClose: () => void;
+  #record: PartialRecord;
+  /** False until the first checkpoint wrote this open's record. */
+  #recorded = false;
+  /** Bytes made durable by the last sync (the queue's offset then). */
+  #synced: number;
+  #closed = false;
+
+  constructor(parts: LocalPartialParts) {
+    this.id = parts.id;
+    this.#paths = parts.paths;
+    this.#fh = parts.fh;
+    this.#direct = parts.direct;
+    this.#queue = parts.queue;
+    this.#onClose = parts.onClose;
+    const now = Date.now();
+    this.#record = { version: RECORD_VERSION, ...parts.meta, durable: parts.durable, created: parts.created, updated: now };
+    this.#synced = parts.durable;
+    this.prefix = { fd: parts.fh.fd, readAt: readAtFd(parts.fh.fd) };
+  }
+
+  get shown(): string {
+    return `${this.#paths.shown}.part`;
+  }
+  get durable(): number {
+    return this.#record.durable;
+  }
+  get paused(): boolean {
+    return this.#queue.paused;
+  }
+  get failure(): StxError | undefined {
+    return this.#queue.failure;
+  }
+
+  write(offset: number, data: Buffer, onWritten?: () => void): boolean {
+    return this.#queue.enqueue(offset, data, onWritten);
+  }
+
+  drained(): Promise<void> {
+    return this.#queue.drained();
+  }
+
+  async checkpoint(): Promise<number> {
+    const failure = this.#queue.failure;
+    if (failure !== undefined) throw failure;
+    // Nothing written since the last sync (e.g. the first checkpoint after open): no fdatasync.
+    const durable = this.#queue.enqueuedOffset === this.#synced ? this.#synced : await this.#queue.sync();
+    this.#synced = durable;
+    if (durable !== this.#record.durable || !this.#recorded) {
+      const record = { ...this.#record, durable, updated: Date.now() };
+      await writeRecord(this.#paths.recordFile, this.#paths.partialsDir, record, `${this.#paths.shown}.json`);
+      this.#record = record;
+      this.#recorded = true;
+    }
+    return durable;
+  }
+
+  async endWrites(): Promise<void> {
+    await this.#queue.close();
+  }
+
+  async publish(name: string, options: PublishOptions): Promise<void> {
+    const { partFile, outDir } = this.#paths;
+    try {
+      await this.#step('setting mode and mtime of', this.shown, async () => {
+        await this.#fh.chmod(options.mode & 0o777);
+        await this.#fh.utimes(new Date(), options.mtime / 1000);
+        await this.#fh.sync();
+      });
+      await this.close();
+      // Directories may have been swapped for links since OPEN: check the whole path again.
+      const finalPath = await resolveInside(outDir, name.split('/'));
+      if (options.how === 'no-clobber') {
+        // link() never replaces: an atomic no-clobber publish.
+        try {
+          await link(partFile, finalPath);
+        } catch (err) {
+          if (errnoOf(err) !== 'EEXIST') throw toStxError(err, 'publishing', name);
+          throw new UploadError('EXISTS', `"${name}" already exists`);
+        }
+        // The file is published; a leftover .part is only garbage for the sweep.
+        await unlinkIfPresent(partFile).catch(() => undefined);
+      } else {
+        await this.#step('publishing', name, () => rename(partFile, finalPath));
+      }
+      await this.#step('syncing directory of', name, () => fsyncDir(path.dirname(finalPath)));
+      // A leftover record without its .part restarts from 0 on OPEN and is swept.
+      await unlinkIfPresent(this.#paths.recordFile).catch(() => undefined);
+    } finally {
+      await this.close();
+    }
+  }
+
+  async discard(): Promise<void> {
+    await this.close();
+    await this.#step('deleting', this.shown, () => unlinkIfPresent(this.#paths.partFile));
+    await this.#step('deleting', `${this.#paths.shown}.json`, () => unlinkIfPresent(this.#paths.recordFile));
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#queue.close();
+    await this.#direct?.close().catch(() => undefined);
+    await this.#fh.close().catch(() => undefined);
+    this.#onClose();
+  }
+
+  async #step<T>(what: string, where: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw toStxError(err, what, where);
+    }
+  }
+}
