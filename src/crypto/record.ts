@@ -280,7 +280,7 @@ export class RecordOpener {
   }
 }
 
-/** Alignment that makes copies into shared memory word-wise (RecordStream.push). */
+/** The boundary RecordStream.push copies plaintext at: V8 copies into shared memory word-wise only there. */
 const COPY_ALIGN_BYTES = 8;
 
 /**
@@ -318,10 +318,12 @@ export class RecordStream {
     if (this.#ended) throw new RangeError('push after the record ended');
     if (piece.length > this.remaining) throw new RangeError(`piece of ${piece.length} bytes, ${this.remaining} expected`);
     const cipherPart = Math.min(piece.length, this.#body.length - this.#filled);
-    // node:crypto returns a new buffer per update (no output argument): copy it into place. Into
-    // shared memory (the receiver's pool) V8 copies with relaxed atomics, word by word only where
-    // source and destination are both 8-byte aligned, else byte by byte (~8× slower). Outputs are
-    // malloc'd, so aligned; the first slice of a piece is cut so that the next ones land aligned.
+    // node:crypto returns a new buffer per update (no output argument): copy it into the caller's
+    // buffer, at 8-byte boundaries of it. Where that buffer is shared memory, V8 copies with
+    // relaxed atomics, word by word only where source and destination are both 8-byte aligned,
+    // else byte by byte (7–9× slower: bench/micro/aligned-memory.ts); elsewhere the cut costs one
+    // short update per piece. Outputs are malloc'd, so aligned; the first slice of a piece is cut
+    // so that the next ones land aligned.
     for (let at = 0; at < cipherPart; ) {
       const misaligned = (this.#body.byteOffset + this.#filled) % COPY_ALIGN_BYTES;
       const len = Math.min(cipherPart - at, misaligned === 0 ? GCM_UPDATE_BYTES : COPY_ALIGN_BYTES - misaligned);
