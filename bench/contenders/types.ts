@@ -14,7 +14,7 @@ export interface RunOk {
   readonly notes: readonly string[];
 }
 
-export interface RunFailed {
+interface RunFailed {
   readonly kind: 'failed';
   readonly reason: string;
 }

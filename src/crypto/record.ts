@@ -18,11 +18,6 @@ import { AEAD_KEY_BYTES, AEAD_NONCE_BYTES, GCM_UPDATE_BYTES, GcmOpenStream, gcmO
 /** Body bytes kept in reserve by nearLimit() so one last control record (GOAWAY, ERROR) still fits. */
 export const RESERVED_CONTROL_BODY_BYTES = 1 + MAX_CONTROL_PAYLOAD_BYTES;
 
-/** Bytes on the wire of a record carrying `bodyLen` body bytes: length ‖ ciphertext ‖ tag (§8). */
-export function sealedLength(bodyLen: number): number {
-  return LENGTH_PREFIX_BYTES + bodyLen + TAG_BYTES;
-}
-
 /** nonce = iv XOR (0x00000000 ‖ seq:u64) (§8). */
 export function recordNonce(iv: Buffer, seq: number): Buffer {
   if (iv.length !== AEAD_NONCE_BYTES) throw new RangeError(`record iv must be ${AEAD_NONCE_BYTES} bytes`);
@@ -101,10 +96,6 @@ export class RecordSealer {
     return this.dir.bytes;
   }
 
-  sealedLength(bodyLen: number): number {
-    return sealedLength(bodyLen);
-  }
-
   /**
    * True when, after a record of `nextBodyLen` body bytes, there would be no room left for one
    * more control record. A sender that sees true MUST NOT send that record: the server seals
@@ -136,7 +127,7 @@ export class RecordSealer {
   }
 }
 
-export interface RecordOpenerOptions {
+interface RecordOpenerOptions {
   readonly start?: RecordCounters;
   /**
    * Error for a failure to open the first record. The handshake sets HANDSHAKE_FAILED: the peer's
