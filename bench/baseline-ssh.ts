@@ -26,7 +26,7 @@ import type { TestFile } from './lib/testfile.js';
 
 const execFileAsync = promisify(execFile);
 
-export const SSH_CIPHER = 'aes256-gcm@openssh.com';
+const SSH_CIPHER = 'aes256-gcm@openssh.com';
 const SSHD = '/usr/sbin/sshd';
 const SCP = '/usr/bin/scp';
 const SFTP = '/usr/bin/sftp';
@@ -42,7 +42,7 @@ const SSHD_START_ATTEMPTS = 3;
 const SSHD_REAP_TIMEOUT_MS = 10_000;
 const KEYGEN_TIMEOUT_MS = 30_000;
 
-export type SshTool = 'scp' | 'sftp';
+type SshTool = 'scp' | 'sftp';
 
 /** Null if scp/sftp can be measured (installing OpenSSH with apt-get if needed), else why not. */
 export function sshAvailable(): Promise<string | null> {

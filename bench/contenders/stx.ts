@@ -23,7 +23,7 @@ const SEND_CLI = distFile('src/send/cli.js');
 const KEYGEN_TIMEOUT_MS = 60_000;
 
 /** A stx-recv daemon running under GNU time, with the port and fingerprint it announced. */
-export interface StxDaemon {
+interface StxDaemon {
   readonly proc: MeasuredProcess;
   readonly port: number;
   readonly fingerprint: string;

@@ -15,7 +15,7 @@ export interface RunOk {
   readonly notes: readonly string[];
 }
 
-export interface RunFailed {
+interface RunFailed {
   readonly kind: 'failed';
   readonly reason: string;
 }

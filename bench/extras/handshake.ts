@@ -11,7 +11,7 @@ import { median } from '../lib/measure.js';
 /** Per handshake: more than this is a failure, not a slow handshake. */
 const HANDSHAKE_LIMIT_MS = 10_000;
 
-export interface HandshakeTarget {
+interface HandshakeTarget {
   readonly port: number;
   readonly fingerprint: string;
 }

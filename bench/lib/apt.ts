@@ -9,7 +9,7 @@ const execFileAsync = promisify(execFile);
 const APT_TIMEOUT_MS = 10 * 60 * 1000;
 const APT_MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
 
-export interface Tool {
+interface Tool {
   /** Absolute path of the binary that must exist. */
   readonly path: string;
   /** Debian package that provides it. */

@@ -12,7 +12,7 @@ const RSA_MODULUS_BITS = 2048;
 const CERT_VALIDITY_MS = 24 * 60 * 60 * 1000;
 const CLOCK_SKEW_MS = 60 * 1000;
 
-export interface CertFiles {
+interface CertFiles {
   readonly certPath: string;
   readonly keyPath: string;
 }

@@ -5,7 +5,6 @@
 // Linux, also covers every descendant the child itself reaped (CPU times are summed, maxrss is
 // the largest single process). That is what lets us measure a forking server such as sshd.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,7 +34,7 @@ export interface Rusage {
   readonly maxRssBytes: number;
 }
 
-export interface MeasuredExit {
+interface MeasuredExit {
   /** Null when GNU time wrote no report (it was itself killed). */
   readonly rusage: Rusage | null;
   /** GNU time passes the child's code on; 128 + N when the child died of signal N. */
@@ -45,7 +44,7 @@ export interface MeasuredExit {
   readonly stderr: string;
 }
 
-export interface StartOptions {
+interface StartOptions {
   /** The child is killed (SIGKILL) after this long. */
   readonly timeoutMs: number;
   readonly cwd?: string;
@@ -63,10 +62,6 @@ export interface MeasuredProcess {
   childPid(): Promise<number | undefined>;
   /** Signal the measured command (not GNU time, which would die without reporting). */
   signal(sig: NodeJS.Signals): Promise<void>;
-}
-
-export function gnuTimeAvailable(): boolean {
-  return existsSync(GNU_TIME_PATH);
 }
 
 export function startMeasured(command: string, args: readonly string[], options: StartOptions): MeasuredProcess {
@@ -168,11 +163,6 @@ export function startMeasured(command: string, args: readonly string[], options:
   return { done, waitForMatch, childPid: () => childPidPromise, signal: signalChild };
 }
 
-/** Start, wait, return. */
-export function runMeasured(command: string, args: readonly string[], options: StartOptions): Promise<MeasuredExit> {
-  return startMeasured(command, args, options).done;
-}
-
 function parseRusage(report: string, wallSeconds: number): Rusage | null {
   const line = report.split('\n').find((l) => l.startsWith(RUSAGE_MARKER));
   if (line === undefined) return null;
@@ -183,7 +173,7 @@ function parseRusage(report: string, wallSeconds: number): Rusage | null {
 }
 
 /** Pids whose parent is `pid` (a single-threaded one: GNU time, sshd). */
-export async function childrenOf(pid: number): Promise<number[]> {
+async function childrenOf(pid: number): Promise<number[]> {
   // One file read where the kernel has CONFIG_PROC_CHILDREN; a scan of /proc otherwise.
   const list = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => null);
   if (list !== null) return list.split(' ').filter((p) => p !== '').map(Number);

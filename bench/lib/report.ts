@@ -47,7 +47,7 @@ export interface Ratio {
   readonly cpu: number;
 }
 
-export interface Environment {
+interface Environment {
   readonly date: string;
   readonly cpuModel: string;
   readonly cores: number;

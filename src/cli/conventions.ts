@@ -26,7 +26,7 @@ export function usage<T>(parse: () => T, flag?: string): T {
  * package.json's version, read at run time so that a release cannot print a stale number; from
  * dist/src/cli/ (and src/cli/) it is three levels up, in a clone and in an installed package.
  */
-export function packageVersion(): string {
+function packageVersion(): string {
   try {
     const pkg: unknown = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'));
     if (typeof pkg === 'object' && pkg !== null && 'version' in pkg && typeof pkg.version === 'string') return pkg.version;

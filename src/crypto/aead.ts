@@ -4,7 +4,7 @@ import { createCipheriv, createDecipheriv, type DecipherGCM, type KeyObject } fr
 import { CryptoError } from '../proto/errors.js';
 import { TAG_BYTES } from '../proto/limits.js';
 
-export const AEAD_ALGORITHM = 'aes-256-gcm';
+const AEAD_ALGORITHM = 'aes-256-gcm';
 export const AEAD_KEY_BYTES = 32;
 export const AEAD_NONCE_BYTES = 12;
 
@@ -14,7 +14,7 @@ function checkKeyAndNonce(key: KeyObject | Buffer, nonce: Buffer): void {
   if (nonce.length !== AEAD_NONCE_BYTES) throw new RangeError(`AES-256-GCM nonce must be ${AEAD_NONCE_BYTES} bytes`);
 }
 
-export interface Sealed {
+interface Sealed {
   /** Ciphertext, one piece per non-empty plaintext part, in order (no concatenation). */
   readonly ciphertext: Buffer[];
   readonly tag: Buffer;

@@ -5,7 +5,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import { identityFingerprint } from './fingerprint.js';
 import { okpPublicRaw, RAW_KEY_BYTES } from './raw-keys.js';
 
-export const AUTHORIZED_KEY_TYPE = 'stx-ed25519';
+const AUTHORIZED_KEY_TYPE = 'stx-ed25519';
 
 /** Raw 32-byte Ed25519 public key of an identity (private or public KeyObject, or raw bytes). */
 function rawIdentity(key: KeyObject | Buffer): Buffer {

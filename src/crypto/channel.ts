@@ -122,7 +122,14 @@ export class FrameChannel {
     if (this.stream === null) {
       const length = this.reader.peekLength(this.recordBounds());
       if (length === null || length - TAG_BYTES <= MAX_WHOLE_RECORD_BODY_BYTES) return this.next();
-      this.stream = opener.begin(this.reader.takeBytes(LENGTH_PREFIX_BYTES), buffers.take(length - TAG_BYTES));
+      const header = this.reader.takeBytes(LENGTH_PREFIX_BYTES);
+      const body = buffers.take(length - TAG_BYTES);
+      try {
+        this.stream = opener.begin(header, body);
+      } catch (err) {
+        buffers.give(body); // refused (key limit, or the opener failed before): no record will fill it
+        throw err;
+      }
     }
     const stream = this.stream;
     for (let piece = this.reader.takePiece(stream.remaining); piece !== null; piece = this.reader.takePiece(stream.remaining)) {

@@ -18,7 +18,7 @@ import { x25519KeyPair, x25519SharedSecret, type X25519KeyPair } from './x25519.
 export const RANDOM_BYTES = 32;
 
 /** Encrypts rsa_secret for KEY_EXCHANGE (§7.1); replaceable only so vectors can fix the OAEP seed. */
-export type OaepEncryptFn = (serverKey: KeyObject, rsaSecret: Buffer, label: Buffer) => Buffer;
+type OaepEncryptFn = (serverKey: KeyObject, rsaSecret: Buffer, label: Buffer) => Buffer;
 
 export interface ClientHandshakeOptions {
   /** CLIENT_HELLO.random; 32 fresh random bytes unless given (vectors). */

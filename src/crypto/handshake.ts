@@ -12,10 +12,8 @@
 //   verifyServerFinished()
 export {
   ClientHandshake,
-  RANDOM_BYTES,
   type ClientHandshakeOptions,
   type ClientKeys,
-  type OaepEncryptFn,
   type ServerKeyInfo,
 } from './client-handshake.js';
 export { ServerHandshake, type ClientAccepted, type ServerHandshakeOptions, type ServerKeys } from './server-handshake.js';

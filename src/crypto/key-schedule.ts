@@ -2,10 +2,10 @@
 // hash, one label per purpose and direction, FINISHED MACs and the client signature message.
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 
-export const HASH_BYTES = 32;
+const HASH_BYTES = 32;
 /** Bytes of rsa_secret (§7.1) and of an X25519 shared secret (§7.1). */
 export const RSA_SECRET_BYTES = 32;
-export const DH_BYTES = 32;
+const DH_BYTES = 32;
 
 export interface SessionKeys {
   readonly c2sKey: Buffer;
@@ -16,14 +16,14 @@ export interface SessionKeys {
   readonly sFinishedKey: Buffer;
 }
 
-export interface KeySpec {
+interface KeySpec {
   /** info = "stx/1 " ‖ label. */
   readonly label: string;
   readonly bytes: number;
 }
 
 /** The table of §7.2. */
-export const KEY_SCHEDULE: Readonly<Record<keyof SessionKeys, KeySpec>> = {
+const KEY_SCHEDULE: Readonly<Record<keyof SessionKeys, KeySpec>> = {
   c2sKey: { label: 'c2s key', bytes: 32 },
   c2sIv: { label: 'c2s iv', bytes: 12 },
   s2cKey: { label: 's2c key', bytes: 32 },

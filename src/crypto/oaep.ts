@@ -3,8 +3,8 @@
 import { constants, createPublicKey, privateDecrypt, publicEncrypt, type KeyObject } from 'node:crypto';
 import { CryptoError } from '../proto/errors.js';
 
-export const MIN_SERVER_KEY_BITS = 2048;
-export const MAX_SERVER_KEY_BITS = 8192;
+const MIN_SERVER_KEY_BITS = 2048;
+const MAX_SERVER_KEY_BITS = 8192;
 
 /** Throws `make(detail)` unless `key` is an rsaEncryption key of 2048..8192 bits (§4). */
 function checkRsaKey(key: KeyObject, make: (detail: string) => Error): void {

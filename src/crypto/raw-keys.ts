@@ -8,7 +8,7 @@ import { CryptoError, type ErrorCode } from '../proto/errors.js';
 export const RAW_KEY_BYTES = 32;
 export const ED25519_SIGNATURE_BYTES = 64;
 
-export type OkpCurve = 'x25519' | 'ed25519';
+type OkpCurve = 'x25519' | 'ed25519';
 
 // RFC 8410 §4 and §7: SEQUENCE { SEQUENCE { OID 1.3.101.110 (X25519) / .112 (Ed25519) }, BIT STRING }.
 const SPKI_PREFIX: Readonly<Record<OkpCurve, Buffer>> = {

@@ -18,11 +18,6 @@ import { AEAD_KEY_BYTES, AEAD_NONCE_BYTES, GCM_UPDATE_BYTES, GcmOpenStream, gcmO
 /** Body bytes kept in reserve by nearLimit() so one last control record (GOAWAY, ERROR) still fits. */
 export const RESERVED_CONTROL_BODY_BYTES = 1 + MAX_CONTROL_PAYLOAD_BYTES;
 
-/** Bytes on the wire of a record carrying `bodyLen` body bytes: length ‖ ciphertext ‖ tag (§8). */
-export function sealedLength(bodyLen: number): number {
-  return LENGTH_PREFIX_BYTES + bodyLen + TAG_BYTES;
-}
-
 /** nonce = iv XOR (0x00000000 ‖ seq:u64) (§8). */
 export function recordNonce(iv: Buffer, seq: number): Buffer {
   if (iv.length !== AEAD_NONCE_BYTES) throw new RangeError(`record iv must be ${AEAD_NONCE_BYTES} bytes`);
@@ -101,10 +96,6 @@ export class RecordSealer {
     return this.dir.bytes;
   }
 
-  sealedLength(bodyLen: number): number {
-    return sealedLength(bodyLen);
-  }
-
   /**
    * True when, after a record of `nextBodyLen` body bytes, there would be no room left for one
    * more control record. A sender that sees true MUST NOT send that record: the server seals
@@ -136,7 +127,7 @@ export class RecordSealer {
   }
 }
 
-export interface RecordOpenerOptions {
+interface RecordOpenerOptions {
   readonly start?: RecordCounters;
   /**
    * Error for a failure to open the first record. The handshake sets HANDSHAKE_FAILED: the peer's
@@ -280,7 +271,7 @@ export class RecordOpener {
   }
 }
 
-/** Alignment that makes copies into shared memory word-wise (RecordStream.push). */
+/** The boundary RecordStream.push copies plaintext at: V8 copies into shared memory word-wise only there. */
 const COPY_ALIGN_BYTES = 8;
 
 /**
@@ -318,10 +309,12 @@ export class RecordStream {
     if (this.#ended) throw new RangeError('push after the record ended');
     if (piece.length > this.remaining) throw new RangeError(`piece of ${piece.length} bytes, ${this.remaining} expected`);
     const cipherPart = Math.min(piece.length, this.#body.length - this.#filled);
-    // node:crypto returns a new buffer per update (no output argument): copy it into place. Into
-    // shared memory (the receiver's pool) V8 copies with relaxed atomics, word by word only where
-    // source and destination are both 8-byte aligned, else byte by byte (~8× slower). Outputs are
-    // malloc'd, so aligned; the first slice of a piece is cut so that the next ones land aligned.
+    // node:crypto returns a new buffer per update (no output argument): copy it into the caller's
+    // buffer, at 8-byte boundaries of it. Where that buffer is shared memory, V8 copies with
+    // relaxed atomics, word by word only where source and destination are both 8-byte aligned,
+    // else byte by byte (7–9× slower: bench/micro/aligned-memory.ts); elsewhere the cut costs one
+    // short update per piece. Outputs are malloc'd, so aligned; the first slice of a piece is cut
+    // so that the next ones land aligned.
     for (let at = 0; at < cipherPart; ) {
       const misaligned = (this.#body.byteOffset + this.#filled) % COPY_ALIGN_BYTES;
       const len = Math.min(cipherPart - at, misaligned === 0 ? GCM_UPDATE_BYTES : COPY_ALIGN_BYTES - misaligned);

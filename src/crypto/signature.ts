@@ -4,7 +4,7 @@ import { createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { ED25519_SIGNATURE_BYTES, okpPublicFromRaw, okpPublicRaw } from './raw-keys.js';
 import { signatureMessage } from './key-schedule.js';
 
-export interface ClientSignature {
+interface ClientSignature {
   /** Raw Ed25519 public key (CLIENT_FINISHED.identity). */
   readonly identity: Buffer;
   readonly signature: Buffer;

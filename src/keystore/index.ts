@@ -7,7 +7,6 @@ export {
   loadOrCreateServerKey,
   loadServerKey,
   saveIdentity,
-  SERVER_KEY_BITS,
   stxHome,
 } from './keys.js';
-export { checkServerKey, hostPortKey, parseKnownHosts, recordServerKey, type CheckServerKeyOptions, type KnownHostEntry, type KnownHostStatus } from './known-hosts.js';
+export { checkServerKey, hostPortKey, recordServerKey } from './known-hosts.js';

@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { checkServerPrivateKey } from '../crypto/oaep.js';
 import { errnoOf } from '../proto/errors.js';
 
-export const SERVER_KEY_BITS = 3072;
+const SERVER_KEY_BITS = 3072;
 
 /** Where keys, identities and known hosts live by default: $STX_HOME, else ~/.config/stx. */
 export function stxHome(): string {

@@ -8,9 +8,9 @@ const FILE_MODE = 0o600;
 const DIR_MODE = 0o700;
 const FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}$/;
 
-export type KnownHostStatus = 'known' | 'new' | 'pinned';
+type KnownHostStatus = 'known' | 'new' | 'pinned';
 
-export interface CheckServerKeyOptions {
+interface CheckServerKeyOptions {
   /** The known-hosts file (created with mode 0600, its directory 0700, on first use). */
   readonly file: string;
   /** The host:port key, as made by hostPortKey(). */
@@ -30,7 +30,7 @@ export function hostPortKey(host: string, port: number): string {
   return h.includes(':') ? `[${h}]:${port}` : `${h}:${port}`;
 }
 
-export interface KnownHostEntry {
+interface KnownHostEntry {
   readonly hostPort: string;
   readonly fingerprint: string;
   readonly line: number;
@@ -38,7 +38,7 @@ export interface KnownHostEntry {
 
 /** Parses the file; `#` starts a comment. A malformed line is an error, never skipped: skipping a
  *  damaged entry would turn a known host back into a new one and trust whatever key comes next. */
-export function parseKnownHosts(text: string, file: string): KnownHostEntry[] {
+function parseKnownHosts(text: string, file: string): KnownHostEntry[] {
   const entries: KnownHostEntry[] = [];
   text.split(/\r?\n/).forEach((raw, i) => {
     const hash = raw.indexOf('#');

@@ -18,7 +18,7 @@ const NAME_BY_TYPE = new Map<number, FrameName>(
 );
 
 /** The frame name for a type byte, or UNKNOWN_FRAME_TYPE (§2). */
-export function frameName(typeByte: number): FrameName {
+function frameName(typeByte: number): FrameName {
   const name = NAME_BY_TYPE.get(typeByte);
   if (name === undefined) {
     throw new ProtocolError('UNKNOWN_FRAME_TYPE', `unknown frame type 0x${typeByte.toString(16).padStart(2, '0')}`);

@@ -2,7 +2,7 @@
 // spec's table says the same.
 
 /** `local` errors are found by one side alone and never cross the wire (no wire number). */
-export type ErrorFamily = 'protocol' | 'crypto' | 'upload' | 'resource' | 'local';
+type ErrorFamily = 'protocol' | 'crypto' | 'upload' | 'resource' | 'local';
 
 interface ErrorInfo {
   readonly wire: number | null;
@@ -58,11 +58,6 @@ const BY_WIRE = new Map<number, ErrorCode>(
 /** The code for a wire number, or undefined for a number this version does not define. */
 export function codeFromWire(wire: number): ErrorCode | undefined {
   return BY_WIRE.get(wire);
-}
-
-/** Whether a client reconnects and resumes after `code` (§10's transient column). */
-export function isTransientCode(code: ErrorCode): boolean {
-  return ERRORS[code].transient;
 }
 
 /**

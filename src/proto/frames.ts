@@ -48,57 +48,57 @@ export interface ServerFinished {
   readonly type: 'SERVER_FINISHED';
   readonly verify: Buffer;
 }
-export interface Open {
+interface Open {
   readonly type: 'OPEN';
   readonly name: string;
   readonly size: number;
   readonly mtime: number;
   readonly mode: number;
 }
-export interface OpenOk {
+interface OpenOk {
   readonly type: 'OPEN_OK';
   readonly offset: number;
 }
-export interface Data {
+interface Data {
   readonly type: 'DATA';
   readonly offset: number;
   readonly data: Buffer;
 }
-export interface Ack {
+interface Ack {
   readonly type: 'ACK';
   readonly offset: number;
 }
-export interface End {
+interface End {
   readonly type: 'END';
   readonly sha256: Buffer;
 }
-export interface Done {
+interface Done {
   readonly type: 'DONE';
   readonly size: number;
   readonly sha256: Buffer;
 }
 /** The server is reading stored bytes back before it can answer (§9.7): a sign of life. */
-export interface ProgressFrame {
+interface ProgressFrame {
   readonly type: 'PROGRESS';
   /** Bytes read back so far, of `total`. */
   readonly done: number;
   readonly total: number;
 }
-export interface ErrorFrame {
+interface ErrorFrame {
   readonly type: 'ERROR';
   /** Wire number of the error code (§10); numbers this version does not know are kept. */
   readonly code: number;
   readonly message: string;
 }
-export interface Ping {
+interface Ping {
   readonly type: 'PING';
   readonly seq: number;
 }
-export interface Pong {
+interface Pong {
   readonly type: 'PONG';
   readonly seq: number;
 }
-export interface GoAway {
+interface GoAway {
   readonly type: 'GOAWAY';
   readonly code: number;
   readonly message: string;
@@ -122,10 +122,3 @@ export type Frame =
   | Pong
   | GoAway;
 
-/** Frames allowed as plaintext, before the record layer starts (§4). */
-export const PLAINTEXT_FRAMES: ReadonlySet<FrameName> = new Set<FrameName>([
-  'CLIENT_HELLO',
-  'SERVER_HELLO',
-  'KEY_EXCHANGE',
-  'ERROR',
-]);

@@ -5,7 +5,7 @@
 import { ProtocolError } from './errors.js';
 
 /** A decoded value: integers beyond 32 bits as bigint when 64-bit encoded, floats as number. */
-export type PayloadValue = number | bigint | string | Buffer | boolean | null;
+type PayloadValue = number | bigint | string | Buffer | boolean | null;
 
 /** str bytes → string, a leading BOM kept; invalid UTF-8 is MALFORMED_FRAME (§2.1). */
 const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });

@@ -2,13 +2,13 @@
 import { ProtocolError } from './errors.js';
 import { MAX_MESSAGE_BYTES, MAX_MODE, MAX_NAME_BYTES, MAX_SAFE_UINT } from './limits.js';
 
-export type FieldKind =
+type FieldKind =
   | { readonly kind: 'bin'; readonly min: number; readonly max: number }
   | { readonly kind: 'str'; readonly min: number; readonly max: number }
   | { readonly kind: 'uint'; readonly max: number }
   | { readonly kind: 'int' };
 
-export interface FieldSpec {
+interface FieldSpec {
   readonly name: string;
   readonly type: FieldKind;
   readonly optional?: boolean;
@@ -49,7 +49,7 @@ export const SCHEMAS = {
   GOAWAY: [field('code', uint()), field('message', str(0, MAX_MESSAGE_BYTES))],
 } as const satisfies Record<string, readonly FieldSpec[]>;
 
-export type SchemaFrameName = keyof typeof SCHEMAS;
+type SchemaFrameName = keyof typeof SCHEMAS;
 
 function malformed(frame: string, detail: string): ProtocolError {
   return new ProtocolError('MALFORMED_FRAME', `${frame}: ${detail}`);
@@ -115,7 +115,7 @@ export function checkFields(frame: SchemaFrameName, fields: ReadonlyMap<string, 
 }
 
 /** Checked fields of one payload, read back with their types (a missing required one is a bug). */
-export class Fields {
+class Fields {
   private readonly values = new Map<string, Buffer | string | number>();
   constructor(private readonly frame: string) {}
   set(name: string, value: Buffer | string | number): void {

@@ -1,10 +1,10 @@
 // Page-aligned memory for the data path. Node has no aligned allocator, and its large buffers come
-// from malloc's mmap chunks, whose data starts 16 bytes into a page. Copies into such a buffer
-// from page-aligned memory (file pages, O_DIRECT-aligned sources) run 4–5× slower on CPUs whose
-// `rep movsb` stalls when the destination is a few bytes past the source modulo 4 KiB (measured
-// here: a 1 GiB pread 0.13 s aligned, 0.6 s into malloc'd buffers; DESIGN.md, "Where the CPU goes
-// per GiB"). A WebAssembly.Memory is page-aligned, so the receiver's O_DIRECT buffers and the
-// sender's read buffers are carved out of one.
+// from malloc's mmap chunks, whose data starts 16 bytes into a page. O_DIRECT needs aligned
+// memory, and the receiver's pool is shared memory its hashing thread reads in place; both come
+// from a WebAssembly.Memory, which is page-aligned. The sender's read buffers too: copies into
+// malloc'd buffers from page-aligned memory (file pages) ran 4–5× slower on CPUs whose `rep movsb`
+// stalls when the destination is a few bytes past the source modulo 4 KiB (DESIGN.md, "Where the
+// CPU goes per GiB"); CPUs with FSRM do not (bench/micro/aligned-memory.ts measures both).
 
 import { tuned } from './tuning.js';
 

@@ -1,9 +1,10 @@
 // Which Node-runtime tricks the data path uses (DESIGN.md, "Where the CPU goes per GiB"). Each
 // CLI's main calls tuneRuntime() once; nothing here runs at import. STX_TUNING=off turns every
 // trick off (to measure what they buy: `npm run bench -- --tuning off`); a list keeps only those
-// named, e.g. STX_TUNING=aligned-memory,young-gc.
+// named, e.g. STX_TUNING=aligned-memory,young-gc. `npm run bench:micro` (bench/micro) measures
+// each one with and without, on its own.
 
-export type TuningFeature =
+type TuningFeature =
   /** Page-aligned buffers for file reads and O_DIRECT writes (aligned-memory.ts). */
   | 'aligned-memory'
   /** Collect V8's young generation every few MiB of dropped buffers (young-gc.ts). */
