@@ -127,13 +127,15 @@ describe('opening long DATA records piece by piece (FrameChannel.nextData)', () 
     tampered[tampered.length >> 1] = (tampered[tampered.length >> 1] ?? 0) ^ 1;
     const notData = sealAll([Buffer.concat([encodeBody({ type: 'PING', seq: 1 }), Buffer.alloc(LONG)])]);
     const wholeGood = sealAll([good]);
-    const cases: [string, Buffer, boolean][] = [
-      ['opened', wholeGood, false],
-      ['failed tag', tampered, false],
-      ['not DATA', notData, false],
-      ['abandoned halfway', wholeGood.subarray(0, wholeGood.length >> 1), true],
+    const cases: [string, Buffer, boolean, number][] = [
+      ['opened', wholeGood, false, 0],
+      ['failed tag', tampered, false, 0],
+      ['not DATA', notData, false, 0],
+      ['abandoned halfway', wholeGood.subarray(0, wholeGood.length >> 1), true, 0],
+      // The opener refuses the record at its header (KEY_LIMIT) after the channel took a buffer for it.
+      ['past the key limit', wholeGood, false, MAX_RECORDS_PER_KEY],
     ];
-    for (const [name, wire, abandon] of cases) {
+    for (const [name, wire, abandon, seq] of cases) {
       const out = new Map<Buffer, number>();
       const counting: BodyBuffers = {
         take: (n) => {
@@ -144,7 +146,7 @@ describe('opening long DATA records piece by piece (FrameChannel.nextData)', () 
         give: (b) => out.set(b, (out.get(b) ?? Number.NaN) + 1),
       };
       const ch = new FrameChannel();
-      ch.startOpening(new RecordOpener(KEY, IV));
+      ch.startOpening(new RecordOpener(KEY, IV, { start: { seq } }));
       try {
         for (const c of cut(wire, [3000, 70_000])) {
           ch.push(c);

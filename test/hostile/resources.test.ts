@@ -40,7 +40,8 @@ function sampleRss(pid: number): { stop: () => number } {
     }
   };
   take();
-  const timer = setInterval(take, 100);
+  // Unref'd: a test that fails before stop() must not keep its file's process alive for ever.
+  const timer = setInterval(take, 100).unref();
   return {
     stop: () => {
       clearInterval(timer);
@@ -106,6 +107,9 @@ describe(`slowloris: ${STALLS} connections stalled in the handshake`, () => {
       const latest = Math.max(...stalls.map((s) => s.opened));
       const allClosed = await waitUntil(() => stalls.every((s) => s.closedAt > 0), latest + HANDSHAKE_TIMEOUT_MS + 5000 - Date.now());
       assert.ok(allClosed, `${stalls.filter((s) => s.closedAt === 0).length} stalled connections still open`);
+    } catch (err) {
+      for (const s of stalls) s.c.destroy();
+      throw err;
     } finally {
       clearInterval(dripper);
     }
