@@ -9,7 +9,6 @@
 //
 // The extras (bench/extras) measure stx alone: handshake latency and rate, many concurrent clients,
 // and peak memory by file size; RESULTS.md checks the issue's targets against this run.
-import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, statfs, writeFile } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
 import { availableParallelism, loadavg, release, tmpdir, totalmem } from 'node:os';
@@ -27,8 +26,9 @@ import { EXTRAS, runExtras, type ExtraName, type ExtrasOptions, type ExtrasResul
 import { ensureTools } from './lib/apt.js';
 import { renderExtras, targets } from './lib/extras-report.js';
 import { GNU_TIME_PATH } from './lib/measure.js';
-import { ratios, renderMarkdown, summarise, type ContenderInfo, type RunRecord } from './lib/report.js';
-import { makeTestFile, sha256File } from './lib/testfile.js';
+import { checkContenders, prepareTestFile, syncDisks } from './lib/prepare.js';
+import { ratios, renderMarkdown, summarise, type RunRecord } from './lib/report.js';
+import { sha256File } from './lib/testfile.js';
 import { isWanRun, runWan, WAN_USAGE } from './wan.js';
 import { parseTuning } from '../src/runtime/tuning.js';
 
@@ -39,7 +39,6 @@ const MAX_RUNS = 20;
 const MAX_SIZE_BYTES = 64 * 1024 ** 3;
 /** Room needed besides the file and one received copy. */
 const DISK_MARGIN_BYTES = 256 * 1024 * 1024;
-const SYNC_TIMEOUT_MS = 120_000;
 const UNITS: Readonly<Record<string, number>> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
 const DEFAULT_HANDSHAKES = 200;
 const DEFAULT_PARALLEL_CLIENTS = 8;
@@ -155,10 +154,6 @@ async function cpuModel(): Promise<string> {
 }
 
 /** Let one run's dirty pages reach the disk before the next run starts (untimed). */
-function syncDisks(): void {
-  spawnSync('sync', { timeout: SYNC_TIMEOUT_MS });
-}
-
 async function main(): Promise<number> {
   if (isWanRun(process.argv.slice(2))) return runWan(process.argv.slice(2), { contenders: CONTENDERS, parseSize, log });
   const options = parseOptions(process.argv.slice(2));
@@ -188,18 +183,8 @@ async function main(): Promise<number> {
     if (bavail * bsize < 2 * largest + DISK_MARGIN_BYTES) {
       throw new Error(`not enough free space in ${tmpRoot} for two ${largest}-byte files`);
     }
-    const infos: ContenderInfo[] = [];
-    const ready: Contender[] = [];
-    for (const c of options.contenders) {
-      const unavailable = await c.available();
-      infos.push({ name: c.name, measures: c.measures, version: unavailable === null ? await c.version() : '', unavailable });
-      if (unavailable === null) ready.push(c);
-      else log(`${c.name}: ${unavailable}`);
-    }
-
-    log(`making a ${options.size}-byte test file in ${tmpRoot}`);
-    const file = await makeTestFile(join(tmpRoot, 'payload.bin'), options.size);
-    syncDisks();
+    const { infos, ready } = await checkContenders(options.contenders, log);
+    const file = await prepareTestFile(tmpRoot, options.size, log);
 
     const loadAverageAtStart = loadavg()[0] ?? Number.NaN;
     const records: RunRecord[] = [];

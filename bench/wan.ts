@@ -4,7 +4,6 @@
 //
 //   node dist/bench/run.js --wan 50ms,1gbit --wan 150ms,1gbit --wan 150ms,100mbit
 //                          [--size 256M] [--runs 1] [--only raw,stx] [--out bench/] [--keep]
-import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, loadavg, release, tmpdir } from 'node:os';
@@ -15,8 +14,9 @@ import { parseArgs } from 'node:util';
 import type { Contender, RunResult } from './contenders/types.js';
 import { ensureTools } from './lib/apt.js';
 import { GNU_TIME_PATH } from './lib/measure.js';
+import { checkContenders, prepareTestFile, syncDisks } from './lib/prepare.js';
 import { summarise, type ContenderInfo, type RunRecord, type Summary } from './lib/report.js';
-import { makeTestFile, sha256File } from './lib/testfile.js';
+import { sha256File } from './lib/testfile.js';
 import {
   buildForwarder,
   closeAllLinksSync,
@@ -34,7 +34,6 @@ import {
 const DEFAULT_SIZE = '256M';
 const DEFAULT_RUNS = 1;
 const MAX_RUNS = 20;
-const SYNC_TIMEOUT_MS = 120_000;
 /** TCP payload per full IP packet (IPv4 20 + TCP 20 + timestamps 12 bytes of headers). */
 const TCP_PAYLOAD_PER_PACKET = LINK_MTU - 52;
 const MiB = 1024 * 1024;
@@ -103,10 +102,6 @@ interface LinkResult {
   readonly summaries: readonly Summary[];
 }
 
-function syncDisks(): void {
-  spawnSync('sync', { timeout: SYNC_TIMEOUT_MS });
-}
-
 async function kernelSetting(name: string): Promise<string> {
   return (await readFile(`/proc/sys/net/${name}`, 'utf8').catch(() => '?')).trim().replace(/\s+/g, ' ');
 }
@@ -137,17 +132,8 @@ export async function runWan(argv: readonly string[], deps: WanDeps): Promise<nu
   try {
     await removeStaleNamespaces(log);
     const forwarder = await buildForwarder(tmpRoot);
-    const infos: ContenderInfo[] = [];
-    const ready: Contender[] = [];
-    for (const c of options.contenders) {
-      const why = await c.available();
-      infos.push({ name: c.name, measures: c.measures, version: why === null ? await c.version() : '', unavailable: why });
-      if (why === null) ready.push(c);
-      else log(`${c.name}: ${why}`);
-    }
-    log(`making a ${options.size}-byte test file in ${tmpRoot}`);
-    const file = await makeTestFile(join(tmpRoot, 'payload.bin'), options.size);
-    syncDisks();
+    const { infos, ready } = await checkContenders(options.contenders, log);
+    const file = await prepareTestFile(tmpRoot, options.size, log);
     const loadAverageAtStart = loadavg()[0] ?? Number.NaN;
 
     const results: LinkResult[] = [];

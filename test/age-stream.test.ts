@@ -7,6 +7,7 @@ import { mkdtemp, open, rm, writeFile, type FileHandle } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { prng } from './support/prng.js';
 import {
   AGE_CHUNK_BYTES,
   AGE_MAX_HEADER_BYTES,
@@ -32,18 +33,6 @@ import {
 const SIZES = [0, 1, AGE_CHUNK_BYTES - 1, AGE_CHUNK_BYTES, AGE_CHUNK_BYTES + 1, 3 * AGE_CHUNK_BYTES + 5, 1024 * 1024 + 3];
 /** Longest range asked for at once: several chunks. */
 const MAX_RANGE_BYTES = 200_000;
-
-/** A small seeded generator (mulberry32), so that a failing order can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** [offset, length) ranges that cover [0, size) exactly, of random lengths, in random order. */
 function shuffledRanges(size: number, random: () => number): [number, number][] {

@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { ResourceError, UploadError } from '../src/proto/errors.js';
 import { BodyPool } from '../src/transfer/body-pool.js';
 import { openDirect } from '../src/storage/local/direct-io.js';
-import { WriteQueue } from '../src/storage/local/write-queue.js';
+import { WriteQueue } from '../src/storage/write-queue.js';
 import { ByteBudget } from '../src/transfer/budget.js';
 
 const MiB = 1024 * 1024;

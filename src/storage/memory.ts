@@ -5,7 +5,7 @@
 // checkpointed: crash() drops every byte past each partial's last checkpoint, as a power cut
 // would drop what was never synced. Re-reads are hashed on the event loop (no file descriptor).
 
-import { ResourceError, UploadError, type StxError } from '../proto/errors.js';
+import { ResourceError, UploadError } from '../proto/errors.js';
 import type {
   FileInfo,
   ListedPartial,
@@ -19,7 +19,8 @@ import type {
   WriteLimits,
 } from './backend.js';
 import { isPartialId, RECORD_VERSION } from './backend.js';
-import { WriteQueue, type PositionalFile } from './local/write-queue.js';
+import { QueuedPartial } from './queued-partial.js';
+import { WriteQueue, type PositionalFile } from './write-queue.js';
 
 interface StoredPartial {
   /** The partial's bytes are data[0, length). */
@@ -230,13 +231,11 @@ interface MemoryPartialHooks {
   readonly closed: () => void;
 }
 
-class MemoryPartial implements PartialUpload {
+class MemoryPartial extends QueuedPartial implements PartialUpload {
   readonly prefix: PositionalReader;
   readonly #stored: StoredPartial;
   readonly #generation: number;
-  readonly #queue: WriteQueue;
   readonly #hooks: MemoryPartialHooks;
-  #record: PartialRecord;
   #recorded = false;
   #closed = false;
 
@@ -247,54 +246,35 @@ class MemoryPartial implements PartialUpload {
     limits: WriteLimits,
     hooks: MemoryPartialHooks,
   ) {
+    const file = new MemoryFile(stored, stored.generation);
+    super(new WriteQueue(file, { maxQueuedBytes: limits.maxQueuedBytes, maxChunkBytes: limits.maxChunkBytes, startOffset: record.durable }, limits.budget), record);
     this.#stored = stored;
     this.#generation = stored.generation;
-    this.#record = record;
     this.#hooks = hooks;
-    const file = new MemoryFile(stored, stored.generation);
-    this.#queue = new WriteQueue(file, { maxQueuedBytes: limits.maxQueuedBytes, maxChunkBytes: limits.maxChunkBytes, startOffset: record.durable }, limits.budget);
     this.prefix = { readAt: (buffer, position) => Promise.resolve(readInto(stored.data, stored.length, buffer, position)) };
   }
 
   get shown(): string {
     return `memory:${this.id}`;
   }
-  get durable(): number {
-    return this.#record.durable;
-  }
-  get paused(): boolean {
-    return this.#queue.paused;
-  }
-  get failure(): StxError | undefined {
-    return this.#queue.failure;
-  }
-
-  write(offset: number, data: Buffer, onWritten?: () => void): boolean {
-    return this.#queue.enqueue(offset, data, onWritten);
-  }
-
-  drained(): Promise<void> {
-    return this.#queue.drained();
-  }
-
   async checkpoint(): Promise<number> {
-    const durable = await this.#queue.sync();
+    const durable = await this.queue.sync();
     this.#assertAlive();
-    if (durable !== this.#record.durable || !this.#recorded) {
-      this.#record = { ...this.#record, durable, updated: Date.now() };
-      this.#stored.record = this.#record;
+    if (durable !== this.record.durable || !this.#recorded) {
+      this.record = { ...this.record, durable, updated: Date.now() };
+      this.#stored.record = this.record;
       this.#recorded = true;
     }
     return durable;
   }
 
   async endWrites(): Promise<void> {
-    await this.#queue.close();
+    await this.queue.close();
   }
 
   async publish(name: string, options: PublishOptions): Promise<void> {
     try {
-      await this.#queue.close();
+      await this.queue.close();
       this.#assertAlive();
       const stored = this.#stored;
       this.#hooks.publish(name, Buffer.from(stored.data.subarray(0, stored.length)), options);
@@ -311,7 +291,7 @@ class MemoryPartial implements PartialUpload {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#queue.close();
+    await this.queue.close();
     if (this.#stored.generation === this.#generation) this.#hooks.closed();
   }
 

@@ -19,6 +19,7 @@ import { startFaultProxy, type Fault, type FaultKind } from './fault-proxy.js';
 import { startArena, type Arena } from './harness.js';
 import { startEvilServer, type EvilServer, type Script } from './evil-server.js';
 import { lengthPrefix, RawClient, serveUntilKeys } from './raw-client.js';
+import { prng } from '../support/prng.js';
 
 const MiB = 1024 * 1024;
 const TRIALS = 50;
@@ -32,18 +33,6 @@ const DOWN_BYTES = 700;
 const RETRIES = 3;
 /** Server→client bytes up to the end of SERVER_HELLO (preamble, then a 3072-bit server_key). */
 const SERVER_HELLO_END = 600;
-
-/** mulberry32: a small seeded PRNG, so that a failing run can be replayed with its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SEED = Number(process.env['STX_FAULT_SEED'] ?? Date.now() % 2 ** 31);
 

@@ -23,7 +23,7 @@ import { ensurePrivateDir, fsyncDir, unlinkIfPresent } from './fs-util.js';
 import { LocalPartial, type PartialPaths } from './partial.js';
 import { resolveInside } from './paths.js';
 import { readRecord } from './record.js';
-import { WriteQueue } from './write-queue.js';
+import { WriteQueue } from '../write-queue.js';
 
 const PARTIAL_FILE = /^([0-9a-f]{64})\.(part|json|json\.tmp)$/;
 

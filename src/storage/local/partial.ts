@@ -5,15 +5,16 @@
 import type { FileHandle } from 'node:fs/promises';
 import { link, rename } from 'node:fs/promises';
 import path from 'node:path';
-import { UploadError, type StxError } from '../../proto/errors.js';
+import { UploadError } from '../../proto/errors.js';
 import { errnoOf, toStxError } from '../../transfer/io-error.js';
 import { readAtFd } from '../../transfer/file-hash.js';
-import type { PartialMeta, PartialRecord, PartialUpload, PositionalReader, PublishOptions } from '../backend.js';
+import type { PartialMeta, PartialUpload, PositionalReader, PublishOptions } from '../backend.js';
 import { RECORD_VERSION } from '../backend.js';
 import { fsyncDir, unlinkIfPresent } from './fs-util.js';
 import { resolveInside } from './paths.js';
 import { writeRecord } from './record.js';
-import type { WriteQueue } from './write-queue.js';
+import { QueuedPartial } from '../queued-partial.js';
+import type { WriteQueue } from '../write-queue.js';
 
 /** Where a partial lives on disk; built by LocalBackend.openPartial. */
 export interface PartialPaths {
@@ -41,15 +42,13 @@ export interface LocalPartialParts {
   readonly onClose: () => void;
 }
 
-export class LocalPartial implements PartialUpload {
+export class LocalPartial extends QueuedPartial implements PartialUpload {
   readonly id: string;
   readonly prefix: PositionalReader;
   readonly #paths: PartialPaths;
   readonly #fh: FileHandle;
   readonly #direct: FileHandle | null;
-  readonly #queue: WriteQueue;
   readonly #onClose: () => void;
-  #record: PartialRecord;
   /** False until the first checkpoint wrote this open's record. */
   #recorded = false;
   /** Bytes made durable by the last sync (the queue's offset then). */
@@ -57,14 +56,12 @@ export class LocalPartial implements PartialUpload {
   #closed = false;
 
   constructor(parts: LocalPartialParts) {
+    super(parts.queue, { version: RECORD_VERSION, ...parts.meta, durable: parts.durable, created: parts.created, updated: Date.now() });
     this.id = parts.id;
     this.#paths = parts.paths;
     this.#fh = parts.fh;
     this.#direct = parts.direct;
-    this.#queue = parts.queue;
     this.#onClose = parts.onClose;
-    const now = Date.now();
-    this.#record = { version: RECORD_VERSION, ...parts.meta, durable: parts.durable, created: parts.created, updated: now };
     this.#synced = parts.durable;
     this.prefix = { fd: parts.fh.fd, readAt: readAtFd(parts.fh.fd) };
   }
@@ -72,41 +69,23 @@ export class LocalPartial implements PartialUpload {
   get shown(): string {
     return `${this.#paths.shown}.part`;
   }
-  get durable(): number {
-    return this.#record.durable;
-  }
-  get paused(): boolean {
-    return this.#queue.paused;
-  }
-  get failure(): StxError | undefined {
-    return this.#queue.failure;
-  }
-
-  write(offset: number, data: Buffer, onWritten?: () => void): boolean {
-    return this.#queue.enqueue(offset, data, onWritten);
-  }
-
-  drained(): Promise<void> {
-    return this.#queue.drained();
-  }
-
   async checkpoint(): Promise<number> {
-    const failure = this.#queue.failure;
+    const failure = this.queue.failure;
     if (failure !== undefined) throw failure;
     // Nothing written since the last sync (e.g. the first checkpoint after open): no fdatasync.
-    const durable = this.#queue.enqueuedOffset === this.#synced ? this.#synced : await this.#queue.sync();
+    const durable = this.queue.enqueuedOffset === this.#synced ? this.#synced : await this.queue.sync();
     this.#synced = durable;
-    if (durable !== this.#record.durable || !this.#recorded) {
-      const record = { ...this.#record, durable, updated: Date.now() };
+    if (durable !== this.record.durable || !this.#recorded) {
+      const record = { ...this.record, durable, updated: Date.now() };
       await writeRecord(this.#paths.recordFile, this.#paths.partialsDir, record, `${this.#paths.shown}.json`);
-      this.#record = record;
+      this.record = record;
       this.#recorded = true;
     }
     return durable;
   }
 
   async endWrites(): Promise<void> {
-    await this.#queue.close();
+    await this.queue.close();
   }
 
   async publish(name: string, options: PublishOptions): Promise<void> {
@@ -150,7 +129,7 @@ export class LocalPartial implements PartialUpload {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#queue.close();
+    await this.queue.close();
     await this.#direct?.close().catch(() => undefined);
     await this.#fh.close().catch(() => undefined);
     this.#onClose();

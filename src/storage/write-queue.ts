@@ -6,13 +6,18 @@
 // Every byte below `writtenOffset` is written: the only offset that may become durable and be ACKed.
 
 import PQueue from 'p-queue';
-import { ResourceError, StxError, UploadError } from '../../proto/errors.js';
-import { ByteBudget } from '../../transfer/budget.js';
-import { MAX_DATA_CHUNK_BYTES, MAX_SAFE_UINT } from '../../proto/limits.js';
-import { MAX_WRITE_BATCH_BUFFERS, MAX_WRITE_BATCH_BYTES } from './config.js';
-import { LOW_WATER_FRACTION } from '../../transfer/config.js';
-import { alignedPrefix } from './direct-io.js';
-import { errnoOf, toStxError } from '../../transfer/io-error.js';
+import { ResourceError, StxError, UploadError } from '../proto/errors.js';
+import { ByteBudget } from '../transfer/budget.js';
+import { MAX_DATA_CHUNK_BYTES, MAX_SAFE_UINT } from '../proto/limits.js';
+import { LOW_WATER_FRACTION } from '../transfer/config.js';
+import { alignedPrefix } from './local/direct-io.js';
+import { errnoOf, toStxError } from '../transfer/io-error.js';
+
+const MiB = 1024 * 1024;
+/** One write of a queue takes at most this many bytes... */
+export const MAX_WRITE_BATCH_BYTES = 8 * MiB;
+/** ...and at most this many buffers (Linux accepts 1024 per writev). */
+export const MAX_WRITE_BATCH_BUFFERS = 256;
 
 /** `buffers` without their first `skip` bytes (after a short write). */
 function remainder(buffers: readonly Buffer[], skip: number): Buffer[] {
