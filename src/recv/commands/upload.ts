@@ -151,7 +151,7 @@ function receiveData(state: Receiving, offset: number, data: Buffer, lease: Body
   let pause: boolean;
   try {
     // The store calls back once it no longer needs `data`: written and hashed (or dropped after a failure).
-    pause = upload.write(offset, data, lease === undefined ? undefined : () => lease.release());
+    pause = upload.write(offset, data, lease);
   } catch (err) {
     lease?.release(); // a write that throws did not take `data`
     throw err;

@@ -6,6 +6,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { ResourceError, StxError, UploadError } from '../../proto/errors.js';
 import type { PartialMeta, PartialUpload } from '../../storage/backend.js';
 import type { RunningHash } from '../../transfer/hasher.js';
+import { Receiver, type Held } from '../../transfer/receiver.js';
 import type { UploadLock } from './locks.js';
 
 const SHA256_BYTES = 32;
@@ -49,7 +50,8 @@ export interface OpenUpload {
   readonly durable: number;
   /** Bytes read back from disk before OPEN_OK (§9.7), for the log. */
   readonly reread: number;
-  write(offset: number, data: Buffer, onWritten?: () => void): boolean;
+  /** The next chunk; `held` (its buffer's lease) passes to the upload unless this throws. */
+  write(offset: number, data: Buffer, held?: Held): boolean;
   drained(): Promise<void>;
   checkpoint(): Promise<number>;
   /** END: `onProgress` hears of any read-back it needs (PROGRESS, §9.7). */
@@ -70,7 +72,7 @@ export class Upload implements OpenUpload {
   readonly #hash: RunningHash;
   readonly #lock: UploadLock;
   readonly #appendOnly: boolean;
-  #received: number;
+  readonly #receiver: Receiver;
   #state: UploadState = 'open';
   #fileClosed = false;
   /** Serialises checkpoints, finish and release so that records are written one at a time. */
@@ -86,7 +88,7 @@ export class Upload implements OpenUpload {
     this.#lock = parts.lock;
     this.#appendOnly = parts.appendOnly;
     this.offset = parts.partial.durable;
-    this.#received = parts.partial.durable;
+    this.#receiver = new Receiver(parts.partial, parts.hash, parts.partial.durable, parts.meta.size);
   }
 
   get name(): string {
@@ -97,7 +99,7 @@ export class Upload implements OpenUpload {
   }
   /** The next offset a DATA frame must carry. */
   get received(): number {
-    return this.#received;
+    return this.#receiver.received;
   }
   /** The durable offset last recorded (what the last ACK said). */
   get durable(): number {
@@ -105,32 +107,22 @@ export class Upload implements OpenUpload {
   }
   /** True while the caller should not read more DATA: the write queue is full or hashing lags. */
   get paused(): boolean {
-    return this.#partial.paused || this.#hash.backlogged;
+    return this.#receiver.paused;
   }
 
   /**
    * Takes the next chunk (§9.1 step 3) and returns whether the caller should pause reading.
-   * The upload keeps `data` until written: do not reuse or modify it before `onWritten` runs.
+   * The upload keeps `data` until written and hashed (transfer/receiver.ts): do not reuse or
+   * modify it before `held` is released.
    */
-  write(offset: number, data: Buffer, onWritten?: () => void): boolean {
+  write(offset: number, data: Buffer, held?: Held): boolean {
     this.#assertOpen();
-    if (offset !== this.#received) {
-      throw new UploadError('BAD_OFFSET', `DATA at offset ${offset}, expected ${this.#received}`);
-    }
-    if (offset + data.length > this.#meta.size) {
-      throw new UploadError('BAD_OFFSET', `DATA ends at ${offset + data.length}, beyond the size ${this.#meta.size}`);
-    }
-    // `data` is needed until it is both written and hashed.
-    const release = onWritten === undefined ? undefined : afterBoth(onWritten);
-    const pause = this.#partial.write(offset, data, release);
-    this.#hash.update(data, release);
-    this.#received += data.length;
-    return pause || this.#hash.backlogged;
+    return this.#receiver.accept(offset, data, held);
   }
 
   /** Resolves once the caller may write again (at once if not paused). */
-  async drained(): Promise<void> {
-    await Promise.all([this.#partial.drained(), this.#hash.drained()]);
+  drained(): Promise<void> {
+    return this.#receiver.drained();
   }
 
   /** Makes written bytes durable, records the durable offset and returns it (the ACK offset). */
@@ -148,8 +140,8 @@ export class Upload implements OpenUpload {
   async finish(expectedSha256: Buffer): Promise<FinishResult> {
     // The digest is kept up to date as data arrives: nothing to read back here.
     this.#assertOpen();
-    if (this.#received !== this.#meta.size) {
-      throw new UploadError('BAD_OFFSET', `END after ${this.#received} of ${this.#meta.size} bytes`);
+    if (this.#receiver.received !== this.#meta.size) {
+      throw new UploadError('BAD_OFFSET', `END after ${this.#receiver.received} of ${this.#meta.size} bytes`);
     }
     this.#state = 'finishing';
     return this.#serialise(() => this.#finish(expectedSha256));
@@ -175,8 +167,8 @@ export class Upload implements OpenUpload {
       }
       // Everything hashed is durable: a resume can go on from this hash instead of re-reading
       // the partial (§9.7). Otherwise it is dropped (closeFile) and the resume re-reads.
-      if (partial.failure === undefined && partial.durable === this.#received) {
-        this.#hash.park(this.id, this.#received);
+      if (partial.failure === undefined && partial.durable === this.#receiver.received) {
+        this.#hash.park(this.id, this.#receiver.received);
       }
       await this.#closeFile();
       this.#lock.release();
@@ -239,12 +231,4 @@ export class Upload implements OpenUpload {
     await this.#partial.discard();
     this.#forget();
   }
-}
-
-/** A callback that runs `fn` on its second call. */
-function afterBoth(fn: () => void): () => void {
-  let calls = 0;
-  return () => {
-    if (++calls === 2) fn();
-  };
 }
