@@ -94,7 +94,7 @@ export const CLIENT_SEND: readonly Transition<ClientState>[] = [
  * Where the server may send GOAWAY (§11: "in any record state"): GOAWAY is a record (§4), and
  * the server seals records once KEY_EXCHANGE gave it keys (§6). The client never sends it.
  */
-export const SERVER_GOAWAY_STATES: ReadonlySet<ServerState> = new Set<ServerState>([
+const SERVER_GOAWAY_STATES: ReadonlySet<ServerState> = new Set<ServerState>([
   'AwaitClientFinished',
   'Ready',
   'Opening',

@@ -22,7 +22,7 @@ import { ensurePrivateDir } from '../storage/local/fs-util.js';
 import { errnoOf } from '../proto/errors.js';
 import { StartupError } from './startup-error.js';
 
-export const LOCK_FILE_NAME = 'lock';
+const LOCK_FILE_NAME = 'lock';
 
 /** Attempts at creating the lock while stale locks are being cleared (each attempt is a few syscalls). */
 const LOCK_ATTEMPTS = 4;

@@ -26,7 +26,7 @@ const MAX_UNSENT_BYTES = 4 * MiB;
 const MAX_UNSENT_RECORDS = 1024;
 
 /** The connection was lost (reset, closed, unreachable): always worth a reconnect (§10). */
-export class ConnectionLost extends LocalError {
+class ConnectionLost extends LocalError {
   constructor(message: string, options?: ErrorOptions) {
     super('CONNECTION_LOST', message, options);
   }
@@ -475,7 +475,7 @@ function unauthenticatedError(wire: number): ServerError {
 }
 
 /** An error the server reported (ERROR or GOAWAY frame), keeping the server's code. */
-export class ServerError extends StxError {
+class ServerError extends StxError {
   override readonly name = 'ServerError';
   constructor(
     readonly reported: StxError,

@@ -37,7 +37,7 @@ export function formatBytes(n: number): string {
   return `${v.toFixed(v < 10 ? 2 : 1)} ${units[u] ?? 'PiB'}`;
 }
 
-export function formatEta(seconds: number): string {
+function formatEta(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) return '--:--';
   const s = Math.round(seconds);
   const h = Math.floor(s / 3600);

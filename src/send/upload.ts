@@ -72,7 +72,7 @@ export interface UploadResult {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Whether a failed attempt should be retried: §10's transient column, nothing else. */
-export function isTransient(err: unknown): boolean {
+function isTransient(err: unknown): boolean {
   return err instanceof StxError && err.transient;
 }
 

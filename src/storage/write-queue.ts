@@ -15,9 +15,9 @@ import { errnoOf, toStxError } from '../transfer/io-error.js';
 
 const MiB = 1024 * 1024;
 /** One write of a queue takes at most this many bytes... */
-export const MAX_WRITE_BATCH_BYTES = 8 * MiB;
+const MAX_WRITE_BATCH_BYTES = 8 * MiB;
 /** ...and at most this many buffers (Linux accepts 1024 per writev). */
-export const MAX_WRITE_BATCH_BUFFERS = 256;
+const MAX_WRITE_BATCH_BUFFERS = 256;
 
 /** `buffers` without their first `skip` bytes (after a short write). */
 function remainder(buffers: readonly Buffer[], skip: number): Buffer[] {

@@ -4,11 +4,11 @@
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { AgeIntegrityError } from './age-errors.js';
 
-export const AGE_VERSION_LINE = 'age-encryption.org/v1';
+const AGE_VERSION_LINE = 'age-encryption.org/v1';
 /** Bytes of the file key (c2sp.org/age "File key"). */
 export const AGE_FILE_KEY_BYTES = 16;
 /** Bytes of a ChaCha20-Poly1305 key and of every HKDF output in age. */
-export const AGE_KEY_BYTES = 32;
+const AGE_KEY_BYTES = 32;
 /** Bytes of a ChaCha20-Poly1305 nonce and tag. */
 export const AEAD_NONCE_BYTES = 12;
 export const AEAD_TAG_BYTES = 16;
@@ -84,7 +84,7 @@ export function chachaOpen(key: Buffer | KeyObject, nonce: Buffer, sealed: Buffe
 }
 
 /** HMAC-SHA-256 of the header up to `---`, keyed by HKDF(file key, "", "header"). */
-export function headerMac(fileKey: Buffer, macInput: Buffer): Buffer {
+function headerMac(fileKey: Buffer, macInput: Buffer): Buffer {
   const key = ageHkdf(fileKey, Buffer.alloc(0), 'header');
   try {
     return createHmac('sha256', key).update(macInput).digest();
