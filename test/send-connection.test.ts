@@ -7,7 +7,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { StxError } from '../src/proto/errors.js';
 import { upload } from '../src/send/commands/upload.js';
-import { dial } from '../src/send/connection.js';
+import { dial } from '../src/send/handshake.js';
 import { Sender } from '../src/transfer/sender.js';
 import { FileSource } from '../src/transfer/source.js';
 import { logEvents, waitFor } from './support/partials.js';

@@ -12,7 +12,6 @@ import type { Frame, FrameName } from '../proto/frames.js';
 import { IDLE_TIMEOUT_MS, PING_INTERVAL_MS } from '../proto/limits.js';
 import { CLIENT_RULES, nextState, type ClientState } from '../proto/states.js';
 import type { DataSink } from '../transfer/sender.js';
-import { handshake, type HandshakeOptions } from './handshake.js';
 
 const MiB = 1024 * 1024;
 
@@ -424,18 +423,6 @@ export class Connection implements DataSink {
     for (const cb of this.failListeners) cb(err);
     this.failListeners.clear();
     this.socket.destroy();
-  }
-}
-
-/** Runs the handshake on a fresh connection; on failure closes it (telling the server where §5 allows). */
-export async function dial(opts: HandshakeOptions & ConnectionOptions & { readonly connectTimeoutMs: number }, onHandshake?: () => void): Promise<{ readonly connection: Connection; readonly fingerprint: string }> {
-  const connection = await Connection.connect(opts.host, opts.port, opts.connectTimeoutMs, opts);
-  onHandshake?.();
-  try {
-    return { connection, fingerprint: await handshake(connection, opts) };
-  } catch (err) {
-    connection.close(err);
-    throw err;
   }
 }
 

@@ -6,7 +6,7 @@ import { ClientHandshake } from '../crypto/index.js';
 import { checkServerKey, hostPortKey, recordServerKey } from '../keystore/index.js';
 import { CryptoError } from '../proto/errors.js';
 import { HANDSHAKE_TIMEOUT_MS } from '../proto/limits.js';
-import type { Connection } from './connection.js';
+import { Connection, type ConnectionOptions } from './connection.js';
 
 export interface HandshakeOptions {
   readonly host: string;
@@ -56,4 +56,16 @@ export async function handshake(conn: Connection, opts: HandshakeOptions): Promi
     opts.onEvent?.(`trusting ${hostPortKey(opts.host, opts.port)} on first use: ${info.fingerprint} (recorded in ${opts.knownHostsFile})`);
   }
   return info.fingerprint;
+}
+
+/** Runs the handshake on a fresh connection; on failure closes it (telling the server where §5 allows). */
+export async function dial(opts: HandshakeOptions & ConnectionOptions & { readonly connectTimeoutMs: number }, onHandshake?: () => void): Promise<{ readonly connection: Connection; readonly fingerprint: string }> {
+  const connection = await Connection.connect(opts.host, opts.port, opts.connectTimeoutMs, opts);
+  onHandshake?.();
+  try {
+    return { connection, fingerprint: await handshake(connection, opts) };
+  } catch (err) {
+    connection.close(err);
+    throw err;
+  }
 }

@@ -8,7 +8,8 @@ import { HANDSHAKE_TIMEOUT_MS } from '../proto/limits.js';
 import { Sender } from '../transfer/sender.js';
 import { FileSource } from '../transfer/source.js';
 import { upload as uploadOn } from './commands/upload.js';
-import { ConnectFailed, dial } from './connection.js';
+import { ConnectFailed } from './connection.js';
+import { dial } from './handshake.js';
 
 export interface UploadOptions {
   readonly host: string;
