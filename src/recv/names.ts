@@ -11,6 +11,22 @@ import { RESERVED_NAME_PREFIX } from '../storage/backend.js';
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/u;
 // With the `u` flag a well-formed surrogate pair is one code point, so only lone halves match.
 const LONE_SURROGATE = /[\ud800-\udfff]/u;
+// Code points that change how a line or the text around them is shown (§9.3): the line and
+// paragraph separators and the bidirectional controls (ALM, LRM, RLM, embeddings, overrides,
+// isolates), which make a listed name read as another one.
+const INVISIBLE_LAYOUT = /[\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/u;
+// Noncharacters: U+FDD0..U+FDEF and the last two code points of every plane.
+const NONCHARACTER = /[\ufdd0-\ufdef]|[\ufffe\uffff\u{1fffe}\u{1ffff}\u{2fffe}\u{2ffff}\u{3fffe}\u{3ffff}\u{4fffe}\u{4ffff}\u{5fffe}\u{5ffff}\u{6fffe}\u{6ffff}\u{7fffe}\u{7ffff}\u{8fffe}\u{8ffff}\u{9fffe}\u{9ffff}\u{afffe}\u{affff}\u{bfffe}\u{bffff}\u{cfffe}\u{cffff}\u{dfffe}\u{dffff}\u{efffe}\u{effff}\u{ffffe}\u{fffff}\u{10fffe}\u{10ffff}]/u;
+
+/**
+ * Unicode case folding for the reserved-name check: upper- then lower-casing folds every
+ * character that folds to one of `.stx`'s (S, ſ U+017F, T, X) as CaseFolding.txt's C and F
+ * mappings do, so `.STX` and `.ſtx` are the reserved name on a case-insensitive filesystem too.
+ */
+function fold(text: string): string {
+  return text.toUpperCase().toLowerCase();
+}
+const RESERVED_FOLDED = fold(RESERVED_NAME_PREFIX);
 
 function refuse(reason: string): never {
   throw new UploadError('BAD_NAME', reason);
@@ -30,6 +46,8 @@ export function validateName(name: string): string[] {
     refuse(`name longer than ${MAX_NAME_BYTES} bytes`);
   }
   if (CONTROL.test(name)) refuse('name contains a control character');
+  if (INVISIBLE_LAYOUT.test(name)) refuse('name contains a line separator or a bidirectional control');
+  if (NONCHARACTER.test(name)) refuse('name contains a Unicode noncharacter');
   if (name.includes('\\')) refuse('name contains a backslash');
   if (name.normalize('NFC') !== name) refuse('name is not NFC-normalised');
   if (name.startsWith('/')) refuse('name is absolute');
@@ -37,8 +55,8 @@ export function validateName(name: string): string[] {
   for (const component of components) {
     if (component === '') refuse('name has an empty component');
     if (component === '.' || component === '..') refuse(`name has a "${component}" component`);
-    if (component.startsWith(RESERVED_NAME_PREFIX)) {
-      refuse(`name has a component starting with the reserved "${RESERVED_NAME_PREFIX}"`);
+    if (fold(component).startsWith(RESERVED_FOLDED)) {
+      refuse(`name has a component starting with the reserved "${RESERVED_NAME_PREFIX}" (in any case)`);
     }
     if (Buffer.byteLength(component, 'utf8') > MAX_NAME_COMPONENT_BYTES) {
       refuse(`name has a component longer than ${MAX_NAME_COMPONENT_BYTES} bytes`);
