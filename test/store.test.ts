@@ -1,13 +1,14 @@
 // The upload store (§9.1–§9.5) on real files: atomic verified publication, resume after
 // release and after a crash, integrity failure, locks, append-only, symlinks, sweep.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { appendFile, mkdir, mkdtemp, readdir, readFile, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { StxError, type ErrorCode } from '../src/proto/errors.js';
-import { Store, type OpenRequest, type OpenUpload as Upload } from '../src/recv/store.js';
+import { processUmask, Store, type OpenRequest, type OpenUpload as Upload } from '../src/recv/store.js';
 import { encodeRecord, parseRecord, RECORD_VERSION } from '../src/storage/local/record.js';
 import { uploadId } from '../src/recv/store/upload-id.js';
 
@@ -98,6 +99,30 @@ describe('Store: new upload', () => {
     await send(upload, data, 0);
     await upload.finish(sha256(data));
     assert.equal((await stat(path.join(out, 'tool'))).mode & 0o7777, 0o755);
+  });
+
+  it("applies the daemon's umask to the client's mode: 0777 is not world-writable", async () => {
+    for (const [umask, mode, expected] of [
+      [0o022, 0o777, 0o755],
+      [0o077, 0o666, 0o600],
+      [0o002, 0o775, 0o775],
+    ] as const) {
+      const store = new Store(out, { maxQueuedBytesPerConnection: 4 * MiB, maxChunkBytes: MiB, freeSpaceMarginBytes: 0, umask });
+      await store.init();
+      const data = Buffer.from(`umask ${umask.toString(8)}\n`);
+      const name = `umask-${umask.toString(8)}.txt`;
+      const upload = await store.open(request(name, data, { mode }), REPLACE);
+      await send(upload, data, 0);
+      await upload.finish(sha256(data));
+      assert.equal((await stat(path.join(out, name))).mode & 0o7777, expected, `umask 0${umask.toString(8)}, mode 0${mode.toString(8)}`);
+    }
+  });
+
+  it("takes the process's umask when none is given", () => {
+    const status = readFileSync('/proc/self/status', 'utf8');
+    const line = /^Umask:\s*([0-7]+)$/m.exec(status);
+    assert.ok(line?.[1] !== undefined);
+    assert.equal(processUmask(), parseInt(line[1], 8));
   });
 
   it('handles an empty file', async () => {

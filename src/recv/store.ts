@@ -4,6 +4,7 @@
 // bytes rest is a storage backend's (storage/backend.ts; local disk by default). No sockets
 // here: the connection layer calls open / write / checkpoint / finish / release.
 
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ResourceError, UploadError } from '../proto/errors.js';
 import { MAX_DATA_CHUNK_BYTES, MAX_MODE } from '../proto/limits.js';
@@ -41,6 +42,8 @@ export interface StoreOptions {
   readonly maxChunkBytes?: number;
   readonly freeSpaceMarginBytes?: number;
   readonly lockHandoverTimeoutMs?: number;
+  /** Permission bits never given to a published file (§4). Default: the process's umask. */
+  readonly umask?: number;
 }
 
 /** The OPEN frame's fields plus who sent it. */
@@ -100,6 +103,7 @@ export class Store {
   readonly #maxQueuedBytes: number;
   readonly #maxChunkBytes: number;
   readonly #freeSpaceMarginBytes: number;
+  readonly #umask: number;
   /** Each upload's SHA-256, on a worker thread (transfer/hasher.ts). */
   readonly #hasher = new Hasher();
   /** The partial upload id held for each client and name (nameKey), from the backend's records. */
@@ -121,6 +125,7 @@ export class Store {
     this.#maxQueuedBytes = options.maxQueuedBytesPerConnection ?? MAX_QUEUED_BYTES_PER_CONNECTION;
     this.#maxChunkBytes = options.maxChunkBytes ?? MAX_DATA_CHUNK_BYTES;
     this.#freeSpaceMarginBytes = options.freeSpaceMarginBytes ?? FREE_SPACE_MARGIN_BYTES;
+    this.#umask = options.umask ?? processUmask();
   }
 
   /** Uploads open right now (one lock each). */
@@ -186,7 +191,7 @@ export class Store {
       // Records this OPEN (its mode, the time) with the durable offset it resumes from.
       await partial.checkpoint();
       const forget = (): void => this.#unindex(id);
-      return new Upload({ id, meta, partial, hash: opened.hash, reread: opened.reread, lock, appendOnly: policy.appendOnly, forget });
+      return new Upload({ id, meta, partial, hash: opened.hash, reread: opened.reread, lock, appendOnly: policy.appendOnly, umask: this.#umask, forget });
     } catch (err) {
       opened?.hash.close();
       await partial?.close().catch(() => undefined);
@@ -262,4 +267,18 @@ export class Store {
       throw new UploadError('NO_SPACE', `not enough free space for ${bytesToCome} more bytes`);
     }
   }
+}
+
+/**
+ * The process's umask, read from /proc (process.umask() without an argument is deprecated: it
+ * sets the mask to read it); 0o022 where /proc is not there.
+ */
+export function processUmask(): number {
+  try {
+    const line = /^Umask:\s*([0-7]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (line?.[1] !== undefined) return parseInt(line[1], 8);
+  } catch {
+    // Not Linux, or no /proc: the usual default.
+  }
+  return 0o022;
 }

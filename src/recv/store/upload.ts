@@ -25,6 +25,8 @@ export interface UploadParts {
   readonly forget: () => void;
   readonly lock: UploadLock;
   readonly appendOnly: boolean;
+  /** Permission bits the published file never gets (the daemon's umask, §4). */
+  readonly umask: number;
 }
 
 export interface FinishResult {
@@ -72,6 +74,7 @@ export class Upload implements OpenUpload {
   readonly #hash: RunningHash;
   readonly #lock: UploadLock;
   readonly #appendOnly: boolean;
+  readonly #umask: number;
   readonly #receiver: Receiver;
   #state: UploadState = 'open';
   #fileClosed = false;
@@ -87,6 +90,7 @@ export class Upload implements OpenUpload {
     this.#hash = parts.hash;
     this.#lock = parts.lock;
     this.#appendOnly = parts.appendOnly;
+    this.#umask = parts.umask;
     this.offset = parts.partial.durable;
     this.#receiver = new Receiver(parts.partial, parts.hash, parts.partial.durable, parts.meta.size);
   }
@@ -201,8 +205,8 @@ export class Upload implements OpenUpload {
       }
       const how = this.#appendOnly ? 'no-clobber' : 'replace';
       try {
-        // never setuid, setgid or sticky
-        await partial.publish(shownFinal, { mode: this.#meta.mode & 0o777, mtime: this.#meta.mtime, how });
+        // never setuid, setgid or sticky, and nothing the daemon's umask takes away (§4)
+        await partial.publish(shownFinal, { mode: this.#meta.mode & 0o777 & ~this.#umask, mtime: this.#meta.mtime, how });
       } catch (err) {
         if (!(err instanceof StxError && err.code === 'EXISTS')) throw err;
         await this.#discard();
