@@ -99,6 +99,8 @@ export class Connection implements DataSink {
   /** The handshake's pull timer, then keep-alive's two timers: all cleared on close. */
   private readonly timers = new Set<NodeJS.Timeout>();
   private lastReceived = Date.now();
+  /** While a command runs: when it last moved on (commands call progressed(); §9.6 liveness). */
+  private lastProgress = Date.now();
   /** Records written whose last piece the socket has not yet handed to the kernel. */
   private unsentRecords = 0;
 
@@ -147,6 +149,11 @@ export class Connection implements DataSink {
     return this.#state.name;
   }
 
+  private get commandRuns(): boolean {
+    const name = this.#state.name;
+    return name === 'AwaitOpenOk' || name === 'Sending' || name === 'AwaitDone';
+  }
+
   /** The error that ended this connection, if it ended. */
   get error(): Error | null {
     return this.#state.name === 'Closed' ? this.#state.reason : null;
@@ -179,8 +186,18 @@ export class Connection implements DataSink {
    */
   begin(first: Frame, frames: CommandFrames): void {
     this.writable();
+    this.lastProgress = Date.now();
     this.move(first.type, 'sent', frames);
     this.write(this.channel.encode(first));
+  }
+
+  /**
+   * The running command moved on (OPEN_OK, an advancing ACK, PROGRESS, DONE; and, while Sending,
+   * data the kernel took). Liveness is progress: a server that answers PINGs but moves nothing
+   * on is as dead as a silent one.
+   */
+  progressed(): void {
+    this.lastProgress = Date.now();
   }
 
   send(frame: Frame): boolean {
@@ -288,7 +305,9 @@ export class Connection implements DataSink {
     const ms = this.idleMs;
     this.lastReceived = Date.now();
     const idle = setInterval(() => {
-      if (Date.now() - this.lastReceived >= ms) this.fail(new ResourceError('TIMEOUT', `the server sent nothing for ${ms} ms`));
+      const now = Date.now();
+      if (now - this.lastReceived >= ms) this.fail(new ResourceError('TIMEOUT', `the server sent nothing for ${ms} ms`));
+      else if (this.commandRuns && now - this.lastProgress >= ms) this.fail(new ResourceError('TIMEOUT', `the server made no progress for ${ms} ms`));
     }, Math.max(Math.floor(ms / 10), 50));
     idle.unref();
     const pinger = setInterval(
@@ -316,6 +335,8 @@ export class Connection implements DataSink {
   /** A record's last piece went to the kernel (or the socket is gone): read again once below half the bounds. */
   private readonly flushed = (): void => {
     this.unsentRecords--;
+    // DATA taken by the kernel while Sending: the server is reading, so the upload moves on.
+    if (this.#state.name === 'Sending') this.lastProgress = Date.now();
     if (this.socket.isPaused() && this.#state.name !== 'Closed' && this.unsentBelow(0.5)) {
       this.socket.resume();
       this.pump();

@@ -381,6 +381,36 @@ describe('stx-send against evil servers', () => {
     }
   });
 
+  // Liveness is progress (issue 14, item 12): a server that keeps talking (PINGs) but never moves
+  // the transfer on must not keep the client alive; before, each PING reset the idle timer.
+  for (const [label, stall] of [
+    ['never sends DONE after END', async (p: RawClient) => {
+      await readUntilEnd(p);
+    }],
+    ['stops reading after OPEN_OK', (p: RawClient) => Promise.resolve(p.socket.pause())],
+  ] as const) {
+    it(`a server that PINGs but ${label}: TIMEOUT within the idle timeout, not kept alive by its PINGs`, { timeout: 60_000 }, async () => {
+      const evil = await startEvil(async (p, hs) => {
+        if (!(await hs())) return;
+        await acceptOpen(p);
+        await stall(p);
+        for (let i = 0; i < 150 && !p.serverEnded; i++) {
+          p.writeNoWait(p.sealFrame({ type: 'PING', seq: i }));
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      });
+      try {
+        const t0 = Date.now();
+        const r = await runSend(['127.0.0.1', String(evil.port), file, '--as', 'evil.bin', '--fingerprint', evil.fingerprint, '--quiet', '--retries', '0', '--idle-timeout', '2s'], { STX_HOME: home.home }, HANG_BOUND_MS);
+        assert.ok(Date.now() - t0 < 20_000, `stx-send ran ${Date.now() - t0} ms: ${r.stderr}`);
+        assert.equal(r.code, 3, r.stderr);
+        assert.match(r.stderr, /error: TIMEOUT: .*the server made no progress for 2000 ms/);
+      } finally {
+        await evil.close();
+      }
+    });
+  }
+
   it('trust on first use records a server key only once the server proved it holds it (SERVER_FINISHED)', { timeout: 60_000 }, async () => {
     // The first connection gets a responder that sends a SERVER_HELLO with the key but cannot
     // finish (as one that copied someone's public key could not); the later ones the real handshake.

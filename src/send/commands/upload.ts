@@ -43,21 +43,29 @@ export async function upload(conn: Connection, req: UploadRequest, events: Uploa
     done.reject(err);
   });
   try {
+    // What counts as progress for the connection's liveness (§9.6): a frame that moves this upload on.
+    let lastAck = -1;
     conn.begin({ type: 'OPEN', name: req.name, size: file.size, mtime: file.mtime, mode: file.mode }, (f) => {
       switch (f.type) {
         case 'PROGRESS':
+          // The server is reading back or waiting for a lock on our behalf (§9.7).
+          conn.progressed();
           events.verifying?.(f.done, f.total);
           return;
         case 'OPEN_OK':
           // At once, so that an ACK right behind it is checked against this connection's offset.
           sender.begin(f.offset);
+          conn.progressed();
           openOk.resolve(f.offset);
           return;
         case 'ACK':
           sender.acknowledge(f.offset);
+          if (f.offset > lastAck) conn.progressed();
+          lastAck = Math.max(lastAck, f.offset);
           events.acked?.(f.offset);
           return;
         case 'DONE':
+          conn.progressed();
           done.resolve(f);
           return;
         case 'CLIENT_HELLO':
