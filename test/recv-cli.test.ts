@@ -411,6 +411,30 @@ describe('stx-recv one-shot commands', () => {
   });
 });
 
+describe('file descriptors (issue 14, item 6)', () => {
+  it('a connection limit the open-file limit cannot honour is lowered at start, and said so', { timeout: 60_000 }, async () => {
+    const tmp = await tempDir();
+    try {
+      // 256 descriptors: (256 − 64 reserved) / 3 per upload = 64 connections, not the default 1024.
+      const d = await startDaemon(path.join(tmp.dir, 'out'), path.join(tmp.dir, 'k.pem'), [], 0, { fdLimit: 256 });
+      try {
+        assert.match(d.stderr(), /stx-recv: warning: serving at most 64 connections, not 1024: the open-file limit is 256 and each upload holds 3; raise it/);
+      } finally {
+        assert.equal(await d.stop(), 0);
+      }
+      // With room for them, nothing is said.
+      const roomy = await startDaemon(path.join(tmp.dir, 'out2'), path.join(tmp.dir, 'k.pem'), ['--max-connections', '10'], 0, { fdLimit: 256 });
+      try {
+        assert.doesNotMatch(roomy.stderr(), /open-file limit/);
+      } finally {
+        assert.equal(await roomy.stop(), 0);
+      }
+    } finally {
+      await tmp.cleanup();
+    }
+  });
+});
+
 describe('log format', () => {
   it('not a terminal: one JSON object per line on stdout; --log-format pretty: human-readable lines', async () => {
     const tmp = await tempDir();

@@ -11,6 +11,7 @@ import { StxError, type ErrorCode } from '../src/proto/errors.js';
 import { processUmask, Store, type OpenRequest, type OpenUpload as Upload } from '../src/recv/store.js';
 import { encodeRecord, parseRecord, RECORD_VERSION } from '../src/storage/local/record.js';
 import { uploadId } from '../src/recv/store/upload-id.js';
+import { toStxError } from '../src/transfer/io-error.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -116,6 +117,15 @@ describe('Store: new upload', () => {
       await upload.finish(sha256(data));
       assert.equal((await stat(path.join(out, name))).mode & 0o7777, expected, `umask 0${umask.toString(8)}, mode 0${mode.toString(8)}`);
     }
+  });
+
+  it('out of file descriptors (EMFILE, ENFILE) is TOO_MANY_CONNECTIONS, which the client retries, never IO_ERROR', () => {
+    for (const code of ['EMFILE', 'ENFILE']) {
+      const err = toStxError(Object.assign(new Error(`${code}: too many open files`), { code }), 'opening', 'x.bin');
+      assert.equal(err.code, 'TOO_MANY_CONNECTIONS', code);
+      assert.equal(err.transient, true, code);
+    }
+    assert.equal(toStxError(Object.assign(new Error('EIO'), { code: 'EIO' }), 'writing', 'x.bin').code, 'IO_ERROR');
   });
 
   it("takes the process's umask when none is given", () => {

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // stx-recv: the daemon. `stx-recv --listen [HOST:]PORT --out DIR` (README.md lists every flag).
+import { connectionsWithin, FDS_PER_CONNECTION, openFileLimit } from './fd-limit.js';
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import yargs from 'yargs';
@@ -51,8 +52,16 @@ async function main(): Promise<number> {
   const { host, port } = usage(() => parseListen(argv.listen ?? ''));
   // Runtime tricks (src/runtime), as STX_TUNING allows; the daemon lets malloc trim (config.ts).
   usage(() => tuneRuntime(['aligned-memory', 'young-gc']));
-  const maxConnections = argv['max-connections'];
+  let maxConnections = argv['max-connections'];
   if (!Number.isInteger(maxConnections) || maxConnections < 1) throw new UsageError('--max-connections must be a positive integer');
+  const fdLimit = openFileLimit();
+  if (fdLimit !== null && connectionsWithin(fdLimit) < maxConnections) {
+    const fit = connectionsWithin(fdLimit);
+    process.stderr.write(
+      `stx-recv: warning: serving at most ${fit} connections, not ${maxConnections}: the open-file limit is ${fdLimit} and each upload holds ${FDS_PER_CONNECTION}; raise it (ulimit -n, LimitNOFILE=) to serve more\n`,
+    );
+    maxConnections = fit;
+  }
   const maxFileSize = argv['max-file-size'];
   const maxFileBytes = maxFileSize === undefined ? undefined : usage(() => parseSize(maxFileSize));
   const partialTtlMs = argv['partial-ttl'] === '24h' ? DEFAULT_PARTIAL_TTL_MS : usage(() => parseDuration(argv['partial-ttl']));

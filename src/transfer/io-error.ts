@@ -13,5 +13,9 @@ export function toStxError(err: unknown, what: string, where: string): StxError 
   if (errno === 'ENOSPC' || errno === 'EDQUOT') {
     return new UploadError('NO_SPACE', `${what} ${where}: no space left (${errno})`, { cause: err });
   }
+  // Out of file descriptors is load, not a broken disk: the client retries later (§10).
+  if (errno === 'EMFILE' || errno === 'ENFILE') {
+    return new ResourceError('TOO_MANY_CONNECTIONS', `${what} ${where}: the server is out of file descriptors (${errno}); retry later`, { cause: err });
+  }
   return new ResourceError('IO_ERROR', `${what} ${where} failed (${errno})`, { cause: err });
 }
