@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // stx-recv: the daemon. `stx-recv --listen [HOST:]PORT --out DIR` (README.md lists every flag).
-import { connectionsWithin, FDS_PER_CONNECTION, openFileLimit } from './fd-limit.js';
+import { connectionsWithin, FDS_PER_CONNECTION, openFileLimit } from './process-limits.js';
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import yargs from 'yargs';

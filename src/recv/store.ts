@@ -4,12 +4,12 @@
 // bytes rest is a storage backend's (storage/backend.ts; local disk by default). No sockets
 // here: the connection layer calls open / write / checkpoint / finish / release.
 
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ResourceError, UploadError } from '../proto/errors.js';
 import { MAX_DATA_CHUNK_BYTES, MAX_MODE } from '../proto/limits.js';
 import type { PartialRecord, PartialUpload, StorageBackend } from '../storage/backend.js';
 import { LocalBackend } from '../storage/local/backend.js';
+import { processUmask } from './process-limits.js';
 import { ByteBudget } from '../transfer/budget.js';
 import { BodyPool } from '../transfer/body-pool.js';
 import { Hasher, type OpenedHash } from '../transfer/hasher.js';
@@ -267,18 +267,4 @@ export class Store {
       throw new UploadError('NO_SPACE', `not enough free space for ${bytesToCome} more bytes`);
     }
   }
-}
-
-/**
- * The process's umask, read from /proc (process.umask() without an argument is deprecated: it
- * sets the mask to read it); 0o022 where /proc is not there.
- */
-export function processUmask(): number {
-  try {
-    const line = /^Umask:\s*([0-7]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
-    if (line?.[1] !== undefined) return parseInt(line[1], 8);
-  } catch {
-    // Not Linux, or no /proc: the usual default.
-  }
-  return 0o022;
 }

@@ -58,9 +58,14 @@ export class Receiver {
     if (offset + data.length > this.#size) {
       throw new UploadError('BAD_OFFSET', `DATA ends at ${offset + data.length}, beyond the size ${this.#size}`);
     }
-    held?.retain();
-    const pause = this.#sink.write(offset, data, held === undefined ? undefined : () => held.release());
-    this.#hash.update(data, held === undefined ? undefined : () => held.release());
+    // One release callback serves both consumers: each calls it once when it is done with `data`.
+    let release: (() => void) | undefined;
+    if (held !== undefined) {
+      held.retain();
+      release = () => held.release();
+    }
+    const pause = this.#sink.write(offset, data, release);
+    this.#hash.update(data, release);
     this.#received += data.length;
     return pause || this.#hash.backlogged;
   }

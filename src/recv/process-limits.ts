@@ -1,3 +1,6 @@
+// What the process itself allows, read from /proc once at start: the open-file limit and the
+// umask.
+//
 // File descriptors against the connection limit (§9.6 bounds): an upload holds up to three (its
 // socket, the partial, the partial's O_DIRECT twin), so a --max-connections the open-file limit
 // cannot honour would turn the last connections' OPENs into EMFILE failures. Node raises the soft
@@ -25,4 +28,18 @@ export function openFileLimit(): number | null {
 /** The most connections `fdLimit` descriptors serve, at least one. */
 export function connectionsWithin(fdLimit: number): number {
   return Math.max(1, Math.floor((fdLimit - FDS_RESERVED) / FDS_PER_CONNECTION));
+}
+
+/**
+ * The process's umask, read from /proc (process.umask() without an argument is deprecated: it
+ * sets the mask to read it); 0o022 where /proc is not there.
+ */
+export function processUmask(): number {
+  try {
+    const line = /^Umask:\s*([0-7]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (line?.[1] !== undefined) return parseInt(line[1], 8);
+  } catch {
+    // Not Linux, or no /proc: the usual default.
+  }
+  return 0o022;
 }
