@@ -51,9 +51,10 @@ describe('stx-send flooded with PINGs by a server that reads nothing', () => {
      * How long those must then stay the same, and above 0, to call the client stopped: one that
      * merely falls behind (a loaded machine) reads some of them meanwhile, and in the end all.
      */
-    const SETTLE_MS = 4000;
-    // Longer than it takes to see the client stopped (BLOCKED_MS + SETTLE_MS), which its idle timer counts too.
-    const IDLE_S = 10;
+    const SETTLE_MS = 5000;
+    // Well over the time it takes to see the client stopped (BLOCKED_MS + SETTLE_MS) on a loaded
+    // machine: the client's no-progress timer runs from OPEN, so it must not end the flood first.
+    const IDLE_S = 20;
     const tmp = await tempDir('stx-flood-');
     const key = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
     const flood: Flood = { ms: 0, pings: 0, stuck: false, peakRss: 0 };
@@ -112,7 +113,7 @@ describe('stx-send flooded with PINGs by a server that reads nothing', () => {
         const r = await Promise.race([client.result, new Promise<null>((resolve) => setTimeout(() => resolve(null), (IDLE_S + 20) * 1000))]);
         assert.ok(r !== null, 'stx-send ended by itself');
         assert.equal(r.code, 3, r.stderr);
-        assert.match(r.stderr, /TIMEOUT: .*(sent nothing|made no progress) for 10000 ms/);
+        assert.match(r.stderr, /TIMEOUT: .*(sent nothing|made no progress) for 20000 ms/);
       } finally {
         client.proc.kill('SIGKILL');
         clientGone();
