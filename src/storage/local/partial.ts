@@ -11,7 +11,7 @@ import { readAtFd } from '../../transfer/file-hash.js';
 import type { PartialMeta, PartialUpload, PositionalReader, PublishOptions } from '../backend.js';
 import { RECORD_VERSION } from '../backend.js';
 import { fsyncDir, unlinkIfPresent } from './fs-util.js';
-import { resolveInside } from './paths.js';
+import { prepareParents, removeCreated, type PathCounters } from './paths.js';
 import { writeRecord } from './record.js';
 import { QueuedPartial } from '../queued-partial.js';
 import type { WriteQueue } from '../write-queue.js';
@@ -19,6 +19,10 @@ import type { WriteQueue } from '../write-queue.js';
 /** Where a partial lives on disk; built by LocalBackend.openPartial. */
 export interface PartialPaths {
   readonly outDir: string;
+  /** outDir with its links resolved: a name's directories must resolve under it (paths.ts). */
+  readonly realOutDir: string;
+  /** The backend's count of path checks and directories made (paths.ts). */
+  readonly counters: PathCounters;
   readonly partialsDir: string;
   readonly partFile: string;
   readonly recordFile: string;
@@ -89,7 +93,7 @@ export class LocalPartial extends QueuedPartial implements PartialUpload {
   }
 
   async publish(name: string, options: PublishOptions): Promise<void> {
-    const { partFile, outDir } = this.#paths;
+    const { partFile, outDir, realOutDir, counters } = this.#paths;
     try {
       await this.#step('setting mode and mtime of', this.shown, async () => {
         await this.#fh.chmod(options.mode & 0o777);
@@ -97,21 +101,30 @@ export class LocalPartial extends QueuedPartial implements PartialUpload {
         await this.#fh.sync();
       });
       await this.close();
-      // Directories may have been swapped for links since OPEN: check the whole path again.
-      const finalPath = await resolveInside(outDir, name.split('/'));
-      if (options.how === 'no-clobber') {
-        // link() never replaces: an atomic no-clobber publish.
-        try {
-          await link(partFile, finalPath);
-        } catch (err) {
-          if (errnoOf(err) !== 'EEXIST') throw toStxError(err, 'publishing', name);
-          throw new UploadError('EXISTS', `"${name}" already exists`);
+      // The name's directories are made now, not at OPEN (§9.3), and the whole path is checked
+      // again: directories may have been swapped for links since OPEN.
+      const { finalPath, created } = await prepareParents(outDir, realOutDir, name.split('/'), counters);
+      try {
+        if (options.how === 'no-clobber') {
+          // link() never replaces: an atomic no-clobber publish.
+          try {
+            await link(partFile, finalPath);
+          } catch (err) {
+            if (errnoOf(err) !== 'EEXIST') throw toStxError(err, 'publishing', name);
+            throw new UploadError('EXISTS', `"${name}" already exists`);
+          }
+        } else {
+          await this.#step('publishing', name, () => rename(partFile, finalPath));
         }
-        // The file is published; a leftover .part is only garbage for the sweep.
-        await unlinkIfPresent(partFile).catch(() => undefined);
-      } else {
-        await this.#step('publishing', name, () => rename(partFile, finalPath));
+      } catch (err) {
+        // Nothing was published: the directories made for it go again, if still empty.
+        await removeCreated(created, counters);
+        throw err;
       }
+      // The file is published; a leftover .part is only garbage for the sweep.
+      if (options.how === 'no-clobber') await unlinkIfPresent(partFile).catch(() => undefined);
+      // New directories' entries and the file's own, durably (innermost is the file's directory).
+      for (const dir of created) await this.#step('syncing directory of', name, () => fsyncDir(path.dirname(dir)));
       await this.#step('syncing directory of', name, () => fsyncDir(path.dirname(finalPath)));
       // A leftover record without its .part restarts from 0 on OPEN and is swept.
       await unlinkIfPresent(this.#paths.recordFile).catch(() => undefined);
