@@ -53,3 +53,11 @@ export const LOCK_HANDOVER_TIMEOUT_MS = 2000;
 
 /** The reserved directory and the modes of what the local store creates (storage/local/config.ts). */
 export { NAME_DIR_MODE, RESERVED_DIR_NAME } from '../storage/local/config.js';
+
+/**
+ * --max-partial-bytes when not given (§9.5): what one client's partial uploads may reserve, the
+ * larger of this and a quarter of the space free for --out at start (Store.init).
+ */
+export const MIN_DEFAULT_MAX_PARTIAL_BYTES = 10 * 1024 * MiB;
+/** ...a quarter: a client that leaves partials behind holds at most a quarter of the free space. */
+export const DEFAULT_MAX_PARTIAL_FREE_FRACTION = 0.25;

@@ -15,11 +15,15 @@ import { BodyPool } from '../transfer/body-pool.js';
 import { Hasher, type OpenedHash } from '../transfer/hasher.js';
 import { toStxError } from '../transfer/io-error.js';
 import {
+  DEFAULT_MAX_PARTIAL_FREE_FRACTION,
   FREE_SPACE_MARGIN_BYTES,
   LOCK_HANDOVER_TIMEOUT_MS,
   MAX_QUEUED_BYTES_PER_CONNECTION,
   MAX_QUEUED_BYTES_TOTAL,
+  MIN_DEFAULT_MAX_PARTIAL_BYTES,
 } from './config.js';
+import { accountOf } from './store/account.js';
+import { PartialQuota } from './store/partial-quota.js';
 import { validateName } from './names.js';
 import { UploadLocks } from './store/locks.js';
 import { SameFileCheck } from './store/same-file.js';
@@ -44,12 +48,19 @@ export interface StoreOptions {
   readonly lockHandoverTimeoutMs?: number;
   /** Permission bits never given to a published file (§4). Default: the process's umask. */
   readonly umask?: number;
+  /**
+   * Bytes one client's partial uploads may reserve (§9.5, --max-partial-bytes). Default: the
+   * larger of MIN_DEFAULT_MAX_PARTIAL_BYTES and a quarter of the free space at init.
+   */
+  readonly maxPartialBytes?: number | undefined;
 }
 
 /** The OPEN frame's fields plus who sent it. */
 export interface OpenRequest {
   /** "anonymous" or the client's key fingerprint. */
   readonly principal: string;
+  /** The client's source address: what an anonymous client is charged as (store/account.ts). */
+  readonly source?: string | undefined;
   readonly name: string;
   readonly size: number;
   /** Milliseconds since the Unix epoch. */
@@ -110,6 +121,9 @@ export class Store {
   readonly #idByName = new Map<string, string>();
   /** The other way round, so that forgetting an id costs one lookup, not a scan. */
   readonly #nameById = new Map<string, string>();
+  readonly #maxPartialBytes: number | undefined;
+  /** Disk reserved by partials, per client (§9.5); set up by init. */
+  #quota = new PartialQuota(0);
   #initialised = false;
 
   /**
@@ -126,6 +140,17 @@ export class Store {
     this.#maxChunkBytes = options.maxChunkBytes ?? MAX_DATA_CHUNK_BYTES;
     this.#freeSpaceMarginBytes = options.freeSpaceMarginBytes ?? FREE_SPACE_MARGIN_BYTES;
     this.#umask = options.umask ?? processUmask();
+    this.#maxPartialBytes = options.maxPartialBytes;
+  }
+
+  /** The per-client limit on partials' reserved bytes in force (after init). */
+  get maxPartialBytes(): number {
+    return this.#quota.limit;
+  }
+
+  /** Bytes reserved by the partials of `principal` connecting from `source` (§9.5). */
+  partialBytesHeld(principal: string, source?: string): number {
+    return this.#quota.heldBy(accountOf(principal, source));
   }
 
   /** Uploads open right now (one lock each). */
@@ -136,6 +161,7 @@ export class Store {
   /** Prepares the backend (the local one: layout, stray temporary records) and indexes its partials. */
   async init(): Promise<void> {
     await this.#backend.init();
+    this.#quota = new PartialQuota(this.#maxPartialBytes ?? (await this.#defaultMaxPartialBytes()));
     await this.#indexPartials();
     await this.#hasher.prepare();
     this.#initialised = true;
@@ -150,6 +176,7 @@ export class Store {
     if (!this.#initialised) throw new ResourceError('INTERNAL', 'Store.open before Store.init');
     const components = validateName(request.name);
     const { size, mtime, mode, principal, name } = request;
+    const account = accountOf(principal, request.source);
     // The frame decoder range-checks these (§2.1, §4); here is only a guard against our own bugs.
     const sizeOk = Number.isSafeInteger(size) && size >= 0;
     const modeOk = Number.isSafeInteger(mode) && mode >= 0 && mode <= MAX_MODE;
@@ -165,6 +192,7 @@ export class Store {
     lock.onReleaseRequest = hooks.onTakeover;
     let partial: PartialUpload | undefined;
     let opened: OpenedHash | undefined;
+    let unreserve: (() => void) | undefined;
     try {
       const existing = await this.#backend.prepareName(shownName);
       if (policy.appendOnly && existing !== null) {
@@ -178,8 +206,10 @@ export class Store {
       const previous = recorded !== undefined && sameIdentity(recorded, request) ? recorded : undefined;
       // Checked before creating anything, so a refused OPEN leaves no file behind.
       await this.#checkFreeSpace(size - (previous?.durable ?? 0));
+      // The partial reserves its whole size for this client until published, discarded or swept.
+      unreserve = this.#quota.reserve(id, account, size);
       const limits = { budget: this.budget, maxQueuedBytes: this.#maxQueuedBytes, maxChunkBytes: this.#maxChunkBytes };
-      const meta = { principal, name, size, mtime, mode };
+      const meta = { principal, name, size, mtime, mode, account };
       partial = await this.#backend.openPartial(id, meta, previous, limits);
       const durable = partial.durable;
       const onProgress = hooks.onProgress;
@@ -190,11 +220,15 @@ export class Store {
       });
       // Records this OPEN (its mode, the time) with the durable offset it resumes from.
       await partial.checkpoint();
-      const forget = (): void => this.#unindex(id);
+      const forget = (): void => {
+        this.#unindex(id);
+        this.#quota.release(id);
+      };
       return new Upload({ id, meta, partial, hash: opened.hash, reread: opened.reread, lock, appendOnly: policy.appendOnly, umask: this.#umask, forget });
     } catch (err) {
       opened?.hash.close();
       await partial?.close().catch(() => undefined);
+      unreserve?.();
       lock.release();
       throw toStxError(err, 'opening', shownName);
     }
@@ -214,6 +248,7 @@ export class Store {
       if (this.#locks.isIdLocked(id)) return false;
       this.#hasher.drop(id);
       this.#unindex(id);
+      this.#quota.release(id);
       return true;
     });
   }
@@ -228,6 +263,7 @@ export class Store {
     this.#index(key, id);
     if (other === undefined || other === id || this.#locks.isIdLocked(other)) return;
     this.#hasher.drop(other);
+    this.#quota.release(other);
     await this.#backend.discard(other);
   }
 
@@ -243,7 +279,17 @@ export class Store {
       newest.set(key, keep);
       if (drop !== undefined) await this.#backend.discard(drop.id);
     }
-    for (const [key, record] of newest) this.#index(key, record.id);
+    for (const [key, record] of newest) {
+      this.#index(key, record.id);
+      // What the daemon had reserved before it stopped, whatever the limit is now (§9.5).
+      this.#quota.restore(record.id, record.account ?? record.principal, record.size);
+    }
+  }
+
+  /** The larger of MIN_DEFAULT_MAX_PARTIAL_BYTES and a quarter of the space free now (§9.5). */
+  async #defaultMaxPartialBytes(): Promise<number> {
+    const free = Number(await this.#backend.freeBytes());
+    return Math.max(MIN_DEFAULT_MAX_PARTIAL_BYTES, Math.floor(Math.min(free, Number.MAX_SAFE_INTEGER) * DEFAULT_MAX_PARTIAL_FREE_FRACTION));
   }
 
   #index(key: string, id: string): void {

@@ -28,6 +28,12 @@ export interface PartialMeta {
   /** Milliseconds since the Unix epoch. */
   readonly mtime: number;
   readonly mode: number;
+  /**
+   * Who the disk the partial holds is charged to (--max-partial-bytes, §9.5): the client's
+   * fingerprint, or "anonymous@" and its source address. Absent in records of earlier versions:
+   * then the principal.
+   */
+  readonly account?: string | undefined;
 }
 
 /** A partial's record as a backend keeps it: its meta, durable offset and times. */
@@ -37,7 +43,10 @@ export interface PartialRecord extends PartialMeta {
   readonly durable: number;
   /** Milliseconds since the Unix epoch. */
   readonly created: number;
-  /** The last checkpoint (or open); what the sweep ages partials by. */
+  /**
+   * When the durable offset last advanced (or the partial was created): what the sweep ages
+   * partials by (§9.2). An open, or a checkpoint that made nothing new durable, leaves it.
+   */
   readonly updated: number;
 }
 

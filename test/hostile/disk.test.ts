@@ -3,9 +3,12 @@
 // OPEN (§9.3); partials that anonymous clients leave behind to fill the disk, and re-OPENs that
 // keep them alive (§9.2, §9.5); read-backs a client asks for over and over (§9.7).
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { startArena, tree, type Arena } from './harness.js';
+import { partials, startArena, tree, waitUntil, type Arena } from './harness.js';
+import { makeFile, readJsonLine, sha256File } from '../support/procs.js';
 import { codeFromWire } from '../../src/proto/errors.js';
 import { HandshakeRefused, RawClient, sha256 } from './raw-client.js';
 
@@ -22,9 +25,20 @@ function publishedDirs(arena: Arena): string[] {
   return tree(arena.out, ['.stx']).filter((p) => p.endsWith('/'));
 }
 
+/** A raw connection to the daemon from `localAddress` (another loopback address is another client). */
+async function connectFrom(port: number, localAddress: string): Promise<RawClient> {
+  const socket = net.connect({ port, host: '127.0.0.1', localAddress, noDelay: true });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  socket.removeAllListeners('error');
+  return RawClient.adopt(socket);
+}
+
 /** One anonymous connection that sends OPEN and returns OPEN_OK's offset or the error code. */
-async function openOnce(arena: Arena, name: string, size: number): Promise<{ client: RawClient; result: number | string }> {
-  const client = await RawClient.connect(arena.daemon.port);
+async function openOnce(arena: Arena, name: string, size: number, from = '127.0.0.1'): Promise<{ client: RawClient; result: number | string }> {
+  const client = await connectFrom(arena.daemon.port, from);
   assert.ok(await client.handshake());
   try {
     return { client, result: await client.open(name, size) };
@@ -85,5 +99,72 @@ describe('directory amplification (§9.3, issue 14 item 5)', () => {
     console.log(`OPEN of a 2,000-component name: ${String(result)}, ${created} directories created`);
     assert.equal(result, 'BAD_NAME');
     assert.equal(created, 0);
+  });
+});
+
+describe('disk held by partials (§9.5, issue 14 item 4)', () => {
+  const MiB = 1024 * 1024;
+  const CAP = 64 * MiB;
+  let arena: Arena;
+  before(async () => {
+    arena = await startArena(['--handshake-timeout', '3s', '--idle-timeout', '10s', '--max-partial-bytes', String(CAP)]);
+  });
+  after(() => arena.close('after the partials suite'));
+
+  it('anonymous clients from one address reserve up to the cap, then NO_SPACE; another client still uploads 40 MiB', async () => {
+    const attacker = '127.0.0.2';
+    const results: (number | string)[] = [];
+    // Three partials of 20 MiB (60 of 64 MiB), each left behind after 1 MiB; a fourth would pass the cap.
+    for (let i = 0; i < 4; i++) {
+      const { client, result } = await openOnce(arena, `held/p${i}.bin`, 20 * MiB, attacker);
+      results.push(result);
+      if (result === 0) {
+        await client.sendData(Buffer.alloc(MiB, i), 0);
+        await client.send({ type: 'PING', seq: 1 });
+        await client.untilFrame('PONG');
+      }
+      client.destroy();
+    }
+    const settled = (): boolean => partials(arena.out).filter((p) => p.endsWith('.json')).length >= 3 && !partials(arena.out).some((p) => p.endsWith('.tmp'));
+    await waitUntil(settled, 5000);
+    console.log(`OPENs of 4 × 20 MiB from one address with --max-partial-bytes 64M: ${JSON.stringify(results)}; partial files: ${partials(arena.out).length}`);
+    assert.deepEqual(results, [0, 0, 0, 'NO_SPACE']);
+    // The refused OPEN left nothing: three partials (.part and .json each).
+    assert.equal(partials(arena.out).length, 6, partials(arena.out).join(' '));
+    const file = path.join(arena.src, 'normal-40m.bin');
+    const sha = await makeFile(file, 40 * MiB, 44);
+    const r = await arena.send(file, ['--as', 'normal/40m.bin']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(readJsonLine(r.stdout)['sha256'], sha);
+    assert.equal(await sha256File(path.join(arena.out, 'normal', '40m.bin')), sha);
+  });
+
+  it('a re-OPEN that sends no data leaves the time the sweep ages the partial by', async () => {
+    const name = 'ttl/idle.bin';
+    const first = await openOnce(arena, name, 4 * MiB);
+    assert.equal(first.result, 0);
+    await first.client.sendData(Buffer.alloc(MiB, 7), 0);
+    await first.client.send({ type: 'PING', seq: 1 });
+    await first.client.untilFrame('PONG');
+    first.client.destroy();
+    const records = (): string[] => readdirSync(path.join(arena.out, '.stx', 'partials')).filter((e) => e.endsWith('.json'));
+    const before = new Set(records());
+    await waitUntil(() => false, 50);
+    const updatedOf = (): number[] =>
+      records().map((e) => Number((JSON.parse(readFileSync(path.join(arena.out, '.stx', 'partials', e), 'utf8')) as { updated: number }).updated));
+    const ages = updatedOf();
+    // Re-OPEN three times, 100 ms apart, each without a byte of DATA.
+    for (let i = 0; i < 3; i++) {
+      await waitUntil(() => false, 100);
+      const again = await openOnce(arena, name, 4 * MiB);
+      assert.equal(again.result, MiB);
+      await again.client.send({ type: 'PING', seq: 2 });
+      await again.client.untilFrame('PONG');
+      again.client.destroy();
+    }
+    await waitUntil(() => false, 200);
+    assert.deepEqual(new Set(records()), before);
+    console.log(`partial record 'updated' before and after 3 re-OPENs without data: ${JSON.stringify(ages)} → ${JSON.stringify(updatedOf())}`);
+    assert.deepEqual(updatedOf(), ages, 'the sweep time did not move');
   });
 });

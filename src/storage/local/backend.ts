@@ -105,7 +105,10 @@ export class LocalBackend implements StorageBackend {
         { maxQueuedBytes: limits.maxQueuedBytes, maxChunkBytes: limits.maxChunkBytes, startOffset: durable, direct },
         limits.budget,
       );
-      return new LocalPartial({ id, paths, meta, durable, created: resume?.created ?? Date.now(), fh, direct, queue, onClose: () => this.#open.delete(id) });
+      const created = resume?.created ?? Date.now();
+      // An open is no progress: the partial keeps aging from its last durable byte (§9.2).
+      const updated = resume?.updated ?? created;
+      return new LocalPartial({ id, paths, meta, durable, created, updated, fh, direct, queue, onClose: () => this.#open.delete(id) });
     } catch (err) {
       await direct?.close().catch(() => undefined);
       await fh?.close().catch(() => undefined);

@@ -38,6 +38,8 @@ export interface LocalPartialParts {
   readonly durable: number;
   /** The resumed record's creation time, or now. */
   readonly created: number;
+  /** The resumed record's last progress, or `created`. */
+  readonly updated: number;
   readonly fh: FileHandle;
   /** The O_DIRECT handle the queue writes aligned chunks through, if any; closed with fh. */
   readonly direct: FileHandle | null;
@@ -60,7 +62,7 @@ export class LocalPartial extends QueuedPartial implements PartialUpload {
   #closed = false;
 
   constructor(parts: LocalPartialParts) {
-    super(parts.queue, { version: RECORD_VERSION, ...parts.meta, durable: parts.durable, created: parts.created, updated: Date.now() });
+    super(parts.queue, { version: RECORD_VERSION, ...parts.meta, durable: parts.durable, created: parts.created, updated: parts.updated });
     this.id = parts.id;
     this.#paths = parts.paths;
     this.#fh = parts.fh;
@@ -80,7 +82,9 @@ export class LocalPartial extends QueuedPartial implements PartialUpload {
     const durable = this.queue.enqueuedOffset === this.#synced ? this.#synced : await this.queue.sync();
     this.#synced = durable;
     if (durable !== this.record.durable || !this.#recorded) {
-      const record = { ...this.record, durable, updated: Date.now() };
+      // Only bytes made durable count as progress for the sweep (§9.2), not the open itself.
+      const updated = durable !== this.record.durable ? Date.now() : this.record.updated;
+      const record = { ...this.record, durable, updated };
       await writeRecord(this.#paths.recordFile, this.#paths.partialsDir, record, `${this.#paths.shown}.json`);
       this.record = record;
       this.#recorded = true;
