@@ -151,7 +151,10 @@ describe('disk held by partials (§9.5, issue 14 item 4)', () => {
     const before = new Set(records());
     await waitUntil(() => false, 50);
     const updatedOf = (): number[] =>
-      records().map((e) => Number((JSON.parse(readFileSync(path.join(arena.out, '.stx', 'partials', e), 'utf8')) as { updated: number }).updated));
+      records().map((e) => {
+        const record: unknown = JSON.parse(readFileSync(path.join(arena.out, '.stx', 'partials', e), 'utf8'));
+        return typeof record === 'object' && record !== null && 'updated' in record ? Number(record.updated) : -1;
+      });
     const ages = updatedOf();
     // Re-OPEN three times, 100 ms apart, each without a byte of DATA.
     for (let i = 0; i < 3; i++) {
