@@ -617,3 +617,35 @@ describe('Store: disk reserved by partials, per client (§9.5)', () => {
     await store.close();
   });
 });
+
+describe('Store: read-backs charged to the client that asks (§9.7)', () => {
+  it('a resume that re-reads is charged to its client; overdrawn, its next re-read is RATE_LIMITED; a parked hash or another client is not held up', async () => {
+    const limits = { maxQueuedBytesPerConnection: 4 * MiB, maxChunkBytes: MiB, freeSpaceMarginBytes: 0 };
+    const first = new Store(out, limits);
+    await first.init();
+    const data = (n: number): Buffer => Buffer.alloc(2 * MiB, n);
+    const a = { source: '198.51.100.1' };
+    for (const [name, who] of [['rb/1', a], ['rb/2', a], ['rb/3', { source: '198.51.100.2' }]] as const) {
+      const u = await first.open(request(name, data(1), who), REPLACE);
+      await send(u, data(1), 0);
+      await u.release();
+    }
+    await first.close();
+    // A restart: no hash is parked, every resume reads its 2 MiB back.
+    const store = new Store(out, { ...limits, readBack: { bytesPerSecond: MiB, burstBytes: MiB, maxWaiting: 1, maxWaitMs: 10 } });
+    await store.init();
+    const one = await store.open(request('rb/1', data(1), a), REPLACE);
+    assert.equal(one.reread, 2 * MiB);
+    assert.equal(store.readBackBytesCharged('anonymous', a.source), 2 * MiB);
+    await one.release();
+    // 1 MiB overdrawn: about a second to pay back at 1 MiB/s, above the 10 ms it may wait.
+    await assert.rejects(store.open(request('rb/2', data(1), a), REPLACE), hasCode('RATE_LIMITED'));
+    const parked = await store.open(request('rb/1', data(1), a), REPLACE);
+    assert.equal(parked.reread, 0, 'its hash was parked: nothing to read, nothing to wait for');
+    await parked.release();
+    const other = await store.open(request('rb/3', data(1), { source: '198.51.100.2' }), REPLACE);
+    assert.equal(other.reread, 2 * MiB, 'another client re-reads at once');
+    await other.release();
+    await store.close();
+  });
+});

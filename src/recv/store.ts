@@ -20,10 +20,15 @@ import {
   LOCK_HANDOVER_TIMEOUT_MS,
   MAX_QUEUED_BYTES_PER_CONNECTION,
   MAX_QUEUED_BYTES_TOTAL,
+  MAX_READ_BACK_WAIT_MS,
+  MAX_READ_BACKS_WAITING,
   MIN_DEFAULT_MAX_PARTIAL_BYTES,
+  READ_BACK_BURST_BYTES,
+  READ_BACK_BYTES_PER_SECOND,
 } from './config.js';
 import { accountOf } from './store/account.js';
 import { PartialQuota } from './store/partial-quota.js';
+import { ReadBackGate, type ReadBackLimits } from './store/read-back.js';
 import { validateName } from './names.js';
 import { UploadLocks } from './store/locks.js';
 import { SameFileCheck } from './store/same-file.js';
@@ -53,6 +58,8 @@ export interface StoreOptions {
    * larger of MIN_DEFAULT_MAX_PARTIAL_BYTES and a quarter of the free space at init.
    */
   readonly maxPartialBytes?: number | undefined;
+  /** What each client may have read back (§9.7); defaults: READ_BACK_* in config.ts. */
+  readonly readBack?: Partial<ReadBackLimits>;
 }
 
 /** The OPEN frame's fields plus who sent it. */
@@ -124,6 +131,8 @@ export class Store {
   readonly #maxPartialBytes: number | undefined;
   /** Disk reserved by partials, per client (§9.5); set up by init. */
   #quota = new PartialQuota(0);
+  /** Read-backs charged to the client that asks (§9.7). */
+  readonly #readBacks: ReadBackGate;
   #initialised = false;
 
   /**
@@ -141,6 +150,17 @@ export class Store {
     this.#freeSpaceMarginBytes = options.freeSpaceMarginBytes ?? FREE_SPACE_MARGIN_BYTES;
     this.#umask = options.umask ?? processUmask();
     this.#maxPartialBytes = options.maxPartialBytes;
+    this.#readBacks = new ReadBackGate({
+      bytesPerSecond: options.readBack?.bytesPerSecond ?? READ_BACK_BYTES_PER_SECOND,
+      burstBytes: options.readBack?.burstBytes ?? READ_BACK_BURST_BYTES,
+      maxWaiting: options.readBack?.maxWaiting ?? MAX_READ_BACKS_WAITING,
+      maxWaitMs: options.readBack?.maxWaitMs ?? MAX_READ_BACK_WAIT_MS,
+    });
+  }
+
+  /** Bytes read back so far for `principal` connecting from `source` (§9.7). */
+  readBackBytesCharged(principal: string, source?: string): number {
+    return this.#readBacks.chargedTo(accountOf(principal, source));
   }
 
   /** The per-client limit on partials' reserved bytes in force (after init). */
@@ -197,7 +217,8 @@ export class Store {
       const existing = await this.#backend.prepareName(shownName);
       if (policy.appendOnly && existing !== null) {
         // A re-run of the same backup is not an error if the file is the same (§9.5).
-        const check = await SameFileCheck.open(this.#backend, id, request, lock, this.#hasher, shownName);
+        const readBack = { gate: this.#readBacks, account };
+        const check = await SameFileCheck.open(this.#backend, id, request, lock, this.#hasher, shownName, readBack);
         if (check === null) throw new UploadError('EXISTS', `"${shownName}" already exists`);
         return check;
       }
@@ -208,16 +229,32 @@ export class Store {
       await this.#checkFreeSpace(size - (previous?.durable ?? 0));
       // The partial reserves its whole size for this client until published, discarded or swept.
       unreserve = this.#quota.reserve(id, account, size);
+      // A resume without the parked hash reads its durable prefix back: in this client's turn (§9.7).
+      const foreseen = previous === undefined ? 0 : Math.max(0, previous.durable - this.#hasher.parkedLength(id));
+      const turn = foreseen > 0 ? await this.#readBacks.acquire(account, hooks.signal) : undefined;
       const limits = { budget: this.budget, maxQueuedBytes: this.#maxQueuedBytes, maxChunkBytes: this.#maxChunkBytes };
       const meta = { principal, name, size, mtime, mode, account };
-      partial = await this.#backend.openPartial(id, meta, previous, limits);
-      const durable = partial.durable;
-      const onProgress = hooks.onProgress;
-      opened = await this.#hasher.open(partial.prefix, durable, partial.shown, {
-        key: id,
-        onProgress: onProgress === undefined ? undefined : (done) => onProgress(done, durable),
-        signal: hooks.signal,
-      });
+      let done = 0;
+      try {
+        partial = await this.#backend.openPartial(id, meta, previous, limits);
+        const durable = partial.durable;
+        const onProgress = hooks.onProgress;
+        opened = await this.#hasher.open(partial.prefix, durable, partial.shown, {
+          key: id,
+          onProgress: (bytes) => {
+            done = bytes;
+            onProgress?.(bytes, durable);
+          },
+          signal: hooks.signal,
+        });
+        if (turn !== undefined) turn.charge(opened.reread);
+        else if (opened.reread > 0) this.#readBacks.chargeUnforeseen(account, opened.reread);
+      } catch (err) {
+        turn?.charge(done);
+        throw err;
+      } finally {
+        turn?.release();
+      }
       // Records this OPEN (its mode, the time) with the durable offset it resumes from.
       await partial.checkpoint();
       const forget = (): void => {

@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { partials, startArena, tree, waitUntil, type Arena } from './harness.js';
 import { makeFile, readJsonLine, sha256File } from '../support/procs.js';
 import { codeFromWire } from '../../src/proto/errors.js';
+import { READ_BACK_BURST_BYTES, READ_BACK_BYTES_PER_SECOND } from '../../src/recv/config.js';
 import { HandshakeRefused, RawClient, sha256 } from './raw-client.js';
 
 /** CPU seconds (user + system) the process has used, from /proc/<pid>/stat. */
@@ -169,5 +170,78 @@ describe('disk held by partials (§9.5, issue 14 item 4)', () => {
     assert.deepEqual(new Set(records()), before);
     console.log(`partial record 'updated' before and after 3 re-OPENs without data: ${JSON.stringify(ages)} → ${JSON.stringify(updatedOf())}`);
     assert.deepEqual(updatedOf(), ages, 'the sweep time did not move');
+  });
+});
+
+describe('re-hash amplification (§9.7, issue 14 item 8)', () => {
+  const MiB = 1024 * 1024;
+  const SIZE = 16 * MiB;
+  const ATTACK_MS = 2000;
+  let arena: Arena;
+  before(async () => {
+    arena = await startArena(['--handshake-timeout', '3s', '--idle-timeout', '10s', '--append-only']);
+  });
+  after(() => arena.close('after the read-back suite'));
+
+  /** An append-only re-send: OPEN of the stored file, END with `sha`; the answer's code or 'DONE' (or 'cut' at the deadline). */
+  async function resend(from: string, name: string, size: number, sha: Buffer, deadline: number): Promise<string> {
+    const client = await connectFrom(arena.daemon.port, from);
+    try {
+      if ((await client.handshake()) === null) return 'no handshake';
+      const offset = await client.open(name, size).catch((err: unknown) => (err instanceof HandshakeRefused ? err.outcome.code : 'refused'));
+      if (offset !== size) return String(offset);
+      await client.send({ type: 'END', sha256: sha });
+      for (let i = 0; i < 10_000; i++) {
+        const left = deadline - Date.now();
+        if (left <= 0) return 'cut';
+        const got = await client.next(Math.min(left, 1000));
+        if (got.kind === 'timeout') continue;
+        if (got.kind !== 'frame') return got.kind;
+        if (got.frame.type === 'PROGRESS') continue;
+        if (got.frame.type === 'DONE') return 'DONE';
+        if (got.frame.type === 'ERROR') return codeFromWire(got.frame.code) ?? `#${got.frame.code}`;
+      }
+      return 'too many frames';
+    } finally {
+      client.destroy();
+    }
+  }
+
+  it("one client re-sending a stored file in a loop is charged its read-backs; another client's re-send still completes", async () => {
+    const big = Buffer.alloc(SIZE, 3);
+    const mine = Buffer.alloc(4 * MiB, 4);
+    // One stored file per loop: one name is one upload at a time (§9.4).
+    const stored: [string, Buffer][] = [0, 1, 2, 3].map((i) => [`rb/big-${i}.bin`, big]);
+    for (const [name, data] of [...stored, ['rb/mine.bin', mine] as [string, Buffer]]) {
+      const c = await RawClient.connect(arena.daemon.port);
+      assert.ok(await c.handshake());
+      await c.upload(name, data);
+      c.destroy();
+    }
+    const pid = arena.daemon.proc.pid;
+    assert.ok(pid !== undefined);
+    const cpuBefore = cpuSeconds(pid);
+    const started = Date.now();
+    const deadline = started + ATTACK_MS;
+    const outcomes: string[] = [];
+    // Four loops from one address, each re-sending a stored 16 MiB file with a wrong hash: a full read each.
+    const attack = stored.map(async ([name]) => {
+      for (let i = 0; i < 1000 && Date.now() < deadline; i++) outcomes.push(await resend('127.0.0.2', name, SIZE, Buffer.alloc(32), deadline));
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    const other = await resend('127.0.0.1', 'rb/mine.bin', mine.length, sha256(mine), Date.now() + 30_000);
+    await Promise.all(attack);
+    const elapsed = (Date.now() - started) / 1000;
+    const cpu = cpuSeconds(pid) - cpuBefore;
+    const reads = outcomes.filter((o) => o === 'EXISTS').length;
+    const count = (code: string): number => outcomes.filter((o) => o === code).length;
+    console.log(
+      `read-back attack ${elapsed.toFixed(1)} s: ${outcomes.length} re-sends, ${reads} full reads (${reads * (SIZE / MiB)} MiB re-read), ` +
+        `${count("RATE_LIMITED")} RATE_LIMITED, ${count("cut")} still waiting at the end (${JSON.stringify([...new Set(outcomes)])}); daemon CPU ${cpu.toFixed(2)} s; the other client: ${other}`,
+    );
+    assert.equal(other, 'DONE', "the other client's re-send completes");
+    // What the allowance lets through in that time, plus the read in progress when it ran out.
+    const allowed = READ_BACK_BURST_BYTES + READ_BACK_BYTES_PER_SECOND * elapsed + SIZE;
+    assert.ok(reads * SIZE <= allowed, `${reads * SIZE} bytes re-read for one client, allowance ${allowed}`);
   });
 });
