@@ -101,7 +101,7 @@ export class FileSource implements DataSource {
     const fh = await open(path, 'r').catch((err: unknown) => {
       throw new LocalFileError(`cannot open ${path}: ${messageOf(err)}`);
     });
-    return new FileSource(path, { size: st.size, mtime: Math.floor(st.mtimeMs), mode: st.mode & 0o7777 }, fh);
+    return new FileSource(path, { size: st.size, mtime: Math.round(st.mtimeMs), mode: st.mode & 0o7777 }, fh);
   }
 
   read(offset: number): Promise<Buffer> {
@@ -111,7 +111,7 @@ export class FileSource implements DataSource {
   /** By path, as the user sees it: another size or mtime means the file was changed (§9.2). */
   async checkUnchanged(): Promise<void> {
     const now = await stat(this.label);
-    if (now.size !== this.identity.size || Math.floor(now.mtimeMs) !== this.identity.mtime) {
+    if (now.size !== this.identity.size || Math.round(now.mtimeMs) !== this.identity.mtime) {
       throw new LocalFileError(`${this.label} changed while it was being uploaded; run stx-send again to send the new version`);
     }
   }
