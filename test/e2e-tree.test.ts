@@ -215,7 +215,7 @@ describe('stx-send with trees, several paths and stdin', () => {
     });
   });
 
-  it('a file the server refuses fails alone: the others arrive, the exit code is the refusal’s (6), --json lists it', async () => {
+  it('a file the server refuses fails alone: the others arrive, the exit code is the refusal’s (6), --json lists it; a stream past the quota is TOO_LARGE', async () => {
     await withDaemon(
       async (d, dir, out) => {
         const src = path.join(dir, 'src', 'set');
@@ -233,8 +233,21 @@ describe('stx-send with trees, several paths and stdin', () => {
         assert.equal(await readFile(path.join(out, 'set', 'a.txt'), 'utf8'), 'new a.txt');
         assert.equal(await readFile(path.join(out, 'set', 'c.txt'), 'utf8'), 'new c.txt');
         assert.equal(await readFile(path.join(out, 'set', 'b.txt'), 'utf8'), 'the stored one, another size');
+        // A stream has no size to refuse at OPEN: its DATA past the quota is TOO_LARGE (§9.8).
+        const proc = spawn(process.execPath, [SEND_CLI, '127.0.0.1', String(d.port), '-', '--as', 'big.bin', '--json', '--quiet'], {
+          stdio: ['pipe', 'pipe', 'pipe'],
+          env: { ...process.env, STX_HOME: path.join(dir, 'home') },
+        });
+        let stdout = '';
+        proc.stdout.setEncoding('utf8').on('data', (t: string) => (stdout += t));
+        const exited = new Promise<number | null>((r) => proc.on('close', (c) => r(c)));
+        proc.stdin.on('error', () => undefined); // it may stop reading once refused
+        proc.stdin.end(Buffer.alloc(3 * MiB, 7));
+        assert.equal(await exited, 6);
+        assert.equal(readJsonLine(stdout)['code'], 'TOO_LARGE');
+        assert.ok(!(await readdir(out)).includes('big.bin'));
       },
-      ['--append-only'],
+      ['--append-only', '--max-file-size', '2M'],
     );
   });
 
