@@ -6,7 +6,7 @@
 // goes on with the next one and reports every failure at the end.
 import { ResourceError, StxError, type ErrorCode } from '../proto/errors.js';
 import { Sender } from '../transfer/sender.js';
-import { FileSource, LocalFileError } from '../transfer/source.js';
+import { FileSource, LocalFileError, ReadSlots } from '../transfer/source.js';
 import { make } from './commands/make.js';
 import { fileBody, upload } from './commands/upload.js';
 import { Retry, type RetryOptions } from './retry.js';
@@ -118,6 +118,8 @@ export async function sendTree(opts: TreeOptions): Promise<TreeResult> {
     if (failed.length < MAX_LISTED) failed.push({ path: entry.local, name: entry.remote, code: err.code, message: err.message });
     opts.onEvent?.(`${entry.local}: ${err.code}: ${err.message}`);
   };
+  // One file is read at a time: all share one pair of read buffers.
+  const slots = new ReadSlots();
   const done = (): number => counts.files + counts.directories + counts.links;
   const report = (current: string, currentSize: number, currentSent: number): void =>
     opts.onProgress?.({ done: done(), sent: counts.sent, current, currentSize, currentSent, reconnects: session.reconnects });
@@ -131,7 +133,7 @@ export async function sendTree(opts: TreeOptions): Promise<TreeResult> {
       let source: FileSource | null = null;
       if (entry.kind === 'file') {
         try {
-          source = await FileSource.open(entry.local);
+          source = await FileSource.open(entry.local, slots);
         } catch (err) {
           skip(entry.local, err instanceof Error ? err.message : String(err));
           continue;
