@@ -11,6 +11,11 @@ import { LocalFileError } from './source.js';
 
 /** Bytes read but not yet acknowledged durable, at most (stx-send's window, §9.8). */
 export const STREAM_WINDOW_BYTES = 64 * 1024 * 1024;
+/**
+ * The smallest window: above the 16 MiB after which a server must ACK (§9.1 step 4), plus a
+ * chunk, or a full window could wait for an ACK that waits for more data (§9.8).
+ */
+const MIN_STREAM_WINDOW_BYTES = 16 * 1024 * 1024 + MAX_DATA_CHUNK_BYTES;
 
 /** How often a wait for our own input tells the connection it is not the server that is slow. */
 const INPUT_WAIT_TICK_MS = 1000;
@@ -45,7 +50,7 @@ export class StreamSender {
 
   constructor(input: Readable, windowBytes = STREAM_WINDOW_BYTES) {
     this.#input = input;
-    this.#windowBytes = Math.max(windowBytes, MAX_DATA_CHUNK_BYTES);
+    this.#windowBytes = Math.max(windowBytes, MIN_STREAM_WINDOW_BYTES);
     input.on('end', () => {
       this.#ended = true;
       this.#wake?.();
