@@ -6,7 +6,7 @@
 
 import path from 'node:path';
 import { ResourceError, UploadError } from '../proto/errors.js';
-import { MAX_DATA_CHUNK_BYTES, MAX_MODE } from '../proto/limits.js';
+import { MAX_DATA_CHUNK_BYTES, MAX_MODE, MAX_SAFE_UINT } from '../proto/limits.js';
 import type { PartialRecord, PartialUpload, StorageBackend } from '../storage/backend.js';
 import { LocalBackend } from '../storage/local/backend.js';
 import { processUmask } from './process-limits.js';
@@ -21,6 +21,7 @@ import {
   MAX_QUEUED_BYTES_TOTAL,
 } from './config.js';
 import { validateName } from './names.js';
+import { validateLinkTarget } from './link-target.js';
 import { UploadLocks } from './store/locks.js';
 import { SameFileCheck } from './store/same-file.js';
 import { Upload, type OpenUpload } from './store/upload.js';
@@ -55,6 +56,8 @@ export interface OpenRequest {
   /** Milliseconds since the Unix epoch. */
   readonly mtime: number;
   readonly mode: number;
+  /** OPEN's `stream` id: a stream of unknown length (§9.8); `size` is then meaningless. */
+  readonly stream?: Buffer | undefined;
 }
 
 export interface OpenPolicy {
@@ -146,9 +149,13 @@ export class Store {
    * the partial upload. `upload.offset` is the OPEN_OK offset. Throws UploadError BAD_NAME,
    * TOO_LARGE, BUSY, EXISTS, NO_SPACE, or ResourceError IO_ERROR.
    */
-  async open(request: OpenRequest, policy: OpenPolicy, hooks: OpenHooks = {}): Promise<OpenUpload> {
+  async open(asked: OpenRequest, policy: OpenPolicy, hooks: OpenHooks = {}): Promise<OpenUpload> {
     if (!this.#initialised) throw new ResourceError('INTERNAL', 'Store.open before Store.init');
-    const components = validateName(request.name);
+    const components = validateName(asked.name);
+    // A stream's size is unknown (§9.8): its partial is kept as one of the largest size allowed,
+    // so DATA is bounded by the quota and the record (durable ≤ size) stays valid.
+    const stream = asked.stream;
+    const request = stream === undefined ? asked : { ...asked, size: policy.maxFileBytes ?? MAX_SAFE_UINT };
     const { size, mtime, mode, principal, name } = request;
     // The frame decoder range-checks these (§2.1, §4); here is only a guard against our own bugs.
     const sizeOk = Number.isSafeInteger(size) && size >= 0;
@@ -159,7 +166,7 @@ export class Store {
     if (policy.maxFileBytes !== undefined && size > policy.maxFileBytes) {
       throw new UploadError('TOO_LARGE', `size ${size} is above the limit of ${policy.maxFileBytes} bytes`);
     }
-    const id = uploadId({ principal, name, size, mtime });
+    const id = uploadId({ principal, name, size, mtime, stream });
     const shownName = components.join('/');
     const lock = await this.#locks.acquire(shownName, id, shownName);
     lock.onReleaseRequest = hooks.onTakeover;
@@ -167,6 +174,9 @@ export class Store {
     let opened: OpenedHash | undefined;
     try {
       const existing = await this.#backend.prepareName(shownName);
+      if (policy.appendOnly && existing !== null && stream !== undefined) {
+        throw new UploadError('EXISTS', `"${shownName}" already exists (a stream cannot be a re-send, §9.8)`);
+      }
       if (policy.appendOnly && existing !== null) {
         // A re-run of the same backup is not an error if the file is the same (§9.5).
         const check = await SameFileCheck.open(this.#backend, id, request, lock, this.#hasher, shownName);
@@ -177,7 +187,7 @@ export class Store {
       const recorded = await this.#backend.record(id);
       const previous = recorded !== undefined && sameIdentity(recorded, request) ? recorded : undefined;
       // Checked before creating anything, so a refused OPEN leaves no file behind.
-      await this.#checkFreeSpace(size - (previous?.durable ?? 0));
+      await this.#checkFreeSpace(stream === undefined ? size - (previous?.durable ?? 0) : 0);
       const limits = { budget: this.budget, maxQueuedBytes: this.#maxQueuedBytes, maxChunkBytes: this.#maxChunkBytes };
       const meta = { principal, name, size, mtime, mode };
       partial = await this.#backend.openPartial(id, meta, previous, limits);
@@ -191,13 +201,41 @@ export class Store {
       // Records this OPEN (its mode, the time) with the durable offset it resumes from.
       await partial.checkpoint();
       const forget = (): void => this.#unindex(id);
-      return new Upload({ id, meta, partial, hash: opened.hash, reread: opened.reread, lock, appendOnly: policy.appendOnly, umask: this.#umask, forget });
+      return new Upload({ id, meta, partial, hash: opened.hash, reread: opened.reread, lock, appendOnly: policy.appendOnly, umask: this.#umask, forget, stream: stream !== undefined });
     } catch (err) {
       opened?.hash.close();
       await partial?.close().catch(() => undefined);
       lock.release();
       throw toStxError(err, 'opening', shownName);
     }
+  }
+
+  /**
+   * MKDIR (§9.8): checks the name (§9.3), creates the directory and its parents, and gives it
+   * `mode` (less the umask, no setuid/setgid/sticky) and `mtime`; on an append-only server an
+   * existing directory stays as it is. Throws BAD_NAME, EXISTS, IO_ERROR.
+   */
+  async makeDirectory(name: string, mode: number, mtime: number, policy: OpenPolicy): Promise<string> {
+    const shown = validateName(name).join('/');
+    const make = this.#backend.makeDirectory?.bind(this.#backend);
+    if (make === undefined) throw new ResourceError('IO_ERROR', 'this storage has no directories');
+    await make(shown, { mode: mode & 0o777 & ~this.#umask, mtime, keepExisting: policy.appendOnly }).catch((err: unknown) => {
+      throw toStxError(err, 'creating directory', shown);
+    });
+    return shown;
+  }
+
+  /** SYMLINK (§9.8): checks the name and the target, then creates the link. Throws BAD_NAME, EXISTS, IO_ERROR. */
+  async makeLink(name: string, target: string, mtime: number, policy: OpenPolicy): Promise<string> {
+    const components = validateName(name);
+    validateLinkTarget(components, target);
+    const shown = components.join('/');
+    const make = this.#backend.makeLink?.bind(this.#backend);
+    if (make === undefined) throw new ResourceError('IO_ERROR', 'this storage has no links');
+    await make(shown, target, { mtime, noClobber: policy.appendOnly }).catch((err: unknown) => {
+      throw toStxError(err, 'creating link', shown);
+    });
+    return shown;
   }
 
   /** Stops the hashing thread (after the last upload closed; one still open fails with INTERNAL). */

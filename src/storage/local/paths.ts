@@ -72,3 +72,21 @@ export async function resolveInside(outDir: string, components: readonly string[
   }
   return finalPath;
 }
+
+/**
+ * Like resolveInside, for a directory or a link at `components` (MKDIR, SYMLINK, §9.8): creates
+ * the missing parents (refusing links on the way) and returns the final path, whatever is there.
+ */
+export async function parentsInside(outDir: string, components: readonly string[]): Promise<string> {
+  const full = path.join(path.resolve(outDir), ...components);
+  if (components.length === 0) refuse('empty name');
+  if (Buffer.byteLength(full, 'utf8') >= MAX_PATH_BYTES) {
+    refuse(`name too long for this server: with its output directory the path would exceed ${MAX_PATH_BYTES - 1} bytes`);
+  }
+  let current = path.resolve(outDir);
+  for (let i = 0; i < components.length - 1; i++) {
+    current = path.join(current, components[i] ?? '');
+    await ensureDirectory(current, components.slice(0, i + 1).join('/'));
+  }
+  return full;
+}
