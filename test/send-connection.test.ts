@@ -6,7 +6,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { StxError } from '../src/proto/errors.js';
-import { upload } from '../src/send/commands/upload.js';
+import { fileBody, upload } from '../src/send/commands/upload.js';
 import { dial } from '../src/send/handshake.js';
 import { Sender } from '../src/transfer/sender.js';
 import { FileSource } from '../src/transfer/source.js';
@@ -52,10 +52,10 @@ describe('a client connection carries commands in sequence', () => {
       for (const [i, f] of files.entries()) {
         const source = sources[i];
         if (source === undefined) throw new Error('no source');
-        const running = upload(conn, { name: f.name, sender: new Sender(source) });
+        const running = upload(conn, { name: f.name, body: fileBody(new Sender(source)) });
         // Only one command at a time (§11.2: OPEN is sent in Ready only); the running one goes on.
         await assert.rejects(
-          upload(conn, { name: 'intruder.bin', sender: new Sender(source) }),
+          upload(conn, { name: 'intruder.bin', body: fileBody(new Sender(source)) }),
           (err: unknown) => err instanceof StxError && err.code === 'UNEXPECTED_FRAME' && /OPEN sent in state AwaitOpenOk/.test(err.message),
         );
         const sha = await running;

@@ -443,6 +443,10 @@ const DRIVERS: Record<ServerState, ((c: TestClient, frame: Frame, n: number) => 
     await c.expect('OPEN_OK');
     c.send({ type: 'DATA', offset: 0, data }, { type: 'END', sha256: sha256(data) }, frame);
   },
+  Making: async (c, frame, n) => {
+    await c.handshake();
+    c.send({ type: 'MKDIR', name: `states/making-${n}`, mtime: 1, mode: 0o700 }, frame);
+  },
   Closed: null,
 };
 

@@ -122,13 +122,24 @@ export function decodeBody(body: Buffer): Frame {
     }
     case 'SERVER_FINISHED':
       return { type: name, verify: f.bin('verify') };
-    case 'OPEN':
-      return { type: name, name: f.str('name'), size: f.num('size'), mtime: f.num('mtime'), mode: f.num('mode') };
+    case 'OPEN': {
+      const open = { type: name, name: f.str('name'), size: f.num('size'), mtime: f.num('mtime'), mode: f.num('mode') } as const;
+      const stream = f.optionalBin('stream');
+      return stream === undefined ? open : { ...open, stream };
+    }
     case 'OPEN_OK':
     case 'ACK':
       return { type: name, offset: f.num('offset') };
-    case 'END':
-      return { type: name, sha256: f.bin('sha256') };
+    case 'END': {
+      const size = f.optionalNum('size');
+      return size === undefined ? { type: name, sha256: f.bin('sha256') } : { type: name, sha256: f.bin('sha256'), size };
+    }
+    case 'MKDIR':
+      return { type: name, name: f.str('name'), mtime: f.num('mtime'), mode: f.num('mode') };
+    case 'SYMLINK':
+      return { type: name, name: f.str('name'), target: f.str('target'), mtime: f.num('mtime') };
+    case 'MADE':
+      return { type: name };
     case 'DONE':
       return { type: name, size: f.num('size'), sha256: f.bin('sha256') };
     case 'PROGRESS':

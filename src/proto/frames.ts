@@ -13,6 +13,9 @@ export const FRAME_TYPES = {
   END: 0x14,
   DONE: 0x15,
   PROGRESS: 0x16,
+  MKDIR: 0x17,
+  SYMLINK: 0x18,
+  MADE: 0x19,
   ERROR: 0x20,
   PING: 0x21,
   PONG: 0x22,
@@ -54,6 +57,11 @@ interface Open {
   readonly size: number;
   readonly mtime: number;
   readonly mode: number;
+  /**
+   * A stream of unknown length (§9.8): 16 random bytes chosen once per run, part of the upload's
+   * identity (§9.2). With it `size` is 0 and END carries the length.
+   */
+  readonly stream?: Buffer;
 }
 interface OpenOk {
   readonly type: 'OPEN_OK';
@@ -71,6 +79,8 @@ interface Ack {
 interface End {
   readonly type: 'END';
   readonly sha256: Buffer;
+  /** The stream's length (§9.8); required after a stream OPEN, else absent or OPEN's `size`. */
+  readonly size?: number;
 }
 interface Done {
   readonly type: 'DONE';
@@ -83,6 +93,24 @@ interface ProgressFrame {
   /** Bytes read back so far, of `total`. */
   readonly done: number;
   readonly total: number;
+}
+/** Creates a directory, or sets the mode and mtime of one that exists (§9.8). */
+interface Mkdir {
+  readonly type: 'MKDIR';
+  readonly name: string;
+  readonly mtime: number;
+  readonly mode: number;
+}
+/** Creates a symbolic link whose relative `target` stays inside the output directory (§9.8). */
+interface Symlink {
+  readonly type: 'SYMLINK';
+  readonly name: string;
+  readonly target: string;
+  readonly mtime: number;
+}
+/** MKDIR or SYMLINK done (§9.8). */
+interface Made {
+  readonly type: 'MADE';
 }
 interface ErrorFrame {
   readonly type: 'ERROR';
@@ -117,6 +145,9 @@ export type Frame =
   | End
   | Done
   | ProgressFrame
+  | Mkdir
+  | Symlink
+  | Made
   | ErrorFrame
   | Ping
   | Pong

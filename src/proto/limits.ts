@@ -52,6 +52,9 @@ export const MAX_NAME_COMPONENT_BYTES = 255;
 export const MAX_NAME_COMPONENTS = 64;
 export const MAX_MESSAGE_BYTES = 1024;
 
+/** Bytes of a stream upload's id (OPEN `stream`, §9.8). */
+export const STREAM_ID_BYTES = 16;
+
 /** Mode bits allowed in OPEN (§4). */
 export const MAX_MODE = 0o7777;
 

@@ -1,6 +1,6 @@
 // Field schemas of the control payloads (spec/PROTOCOL.md §2.1, §4) and their strict decoding.
 import { ProtocolError } from './errors.js';
-import { MAX_MESSAGE_BYTES, MAX_MODE, MAX_NAME_BYTES, MAX_SAFE_UINT } from './limits.js';
+import { MAX_MESSAGE_BYTES, MAX_MODE, MAX_NAME_BYTES, MAX_SAFE_UINT, STREAM_ID_BYTES } from './limits.js';
 
 type FieldKind =
   | { readonly kind: 'bin'; readonly min: number; readonly max: number }
@@ -37,12 +37,16 @@ export const SCHEMAS = {
     field('size', uint()),
     field('mtime', int),
     field('mode', uint(MAX_MODE)),
+    field('stream', bin(STREAM_ID_BYTES), true),
   ],
   OPEN_OK: [field('offset', uint())],
   ACK: [field('offset', uint())],
-  END: [field('sha256', bin(32))],
+  END: [field('sha256', bin(32)), field('size', uint(), true)],
   DONE: [field('size', uint()), field('sha256', bin(32))],
   PROGRESS: [field('done', uint()), field('total', uint())],
+  MKDIR: [field('name', str(1, MAX_NAME_BYTES)), field('mtime', int), field('mode', uint(MAX_MODE))],
+  SYMLINK: [field('name', str(1, MAX_NAME_BYTES)), field('target', str(1, MAX_NAME_BYTES)), field('mtime', int)],
+  MADE: [],
   ERROR: [field('code', uint()), field('message', str(0, MAX_MESSAGE_BYTES))],
   PING: [field('seq', uint())],
   PONG: [field('seq', uint())],
@@ -128,6 +132,9 @@ class Fields {
   }
   optionalBin(name: string): Buffer | undefined {
     return this.values.has(name) ? this.bin(name) : undefined;
+  }
+  optionalNum(name: string): number | undefined {
+    return this.values.has(name) ? this.num(name) : undefined;
   }
   str(name: string): string {
     const v = this.values.get(name);

@@ -12,6 +12,7 @@ export type ServerState =
   | 'Opening'
   | 'Receiving'
   | 'Verifying'
+  | 'Making'
   | 'Closed';
 
 export type ClientState =
@@ -21,6 +22,7 @@ export type ClientState =
   | 'AwaitOpenOk'
   | 'Sending'
   | 'AwaitDone'
+  | 'AwaitMade'
   | 'Closed';
 
 export type Transition<S extends string> = readonly [state: S, frame: FrameName, next: S];
@@ -41,6 +43,10 @@ export const SERVER_RECEIVE: readonly Transition<ServerState>[] = [
   ['Receiving', 'PONG', 'Receiving'],
   ['Verifying', 'PING', 'Verifying'],
   ['Verifying', 'PONG', 'Verifying'],
+  ['Ready', 'MKDIR', 'Making'],
+  ['Ready', 'SYMLINK', 'Making'],
+  ['Making', 'PING', 'Making'],
+  ['Making', 'PONG', 'Making'],
 ];
 
 /** Frames the server may send, per state (§11.1); ERROR is allowed everywhere, GOAWAY in SERVER_GOAWAY_STATES. */
@@ -53,6 +59,7 @@ export const SERVER_SEND: readonly Transition<ServerState>[] = [
   ['Verifying', 'ACK', 'Verifying'],
   ['Verifying', 'PROGRESS', 'Verifying'],
   ['Verifying', 'DONE', 'Ready'],
+  ['Making', 'MADE', 'Ready'],
 ];
 
 /** Frames the client may receive, per state (§11.2). */
@@ -78,6 +85,10 @@ export const CLIENT_RECEIVE: readonly Transition<ClientState>[] = [
   ['AwaitDone', 'PING', 'AwaitDone'],
   ['AwaitDone', 'PONG', 'AwaitDone'],
   ['AwaitDone', 'GOAWAY', 'Closed'],
+  ['AwaitMade', 'MADE', 'Ready'],
+  ['AwaitMade', 'PING', 'AwaitMade'],
+  ['AwaitMade', 'PONG', 'AwaitMade'],
+  ['AwaitMade', 'GOAWAY', 'Closed'],
 ];
 
 /** Frames the client may send, per state (§11.2); ERROR is allowed everywhere, PING and PONG where it may receive PING. */
@@ -88,6 +99,8 @@ export const CLIENT_SEND: readonly Transition<ClientState>[] = [
   ['Ready', 'OPEN', 'AwaitOpenOk'],
   ['Sending', 'DATA', 'Sending'],
   ['Sending', 'END', 'AwaitDone'],
+  ['Ready', 'MKDIR', 'AwaitMade'],
+  ['Ready', 'SYMLINK', 'AwaitMade'],
 ];
 
 /**
@@ -100,6 +113,7 @@ const SERVER_GOAWAY_STATES: ReadonlySet<ServerState> = new Set<ServerState>([
   'Opening',
   'Receiving',
   'Verifying',
+  'Making',
 ]);
 
 export type Table<S extends string> = ReadonlyMap<S, ReadonlyMap<FrameName, S>>;

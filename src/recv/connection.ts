@@ -230,6 +230,7 @@ export class Connection {
       case 'Opening':
       case 'Receiving':
       case 'Verifying':
+      case 'Making':
         return this.expect(next, frame.type, uploadCommand.receive(state, frame, this.commandLink));
       case 'Confirming':
       case 'Closed':

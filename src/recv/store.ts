@@ -6,7 +6,7 @@
 
 import path from 'node:path';
 import { ResourceError, UploadError } from '../proto/errors.js';
-import { MAX_DATA_CHUNK_BYTES, MAX_MODE } from '../proto/limits.js';
+import { MAX_DATA_CHUNK_BYTES, MAX_MODE, MAX_SAFE_UINT } from '../proto/limits.js';
 import type { PartialRecord, PartialUpload, StorageBackend } from '../storage/backend.js';
 import { LocalBackend } from '../storage/local/backend.js';
 import { processUmask } from './process-limits.js';
@@ -30,6 +30,7 @@ import { accountOf } from './store/account.js';
 import { PartialQuota } from './store/partial-quota.js';
 import { ReadBackGate, type ReadBackLimits } from './store/read-back.js';
 import { validateName } from './names.js';
+import { validateLinkTarget } from './link-target.js';
 import { UploadLocks } from './store/locks.js';
 import { SameFileCheck } from './store/same-file.js';
 import { Upload, type OpenUpload } from './store/upload.js';
@@ -73,6 +74,8 @@ export interface OpenRequest {
   /** Milliseconds since the Unix epoch. */
   readonly mtime: number;
   readonly mode: number;
+  /** OPEN's `stream` id: a stream of unknown length (§9.8); `size` is then meaningless. */
+  readonly stream?: Buffer | undefined;
 }
 
 export interface OpenPolicy {
@@ -192,9 +195,13 @@ export class Store {
    * the partial upload. `upload.offset` is the OPEN_OK offset. Throws UploadError BAD_NAME,
    * TOO_LARGE, BUSY, EXISTS, NO_SPACE, or ResourceError IO_ERROR.
    */
-  async open(request: OpenRequest, policy: OpenPolicy, hooks: OpenHooks = {}): Promise<OpenUpload> {
+  async open(asked: OpenRequest, policy: OpenPolicy, hooks: OpenHooks = {}): Promise<OpenUpload> {
     if (!this.#initialised) throw new ResourceError('INTERNAL', 'Store.open before Store.init');
-    const components = validateName(request.name);
+    const components = validateName(asked.name);
+    // A stream's size is unknown (§9.8): its partial is kept as one of the largest size allowed,
+    // so DATA is bounded by the quota and the record (durable ≤ size) stays valid.
+    const stream = asked.stream;
+    const request = stream === undefined ? asked : { ...asked, size: policy.maxFileBytes ?? MAX_SAFE_UINT };
     const { size, mtime, mode, principal, name } = request;
     const account = accountOf(principal, request.source);
     // The frame decoder range-checks these (§2.1, §4); here is only a guard against our own bugs.
@@ -206,7 +213,7 @@ export class Store {
     if (policy.maxFileBytes !== undefined && size > policy.maxFileBytes) {
       throw new UploadError('TOO_LARGE', `size ${size} is above the limit of ${policy.maxFileBytes} bytes`);
     }
-    const id = uploadId({ principal, name, size, mtime });
+    const id = uploadId({ principal, name, size, mtime, stream });
     const shownName = components.join('/');
     const lock = await this.#locks.acquire(shownName, id, shownName);
     lock.onReleaseRequest = hooks.onTakeover;
@@ -215,6 +222,9 @@ export class Store {
     let unreserve: (() => void) | undefined;
     try {
       const existing = await this.#backend.prepareName(shownName);
+      if (policy.appendOnly && existing !== null && stream !== undefined) {
+        throw new UploadError('EXISTS', `"${shownName}" already exists (a stream cannot be a re-send, §9.8)`);
+      }
       if (policy.appendOnly && existing !== null) {
         // A re-run of the same backup is not an error if the file is the same (§9.5).
         const readBack = { gate: this.#readBacks, account };
@@ -226,9 +236,10 @@ export class Store {
       const recorded = await this.#backend.record(id);
       const previous = recorded !== undefined && sameIdentity(recorded, request) ? recorded : undefined;
       // Checked before creating anything, so a refused OPEN leaves no file behind.
-      await this.#checkFreeSpace(size - (previous?.durable ?? 0));
-      // The partial reserves its whole size for this client until published, discarded or swept.
-      unreserve = this.#quota.reserve(id, account, size);
+      await this.#checkFreeSpace(stream === undefined ? size - (previous?.durable ?? 0) : 0);
+      // The partial reserves its whole size for this client until published, discarded or swept;
+      // a stream's size is unknown (§9.8): it reserves what it holds when opened.
+      unreserve = this.#quota.reserve(id, account, stream === undefined ? size : (previous?.durable ?? 0));
       // A resume without the parked hash reads its durable prefix back: in this client's turn (§9.7).
       const foreseen = previous === undefined ? 0 : Math.max(0, previous.durable - this.#hasher.parkedLength(id));
       const turn = foreseen > 0 ? await this.#readBacks.acquire(account, hooks.signal) : undefined;
@@ -261,7 +272,7 @@ export class Store {
         this.#unindex(id);
         this.#quota.release(id);
       };
-      return new Upload({ id, meta, partial, hash: opened.hash, reread: opened.reread, lock, appendOnly: policy.appendOnly, umask: this.#umask, forget });
+      return new Upload({ id, meta, partial, hash: opened.hash, reread: opened.reread, lock, appendOnly: policy.appendOnly, umask: this.#umask, forget, stream: stream !== undefined });
     } catch (err) {
       opened?.hash.close();
       await partial?.close().catch(() => undefined);
@@ -269,6 +280,34 @@ export class Store {
       lock.release();
       throw toStxError(err, 'opening', shownName);
     }
+  }
+
+  /**
+   * MKDIR (§9.8): checks the name (§9.3), creates the directory and its parents, and gives it
+   * `mode` (less the umask, no setuid/setgid/sticky) and `mtime`; on an append-only server an
+   * existing directory stays as it is. Throws BAD_NAME, EXISTS, IO_ERROR.
+   */
+  async makeDirectory(name: string, mode: number, mtime: number, policy: OpenPolicy): Promise<string> {
+    const shown = validateName(name).join('/');
+    const make = this.#backend.makeDirectory?.bind(this.#backend);
+    if (make === undefined) throw new ResourceError('IO_ERROR', 'this storage has no directories');
+    await make(shown, { mode: mode & 0o777 & ~this.#umask, mtime, keepExisting: policy.appendOnly }).catch((err: unknown) => {
+      throw toStxError(err, 'creating directory', shown);
+    });
+    return shown;
+  }
+
+  /** SYMLINK (§9.8): checks the name and the target, then creates the link. Throws BAD_NAME, EXISTS, IO_ERROR. */
+  async makeLink(name: string, target: string, mtime: number, policy: OpenPolicy): Promise<string> {
+    const components = validateName(name);
+    validateLinkTarget(components, target);
+    const shown = components.join('/');
+    const make = this.#backend.makeLink?.bind(this.#backend);
+    if (make === undefined) throw new ResourceError('IO_ERROR', 'this storage has no links');
+    await make(shown, target, { mtime, noClobber: policy.appendOnly }).catch((err: unknown) => {
+      throw toStxError(err, 'creating link', shown);
+    });
+    return shown;
   }
 
   /** Stops the hashing thread (after the last upload closed; one still open fails with INTERNAL). */

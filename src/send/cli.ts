@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-// stx-send: the client. `stx-send HOST PORT PATH` (README.md lists every flag and exit code).
-import { access } from 'node:fs/promises';
+// stx-send: the client. `stx-send HOST PORT PATH...`, `stx-send HOST PORT - --as NAME` (README.md
+// lists every flag and exit code). One regular file keeps its own report; trees and several paths
+// are tree-cli.ts's, stdin is too.
+import { access, stat } from 'node:fs/promises';
 import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -12,6 +14,7 @@ import { printable } from './printable.js';
 import { formatBytes, ProgressBar } from './progress.js';
 import { upload, type Progress } from './upload.js';
 import { keygen } from './keygen.js';
+import { runStream, runTree } from './tree-cli.js';
 import { tuneRuntime } from '../runtime/tuning.js';
 import { keepFreedMemory } from '../runtime/young-gc.js';
 import { conventions, usage, UsageError } from '../cli/conventions.js';
@@ -57,13 +60,19 @@ const known: Known = { host: null, port: null, held: null, json: hideBin(process
 async function main(): Promise<number> {
   const argv = await conventions(yargs(hideBin(process.argv)))
     .scriptName('stx-send')
-    .usage('$0 HOST PORT PATH [options]\n$0 --keygen [--identity FILE]\n\nSend a file to stx-recv; resumes by itself after interruptions.')
+    .usage(
+      '$0 HOST PORT PATH... [--to DIR] [options]\n$0 HOST PORT - --as NAME [options]\n$0 --keygen [--identity FILE]\n\n' +
+        'Send files and directory trees (or stdin) to stx-recv on one connection; resumes by itself after interruptions. ' +
+        'A PATH a/b/dir is sent as dir/… (a/b/dir/ sends what dir holds), under --to DIR when given.',
+    )
     .option('as', {
       type: 'string',
       describe:
         'remote name, a relative path; ending in "/" puts the file into that directory under its own name. ' +
         'Names are sent in Unicode NFC (macOS file names are NFD) [default: the file name]',
     })
+    .option('to', { type: 'string', describe: 'remote directory to send everything under (created as needed)' })
+    .option('links', { type: 'boolean', default: false, describe: 'send symbolic links inside trees as links (only those whose target stays inside the tree); without it they are skipped' })
     .option('fingerprint', { type: 'string', describe: 'pin the server key (SHA256:… as stx-recv prints it: 43 base64 characters)' })
     .option('known-hosts', { type: 'string', describe: 'known-hosts file [default: $STX_HOME/known_hosts]' })
     .option('identity', { type: 'string', describe: 'Ed25519 identity to authenticate with [default: $STX_HOME/id_ed25519 if present]' })
@@ -89,9 +98,10 @@ async function main(): Promise<number> {
     process.stdout.write(`${await keygen(identityFile)}\n`);
     return 0;
   }
-  const [host, portText, file, ...extra] = argv._.map(String);
-  if (host === undefined || portText === undefined || file === undefined || extra.length > 0) {
-    throw new UsageError('expected HOST PORT PATH');
+  const [host, portText, ...paths] = argv._.map(String);
+  const file = paths[0];
+  if (host === undefined || portText === undefined || file === undefined) {
+    throw new UsageError('expected HOST PORT PATH...');
   }
   const port = Number(portText);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`not a port: ${portText}`);
@@ -103,13 +113,34 @@ async function main(): Promise<number> {
   const retryForMs = argv['retry-for'] === undefined ? undefined : durationArg(argv['retry-for'], '--retry-for');
   const handshakeTimeoutMs = durationArg(argv['handshake-timeout'], '--handshake-timeout', MAX_TIMER_MS);
   const idleTimeoutMs = durationArg(argv['idle-timeout'], '--idle-timeout', MAX_TIMER_MS);
-  const name = remoteName(argv.as, file);
+  const to = argv.to === undefined ? undefined : remoteDir(argv.to);
+  const mode = await jobOf(paths, argv.as);
+  const as = argv.as === undefined ? (to === undefined ? undefined : `${to}/`) : to === undefined ? argv.as : `${to}/${argv.as}`;
+  const name = mode === 'file' ? remoteName(as, file) : '';
   usage(() => tuneRuntime(['aligned-memory', 'young-gc', 'keep-freed-memory']));
   // Without it, each young collection's freed memory went back to the kernel and was faulted in again.
   keepFreedMemory();
   const identity = argv.identity !== undefined || (await exists(identityFile)) ? await loadIdentity(identityFile) : undefined;
 
   const tty = process.stderr.isTTY && !argv.quiet && !argv.json;
+  if (mode !== 'file') {
+    const common = {
+      host,
+      port,
+      ...(fingerprint === undefined ? {} : { fingerprint }),
+      knownHostsFile: argv['known-hosts'] ?? path.join(stxHome(), 'known_hosts'),
+      ...(identity === undefined ? {} : { identity }),
+      retries,
+      retryForMs,
+      backoffMs: argv.backoff,
+      handshakeTimeoutMs,
+      idleTimeoutMs,
+    };
+    const output = { json: argv.json, quiet: argv.quiet, tty };
+    process.once('SIGINT', interrupted);
+    if (mode === 'stream') return runStream(common, (to === undefined ? '' : `${to}/`) + (argv.as ?? '').normalize('NFC'), output);
+    return runTree(common, paths, to, argv.links, output);
+  }
   const bar = tty ? new ProgressBar(process.stderr, name, `${host}:${port}`) : null;
   known.bar = bar;
   process.once('SIGINT', interrupted);
@@ -159,6 +190,30 @@ async function main(): Promise<number> {
 /** Once the server said what it holds (OPEN_OK), every later report carries it, reconnects included. */
 function remember(p: Progress): void {
   if (known.held !== null || p.stage === 'sending' || p.stage === 'finishing') known.held = { durable: p.durable, size: p.size };
+}
+
+/**
+ * Which job the paths ask for: one regular file (the single-file report of old), stdin ("-",
+ * with --as), or a tree job for anything else.
+ */
+async function jobOf(paths: readonly string[], as: string | undefined): Promise<'file' | 'stream' | 'tree'> {
+  if (paths.includes('-')) {
+    if (paths.length > 1) throw new UsageError('"-" (stdin) is sent alone');
+    if (as === undefined || as === '' || as.endsWith('/')) throw new UsageError('stdin needs a remote name: --as NAME');
+    return 'stream';
+  }
+  const [only] = paths;
+  const single = paths.length === 1 && only !== undefined && !only.endsWith('/') && (await stat(only).then((st) => !st.isDirectory(), () => true));
+  if (single) return 'file';
+  if (as !== undefined) throw new UsageError('--as names one file; for several paths or a directory use --to DIR');
+  return 'tree';
+}
+
+/** --to: a relative remote directory, without a trailing "/", in NFC. */
+function remoteDir(to: string): string {
+  const dir = to.replace(/\/+$/, '').normalize('NFC');
+  if (dir === '') throw new UsageError('--to must name a remote directory');
+  return dir;
 }
 
 /**

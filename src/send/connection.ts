@@ -74,7 +74,7 @@ function connectError(host: string, port: number, err: Error): LocalError {
 export type CommandFrames = (frame: Frame) => void;
 
 /** The states in which a command runs (§11.2): from its first frame until the connection is Ready again. */
-type CommandState = 'AwaitOpenOk' | 'Sending' | 'AwaitDone';
+type CommandState = 'AwaitOpenOk' | 'Sending' | 'AwaitDone' | 'AwaitMade';
 
 /** The one state of a connection: §11.2's name, and what is valid only in it. */
 type State =
@@ -151,7 +151,7 @@ export class Connection implements DataSink {
 
   private get commandRuns(): boolean {
     const name = this.#state.name;
-    return name === 'AwaitOpenOk' || name === 'Sending' || name === 'AwaitDone';
+    return name === 'AwaitOpenOk' || name === 'Sending' || name === 'AwaitDone' || name === 'AwaitMade';
   }
 
   /** The error that ended this connection, if it ended. */
@@ -285,7 +285,8 @@ export class Connection implements DataSink {
         return;
       case 'AwaitOpenOk':
       case 'Sending':
-      case 'AwaitDone': {
+      case 'AwaitDone':
+      case 'AwaitMade': {
         const running = command ?? ('command' in from ? from.command : undefined);
         if (running === undefined) throw new Error(`${frame} ${verb} outside a command: a command starts with begin()`);
         this.#state = { name, command: running };
@@ -395,7 +396,8 @@ export class Connection implements DataSink {
           case 'Ready':
           case 'AwaitOpenOk':
           case 'Sending':
-          case 'AwaitDone': {
+          case 'AwaitDone':
+          case 'AwaitMade': {
             // Every frame may ask for an answer (PING): while the server does not take what we
             // send, read nothing more, so what waits here stays bounded; flushed() reads again.
             if (!this.unsentBelow(1)) {

@@ -3,13 +3,12 @@
 // (commands/upload.ts); on a lost connection it reconnects with backoff and resumes where the
 // server says. The retry policy lives here and nowhere else.
 import type { KeyObject } from 'node:crypto';
-import { ResourceError, StxError } from '../proto/errors.js';
 import { HANDSHAKE_TIMEOUT_MS } from '../proto/limits.js';
 import { Sender } from '../transfer/sender.js';
 import { FileSource } from '../transfer/source.js';
-import { upload as uploadOn } from './commands/upload.js';
-import { ConnectFailed } from './connection.js';
+import { fileBody, upload as uploadOn } from './commands/upload.js';
 import { dial } from './handshake.js';
+import { Retry } from './retry.js';
 
 export interface UploadOptions {
   readonly host: string;
@@ -70,13 +69,6 @@ export interface UploadResult {
   readonly server_fingerprint: string;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Whether a failed attempt should be retried: §10's transient column, nothing else. */
-function isTransient(err: unknown): boolean {
-  return err instanceof StxError && err.transient;
-}
-
 export async function upload(opts: UploadOptions): Promise<UploadResult> {
   const source = await FileSource.open(opts.file);
   const size = source.identity.size;
@@ -84,9 +76,7 @@ export async function upload(opts: UploadOptions): Promise<UploadResult> {
   const started = Date.now();
   const state: AttemptState = { reconnects: 0, resumedFrom: -1, durable: 0, fingerprint: '', handshakes: 0 };
   try {
-    let failures = 0;
-    /** When the current run of attempts without progress began (for --retry-for). */
-    let failingSince = 0;
+    const retry = new Retry(opts);
     for (;;) {
       const before = state.durable;
       try {
@@ -104,28 +94,7 @@ export async function upload(opts: UploadOptions): Promise<UploadResult> {
           server_fingerprint: state.fingerprint,
         };
       } catch (err) {
-        if (!isTransient(err)) throw err;
-        // Refused, or a name that does not resolve, before any handshake ever worked: a typo or a
-        // server that is not running, which nine attempts over half a minute do not fix. Once a
-        // handshake worked, the same errors mean the server is restarting or the link is down.
-        if (err instanceof ConnectFailed && state.handshakes === 0) throw err;
-        const now = Date.now();
-        failures = state.durable > before ? 1 : failures + 1;
-        if (failures === 1) failingSince = now;
-        const withinTime = opts.retryForMs !== undefined && now - failingSince < opts.retryForMs;
-        const reason = err instanceof Error ? err.message : String(err);
-        if (failures > opts.retries && !withinTime) {
-          const seconds = ((now - failingSince) / 1000).toFixed(1);
-          throw new ResourceError('TIMEOUT', `gave up after ${failures} attempts without progress over ${seconds} s: ${reason}`, { cause: err });
-        }
-        const base = Math.min((opts.backoffMs ?? 250) * 2 ** (failures - 1), opts.maxBackoffMs ?? 10_000);
-        const wait = Math.round(base / 2 + (Math.random() * base) / 2);
-        const budget =
-          opts.retryForMs === undefined
-            ? `attempt ${failures + 1} of ${opts.retries + 1}`
-            : `attempt ${failures + 1}, retrying for another ${Math.max(0, Math.ceil((opts.retryForMs - (now - failingSince)) / 1000))} s under --retry-for`;
-        opts.onEvent?.(`${reason}; reconnecting in ${(wait / 1000).toFixed(1)} s (${budget})`);
-        await sleep(wait);
+        await retry.after(err, state.durable > before, state.handshakes);
         state.reconnects++;
       }
     }
@@ -167,7 +136,7 @@ async function attempt(opts: UploadOptions, sender: Sender, state: AttemptState)
   try {
     const sha = await uploadOn(
       conn,
-      { name: opts.name, sender },
+      { name: opts.name, body: fileBody(sender) },
       {
         opened: (offset) => {
           if (state.resumedFrom < 0) state.resumedFrom = offset;

@@ -213,4 +213,18 @@ export interface StorageBackend {
 
   /** Bytes that can still be stored. */
   freeBytes(): Promise<bigint>;
+
+  /**
+   * MKDIR (§9.8): creates directory `name` and its parents, and sets its mode and mtime (unless
+   * `keepExisting` and it exists). EXISTS if a non-directory is there. A backend without
+   * directories leaves this out; the policy then refuses MKDIR.
+   */
+  makeDirectory?(name: string, options: { readonly mode: number; readonly mtime: number; readonly keepExisting: boolean }): Promise<void>;
+
+  /**
+   * SYMLINK (§9.8): creates link `name` → `target` (checked by the policy), replacing a file or
+   * link there atomically unless `noClobber` (then EXISTS, except the same link). EXISTS over a
+   * directory. A backend without links leaves this out.
+   */
+  makeLink?(name: string, target: string, options: { readonly mtime: number; readonly noClobber: boolean }): Promise<void>;
 }

@@ -47,22 +47,34 @@ export interface DataSource {
 }
 
 /**
+ * The two alternating read buffers of a ChunkReader. Files sent one after another (a tree) share
+ * one pair instead of mapping 2 MiB of fresh memory for each file.
+ */
+export class ReadSlots {
+  readonly buffers: readonly Buffer[];
+  constructor() {
+    const slot = MAX_DATA_CHUNK_BYTES + PAGE_BYTES;
+    const memory = alignedMemory(2 * slot);
+    this.buffers = [0, 1].map((i) => (memory === null ? Buffer.allocUnsafeSlow(slot) : Buffer.from(memory, i * slot, slot)));
+  }
+}
+
+/**
  * Reads a file a chunk at a time into two alternating buffers (one is sealed and sent while the
  * next is read). They come from page-aligned memory where WebAssembly provides it, and each read
  * lands at the same offset within a page as it has in the file: copies out of the page cache into
  * malloc'd buffers cost 4–5× more here (runtime/aligned-memory.ts).
  */
 export class ChunkReader {
-  readonly #slots: Buffer[];
+  readonly #slots: readonly Buffer[];
   #next = 0;
 
   constructor(
     private readonly fh: FileHandle,
     private readonly size: number,
+    slots: ReadSlots = new ReadSlots(),
   ) {
-    const slot = MAX_DATA_CHUNK_BYTES + PAGE_BYTES;
-    const memory = alignedMemory(2 * slot);
-    this.#slots = [0, 1].map((i) => (memory === null ? Buffer.allocUnsafeSlow(slot) : Buffer.from(memory, i * slot, slot)));
+    this.#slots = slots.buffers;
   }
 
   /**
@@ -88,12 +100,16 @@ export class FileSource implements DataSource {
     readonly label: string,
     readonly identity: SourceIdentity,
     private readonly fh: FileHandle,
+    slots: ReadSlots | undefined,
   ) {
-    this.#reader = new ChunkReader(fh, identity.size);
+    this.#reader = new ChunkReader(fh, identity.size, slots);
   }
 
-  /** Opens `path`; LOCAL_FILE if it cannot be read or is not a regular file. */
-  static async open(path: string): Promise<FileSource> {
+  /**
+   * Opens `path`; LOCAL_FILE if it cannot be read or is not a regular file. `slots`, when given,
+   * are read into (they must not serve another open source at the same time).
+   */
+  static async open(path: string, slots?: ReadSlots): Promise<FileSource> {
     const st = await stat(path).catch((err: unknown) => {
       throw new LocalFileError(`cannot read ${path}: ${messageOf(err)}`);
     });
@@ -101,7 +117,7 @@ export class FileSource implements DataSource {
     const fh = await open(path, 'r').catch((err: unknown) => {
       throw new LocalFileError(`cannot open ${path}: ${messageOf(err)}`);
     });
-    return new FileSource(path, { size: st.size, mtime: Math.floor(st.mtimeMs), mode: st.mode & 0o7777 }, fh);
+    return new FileSource(path, { size: st.size, mtime: Math.round(st.mtimeMs), mode: st.mode & 0o7777 }, fh, slots);
   }
 
   read(offset: number): Promise<Buffer> {
@@ -111,7 +127,7 @@ export class FileSource implements DataSource {
   /** By path, as the user sees it: another size or mtime means the file was changed (§9.2). */
   async checkUnchanged(): Promise<void> {
     const now = await stat(this.label);
-    if (now.size !== this.identity.size || Math.floor(now.mtimeMs) !== this.identity.mtime) {
+    if (now.size !== this.identity.size || Math.round(now.mtimeMs) !== this.identity.mtime) {
       throw new LocalFileError(`${this.label} changed while it was being uploaded; run stx-send again to send the new version`);
     }
   }

@@ -2,7 +2,7 @@
 // (§11.1) turned into exchanges with a live server, plus one case per rule of the text that a
 // server shows on the wire. Each case names its section and the observations that pass; it runs
 // on a fresh connection.
-import { constants, createHmac, publicEncrypt, type KeyObject } from 'node:crypto';
+import { constants, createHmac, publicEncrypt, randomBytes, type KeyObject } from 'node:crypto';
 import { ClientHandshake, type ClientKeys } from '../../src/crypto/client-handshake.js';
 import { encodeBody, encodeFrame } from '../../src/proto/codec.js';
 import { FRAME_TYPES, type FrameName } from '../../src/proto/frames.js';
@@ -13,7 +13,7 @@ import { refMoves } from '../fuzz/reference-machine.js';
 import { jsonToValue } from '../support/json-frames.js';
 import { field, str, vectorFiles } from '../support/vectors.js';
 import { dataBody, lengthPrefix, sampleFrame, withLength } from '../hostile/raw-client.js';
-import { describeOutcome, ending, nextEvent, open, partial, RawClient, ready, sha256, until, type RunContext } from './client.js';
+import { describeOutcome, ending, nextEvent, nextFrame, open, partial, RawClient, ready, sha256, until, type RunContext } from './client.js';
 
 export interface ConformanceCase {
   /** The spec section the case checks, as "§9.1". */
@@ -29,6 +29,8 @@ export interface ConformanceCase {
  * still holds the final name for the previous case's connection (§9.4). Never MALFORMED_FRAME.
  */
 const OPEN_REFUSALS = ['ERROR NO_SPACE', 'ERROR TOO_LARGE', 'ERROR EXISTS', 'ERROR BUSY'];
+/** What a valid MKDIR or SYMLINK may get (§9.8): MADE, or a refusal for what is there already. */
+const MAKE_ANSWERS = ['MADE', 'ERROR EXISTS'];
 
 
 /** OAEP without the H_sh label (§7.1): what an implementation that forgot the label sends. */
@@ -126,7 +128,7 @@ function invalidVectorCases(): ConformanceCase[] {
 function validFrameCase(section: string, name: string, body: Buffer, frame: unknown): ConformanceCase {
   const type = typeof frame === 'object' && frame !== null && 'type' in frame ? String(frame.type) : '?';
   const seq = typeof frame === 'object' && frame !== null && 'seq' in frame ? String(frame.seq) : '?';
-  const expect = type === 'PING' ? [`PONG seq=${seq}`] : type === 'PONG' ? ['PONG seq=424242'] : type === 'ERROR' ? ['CLOSED'] : type === 'OPEN' ? ['OPEN_OK', ...OPEN_REFUSALS] : ['ERROR UNEXPECTED_FRAME'];
+  const expect = type === 'PING' ? [`PONG seq=${seq}`] : type === 'PONG' ? ['PONG seq=424242'] : type === 'ERROR' ? ['CLOSED'] : type === 'OPEN' ? ['OPEN_OK', ...OPEN_REFUSALS] : type === 'MKDIR' || type === 'SYMLINK' ? MAKE_ANSWERS : ['ERROR UNEXPECTED_FRAME'];
   return {
     section,
     name: `${name} (${type} in Ready)`,
@@ -240,6 +242,16 @@ const DRIVERS: readonly Driver[] = [
       await c.write(c.seal(dataBody(0, data)), c.sealFrame({ type: 'END', sha256: sha256(data) }), sealed(c, f));
     },
   },
+  {
+    // Making lasts while the server carries out MKDIR (§9.8): a frame right behind it arrives in it, or in Ready.
+    state: 'Making',
+    alsoAllowed: 'Ready',
+    expect: 'ERROR UNEXPECTED_FRAME',
+    send: async (c, ctx, f, n) => {
+      await ready(c, ctx);
+      await c.write(c.sealFrame({ type: 'MKDIR', name: `${ctx.prefix}/making-${n}`, mtime: 1, mode: 0o755 }), sealed(c, f));
+    },
+  },
 ];
 
 function stateCases(): ConformanceCase[] {
@@ -253,10 +265,10 @@ function stateCases(): ConformanceCase[] {
         expect: [d.expect],
         run: async (c, ctx) => {
           await d.send(c, ctx, encodeBody(sampleFrame(frame)), frame);
-          // In Verifying the DONE for the END may come first.
+          // In Verifying the DONE for the END may come first (in Making, the MADE).
           for (let i = 0; i < 3; i++) {
             const e = await nextEvent(c, ctx);
-            if (e !== 'DONE' && e !== 'OPEN_OK' && !e.startsWith('ACK')) return e;
+            if (e !== 'DONE' && e !== 'OPEN_OK' && e !== 'MADE' && !e.startsWith('ACK')) return e;
           }
           return 'no end';
         },
@@ -270,7 +282,7 @@ function stateCases(): ConformanceCase[] {
         await d.send(c, ctx, encodeBody(sampleFrame('ERROR')), 'error');
         for (let i = 0; i < 3; i++) {
           const e = await nextEvent(c, ctx);
-          if (e !== 'DONE' && e !== 'OPEN_OK' && !e.startsWith('ACK')) return e;
+          if (e !== 'DONE' && e !== 'OPEN_OK' && e !== 'MADE' && !e.startsWith('ACK')) return e;
         }
         return 'no end';
       },
@@ -643,6 +655,68 @@ function deepName(prefix: string, components: number): string {
   return [...(prefix === '' ? [] : [prefix]), ...dirs, 'deep.bin'].join('/');
 }
 
+/** `n` bytes of a pattern. */
+const patterned = (n: number, seed: number): Buffer => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff));
+
+/** One command of §9.8 on a fresh connection: what came back (MADE, or how it ended). */
+async function make(c: RawClient, ctx: RunContext, frame: Parameters<RawClient['send']>[0]): Promise<string> {
+  await ready(c, ctx);
+  await c.send(frame);
+  return nextEvent(c, ctx);
+}
+
+/** A stream upload (§9.8): OPEN with `stream`, DATA, END with `endSize` (or none). */
+async function streamUpload(c: RawClient, ctx: RunContext, name: string, data: Buffer, endSize: number | undefined): Promise<string> {
+  await ready(c, ctx);
+  await c.send({ type: 'OPEN', name: `${ctx.prefix}/${name}`, size: 0, mtime: 1_700_000_000_000, mode: 0o600, stream: randomBytes(16) });
+  const got = await nextFrame(c, ctx);
+  if (typeof got === 'string' || got.type !== 'OPEN_OK') return typeof got === 'string' ? got : got.type;
+  await c.sendData(data, got.offset, 64 * 1024);
+  await c.send(endSize === undefined ? { type: 'END', sha256: sha256(data) } : { type: 'END', sha256: sha256(data), size: endSize });
+  for (let i = 0; i < 1000; i++) {
+    const f = await nextFrame(c, ctx);
+    if (typeof f === 'string') return f;
+    if (f.type === 'ACK') continue;
+    if (f.type !== 'DONE') return f.type;
+    return f.size === data.length && f.sha256.equals(sha256(data)) ? 'DONE matches' : `DONE size=${f.size}`;
+  }
+  return 'no DONE';
+}
+
+/** §9.8: directories, links and streams. */
+function treeCases(): ConformanceCase[] {
+  const mk = (name: string, ctx: RunContext): { type: 'MKDIR'; name: string; mtime: number; mode: number } => ({ type: 'MKDIR', name: `${ctx.prefix}/${name}`, mtime: 1_600_000_000_000, mode: 0o750 });
+  const link = (name: string, target: string, ctx: RunContext): { type: 'SYMLINK'; name: string; target: string; mtime: number } => ({ type: 'SYMLINK', name: `${ctx.prefix}/${name}`, target, mtime: 1_600_000_000_000 });
+  return [
+    { section: '§9.8', name: 'MKDIR of a new directory', expect: ['MADE'], run: (c, ctx) => make(c, ctx, mk('tree/new dir', ctx)) },
+    { section: '§9.8', name: 'MKDIR with a .. component', expect: ['ERROR BAD_NAME'], run: (c, ctx) => make(c, ctx, mk('tree/../x', ctx)) },
+    {
+      section: '§9.8',
+      name: 'MKDIR where a file is',
+      expect: ['ERROR EXISTS'],
+      run: async (c, ctx) => {
+        const up = await upload(c, ctx, 'tree-file.bin', Buffer.from('file'));
+        if (up !== 'DONE matches') return up;
+        await c.send(mk('tree-file.bin', ctx));
+        return nextEvent(c, ctx);
+      },
+    },
+    { section: '§9.8', name: 'SYMLINK to a sibling', expect: ['MADE'], run: (c, ctx) => make(c, ctx, link('tree/sibling-link', 'new dir', ctx)) },
+    { section: '§9.8', name: 'SYMLINK with an absolute target', expect: ['ERROR BAD_NAME'], run: (c, ctx) => make(c, ctx, link('tree/abs-link', '/etc/passwd', ctx)) },
+    {
+      section: '§9.8',
+      name: 'SYMLINK whose target climbs out of the output directory',
+      expect: ['ERROR BAD_NAME'],
+      run: (c, ctx) => make(c, ctx, link('tree/out-link', `${'../'.repeat(ctx.prefix.split('/').length + 2)}x`, ctx)),
+    },
+    { section: '§9.8', name: 'SYMLINK with .. after a name', expect: ['ERROR BAD_NAME'], run: (c, ctx) => make(c, ctx, link('tree/dotdot-link', 'a/../b', ctx)) },
+    { section: '§9.8', name: 'SYMLINK to the reserved directory', expect: ['ERROR BAD_NAME'], run: (c, ctx) => make(c, ctx, link('stx-link', `${'../'.repeat(ctx.prefix.split('/').length)}.stx`, ctx)) },
+    { section: '§9.8', name: 'a stream: OPEN with stream, END with size', expect: ['DONE matches'], run: (c, ctx) => streamUpload(c, ctx, 'stream.bin', patterned(150_000, 3), 150_000) },
+    { section: '§9.8', name: 'a stream END without size', expect: ['ERROR BAD_OFFSET'], run: (c, ctx) => streamUpload(c, ctx, 'stream-nosize.bin', patterned(1000, 4), undefined) },
+    { section: '§9.8', name: 'a stream END with another size', expect: ['ERROR BAD_OFFSET'], run: (c, ctx) => streamUpload(c, ctx, 'stream-badsize.bin', patterned(1000, 5), 999) },
+  ];
+}
+
 /** §9.6: cases that wait for the server's timers (HANDSHAKE_TIMEOUT, IDLE_TIMEOUT); only with --timeouts. */
 export function timerCases(): ConformanceCase[] {
   return [
@@ -683,6 +757,7 @@ export function conformanceCases(options: { timers?: boolean } = {}): Conformanc
     ...validVectorCases(),
     ...stateCases(),
     ...ruleCases(),
+    ...treeCases(),
     ...(options.timers === true ? timerCases() : []),
   ];
 }

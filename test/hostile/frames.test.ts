@@ -363,6 +363,16 @@ const DRIVERS: readonly StateDriver[] = [
       return c.outcome(STATE_WAIT_MS);
     },
   },
+  {
+    // Making lasts while the server carries out MKDIR (§9.8); a frame pipelined behind it arrives in it.
+    state: 'Making',
+    expect: 'UNEXPECTED_FRAME',
+    drive: async (c, frame, n) => {
+      assert.ok(await c.handshake());
+      await c.write(c.sealFrame({ type: 'MKDIR', name: `states/making-${n}`, mtime: 1, mode: 0o700 }), c.sealFrame(sampleFrame(frame)));
+      return c.outcome(STATE_WAIT_MS);
+    },
+  },
 ];
 
 describe('every frame in every state where §11.1 has no row for it', () => {
@@ -415,6 +425,7 @@ describe('every frame in every state where §11.1 has no row for it', () => {
             assert.ok(await c.handshake());
             const extra: Buffer[] = [];
             if (d.state === 'Opening') extra.push(c.sealFrame({ type: 'OPEN', name: `states/err-opening.bin`, size: 10, mtime: 1, mode: 0o600 }));
+            if (d.state === 'Making') extra.push(c.sealFrame({ type: 'MKDIR', name: 'states/err-making', mtime: 1, mode: 0o700 }));
             if (d.state === 'Receiving') assert.equal(await c.open('states/err-receiving.bin', 10), 0);
             if (d.state === 'Verifying') {
               const data = Buffer.from('verifying error');

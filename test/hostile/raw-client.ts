@@ -555,6 +555,12 @@ export function sampleFrame(type: FrameName): Frame {
       return { type, size: 10, sha256: b32 };
     case 'PROGRESS':
       return { type, done: 0, total: 10 };
+    case 'MKDIR':
+      return { type, name: 'state-table-dir', mtime: 1_700_000_000_000, mode: 0o755 };
+    case 'SYMLINK':
+      return { type, name: 'state-table-link', target: 'state-table.bin', mtime: 1_700_000_000_000 };
+    case 'MADE':
+      return { type };
     case 'ERROR':
       return { type, code: 54, message: 'hostile client says goodbye' };
     case 'PING':

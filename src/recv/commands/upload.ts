@@ -1,6 +1,7 @@
-// The upload command (spec/PROTOCOL.md §9.1, §9.7): OPEN → OPEN_OK, DATA into the store with the
-// disk's backpressure, ACK at each checkpoint, END → verify → DONE, PROGRESS while an answer
-// takes time. Its states (Opening, Receiving, Verifying) carry what is valid in each.
+// The upload command (spec/PROTOCOL.md §9.1, §9.7, §9.8): OPEN → OPEN_OK, DATA into the store with
+// the disk's backpressure, ACK at each checkpoint, END → verify → DONE, PROGRESS while an answer
+// takes time; and the tree's other entries, MKDIR and SYMLINK → MADE. Its states (Opening,
+// Receiving, Verifying, Making) carry what is valid in each.
 import { ResourceError, StxError, UploadError } from '../../proto/errors.js';
 import type { Frame } from '../../proto/frames.js';
 import type { BodyLease } from '../../transfer/body-pool.js';
@@ -45,17 +46,23 @@ export type UploadState =
       readonly from: number;
       readonly acks: AckClock;
     }
-  | { readonly kind: 'Verifying'; readonly upload: OpenUpload; readonly started: number; readonly from: number; readonly progress: Progress };
+  | { readonly kind: 'Verifying'; readonly upload: OpenUpload; readonly started: number; readonly from: number; readonly progress: Progress }
+  /** MKDIR or SYMLINK being carried out (§9.8); MADE goes out next. */
+  | { readonly kind: 'Making' };
 
 type Link = CommandLink<UploadState>;
 type Receiving = Extract<UploadState, { kind: 'Receiving' }>;
 
 export const uploadCommand: Command<UploadState> = {
   owns(state: Tagged): state is UploadState {
-    return state.kind === 'Opening' || state.kind === 'Receiving' || state.kind === 'Verifying';
+    return state.kind === 'Opening' || state.kind === 'Receiving' || state.kind === 'Verifying' || state.kind === 'Making';
   },
 
   start(frame: Frame, link: Link): Promise<void> | undefined {
+    if (frame.type === 'MKDIR' || frame.type === 'SYMLINK') {
+      link.enter({ kind: 'Making' });
+      return make(frame, link);
+    }
     if (frame.type !== 'OPEN') return undefined;
     const abort = new AbortController();
     const progress = new Progress((done, total) => link.send({ type: 'PROGRESS', done, total }));
@@ -73,7 +80,7 @@ export const uploadCommand: Command<UploadState> = {
     const progress = new Progress((done, total) => link.send({ type: 'PROGRESS', done, total }));
     link.enter({ kind: 'Verifying', upload: state.upload, started: state.started, from: state.from, progress });
     link.channel.longRecords = false;
-    return finish(state, frame.sha256, progress, link);
+    return finish(state, frame.sha256, frame.size, progress, link);
   },
 
   receiveData(state: UploadState, offset: number, data: Buffer, lease: BodyLease, link: Link): void {
@@ -85,10 +92,12 @@ export const uploadCommand: Command<UploadState> = {
   },
 
   async settle(state: UploadState): Promise<void> {
+    // Making settles by itself: the step is awaited before GOAWAY.
     if (state.kind === 'Receiving') await state.upload.checkpoint();
   },
 
   close(state: UploadState, reason: string, err: unknown, link: Link): Promise<void> {
+    if (state.kind === 'Making') return Promise.resolve();
     if (state.kind === 'Opening') {
       // An OPEN still being prepared stops; a re-read keeps what it read for the next one (§9.7).
       state.progress.stop();
@@ -121,7 +130,7 @@ async function open(frame: Extract<Frame, { type: 'OPEN' }>, signal: AbortSignal
   const started = Date.now();
   const upload = await link.store
     .open(
-      { principal: link.principal(), source: link.remoteAddress, name: frame.name, size: frame.size, mtime: frame.mtime, mode: frame.mode },
+      { principal: link.principal(), source: link.remoteAddress, name: frame.name, size: frame.size, mtime: frame.mtime, mode: frame.mode, stream: frame.stream },
       link.policy,
       {
         // A reconnecting client with the same upload supersedes this (stale) connection (§9.4).
@@ -140,7 +149,7 @@ async function open(frame: Extract<Frame, { type: 'OPEN' }>, signal: AbortSignal
   const acks: AckClock = { bytesSinceAck: 0, lastAck: now, checkpointing: false };
   link.send({ type: 'OPEN_OK', offset: upload.offset }, { kind: 'Receiving', upload, started: now, from: upload.offset, acks });
   link.log.info(
-    { event: 'open', name: frame.name, size: frame.size, offset: upload.offset, reread: upload.reread, ms: Date.now() - started },
+    { event: 'open', name: frame.name, size: upload.stream ? null : frame.size, stream: upload.stream, offset: upload.offset, reread: upload.reread, ms: Date.now() - started },
     'upload opened',
   );
 }
@@ -191,8 +200,8 @@ function checkpoint(state: Receiving, link: Link): void {
   );
 }
 
-async function finish(state: Receiving, sha256: Buffer, progress: Progress, link: Link): Promise<void> {
-  const result = await state.upload.finish(sha256, (done, total) => progress.report(done, total)).finally(() => progress.stop());
+async function finish(state: Receiving, sha256: Buffer, endSize: number | undefined, progress: Progress, link: Link): Promise<void> {
+  const result = await state.upload.finish(sha256, (done, total) => progress.report(done, total), endSize).finally(() => progress.stop());
   if (link.closed()) return;
   link.send({ type: 'DONE', size: result.size, sha256: result.sha256 }, { kind: 'Ready' });
   const seconds = (Date.now() - state.started) / 1000;
@@ -212,4 +221,15 @@ async function finish(state: Receiving, sha256: Buffer, progress: Progress, link
     },
     'upload done',
   );
+}
+
+/** MKDIR or SYMLINK (§9.8): done at once, MADE, back to Ready; a refusal fails the connection. */
+async function make(frame: Extract<Frame, { type: 'MKDIR' | 'SYMLINK' }>, link: Link): Promise<void> {
+  const shown =
+    frame.type === 'MKDIR'
+      ? await link.store.makeDirectory(frame.name, frame.mode, frame.mtime, link.policy)
+      : await link.store.makeLink(frame.name, frame.target, frame.mtime, link.policy);
+  if (link.closed()) return;
+  link.send({ type: 'MADE' }, { kind: 'Ready' });
+  link.log.info({ event: frame.type === 'MKDIR' ? 'mkdir' : 'symlink', client: link.principal(), name: shown }, frame.type === 'MKDIR' ? 'directory made' : 'link made');
 }

@@ -15,6 +15,7 @@ export class SameFileCheck implements OpenUpload {
   readonly received: number;
   readonly durable: number;
   readonly reread = 0;
+  readonly stream = false;
   /** Stops a read-back in progress when the connection goes away (release). */
   readonly #abort = new AbortController();
   /** The read-back, while END is being answered: release waits for it before closing the file. */
@@ -73,7 +74,10 @@ export class SameFileCheck implements OpenUpload {
    * END: reads the stored file back on the hashing thread, like a partial's re-read (§9.7), and
    * compares its SHA-256 with END's.
    */
-  finish(expected: Buffer, onProgress?: (done: number, total: number) => void): Promise<FinishResult> {
+  finish(expected: Buffer, onProgress?: (done: number, total: number) => void, endSize?: number): Promise<FinishResult> {
+    if (endSize !== undefined && endSize !== this.size) {
+      return Promise.reject(new UploadError('BAD_OFFSET', `END says size ${endSize}, OPEN said ${this.size}`));
+    }
     const run = (async (): Promise<FinishResult> => {
       try {
         // Charged to the client that asks, one at a time (§9.7): a re-send costs a whole read.

@@ -11,6 +11,8 @@ export interface UploadIdentity {
   readonly size: number;
   /** Milliseconds since the Unix epoch. */
   readonly mtime: number;
+  /** OPEN's `stream` id, for a stream of unknown length (§9.8). */
+  readonly stream?: Buffer | undefined;
 }
 
 const ID_LABEL = Buffer.from('stx/1 upload id\0', 'latin1');
@@ -23,8 +25,9 @@ function lengthPrefixed(text: string): Buffer {
 }
 
 /**
- * Hex SHA-256 of label ‖ u32 len ‖ principal ‖ u32 len ‖ name ‖ u64 size ‖ i64 mtime: lengths
- * make the encoding unambiguous, so different identities never share a record.
+ * Hex SHA-256 of label ‖ u32 len ‖ principal ‖ u32 len ‖ name ‖ u64 size ‖ i64 mtime [‖ stream]:
+ * lengths make the encoding unambiguous (a stream id is all that may follow mtime), so different
+ * identities never share a record.
  */
 export function uploadId(identity: UploadIdentity): string {
   const numbers = Buffer.alloc(16);
@@ -35,5 +38,6 @@ export function uploadId(identity: UploadIdentity): string {
     .update(lengthPrefixed(identity.principal))
     .update(lengthPrefixed(identity.name))
     .update(numbers)
+    .update(identity.stream ?? Buffer.alloc(0))
     .digest('hex');
 }

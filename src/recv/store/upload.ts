@@ -27,6 +27,8 @@ export interface UploadParts {
   readonly appendOnly: boolean;
   /** Permission bits the published file never gets (the daemon's umask, §4). */
   readonly umask: number;
+  /** A stream of unknown length (§9.8): `meta.size` is only its limit; END says the length. */
+  readonly stream?: boolean;
 }
 
 export interface FinishResult {
@@ -46,6 +48,8 @@ export interface OpenUpload {
   readonly offset: number;
   readonly name: string;
   readonly size: number;
+  /** A stream of unknown length (§9.8): END carries its size, and `size` is what arrived so far. */
+  readonly stream: boolean;
   /** The next offset a DATA frame must carry. */
   readonly received: number;
   /** The durable offset last recorded (what the last ACK said). */
@@ -56,8 +60,8 @@ export interface OpenUpload {
   write(offset: number, data: Buffer, held?: Held): boolean;
   drained(): Promise<void>;
   checkpoint(): Promise<number>;
-  /** END: `onProgress` hears of any read-back it needs (PROGRESS, §9.7). */
-  finish(expectedSha256: Buffer, onProgress?: (done: number, total: number) => void): Promise<FinishResult>;
+  /** END: `onProgress` hears of any read-back it needs (PROGRESS, §9.7); `endSize` is END's `size`, if any. */
+  finish(expectedSha256: Buffer, onProgress?: (done: number, total: number) => void, endSize?: number): Promise<FinishResult>;
   release(): Promise<number>;
 }
 
@@ -68,6 +72,7 @@ export class Upload implements OpenUpload {
   readonly offset: number;
   readonly reread: number;
   readonly id: string;
+  readonly stream: boolean;
   readonly #forget: () => void;
   readonly #meta: PartialMeta;
   readonly #partial: PartialUpload;
@@ -92,6 +97,7 @@ export class Upload implements OpenUpload {
     this.#appendOnly = parts.appendOnly;
     this.#umask = parts.umask;
     this.offset = parts.partial.durable;
+    this.stream = parts.stream === true;
     this.#receiver = new Receiver(parts.partial, parts.hash, parts.partial.durable, parts.meta.size);
   }
 
@@ -99,7 +105,7 @@ export class Upload implements OpenUpload {
     return this.#meta.name;
   }
   get size(): number {
-    return this.#meta.size;
+    return this.stream ? this.#receiver.received : this.#meta.size;
   }
   /** The next offset a DATA frame must carry. */
   get received(): number {
@@ -121,6 +127,10 @@ export class Upload implements OpenUpload {
    */
   write(offset: number, data: Buffer, held?: Held): boolean {
     this.#assertOpen();
+    // A stream has no size to be beyond, only the quota (§9.8).
+    if (this.stream && offset === this.#receiver.received && offset + data.length > this.#meta.size) {
+      throw new UploadError('TOO_LARGE', `the stream exceeds the limit of ${this.#meta.size} bytes`);
+    }
     return this.#receiver.accept(offset, data, held);
   }
 
@@ -141,11 +151,15 @@ export class Upload implements OpenUpload {
    * INTEGRITY_FAILED. The upload is closed afterwards whatever happens; on errors other than
    * INTEGRITY_FAILED and EXISTS the partial upload is kept for a resume.
    */
-  async finish(expectedSha256: Buffer): Promise<FinishResult> {
+  async finish(expectedSha256: Buffer, _onProgress?: unknown, endSize?: number): Promise<FinishResult> {
     // The digest is kept up to date as data arrives: nothing to read back here.
     this.#assertOpen();
-    if (this.#receiver.received !== this.#meta.size) {
-      throw new UploadError('BAD_OFFSET', `END after ${this.#receiver.received} of ${this.#meta.size} bytes`);
+    const received = this.#receiver.received;
+    if (this.stream) {
+      // A stream's END says how long it was (§9.8).
+      if (endSize !== received) throw new UploadError('BAD_OFFSET', `stream END says ${endSize ?? 'no'} size after ${received} bytes`);
+    } else if (received !== this.#meta.size || (endSize !== undefined && endSize !== this.#meta.size)) {
+      throw new UploadError('BAD_OFFSET', `END after ${received} of ${this.#meta.size} bytes${endSize === undefined ? '' : ` (END says ${endSize})`}`);
     }
     this.#state = 'finishing';
     return this.#serialise(() => this.#finish(expectedSha256));
@@ -213,7 +227,7 @@ export class Upload implements OpenUpload {
         throw new UploadError('EXISTS', `"${shownFinal}" appeared during the upload`);
       }
       this.#forget();
-      return { name: this.#meta.name, size: this.#meta.size, sha256: digest, unchanged: false };
+      return { name: this.#meta.name, size: this.size, sha256: digest, unchanged: false };
     } finally {
       this.#state = 'closed';
       await this.#closeFile();

@@ -8,11 +8,46 @@ import type { Frame } from '../../proto/frames.js';
 import type { Sender } from '../../transfer/sender.js';
 import type { Connection } from '../connection.js';
 
+/**
+ * What an upload sends, kept across connections: a file through its Sender (fileBody), or a
+ * stream of unknown length (stream.ts, §9.8).
+ */
+export interface Outgoing {
+  /** OPEN's fields besides the name (§4); `stream` only for a stream, whose `size` is 0. */
+  readonly open: { readonly size: number; readonly mtime: number; readonly mode: number; readonly stream?: Buffer };
+  /** OPEN_OK (§9.1 step 2): the server holds `offset` bytes; throws BAD_OFFSET where it cannot go on from there. */
+  begin(offset: number): void;
+  /** ACK (§9.1 step 4); throws BAD_OFFSET for one outside what may be held. */
+  acknowledge(offset: number): void;
+  /** DATA from begin()'s offset to the end; `onSent` hears the offset after each chunk. */
+  send(conn: Connection, onSent: (sent: number) => void): Promise<void>;
+  /** Once send() is done: END's fields, and the size DONE must confirm (§9.1 step 7). */
+  end(): Promise<{ readonly sha256: Buffer; readonly size: number; readonly announce: boolean }>;
+}
+
+/** A file's (or any seekable, sized source's) upload through its Sender. */
+export function fileBody(sender: Sender): Outgoing {
+  const file = sender.source.identity;
+  return {
+    open: { size: file.size, mtime: file.mtime, mode: file.mode },
+    begin: (offset) => {
+      if (offset > file.size) throw new UploadError('BAD_OFFSET', `server offset ${offset} is past the file size ${file.size}`);
+      sender.begin(offset);
+    },
+    acknowledge: (offset) => sender.acknowledge(offset),
+    send: (conn, onSent) => sender.send(conn, onSent),
+    end: async () => {
+      await sender.source.checkUnchanged();
+      return { sha256: sender.digest(), size: file.size, announce: false };
+    },
+  };
+}
+
 export interface UploadRequest {
   /** The remote name (§9.3). */
   readonly name: string;
-  /** The source's way to the server, kept across connections (its hash resumes, §9.2). */
-  readonly sender: Sender;
+  /** What is sent, kept across connections (a file's hash resumes, §9.2). */
+  readonly body: Outgoing;
 }
 
 /** What the command tells its caller as it goes, for the display and the resume policy. */
@@ -33,9 +68,7 @@ type Done = Extract<Frame, { type: 'DONE' }>;
 
 /** Runs one upload on `conn` (Ready); returns the SHA-256 the server confirmed. */
 export async function upload(conn: Connection, req: UploadRequest, events: UploadEvents = {}): Promise<Buffer> {
-  const { sender } = req;
-  const { source } = sender;
-  const file = source.identity;
+  const { body } = req;
   const openOk = deferred<number>();
   const done = deferred<Done>();
   const off = conn.onFailure((err) => {
@@ -45,7 +78,7 @@ export async function upload(conn: Connection, req: UploadRequest, events: Uploa
   try {
     // What counts as progress for the connection's liveness (§9.6): a frame that moves this upload on.
     let lastAck = -1;
-    conn.begin({ type: 'OPEN', name: req.name, size: file.size, mtime: file.mtime, mode: file.mode }, (f) => {
+    conn.begin({ type: 'OPEN', name: req.name, ...body.open }, (f) => {
       switch (f.type) {
         case 'PROGRESS':
           // The server is reading back or waiting for a lock on our behalf (§9.7).
@@ -54,12 +87,12 @@ export async function upload(conn: Connection, req: UploadRequest, events: Uploa
           return;
         case 'OPEN_OK':
           // At once, so that an ACK right behind it is checked against this connection's offset.
-          sender.begin(f.offset);
+          body.begin(f.offset);
           conn.progressed();
           openOk.resolve(f.offset);
           return;
         case 'ACK':
-          sender.acknowledge(f.offset);
+          body.acknowledge(f.offset);
           if (f.offset > lastAck) conn.progressed();
           lastAck = Math.max(lastAck, f.offset);
           events.acked?.(f.offset);
@@ -76,6 +109,9 @@ export async function upload(conn: Connection, req: UploadRequest, events: Uploa
         case 'OPEN':
         case 'DATA':
         case 'END':
+        case 'MKDIR':
+        case 'SYMLINK':
+        case 'MADE':
         case 'ERROR':
         case 'PING':
         case 'PONG':
@@ -85,18 +121,17 @@ export async function upload(conn: Connection, req: UploadRequest, events: Uploa
       }
     });
     const offset = await openOk.promise;
-    if (offset > file.size) throw new UploadError('BAD_OFFSET', `server offset ${offset} is past the file size ${file.size}`);
     events.opened?.(offset);
 
-    await sender.send(conn, (sent) => events.sent?.(sent));
+    await body.send(conn, (sent) => events.sent?.(sent));
 
-    // END → DONE (§9.1 steps 5–7).
-    await source.checkUnchanged();
-    const sha = sender.digest();
-    conn.send({ type: 'END', sha256: sha });
+    // END → DONE (§9.1 steps 5–7); a stream's END says its size (§9.8).
+    const end = await body.end();
+    const sha = end.sha256;
+    conn.send(end.announce ? { type: 'END', sha256: sha, size: end.size } : { type: 'END', sha256: sha });
     events.finishing?.();
     const result = await done.promise;
-    if (result.size !== file.size || result.sha256.length !== sha.length || !timingSafeEqual(result.sha256, sha)) {
+    if (result.size !== end.size || result.sha256.length !== sha.length || !timingSafeEqual(result.sha256, sha)) {
       throw new UploadError('INTEGRITY_FAILED', 'the server confirmed a different size or SHA-256 than the file has');
     }
     return sha;

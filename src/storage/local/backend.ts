@@ -22,6 +22,7 @@ import { openDirect } from './direct-io.js';
 import { ensurePrivateDir, fsyncDir, unlinkIfPresent } from './fs-util.js';
 import { LocalPartial, type PartialPaths } from './partial.js';
 import { checkName, newPathCounters, type PathCounters } from './paths.js';
+import { makeDirectory, makeLink, type DirectoryOptions, type LinkOptions } from './entries.js';
 import { readRecord } from './record.js';
 import { WriteQueue } from '../write-queue.js';
 
@@ -141,6 +142,14 @@ export class LocalBackend implements StorageBackend {
     }
     if (removed > 0) await this.#step('syncing', `${RESERVED_DIR_NAME}/${PARTIALS_DIR_NAME}`, () => fsyncDir(this.#partialsDir));
     return removed;
+  }
+
+  makeDirectory(name: string, options: DirectoryOptions): Promise<void> {
+    return makeDirectory(this.outDir, name, options);
+  }
+
+  makeLink(name: string, target: string, options: LinkOptions): Promise<void> {
+    return makeLink(this.outDir, name, target, options);
   }
 
   /** Creates nothing: a name's directories are made when its file is published (§9.3). */

@@ -215,3 +215,14 @@ export async function resolveInside(outDir: string, components: readonly string[
   const real = await realpath(outDir);
   return (await prepareParents(real, real, components)).finalPath;
 }
+
+/**
+ * Like resolveInside, for a directory or a link at `components` (MKDIR, SYMLINK, §9.8): creates
+ * the missing parents (refusing links on the way) and returns the final path, whatever is there.
+ */
+export async function parentsInside(outDir: string, components: readonly string[], counters = newPathCounters()): Promise<string> {
+  const finalPath = finalPathOf(outDir, components);
+  // MKDIR and SYMLINK ask for their parents (§9.8): made here, at most MAX_NAME_COMPONENTS of them.
+  await walkParents(outDir, components, true, counters);
+  return finalPath;
+}

@@ -1,0 +1,234 @@
+// The tree job of stx-send (spec/PROTOCOL.md §9.1, §9.8): every file, directory and link under the
+// given paths, one after another on one connection (session.ts), as the walk (walk.ts) finds
+// them; a bounded queue lets the walk run a little ahead. A lost connection is retried (retry.ts)
+// and the entry in flight resumes (a file from the server's offset, §9.2); entries already done
+// are never sent again. A file the server refuses, or that cannot be read, fails alone; the run
+// goes on with the next one and reports every failure at the end.
+import { ResourceError, StxError, type ErrorCode } from '../proto/errors.js';
+import { Sender } from '../transfer/sender.js';
+import { FileSource, LocalFileError, ReadSlots } from '../transfer/source.js';
+import { make } from './commands/make.js';
+import { fileBody, upload } from './commands/upload.js';
+import { Retry, type RetryOptions } from './retry.js';
+import { Session, type SessionOptions } from './session.js';
+import { walk, type Entry } from './walk.js';
+
+/** Entries the walk may find ahead of the one being sent. */
+const WALK_AHEAD = 64;
+/** Skipped and failed entries listed by name in the result; beyond it they are only counted. */
+export const MAX_LISTED = 1000;
+
+export interface TreeOptions extends SessionOptions, RetryOptions {
+  readonly paths: readonly string[];
+  readonly to?: string | undefined;
+  readonly links: boolean;
+  readonly onProgress?: ((p: TreeProgress) => void) | undefined;
+}
+
+export interface TreeProgress {
+  /** Files, directories and links done so far. */
+  readonly done: number;
+  /** DATA bytes sent in this run. */
+  readonly sent: number;
+  /** The entry being sent, its size and how far it is. */
+  readonly current: string;
+  readonly currentSize: number;
+  readonly currentSent: number;
+  readonly reconnects: number;
+}
+
+export interface Skipped {
+  readonly path: string;
+  readonly reason: string;
+}
+
+export interface Failed {
+  readonly path: string;
+  readonly name: string;
+  readonly code: ErrorCode;
+  readonly message: string;
+}
+
+export interface TreeResult {
+  readonly files: number;
+  readonly directories: number;
+  readonly links: number;
+  /** Sizes of the files done. */
+  readonly bytes: number;
+  /** DATA bytes sent in this run (less than `bytes` where files resumed). */
+  readonly bytes_sent: number;
+  readonly skipped: readonly Skipped[];
+  readonly skipped_count: number;
+  readonly failed: readonly Failed[];
+  readonly failed_count: number;
+  readonly seconds: number;
+  readonly bytes_per_second: number;
+  readonly reconnects: number;
+  readonly server_fingerprint: string;
+  /** 0, or the highest exit code (§10) among the failed entries. */
+  readonly exit_code: number;
+  /** The error that stopped the run before its end (not a single entry's), if any. */
+  readonly aborted: StxError | null;
+}
+
+/**
+ * Whether `err` fails only the entry it happened on: the server refused that name (§9.3, §9.5)
+ * or its data (INTEGRITY_FAILED, BAD_OFFSET after a change), or the local file could not be read
+ * or changed. Running out of space, trust, authentication, protocol errors stop the run.
+ */
+function failsEntryOnly(err: unknown): err is StxError {
+  if (!(err instanceof StxError) || err.transient) return false;
+  if (err.code === 'LOCAL_FILE') return true;
+  return err.family === 'upload' && err.code !== 'NO_SPACE';
+}
+
+/** Up to `ahead` items of `source` fetched before they are asked for. */
+async function* readAhead<T>(source: AsyncGenerator<T>, ahead: number): AsyncGenerator<T> {
+  const queue: Promise<IteratorResult<T>>[] = [];
+  try {
+    for (;;) {
+      while (queue.length < ahead) queue.push(source.next());
+      const next = await queue.shift();
+      if (next === undefined || next.done === true) return;
+      yield next.value;
+    }
+  } finally {
+    await Promise.allSettled(queue);
+    await source.return(undefined);
+  }
+}
+
+export async function sendTree(opts: TreeOptions): Promise<TreeResult> {
+  const started = Date.now();
+  const session = new Session(opts);
+  const retry = new Retry(opts);
+  const counts = { files: 0, directories: 0, links: 0, bytes: 0, sent: 0, skipped: 0, failed: 0 };
+  const skipped: Skipped[] = [];
+  const failed: Failed[] = [];
+  let exit = 0;
+  let aborted: StxError | null = null;
+  const skip = (path: string, reason: string): void => {
+    counts.skipped++;
+    if (skipped.length < MAX_LISTED) skipped.push({ path, reason });
+    opts.onEvent?.(`skipped ${path}: ${reason}`);
+  };
+  const fail = (entry: Entry, err: StxError): void => {
+    counts.failed++;
+    exit = Math.max(exit, err.exitCode);
+    if (failed.length < MAX_LISTED) failed.push({ path: entry.local, name: entry.remote, code: err.code, message: err.message });
+    opts.onEvent?.(`${entry.local}: ${err.code}: ${err.message}`);
+  };
+  // One file is read at a time: all share one pair of read buffers.
+  const slots = new ReadSlots();
+  const done = (): number => counts.files + counts.directories + counts.links;
+  const report = (current: string, currentSize: number, currentSent: number): void =>
+    opts.onProgress?.({ done: done(), sent: counts.sent, current, currentSize, currentSent, reconnects: session.reconnects });
+
+  try {
+    for await (const entry of readAhead(walk(opts.paths, { to: opts.to, links: opts.links }), WALK_AHEAD)) {
+      if (entry.kind === 'skip') {
+        skip(entry.local, entry.reason);
+        continue;
+      }
+      let source: FileSource | null = null;
+      if (entry.kind === 'file') {
+        try {
+          source = await FileSource.open(entry.local, slots);
+        } catch (err) {
+          skip(entry.local, err instanceof Error ? err.message : String(err));
+          continue;
+        }
+      }
+      try {
+        const outcome = await sendEntry(entry, source, session, retry, counts, report);
+        if (outcome instanceof StxError) fail(entry, outcome);
+        else if (entry.kind === 'file') {
+          counts.files++;
+          counts.bytes += entry.size;
+        } else if (entry.kind === 'dir') counts.directories++;
+        else counts.links++;
+      } finally {
+        await source?.close();
+      }
+    }
+  } catch (err) {
+    aborted = err instanceof StxError ? err : new ResourceError('INTERNAL', err instanceof Error ? err.message : String(err), { cause: err });
+  } finally {
+    session.drop();
+  }
+  const seconds = (Date.now() - started) / 1000;
+  return {
+    files: counts.files,
+    directories: counts.directories,
+    links: counts.links,
+    bytes: counts.bytes,
+    bytes_sent: counts.sent,
+    skipped,
+    skipped_count: counts.skipped,
+    failed,
+    failed_count: counts.failed,
+    seconds,
+    bytes_per_second: Math.round(counts.sent / Math.max(seconds, 1e-6)),
+    reconnects: session.reconnects,
+    server_fingerprint: session.fingerprint,
+    exit_code: aborted === null ? exit : Math.max(exit, aborted.exitCode),
+    aborted,
+  };
+}
+
+/**
+ * One entry, over as many connections as it takes: undefined when done, the error when the
+ * entry alone failed; throws what stops the run.
+ */
+async function sendEntry(
+  entry: Exclude<Entry, { kind: 'skip' }>,
+  source: FileSource | null,
+  session: Session,
+  retry: Retry,
+  counts: { sent: number },
+  report: (current: string, size: number, sent: number) => void,
+): Promise<StxError | undefined> {
+  const sender = source === null ? null : new Sender(source);
+  let durable = -1;
+  for (;;) {
+    const before = durable;
+    try {
+      const conn = await session.ready();
+      switch (entry.kind) {
+        case 'dir':
+          await make(conn, { type: 'MKDIR', name: entry.remote, mtime: entry.mtime, mode: entry.mode });
+          break;
+        case 'link':
+          await make(conn, { type: 'SYMLINK', name: entry.remote, target: entry.target, mtime: entry.mtime });
+          break;
+        case 'file': {
+          if (sender === null) throw new LocalFileError(`${entry.local} was not opened`);
+          let last = 0;
+          await upload(
+            conn,
+            { name: entry.remote, body: fileBody(sender) },
+            {
+              opened: (offset) => {
+                last = offset;
+                durable = Math.max(durable, offset);
+              },
+              acked: (offset) => (durable = Math.max(durable, offset)),
+              sent: (sent) => {
+                counts.sent += sent - last;
+                last = sent;
+                report(entry.remote, entry.size, sent);
+              },
+            },
+          );
+          break;
+        }
+      }
+      retry.reset();
+      return undefined;
+    } catch (err) {
+      session.drop(err);
+      if (failsEntryOnly(err)) return err;
+      await retry.after(err, durable > before, session.handshakes);
+    }
+  }
+}

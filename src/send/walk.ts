@@ -1,0 +1,205 @@
+// The local side of a tree upload (spec/PROTOCOL.md §9.8): the paths on the command line, walked
+// depth-first as a stream of entries, one directory handle per level (memory bounded by the depth,
+// never by the number of files). Nothing is followed but the command-line paths themselves: links
+// inside a tree are entries (sent as links with --links, else skipped), and a link is only sent
+// when its target stays inside the tree by the rule the server applies (recv/link-target.ts).
+//
+// Names: a PATH `a/b/dir` is sent as `dir/…` (as `scp -r` and rsync without a trailing slash);
+// `a/b/dir/` (trailing slash) sends the contents of dir without `dir/`; a file is sent under its
+// own name; all of it under `--to DIR` when given. A directory's entry comes after its contents,
+// so that its mode and mtime are set last.
+import type { Dir, Stats } from 'node:fs';
+import { lstat, opendir, readlink, stat } from 'node:fs/promises';
+import path from 'node:path';
+
+/** Deeper than this a tree is not followed (one open directory handle per level). */
+export const MAX_DEPTH = 256;
+
+interface Base {
+  /** The local path. */
+  readonly local: string;
+  /** The remote name, '/'-separated, NFC (§9.3); '' for the contents of a trailing-slash PATH without --to. */
+  readonly remote: string;
+}
+
+export type Entry =
+  | (Base & { readonly kind: 'file'; readonly size: number; readonly mtime: number; readonly mode: number })
+  | (Base & { readonly kind: 'dir'; readonly mtime: number; readonly mode: number })
+  | (Base & { readonly kind: 'link'; readonly target: string; readonly mtime: number })
+  | (Base & { readonly kind: 'skip'; readonly reason: string });
+
+export interface WalkOptions {
+  /** Remote directory to put everything under (--to). */
+  readonly to?: string | undefined;
+  /** Send symbolic links as links (--links); otherwise they are skipped. */
+  readonly links: boolean;
+}
+
+/** Joins remote name parts, dropping empty ones, in NFC. */
+function join(...parts: string[]): string {
+  return parts
+    .filter((p) => p !== '')
+    .join('/')
+    .normalize('NFC');
+}
+
+function messageOf(err: unknown): string {
+  const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : '';
+  return code !== '' ? code : err instanceof Error ? err.message : String(err);
+}
+
+/** Why a file of this type is not sent, or null for the types that are (files, directories, links). */
+function unsendable(st: Stats): string | null {
+  if (st.isFIFO()) return 'FIFO';
+  if (st.isSocket()) return 'socket';
+  if (st.isBlockDevice()) return 'block device';
+  if (st.isCharacterDevice()) return 'character device';
+  if (st.isFile() || st.isDirectory() || st.isSymbolicLink()) return null;
+  return 'unknown file type';
+}
+
+/**
+ * Whether a link in a tree may be sent: its target relative, `..` only at its start and no more of
+ * them than the link is deep inside the tree (`depth`: directories between the tree's top and the
+ * link), as the server demands (§9.8); null if so, else why not.
+ */
+export function linkOutOfTree(target: string, depth: number): string | null {
+  if (target.startsWith('/')) return 'symbolic link to an absolute path';
+  let up = 0;
+  let descended = false;
+  for (const part of target.split('/')) {
+    if (part === '') return 'symbolic link target with an empty component';
+    if (part === '.') continue;
+    if (part === '..') {
+      if (descended) return 'symbolic link target with ".." after a name';
+      up++;
+    } else {
+      descended = true;
+    }
+  }
+  return up > depth ? 'symbolic link pointing out of the tree' : null;
+}
+
+function fileEntry(local: string, remote: string, st: Stats): Entry {
+  return { kind: 'file', local, remote, size: st.size, mtime: Math.round(st.mtimeMs), mode: st.mode & 0o7777 };
+}
+
+/** One entry found inside a tree (lstat'ed, never followed). `depth`: directories between the tree's top and it. */
+async function inside(local: string, remote: string, depth: number, options: WalkOptions): Promise<Entry | { dir: Stats }> {
+  let st: Stats;
+  try {
+    st = await lstat(local);
+  } catch (err) {
+    return { kind: 'skip', local, remote, reason: `cannot read: ${messageOf(err)}` };
+  }
+  const why = unsendable(st);
+  if (why !== null) return { kind: 'skip', local, remote, reason: why };
+  if (st.isDirectory()) return { dir: st };
+  if (st.isFile()) return fileEntry(local, remote, st);
+  if (!options.links) return { kind: 'skip', local, remote, reason: 'symbolic link (send links with --links)' };
+  let target: string;
+  try {
+    target = await readlink(local);
+  } catch (err) {
+    return { kind: 'skip', local, remote, reason: `cannot read link: ${messageOf(err)}` };
+  }
+  const out = linkOutOfTree(target, depth);
+  if (out !== null) return { kind: 'skip', local, remote, reason: out };
+  return { kind: 'link', local, remote, target: target.normalize('NFC'), mtime: Math.round(st.mtimeMs) };
+}
+
+interface Level {
+  readonly dir: Dir;
+  readonly local: string;
+  readonly remote: string;
+  readonly stats: Stats;
+  /** Directories between the tree's top and this one's entries. */
+  readonly depth: number;
+  /** Whether this level's own MKDIR is sent (not for a trailing-slash PATH without --to). */
+  readonly named: boolean;
+}
+
+async function openLevel(local: string, remote: string, stats: Stats, depth: number, named: boolean): Promise<Level | Entry> {
+  try {
+    return { dir: await opendir(local, { bufferSize: 64 }), local, remote, stats, depth, named };
+  } catch (err) {
+    return { kind: 'skip', local, remote, reason: `cannot read directory: ${messageOf(err)}` };
+  }
+}
+
+/** Every entry of the trees under `paths`, as the module comment says; directories after their contents. */
+export async function* walk(paths: readonly string[], options: WalkOptions): AsyncGenerator<Entry> {
+  const to = options.to ?? '';
+  for (const given of paths) {
+    let st: Stats;
+    try {
+      // The command-line path itself is followed (as scp and rsync do); nothing below it is.
+      st = await stat(given);
+    } catch (err) {
+      yield { kind: 'skip', local: given, remote: join(to, path.basename(given)), reason: `cannot read: ${messageOf(err)}` };
+      continue;
+    }
+    const base = path.basename(path.resolve(given));
+    if (!st.isDirectory()) {
+      const why = unsendable(st);
+      yield why === null ? fileEntry(given, join(to, base), st) : { kind: 'skip', local: given, remote: join(to, base), reason: why };
+      continue;
+    }
+    const contents = given.endsWith('/') || given.endsWith(path.sep);
+    const top = await openLevel(given, contents ? join(to) : join(to, base), st, 0, !contents || to !== '');
+    if ('kind' in top) {
+      yield top;
+      continue;
+    }
+    yield* walkTree(top, options);
+  }
+}
+
+async function* walkTree(top: Level, options: WalkOptions): AsyncGenerator<Entry> {
+  const stack: Level[] = [top];
+  const iterators = new Map<Level, AsyncIterator<import('node:fs').Dirent>>();
+  try {
+    while (stack.length > 0) {
+      const level = stack[stack.length - 1];
+      if (level === undefined) break;
+      let it = iterators.get(level);
+      if (it === undefined) iterators.set(level, (it = level.dir[Symbol.asyncIterator]()));
+      let next: IteratorResult<import('node:fs').Dirent>;
+      try {
+        next = await it.next();
+      } catch (err) {
+        yield { kind: 'skip', local: level.local, remote: level.remote, reason: `cannot read directory: ${messageOf(err)}` };
+        next = { done: true, value: undefined };
+      }
+      if (next.done === true) {
+        stack.pop();
+        iterators.delete(level);
+        // The iterator closed the handle at its end.
+        if (level.named) yield { kind: 'dir', local: level.local, remote: level.remote, mtime: Math.round(level.stats.mtimeMs), mode: level.stats.mode & 0o7777 };
+        continue;
+      }
+      const name = next.value.name;
+      const local = path.join(level.local, name);
+      const remote = join(level.remote, name);
+      const found = await inside(local, remote, level.depth, options);
+      if (!('dir' in found)) {
+        yield found;
+        continue;
+      }
+      if (stack.length >= MAX_DEPTH) {
+        yield { kind: 'skip', local, remote, reason: `deeper than ${MAX_DEPTH} levels` };
+        continue;
+      }
+      const child = await openLevel(local, remote, found.dir, level.depth + 1, true);
+      if ('kind' in child) yield child;
+      else stack.push(child);
+    }
+  } finally {
+    // A walk stopped early (a fatal error) closes what it still holds.
+    for (const level of stack) {
+      const it = iterators.get(level);
+      if (it?.return !== undefined) await it.return().catch(() => undefined);
+      else await level.dir.close().catch(() => undefined);
+    }
+  }
+}
