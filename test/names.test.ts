@@ -7,6 +7,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { UploadError } from '../src/proto/errors.js';
+import { MAX_NAME_COMPONENTS } from '../src/proto/limits.js';
 import { validateName } from '../src/recv/names.js';
 import { resolveInside } from '../src/storage/local/paths.js';
 
@@ -119,6 +120,14 @@ describe('validateName', () => {
     assert.equal(Buffer.byteLength(name), 4096);
     assert.equal(validateName(name).length, 17);
     assert.throws(() => validateName(`${name}d`), isBadName);
+  });
+
+  it(`takes ${MAX_NAME_COMPONENTS} components and refuses ${MAX_NAME_COMPONENTS + 1} (§9.3, 1.3)`, () => {
+    const deepest = Array.from({ length: MAX_NAME_COMPONENTS }, () => 'a').join('/');
+    assert.equal(validateName(deepest).length, MAX_NAME_COMPONENTS);
+    assert.throws(() => validateName(`${deepest}/b`), (err: unknown) => isBadName(err) && err instanceof Error && err.message.includes('components'));
+    // The issue's ~2,000-component chain of one-letter directories.
+    assert.throws(() => validateName('a/'.repeat(2000) + 'f'), isBadName);
   });
 });
 

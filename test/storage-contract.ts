@@ -22,6 +22,8 @@ export interface BackendHarness {
   restart(): Promise<StorageBackend>;
   /** Frees the storage. */
   cleanup(): Promise<void>;
+  /** The directories of the published tree ('/'-separated, sorted), not the backend's own state. */
+  directories(): Promise<string[]>;
 }
 
 function hasCode(code: ErrorCode): (err: unknown) => boolean {
@@ -194,6 +196,18 @@ export function storageContract(kind: string, make: () => Promise<BackendHarness
       await after.close();
       assert.equal(await backend.record(idB), undefined, 'a published partial is gone');
       assert.deepEqual(await backend.partials(), []);
+    });
+
+    it("creates a name's directories only when its file is published (§9.3), not at prepareName or openPartial", async () => {
+      const name = 'd1/d2/d3/deep.bin';
+      assert.equal(await backend.prepareName(name), null);
+      const p = await backend.openPartial(newId(), meta(name, 3), undefined, limits());
+      await feed(p, Buffer.from('abc'), 0);
+      await p.checkpoint();
+      assert.deepEqual(await h.directories(), [], 'nothing in the published tree before publish');
+      await p.endWrites();
+      await p.publish(name, { mode: 0o644, mtime: 0, how: 'replace' });
+      assert.deepEqual(await h.directories(), ['d1', 'd1/d2', 'd1/d2/d3']);
     });
 
     it('refuses a name whose parent is a file, or that is a directory, with BAD_NAME', async () => {

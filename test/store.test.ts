@@ -74,8 +74,9 @@ describe('Store: new upload', () => {
     const durable = await upload.checkpoint();
     assert.equal(durable, 2 * MiB);
     assert.equal(upload.durable, 2 * MiB);
-    // In flight: the bytes sit in .stx/partials, never under the final name.
-    assert.deepEqual(await readdir(path.join(out, 'dir', 'sub')), []);
+    // In flight: the bytes sit in .stx/partials, never under the final name, and the name's
+    // directories are made only at publish (§9.3).
+    assert.deepEqual((await readdir(out)).filter((e) => e !== '.stx'), []);
     const id = uploadId(request('dir/sub/file.bin', data));
     assert.equal((await stat(path.join(partials, `${id}.part`))).size, 2 * MiB);
     const record = parseRecord(JSON.parse(await readFile(path.join(partials, `${id}.json`), 'utf8')));
@@ -427,6 +428,7 @@ describe('Store: verification and policy', () => {
   it('re-checks the path at finish: a directory swapped for a symlink is BAD_NAME', async () => {
     const store = await freshStore();
     const data = randomBytes(10 * KiB);
+    await mkdir(path.join(out, 'swap'));
     const upload = await store.open(request('swap/x', data), REPLACE);
     await send(upload, data, 0);
     await rename(path.join(out, 'swap'), path.join(root, 'moved-away'));
@@ -540,5 +542,110 @@ describe('record', () => {
     ]);
     assert.equal(ids.size, 5);
     assert.match(uploadId(base), /^[0-9a-f]{64}$/);
+  });
+});
+
+describe('Store: disk reserved by partials, per client (§9.5)', () => {
+  const quotaStore = async (maxPartialBytes: number): Promise<Store> => {
+    const store = new Store(out, { maxQueuedBytesPerConnection: 4 * MiB, maxChunkBytes: MiB, freeSpaceMarginBytes: 0, maxPartialBytes });
+    await store.init();
+    return store;
+  };
+  const sized = (bytes: number): Buffer => Buffer.alloc(bytes, 1);
+
+  it('charges anonymous clients by source address and keys by fingerprint; releases at publish and discard; rebuilt at start', async () => {
+    const store = await quotaStore(100 * KiB);
+    const a = { source: '192.0.2.1' };
+    const first = await store.open(request('q/a1', sized(60 * KiB), a), REPLACE);
+    await first.release();
+    await assert.rejects(store.open(request('q/a2', sized(50 * KiB), a), REPLACE), hasCode('NO_SPACE'));
+    assert.deepEqual(await readdir(partials).then((e) => e.length), 2, 'the refused OPEN created nothing');
+    // Another address and a key (from the first address): each has its own share.
+    const b = await store.open(request('q/b', sized(90 * KiB), { source: '192.0.2.2' }), REPLACE);
+    const k = await store.open(request('q/k', sized(90 * KiB), { principal: 'SHA256:key', source: '192.0.2.1' }), REPLACE);
+    assert.equal(store.partialBytesHeld('anonymous', '192.0.2.1'), 60 * KiB);
+    assert.equal(store.partialBytesHeld('anonymous', '::ffff:192.0.2.1'), 60 * KiB, 'an IPv4-mapped address is the same client');
+    assert.equal(store.partialBytesHeld('SHA256:key', '203.0.113.9'), 90 * KiB);
+    // Resuming its own partial is no new reservation.
+    const again = await store.open(request('q/a1', sized(60 * KiB), a), REPLACE);
+    assert.equal(store.partialBytesHeld('anonymous', '192.0.2.1'), 60 * KiB);
+    await send(again, sized(60 * KiB), again.offset);
+    await again.finish(sha256(sized(60 * KiB)));
+    assert.equal(store.partialBytesHeld('anonymous', '192.0.2.1'), 0, 'published: released');
+    await send(b, sized(90 * KiB), 0);
+    await assert.rejects(b.finish(Buffer.alloc(32)), hasCode('INTEGRITY_FAILED'));
+    assert.equal(store.partialBytesHeld('anonymous', '192.0.2.2'), 0, 'discarded: released');
+    await k.release();
+    await store.close();
+    const restarted = await quotaStore(100 * KiB);
+    assert.equal(restarted.partialBytesHeld('SHA256:key'), 90 * KiB, 'rebuilt from the records');
+    await assert.rejects(restarted.open(request('q/k2', sized(20 * KiB), { principal: 'SHA256:key' }), REPLACE), hasCode('NO_SPACE'));
+    assert.equal(await restarted.sweep(0, Date.now() + 1000), 1);
+    assert.equal(restarted.partialBytesHeld('SHA256:key'), 0, 'swept: released');
+    await restarted.close();
+  });
+
+  it('IPv6 clients of one /64 are one account', async () => {
+    const store = await quotaStore(100 * KiB);
+    const first = await store.open(request('v6/a', sized(60 * KiB), { source: '2001:db8:1:2::1' }), REPLACE);
+    await first.release();
+    await assert.rejects(store.open(request('v6/b', sized(60 * KiB), { source: '2001:db8:1:2:ffff::9' }), REPLACE), hasCode('NO_SPACE'));
+    const other = await store.open(request('v6/c', sized(60 * KiB), { source: '2001:db8:1:3::1' }), REPLACE);
+    await other.release();
+    await store.close();
+  });
+
+  it('a re-OPEN without progress does not make the partial younger for the sweep (§9.2)', async () => {
+    const store = await quotaStore(MiB);
+    const data = sized(100 * KiB);
+    const first = await store.open(request('ttl/x', data), REPLACE);
+    await send(first, data, 0, 50 * KiB);
+    await first.release();
+    const recordFile = path.join(partials, `${uploadId(request('ttl/x', data))}.json`);
+    const updated = (): number => parseRecord(JSON.parse(readFileSync(recordFile, 'utf8')))?.updated ?? -1;
+    const before = updated();
+    await new Promise((r) => setTimeout(r, 20));
+    const again = await store.open(request('ttl/x', data), REPLACE);
+    await again.checkpoint();
+    await again.release();
+    assert.equal(updated(), before, 'an OPEN and a checkpoint without new bytes leave `updated`');
+    const third = await store.open(request('ttl/x', data), REPLACE);
+    await send(third, data, third.offset, 60 * KiB);
+    await third.checkpoint();
+    await third.release();
+    assert.ok(updated() > before, 'new durable bytes move it');
+    await store.close();
+  });
+});
+
+describe('Store: read-backs charged to the client that asks (§9.7)', () => {
+  it('a resume that re-reads is charged to its client; overdrawn, its next re-read is RATE_LIMITED; a parked hash or another client is not held up', async () => {
+    const limits = { maxQueuedBytesPerConnection: 4 * MiB, maxChunkBytes: MiB, freeSpaceMarginBytes: 0 };
+    const first = new Store(out, limits);
+    await first.init();
+    const data = (n: number): Buffer => Buffer.alloc(2 * MiB, n);
+    const a = { source: '198.51.100.1' };
+    for (const [name, who] of [['rb/1', a], ['rb/2', a], ['rb/3', { source: '198.51.100.2' }]] as const) {
+      const u = await first.open(request(name, data(1), who), REPLACE);
+      await send(u, data(1), 0);
+      await u.release();
+    }
+    await first.close();
+    // A restart: no hash is parked, every resume reads its 2 MiB back.
+    const store = new Store(out, { ...limits, readBack: { bytesPerSecond: MiB, burstBytes: MiB, maxWaiting: 1, maxWaitMs: 10 } });
+    await store.init();
+    const one = await store.open(request('rb/1', data(1), a), REPLACE);
+    assert.equal(one.reread, 2 * MiB);
+    assert.equal(store.readBackBytesCharged('anonymous', a.source), 2 * MiB);
+    await one.release();
+    // 1 MiB overdrawn: about a second to pay back at 1 MiB/s, above the 10 ms it may wait.
+    await assert.rejects(store.open(request('rb/2', data(1), a), REPLACE), hasCode('RATE_LIMITED'));
+    const parked = await store.open(request('rb/1', data(1), a), REPLACE);
+    assert.equal(parked.reread, 0, 'its hash was parked: nothing to read, nothing to wait for');
+    await parked.release();
+    const other = await store.open(request('rb/3', data(1), { source: '198.51.100.2' }), REPLACE);
+    assert.equal(other.reread, 2 * MiB, 'another client re-reads at once');
+    await other.release();
+    await store.close();
   });
 });

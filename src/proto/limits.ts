@@ -44,6 +44,12 @@ export const MAX_SAFE_UINT = Number.MAX_SAFE_INTEGER;
 /** Name limits (§9.3). */
 export const MAX_NAME_BYTES = 4096;
 export const MAX_NAME_COMPONENT_BYTES = 255;
+/**
+ * Components a name may have (§9.3, revision 1.3). Each is a directory the server may have to
+ * create and check; 64 is deeper than real trees go (a Maven or nested node_modules path has
+ * well under 40) and keeps a name's directories and lookups bounded.
+ */
+export const MAX_NAME_COMPONENTS = 64;
 export const MAX_MESSAGE_BYTES = 1024;
 
 /** Bytes of a stream upload's id (OPEN `stream`, §9.8). */

@@ -34,6 +34,10 @@ async function main(): Promise<number> {
     .option('append-only', { type: 'boolean', default: false, describe: 'refuse to replace any existing file' })
     .option('max-connections', { type: 'number', default: DEFAULT_MAX_CONNECTIONS, describe: 'connections served at once' })
     .option('max-file-size', { type: 'string', describe: 'refuse uploads larger than this (e.g. 10G)' })
+    .option('max-partial-bytes', {
+      type: 'string',
+      describe: 'disk the unfinished uploads of one client (key, or source address if anonymous) may reserve [default: 10G or a quarter of the free space, whichever is larger]',
+    })
     .option('partial-ttl', { type: 'string', default: '24h', describe: 'remove partial uploads not resumed within this time' })
     .option('handshake-timeout', { type: 'string', default: `${HANDSHAKE_TIMEOUT_MS / 1000}s`, describe: 'close clients that do not finish the handshake in time' })
     .option('idle-timeout', { type: 'string', default: `${IDLE_TIMEOUT_MS / 1000}s`, describe: 'close clients that send nothing for this long' })
@@ -64,6 +68,8 @@ async function main(): Promise<number> {
   }
   const maxFileSize = argv['max-file-size'];
   const maxFileBytes = maxFileSize === undefined ? undefined : usage(() => parseSize(maxFileSize));
+  const maxPartial = argv['max-partial-bytes'];
+  const maxPartialBytes = maxPartial === undefined ? undefined : usage(() => parseSize(maxPartial), '--max-partial-bytes');
   const partialTtlMs = argv['partial-ttl'] === '24h' ? DEFAULT_PARTIAL_TTL_MS : usage(() => parseDuration(argv['partial-ttl']));
   const handshakeTimeoutMs = usage(() => parseDuration(argv['handshake-timeout'], MAX_TIMER_MS), '--handshake-timeout');
   const idleTimeoutMs = usage(() => parseDuration(argv['idle-timeout'], MAX_TIMER_MS), '--idle-timeout');
@@ -95,6 +101,7 @@ async function main(): Promise<number> {
     appendOnly: argv['append-only'],
     maxConnections,
     ...(maxFileBytes === undefined ? {} : { maxFileBytes }),
+    ...(maxPartialBytes === undefined ? {} : { maxPartialBytes }),
     partialTtlMs,
     handshakeTimeoutMs,
     idleTimeoutMs,

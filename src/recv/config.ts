@@ -53,3 +53,29 @@ export const LOCK_HANDOVER_TIMEOUT_MS = 2000;
 
 /** The reserved directory and the modes of what the local store creates (storage/local/config.ts). */
 export { NAME_DIR_MODE, RESERVED_DIR_NAME } from '../storage/local/config.js';
+
+/**
+ * --max-partial-bytes when not given (§9.5): what one client's partial uploads may reserve, the
+ * larger of this and a quarter of the space free for --out at start (Store.init).
+ */
+export const MIN_DEFAULT_MAX_PARTIAL_BYTES = 10 * 1024 * MiB;
+/** ...a quarter: a client that leaves partials behind holds at most a quarter of the free space. */
+export const DEFAULT_MAX_PARTIAL_FREE_FRACTION = 0.25;
+
+/**
+ * Read-backs (§9.7) are charged to the client that asks (store/read-back.ts): each client may
+ * have one in progress, and its bytes come out of an allowance that refills at this rate, up to
+ * READ_BACK_BURST_BYTES. One read-back always starts when the allowance is not overdrawn,
+ * however large, and overdraws it: the client's next one waits until it is paid back (a client
+ * that re-verified 10 GiB waits about 5 minutes for its next read-back, with PROGRESS). 32 MiB/s
+ * is under a sixth of what the hashing thread reads on a slow core (~250 MB/s measured here).
+ */
+export const READ_BACK_BYTES_PER_SECOND = 32 * MiB;
+export const READ_BACK_BURST_BYTES = 64 * MiB;
+/** OPENs (or ENDs) of one client that may wait for its read-back turn; more are RATE_LIMITED. */
+export const MAX_READ_BACKS_WAITING = 4;
+/**
+ * A read-back that would wait longer than this for the client's allowance is RATE_LIMITED at
+ * once (the client retries later); a shorter wait is spent waiting, with PROGRESS (§9.7).
+ */
+export const MAX_READ_BACK_WAIT_MS = 5 * 60_000;

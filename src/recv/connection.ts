@@ -371,6 +371,7 @@ export class Connection {
       now: () => this.state,
       closed: () => this.state.kind === 'Closed',
       principal: () => this.client ?? 'anonymous',
+      remoteAddress: this.transport.remoteAddress,
       enter: (next) => (this.state = next),
       send: (frame, next) => this.send(frame, next),
       fail: (err) => this.fail(err),

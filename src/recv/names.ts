@@ -3,7 +3,7 @@
 // local backend's (storage/local/paths.ts).
 
 import { UploadError } from '../proto/errors.js';
-import { MAX_NAME_BYTES, MAX_NAME_COMPONENT_BYTES } from '../proto/limits.js';
+import { MAX_NAME_BYTES, MAX_NAME_COMPONENT_BYTES, MAX_NAME_COMPONENTS } from '../proto/limits.js';
 import { RESERVED_NAME_PREFIX } from '../storage/backend.js';
 
 // C0 controls, DEL and C1 controls (§9.3).
@@ -52,6 +52,8 @@ export function validateName(name: string): string[] {
   if (name.normalize('NFC') !== name) refuse('name is not NFC-normalised');
   if (name.startsWith('/')) refuse('name is absolute');
   const components = name.split('/');
+  // Before any per-component work: a deep name costs the server a directory per component (§9.3).
+  if (components.length > MAX_NAME_COMPONENTS) refuse(`name has more than ${MAX_NAME_COMPONENTS} components`);
   for (const component of components) {
     if (component === '') refuse('name has an empty component');
     if (component === '.' || component === '..') refuse(`name has a "${component}" component`);

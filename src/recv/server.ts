@@ -16,6 +16,8 @@ export interface ServerOptions {
   readonly appendOnly: boolean;
   readonly maxConnections: number;
   readonly maxFileBytes?: number;
+  /** Bytes one client's partial uploads may reserve (§9.5); default: see Store. */
+  readonly maxPartialBytes?: number;
   readonly partialTtlMs: number;
   readonly handshakeTimeoutMs?: number;
   readonly idleTimeoutMs?: number;
@@ -35,7 +37,7 @@ export interface RunningServer {
 }
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
-  const store = new Store(opts.outDir);
+  const store = new Store(opts.outDir, { maxPartialBytes: opts.maxPartialBytes });
   await store.init();
   const connections = new Set<Connection>();
   let nextId = 1;

@@ -15,11 +15,20 @@ import { BodyPool } from '../transfer/body-pool.js';
 import { Hasher, type OpenedHash } from '../transfer/hasher.js';
 import { toStxError } from '../transfer/io-error.js';
 import {
+  DEFAULT_MAX_PARTIAL_FREE_FRACTION,
   FREE_SPACE_MARGIN_BYTES,
   LOCK_HANDOVER_TIMEOUT_MS,
   MAX_QUEUED_BYTES_PER_CONNECTION,
   MAX_QUEUED_BYTES_TOTAL,
+  MAX_READ_BACK_WAIT_MS,
+  MAX_READ_BACKS_WAITING,
+  MIN_DEFAULT_MAX_PARTIAL_BYTES,
+  READ_BACK_BURST_BYTES,
+  READ_BACK_BYTES_PER_SECOND,
 } from './config.js';
+import { accountOf } from './store/account.js';
+import { PartialQuota } from './store/partial-quota.js';
+import { ReadBackGate, type ReadBackLimits } from './store/read-back.js';
 import { validateName } from './names.js';
 import { validateLinkTarget } from './link-target.js';
 import { UploadLocks } from './store/locks.js';
@@ -45,12 +54,21 @@ export interface StoreOptions {
   readonly lockHandoverTimeoutMs?: number;
   /** Permission bits never given to a published file (§4). Default: the process's umask. */
   readonly umask?: number;
+  /**
+   * Bytes one client's partial uploads may reserve (§9.5, --max-partial-bytes). Default: the
+   * larger of MIN_DEFAULT_MAX_PARTIAL_BYTES and a quarter of the free space at init.
+   */
+  readonly maxPartialBytes?: number | undefined;
+  /** What each client may have read back (§9.7); defaults: READ_BACK_* in config.ts. */
+  readonly readBack?: Partial<ReadBackLimits>;
 }
 
 /** The OPEN frame's fields plus who sent it. */
 export interface OpenRequest {
   /** "anonymous" or the client's key fingerprint. */
   readonly principal: string;
+  /** The client's source address: what an anonymous client is charged as (store/account.ts). */
+  readonly source?: string | undefined;
   readonly name: string;
   readonly size: number;
   /** Milliseconds since the Unix epoch. */
@@ -113,6 +131,11 @@ export class Store {
   readonly #idByName = new Map<string, string>();
   /** The other way round, so that forgetting an id costs one lookup, not a scan. */
   readonly #nameById = new Map<string, string>();
+  readonly #maxPartialBytes: number | undefined;
+  /** Disk reserved by partials, per client (§9.5); set up by init. */
+  #quota = new PartialQuota(0);
+  /** Read-backs charged to the client that asks (§9.7). */
+  readonly #readBacks: ReadBackGate;
   #initialised = false;
 
   /**
@@ -129,6 +152,28 @@ export class Store {
     this.#maxChunkBytes = options.maxChunkBytes ?? MAX_DATA_CHUNK_BYTES;
     this.#freeSpaceMarginBytes = options.freeSpaceMarginBytes ?? FREE_SPACE_MARGIN_BYTES;
     this.#umask = options.umask ?? processUmask();
+    this.#maxPartialBytes = options.maxPartialBytes;
+    this.#readBacks = new ReadBackGate({
+      bytesPerSecond: options.readBack?.bytesPerSecond ?? READ_BACK_BYTES_PER_SECOND,
+      burstBytes: options.readBack?.burstBytes ?? READ_BACK_BURST_BYTES,
+      maxWaiting: options.readBack?.maxWaiting ?? MAX_READ_BACKS_WAITING,
+      maxWaitMs: options.readBack?.maxWaitMs ?? MAX_READ_BACK_WAIT_MS,
+    });
+  }
+
+  /** Bytes read back so far for `principal` connecting from `source` (§9.7). */
+  readBackBytesCharged(principal: string, source?: string): number {
+    return this.#readBacks.chargedTo(accountOf(principal, source));
+  }
+
+  /** The per-client limit on partials' reserved bytes in force (after init). */
+  get maxPartialBytes(): number {
+    return this.#quota.limit;
+  }
+
+  /** Bytes reserved by the partials of `principal` connecting from `source` (§9.5). */
+  partialBytesHeld(principal: string, source?: string): number {
+    return this.#quota.heldBy(accountOf(principal, source));
   }
 
   /** Uploads open right now (one lock each). */
@@ -139,6 +184,7 @@ export class Store {
   /** Prepares the backend (the local one: layout, stray temporary records) and indexes its partials. */
   async init(): Promise<void> {
     await this.#backend.init();
+    this.#quota = new PartialQuota(this.#maxPartialBytes ?? (await this.#defaultMaxPartialBytes()));
     await this.#indexPartials();
     await this.#hasher.prepare();
     this.#initialised = true;
@@ -157,6 +203,7 @@ export class Store {
     const stream = asked.stream;
     const request = stream === undefined ? asked : { ...asked, size: policy.maxFileBytes ?? MAX_SAFE_UINT };
     const { size, mtime, mode, principal, name } = request;
+    const account = accountOf(principal, request.source);
     // The frame decoder range-checks these (§2.1, §4); here is only a guard against our own bugs.
     const sizeOk = Number.isSafeInteger(size) && size >= 0;
     const modeOk = Number.isSafeInteger(mode) && mode >= 0 && mode <= MAX_MODE;
@@ -172,6 +219,7 @@ export class Store {
     lock.onReleaseRequest = hooks.onTakeover;
     let partial: PartialUpload | undefined;
     let opened: OpenedHash | undefined;
+    let unreserve: (() => void) | undefined;
     try {
       const existing = await this.#backend.prepareName(shownName);
       if (policy.appendOnly && existing !== null && stream !== undefined) {
@@ -179,7 +227,8 @@ export class Store {
       }
       if (policy.appendOnly && existing !== null) {
         // A re-run of the same backup is not an error if the file is the same (§9.5).
-        const check = await SameFileCheck.open(this.#backend, id, request, lock, this.#hasher, shownName);
+        const readBack = { gate: this.#readBacks, account };
+        const check = await SameFileCheck.open(this.#backend, id, request, lock, this.#hasher, shownName, readBack);
         if (check === null) throw new UploadError('EXISTS', `"${shownName}" already exists`);
         return check;
       }
@@ -188,23 +237,46 @@ export class Store {
       const previous = recorded !== undefined && sameIdentity(recorded, request) ? recorded : undefined;
       // Checked before creating anything, so a refused OPEN leaves no file behind.
       await this.#checkFreeSpace(stream === undefined ? size - (previous?.durable ?? 0) : 0);
+      // The partial reserves its whole size for this client until published, discarded or swept;
+      // a stream's size is unknown (§9.8): it reserves what it holds when opened.
+      unreserve = this.#quota.reserve(id, account, stream === undefined ? size : (previous?.durable ?? 0));
+      // A resume without the parked hash reads its durable prefix back: in this client's turn (§9.7).
+      const foreseen = previous === undefined ? 0 : Math.max(0, previous.durable - this.#hasher.parkedLength(id));
+      const turn = foreseen > 0 ? await this.#readBacks.acquire(account, hooks.signal) : undefined;
       const limits = { budget: this.budget, maxQueuedBytes: this.#maxQueuedBytes, maxChunkBytes: this.#maxChunkBytes };
-      const meta = { principal, name, size, mtime, mode };
-      partial = await this.#backend.openPartial(id, meta, previous, limits);
-      const durable = partial.durable;
-      const onProgress = hooks.onProgress;
-      opened = await this.#hasher.open(partial.prefix, durable, partial.shown, {
-        key: id,
-        onProgress: onProgress === undefined ? undefined : (done) => onProgress(done, durable),
-        signal: hooks.signal,
-      });
+      const meta = { principal, name, size, mtime, mode, account };
+      let done = 0;
+      try {
+        partial = await this.#backend.openPartial(id, meta, previous, limits);
+        const durable = partial.durable;
+        const onProgress = hooks.onProgress;
+        opened = await this.#hasher.open(partial.prefix, durable, partial.shown, {
+          key: id,
+          onProgress: (bytes) => {
+            done = bytes;
+            onProgress?.(bytes, durable);
+          },
+          signal: hooks.signal,
+        });
+        if (turn !== undefined) turn.charge(opened.reread);
+        else if (opened.reread > 0) this.#readBacks.chargeUnforeseen(account, opened.reread);
+      } catch (err) {
+        turn?.charge(done);
+        throw err;
+      } finally {
+        turn?.release();
+      }
       // Records this OPEN (its mode, the time) with the durable offset it resumes from.
       await partial.checkpoint();
-      const forget = (): void => this.#unindex(id);
+      const forget = (): void => {
+        this.#unindex(id);
+        this.#quota.release(id);
+      };
       return new Upload({ id, meta, partial, hash: opened.hash, reread: opened.reread, lock, appendOnly: policy.appendOnly, umask: this.#umask, forget, stream: stream !== undefined });
     } catch (err) {
       opened?.hash.close();
       await partial?.close().catch(() => undefined);
+      unreserve?.();
       lock.release();
       throw toStxError(err, 'opening', shownName);
     }
@@ -252,6 +324,7 @@ export class Store {
       if (this.#locks.isIdLocked(id)) return false;
       this.#hasher.drop(id);
       this.#unindex(id);
+      this.#quota.release(id);
       return true;
     });
   }
@@ -266,6 +339,7 @@ export class Store {
     this.#index(key, id);
     if (other === undefined || other === id || this.#locks.isIdLocked(other)) return;
     this.#hasher.drop(other);
+    this.#quota.release(other);
     await this.#backend.discard(other);
   }
 
@@ -281,7 +355,17 @@ export class Store {
       newest.set(key, keep);
       if (drop !== undefined) await this.#backend.discard(drop.id);
     }
-    for (const [key, record] of newest) this.#index(key, record.id);
+    for (const [key, record] of newest) {
+      this.#index(key, record.id);
+      // What the daemon had reserved before it stopped, whatever the limit is now (§9.5).
+      this.#quota.restore(record.id, record.account ?? record.principal, record.size);
+    }
+  }
+
+  /** The larger of MIN_DEFAULT_MAX_PARTIAL_BYTES and a quarter of the space free now (§9.5). */
+  async #defaultMaxPartialBytes(): Promise<number> {
+    const free = Number(await this.#backend.freeBytes());
+    return Math.max(MIN_DEFAULT_MAX_PARTIAL_BYTES, Math.floor(Math.min(free, Number.MAX_SAFE_INTEGER) * DEFAULT_MAX_PARTIAL_FREE_FRACTION));
   }
 
   #index(key: string, id: string): void {

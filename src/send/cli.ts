@@ -32,6 +32,7 @@ const ADVICE: Partial<Record<ErrorCode, string>> = {
   INTEGRITY_FAILED: 'The data that arrived does not match the file; the server discarded it. Run the command again.',
   TIMEOUT: 'Check that the server is running and reachable, then run the same command again: it resumes.',
   TOO_MANY_CONNECTIONS: 'The server is busy; run the same command again later: it resumes.',
+  RATE_LIMITED: 'The server limits how much it reads back for one client; run the same command again later: it resumes.',
   SHUTTING_DOWN: 'The server is restarting; run the same command again: it resumes.',
   IO_ERROR: "The server could not write to its disk; ask its admin to check the server's log.",
   USAGE: "Run 'stx-send --help' for the options.",

@@ -28,6 +28,12 @@ export interface PartialMeta {
   /** Milliseconds since the Unix epoch. */
   readonly mtime: number;
   readonly mode: number;
+  /**
+   * Who the disk the partial holds is charged to (--max-partial-bytes, §9.5): the client's
+   * fingerprint, or "anonymous@" and its source address. Absent in records of earlier versions:
+   * then the principal.
+   */
+  readonly account?: string | undefined;
 }
 
 /** A partial's record as a backend keeps it: its meta, durable offset and times. */
@@ -37,7 +43,10 @@ export interface PartialRecord extends PartialMeta {
   readonly durable: number;
   /** Milliseconds since the Unix epoch. */
   readonly created: number;
-  /** The last checkpoint (or open); what the sweep ages partials by. */
+  /**
+   * When the durable offset last advanced (or the partial was created): what the sweep ages
+   * partials by (§9.2). An open, or a checkpoint that made nothing new durable, leaves it.
+   */
   readonly updated: number;
 }
 
@@ -135,9 +144,11 @@ export interface PartialUpload {
   endWrites(): Promise<void>;
   /**
    * Publishes the partial's bytes (all of them: call after endWrites) under `name` with mode
-   * and mtime, durably, and removes the partial and its record; the partial is closed whatever
-   * happens. On EXISTS ('no-clobber'), BAD_NAME (the name cannot be published: a link or a
-   * non-directory on its path) or IO_ERROR nothing is published and the partial is kept.
+   * and mtime, durably, creating the name's missing directories, and removes the partial and its
+   * record; the partial is closed whatever happens. On EXISTS ('no-clobber'), BAD_NAME (the name
+   * cannot be published: a link or a non-directory on its path) or IO_ERROR nothing is published,
+   * the directories this publish created are removed again (if still empty), and the partial is
+   * kept.
    */
   publish(name: string, options: PublishOptions): Promise<void>;
   /** Closes and deletes the partial and its record. */
@@ -190,7 +201,7 @@ export interface StorageBackend {
   /**
    * Checks that a file can be published as `name` and returns what is published there now, or
    * null. BAD_NAME if a link, a non-directory on the path, or a non-file at the name is in the
-   * way. The local backend creates the missing parent directories here.
+   * way. Creates nothing (§9.3): a name's missing directories are made by publish.
    */
   prepareName(name: string): Promise<FileInfo | null>;
 

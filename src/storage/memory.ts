@@ -109,7 +109,9 @@ export class MemoryBackend implements StorageBackend {
     const durable = recorded <= stored.length ? recorded : 0;
     stored.length = durable;
     this.#open.add(id);
-    const record: PartialRecord = { version: RECORD_VERSION, ...meta, durable, created: resume?.created ?? now, updated: now };
+    const created = resume?.created ?? now;
+    // An open is no progress: the partial keeps aging from its last durable byte (§9.2).
+    const record: PartialRecord = { version: RECORD_VERSION, ...meta, durable, created, updated: resume?.updated ?? created };
     const partial = new MemoryPartial(id, stored, record, limits, {
       publish: (name, data, options) => this.#publish(id, name, data, options),
       remove: () => this.#partials.delete(id),
@@ -261,7 +263,8 @@ class MemoryPartial extends QueuedPartial implements PartialUpload {
     const durable = await this.queue.sync();
     this.#assertAlive();
     if (durable !== this.record.durable || !this.#recorded) {
-      this.record = { ...this.record, durable, updated: Date.now() };
+      const updated = durable !== this.record.durable ? Date.now() : this.record.updated;
+      this.record = { ...this.record, durable, updated };
       this.#stored.record = this.record;
       this.#recorded = true;
     }

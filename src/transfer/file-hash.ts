@@ -100,4 +100,37 @@ export class ParkedHashes {
   drop(id: string): void {
     this.#byId.delete(id);
   }
+
+  /** Bytes the hash parked under `id` covers (0 if none): what a resume need not read back. */
+  lengthOf(id: string): number {
+    return this.#byId.get(id)?.length ?? 0;
+  }
+}
+
+/**
+ * What the hashing thread has parked, as the main thread last told it (ParkedHashes' order and
+ * bound), so that the store knows before an OPEN whether it will read back (§9.7) and can charge
+ * it to the client. A hint: a re-read it did not foresee is still charged, after the fact.
+ */
+export class ParkedLengths {
+  readonly #byId = new Map<string, number>();
+
+  constructor(private readonly max = MAX_PARKED_HASHES) {}
+
+  park(id: string, length: number): void {
+    this.#byId.delete(id);
+    this.#byId.set(id, length);
+    for (const oldest of this.#byId.keys()) {
+      if (this.#byId.size <= this.max) break;
+      this.#byId.delete(oldest);
+    }
+  }
+
+  forget(id: string): void {
+    this.#byId.delete(id);
+  }
+
+  lengthOf(id: string): number {
+    return this.#byId.get(id) ?? 0;
+  }
 }

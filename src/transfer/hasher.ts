@@ -12,7 +12,7 @@ import { type Hash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { ResourceError } from '../proto/errors.js';
 import { MAX_HASH_BACKLOG_BYTES } from './config.js';
-import { hashPrefix, ParkedHashes, readAtFd, RehashCancelled, type ReadAt } from './file-hash.js';
+import { hashPrefix, ParkedHashes, ParkedLengths, readAtFd, RehashCancelled, type ReadAt } from './file-hash.js';
 import { toStxError } from './io-error.js';
 
 /** Main thread → hashing thread. */
@@ -254,6 +254,8 @@ class HashThread {
   #failure: Error | null = null;
   readonly online: Promise<void>;
   readonly #onGone: () => void;
+  /** What this thread has parked, as far as the main thread knows (Hasher.parkedLength). */
+  readonly parked = new ParkedLengths();
 
   constructor(onGone: () => void) {
     this.#onGone = onGone;
@@ -278,6 +280,7 @@ class HashThread {
       if (this.#opening.has(id) && this.#failure === null) this.#worker.postMessage({ kind: 'cancel', id } satisfies HashRequest);
     };
     how.signal?.addEventListener('abort', cancel, { once: true });
+    if (how.key !== null) this.parked.forget(how.key); // taken by this open
     const reused = await new Promise<number>((resolve, reject) => {
       this.#opening.set(id, { resolve, reject, onProgress: how.onProgress });
       this.#send({ kind: 'open', id, fd, length, key: how.key });
@@ -295,6 +298,7 @@ class HashThread {
 
   /** Forgets a parked hash (its partial upload is gone). */
   drop(key: string): void {
+    this.parked.forget(key);
     if (this.#failure === null) this.#worker.postMessage({ kind: 'drop', key } satisfies HashRequest);
   }
 
@@ -303,6 +307,7 @@ class HashThread {
       hash.fail(this.#failure);
       return;
     }
+    if (request.kind === 'park') this.parked.park(request.key, request.length);
     const answered = request.kind === 'update' || request.kind === 'digest';
     if (answered) this.#expect(1);
     this.#worker.postMessage(request, transfer);
@@ -387,6 +392,14 @@ export class Hasher {
     return thread === null
       ? InlineHash.open(readAtFd(fd), length, shown, how, this.#parked)
       : thread.open(fd, length, shown, this.#nextId++, how);
+  }
+
+  /**
+   * Bytes of upload `key` covered by its parked hash (0 if none, as far as this thread knows): an
+   * open of it up to `length` reads back `length` minus this (§9.7).
+   */
+  parkedLength(key: string): number {
+    return this.#inline ? this.#parked.lengthOf(key) : (this.#thread?.parked.lengthOf(key) ?? 0);
   }
 
   /** Forgets the parked hash of upload `key` (deleted or published). */

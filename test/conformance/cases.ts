@@ -6,7 +6,7 @@ import { constants, createHmac, publicEncrypt, randomBytes, type KeyObject } fro
 import { ClientHandshake, type ClientKeys } from '../../src/crypto/client-handshake.js';
 import { encodeBody, encodeFrame } from '../../src/proto/codec.js';
 import { FRAME_TYPES, type FrameName } from '../../src/proto/frames.js';
-import { MAX_CONTROL_RECORD_LENGTH_BYTES, MAX_DATA_CHUNK_BYTES, MAX_RECORD_LENGTH_BYTES } from '../../src/proto/limits.js';
+import { MAX_CONTROL_RECORD_LENGTH_BYTES, MAX_DATA_CHUNK_BYTES, MAX_NAME_COMPONENTS, MAX_RECORD_LENGTH_BYTES } from '../../src/proto/limits.js';
 import { encodePreamble } from '../../src/proto/preamble.js';
 import type { ServerState } from '../../src/proto/states.js';
 import { refMoves } from '../fuzz/reference-machine.js';
@@ -621,6 +621,22 @@ function ruleCases(): ConformanceCase[] {
     },
     {
       section: '§9.3',
+      name: `a name of ${MAX_NAME_COMPONENTS + 1} components`,
+      expect: ['ERROR BAD_NAME'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        await c.send({ type: 'OPEN', name: deepName(ctx.prefix, MAX_NAME_COMPONENTS + 1), size: 1, mtime: 0, mode: 0o644 });
+        return ending(c, ctx);
+      },
+    },
+    {
+      section: '§9.3',
+      name: `a name of ${MAX_NAME_COMPONENTS} components is uploaded`,
+      expect: ['DONE matches'],
+      run: (c, ctx) => upload(c, ctx, deepName('', MAX_NAME_COMPONENTS - ctx.prefix.split('/').length), data(100, 9)),
+    },
+    {
+      section: '§9.3',
       name: 'an absolute name',
       expect: ['ERROR BAD_NAME'],
       run: async (c, ctx) => {
@@ -630,6 +646,13 @@ function ruleCases(): ConformanceCase[] {
       },
     },
   ];
+}
+
+/** A name of `components` components in all: `prefix`'s, then one-letter directories, then a file. */
+function deepName(prefix: string, components: number): string {
+  const own = prefix === '' ? 0 : prefix.split('/').length;
+  const dirs = Array.from({ length: components - own - 1 }, (_, i) => String.fromCharCode(97 + (i % 26)));
+  return [...(prefix === '' ? [] : [prefix]), ...dirs, 'deep.bin'].join('/');
 }
 
 /** `n` bytes of a pattern. */

@@ -254,9 +254,10 @@ describe('links inside --out are never followed (§9.3)', () => {
 });
 
 describe('a directory swapped for a symlink between OPEN and END (§9.3)', () => {
-  // The upload's directories exist and are checked at OPEN; then a local attacker replaces one of
-  // them by a symlink to a look-alike tree outside --out. END must refuse (BAD_NAME) and nothing
-  // may appear in that tree or under the final name.
+  // The upload's directories exist (an earlier upload made them; an OPEN makes none, §9.3) and
+  // are checked at OPEN; then a local attacker replaces one of them by a symlink to a look-alike
+  // tree outside --out. END must refuse (BAD_NAME) and nothing may appear in that tree or under
+  // the final name.
   const swaps: ReadonlyArray<readonly [string, string, string]> = [
     ['the parent directory', 'swap1/f.bin', 'swap1'],
     ['a directory two levels up', 'swap2/inner/f.bin', 'swap2'],
@@ -268,6 +269,7 @@ describe('a directory swapped for a symlink between OPEN and END (§9.3)', () =>
       const rest = path.relative(swapped, path.dirname(name));
       mkdirSync(path.join(target, rest), { recursive: true });
       const data = Buffer.alloc(300_000, 0x42);
+      mkdirSync(path.join(arena.out, path.dirname(name)), { recursive: true });
       await runCase(
         arena,
         {

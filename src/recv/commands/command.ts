@@ -39,6 +39,8 @@ export interface CommandLink<S extends Tagged> {
   readonly policy: OpenPolicy;
   /** "anonymous" or the client's fingerprint (§7.4). */
   principal(): string;
+  /** The client's source address (what an anonymous client is charged as, §9.5). */
+  readonly remoteAddress: string | undefined;
   readonly log: Logger;
   /** Buffers of `bytes` that are garbage now (runtime/young-gc.ts). */
   dropped(bytes: number): void;

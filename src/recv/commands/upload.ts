@@ -130,7 +130,7 @@ async function open(frame: Extract<Frame, { type: 'OPEN' }>, signal: AbortSignal
   const started = Date.now();
   const upload = await link.store
     .open(
-      { principal: link.principal(), name: frame.name, size: frame.size, mtime: frame.mtime, mode: frame.mode, stream: frame.stream },
+      { principal: link.principal(), source: link.remoteAddress, name: frame.name, size: frame.size, mtime: frame.mtime, mode: frame.mode, stream: frame.stream },
       link.policy,
       {
         // A reconnecting client with the same upload supersedes this (stale) connection (§9.4).

@@ -6,6 +6,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { UploadError } from '../../proto/errors.js';
 import type { PublishedFile, StorageBackend } from '../../storage/backend.js';
 import type { Hasher } from '../../transfer/hasher.js';
+import type { ReadBackGate } from './read-back.js';
 import type { UploadLock } from './locks.js';
 import type { FinishResult, OpenUpload } from './upload.js';
 
@@ -29,6 +30,7 @@ export class SameFileCheck implements OpenUpload {
     private readonly lock: UploadLock,
     private readonly hasher: Hasher,
     private readonly shown: string,
+    private readonly readBack: { readonly gate: ReadBackGate; readonly account: string },
   ) {
     this.offset = size;
     this.received = size;
@@ -47,10 +49,11 @@ export class SameFileCheck implements OpenUpload {
     lock: UploadLock,
     hasher: Hasher,
     shown: string,
+    readBack: { readonly gate: ReadBackGate; readonly account: string },
   ): Promise<SameFileCheck | null> {
     const file = await backend.openFile(shown);
     if (file === null) return null;
-    if (file.size === request.size) return new SameFileCheck(id, request.name, request.size, file, lock, hasher, shown);
+    if (file.size === request.size) return new SameFileCheck(id, request.name, request.size, file, lock, hasher, shown, readBack);
     await file.close();
     return null;
   }
@@ -77,11 +80,18 @@ export class SameFileCheck implements OpenUpload {
     }
     const run = (async (): Promise<FinishResult> => {
       try {
-        const { hash } = await this.hasher.open(this.file, this.size, this.shown, {
-          key: null,
-          onProgress: onProgress === undefined ? undefined : (done) => onProgress(done, this.size),
-          signal: this.#abort.signal,
-        });
+        // Charged to the client that asks, one at a time (§9.7): a re-send costs a whole read.
+        let done = 0;
+        const { hash } = await this.readBack.gate.run(this.readBack.account, this.#abort.signal, () => done, () =>
+          this.hasher.open(this.file, this.size, this.shown, {
+            key: null,
+            onProgress: (bytes) => {
+              done = bytes;
+              onProgress?.(bytes, this.size);
+            },
+            signal: this.#abort.signal,
+          }),
+        );
         const digest = await hash.digest();
         if (expected.length !== digest.length || !timingSafeEqual(digest, expected)) {
           throw new UploadError('EXISTS', `"${this.shown}" already exists with different content`);

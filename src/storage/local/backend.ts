@@ -10,7 +10,7 @@
 
 import { constants } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { lstat, mkdir, open, readdir, statfs } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, realpath, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { ResourceError } from '../../proto/errors.js';
 import { errnoOf, toStxError } from '../../transfer/io-error.js';
@@ -21,7 +21,7 @@ import { NAME_DIR_MODE, PARTIAL_FILE_MODE, PARTIALS_DIR_NAME, RESERVED_DIR_NAME 
 import { openDirect } from './direct-io.js';
 import { ensurePrivateDir, fsyncDir, unlinkIfPresent } from './fs-util.js';
 import { LocalPartial, type PartialPaths } from './partial.js';
-import { resolveInside } from './paths.js';
+import { checkName, newPathCounters, type PathCounters } from './paths.js';
 import { makeDirectory, makeLink, type DirectoryOptions, type LinkOptions } from './entries.js';
 import { readRecord } from './record.js';
 import { WriteQueue } from '../write-queue.js';
@@ -35,11 +35,16 @@ export class LocalBackend implements StorageBackend {
   readonly #open = new Set<string>();
   /** Ids whose files are being deleted; an open of one waits for it. */
   readonly #deleting = new Map<string, Promise<void>>();
+  /** Filesystem calls of name checks, directories created and removed (tests, §9.3). */
+  readonly pathCounters: PathCounters = newPathCounters();
+  /** outDir with its links resolved (init): what a name's directories must resolve under. */
+  #realOutDir: string;
 
   /** `outDir` (created by init if missing) is trusted configuration: it may be reached through links. */
   constructor(outDir: string) {
     this.outDir = path.resolve(outDir);
     this.#partialsDir = path.join(this.outDir, RESERVED_DIR_NAME, PARTIALS_DIR_NAME);
+    this.#realOutDir = this.outDir;
   }
 
   /** Creates the layout (reserved directories 0700) and removes stray .tmp records. */
@@ -49,6 +54,7 @@ export class LocalBackend implements StorageBackend {
     } catch (err) {
       if (errnoOf(err) !== 'EEXIST') throw toStxError(err, 'creating', 'the output directory');
     }
+    this.#realOutDir = await this.#step('resolving', 'the output directory', () => realpath(this.outDir));
     await this.#ensurePrivateDir(path.join(this.outDir, RESERVED_DIR_NAME), RESERVED_DIR_NAME);
     await this.#ensurePrivateDir(this.#partialsDir, `${RESERVED_DIR_NAME}/${PARTIALS_DIR_NAME}`);
     for (const entry of await this.#listPartials()) {
@@ -79,6 +85,8 @@ export class LocalBackend implements StorageBackend {
     await this.#deleting.get(id);
     const paths: PartialPaths = {
       outDir: this.outDir,
+      realOutDir: this.#realOutDir,
+      counters: this.pathCounters,
       partialsDir: this.#partialsDir,
       partFile: path.join(this.#partialsDir, `${id}.part`),
       recordFile: path.join(this.#partialsDir, `${id}.json`),
@@ -98,7 +106,10 @@ export class LocalBackend implements StorageBackend {
         { maxQueuedBytes: limits.maxQueuedBytes, maxChunkBytes: limits.maxChunkBytes, startOffset: durable, direct },
         limits.budget,
       );
-      return new LocalPartial({ id, paths, meta, durable, created: resume?.created ?? Date.now(), fh, direct, queue, onClose: () => this.#open.delete(id) });
+      const created = resume?.created ?? Date.now();
+      // An open is no progress: the partial keeps aging from its last durable byte (§9.2).
+      const updated = resume?.updated ?? created;
+      return new LocalPartial({ id, paths, meta, durable, created, updated, fh, direct, queue, onClose: () => this.#open.delete(id) });
     } catch (err) {
       await direct?.close().catch(() => undefined);
       await fh?.close().catch(() => undefined);
@@ -141,19 +152,15 @@ export class LocalBackend implements StorageBackend {
     return makeLink(this.outDir, name, target, options);
   }
 
+  /** Creates nothing: a name's directories are made when its file is published (§9.3). */
   async prepareName(name: string): Promise<FileInfo | null> {
-    const finalPath = await resolveInside(this.outDir, name.split('/'));
-    try {
-      const st = await lstat(finalPath);
-      return { name, size: st.size, mtime: st.mtimeMs };
-    } catch (err) {
-      if (errnoOf(err) === 'ENOENT') return null;
-      throw toStxError(err, 'checking', name);
-    }
+    const { existing } = await checkName(this.outDir, this.#realOutDir, name.split('/'), this.pathCounters);
+    return existing === null ? null : { name, size: existing.size, mtime: existing.mtimeMs };
   }
 
   async openFile(name: string): Promise<PublishedFile | null> {
-    const file = await resolveInside(this.outDir, name.split('/'));
+    const { finalPath: file, existing } = await checkName(this.outDir, this.#realOutDir, name.split('/'), this.pathCounters);
+    if (existing === null) return null;
     let fh: FileHandle;
     try {
       fh = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);

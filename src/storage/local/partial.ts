@@ -11,7 +11,7 @@ import { readAtFd } from '../../transfer/file-hash.js';
 import type { PartialMeta, PartialUpload, PositionalReader, PublishOptions } from '../backend.js';
 import { RECORD_VERSION } from '../backend.js';
 import { fsyncDir, unlinkIfPresent } from './fs-util.js';
-import { resolveInside } from './paths.js';
+import { prepareParents, removeCreated, type PathCounters } from './paths.js';
 import { writeRecord } from './record.js';
 import { QueuedPartial } from '../queued-partial.js';
 import type { WriteQueue } from '../write-queue.js';
@@ -19,6 +19,10 @@ import type { WriteQueue } from '../write-queue.js';
 /** Where a partial lives on disk; built by LocalBackend.openPartial. */
 export interface PartialPaths {
   readonly outDir: string;
+  /** outDir with its links resolved: a name's directories must resolve under it (paths.ts). */
+  readonly realOutDir: string;
+  /** The backend's count of path checks and directories made (paths.ts). */
+  readonly counters: PathCounters;
   readonly partialsDir: string;
   readonly partFile: string;
   readonly recordFile: string;
@@ -34,6 +38,8 @@ export interface LocalPartialParts {
   readonly durable: number;
   /** The resumed record's creation time, or now. */
   readonly created: number;
+  /** The resumed record's last progress, or `created`. */
+  readonly updated: number;
   readonly fh: FileHandle;
   /** The O_DIRECT handle the queue writes aligned chunks through, if any; closed with fh. */
   readonly direct: FileHandle | null;
@@ -56,7 +62,7 @@ export class LocalPartial extends QueuedPartial implements PartialUpload {
   #closed = false;
 
   constructor(parts: LocalPartialParts) {
-    super(parts.queue, { version: RECORD_VERSION, ...parts.meta, durable: parts.durable, created: parts.created, updated: Date.now() });
+    super(parts.queue, { version: RECORD_VERSION, ...parts.meta, durable: parts.durable, created: parts.created, updated: parts.updated });
     this.id = parts.id;
     this.#paths = parts.paths;
     this.#fh = parts.fh;
@@ -76,7 +82,9 @@ export class LocalPartial extends QueuedPartial implements PartialUpload {
     const durable = this.queue.enqueuedOffset === this.#synced ? this.#synced : await this.queue.sync();
     this.#synced = durable;
     if (durable !== this.record.durable || !this.#recorded) {
-      const record = { ...this.record, durable, updated: Date.now() };
+      // Only bytes made durable count as progress for the sweep (§9.2), not the open itself.
+      const updated = durable !== this.record.durable ? Date.now() : this.record.updated;
+      const record = { ...this.record, durable, updated };
       await writeRecord(this.#paths.recordFile, this.#paths.partialsDir, record, `${this.#paths.shown}.json`);
       this.record = record;
       this.#recorded = true;
@@ -89,7 +97,7 @@ export class LocalPartial extends QueuedPartial implements PartialUpload {
   }
 
   async publish(name: string, options: PublishOptions): Promise<void> {
-    const { partFile, outDir } = this.#paths;
+    const { partFile, outDir, realOutDir, counters } = this.#paths;
     try {
       await this.#step('setting mode and mtime of', this.shown, async () => {
         await this.#fh.chmod(options.mode & 0o777);
@@ -97,21 +105,30 @@ export class LocalPartial extends QueuedPartial implements PartialUpload {
         await this.#fh.sync();
       });
       await this.close();
-      // Directories may have been swapped for links since OPEN: check the whole path again.
-      const finalPath = await resolveInside(outDir, name.split('/'));
-      if (options.how === 'no-clobber') {
-        // link() never replaces: an atomic no-clobber publish.
-        try {
-          await link(partFile, finalPath);
-        } catch (err) {
-          if (errnoOf(err) !== 'EEXIST') throw toStxError(err, 'publishing', name);
-          throw new UploadError('EXISTS', `"${name}" already exists`);
+      // The name's directories are made now, not at OPEN (§9.3), and the whole path is checked
+      // again: directories may have been swapped for links since OPEN.
+      const { finalPath, created } = await prepareParents(outDir, realOutDir, name.split('/'), counters);
+      try {
+        if (options.how === 'no-clobber') {
+          // link() never replaces: an atomic no-clobber publish.
+          try {
+            await link(partFile, finalPath);
+          } catch (err) {
+            if (errnoOf(err) !== 'EEXIST') throw toStxError(err, 'publishing', name);
+            throw new UploadError('EXISTS', `"${name}" already exists`);
+          }
+        } else {
+          await this.#step('publishing', name, () => rename(partFile, finalPath));
         }
-        // The file is published; a leftover .part is only garbage for the sweep.
-        await unlinkIfPresent(partFile).catch(() => undefined);
-      } else {
-        await this.#step('publishing', name, () => rename(partFile, finalPath));
+      } catch (err) {
+        // Nothing was published: the directories made for it go again, if still empty.
+        await removeCreated(created, counters);
+        throw err;
       }
+      // The file is published; a leftover .part is only garbage for the sweep.
+      if (options.how === 'no-clobber') await unlinkIfPresent(partFile).catch(() => undefined);
+      // New directories' entries and the file's own, durably (innermost is the file's directory).
+      for (const dir of created) await this.#step('syncing directory of', name, () => fsyncDir(path.dirname(dir)));
       await this.#step('syncing directory of', name, () => fsyncDir(path.dirname(finalPath)));
       // A leftover record without its .part restarts from 0 on OPEN and is swept.
       await unlinkIfPresent(this.#paths.recordFile).catch(() => undefined);

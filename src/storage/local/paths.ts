@@ -1,8 +1,17 @@
-// Names as paths under the output directory (§9.3): the local backend creates a name's
-// directories one component at a time and never follows a symbolic link. Names were validated by
-// the policy (recv/names.ts); this only turns them into paths, refusing what is in the way.
+// Names as paths under the output directory (§9.3): the local backend never follows a symbolic
+// link below the output directory, checks a name without creating anything (OPEN), and creates
+// its missing directories only when the file is published, removing again the ones it created
+// if the publish fails. Names were validated by the policy (recv/names.ts: at most
+// MAX_NAME_COMPONENTS components); this only turns them into paths, refusing what is in the way.
+//
+// Cost (§9.3, issue 14 item 5): the existing part of a name's parent is checked with one open()
+// and one readlink() of /proc/self/fd (the kernel's own resolution of that directory; it names
+// the directory the name would be created in only if no component was a link), so a check walks
+// the name once, not once per component from the root. Where /proc is missing, or the parent does
+// not exist yet, one lstat() per component (at most MAX_NAME_COMPONENTS).
 
-import { lstat, mkdir } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { lstat, mkdir, open, readlink, realpath, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { UploadError } from '../../proto/errors.js';
 import { NAME_DIR_MODE } from './config.js';
@@ -11,82 +20,209 @@ import { errnoOf, toStxError } from '../../transfer/io-error.js';
 /** Linux PATH_MAX, counting the terminating NUL: a full path must be shorter. */
 const MAX_PATH_BYTES = 4096;
 
+/** What path checks cost, for tests and logs: filesystem calls made, directories created and removed. */
+export interface PathCounters {
+  lookups: number;
+  created: number;
+  removed: number;
+}
+
+export function newPathCounters(): PathCounters {
+  return { lookups: 0, created: 0, removed: 0 };
+}
+
+/** A name checked against the disk: its path, and what is published there now (null: nothing). */
+export interface CheckedName {
+  readonly finalPath: string;
+  readonly existing: { readonly size: number; readonly mtimeMs: number } | null;
+}
+
+/** A name whose parents exist now; `created` lists those this call made, outermost first. */
+export interface PreparedPath {
+  readonly finalPath: string;
+  readonly created: readonly string[];
+}
+
 function refuse(reason: string): never {
   throw new UploadError('BAD_NAME', reason);
 }
 
-/** Ensures `dir` is a real directory (not a symlink), creating it if missing. */
-async function ensureDirectory(dir: string, shown: string): Promise<void> {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const st = await lstat(dir);
-      if (st.isSymbolicLink()) refuse(`"${shown}" is a symbolic link`);
-      if (!st.isDirectory()) refuse(`"${shown}" exists and is not a directory`);
-      return;
-    } catch (err) {
-      if (errnoOf(err) !== 'ENOENT') throw toStxError(err, 'checking', shown);
-    }
-    try {
-      await mkdir(dir, { mode: NAME_DIR_MODE });
-      return;
-    } catch (err) {
-      // Lost a race with another creator: look again at what is there now.
-      if (errnoOf(err) !== 'EEXIST') throw toStxError(err, 'creating directory', shown);
-    }
-  }
-  refuse(`"${shown}" keeps changing while being created`);
+/** The first `count` components, as shown in messages (built only when a message needs it). */
+function shownPrefix(components: readonly string[], count: number): string {
+  return components.slice(0, count).join('/');
 }
 
-/**
- * Creates the missing parent directories of `components` under `outDir`, one component at a
- * time, refusing (BAD_NAME) any component that is a symbolic link or not a directory, and
- * returns the absolute final path. The final path itself may be absent or a regular file; a
- * symlink, directory or special file there is BAD_NAME. `components` must come from
- * a validated name (recv/names.ts). `outDir` itself is trusted configuration and may be reached through links.
- */
-export async function resolveInside(outDir: string, components: readonly string[]): Promise<string> {
-  const last = components.length - 1;
-  if (last < 0) refuse('empty name');
-  // The OS refuses paths of PATH_MAX bytes or more: say so as a name problem, before creating anything.
+/** The absolute final path, refused if the OS could not take it (PATH_MAX). */
+function finalPathOf(outDir: string, components: readonly string[]): string {
+  if (components.length === 0) refuse('empty name');
   const full = path.join(path.resolve(outDir), ...components);
   if (Buffer.byteLength(full, 'utf8') >= MAX_PATH_BYTES) {
     refuse(`name too long for this server: with its output directory the path would exceed ${MAX_PATH_BYTES - 1} bytes`);
   }
-  let current = path.resolve(outDir);
-  for (let i = 0; i < last; i++) {
-    const component = components[i];
-    if (component === undefined) refuse('empty name');
-    current = path.join(current, component);
-    await ensureDirectory(current, components.slice(0, i + 1).join('/'));
-  }
-  const finalComponent = components[last];
-  if (finalComponent === undefined) refuse('empty name');
-  const finalPath = path.join(current, finalComponent);
-  const shown = components.join('/');
+  return full;
+}
+
+/**
+ * The fast check of an existing parent directory: open it (O_DIRECTORY) and ask the kernel where
+ * it resolved to. True: `dir` is a real directory reached through no link below `outDir`. False:
+ * it does not exist (or /proc is unavailable), so walk component by component. BAD_NAME when a
+ * link or a non-directory is in the way.
+ */
+async function parentResolvesTo(realOutDir: string, dir: string, shown: string, counters: PathCounters): Promise<boolean> {
+  if (dir === realOutDir) return true;
+  let fd: Awaited<ReturnType<typeof open>> | undefined;
   try {
+    counters.lookups++;
+    fd = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  } catch (err) {
+    const errno = errnoOf(err);
+    if (errno === 'ENOENT') return false;
+    if (errno === 'ENOTDIR' || errno === 'ELOOP') refuse(`a link or a non-directory is on the path of "${shown}"`);
+    throw toStxError(err, 'checking', shown);
+  }
+  try {
+    counters.lookups++;
+    const resolved = await readlink(`/proc/self/fd/${fd.fd}`).catch(() => null);
+    if (resolved === null) return false;
+    if (resolved !== dir) refuse(`a symbolic link is on the path of "${shown}"`);
+    return true;
+  } finally {
+    await fd.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Walks the parents of `components` one at a time, refusing a link or a non-directory, and with
+ * `create` makes the missing ones (mode NAME_DIR_MODE). Returns the directories it created.
+ * Without `create` it stops at the first missing one: nothing below it exists.
+ */
+async function walkParents(
+  outDir: string,
+  components: readonly string[],
+  create: boolean,
+  counters: PathCounters,
+): Promise<{ created: string[]; missing: boolean }> {
+  const created: string[] = [];
+  let current = path.resolve(outDir);
+  let missing = false;
+  for (let i = 0; i < components.length - 1; i++) {
+    current = path.join(current, components[i] ?? refuse('empty name'));
+    if (!missing) {
+      const state = await directoryState(current, components, i + 1, counters);
+      if (state === 'exists') continue;
+      missing = true;
+    }
+    if (!create) break;
+    try {
+      counters.lookups++;
+      await mkdir(current, { mode: NAME_DIR_MODE });
+      counters.created++;
+      created.push(current);
+    } catch (err) {
+      // Lost a race with another creator: look at what is there now.
+      if (errnoOf(err) !== 'EEXIST') throw toStxError(err, 'creating directory', shownPrefix(components, i + 1));
+      if ((await directoryState(current, components, i + 1, counters)) !== 'exists') {
+        refuse(`"${shownPrefix(components, i + 1)}" keeps changing while being created`);
+      }
+    }
+  }
+  return { created, missing };
+}
+
+async function directoryState(dir: string, components: readonly string[], count: number, counters: PathCounters): Promise<'exists' | 'missing'> {
+  try {
+    counters.lookups++;
+    const st = await lstat(dir);
+    if (st.isSymbolicLink()) refuse(`"${shownPrefix(components, count)}" is a symbolic link`);
+    if (!st.isDirectory()) refuse(`"${shownPrefix(components, count)}" exists and is not a directory`);
+    return 'exists';
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return 'missing';
+    throw toStxError(err, 'checking', shownPrefix(components, count));
+  }
+}
+
+/** The final component: absent, or a regular file (BAD_NAME for a link, a directory, anything else). */
+async function finalState(finalPath: string, shown: string, counters: PathCounters): Promise<CheckedName['existing']> {
+  try {
+    counters.lookups++;
     const st = await lstat(finalPath);
     if (st.isSymbolicLink()) refuse(`"${shown}" is a symbolic link`);
     if (!st.isFile()) refuse(`"${shown}" exists and is not a regular file`);
+    return { size: st.size, mtimeMs: st.mtimeMs };
   } catch (err) {
-    if (errnoOf(err) !== 'ENOENT') throw toStxError(err, 'checking', shown);
+    const errno = errnoOf(err);
+    if (errno === 'ENOENT') return null;
+    if (errno === 'ENOTDIR' || errno === 'ELOOP') refuse(`a link or a non-directory is on the path of "${shown}"`);
+    throw toStxError(err, 'checking', shown);
   }
-  return finalPath;
+}
+
+/**
+ * Checks `components` under `outDir` (whose real path is `realOutDir`) without creating anything:
+ * BAD_NAME if a link or a non-directory is on the path or the name is a link or not a regular file.
+ */
+export async function checkName(outDir: string, realOutDir: string, components: readonly string[], counters = newPathCounters()): Promise<CheckedName> {
+  const finalPath = finalPathOf(outDir, components);
+  const shown = components.join('/');
+  const parent = path.join(realOutDir, ...components.slice(0, -1));
+  // A missing parent: nothing is published under it.
+  if (!(await parentResolvesTo(realOutDir, parent, shown, counters)) && (await walkParents(outDir, components, false, counters)).missing) {
+    return { finalPath, existing: null };
+  }
+  return { finalPath, existing: await finalState(finalPath, shown, counters) };
+}
+
+/**
+ * Creates the missing parent directories of `components` under `outDir`, refusing (BAD_NAME) a
+ * link or a non-directory on the path, and a link, directory or special file at the name.
+ * Returns the final path and the directories created (for removeCreated).
+ */
+export async function prepareParents(outDir: string, realOutDir: string, components: readonly string[], counters = newPathCounters()): Promise<PreparedPath> {
+  const finalPath = finalPathOf(outDir, components);
+  const shown = components.join('/');
+  const parent = path.join(realOutDir, ...components.slice(0, -1));
+  const created = (await parentResolvesTo(realOutDir, parent, shown, counters)) ? [] : (await walkParents(outDir, components, true, counters)).created;
+  try {
+    await finalState(finalPath, shown, counters);
+  } catch (err) {
+    await removeCreated(created, counters);
+    throw err;
+  }
+  return { finalPath, created };
+}
+
+/** Removes directories a failed publish created, innermost first, as long as they are empty. */
+export async function removeCreated(created: readonly string[], counters = newPathCounters()): Promise<void> {
+  for (let i = created.length - 1; i >= 0; i--) {
+    const dir = created[i];
+    if (dir === undefined) continue;
+    try {
+      counters.lookups++;
+      await rmdir(dir);
+      counters.removed++;
+    } catch {
+      return; // not empty (another upload went in meanwhile) or gone: leave it and its parents
+    }
+  }
+}
+
+/**
+ * prepareParents for an output directory given as is (tests): the directories are created, and
+ * the final path returned.
+ */
+export async function resolveInside(outDir: string, components: readonly string[]): Promise<string> {
+  const real = await realpath(outDir);
+  return (await prepareParents(real, real, components)).finalPath;
 }
 
 /**
  * Like resolveInside, for a directory or a link at `components` (MKDIR, SYMLINK, §9.8): creates
  * the missing parents (refusing links on the way) and returns the final path, whatever is there.
  */
-export async function parentsInside(outDir: string, components: readonly string[]): Promise<string> {
-  const full = path.join(path.resolve(outDir), ...components);
-  if (components.length === 0) refuse('empty name');
-  if (Buffer.byteLength(full, 'utf8') >= MAX_PATH_BYTES) {
-    refuse(`name too long for this server: with its output directory the path would exceed ${MAX_PATH_BYTES - 1} bytes`);
-  }
-  let current = path.resolve(outDir);
-  for (let i = 0; i < components.length - 1; i++) {
-    current = path.join(current, components[i] ?? '');
-    await ensureDirectory(current, components.slice(0, i + 1).join('/'));
-  }
-  return full;
+export async function parentsInside(outDir: string, components: readonly string[], counters = newPathCounters()): Promise<string> {
+  const finalPath = finalPathOf(outDir, components);
+  // MKDIR and SYMLINK ask for their parents (§9.8): made here, at most MAX_NAME_COMPONENTS of them.
+  await walkParents(outDir, components, true, counters);
+  return finalPath;
 }

@@ -23,18 +23,19 @@ function isInt(value: unknown): value is number {
 export function parseRecord(json: unknown): PartialRecord | undefined {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) return undefined;
   const r: Record<string, unknown> = { ...json };
-  const { version, name, size, mtime, mode, principal, durable, created, updated } = r;
+  const { version, name, size, mtime, mode, principal, durable, created, updated, account } = r;
   if (version !== RECORD_VERSION) return undefined;
   if (typeof name !== 'string' || typeof principal !== 'string') return undefined;
   if (!isUint(size) || !isInt(mtime) || !isUint(durable) || durable > size) return undefined;
   if (!isUint(mode) || mode > MAX_MODE) return undefined;
   if (!isInt(created) || !isInt(updated)) return undefined;
-  return { version, name, size, mtime, mode, principal, durable, created, updated };
+  if (account !== undefined && typeof account !== 'string') return undefined;
+  return { version, name, size, mtime, mode, principal, durable, created, updated, ...(account === undefined ? {} : { account }) };
 }
 
 export function encodeRecord(record: PartialRecord): string {
-  const { version, name, size, mtime, mode, principal, durable, created, updated } = record;
-  return `${JSON.stringify({ version, name, size, mtime, mode, principal, durable, created, updated })}\n`;
+  const { version, name, size, mtime, mode, principal, durable, created, updated, account } = record;
+  return `${JSON.stringify({ version, name, size, mtime, mode, principal, durable, created, updated, account })}\n`;
 }
 
 /** Reads a record; undefined if it is absent or unreadable as a record (a damaged one is not trusted). */
