@@ -12,6 +12,9 @@ export type ServerState =
   | 'Opening'
   | 'Receiving'
   | 'Verifying'
+  | 'Listing'
+  | 'Locating'
+  | 'Serving'
   | 'Closed';
 
 export type ClientState =
@@ -21,6 +24,9 @@ export type ClientState =
   | 'AwaitOpenOk'
   | 'Sending'
   | 'AwaitDone'
+  | 'Listing'
+  | 'AwaitGetOk'
+  | 'Fetching'
   | 'Closed';
 
 export type Transition<S extends string> = readonly [state: S, frame: FrameName, next: S];
@@ -41,6 +47,14 @@ export const SERVER_RECEIVE: readonly Transition<ServerState>[] = [
   ['Receiving', 'PONG', 'Receiving'],
   ['Verifying', 'PING', 'Verifying'],
   ['Verifying', 'PONG', 'Verifying'],
+  ['Ready', 'LIST', 'Listing'],
+  ['Ready', 'GET', 'Locating'],
+  ['Listing', 'PING', 'Listing'],
+  ['Listing', 'PONG', 'Listing'],
+  ['Locating', 'PING', 'Locating'],
+  ['Locating', 'PONG', 'Locating'],
+  ['Serving', 'PING', 'Serving'],
+  ['Serving', 'PONG', 'Serving'],
 ];
 
 /** Frames the server may send, per state (§11.1); ERROR is allowed everywhere, GOAWAY in SERVER_GOAWAY_STATES. */
@@ -53,6 +67,11 @@ export const SERVER_SEND: readonly Transition<ServerState>[] = [
   ['Verifying', 'ACK', 'Verifying'],
   ['Verifying', 'PROGRESS', 'Verifying'],
   ['Verifying', 'DONE', 'Ready'],
+  ['Listing', 'LIST_ENTRY', 'Listing'],
+  ['Listing', 'LIST_END', 'Ready'],
+  ['Locating', 'GET_OK', 'Serving'],
+  ['Serving', 'DATA', 'Serving'],
+  ['Serving', 'GET_END', 'Ready'],
 ];
 
 /** Frames the client may receive, per state (§11.2). */
@@ -78,6 +97,20 @@ export const CLIENT_RECEIVE: readonly Transition<ClientState>[] = [
   ['AwaitDone', 'PING', 'AwaitDone'],
   ['AwaitDone', 'PONG', 'AwaitDone'],
   ['AwaitDone', 'GOAWAY', 'Closed'],
+  ['Listing', 'LIST_ENTRY', 'Listing'],
+  ['Listing', 'LIST_END', 'Ready'],
+  ['Listing', 'PING', 'Listing'],
+  ['Listing', 'PONG', 'Listing'],
+  ['Listing', 'GOAWAY', 'Closed'],
+  ['AwaitGetOk', 'GET_OK', 'Fetching'],
+  ['AwaitGetOk', 'PING', 'AwaitGetOk'],
+  ['AwaitGetOk', 'PONG', 'AwaitGetOk'],
+  ['AwaitGetOk', 'GOAWAY', 'Closed'],
+  ['Fetching', 'DATA', 'Fetching'],
+  ['Fetching', 'GET_END', 'Ready'],
+  ['Fetching', 'PING', 'Fetching'],
+  ['Fetching', 'PONG', 'Fetching'],
+  ['Fetching', 'GOAWAY', 'Closed'],
 ];
 
 /** Frames the client may send, per state (§11.2); ERROR is allowed everywhere, PING and PONG where it may receive PING. */
@@ -88,6 +121,8 @@ export const CLIENT_SEND: readonly Transition<ClientState>[] = [
   ['Ready', 'OPEN', 'AwaitOpenOk'],
   ['Sending', 'DATA', 'Sending'],
   ['Sending', 'END', 'AwaitDone'],
+  ['Ready', 'LIST', 'Listing'],
+  ['Ready', 'GET', 'AwaitGetOk'],
 ];
 
 /**
@@ -100,6 +135,9 @@ const SERVER_GOAWAY_STATES: ReadonlySet<ServerState> = new Set<ServerState>([
   'Opening',
   'Receiving',
   'Verifying',
+  'Listing',
+  'Locating',
+  'Serving',
 ]);
 
 export type Table<S extends string> = ReadonlyMap<S, ReadonlyMap<FrameName, S>>;

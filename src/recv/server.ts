@@ -14,6 +14,8 @@ export interface ServerOptions {
   readonly serverKey: KeyObject;
   readonly authorizedKeys: ReadonlySet<string> | null;
   readonly appendOnly: boolean;
+  /** Serve listings and downloads of the published files (§9.8, §9.9). */
+  readonly allowDownload?: boolean;
   readonly maxConnections: number;
   readonly maxFileBytes?: number;
   readonly partialTtlMs: number;
@@ -44,6 +46,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     serverKey: opts.serverKey,
     store,
     appendOnly: opts.appendOnly,
+    allowDownload: opts.allowDownload === true,
     maxFileBytes: opts.maxFileBytes,
     handshakeTimeoutMs: opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
     idleTimeoutMs: opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
