@@ -55,13 +55,11 @@ export const LOCK_HANDOVER_TIMEOUT_MS = 2000;
 export { NAME_DIR_MODE, RESERVED_DIR_NAME } from '../storage/local/config.js';
 
 /**
- * Downloads (§9.8): DATA is queued for the peer until this many bytes wait in the socket, then
- * the sender awaits 'drain' (TCP is the flow control). Four DATA records keep the link busy.
+ * Downloads and listings (§9.8, §9.9): DATA and LIST_ENTRY frames are queued for the peer until
+ * this many bytes wait in the socket, then the command awaits 'drain' (TCP is the flow control).
+ * Four DATA records keep the link busy.
  */
 export const MAX_SERVE_OUTPUT_BYTES = 4 * MiB;
-
-/** Listings (§9.9): LIST_ENTRY frames queued for the peer before the walk waits for 'drain'. */
-export const MAX_LIST_OUTPUT_BYTES = 256 * 1024;
 
 /** Entries one LIST answers at most; LIST_END's `next` says where the next LIST goes on (§9.9). */
 export const MAX_LIST_ENTRIES = 10_000;

@@ -444,7 +444,6 @@ export class Connection {
         drain: () => this.drain(),
         nearKeyLimit: (bodyBytes) => this.channel.nearKeyLimit(bodyBytes),
       },
-      outputAbove: (bytes) => this.transport.writableLength > bytes,
     };
   }
 

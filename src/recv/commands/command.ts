@@ -53,8 +53,6 @@ export interface CommandLink<S extends Tagged> {
    * socket holds MAX_SERVE_OUTPUT_BYTES; drain() resolves below it and rejects once closed.
    */
   readonly output: DataSink;
-  /** Whether more than `bytes` wait in the socket for the client to read. */
-  outputAbove(bytes: number): boolean;
 }
 
 /**

@@ -7,7 +7,7 @@
 import { CommandError, ResourceError } from '../../proto/errors.js';
 import type { Frame } from '../../proto/frames.js';
 import type { BodyLease } from '../../transfer/body-pool.js';
-import { MAX_LIST_ENTRIES, MAX_LIST_OUTPUT_BYTES } from '../config.js';
+import { MAX_LIST_ENTRIES } from '../config.js';
 import { walkFiles } from '../listing.js';
 import { clientName, storedName, storedPrefix } from '../namespace.js';
 import type { Command, CommandLink, Tagged } from './command.js';
@@ -73,7 +73,8 @@ async function list(frame: Extract<Frame, { type: 'LIST' }>, signal: AbortSignal
     link.send(sha256 === undefined ? listed : { ...listed, sha256 });
     count++;
     last = name;
-    if (link.outputAbove(MAX_LIST_OUTPUT_BYTES)) await link.output.drain();
+    // TCP is the flow control: past MAX_SERVE_OUTPUT_BYTES unread, wait for the client to read.
+    await link.output.drain();
   }
   if (link.closed() || signal.aborted) return;
   link.send(next === undefined ? { type: 'LIST_END', count } : { type: 'LIST_END', count, next }, { kind: 'Ready' });
