@@ -447,8 +447,16 @@ const DRIVERS: Record<ServerState, ((c: TestClient, frame: Frame, n: number) => 
     await c.handshake();
     c.send({ type: 'MKDIR', name: `states/making-${n}`, mtime: 1, mode: 0o700 }, frame);
   },
+  // A listing or a download runs to its end by itself and reads only PING, PONG and ERROR meanwhile;
+  // test/e2e-download.test.ts sends frames into them over a socket.
+  Listing: null,
+  Locating: null,
+  Serving: null,
   Closed: null,
 };
+
+/** States a command passes through without waiting for the client (no driver can hold one). */
+const SELF_RUNNING: ReadonlySet<ServerState> = new Set<ServerState>(['Listing', 'Locating', 'Serving']);
 
 describe('every frame in every state where §11.1 has no row for it → UNEXPECTED_FRAME, and the connection closes', () => {
   const all = Object.keys(FRAME_TYPES) as FrameName[];
@@ -482,7 +490,7 @@ describe('every frame in every state where §11.1 has no row for it → UNEXPECT
 
   it('a driver for every state that has receive rows', () => {
     const withRows = new Set(SERVER_RECEIVE.map(([s]) => s));
-    for (const s of withRows) assert.notEqual(DRIVERS[s], null, s);
+    for (const s of withRows) if (!SELF_RUNNING.has(s)) assert.notEqual(DRIVERS[s], null, s);
   });
 });
 

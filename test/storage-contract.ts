@@ -275,6 +275,42 @@ export function storageContract(kind: string, make: () => Promise<BackendHarness
       await pending.close();
     });
 
+    it('reads directories of published files (not partials), opens files without creating anything, and stamps versions', async () => {
+      const publish = async (name: string, data: Buffer, mode: number, mtime: number): Promise<void> => {
+        const p = await backend.openPartial(newId(), meta(name, data.length), undefined, limits());
+        await feed(p, data, 0);
+        await p.endWrites();
+        await p.publish(name, { mode, mtime, how: 'replace' });
+      };
+      await publish('top.txt', Buffer.from('top'), 0o640, 1_700_000_000_250);
+      await publish('d/e/f.bin', Buffer.from('deep'), 0o600, 2_000);
+      const pending = await backend.openPartial(newId(), meta('d/pending', 5), undefined, limits());
+      await feed(pending, Buffer.from('abc'), 0);
+      await pending.checkpoint();
+      const top = (await backend.readDirectory([])) ?? [];
+      assert.deepEqual(
+        top.map((e) => [e.name, e.kind]).sort(),
+        [['d', 'directory'], ['top.txt', 'file']],
+        'the reserved state and partials are not listed',
+      );
+      const file = top.find((e) => e.name === 'top.txt');
+      assert.deepEqual([file?.size, file?.mode, file?.mtime], [3, 0o640, 1_700_000_000_250]);
+      assert.deepEqual((await backend.readDirectory(['d', 'e']))?.map((e) => e.name), ['f.bin']);
+      assert.equal(await backend.readDirectory(['top.txt']), null, 'a file is not a directory');
+      assert.equal(await backend.readDirectory(['absent']), null);
+      assert.equal(await backend.openFile('absent/deeper/x'), null);
+      assert.equal(await backend.readDirectory(['absent']), null, 'looking created nothing');
+      const opened = await backend.openFile('top.txt');
+      assert.ok(opened !== null);
+      assert.deepEqual([opened.size, opened.mode, opened.mtime, opened.stamp], [3, 0o640, 1_700_000_000_250, file?.stamp]);
+      assert.equal(await opened.currentStamp(), opened.stamp);
+      await opened.close();
+      await publish('top.txt', Buffer.from('new'), 0o640, 1_700_000_000_250);
+      const again = (await backend.readDirectory([]))?.find((e) => e.name === 'top.txt');
+      assert.notEqual(again?.stamp, file?.stamp, 'a new publication is a new version, even with the same size and mtime');
+      await pending.close();
+    });
+
     it('sweeps partials older than the TTL that are not open, asking claim() first', async () => {
       const data = randomBytes(20 * KiB);
       const ids = [newId(), newId(), newId()];

@@ -150,5 +150,33 @@ export function decodeBody(body: Buffer): Frame {
     case 'PING':
     case 'PONG':
       return { type: name, seq: f.num('seq') };
+    case 'LIST': {
+      const after = f.optionalStr('after');
+      return after === undefined ? { type: name, prefix: f.str('prefix') } : { type: name, prefix: f.str('prefix'), after };
+    }
+    case 'LIST_ENTRY': {
+      const entry = { type: name, name: f.str('name'), size: f.num('size'), mtime: f.num('mtime'), mode: f.num('mode') } as const;
+      const sha256 = f.optionalBin('sha256');
+      return sha256 === undefined ? entry : { ...entry, sha256 };
+    }
+    case 'LIST_END': {
+      const next = f.optionalStr('next');
+      return next === undefined ? { type: name, count: f.num('count') } : { type: name, count: f.num('count'), next };
+    }
+    case 'GET': {
+      const size = f.optionalNum('size');
+      const mtime = f.optionalNum('mtime');
+      const get = { type: name, name: f.str('name'), offset: f.num('offset') } as const;
+      if (size === undefined && mtime === undefined) return get;
+      if (size === undefined || mtime === undefined) throw new ProtocolError('MALFORMED_FRAME', 'GET: size and mtime go together');
+      return { ...get, size, mtime };
+    }
+    case 'GET_OK': {
+      const ok = { type: name, offset: f.num('offset'), size: f.num('size'), mtime: f.num('mtime'), mode: f.num('mode') } as const;
+      const sha256 = f.optionalBin('sha256');
+      return sha256 === undefined ? ok : { ...ok, sha256 };
+    }
+    case 'GET_END':
+      return { type: name, size: f.num('size'), sha256: f.bin('sha256') };
   }
 }

@@ -2,7 +2,7 @@
 // spec's table says the same.
 
 /** `local` errors are found by one side alone and never cross the wire (no wire number). */
-type ErrorFamily = 'protocol' | 'crypto' | 'upload' | 'resource' | 'local';
+type ErrorFamily = 'protocol' | 'crypto' | 'upload' | 'command' | 'resource' | 'local';
 
 interface ErrorInfo {
   readonly wire: number | null;
@@ -34,6 +34,8 @@ export const ERRORS = {
   BAD_OFFSET: { wire: 35, family: 'upload', exit: 3, transient: false },
   INTEGRITY_FAILED: { wire: 36, family: 'upload', exit: 7, transient: false },
   SUPERSEDED: { wire: 37, family: 'upload', exit: 6, transient: false },
+  NOT_FOUND: { wire: 38, family: 'command', exit: 6, transient: false },
+  NOT_ALLOWED: { wire: 39, family: 'command', exit: 6, transient: false },
   TIMEOUT: { wire: 50, family: 'resource', exit: 3, transient: true },
   TOO_MANY_CONNECTIONS: { wire: 51, family: 'resource', exit: 3, transient: true },
   SHUTTING_DOWN: { wire: 52, family: 'resource', exit: 3, transient: true },
@@ -109,6 +111,10 @@ export class CryptoError extends StxError {
 export class UploadError extends StxError {
   override readonly name = 'UploadError';
 }
+/** A download or listing the server will not serve (§9.9, §9.10). */
+export class CommandError extends StxError {
+  override readonly name = 'CommandError';
+}
 export class ResourceError extends StxError {
   override readonly name = 'ResourceError';
 }
@@ -126,6 +132,8 @@ export function errorFor(code: ErrorCode, message: string): StxError {
       return new CryptoError(code, message);
     case 'upload':
       return new UploadError(code, message);
+    case 'command':
+      return new CommandError(code, message);
     case 'resource':
       return new ResourceError(code, message);
     case 'local':

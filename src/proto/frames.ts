@@ -20,6 +20,12 @@ export const FRAME_TYPES = {
   PING: 0x21,
   PONG: 0x22,
   GOAWAY: 0x23,
+  LIST: 0x30,
+  LIST_ENTRY: 0x31,
+  LIST_END: 0x32,
+  GET: 0x33,
+  GET_OK: 0x34,
+  GET_END: 0x35,
 } as const;
 
 export type FrameName = keyof typeof FRAME_TYPES;
@@ -132,6 +138,51 @@ interface GoAway {
   readonly message: string;
 }
 
+/** List the published files under `prefix` (§9.10), after `after` in listing order when given. */
+interface List {
+  readonly type: 'LIST';
+  readonly prefix: string;
+  readonly after?: string;
+}
+/** One published file of a listing (§9.10); `sha256` only where the server knows it without reading the file. */
+interface ListEntry {
+  readonly type: 'LIST_ENTRY';
+  readonly name: string;
+  readonly size: number;
+  readonly mtime: number;
+  readonly mode: number;
+  readonly sha256?: Buffer;
+}
+/** The listing is over; `next`, when present, is where a following LIST goes on (§9.10). */
+interface ListEnd {
+  readonly type: 'LIST_END';
+  readonly count: number;
+  readonly next?: string;
+}
+/** Download `name` from `offset` (§9.9); `size` and `mtime` name the version the client holds a prefix of. */
+interface Get {
+  readonly type: 'GET';
+  readonly name: string;
+  readonly offset: number;
+  readonly size?: number;
+  readonly mtime?: number;
+}
+/** The file a GET serves and where its DATA starts (§9.9). */
+interface GetOk {
+  readonly type: 'GET_OK';
+  readonly offset: number;
+  readonly size: number;
+  readonly mtime: number;
+  readonly mode: number;
+  readonly sha256?: Buffer;
+}
+/** The download's last frame: the SHA-256 of the whole file as the server read it (§9.9). */
+interface GetEnd {
+  readonly type: 'GET_END';
+  readonly size: number;
+  readonly sha256: Buffer;
+}
+
 export type Frame =
   | ClientHello
   | ServerHello
@@ -151,5 +202,11 @@ export type Frame =
   | ErrorFrame
   | Ping
   | Pong
-  | GoAway;
+  | GoAway
+  | List
+  | ListEntry
+  | ListEnd
+  | Get
+  | GetOk
+  | GetEnd;
 

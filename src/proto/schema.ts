@@ -51,6 +51,24 @@ export const SCHEMAS = {
   PING: [field('seq', uint())],
   PONG: [field('seq', uint())],
   GOAWAY: [field('code', uint()), field('message', str(0, MAX_MESSAGE_BYTES))],
+  LIST: [field('prefix', str(0, MAX_NAME_BYTES)), field('after', str(1, MAX_NAME_BYTES), true)],
+  LIST_ENTRY: [
+    field('name', str(1, MAX_NAME_BYTES)),
+    field('size', uint()),
+    field('mtime', int),
+    field('mode', uint(MAX_MODE)),
+    field('sha256', bin(32), true),
+  ],
+  LIST_END: [field('count', uint()), field('next', str(1, MAX_NAME_BYTES), true)],
+  GET: [field('name', str(1, MAX_NAME_BYTES)), field('offset', uint()), field('size', uint(), true), field('mtime', int, true)],
+  GET_OK: [
+    field('offset', uint()),
+    field('size', uint()),
+    field('mtime', int),
+    field('mode', uint(MAX_MODE)),
+    field('sha256', bin(32), true),
+  ],
+  GET_END: [field('size', uint()), field('sha256', bin(32))],
 } as const satisfies Record<string, readonly FieldSpec[]>;
 
 type SchemaFrameName = keyof typeof SCHEMAS;
@@ -132,6 +150,9 @@ class Fields {
   }
   optionalBin(name: string): Buffer | undefined {
     return this.values.has(name) ? this.bin(name) : undefined;
+  }
+  optionalStr(name: string): string | undefined {
+    return this.values.has(name) ? this.str(name) : undefined;
   }
   optionalNum(name: string): number | undefined {
     return this.values.has(name) ? this.num(name) : undefined;

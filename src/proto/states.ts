@@ -13,6 +13,9 @@ export type ServerState =
   | 'Receiving'
   | 'Verifying'
   | 'Making'
+  | 'Listing'
+  | 'Locating'
+  | 'Serving'
   | 'Closed';
 
 export type ClientState =
@@ -23,6 +26,9 @@ export type ClientState =
   | 'Sending'
   | 'AwaitDone'
   | 'AwaitMade'
+  | 'Listing'
+  | 'AwaitGetOk'
+  | 'Fetching'
   | 'Closed';
 
 export type Transition<S extends string> = readonly [state: S, frame: FrameName, next: S];
@@ -47,6 +53,14 @@ export const SERVER_RECEIVE: readonly Transition<ServerState>[] = [
   ['Ready', 'SYMLINK', 'Making'],
   ['Making', 'PING', 'Making'],
   ['Making', 'PONG', 'Making'],
+  ['Ready', 'LIST', 'Listing'],
+  ['Ready', 'GET', 'Locating'],
+  ['Listing', 'PING', 'Listing'],
+  ['Listing', 'PONG', 'Listing'],
+  ['Locating', 'PING', 'Locating'],
+  ['Locating', 'PONG', 'Locating'],
+  ['Serving', 'PING', 'Serving'],
+  ['Serving', 'PONG', 'Serving'],
 ];
 
 /** Frames the server may send, per state (§11.1); ERROR is allowed everywhere, GOAWAY in SERVER_GOAWAY_STATES. */
@@ -60,6 +74,11 @@ export const SERVER_SEND: readonly Transition<ServerState>[] = [
   ['Verifying', 'PROGRESS', 'Verifying'],
   ['Verifying', 'DONE', 'Ready'],
   ['Making', 'MADE', 'Ready'],
+  ['Listing', 'LIST_ENTRY', 'Listing'],
+  ['Listing', 'LIST_END', 'Ready'],
+  ['Locating', 'GET_OK', 'Serving'],
+  ['Serving', 'DATA', 'Serving'],
+  ['Serving', 'GET_END', 'Ready'],
 ];
 
 /** Frames the client may receive, per state (§11.2). */
@@ -89,6 +108,20 @@ export const CLIENT_RECEIVE: readonly Transition<ClientState>[] = [
   ['AwaitMade', 'PING', 'AwaitMade'],
   ['AwaitMade', 'PONG', 'AwaitMade'],
   ['AwaitMade', 'GOAWAY', 'Closed'],
+  ['Listing', 'LIST_ENTRY', 'Listing'],
+  ['Listing', 'LIST_END', 'Ready'],
+  ['Listing', 'PING', 'Listing'],
+  ['Listing', 'PONG', 'Listing'],
+  ['Listing', 'GOAWAY', 'Closed'],
+  ['AwaitGetOk', 'GET_OK', 'Fetching'],
+  ['AwaitGetOk', 'PING', 'AwaitGetOk'],
+  ['AwaitGetOk', 'PONG', 'AwaitGetOk'],
+  ['AwaitGetOk', 'GOAWAY', 'Closed'],
+  ['Fetching', 'DATA', 'Fetching'],
+  ['Fetching', 'GET_END', 'Ready'],
+  ['Fetching', 'PING', 'Fetching'],
+  ['Fetching', 'PONG', 'Fetching'],
+  ['Fetching', 'GOAWAY', 'Closed'],
 ];
 
 /** Frames the client may send, per state (§11.2); ERROR is allowed everywhere, PING and PONG where it may receive PING. */
@@ -101,6 +134,8 @@ export const CLIENT_SEND: readonly Transition<ClientState>[] = [
   ['Sending', 'END', 'AwaitDone'],
   ['Ready', 'MKDIR', 'AwaitMade'],
   ['Ready', 'SYMLINK', 'AwaitMade'],
+  ['Ready', 'LIST', 'Listing'],
+  ['Ready', 'GET', 'AwaitGetOk'],
 ];
 
 /**
@@ -114,6 +149,9 @@ const SERVER_GOAWAY_STATES: ReadonlySet<ServerState> = new Set<ServerState>([
   'Receiving',
   'Verifying',
   'Making',
+  'Listing',
+  'Locating',
+  'Serving',
 ]);
 
 export type Table<S extends string> = ReadonlyMap<S, ReadonlyMap<FrameName, S>>;

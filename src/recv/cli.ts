@@ -32,6 +32,7 @@ async function main(): Promise<number> {
     .option('key', { type: 'string', describe: 'server RSA key (PEM, mode 0600); generated if missing [default: $STX_HOME/server_key.pem]' })
     .option('authorized-keys', { type: 'string', describe: 'only clients whose Ed25519 key is listed here may upload; SIGHUP re-reads it' })
     .option('append-only', { type: 'boolean', default: false, describe: 'refuse to replace any existing file' })
+    .option('allow-download', { type: 'boolean', default: false, describe: 'let clients list and download the published files (stx-get)' })
     .option('max-connections', { type: 'number', default: DEFAULT_MAX_CONNECTIONS, describe: 'connections served at once' })
     .option('max-file-size', { type: 'string', describe: 'refuse uploads larger than this (e.g. 10G)' })
     .option('max-partial-bytes', {
@@ -99,6 +100,7 @@ async function main(): Promise<number> {
     serverKey: key,
     authorizedKeys,
     appendOnly: argv['append-only'],
+    allowDownload: argv['allow-download'],
     maxConnections,
     ...(maxFileBytes === undefined ? {} : { maxFileBytes }),
     ...(maxPartialBytes === undefined ? {} : { maxPartialBytes }),

@@ -79,3 +79,16 @@ export const MAX_READ_BACKS_WAITING = 4;
  * once (the client retries later); a shorter wait is spent waiting, with PROGRESS (§9.7).
  */
 export const MAX_READ_BACK_WAIT_MS = 5 * 60_000;
+
+/**
+ * Downloads and listings (§9.9, §9.10): DATA and LIST_ENTRY frames are queued for the peer until
+ * this many bytes wait in the socket, then the command awaits 'drain' (TCP is the flow control).
+ * Four DATA records keep the link busy.
+ */
+export const MAX_SERVE_OUTPUT_BYTES = 4 * MiB;
+
+/** Entries one LIST answers at most; LIST_END's `next` says where the next LIST goes on (§9.10). */
+export const MAX_LIST_ENTRIES = 10_000;
+
+/** SHA-256 values the daemon remembers for published files it has read whole (recv/digests.ts). */
+export const MAX_KNOWN_DIGESTS = 65_536;

@@ -1,6 +1,6 @@
 // One client connection of stx-recv (spec/PROTOCOL.md §6, §9, §11.1): transport bytes in, frames
 // checked against the server's tables, the handshake (handshake.ts), then commands
-// (commands/upload.ts). The connection holds ONE state, tagged with the spec's state names.
+// (commands/upload.ts, list.ts, get.ts). The connection holds ONE state, tagged with the spec's state names.
 // Every way out goes through close().
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -12,8 +12,11 @@ import { SERVER_RULES, nextState, type ServerState } from '../proto/states.js';
 import { YoungGenerationCollector } from '../runtime/young-gc.js';
 import type { BodyPool } from '../transfer/body-pool.js';
 import type { Command, CommandLink, ReadyState } from './commands/command.js';
+import { getCommand, type GetState } from './commands/get.js';
+import { listCommand, type ListState } from './commands/list.js';
 import { uploadCommand, type UploadState } from './commands/upload.js';
-import { MAX_UNREAD_OUTPUT_BYTES, YOUNG_GC_INTERVAL_BYTES } from './config.js';
+import { MAX_SERVE_OUTPUT_BYTES, MAX_UNREAD_OUTPUT_BYTES, YOUNG_GC_INTERVAL_BYTES } from './config.js';
+import { KnownDigests } from './digests.js';
 import { beginHandshake, readPreamble, respond, type HandshakeLink, type HandshakeState } from './handshake.js';
 import { ReadGate, type PauseReason } from './read-gate.js';
 import type { OpenPolicy, Store } from './store.js';
@@ -46,6 +49,8 @@ export interface ConnectionContext {
   readonly store: Store;
   readonly appendOnly: boolean;
   readonly maxFileBytes: number | undefined;
+  /** Serve LIST and GET (`--allow-download`, §9.9, §9.10); NOT_ALLOWED otherwise. */
+  readonly allowDownload?: boolean | undefined;
   readonly handshakeTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly log: Logger;
@@ -57,11 +62,28 @@ export type State =
   /** CLIENT_FINISHED checked out; SERVER_FINISHED goes out next (§6). */
   | { readonly kind: 'Confirming' }
   | ReadyState
-  | UploadState
+  | CommandState
   | { readonly kind: 'Closed' };
 
-/** The commands a client may start in Ready (§9); download and list will join upload here. */
-const COMMANDS: readonly Command<UploadState>[] = [uploadCommand];
+/** The states commands run in, each command's own (§11.1). */
+type CommandState = UploadState | ListState | GetState;
+
+/** The commands a client may start in Ready (§9): each owns its states. */
+const COMMANDS: readonly Command<CommandState>[] = [uploadCommand, listCommand, getCommand];
+
+/** The command that owns `state`, if a command does. */
+function commandOf(state: State): { command: Command<CommandState>; state: CommandState } | undefined {
+  for (const command of COMMANDS) if (command.owns(state)) return { command, state };
+  return undefined;
+}
+
+/** SHA-256 values of published files, one table per store (recv/digests.ts). */
+const DIGESTS = new WeakMap<Store, KnownDigests>();
+function digestsOf(store: Store): KnownDigests {
+  let digests = DIGESTS.get(store);
+  if (digests === undefined) DIGESTS.set(store, (digests = new KnownDigests()));
+  return digests;
+}
 
 /** Every connection reports the buffers it drops here (transport reads, opened records). */
 const youngGc = new YoungGenerationCollector(YOUNG_GC_INTERVAL_BYTES);
@@ -97,7 +119,9 @@ export class Connection {
   private readonly bodies: BodyPool;
   private readonly log: Logger;
   private readonly handshakeLink: HandshakeLink;
-  private readonly commandLink: CommandLink<UploadState>;
+  private readonly commandLink: CommandLink<CommandState>;
+  /** Commands waiting for the socket to take more (CommandLink.output.drain). */
+  private readonly drainWaiters = new Set<{ resolve: () => void; reject: (err: Error) => void }>();
 
   constructor(
     private readonly transport: Transport,
@@ -231,7 +255,13 @@ export class Connection {
       case 'Receiving':
       case 'Verifying':
       case 'Making':
-        return this.expect(next, frame.type, uploadCommand.receive(state, frame, this.commandLink));
+      case 'Listing':
+      case 'Locating':
+      case 'Serving': {
+        const running = commandOf(state);
+        if (running === undefined) throw this.bug(frame.type);
+        return this.expect(next, frame.type, running.command.receive(running.state, frame, this.commandLink));
+      }
       case 'Confirming':
       case 'Closed':
         throw this.bug(frame.type);
@@ -250,15 +280,16 @@ export class Connection {
   private receiveData(data: ReceivedData): void {
     // The one holder of the pooled buffer until the command passes it on (to the store).
     const lease = this.bodies.lease(data.body);
-    const state = this.state;
+    let running: ReturnType<typeof commandOf>;
     try {
-      nextState(SERVER_RULES, state.kind, 'DATA', 'received');
-      if (!uploadCommand.owns(state)) throw this.bug('DATA');
+      nextState(SERVER_RULES, this.state.kind, 'DATA', 'received');
+      running = commandOf(this.state);
+      if (running === undefined) throw this.bug('DATA');
     } catch (err) {
       lease.release();
       throw err;
     }
-    uploadCommand.receiveData(state, data.offset, data.data, lease, this.commandLink);
+    running.command.receiveData(running.state, data.offset, data.data, lease, this.commandLink);
   }
 
   private onEnd(): void {
@@ -279,8 +310,8 @@ export class Connection {
     this.gate.hold('shutdown');
     const work = (async (): Promise<void> => {
       if (this.busy !== null) await this.busy.catch(() => undefined);
-      const state = this.state;
-      if (uploadCommand.owns(state)) await uploadCommand.settle(state);
+      const running = commandOf(this.state);
+      if (running !== undefined) await running.command.settle(running.state);
       this.tellPeer('SHUTTING_DOWN', 'server shutting down; reconnect and resume', this.channel.sealing ? 'GOAWAY' : 'ERROR');
     })();
     let timer: NodeJS.Timeout | undefined;
@@ -346,7 +377,11 @@ export class Connection {
     if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
     // A step still running (an OPEN being prepared) lets go of what it got when it ends.
     const step = this.busy?.catch(() => undefined);
-    const released = uploadCommand.owns(state) ? uploadCommand.close(state, reason, err, this.commandLink) : Promise.resolve();
+    const running = commandOf(state);
+    const released = running === undefined ? Promise.resolve() : running.command.close(running.state, reason, err, this.commandLink);
+    const gone = new ResourceError('INTERNAL', `connection closed: ${reason}`);
+    for (const w of this.drainWaiters) w.reject(gone);
+    this.drainWaiters.clear();
     void Promise.all([released, step]).then(() => this.onReleased?.());
     this.transport.end();
     setTimeout(() => this.transport.destroy(), 2000).unref();
@@ -365,7 +400,28 @@ export class Connection {
     };
   }
 
-  private makeCommandLink(): CommandLink<UploadState> {
+  /** DATA to the client (§9.9): false once the socket holds MAX_SERVE_OUTPUT_BYTES. */
+  private sendData(offset: number, chunk: Buffer): boolean {
+    this.sendRaw('DATA', this.channel.encodeData(offset, chunk));
+    return this.transport.writableLength < MAX_SERVE_OUTPUT_BYTES;
+  }
+
+  /** Resolves once the socket holds less than MAX_SERVE_OUTPUT_BYTES; rejects once the connection closed. */
+  private drain(): Promise<void> {
+    if (this.state.kind === 'Closed') return Promise.reject(new ResourceError('INTERNAL', 'connection closed'));
+    if (this.transport.writableLength < MAX_SERVE_OUTPUT_BYTES) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      if (this.drainWaiters.size === 0) {
+        this.transport.once('drain', () => {
+          for (const w of this.drainWaiters) w.resolve();
+          this.drainWaiters.clear();
+        });
+      }
+      this.drainWaiters.add({ resolve, reject });
+    });
+  }
+
+  private makeCommandLink(): CommandLink<CommandState> {
     const policy: OpenPolicy = { appendOnly: this.ctx.appendOnly, maxFileBytes: this.ctx.maxFileBytes };
     return {
       now: () => this.state,
@@ -383,6 +439,13 @@ export class Connection {
       policy,
       log: this.log,
       dropped: (bytes) => youngGc.dropped(bytes),
+      downloads: this.ctx.allowDownload === true,
+      digests: digestsOf(this.ctx.store),
+      output: {
+        sendData: (offset, chunk) => this.sendData(offset, chunk),
+        drain: () => this.drain(),
+        nearKeyLimit: (bodyBytes) => this.channel.nearKeyLimit(bodyBytes),
+      },
     };
   }
 

@@ -14,6 +14,8 @@ export interface ServerOptions {
   readonly serverKey: KeyObject;
   readonly authorizedKeys: ReadonlySet<string> | null;
   readonly appendOnly: boolean;
+  /** Serve listings and downloads of the published files (§9.9, §9.10). */
+  readonly allowDownload?: boolean;
   readonly maxConnections: number;
   readonly maxFileBytes?: number;
   /** Bytes one client's partial uploads may reserve (§9.5); default: see Store. */
@@ -46,6 +48,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     serverKey: opts.serverKey,
     store,
     appendOnly: opts.appendOnly,
+    allowDownload: opts.allowDownload === true,
     maxFileBytes: opts.maxFileBytes,
     handshakeTimeoutMs: opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
     idleTimeoutMs: opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS,

@@ -7,7 +7,7 @@
 import path from 'node:path';
 import { ResourceError, UploadError } from '../proto/errors.js';
 import { MAX_DATA_CHUNK_BYTES, MAX_MODE, MAX_SAFE_UINT } from '../proto/limits.js';
-import type { PartialRecord, PartialUpload, StorageBackend } from '../storage/backend.js';
+import type { DirEntry, PartialRecord, PartialUpload, PublishedFile, StorageBackend } from '../storage/backend.js';
 import { LocalBackend } from '../storage/local/backend.js';
 import { processUmask } from './process-limits.js';
 import { ByteBudget } from '../transfer/budget.js';
@@ -308,6 +308,16 @@ export class Store {
       throw toStxError(err, 'creating link', shown);
     });
     return shown;
+  }
+
+  /** The published file at stored `components` (validated, §9.3) for reading, or null (downloads, §9.9). */
+  openFile(components: readonly string[]): Promise<PublishedFile | null> {
+    return this.#backend.openFile(components.join('/'));
+  }
+
+  /** The files and directories in stored directory `components` ([] is the top), or null (listings, §9.10). */
+  readDirectory(components: readonly string[]): Promise<DirEntry[] | null> {
+    return this.#backend.readDirectory(components);
   }
 
   /** Stops the hashing thread (after the last upload closed; one still open fails with INTERNAL). */

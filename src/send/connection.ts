@@ -74,7 +74,25 @@ function connectError(host: string, port: number, err: Error): LocalError {
 export type CommandFrames = (frame: Frame) => void;
 
 /** The states in which a command runs (§11.2): from its first frame until the connection is Ready again. */
-type CommandState = 'AwaitOpenOk' | 'Sending' | 'AwaitDone' | 'AwaitMade';
+type CommandState = 'AwaitOpenOk' | 'Sending' | 'AwaitDone' | 'AwaitMade' | 'Listing' | 'AwaitGetOk' | 'Fetching';
+
+function isCommandState(name: ClientState): name is CommandState {
+  switch (name) {
+    case 'AwaitOpenOk':
+    case 'Sending':
+    case 'AwaitDone':
+    case 'AwaitMade':
+    case 'Listing':
+    case 'AwaitGetOk':
+    case 'Fetching':
+      return true;
+    case 'AwaitServerHello':
+    case 'AwaitServerFinished':
+    case 'Ready':
+    case 'Closed':
+      return false;
+  }
+}
 
 /** The one state of a connection: §11.2's name, and what is valid only in it. */
 type State =
@@ -91,8 +109,13 @@ export interface ConnectionOptions {
 type Waiter = { resolve: (r: Received | Buffer) => void; reject: (e: Error) => void; preamble: boolean };
 
 export class Connection implements DataSink {
-  /** The client never receives DATA, so every record it reads is control-sized (§2, §8). */
+  /**
+   * Every record the client reads is control-sized (§2, §8) except DATA of a download, which the
+   * get command allows while Fetching (commands/get.ts).
+   */
   readonly channel = FrameChannel.controlOnly();
+  /** Set while the command's consumer (a download's disk) wants no more frames. */
+  private readingHeld = false;
   #state: State = { name: 'AwaitServerHello' };
   private waiter: Waiter | null = null;
   private readonly failListeners = new Set<(e: Error) => void>();
@@ -150,8 +173,24 @@ export class Connection implements DataSink {
   }
 
   private get commandRuns(): boolean {
-    const name = this.#state.name;
-    return name === 'AwaitOpenOk' || name === 'Sending' || name === 'AwaitDone' || name === 'AwaitMade';
+    return isCommandState(this.#state.name);
+  }
+
+  /**
+   * Stops handing frames to the command (a download whose disk lags): the socket pauses, and TCP
+   * holds the server back (§9.9). releaseReading() goes on.
+   */
+  holdReading(): void {
+    this.readingHeld = true;
+    this.socket.pause();
+  }
+
+  releaseReading(): void {
+    if (!this.readingHeld) return;
+    this.readingHeld = false;
+    if (this.#state.name === 'Closed') return;
+    this.socket.resume();
+    this.pump();
   }
 
   /** The error that ended this connection, if it ended. */
@@ -286,7 +325,10 @@ export class Connection implements DataSink {
       case 'AwaitOpenOk':
       case 'Sending':
       case 'AwaitDone':
-      case 'AwaitMade': {
+      case 'AwaitMade':
+      case 'Listing':
+      case 'AwaitGetOk':
+      case 'Fetching': {
         const running = command ?? ('command' in from ? from.command : undefined);
         if (running === undefined) throw new Error(`${frame} ${verb} outside a command: a command starts with begin()`);
         this.#state = { name, command: running };
@@ -338,7 +380,7 @@ export class Connection implements DataSink {
     this.unsentRecords--;
     // DATA taken by the kernel while Sending: the server is reading, so the upload moves on.
     if (this.#state.name === 'Sending') this.lastProgress = Date.now();
-    if (this.socket.isPaused() && this.#state.name !== 'Closed' && this.unsentBelow(0.5)) {
+    if (this.socket.isPaused() && !this.readingHeld && this.#state.name !== 'Closed' && this.unsentBelow(0.5)) {
       this.socket.resume();
       this.pump();
     }
@@ -397,7 +439,11 @@ export class Connection implements DataSink {
           case 'AwaitOpenOk':
           case 'Sending':
           case 'AwaitDone':
-          case 'AwaitMade': {
+          case 'AwaitMade':
+          case 'Listing':
+          case 'AwaitGetOk':
+          case 'Fetching': {
+            if (this.readingHeld) return;
             // Every frame may ask for an answer (PING): while the server does not take what we
             // send, read nothing more, so what waits here stays bounded; flushed() reads again.
             if (!this.unsentBelow(1)) {

@@ -88,7 +88,37 @@ export interface FileInfo {
 /** A published file open for reading. Close it; reads after close fail. */
 export interface PublishedFile extends PositionalReader {
   readonly size: number;
+  /** Milliseconds since the Unix epoch. */
+  readonly mtime: number;
+  /** Permission bits (at most 0o7777). */
+  readonly mode: number;
+  /** The file's version when opened: see DirEntry.stamp. */
+  readonly stamp: string;
+  /** The open file's version now: another value than `stamp` means it was changed in place. */
+  currentStamp(): Promise<string>;
   close(): Promise<void>;
+}
+
+/**
+ * One entry of a directory of published files (readDirectory): a regular file or a directory,
+ * never a link or anything else.
+ */
+export interface DirEntry {
+  /** One name component. */
+  readonly name: string;
+  readonly kind: 'file' | 'directory';
+  /** Bytes (0 for a directory). */
+  readonly size: number;
+  /** Milliseconds since the Unix epoch. */
+  readonly mtime: number;
+  /** Permission bits (at most 0o7777). */
+  readonly mode: number;
+  /**
+   * Opaque; changes whenever the file's content may have changed (local disk: device, inode,
+   * size, mtime and ctime in nanoseconds), so that a SHA-256 learnt for one stamp is never shown
+   * for another version.
+   */
+  readonly stamp: string;
 }
 
 export interface PublishOptions {
@@ -205,8 +235,18 @@ export interface StorageBackend {
    */
   prepareName(name: string): Promise<FileInfo | null>;
 
-  /** Opens the published file `name` for reading, or null if there is none (or not a regular file). */
+  /**
+   * Opens the published file `name` for reading, or null if there is none (or not a regular
+   * file, or a link is on its path). Creates nothing.
+   */
   openFile(name: string): Promise<PublishedFile | null>;
+
+  /**
+   * The regular files and directories directly in directory `dir` (components of a validated
+   * name; [] is the top, without the backend's own state), in no particular order; null if `dir`
+   * is not a directory or a link is on its path. Creates nothing, follows no link.
+   */
+  readDirectory(dir: readonly string[]): Promise<DirEntry[] | null>;
 
   /** The published files (not the backend's own state), in no particular order. */
   list(): Promise<FileInfo[]>;

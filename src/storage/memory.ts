@@ -7,6 +7,7 @@
 
 import { ResourceError, UploadError } from '../proto/errors.js';
 import type {
+  DirEntry,
   FileInfo,
   ListedPartial,
   PartialMeta,
@@ -38,6 +39,8 @@ interface StoredFile {
   readonly data: Buffer;
   readonly mode: number;
   readonly mtime: number;
+  /** Which publication this is: a new one for every publish (DirEntry.stamp). */
+  readonly version: number;
 }
 
 export interface MemoryBackendOptions {
@@ -62,6 +65,7 @@ function readInto(data: Buffer, length: number, buffer: Buffer, position: number
 export class MemoryBackend implements StorageBackend {
   readonly #partials = new Map<string, StoredPartial>();
   readonly #files = new Map<string, StoredFile>();
+  #publications = 0;
   readonly #open = new Set<string>();
   readonly #capacity: number;
 
@@ -151,8 +155,14 @@ export class MemoryBackend implements StorageBackend {
     // Like an open file descriptor: a later replace does not change what this reads.
     const { data } = file;
     let open = true;
+    const stamp = String(file.version);
     return Promise.resolve({
       size: data.length,
+      mtime: file.mtime,
+      mode: file.mode,
+      stamp,
+      // A publish replaces the whole buffer; what this reads never changes.
+      currentStamp: () => Promise.resolve(stamp),
       readAt: (buffer: Buffer, position: number) =>
         open ? Promise.resolve(readInto(data, data.length, buffer, position)) : Promise.reject(new ResourceError('IO_ERROR', `"${name}" is closed`)),
       close: () => {
@@ -160,6 +170,25 @@ export class MemoryBackend implements StorageBackend {
         return Promise.resolve();
       },
     });
+  }
+
+  readDirectory(dir: readonly string[]): Promise<DirEntry[] | null> {
+    const prefix = dir.length === 0 ? '' : `${dir.join('/')}/`;
+    if (dir.length > 0 && this.#files.has(dir.join('/'))) return Promise.resolve(null);
+    const entries = new Map<string, DirEntry>();
+    for (const [name, file] of this.#files) {
+      if (!name.startsWith(prefix)) continue;
+      const [first, ...rest] = name.slice(prefix.length).split('/');
+      if (first === undefined) continue;
+      entries.set(
+        first,
+        rest.length > 0
+          ? { name: first, kind: 'directory', size: 0, mtime: 0, mode: 0o755, stamp: '' }
+          : { name: first, kind: 'file', size: file.data.length, mtime: file.mtime, mode: file.mode, stamp: String(file.version) },
+      );
+    }
+    // A directory exists here only while a file is under it.
+    return Promise.resolve(dir.length > 0 && entries.size === 0 ? null : [...entries.values()]);
   }
 
   list(): Promise<FileInfo[]> {
@@ -177,7 +206,7 @@ export class MemoryBackend implements StorageBackend {
     const refused = this.#refusal(name);
     if (refused !== undefined) throw refused;
     if (options.how === 'no-clobber' && this.#files.has(name)) throw new UploadError('EXISTS', `"${name}" already exists`);
-    this.#files.set(name, { data, mode: options.mode & 0o777, mtime: options.mtime });
+    this.#files.set(name, { data, mode: options.mode & 0o777, mtime: options.mtime, version: ++this.#publications });
     this.#partials.delete(id);
   }
 

@@ -5,6 +5,7 @@ import { open, stat, type FileHandle } from 'node:fs/promises';
 import { LocalError } from '../proto/errors.js';
 import { MAX_DATA_CHUNK_BYTES } from '../proto/limits.js';
 import { alignedMemory, PAGE_BYTES } from '../runtime/aligned-memory.js';
+import type { ReadAt } from './file-hash.js';
 
 /** A problem with what is being sent itself: LOCAL_FILE (§10, exit 1). */
 export class LocalFileError extends LocalError {
@@ -69,11 +70,15 @@ export class ChunkReader {
   readonly #slots: readonly Buffer[];
   #next = 0;
 
+  readonly #readAt: ReadAt;
+
+  /** Reads an open file, or anything with positional reads (a published file on the daemon). */
   constructor(
-    private readonly fh: FileHandle,
+    from: FileHandle | ReadAt,
     private readonly size: number,
     slots: ReadSlots = new ReadSlots(),
   ) {
+    this.#readAt = typeof from === 'function' ? from : async (into, at) => (await from.read(into, 0, into.length, at)).bytesRead;
     this.#slots = slots.buffers;
   }
 
@@ -86,8 +91,7 @@ export class ChunkReader {
     this.#next ^= 1;
     if (at >= this.size) return slot.subarray(0, 0);
     const into = slot.subarray(at % PAGE_BYTES, (at % PAGE_BYTES) + Math.min(MAX_DATA_CHUNK_BYTES, this.size - at));
-    const { bytesRead } = await this.fh.read(into, 0, into.length, at);
-    return into.subarray(0, bytesRead);
+    return into.subarray(0, await this.#readAt(into, at));
   }
 }
 

@@ -13,6 +13,7 @@ import { refMoves } from '../fuzz/reference-machine.js';
 import { jsonToValue } from '../support/json-frames.js';
 import { field, str, vectorFiles } from '../support/vectors.js';
 import { dataBody, lengthPrefix, sampleFrame, withLength } from '../hostile/raw-client.js';
+import { downloadCases } from './download-cases.js';
 import { describeOutcome, ending, nextEvent, nextFrame, open, partial, RawClient, ready, sha256, until, type RunContext } from './client.js';
 
 export interface ConformanceCase {
@@ -128,7 +129,22 @@ function invalidVectorCases(): ConformanceCase[] {
 function validFrameCase(section: string, name: string, body: Buffer, frame: unknown): ConformanceCase {
   const type = typeof frame === 'object' && frame !== null && 'type' in frame ? String(frame.type) : '?';
   const seq = typeof frame === 'object' && frame !== null && 'seq' in frame ? String(frame.seq) : '?';
-  const expect = type === 'PING' ? [`PONG seq=${seq}`] : type === 'PONG' ? ['PONG seq=424242'] : type === 'ERROR' ? ['CLOSED'] : type === 'OPEN' ? ['OPEN_OK', ...OPEN_REFUSALS] : type === 'MKDIR' || type === 'SYMLINK' ? MAKE_ANSWERS : ['ERROR UNEXPECTED_FRAME'];
+  const expect =
+    type === 'PING'
+      ? [`PONG seq=${seq}`]
+      : type === 'PONG'
+        ? ['PONG seq=424242']
+        : type === 'ERROR'
+          ? ['CLOSED']
+          : type === 'OPEN'
+            ? ['OPEN_OK', ...OPEN_REFUSALS]
+            : type === 'LIST'
+              ? ['LIST_ENTRY', 'LIST_END', 'ERROR NOT_ALLOWED']
+              : type === 'GET'
+                ? ['GET_OK', 'ERROR NOT_FOUND', 'ERROR NOT_ALLOWED']
+                : type === 'MKDIR' || type === 'SYMLINK'
+                  ? MAKE_ANSWERS
+                  : ['ERROR UNEXPECTED_FRAME'];
   return {
     section,
     name: `${name} (${type} in Ready)`,
@@ -750,8 +766,9 @@ export function timerCases(): ConformanceCase[] {
   ];
 }
 
-export function conformanceCases(options: { timers?: boolean } = {}): ConformanceCase[] {
+export function conformanceCases(options: { timers?: boolean; downloads?: boolean } = {}): ConformanceCase[] {
   return [
+    ...(options.downloads === true ? downloadCases() : []),
     ...preambleCases(),
     ...invalidVectorCases(),
     ...validVectorCases(),

@@ -1,4 +1,4 @@
-// npm run conformance -- --host H --port P [--fingerprint SHA256:…] [--timeouts] [--only §9]
+// npm run conformance -- --host H --port P [--fingerprint SHA256:…] [--timeouts] [--downloads] [--only §9]
 // Runs the spec's vectors and state-table cases against a running stx/1 server (spec §14) and
 // prints a pass/fail table by section; exits 0 only if every case passed.
 import { readFileSync } from 'node:fs';
@@ -8,7 +8,7 @@ import { SPEC_DIR } from '../support/paths.js';
 import { conformanceCases } from './cases.js';
 import { report, runConformance, sectionTitles } from './runner.js';
 
-const USAGE = 'usage: conformance --host H --port P [--fingerprint SHA256:…] [--timeouts] [--only §N] [--wait-ms N]';
+const USAGE = 'usage: conformance --host H --port P [--fingerprint SHA256:…] [--timeouts] [--downloads] [--only §N] [--wait-ms N]';
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -17,6 +17,7 @@ async function main(): Promise<number> {
       port: { type: 'string' },
       fingerprint: { type: 'string' },
       timeouts: { type: 'boolean', default: false },
+      downloads: { type: 'boolean', default: false },
       only: { type: 'string' },
       'wait-ms': { type: 'string', default: '3000' },
       'timer-wait-ms': { type: 'string', default: '75000' },
@@ -29,7 +30,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const only = values.only;
-  const cases = conformanceCases({ timers: values.timeouts }).filter((c) => only === undefined || c.section === only || c.section.startsWith(`${only}.`));
+  const cases = conformanceCases({ timers: values.timeouts, downloads: values.downloads }).filter((c) => only === undefined || c.section === only || c.section.startsWith(`${only}.`));
   const t0 = Date.now();
   const results = await runConformance(cases, {
     host: values.host,

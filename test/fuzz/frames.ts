@@ -54,6 +54,27 @@ export const FRAME_ARBS: { readonly [K in FrameName]: fc.Arbitrary<Frame> } = {
   PING: fc.record({ type: fc.constant('PING' as const), seq: uintArb }),
   PONG: fc.record({ type: fc.constant('PONG' as const), seq: uintArb }),
   GOAWAY: fc.record({ type: fc.constant('GOAWAY' as const), code: uintArb, message: textArb(0, 1024) }),
+  LIST: fc.oneof(
+    fc.record({ type: fc.constant('LIST' as const), prefix: textArb(0, 4096) }),
+    fc.record({ type: fc.constant('LIST' as const), prefix: textArb(0, 4096), after: textArb(1, 4096) }),
+  ),
+  LIST_ENTRY: fc.oneof(
+    fc.record({ type: fc.constant('LIST_ENTRY' as const), name: textArb(1, 4096), size: uintArb, mtime: intArb, mode: fc.integer({ min: 0, max: 0o7777 }) }),
+    fc.record({ type: fc.constant('LIST_ENTRY' as const), name: textArb(1, 4096), size: uintArb, mtime: intArb, mode: fc.integer({ min: 0, max: 0o7777 }), sha256: bytes(32) }),
+  ),
+  LIST_END: fc.oneof(
+    fc.record({ type: fc.constant('LIST_END' as const), count: uintArb }),
+    fc.record({ type: fc.constant('LIST_END' as const), count: uintArb, next: textArb(1, 4096) }),
+  ),
+  GET: fc.oneof(
+    fc.record({ type: fc.constant('GET' as const), name: textArb(1, 4096), offset: uintArb }),
+    fc.record({ type: fc.constant('GET' as const), name: textArb(1, 4096), offset: uintArb, size: uintArb, mtime: intArb }),
+  ),
+  GET_OK: fc.oneof(
+    fc.record({ type: fc.constant('GET_OK' as const), offset: uintArb, size: uintArb, mtime: intArb, mode: fc.integer({ min: 0, max: 0o7777 }) }),
+    fc.record({ type: fc.constant('GET_OK' as const), offset: uintArb, size: uintArb, mtime: intArb, mode: fc.integer({ min: 0, max: 0o7777 }), sha256: bytes(32) }),
+  ),
+  GET_END: fc.record({ type: fc.constant('GET_END' as const), size: uintArb, sha256: bytes(32) }),
 };
 
 /** A valid frame of any type. */

@@ -48,6 +48,12 @@ const TYPES = new Map<number, { name: string; fields: readonly Field[] | null }>
   [0x21, { name: 'PING', fields: [{ name: 'seq', kind: uint() }] }],
   [0x22, { name: 'PONG', fields: [{ name: 'seq', kind: uint() }] }],
   [0x23, { name: 'GOAWAY', fields: [{ name: 'code', kind: uint() }, { name: 'message', kind: str(0, 1024) }] }],
+  [0x30, { name: 'LIST', fields: [{ name: 'prefix', kind: str(0, 4096) }, { name: 'after', kind: str(1, 4096), optional: true }] }],
+  [0x31, { name: 'LIST_ENTRY', fields: [{ name: 'name', kind: str(1, 4096) }, { name: 'size', kind: uint() }, { name: 'mtime', kind: int }, { name: 'mode', kind: uint(0o7777) }, { name: 'sha256', kind: bin(32), optional: true }] }],
+  [0x32, { name: 'LIST_END', fields: [{ name: 'count', kind: uint() }, { name: 'next', kind: str(1, 4096), optional: true }] }],
+  [0x33, { name: 'GET', fields: [{ name: 'name', kind: str(1, 4096) }, { name: 'offset', kind: uint() }, { name: 'size', kind: uint(), optional: true }, { name: 'mtime', kind: int, optional: true }] }],
+  [0x34, { name: 'GET_OK', fields: [{ name: 'offset', kind: uint() }, { name: 'size', kind: uint() }, { name: 'mtime', kind: int }, { name: 'mode', kind: uint(0o7777) }, { name: 'sha256', kind: bin(32), optional: true }] }],
+  [0x35, { name: 'GET_END', fields: [{ name: 'size', kind: uint() }, { name: 'sha256', kind: bin(32) }] }],
 ]);
 
 /** Frame names by type byte, for the other reference models. */
@@ -249,6 +255,8 @@ function controlVerdict(name: string, fields: readonly Field[], payload: Buffer)
     frame.set(f.name, checked.value);
   }
   if (name === 'CLIENT_FINISHED' && frame.has('identity') !== frame.has('signature')) return MALFORMED;
+  // §4: GET's size and mtime, both or neither.
+  if (name === 'GET' && frame.has('size') !== frame.has('mtime')) return MALFORMED;
   return lenient ? { kind: 'either', frame, code: 'MALFORMED_FRAME' } : { kind: 'accept', frame };
 }
 

@@ -2,6 +2,8 @@
 // truncation (§2, §8), malformed payloads (§2.1), and every frame type in every server state where
 // it is illegal, generated from the state tables of src/proto/states.ts (§11.1).
 import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { encodeBody, encodeFrame } from '../../src/proto/codec.js';
 import { FRAME_TYPES, type FrameName } from '../../src/proto/frames.js';
@@ -23,8 +25,12 @@ const MiB = 1024 * 1024;
 const NO_BODY_WAIT_MS = 1500;
 
 let arena: Arena;
+/** A published file the Locating and Serving drivers download (§9.9). */
+const SERVED = 'served.bin';
+const SERVED_BYTES = 24 * MiB;
 before(async () => {
-  arena = await startArena(['--handshake-timeout', '3s', '--idle-timeout', '5s']);
+  arena = await startArena(['--handshake-timeout', '3s', '--idle-timeout', '5s', '--allow-download']);
+  await writeFile(path.join(arena.out, SERVED), Buffer.alloc(SERVED_BYTES, 7));
 });
 after(() => arena.close('after the frame suite'));
 
@@ -373,6 +379,42 @@ const DRIVERS: readonly StateDriver[] = [
       return c.outcome(STATE_WAIT_MS);
     },
   },
+  // Listing and Locating: the frame right behind LIST or GET, in the same write, is judged in the
+  // state they moved to (the walk and the file's opening run on after it).
+  {
+    state: 'Listing',
+    expect: 'UNEXPECTED_FRAME',
+    drive: async (c, frame) => {
+      assert.ok(await c.handshake());
+      await c.write(c.sealFrame({ type: 'LIST', prefix: '' }), c.sealFrame(sampleFrame(frame)));
+      return c.outcome(STATE_WAIT_MS);
+    },
+  },
+  {
+    state: 'Locating',
+    expect: 'UNEXPECTED_FRAME',
+    drive: async (c, frame) => {
+      assert.ok(await c.handshake());
+      await c.write(c.sealFrame({ type: 'GET', name: SERVED, offset: 0 }), c.sealFrame(sampleFrame(frame)));
+      return c.outcome(STATE_WAIT_MS);
+    },
+  },
+  // Serving: after GET_OK the client stops reading, so the server cannot get through the file
+  // (its queue and the sockets' buffers hold less than SERVED_BYTES) before it reads the frame.
+  {
+    state: 'Serving',
+    expect: 'UNEXPECTED_FRAME',
+    drive: async (c, frame) => {
+      assert.ok(await c.handshake());
+      await c.send({ type: 'GET', name: SERVED, offset: 0 });
+      const ok = await c.next(STATE_WAIT_MS);
+      assert.ok(ok.kind === 'frame' && ok.frame.type === 'GET_OK', 'GET_OK');
+      c.socket.pause();
+      await c.write(c.sealFrame(sampleFrame(frame)));
+      c.socket.resume();
+      return c.outcome(STATE_WAIT_MS);
+    },
+  },
 ];
 
 describe('every frame in every state where §11.1 has no row for it', () => {
@@ -424,6 +466,8 @@ describe('every frame in every state where §11.1 has no row for it', () => {
           } else {
             assert.ok(await c.handshake());
             const extra: Buffer[] = [];
+            if (d.state === 'Listing') extra.push(c.sealFrame({ type: 'LIST', prefix: '' }));
+            if (d.state === 'Locating') extra.push(c.sealFrame({ type: 'GET', name: SERVED, offset: 0 }));
             if (d.state === 'Opening') extra.push(c.sealFrame({ type: 'OPEN', name: `states/err-opening.bin`, size: 10, mtime: 1, mode: 0o600 }));
             if (d.state === 'Making') extra.push(c.sealFrame({ type: 'MKDIR', name: 'states/err-making', mtime: 1, mode: 0o700 }));
             if (d.state === 'Receiving') assert.equal(await c.open('states/err-receiving.bin', 10), 0);

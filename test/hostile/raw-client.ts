@@ -569,6 +569,18 @@ export function sampleFrame(type: FrameName): Frame {
       return { type, seq: 1 };
     case 'GOAWAY':
       return { type, code: 52, message: 'a client may not send this' };
+    case 'LIST':
+      return { type, prefix: 'state-table' };
+    case 'LIST_ENTRY':
+      return { type, name: 'state-table.bin', size: 10, mtime: 1_700_000_000_000, mode: 0o644 };
+    case 'LIST_END':
+      return { type, count: 0 };
+    case 'GET':
+      return { type, name: 'state-table.bin', offset: 0 };
+    case 'GET_OK':
+      return { type, offset: 0, size: 10, mtime: 1_700_000_000_000, mode: 0o644 };
+    case 'GET_END':
+      return { type, size: 10, sha256: b32 };
   }
 }
 

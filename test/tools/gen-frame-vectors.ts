@@ -42,6 +42,17 @@ const valid: Frame[] = [
   { type: 'PING', seq: 7 },
   { type: 'PONG', seq: 7 },
   { type: 'GOAWAY', code: 52, message: 'shutting down' },
+  { type: 'LIST', prefix: '' },
+  { type: 'LIST', prefix: 'photos/2024', after: 'photos/2024/b/c.jpg' },
+  { type: 'LIST_ENTRY', name: 'photos/2024/a.jpg', size: 5 * 2 ** 30, mtime: 1_700_000_000_123, mode: 0o640 },
+  { type: 'LIST_ENTRY', name: 'ünïcødé/файл', size: 0, mtime: -1, mode: 0o644, sha256: b('e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855') },
+  { type: 'LIST_END', count: 0 },
+  { type: 'LIST_END', count: 10_000, next: 'photos/2024/b/c.jpg' },
+  { type: 'GET', name: 'dir/file.bin', offset: 0 },
+  { type: 'GET', name: 'dir/file.bin', offset: 2 ** 32 + 1, size: 5 * 2 ** 30, mtime: 1_700_000_000_123 },
+  { type: 'GET_OK', offset: 0, size: 0, mtime: 1_700_000_000_000, mode: 0o644 },
+  { type: 'GET_OK', offset: 16_777_216, size: 5 * 2 ** 30, mtime: -(2 ** 40), mode: 0o7777, sha256: b('e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855') },
+  { type: 'GET_END', size: 0, sha256: b('e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855') },
 ];
 
 /**
@@ -120,6 +131,16 @@ const invalid: Invalid[] = [
   { name: 'DATA shorter than its offset', phase: 'body', hex: body(T.DATA, fill(4, 0)), error: 'MALFORMED_FRAME' },
   { name: 'DATA offset 2^53', phase: 'body', hex: body(T.DATA, b('002000000000000041')), error: 'MALFORMED_FRAME' },
   { name: 'DATA offset 2^64-1', phase: 'body', hex: body(T.DATA, b('ffffffffffffffff41')), error: 'MALFORMED_FRAME' },
+  { name: 'GET with size but no mtime', phase: 'body', hex: mp(T.GET, { name: 'a', offset: 1, size: 2 }), error: 'MALFORMED_FRAME' },
+  { name: 'GET with mtime but no size', phase: 'body', hex: mp(T.GET, { name: 'a', offset: 1, mtime: 2 }), error: 'MALFORMED_FRAME' },
+  { name: 'GET with an empty name', phase: 'body', hex: mp(T.GET, { name: '', offset: 0 }), error: 'MALFORMED_FRAME' },
+  { name: 'GET with a negative offset', phase: 'body', hex: mp(T.GET, { name: 'a', offset: -1 }), error: 'MALFORMED_FRAME' },
+  { name: 'LIST without prefix', phase: 'body', hex: mp(T.LIST, {}), error: 'MALFORMED_FRAME' },
+  { name: 'LIST with an empty after', phase: 'body', hex: mp(T.LIST, { prefix: '', after: '' }), error: 'MALFORMED_FRAME' },
+  { name: 'LIST_ENTRY with a 31-byte sha256', phase: 'body', hex: mp(T.LIST_ENTRY, { name: 'a', size: 1, mtime: 0, mode: 0, sha256: fill(31, 1) }), error: 'MALFORMED_FRAME' },
+  { name: 'GET_OK with mode above 0o7777', phase: 'body', hex: mp(T.GET_OK, { offset: 0, size: 1, mtime: 0, mode: 0o10000 }), error: 'MALFORMED_FRAME' },
+  { name: 'GET_END without sha256', phase: 'body', hex: mp(T.GET_END, { size: 1 }), error: 'MALFORMED_FRAME' },
+  { name: 'LIST_END with a name over 4096 bytes', phase: 'body', hex: mp(T.LIST_END, { count: 1, next: 'a'.repeat(4097) }), error: 'MALFORMED_FRAME' },
 ];
 
 type Step = ['recv' | 'send', string];
@@ -190,6 +211,22 @@ const states: Sequence[] = [
   { name: 'client: MKDIR while sending', machine: 'client', steps: [...clientHappy.slice(0, 8), ['send', 'MKDIR']], error: 'UNEXPECTED_FRAME' },
   { name: 'client: GOAWAY while awaiting MADE', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'MKDIR'], ['recv', 'GOAWAY']], final: 'Closed' },
   { name: 'client: OPEN before SERVER_FINISHED', machine: 'client', steps: [['send', 'CLIENT_HELLO'], ['recv', 'SERVER_HELLO'], ['send', 'KEY_EXCHANGE'], ['send', 'CLIENT_FINISHED'], ['send', 'OPEN']], error: 'UNEXPECTED_FRAME' },
+  { name: 'server: a listing (§9.10)', machine: 'server', steps: [...serverHappy.slice(0, 5), ['recv', 'LIST'], ['send', 'LIST_ENTRY'], ['recv', 'PING'], ['send', 'PONG'], ['send', 'LIST_ENTRY'], ['send', 'LIST_END']], final: 'Ready' },
+  { name: 'server: a download, then an upload (§9.9)', machine: 'server', steps: [...serverHappy.slice(0, 5), ['recv', 'GET'], ['send', 'GET_OK'], ['send', 'DATA'], ['recv', 'PING'], ['send', 'PONG'], ['send', 'DATA'], ['send', 'GET_END'], ['recv', 'OPEN'], ['send', 'OPEN_OK']], final: 'Receiving' },
+  { name: 'server: an empty download (§9.9)', machine: 'server', steps: [...serverHappy.slice(0, 5), ['recv', 'GET'], ['send', 'GET_OK'], ['send', 'GET_END']], final: 'Ready' },
+  { name: 'server: DATA from a client while serving', machine: 'server', steps: [...serverHappy.slice(0, 5), ['recv', 'GET'], ['send', 'GET_OK'], ['recv', 'DATA']], error: 'UNEXPECTED_FRAME' },
+  { name: 'server: LIST while listing', machine: 'server', steps: [...serverHappy.slice(0, 5), ['recv', 'LIST'], ['recv', 'LIST']], error: 'UNEXPECTED_FRAME' },
+  { name: 'server: GET while serving', machine: 'server', steps: [...serverHappy.slice(0, 5), ['recv', 'GET'], ['send', 'GET_OK'], ['recv', 'GET']], error: 'UNEXPECTED_FRAME' },
+  { name: 'server: DATA before GET_OK', machine: 'server', steps: [...serverHappy.slice(0, 5), ['recv', 'GET'], ['send', 'DATA']], error: 'UNEXPECTED_FRAME' },
+  { name: 'server: GET before CLIENT_FINISHED', machine: 'server', steps: [...serverHappy.slice(0, 3), ['recv', 'GET']], error: 'UNEXPECTED_FRAME' },
+  { name: 'server: GOAWAY while serving', machine: 'server', steps: [...serverHappy.slice(0, 5), ['recv', 'GET'], ['send', 'GET_OK'], ['send', 'GOAWAY']], final: 'Closed' },
+  { name: 'client: a listing in two slices (§9.10)', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'LIST'], ['recv', 'LIST_ENTRY'], ['recv', 'LIST_END'], ['send', 'LIST'], ['recv', 'LIST_ENTRY'], ['recv', 'LIST_END']], final: 'Ready' },
+  { name: 'client: a download (§9.9)', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'GET'], ['recv', 'GET_OK'], ['recv', 'DATA'], ['send', 'PING'], ['recv', 'PONG'], ['recv', 'DATA'], ['recv', 'GET_END']], final: 'Ready' },
+  { name: 'client: DATA before GET_OK', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'GET'], ['recv', 'DATA']], error: 'UNEXPECTED_FRAME' },
+  { name: 'client: LIST_ENTRY outside a listing', machine: 'client', steps: [...clientHappy.slice(0, 5), ['recv', 'LIST_ENTRY']], error: 'UNEXPECTED_FRAME' },
+  { name: 'client: GET_END while listing', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'LIST'], ['recv', 'GET_END']], error: 'UNEXPECTED_FRAME' },
+  { name: 'client: GOAWAY while fetching', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'GET'], ['recv', 'GET_OK'], ['recv', 'GOAWAY']], final: 'Closed' },
+  { name: 'client: sends DATA while fetching', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'GET'], ['recv', 'GET_OK'], ['send', 'DATA']], error: 'UNEXPECTED_FRAME' },
 ];
 
 function write(name: string, value: Json | object): void {

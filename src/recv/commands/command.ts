@@ -1,5 +1,5 @@
-// What a command (upload today; download and list to come, each in its own file here) and the
-// connection it runs on offer each other. The connection owns the one state value and the rules
+// What a command (upload, list, get: one file each here) and the connection it runs on offer
+// each other. The connection owns the one state value and the rules
 // of §11.1; a command owns the states it runs in (upload: Opening, Receiving, Verifying) and the
 // data they carry, and moves between them only through its link.
 import type { FrameChannel } from '../../crypto/channel.js';
@@ -8,6 +8,8 @@ import type { ServerState } from '../../proto/states.js';
 import type { BodyLease } from '../../transfer/body-pool.js';
 import type { Logger } from 'pino';
 import type { PauseReason } from '../read-gate.js';
+import type { DataSink } from '../../transfer/sender.js';
+import type { KnownDigests } from '../digests.js';
 import type { OpenPolicy, Store } from '../store.js';
 
 /** A state of the connection, as far as a command needs to tell them apart. */
@@ -44,6 +46,15 @@ export interface CommandLink<S extends Tagged> {
   readonly log: Logger;
   /** Buffers of `bytes` that are garbage now (runtime/young-gc.ts). */
   dropped(bytes: number): void;
+  /** Whether the daemon serves downloads and listings (`--allow-download`, §9.9, §9.10). */
+  readonly downloads: boolean;
+  /** SHA-256 values of published files read whole before (§9.10). */
+  readonly digests: KnownDigests;
+  /**
+   * DATA to the client (§9.9) with TCP as the flow control: sendData() says false once the
+   * socket holds MAX_SERVE_OUTPUT_BYTES; drain() resolves below it and rejects once closed.
+   */
+  readonly output: DataSink;
 }
 
 /**

@@ -116,6 +116,12 @@ export async function upload(conn: Connection, req: UploadRequest, events: Uploa
         case 'PING':
         case 'PONG':
         case 'GOAWAY':
+        case 'LIST':
+        case 'LIST_ENTRY':
+        case 'LIST_END':
+        case 'GET':
+        case 'GET_OK':
+        case 'GET_END':
           // The state table (§11.2) and the connection let none of these through to a command.
           throw new ProtocolError('UNEXPECTED_FRAME', `${f.type} during an upload`);
       }

@@ -8,20 +8,20 @@
 //
 // Nothing here follows a symbolic link below the output directory (paths.ts, O_NOFOLLOW).
 
-import { constants } from 'node:fs';
+import { constants, type Dirent } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { lstat, mkdir, open, readdir, realpath, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { ResourceError } from '../../proto/errors.js';
 import { errnoOf, toStxError } from '../../transfer/io-error.js';
 import { readAtFd } from '../../transfer/file-hash.js';
-import type { FileInfo, ListedPartial, PartialMeta, PartialRecord, PartialUpload, PublishedFile, StorageBackend, WriteLimits } from '../backend.js';
+import type { DirEntry, FileInfo, ListedPartial, PartialMeta, PartialRecord, PartialUpload, PublishedFile, StorageBackend, WriteLimits } from '../backend.js';
 import { isPartialId } from '../backend.js';
 import { NAME_DIR_MODE, PARTIAL_FILE_MODE, PARTIALS_DIR_NAME, RESERVED_DIR_NAME } from './config.js';
 import { openDirect } from './direct-io.js';
 import { ensurePrivateDir, fsyncDir, unlinkIfPresent } from './fs-util.js';
 import { LocalPartial, type PartialPaths } from './partial.js';
-import { checkName, newPathCounters, type PathCounters } from './paths.js';
+import { checkName, msOf, newPathCounters, resolveExisting, stampOf, type PathCounters } from './paths.js';
 import { makeDirectory, makeLink, type DirectoryOptions, type LinkOptions } from './entries.js';
 import { readRecord } from './record.js';
 import { WriteQueue } from '../write-queue.js';
@@ -159,20 +159,30 @@ export class LocalBackend implements StorageBackend {
   }
 
   async openFile(name: string): Promise<PublishedFile | null> {
-    const { finalPath: file, existing } = await checkName(this.outDir, this.#realOutDir, name.split('/'), this.pathCounters);
-    if (existing === null) return null;
+    const file = await resolveExisting(this.outDir, name.split('/'));
+    if (file === null) return null;
     let fh: FileHandle;
     try {
       fh = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
     } catch (err) {
-      if (errnoOf(err) === 'ENOENT') return null;
+      // ELOOP: the name itself is a symbolic link, which is no published file.
+      if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ELOOP' || errnoOf(err) === 'ENOTDIR') return null;
       throw toStxError(err, 'opening', name);
     }
     try {
-      const st = await fh.stat();
+      const st = await fh.stat({ bigint: true });
       if (st.isFile()) {
         const handle = fh;
-        return { size: st.size, fd: handle.fd, readAt: readAtFd(handle.fd), close: () => handle.close().catch(() => undefined) };
+        return {
+          size: Number(st.size),
+          mtime: msOf(st.mtimeNs),
+          mode: Number(st.mode) & 0o7777,
+          stamp: stampOf(st),
+          currentStamp: async () => stampOf(await handle.stat({ bigint: true })),
+          fd: handle.fd,
+          readAt: readAtFd(handle.fd),
+          close: () => handle.close().catch(() => undefined),
+        };
       }
     } catch (err) {
       await fh.close().catch(() => undefined);
@@ -180,6 +190,38 @@ export class LocalBackend implements StorageBackend {
     }
     await fh.close().catch(() => undefined);
     return null;
+  }
+
+  async readDirectory(dir: readonly string[]): Promise<DirEntry[] | null> {
+    const shown = dir.length === 0 ? 'the output directory' : dir.join('/');
+    const at = dir.length === 0 ? this.outDir : await resolveExisting(this.outDir, dir);
+    if (at === null) return null;
+    let entries: Dirent[];
+    try {
+      // lstat first: readdir would follow a link at the last component.
+      if (dir.length > 0 && !(await lstat(at)).isDirectory()) return null;
+      entries = await readdir(at, { withFileTypes: true });
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return null;
+      throw toStxError(err, 'listing', shown);
+    }
+    const out: DirEntry[] = [];
+    for (const entry of entries) {
+      if (dir.length === 0 && entry.name === RESERVED_DIR_NAME) continue;
+      if (!entry.isFile() && !entry.isDirectory()) continue;
+      const st = await lstat(path.join(at, entry.name), { bigint: true }).catch(() => null);
+      // Gone meanwhile, or replaced by something else: not listed.
+      if (st === null || !(st.isFile() || st.isDirectory())) continue;
+      out.push({
+        name: entry.name,
+        kind: st.isFile() ? 'file' : 'directory',
+        size: st.isFile() ? Number(st.size) : 0,
+        mtime: msOf(st.mtimeNs),
+        mode: Number(st.mode) & 0o7777,
+        stamp: st.isFile() ? stampOf(st) : '',
+      });
+    }
+    return out;
   }
 
   async list(): Promise<FileInfo[]> {

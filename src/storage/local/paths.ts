@@ -226,3 +226,39 @@ export async function parentsInside(outDir: string, components: readonly string[
   await walkParents(outDir, components, true, counters);
   return finalPath;
 }
+
+/**
+ * The absolute path of `components` under `outDir` if every parent on the way is a real
+ * directory (no symbolic link), else null; creates nothing. For reads (downloads, listings):
+ * what lies on a path through a link is not a published file.
+ */
+export async function resolveExisting(outDir: string, components: readonly string[]): Promise<string | null> {
+  let current = path.resolve(outDir);
+  for (let i = 0; i < components.length - 1; i++) {
+    const component = components[i];
+    if (component === undefined) return null;
+    current = path.join(current, component);
+    try {
+      const st = await lstat(current);
+      if (!st.isDirectory()) return null;
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return null;
+      throw toStxError(err, 'checking', components.slice(0, i + 1).join('/'));
+    }
+  }
+  const last = components[components.length - 1];
+  return last === undefined ? current : path.join(current, last);
+}
+
+/** A file's version for DirEntry.stamp: device, inode, size, mtime and ctime (ns). */
+export function stampOf(st: { dev: bigint; ino: bigint; size: bigint; mtimeNs: bigint; ctimeNs: bigint }): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+}
+
+/**
+ * Nanoseconds to the nearest millisecond: utimes() takes seconds as a double, so a published
+ * mtime of …123 ms reads back as …122.9999 ms; rounding gives back what was set.
+ */
+export function msOf(ns: bigint): number {
+  return Number((ns + 500_000n) / 1_000_000n);
+}

@@ -1,0 +1,66 @@
+// The list command on one Ready connection (spec/PROTOCOL.md §9.10): LIST → LIST_ENTRY… → LIST_END.
+// Entries are handed on as they arrive; the connection is Ready again afterwards.
+import { ProtocolError } from '../../proto/errors.js';
+import type { Frame } from '../../proto/frames.js';
+import type { Connection } from '../connection.js';
+import { deferred } from './deferred.js';
+
+export type ListedFile = Omit<Extract<Frame, { type: 'LIST_ENTRY' }>, 'type'>;
+
+export interface ListSlice {
+  readonly count: number;
+  /** Present when more entries follow: the next LIST's `after` (§9.10). */
+  readonly next?: string | undefined;
+}
+
+/** One LIST on `conn` (Ready): `onEntry` hears every entry; resolves with LIST_END. */
+export async function listOn(conn: Connection, prefix: string, after: string | undefined, onEntry: (entry: ListedFile) => void): Promise<ListSlice> {
+  const end = deferred<ListSlice>();
+  const off = conn.onFailure((err) => end.reject(err));
+  try {
+    let received = 0;
+    conn.begin(after === undefined ? { type: 'LIST', prefix } : { type: 'LIST', prefix, after }, (f) => {
+      switch (f.type) {
+        case 'LIST_ENTRY': {
+          conn.progressed();
+          received++;
+          onEntry(f.sha256 === undefined ? { name: f.name, size: f.size, mtime: f.mtime, mode: f.mode } : { name: f.name, size: f.size, mtime: f.mtime, mode: f.mode, sha256: f.sha256 });
+          return;
+        }
+        case 'LIST_END':
+          conn.progressed();
+          if (f.count !== received) throw new ProtocolError('MALFORMED_FRAME', `LIST_END counts ${f.count} entries, ${received} arrived`);
+          end.resolve({ count: f.count, next: f.next });
+          return;
+        case 'CLIENT_HELLO':
+        case 'SERVER_HELLO':
+        case 'KEY_EXCHANGE':
+        case 'CLIENT_FINISHED':
+        case 'SERVER_FINISHED':
+        case 'OPEN':
+        case 'OPEN_OK':
+        case 'DATA':
+        case 'ACK':
+        case 'END':
+        case 'DONE':
+        case 'PROGRESS':
+        case 'MKDIR':
+        case 'SYMLINK':
+        case 'MADE':
+        case 'ERROR':
+        case 'PING':
+        case 'PONG':
+        case 'GOAWAY':
+        case 'LIST':
+        case 'GET':
+        case 'GET_OK':
+        case 'GET_END':
+          // The state table (§11.2) lets nothing else through to a command.
+          throw new ProtocolError('UNEXPECTED_FRAME', `${f.type} during a listing`);
+      }
+    });
+    return await end.promise;
+  } finally {
+    off();
+  }
+}

@@ -1,0 +1,245 @@
+// The client's download and listing jobs (spec/PROTOCOL.md §9.9, §9.10, §10): names fetched into a
+// local directory over as few connections as it takes, each file resumed from its local partial
+// after a lost connection, verified, and published. A NAME is a file or a directory: one listing
+// of it as a prefix says which, and gives the files of a tree. The retry rule is §10's transient
+// column, as for uploads; attempts that received bytes count as progress.
+import type { KeyObject } from 'node:crypto';
+import { CommandError, ProtocolError, ResourceError, StxError } from '../proto/errors.js';
+import { HANDSHAKE_TIMEOUT_MS } from '../proto/limits.js';
+import { getOn } from './commands/get.js';
+import { listOn, type ListedFile } from './commands/list.js';
+import { ConnectFailed, type Connection } from './connection.js';
+import { dial } from './handshake.js';
+import { LocalTree } from './local-files.js';
+
+/** Files one run fetches at most (a hostile server could otherwise list without end). */
+const MAX_FILES_PER_RUN = 1_000_000;
+
+export interface SessionOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly fingerprint?: string | undefined;
+  readonly knownHostsFile: string;
+  readonly identity?: KeyObject | undefined;
+  /** Consecutive failed attempts (without progress) before giving up. */
+  readonly retries: number;
+  readonly retryForMs?: number | undefined;
+  readonly backoffMs?: number | undefined;
+  readonly handshakeTimeoutMs?: number | undefined;
+  readonly idleTimeoutMs?: number | undefined;
+  readonly onEvent?: ((message: string) => void) | undefined;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** One server, over as many connections as it takes; commands run one after another on the current one. */
+class Session {
+  #conn: Connection | null = null;
+  #handshakes = 0;
+  /** Counts progress (bytes arrived, a listing slice); an attempt that moved it resets the failure count. */
+  #progress = 0;
+  reconnects = 0;
+  fingerprint = '';
+
+  constructor(private readonly opts: SessionOptions) {}
+
+  /** Something moved on (bytes arrived): the attempt that fails next starts a new count. */
+  progressed(): void {
+    this.#progress++;
+  }
+
+  /** Runs `fn` on a Ready connection, reconnecting and running it again after a transient failure. */
+  async run<T>(fn: (conn: Connection) => Promise<T>): Promise<T> {
+    let failures = 0;
+    let failingSince = 0;
+    for (;;) {
+      const before = this.#progress;
+      try {
+        return await fn(await this.#connection());
+      } catch (err) {
+        this.#conn?.close(err);
+        this.#conn = null;
+        if (!(err instanceof StxError && err.transient)) throw err;
+        if (err instanceof ConnectFailed && this.#handshakes === 0) throw err;
+        const now = Date.now();
+        failures = this.#progress > before ? 1 : failures + 1;
+        if (failures === 1) failingSince = now;
+        const opts = this.opts;
+        const withinTime = opts.retryForMs !== undefined && now - failingSince < opts.retryForMs;
+        const reason = err.message;
+        if (failures > opts.retries && !withinTime) {
+          throw new ResourceError('TIMEOUT', `gave up after ${failures} attempts without progress: ${reason}`, { cause: err });
+        }
+        const base = Math.min((opts.backoffMs ?? 250) * 2 ** (failures - 1), 10_000);
+        const wait = Math.round(base / 2 + (Math.random() * base) / 2);
+        opts.onEvent?.(`${reason}; reconnecting in ${(wait / 1000).toFixed(1)} s`);
+        await sleep(wait);
+        this.reconnects++;
+      }
+    }
+  }
+
+  close(): void {
+    this.#conn?.close();
+    this.#conn = null;
+  }
+
+  async #connection(): Promise<Connection> {
+    if (this.#conn !== null && this.#conn.state === 'Ready') return this.#conn;
+    this.#conn?.close();
+    const handshakeMs = this.opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+    const { connection, fingerprint } = await dial({ ...this.opts, connectTimeoutMs: handshakeMs, handshakeTimeoutMs: handshakeMs });
+    this.#handshakes++;
+    this.fingerprint = fingerprint;
+    this.#conn = connection;
+    return connection;
+  }
+}
+
+/**
+ * Every file at or under `prefix` ('' for all), slice by slice (§9.10), each handed to `onEntry`
+ * in listing order. A slice that fails is asked for again from where the last one ended.
+ */
+async function listEach(session: Session, prefix: string, onEntry: (entry: ListedFile) => void): Promise<number> {
+  let after: string | undefined;
+  let count = 0;
+  for (;;) {
+    const slice = await session.run(async (conn) => {
+      const got: ListedFile[] = [];
+      const s = await listOn(conn, prefix, after, (e) => {
+        if (count + got.length >= MAX_FILES_PER_RUN) throw new ResourceError('TOO_LARGE', `the server lists more than ${MAX_FILES_PER_RUN} files`);
+        got.push(e);
+      });
+      return { got, next: s.next };
+    });
+    for (const e of slice.got) onEntry(e);
+    count += slice.got.length;
+    session.progressed();
+    if (slice.next === undefined) return count;
+    // A server that asks for more and sends nothing would keep us here for ever.
+    if (slice.got.length === 0 || (after !== undefined && slice.next <= after)) {
+      throw new ProtocolError('MALFORMED_FRAME', 'the server asked for another listing without going on');
+    }
+    after = slice.next;
+  }
+}
+
+export interface ListOptions extends SessionOptions {
+  readonly prefix: string;
+  readonly onEntry: (entry: ListedFile) => void;
+}
+
+export async function listRemote(opts: ListOptions): Promise<{ readonly count: number; readonly fingerprint: string }> {
+  const session = new Session(opts);
+  try {
+    const count = await listEach(session, opts.prefix, opts.onEntry);
+    return { count, fingerprint: session.fingerprint };
+  } finally {
+    session.close();
+  }
+}
+
+export interface FetchOptions extends SessionOptions {
+  /** Remote names: files, or directories whose whole tree is fetched. */
+  readonly names: readonly string[];
+  /** The local directory everything lands under. */
+  readonly to: string;
+  readonly onFile?: ((file: FetchedFile) => void) | undefined;
+  readonly onProgress?: ((name: string, received: number, size: number) => void) | undefined;
+}
+
+export interface FetchedFile {
+  readonly name: string;
+  /** Where it landed, relative to the local directory. */
+  readonly path: string;
+  readonly bytes: number;
+  readonly sha256: string;
+  readonly resumed_from: number;
+}
+
+export interface FetchResult {
+  readonly files: FetchedFile[];
+  readonly bytes: number;
+  readonly seconds: number;
+  readonly reconnects: number;
+  readonly server_fingerprint: string;
+}
+
+/**
+ * The remote files each NAME stands for, with the local name each lands under: a file by its
+ * own last component, a directory's files under the directory's last component (as cp -r).
+ */
+async function plan(session: Session, names: readonly string[]): Promise<{ remote: string; local: string; size: number }[]> {
+  const planned: { remote: string; local: string; size: number }[] = [];
+  for (const raw of names) {
+    const name = raw.replace(/\/+$/, '').normalize('NFC');
+    if (name === '') throw new CommandError('NOT_FOUND', 'an empty name names nothing; use --list to see what the server holds');
+    const parentLength = name.lastIndexOf('/') + 1;
+    const before = planned.length;
+    await listEach(session, name, (e) => {
+      // Only what the prefix asked for: a server sending other names is not followed.
+      if (e.name !== name && !e.name.startsWith(`${name}/`)) throw new ProtocolError('MALFORMED_FRAME', 'the server listed a name outside the prefix asked for');
+      planned.push({ remote: e.name, local: e.name.slice(parentLength), size: e.size });
+      if (planned.length > MAX_FILES_PER_RUN) throw new ResourceError('TOO_LARGE', `more than ${MAX_FILES_PER_RUN} files to fetch`);
+    });
+    if (planned.length === before) throw new CommandError('NOT_FOUND', `no file or directory "${name}" on the server`);
+  }
+  return planned;
+}
+
+export async function fetchRemote(opts: FetchOptions): Promise<FetchResult> {
+  const started = Date.now();
+  const session = new Session(opts);
+  const tree = new LocalTree(opts.to);
+  const files: FetchedFile[] = [];
+  let bytes = 0;
+  try {
+    for (const { remote, local } of await plan(session, opts.names)) {
+      const target = await tree.target(local);
+      let fromScratch = false;
+      for (;;) {
+        const resume = fromScratch ? null : await tree.resumable(target, remote);
+        try {
+          const fetched = await session.run(async (conn) => {
+            // Each attempt goes on from what the partial holds now.
+            const now = fromScratch ? null : await tree.resumable(target, remote);
+            fromScratch = false;
+            let size = 0;
+            return getOn(
+              conn,
+              { name: remote, resume: now ?? undefined, openPartial: (version, keep) => tree.openPartial(target, remote, version, keep) },
+              {
+                received: (received) => {
+                  session.progressed();
+                  opts.onProgress?.(local, received, size);
+                },
+                located: (total, offset) => {
+                  size = total;
+                  opts.onProgress?.(local, offset, size);
+                },
+              },
+            );
+          });
+          await tree.publish(target, fetched.fh, fetched.mode, fetched.mtime);
+          const file = { name: remote, path: local, bytes: fetched.size, sha256: fetched.sha256.toString('hex'), resumed_from: fetched.from };
+          files.push(file);
+          bytes += fetched.size - fetched.from;
+          opts.onFile?.(file);
+          break;
+        } catch (err) {
+          // A resumed prefix that does not verify may be what is wrong: once, fetch the whole file.
+          if (err instanceof StxError && err.code === 'INTEGRITY_FAILED' && resume !== null && resume.bytes > 0) {
+            await tree.discard(target);
+            opts.onEvent?.(`${local}: the resumed download did not verify; fetching it whole`);
+            fromScratch = true;
+            continue;
+          }
+          throw err;
+        }
+      }
+    }
+    return { files, bytes, seconds: (Date.now() - started) / 1000, reconnects: session.reconnects, server_fingerprint: session.fingerprint };
+  } finally {
+    session.close();
+  }
+}
