@@ -17,7 +17,7 @@ before(async () => {
   const tmp = await tempDir('stx-conformance-');
   cleanup = tmp.cleanup;
   // Short timers, so the §9.6 cases (--timeouts) wait seconds, not a minute.
-  daemon = await startDaemon(path.join(tmp.dir, 'out'), path.join(tmp.dir, 'srv', 'server_key.pem'), ['--handshake-timeout', '2s', '--idle-timeout', '2s']);
+  daemon = await startDaemon(path.join(tmp.dir, 'out'), path.join(tmp.dir, 'srv', 'server_key.pem'), ['--handshake-timeout', '2s', '--idle-timeout', '2s', '--handshake-rate-per-source', '0']);
 });
 after(async () => {
   const code = await daemon.stop('SIGTERM');

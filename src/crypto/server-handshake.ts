@@ -7,7 +7,7 @@ import { encodePreamble, parsePreamble, selectVersion } from '../proto/preamble.
 import { RANDOM_BYTES } from './client-handshake.js';
 import { identityFingerprint } from './fingerprint.js';
 import { deriveKeys, eraseKeys, finishedMac, RSA_SECRET_BYTES, verifyFinished, type SessionKeys } from './key-schedule.js';
-import { checkServerPrivateKey, oaepDecrypt, serverKeySpki } from './oaep.js';
+import { checkServerPrivateKey, oaepDecryptSecret, serverKeySpki } from './oaep.js';
 import { RecordOpener, RecordSealer } from './record.js';
 import { verifyTranscriptSignature } from './signature.js';
 import { checkFrameBytes, Transcript } from './transcript.js';
@@ -56,6 +56,7 @@ type State =
   | { readonly kind: 'Failed' };
 
 const KEYS_DIFFER = "CLIENT_FINISHED failed to open: the two sides derived different keys (transcript, rsa_secret or dh differ)";
+const REJECTED = 'KEY_EXCHANGE: RSA-OAEP decryption failed or the secret is not 32 bytes';
 
 export class ServerHandshake {
   private state: State;
@@ -115,7 +116,10 @@ export class ServerHandshake {
    * Takes KEY_EXCHANGE (whole frame and decoded form), decrypts rsa_secret and derives the keys
    * (§7.1, §7.2). An OAEP failure or a secret that is not 32 bytes does not throw here: the server
    * goes on with a random secret, so the failure shows only when CLIENT_FINISHED fails to open,
-   * exactly like a wrong secret or transcript (HANDSHAKE_FAILED), and leaks nothing more.
+   * exactly like a wrong secret or transcript (HANDSHAKE_FAILED), and leaks nothing more. Both ways
+   * do the same work, as TLS servers do against Bleichenbacher-style timing: the random secret is
+   * drawn before decrypting, chosen under a mask (oaepDecryptSecret), and the keys derived once
+   * from whichever secret it is; nothing throws, nothing returns early.
    */
   onKeyExchange(frameBytes: Buffer, frame: KeyExchange): ServerKeys {
     const s = this.state;
@@ -124,29 +128,17 @@ export class ServerHandshake {
     return this.guard(() => {
       this.transcript.add(frameBytes);
       const hKe = this.transcript.current();
-      let secret: Buffer;
-      let rejected = false;
-      try {
-        secret = oaepDecrypt(this.serverKey, frame.encrypted_secret, s.hSh);
-      } catch {
-        secret = Buffer.alloc(0);
-      }
-      if (secret.length !== RSA_SECRET_BYTES) {
-        secret.fill(0);
-        secret = randomBytes(RSA_SECRET_BYTES);
-        rejected = true;
-      }
+      const fallback = randomBytes(RSA_SECRET_BYTES);
+      const { secret, decrypted } = oaepDecryptSecret(this.serverKey, frame.encrypted_secret, s.hSh, fallback);
+      fallback.fill(0);
       const keys = deriveKeys(secret, s.dh, hKe);
       secret.fill(0);
       s.dh.fill(0);
       const sealer = new RecordSealer(keys.s2cKey, keys.s2cIv);
-      const opener = new RecordOpener(keys.c2sKey, keys.c2sIv, {
-        firstRecordError: {
-          code: 'HANDSHAKE_FAILED',
-          message: rejected ? 'KEY_EXCHANGE: RSA-OAEP decryption failed or the secret is not 32 bytes' : KEYS_DIFFER,
-        },
-      });
-      this.state = { kind: 'AwaitClientFinished', keys, hKe, rejected };
+      // The detail goes to the local log only; on the wire every case is HANDSHAKE_FAILED (§10).
+      const message = decrypted ? KEYS_DIFFER : REJECTED;
+      const opener = new RecordOpener(keys.c2sKey, keys.c2sIv, { firstRecordError: { code: 'HANDSHAKE_FAILED', message } });
+      this.state = { kind: 'AwaitClientFinished', keys, hKe, rejected: !decrypted };
       return { keys, sealer, opener, transcriptHash: hKe };
     });
   }
@@ -159,7 +151,9 @@ export class ServerHandshake {
     const s = this.state;
     if (s.kind !== 'AwaitClientFinished') throw this.outOfOrder('AwaitClientFinished');
     return this.guard(() => {
-      if (s.rejected || !verifyFinished(s.keys.cFinishedKey, s.hKe, frame.verify)) {
+      // verify is checked whether or not KEY_EXCHANGE was rejected (§7.1: the same work either way).
+      const verified = verifyFinished(s.keys.cFinishedKey, s.hKe, frame.verify);
+      if (s.rejected || !verified) {
         throw new CryptoError('HANDSHAKE_FAILED', s.rejected ? 'KEY_EXCHANGE was rejected' : 'CLIENT_FINISHED.verify does not match');
       }
       const accepted = this.checkIdentity(frame, s.hKe);

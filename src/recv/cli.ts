@@ -11,6 +11,7 @@ import { HANDSHAKE_TIMEOUT_MS, IDLE_TIMEOUT_MS } from '../proto/limits.js';
 import { MAX_TIMER_MS, parseDuration } from '../proto/duration.js';
 import { parseListen, parseSize } from './args.js';
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_PARTIAL_TTL_MS } from './config.js';
+import { DEFAULT_HANDSHAKE_RATE_PER_SOURCE, DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_HANDSHAKES_PER_SOURCE } from './config.js';
 import { acquireInstanceLock } from './instance-lock.js';
 import { checkServerKeyFile } from './key-file.js';
 import { chooseLogFormat, createLog, LOG_FORMATS } from './log.js';
@@ -34,6 +35,9 @@ async function main(): Promise<number> {
     .option('append-only', { type: 'boolean', default: false, describe: 'refuse to replace any existing file' })
     .option('allow-download', { type: 'boolean', default: false, describe: 'let clients list and download the published files (stx-get)' })
     .option('max-connections', { type: 'number', default: DEFAULT_MAX_CONNECTIONS, describe: 'connections served at once' })
+    .option('max-handshakes', { type: 'number', default: DEFAULT_MAX_HANDSHAKES, describe: 'handshakes in progress at once, from all addresses' })
+    .option('max-handshakes-per-source', { type: 'number', default: DEFAULT_MAX_HANDSHAKES_PER_SOURCE, describe: 'handshakes in progress at once from one IPv4 address or IPv6 /64' })
+    .option('handshake-rate-per-source', { type: 'number', default: DEFAULT_HANDSHAKE_RATE_PER_SOURCE, describe: 'handshakes one address (or /64) may start per second, bursts of twice that; 0: no limit' })
     .option('max-file-size', { type: 'string', describe: 'refuse uploads larger than this (e.g. 10G)' })
     .option('max-partial-bytes', {
       type: 'string',
@@ -66,6 +70,14 @@ async function main(): Promise<number> {
       `stx-recv: warning: serving at most ${fit} connections, not ${maxConnections}: the open-file limit is ${fdLimit} and each upload holds ${FDS_PER_CONNECTION}; raise it (ulimit -n, LimitNOFILE=) to serve more\n`,
     );
     maxConnections = fit;
+  }
+  const handshakes = {
+    maxHandshakes: positiveInteger(argv['max-handshakes'], '--max-handshakes'),
+    maxHandshakesPerSource: positiveInteger(argv['max-handshakes-per-source'], '--max-handshakes-per-source'),
+    handshakeRatePerSource: argv['handshake-rate-per-source'],
+  };
+  if (!Number.isFinite(handshakes.handshakeRatePerSource) || handshakes.handshakeRatePerSource < 0) {
+    throw new UsageError('--handshake-rate-per-source must be a number ≥ 0 (0: no limit)');
   }
   const maxFileSize = argv['max-file-size'];
   const maxFileBytes = maxFileSize === undefined ? undefined : usage(() => parseSize(maxFileSize));
@@ -102,6 +114,7 @@ async function main(): Promise<number> {
     appendOnly: argv['append-only'],
     allowDownload: argv['allow-download'],
     maxConnections,
+    handshakes,
     ...(maxFileBytes === undefined ? {} : { maxFileBytes }),
     ...(maxPartialBytes === undefined ? {} : { maxPartialBytes }),
     partialTtlMs,
@@ -136,6 +149,11 @@ async function main(): Promise<number> {
   }
   log.info({ event: 'listening', host: server.address.host, port: server.address.port, fingerprint: fp, out: outDir }, 'listening');
   return stopped;
+}
+
+function positiveInteger(value: number, flag: string): number {
+  if (!Number.isInteger(value) || value < 1) throw new UsageError(`${flag} must be a positive integer`);
+  return value;
 }
 
 async function printFingerprint(keyFile: string): Promise<number> {

@@ -36,6 +36,22 @@ export const MAX_UNREAD_OUTPUT_BYTES = 256 * 1024;
 /** Connections served at once before refusing with TOO_MANY_CONNECTIONS (§9.6). */
 export const DEFAULT_MAX_CONNECTIONS = 1024;
 
+/**
+ * Handshakes in progress (accepted, SERVER_FINISHED not yet sent) before refusing newcomers with
+ * TOO_MANY_CONNECTIONS (§9.6; recv/admission.ts): from all sources, and from one source (an IPv4
+ * address or IPv6 /64). A client has one in progress per connection it opens, for a round trip
+ * or two; 32 lets one host start that many uploads at once.
+ */
+export const DEFAULT_MAX_HANDSHAKES = 256;
+export const DEFAULT_MAX_HANDSHAKES_PER_SOURCE = 32;
+
+/**
+ * Handshakes one source may start per second (a token bucket of twice that): each costs an RSA
+ * decryption, ~2 ms of the event loop with a 3072-bit key, so a source flooding handshakes gets
+ * about 4 % of it. A client starts one per upload attempt.
+ */
+export const DEFAULT_HANDSHAKE_RATE_PER_SOURCE = 20;
+
 /** A partial upload not updated for this long may be swept (§9.2). */
 export const DEFAULT_PARTIAL_TTL_MS = 24 * 60 * 60 * 1000;
 

@@ -17,6 +17,7 @@ import { listCommand, type ListState } from './commands/list.js';
 import { uploadCommand, type UploadState } from './commands/upload.js';
 import { MAX_SERVE_OUTPUT_BYTES, MAX_UNREAD_OUTPUT_BYTES, YOUNG_GC_INTERVAL_BYTES } from './config.js';
 import { KnownDigests } from './digests.js';
+import type { HandshakeTicket } from './admission.js';
 import { beginHandshake, readPreamble, respond, type HandshakeLink, type HandshakeState } from './handshake.js';
 import { ReadGate, type PauseReason } from './read-gate.js';
 import type { OpenPolicy, Store } from './store.js';
@@ -54,6 +55,8 @@ export interface ConnectionContext {
   readonly handshakeTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly log: Logger;
+  /** This connection's place among the handshakes in progress (admission.ts), if the server counts them. */
+  readonly handshake?: HandshakeTicket | undefined;
 }
 
 /** The connection's one state (§11.1): each variant carries only what is valid in it. */
@@ -100,6 +103,9 @@ export function refuse(transport: Transport, code: ErrorCode, message: string): 
   transport.on('error', () => transport.destroy());
   transport.write(Buffer.concat([encodePreamble(), ...channel.encode({ type: 'ERROR', code: wireNumber(code), message })]));
   transport.end();
+  // Whatever the client sent is read and dropped, so that its close is seen and the socket goes
+  // at once (an unread socket would wait for the timer below, and hold shutdown meanwhile).
+  transport.resume();
   setTimeout(() => transport.destroy(), 1000).unref();
 }
 
@@ -132,7 +138,7 @@ export class Connection {
     this.id = id;
     this.bodies = ctx.store.bodies;
     this.log = ctx.log.child({ conn: id, remote: `${transport.remoteAddress ?? '?'}:${transport.remotePort ?? 0}` });
-    this.state = beginHandshake({ serverKey: ctx.serverKey, authorizedKeys: ctx.authorizedKeys });
+    this.state = beginHandshake({ serverKey: ctx.serverKey, authorizedKeys: ctx.authorizedKeys, ticket: ctx.handshake });
     this.gate = new ReadGate({ pause: () => transport.pause(), resume: () => transport.resume() });
     this.handshakeLink = this.makeHandshakeLink();
     this.commandLink = this.makeCommandLink();

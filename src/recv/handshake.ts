@@ -7,13 +7,17 @@ import type { FrameChannel } from '../crypto/channel.js';
 import { ServerHandshake } from '../crypto/handshake.js';
 import { ResourceError } from '../proto/errors.js';
 import type { Frame, FrameName } from '../proto/frames.js';
+import type { HandshakeTicket } from './admission.js';
 
-/** The connection's states while the handshake runs (§11.1), with what each needs. */
+/**
+ * The connection's states while the handshake runs (§11.1), with what each needs; `ticket` is its
+ * place among the handshakes in progress (admission.ts), given up once SERVER_FINISHED goes out.
+ */
 export type HandshakeState =
   /** Before CLIENT_HELLO; `preambleRead` once the client's preamble came and ours went out (§3). */
-  | { readonly kind: 'AwaitClientHello'; readonly hs: ServerHandshake; readonly preambleRead: boolean }
-  | { readonly kind: 'AwaitKeyExchange'; readonly hs: ServerHandshake }
-  | { readonly kind: 'AwaitClientFinished'; readonly hs: ServerHandshake };
+  | { readonly kind: 'AwaitClientHello'; readonly hs: ServerHandshake; readonly ticket: HandshakeTicket | undefined; readonly preambleRead: boolean }
+  | { readonly kind: 'AwaitKeyExchange'; readonly hs: ServerHandshake; readonly ticket: HandshakeTicket | undefined }
+  | { readonly kind: 'AwaitClientFinished'; readonly hs: ServerHandshake; readonly ticket: HandshakeTicket | undefined };
 
 /** What the handshake needs of its connection. */
 export interface HandshakeLink {
@@ -36,11 +40,13 @@ export interface Accepted {
 export interface HandshakeOptions {
   readonly serverKey: KeyObject;
   readonly authorizedKeys: ReadonlySet<string> | null;
+  /** The admission that let this connection start its handshake (server.ts); none in unit tests. */
+  readonly ticket?: HandshakeTicket | undefined;
 }
 
 export function beginHandshake(opts: HandshakeOptions): HandshakeState {
   const hs = new ServerHandshake({ serverKey: opts.serverKey, authorizedKeys: opts.authorizedKeys });
-  return { kind: 'AwaitClientHello', hs, preambleRead: false };
+  return { kind: 'AwaitClientHello', hs, ticket: opts.ticket, preambleRead: false };
 }
 
 /** Reads the client's preamble if it is all there and answers with ours; false while it is not. */
@@ -48,7 +54,7 @@ export function readPreamble(state: HandshakeState & { readonly kind: 'AwaitClie
   const preamble = link.channel.readPreamble();
   if (preamble === null) return false;
   link.write(state.hs.onClientPreamble(preamble));
-  link.enter({ kind: 'AwaitClientHello', hs: state.hs, preambleRead: true });
+  link.enter({ kind: 'AwaitClientHello', hs: state.hs, ticket: state.ticket, preambleRead: true });
   return true;
 }
 
@@ -58,22 +64,25 @@ export function readPreamble(state: HandshakeState & { readonly kind: 'AwaitClie
  * it was: the connection then knows whether an ERROR can still reach the client (§6).
  */
 export function respond(state: HandshakeState, frame: Frame, raw: Buffer, link: HandshakeLink): Accepted | null {
-  const { hs } = state;
+  const { hs, ticket } = state;
   if (frame.type === 'CLIENT_HELLO' && state.kind === 'AwaitClientHello') {
     const hello = hs.onClientHello(raw, frame);
-    link.enter({ kind: 'AwaitKeyExchange', hs });
+    link.enter({ kind: 'AwaitKeyExchange', hs, ticket });
     link.sendRaw('SERVER_HELLO', [hello]);
     return null;
   }
   if (frame.type === 'KEY_EXCHANGE' && state.kind === 'AwaitKeyExchange') {
+    ticket?.decrypting();
     const keys = hs.onKeyExchange(raw, frame);
     link.channel.startOpening(keys.opener);
     link.channel.startSealing(keys.sealer);
-    link.enter({ kind: 'AwaitClientFinished', hs });
+    link.enter({ kind: 'AwaitClientFinished', hs, ticket });
     return null;
   }
   if (frame.type === 'CLIENT_FINISHED' && state.kind === 'AwaitClientFinished') {
     const accepted = hs.onClientFinished(frame);
+    // The expensive part is over: this connection no longer counts as a handshake in progress.
+    ticket?.end();
     return { client: accepted.clientFingerprint, serverFinished: accepted.serverFinished };
   }
   // The tables admit nothing else here; reaching this is a bug of ours, not the client's.

@@ -4,6 +4,7 @@ import type { KeyObject } from 'node:crypto';
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { HANDSHAKE_TIMEOUT_MS, IDLE_TIMEOUT_MS } from '../proto/limits.js';
+import { HandshakeAdmission, withDefaultLimits, type AdmissionLimits } from './admission.js';
 import { Connection, refuse } from './connection.js';
 import { Store } from './store.js';
 
@@ -17,6 +18,8 @@ export interface ServerOptions {
   /** Serve listings and downloads of the published files (§9.9, §9.10). */
   readonly allowDownload?: boolean;
   readonly maxConnections: number;
+  /** Handshakes in progress and started per second (recv/admission.ts); the defaults of config.ts where not given. */
+  readonly handshakes?: Partial<AdmissionLimits>;
   readonly maxFileBytes?: number;
   /** Bytes one client's partial uploads may reserve (§9.5); default: see Store. */
   readonly maxPartialBytes?: number;
@@ -54,13 +57,24 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     idleTimeoutMs: opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
     log: opts.log,
   };
+  const admission = new HandshakeAdmission(withDefaultLimits(opts.handshakes), opts.log);
   const server = net.createServer({ pauseOnConnect: false, noDelay: true }, (socket) => {
     if (connections.size >= opts.maxConnections) {
       opts.log.warn({ event: 'refused', remote: socket.remoteAddress, reason: 'connection limit' }, 'connection refused');
       refuse(socket, 'TOO_MANY_CONNECTIONS', `server is at its limit of ${opts.maxConnections} connections; retry later`);
       return;
     }
-    const connection = new Connection(socket, { ...ctx, authorizedKeys }, nextId++, (c) => connections.delete(c));
+    // Before a Connection exists: a refusal costs no key generation and no decryption (§9.6).
+    const admitted = admission.admit(socket.remoteAddress);
+    if (!admitted.admitted) {
+      refuse(socket, 'TOO_MANY_CONNECTIONS', admitted.message);
+      return;
+    }
+    const { ticket } = admitted;
+    const connection = new Connection(socket, { ...ctx, authorizedKeys, handshake: ticket }, nextId++, (c) => {
+      ticket.end();
+      connections.delete(c);
+    });
     if (!connection.closed) connections.add(connection);
   });
   server.on('error', (err) => opts.log.error({ err }, 'server error'));
@@ -99,6 +113,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     shutdown() {
       stopping ??= (async () => {
         clearInterval(sweeper);
+        admission.close();
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         await Promise.all([...connections].map((c) => c.goAway(SHUTDOWN_GRACE_MS)));
         await closed;
