@@ -85,6 +85,11 @@ export class FrameChannel {
     return this.reader.pending;
   }
 
+  /** Whether a long record is being opened (nextData() holds its buffer). */
+  get openingRecord(): boolean {
+    return this.stream !== null;
+  }
+
   /** Memory this channel holds for incomplete frames: bytes received, and the buffer of a record being opened. */
   get heldBytes(): number {
     return this.reader.pending + (this.stream?.buffer.length ?? 0);

@@ -133,6 +133,7 @@ export class Connection {
     this.commandLink = this.makeCommandLink();
     this.memoryUser = {
       measure: () => this.leasedBytes + this.channel.heldBytes + this.unreadOutputCost(),
+      pausable: () => !this.channel.openingRecord,
       pause: () => this.gate.hold('memory'),
       // Frames may wait in the channel for the memory they need: look at them again.
       resume: () => {

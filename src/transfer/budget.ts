@@ -77,6 +77,12 @@ export class ByteBudget {
 export interface MemoryUser {
   /** Bytes it holds now: bodies, its share of queues and hashing, incomplete records, unread output. */
   measure(): number;
+  /**
+   * Whether stopping it now would stop it growing. False in the middle of a record whose buffer
+   * it already holds: stopped there it would keep that memory (and not even see its peer leave),
+   * while reading on costs nothing more and frees it.
+   */
+  pausable(): boolean;
   /** Stop reading (the budget is reached and this user holds among the most). */
   pause(): void;
   /** Read again. */
@@ -175,6 +181,8 @@ export class MemoryBudget {
       if (this.#called === user) this.#called = null;
       return true;
     }
+    // Called back but beaten to the memory: back in line, and the next may be called.
+    if (this.#called === user) this.#called = null;
     if (e.wants === 0) {
       e.wants = bytes;
       this.#waiting.add(user);
@@ -213,7 +221,9 @@ export class MemoryBudget {
     try {
       const stop = new Set<MemoryUser>();
       if (this.#used > this.lowWaterBytes) {
-        const heavy = [...this.#users].filter(([, e]) => e.used > this.floorBytes).sort(([, a], [, b]) => b.used - a.used);
+        const heavy = [...this.#users]
+          .filter(([user, e]) => e.used > this.floorBytes && (e.paused || user.pausable()))
+          .sort(([, a], [, b]) => b.used - a.used);
         let rest = this.#used;
         for (const [user, e] of heavy) {
           if (rest <= this.lowWaterBytes) break;
