@@ -10,6 +10,7 @@ import { ResourceError, UploadError } from '../src/proto/errors.js';
 import { BodyPool } from '../src/transfer/body-pool.js';
 import { openDirect } from '../src/storage/local/direct-io.js';
 import { WriteQueue } from '../src/storage/write-queue.js';
+import { CHUNK_OVERHEAD_BYTES, MAX_QUEUED_CHUNKS } from '../src/transfer/config.js';
 import { ByteBudget } from '../src/transfer/budget.js';
 
 const MiB = 1024 * 1024;
@@ -365,6 +366,36 @@ describe('WriteQueue', () => {
       } finally {
         await ro.close();
       }
+    });
+  });
+
+  it('bounds chunks as well as bytes: 1-byte chunks pause it at MAX_QUEUED_CHUNKS, each charged CHUNK_OVERHEAD_BYTES of the budget, and 100k of them are written in order', async () => {
+    await withFile(async (fh, file) => {
+      const budget = new ByteBudget(64 * MiB);
+      const q = new WriteQueue(fh, { maxQueuedBytes: 4 * MiB, maxChunkBytes: MiB }, budget);
+      const total = 100_000;
+      let at = 0;
+      let pauses = 0;
+      while (at < total) {
+        const paused = q.enqueue(at, Buffer.of(at & 0xff));
+        at++;
+        assert.ok(q.queuedChunks <= MAX_QUEUED_CHUNKS, `${q.queuedChunks} chunks queued`);
+        assert.equal(budget.usedChunks, q.queuedChunks);
+        assert.equal(budget.usedBytes, q.queuedBytes + q.queuedChunks * CHUNK_OVERHEAD_BYTES);
+        if (paused) {
+          pauses++;
+          assert.equal(q.queuedChunks, MAX_QUEUED_CHUNKS, 'paused on the chunk bound, far below the byte bound');
+          await q.drained();
+        }
+      }
+      assert.equal(await q.flush(), total);
+      await q.close();
+      assert.ok(pauses > 0);
+      assert.equal(budget.usedBytes, 0);
+      assert.equal(budget.usedChunks, 0);
+      const bytes = await readFile(file);
+      assert.equal(bytes.length, total);
+      for (let i = 0; i < total; i += 997) assert.equal(bytes[i], i & 0xff);
     });
   });
 });

@@ -40,12 +40,14 @@ export interface ReceivedData {
 }
 
 /**
- * Where nextData() opens a long record: a buffer of at least `bodyBytes` bytes. A buffer that
- * never becomes ReceivedData (the record failed, or the connection ended inside it) is given
- * back by the channel; ReceivedData.body goes back through whoever holds it.
+ * Where nextData() opens a long record: a buffer of at least `bodyBytes` bytes, or null when
+ * there is no memory for it now (nextData() then returns null and takes nothing; the caller asks
+ * again once it has). A buffer that never becomes ReceivedData (the record failed, or the
+ * connection ended inside it) is given back by the channel; ReceivedData.body goes back through
+ * whoever holds it.
  */
 export interface BodyBuffers {
-  take(bodyBytes: number): Buffer;
+  take(bodyBytes: number): Buffer | null;
   give(buffer: Buffer): void;
 }
 
@@ -81,6 +83,16 @@ export class FrameChannel {
   /** Bytes received and not yet returned as frames. */
   get pending(): number {
     return this.reader.pending;
+  }
+
+  /** Whether a long record is being opened (nextData() holds its buffer). */
+  get openingRecord(): boolean {
+    return this.stream !== null;
+  }
+
+  /** Memory this channel holds for incomplete frames: bytes received, and the buffer of a record being opened. */
+  get heldBytes(): number {
+    return this.reader.pending + (this.stream?.buffer.length ?? 0);
   }
 
   /** Whether outgoing frames are sealed as records. */
@@ -122,8 +134,9 @@ export class FrameChannel {
     if (this.stream === null) {
       const length = this.reader.peekLength(this.recordBounds());
       if (length === null || length - TAG_BYTES <= MAX_WHOLE_RECORD_BODY_BYTES) return this.next();
-      const header = this.reader.takeBytes(LENGTH_PREFIX_BYTES);
       const body = buffers.take(length - TAG_BYTES);
+      if (body === null) return null;
+      const header = this.reader.takeBytes(LENGTH_PREFIX_BYTES);
       try {
         this.stream = opener.begin(header, body);
       } catch (err) {

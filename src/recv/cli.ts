@@ -10,7 +10,7 @@ import { loadOrCreateServerKey, loadServerKey, stxHome } from '../keystore/index
 import { HANDSHAKE_TIMEOUT_MS, IDLE_TIMEOUT_MS } from '../proto/limits.js';
 import { MAX_TIMER_MS, parseDuration } from '../proto/duration.js';
 import { parseListen, parseSize } from './args.js';
-import { DEFAULT_MAX_CONNECTIONS, DEFAULT_PARTIAL_TTL_MS } from './config.js';
+import { DEFAULT_MAX_CONNECTIONS, DEFAULT_PARTIAL_TTL_MS, MIN_MAX_MEMORY_BYTES } from './config.js';
 import { DEFAULT_HANDSHAKE_RATE_PER_SOURCE, DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_HANDSHAKES_PER_SOURCE } from './config.js';
 import { acquireInstanceLock } from './instance-lock.js';
 import { checkServerKeyFile } from './key-file.js';
@@ -42,6 +42,10 @@ async function main(): Promise<number> {
     .option('max-partial-bytes', {
       type: 'string',
       describe: 'disk the unfinished uploads of one client (key, or source address if anonymous) may reserve [default: 10G or a quarter of the free space, whichever is larger]',
+    })
+    .option('max-memory', {
+      type: 'string',
+      describe: 'memory all connections may hold (queued data, hashing, incomplete records, unread output); when reached, those holding the most are not read [default: a quarter of RAM, 32M–256M]',
     })
     .option('partial-ttl', { type: 'string', default: '24h', describe: 'remove partial uploads not resumed within this time' })
     .option('handshake-timeout', { type: 'string', default: `${HANDSHAKE_TIMEOUT_MS / 1000}s`, describe: 'close clients that do not finish the handshake in time' })
@@ -83,6 +87,9 @@ async function main(): Promise<number> {
   const maxFileBytes = maxFileSize === undefined ? undefined : usage(() => parseSize(maxFileSize));
   const maxPartial = argv['max-partial-bytes'];
   const maxPartialBytes = maxPartial === undefined ? undefined : usage(() => parseSize(maxPartial), '--max-partial-bytes');
+  const maxMemory = argv['max-memory'];
+  const maxMemoryBytes = maxMemory === undefined ? undefined : usage(() => parseSize(maxMemory), '--max-memory');
+  if (maxMemoryBytes !== undefined && maxMemoryBytes < MIN_MAX_MEMORY_BYTES) throw new UsageError(`--max-memory must be at least ${MIN_MAX_MEMORY_BYTES / 1024 / 1024}M`);
   const partialTtlMs = argv['partial-ttl'] === '24h' ? DEFAULT_PARTIAL_TTL_MS : usage(() => parseDuration(argv['partial-ttl']));
   const handshakeTimeoutMs = usage(() => parseDuration(argv['handshake-timeout'], MAX_TIMER_MS), '--handshake-timeout');
   const idleTimeoutMs = usage(() => parseDuration(argv['idle-timeout'], MAX_TIMER_MS), '--idle-timeout');
@@ -117,6 +124,7 @@ async function main(): Promise<number> {
     handshakes,
     ...(maxFileBytes === undefined ? {} : { maxFileBytes }),
     ...(maxPartialBytes === undefined ? {} : { maxPartialBytes }),
+    ...(maxMemoryBytes === undefined ? {} : { maxMemoryBytes }),
     partialTtlMs,
     handshakeTimeoutMs,
     idleTimeoutMs,

@@ -28,10 +28,34 @@ export const ACK_INTERVAL_BYTES = 16 * MiB;
 export const ACK_INTERVAL_MS = 1000;
 
 /**
- * Bytes queued for a peer that does not read them before we stop reading from it: our output
- * (ACK, PONG) is small, so more than this means the peer stopped reading.
+ * What our output queued for a peer that does not read it may cost before we stop reading from
+ * it: its bytes plus OUTPUT_RECORD_OVERHEAD_BYTES per record. Our output (ACK, PONG) is small, so
+ * more than this, or more than MAX_UNREAD_OUTPUT_RECORDS records, means the peer stopped reading.
+ * Counted in bytes alone it was 256 KiB of 36-byte PONGs: ~8,600 records, ~25 MiB resident for
+ * one connection (issue 14).
  */
-export const MAX_UNREAD_OUTPUT_BYTES = 256 * 1024;
+export const MAX_UNREAD_OUTPUT_BYTES = 64 * 1024;
+export const MAX_UNREAD_OUTPUT_RECORDS = 128;
+/** A record waiting in the socket's buffer costs about this much beyond its bytes (a write request and its buffer). */
+export const OUTPUT_RECORD_OVERHEAD_BYTES = 512;
+
+/**
+ * The memory budget (--max-memory) by default: a quarter of the machine's memory, at most
+ * 256 MiB and at least 32 MiB. It covers what connections hold: queued and hashing bodies,
+ * incomplete records, unread output.
+ */
+export function defaultMaxMemoryBytes(totalMemoryBytes: number): number {
+  return Math.max(32 * MiB, Math.min(256 * MiB, Math.floor(totalMemoryBytes / 4 / MiB) * MiB));
+}
+
+/** The least --max-memory accepted: room for a few long records (1 MiB each) beside everything else. */
+export const MIN_MAX_MEMORY_BYTES = 8 * MiB;
+
+/**
+ * A connection holding at most this much is never stopped by the memory budget, so that a
+ * newcomer still gets its handshake and OPEN through (a small-record buffer is 64 KiB).
+ */
+export const MEMORY_FLOOR_BYTES = 128 * 1024;
 
 /** Connections served at once before refusing with TOO_MANY_CONNECTIONS (§9.6). */
 export const DEFAULT_MAX_CONNECTIONS = 1024;

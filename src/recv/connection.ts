@@ -4,18 +4,26 @@
 // Every way out goes through close().
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
-import { FrameChannel, type ReceivedData } from '../crypto/channel.js';
+import { FrameChannel, type BodyBuffers, type ReceivedData } from '../crypto/channel.js';
 import { ResourceError, StxError, codeFromWire, wireNumber, type ErrorCode } from '../proto/errors.js';
 import type { Frame, FrameName } from '../proto/frames.js';
 import { encodePreamble } from '../proto/preamble.js';
 import { SERVER_RULES, nextState, type ServerState } from '../proto/states.js';
 import { YoungGenerationCollector } from '../runtime/young-gc.js';
-import type { BodyPool } from '../transfer/body-pool.js';
+import type { BodyPool, LeaseAccount } from '../transfer/body-pool.js';
+import type { MemoryBudget, MemoryUser } from '../transfer/budget.js';
+import { Coalescer, type CoalescedChunk } from '../transfer/coalescer.js';
 import type { Command, CommandLink, ReadyState } from './commands/command.js';
 import { getCommand, type GetState } from './commands/get.js';
 import { listCommand, type ListState } from './commands/list.js';
 import { uploadCommand, type UploadState } from './commands/upload.js';
-import { MAX_SERVE_OUTPUT_BYTES, MAX_UNREAD_OUTPUT_BYTES, YOUNG_GC_INTERVAL_BYTES } from './config.js';
+import {
+  MAX_SERVE_OUTPUT_BYTES,
+  MAX_UNREAD_OUTPUT_BYTES,
+  MAX_UNREAD_OUTPUT_RECORDS,
+  OUTPUT_RECORD_OVERHEAD_BYTES,
+  YOUNG_GC_INTERVAL_BYTES,
+} from './config.js';
 import { KnownDigests } from './digests.js';
 import type { HandshakeTicket } from './admission.js';
 import { beginHandshake, readPreamble, respond, type HandshakeLink, type HandshakeState } from './handshake.js';
@@ -54,6 +62,8 @@ export interface ConnectionContext {
   readonly allowDownload?: boolean | undefined;
   readonly handshakeTimeoutMs: number;
   readonly idleTimeoutMs: number;
+  /** What all connections may hold in memory (--max-memory); none in tests that do not ask. */
+  readonly memory?: MemoryBudget | undefined;
   readonly log: Logger;
   /** This connection's place among the handshakes in progress (admission.ts), if the server counts them. */
   readonly handshake?: HandshakeTicket | undefined;
@@ -87,6 +97,9 @@ function digestsOf(store: Store): KnownDigests {
   if (digests === undefined) DIGESTS.set(store, (digests = new KnownDigests()));
   return digests;
 }
+
+/** Records up to this length go out as one write (sendRaw); longer ones are not copied. */
+const CONCAT_RECORD_BYTES = 64 * 1024;
 
 /** Every connection reports the buffers it drops here (transport reads, opened records). */
 const youngGc = new YoungGenerationCollector(YOUNG_GC_INTERVAL_BYTES);
@@ -128,6 +141,16 @@ export class Connection {
   private readonly commandLink: CommandLink<CommandState>;
   /** Commands waiting for the socket to take more (CommandLink.output.drain). */
   private readonly drainWaiters = new Set<{ resolve: () => void; reject: (err: Error) => void }>();
+  /** Small DATA chunks copied together until the end of the socket read (transfer/coalescer.ts). */
+  private readonly coalescer: Coalescer;
+  /** Body buffers this connection holds through leases (queued, hashing, being coalesced). */
+  private leasedBytes = 0;
+  /** Records written since the socket's buffer was last empty: an upper bound of those not yet sent. */
+  private unsentRecords = 0;
+  private readonly memoryUser: MemoryUser;
+  private readonly account: LeaseAccount;
+  /** Where long records are opened: the pool, as far as the memory budget admits. */
+  private readonly recordBuffers: BodyBuffers;
 
   constructor(
     private readonly transport: Transport,
@@ -142,6 +165,33 @@ export class Connection {
     this.gate = new ReadGate({ pause: () => transport.pause(), resume: () => transport.resume() });
     this.handshakeLink = this.makeHandshakeLink();
     this.commandLink = this.makeCommandLink();
+    this.memoryUser = {
+      measure: () => this.leasedBytes + this.channel.heldBytes + this.unreadOutputCost(),
+      pausable: () => !this.channel.openingRecord,
+      pause: () => this.gate.hold('memory'),
+      // Frames may wait in the channel for the memory they need: look at them again.
+      resume: () => {
+        this.gate.release('memory');
+        setImmediate(() => this.pump());
+      },
+    };
+    this.account = {
+      held: (bytes) => {
+        this.leasedBytes += bytes;
+        this.ctx.memory?.update(this.memoryUser);
+      },
+    };
+    this.recordBuffers = {
+      take: (bytes) => {
+        if (ctx.memory === undefined || ctx.memory.admit(this.memoryUser, bytes)) return this.bodies.take(bytes);
+        // No memory for it now: read nothing until the budget calls resume().
+        this.gate.hold('memory');
+        return null;
+      },
+      give: (buffer) => this.bodies.give(buffer),
+    };
+    this.coalescer = new Coalescer(this.bodies, this.account);
+    ctx.memory?.add(this.memoryUser);
     this.released = new Promise<void>((resolve) => (this.onReleased = resolve));
     transport.setTimeout(ctx.idleTimeoutMs, () => this.fail(new ResourceError('TIMEOUT', `no data for ${ctx.idleTimeoutMs} ms`)));
     this.handshakeTimer = setTimeout(
@@ -173,6 +223,7 @@ export class Connection {
     if (this.state.kind === 'Closed') return;
     this.channel.push(chunk);
     this.pump();
+    this.ctx.memory?.update(this.memoryUser);
     // Node reads each chunk into a new buffer; once the frames in it are handled it is garbage.
     youngGc.dropped(chunk.length);
   }
@@ -185,25 +236,50 @@ export class Connection {
    */
   private pump(): void {
     try {
-      while (this.state.kind !== 'Closed') {
-        const state = this.state;
-        if (state.kind === 'AwaitClientHello' && !state.preambleRead) {
-          if (!readPreamble(state, this.handshakeLink)) return;
-          continue;
-        }
-        // Long DATA records are opened piece by piece into pooled buffers as they arrive (§8).
-        const received = this.channel.nextData(this.bodies);
-        if (received === null) return;
-        if ('body' in received) {
-          this.receiveData(received);
-          continue;
-        }
-        const step = this.receive(received.frame, received.raw);
-        if (step !== undefined) this.runStep(step);
-      }
+      this.pumpFrames();
+      // What this read brought in small DATA chunks goes on as one (transfer/coalescer.ts).
+      this.flushChunks();
     } catch (err) {
       this.fail(err);
     }
+  }
+
+  /** The loop of pump(): frames in order until none is complete, or the state or the gate says stop. */
+  private pumpFrames(): void {
+    while (this.state.kind !== 'Closed') {
+      // A peer that does not read what we send gets no more answers queued: its frames wait.
+      if (this.gate.holds('peer-not-reading')) return;
+      const state = this.state;
+      if (state.kind === 'AwaitClientHello' && !state.preambleRead) {
+        if (!readPreamble(state, this.handshakeLink)) return;
+        continue;
+      }
+      // Long DATA records are opened piece by piece into pooled buffers as they arrive (§8),
+      // as far as the memory budget admits them (else recordBuffers holds 'memory').
+      const received = this.channel.nextData(this.recordBuffers);
+      if (received === null) return;
+      if ('body' in received) {
+        this.receiveData(received);
+        continue;
+      }
+      const step = this.receive(received.frame, received.raw);
+      if (step !== undefined) this.runStep(step);
+    }
+  }
+
+  /** Hands on the small DATA chunks copied together so far (one chunk, in stream order). */
+  private flushChunks(): void {
+    if (this.coalescer.pendingBytes === 0) return;
+    this.coalescer.flush((chunk) => this.passChunk(chunk));
+  }
+
+  private passChunk(chunk: CoalescedChunk): void {
+    const state = this.state;
+    if (!uploadCommand.owns(state)) {
+      chunk.lease.release();
+      throw this.bug('DATA');
+    }
+    uploadCommand.receiveData(state, chunk.offset, chunk.data, chunk.lease, this.commandLink);
   }
 
   /** Reads nothing new until `step` settles; a failed step closes the connection. */
@@ -236,6 +312,12 @@ export class Connection {
       return undefined;
     }
     if (frame.type === 'PONG') return undefined;
+    // Small DATA is copied together and handed on at the end of the read; anything else goes after it.
+    if (frame.type === 'DATA' && state.kind === 'Receiving' && Coalescer.takes(frame.data)) {
+      this.coalescer.add(frame.offset, frame.data, (chunk) => this.passChunk(chunk));
+      return undefined;
+    }
+    this.flushChunks();
     switch (state.kind) {
       case 'AwaitClientHello':
       case 'AwaitKeyExchange':
@@ -284,8 +366,9 @@ export class Connection {
 
   /** A DATA record opened piece by piece (FrameChannel.nextData): the rules of a whole DATA frame. */
   private receiveData(data: ReceivedData): void {
+    this.flushChunks();
     // The one holder of the pooled buffer until the command passes it on (to the store).
-    const lease = this.bodies.lease(data.body);
+    const lease = this.bodies.lease(data.body, this.account);
     let running: ReturnType<typeof commandOf>;
     try {
       nextState(SERVER_RULES, this.state.kind, 'DATA', 'received');
@@ -337,14 +420,33 @@ export class Connection {
       this.state = next;
     }
     if (type === 'DONE') this.uploads++;
-    for (const p of pieces) this.transport.write(p);
+    // One write per small record: each write the socket has to keep costs far more than a small
+    // record's bytes. A long one (DATA of a download) is written piece by piece, not copied.
+    const first = pieces[0];
+    if (pieces.length === 1 && first !== undefined) this.transport.write(first);
+    else if (pieces.reduce((n, p) => n + p.length, 0) <= CONCAT_RECORD_BYTES) this.transport.write(Buffer.concat(pieces));
+    else for (const p of pieces) this.transport.write(p);
+    this.unsentRecords = this.transport.writableLength === 0 ? 0 : this.unsentRecords + 1;
+  }
+
+  /** What our output not yet taken by the kernel costs: its bytes and its records. */
+  private unreadOutputCost(): number {
+    return this.transport.writableLength + this.unsentRecords * OUTPUT_RECORD_OVERHEAD_BYTES;
   }
 
   private send(frame: Frame, next?: State): void {
     this.sendRaw(frame.type, this.channel.encode(frame), next);
-    if (!this.gate.holds('peer-not-reading') && this.transport.writableLength > MAX_UNREAD_OUTPUT_BYTES) {
+    if (!this.gate.holds('peer-not-reading') && (this.unreadOutputCost() > MAX_UNREAD_OUTPUT_BYTES || this.unsentRecords > MAX_UNREAD_OUTPUT_RECORDS)) {
       this.gate.hold('peer-not-reading');
-      this.transport.once('drain', () => this.gate.release('peer-not-reading'));
+      this.ctx.memory?.update(this.memoryUser);
+      this.transport.once('drain', () => {
+        this.unsentRecords = 0;
+        this.ctx.memory?.update(this.memoryUser);
+        if (this.state.kind === 'Closed') return;
+        this.gate.release('peer-not-reading');
+        // Frames left waiting in the channel are answered now.
+        this.pump();
+      });
     }
   }
 
@@ -380,6 +482,7 @@ export class Connection {
     this.state = { kind: 'Closed' };
     this.gate.close();
     this.channel.abandon(this.bodies);
+    this.coalescer.close();
     if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
     // A step still running (an OPEN being prepared) lets go of what it got when it ends.
     const step = this.busy?.catch(() => undefined);
@@ -389,11 +492,14 @@ export class Connection {
     for (const w of this.drainWaiters) w.reject(gone);
     this.drainWaiters.clear();
     void Promise.all([released, step]).then(() => this.onReleased?.());
+    // Bodies it still has queued are bounded by the write queues' own budget (MAX_QUEUED_BYTES_TOTAL).
+    this.ctx.memory?.remove(this.memoryUser);
     this.transport.end();
     setTimeout(() => this.transport.destroy(), 2000).unref();
     const code = err instanceof StxError ? err.code : undefined;
     const level = code === undefined ? 'info' : 'warn';
-    this.log[level]({ event: 'close', reason, code, client: this.client ?? 'anonymous', uploads: this.uploads }, 'connection closed');
+    const memory = { used: this.ctx.memory?.usedBytes ?? null, pool_outstanding: this.bodies.outstanding, pool_bytes: this.bodies.arenaBytes };
+    this.log[level]({ event: 'close', reason, code, client: this.client ?? 'anonymous', uploads: this.uploads, memory }, 'connection closed');
     this.onClosed(this);
   }
 

@@ -13,8 +13,10 @@ export type PauseReason =
   | 'step'
   /** The upload's write queue, the shared byte budget or the hashing backlog is full. */
   | 'disk'
-  /** The peer does not read what we send (MAX_UNREAD_OUTPUT_BYTES). */
+  /** The peer does not read what we send (MAX_UNREAD_OUTPUT_BYTES, MAX_UNREAD_OUTPUT_RECORDS). */
   | 'peer-not-reading'
+  /** The memory budget (--max-memory) is reached and this connection holds among the most, or waits for a record's buffer. */
+  | 'memory'
   /** GOAWAY: nothing more is read (§9.6). */
   | 'shutdown';
 

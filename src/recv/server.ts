@@ -3,8 +3,11 @@
 import type { KeyObject } from 'node:crypto';
 import net from 'node:net';
 import type { Logger } from 'pino';
+import os from 'node:os';
 import { HANDSHAKE_TIMEOUT_MS, IDLE_TIMEOUT_MS } from '../proto/limits.js';
 import { HandshakeAdmission, withDefaultLimits, type AdmissionLimits } from './admission.js';
+import { MemoryBudget } from '../transfer/budget.js';
+import { defaultMaxMemoryBytes, MEMORY_FLOOR_BYTES } from './config.js';
 import { Connection, refuse } from './connection.js';
 import { Store } from './store.js';
 
@@ -26,6 +29,8 @@ export interface ServerOptions {
   readonly partialTtlMs: number;
   readonly handshakeTimeoutMs?: number;
   readonly idleTimeoutMs?: number;
+  /** What all connections may hold in memory (--max-memory); defaultMaxMemoryBytes() by default. */
+  readonly maxMemoryBytes?: number;
   readonly log: Logger;
 }
 
@@ -55,6 +60,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     maxFileBytes: opts.maxFileBytes,
     handshakeTimeoutMs: opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
     idleTimeoutMs: opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
+    memory: new MemoryBudget(opts.maxMemoryBytes ?? defaultMaxMemoryBytes(os.totalmem()), MEMORY_FLOOR_BYTES),
     log: opts.log,
   };
   const admission = new HandshakeAdmission(withDefaultLimits(opts.handshakes), opts.log);

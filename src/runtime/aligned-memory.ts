@@ -7,6 +7,7 @@
 // CPU goes per GiB"); CPUs with FSRM do not (bench/micro/aligned-memory.ts measures both).
 
 import { tuned } from './tuning.js';
+import { exposedGc } from './young-gc.js';
 
 /** A WebAssembly page: the unit a WebAssembly.Memory is sized in. */
 const WASM_PAGE_BYTES = 64 * 1024;
@@ -37,4 +38,30 @@ export function alignedMemory(bytes: number, shared = false): ArrayBufferLike | 
 /** Whether `buf` lies in memory from alignedMemory() (its byteOffset is then its page offset). */
 export function inAlignedMemory(buf: Buffer): boolean {
   return aligned.has(buf.buffer);
+}
+
+/** Bytes of dropped aligned memory worth a full collection... */
+const RELEASE_AFTER_BYTES = 4 * 1024 * 1024;
+/** ...run this long after the first drop, so that one collection serves a burst of them. */
+const RELEASE_DELAY_MS = 250;
+
+let dropped = 0;
+let releasing: NodeJS.Timeout | null = null;
+
+/**
+ * The caller dropped its last reference to `bytes` of memory from alignedMemory(). A
+ * WebAssembly memory is unmapped only when a full collection finds it dead, and an idle daemon
+ * runs none: memory that a burst of connections took would stay resident for good (issue 14).
+ * Once RELEASE_AFTER_BYTES were dropped, one full collection runs RELEASE_DELAY_MS later.
+ */
+export function releaseAlignedMemory(bytes: number): void {
+  dropped += bytes;
+  if (dropped < RELEASE_AFTER_BYTES || releasing !== null) return;
+  releasing = setTimeout(() => {
+    releasing = null;
+    dropped = 0;
+    // gc() itself: gc({type: 'major'}) left dropped WebAssembly memories mapped (Node 20).
+    exposedGc()?.();
+  }, RELEASE_DELAY_MS);
+  releasing.unref();
 }

@@ -12,17 +12,18 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { tuned } from './tuning.js';
 
-type Collect = (options: { type: 'minor' }) => void;
+/** gc(): a full collection; gc({type: 'minor'}): the young generation only. */
+type Collect = (options?: { type: 'minor' }) => void;
 
 let collect: Collect | null | undefined;
 
-/** V8's gc() with {type: 'minor'}, exposed once for this process; null where that fails. */
-function minorGc(): Collect | null {
+/** V8's gc(), exposed once for this process; null where that fails. */
+export function exposedGc(): Collect | null {
   if (collect === undefined) {
     try {
       setFlagsFromString('--expose-gc');
       const gc: unknown = runInNewContext('gc');
-      collect = typeof gc === 'function' ? (options) => void Reflect.apply(gc, undefined, [options]) : null;
+      collect = typeof gc === 'function' ? (options) => void Reflect.apply(gc, undefined, options === undefined ? [] : [options]) : null;
     } catch {
       collect = null;
     }
@@ -57,6 +58,6 @@ export class YoungGenerationCollector {
     this.#dropped += bytes;
     if (this.#dropped < this.#intervalBytes) return;
     this.#dropped = 0;
-    if (tuned('young-gc')) minorGc()?.({ type: 'minor' });
+    if (tuned('young-gc')) exposedGc()?.({ type: 'minor' });
   }
 }

@@ -1,4 +1,6 @@
-// Positional writes of one upload, with byte-counted backpressure (STYLE.md "Backpressure").
+// Positional writes of one upload, with backpressure counted in bytes and in chunks (STYLE.md
+// "Backpressure"): at most MAX_QUEUED_CHUNKS per queue, and each chunk costs CHUNK_OVERHEAD_BYTES
+// more of the shared budget than its bytes (issue 14: a million 1-byte chunks fitted in 5 MiB).
 //
 // Chunks arrive in stream order (§9.1 step 3) and are written in that order, one write at a time
 // (Linux serialises buffered writes to a file anyway): each write takes every chunk queued by the
@@ -9,7 +11,7 @@ import PQueue from 'p-queue';
 import { ResourceError, StxError, UploadError } from '../proto/errors.js';
 import { ByteBudget } from '../transfer/budget.js';
 import { MAX_DATA_CHUNK_BYTES, MAX_SAFE_UINT } from '../proto/limits.js';
-import { LOW_WATER_FRACTION } from '../transfer/config.js';
+import { CHUNK_OVERHEAD_BYTES, LOW_WATER_FRACTION, MAX_QUEUED_CHUNKS } from '../transfer/config.js';
 import { alignedPrefix } from './local/direct-io.js';
 import { errnoOf, toStxError } from '../transfer/io-error.js';
 
@@ -50,6 +52,8 @@ export interface WriteQueueOptions {
   readonly maxQueuedBytes: number;
   /** Largest chunk a caller enqueues (MAX_DATA_CHUNK_BYTES); the pause signal keeps room for one. */
   readonly maxChunkBytes?: number;
+  /** Chunks this queue may hold before it asks the caller to pause; MAX_QUEUED_CHUNKS by default. */
+  readonly maxQueuedChunks?: number;
   /** Resume at or below this many queued bytes; LOW_WATER_FRACTION of maxQueuedBytes by default. */
   readonly lowWaterBytes?: number;
   /** File offset of the first chunk (the resume offset); 0 by default. */
@@ -87,10 +91,17 @@ export class WriteQueue {
   readonly #drainListeners = new Set<() => void>();
   readonly #flushWaiters: FlushWaiter[] = [];
   readonly #onBudgetLow = (): void => this.#maybeDrain();
-  /** Accepted chunks no write has taken yet; contiguous, in offset order. */
-  readonly #pending: Array<{ readonly buf: Buffer; readonly onWritten: (() => void) | undefined }> = [];
+  /**
+   * Accepted chunks no write has taken yet, from #head on; contiguous, in offset order. Taken
+   * from the front by index (a write takes up to MAX_WRITE_BATCH_BUFFERS): no Array.shift, which
+   * moves every element and made a long queue of tiny chunks quadratic.
+   */
+  #pending: Array<{ readonly buf: Buffer; readonly onWritten: (() => void) | undefined }> = [];
+  #head = 0;
   #pendingOffset: number;
   #queued = 0;
+  #queuedChunks = 0;
+  readonly #maxChunks: number;
   #peakQueued = 0;
   #enqueuedOffset: number;
   #paused = false;
@@ -116,6 +127,7 @@ export class WriteQueue {
     this.#pq = new PQueue({ concurrency: 1 });
     this.#maxQueued = maxQueuedBytes;
     this.#maxChunk = maxChunk;
+    this.#maxChunks = options.maxQueuedChunks ?? MAX_QUEUED_CHUNKS;
     this.#lowWater = lowWater;
     this.#written = start;
     this.#enqueuedOffset = start;
@@ -125,6 +137,10 @@ export class WriteQueue {
   /** Bytes accepted but not yet written (or dropped after a failure). */
   get queuedBytes(): number {
     return this.#queued;
+  }
+  /** Chunks accepted but not yet written. */
+  get queuedChunks(): number {
+    return this.#queuedChunks;
   }
   get peakQueuedBytes(): number {
     return this.#peakQueued;
@@ -165,14 +181,19 @@ export class WriteQueue {
     if (length > 0) {
       this.#enqueuedOffset = offset + length;
       this.#queued += length;
+      this.#queuedChunks++;
       if (this.#queued > this.#peakQueued) this.#peakQueued = this.#queued;
-      this.#budget.take(length);
+      this.#budget.take(length + CHUNK_OVERHEAD_BYTES, 1);
       this.#pending.push({ buf, onWritten });
       this.#schedule();
     } else {
       onWritten?.();
     }
-    if (this.#queued + this.#maxChunk > this.#maxQueued || !this.#budget.hasRoomFor(this.#maxChunk)) {
+    if (
+      this.#queued + this.#maxChunk > this.#maxQueued ||
+      this.#queuedChunks >= this.#maxChunks ||
+      !this.#budget.hasRoomFor(this.#maxChunk + CHUNK_OVERHEAD_BYTES, 1)
+    ) {
       this.#paused = true;
     }
     return this.#paused;
@@ -248,7 +269,7 @@ export class WriteQueue {
    * calls this before it ends, so the p-queue is never idle while chunks are pending.
    */
   #schedule(): void {
-    if (this.#pending.length === 0 || this.#pq.size > 0) return;
+    if (this.#head === this.#pending.length || this.#pq.size > 0) return;
     this.#pq.add(() => this.#writePending()).catch((err: unknown) => this.#fail(toStxError(err, 'writing', 'partial upload')));
   }
 
@@ -261,13 +282,23 @@ export class WriteQueue {
     const written: Array<() => void> = [];
     let length = 0;
     while (batch.length < MAX_WRITE_BATCH_BUFFERS && length < MAX_WRITE_BATCH_BYTES) {
-      const next = this.#pending.shift();
+      const next = this.#pending[this.#head];
       if (next === undefined) break;
+      this.#head++;
       batch.push(next.buf);
       if (next.onWritten !== undefined) written.push(next.onWritten);
       length += next.buf.length;
     }
+    // Drop the taken entries once they are most of the array: amortised O(1) per chunk.
+    if (this.#head === this.#pending.length) {
+      this.#pending = [];
+      this.#head = 0;
+    } else if (this.#head >= 1024 && this.#head * 2 >= this.#pending.length) {
+      this.#pending = this.#pending.slice(this.#head);
+      this.#head = 0;
+    }
     if (length === 0) return;
+    const chunks = batch.length;
     const offset = this.#pendingOffset;
     this.#pendingOffset += length;
     try {
@@ -289,7 +320,8 @@ export class WriteQueue {
       this.#fail(toStxError(err, 'writing', 'partial upload'));
     } finally {
       this.#queued -= length;
-      this.#budget.give(length);
+      this.#queuedChunks -= chunks;
+      this.#budget.give(length + chunks * CHUNK_OVERHEAD_BYTES, chunks);
       for (const cb of written) cb();
       this.#schedule();
       this.#maybeDrain();
@@ -336,7 +368,8 @@ export class WriteQueue {
   #maybeDrain(): void {
     if (!this.#paused) return;
     if (this.#failure === undefined) {
-      if (this.#queued > this.#lowWater) return; // our own completions will call again
+      // Our own completions will call again.
+      if (this.#queued > this.#lowWater || this.#queuedChunks > this.#maxChunks * LOW_WATER_FRACTION) return;
       if (!this.#budget.belowLowWater) {
         this.#budget.whenLow(this.#onBudgetLow);
         return;

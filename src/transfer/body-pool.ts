@@ -4,7 +4,7 @@
 // alignment boundary of aligned memory: the write queue can write it with O_DIRECT (direct-io.ts).
 // See DESIGN.md, "Where the CPU goes per GiB".
 import type { BodyBuffers } from '../crypto/channel.js';
-import { alignedMemory } from '../runtime/aligned-memory.js';
+import { alignedMemory, releaseAlignedMemory } from '../runtime/aligned-memory.js';
 import { ResourceError } from '../proto/errors.js';
 import { DATA_HEADER_BYTES, MAX_DATA_CHUNK_BYTES } from '../proto/limits.js';
 import { BODY_POOL_ARENA_BUFFERS, DIRECT_IO_ALIGN_BYTES, MAX_FREE_BODY_BUFFERS } from './config.js';
@@ -21,6 +21,12 @@ interface Arena {
   free: number;
 }
 
+/** Who is charged for a leased buffer while it is held (a connection's MemoryBudget account). */
+export interface LeaseAccount {
+  /** `bytes` more (positive) or fewer (negative) are held for this account. */
+  held(bytes: number): void;
+}
+
 export class BodyPool implements BodyBuffers {
   readonly #free: Buffer[] = [];
   readonly #arenaOf = new WeakMap<ArrayBufferLike, Arena>();
@@ -31,6 +37,7 @@ export class BodyPool implements BodyBuffers {
   /** Buffers from take() not given back yet (weak: a leaked exact-size one is still collected). */
   readonly #out = new WeakSet<Buffer>();
   #outstanding = 0;
+  #arenas = 0;
 
   constructor(maxFree = MAX_FREE_BODY_BUFFERS, arenaBuffers = BODY_POOL_ARENA_BUFFERS) {
     this.#maxFree = maxFree;
@@ -45,6 +52,11 @@ export class BodyPool implements BodyBuffers {
   /** Buffers taken and not given back yet: 0 once every connection let go of its bodies. */
   get outstanding(): number {
     return this.#outstanding;
+  }
+
+  /** Aligned memory the pool keeps (its arenas, whether their buffers are out or free). */
+  get arenaBytes(): number {
+    return this.#arenas * this.#arenaBuffers * SLOT_BYTES;
   }
 
   /**
@@ -66,9 +78,9 @@ export class BodyPool implements BodyBuffers {
    * The one holder of `buffer` (from take()) as an object: whoever else needs the buffer retains
    * the lease, and the last release gives it back. Throws if `buffer` is not out.
    */
-  lease(buffer: Buffer): BodyLease {
+  lease(buffer: Buffer, account?: LeaseAccount): BodyLease {
     if (!this.#out.has(buffer)) throw notOut();
-    return new BodyLease(this, buffer);
+    return new BodyLease(this, buffer, account);
   }
 
   /**
@@ -92,6 +104,9 @@ export class BodyPool implements BodyBuffers {
       const rest = this.#free.filter((b) => !mine.has(b));
       this.#free.length = 0;
       this.#free.push(...rest);
+      this.#arenas--;
+      // Nothing refers to the arena's memory any more; only a full collection unmaps it.
+      releaseAlignedMemory(this.#arenaBuffers * SLOT_BYTES);
     }
   }
 
@@ -113,6 +128,7 @@ export class BodyPool implements BodyBuffers {
     );
     const arena: Arena = { buffers, free: buffers.length };
     this.#arenaOf.set(memory, arena);
+    this.#arenas++;
     // Popped from the end: the lowest addresses go out first.
     this.#free.push(...buffers.slice().reverse());
   }
@@ -133,7 +149,10 @@ export class BodyLease {
   constructor(
     private readonly pool: BodyPool,
     readonly buffer: Buffer,
-  ) {}
+    private readonly account?: LeaseAccount,
+  ) {
+    account?.held(buffer.length);
+  }
 
   /** Holders right now; 0 once the buffer went back. */
   get holders(): number {
@@ -148,6 +167,9 @@ export class BodyLease {
 
   release(): void {
     if (this.#holders === 0) throw new ResourceError('INTERNAL', 'a body lease was released more often than held');
-    if (--this.#holders === 0) this.pool.give(this.buffer);
+    if (--this.#holders === 0) {
+      this.pool.give(this.buffer);
+      this.account?.held(-this.buffer.length);
+    }
   }
 }

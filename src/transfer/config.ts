@@ -10,8 +10,12 @@ const MiB = 1024 * 1024;
  */
 export const MAX_FREE_BODY_BUFFERS = 12;
 
-/** Body buffers are carved out of aligned memory this many at a time (one WebAssembly.Memory). */
-export const BODY_POOL_ARENA_BUFFERS = 16;
+/**
+ * Body buffers are carved out of aligned memory this many at a time (one WebAssembly.Memory):
+ * one buffer still out keeps its whole arena, so arenas are small. Each memory also reserves
+ * address space, which is why buffers do not get one each.
+ */
+export const BODY_POOL_ARENA_BUFFERS = 4;
 
 /**
  * Address, offset and length alignment for O_DIRECT writes (direct-io.ts): a multiple of every
@@ -39,3 +43,27 @@ export const REHASH_PROGRESS_BYTES = 16 * MiB;
  * without a re-read (§9.7; transfer/file-hash.ts). A SHA-256 state is well under 1 KiB.
  */
 export const MAX_PARKED_HASHES = 4096;
+
+/**
+ * What one queued chunk costs beyond its bytes: its entry in the write queue and the hashing
+ * backlog, its buffer object and release callback. Measured at ~430 bytes per 1-byte DATA chunk
+ * (issue 14); queues charge this much per chunk to their bounds and the shared budget, so that
+ * a million 1-byte chunks do not fit where 5 MiB of bytes would.
+ */
+export const CHUNK_OVERHEAD_BYTES = 512;
+
+/** Chunks a write queue holds at most (MAX_WRITE_BATCH_BUFFERS go in one writev)... */
+export const MAX_QUEUED_CHUNKS = 1024;
+/** ...and all queues together (ByteBudget). */
+export const MAX_QUEUED_CHUNKS_TOTAL = 64 * 1024;
+
+/**
+ * DATA chunks up to this size are copied into a shared buffer of COALESCE_BUFFER_BYTES
+ * (transfer/coalescer.ts) and handed on together: 1-byte records become one write and one hash
+ * update per socket read, not one each.
+ */
+export const MAX_COALESCED_CHUNK_BYTES = 16 * 1024;
+export const COALESCE_BUFFER_BYTES = 64 * 1024;
+
+/** Chunks an upload may have waiting for the hashing thread, like MAX_HASH_BACKLOG_BYTES. */
+export const MAX_HASH_BACKLOG_CHUNKS = 1024;

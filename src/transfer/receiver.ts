@@ -3,6 +3,7 @@
 // each holding the chunk's buffer until it is done with it. The policy around it (what to
 // publish, when to checkpoint) is the caller's.
 import { UploadError } from '../proto/errors.js';
+import { LOW_WATER_FRACTION, MAX_HASH_BACKLOG_CHUNKS } from './config.js';
 import type { RunningHash } from './hasher.js';
 
 /** Where received bytes go, in order; `onWritten` runs once `data` is not needed any more. */
@@ -28,6 +29,9 @@ export class Receiver {
   readonly #hash: RunningHash;
   readonly #size: number;
   #received: number;
+  /** Chunks the hash has not answered for yet: each costs a message and a callback, whatever its size. */
+  #hashChunks = 0;
+  #hashWaiters: (() => void)[] = [];
 
   /** Bytes [0, `start`) are already in the sink and the hash; `size` is the whole stream's. */
   constructor(sink: DataSink, hash: RunningHash, start: number, size: number) {
@@ -43,7 +47,7 @@ export class Receiver {
   }
   /** True while the caller should not read more: the sink is full or hashing lags. */
   get paused(): boolean {
-    return this.#sink.paused || this.#hash.backlogged;
+    return this.#sink.paused || this.#hash.backlogged || this.#hashChunks >= MAX_HASH_BACKLOG_CHUNKS;
   }
 
   /**
@@ -58,20 +62,35 @@ export class Receiver {
     if (offset + data.length > this.#size) {
       throw new UploadError('BAD_OFFSET', `DATA ends at ${offset + data.length}, beyond the size ${this.#size}`);
     }
-    // One release callback serves both consumers: each calls it once when it is done with `data`.
+    // One release callback serves both consumers: each calls it once when it is done with `data`
+    // (the hash through #hashed, which counts its backlog in chunks).
     let release: (() => void) | undefined;
     if (held !== undefined) {
       held.retain();
       release = () => held.release();
     }
     const pause = this.#sink.write(offset, data, release);
-    this.#hash.update(data, release);
+    this.#hashChunks++;
+    this.#hash.update(data, () => this.#hashed(release));
     this.#received += data.length;
-    return pause || this.#hash.backlogged;
+    return pause || this.paused;
   }
 
-  /** Resolves once both the sink and the hash take bytes again. */
+  /** Resolves once both the sink and the hash take bytes (and chunks) again. */
   async drained(): Promise<void> {
-    await Promise.all([this.#sink.drained(), this.#hash.drained()]);
+    await Promise.all([this.#sink.drained(), this.#hash.drained(), this.#hashChunksDrained()]);
+  }
+
+  #hashed(release: (() => void) | undefined): void {
+    this.#hashChunks--;
+    release?.();
+    if (this.#hashWaiters.length > 0 && this.#hashChunks <= MAX_HASH_BACKLOG_CHUNKS * LOW_WATER_FRACTION) {
+      for (const wake of this.#hashWaiters.splice(0)) wake();
+    }
+  }
+
+  #hashChunksDrained(): Promise<void> {
+    if (this.#hashChunks < MAX_HASH_BACKLOG_CHUNKS) return Promise.resolve();
+    return new Promise((resolve) => this.#hashWaiters.push(resolve));
   }
 }

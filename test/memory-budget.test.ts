@@ -1,0 +1,142 @@
+// MemoryBudget (transfer/budget.ts, --max-memory): whom it stops and when it lets them go on.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { MemoryBudget, type MemoryUser } from '../src/transfer/budget.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/** A user whose holding the test sets, and who records whether it may read. */
+class User implements MemoryUser {
+  held = 0;
+  reading = true;
+  resumes = 0;
+  midRecord = false;
+  constructor(readonly name: string) {}
+  pausable(): boolean {
+    return !this.midRecord;
+  }
+  measure(): number {
+    return this.held;
+  }
+  pause(): void {
+    this.reading = false;
+  }
+  resume(): void {
+    this.reading = true;
+    this.resumes++;
+  }
+}
+
+function users(budget: MemoryBudget, n: number): User[] {
+  return Array.from({ length: n }, (_, i) => {
+    const u = new User(`u${i}`);
+    budget.add(u);
+    return u;
+  });
+}
+
+describe('MemoryBudget', () => {
+  it('past the maximum, stops the users holding the most until the rest fit under the low-water mark, never a small one', () => {
+    const budget = new MemoryBudget(10 * MiB, 128 * KiB);
+    const [big, mid, small, tiny] = users(budget, 4) as [User, User, User, User];
+    for (const [u, held] of [[big, 5 * MiB], [mid, 4 * MiB], [small, 1 * MiB], [tiny, 64 * KiB]] as const) {
+      u.held = held;
+      budget.update(u);
+    }
+    assert.equal(budget.usedBytes, 10 * MiB + 64 * KiB);
+    // Over 10 MiB: the biggest (5 MiB) goes, leaving 5.06 MiB ≤ 7.5 MiB.
+    assert.deepEqual([big.reading, mid.reading, small.reading, tiny.reading], [false, true, true, true]);
+    assert.equal(budget.stopped, 1);
+    // It frees half of what it holds: it is no longer among the most, so it reads again.
+    big.held = 2 * MiB;
+    budget.update(big);
+    assert.equal(big.reading, true);
+    assert.equal(budget.stopped, 0);
+  });
+
+  it('a user in the middle of a record is not stopped (it would keep the record’s buffer); the next largest is', () => {
+    const budget = new MemoryBudget(4 * MiB, 128 * KiB);
+    const [opening, other] = users(budget, 2) as [User, User];
+    opening.midRecord = true;
+    opening.held = 3 * MiB;
+    budget.update(opening);
+    other.held = 2 * MiB;
+    budget.update(other);
+    assert.deepEqual([opening.reading, other.reading], [true, false]);
+  });
+
+  it('users at or under the floor are never stopped, even when every other one is', () => {
+    const budget = new MemoryBudget(8 * MiB, 128 * KiB);
+    const all = users(budget, 10);
+    for (const u of all) {
+      u.held = MiB;
+      budget.update(u);
+    }
+    const newcomer = new User('newcomer');
+    budget.add(newcomer);
+    newcomer.held = 100 * KiB;
+    budget.update(newcomer);
+    assert.ok(all.some((u) => !u.reading), 'some heavy users stopped');
+    assert.ok(all.some((u) => u.reading), 'not every heavy user stopped');
+    assert.equal(newcomer.reading, true);
+  });
+
+  it('admits a record buffer only while it fits; the waiting are called back first come, first served, as memory frees', () => {
+    const budget = new MemoryBudget(4 * MiB, 128 * KiB);
+    const [holder, a, b] = users(budget, 3) as [User, User, User];
+    holder.held = 3 * MiB + 512 * KiB;
+    budget.update(holder);
+    assert.equal(budget.admit(a, MiB), false, 'a 1 MiB buffer does not fit');
+    assert.equal(budget.admit(b, MiB), false);
+    assert.equal(budget.stopped, 2);
+    // Room for one: a (first in line) is called back, b is not.
+    holder.held = 2 * MiB + 512 * KiB;
+    budget.update(holder);
+    assert.deepEqual([a.resumes, b.resumes], [1, 0]);
+    assert.equal(budget.admit(b, MiB), false, 'b may not jump the line while a is called');
+    assert.equal(budget.admit(a, MiB), true);
+    a.held = MiB;
+    budget.update(a);
+    // a's buffer took the room; b is called once there is room again.
+    assert.equal(b.resumes, 0);
+    a.held = 0;
+    budget.update(a);
+    assert.equal(b.resumes, 1);
+    assert.equal(budget.admit(b, MiB), true);
+    assert.equal(budget.stopped, 0);
+  });
+
+  it('a user called back but beaten to the memory goes back in line, and the line does not stall', () => {
+    const budget = new MemoryBudget(4 * MiB, 128 * KiB);
+    const [holder, a, b, other] = users(budget, 4) as [User, User, User, User];
+    holder.held = 3 * MiB + 512 * KiB;
+    budget.update(holder);
+    assert.equal(budget.admit(a, MiB), false);
+    assert.equal(budget.admit(b, MiB), false);
+    holder.held = 2 * MiB + 512 * KiB;
+    budget.update(holder);
+    assert.equal(a.resumes, 1);
+    // Before a asks again, another user's memory grows and takes the room.
+    other.held = MiB;
+    budget.update(other);
+    assert.equal(budget.admit(a, MiB), false);
+    // Memory frees again: b, now first in line, is called back (a queued behind it).
+    holder.held = 0;
+    budget.update(holder);
+    assert.deepEqual([a.resumes, b.resumes], [1, 1]);
+    assert.equal(budget.admit(b, MiB), true);
+  });
+
+  it('forgets a user that leaves, and calls the next in line', () => {
+    const budget = new MemoryBudget(4 * MiB, 128 * KiB);
+    const [holder, a] = users(budget, 2) as [User, User];
+    holder.held = 4 * MiB;
+    budget.update(holder);
+    assert.equal(budget.admit(a, MiB), false);
+    budget.remove(holder);
+    assert.equal(budget.usedBytes, 0);
+    assert.equal(a.resumes, 1);
+    assert.equal(budget.admit(a, MiB), true);
+  });
+});
