@@ -39,9 +39,10 @@ export async function startStxDaemon(
   env: NodeJS.ProcessEnv,
   timeoutMs: number,
   place: Placement = LOCAL,
+  extraArgs: readonly string[] = [],
 ): Promise<StxDaemon | { failed: string }> {
   const keyFile = await serverKey();
-  const recvArgs = [RECV_CLI, '--listen', `${place.host}:0`, '--out', recvDir, '--key', keyFile];
+  const recvArgs = [RECV_CLI, '--listen', `${place.host}:0`, '--out', recvDir, '--key', keyFile, ...extraArgs];
   const proc = startMeasured(...place.command('server', process.execPath, recvArgs), { timeoutMs, env });
   const listening = await proc.waitForMatch('stderr', /listening on \S+:(\d+)/, READY_TIMEOUT_MS);
   const fingerprint = await proc.waitForMatch('stderr', /fingerprint (SHA256:\S+)/, READY_TIMEOUT_MS);

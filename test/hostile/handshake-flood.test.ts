@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { DEFAULT_HANDSHAKE_RATE_PER_SOURCE, DEFAULT_MAX_HANDSHAKES_PER_SOURCE } from '../../src/recv/config.js';
 import { makeFile, readJsonLine, sha256File } from '../support/procs.js';
 import { installVectorServerKey } from '../support/vector-key.js';
 import { flood } from './handshake-flooder.js';
@@ -18,8 +19,8 @@ const MiB = 1024 * 1024;
 const FLOOD_FROM = '127.0.0.2';
 const FLOOD_WIDTH = 64;
 const FLOOD_MAX_MS = 2500;
-/** The defaults of src/recv/config.ts, which this daemon runs with. */
-const RATE_PER_SOURCE = 20;
+/** The defaults of src/recv/config.ts, which this daemon runs with (the test harness lifts them otherwise). */
+const RATE_PER_SOURCE = DEFAULT_HANDSHAKE_RATE_PER_SOURCE;
 const BURST_PER_SOURCE = 2 * RATE_PER_SOURCE;
 /** The daemon's key is RSA 3072: a KEY_EXCHANGE carries 384 bytes. */
 const RSA_BYTES = 384;
@@ -28,7 +29,8 @@ let a: Arena;
 let stopped = false;
 before(async () => {
   // The vector key is RSA 3072 like a generated one, and costs no generation time.
-  a = await startArena(['--handshake-timeout', '5s'], { beforeStart: (out) => installVectorServerKey(path.dirname(out)) });
+  const defaults = ['--handshake-rate-per-source', String(RATE_PER_SOURCE), '--max-handshakes-per-source', String(DEFAULT_MAX_HANDSHAKES_PER_SOURCE)];
+  a = await startArena(['--handshake-timeout', '5s', ...defaults], { beforeStart: (out) => installVectorServerKey(path.dirname(out)) });
 });
 after(async () => {
   if (!stopped) await a.close('after the handshake flood');

@@ -76,9 +76,21 @@ export interface DaemonSpawnOptions {
   readonly fdLimit?: number;
 }
 
+/**
+ * Every test client comes from 127.0.0.1, and a suite makes hundreds of handshakes a second: the
+ * daemon's per-source handshake limits (recv/admission.ts, against one flooding address) would
+ * refuse them. They are lifted unless a test sets them itself (test/admission.test.ts and
+ * hostile/handshake-flood.test.ts test them).
+ */
+const ONE_SOURCE_FLAGS: readonly (readonly [string, string])[] = [
+  ['--max-handshakes-per-source', '100000'],
+  ['--handshake-rate-per-source', '0'],
+];
+
 /** Starts stx-recv on 127.0.0.1:0 and waits for its listening and fingerprint lines. */
 export async function startDaemon(out: string, keyFile: string, extra: string[] = [], port = 0, options: DaemonSpawnOptions = {}): Promise<Daemon> {
-  const args = [RECV_CLI, '--listen', `127.0.0.1:${port}`, '--out', out, '--key', keyFile, ...extra];
+  const lifted = ONE_SOURCE_FLAGS.filter(([flag]) => !extra.includes(flag)).flat();
+  const args = [RECV_CLI, '--listen', `127.0.0.1:${port}`, '--out', out, '--key', keyFile, ...lifted, ...extra];
   const env = { ...process.env, STX_HOME: path.dirname(keyFile) };
   const proc =
     options.fdLimit === undefined
