@@ -104,7 +104,8 @@ describe('stx-send against stx-recv: names, --json, Ctrl-C, the terminal', () =>
           assert.ok(m !== null, stderr);
           const held = Number(m[1]);
           assert.equal(Number(m[2]), size);
-          assert.ok(held >= 16 * MiB && held < size, `held ${held}`);
+          // At least one ACK (every 16 MiB or every second, §9.1): the first may come below 16 MiB.
+          assert.ok(held > 0 && held >= base && held < size, `held ${held} (held before: ${base})`);
           assert.equal(m[3], ((held / size) * 100).toFixed(1));
         }
       }

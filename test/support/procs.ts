@@ -1,6 +1,7 @@
 // Real processes for end-to-end tests: the built stx-recv / stx-send, temp dirs and files.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -68,7 +69,35 @@ export interface Daemon {
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | string>;
 }
 
+/**
+ * A server key for the n-th daemon a test process starts, from a cache shared by the test files
+ * (made once per machine): a daemon left to make its own spends 0.3–2 s of CPU on an RSA 3072
+ * key, and a suite starts about a hundred. Daemons of one process get distinct keys, as they
+ * would have; a test of key creation asks for `freshKey`.
+ */
+let keysHanded = 0;
+const KEY_CACHE = path.join(os.tmpdir(), `stx-test-server-keys-${process.getuid?.() ?? 0}`);
+
+function installCachedKey(keyFile: string): void {
+  const n = keysHanded++;
+  mkdirSync(KEY_CACHE, { recursive: true, mode: 0o700 });
+  const cached = path.join(KEY_CACHE, `${n}.pem`);
+  if (!existsSync(cached)) {
+    const pem = generateKeyPairSync('rsa', { modulusLength: 3072 }).privateKey.export({ type: 'pkcs8', format: 'pem' });
+    const tmp = `${cached}.${process.pid}.tmp`;
+    writeFileSync(tmp, pem, { mode: 0o600 });
+    renameSync(tmp, cached);
+  }
+  const dir = path.dirname(keyFile);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+  writeFileSync(keyFile, readFileSync(cached), { mode: 0o600 });
+  chmodSync(keyFile, 0o600);
+}
+
 export interface DaemonSpawnOptions {
+  /** Let the daemon make its own server key (tests of key creation); else one comes from the cache. */
+  readonly freshKey?: boolean;
   /**
    * Raise (or set) the daemon's open-file limit: it is then started as
    * `sh -c 'ulimit -n N && exec node …'`, which keeps the daemon's pid (for /proc/<pid>/status).
@@ -89,6 +118,7 @@ const ONE_SOURCE_FLAGS: readonly (readonly [string, string])[] = [
 
 /** Starts stx-recv on 127.0.0.1:0 and waits for its listening and fingerprint lines. */
 export async function startDaemon(out: string, keyFile: string, extra: string[] = [], port = 0, options: DaemonSpawnOptions = {}): Promise<Daemon> {
+  if (options.freshKey !== true && !existsSync(keyFile)) installCachedKey(keyFile);
   const lifted = ONE_SOURCE_FLAGS.filter(([flag]) => !extra.includes(flag)).flat();
   const args = [RECV_CLI, '--listen', `127.0.0.1:${port}`, '--out', out, '--key', keyFile, ...lifted, ...extra];
   const env = { ...process.env, STX_HOME: path.dirname(keyFile) };
