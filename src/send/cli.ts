@@ -2,14 +2,14 @@
 // stx-send: the client. `stx-send HOST PORT PATH...`, `stx-send HOST PORT - --as NAME` (README.md
 // lists every flag and exit code). One regular file keeps its own report; trees and several paths
 // are tree-cli.ts's, stdin is too.
-import { access, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { loadIdentity, stxHome } from '../keystore/index.js';
 import { MAX_TIMER_MS, parseDuration } from '../proto/duration.js';
-import { ERRORS, StxError, type ErrorCode } from '../proto/errors.js';
-import { ConnectFailed } from './connection.js';
+import { ERRORS, type ErrorCode } from '../proto/errors.js';
+import { describeFailure, exists, failureText, fingerprintArg, type Failure } from './cli-common.js';
 import { printable } from './printable.js';
 import { formatBytes, ProgressBar } from './progress.js';
 import { upload, type Progress } from './upload.js';
@@ -37,12 +37,6 @@ const ADVICE: Partial<Record<ErrorCode, string>> = {
   IO_ERROR: "The server could not write to its disk; ask its admin to check the server's log.",
   USAGE: "Run 'stx-send --help' for the options.",
 };
-
-/** Codes whose message says it all: no "CODE:" before it on the terminal. */
-const UNPREFIXED: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['USAGE', 'INTERRUPTED']);
-
-/** A fingerprint as stx-recv prints it (§5): "SHA256:" and 43 unpadded base64 characters (32 bytes). */
-const FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}$/;
 
 /** What the run has learnt so far, for a failure report (--json, Ctrl-C). */
 interface Known {
@@ -228,62 +222,17 @@ function remoteName(as: string | undefined, file: string): string {
   return name.normalize('NFC');
 }
 
-function fingerprintArg(text: string): string {
-  const b64 = text.slice('SHA256:'.length);
-  // The pattern admits 43 characters whose last one carries 2 bits too many: only one in four decodes
-  // back to itself, as a real SHA-256 does.
-  const shape = FINGERPRINT.test(text);
-  if (!shape || Buffer.from(b64, 'base64').toString('base64').replace(/=+$/, '') !== b64) {
-    throw new UsageError(
-      `--fingerprint ${JSON.stringify(printable(text))} is not a fingerprint: ` +
-        `${shape ? 'its last character makes it more than 32 bytes' : 'expected SHA256: and 43 base64 characters'}, ` +
-        'as stx-recv prints at start (e.g. SHA256:O9UlaE9oA7VAMXz64RECuVfVF5ErVjQYhCFP9uP8AHc)',
-    );
-  }
-  return text;
-}
-
 function durationArg(text: string, flag: string, maxMs?: number): number {
   return usage(() => parseDuration(text, maxMs), flag);
-}
-
-async function exists(file: string): Promise<boolean> {
-  return access(file).then(
-    () => true,
-    () => false,
-  );
-}
-
-interface Failure {
-  /** The §10 code, local ones (usage, the file, the network, Ctrl-C) included. */
-  readonly code: ErrorCode;
-  readonly message: string;
-  readonly advice: string | undefined;
-  readonly exit: number;
-}
-
-/** The code, exit status (§10's table) and advice for any failure; anything untyped is a bug. */
-function describeFailure(err: unknown): Failure {
-  if (err instanceof ConnectFailed) {
-    const advice =
-      err.reason === 'refused'
-        ? `Check that stx-recv is running on ${err.host} and listening on port ${err.port} (it prints "listening on HOST:PORT" at start).`
-        : 'Check the host name for a typo, or use its IP address.';
-    return { code: err.code, message: err.message, advice, exit: err.exitCode };
-  }
-  if (err instanceof StxError) return { code: err.code, message: err.message, advice: ADVICE[err.code], exit: err.exitCode };
-  return { code: 'INTERNAL', message: err instanceof Error ? err.message : String(err), advice: undefined, exit: ERRORS.INTERNAL.exit };
 }
 
 /** Reports a failure on stderr, and as one JSON object on stdout with --json; then exits. */
 function fail(f: Failure): never {
   known.bar?.done();
-  // Peer-chosen text (a server's ERROR message) reaches the terminal only as printable text.
-  const message = printable(f.message);
   // The person (or log) watching stderr is told in words, with --json and --quiet too; a script
   // reading stdout gets the one object it parses.
-  const text = `${UNPREFIXED.has(f.code) ? '' : `${f.code}: `}${message}${f.advice === undefined ? '' : `\n${f.advice}`}`;
-  process.stderr.write(`stx-send: ${f.code === 'INTERRUPTED' ? '' : 'error: '}${text}\n`);
+  const { text, message } = failureText(f);
+  process.stderr.write(`stx-send: ${text}\n`);
   if (known.json) {
     process.stdout.write(
       `${JSON.stringify({ ok: false, code: f.code, message, exit_code: f.exit, durable_bytes: known.held?.durable ?? null, host: known.host, port: known.port })}\n`,
@@ -304,5 +253,5 @@ function interrupted(): void {
 
 main().then(
   (code) => process.exit(code),
-  (err: unknown) => fail(describeFailure(err)),
+  (err: unknown) => fail(describeFailure(err, ADVICE)),
 );

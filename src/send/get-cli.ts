@@ -1,17 +1,16 @@
 #!/usr/bin/env node
 // stx-get: download files from stx-recv, or list them. `stx-get HOST PORT NAME... [--to DIR]`,
 // `stx-get --list HOST PORT [PREFIX]` (README.md, "Download and list").
-import { access } from 'node:fs/promises';
 import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { loadIdentity, stxHome } from '../keystore/index.js';
 import { MAX_TIMER_MS, parseDuration } from '../proto/duration.js';
-import { ERRORS, StxError, type ErrorCode } from '../proto/errors.js';
+import { ERRORS, type ErrorCode } from '../proto/errors.js';
 import { conventions, usage, UsageError } from '../cli/conventions.js';
 import { tuneRuntime } from '../runtime/tuning.js';
 import type { ListedFile } from './commands/list.js';
-import { ConnectFailed } from './connection.js';
+import { describeFailure, exists, failureText, fingerprintArg, type Failure } from './cli-common.js';
 import { fetchRemote, listRemote, type SessionOptions } from './get.js';
 import { printable } from './printable.js';
 import { formatBytes } from './progress.js';
@@ -30,9 +29,6 @@ const ADVICE: Partial<Record<ErrorCode, string>> = {
   SHUTTING_DOWN: 'The server is restarting; run the same command again: it resumes.',
   USAGE: "Run 'stx-get --help' for the options.",
 };
-
-const UNPREFIXED: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['USAGE', 'INTERRUPTED']);
-const FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}$/;
 
 let json = hideBin(process.argv).includes('--json');
 
@@ -130,47 +126,15 @@ function jsonEntry(e: ListedFile): string {
   return JSON.stringify({ name: e.name, size: e.size, mtime: e.mtime, mode: e.mode, sha256: e.sha256?.toString('hex') ?? null });
 }
 
-function fingerprintArg(text: string): string {
-  const b64 = text.slice('SHA256:'.length);
-  if (!FINGERPRINT.test(text) || Buffer.from(b64, 'base64').toString('base64').replace(/=+$/, '') !== b64) {
-    throw new UsageError(`--fingerprint ${JSON.stringify(printable(text))} is not a fingerprint: expected SHA256: and 43 base64 characters, as stx-recv prints at start`);
-  }
-  return text;
-}
-
-async function exists(file: string): Promise<boolean> {
-  return access(file).then(
-    () => true,
-    () => false,
-  );
-}
-
-interface Failure {
-  readonly code: ErrorCode;
-  readonly message: string;
-  readonly advice: string | undefined;
-  readonly exit: number;
-}
-
-function describeFailure(err: unknown): Failure {
-  if (err instanceof ConnectFailed) {
-    return { code: err.code, message: err.message, advice: `Check that stx-recv is running on ${err.host} and listening on port ${err.port}.`, exit: err.exitCode };
-  }
-  if (err instanceof StxError) return { code: err.code, message: err.message, advice: ADVICE[err.code], exit: err.exitCode };
-  return { code: 'INTERNAL', message: err instanceof Error ? err.message : String(err), advice: undefined, exit: ERRORS.INTERNAL.exit };
-}
-
 /** Reports a failure on stderr, and as one JSON object on stdout with --json; then exits. */
 function fail(f: Failure): never {
-  // Peer-chosen text (a server's ERROR message, a name) reaches the terminal only as printable text.
-  const message = printable(f.message);
-  const text = `${UNPREFIXED.has(f.code) ? '' : `${f.code}: `}${message}${f.advice === undefined ? '' : `\n${f.advice}`}`;
-  process.stderr.write(`\nstx-get: ${f.code === 'INTERRUPTED' ? '' : 'error: '}${text}\n`);
+  const { text, message } = failureText(f);
+  process.stderr.write(`\nstx-get: ${text}\n`);
   if (json) process.stdout.write(`${JSON.stringify({ ok: false, code: f.code, message, exit_code: f.exit })}\n`);
   process.exit(f.exit);
 }
 
 main().then(
   (code) => process.exit(code),
-  (err: unknown) => fail(describeFailure(err)),
+  (err: unknown) => fail(describeFailure(err, ADVICE)),
 );
