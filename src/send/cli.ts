@@ -14,7 +14,7 @@ import { printable } from './printable.js';
 import { formatBytes, ProgressBar } from './progress.js';
 import { upload, type Progress } from './upload.js';
 import { keygen } from './keygen.js';
-import { runStream, runTree } from './tree-cli.js';
+import { runStream, runTree, type CommonOptions } from './tree-cli.js';
 import { tuneRuntime } from '../runtime/tuning.js';
 import { keepFreedMemory } from '../runtime/young-gc.js';
 import { conventions, usage, UsageError } from '../cli/conventions.js';
@@ -117,19 +117,19 @@ async function main(): Promise<number> {
   const identity = argv.identity !== undefined || (await exists(identityFile)) ? await loadIdentity(identityFile) : undefined;
 
   const tty = process.stderr.isTTY && !argv.quiet && !argv.json;
+  const common: CommonOptions = {
+    host,
+    port,
+    ...(fingerprint === undefined ? {} : { fingerprint }),
+    knownHostsFile: argv['known-hosts'] ?? path.join(stxHome(), 'known_hosts'),
+    ...(identity === undefined ? {} : { identity }),
+    retries,
+    retryForMs,
+    backoffMs: argv.backoff,
+    handshakeTimeoutMs,
+    idleTimeoutMs,
+  };
   if (mode !== 'file') {
-    const common = {
-      host,
-      port,
-      ...(fingerprint === undefined ? {} : { fingerprint }),
-      knownHostsFile: argv['known-hosts'] ?? path.join(stxHome(), 'known_hosts'),
-      ...(identity === undefined ? {} : { identity }),
-      retries,
-      retryForMs,
-      backoffMs: argv.backoff,
-      handshakeTimeoutMs,
-      idleTimeoutMs,
-    };
     const output = { json: argv.json, quiet: argv.quiet, tty };
     process.once('SIGINT', interrupted);
     if (mode === 'stream') return runStream(common, (to === undefined ? '' : `${to}/`) + (argv.as ?? '').normalize('NFC'), output);
@@ -139,18 +139,9 @@ async function main(): Promise<number> {
   known.bar = bar;
   process.once('SIGINT', interrupted);
   const result = await upload({
-    host,
-    port,
+    ...common,
     file,
     name,
-    ...(fingerprint === undefined ? {} : { fingerprint }),
-    knownHostsFile: argv['known-hosts'] ?? path.join(stxHome(), 'known_hosts'),
-    ...(identity === undefined ? {} : { identity }),
-    retries,
-    retryForMs,
-    backoffMs: argv.backoff,
-    handshakeTimeoutMs,
-    idleTimeoutMs,
     onProgress: (p) => {
       remember(p);
       bar?.update(p);
