@@ -7,6 +7,7 @@ import { ProtocolError, UploadError } from '../../proto/errors.js';
 import type { Frame } from '../../proto/frames.js';
 import type { Sender } from '../../transfer/sender.js';
 import type { Connection } from '../connection.js';
+import { deferred } from './deferred.js';
 
 /**
  * What an upload sends, kept across connections: a file through its Sender (fileBody), or a
@@ -144,22 +145,4 @@ export async function upload(conn: Connection, req: UploadRequest, events: Uploa
   } finally {
     off();
   }
-}
-
-interface Deferred<T> {
-  readonly promise: Promise<T>;
-  resolve(value: T): void;
-  reject(err: Error): void;
-}
-
-/** A promise settled from outside; a rejection nobody awaits (the command failed elsewhere first) is not unhandled. */
-function deferred<T>(): Deferred<T> {
-  let resolve: (value: T) => void = () => undefined;
-  let reject: (err: Error) => void = () => undefined;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  promise.catch(() => undefined);
-  return { promise, resolve, reject };
 }
