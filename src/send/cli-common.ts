@@ -1,6 +1,7 @@
 // What stx-send (cli.ts) and stx-get (get-cli.ts) share on their command lines: the --fingerprint
 // argument, the identity file's presence, and how a failure is described and worded (§10).
 import { access } from 'node:fs/promises';
+import type { Argv } from 'yargs';
 import { UsageError } from '../cli/conventions.js';
 import { ERRORS, StxError, type ErrorCode } from '../proto/errors.js';
 import { ConnectFailed } from './connection.js';
@@ -11,6 +12,19 @@ const FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}$/;
 
 /** Codes whose message says it all: no "CODE:" before it on the terminal. */
 const UNPREFIXED: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['USAGE', 'INTERRUPTED']);
+
+/** How to reach the server and when to give up on it: the same options for stx-send and stx-get. */
+export function connectionOptions<T>(y: Argv<T>) {
+  return y
+    .option('fingerprint', { type: 'string', describe: 'pin the server key (SHA256:… as stx-recv prints it: 43 base64 characters)' })
+    .option('known-hosts', { type: 'string', describe: 'known-hosts file [default: $STX_HOME/known_hosts]' })
+    .option('identity', { type: 'string', describe: 'Ed25519 identity to authenticate with [default: $STX_HOME/id_ed25519 if present]' })
+    .option('retries', { type: 'number', default: 8, describe: 'attempts without progress before giving up on a lost connection' })
+    .option('retry-for', { type: 'string', describe: 'keep retrying a lost connection for this long without progress, e.g. 10m (even past --retries)' })
+    .option('backoff', { type: 'number', default: 250, describe: 'first reconnect delay in ms (doubles, max 10 s)' })
+    .option('handshake-timeout', { type: 'string', default: '10s', describe: 'give up a connection whose handshake takes longer (retried)' })
+    .option('idle-timeout', { type: 'string', default: '60s', describe: 'drop a connection on which the server sends nothing for this long (retried)' });
+}
 
 export function fingerprintArg(text: string): string {
   const b64 = text.slice('SHA256:'.length);

@@ -9,7 +9,7 @@ import { hideBin } from 'yargs/helpers';
 import { loadIdentity, stxHome } from '../keystore/index.js';
 import { MAX_TIMER_MS, parseDuration } from '../proto/duration.js';
 import { ERRORS, type ErrorCode } from '../proto/errors.js';
-import { describeFailure, exists, failureText, fingerprintArg, type Failure } from './cli-common.js';
+import { connectionOptions, describeFailure, exists, failureText, fingerprintArg, type Failure } from './cli-common.js';
 import { printable } from './printable.js';
 import { formatBytes, ProgressBar } from './progress.js';
 import { upload, type Progress } from './upload.js';
@@ -52,29 +52,23 @@ interface Known {
 const known: Known = { host: null, port: null, held: null, json: hideBin(process.argv).includes('--json'), bar: null };
 
 async function main(): Promise<number> {
-  const argv = await conventions(yargs(hideBin(process.argv)))
-    .scriptName('stx-send')
-    .usage(
-      '$0 HOST PORT PATH... [--to DIR] [options]\n$0 HOST PORT - --as NAME [options]\n$0 --keygen [--identity FILE]\n\n' +
-        'Send files and directory trees (or stdin) to stx-recv on one connection; resumes by itself after interruptions. ' +
-        'A PATH a/b/dir is sent as dir/… (a/b/dir/ sends what dir holds), under --to DIR when given.',
-    )
-    .option('as', {
-      type: 'string',
-      describe:
-        'remote name, a relative path; ending in "/" puts the file into that directory under its own name. ' +
-        'Names are sent in Unicode NFC (macOS file names are NFD) [default: the file name]',
-    })
-    .option('to', { type: 'string', describe: 'remote directory to send everything under (created as needed)' })
-    .option('links', { type: 'boolean', default: false, describe: 'send symbolic links inside trees as links (only those whose target stays inside the tree); without it they are skipped' })
-    .option('fingerprint', { type: 'string', describe: 'pin the server key (SHA256:… as stx-recv prints it: 43 base64 characters)' })
-    .option('known-hosts', { type: 'string', describe: 'known-hosts file [default: $STX_HOME/known_hosts]' })
-    .option('identity', { type: 'string', describe: 'Ed25519 identity to authenticate with [default: $STX_HOME/id_ed25519 if present]' })
-    .option('retries', { type: 'number', default: 8, describe: 'attempts without progress before giving up on a lost connection' })
-    .option('retry-for', { type: 'string', describe: 'keep retrying a lost connection for this long without progress, e.g. 10m (even past --retries)' })
-    .option('backoff', { type: 'number', default: 250, describe: 'first reconnect delay in ms (doubles, max 10 s)' })
-    .option('handshake-timeout', { type: 'string', default: '10s', describe: 'give up a connection whose handshake takes longer (retried)' })
-    .option('idle-timeout', { type: 'string', default: '60s', describe: 'drop a connection on which the server sends nothing for this long (retried)' })
+  const argv = await connectionOptions(
+    conventions(yargs(hideBin(process.argv)))
+      .scriptName('stx-send')
+      .usage(
+        '$0 HOST PORT PATH... [--to DIR] [options]\n$0 HOST PORT - --as NAME [options]\n$0 --keygen [--identity FILE]\n\n' +
+          'Send files and directory trees (or stdin) to stx-recv on one connection; resumes by itself after interruptions. ' +
+          'A PATH a/b/dir is sent as dir/… (a/b/dir/ sends what dir holds), under --to DIR when given.',
+      )
+      .option('as', {
+        type: 'string',
+        describe:
+          'remote name, a relative path; ending in "/" puts the file into that directory under its own name. ' +
+          'Names are sent in Unicode NFC (macOS file names are NFD) [default: the file name]',
+      })
+      .option('to', { type: 'string', describe: 'remote directory to send everything under (created as needed)' })
+      .option('links', { type: 'boolean', default: false, describe: 'send symbolic links inside trees as links (only those whose target stays inside the tree); without it they are skipped' }),
+  )
     .option('json', { type: 'boolean', default: false, describe: 'print one JSON object on stdout with the result, on failure too' })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress or notices' })
     .option('keygen', { type: 'boolean', default: false, describe: 'write an Ed25519 identity and print its authorized-keys line' })

@@ -10,7 +10,7 @@ import { ERRORS, type ErrorCode } from '../proto/errors.js';
 import { conventions, usage, UsageError } from '../cli/conventions.js';
 import { tuneRuntime } from '../runtime/tuning.js';
 import type { ListedFile } from './commands/list.js';
-import { describeFailure, exists, failureText, fingerprintArg, type Failure } from './cli-common.js';
+import { connectionOptions, describeFailure, exists, failureText, fingerprintArg, type Failure } from './cli-common.js';
 import { fetchRemote, listRemote, type SessionOptions } from './get.js';
 import { printable } from './printable.js';
 import { formatBytes } from './progress.js';
@@ -33,22 +33,16 @@ const ADVICE: Partial<Record<ErrorCode, string>> = {
 let json = hideBin(process.argv).includes('--json');
 
 async function main(): Promise<number> {
-  const argv = await conventions(yargs(hideBin(process.argv)))
-    .scriptName('stx-get')
-    .usage(
-      '$0 HOST PORT NAME... [--to DIR] [options]\n$0 --list HOST PORT [PREFIX] [options]\n\n' +
-        'Fetch files or whole directories from stx-recv (started with --allow-download), verified and resumable; or list them.',
-    )
-    .option('to', { type: 'string', default: '.', describe: 'local directory to fetch into; a directory NAME arrives as DIR/<its last component>/…' })
-    .option('list', { type: 'boolean', default: false, describe: 'list the files under PREFIX (name, size, mtime, sha256 where the server knows it)' })
-    .option('fingerprint', { type: 'string', describe: 'pin the server key (SHA256:… as stx-recv prints it: 43 base64 characters)' })
-    .option('known-hosts', { type: 'string', describe: 'known-hosts file [default: $STX_HOME/known_hosts]' })
-    .option('identity', { type: 'string', describe: 'Ed25519 identity to authenticate with [default: $STX_HOME/id_ed25519 if present]' })
-    .option('retries', { type: 'number', default: 8, describe: 'attempts without progress before giving up on a lost connection' })
-    .option('retry-for', { type: 'string', describe: 'keep retrying a lost connection for this long without progress, e.g. 10m (even past --retries)' })
-    .option('backoff', { type: 'number', default: 250, describe: 'first reconnect delay in ms (doubles, max 10 s)' })
-    .option('handshake-timeout', { type: 'string', default: '10s', describe: 'give up a connection whose handshake takes longer (retried)' })
-    .option('idle-timeout', { type: 'string', default: '60s', describe: 'drop a connection on which the server sends nothing for this long (retried)' })
+  const argv = await connectionOptions(
+    conventions(yargs(hideBin(process.argv)))
+      .scriptName('stx-get')
+      .usage(
+        '$0 HOST PORT NAME... [--to DIR] [options]\n$0 --list HOST PORT [PREFIX] [options]\n\n' +
+          'Fetch files or whole directories from stx-recv (started with --allow-download), verified and resumable; or list them.',
+      )
+      .option('to', { type: 'string', default: '.', describe: 'local directory to fetch into; a directory NAME arrives as DIR/<its last component>/…' })
+      .option('list', { type: 'boolean', default: false, describe: 'list the files under PREFIX (name, size, mtime, sha256 where the server knows it)' }),
+  )
     .option('json', { type: 'boolean', default: false, describe: 'fetch: one JSON object on stdout with the result; --list: one JSON object per file (JSON Lines)' })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress or notices' })
     .strictOptions()
