@@ -2,19 +2,19 @@
 // stx-send: the client. `stx-send HOST PORT PATH...`, `stx-send HOST PORT - --as NAME` (README.md
 // lists every flag and exit code). One regular file keeps its own report; trees and several paths
 // are tree-cli.ts's, stdin is too.
-import { access, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { loadIdentity, stxHome } from '../keystore/index.js';
 import { MAX_TIMER_MS, parseDuration } from '../proto/duration.js';
-import { ERRORS, StxError, type ErrorCode } from '../proto/errors.js';
-import { ConnectFailed } from './connection.js';
+import { ERRORS, type ErrorCode } from '../proto/errors.js';
+import { connectionOptions, describeFailure, exists, failureText, fingerprintArg, type Failure } from './cli-common.js';
 import { printable } from './printable.js';
 import { formatBytes, ProgressBar } from './progress.js';
 import { upload, type Progress } from './upload.js';
 import { keygen } from './keygen.js';
-import { runStream, runTree } from './tree-cli.js';
+import { runStream, runTree, type CommonOptions } from './tree-cli.js';
 import { tuneRuntime } from '../runtime/tuning.js';
 import { keepFreedMemory } from '../runtime/young-gc.js';
 import { conventions, usage, UsageError } from '../cli/conventions.js';
@@ -38,12 +38,6 @@ const ADVICE: Partial<Record<ErrorCode, string>> = {
   USAGE: "Run 'stx-send --help' for the options.",
 };
 
-/** Codes whose message says it all: no "CODE:" before it on the terminal. */
-const UNPREFIXED: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['USAGE', 'INTERRUPTED']);
-
-/** A fingerprint as stx-recv prints it (§5): "SHA256:" and 43 unpadded base64 characters (32 bytes). */
-const FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}$/;
-
 /** What the run has learnt so far, for a failure report (--json, Ctrl-C). */
 interface Known {
   host: string | null;
@@ -58,29 +52,23 @@ interface Known {
 const known: Known = { host: null, port: null, held: null, json: hideBin(process.argv).includes('--json'), bar: null };
 
 async function main(): Promise<number> {
-  const argv = await conventions(yargs(hideBin(process.argv)))
-    .scriptName('stx-send')
-    .usage(
-      '$0 HOST PORT PATH... [--to DIR] [options]\n$0 HOST PORT - --as NAME [options]\n$0 --keygen [--identity FILE]\n\n' +
-        'Send files and directory trees (or stdin) to stx-recv on one connection; resumes by itself after interruptions. ' +
-        'A PATH a/b/dir is sent as dir/… (a/b/dir/ sends what dir holds), under --to DIR when given.',
-    )
-    .option('as', {
-      type: 'string',
-      describe:
-        'remote name, a relative path; ending in "/" puts the file into that directory under its own name. ' +
-        'Names are sent in Unicode NFC (macOS file names are NFD) [default: the file name]',
-    })
-    .option('to', { type: 'string', describe: 'remote directory to send everything under (created as needed)' })
-    .option('links', { type: 'boolean', default: false, describe: 'send symbolic links inside trees as links (only those whose target stays inside the tree); without it they are skipped' })
-    .option('fingerprint', { type: 'string', describe: 'pin the server key (SHA256:… as stx-recv prints it: 43 base64 characters)' })
-    .option('known-hosts', { type: 'string', describe: 'known-hosts file [default: $STX_HOME/known_hosts]' })
-    .option('identity', { type: 'string', describe: 'Ed25519 identity to authenticate with [default: $STX_HOME/id_ed25519 if present]' })
-    .option('retries', { type: 'number', default: 8, describe: 'attempts without progress before giving up on a lost connection' })
-    .option('retry-for', { type: 'string', describe: 'keep retrying a lost connection for this long without progress, e.g. 10m (even past --retries)' })
-    .option('backoff', { type: 'number', default: 250, describe: 'first reconnect delay in ms (doubles, max 10 s)' })
-    .option('handshake-timeout', { type: 'string', default: '10s', describe: 'give up a connection whose handshake takes longer (retried)' })
-    .option('idle-timeout', { type: 'string', default: '60s', describe: 'drop a connection on which the server sends nothing for this long (retried)' })
+  const argv = await connectionOptions(
+    conventions(yargs(hideBin(process.argv)))
+      .scriptName('stx-send')
+      .usage(
+        '$0 HOST PORT PATH... [--to DIR] [options]\n$0 HOST PORT - --as NAME [options]\n$0 --keygen [--identity FILE]\n\n' +
+          'Send files and directory trees (or stdin) to stx-recv on one connection; resumes by itself after interruptions. ' +
+          'A PATH a/b/dir is sent as dir/… (a/b/dir/ sends what dir holds), under --to DIR when given.',
+      )
+      .option('as', {
+        type: 'string',
+        describe:
+          'remote name, a relative path; ending in "/" puts the file into that directory under its own name. ' +
+          'Names are sent in Unicode NFC (macOS file names are NFD) [default: the file name]',
+      })
+      .option('to', { type: 'string', describe: 'remote directory to send everything under (created as needed)' })
+      .option('links', { type: 'boolean', default: false, describe: 'send symbolic links inside trees as links (only those whose target stays inside the tree); without it they are skipped' }),
+  )
     .option('json', { type: 'boolean', default: false, describe: 'print one JSON object on stdout with the result, on failure too' })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress or notices' })
     .option('keygen', { type: 'boolean', default: false, describe: 'write an Ed25519 identity and print its authorized-keys line' })
@@ -123,19 +111,19 @@ async function main(): Promise<number> {
   const identity = argv.identity !== undefined || (await exists(identityFile)) ? await loadIdentity(identityFile) : undefined;
 
   const tty = process.stderr.isTTY && !argv.quiet && !argv.json;
+  const common: CommonOptions = {
+    host,
+    port,
+    ...(fingerprint === undefined ? {} : { fingerprint }),
+    knownHostsFile: argv['known-hosts'] ?? path.join(stxHome(), 'known_hosts'),
+    ...(identity === undefined ? {} : { identity }),
+    retries,
+    retryForMs,
+    backoffMs: argv.backoff,
+    handshakeTimeoutMs,
+    idleTimeoutMs,
+  };
   if (mode !== 'file') {
-    const common = {
-      host,
-      port,
-      ...(fingerprint === undefined ? {} : { fingerprint }),
-      knownHostsFile: argv['known-hosts'] ?? path.join(stxHome(), 'known_hosts'),
-      ...(identity === undefined ? {} : { identity }),
-      retries,
-      retryForMs,
-      backoffMs: argv.backoff,
-      handshakeTimeoutMs,
-      idleTimeoutMs,
-    };
     const output = { json: argv.json, quiet: argv.quiet, tty };
     process.once('SIGINT', interrupted);
     if (mode === 'stream') return runStream(common, (to === undefined ? '' : `${to}/`) + (argv.as ?? '').normalize('NFC'), output);
@@ -145,18 +133,9 @@ async function main(): Promise<number> {
   known.bar = bar;
   process.once('SIGINT', interrupted);
   const result = await upload({
-    host,
-    port,
+    ...common,
     file,
     name,
-    ...(fingerprint === undefined ? {} : { fingerprint }),
-    knownHostsFile: argv['known-hosts'] ?? path.join(stxHome(), 'known_hosts'),
-    ...(identity === undefined ? {} : { identity }),
-    retries,
-    retryForMs,
-    backoffMs: argv.backoff,
-    handshakeTimeoutMs,
-    idleTimeoutMs,
     onProgress: (p) => {
       remember(p);
       bar?.update(p);
@@ -228,62 +207,17 @@ function remoteName(as: string | undefined, file: string): string {
   return name.normalize('NFC');
 }
 
-function fingerprintArg(text: string): string {
-  const b64 = text.slice('SHA256:'.length);
-  // The pattern admits 43 characters whose last one carries 2 bits too many: only one in four decodes
-  // back to itself, as a real SHA-256 does.
-  const shape = FINGERPRINT.test(text);
-  if (!shape || Buffer.from(b64, 'base64').toString('base64').replace(/=+$/, '') !== b64) {
-    throw new UsageError(
-      `--fingerprint ${JSON.stringify(printable(text))} is not a fingerprint: ` +
-        `${shape ? 'its last character makes it more than 32 bytes' : 'expected SHA256: and 43 base64 characters'}, ` +
-        'as stx-recv prints at start (e.g. SHA256:O9UlaE9oA7VAMXz64RECuVfVF5ErVjQYhCFP9uP8AHc)',
-    );
-  }
-  return text;
-}
-
 function durationArg(text: string, flag: string, maxMs?: number): number {
   return usage(() => parseDuration(text, maxMs), flag);
-}
-
-async function exists(file: string): Promise<boolean> {
-  return access(file).then(
-    () => true,
-    () => false,
-  );
-}
-
-interface Failure {
-  /** The §10 code, local ones (usage, the file, the network, Ctrl-C) included. */
-  readonly code: ErrorCode;
-  readonly message: string;
-  readonly advice: string | undefined;
-  readonly exit: number;
-}
-
-/** The code, exit status (§10's table) and advice for any failure; anything untyped is a bug. */
-function describeFailure(err: unknown): Failure {
-  if (err instanceof ConnectFailed) {
-    const advice =
-      err.reason === 'refused'
-        ? `Check that stx-recv is running on ${err.host} and listening on port ${err.port} (it prints "listening on HOST:PORT" at start).`
-        : 'Check the host name for a typo, or use its IP address.';
-    return { code: err.code, message: err.message, advice, exit: err.exitCode };
-  }
-  if (err instanceof StxError) return { code: err.code, message: err.message, advice: ADVICE[err.code], exit: err.exitCode };
-  return { code: 'INTERNAL', message: err instanceof Error ? err.message : String(err), advice: undefined, exit: ERRORS.INTERNAL.exit };
 }
 
 /** Reports a failure on stderr, and as one JSON object on stdout with --json; then exits. */
 function fail(f: Failure): never {
   known.bar?.done();
-  // Peer-chosen text (a server's ERROR message) reaches the terminal only as printable text.
-  const message = printable(f.message);
   // The person (or log) watching stderr is told in words, with --json and --quiet too; a script
   // reading stdout gets the one object it parses.
-  const text = `${UNPREFIXED.has(f.code) ? '' : `${f.code}: `}${message}${f.advice === undefined ? '' : `\n${f.advice}`}`;
-  process.stderr.write(`stx-send: ${f.code === 'INTERRUPTED' ? '' : 'error: '}${text}\n`);
+  const { text, message } = failureText(f);
+  process.stderr.write(`stx-send: ${text}\n`);
   if (known.json) {
     process.stdout.write(
       `${JSON.stringify({ ok: false, code: f.code, message, exit_code: f.exit, durable_bytes: known.held?.durable ?? null, host: known.host, port: known.port })}\n`,
@@ -304,5 +238,5 @@ function interrupted(): void {
 
 main().then(
   (code) => process.exit(code),
-  (err: unknown) => fail(describeFailure(err)),
+  (err: unknown) => fail(describeFailure(err, ADVICE)),
 );

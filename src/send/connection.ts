@@ -313,6 +313,12 @@ export class Connection implements DataSink {
     const from = this.#state;
     if (from.name === 'Closed') throw from.reason;
     const name = nextState(CLIENT_RULES, from.name, frame, verb);
+    if (isCommandState(name)) {
+      const running = command ?? ('command' in from ? from.command : undefined);
+      if (running === undefined) throw new Error(`${frame} ${verb} outside a command: a command starts with begin()`);
+      this.#state = { name, command: running };
+      return;
+    }
     switch (name) {
       case 'AwaitServerHello':
       case 'AwaitServerFinished':
@@ -322,18 +328,6 @@ export class Connection implements DataSink {
         if (from.name === 'AwaitServerFinished') this.keepAlive();
         this.#state = { name };
         return;
-      case 'AwaitOpenOk':
-      case 'Sending':
-      case 'AwaitDone':
-      case 'AwaitMade':
-      case 'Listing':
-      case 'AwaitGetOk':
-      case 'Fetching': {
-        const running = command ?? ('command' in from ? from.command : undefined);
-        if (running === undefined) throw new Error(`${frame} ${verb} outside a command: a command starts with begin()`);
-        this.#state = { name, command: running };
-        return;
-      }
       case 'Closed':
         return;
     }

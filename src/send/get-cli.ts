@@ -1,17 +1,16 @@
 #!/usr/bin/env node
 // stx-get: download files from stx-recv, or list them. `stx-get HOST PORT NAME... [--to DIR]`,
 // `stx-get --list HOST PORT [PREFIX]` (README.md, "Download and list").
-import { access } from 'node:fs/promises';
 import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { loadIdentity, stxHome } from '../keystore/index.js';
 import { MAX_TIMER_MS, parseDuration } from '../proto/duration.js';
-import { ERRORS, StxError, type ErrorCode } from '../proto/errors.js';
+import { ERRORS, type ErrorCode } from '../proto/errors.js';
 import { conventions, usage, UsageError } from '../cli/conventions.js';
 import { tuneRuntime } from '../runtime/tuning.js';
 import type { ListedFile } from './commands/list.js';
-import { ConnectFailed } from './connection.js';
+import { connectionOptions, describeFailure, exists, failureText, fingerprintArg, type Failure } from './cli-common.js';
 import { fetchRemote, listRemote, type SessionOptions } from './get.js';
 import { printable } from './printable.js';
 import { formatBytes } from './progress.js';
@@ -31,28 +30,19 @@ const ADVICE: Partial<Record<ErrorCode, string>> = {
   USAGE: "Run 'stx-get --help' for the options.",
 };
 
-const UNPREFIXED: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['USAGE', 'INTERRUPTED']);
-const FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}$/;
-
 let json = hideBin(process.argv).includes('--json');
 
 async function main(): Promise<number> {
-  const argv = await conventions(yargs(hideBin(process.argv)))
-    .scriptName('stx-get')
-    .usage(
-      '$0 HOST PORT NAME... [--to DIR] [options]\n$0 --list HOST PORT [PREFIX] [options]\n\n' +
-        'Fetch files or whole directories from stx-recv (started with --allow-download), verified and resumable; or list them.',
-    )
-    .option('to', { type: 'string', default: '.', describe: 'local directory to fetch into; a directory NAME arrives as DIR/<its last component>/…' })
-    .option('list', { type: 'boolean', default: false, describe: 'list the files under PREFIX (name, size, mtime, sha256 where the server knows it)' })
-    .option('fingerprint', { type: 'string', describe: 'pin the server key (SHA256:… as stx-recv prints it: 43 base64 characters)' })
-    .option('known-hosts', { type: 'string', describe: 'known-hosts file [default: $STX_HOME/known_hosts]' })
-    .option('identity', { type: 'string', describe: 'Ed25519 identity to authenticate with [default: $STX_HOME/id_ed25519 if present]' })
-    .option('retries', { type: 'number', default: 8, describe: 'attempts without progress before giving up on a lost connection' })
-    .option('retry-for', { type: 'string', describe: 'keep retrying a lost connection for this long without progress, e.g. 10m (even past --retries)' })
-    .option('backoff', { type: 'number', default: 250, describe: 'first reconnect delay in ms (doubles, max 10 s)' })
-    .option('handshake-timeout', { type: 'string', default: '10s', describe: 'give up a connection whose handshake takes longer (retried)' })
-    .option('idle-timeout', { type: 'string', default: '60s', describe: 'drop a connection on which the server sends nothing for this long (retried)' })
+  const argv = await connectionOptions(
+    conventions(yargs(hideBin(process.argv)))
+      .scriptName('stx-get')
+      .usage(
+        '$0 HOST PORT NAME... [--to DIR] [options]\n$0 --list HOST PORT [PREFIX] [options]\n\n' +
+          'Fetch files or whole directories from stx-recv (started with --allow-download), verified and resumable; or list them.',
+      )
+      .option('to', { type: 'string', default: '.', describe: 'local directory to fetch into; a directory NAME arrives as DIR/<its last component>/…' })
+      .option('list', { type: 'boolean', default: false, describe: 'list the files under PREFIX (name, size, mtime, sha256 where the server knows it)' }),
+  )
     .option('json', { type: 'boolean', default: false, describe: 'fetch: one JSON object on stdout with the result; --list: one JSON object per file (JSON Lines)' })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress or notices' })
     .strictOptions()
@@ -130,47 +120,15 @@ function jsonEntry(e: ListedFile): string {
   return JSON.stringify({ name: e.name, size: e.size, mtime: e.mtime, mode: e.mode, sha256: e.sha256?.toString('hex') ?? null });
 }
 
-function fingerprintArg(text: string): string {
-  const b64 = text.slice('SHA256:'.length);
-  if (!FINGERPRINT.test(text) || Buffer.from(b64, 'base64').toString('base64').replace(/=+$/, '') !== b64) {
-    throw new UsageError(`--fingerprint ${JSON.stringify(printable(text))} is not a fingerprint: expected SHA256: and 43 base64 characters, as stx-recv prints at start`);
-  }
-  return text;
-}
-
-async function exists(file: string): Promise<boolean> {
-  return access(file).then(
-    () => true,
-    () => false,
-  );
-}
-
-interface Failure {
-  readonly code: ErrorCode;
-  readonly message: string;
-  readonly advice: string | undefined;
-  readonly exit: number;
-}
-
-function describeFailure(err: unknown): Failure {
-  if (err instanceof ConnectFailed) {
-    return { code: err.code, message: err.message, advice: `Check that stx-recv is running on ${err.host} and listening on port ${err.port}.`, exit: err.exitCode };
-  }
-  if (err instanceof StxError) return { code: err.code, message: err.message, advice: ADVICE[err.code], exit: err.exitCode };
-  return { code: 'INTERNAL', message: err instanceof Error ? err.message : String(err), advice: undefined, exit: ERRORS.INTERNAL.exit };
-}
-
 /** Reports a failure on stderr, and as one JSON object on stdout with --json; then exits. */
 function fail(f: Failure): never {
-  // Peer-chosen text (a server's ERROR message, a name) reaches the terminal only as printable text.
-  const message = printable(f.message);
-  const text = `${UNPREFIXED.has(f.code) ? '' : `${f.code}: `}${message}${f.advice === undefined ? '' : `\n${f.advice}`}`;
-  process.stderr.write(`\nstx-get: ${f.code === 'INTERRUPTED' ? '' : 'error: '}${text}\n`);
+  const { text, message } = failureText(f);
+  process.stderr.write(`\nstx-get: ${text}\n`);
   if (json) process.stdout.write(`${JSON.stringify({ ok: false, code: f.code, message, exit_code: f.exit })}\n`);
   process.exit(f.exit);
 }
 
 main().then(
   (code) => process.exit(code),
-  (err: unknown) => fail(describeFailure(err)),
+  (err: unknown) => fail(describeFailure(err, ADVICE)),
 );

@@ -3,7 +3,6 @@
 // after a lost connection, verified, and published. A NAME is a file or a directory: one listing
 // of it as a prefix says which, and gives the files of a tree. The retry rule is §10's transient
 // column, as for uploads; attempts that received bytes count as progress.
-import type { KeyObject } from 'node:crypto';
 import { CommandError, ProtocolError, ResourceError, StxError } from '../proto/errors.js';
 import { HANDSHAKE_TIMEOUT_MS } from '../proto/limits.js';
 import { getOn } from './commands/get.js';
@@ -11,24 +10,14 @@ import { listOn, type ListedFile } from './commands/list.js';
 import { ConnectFailed, type Connection } from './connection.js';
 import { dial } from './handshake.js';
 import { LocalTree } from './local-files.js';
+import type { RetryOptions } from './retry.js';
+import type { SessionOptions as ReachOptions } from './session.js';
 
 /** Files one run fetches at most (a hostile server could otherwise list without end). */
 const MAX_FILES_PER_RUN = 1_000_000;
 
-export interface SessionOptions {
-  readonly host: string;
-  readonly port: number;
-  readonly fingerprint?: string | undefined;
-  readonly knownHostsFile: string;
-  readonly identity?: KeyObject | undefined;
-  /** Consecutive failed attempts (without progress) before giving up. */
-  readonly retries: number;
-  readonly retryForMs?: number | undefined;
-  readonly backoffMs?: number | undefined;
-  readonly handshakeTimeoutMs?: number | undefined;
-  readonly idleTimeoutMs?: number | undefined;
-  readonly onEvent?: ((message: string) => void) | undefined;
-}
+/** How to reach the server (session.ts) and when to give up on a lost connection (retry.ts). */
+export type SessionOptions = ReachOptions & RetryOptions;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -70,7 +59,7 @@ class Session {
         if (failures > opts.retries && !withinTime) {
           throw new ResourceError('TIMEOUT', `gave up after ${failures} attempts without progress: ${reason}`, { cause: err });
         }
-        const base = Math.min((opts.backoffMs ?? 250) * 2 ** (failures - 1), 10_000);
+        const base = Math.min((opts.backoffMs ?? 250) * 2 ** (failures - 1), opts.maxBackoffMs ?? 10_000);
         const wait = Math.round(base / 2 + (Math.random() * base) / 2);
         opts.onEvent?.(`${reason}; reconnecting in ${(wait / 1000).toFixed(1)} s`);
         await sleep(wait);
@@ -88,7 +77,7 @@ class Session {
     if (this.#conn !== null && this.#conn.state === 'Ready') return this.#conn;
     this.#conn?.close();
     const handshakeMs = this.opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
-    const { connection, fingerprint } = await dial({ ...this.opts, connectTimeoutMs: handshakeMs, handshakeTimeoutMs: handshakeMs });
+    const { connection, fingerprint } = await dial({ ...this.opts, connectTimeoutMs: this.opts.connectTimeoutMs ?? handshakeMs, handshakeTimeoutMs: handshakeMs });
     this.#handshakes++;
     this.fingerprint = fingerprint;
     this.#conn = connection;

@@ -2,21 +2,13 @@
 // a Ready connection when asked, dialled (connect, handshake, trust) only when the last one is
 // gone. Jobs of many commands (a tree, a stream) run them one after another on it; the retry
 // policy is retry.ts's.
-import type { KeyObject } from 'node:crypto';
 import { HANDSHAKE_TIMEOUT_MS } from '../proto/limits.js';
-import type { Connection } from './connection.js';
-import { dial } from './handshake.js';
+import type { Connection, ConnectionOptions } from './connection.js';
+import { dial, type HandshakeOptions } from './handshake.js';
 
-export interface SessionOptions {
-  readonly host: string;
-  readonly port: number;
-  readonly fingerprint?: string | undefined;
-  readonly knownHostsFile: string;
-  readonly identity?: KeyObject | undefined;
+/** What dial() takes: the handshake's options and the connection's, and how long a connect may take. */
+export interface SessionOptions extends HandshakeOptions, ConnectionOptions {
   readonly connectTimeoutMs?: number | undefined;
-  readonly handshakeTimeoutMs?: number | undefined;
-  readonly idleTimeoutMs?: number | undefined;
-  readonly onEvent?: ((message: string) => void) | undefined;
 }
 
 export class Session {

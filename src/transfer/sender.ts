@@ -113,14 +113,9 @@ export class Sender {
     this.#acked = offset;
   }
 
-  /**
-   * An ACK says what is durable (§4, §9.1): never more than was sent, never less than before. A
-   * server that says otherwise could fake progress and keep the retries from ever running out.
-   */
+  /** ACK (§4, §9.1): checked by checkAck(). */
   acknowledge(offset: number): void {
-    if (offset < this.#acked || offset > this.#sent) {
-      throw new UploadError('BAD_OFFSET', `the server acknowledged offset ${offset}, outside what it may hold (${this.#acked} to the ${this.#sent} bytes sent)`);
-    }
+    checkAck(offset, this.#acked, this.#sent);
     this.#acked = offset;
   }
 
@@ -163,4 +158,15 @@ export class Sender {
 
 function shorter(source: DataSource): LocalFileError {
   return new LocalFileError(`${source.label} became shorter while uploading`);
+}
+
+/**
+ * An ACK says what is durable (§4, §9.1): never more than was sent, never less than before
+ * (`acked`). A server that says otherwise could fake progress and keep the retries from ever
+ * running out: BAD_OFFSET.
+ */
+export function checkAck(offset: number, acked: number, sent: number): void {
+  if (offset < acked || offset > sent) {
+    throw new UploadError('BAD_OFFSET', `the server acknowledged offset ${offset}, outside what it may hold (${acked} to the ${sent} bytes sent)`);
+  }
 }

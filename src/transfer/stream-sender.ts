@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { CryptoError, UploadError } from '../proto/errors.js';
 import { DATA_HEADER_BYTES, MAX_DATA_CHUNK_BYTES, STREAM_ID_BYTES } from '../proto/limits.js';
-import type { DataSink } from './sender.js';
+import { checkAck, type DataSink } from './sender.js';
 import { LocalFileError } from './source.js';
 
 /** Bytes read but not yet acknowledged durable, at most (stx-send's window, §9.8). */
@@ -94,11 +94,9 @@ export class StreamSender {
     this.#acked = offset;
   }
 
-  /** ACK: never more than was sent, never less than before (as Sender.acknowledge). */
+  /** ACK: never more than was sent, never less than before (checkAck, as Sender.acknowledge). */
   acknowledge(offset: number): void {
-    if (offset < this.#acked || offset > this.#sent) {
-      throw new UploadError('BAD_OFFSET', `the server acknowledged offset ${offset}, outside what it may hold (${this.#acked} to the ${this.#sent} bytes sent)`);
-    }
+    checkAck(offset, this.#acked, this.#sent);
     this.#acked = offset;
     this.#drop(offset);
     this.#wake?.();

@@ -6,11 +6,11 @@
 import { CommandError, LocalError, ResourceError, UploadError } from '../../proto/errors.js';
 import type { Frame } from '../../proto/frames.js';
 import type { PublishedFile } from '../../storage/backend.js';
-import type { BodyLease } from '../../transfer/body-pool.js';
 import { Sender } from '../../transfer/sender.js';
 import { ChunkReader, type DataSource, type SourceIdentity } from '../../transfer/source.js';
 import { storedName } from '../namespace.js';
 import type { Command, CommandLink, Tagged } from './command.js';
+import { oneWay } from './one-way.js';
 
 export type GetState =
   | { readonly kind: 'Locating' }
@@ -60,18 +60,7 @@ export const getCommand: Command<GetState> = {
     return locate(frame, link);
   },
 
-  receive(): undefined {
-    return undefined; // §11.1 lets only PING, PONG and ERROR in, which the connection handles
-  },
-
-  receiveData(state: GetState, _offset: number, _data: Buffer, lease: BodyLease): void {
-    lease.release();
-    throw new ResourceError('INTERNAL', `DATA reached the download in state ${state.kind}`); // the tables admit none
-  },
-
-  settle(): Promise<void> {
-    return Promise.resolve();
-  },
+  ...oneWay<GetState>('the download'),
 
   close(state: GetState): Promise<void> {
     if (state.kind === 'Locating') return Promise.resolve(); // the step lets go of the file itself

@@ -4,13 +4,13 @@
 // read what was sent: neither the tree nor the answer is ever held whole. The SHA-256 is given
 // only where the daemon knows it for this version of the file (recv/digests.ts); a listing never
 // reads a file.
-import { CommandError, ResourceError } from '../../proto/errors.js';
+import { CommandError } from '../../proto/errors.js';
 import type { Frame } from '../../proto/frames.js';
-import type { BodyLease } from '../../transfer/body-pool.js';
 import { MAX_LIST_ENTRIES } from '../config.js';
 import { walkFiles } from '../listing.js';
 import { clientName, storedName, storedPrefix } from '../namespace.js';
 import type { Command, CommandLink, Tagged } from './command.js';
+import { oneWay } from './one-way.js';
 
 export type ListState = { readonly kind: 'Listing'; readonly stop: AbortController; readonly done: Promise<void> };
 
@@ -34,18 +34,7 @@ export const listCommand: Command<ListState> = {
     return undefined;
   },
 
-  receive(): undefined {
-    return undefined; // §11.1 lets only PING, PONG and ERROR in, which the connection handles
-  },
-
-  receiveData(state: ListState, _offset: number, _data: Buffer, lease: BodyLease): void {
-    lease.release();
-    throw new ResourceError('INTERNAL', `DATA reached the listing in state ${state.kind}`); // the tables admit none
-  },
-
-  settle(): Promise<void> {
-    return Promise.resolve();
-  },
+  ...oneWay<ListState>('the listing'),
 
   close(state: ListState): Promise<void> {
     state.stop.abort();

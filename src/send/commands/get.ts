@@ -5,7 +5,7 @@
 // connection stops reading and TCP holds the server back. Publishing is the caller's.
 import { createHash, timingSafeEqual, type Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
-import { ProtocolError, ResourceError, UploadError } from '../../proto/errors.js';
+import { ResourceError, UploadError } from '../../proto/errors.js';
 import type { Frame } from '../../proto/frames.js';
 import { WriteQueue } from '../../storage/write-queue.js';
 import { ByteBudget } from '../../transfer/budget.js';
@@ -14,6 +14,7 @@ import type { RunningHash } from '../../transfer/hasher.js';
 import { Receiver } from '../../transfer/receiver.js';
 import type { Connection } from '../connection.js';
 import { deferred } from './deferred.js';
+import { taking } from './frames.js';
 
 const MiB = 1024 * 1024;
 /** Bytes received and not yet written to the local partial before the connection stops reading. */
@@ -94,7 +95,7 @@ export async function getOn(conn: Connection, req: GetRequest, events: GetEvents
   const resume = req.resume;
   try {
     const get = { type: 'GET', name: req.name, offset: resume?.bytes ?? 0 } as const;
-    conn.begin(resume === undefined ? get : { ...get, size: resume.version.size, mtime: resume.version.mtime }, (f) => {
+    conn.begin(resume === undefined ? get : { ...get, size: resume.version.size, mtime: resume.version.mtime }, taking(['GET_OK', 'DATA', 'GET_END'], 'a download', (f) => {
       switch (f.type) {
         case 'GET_OK':
           conn.progressed();
@@ -122,32 +123,8 @@ export async function getOn(conn: Connection, req: GetRequest, events: GetEvents
           conn.channel.longRecords = false;
           ended.resolve(f);
           return;
-        case 'CLIENT_HELLO':
-        case 'SERVER_HELLO':
-        case 'KEY_EXCHANGE':
-        case 'CLIENT_FINISHED':
-        case 'SERVER_FINISHED':
-        case 'OPEN':
-        case 'OPEN_OK':
-        case 'ACK':
-        case 'END':
-        case 'DONE':
-        case 'PROGRESS':
-        case 'MKDIR':
-        case 'SYMLINK':
-        case 'MADE':
-        case 'ERROR':
-        case 'PING':
-        case 'PONG':
-        case 'GOAWAY':
-        case 'LIST':
-        case 'LIST_ENTRY':
-        case 'LIST_END':
-        case 'GET':
-          // The state table (§11.2) lets nothing else through to a command.
-          throw new ProtocolError('UNEXPECTED_FRAME', `${f.type} during a download`);
       }
-    });
+    }));
     const ok = await located.promise;
     events.located?.(ok.size, ok.offset);
     const opened = await req.openPartial({ size: ok.size, mtime: ok.mtime }, ok.offset);

@@ -4,6 +4,7 @@ import { ProtocolError } from '../../proto/errors.js';
 import type { Frame } from '../../proto/frames.js';
 import type { Connection } from '../connection.js';
 import { deferred } from './deferred.js';
+import { taking } from './frames.js';
 
 export type ListedFile = Omit<Extract<Frame, { type: 'LIST_ENTRY' }>, 'type'>;
 
@@ -19,7 +20,7 @@ export async function listOn(conn: Connection, prefix: string, after: string | u
   const off = conn.onFailure((err) => end.reject(err));
   try {
     let received = 0;
-    conn.begin(after === undefined ? { type: 'LIST', prefix } : { type: 'LIST', prefix, after }, (f) => {
+    conn.begin(after === undefined ? { type: 'LIST', prefix } : { type: 'LIST', prefix, after }, taking(['LIST_ENTRY', 'LIST_END'], 'a listing', (f) => {
       switch (f.type) {
         case 'LIST_ENTRY': {
           conn.progressed();
@@ -32,33 +33,8 @@ export async function listOn(conn: Connection, prefix: string, after: string | u
           if (f.count !== received) throw new ProtocolError('MALFORMED_FRAME', `LIST_END counts ${f.count} entries, ${received} arrived`);
           end.resolve({ count: f.count, next: f.next });
           return;
-        case 'CLIENT_HELLO':
-        case 'SERVER_HELLO':
-        case 'KEY_EXCHANGE':
-        case 'CLIENT_FINISHED':
-        case 'SERVER_FINISHED':
-        case 'OPEN':
-        case 'OPEN_OK':
-        case 'DATA':
-        case 'ACK':
-        case 'END':
-        case 'DONE':
-        case 'PROGRESS':
-        case 'MKDIR':
-        case 'SYMLINK':
-        case 'MADE':
-        case 'ERROR':
-        case 'PING':
-        case 'PONG':
-        case 'GOAWAY':
-        case 'LIST':
-        case 'GET':
-        case 'GET_OK':
-        case 'GET_END':
-          // The state table (§11.2) lets nothing else through to a command.
-          throw new ProtocolError('UNEXPECTED_FRAME', `${f.type} during a listing`);
       }
-    });
+    }));
     return await end.promise;
   } finally {
     off();

@@ -3,10 +3,12 @@
 // END → DONE, checked. The connection is Ready again afterwards. Reconnecting is not its business
 // (upload.ts); a download or a listing would be a sibling of this file.
 import { timingSafeEqual } from 'node:crypto';
-import { ProtocolError, UploadError } from '../../proto/errors.js';
+import { UploadError } from '../../proto/errors.js';
 import type { Frame } from '../../proto/frames.js';
 import type { Sender } from '../../transfer/sender.js';
 import type { Connection } from '../connection.js';
+import { deferred } from './deferred.js';
+import { taking } from './frames.js';
 
 /**
  * What an upload sends, kept across connections: a file through its Sender (fileBody), or a
@@ -78,7 +80,7 @@ export async function upload(conn: Connection, req: UploadRequest, events: Uploa
   try {
     // What counts as progress for the connection's liveness (§9.6): a frame that moves this upload on.
     let lastAck = -1;
-    conn.begin({ type: 'OPEN', name: req.name, ...body.open }, (f) => {
+    conn.begin({ type: 'OPEN', name: req.name, ...body.open }, taking(['PROGRESS', 'OPEN_OK', 'ACK', 'DONE'], 'an upload', (f) => {
       switch (f.type) {
         case 'PROGRESS':
           // The server is reading back or waiting for a lock on our behalf (§9.7).
@@ -101,31 +103,8 @@ export async function upload(conn: Connection, req: UploadRequest, events: Uploa
           conn.progressed();
           done.resolve(f);
           return;
-        case 'CLIENT_HELLO':
-        case 'SERVER_HELLO':
-        case 'KEY_EXCHANGE':
-        case 'CLIENT_FINISHED':
-        case 'SERVER_FINISHED':
-        case 'OPEN':
-        case 'DATA':
-        case 'END':
-        case 'MKDIR':
-        case 'SYMLINK':
-        case 'MADE':
-        case 'ERROR':
-        case 'PING':
-        case 'PONG':
-        case 'GOAWAY':
-        case 'LIST':
-        case 'LIST_ENTRY':
-        case 'LIST_END':
-        case 'GET':
-        case 'GET_OK':
-        case 'GET_END':
-          // The state table (§11.2) and the connection let none of these through to a command.
-          throw new ProtocolError('UNEXPECTED_FRAME', `${f.type} during an upload`);
       }
-    });
+    }));
     const offset = await openOk.promise;
     events.opened?.(offset);
 
@@ -144,22 +123,4 @@ export async function upload(conn: Connection, req: UploadRequest, events: Uploa
   } finally {
     off();
   }
-}
-
-interface Deferred<T> {
-  readonly promise: Promise<T>;
-  resolve(value: T): void;
-  reject(err: Error): void;
-}
-
-/** A promise settled from outside; a rejection nobody awaits (the command failed elsewhere first) is not unhandled. */
-function deferred<T>(): Deferred<T> {
-  let resolve: (value: T) => void = () => undefined;
-  let reject: (err: Error) => void = () => undefined;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  promise.catch(() => undefined);
-  return { promise, resolve, reject };
 }
