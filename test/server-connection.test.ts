@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { createHash, type KeyObject } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -18,6 +18,7 @@ import { codeFromWire } from '../src/proto/errors.js';
 import { FRAME_TYPES, type Frame, type FrameName } from '../src/proto/frames.js';
 import { MAX_DATA_CHUNK_BYTES } from '../src/proto/limits.js';
 import { SERVER_RECEIVE, type ServerState } from '../src/proto/states.js';
+import { MAX_UNREAD_OUTPUT_RECORDS } from '../src/recv/config.js';
 import { Connection, type Transport } from '../src/recv/connection.js';
 import { Store } from '../src/recv/store.js';
 import { BodyPool } from '../src/transfer/body-pool.js';
@@ -36,8 +37,12 @@ const MAX_WAKES = 10_000;
 class MemoryTransport extends EventEmitter implements Transport {
   readonly remoteAddress = 'memory';
   readonly remotePort = 1;
-  readonly writableLength = 0;
   destroyed = false;
+  /** After stall(): the server's writes are kept here, as in a socket whose peer stopped reading. */
+  #stalled = false;
+  #held = 0;
+  /** Records written since stall(). */
+  writesHeld = 0;
   #paused = false;
   #inbox: Buffer[] = [];
   #clientEnded = false;
@@ -49,9 +54,22 @@ class MemoryTransport extends EventEmitter implements Transport {
     super();
   }
 
+  get writableLength(): number {
+    return this.#held;
+  }
+  /** As net.Socket's, past its 16 KiB high-water mark. */
+  get writableNeedDrain(): boolean {
+    return this.#held >= 16 * 1024;
+  }
+
   // ---- what the connection calls ----
   write(bytes: Buffer): boolean {
     if (this.destroyed || this.#serverEnded) return false;
+    if (this.#stalled) {
+      this.#held += bytes.length;
+      this.writesHeld++;
+      return !this.writableNeedDrain;
+    }
     const copy = Buffer.from(bytes);
     setImmediate(() => this.client.receive(copy));
     return true;
@@ -85,6 +103,10 @@ class MemoryTransport extends EventEmitter implements Transport {
   }
 
   // ---- what the client calls ----
+  /** The client stops reading: what the server writes from now on stays in the transport. */
+  stall(): void {
+    this.#stalled = true;
+  }
   fromClient(bytes: Buffer): void {
     if (this.#clientEnded || this.destroyed) return;
     this.#inbox.push(bytes);
@@ -282,11 +304,11 @@ after(async () => {
 });
 
 /** A fresh connection over memory with its client. */
-function connect(): { client: TestClient; conn: Connection } {
+function connect(allowDownload = false): { client: TestClient; conn: Connection } {
   const client = new TestClient();
   const conn = new Connection(
     client.transport,
-    { serverKey, authorizedKeys: null, store, appendOnly: false, maxFileBytes: undefined, handshakeTimeoutMs: WAIT_MS, idleTimeoutMs: WAIT_MS, log },
+    { serverKey, authorizedKeys: null, store, appendOnly: false, maxFileBytes: undefined, handshakeTimeoutMs: WAIT_MS, idleTimeoutMs: WAIT_MS, allowDownload, log },
     nextId++,
     () => undefined,
   );
@@ -342,6 +364,37 @@ describe('a server connection over an in-memory transport', () => {
       assert.equal((await client.outcome()).code, 'FRAME_TOO_LARGE');
       await assertAllBack(conn);
     }
+  });
+
+  it('a listing to a client that stopped reading waits at MAX_UNREAD_OUTPUT_RECORDS records, not at 4 MiB of tiny records', async () => {
+    const FILES = 1000;
+    const listed = path.join(dir, 'out', 'many');
+    await mkdir(listed, { recursive: true });
+    await Promise.all(Array.from({ length: FILES }, (_, i) => writeFile(path.join(listed, `f${String(i).padStart(4, '0')}`), 'x')));
+    const { client, conn } = connect(true);
+    await client.handshake();
+    client.transport.stall();
+    client.send({ type: 'LIST', prefix: 'many' });
+    // Until the listing has written and then stopped: 200 ms without a new record (at most 10 s).
+    let seen = 0;
+    let still = 0;
+    for (let i = 0; i < 500 && still < 10; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      const now = client.transport.writesHeld;
+      still = now > 0 && now === seen ? still + 1 : 0;
+      seen = now;
+    }
+    assert.ok(seen > 0, 'the listing wrote entries');
+    assert.equal(conn.stateName, 'Listing');
+    // 1000 entries are ~65 KiB, far below 4 MiB: counted in bytes alone, all of them went out. It
+    // waits once past MAX_UNREAD_OUTPUT_RECORDS records and the socket's 16 KiB high-water mark
+    // (below that mark no 'drain' would come): one record past whichever is reached last.
+    const { writesHeld, writableLength } = client.transport;
+    assert.ok(writesHeld <= MAX_UNREAD_OUTPUT_RECORDS + 1 || writableLength <= 16 * 1024 + 512, `${writesHeld} LIST_ENTRY records (${writableLength} bytes) written to a client that reads nothing`);
+    assert.ok(writesHeld < FILES / 2, `${writesHeld} of ${FILES} entries written`);
+    client.transport.reset();
+    await conn.whenReleased();
+    await rm(listed, { recursive: true, force: true });
   });
 
   it('END twice: the second arrives in Verifying and is UNEXPECTED_FRAME', async () => {

@@ -122,8 +122,8 @@ export const MAX_READ_BACK_WAIT_MS = 5 * 60_000;
 
 /**
  * Downloads and listings (§9.9, §9.10): DATA and LIST_ENTRY frames are queued for the peer until
- * this many bytes wait in the socket, then the command awaits 'drain' (TCP is the flow control).
- * Four DATA records keep the link busy.
+ * this many bytes, or MAX_UNREAD_OUTPUT_RECORDS records, wait in the socket, then the command
+ * awaits 'drain' (TCP is the flow control). Four DATA records keep the link busy.
  */
 export const MAX_SERVE_OUTPUT_BYTES = 4 * MiB;
 

@@ -39,6 +39,8 @@ export interface Transport {
   readonly remoteAddress?: string | undefined;
   readonly remotePort?: number | undefined;
   readonly writableLength: number;
+  /** A write returned false (the buffer passed its high-water mark): 'drain' will follow. */
+  readonly writableNeedDrain: boolean;
   readonly destroyed: boolean;
   write(bytes: Buffer): unknown;
   end(): unknown;
@@ -512,19 +514,30 @@ export class Connection {
     };
   }
 
-  /** DATA to the client (§9.9): false once the socket holds MAX_SERVE_OUTPUT_BYTES. */
-  private sendData(offset: number, chunk: Buffer): boolean {
-    this.sendRaw('DATA', this.channel.encodeData(offset, chunk));
-    return this.transport.writableLength < MAX_SERVE_OUTPUT_BYTES;
+  /**
+   * Whether a command serving the client (GET's DATA, LIST's entries) must wait for it to read:
+   * past MAX_SERVE_OUTPUT_BYTES, or past MAX_UNREAD_OUTPUT_RECORDS records, since a listing is
+   * thousands of small records and each one the socket keeps costs far more than its bytes. Only
+   * once the socket wants draining: below its high-water mark no 'drain' would come.
+   */
+  private serveOutputFull(): boolean {
+    return this.transport.writableNeedDrain && (this.transport.writableLength >= MAX_SERVE_OUTPUT_BYTES || this.unsentRecords >= MAX_UNREAD_OUTPUT_RECORDS);
   }
 
-  /** Resolves once the socket holds less than MAX_SERVE_OUTPUT_BYTES; rejects once the connection closed. */
+  /** DATA to the client (§9.9): false once serveOutputFull(). */
+  private sendData(offset: number, chunk: Buffer): boolean {
+    this.sendRaw('DATA', this.channel.encodeData(offset, chunk));
+    return !this.serveOutputFull();
+  }
+
+  /** Resolves once serveOutputFull() is over ('drain'); rejects once the connection closed. */
   private drain(): Promise<void> {
     if (this.state.kind === 'Closed') return Promise.reject(new ResourceError('INTERNAL', 'connection closed'));
-    if (this.transport.writableLength < MAX_SERVE_OUTPUT_BYTES) return Promise.resolve();
+    if (!this.serveOutputFull()) return Promise.resolve();
     return new Promise((resolve, reject) => {
       if (this.drainWaiters.size === 0) {
         this.transport.once('drain', () => {
+          this.unsentRecords = 0;
           for (const w of this.drainWaiters) w.resolve();
           this.drainWaiters.clear();
         });
