@@ -10,6 +10,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { encodeFrame } from '../../src/proto/codec.js';
 import { encodePreamble } from '../../src/proto/preamble.js';
+import { mapPool } from '../support/pool.js';
 import { makeFile, readJsonLine, RECV_CLI, sha256File, tempDir } from '../support/procs.js';
 import { establishedOn, fdLimit, memoryOf, RSS_BOUND_BYTES, startArena, waitUntil, type Arena } from './harness.js';
 import { dataBody, lengthPrefix, RawClient, sampleFrame } from './raw-client.js';
@@ -24,15 +25,6 @@ const IDLE = 500;
 const NO_HANDSHAKE_LIMITS = ['--max-handshakes', '100000', '--max-handshakes-per-source', '100000', '--handshake-rate-per-source', '0'];
 /** The daemon needs a descriptor per connection plus its own; ask for room if the limit is low. */
 const FD_OPTS = fdLimit() < 4096 ? { fdLimit: 4096 } : {};
-
-/** Runs `fn` over `items`, `width` at a time. */
-async function inBatches<T, R>(items: readonly T[], width: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = [];
-  for (let i = 0; i < items.length; i += width) {
-    out.push(...(await Promise.all(items.slice(i, i + width).map((item, k) => fn(item, i + k)))));
-  }
-  return out;
-}
 
 /** Samples the daemon's RSS every 100 ms until stopped; returns the highest seen. */
 function sampleRss(pid: number): { stop: () => number } {
@@ -90,7 +82,7 @@ describe(`slowloris: ${STALLS} connections stalled in the handshake`, () => {
     // then nothing (the server has sent SERVER_HELLO and has no keys to say TIMEOUT with, §6).
     const hello = Buffer.concat([encodePreamble(), encodeFrame(sampleFrame('CLIENT_HELLO'))]);
     const kinds = Array.from({ length: STALLS }, (_, i) => STALL_KINDS[i % STALL_KINDS.length] ?? 'silent');
-    const stalls = await inBatches(kinds, 50, async (kind) => {
+    const stalls = await mapPool(kinds, 50, async (kind) => {
       const c = await RawClient.connect(a.daemon.port);
       const opened = Date.now();
       if (kind === 'preamble') await c.write(encodePreamble());
@@ -158,7 +150,7 @@ describe(`${IDLE} idle authenticated connections`, () => {
     const sha = await makeFile(file, 8 * MiB, 78);
     const alone = await timedUpload(a, file, sha, 'alone.bin');
     const rss = sampleRss(a.daemon.proc.pid ?? 0);
-    const idle = await inBatches(Array.from({ length: IDLE }, (_, i) => i), 25, async () => {
+    const idle = await mapPool(Array.from({ length: IDLE }, (_, i) => i), 25, async () => {
       const c = await RawClient.connect(a.daemon.port);
       const s = await c.handshake({}, 30_000);
       assert.ok(s !== null);
@@ -273,7 +265,7 @@ describe('incomplete records from many connections', () => {
     async () => {
       const N = 256;
       const rss = sampleRss(b.daemon.proc.pid ?? 0);
-      const held = await inBatches(Array.from({ length: N }, (_, i) => i), 32, async () => {
+      const held = await mapPool(Array.from({ length: N }, (_, i) => i), 32, async () => {
         const c = await RawClient.connect(b.daemon.port);
         assert.ok(await c.handshake());
         // A record announcing the maximum, all but its last byte.
