@@ -238,3 +238,51 @@ export class AgePayloadOpener {
     return plain;
   }
 }
+
+/**
+ * Seals a payload of unknown length as it arrives (stdin): whole 64 KiB chunks as soon as more
+ * bytes follow them, the final chunk (which may be full, or empty for an empty stream) at end().
+ * Holds at most one chunk plus one piece. Each chunk is the same function of its index and
+ * plaintext as AgeSealer's, so the result is an ordinary age file.
+ */
+export class AgeStreamSealer {
+  readonly #key: KeyObject;
+  #held: Buffer[] = [];
+  #heldBytes = 0;
+  #index = 0;
+  #ended = false;
+
+  constructor(fileKey: Buffer, nonce: Buffer) {
+    if (fileKey.length !== AGE_FILE_KEY_BYTES) throw new RangeError(`an age file key is ${AGE_FILE_KEY_BYTES} bytes`);
+    if (nonce.length !== AGE_PAYLOAD_NONCE_BYTES) throw new RangeError(`an age payload nonce is ${AGE_PAYLOAD_NONCE_BYTES} bytes`);
+    this.#key = payloadKey(fileKey, nonce);
+  }
+
+  /** Takes plaintext; returns the chunks now known not to be the last one, sealed. */
+  push(bytes: Buffer): Buffer[] {
+    if (this.#ended) throw new RangeError('the age stream has ended');
+    if (bytes.length === 0) return [];
+    this.#held.push(bytes);
+    this.#heldBytes += bytes.length;
+    const out: Buffer[] = [];
+    // Strictly more than a chunk: the chunk taken is then followed by at least one byte.
+    while (this.#heldBytes > AGE_CHUNK_BYTES) {
+      const all = this.#held.length === 1 && this.#held[0] !== undefined ? this.#held[0] : Buffer.concat(this.#held);
+      out.push(chachaSeal(this.#key, streamNonce(this.#index++, false), all.subarray(0, AGE_CHUNK_BYTES)));
+      const rest = all.subarray(AGE_CHUNK_BYTES);
+      this.#held = [rest];
+      this.#heldBytes = rest.length;
+    }
+    return out;
+  }
+
+  /** The final chunk, sealed; the stream takes nothing after it. */
+  end(): Buffer {
+    if (this.#ended) throw new RangeError('the age stream has ended');
+    this.#ended = true;
+    const last = Buffer.concat(this.#held);
+    this.#held = [];
+    this.#heldBytes = 0;
+    return chachaSeal(this.#key, streamNonce(this.#index++, true), last);
+  }
+}
