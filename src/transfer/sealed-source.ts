@@ -7,7 +7,8 @@
 import { stat, open, type FileHandle } from 'node:fs/promises';
 import { pipeline, Transform, type Readable } from 'node:stream';
 import { MAX_DATA_CHUNK_BYTES } from '../proto/limits.js';
-import { AGE_CHUNK_BYTES, AGE_SEALED_CHUNK_BYTES, createAgeStreamSealer, type AgeSealer } from './age.js';
+import { alignedMemory } from '../runtime/aligned-memory.js';
+import { AGE_CHUNK_BYTES, AGE_SEALED_CHUNK_BYTES, AgeSealer, createAgeStreamSealer } from './age.js';
 import { LocalFileError, type DataSource, type SourceIdentity } from './source.js';
 
 /** What identifies the plaintext file a sealer was made for. */
@@ -20,6 +21,11 @@ export interface PlainFile {
    * and mtime are put back, so kept sealing state is never reused for other plaintext.
    */
   readonly change: string;
+}
+
+function slot(bytes: number): Buffer {
+  const memory = alignedMemory(bytes);
+  return memory === null ? Buffer.allocUnsafeSlow(bytes) : Buffer.from(memory, 0, bytes);
 }
 
 /** Reads up to `into.length` bytes at `at`, as many reads as it takes; fewer only at the end of the file. */
@@ -41,8 +47,15 @@ function messageOf(err: unknown): string {
 export class SealedSource implements DataSource {
   readonly seekable = true;
   readonly identity: SourceIdentity;
-  /** Plaintext under one read: a DATA chunk's worth, plus the chunk a mid-chunk offset starts in. */
-  readonly #plain = Buffer.allocUnsafeSlow(MAX_DATA_CHUNK_BYTES + AGE_CHUNK_BYTES);
+  /**
+   * Plaintext under one read: a DATA chunk's worth, plus the chunk a mid-chunk offset starts in.
+   * Page-aligned where it can be: reads land at multiples of 64 KiB of the file, and copies out of
+   * the page cache into a buffer 16 bytes into a page are 4–5× slower here (aligned-memory.ts).
+   */
+  readonly #plain = slot(MAX_DATA_CHUNK_BYTES + AGE_CHUNK_BYTES);
+  /** What reads return, alternately (valid until the read after next, as DataSource promises). */
+  readonly #out = [0, 1].map(() => Buffer.allocUnsafeSlow(AgeSealer.intoBytesFor(MAX_DATA_CHUNK_BYTES)));
+  #next = 0;
   /** Reads share #plain: each waits for the one before. */
   #queue: Promise<unknown> = Promise.resolve();
 
@@ -107,7 +120,9 @@ export class SealedSource implements DataSource {
     const plain = this.#plain.subarray(0, range.length);
     // A file that became shorter yields nothing here: the sender says so (LOCAL_FILE).
     if ((await readFully(this.fh, plain, range.offset)) < range.length) return Buffer.alloc(0);
-    return s.bytesAt(offset, end - offset, plain);
+    const into = this.#out[this.#next];
+    this.#next ^= 1;
+    return s.bytesAt(offset, end - offset, plain, into);
   }
 
   /** By path, as FileSource: another size or mtime of the plaintext means it was changed (§9.2). */
