@@ -166,12 +166,9 @@ export class Sealing implements FileOpener {
   async done(source: DataSource): Promise<void> {
     const file = this.#kept.get(source);
     this.#kept.delete(source);
-    if (file === undefined) return;
-    try {
-      await unlink(file);
-    } catch (err) {
-      if (errnoOf(err) !== 'ENOENT') throw err;
-    }
+    // A state that cannot be removed is harmless: it is reused only for this very plaintext,
+    // which it seals to the same bytes; it must not fail an upload the server has confirmed.
+    if (file !== undefined) await unlink(file).catch(() => undefined);
   }
 
   /** The kept sealer for this upload if there is one for exactly this plaintext, else a new one, kept first. */
