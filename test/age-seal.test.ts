@@ -11,6 +11,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { UsageError } from '../src/cli/conventions.js';
+import { MAX_DATA_CHUNK_BYTES } from '../src/proto/limits.js';
 import { AGE_CHUNK_BYTES, AgeKeyError, generateAgeIdentity, openAgeBytes, parseAgeIdentity } from '../src/transfer/age.js';
 import { SealedSource, sealedStream } from '../src/transfer/sealed-source.js';
 import { ageKeygen, loadAgeIdentities, Sealing, sealRecipients } from '../src/send/seal.js';
@@ -57,6 +58,16 @@ describe('sealed files', () => {
     const stateDir = path.join(dir, 'state-a');
     const first = new Sealing([me.recipient], stateDir);
     const { bytes: whole, source } = await sealedBytes(first, file, 'a.bin.age');
+    // DATA chunks end at multiples of 1 MiB of the age file, as a plain file's do: the daemon
+    // writes page-aligned chunks with O_DIRECT and others through the page cache.
+    const ends: number[] = [];
+    const reread = await first.open(file, 'a.bin.age');
+    try {
+      for (let at = 0; at < whole.length; ) ends.push((at += (await reread.read(at)).length));
+    } finally {
+      await reread.close();
+    }
+    assert.deepEqual(ends, [1, 2, 3].map((m) => m * MAX_DATA_CHUNK_BYTES).concat(whole.length));
     assert.deepEqual(await openAgeBytes(parseAgeIdentity(me.identity), whole), plain);
     const [kept] = await readdir(stateDir);
     assert.ok(kept !== undefined);
