@@ -5,7 +5,7 @@
 // a stream opens to its bytes at the 64 KiB chunk edges; recipients files parse as age's.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { appendFile, mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -14,7 +14,7 @@ import { UsageError } from '../src/cli/conventions.js';
 import { MAX_DATA_CHUNK_BYTES } from '../src/proto/limits.js';
 import { AGE_CHUNK_BYTES, AgeKeyError, generateAgeIdentity, openAgeBytes, parseAgeIdentity } from '../src/transfer/age.js';
 import { SealedSource, sealedStream } from '../src/transfer/sealed-source.js';
-import { ageKeygen, loadAgeIdentities, Sealing, sealRecipients } from '../src/send/seal.js';
+import { ageKeygen, loadAgeIdentities, Sealing, sealRecipients, STATE_MAX_AGE_MS } from '../src/send/seal.js';
 import type { DataSource } from '../src/transfer/source.js';
 
 let dir = '';
@@ -99,6 +99,23 @@ describe('sealed files', () => {
     await writeFile(file, randomBytes(100_000));
     await utimes(file, mtime, mtime);
     assert.notDeepEqual(await header(new Sealing([me.recipient], stateDir)), now);
+  });
+
+  it('kept states older than 30 days are swept when a run starts sealing; newer ones stay', async () => {
+    const stateDir = path.join(dir, 'state-old');
+    const file = path.join(dir, 'old.bin');
+    await writeFile(file, randomBytes(10));
+    await mkdir(stateDir, { recursive: true });
+    const old = path.join(stateDir, 'old.json');
+    const recent = path.join(stateDir, 'recent.json');
+    await writeFile(old, '{}');
+    await writeFile(recent, '{}');
+    const longAgo = new Date(Date.now() - STATE_MAX_AGE_MS - 60_000);
+    await utimes(old, longAgo, longAgo);
+    const source = await new Sealing([me.recipient], stateDir).open(file, 'old.bin.age');
+    await source.close();
+    const left = await readdir(stateDir);
+    assert.ok(!left.includes('old.json') && left.includes('recent.json') && left.length === 2, left.join(', '));
   });
 
   it('a file that changes while it is sealed fails the change check, as a plain one does', async () => {

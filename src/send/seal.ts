@@ -15,7 +15,7 @@
 // NAME (Unsealing, below).
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { UsageError } from '../cli/conventions.js';
 import { stxHome } from '../keystore/index.js';
@@ -43,6 +43,13 @@ const PRIVATE_DIR_MODE = 0o700;
 const PRIVATE_FILE_MODE = 0o600;
 /** Recipients a run seals to, at most (each is one X25519 stanza in every file's header). */
 export const MAX_RECIPIENTS = 256;
+/**
+ * Kept states not touched for this long are removed when a run starts sealing: an upload left
+ * unfinished that long has lost its partial on the server (whose TTL is 24 h by default), and its
+ * file key should not linger. At most STATE_SWEEP_MAX entries are looked at per run.
+ */
+export const STATE_MAX_AGE_MS = 30 * 24 * 3600 * 1000;
+const STATE_SWEEP_MAX = 10_000;
 /** Bytes of a recipients or identity file we read, at most. */
 const MAX_KEY_FILE_BYTES = 1024 * 1024;
 
@@ -140,6 +147,7 @@ function parseState(text: string): SealState | null {
 /** Seals every file it opens for the same recipients, keeping what a resume needs (see the file comment). */
 export class Sealing implements FileOpener {
   readonly #kept = new Map<DataSource, string>();
+  #swept: Promise<void> | null = null;
 
   constructor(
     readonly recipients: readonly string[],
@@ -153,6 +161,8 @@ export class Sealing implements FileOpener {
   }
 
   async open(local: string, stored: string): Promise<DataSource> {
+    this.#swept ??= sweepStates(this.stateDir, Date.now() - STATE_MAX_AGE_MS);
+    await this.#swept;
     let kept = '';
     const source = await SealedSource.open(local, async (plain) => {
       const got = await this.#sealerFor(plain, stored);
@@ -200,6 +210,17 @@ export class Sealing implements FileOpener {
     fileKey.fill(0);
     await writePrivate(file, JSON.stringify(state));
     return { sealer, file };
+  }
+}
+
+/** Removes the kept states in `dir` last written before `before` (ms); errors are ignored, the sweep is housekeeping. */
+async function sweepStates(dir: string, before: number): Promise<void> {
+  const names = await readdir(dir).catch(() => []);
+  for (const name of names.slice(0, STATE_SWEEP_MAX)) {
+    if (!name.endsWith('.json')) continue;
+    const file = path.join(dir, name);
+    const st = await stat(file).catch(() => null);
+    if (st !== null && st.mtimeMs < before) await unlink(file).catch(() => undefined);
   }
 }
 
