@@ -15,7 +15,7 @@
 // NAME (Unsealing, below).
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { UsageError } from '../cli/conventions.js';
 import { stxHome } from '../keystore/index.js';
@@ -193,6 +193,9 @@ export class Sealing implements FileOpener {
         const key = Buffer.from(kept.file_key, 'base64');
         const sealer = new AgeSealer(Buffer.from(kept.header, 'base64'), key, Buffer.from(kept.nonce, 'base64'), plain.identity.size);
         key.fill(0);
+        // In use again: the sweep counts 30 days from here.
+        const now = new Date();
+        await utimes(file, now, now).catch(() => undefined);
         return { sealer, file };
       } catch {
         // A state that does not hold together (edited, truncated): a fresh key below replaces it.
