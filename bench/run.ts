@@ -20,6 +20,7 @@ import { raw } from './contenders/raw.js';
 import { scp } from './contenders/scp.js';
 import { sftp } from './contenders/sftp.js';
 import { stx } from './contenders/stx.js';
+import { stxSealed } from './contenders/stx-sealed.js';
 import { tus } from './contenders/tus.js';
 import type { Contender, RunResult } from './contenders/types.js';
 import { EXTRAS, runExtras, type ExtraName, type ExtrasOptions, type ExtrasResults } from './extras/index.js';
@@ -32,7 +33,7 @@ import { sha256File } from './lib/testfile.js';
 import { isWanRun, runWan, WAN_USAGE } from './wan.js';
 import { parseTuning } from '../src/runtime/tuning.js';
 
-const CONTENDERS: readonly Contender[] = [raw, scp, sftp, tus, stx];
+const CONTENDERS: readonly Contender[] = [raw, scp, sftp, tus, stx, stxSealed];
 const DEFAULT_SIZE = '1G';
 const DEFAULT_RUNS = 3;
 const MAX_RUNS = 20;

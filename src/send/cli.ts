@@ -14,6 +14,7 @@ import { printable } from './printable.js';
 import { formatBytes, ProgressBar } from './progress.js';
 import { upload, type Progress } from './upload.js';
 import { keygen } from './keygen.js';
+import { Sealing, sealRecipients } from './seal.js';
 import { runStream, runTree, type CommonOptions } from './tree-cli.js';
 import { tuneRuntime } from '../runtime/tuning.js';
 import { keepFreedMemory } from '../runtime/young-gc.js';
@@ -67,7 +68,9 @@ async function main(): Promise<number> {
           'Names are sent in Unicode NFC (macOS file names are NFD) [default: the file name]',
       })
       .option('to', { type: 'string', describe: 'remote directory to send everything under (created as needed)' })
-      .option('links', { type: 'boolean', default: false, describe: 'send symbolic links inside trees as links (only those whose target stays inside the tree); without it they are skipped' }),
+      .option('links', { type: 'boolean', default: false, describe: 'send symbolic links inside trees as links (only those whose target stays inside the tree); without it they are skipped' })
+      .option('seal', { type: 'string', array: true, describe: 'seal every file (and stdin) for this age recipient (age1…) before it leaves; stored as NAME.age. Repeatable' })
+      .option('seal-to', { type: 'string', array: true, describe: "seal for the recipients in FILE (one age1… per line, # comments), as age's -R. Repeatable" }),
   )
     .option('json', { type: 'boolean', default: false, describe: 'print one JSON object on stdout with the result, on failure too' })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress or notices' })
@@ -104,11 +107,12 @@ async function main(): Promise<number> {
   const to = argv.to === undefined ? undefined : remoteDir(argv.to);
   const mode = await jobOf(paths, argv.as);
   const as = argv.as === undefined ? (to === undefined ? undefined : `${to}/`) : to === undefined ? argv.as : `${to}/${argv.as}`;
-  const name = mode === 'file' ? remoteName(as, file) : '';
+  const plainName = mode === 'file' ? remoteName(as, file) : '';
   usage(() => tuneRuntime(['aligned-memory', 'young-gc', 'keep-freed-memory']));
   // Without it, each young collection's freed memory went back to the kernel and was faulted in again.
   keepFreedMemory();
   const identity = argv.identity !== undefined || (await exists(identityFile)) ? await loadIdentity(identityFile) : undefined;
+  const sealing = argv.seal === undefined && argv['seal-to'] === undefined ? undefined : new Sealing(await sealRecipients(argv.seal ?? [], argv['seal-to'] ?? []));
 
   const tty = process.stderr.isTTY && !argv.quiet && !argv.json;
   const common: CommonOptions = {
@@ -122,6 +126,7 @@ async function main(): Promise<number> {
     backoffMs: argv.backoff,
     handshakeTimeoutMs,
     idleTimeoutMs,
+    sealing,
   };
   if (mode !== 'file') {
     const output = { json: argv.json, quiet: argv.quiet, tty };
@@ -129,6 +134,7 @@ async function main(): Promise<number> {
     if (mode === 'stream') return runStream(common, (to === undefined ? '' : `${to}/`) + (argv.as ?? '').normalize('NFC'), output);
     return runTree(common, paths, to, argv.links, output);
   }
+  const name = sealing?.name(plainName) ?? plainName;
   const bar = tty ? new ProgressBar(process.stderr, name, `${host}:${port}`) : null;
   known.bar = bar;
   process.once('SIGINT', interrupted);
@@ -136,6 +142,7 @@ async function main(): Promise<number> {
     ...common,
     file,
     name,
+    files: sealing,
     onProgress: (p) => {
       remember(p);
       bar?.update(p);
@@ -158,10 +165,12 @@ async function main(): Promise<number> {
         bytes_per_second: result.bytes_per_second,
         resumed_from: result.resumed_from,
         reconnects: result.reconnects,
+        ...(sealing === undefined ? {} : { sealed: true }),
       })}\n`,
     );
   } else if (!argv.quiet) {
-    process.stderr.write(`stx-send: ${printable(name)}: ${result.bytes} bytes (${formatBytes(result.bytes)}) verified, sha256 ${result.sha256}\n`);
+    const sealed = sealing === undefined ? '' : ` (sealed for ${sealing.recipients.length} recipient${sealing.recipients.length === 1 ? '' : 's'})`;
+    process.stderr.write(`stx-send: ${printable(name)}${sealed}: ${result.bytes} bytes (${formatBytes(result.bytes)}) verified, sha256 ${result.sha256}\n`);
   }
   return 0;
 }

@@ -13,6 +13,7 @@ import type { ListedFile } from './commands/list.js';
 import { connectionOptions, describeFailure, exists, failureText, fingerprintArg, type Failure } from './cli-common.js';
 import { fetchRemote, listRemote, type SessionOptions } from './get.js';
 import { printable } from './printable.js';
+import { loadAgeIdentities, Unsealing } from './seal.js';
 import { formatBytes } from './progress.js';
 
 /** What to do about each error the user can meet (the message says what happened). */
@@ -41,7 +42,12 @@ async function main(): Promise<number> {
           'Fetch files or whole directories from stx-recv (started with --allow-download), verified and resumable; or list them.',
       )
       .option('to', { type: 'string', default: '.', describe: 'local directory to fetch into; a directory NAME arrives as DIR/<its last component>/…' })
-      .option('list', { type: 'boolean', default: false, describe: 'list the files under PREFIX (name, size, mtime, sha256 where the server knows it)' }),
+      .option('list', { type: 'boolean', default: false, describe: 'list the files under PREFIX (name, size, mtime, sha256 where the server knows it)' })
+      .option('unseal', {
+        type: 'string',
+        array: true,
+        describe: 'age identity file (stx-keygen --age, age-keygen): NAME.age files are decrypted once verified and saved as NAME. Repeatable; without it they arrive as they are',
+      }),
   )
     .option('json', { type: 'boolean', default: false, describe: 'fetch: one JSON object on stdout with the result; --list: one JSON object per file (JSON Lines)' })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress or notices' })
@@ -59,6 +65,7 @@ async function main(): Promise<number> {
   usage(() => tuneRuntime(['aligned-memory', 'young-gc', 'keep-freed-memory']));
   const identityFile = argv.identity ?? path.join(stxHome(), 'id_ed25519');
   const identity = argv.identity !== undefined || (await exists(identityFile)) ? await loadIdentity(identityFile) : undefined;
+  const unseal = argv.unseal === undefined || argv.list ? undefined : new Unsealing(await loadAgeIdentities(argv.unseal));
   const tty = process.stderr.isTTY && !argv.quiet && !argv.json;
   const session: SessionOptions = {
     host,
@@ -86,6 +93,7 @@ async function main(): Promise<number> {
     ...session,
     names: rest,
     to: argv.to,
+    unseal,
     onProgress: tty
       ? (name, received, size) => {
           const now = Date.now();
@@ -97,7 +105,8 @@ async function main(): Promise<number> {
     onFile: (f) => {
       if (argv.quiet || argv.json) return;
       const from = f.resumed_from > 0 ? `, resumed from ${f.resumed_from}` : '';
-      process.stderr.write(`${tty ? '\r\x1b[K' : ''}stx-get: ${printable(f.path)}: ${f.bytes} bytes (${formatBytes(f.bytes)}) verified${from}, sha256 ${f.sha256}\n`);
+      const unsealed = f.unsealed_bytes === undefined ? '' : `, unsealed: ${f.unsealed_bytes} bytes`;
+      process.stderr.write(`${tty ? '\r\x1b[K' : ''}stx-get: ${printable(f.path)}: ${f.bytes} bytes (${formatBytes(f.bytes)}) verified${from}, sha256 ${f.sha256}${unsealed}\n`);
     },
   });
   if (argv.json) {

@@ -11,6 +11,7 @@ import { ConnectFailed, type Connection } from './connection.js';
 import { dial } from './handshake.js';
 import { LocalTree } from './local-files.js';
 import type { RetryOptions } from './retry.js';
+import type { Unsealing } from './seal.js';
 import type { SessionOptions as ReachOptions } from './session.js';
 
 /** Files one run fetches at most (a hostile server could otherwise list without end). */
@@ -135,6 +136,8 @@ export interface FetchOptions extends SessionOptions {
   readonly to: string;
   readonly onFile?: ((file: FetchedFile) => void) | undefined;
   readonly onProgress?: ((name: string, received: number, size: number) => void) | undefined;
+  /** --unseal: NAME.age files are opened once verified and published as NAME (seal.ts). */
+  readonly unseal?: Unsealing | undefined;
 }
 
 export interface FetchedFile {
@@ -144,6 +147,8 @@ export interface FetchedFile {
   readonly bytes: number;
   readonly sha256: string;
   readonly resumed_from: number;
+  /** The plaintext's size, for a file opened with --unseal (`bytes` and `sha256` are the age file's). */
+  readonly unsealed_bytes?: number;
 }
 
 export interface FetchResult {
@@ -183,7 +188,9 @@ export async function fetchRemote(opts: FetchOptions): Promise<FetchResult> {
   const files: FetchedFile[] = [];
   let bytes = 0;
   try {
-    for (const { remote, local } of await plan(session, opts.names)) {
+    for (const { remote, local: listed } of await plan(session, opts.names)) {
+      const unseal = opts.unseal?.applies(remote) === true ? opts.unseal : undefined;
+      const local = unseal?.localName(listed, remote) ?? listed;
       const target = await tree.target(local);
       let fromScratch = false;
       for (;;) {
@@ -209,8 +216,16 @@ export async function fetchRemote(opts: FetchOptions): Promise<FetchResult> {
               },
             );
           });
-          await tree.publish(target, fetched.fh, fetched.mode, fetched.mtime);
-          const file = { name: remote, path: local, bytes: fetched.size, sha256: fetched.sha256.toString('hex'), resumed_from: fetched.from };
+          const plain = unseal === undefined ? undefined : await unseal.publish(tree, target, fetched.fh, fetched.mode, fetched.mtime);
+          if (unseal === undefined) await tree.publish(target, fetched.fh, fetched.mode, fetched.mtime);
+          const file = {
+            name: remote,
+            path: local,
+            bytes: fetched.size,
+            sha256: fetched.sha256.toString('hex'),
+            resumed_from: fetched.from,
+            ...(plain === undefined ? {} : { unsealed_bytes: plain }),
+          };
           files.push(file);
           bytes += fetched.size - fetched.from;
           opts.onFile?.(file);

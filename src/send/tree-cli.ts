@@ -7,8 +7,10 @@
 import type { KeyObject } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { MAX_DATA_CHUNK_BYTES } from '../proto/limits.js';
+import { sealedStream } from '../transfer/sealed-source.js';
 import { printable } from './printable.js';
 import { formatBytes } from './progress.js';
+import type { Sealing } from './seal.js';
 import { sendStream } from './stream.js';
 import { sendTree, type TreeProgress } from './tree.js';
 
@@ -23,6 +25,8 @@ export interface CommonOptions {
   readonly backoffMs: number;
   readonly handshakeTimeoutMs: number;
   readonly idleTimeoutMs: number;
+  /** --seal / --seal-to: every file (and stdin) is sealed and stored as NAME.age (seal.ts). */
+  readonly sealing?: Sealing | undefined;
 }
 
 export interface Output {
@@ -66,6 +70,7 @@ export async function runTree(common: CommonOptions, paths: readonly string[], t
   const started = Date.now();
   const result = await sendTree({
     ...common,
+    files: common.sealing,
     paths,
     to,
     links,
@@ -104,13 +109,15 @@ export async function runTree(common: CommonOptions, paths: readonly string[], t
   return result.exit_code;
 }
 
-export async function runStream(common: CommonOptions, name: string, out: Output): Promise<number> {
+export async function runStream(common: CommonOptions, given: string, out: Output): Promise<number> {
   const line = out.tty ? new Line() : null;
+  const name = common.sealing?.name(given) ?? given;
+  // Up to one DATA chunk buffered, so that DATA frames are full ones, not the pipe's 64 KiB.
+  const stdin = createReadStream('', { fd: 0, highWaterMark: MAX_DATA_CHUNK_BYTES, autoClose: false });
   try {
     const result = await sendStream({
       ...common,
-      // Up to one DATA chunk buffered, so that DATA frames are full ones, not the pipe's 64 KiB.
-      input: createReadStream('', { fd: 0, highWaterMark: MAX_DATA_CHUNK_BYTES, autoClose: false }),
+      input: common.sealing === undefined ? stdin : sealedStream(stdin, common.sealing.recipients),
       name,
       onEvent: notices(out, line),
       onProgress: line === null ? undefined : (sent, acked) => line.draw(`${printable(name)}: ${formatBytes(sent)} sent, ${formatBytes(acked)} durable on the server`),

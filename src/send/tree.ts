@@ -6,9 +6,10 @@
 // goes on with the next one and reports every failure at the end.
 import { ResourceError, StxError, type ErrorCode } from '../proto/errors.js';
 import { Sender } from '../transfer/sender.js';
-import { FileSource, LocalFileError, ReadSlots } from '../transfer/source.js';
+import { LocalFileError, ReadSlots, type DataSource } from '../transfer/source.js';
 import { make } from './commands/make.js';
 import { fileBody, upload } from './commands/upload.js';
+import { plainFiles, type FileOpener } from './file-opener.js';
 import { Retry, type RetryOptions } from './retry.js';
 import { Session, type SessionOptions } from './session.js';
 import { walk, type Entry } from './walk.js';
@@ -23,6 +24,8 @@ export interface TreeOptions extends SessionOptions, RetryOptions {
   readonly to?: string | undefined;
   readonly links: boolean;
   readonly onProgress?: ((p: TreeProgress) => void) | undefined;
+  /** How files are read: as they are (default), or sealed and stored as NAME.age (seal.ts). */
+  readonly files?: FileOpener | undefined;
 }
 
 export interface TreeProgress {
@@ -124,16 +127,18 @@ export async function sendTree(opts: TreeOptions): Promise<TreeResult> {
   const report = (current: string, currentSize: number, currentSent: number): void =>
     opts.onProgress?.({ done: done(), sent: counts.sent, current, currentSize, currentSent, reconnects: session.reconnects });
 
+  const files = opts.files ?? plainFiles;
   try {
-    for await (const entry of readAhead(walk(opts.paths, { to: opts.to, links: opts.links }), WALK_AHEAD)) {
-      if (entry.kind === 'skip') {
-        skip(entry.local, entry.reason);
+    for await (const walked of readAhead(walk(opts.paths, { to: opts.to, links: opts.links }), WALK_AHEAD)) {
+      if (walked.kind === 'skip') {
+        skip(walked.local, walked.reason);
         continue;
       }
-      let source: FileSource | null = null;
+      const entry = walked.kind === 'file' ? { ...walked, remote: files.name(walked.remote) } : walked;
+      let source: DataSource | null = null;
       if (entry.kind === 'file') {
         try {
-          source = await FileSource.open(entry.local, slots);
+          source = await files.open(entry.local, entry.remote, slots);
         } catch (err) {
           skip(entry.local, err instanceof Error ? err.message : String(err));
           continue;
@@ -143,6 +148,7 @@ export async function sendTree(opts: TreeOptions): Promise<TreeResult> {
         const outcome = await sendEntry(entry, source, session, retry, counts, report);
         if (outcome instanceof StxError) fail(entry, outcome);
         else if (entry.kind === 'file') {
+          if (source !== null) await files.done(source);
           counts.files++;
           counts.bytes += entry.size;
         } else if (entry.kind === 'dir') counts.directories++;
@@ -182,7 +188,7 @@ export async function sendTree(opts: TreeOptions): Promise<TreeResult> {
  */
 async function sendEntry(
   entry: Exclude<Entry, { kind: 'skip' }>,
-  source: FileSource | null,
+  source: DataSource | null,
   session: Session,
   retry: Retry,
   counts: { sent: number },

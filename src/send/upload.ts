@@ -5,8 +5,8 @@
 import type { KeyObject } from 'node:crypto';
 import { HANDSHAKE_TIMEOUT_MS } from '../proto/limits.js';
 import { Sender } from '../transfer/sender.js';
-import { FileSource } from '../transfer/source.js';
 import { fileBody, upload as uploadOn } from './commands/upload.js';
+import { plainFiles, type FileOpener } from './file-opener.js';
 import { dial } from './handshake.js';
 import { Retry } from './retry.js';
 
@@ -35,6 +35,8 @@ export interface UploadOptions {
   readonly idleTimeoutMs?: number | undefined;
   readonly onProgress?: ((p: Progress) => void) | undefined;
   readonly onEvent?: ((message: string) => void) | undefined;
+  /** How the file is read: as it is (default), or sealed (seal.ts); `name` is already the stored name. */
+  readonly files?: FileOpener | undefined;
 }
 
 /**
@@ -70,7 +72,8 @@ export interface UploadResult {
 }
 
 export async function upload(opts: UploadOptions): Promise<UploadResult> {
-  const source = await FileSource.open(opts.file);
+  const files = opts.files ?? plainFiles;
+  const source = await files.open(opts.file, opts.name);
   const size = source.identity.size;
   const sender = new Sender(source);
   const started = Date.now();
@@ -81,6 +84,7 @@ export async function upload(opts: UploadOptions): Promise<UploadResult> {
       const before = state.durable;
       try {
         const sha = await attempt(opts, sender, state);
+        await files.done(source);
         const seconds = (Date.now() - started) / 1000;
         return {
           file: opts.file,

@@ -12,6 +12,7 @@ import {
   ageHkdf,
   chachaOpen,
   chachaSeal,
+  chachaSealInto,
   headerMacMatches,
   parseHeader,
 } from './age-format.js';
@@ -129,24 +130,32 @@ export class AgeSealer {
 
   /**
    * Age-file bytes [offset, offset + length), given the plaintext at plaintextRangeFor(offset,
-   * length) (exactly those bytes).
+   * length) (exactly those bytes). Sealed into `into` when it is large enough (the result is then
+   * a view of it), else into a new buffer.
    */
-  bytesAt(offset: number, length: number, plaintext: Buffer): Buffer {
+  bytesAt(offset: number, length: number, plaintext: Buffer, into?: Buffer): Buffer {
     const range = this.plaintextRangeFor(offset, length);
     if (plaintext.length !== range.length) {
       throw new RangeError(`expected ${range.length} plaintext bytes at ${range.offset}, got ${plaintext.length}`);
     }
-    const parts: Buffer[] = [];
-    let partsStart = offset;
-    if (offset < this.payloadStart) parts.push(this.#prefix.subarray(offset));
-    else partsStart = this.payloadStart + range.firstChunk * AGE_SEALED_CHUNK_BYTES;
+    // What is produced starts at `from` (offset, or the start of the chunk offset falls in).
+    const from = offset < this.payloadStart ? offset : this.payloadStart + range.firstChunk * AGE_SEALED_CHUNK_BYTES;
+    const prefix = offset < this.payloadStart ? this.#prefix.subarray(offset) : this.#prefix.subarray(0, 0);
+    const needed = prefix.length + range.length + range.chunks * AEAD_TAG_BYTES;
+    const out = into !== undefined && into.length >= needed ? into : Buffer.allocUnsafe(needed);
+    let at = prefix.copy(out, 0);
     for (let i = 0; i < range.chunks; i++) {
       const index = range.firstChunk + i;
-      const at = index * AGE_CHUNK_BYTES - range.offset;
-      parts.push(this.seal(index, plaintext.subarray(at, at + this.chunkPlaintext(index).length)));
+      const start = index * AGE_CHUNK_BYTES - range.offset;
+      const chunk = plaintext.subarray(start, start + this.chunkPlaintext(index).length);
+      at += chachaSealInto(this.#key, streamNonce(index, index === this.chunkCount - 1), chunk, out, at);
     }
-    const all = parts.length === 1 && parts[0] !== undefined ? parts[0] : Buffer.concat(parts);
-    return all.subarray(offset - partsStart, offset - partsStart + length);
+    return out.subarray(offset - from, offset - from + length);
+  }
+
+  /** The most bytes bytesAt writes into `into` for a range of `length` bytes: the range, and the rest of the chunks at either end. */
+  static intoBytesFor(length: number): number {
+    return length + 2 * AGE_SEALED_CHUNK_BYTES;
   }
 
   /** bytesAt, reading the plaintext it needs through `read(offset, length)`. */
@@ -236,5 +245,53 @@ export class AgePayloadOpener {
     const plain = chachaOpen(this.#key, streamNonce(this.#index, final), sealed);
     if (plain !== null) this.#index++;
     return plain;
+  }
+}
+
+/**
+ * Seals a payload of unknown length as it arrives (stdin): whole 64 KiB chunks as soon as more
+ * bytes follow them, the final chunk (which may be full, or empty for an empty stream) at end().
+ * Holds at most one chunk plus one piece. Each chunk is the same function of its index and
+ * plaintext as AgeSealer's, so the result is an ordinary age file.
+ */
+export class AgeStreamSealer {
+  readonly #key: KeyObject;
+  #held: Buffer[] = [];
+  #heldBytes = 0;
+  #index = 0;
+  #ended = false;
+
+  constructor(fileKey: Buffer, nonce: Buffer) {
+    if (fileKey.length !== AGE_FILE_KEY_BYTES) throw new RangeError(`an age file key is ${AGE_FILE_KEY_BYTES} bytes`);
+    if (nonce.length !== AGE_PAYLOAD_NONCE_BYTES) throw new RangeError(`an age payload nonce is ${AGE_PAYLOAD_NONCE_BYTES} bytes`);
+    this.#key = payloadKey(fileKey, nonce);
+  }
+
+  /** Takes plaintext; returns the chunks now known not to be the last one, sealed. */
+  push(bytes: Buffer): Buffer[] {
+    if (this.#ended) throw new RangeError('the age stream has ended');
+    if (bytes.length === 0) return [];
+    this.#held.push(bytes);
+    this.#heldBytes += bytes.length;
+    const out: Buffer[] = [];
+    // Strictly more than a chunk: the chunk taken is then followed by at least one byte.
+    while (this.#heldBytes > AGE_CHUNK_BYTES) {
+      const all = this.#held.length === 1 && this.#held[0] !== undefined ? this.#held[0] : Buffer.concat(this.#held);
+      out.push(chachaSeal(this.#key, streamNonce(this.#index++, false), all.subarray(0, AGE_CHUNK_BYTES)));
+      const rest = all.subarray(AGE_CHUNK_BYTES);
+      this.#held = [rest];
+      this.#heldBytes = rest.length;
+    }
+    return out;
+  }
+
+  /** The final chunk, sealed; the stream takes nothing after it. */
+  end(): Buffer {
+    if (this.#ended) throw new RangeError('the age stream has ended');
+    this.#ended = true;
+    const last = Buffer.concat(this.#held);
+    this.#held = [];
+    this.#heldBytes = 0;
+    return chachaSeal(this.#key, streamNonce(this.#index++, true), last);
   }
 }

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { AgeIntegrityError, AgeKeyError } from './age-errors.js';
 import { AGE_FILE_KEY_BYTES, encodeHeader, headerEnd, headerMacMatches, parseHeader } from './age-format.js';
 import { parseAgeRecipient, unwrapX25519, wrapX25519, type AgeIdentity } from './age-keys.js';
-import { AGE_PAYLOAD_NONCE_BYTES, AgePayloadOpener, AgeSealer } from './age-stream.js';
+import { AGE_PAYLOAD_NONCE_BYTES, AgePayloadOpener, AgeSealer, AgeStreamSealer } from './age-stream.js';
 
 export { AgeIntegrityError, AgeKeyError, type AgeIntegrityStage, type AgeKeyProblem } from './age-errors.js';
 export { AGE_MAX_HEADER_BYTES } from './age-format.js';
@@ -30,6 +30,7 @@ export {
   ageChunkCount,
   agePayloadSize,
   AgeSealer,
+  AgeStreamSealer,
   type PlaintextRange,
 } from './age-stream.js';
 
@@ -65,6 +66,20 @@ export function createAgeSealer(recipients: readonly string[], plaintextSize: nu
   const fileKey = newFileKey();
   const header = sealHeader(fileKey, recipients);
   return { sealer: new AgeSealer(header, fileKey, newPayloadNonce(), plaintextSize), fileKey };
+}
+
+/**
+ * A sealer for an age file of unknown length (a stream): `prefix` (header and payload nonce) comes
+ * first, then what `sealer` returns. Nothing needs keeping: a stream is not resumed across runs.
+ */
+export function createAgeStreamSealer(recipients: readonly string[]): { readonly prefix: Buffer; readonly sealer: AgeStreamSealer } {
+  const fileKey = newFileKey();
+  try {
+    const nonce = newPayloadNonce();
+    return { prefix: Buffer.concat([sealHeader(fileKey, recipients), nonce]), sealer: new AgeStreamSealer(fileKey, nonce) };
+  } finally {
+    fileKey.fill(0);
+  }
 }
 
 export interface OpenedAge {
