@@ -72,7 +72,7 @@ export function fingerprintComponent(fingerprint: string): string {
 
 /** Checks a --default-namespace template (`%k` stands for the key, `%%` for %): throws if it cannot make a valid name. */
 export function checkNamespaceTemplate(template: string): void {
-  if (/%[^k%]|%$/.test(template)) throw new Error(`${JSON.stringify(template)}: only %k (the key) and %% may follow a %`);
+  if (template.replace(/%[k%]/g, '').includes('%')) throw new Error(`${JSON.stringify(template)}: only %k (the key) and %% may follow a %`);
   parseNamespace(expandTemplate(template, 'SHA256:AAAA'));
 }
 

@@ -120,7 +120,9 @@ async function main(): Promise<number> {
   const reloader = new AuthorizedKeysReloader(authFile, accessFlags, log);
   process.on('SIGHUP', () => reloader.request());
 
-  // Before anything is created: a key others may read, or a typo'd --out, fails here.
+  // Before anything is created: a key others may read, a typo'd --out or authorized-keys line, fails here.
+  const keys = authFile === undefined ? null : await readAuthorizedKeys(authFile);
+  const authorizedKeys = keys === null ? null : new Set(keys.keys());
   await checkServerKeyFile(keyFile);
   await prepareOutDir(argv.out);
   const outDir = await realpath(argv.out);
@@ -129,8 +131,6 @@ async function main(): Promise<number> {
 
   const { key, created } = await loadOrCreateServerKey(keyFile);
   if (created) process.stderr.write(`stx-recv: generated a new server key in ${keyFile}\n`);
-  const keys = authFile === undefined ? null : await readAuthorizedKeys(authFile);
-  const authorizedKeys = keys === null ? null : new Set(keys.keys());
 
   const server = await startServer({
     host,

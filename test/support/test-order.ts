@@ -36,6 +36,7 @@ const SECONDS: Readonly<Record<string, number>> = {
   'conformance.test.js': 11,
   'e2e-client.test.js': 9,
   'hostile/handshake-flood.test.js': 8,
+  'hostile/namespaces.test.js': 7,
 };
 
 /** Every *.test.js under `dir`, relative to it, with '/' separators. */
