@@ -62,11 +62,43 @@ async function exchange(c: RawClient, frames: readonly Frame[], until: FrameName
   throw new Error(`no ${until} in 10000 frames`);
 }
 
+/**
+ * The code the daemon logged when it closed the connection from our `port`, in its log from
+ * character `since` on (harness.ts's serverCloseCode parses the whole log each time; this suite
+ * asks a hundred times).
+ */
+async function loggedClose(a: Arena, port: number, since: number): Promise<string> {
+  const remote = `"remote":"127.0.0.1:${port}"`;
+  for (let i = 0; i < 250; i++) {
+    const line = a.daemon
+      .stdout()
+      .slice(since)
+      .split('\n')
+      .find((l) => l.includes('"event":"close"') && l.includes(remote));
+    if (line !== undefined) {
+      const code: unknown = (JSON.parse(line) as { code?: unknown }).code;
+      return typeof code === 'string' ? code : 'none';
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return 'no close logged';
+}
+
+/** A refusal the client saw must be the code the daemon logged for that connection, which it closed. */
+async function sameInLog(a: Arena, c: RawClient, since: number, answer: Answer): Promise<Answer> {
+  if (!answer.ok) {
+    assert.ok(await c.waitClosed(3000), `the daemon closed the connection after ${answer.code}`);
+    assert.equal(await loggedClose(a, c.localPort, since), answer.code, 'the code the daemon logged');
+  }
+  return answer;
+}
+
 /** One request on a fresh connection of `key`; the connection is closed after. */
 async function once(a: Arena, key: KeyObject | undefined, frames: readonly Frame[], until: FrameName): Promise<Answer> {
+  const since = a.daemon.stdout().length;
   const c = await connect(a, key);
   try {
-    return await exchange(c, frames, until);
+    return await sameInLog(a, c, since, await exchange(c, frames, until));
   } finally {
     c.destroy();
   }
@@ -78,14 +110,15 @@ function codeOf(answer: Answer): string {
 
 /** A whole upload of `data` as `name` on a fresh connection: 'OK' or the ERROR code. */
 async function upload(a: Arena, key: KeyObject | undefined, name: string, data: Buffer, mtime = MTIME): Promise<string> {
+  const since = a.daemon.stdout().length;
   const c = await connect(a, key);
   try {
-    const opened = await exchange(c, [{ type: 'OPEN', name, size: data.length, mtime, mode: 0o644 }], 'OPEN_OK');
+    const opened = await sameInLog(a, c, since, await exchange(c, [{ type: 'OPEN', name, size: data.length, mtime, mode: 0o644 }], 'OPEN_OK'));
     if (!opened.ok) return opened.code;
     const ok = opened.frames[opened.frames.length - 1];
     assert.ok(ok?.type === 'OPEN_OK');
     await c.sendData(data, ok.offset);
-    return codeOf(await exchange(c, [{ type: 'END', sha256: sha256(data) }], 'DONE'));
+    return codeOf(await sameInLog(a, c, since, await exchange(c, [{ type: 'END', sha256: sha256(data) }], 'DONE')));
   } finally {
     c.destroy();
   }
