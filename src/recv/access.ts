@@ -55,9 +55,23 @@ export interface Access {
   readonly defaultNamespace: string | null;
 }
 
+/** Whom the handshake lets in: these fingerprints (null: every key), and anonymous clients or not. */
+export interface Admitted {
+  readonly keys: ReadonlySet<string> | null;
+  readonly anonymous: boolean;
+}
+
+/** Made once per Access (per file read), not per connection. */
+const ADMITTED = new WeakMap<Access, Admitted>();
+
 /** The fingerprints that the handshake lets in (null: every key), and whether anonymous clients get in. */
-export function admits(access: Access): { readonly keys: ReadonlySet<string> | null; readonly anonymous: boolean } {
-  return { keys: access.keys === null ? null : new Set(access.keys.keys()), anonymous: access.keys === null || access.anonymousNamespace !== null };
+export function admits(access: Access): Admitted {
+  let admitted = ADMITTED.get(access);
+  if (admitted === undefined) {
+    admitted = { keys: access.keys === null ? null : new Set(access.keys.keys()), anonymous: access.keys === null || access.anonymousNamespace !== null };
+    ADMITTED.set(access, admitted);
+  }
+  return admitted;
 }
 
 /** A namespace given on the command line or in a file: a valid name (§9.3), as components. */

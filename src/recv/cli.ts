@@ -172,7 +172,9 @@ async function main(): Promise<number> {
   const shown = server.address.host.includes(':') ? `[${server.address.host}]` : server.address.host;
   process.stderr.write(`stx-recv: listening on ${shown}:${server.address.port}\n`);
   process.stderr.write(`stx-recv: fingerprint ${fp}\n`);
-  process.stderr.write(`stx-recv: writing into ${outDir}${authorizedKeys === null ? ' (anonymous clients allowed)' : ` (${authorizedKeys.size} authorized keys)`}\n`);
+  const anonymous = accessFlags.anonymousNamespace === null ? (authorizedKeys === null ? 'anonymous clients allowed' : '') : `anonymous clients under ${accessFlags.anonymousNamespace.join('/')}`;
+  const who = [authorizedKeys === null ? '' : `${authorizedKeys.size} authorized keys`, anonymous].filter((w) => w !== '').join('; ');
+  process.stderr.write(`stx-recv: writing into ${outDir} (${who})\n`);
   if (authorizedKeys === null && (server.address.host === '0.0.0.0' || server.address.host === '::')) {
     process.stderr.write('stx-recv: warning: listening on all interfaces without --authorized-keys: anyone who can reach this port may upload\n');
   }
