@@ -96,6 +96,16 @@ describe('option meanings (recv/access.ts)', () => {
     assert.deepEqual(admits(access), { keys: new Set([fp1, fp2]), anonymous: false });
   });
 
+  test('from="…": only those source addresses (IPv4-mapped IPv6 counts as IPv4); a bad list names the line', () => {
+    const keys = parseKeyRights(`from="127.0.0.1,10.0.0.0/8,2001:db8::/32" ${line1}`, 'f');
+    const access: Access = { keys, anonymousNamespace: null, defaultNamespace: null };
+    for (const source of ['127.0.0.1', '10.1.2.3', '::ffff:10.9.9.9', '2001:db8:1::5']) assert.notEqual(rightsOf(access, daemon, fp1, source), null, source);
+    for (const source of ['127.0.0.2', '11.0.0.1', '::1', '2001:db9::1', undefined]) assert.equal(rightsOf(access, daemon, fp1, source), null, String(source));
+    for (const bad of ['localhost', '10.0.0.0/33', '10.0.0.0/8/1', '10.0.0.0/x', '']) {
+      assert.throws(() => parseKeyRights(`from="${bad}" ${line1}`, 'f'), /f:1: from=/, bad);
+    }
+  });
+
   test('anonymous clients and keys without namespace=: --anonymous-namespace, --default-namespace', () => {
     const keys = parseKeyRights(`${line1}\nnamespace="own" ${authorizedKeyLine(k2)}`, 'f');
     const access: Access = { keys, anonymousNamespace: ['drop'], defaultNamespace: 'clients/%k' };

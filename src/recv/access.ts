@@ -1,11 +1,12 @@
 // Who may connect and what each client may do (spec/PROTOCOL.md §7.4): the authorized-keys
-// options of each key (namespace, append-only, download, no-download, no-upload, max-size), the
+// options of each key (namespace, append-only, download, no-download, no-upload, max-size, from), the
 // daemon's flags for everyone (--append-only, --allow-download, --max-file-size), and what
 // anonymous clients and keys without namespace= get (--anonymous-namespace,
 // --default-namespace). The file's syntax is src/crypto/authorized-keys.ts; what the options mean
 // is policy, so it is here, beside the names (§9.3) and sizes they use. A connection takes its
 // Rights once, when its handshake ends, from the Access in force when it was accepted: a SIGHUP
 // (reload.ts) changes the rights of new connections only.
+import net from 'node:net';
 import { parseAuthorizedKeyLines, type AuthorizedKey } from '../crypto/index.js';
 import { parseSize } from './args.js';
 import { validateName } from './names.js';
@@ -23,6 +24,8 @@ export interface KeyRights {
   readonly noUpload: boolean;
   /** max-size=SIZE: largest file it may upload (the smaller of this and --max-file-size). */
   readonly maxFileBytes?: number;
+  /** from="ADDR,NET/BITS,…": the only source addresses it may connect from. */
+  readonly from?: net.BlockList;
 }
 
 /** The daemon's own flags, for every client. */
@@ -105,6 +108,7 @@ function keyRights(key: AuthorizedKey): KeyRights {
   let download: boolean | undefined;
   let noUpload = false;
   let maxFileBytes: number | undefined;
+  let from: net.BlockList | undefined;
   const seen = new Set<string>();
   for (const { name, value } of key.options) {
     if (seen.has(name)) refuse(key, `option ${name} is given twice`);
@@ -135,6 +139,13 @@ function keyRights(key: AuthorizedKey): KeyRights {
         flag();
         noUpload = true;
         break;
+      case 'from':
+        try {
+          from = parseSources(needed());
+        } catch (err) {
+          refuse(key, `from=${JSON.stringify(value)}: ${err instanceof Error ? err.message : String(err)}`);
+        }
+        break;
       case 'max-size':
         try {
           maxFileBytes = parseSize(needed());
@@ -143,7 +154,7 @@ function keyRights(key: AuthorizedKey): KeyRights {
         }
         break;
       default:
-        refuse(key, `unknown option ${JSON.stringify(name)} (known: namespace="DIR", append-only, download, no-download, no-upload, max-size="SIZE")`);
+        refuse(key, `unknown option ${JSON.stringify(name)} (known: namespace="DIR", append-only, download, no-download, no-upload, max-size="SIZE", from="ADDRESSES")`);
     }
   }
   return {
@@ -152,7 +163,34 @@ function keyRights(key: AuthorizedKey): KeyRights {
     ...(namespace === undefined ? {} : { namespace }),
     ...(download === undefined ? {} : { download }),
     ...(maxFileBytes === undefined ? {} : { maxFileBytes }),
+    ...(from === undefined ? {} : { from }),
   };
+}
+
+/** from="…": IPv4 or IPv6 addresses and networks (`10.0.0.0/8`, `2001:db8::/32`), comma-separated. */
+function parseSources(text: string): net.BlockList {
+  const list = new net.BlockList();
+  for (const item of text.split(',')) {
+    const [address = '', bits, extra] = item.trim().split('/');
+    const family = net.isIPv4(address) ? 'ipv4' : net.isIPv6(address) ? 'ipv6' : null;
+    if (family === null || extra !== undefined) throw new Error(`${JSON.stringify(item.trim())} is not an IP address or ADDRESS/BITS`);
+    if (bits === undefined) {
+      list.addAddress(address, family);
+      continue;
+    }
+    const prefix = Number(bits);
+    if (!/^\d+$/.test(bits) || prefix > (family === 'ipv4' ? 32 : 128)) throw new Error(`${JSON.stringify(item.trim())}: bad prefix length`);
+    list.addSubnet(address, prefix, family);
+  }
+  return list;
+}
+
+/** Whether `source` (as a socket reports it; an IPv4-mapped IPv6 address counts as IPv4) is in `list`. */
+function fromAllowed(list: net.BlockList, source: string | undefined): boolean {
+  if (source === undefined) return false;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(source)?.[1];
+  const address = mapped ?? source;
+  return list.check(address, net.isIPv4(address) ? 'ipv4' : 'ipv6');
 }
 
 /** Parses an authorized-keys file with its options (§7.4); any error names `source` and the line. */
@@ -163,12 +201,13 @@ export function parseKeyRights(text: string, source: string): Map<string, KeyRig
 }
 
 /**
- * The rights of the client `fingerprint` (null: anonymous), or null if it may not connect. The
+ * The rights of the client `fingerprint` (null: anonymous) connecting from `source`, or null if
+ * it may not connect (not listed, or not from an address its from= allows). The
  * daemon's --append-only holds for everyone; a key's append-only adds to it. Downloads: a key's
  * download or no-download decides, else --allow-download. The size limit is the smaller of
  * --max-file-size and the key's max-size.
  */
-export function rightsOf(access: Access, daemon: DaemonRights, fingerprint: string | null): Rights | null {
+export function rightsOf(access: Access, daemon: DaemonRights, fingerprint: string | null, source?: string): Rights | null {
   const global: Rights = {
     namespace: [],
     upload: true,
@@ -182,6 +221,7 @@ export function rightsOf(access: Access, daemon: DaemonRights, fingerprint: stri
   }
   const own = access.keys === null ? { appendOnly: false, noUpload: false } : access.keys.get(fingerprint);
   if (own === undefined) return null;
+  if (own.from !== undefined && !fromAllowed(own.from, source)) return null;
   const namespace = own.namespace ?? (access.defaultNamespace === null ? [] : parseNamespace(expandTemplate(access.defaultNamespace, fingerprint)));
   const limits = [daemon.maxFileBytes, own.maxFileBytes].filter((n): n is number => n !== undefined);
   return {

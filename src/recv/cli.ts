@@ -34,7 +34,7 @@ async function main(): Promise<number> {
     .option('key', { type: 'string', describe: 'server RSA key (PEM, mode 0600); generated if missing [default: $STX_HOME/server_key.pem]' })
     .option('authorized-keys', {
       type: 'string',
-      describe: 'only clients whose Ed25519 key is listed here may connect; a line may start with options (namespace="DIR", append-only, download, no-download, no-upload, max-size="SIZE"); SIGHUP re-reads it',
+      describe: 'only clients whose Ed25519 key is listed here may connect; a line may start with options (namespace="DIR", append-only, download, no-download, no-upload, max-size="SIZE", from="ADDRESSES"); SIGHUP re-reads it',
     })
     .option('anonymous-namespace', {
       type: 'string',

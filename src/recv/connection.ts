@@ -334,11 +334,13 @@ export class Connection {
       case 'AwaitKeyExchange':
       case 'AwaitClientFinished': {
         const accepted = respond(state, frame, raw, this.handshakeLink);
+        // Still in the handshake's state: a key that may not connect (from=, §7.4) hears AUTH_REFUSED.
+        const rights = accepted === null ? null : this.rightsOf(accepted.client);
         if (accepted !== null) this.state = { kind: 'Confirming' };
         this.expect(next, frame.type);
         if (accepted === null) return undefined;
         this.client = accepted.client;
-        this.rights = this.rightsOf(accepted.client);
+        this.rights = rights;
         this.sendRaw('SERVER_FINISHED', this.channel.sealBody(accepted.serverFinished), { kind: 'Ready' });
         if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
         this.handshakeTimer = null;
@@ -562,8 +564,9 @@ export class Connection {
     const daemon = { appendOnly: ctx.appendOnly, allowDownload: ctx.allowDownload === true, maxFileBytes: ctx.maxFileBytes };
     if (ctx.access === undefined) return { namespace: [], upload: true, appendOnly: daemon.appendOnly, download: daemon.allowDownload, maxFileBytes: daemon.maxFileBytes };
     // The handshake let in only those the access admits; a client it does not know is refused all the same.
-    const rights = rightsOf(ctx.access, daemon, client);
-    if (rights === null) throw new CryptoError('AUTH_REFUSED', `client ${client ?? 'anonymous'} is not authorized`);
+    const rights = rightsOf(ctx.access, daemon, client, this.transport.remoteAddress);
+    // The words of every other refusal of a key (§7.4: no oracle for which keys are listed, or where from).
+    if (rights === null) throw new CryptoError('AUTH_REFUSED', `client key ${client ?? 'anonymous'} is not authorized, or its signature does not verify`);
     return rights;
   }
 

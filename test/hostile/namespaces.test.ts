@@ -46,6 +46,20 @@ async function refusal(a: Arena, key: KeyObject | undefined): Promise<string> {
   }
 }
 
+/** The handshake's refusal for `key`: code and message. */
+async function refusalMessage(a: Arena, key: KeyObject): Promise<{ code: string; message: string }> {
+  const c = await RawClient.connect(a.daemon.port);
+  try {
+    await c.handshake({ client: { identity: key } });
+    return { code: 'none', message: '' };
+  } catch (err) {
+    if (err instanceof HandshakeRefused) return { code: err.outcome.code, message: err.outcome.message };
+    throw err;
+  } finally {
+    c.destroy();
+  }
+}
+
 /** Sends `frames`, then reads (skipping ACK, PONG, PROGRESS) until a frame of type `until` or an ERROR. */
 async function exchange(c: RawClient, frames: readonly Frame[], until: FrameName): Promise<Answer> {
   for (const f of frames) await c.send(f);
@@ -352,12 +366,16 @@ describe('namespaces and rights', { concurrency: true }, () => {
     const plain = identity();
     const nodl = identity();
     const moved = identity();
+    const here = identity(); // from= this host
+    const elsewhere = identity(); // from= a network the tests are not on
     let a: Arena;
     let keys: { file: string; cleanup: () => Promise<void> };
     const lines = (movedOptions: string): string[] => [
       authorizedKeyLine(plain, 'plain'),
       authorizedKeyLine(nodl, 'nodl', 'no-download'),
       authorizedKeyLine(moved, 'moved', movedOptions),
+      authorizedKeyLine(here, 'here', 'from="192.0.2.0/24,127.0.0.1"'),
+      authorizedKeyLine(elsewhere, 'elsewhere', 'from="192.0.2.0/24,::2"'),
     ];
 
     before(async () => {
@@ -381,9 +399,15 @@ describe('namespaces and rights', { concurrency: true }, () => {
       assert.equal(codeOf(await get(a, nodl, 'g.bin')), 'NOT_ALLOWED');
     });
 
-    test('anonymous clients and unlisted keys are refused with a key file and no --anonymous-namespace', async () => {
+    test('anonymous clients, unlisted keys and keys from elsewhere than their from= are refused alike', async () => {
       assert.equal(await refusal(a, undefined), 'AUTH_REFUSED');
-      assert.equal(await refusal(a, identity()), 'AUTH_REFUSED');
+      const refusedUnlisted = await refusalMessage(a, identity());
+      const refusedElsewhere = await refusalMessage(a, elsewhere);
+      assert.equal(refusedElsewhere.code, 'AUTH_REFUSED');
+      // One message for both but for the key's own fingerprint: no oracle for which keys are listed.
+      assert.equal(refusedElsewhere.message.replace(/SHA256:\S+/, 'K'), refusedUnlisted.message.replace(/SHA256:\S+/, 'K'));
+      assert.equal(await refusal(a, here), 'none');
+      assert.equal(await upload(a, here, 'from-here.bin', Buffer.from('here')), 'OK');
     });
 
     test('SIGHUP: new connections get the new options, open ones keep theirs; a bad file changes nothing', async () => {
