@@ -1,7 +1,7 @@
 // Public API of src/crypto: the stx/1 handshake, record layer, key schedule and key files
 // (spec/PROTOCOL.md §5–§8).
 export { gcmOpen, gcmSeal } from './aead.js';
-export { authorizedKeyLine, parseAuthorizedKeys } from './authorized-keys.js';
+export { authorizedKeyLine, parseAuthorizedKeyLines, parseAuthorizedKeys, type AuthorizedKey, type KeyOption } from './authorized-keys.js';
 export { fingerprint, identityFingerprint } from './fingerprint.js';
 export {
   ClientHandshake,

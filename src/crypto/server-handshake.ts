@@ -25,6 +25,8 @@ export interface ServerHandshakeOptions {
    * set, only those clients get in; with null or nothing, anonymous clients are accepted too.
    */
   readonly authorizedKeys?: ReadonlySet<string> | null;
+  /** With a set of authorized keys, whether anonymous clients get in too (default: not). */
+  readonly anonymous?: boolean;
 }
 
 export interface ServerKeys {
@@ -65,6 +67,7 @@ export class ServerHandshake {
   private readonly serverKeyDer: Buffer;
   private readonly random: Buffer;
   private readonly authorizedKeys: ReadonlySet<string> | null;
+  private readonly anonymous: boolean;
 
   constructor(options: ServerHandshakeOptions) {
     checkServerPrivateKey(options.serverKey);
@@ -73,6 +76,7 @@ export class ServerHandshake {
     this.random = options.random ?? randomBytes(RANDOM_BYTES);
     if (this.random.length !== RANDOM_BYTES) throw new RangeError(`random must be ${RANDOM_BYTES} bytes`);
     this.authorizedKeys = options.authorizedKeys ?? null;
+    this.anonymous = this.authorizedKeys === null || options.anonymous === true;
     this.state = { kind: 'AwaitClientPreamble', ephemeral: x25519KeyPair(options.x25519Private) };
   }
 
@@ -167,7 +171,7 @@ export class ServerHandshake {
   private checkIdentity(frame: ClientFinished, hKe: Buffer): Omit<ClientAccepted, 'serverFinished'> {
     const { identity, signature } = frame;
     if (identity === undefined || signature === undefined) {
-      if (this.authorizedKeys !== null) throw new CryptoError('AUTH_REFUSED', 'anonymous client, but this server requires an authorized key');
+      if (!this.anonymous) throw new CryptoError('AUTH_REFUSED', 'anonymous client, but this server requires an authorized key');
       return { clientFingerprint: null, identity: null };
     }
     const clientFingerprint = identityFingerprint(identity);

@@ -17,6 +17,7 @@ import { checkServerKeyFile } from './key-file.js';
 import { chooseLogFormat, createLog, LOG_FORMATS } from './log.js';
 import { prepareOutDir } from './out-dir.js';
 import { AuthorizedKeysReloader, readAuthorizedKeys } from './reload.js';
+import { checkNamespaceTemplate, parseNamespace } from './access.js';
 import { startServer } from './server.js';
 import { StartupError } from './startup-error.js';
 import { tuneRuntime } from '../runtime/tuning.js';
@@ -31,7 +32,18 @@ async function main(): Promise<number> {
     .option('listen', { type: 'string', describe: '[HOST:]PORT to listen on (port 0 picks a free one; no HOST: all interfaces, 0.0.0.0) [required]' })
     .option('out', { type: 'string', describe: 'directory that receives the files; only its last component is created [required]' })
     .option('key', { type: 'string', describe: 'server RSA key (PEM, mode 0600); generated if missing [default: $STX_HOME/server_key.pem]' })
-    .option('authorized-keys', { type: 'string', describe: 'only clients whose Ed25519 key is listed here may upload; SIGHUP re-reads it' })
+    .option('authorized-keys', {
+      type: 'string',
+      describe: 'only clients whose Ed25519 key is listed here may connect; a line may start with options (namespace="DIR", append-only, download, no-download, no-upload, max-size="SIZE", from="ADDRESSES"); SIGHUP re-reads it',
+    })
+    .option('anonymous-namespace', {
+      type: 'string',
+      describe: 'anonymous clients (no key) read and write only under DIR; with --authorized-keys they are refused unless this is given',
+    })
+    .option('default-namespace', {
+      type: 'string',
+      describe: 'a key without namespace= reads and writes only under this DIR (%k: the key, e.g. clients/%k) [default: the whole --out]',
+    })
     .option('append-only', { type: 'boolean', default: false, describe: 'refuse to replace any existing file' })
     .option('allow-download', { type: 'boolean', default: false, describe: 'let clients list and download the published files (stx-get)' })
     .option('max-connections', { type: 'number', default: DEFAULT_MAX_CONNECTIONS, describe: 'connections served at once' })
@@ -98,10 +110,19 @@ async function main(): Promise<number> {
   // SIGHUP's default action ends the process: take it over at once (systemd may reload a unit
   // as soon as it started).
   const authFile = argv['authorized-keys'];
-  const reloader = new AuthorizedKeysReloader(authFile, log);
+  const anonymousNamespace = argv['anonymous-namespace'];
+  const defaultNamespace = argv['default-namespace'] ?? null;
+  const accessFlags = {
+    anonymousNamespace: anonymousNamespace === undefined ? null : usage(() => parseNamespace(anonymousNamespace), '--anonymous-namespace'),
+    defaultNamespace,
+  };
+  if (defaultNamespace !== null) usage(() => checkNamespaceTemplate(defaultNamespace), '--default-namespace');
+  const reloader = new AuthorizedKeysReloader(authFile, accessFlags, log);
   process.on('SIGHUP', () => reloader.request());
 
-  // Before anything is created: a key others may read, or a typo'd --out, fails here.
+  // Before anything is created: a key others may read, a typo'd --out or authorized-keys line, fails here.
+  const keys = authFile === undefined ? null : await readAuthorizedKeys(authFile);
+  const authorizedKeys = keys === null ? null : new Set(keys.keys());
   await checkServerKeyFile(keyFile);
   await prepareOutDir(argv.out);
   const outDir = await realpath(argv.out);
@@ -110,7 +131,6 @@ async function main(): Promise<number> {
 
   const { key, created } = await loadOrCreateServerKey(keyFile);
   if (created) process.stderr.write(`stx-recv: generated a new server key in ${keyFile}\n`);
-  const authorizedKeys = authFile === undefined ? null : await readAuthorizedKeys(authFile);
 
   const server = await startServer({
     host,
@@ -118,6 +138,7 @@ async function main(): Promise<number> {
     outDir,
     serverKey: key,
     authorizedKeys,
+    access: { ...accessFlags, keys },
     appendOnly: argv['append-only'],
     allowDownload: argv['allow-download'],
     maxConnections,
@@ -151,7 +172,9 @@ async function main(): Promise<number> {
   const shown = server.address.host.includes(':') ? `[${server.address.host}]` : server.address.host;
   process.stderr.write(`stx-recv: listening on ${shown}:${server.address.port}\n`);
   process.stderr.write(`stx-recv: fingerprint ${fp}\n`);
-  process.stderr.write(`stx-recv: writing into ${outDir}${authorizedKeys === null ? ' (anonymous clients allowed)' : ` (${authorizedKeys.size} authorized keys)`}\n`);
+  const anonymous = accessFlags.anonymousNamespace === null ? (authorizedKeys === null ? 'anonymous clients allowed' : '') : `anonymous clients under ${accessFlags.anonymousNamespace.join('/')}`;
+  const who = [authorizedKeys === null ? '' : `${authorizedKeys.size} authorized keys`, anonymous].filter((w) => w !== '').join('; ');
+  process.stderr.write(`stx-recv: writing into ${outDir} (${who})\n`);
   if (authorizedKeys === null && (server.address.host === '0.0.0.0' || server.address.host === '::')) {
     process.stderr.write('stx-recv: warning: listening on all interfaces without --authorized-keys: anyone who can reach this port may upload\n');
   }

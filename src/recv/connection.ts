@@ -5,7 +5,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import { FrameChannel, type BodyBuffers, type ReceivedData } from '../crypto/channel.js';
-import { ResourceError, StxError, codeFromWire, wireNumber, type ErrorCode } from '../proto/errors.js';
+import { CryptoError, ResourceError, StxError, codeFromWire, wireNumber, type ErrorCode } from '../proto/errors.js';
 import type { Frame, FrameName } from '../proto/frames.js';
 import { encodePreamble } from '../proto/preamble.js';
 import { SERVER_RULES, nextState, type ServerState } from '../proto/states.js';
@@ -26,6 +26,7 @@ import {
 } from './config.js';
 import { KnownDigests } from './digests.js';
 import type { HandshakeTicket } from './admission.js';
+import { admits, rightsOf, type Access, type Rights } from './access.js';
 import { beginHandshake, readPreamble, respond, type HandshakeLink, type HandshakeState } from './handshake.js';
 import { ReadGate, type PauseReason } from './read-gate.js';
 import type { OpenPolicy, Store } from './store.js';
@@ -57,6 +58,11 @@ export interface Transport {
 export interface ConnectionContext {
   readonly serverKey: KeyObject;
   readonly authorizedKeys: ReadonlySet<string> | null;
+  /**
+   * Who may connect and what each client may do (access.ts, §7.4); without it, `authorizedKeys`
+   * decides who connects and the daemon's flags below hold for every client, in the whole directory.
+   */
+  readonly access?: Access | undefined;
   readonly store: Store;
   readonly appendOnly: boolean;
   readonly maxFileBytes: number | undefined;
@@ -129,6 +135,8 @@ export class Connection {
   private readonly channel = FrameChannel.controlOnly();
   private state: State;
   private client: string | null = null;
+  /** What the client may do, fixed when its handshake ended (access.ts); none before. */
+  private rights: Rights | null = null;
   /** The asynchronous step (OPEN, END) in progress, if any; the gate holds 'step' meanwhile. */
   private busy: Promise<void> | null = null;
   private readonly gate: ReadGate;
@@ -163,7 +171,8 @@ export class Connection {
     this.id = id;
     this.bodies = ctx.store.bodies;
     this.log = ctx.log.child({ conn: id, remote: `${transport.remoteAddress ?? '?'}:${transport.remotePort ?? 0}` });
-    this.state = beginHandshake({ serverKey: ctx.serverKey, authorizedKeys: ctx.authorizedKeys, ticket: ctx.handshake });
+    const admitted = ctx.access === undefined ? { keys: ctx.authorizedKeys, anonymous: false } : admits(ctx.access);
+    this.state = beginHandshake({ serverKey: ctx.serverKey, authorizedKeys: admitted.keys, anonymous: admitted.anonymous, ticket: ctx.handshake });
     this.gate = new ReadGate({ pause: () => transport.pause(), resume: () => transport.resume() });
     this.handshakeLink = this.makeHandshakeLink();
     this.commandLink = this.makeCommandLink();
@@ -325,10 +334,13 @@ export class Connection {
       case 'AwaitKeyExchange':
       case 'AwaitClientFinished': {
         const accepted = respond(state, frame, raw, this.handshakeLink);
+        // Still in the handshake's state: a key that may not connect (from=, §7.4) hears AUTH_REFUSED.
+        const rights = accepted === null ? null : this.rightsOf(accepted.client);
         if (accepted !== null) this.state = { kind: 'Confirming' };
         this.expect(next, frame.type);
         if (accepted === null) return undefined;
         this.client = accepted.client;
+        this.rights = rights;
         this.sendRaw('SERVER_FINISHED', this.channel.sealBody(accepted.serverFinished), { kind: 'Ready' });
         if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
         this.handshakeTimer = null;
@@ -546,8 +558,26 @@ export class Connection {
     });
   }
 
+  /** The client's rights (§7.4), from the access in force when this connection was accepted. */
+  private rightsOf(client: string | null): Rights {
+    const { ctx } = this;
+    const daemon = { appendOnly: ctx.appendOnly, allowDownload: ctx.allowDownload === true, maxFileBytes: ctx.maxFileBytes };
+    if (ctx.access === undefined) return { namespace: [], upload: true, appendOnly: daemon.appendOnly, download: daemon.allowDownload, maxFileBytes: daemon.maxFileBytes };
+    // The handshake let in only those the access admits; a client it does not know is refused all the same.
+    const rights = rightsOf(ctx.access, daemon, client, this.transport.remoteAddress);
+    // The words of every other refusal of a key (§7.4: no oracle for which keys are listed, or where from).
+    if (rights === null) throw new CryptoError('AUTH_REFUSED', `client key ${client ?? 'anonymous'} is not authorized, or its signature does not verify`);
+    return rights;
+  }
+
+  /** What the client may do; only commands (after the handshake) ask. */
+  private granted(): Rights {
+    if (this.rights === null) throw new ResourceError('INTERNAL', 'a command before the handshake ended');
+    return this.rights;
+  }
+
   private makeCommandLink(): CommandLink<CommandState> {
-    const policy: OpenPolicy = { appendOnly: this.ctx.appendOnly, maxFileBytes: this.ctx.maxFileBytes };
+    const granted = (): Rights => this.granted();
     return {
       now: () => this.state,
       closed: () => this.state.kind === 'Closed',
@@ -561,10 +591,18 @@ export class Connection {
       holds: (reason: PauseReason) => this.gate.holds(reason),
       channel: this.channel,
       store: this.ctx.store,
-      policy,
+      get policy(): OpenPolicy {
+        const r = granted();
+        return { appendOnly: r.appendOnly, maxFileBytes: r.maxFileBytes, namespace: r.namespace, upload: r.upload };
+      },
+      get namespace() {
+        return granted().namespace;
+      },
       log: this.log,
       dropped: (bytes) => youngGc.dropped(bytes),
-      downloads: this.ctx.allowDownload === true,
+      get downloads() {
+        return granted().download;
+      },
       digests: digestsOf(this.ctx.store),
       output: {
         sendData: (offset, chunk) => this.sendData(offset, chunk),

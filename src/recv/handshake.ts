@@ -40,12 +40,14 @@ export interface Accepted {
 export interface HandshakeOptions {
   readonly serverKey: KeyObject;
   readonly authorizedKeys: ReadonlySet<string> | null;
+  /** With authorized keys, whether anonymous clients get in too (--anonymous-namespace, §7.4). */
+  readonly anonymous?: boolean | undefined;
   /** The admission that let this connection start its handshake (server.ts); none in unit tests. */
   readonly ticket?: HandshakeTicket | undefined;
 }
 
 export function beginHandshake(opts: HandshakeOptions): HandshakeState {
-  const hs = new ServerHandshake({ serverKey: opts.serverKey, authorizedKeys: opts.authorizedKeys });
+  const hs = new ServerHandshake({ serverKey: opts.serverKey, authorizedKeys: opts.authorizedKeys, anonymous: opts.anonymous === true });
   return { kind: 'AwaitClientHello', hs, ticket: opts.ticket, preambleRead: false };
 }
 

@@ -8,6 +8,7 @@ import { HANDSHAKE_TIMEOUT_MS, IDLE_TIMEOUT_MS } from '../proto/limits.js';
 import { HandshakeAdmission, withDefaultLimits, type AdmissionLimits } from './admission.js';
 import { MemoryBudget } from '../transfer/budget.js';
 import { defaultMaxMemoryBytes, MEMORY_FLOOR_BYTES } from './config.js';
+import type { Access } from './access.js';
 import { Connection, refuse } from './connection.js';
 import { Store } from './store.js';
 
@@ -17,6 +18,8 @@ export interface ServerOptions {
   readonly outDir: string;
   readonly serverKey: KeyObject;
   readonly authorizedKeys: ReadonlySet<string> | null;
+  /** Who may connect and each client's rights (access.ts, §7.4); without it, `authorizedKeys` with no options. */
+  readonly access?: Access;
   readonly appendOnly: boolean;
   /** Serve listings and downloads of the published files (§9.9, §9.10). */
   readonly allowDownload?: boolean;
@@ -40,8 +43,8 @@ export const SHUTDOWN_GRACE_MS = 8000;
 export interface RunningServer {
   readonly address: { host: string; port: number };
   readonly connections: number;
-  /** Clients that connect from now on are checked against `keys`; established ones keep the set they met. */
-  setAuthorizedKeys(keys: ReadonlySet<string> | null): void;
+  /** Clients that connect from now on get in and get their rights by `access`; established ones keep what they met. */
+  setAccess(access: Access): void;
   /** Stops accepting, GOAWAYs every client after making its data durable, resolves when all are closed. */
   shutdown(): Promise<void>;
 }
@@ -51,7 +54,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   await store.init();
   const connections = new Set<Connection>();
   let nextId = 1;
-  let authorizedKeys = opts.authorizedKeys;
+  let access: Access | undefined = opts.access;
   const ctx = {
     serverKey: opts.serverKey,
     store,
@@ -77,7 +80,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       return;
     }
     const { ticket } = admitted;
-    const connection = new Connection(socket, { ...ctx, authorizedKeys, handshake: ticket }, nextId++, (c) => {
+    const connection = new Connection(socket, { ...ctx, authorizedKeys: opts.authorizedKeys, access, handshake: ticket }, nextId++, (c) => {
       ticket.end();
       connections.delete(c);
     });
@@ -113,8 +116,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     get connections() {
       return connections.size;
     },
-    setAuthorizedKeys(keys) {
-      authorizedKeys = keys;
+    setAccess(next) {
+      access = next;
     },
     shutdown() {
       stopping ??= (async () => {

@@ -30,6 +30,7 @@ import { accountOf } from './store/account.js';
 import { PartialQuota } from './store/partial-quota.js';
 import { ReadBackGate, type ReadBackLimits } from './store/read-back.js';
 import { validateName } from './names.js';
+import { storedName, type Namespace } from './namespace.js';
 import { validateLinkTarget } from './link-target.js';
 import { UploadLocks } from './store/locks.js';
 import { SameFileCheck } from './store/same-file.js';
@@ -83,6 +84,10 @@ export interface OpenPolicy {
   readonly appendOnly: boolean;
   /** Largest `size` accepted (TOO_LARGE, §9.5). */
   readonly maxFileBytes?: number | undefined;
+  /** The stored directory the client's names live under (namespace.ts, §7.4); default: the whole directory. */
+  readonly namespace?: Namespace | undefined;
+  /** False for a client that may not upload (its key's no-upload, §7.4); default true. */
+  readonly upload?: boolean | undefined;
 }
 
 /** What the connection that sent OPEN wants to hear while the store prepares OPEN_OK. */
@@ -197,11 +202,14 @@ export class Store {
    */
   async open(asked: OpenRequest, policy: OpenPolicy, hooks: OpenHooks = {}): Promise<OpenUpload> {
     if (!this.#initialised) throw new ResourceError('INTERNAL', 'Store.open before Store.init');
-    const components = validateName(asked.name);
+    // From here on the name is the stored one, in the client's namespace (§7.4): the upload
+    // identity, its lock, its partial and where it is published.
+    const components = storedName(policy.namespace ?? [], asked.name);
     // A stream's size is unknown (§9.8): its partial is kept as one of the largest size allowed,
     // so DATA is bounded by the quota and the record (durable ≤ size) stays valid.
     const stream = asked.stream;
-    const request = stream === undefined ? asked : { ...asked, size: policy.maxFileBytes ?? MAX_SAFE_UINT };
+    const inSpace = { ...asked, name: components.join('/') };
+    const request = stream === undefined ? inSpace : { ...inSpace, size: policy.maxFileBytes ?? MAX_SAFE_UINT };
     const { size, mtime, mode, principal, name } = request;
     const account = accountOf(principal, request.source);
     // The frame decoder range-checks these (§2.1, §4); here is only a guard against our own bugs.
@@ -288,7 +296,7 @@ export class Store {
    * existing directory stays as it is. Throws BAD_NAME, EXISTS, IO_ERROR.
    */
   async makeDirectory(name: string, mode: number, mtime: number, policy: OpenPolicy): Promise<string> {
-    const shown = validateName(name).join('/');
+    const shown = storedName(policy.namespace ?? [], name).join('/');
     const make = this.#backend.makeDirectory?.bind(this.#backend);
     if (make === undefined) throw new ResourceError('IO_ERROR', 'this storage has no directories');
     await make(shown, { mode: mode & 0o777 & ~this.#umask, mtime, keepExisting: policy.appendOnly }).catch((err: unknown) => {
@@ -299,9 +307,9 @@ export class Store {
 
   /** SYMLINK (§9.8): checks the name and the target, then creates the link. Throws BAD_NAME, EXISTS, IO_ERROR. */
   async makeLink(name: string, target: string, mtime: number, policy: OpenPolicy): Promise<string> {
-    const components = validateName(name);
-    validateLinkTarget(components, target);
-    const shown = components.join('/');
+    // The target may climb only within the client's namespace: it is checked against the client's name (§7.4).
+    validateLinkTarget(validateName(name), target);
+    const shown = storedName(policy.namespace ?? [], name).join('/');
     const make = this.#backend.makeLink?.bind(this.#backend);
     if (make === undefined) throw new ResourceError('IO_ERROR', 'this storage has no links');
     await make(shown, target, { mtime, noClobber: policy.appendOnly }).catch((err: unknown) => {

@@ -20,7 +20,7 @@ import { formatBytes } from './progress.js';
 const ADVICE: Partial<Record<ErrorCode, string>> = {
   SERVER_KEY_MISMATCH: 'Do not fetch until you know why the key changed.',
   AUTH_REFUSED: "Ask the server's admin to add the line printed by 'stx-keygen' to its authorized-keys file, or pass --identity.",
-  NOT_ALLOWED: 'The server does not serve downloads; its admin can start stx-recv with --allow-download.',
+  NOT_ALLOWED: "The server does not let this client download; its admin can start stx-recv with --allow-download, or give this key the download option in the authorized-keys file.",
   NOT_FOUND: "Check the name with 'stx-get --list HOST PORT'.",
   BAD_NAME: 'The name cannot be fetched to a place inside --to (or is not a valid remote name).',
   INTEGRITY_FAILED: 'The data that arrived does not match the file; nothing was published. Run the command again.',

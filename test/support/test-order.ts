@@ -37,6 +37,7 @@ const SECONDS: Readonly<Record<string, number>> = {
   'e2e-client.test.js': 9,
   'e2e-seal.test.js': 8,
   'hostile/handshake-flood.test.js': 8,
+  'hostile/namespaces.test.js': 7,
 };
 
 /** Every *.test.js under `dir`, relative to it, with '/' separators. */

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import type { PauseReason } from '../read-gate.js';
 import type { DataSink } from '../../transfer/sender.js';
 import type { KnownDigests } from '../digests.js';
+import type { Namespace } from '../namespace.js';
 import type { OpenPolicy, Store } from '../store.js';
 
 /** A state of the connection, as far as a command needs to tell them apart. */
@@ -38,7 +39,10 @@ export interface CommandLink<S extends Tagged> {
   holds(reason: PauseReason): boolean;
   readonly channel: FrameChannel;
   readonly store: Store;
+  /** What the client may do with uploads, MKDIR and SYMLINK (its rights, §7.4). */
   readonly policy: OpenPolicy;
+  /** The stored directory the client's names live under (namespace.ts, §7.4). */
+  readonly namespace: Namespace;
   /** "anonymous" or the client's fingerprint (§7.4). */
   principal(): string;
   /** The client's source address (what an anonymous client is charged as, §9.5). */
@@ -46,7 +50,7 @@ export interface CommandLink<S extends Tagged> {
   readonly log: Logger;
   /** Buffers of `bytes` that are garbage now (runtime/young-gc.ts). */
   dropped(bytes: number): void;
-  /** Whether the daemon serves downloads and listings (`--allow-download`, §9.9, §9.10). */
+  /** Whether the client may list and download (`--allow-download`, its key's options: §7.4, §9.9, §9.10). */
   readonly downloads: boolean;
   /** SHA-256 values of published files read whole before (§9.10). */
   readonly digests: KnownDigests;

@@ -72,7 +72,7 @@ export const getCommand: Command<GetState> = {
 /** GET → GET_OK (§9.9 steps 1–2), then the DATA runs on by itself while the connection reads on. */
 async function locate(frame: Extract<Frame, { type: 'GET' }>, link: Link): Promise<void> {
   if (!link.downloads) throw new CommandError('NOT_ALLOWED', 'this server does not serve downloads (stx-recv --allow-download)');
-  const stored = storedName(link.principal(), frame.name);
+  const stored = storedName(link.namespace, frame.name);
   const shown = stored.join('/');
   const file = await link.store.openFile(stored);
   if (file === null) throw new CommandError('NOT_FOUND', `no file "${frame.name}" on the server`);

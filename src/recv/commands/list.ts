@@ -45,13 +45,14 @@ export const listCommand: Command<ListState> = {
 async function list(frame: Extract<Frame, { type: 'LIST' }>, signal: AbortSignal, link: Link): Promise<void> {
   if (!link.downloads) throw new CommandError('NOT_ALLOWED', 'this server does not serve listings (stx-recv --allow-download)');
   const principal = link.principal();
-  const prefix = storedPrefix(principal, frame.prefix);
-  const after = frame.after === undefined ? undefined : storedName(principal, frame.after);
+  const space = link.namespace;
+  const prefix = storedPrefix(space, frame.prefix);
+  const after = frame.after === undefined ? undefined : storedName(space, frame.after);
   let count = 0;
   let last: string | undefined;
   let next: string | undefined;
   for await (const { path, entry } of walkFiles(link.store, prefix, after, () => signal.aborted || link.closed())) {
-    const name = clientName(principal, path);
+    const name = clientName(space, path);
     if (name === null) continue;
     if (count === MAX_LIST_ENTRIES) {
       next = last; // more follow: the client asks again from here

@@ -2,7 +2,7 @@
 // the disk's backpressure, ACK at each checkpoint, END → verify → DONE, PROGRESS while an answer
 // takes time; and the tree's other entries, MKDIR and SYMLINK → MADE. Its states (Opening,
 // Receiving, Verifying, Making) carry what is valid in each.
-import { ResourceError, StxError, UploadError } from '../../proto/errors.js';
+import { CommandError, ResourceError, StxError, UploadError } from '../../proto/errors.js';
 import type { Frame } from '../../proto/frames.js';
 import type { BodyLease } from '../../transfer/body-pool.js';
 import { ACK_INTERVAL_BYTES, ACK_INTERVAL_MS, PROGRESS_INTERVAL_MS } from '../config.js';
@@ -126,7 +126,13 @@ export const uploadCommand: Command<UploadState> = {
   },
 };
 
+/** A key with no-upload (§7.4) may not OPEN, MKDIR or SYMLINK: permission is checked before the name (§10.1). */
+function mayUpload(link: Link): void {
+  if (!link.policy.upload) throw new CommandError('NOT_ALLOWED', 'this client may not upload (its key says no-upload)');
+}
+
 async function open(frame: Extract<Frame, { type: 'OPEN' }>, signal: AbortSignal, progress: Progress, link: Link): Promise<void> {
+  mayUpload(link);
   const started = Date.now();
   const upload = await link.store
     .open(
@@ -225,6 +231,7 @@ async function finish(state: Receiving, sha256: Buffer, endSize: number | undefi
 
 /** MKDIR or SYMLINK (§9.8): done at once, MADE, back to Ready; a refusal fails the connection. */
 async function make(frame: Extract<Frame, { type: 'MKDIR' | 'SYMLINK' }>, link: Link): Promise<void> {
+  mayUpload(link);
   const shown =
     frame.type === 'MKDIR'
       ? await link.store.makeDirectory(frame.name, frame.mode, frame.mtime, link.policy)
