@@ -33,6 +33,7 @@ import { validateName } from './names.js';
 import { validateLinkTarget } from './link-target.js';
 import { UploadLocks } from './store/locks.js';
 import { SameFileCheck } from './store/same-file.js';
+import { identicalFile } from './store/identical.js';
 import { Upload, type OpenUpload } from './store/upload.js';
 import { uploadId } from './store/upload-id.js';
 
@@ -76,6 +77,8 @@ export interface OpenRequest {
   readonly mode: number;
   /** OPEN's `stream` id: a stream of unknown length (§9.8); `size` is then meaningless. */
   readonly stream?: Buffer | undefined;
+  /** OPEN's `sha256`: the client skips the upload if the server holds these bytes (§9.1). */
+  readonly sha256?: Buffer | undefined;
 }
 
 export interface OpenPolicy {
@@ -222,6 +225,15 @@ export class Store {
     let unreserve: (() => void) | undefined;
     try {
       const existing = await this.#backend.prepareName(shownName);
+      // The client holds what is stored already (§9.1 "Identical files"): DONE at once, nothing written.
+      const sha256 = asked.sha256;
+      if (existing !== null && stream === undefined && sha256 !== undefined) {
+        const same = await identicalFile(this.#backend, shownName, { name, size, mtime, mode, sha256 }, this.#umask);
+        if (same !== null) {
+          lock.release();
+          return same;
+        }
+      }
       if (policy.appendOnly && existing !== null && stream !== undefined) {
         throw new UploadError('EXISTS', `"${shownName}" already exists (a stream cannot be a re-send, §9.8)`);
       }

@@ -67,6 +67,7 @@ async function main(): Promise<number> {
           'Names are sent in Unicode NFC (macOS file names are NFD) [default: the file name]',
       })
       .option('to', { type: 'string', describe: 'remote directory to send everything under (created as needed)' })
+      .option('checksum', { alias: 'c', type: 'boolean', default: false, describe: 'skip files the server already holds identical (same bytes, mtime and mode), comparing SHA-256: each file is read once more to hash it' })
       .option('links', { type: 'boolean', default: false, describe: 'send symbolic links inside trees as links (only those whose target stays inside the tree); without it they are skipped' }),
   )
     .option('json', { type: 'boolean', default: false, describe: 'print one JSON object on stdout with the result, on failure too' })
@@ -127,7 +128,7 @@ async function main(): Promise<number> {
     const output = { json: argv.json, quiet: argv.quiet, tty };
     process.once('SIGINT', interrupted);
     if (mode === 'stream') return runStream(common, (to === undefined ? '' : `${to}/`) + (argv.as ?? '').normalize('NFC'), output);
-    return runTree(common, paths, to, argv.links, output);
+    return runTree(common, paths, to, argv.links, output, argv.checksum);
   }
   const bar = tty ? new ProgressBar(process.stderr, name, `${host}:${port}`) : null;
   known.bar = bar;
@@ -136,6 +137,7 @@ async function main(): Promise<number> {
     ...common,
     file,
     name,
+    checksum: argv.checksum,
     onProgress: (p) => {
       remember(p);
       bar?.update(p);
@@ -158,8 +160,11 @@ async function main(): Promise<number> {
         bytes_per_second: result.bytes_per_second,
         resumed_from: result.resumed_from,
         reconnects: result.reconnects,
+        ...(argv.checksum ? { skipped: result.identical ? 'identical' : null } : {}),
       })}\n`,
     );
+  } else if (!argv.quiet && result.identical) {
+    process.stderr.write(`stx-send: ${printable(name)}: skipped, the server holds it identical (sha256 ${result.sha256})\n`);
   } else if (!argv.quiet) {
     process.stderr.write(`stx-send: ${printable(name)}: ${result.bytes} bytes (${formatBytes(result.bytes)}) verified, sha256 ${result.sha256}\n`);
   }
