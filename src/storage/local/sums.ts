@@ -18,14 +18,46 @@
 // which only makes the hash unknown (a torn record does not parse, and a whole old one names an
 // old stamp).
 import { createHash } from 'node:crypto';
-import { constants } from 'node:fs';
-import { mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
+import { close, constants, open, read, write } from 'node:fs';
+import { mkdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { errnoOf } from '../../transfer/io-error.js';
 
+// The callback API, one thread-pool trip per call: node:fs/promises' readFile and writeFile take
+// two to three times the CPU for a file this small (an fstat, chunked reads, extra awaits).
+const openFd = promisify(open);
+const readFd = promisify(read);
+const writeFd = promisify(write);
+const closeFd = promisify(close);
+
 const SHA256_HEX = /^[0-9a-f]{64}$/;
-/** A record is a few hundred bytes; anything larger is not one. */
+/** A record is a few hundred bytes (the name at most 4096); anything larger is not one. */
 const MAX_RECORD_BYTES = 8192;
+
+/** Writes `text` as the whole of `file` (created 0600, truncated), never through a link. */
+async function writeSmall(file: string, text: string): Promise<void> {
+  const fd = await openFd(file, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
+  try {
+    const bytes = Buffer.from(text, 'utf8');
+    const { bytesWritten } = await writeFd(fd, bytes, 0, bytes.length, 0);
+    if (bytesWritten !== bytes.length) throw new Error(`short write of ${file}`);
+  } finally {
+    await closeFd(fd);
+  }
+}
+
+/** The first MAX_RECORD_BYTES + 1 bytes of `file`, never through a link. */
+async function readSmall(file: string): Promise<Buffer> {
+  const fd = await openFd(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    const buffer = Buffer.allocUnsafe(MAX_RECORD_BYTES + 1);
+    const { bytesRead } = await readFd(fd, buffer, 0, buffer.length, 0);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await closeFd(fd);
+  }
+}
 
 export class SumRecords {
   readonly #dir: string;
@@ -45,15 +77,14 @@ export class SumRecords {
   async write(name: string, stamp: string, sha256: Buffer): Promise<void> {
     const { shard, file } = this.#pathOf(name);
     const text = JSON.stringify({ v: 1, name, stamp, sha256: sha256.toString('hex') });
-    const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW;
     try {
-      await writeFile(file, text, { flag: flags, mode: 0o600 });
+      await writeSmall(file, text);
     } catch (err) {
       if (errnoOf(err) !== 'ENOENT') throw err;
       await mkdir(shard, { mode: 0o700 }).catch((e: unknown) => {
         if (errnoOf(e) !== 'EEXIST') throw e;
       });
-      await writeFile(file, text, { flag: flags, mode: 0o600 });
+      await writeSmall(file, text);
     }
   }
 
@@ -62,7 +93,7 @@ export class SumRecords {
     if (stamp === '') return undefined;
     let text: string;
     try {
-      const bytes = await readFile(this.#pathOf(name).file, { flag: constants.O_RDONLY | constants.O_NOFOLLOW });
+      const bytes = await readSmall(this.#pathOf(name).file);
       if (bytes.length > MAX_RECORD_BYTES) return undefined;
       text = bytes.toString('utf8');
     } catch {
