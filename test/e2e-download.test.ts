@@ -109,24 +109,25 @@ describe('stx-get', () => {
     assert.deepEqual(await readdir(path.join(to, '.stx-partial')), []);
   });
 
-  it('--list prints name, size, mtime and (once the daemon read the file whole) sha256; --json one object per file', async () => {
+  it('--list prints name, size, mtime and sha256 (recorded at upload); --json one object per file and directory', async () => {
     const r = await runGet(['--list', host, String(daemon.port), 'tree', '--json'], home);
     assert.equal(r.code, 0, r.stderr);
-    const entries = r.stdout
+    const all = r.stdout
       .trim()
       .split('\n')
-      .map((l) => JSON.parse(l) as { name: string; size: number; mtime: number; mode: number; sha256: string | null });
+      .map((l) => JSON.parse(l) as { name: string; kind: string; size: number; mtime: number; mode: number; sha256: string | null });
     assert.deepEqual(
-      entries.map((e) => e.name),
-      ['tree/a.bin', 'tree/deep/er/still/x.txt', 'tree/empty', 'tree/with space/ünïcødé файл.bin'],
-      'listing order: component by component',
+      all.map((e) => `${e.name}${e.kind === 'directory' ? '/' : ''}`),
+      ['tree/', 'tree/a.bin', 'tree/deep/', 'tree/deep/er/', 'tree/deep/er/still/', 'tree/deep/er/still/x.txt', 'tree/empty', 'tree/with space/', 'tree/with space/ünïcødé файл.bin'],
+      'listing order: component by component, a directory before its contents',
     );
+    const entries = all.filter((e) => e.kind === 'file');
     const a = entries[0];
     assert.ok(a !== undefined);
     assert.equal(a.size, 300_000);
     assert.equal(a.mtime, 1_600_000_000_250);
     assert.equal(a.mode, 0o644);
-    // The previous test downloaded every file, so the daemon knows each SHA-256 without reading again.
+    // Recorded when the upload was verified: known without reading the file.
     assert.equal(a.sha256, await sha256File(path.join(tmp.dir, 'src', 'tree', 'a.bin')));
     const plain = await runGet(['--list', host, String(daemon.port)], home);
     assert.equal(plain.code, 0, plain.stderr);
@@ -206,6 +207,117 @@ describe('stx-get', () => {
     const results = await runConformance(cases, { host, port: daemon.port, fingerprint: daemon.fingerprint, waitMs: 5000, timerWaitMs: 5000 });
     for (const r of results) assert.ok(r.pass, `${r.section} ${r.name}: expected ${r.expect.join(' | ')}, got ${r.got}`);
     assert.equal(results.length, cases.length);
+  });
+});
+
+/** Every directory under `root` (the partial directory aside): relative path → mode and mtime (ms). */
+async function describeDirs(root: string): Promise<Map<string, string>> {
+  const outDirs = new Map<string, string>();
+  const walk = async (dir: string): Promise<void> => {
+    for (const e of await readdir(dir, { withFileTypes: true })) {
+      if (!e.isDirectory() || e.name === '.stx-partial') continue;
+      await walk(path.join(dir, e.name));
+      const st = await lstat(path.join(dir, e.name));
+      outDirs.set(path.relative(root, path.join(dir, e.name)), `${(st.mode & 0o777).toString(8)} ${Math.round(st.mtimeMs)}`);
+    }
+  };
+  await walk(root);
+  return outDirs;
+}
+
+describe('hashes recorded at upload, empty directories, skipping identical files (issue 13 items 1 and 3)', () => {
+  it('a listing after a restart has every SHA-256; stx-get makes empty directories and skips identical files; stx-send --checksum sends nothing the second time', async () => {
+    const base = path.join(tmp.dir, 'gaps');
+    const src = path.join(base, 'src', 'set');
+    const files: [string, number][] = [
+      ['a.bin', 200_000],
+      ['sub/b.txt', 10],
+      ['sub/zero', 0],
+    ];
+    for (const [name, size] of files) {
+      await mkdir(path.dirname(path.join(src, name)), { recursive: true });
+      await makeFile(path.join(src, name), size, size + 3);
+      await utimes(path.join(src, name), 1_600_000_000, 1_600_000_000.5);
+    }
+    await mkdir(path.join(src, 'hollow', 'inner'), { recursive: true });
+    await chmod(path.join(src, 'hollow', 'inner'), 0o750);
+    for (const d of ['hollow/inner', 'hollow', 'sub', '']) await utimes(path.join(src, d), 1_500_000_000, 1_500_000_000.25);
+    const gout = path.join(base, 'out');
+    const key = path.join(base, 'srv', 'k.pem');
+    const ghome = path.join(base, 'home');
+    let d = await startDaemon(gout, key, ['--allow-download']);
+    try {
+      const send = async (args: string[]): Promise<Record<string, unknown>> => {
+        const r = await runSend([host, String(d.port), ...args, '--json', '--quiet'], { STX_HOME: ghome });
+        assert.equal(r.code, 0, r.stderr);
+        return readJsonLine(r.stdout);
+      };
+      const first = await send([src, '--to', 'g']);
+      assert.deepEqual([first.files, first.skipped_count], [3, 0]);
+      // The hashes outlive the daemon: recorded beside the files, not remembered in memory.
+      assert.equal(await d.stop(), 0);
+      d = await startDaemon(gout, key, ['--allow-download']);
+      // Changed in place by other means: its recorded hash must not be shown any more.
+      await appendFile(path.join(gout, 'g', 'set', 'sub', 'b.txt'), 'changed');
+      // Listed over a raw connection (the CLI's --list has its own test above): LIST_DIR and LIST_ENTRY frames.
+      const byName = new Map<string, { kind: string; sha256: string | null; mode: number }>();
+      const c = await RawClient.connect(d.port);
+      try {
+        await c.handshake();
+        await c.send({ type: 'LIST', prefix: 'g' });
+        for (let i = 0; i < 20; i++) {
+          const got = await c.next();
+          if (got.kind !== 'frame') assert.fail(`${got.kind} in a listing`);
+          if (got.frame.type === 'LIST_END') break;
+          const f = got.frame;
+          if (f.type === 'LIST_DIR') byName.set(f.name, { kind: 'directory', sha256: null, mode: f.mode });
+          else if (f.type === 'LIST_ENTRY') byName.set(f.name, { kind: 'file', sha256: f.sha256?.toString('hex') ?? null, mode: f.mode });
+          else assert.fail(`${f.type} in a listing`);
+        }
+      } finally {
+        c.destroy();
+      }
+      assert.deepEqual([...byName.keys()], ['g', 'g/set', 'g/set/a.bin', 'g/set/hollow', 'g/set/hollow/inner', 'g/set/sub', 'g/set/sub/b.txt', 'g/set/sub/zero']);
+      assert.equal(byName.get('g/set/a.bin')?.sha256, await sha256File(path.join(src, 'a.bin')));
+      assert.equal(byName.get('g/set/sub/zero')?.sha256, await sha256File(path.join(src, 'sub/zero')));
+      assert.equal(byName.get('g/set/sub/b.txt')?.sha256, null, 'no stale hash for a file changed in place');
+      assert.deepEqual([byName.get('g/set/hollow/inner')?.kind, byName.get('g/set/hollow/inner')?.mode], ['directory', 0o750]);
+
+      // Download: the tree with its empty directories, modes and mtimes; then again: nothing fetched.
+      const to = path.join(base, 'got');
+      const get = async (): Promise<Record<string, unknown>> => {
+        const r = await runGet([host, String(d.port), 'g/set', '--to', to, '--json', '--quiet'], ghome);
+        assert.equal(r.code, 0, r.stderr);
+        return readJsonLine(r.stdout);
+      };
+      const fetched = await get();
+      assert.deepEqual([(fetched.files as unknown[]).length, fetched.directories, fetched.skipped_count], [3, 4, 0]);
+      const served = path.join(gout, 'g', 'set');
+      assert.deepEqual(await describeTree(path.join(to, 'set')), await describeTree(served));
+      assert.deepEqual(await describeDirs(path.join(to, 'set')), await describeDirs(served));
+      assert.equal((await describeDirs(path.join(to, 'set'))).get('hollow/inner'), '750 1500000000250', 'an empty directory arrives with its mode and mtime');
+      // Same size and mtime, other bytes: no proof of anything, fetched again.
+      const local = path.join(to, 'set', 'a.bin');
+      await writeFile(local, Buffer.alloc(200_000, 1));
+      await utimes(local, 1_600_000_000, 1_600_000_000.5);
+      const again = await get();
+      // Every local file has the listed size and SHA-256 (b.txt's the daemon learnt by serving it whole).
+      assert.deepEqual(
+        [(again.files as unknown[]).length, again.skipped_count, (again.skipped as { path: string; reason: string }[]).map((x) => `${x.path} ${x.reason}`)],
+        [1, 2, ['set/sub/b.txt identical', 'set/sub/zero identical']],
+      );
+
+      // --checksum: the server answers DONE at OPEN for what it holds identical; the changed file is sent.
+      const checked = await send([src, '--to', 'g', '--checksum']);
+      assert.deepEqual([checked.files, checked.bytes_sent, checked.skipped_count], [1, 10, 2]);
+      assert.deepEqual((checked.skipped as { path: string; reason: string }[]).map((x) => x.reason), ['identical', 'identical']);
+      const twice = await send([src, '--to', 'g', '--checksum']);
+      assert.deepEqual([twice.files, twice.bytes_sent, twice.skipped_count], [0, 0, 3], 'the second time nothing is sent');
+      const one = await send([path.join(src, 'a.bin'), '--as', 'g/set/a.bin', '--checksum']);
+      assert.equal(one.skipped, 'identical');
+    } finally {
+      assert.equal(await d.stop(), 0);
+    }
   });
 });
 

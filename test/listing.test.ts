@@ -1,6 +1,7 @@
-// The listing walk (spec §9.10, src/recv/listing.ts) over the local backend: listing order
-// (component by component, UTF-8 bytes), a file or a directory as the prefix, and slices resumed
-// after any name giving exactly the rest while skipping, unread, the directories before it.
+// The listing walk (spec §9.10, src/recv/listing.ts) over the local backend: files and directories
+// (empty ones too, a directory before its contents) in listing order (component by component,
+// UTF-8 bytes), a file or a directory as the prefix, and slices resumed after any name giving
+// exactly the rest while skipping, unread, the directories before it.
 import assert from 'node:assert/strict';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -11,7 +12,7 @@ import { tempDir } from './support/procs.js';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
 let backend: LocalBackend;
-/** Every file written, as stored components. */
+/** Every file and directory written, as stored components. */
 const names: string[][] = [];
 /** Directories read, by the walks since the last reset. */
 let reads = 0;
@@ -37,6 +38,7 @@ before(async () => {
     for (let f = 0; f < 25; f++) {
       const dir = d % 3 === 0 ? [`d${d}`, 'sub'] : [`d${d}`];
       const name = [...dir, f % 5 === 0 ? `f${f}-x` : f % 5 === 1 ? `f${f}.x` : `f${f}`];
+      if (f === 0) for (let i = 1; i <= dir.length; i++) names.push(dir.slice(0, i));
       await mkdir(path.join(backend.outDir, ...dir), { recursive: true });
       await writeFile(path.join(backend.outDir, ...name), String(f));
       names.push(name);
@@ -44,6 +46,8 @@ before(async () => {
   }
   await writeFile(path.join(backend.outDir, 'd1-'), 'a file beside d1');
   names.push(['d1-']);
+  await mkdir(path.join(backend.outDir, 'empty', 'deeper'), { recursive: true });
+  names.push(['empty'], ['empty', 'deeper']);
   // Not published files: a link and the reserved directory's partials.
   await symlink('/etc', path.join(backend.outDir, 'link'));
   await writeFile(path.join(backend.outDir, '.stx', 'partials', `${'0'.repeat(64)}.part`), 'partial');
@@ -52,16 +56,20 @@ after(async () => {
   await tmp.cleanup();
 });
 
-it('lists every published file once, in listing order, and nothing else', async () => {
+it('lists every published file and directory once, in listing order, and nothing else', async () => {
   const expected = [...names].sort(compareNames).map((n) => n.join('/'));
   reads = 0;
   assert.deepEqual(await all([]), expected);
   assert.equal(expected.indexOf('d1/f9') < expected.indexOf('d1-'), true, 'd1/… before d1- (component order)');
-  assert.equal(reads, 1 + 12 + 4, 'each directory read once');
+  assert.equal(expected.indexOf('d3') + 1, expected.indexOf('d3/sub'), 'a directory comes right before its contents');
+  assert.ok(expected.includes('empty/deeper'), 'empty directories are listed');
+  assert.equal(reads, 1 + 12 + 4 + 2, 'each directory read once');
 });
 
 it('a prefix names a directory (its files) or a file (itself), and nothing for an absent one', async () => {
-  assert.equal((await all(['d3'])).length, 25);
+  assert.equal((await all(['d3'])).length, 1 + 1 + 25, 'the directory itself, d3/sub and its files');
+  assert.deepEqual(await all(['empty']), ['empty', 'empty/deeper']);
+  assert.deepEqual(await all([], ['empty']), ['empty/deeper'], 'after a directory: what it holds, not itself');
   assert.deepEqual(await all(['d1', 'f2']), ['d1/f2']);
   assert.deepEqual(await all(['nope']), []);
   assert.deepEqual(await all(['link']), []);
@@ -75,7 +83,7 @@ it('resumes after any name with exactly the rest, skipping the directories befor
     assert.deepEqual(await all([], cursor), expected.slice(i + 1), `after ${cursor.join('/')}`);
     // The top, the directories on the way to the cursor, and those after it: never those before.
     const dirsAfter = new Set(expected.slice(i + 1).map((n) => n.split('/').slice(0, -1).join('/')).filter((d) => d !== '')).size;
-    const upper = 1 + (cursor.length - 1) + dirsAfter + 4;
+    const upper = 1 + cursor.length + dirsAfter + 4;
     assert.ok(reads <= upper, `${reads} directories read after ${cursor.join('/')}, at most ${upper}`);
   }
 });

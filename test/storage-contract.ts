@@ -24,6 +24,11 @@ export interface BackendHarness {
   cleanup(): Promise<void>;
   /** The directories of the published tree ('/'-separated, sorted), not the backend's own state. */
   directories(): Promise<string[]>;
+  /**
+   * Changes published file `name` in place by other means than the backend (another process
+   * appending to it), where the storage allows that; absent otherwise.
+   */
+  changeInPlace?(name: string): Promise<void>;
 }
 
 function hasCode(code: ErrorCode): (err: unknown) => boolean {
@@ -309,6 +314,43 @@ export function storageContract(kind: string, make: () => Promise<BackendHarness
       const again = (await backend.readDirectory([]))?.find((e) => e.name === 'top.txt');
       assert.notEqual(again?.stamp, file?.stamp, 'a new publication is a new version, even with the same size and mtime');
       await pending.close();
+    });
+
+    it('gives the SHA-256 recorded at publish for that version only: after a restart, not after a replace or a change in place', async () => {
+      const publish = async (name: string, data: Buffer, sha256?: Buffer): Promise<void> => {
+        const p = await backend.openPartial(newId(), meta(name, data.length), undefined, limits());
+        await feed(p, data, 0);
+        await p.endWrites();
+        await p.publish(name, { mode: 0o644, mtime: 3_000, how: 'replace', ...(sha256 === undefined ? {} : { sha256 }) });
+      };
+      const hash = (data: Buffer): Buffer => createHash('sha256').update(data).digest();
+      const listed = async (dir: string[], name: string): Promise<string | undefined> =>
+        (await backend.readDirectory(dir))?.find((e) => e.name === name)?.sha256?.toString('hex');
+      const opened = async (name: string): Promise<string | undefined> => {
+        const f = await backend.openFile(name);
+        await f?.close();
+        return f?.sha256?.toString('hex');
+      };
+      const a = randomBytes(5000);
+      await publish('s/a.bin', a, hash(a));
+      await publish('s/plain.bin', Buffer.from('no hash given'));
+      assert.equal(await listed(['s'], 'a.bin'), hash(a).toString('hex'));
+      assert.equal(await opened('s/a.bin'), hash(a).toString('hex'));
+      assert.equal(await listed(['s'], 'plain.bin'), undefined, 'a publish without a hash leaves it unknown');
+      backend = await h.restart();
+      assert.equal(await listed(['s'], 'a.bin'), hash(a).toString('hex'), 'kept across a restart');
+      assert.equal(await opened('s/a.bin'), hash(a).toString('hex'));
+      const b = randomBytes(3000);
+      await publish('s/a.bin', b, hash(b));
+      assert.equal(await listed(['s'], 'a.bin'), hash(b).toString('hex'), 'a replaced file has its new hash');
+      await publish('s/a.bin', a);
+      assert.equal(await listed(['s'], 'a.bin'), undefined, 'replaced without a hash: unknown, never the old one');
+      await publish('s/c.bin', a, hash(a));
+      if (h.changeInPlace !== undefined) {
+        await h.changeInPlace('s/c.bin');
+        assert.equal(await listed(['s'], 'c.bin'), undefined, 'a file changed in place is not reported with its old hash');
+        assert.equal(await opened('s/c.bin'), undefined);
+      }
     });
 
     it('sweeps partials older than the TTL that are not open, asking claim() first', async () => {

@@ -125,7 +125,8 @@ export function decodeBody(body: Buffer): Frame {
     case 'OPEN': {
       const open = { type: name, name: f.str('name'), size: f.num('size'), mtime: f.num('mtime'), mode: f.num('mode') } as const;
       const stream = f.optionalBin('stream');
-      return stream === undefined ? open : { ...open, stream };
+      const sha256 = f.optionalBin('sha256');
+      return { ...open, ...(stream === undefined ? {} : { stream }), ...(sha256 === undefined ? {} : { sha256 }) };
     }
     case 'OPEN_OK':
     case 'ACK':
@@ -178,5 +179,7 @@ export function decodeBody(body: Buffer): Frame {
     }
     case 'GET_END':
       return { type: name, size: f.num('size'), sha256: f.bin('sha256') };
+    case 'LIST_DIR':
+      return { type: name, name: f.str('name'), mtime: f.num('mtime'), mode: f.num('mode') };
   }
 }

@@ -26,6 +26,7 @@ export const FRAME_TYPES = {
   GET: 0x33,
   GET_OK: 0x34,
   GET_END: 0x35,
+  LIST_DIR: 0x36,
 } as const;
 
 export type FrameName = keyof typeof FRAME_TYPES;
@@ -68,6 +69,11 @@ interface Open {
    * identity (§9.2). With it `size` is 0 and END carries the length.
    */
   readonly stream?: Buffer;
+  /**
+   * The whole file's SHA-256, sent by a client that skips files the server already holds
+   * identical (stx-send --checksum, §9.1): the server may then answer DONE at once.
+   */
+  readonly sha256?: Buffer;
 }
 interface OpenOk {
   readonly type: 'OPEN_OK';
@@ -153,6 +159,13 @@ interface ListEntry {
   readonly mode: number;
   readonly sha256?: Buffer;
 }
+/** One directory of a listing (§9.10), before the names under it. */
+interface ListDir {
+  readonly type: 'LIST_DIR';
+  readonly name: string;
+  readonly mtime: number;
+  readonly mode: number;
+}
 /** The listing is over; `next`, when present, is where a following LIST goes on (§9.10). */
 interface ListEnd {
   readonly type: 'LIST_END';
@@ -205,6 +218,7 @@ export type Frame =
   | GoAway
   | List
   | ListEntry
+  | ListDir
   | ListEnd
   | Get
   | GetOk

@@ -38,6 +38,7 @@ export const SCHEMAS = {
     field('mtime', int),
     field('mode', uint(MAX_MODE)),
     field('stream', bin(STREAM_ID_BYTES), true),
+    field('sha256', bin(32), true),
   ],
   OPEN_OK: [field('offset', uint())],
   ACK: [field('offset', uint())],
@@ -69,6 +70,7 @@ export const SCHEMAS = {
     field('sha256', bin(32), true),
   ],
   GET_END: [field('size', uint()), field('sha256', bin(32))],
+  LIST_DIR: [field('name', str(1, MAX_NAME_BYTES)), field('mtime', int), field('mode', uint(MAX_MODE))],
 } as const satisfies Record<string, readonly FieldSpec[]>;
 
 type SchemaFrameName = keyof typeof SCHEMAS;

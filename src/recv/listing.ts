@@ -1,5 +1,5 @@
-// The order and walk of a listing (spec/PROTOCOL.md §9.10): the published regular files under a
-// stored prefix, depth first, each directory's entries sorted, which is the order of the names'
+// The order and walk of a listing (spec/PROTOCOL.md §9.10): the published regular files and
+// directories under a stored prefix (a directory before what it holds), depth first, each directory's entries sorted, which is the order of the names'
 // components compared one by one as UTF-8 bytes. Resuming after a name (`after`) skips whole
 // directories that lie before it without reading them, so a listing of 100,000 files in slices of
 // MAX_LIST_ENTRIES reads each directory about once per slice that passes through it, and holds
@@ -11,7 +11,7 @@ export interface Directories {
   readDirectory(dir: readonly string[]): Promise<DirEntry[] | null>;
 }
 
-/** A file the walk found: its stored components and its entry. */
+/** A file or directory the walk found: its stored components and its entry. */
 export interface Found {
   readonly path: readonly string[];
   readonly entry: DirEntry;
@@ -32,8 +32,9 @@ function isPrefix(prefix: readonly string[], of: readonly string[]): boolean {
 }
 
 /**
- * The files at or under stored `prefix` ([] for all) in listing order, only those after `after`
- * when given. Stops reading when `stopped()` turns true.
+ * The files and directories at or under stored `prefix` ([] for all; the top itself is not
+ * listed, a directory `prefix` is) in listing order, only those after `after` when given. Stops
+ * reading when `stopped()` turns true.
  */
 export async function* walkFiles(store: Directories, prefix: readonly string[], after: readonly string[] | undefined, stopped: () => boolean): AsyncGenerator<Found> {
   if (prefix.length > 0) {
@@ -42,10 +43,8 @@ export async function* walkFiles(store: Directories, prefix: readonly string[], 
     const last = prefix[prefix.length - 1];
     const entry = (await store.readDirectory(parent))?.find((e) => e.name === last);
     if (entry === undefined) return;
-    if (entry.kind === 'file') {
-      if (after === undefined || compareNames(prefix, after) > 0) yield { path: prefix, entry };
-      return;
-    }
+    if (after === undefined || compareNames(prefix, after) > 0) yield { path: prefix, entry };
+    if (entry.kind === 'file') return;
   }
   yield* walkDirectory(store, prefix, after, stopped);
 }
@@ -62,7 +61,7 @@ async function* walkDirectory(store: Directories, dir: readonly string[], after:
     const path = [...dir, entry.name];
     // Everything at or under a path before `after` (and not on the way to it) was listed already.
     if (after !== undefined && compareNames(path, after) <= 0 && !(entry.kind === 'directory' && isPrefix(path, after))) continue;
-    if (entry.kind === 'file') yield { path, entry };
-    else yield* walkDirectory(store, path, after, stopped);
+    if (after === undefined || compareNames(path, after) > 0) yield { path, entry };
+    if (entry.kind === 'directory') yield* walkDirectory(store, path, after, stopped);
   }
 }

@@ -34,6 +34,7 @@ import { storedName, type Namespace } from './namespace.js';
 import { validateLinkTarget } from './link-target.js';
 import { UploadLocks } from './store/locks.js';
 import { SameFileCheck } from './store/same-file.js';
+import { identicalFile } from './store/identical.js';
 import { Upload, type OpenUpload } from './store/upload.js';
 import { uploadId } from './store/upload-id.js';
 
@@ -77,6 +78,8 @@ export interface OpenRequest {
   readonly mode: number;
   /** OPEN's `stream` id: a stream of unknown length (§9.8); `size` is then meaningless. */
   readonly stream?: Buffer | undefined;
+  /** OPEN's `sha256`: the client skips the upload if the server holds these bytes (§9.1). */
+  readonly sha256?: Buffer | undefined;
 }
 
 export interface OpenPolicy {
@@ -230,6 +233,15 @@ export class Store {
     let unreserve: (() => void) | undefined;
     try {
       const existing = await this.#backend.prepareName(shownName);
+      // The client holds what is stored already (§9.1 "Identical files"): DONE at once, nothing written.
+      const sha256 = asked.sha256;
+      if (existing !== null && stream === undefined && sha256 !== undefined) {
+        const same = await identicalFile(this.#backend, shownName, { name, size, mtime, mode, sha256 }, this.#umask);
+        if (same !== null) {
+          lock.release();
+          return same;
+        }
+      }
       if (policy.appendOnly && existing !== null && stream !== undefined) {
         throw new UploadError('EXISTS', `"${shownName}" already exists (a stream cannot be a re-send, §9.8)`);
       }

@@ -68,6 +68,7 @@ async function main(): Promise<number> {
           'Names are sent in Unicode NFC (macOS file names are NFD) [default: the file name]',
       })
       .option('to', { type: 'string', describe: 'remote directory to send everything under (created as needed)' })
+      .option('checksum', { alias: 'c', type: 'boolean', default: false, describe: 'skip files the server already holds identical (same bytes, mtime and mode), comparing SHA-256: each file is read once more to hash it' })
       .option('links', { type: 'boolean', default: false, describe: 'send symbolic links inside trees as links (only those whose target stays inside the tree); without it they are skipped' })
       .option('seal', { type: 'string', array: true, describe: 'seal every file (and stdin) for this age recipient (age1…) before it leaves; stored as NAME.age. Repeatable' })
       .option('seal-to', { type: 'string', array: true, describe: "seal for the recipients in FILE (one age1… per line, # comments), as age's -R. Repeatable" }),
@@ -132,7 +133,7 @@ async function main(): Promise<number> {
     const output = { json: argv.json, quiet: argv.quiet, tty };
     process.once('SIGINT', interrupted);
     if (mode === 'stream') return runStream(common, (to === undefined ? '' : `${to}/`) + (argv.as ?? '').normalize('NFC'), output);
-    return runTree(common, paths, to, argv.links, output);
+    return runTree(common, paths, to, argv.links, output, argv.checksum);
   }
   const name = sealing?.name(plainName) ?? plainName;
   const bar = tty ? new ProgressBar(process.stderr, name, `${host}:${port}`) : null;
@@ -143,6 +144,7 @@ async function main(): Promise<number> {
     file,
     name,
     files: sealing,
+    checksum: argv.checksum,
     onProgress: (p) => {
       remember(p);
       bar?.update(p);
@@ -166,8 +168,11 @@ async function main(): Promise<number> {
         resumed_from: result.resumed_from,
         reconnects: result.reconnects,
         ...(sealing === undefined ? {} : { sealed: true }),
+        ...(argv.checksum ? { skipped: result.identical ? 'identical' : null } : {}),
       })}\n`,
     );
+  } else if (!argv.quiet && result.identical) {
+    process.stderr.write(`stx-send: ${printable(name)}: skipped, the server holds it identical (sha256 ${result.sha256})\n`);
   } else if (!argv.quiet) {
     const sealed = sealing === undefined ? '' : ` (sealed for ${sealing.recipients.length} recipient${sealing.recipients.length === 1 ? '' : 's'})`;
     process.stderr.write(`stx-send: ${printable(name)}${sealed}: ${result.bytes} bytes (${formatBytes(result.bytes)}) verified, sha256 ${result.sha256}\n`);

@@ -9,7 +9,7 @@ import { MAX_TIMER_MS, parseDuration } from '../proto/duration.js';
 import { ERRORS, type ErrorCode } from '../proto/errors.js';
 import { conventions, usage, UsageError } from '../cli/conventions.js';
 import { tuneRuntime } from '../runtime/tuning.js';
-import type { ListedFile } from './commands/list.js';
+import type { Listed } from './commands/list.js';
 import { connectionOptions, describeFailure, exists, failureText, fingerprintArg, type Failure } from './cli-common.js';
 import { fetchRemote, listRemote, type SessionOptions } from './get.js';
 import { printable } from './printable.js';
@@ -42,7 +42,7 @@ async function main(): Promise<number> {
           'Fetch files or whole directories from stx-recv (started with --allow-download), verified and resumable; or list them.',
       )
       .option('to', { type: 'string', default: '.', describe: 'local directory to fetch into; a directory NAME arrives as DIR/<its last component>/…' })
-      .option('list', { type: 'boolean', default: false, describe: 'list the files under PREFIX (name, size, mtime, sha256 where the server knows it)' })
+      .option('list', { type: 'boolean', default: false, describe: 'list the files and directories under PREFIX (size, mtime, sha256 where the server knows it, name; a directory ends in /)' })
       .option('unseal', {
         type: 'string',
         array: true,
@@ -102,6 +102,10 @@ async function main(): Promise<number> {
           process.stderr.write(`\r\x1b[K${printable(name)}  ${formatBytes(received)} of ${formatBytes(size)}`);
         }
       : undefined,
+    onSkip: (f) => {
+      if (argv.quiet || argv.json) return;
+      process.stderr.write(`${tty ? '\r\x1b[K' : ''}stx-get: ${printable(f.path)}: skipped, identical to the local copy (size and SHA-256)\n`);
+    },
     onFile: (f) => {
       if (argv.quiet || argv.json) return;
       const from = f.resumed_from > 0 ? `, resumed from ${f.resumed_from}` : '';
@@ -112,21 +116,24 @@ async function main(): Promise<number> {
   if (argv.json) {
     process.stdout.write(`${JSON.stringify({ ok: true, host, port, to: path.resolve(argv.to), ...result })}\n`);
   } else if (!argv.quiet) {
-    process.stderr.write(`stx-get: ${result.files.length} files, ${formatBytes(result.bytes)} received in ${result.seconds.toFixed(1)} s\n`);
+    const skipped = result.skipped_count > 0 ? `, ${result.skipped_count} skipped (identical)` : '';
+    process.stderr.write(`stx-get: ${result.files.length} files, ${result.directories} directories${skipped}, ${formatBytes(result.bytes)} received in ${result.seconds.toFixed(1)} s\n`);
   }
   return 0;
 }
 
-/** One listing line: size, mtime, sha256 (or -) and the name, made safe for a terminal. */
-function listLine(e: ListedFile, human: boolean): string {
-  const size = human ? formatBytes(e.size).padStart(10) : String(e.size);
+/** One listing line: size, mtime, sha256 (or -) and the name, made safe for a terminal; a directory's size is `dir`, its name ends in /. */
+function listLine(e: Listed, human: boolean): string {
+  const dir = e.kind === 'directory';
+  const size = dir ? (human ? 'dir'.padStart(10) : 'dir') : human ? formatBytes(e.size).padStart(10) : String(e.size);
   const mtime = new Date(e.mtime).toISOString();
-  const sha = e.sha256?.toString('hex') ?? '-';
-  return `${size}  ${mtime}  ${human ? sha.slice(0, 16) : sha}  ${printable(e.name)}`;
+  const sha = dir ? '-' : (e.sha256?.toString('hex') ?? '-');
+  return `${size}  ${mtime}  ${human ? sha.slice(0, 16).padEnd(16) : sha}  ${printable(e.name)}${dir ? '/' : ''}`;
 }
 
-function jsonEntry(e: ListedFile): string {
-  return JSON.stringify({ name: e.name, size: e.size, mtime: e.mtime, mode: e.mode, sha256: e.sha256?.toString('hex') ?? null });
+function jsonEntry(e: Listed): string {
+  if (e.kind === 'directory') return JSON.stringify({ name: e.name, kind: 'directory', mtime: e.mtime, mode: e.mode });
+  return JSON.stringify({ name: e.name, kind: 'file', size: e.size, mtime: e.mtime, mode: e.mode, sha256: e.sha256?.toString('hex') ?? null });
 }
 
 /** Reports a failure on stderr, and as one JSON object on stdout with --json; then exits. */

@@ -1,12 +1,15 @@
 // The client's download and listing jobs (spec/PROTOCOL.md §9.9, §9.10, §10): names fetched into a
 // local directory over as few connections as it takes, each file resumed from its local partial
 // after a lost connection, verified, and published. A NAME is a file or a directory: one listing
-// of it as a prefix says which, and gives the files of a tree. The retry rule is §10's transient
+// of it as a prefix says which, and gives the files and directories of a tree. A file already
+// held locally with the size and SHA-256 the listing gives is not fetched again (skipped,
+// "identical"); directories, empty ones too, are made and get their mode and mtime once their
+// contents are in. The retry rule is §10's transient
 // column, as for uploads; attempts that received bytes count as progress.
 import { CommandError, ProtocolError, ResourceError, StxError } from '../proto/errors.js';
 import { HANDSHAKE_TIMEOUT_MS } from '../proto/limits.js';
 import { getOn } from './commands/get.js';
-import { listOn, type ListedFile } from './commands/list.js';
+import { listOn, type Listed } from './commands/list.js';
 import { ConnectFailed, type Connection } from './connection.js';
 import { dial } from './handshake.js';
 import { LocalTree } from './local-files.js';
@@ -14,8 +17,10 @@ import type { RetryOptions } from './retry.js';
 import type { Unsealing } from './seal.js';
 import type { SessionOptions as ReachOptions } from './session.js';
 
-/** Files one run fetches at most (a hostile server could otherwise list without end). */
+/** Files and directories one run fetches at most (a hostile server could otherwise list without end). */
 const MAX_FILES_PER_RUN = 1_000_000;
+/** Skipped files listed by name in the result; beyond it they are only counted. */
+const MAX_LISTED = 1000;
 
 /** How to reach the server (session.ts) and when to give up on a lost connection (retry.ts). */
 export type SessionOptions = ReachOptions & RetryOptions;
@@ -90,12 +95,12 @@ class Session {
  * Every file at or under `prefix` ('' for all), slice by slice (§9.10), each handed to `onEntry`
  * in listing order. A slice that fails is asked for again from where the last one ended.
  */
-async function listEach(session: Session, prefix: string, onEntry: (entry: ListedFile) => void): Promise<number> {
+async function listEach(session: Session, prefix: string, onEntry: (entry: Listed) => void): Promise<number> {
   let after: string | undefined;
   let count = 0;
   for (;;) {
     const slice = await session.run(async (conn) => {
-      const got: ListedFile[] = [];
+      const got: Listed[] = [];
       const s = await listOn(conn, prefix, after, (e) => {
         if (count + got.length >= MAX_FILES_PER_RUN) throw new ResourceError('TOO_LARGE', `the server lists more than ${MAX_FILES_PER_RUN} files`);
         got.push(e);
@@ -116,7 +121,7 @@ async function listEach(session: Session, prefix: string, onEntry: (entry: Liste
 
 export interface ListOptions extends SessionOptions {
   readonly prefix: string;
-  readonly onEntry: (entry: ListedFile) => void;
+  readonly onEntry: (entry: Listed) => void;
 }
 
 export async function listRemote(opts: ListOptions): Promise<{ readonly count: number; readonly fingerprint: string }> {
@@ -135,6 +140,8 @@ export interface FetchOptions extends SessionOptions {
   /** The local directory everything lands under. */
   readonly to: string;
   readonly onFile?: ((file: FetchedFile) => void) | undefined;
+  /** A file not fetched: the local copy is identical (size and SHA-256 from the listing). */
+  readonly onSkip?: ((file: SkippedFile) => void) | undefined;
   readonly onProgress?: ((name: string, received: number, size: number) => void) | undefined;
   /** --unseal: NAME.age files are opened once verified and published as NAME (seal.ts). */
   readonly unseal?: Unsealing | undefined;
@@ -151,20 +158,35 @@ export interface FetchedFile {
   readonly unsealed_bytes?: number;
 }
 
+export interface SkippedFile {
+  readonly name: string;
+  readonly path: string;
+  readonly reason: 'identical';
+}
+
 export interface FetchResult {
   readonly files: FetchedFile[];
+  /** Directories made or given their mode and mtime. */
+  readonly directories: number;
+  /** Files not fetched (the first MAX_LISTED), and how many. */
+  readonly skipped: SkippedFile[];
+  readonly skipped_count: number;
   readonly bytes: number;
   readonly seconds: number;
   readonly reconnects: number;
   readonly server_fingerprint: string;
 }
 
+/** A remote file or directory to fetch, and the local name it lands under. */
+type Planned = Listed & { readonly remote: string; readonly local: string };
+
 /**
- * The remote files each NAME stands for, with the local name each lands under: a file by its
- * own last component, a directory's files under the directory's last component (as cp -r).
+ * The remote files and directories each NAME stands for, with the local name each lands under: a
+ * file by its own last component, a directory and its contents under the directory's last
+ * component (as cp -r).
  */
-async function plan(session: Session, names: readonly string[]): Promise<{ remote: string; local: string; size: number }[]> {
-  const planned: { remote: string; local: string; size: number }[] = [];
+async function plan(session: Session, names: readonly string[]): Promise<Planned[]> {
+  const planned: Planned[] = [];
   for (const raw of names) {
     const name = raw.replace(/\/+$/, '').normalize('NFC');
     if (name === '') throw new CommandError('NOT_FOUND', 'an empty name names nothing; use --list to see what the server holds');
@@ -173,7 +195,7 @@ async function plan(session: Session, names: readonly string[]): Promise<{ remot
     await listEach(session, name, (e) => {
       // Only what the prefix asked for: a server sending other names is not followed.
       if (e.name !== name && !e.name.startsWith(`${name}/`)) throw new ProtocolError('MALFORMED_FRAME', 'the server listed a name outside the prefix asked for');
-      planned.push({ remote: e.name, local: e.name.slice(parentLength), size: e.size });
+      planned.push({ ...e, remote: e.name, local: e.name.slice(parentLength) });
       if (planned.length > MAX_FILES_PER_RUN) throw new ResourceError('TOO_LARGE', `more than ${MAX_FILES_PER_RUN} files to fetch`);
     });
     if (planned.length === before) throw new CommandError('NOT_FOUND', `no file or directory "${name}" on the server`);
@@ -186,12 +208,31 @@ export async function fetchRemote(opts: FetchOptions): Promise<FetchResult> {
   const session = new Session(opts);
   const tree = new LocalTree(opts.to);
   const files: FetchedFile[] = [];
+  const skipped: SkippedFile[] = [];
+  let skippedCount = 0;
+  const directories: { readonly path: string; readonly entry: Planned }[] = [];
   let bytes = 0;
   try {
-    for (const { remote, local: listed } of await plan(session, opts.names)) {
+    for (const entry of await plan(session, opts.names)) {
+      const { remote } = entry;
+      if (entry.kind === 'directory') {
+        // Made now (an empty one has nothing else to make it); its mode and mtime once its contents are in.
+        directories.push({ path: await tree.directory(entry.local), entry });
+        continue;
+      }
+      // A sealed file opened with --unseal lands under its plaintext name (and is never skipped as
+      // identical: the listing's SHA-256 is the age file's).
       const unseal = opts.unseal?.applies(remote) === true ? opts.unseal : undefined;
-      const local = unseal?.localName(listed, remote) ?? listed;
+      const local = unseal?.localName(entry.local, remote) ?? entry.local;
       const target = await tree.target(local);
+      // Same size and SHA-256 as the server's: nothing to fetch (§9.10; an mtime is no proof).
+      if (entry.sha256 !== undefined && (await tree.holdsIdentical(target, entry.size, entry.sha256, entry.mode, entry.mtime))) {
+        const skip = { name: remote, path: local, reason: 'identical' } as const;
+        skippedCount++;
+        if (skipped.length < MAX_LISTED) skipped.push(skip);
+        opts.onSkip?.(skip);
+        continue;
+      }
       let fromScratch = false;
       for (;;) {
         const resume = fromScratch ? null : await tree.resumable(target, remote);
@@ -242,7 +283,18 @@ export async function fetchRemote(opts: FetchOptions): Promise<FetchResult> {
         }
       }
     }
-    return { files, bytes, seconds: (Date.now() - started) / 1000, reconnects: session.reconnects, server_fingerprint: session.fingerprint };
+    // Deepest first (the reverse of listing order): a directory's mtime after everything in it.
+    for (const { path, entry } of directories.reverse()) await tree.setDirectory(path, entry.local, entry.mode, entry.mtime);
+    return {
+      files,
+      directories: directories.length,
+      skipped,
+      skipped_count: skippedCount,
+      bytes,
+      seconds: (Date.now() - started) / 1000,
+      reconnects: session.reconnects,
+      server_fingerprint: session.fingerprint,
+    };
   } finally {
     session.close();
   }

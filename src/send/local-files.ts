@@ -3,11 +3,12 @@
 // LOCAL/.stx-partial/ and published under its final name only once its SHA-256 checked out (fsync,
 // rename, directory fsync). A partial keeps a small record of the remote version it holds a
 // prefix of, so that a later run resumes it (GET with that size and mtime) or starts over.
-import { createHash } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { constants, readFileSync } from 'node:fs';
 import { lstat, mkdir, open, readFile, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { UploadError, errnoOf } from '../proto/errors.js';
+import { hashPrefix, readAtFd } from '../transfer/file-hash.js';
 import { toStxError } from '../transfer/io-error.js';
 
 /** The directory under LOCAL that holds partial downloads; a name whose first component is this is refused. */
@@ -156,6 +157,75 @@ export class LocalTree {
     await rename(target.partPath, target.finalPath);
     await syncDir(path.dirname(target.finalPath));
     await unlink(target.recordPath).catch(() => undefined);
+  }
+
+  /**
+   * Whether the file at `target` already holds the remote one, byte for byte: a regular file (not
+   * through a link) of `size` bytes whose SHA-256 is `sha256` — the size alone, or an mtime, is no
+   * proof. If so it is given `mode` (less the umask) and `mtime`, as a download would have, and
+   * nothing needs to be fetched (rsync's quick check, made with the hash).
+   */
+  async holdsIdentical(target: LocalTarget, size: number, sha256: Buffer, mode: number, mtime: number): Promise<boolean> {
+    let fh: FileHandle;
+    try {
+      fh = await open(target.finalPath, constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch {
+      return false; // absent (or a link): fetch it
+    }
+    try {
+      const st = await fh.stat();
+      if (!st.isFile() || st.size !== size) return false;
+      const digest = (await hashPrefix(readAtFd(fh.fd), { hash: createHash('sha256'), length: 0 }, size)).digest();
+      if (digest.length !== sha256.length || !timingSafeEqual(digest, sha256)) return false;
+      const wanted = mode & 0o777 & ~UMASK;
+      if ((st.mode & 0o7777) !== wanted) await fh.chmod(wanted);
+      if (Math.round(st.mtimeMs) !== mtime) await fh.utimes(st.atime, mtime / 1000);
+      return true;
+    } catch (err) {
+      throw toStxError(err, 'checking', target.finalPath);
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
+  }
+
+  /**
+   * Creates directory `name` and its missing parents under the local directory, refusing
+   * (BAD_NAME) a symbolic link or a non-directory on the way or at the name; returns its path.
+   */
+  async directory(name: string): Promise<string> {
+    const components = localComponents(name);
+    await mkdir(this.root, { recursive: true }).catch((err: unknown) => {
+      throw toStxError(err, 'creating', this.root);
+    });
+    let dir = this.root;
+    for (const c of components) {
+      dir = path.join(dir, c);
+      await ensureDirectory(dir, name);
+    }
+    return dir;
+  }
+
+  /**
+   * Gives directory `dir` (from directory()) its mode (less the umask) and mtime, through a
+   * descriptor opened without following a link. Called after its contents arrived: writing into a
+   * directory changes its mtime, and a read-only one could not take them.
+   */
+  async setDirectory(dir: string, name: string, mode: number, mtime: number): Promise<void> {
+    let fh: FileHandle;
+    try {
+      fh = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+    } catch (err) {
+      if (errnoOf(err) === 'ELOOP' || errnoOf(err) === 'ENOTDIR') refuse(name, `${dir} is no longer a directory`);
+      throw toStxError(err, 'opening', dir);
+    }
+    try {
+      await fh.chmod(mode & 0o777 & ~UMASK);
+      await fh.utimes(new Date(), mtime / 1000);
+    } catch (err) {
+      throw toStxError(err, 'setting mode and mtime of', dir);
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
   }
 
   /** Removes a partial that can never be published (its bytes did not verify). */

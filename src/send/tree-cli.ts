@@ -65,7 +65,7 @@ function notices(out: Output, line: Line | null): ((m: string) => void) | undefi
   };
 }
 
-export async function runTree(common: CommonOptions, paths: readonly string[], to: string | undefined, links: boolean, out: Output): Promise<number> {
+export async function runTree(common: CommonOptions, paths: readonly string[], to: string | undefined, links: boolean, out: Output, checksum = false): Promise<number> {
   const line = out.tty ? new Line() : null;
   const started = Date.now();
   const result = await sendTree({
@@ -74,6 +74,7 @@ export async function runTree(common: CommonOptions, paths: readonly string[], t
     paths,
     to,
     links,
+    checksum,
     onEvent: notices(out, line),
     onProgress:
       line === null

@@ -8,7 +8,8 @@ import { ResourceError, StxError, type ErrorCode } from '../proto/errors.js';
 import { Sender } from '../transfer/sender.js';
 import { LocalFileError, ReadSlots, type DataSource } from '../transfer/source.js';
 import { make } from './commands/make.js';
-import { fileBody, upload } from './commands/upload.js';
+import { fileBody, upload, type Outgoing } from './commands/upload.js';
+import { offeringDigest } from './checksum.js';
 import { plainFiles, type FileOpener } from './file-opener.js';
 import { Retry, type RetryOptions } from './retry.js';
 import { Session, type SessionOptions } from './session.js';
@@ -23,6 +24,8 @@ export interface TreeOptions extends SessionOptions, RetryOptions {
   readonly paths: readonly string[];
   readonly to?: string | undefined;
   readonly links: boolean;
+  /** --checksum: skip files the server holds identical (§9.1, checksum.ts). */
+  readonly checksum?: boolean | undefined;
   readonly onProgress?: ((p: TreeProgress) => void) | undefined;
   /** How files are read: as they are (default), or sealed and stored as NAME.age (seal.ts). */
   readonly files?: FileOpener | undefined;
@@ -145,8 +148,9 @@ export async function sendTree(opts: TreeOptions): Promise<TreeResult> {
         }
       }
       try {
-        const outcome = await sendEntry(entry, source, session, retry, counts, report);
+        const outcome = await sendEntry(entry, source, session, retry, counts, report, opts.checksum === true);
         if (outcome instanceof StxError) fail(entry, outcome);
+        else if (outcome === 'identical') skip(entry.local, 'identical');
         else if (entry.kind === 'file') {
           if (source !== null) await files.done(source);
           counts.files++;
@@ -183,8 +187,9 @@ export async function sendTree(opts: TreeOptions): Promise<TreeResult> {
 }
 
 /**
- * One entry, over as many connections as it takes: undefined when done, the error when the
- * entry alone failed; throws what stops the run.
+ * One entry, over as many connections as it takes: undefined when done, 'identical' when the
+ * server held the file already (--checksum), the error when the entry alone failed; throws what
+ * stops the run.
  */
 async function sendEntry(
   entry: Exclude<Entry, { kind: 'skip' }>,
@@ -193,8 +198,11 @@ async function sendEntry(
   retry: Retry,
   counts: { sent: number },
   report: (current: string, size: number, sent: number) => void,
-): Promise<StxError | undefined> {
+  checksum: boolean,
+): Promise<StxError | 'identical' | undefined> {
   const sender = source === null ? null : new Sender(source);
+  let body: Outgoing | null = null;
+  const held = { identical: false };
   let durable = -1;
   for (;;) {
     const before = durable;
@@ -208,12 +216,15 @@ async function sendEntry(
           await make(conn, { type: 'SYMLINK', name: entry.remote, target: entry.target, mtime: entry.mtime });
           break;
         case 'file': {
-          if (sender === null) throw new LocalFileError(`${entry.local} was not opened`);
+          if (sender === null || source === null) throw new LocalFileError(`${entry.local} was not opened`);
+          // Hashed once for all attempts, only with --checksum.
+          body ??= checksum ? await offeringDigest(fileBody(sender), source) : fileBody(sender);
           let last = 0;
           await upload(
             conn,
-            { name: entry.remote, body: fileBody(sender) },
+            { name: entry.remote, body },
             {
+              identical: () => (held.identical = true),
               opened: (offset) => {
                 last = offset;
                 durable = Math.max(durable, offset);
@@ -230,7 +241,7 @@ async function sendEntry(
         }
       }
       retry.reset();
-      return undefined;
+      return held.identical ? 'identical' : undefined;
     } catch (err) {
       session.drop(err);
       if (failsEntryOnly(err)) return err;

@@ -5,7 +5,8 @@
 import type { KeyObject } from 'node:crypto';
 import { HANDSHAKE_TIMEOUT_MS } from '../proto/limits.js';
 import { Sender } from '../transfer/sender.js';
-import { fileBody, upload as uploadOn } from './commands/upload.js';
+import { fileBody, upload as uploadOn, type Outgoing } from './commands/upload.js';
+import { offeringDigest } from './checksum.js';
 import { plainFiles, type FileOpener } from './file-opener.js';
 import { dial } from './handshake.js';
 import { Retry } from './retry.js';
@@ -37,6 +38,8 @@ export interface UploadOptions {
   readonly onEvent?: ((message: string) => void) | undefined;
   /** How the file is read: as it is (default), or sealed (seal.ts); `name` is already the stored name. */
   readonly files?: FileOpener | undefined;
+  /** --checksum: offer the file's SHA-256, so a server holding it identical answers DONE at once (§9.1). */
+  readonly checksum?: boolean | undefined;
 }
 
 /**
@@ -69,6 +72,8 @@ export interface UploadResult {
   readonly resumed_from: number;
   readonly reconnects: number;
   readonly server_fingerprint: string;
+  /** True when the server held the file identical (--checksum) and nothing was sent. */
+  readonly identical: boolean;
 }
 
 export async function upload(opts: UploadOptions): Promise<UploadResult> {
@@ -77,13 +82,14 @@ export async function upload(opts: UploadOptions): Promise<UploadResult> {
   const size = source.identity.size;
   const sender = new Sender(source);
   const started = Date.now();
-  const state: AttemptState = { reconnects: 0, resumedFrom: -1, durable: 0, fingerprint: '', handshakes: 0 };
+  const state: AttemptState = { reconnects: 0, resumedFrom: -1, durable: 0, fingerprint: '', handshakes: 0, identical: false };
   try {
+    const body = opts.checksum === true ? await offeringDigest(fileBody(sender), source) : fileBody(sender);
     const retry = new Retry(opts);
     for (;;) {
       const before = state.durable;
       try {
-        const sha = await attempt(opts, sender, state);
+        const sha = await attempt(opts, sender, body, state);
         await files.done(source);
         const seconds = (Date.now() - started) / 1000;
         return {
@@ -96,6 +102,7 @@ export async function upload(opts: UploadOptions): Promise<UploadResult> {
           resumed_from: Math.max(state.resumedFrom, 0),
           reconnects: state.reconnects,
           server_fingerprint: state.fingerprint,
+          identical: state.identical,
         };
       } catch (err) {
         await retry.after(err, state.durable > before, state.handshakes);
@@ -114,10 +121,12 @@ interface AttemptState {
   fingerprint: string;
   /** Handshakes that succeeded, over all attempts: before the first, a refused connect is final. */
   handshakes: number;
+  /** The server answered DONE at OPEN (--checksum): it holds the file already. */
+  identical: boolean;
 }
 
 /** One connection: returns the server-confirmed SHA-256, or throws. */
-async function attempt(opts: UploadOptions, sender: Sender, state: AttemptState): Promise<Buffer> {
+async function attempt(opts: UploadOptions, sender: Sender, body: Outgoing, state: AttemptState): Promise<Buffer> {
   const handshakeMs = opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
   const size = sender.source.identity.size;
   // The display shows each stage as it starts, so a slow connect or handshake is never a blank line.
@@ -140,8 +149,9 @@ async function attempt(opts: UploadOptions, sender: Sender, state: AttemptState)
   try {
     const sha = await uploadOn(
       conn,
-      { name: opts.name, body: fileBody(sender) },
+      { name: opts.name, body },
       {
+        identical: () => (state.identical = true),
         opened: (offset) => {
           if (state.resumedFrom < 0) state.resumedFrom = offset;
           if (offset > 0) opts.onEvent?.(`the server holds ${offset} of ${size} bytes; resuming from there`);

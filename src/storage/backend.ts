@@ -94,6 +94,8 @@ export interface PublishedFile extends PositionalReader {
   readonly mode: number;
   /** The file's version when opened: see DirEntry.stamp. */
   readonly stamp: string;
+  /** The SHA-256 recorded at publish for this version (PublishOptions.sha256), if any. */
+  readonly sha256?: Buffer | undefined;
   /** The open file's version now: another value than `stamp` means it was changed in place. */
   currentStamp(): Promise<string>;
   close(): Promise<void>;
@@ -119,6 +121,11 @@ export interface DirEntry {
    * for another version.
    */
   readonly stamp: string;
+  /**
+   * A file's SHA-256 as recorded at its publish (PublishOptions.sha256), only while the file is
+   * still that version (its stamp); absent when unknown. Never computed by reading the file.
+   */
+  readonly sha256?: Buffer | undefined;
 }
 
 export interface PublishOptions {
@@ -132,6 +139,15 @@ export interface PublishOptions {
    * UploadError EXISTS and the partial stays as it was.
    */
   readonly how: 'replace' | 'no-clobber';
+  /**
+   * The SHA-256 of the published bytes, as the policy verified it (§9.1 step 6). The backend keeps
+   * it with this version of the file, durably enough to outlive a restart of the daemon (local disk:
+   * a side record in the reserved directory, local/sums.ts; an object store would keep it in the
+   * object's metadata), and gives it back in DirEntry.sha256 and PublishedFile.sha256 only while
+   * the file is that version: never for a file replaced or changed in place since. A publish
+   * without it leaves the file's hash unknown. Losing it (a crash) only makes it unknown.
+   */
+  readonly sha256?: Buffer | undefined;
 }
 
 /**

@@ -41,6 +41,8 @@ interface StoredFile {
   readonly mtime: number;
   /** Which publication this is: a new one for every publish (DirEntry.stamp). */
   readonly version: number;
+  /** PublishOptions.sha256: kept with this publication, gone with it. */
+  readonly sha256: Buffer | undefined;
 }
 
 export interface MemoryBackendOptions {
@@ -161,6 +163,7 @@ export class MemoryBackend implements StorageBackend {
       mtime: file.mtime,
       mode: file.mode,
       stamp,
+      sha256: file.sha256,
       // A publish replaces the whole buffer; what this reads never changes.
       currentStamp: () => Promise.resolve(stamp),
       readAt: (buffer: Buffer, position: number) =>
@@ -184,7 +187,7 @@ export class MemoryBackend implements StorageBackend {
         first,
         rest.length > 0
           ? { name: first, kind: 'directory', size: 0, mtime: 0, mode: 0o755, stamp: '' }
-          : { name: first, kind: 'file', size: file.data.length, mtime: file.mtime, mode: file.mode, stamp: String(file.version) },
+          : { name: first, kind: 'file', size: file.data.length, mtime: file.mtime, mode: file.mode, stamp: String(file.version), sha256: file.sha256 },
       );
     }
     // A directory exists here only while a file is under it.
@@ -206,7 +209,8 @@ export class MemoryBackend implements StorageBackend {
     const refused = this.#refusal(name);
     if (refused !== undefined) throw refused;
     if (options.how === 'no-clobber' && this.#files.has(name)) throw new UploadError('EXISTS', `"${name}" already exists`);
-    this.#files.set(name, { data, mode: options.mode & 0o777, mtime: options.mtime, version: ++this.#publications });
+    const sha256 = options.sha256 === undefined ? undefined : Buffer.from(options.sha256);
+    this.#files.set(name, { data, mode: options.mode & 0o777, mtime: options.mtime, version: ++this.#publications, sha256 });
     this.#partials.delete(id);
   }
 

@@ -14,6 +14,7 @@ import { jsonToValue } from '../support/json-frames.js';
 import { field, str, vectorFiles } from '../support/vectors.js';
 import { dataBody, lengthPrefix, sampleFrame, withLength } from '../hostile/raw-client.js';
 import { downloadCases } from './download-cases.js';
+import { identicalCases } from './identical-cases.js';
 import { describeOutcome, ending, nextEvent, nextFrame, open, partial, RawClient, ready, sha256, until, type RunContext } from './client.js';
 
 export interface ConformanceCase {
@@ -775,6 +776,7 @@ export function conformanceCases(options: { timers?: boolean; downloads?: boolea
     ...stateCases(),
     ...ruleCases(),
     ...treeCases(),
+    ...identicalCases(),
     ...(options.timers === true ? timerCases() : []),
   ];
 }

@@ -121,18 +121,45 @@ export function downloadCases(): ConformanceCase[] {
     },
     {
       section: '§9.10',
-      name: 'LIST of a prefix gives its files in listing order (component by component), then LIST_END with their count',
-      expect: ['a/b/c.bin 2, a/b-c.bin 3, a/b.bin 1; LIST_END 3'],
+      name: 'LIST of a prefix gives the directory itself, then its files and directories in listing order (component by component), then LIST_END with their count',
+      expect: ['./, a/, a/b/, a/b/c.bin 2, a/b-c.bin 3, a/b.bin 1; LIST_END 6'],
       run: async (c, ctx) => {
         await ready(c, ctx);
         const base = `${ctx.prefix}/list`;
         for (const [n, size] of [['a/b-c.bin', 3], ['a/b/c.bin', 2], ['a/b.bin', 1]] as const) await put(c, ctx, `${base}/${n}`, Buffer.alloc(size, 1));
         await c.send({ type: 'LIST', prefix: base });
         const seen: string[] = [];
-        for (let i = 0; i < 10; i++) {
+        for (let i = 0; i < 12; i++) {
           const f = await nextFrame(c, ctx);
           if (typeof f === 'string') return f;
           if (f.type === 'LIST_ENTRY') seen.push(`${f.name.slice(base.length + 1)} ${f.size}`);
+          else if (f.type === 'LIST_DIR') seen.push(`${f.name === base ? '.' : f.name.slice(base.length + 1)}/`);
+          else if (f.type === 'LIST_END') return `${seen.join(', ')}; LIST_END ${f.count}`;
+          else return f.type;
+        }
+        return 'no LIST_END';
+      },
+    },
+    {
+      section: '§9.10',
+      name: 'LIST gives directories (an empty one too) as LIST_DIR before their contents, and the SHA-256 of a file uploaded whole',
+      expect: ['d/, d/e/, d/f.bin 3 sha256 matches; LIST_END 3'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        const base = `${ctx.prefix}/dirs`;
+        const file = Buffer.from('abc');
+        await put(c, ctx, `${base}/d/f.bin`, file);
+        await c.send({ type: 'MKDIR', name: `${base}/d/e`, mtime: MTIME, mode: 0o700 });
+        await until(c, ctx, 'MADE');
+        await c.send({ type: 'MKDIR', name: `${base}/d`, mtime: MTIME, mode: 0o755 });
+        await until(c, ctx, 'MADE');
+        await c.send({ type: 'LIST', prefix: `${base}/d` });
+        const seen: string[] = [];
+        for (let i = 0; i < 10; i++) {
+          const f = await nextFrame(c, ctx);
+          if (typeof f === 'string') return f;
+          if (f.type === 'LIST_DIR') seen.push(`${f.name.slice(base.length + 1)}/`);
+          else if (f.type === 'LIST_ENTRY') seen.push(`${f.name.slice(base.length + 1)} ${f.size} sha256 ${f.sha256?.equals(sha256(file)) === true ? 'matches' : 'missing or differs'}`);
           else if (f.type === 'LIST_END') return `${seen.join(', ')}; LIST_END ${f.count}`;
           else return f.type;
         }

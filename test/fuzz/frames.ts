@@ -37,6 +37,7 @@ export const FRAME_ARBS: { readonly [K in FrameName]: fc.Arbitrary<Frame> } = {
   OPEN: fc.oneof(
     fc.record({ type: fc.constant('OPEN' as const), name: textArb(1, 4096), size: uintArb, mtime: intArb, mode: fc.integer({ min: 0, max: 0o7777 }) }),
     fc.record({ type: fc.constant('OPEN' as const), name: textArb(1, 4096), size: uintArb, mtime: intArb, mode: fc.integer({ min: 0, max: 0o7777 }), stream: bytes(16) }),
+    fc.record({ type: fc.constant('OPEN' as const), name: textArb(1, 4096), size: uintArb, mtime: intArb, mode: fc.integer({ min: 0, max: 0o7777 }), sha256: bytes(32) }),
   ),
   OPEN_OK: fc.record({ type: fc.constant('OPEN_OK' as const), offset: uintArb }),
   DATA: fc.record({ type: fc.constant('DATA' as const), offset: uintArb, data: bytes(1, 4096) }),
@@ -75,6 +76,7 @@ export const FRAME_ARBS: { readonly [K in FrameName]: fc.Arbitrary<Frame> } = {
     fc.record({ type: fc.constant('GET_OK' as const), offset: uintArb, size: uintArb, mtime: intArb, mode: fc.integer({ min: 0, max: 0o7777 }), sha256: bytes(32) }),
   ),
   GET_END: fc.record({ type: fc.constant('GET_END' as const), size: uintArb, sha256: bytes(32) }),
+  LIST_DIR: fc.record({ type: fc.constant('LIST_DIR' as const), name: textArb(1, 4096), mtime: intArb, mode: fc.integer({ min: 0, max: 0o7777 }) }),
 };
 
 /** A valid frame of any type. */

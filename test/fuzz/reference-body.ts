@@ -34,7 +34,7 @@ const TYPES = new Map<number, { name: string; fields: readonly Field[] | null }>
   [0x03, { name: 'KEY_EXCHANGE', fields: [{ name: 'encrypted_secret', kind: bin(1, 1024) }] }],
   [0x04, { name: 'CLIENT_FINISHED', fields: [{ name: 'verify', kind: bin(32) }, { name: 'identity', kind: bin(32), optional: true }, { name: 'signature', kind: bin(64), optional: true }] }],
   [0x05, { name: 'SERVER_FINISHED', fields: [{ name: 'verify', kind: bin(32) }] }],
-  [0x10, { name: 'OPEN', fields: [{ name: 'name', kind: str(1, 4096) }, { name: 'size', kind: uint() }, { name: 'mtime', kind: int }, { name: 'mode', kind: uint(0o7777) }, { name: 'stream', kind: bin(16), optional: true }] }],
+  [0x10, { name: 'OPEN', fields: [{ name: 'name', kind: str(1, 4096) }, { name: 'size', kind: uint() }, { name: 'mtime', kind: int }, { name: 'mode', kind: uint(0o7777) }, { name: 'stream', kind: bin(16), optional: true }, { name: 'sha256', kind: bin(32), optional: true }] }],
   [0x11, { name: 'OPEN_OK', fields: [{ name: 'offset', kind: uint() }] }],
   [0x12, { name: 'DATA', fields: null }],
   [0x13, { name: 'ACK', fields: [{ name: 'offset', kind: uint() }] }],
@@ -54,6 +54,7 @@ const TYPES = new Map<number, { name: string; fields: readonly Field[] | null }>
   [0x33, { name: 'GET', fields: [{ name: 'name', kind: str(1, 4096) }, { name: 'offset', kind: uint() }, { name: 'size', kind: uint(), optional: true }, { name: 'mtime', kind: int, optional: true }] }],
   [0x34, { name: 'GET_OK', fields: [{ name: 'offset', kind: uint() }, { name: 'size', kind: uint() }, { name: 'mtime', kind: int }, { name: 'mode', kind: uint(0o7777) }, { name: 'sha256', kind: bin(32), optional: true }] }],
   [0x35, { name: 'GET_END', fields: [{ name: 'size', kind: uint() }, { name: 'sha256', kind: bin(32) }] }],
+  [0x36, { name: 'LIST_DIR', fields: [{ name: 'name', kind: str(1, 4096) }, { name: 'mtime', kind: int }, { name: 'mode', kind: uint(0o7777) }] }],
 ]);
 
 /** Frame names by type byte, for the other reference models. */

@@ -581,6 +581,8 @@ export function sampleFrame(type: FrameName): Frame {
       return { type, offset: 0, size: 10, mtime: 1_700_000_000_000, mode: 0o644 };
     case 'GET_END':
       return { type, size: 10, sha256: b32 };
+    case 'LIST_DIR':
+      return { type, name: 'state-table-dir', mtime: 1_700_000_000_000, mode: 0o755 };
   }
 }
 

@@ -53,6 +53,9 @@ const valid: Frame[] = [
   { type: 'GET_OK', offset: 0, size: 0, mtime: 1_700_000_000_000, mode: 0o644 },
   { type: 'GET_OK', offset: 16_777_216, size: 5 * 2 ** 30, mtime: -(2 ** 40), mode: 0o7777, sha256: b('e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855') },
   { type: 'GET_END', size: 0, sha256: b('e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855') },
+  { type: 'OPEN', name: 'photos/a.jpg', size: 3, mtime: 1_700_000_000_123, mode: 0o640, sha256: b('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad') },
+  { type: 'LIST_DIR', name: 'photos/2024', mtime: 1_700_000_000_123, mode: 0o755 },
+  { type: 'LIST_DIR', name: 'ünïcødé', mtime: -1, mode: 0o7777 },
 ];
 
 /**
@@ -140,6 +143,9 @@ const invalid: Invalid[] = [
   { name: 'LIST_ENTRY with a 31-byte sha256', phase: 'body', hex: mp(T.LIST_ENTRY, { name: 'a', size: 1, mtime: 0, mode: 0, sha256: fill(31, 1) }), error: 'MALFORMED_FRAME' },
   { name: 'GET_OK with mode above 0o7777', phase: 'body', hex: mp(T.GET_OK, { offset: 0, size: 1, mtime: 0, mode: 0o10000 }), error: 'MALFORMED_FRAME' },
   { name: 'GET_END without sha256', phase: 'body', hex: mp(T.GET_END, { size: 1 }), error: 'MALFORMED_FRAME' },
+  { name: 'LIST_DIR with a size', phase: 'body', hex: mp(T.LIST_DIR, { name: 'a', size: 0, mtime: 0, mode: 0o755 }), error: 'MALFORMED_FRAME' },
+  { name: 'LIST_DIR with mode above 0o7777', phase: 'body', hex: mp(T.LIST_DIR, { name: 'a', mtime: 0, mode: 0o10000 }), error: 'MALFORMED_FRAME' },
+  { name: 'OPEN with a 31-byte sha256', phase: 'body', hex: mp(T.OPEN, { name: 'a', size: 1, mtime: 0, mode: 0, sha256: fill(31, 1) }), error: 'MALFORMED_FRAME' },
   { name: 'LIST_END with a name over 4096 bytes', phase: 'body', hex: mp(T.LIST_END, { count: 1, next: 'a'.repeat(4097) }), error: 'MALFORMED_FRAME' },
 ];
 
@@ -226,6 +232,12 @@ const states: Sequence[] = [
   { name: 'client: LIST_ENTRY outside a listing', machine: 'client', steps: [...clientHappy.slice(0, 5), ['recv', 'LIST_ENTRY']], error: 'UNEXPECTED_FRAME' },
   { name: 'client: GET_END while listing', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'LIST'], ['recv', 'GET_END']], error: 'UNEXPECTED_FRAME' },
   { name: 'client: GOAWAY while fetching', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'GET'], ['recv', 'GET_OK'], ['recv', 'GOAWAY']], final: 'Closed' },
+  { name: 'server: an OPEN with sha256 answered DONE at once (§9.1)', machine: 'server', steps: [...serverHappy.slice(0, 5), ['recv', 'OPEN'], ['send', 'DONE'], ['recv', 'OPEN'], ['send', 'OPEN_OK']], final: 'Receiving' },
+  { name: 'client: DONE instead of OPEN_OK (§9.1)', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'OPEN'], ['recv', 'DONE'], ['send', 'LIST']], final: 'Listing' },
+  { name: 'client: DONE while sending', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'OPEN'], ['recv', 'OPEN_OK'], ['recv', 'DONE']], error: 'UNEXPECTED_FRAME' },
+  { name: 'server: a listing with directories (§9.10)', machine: 'server', steps: [...serverHappy.slice(0, 5), ['recv', 'LIST'], ['send', 'LIST_DIR'], ['send', 'LIST_ENTRY'], ['send', 'LIST_DIR'], ['send', 'LIST_END']], final: 'Ready' },
+  { name: 'client: LIST_DIR outside a listing', machine: 'client', steps: [...clientHappy.slice(0, 5), ['recv', 'LIST_DIR']], error: 'UNEXPECTED_FRAME' },
+  { name: 'server: LIST_DIR from a client', machine: 'server', steps: [...serverHappy.slice(0, 5), ['recv', 'LIST_DIR']], error: 'UNEXPECTED_FRAME' },
   { name: 'client: sends DATA while fetching', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'GET'], ['recv', 'GET_OK'], ['send', 'DATA']], error: 'UNEXPECTED_FRAME' },
 ];
 

@@ -91,7 +91,7 @@ async function locate(frame: Extract<Frame, { type: 'GET' }>, link: Link): Promi
   const stop = new AbortController();
   let finished: () => void = () => undefined;
   const done = new Promise<void>((resolve) => (finished = resolve));
-  const sha256 = link.digests.get(shown, file.stamp);
+  const sha256 = file.sha256 ?? link.digests.get(shown, file.stamp);
   const ok = { type: 'GET_OK', offset, size: file.size, mtime: file.mtime, mode: file.mode } as const;
   link.send(sha256 === undefined ? ok : { ...ok, sha256 }, { kind: 'Serving', stop, done });
   serve(source, file.stamp, offset, stop.signal, link)

@@ -1,9 +1,10 @@
-// The list command (spec/PROTOCOL.md §9.10): LIST → LIST_ENTRY for each published file under the
-// prefix, in listing order, at most MAX_LIST_ENTRIES of them → LIST_END. Entries go out one per
-// frame as the walk finds them (recv/listing.ts), and the walk waits whenever the client has not
-// read what was sent: neither the tree nor the answer is ever held whole. The SHA-256 is given
-// only where the daemon knows it for this version of the file (recv/digests.ts); a listing never
-// reads a file.
+// The list command (spec/PROTOCOL.md §9.10): LIST → LIST_ENTRY for each published file and
+// LIST_DIR for each directory under the prefix, in listing order, at most MAX_LIST_ENTRIES of them
+// → LIST_END. Entries go out one per frame as the walk finds them (recv/listing.ts), and the walk
+// waits whenever the client has not read what was sent: neither the tree nor the answer is ever
+// held whole. The SHA-256 is given only where the daemon knows it for this version of the file:
+// recorded at its publish (storage/backend.ts DirEntry.sha256), or learnt by serving it whole
+// (recv/digests.ts); a listing never reads a file.
 import { CommandError } from '../../proto/errors.js';
 import type { Frame } from '../../proto/frames.js';
 import { MAX_LIST_ENTRIES } from '../config.js';
@@ -58,9 +59,12 @@ async function list(frame: Extract<Frame, { type: 'LIST' }>, signal: AbortSignal
       next = last; // more follow: the client asks again from here
       break;
     }
-    const sha256 = link.digests.get(path.join('/'), entry.stamp);
-    const listed = { type: 'LIST_ENTRY', name, size: entry.size, mtime: entry.mtime, mode: entry.mode } as const;
-    link.send(sha256 === undefined ? listed : { ...listed, sha256 });
+    if (entry.kind === 'directory') link.send({ type: 'LIST_DIR', name, mtime: entry.mtime, mode: entry.mode });
+    else {
+      const sha256 = entry.sha256 ?? link.digests.get(path.join('/'), entry.stamp);
+      const listed = { type: 'LIST_ENTRY', name, size: entry.size, mtime: entry.mtime, mode: entry.mode } as const;
+      link.send(sha256 === undefined ? listed : { ...listed, sha256 });
+    }
     count++;
     last = name;
     // TCP is the flow control: past MAX_SERVE_OUTPUT_BYTES unread, wait for the client to read.

@@ -7,6 +7,7 @@ import type { Frame } from '../../proto/frames.js';
 import type { BodyLease } from '../../transfer/body-pool.js';
 import { ACK_INTERVAL_BYTES, ACK_INTERVAL_MS, PROGRESS_INTERVAL_MS } from '../config.js';
 import type { OpenUpload } from '../store.js';
+import { IdenticalFile } from '../store/identical.js';
 import type { Command, CommandLink, Tagged } from './command.js';
 
 /** PROGRESS every PROGRESS_INTERVAL_MS while an answer is on its way (§9.7), until stop(). */
@@ -136,7 +137,7 @@ async function open(frame: Extract<Frame, { type: 'OPEN' }>, signal: AbortSignal
   const started = Date.now();
   const upload = await link.store
     .open(
-      { principal: link.principal(), source: link.remoteAddress, name: frame.name, size: frame.size, mtime: frame.mtime, mode: frame.mode, stream: frame.stream },
+      { principal: link.principal(), source: link.remoteAddress, name: frame.name, size: frame.size, mtime: frame.mtime, mode: frame.mode, stream: frame.stream, sha256: frame.sha256 },
       link.policy,
       {
         // A reconnecting client with the same upload supersedes this (stale) connection (§9.4).
@@ -148,6 +149,12 @@ async function open(frame: Extract<Frame, { type: 'OPEN' }>, signal: AbortSignal
     .finally(() => progress.stop());
   if (link.closed()) {
     await upload.release(); // never rejects
+    return;
+  }
+  if (upload instanceof IdenticalFile) {
+    // Already held with these bytes, mtime and mode (§9.1 "Identical files"): no data, no write.
+    link.send({ type: 'DONE', size: upload.done.size, sha256: upload.done.sha256 }, { kind: 'Ready' });
+    link.log.info({ event: 'upload', outcome: 'identical', client: link.principal(), name: upload.name, size: upload.size, bytes: 0 }, 'upload skipped: identical file held');
     return;
   }
   const now = Date.now();

@@ -220,7 +220,8 @@ export class Upload implements OpenUpload {
       const how = this.#appendOnly ? 'no-clobber' : 'replace';
       try {
         // never setuid, setgid or sticky, and nothing the daemon's umask takes away (§4)
-        await partial.publish(shownFinal, { mode: this.#meta.mode & 0o777 & ~this.#umask, mtime: this.#meta.mtime, how });
+        // with the SHA-256 just verified, for listings and identical re-sends (§9.10, §9.1)
+        await partial.publish(shownFinal, { mode: this.#meta.mode & 0o777 & ~this.#umask, mtime: this.#meta.mtime, how, sha256: digest });
       } catch (err) {
         if (!(err instanceof StxError && err.code === 'EXISTS')) throw err;
         await this.#discard();

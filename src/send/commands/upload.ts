@@ -15,8 +15,11 @@ import { taking } from './frames.js';
  * stream of unknown length (stream.ts, §9.8).
  */
 export interface Outgoing {
-  /** OPEN's fields besides the name (§4); `stream` only for a stream, whose `size` is 0. */
-  readonly open: { readonly size: number; readonly mtime: number; readonly mode: number; readonly stream?: Buffer };
+  /**
+   * OPEN's fields besides the name (§4); `stream` only for a stream, whose `size` is 0; `sha256`
+   * only to skip a file the server holds identical (--checksum, §9.1), answered by DONE at once.
+   */
+  readonly open: { readonly size: number; readonly mtime: number; readonly mode: number; readonly stream?: Buffer; readonly sha256?: Buffer };
   /** OPEN_OK (§9.1 step 2): the server holds `offset` bytes; throws BAD_OFFSET where it cannot go on from there. */
   begin(offset: number): void;
   /** ACK (§9.1 step 4); throws BAD_OFFSET for one outside what may be held. */
@@ -64,6 +67,8 @@ export interface UploadEvents {
   sent?(sent: number): void;
   /** END is sent; DONE is awaited (§9.1 step 5). */
   finishing?(): void;
+  /** DONE came instead of OPEN_OK: the server holds this file already, nothing was sent (§9.1). */
+  identical?(): void;
 }
 
 type Done = Extract<Frame, { type: 'DONE' }>;
@@ -102,10 +107,13 @@ export async function upload(conn: Connection, req: UploadRequest, events: Uploa
         case 'DONE':
           conn.progressed();
           done.resolve(f);
+          // Instead of OPEN_OK, to an OPEN with sha256 (§9.1 "Identical files").
+          openOk.resolve(-1);
           return;
       }
     }));
     const offset = await openOk.promise;
+    if (offset < 0) return identical(body, await done.promise, events);
     events.opened?.(offset);
 
     await body.send(conn, (sent) => events.sent?.(sent));
@@ -123,4 +131,14 @@ export async function upload(conn: Connection, req: UploadRequest, events: Uploa
   } finally {
     off();
   }
+}
+
+/** DONE at OPEN: it must name the size and SHA-256 the OPEN offered (§9.1 step 7), or it is no answer to it. */
+function identical(body: Outgoing, result: Done, events: UploadEvents): Buffer {
+  const offered = body.open.sha256;
+  if (offered === undefined || result.size !== body.open.size || result.sha256.length !== offered.length || !timingSafeEqual(result.sha256, offered)) {
+    throw new UploadError('INTEGRITY_FAILED', 'the server answered DONE at once for another size or SHA-256 than the file has');
+  }
+  events.identical?.();
+  return offered;
 }

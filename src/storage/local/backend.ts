@@ -5,6 +5,7 @@
 //   outDir/.stx/                     0700, reserved (names cannot reach it, §9.3)
 //   outDir/.stx/partials/<id>.part   the bytes received so far
 //   outDir/.stx/partials/<id>.json   the crash-safe record (record.ts)
+//   outDir/.stx/sums/<hh>/<hash>     a published file's SHA-256 for one version of it (sums.ts)
 //
 // Nothing here follows a symbolic link below the output directory (paths.ts, O_NOFOLLOW).
 
@@ -17,13 +18,14 @@ import { errnoOf, toStxError } from '../../transfer/io-error.js';
 import { readAtFd } from '../../transfer/file-hash.js';
 import type { DirEntry, FileInfo, ListedPartial, PartialMeta, PartialRecord, PartialUpload, PublishedFile, StorageBackend, WriteLimits } from '../backend.js';
 import { isPartialId } from '../backend.js';
-import { NAME_DIR_MODE, PARTIAL_FILE_MODE, PARTIALS_DIR_NAME, RESERVED_DIR_NAME } from './config.js';
+import { NAME_DIR_MODE, PARTIAL_FILE_MODE, PARTIALS_DIR_NAME, RESERVED_DIR_NAME, SUMS_DIR_NAME } from './config.js';
 import { openDirect } from './direct-io.js';
 import { ensurePrivateDir, fsyncDir, unlinkIfPresent } from './fs-util.js';
 import { LocalPartial, type PartialPaths } from './partial.js';
 import { checkName, msOf, newPathCounters, resolveExisting, stampOf, type PathCounters } from './paths.js';
 import { makeDirectory, makeLink, type DirectoryOptions, type LinkOptions } from './entries.js';
 import { readRecord } from './record.js';
+import { SumRecords } from './sums.js';
 import { WriteQueue } from '../write-queue.js';
 
 const PARTIAL_FILE = /^([0-9a-f]{64})\.(part|json|json\.tmp)$/;
@@ -31,6 +33,8 @@ const PARTIAL_FILE = /^([0-9a-f]{64})\.(part|json|json\.tmp)$/;
 export class LocalBackend implements StorageBackend {
   readonly outDir: string;
   readonly #partialsDir: string;
+  /** Published files' SHA-256 by name and version (§9.10). */
+  readonly #sums: SumRecords;
   /** Partials open right now: a sweep or discard leaves them alone. */
   readonly #open = new Set<string>();
   /** Ids whose files are being deleted; an open of one waits for it. */
@@ -44,6 +48,7 @@ export class LocalBackend implements StorageBackend {
   constructor(outDir: string) {
     this.outDir = path.resolve(outDir);
     this.#partialsDir = path.join(this.outDir, RESERVED_DIR_NAME, PARTIALS_DIR_NAME);
+    this.#sums = new SumRecords(path.join(this.outDir, RESERVED_DIR_NAME, SUMS_DIR_NAME));
     this.#realOutDir = this.outDir;
   }
 
@@ -57,6 +62,7 @@ export class LocalBackend implements StorageBackend {
     this.#realOutDir = await this.#step('resolving', 'the output directory', () => realpath(this.outDir));
     await this.#ensurePrivateDir(path.join(this.outDir, RESERVED_DIR_NAME), RESERVED_DIR_NAME);
     await this.#ensurePrivateDir(this.#partialsDir, `${RESERVED_DIR_NAME}/${PARTIALS_DIR_NAME}`);
+    await this.#ensurePrivateDir(path.join(this.outDir, RESERVED_DIR_NAME, SUMS_DIR_NAME), `${RESERVED_DIR_NAME}/${SUMS_DIR_NAME}`);
     for (const entry of await this.#listPartials()) {
       if (entry.endsWith('.tmp')) await this.#remove(entry);
     }
@@ -91,6 +97,7 @@ export class LocalBackend implements StorageBackend {
       partFile: path.join(this.#partialsDir, `${id}.part`),
       recordFile: path.join(this.#partialsDir, `${id}.json`),
       shown: this.#shown(id),
+      sums: this.#sums,
     };
     let fh: FileHandle | undefined;
     let direct: FileHandle | null = null;
@@ -148,8 +155,10 @@ export class LocalBackend implements StorageBackend {
     return makeDirectory(this.outDir, name, options);
   }
 
-  makeLink(name: string, target: string, options: LinkOptions): Promise<void> {
-    return makeLink(this.outDir, name, target, options);
+  async makeLink(name: string, target: string, options: LinkOptions): Promise<void> {
+    await makeLink(this.outDir, name, target, options);
+    // A file the link replaced takes its recorded hash along.
+    await this.#sums.remove(name);
   }
 
   /** Creates nothing: a name's directories are made when its file is published (§9.3). */
@@ -173,11 +182,13 @@ export class LocalBackend implements StorageBackend {
       const st = await fh.stat({ bigint: true });
       if (st.isFile()) {
         const handle = fh;
+        const stamp = stampOf(st);
         return {
           size: Number(st.size),
           mtime: msOf(st.mtimeNs),
           mode: Number(st.mode) & 0o7777,
-          stamp: stampOf(st),
+          stamp,
+          sha256: await this.#sums.read(name, stamp),
           currentStamp: async () => stampOf(await handle.stat({ bigint: true })),
           fd: handle.fd,
           readAt: readAtFd(handle.fd),
@@ -212,13 +223,15 @@ export class LocalBackend implements StorageBackend {
       const st = await lstat(path.join(at, entry.name), { bigint: true }).catch(() => null);
       // Gone meanwhile, or replaced by something else: not listed.
       if (st === null || !(st.isFile() || st.isDirectory())) continue;
+      const stamp = st.isFile() ? stampOf(st) : '';
       out.push({
         name: entry.name,
         kind: st.isFile() ? 'file' : 'directory',
         size: st.isFile() ? Number(st.size) : 0,
         mtime: msOf(st.mtimeNs),
         mode: Number(st.mode) & 0o7777,
-        stamp: st.isFile() ? stampOf(st) : '',
+        stamp,
+        sha256: st.isFile() ? await this.#sums.read([...dir, entry.name].join('/'), stamp) : undefined,
       });
     }
     return out;

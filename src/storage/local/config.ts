@@ -10,3 +10,5 @@ export const PARTIALS_DIR_NAME = 'partials';
 export const NAME_DIR_MODE = 0o755;
 export const RESERVED_DIR_MODE = 0o700;
 export const PARTIAL_FILE_MODE = 0o600;
+/** Under RESERVED_DIR_NAME: the recorded SHA-256 of published files (sums.ts). */
+export const SUMS_DIR_NAME = 'sums';

@@ -11,8 +11,9 @@ import { readAtFd } from '../../transfer/file-hash.js';
 import type { PartialMeta, PartialUpload, PositionalReader, PublishOptions } from '../backend.js';
 import { RECORD_VERSION } from '../backend.js';
 import { fsyncDir, unlinkIfPresent } from './fs-util.js';
-import { prepareParents, removeCreated, type PathCounters } from './paths.js';
+import { prepareParents, removeCreated, stampOf, type PathCounters } from './paths.js';
 import { writeRecord } from './record.js';
+import type { SumRecords } from './sums.js';
 import { QueuedPartial } from '../queued-partial.js';
 import type { WriteQueue } from '../write-queue.js';
 
@@ -28,6 +29,8 @@ export interface PartialPaths {
   readonly recordFile: string;
   /** `.stx/partials/<id>`, for messages. */
   readonly shown: string;
+  /** Where a published file's SHA-256 is recorded (sums.ts). */
+  readonly sums: SumRecords;
 }
 
 export interface LocalPartialParts {
@@ -104,7 +107,7 @@ export class LocalPartial extends QueuedPartial implements PartialUpload {
         await this.#fh.utimes(new Date(), options.mtime / 1000);
         await this.#fh.sync();
       });
-      await this.close();
+      await this.queue.close();
       // The name's directories are made now, not at OPEN (§9.3), and the whole path is checked
       // again: directories may have been swapped for links since OPEN.
       const { finalPath, created } = await prepareParents(outDir, realOutDir, name.split('/'), counters);
@@ -132,8 +135,24 @@ export class LocalPartial extends QueuedPartial implements PartialUpload {
       await this.#step('syncing directory of', name, () => fsyncDir(path.dirname(finalPath)));
       // A leftover record without its .part restarts from 0 on OPEN and is swept.
       await unlinkIfPresent(this.#paths.recordFile).catch(() => undefined);
+      await this.#recordSum(name, options.sha256);
     } finally {
       await this.close();
+    }
+  }
+
+  /**
+   * The published file's SHA-256 for its version now, stamped from the published inode itself
+   * (still open here; the rename changed its ctime), or the name's old record removed. Best
+   * effort: the file is published whatever happens here, its hash then unknown.
+   */
+  async #recordSum(name: string, sha256: Buffer | undefined): Promise<void> {
+    const sums = this.#paths.sums;
+    try {
+      if (sha256 === undefined) await sums.remove(name);
+      else await sums.write(name, stampOf(await this.#fh.stat({ bigint: true })), sha256);
+    } catch {
+      await sums.remove(name);
     }
   }
 

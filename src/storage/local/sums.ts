@@ -1,0 +1,117 @@
+// The SHA-256 of each published file, as the policy verified it at publish (spec/PROTOCOL.md
+// §9.10), kept beside the file so that a listing, a GET_OK and an identical re-send (§9.1) know it
+// after a restart without reading the file.
+//
+// Where: one small record per published name in the reserved directory,
+// `.stx/sums/<h[0..2]>/<h>` with h = SHA-256 of the name, holding the name, the file's version
+// stamp (paths.ts stampOf: device, inode, size, mtime and ctime in ns) and its SHA-256. Why not an
+// extended attribute on the file: Node has no xattr API (it would take a native addon), not every
+// filesystem has user xattrs, and a copy of the tree (cp, tar, rsync without -X) would carry a
+// hash along to a file it no longer proves anything about. Why keyed by name: publishing a name
+// again overwrites its record, so there is at most one record per published name (bounded on disk,
+// nothing held in memory), and a replaced file's record is replaced with it.
+//
+// Never stale: a record is used only while the file's stamp equals the one recorded, taken from
+// the published inode itself after its rename (a rename changes the ctime). A file changed in
+// place by other means has another mtime or ctime, a replaced one another inode: its record is
+// then ignored. Records are written without fsync: after a power cut one may be missing or torn,
+// which only makes the hash unknown (a torn record does not parse, and a whole old one names an
+// old stamp).
+import { createHash } from 'node:crypto';
+import { close, constants, open, read, write } from 'node:fs';
+import { mkdir, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { errnoOf } from '../../transfer/io-error.js';
+
+// The callback API, one thread-pool trip per call: node:fs/promises' readFile and writeFile take
+// two to three times the CPU for a file this small (an fstat, chunked reads, extra awaits).
+const openFd = promisify(open);
+const readFd = promisify(read);
+const writeFd = promisify(write);
+const closeFd = promisify(close);
+
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+/** A record is a few hundred bytes (the name at most 4096); anything larger is not one. */
+const MAX_RECORD_BYTES = 8192;
+
+/** Writes `text` as the whole of `file` (created 0600, truncated), never through a link. */
+async function writeSmall(file: string, text: string): Promise<void> {
+  const fd = await openFd(file, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
+  try {
+    const bytes = Buffer.from(text, 'utf8');
+    const { bytesWritten } = await writeFd(fd, bytes, 0, bytes.length, 0);
+    if (bytesWritten !== bytes.length) throw new Error(`short write of ${file}`);
+  } finally {
+    await closeFd(fd);
+  }
+}
+
+/** The first MAX_RECORD_BYTES + 1 bytes of `file`, never through a link. */
+async function readSmall(file: string): Promise<Buffer> {
+  const fd = await openFd(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    const buffer = Buffer.allocUnsafe(MAX_RECORD_BYTES + 1);
+    const { bytesRead } = await readFd(fd, buffer, 0, buffer.length, 0);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await closeFd(fd);
+  }
+}
+
+export class SumRecords {
+  readonly #dir: string;
+
+  /** `dir` is `.stx/sums` under the output directory (created by init, mode 0700). */
+  constructor(dir: string) {
+    this.#dir = dir;
+  }
+
+  #pathOf(name: string): { shard: string; file: string } {
+    const h = createHash('sha256').update(name, 'utf8').digest('hex');
+    const shard = path.join(this.#dir, h.slice(0, 2));
+    return { shard, file: path.join(shard, h) };
+  }
+
+  /** Records `sha256` for the version `stamp` of published `name`. Best effort: a failure leaves the hash unknown. */
+  async write(name: string, stamp: string, sha256: Buffer): Promise<void> {
+    const { shard, file } = this.#pathOf(name);
+    const text = JSON.stringify({ v: 1, name, stamp, sha256: sha256.toString('hex') });
+    try {
+      await writeSmall(file, text);
+    } catch (err) {
+      if (errnoOf(err) !== 'ENOENT') throw err;
+      await mkdir(shard, { mode: 0o700 }).catch((e: unknown) => {
+        if (errnoOf(e) !== 'EEXIST') throw e;
+      });
+      await writeSmall(file, text);
+    }
+  }
+
+  /** The SHA-256 recorded for `name` if it was recorded for this very `stamp`, else undefined. */
+  async read(name: string, stamp: string): Promise<Buffer | undefined> {
+    if (stamp === '') return undefined;
+    let text: string;
+    try {
+      const bytes = await readSmall(this.#pathOf(name).file);
+      if (bytes.length > MAX_RECORD_BYTES) return undefined;
+      text = bytes.toString('utf8');
+    } catch {
+      return undefined; // none (or unreadable): unknown
+    }
+    try {
+      const v: unknown = JSON.parse(text);
+      if (typeof v !== 'object' || v === null) return undefined;
+      const r = v as Record<string, unknown>;
+      if (r.v !== 1 || r.name !== name || r.stamp !== stamp || typeof r.sha256 !== 'string' || !SHA256_HEX.test(r.sha256)) return undefined;
+      return Buffer.from(r.sha256, 'hex');
+    } catch {
+      return undefined; // torn by a crash
+    }
+  }
+
+  /** Forgets `name`'s record (published again without a hash, or replaced by a link). */
+  async remove(name: string): Promise<void> {
+    await unlink(this.#pathOf(name).file).catch(() => undefined);
+  }
+}
