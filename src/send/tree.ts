@@ -12,9 +12,16 @@ import { fileBody, upload } from './commands/upload.js';
 import { Retry, type RetryOptions } from './retry.js';
 import { Session, type SessionOptions } from './session.js';
 import { walk, type Entry } from './walk.js';
+import { fitsPut, PutPipeline, readWhole, sha256Of, Unreadable } from './put-pipeline.js';
 
 /** Entries the walk may find ahead of the one being sent. */
 const WALK_AHEAD = 64;
+/**
+ * Directories and links held back until the files before them are answered (§9.8: a directory's
+ * MKDIR after its contents): sent together, so that the server's PUT batches are not cut at every
+ * directory (§9.11). At this many they go at once.
+ */
+const MAX_HELD_MAKES = 4096;
 /** Skipped and failed entries listed by name in the result; beyond it they are only counted. */
 export const MAX_LISTED = 1000;
 
@@ -124,33 +131,80 @@ export async function sendTree(opts: TreeOptions): Promise<TreeResult> {
   const report = (current: string, currentSize: number, currentSent: number): void =>
     opts.onProgress?.({ done: done(), sent: counts.sent, current, currentSize, currentSent, reconnects: session.reconnects });
 
+  type Made = Extract<Entry, { kind: 'dir' | 'link' }>;
+  type FileEntry = Extract<Entry, { kind: 'file' }>;
+  const count = (entry: Exclude<Entry, { kind: 'skip' }>): void => {
+    if (entry.kind === 'file') {
+      counts.files++;
+      counts.bytes += entry.size;
+    } else if (entry.kind === 'dir') counts.directories++;
+    else counts.links++;
+  };
+  // Small files go pipelined (§9.11); the answers come back while later files go out.
+  const puts = new PutPipeline<FileEntry>(session, retry, {
+    done: (item) => count(item.entry),
+    failed: (item, err) => {
+      // Running out of space and the like stop the run (failsEntryOnly), as after an OPEN.
+      const refusal: Error = err;
+      if (!failsEntryOnly(refusal)) throw refusal;
+      fail(item.entry, refusal);
+    },
+    sent: (bytes) => {
+      counts.sent += bytes;
+    },
+  });
+  const held: Made[] = [];
+  /** One entry on its own (a larger file, a directory, a link), once the PUTs before it are answered. */
+  const sendAlone = async (entry: Exclude<Entry, { kind: 'skip' }>, source: FileSource | null): Promise<void> => {
+    await puts.drain();
+    const outcome = await sendEntry(entry, source, session, retry, counts, report);
+    if (outcome instanceof StxError) fail(entry, outcome);
+    else count(entry);
+  };
+  const sendHeld = async (): Promise<void> => {
+    for (const entry of held.splice(0)) await sendAlone(entry, null);
+  };
+
   try {
     for await (const entry of readAhead(walk(opts.paths, { to: opts.to, links: opts.links }), WALK_AHEAD)) {
       if (entry.kind === 'skip') {
         skip(entry.local, entry.reason);
         continue;
       }
-      let source: FileSource | null = null;
-      if (entry.kind === 'file') {
+      if (entry.kind !== 'file') {
+        held.push(entry);
+        if (held.length >= MAX_HELD_MAKES) await sendHeld();
+        continue;
+      }
+      if (fitsPut(entry.size)) {
+        let whole: Awaited<ReturnType<typeof readWhole>>;
         try {
-          source = await FileSource.open(entry.local, slots);
+          whole = await readWhole(entry.local, entry.size);
         } catch (err) {
-          skip(entry.local, err instanceof Error ? err.message : String(err));
+          if (err instanceof Unreadable) skip(entry.local, err.message);
+          else if (err instanceof StxError) fail(entry, err);
+          else throw err;
           continue;
         }
+        await puts.put({ entry, name: entry.remote, data: whole.data, sha256: sha256Of(whole.data), mtime: whole.mtime, mode: whole.mode });
+        report(entry.remote, entry.size, entry.size);
+        continue;
+      }
+      let source: FileSource;
+      try {
+        source = await FileSource.open(entry.local, slots);
+      } catch (err) {
+        skip(entry.local, err instanceof Error ? err.message : String(err));
+        continue;
       }
       try {
-        const outcome = await sendEntry(entry, source, session, retry, counts, report);
-        if (outcome instanceof StxError) fail(entry, outcome);
-        else if (entry.kind === 'file') {
-          counts.files++;
-          counts.bytes += entry.size;
-        } else if (entry.kind === 'dir') counts.directories++;
-        else counts.links++;
+        await sendAlone(entry, source);
       } finally {
-        await source?.close();
+        await source.close();
       }
     }
+    await puts.drain();
+    await sendHeld();
   } catch (err) {
     aborted = err instanceof StxError ? err : new ResourceError('INTERNAL', err instanceof Error ? err.message : String(err), { cause: err });
   } finally {
