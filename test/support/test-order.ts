@@ -35,6 +35,7 @@ const SECONDS: Readonly<Record<string, number>> = {
   'fuzz.test.js': 12,
   'conformance.test.js': 11,
   'e2e-client.test.js': 9,
+  'e2e-pipeline.test.js': 8,
   'hostile/handshake-flood.test.js': 8,
 };
 
