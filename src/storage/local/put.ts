@@ -3,9 +3,9 @@
 // and its directory fsync'd, before the caller answers. Nothing is recorded for a resume: a PUT
 // cut short is sent again whole. Many of these run at once, so their fsyncs overlap in the
 // filesystem's journal and their directory fsyncs are shared (dir-sync.ts).
-import { constants } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
-import { link, open, rename } from 'node:fs/promises';
+import { close, constants, fchmod, fsync, futimes, open, writev } from 'node:fs';
+import { link, rename } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import path from 'node:path';
 import { UploadError } from '../../proto/errors.js';
 import { errnoOf, toStxError } from '../../transfer/io-error.js';
@@ -24,6 +24,15 @@ export interface PutPaths {
   readonly shownTemp: string;
 }
 
+// Plain descriptors, not FileHandles: on this path the handle objects cost more main-thread time
+// than the system calls (a profile of 10,000 PUTs: ~95 µs per open of a FileHandle).
+const openFd = promisify(open);
+const writevFd = promisify(writev);
+const fchmodFd = promisify(fchmod);
+const futimesFd = promisify(futimes);
+const fsyncFd = promisify(fsync);
+const closeFd = promisify(close);
+
 async function step<T>(what: string, where: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
@@ -36,14 +45,14 @@ async function step<T>(what: string, where: string, fn: () => Promise<T>): Promi
 export async function putFile(paths: PutPaths, name: string, chunks: readonly Buffer[], options: PublishOptions, dirs: DirSyncer): Promise<void> {
   const { tempFile, shownTemp } = paths;
   const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW;
-  const fh: FileHandle = await step('creating', shownTemp, () => open(tempFile, flags, PARTIAL_FILE_MODE));
+  const fd = await step('creating', shownTemp, () => openFd(tempFile, flags, PARTIAL_FILE_MODE));
   let published = false;
   try {
     try {
       await step('writing', shownTemp, async () => {
         let pending = chunks.filter((c) => c.length > 0);
         while (pending.length > 0) {
-          let { bytesWritten } = await fh.writev(pending);
+          let { bytesWritten } = await writevFd(fd, pending);
           // A short write goes on where it stopped.
           const rest: Buffer[] = [];
           for (const c of pending) {
@@ -55,13 +64,13 @@ export async function putFile(paths: PutPaths, name: string, chunks: readonly Bu
           }
           pending = rest;
         }
-        await fh.chmod(options.mode & 0o777);
-        await fh.utimes(new Date(), options.mtime / 1000);
+        await fchmodFd(fd, options.mode & 0o777);
+        await futimesFd(fd, new Date(), options.mtime / 1000);
         // The bytes before the name: a crash never leaves a torn file under its final name.
-        await fh.sync();
+        await fsyncFd(fd);
       });
     } finally {
-      await fh.close().catch(() => undefined);
+      await closeFd(fd).catch(() => undefined);
     }
     const { finalPath, created } = await prepareParents(paths.outDir, paths.realOutDir, name.split('/'), paths.counters);
     try {
