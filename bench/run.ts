@@ -156,6 +156,8 @@ async function cpuModel(): Promise<string> {
 
 /** Let one run's dirty pages reach the disk before the next run starts (untimed). */
 async function main(): Promise<number> {
+  // The tree bench (issue 13 item 7): its own contenders and trees, bench/tree.ts.
+  if (process.argv.includes('--tree')) return (await import('./tree.js')).runTreeBench(process.argv.slice(2), log);
   if (isWanRun(process.argv.slice(2))) return runWan(process.argv.slice(2), { contenders: CONTENDERS, parseSize, log });
   const options = parseOptions(process.argv.slice(2));
   if (options === null) {

@@ -500,6 +500,10 @@ const DRIVERS: Record<ServerState, ((c: TestClient, frame: Frame, n: number) => 
     await c.handshake();
     c.send({ type: 'MKDIR', name: `states/making-${n}`, mtime: 1, mode: 0o700 }, frame);
   },
+  Putting: async (c, frame, n) => {
+    await c.handshake();
+    c.send({ type: 'PUT', name: `states/putting-${n}.bin`, size: 10, mtime: 1, mode: 0o600 }, frame);
+  },
   // A listing or a download runs to its end by itself and reads only PING, PONG and ERROR meanwhile;
   // test/e2e-download.test.ts sends frames into them over a socket.
   Listing: null,

@@ -141,6 +141,12 @@ export function decodeBody(body: Buffer): Frame {
       return { type: name, name: f.str('name'), target: f.str('target'), mtime: f.num('mtime') };
     case 'MADE':
       return { type: name };
+    case 'PUT':
+      return { type: name, name: f.str('name'), size: f.num('size'), mtime: f.num('mtime'), mode: f.num('mode') };
+    case 'PUT_DONE':
+      return { type: name, size: f.num('size'), sha256: f.bin('sha256') };
+    case 'PUT_FAILED':
+      return { type: name, code: f.num('code'), message: f.str('message') };
     case 'DONE':
       return { type: name, size: f.num('size'), sha256: f.bin('sha256') };
     case 'PROGRESS':

@@ -16,6 +16,9 @@ export const FRAME_TYPES = {
   MKDIR: 0x17,
   SYMLINK: 0x18,
   MADE: 0x19,
+  PUT: 0x1a,
+  PUT_DONE: 0x1b,
+  PUT_FAILED: 0x1c,
   ERROR: 0x20,
   PING: 0x21,
   PONG: 0x22,
@@ -124,6 +127,31 @@ interface Symlink {
 interface Made {
   readonly type: 'MADE';
 }
+/**
+ * A whole small file with no OPEN_OK to wait for (§9.11): DATA from offset 0 and END follow at
+ * once; the answer (PUT_DONE or PUT_FAILED) comes later, in the order of the PUTs.
+ */
+interface Put {
+  readonly type: 'PUT';
+  readonly name: string;
+  /** At most MAX_PUT_BYTES. */
+  readonly size: number;
+  readonly mtime: number;
+  readonly mode: number;
+}
+/** A PUT published and durable (§9.11): the answer to the oldest PUT not yet answered. */
+interface PutDone {
+  readonly type: 'PUT_DONE';
+  readonly size: number;
+  readonly sha256: Buffer;
+}
+/** A PUT refused or failed (§9.11), alone: the connection goes on. */
+interface PutFailed {
+  readonly type: 'PUT_FAILED';
+  /** Wire number of the error code (§10). */
+  readonly code: number;
+  readonly message: string;
+}
 interface ErrorFrame {
   readonly type: 'ERROR';
   /** Wire number of the error code (§10); numbers this version does not know are kept. */
@@ -212,6 +240,9 @@ export type Frame =
   | Mkdir
   | Symlink
   | Made
+  | Put
+  | PutDone
+  | PutFailed
   | ErrorFrame
   | Ping
   | Pong

@@ -55,6 +55,12 @@ export const MAX_MESSAGE_BYTES = 1024;
 /** Bytes of a stream upload's id (OPEN `stream`, §9.8). */
 export const STREAM_ID_BYTES = 16;
 
+/**
+ * Largest `size` of a PUT (§9.11, revision 1.4): a whole file sent without waiting for an answer,
+ * never resumed (a cut sends it again whole), so a loss costs at most this much again.
+ */
+export const MAX_PUT_BYTES = MAX_DATA_CHUNK_BYTES;
+
 /** Mode bits allowed in OPEN (§4). */
 export const MAX_MODE = 0o7777;
 

@@ -1,6 +1,6 @@
 // Field schemas of the control payloads (spec/PROTOCOL.md §2.1, §4) and their strict decoding.
 import { ProtocolError } from './errors.js';
-import { MAX_MESSAGE_BYTES, MAX_MODE, MAX_NAME_BYTES, MAX_SAFE_UINT, STREAM_ID_BYTES } from './limits.js';
+import { MAX_MESSAGE_BYTES, MAX_MODE, MAX_NAME_BYTES, MAX_PUT_BYTES, MAX_SAFE_UINT, STREAM_ID_BYTES } from './limits.js';
 
 type FieldKind =
   | { readonly kind: 'bin'; readonly min: number; readonly max: number }
@@ -48,6 +48,9 @@ export const SCHEMAS = {
   MKDIR: [field('name', str(1, MAX_NAME_BYTES)), field('mtime', int), field('mode', uint(MAX_MODE))],
   SYMLINK: [field('name', str(1, MAX_NAME_BYTES)), field('target', str(1, MAX_NAME_BYTES)), field('mtime', int)],
   MADE: [],
+  PUT: [field('name', str(1, MAX_NAME_BYTES)), field('size', uint(MAX_PUT_BYTES)), field('mtime', int), field('mode', uint(MAX_MODE))],
+  PUT_DONE: [field('size', uint()), field('sha256', bin(32))],
+  PUT_FAILED: [field('code', uint()), field('message', str(0, MAX_MESSAGE_BYTES))],
   ERROR: [field('code', uint()), field('message', str(0, MAX_MESSAGE_BYTES))],
   PING: [field('seq', uint())],
   PONG: [field('seq', uint())],

@@ -16,6 +16,7 @@ export type ServerState =
   | 'Listing'
   | 'Locating'
   | 'Serving'
+  | 'Putting'
   | 'Closed';
 
 export type ClientState =
@@ -29,6 +30,7 @@ export type ClientState =
   | 'Listing'
   | 'AwaitGetOk'
   | 'Fetching'
+  | 'Putting'
   | 'Closed';
 
 export type Transition<S extends string> = readonly [state: S, frame: FrameName, next: S];
@@ -61,6 +63,11 @@ export const SERVER_RECEIVE: readonly Transition<ServerState>[] = [
   ['Locating', 'PONG', 'Locating'],
   ['Serving', 'PING', 'Serving'],
   ['Serving', 'PONG', 'Serving'],
+  ['Ready', 'PUT', 'Putting'],
+  ['Putting', 'DATA', 'Putting'],
+  ['Putting', 'END', 'Ready'],
+  ['Putting', 'PING', 'Putting'],
+  ['Putting', 'PONG', 'Putting'],
 ];
 
 /** Frames the server may send, per state (§11.1); ERROR is allowed everywhere, GOAWAY in SERVER_GOAWAY_STATES. */
@@ -81,6 +88,24 @@ export const SERVER_SEND: readonly Transition<ServerState>[] = [
   ['Locating', 'GET_OK', 'Serving'],
   ['Serving', 'DATA', 'Serving'],
   ['Serving', 'GET_END', 'Ready'],
+  ['Ready', 'PUT_DONE', 'Ready'],
+  ['Opening', 'PUT_DONE', 'Opening'],
+  ['Receiving', 'PUT_DONE', 'Receiving'],
+  ['Verifying', 'PUT_DONE', 'Verifying'],
+  ['Making', 'PUT_DONE', 'Making'],
+  ['Listing', 'PUT_DONE', 'Listing'],
+  ['Locating', 'PUT_DONE', 'Locating'],
+  ['Serving', 'PUT_DONE', 'Serving'],
+  ['Putting', 'PUT_DONE', 'Putting'],
+  ['Ready', 'PUT_FAILED', 'Ready'],
+  ['Opening', 'PUT_FAILED', 'Opening'],
+  ['Receiving', 'PUT_FAILED', 'Receiving'],
+  ['Verifying', 'PUT_FAILED', 'Verifying'],
+  ['Making', 'PUT_FAILED', 'Making'],
+  ['Listing', 'PUT_FAILED', 'Listing'],
+  ['Locating', 'PUT_FAILED', 'Locating'],
+  ['Serving', 'PUT_FAILED', 'Serving'],
+  ['Putting', 'PUT_FAILED', 'Putting'],
 ];
 
 /** Frames the client may receive, per state (§11.2). */
@@ -126,6 +151,27 @@ export const CLIENT_RECEIVE: readonly Transition<ClientState>[] = [
   ['Fetching', 'PING', 'Fetching'],
   ['Fetching', 'PONG', 'Fetching'],
   ['Fetching', 'GOAWAY', 'Closed'],
+  ['Putting', 'PING', 'Putting'],
+  ['Putting', 'PONG', 'Putting'],
+  ['Putting', 'GOAWAY', 'Closed'],
+  ['Ready', 'PUT_DONE', 'Ready'],
+  ['AwaitOpenOk', 'PUT_DONE', 'AwaitOpenOk'],
+  ['Sending', 'PUT_DONE', 'Sending'],
+  ['AwaitDone', 'PUT_DONE', 'AwaitDone'],
+  ['AwaitMade', 'PUT_DONE', 'AwaitMade'],
+  ['Listing', 'PUT_DONE', 'Listing'],
+  ['AwaitGetOk', 'PUT_DONE', 'AwaitGetOk'],
+  ['Fetching', 'PUT_DONE', 'Fetching'],
+  ['Putting', 'PUT_DONE', 'Putting'],
+  ['Ready', 'PUT_FAILED', 'Ready'],
+  ['AwaitOpenOk', 'PUT_FAILED', 'AwaitOpenOk'],
+  ['Sending', 'PUT_FAILED', 'Sending'],
+  ['AwaitDone', 'PUT_FAILED', 'AwaitDone'],
+  ['AwaitMade', 'PUT_FAILED', 'AwaitMade'],
+  ['Listing', 'PUT_FAILED', 'Listing'],
+  ['AwaitGetOk', 'PUT_FAILED', 'AwaitGetOk'],
+  ['Fetching', 'PUT_FAILED', 'Fetching'],
+  ['Putting', 'PUT_FAILED', 'Putting'],
 ];
 
 /** Frames the client may send, per state (§11.2); ERROR is allowed everywhere, PING and PONG where it may receive PING. */
@@ -140,6 +186,9 @@ export const CLIENT_SEND: readonly Transition<ClientState>[] = [
   ['Ready', 'SYMLINK', 'AwaitMade'],
   ['Ready', 'LIST', 'Listing'],
   ['Ready', 'GET', 'AwaitGetOk'],
+  ['Ready', 'PUT', 'Putting'],
+  ['Putting', 'DATA', 'Putting'],
+  ['Putting', 'END', 'Ready'],
 ];
 
 /**
@@ -156,6 +205,7 @@ const SERVER_GOAWAY_STATES: ReadonlySet<ServerState> = new Set<ServerState>([
   'Listing',
   'Locating',
   'Serving',
+  'Putting',
 ]);
 
 export type Table<S extends string> = ReadonlyMap<S, ReadonlyMap<FrameName, S>>;

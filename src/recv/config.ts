@@ -10,6 +10,15 @@ const MiB = 1024 * 1024;
  * 89–90 MiB peak RSS; 5 MiB 90–93 MiB; 6 MiB 91–96; 8 MiB no faster and 95–98; 16 MiB no faster.
  */
 export const MAX_QUEUED_BYTES_PER_CONNECTION = 5 * MiB;
+/**
+ * PUTs (§9.11) one connection may have received and not yet answered, and the bytes they hold:
+ * at either bound the connection stops reading until answers go out. Each PUT is a job writing
+ * and syncing its file, so the count also bounds the files one client has open at once.
+ */
+export const MAX_PUTS_PENDING = 128;
+export const MAX_PUT_PENDING_BYTES = 8 * MiB;
+/** PUT jobs running at once in the whole daemon (open files, threadpool queue); more wait their turn. */
+export const MAX_PUT_JOBS_RUNNING = 512;
 
 /** Bytes all connections together may have queued for disk (the shared ByteBudget). */
 export const MAX_QUEUED_BYTES_TOTAL = 128 * MiB;

@@ -17,6 +17,7 @@ import type { Command, CommandLink, ReadyState } from './commands/command.js';
 import { getCommand, type GetState } from './commands/get.js';
 import { listCommand, type ListState } from './commands/list.js';
 import { uploadCommand, type UploadState } from './commands/upload.js';
+import { PutQueue } from './commands/put.js';
 import {
   MAX_SERVE_OUTPUT_BYTES,
   MAX_UNREAD_OUTPUT_BYTES,
@@ -161,6 +162,8 @@ export class Connection {
   private readonly account: LeaseAccount;
   /** Where long records are opened: the pool, as far as the memory budget admits. */
   private readonly recordBuffers: BodyBuffers;
+  /** PUTs received and not yet answered (§9.11). */
+  private readonly puts: PutQueue;
 
   constructor(
     private readonly transport: Transport,
@@ -174,6 +177,19 @@ export class Connection {
     const admitted = ctx.access === undefined ? { keys: ctx.authorizedKeys, anonymous: false } : admits(ctx.access);
     this.state = beginHandshake({ serverKey: ctx.serverKey, authorizedKeys: admitted.keys, anonymous: admitted.anonymous, ticket: ctx.handshake });
     this.gate = new ReadGate({ pause: () => transport.pause(), resume: () => transport.resume() });
+    this.puts = new PutQueue(
+      (answer) => this.send(answer),
+      {
+        hold: (reason) => this.gate.hold(reason),
+        release: (reason) => {
+          if (!this.gate.holds(reason)) return;
+          this.gate.release(reason);
+          // Frames left waiting in the channel are read now.
+          setImmediate(() => this.pump());
+        },
+      },
+      () => this.state.kind === 'Closed',
+    );
     this.handshakeLink = this.makeHandshakeLink();
     this.commandLink = this.makeCommandLink();
     this.memoryUser = {
@@ -260,6 +276,8 @@ export class Connection {
     while (this.state.kind !== 'Closed') {
       // A peer that does not read what we send gets no more answers queued: its frames wait.
       if (this.gate.holds('peer-not-reading')) return;
+      // Too many PUTs unanswered; or a command waits in Ready for the PUTs before it (§9.11).
+      if (this.gate.holds('puts') || (this.busy !== null && this.state.kind === 'Ready')) return;
       const state = this.state;
       if (state.kind === 'AwaitClientHello' && !state.preambleRead) {
         if (!readPreamble(state, this.handshakeLink)) return;
@@ -348,6 +366,11 @@ export class Connection {
         return undefined;
       }
       case 'Ready':
+        // Every command but PUT waits until the PUTs before it are answered (§9.11): reading stops
+        // meanwhile, and the frame is carried out in Ready afterwards.
+        if (frame.type !== 'PUT' && this.puts.size > 0) {
+          return this.puts.idle().then(() => (this.state.kind === 'Ready' ? this.receive(frame, raw) : undefined));
+        }
         for (const command of COMMANDS) {
           const step = command.start(frame, this.commandLink);
           if (this.state.kind !== 'Ready') return this.expect(next, frame.type, step);
@@ -357,6 +380,7 @@ export class Connection {
       case 'Receiving':
       case 'Verifying':
       case 'Making':
+      case 'Putting':
       case 'Listing':
       case 'Locating':
       case 'Serving': {
@@ -413,6 +437,8 @@ export class Connection {
     this.gate.hold('shutdown');
     const work = (async (): Promise<void> => {
       if (this.busy !== null) await this.busy.catch(() => undefined);
+      // PUTs received are answered before GOAWAY (§9.11).
+      await this.puts.idle();
       const running = commandOf(this.state);
       if (running !== undefined) await running.command.settle(running.state);
       this.tellPeer('SHUTTING_DOWN', 'server shutting down; reconnect and resume', this.channel.sealing ? 'GOAWAY' : 'ERROR');
@@ -505,7 +531,8 @@ export class Connection {
     const gone = new ResourceError('INTERNAL', `connection closed: ${reason}`);
     for (const w of this.drainWaiters) w.reject(gone);
     this.drainWaiters.clear();
-    void Promise.all([released, step]).then(() => this.onReleased?.());
+    // PUT jobs still running finish (a file they publish is whole), unanswered.
+    void Promise.all([released, step, this.puts.idle()]).then(() => this.onReleased?.());
     // Bodies it still has queued are bounded by the write queues' own budget (MAX_QUEUED_BYTES_TOTAL).
     this.ctx.memory?.remove(this.memoryUser);
     this.transport.end();
@@ -600,6 +627,8 @@ export class Connection {
       },
       log: this.log,
       dropped: (bytes) => youngGc.dropped(bytes),
+      held: (bytes) => this.account.held(bytes),
+      puts: this.puts,
       get downloads() {
         return granted().download;
       },

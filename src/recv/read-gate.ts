@@ -17,6 +17,8 @@ export type PauseReason =
   | 'peer-not-reading'
   /** The memory budget (--max-memory) is reached and this connection holds among the most, or waits for a record's buffer. */
   | 'memory'
+  /** PUTs not yet answered fill the connection's queue, or a command waits for them to be answered (§9.11). */
+  | 'puts'
   /** GOAWAY: nothing more is read (§9.6). */
   | 'shutdown';
 

@@ -4,10 +4,11 @@
 // bytes rest is a storage backend's (storage/backend.ts; local disk by default). No sockets
 // here: the connection layer calls open / write / checkpoint / finish / release.
 
+import { createHash, timingSafeEqual } from 'node:crypto';
 import path from 'node:path';
-import { ResourceError, UploadError } from '../proto/errors.js';
+import { CommandError, ResourceError, UploadError } from '../proto/errors.js';
 import { MAX_DATA_CHUNK_BYTES, MAX_MODE, MAX_SAFE_UINT } from '../proto/limits.js';
-import type { DirEntry, PartialRecord, PartialUpload, PublishedFile, StorageBackend } from '../storage/backend.js';
+import type { DirEntry, PartialMeta, PartialRecord, PartialUpload, PublishedFile, PublishOptions, StorageBackend } from '../storage/backend.js';
 import { LocalBackend } from '../storage/local/backend.js';
 import { processUmask } from './process-limits.js';
 import { ByteBudget } from '../transfer/budget.js';
@@ -18,6 +19,7 @@ import {
   DEFAULT_MAX_PARTIAL_FREE_FRACTION,
   FREE_SPACE_MARGIN_BYTES,
   LOCK_HANDOVER_TIMEOUT_MS,
+  MAX_PUT_JOBS_RUNNING,
   MAX_QUEUED_BYTES_PER_CONNECTION,
   MAX_QUEUED_BYTES_TOTAL,
   MAX_READ_BACK_WAIT_MS,
@@ -35,10 +37,14 @@ import { validateLinkTarget } from './link-target.js';
 import { UploadLocks } from './store/locks.js';
 import { SameFileCheck } from './store/same-file.js';
 import { identicalFile } from './store/identical.js';
-import { Upload, type OpenUpload } from './store/upload.js';
+import { Upload, type FinishResult, type OpenUpload } from './store/upload.js';
+import { Slots } from './store/slots.js';
 import { uploadId } from './store/upload-id.js';
 
 export { Upload, type FinishResult, type OpenUpload } from './store/upload.js';
+
+/** How long a free-space figure serves PUTs before it is asked again (#checkFreeSpaceForPut). */
+const FREE_SPACE_CACHE_MS = 250;
 export { ByteBudget } from '../transfer/budget.js';
 export { BodyPool } from '../transfer/body-pool.js';
 
@@ -144,6 +150,10 @@ export class Store {
   #quota = new PartialQuota(0);
   /** Read-backs charged to the client that asks (§9.7). */
   readonly #readBacks: ReadBackGate;
+  /** The free space last asked for PUTs, and when (#checkFreeSpaceForPut). */
+  #freeCache: { at: number; free: bigint } | null = null;
+  /** PUT jobs running at once, daemon-wide (§9.11). */
+  readonly #putSlots = new Slots(MAX_PUT_JOBS_RUNNING);
   #initialised = false;
 
   /**
@@ -303,6 +313,109 @@ export class Store {
   }
 
   /**
+   * PUT (§9.11): the whole file `chunks` with END's `sha256`, checked and published durably under
+   * its name in one go; nothing is kept for a resume. Many run at once (MAX_PUT_JOBS_RUNNING in
+   * all). Throws what OPEN and END would: BAD_NAME, TOO_LARGE, BUSY, EXISTS, NO_SPACE,
+   * INTEGRITY_FAILED, IO_ERROR.
+   */
+  async put(asked: OpenRequest, chunks: readonly Buffer[], sha256: Buffer, policy: OpenPolicy): Promise<FinishResult> {
+    if (!this.#initialised) throw new ResourceError('INTERNAL', 'Store.put before Store.init');
+    await this.#putSlots.acquire();
+    try {
+      // The stored name, in the client's namespace (§7.4), as for an OPEN.
+      if (policy.upload === false) throw new CommandError('NOT_ALLOWED', 'this client may not upload (its key says no-upload)');
+      const components = storedName(policy.namespace ?? [], asked.name);
+      const { size, mtime, mode, principal } = asked;
+      const name = components.join('/');
+      if (policy.maxFileBytes !== undefined && size > policy.maxFileBytes) {
+        throw new UploadError('TOO_LARGE', `size ${size} is above the limit of ${policy.maxFileBytes} bytes`);
+      }
+      const hash = createHash('sha256');
+      for (const chunk of chunks) hash.update(chunk);
+      const digest = hash.digest();
+      const shownName = components.join('/');
+      if (sha256.length !== digest.length || !timingSafeEqual(digest, sha256)) {
+        throw new UploadError('INTEGRITY_FAILED', `SHA-256 of "${shownName}" differs from END's`);
+      }
+      const id = uploadId({ principal, name, size, mtime, stream: undefined });
+      const lock = await this.#locks.acquire(shownName, id, shownName);
+      // A PUT ends by itself within moments: a same-identity newcomer waits for it (§9.4).
+      lock.onReleaseRequest = () => undefined;
+      try {
+        // The path is checked again when the file is published; only append-only needs it now.
+        const existing = policy.appendOnly ? await this.#backend.prepareName(shownName) : null;
+        if (existing !== null) {
+          // A re-sent file is no error if it is the same (§9.5); nothing is written either way.
+          if (existing.size !== size || !(await this.#sameContent(shownName, digest))) throw new UploadError('EXISTS', `"${shownName}" already exists`);
+          return { name: shownName, size, sha256: digest, unchanged: true };
+        }
+        // A partial of this client's file left by an OPEN is superseded by the whole file.
+        await this.#dropPartialOf(nameKey(principal, name));
+        await this.#checkFreeSpaceForPut(size);
+        const options = { mode: mode & 0o777 & ~this.#umask, mtime, how: policy.appendOnly ? ('no-clobber' as const) : ('replace' as const), sha256: digest };
+        if (this.#backend.putFile !== undefined) await this.#backend.putFile(id, shownName, chunks, options);
+        else await this.#putThroughPartial(id, { principal, name: shownName, size, mtime, mode, account: accountOf(principal, asked.source) }, chunks, options);
+        return { name: shownName, size, sha256: digest, unchanged: false };
+      } finally {
+        lock.release();
+      }
+    } catch (err) {
+      throw toStxError(err, 'storing', asked.name);
+    } finally {
+      this.#putSlots.release();
+    }
+  }
+
+  /** Whether the published file `name` has SHA-256 `digest` (an append-only re-send, §9.5). */
+  async #sameContent(name: string, digest: Buffer): Promise<boolean> {
+    const file = await this.#backend.openFile(name);
+    if (file === null) return false;
+    try {
+      const hash = createHash('sha256');
+      const buffer = Buffer.allocUnsafe(Math.min(file.size, MAX_DATA_CHUNK_BYTES));
+      for (let at = 0; at < file.size; ) {
+        const n = await file.readAt(buffer.subarray(0, Math.min(file.size - at, buffer.length)), at);
+        if (n === 0) return false;
+        hash.update(buffer.subarray(0, n));
+        at += n;
+      }
+      return timingSafeEqual(hash.digest(), digest);
+    } finally {
+      await file.close();
+    }
+  }
+
+  /** PUT on a backend without putFile: a partial written whole, then published. */
+  async #putThroughPartial(id: string, meta: PartialMeta, chunks: readonly Buffer[], options: PublishOptions): Promise<void> {
+    const limits = { budget: this.budget, maxQueuedBytes: this.#maxQueuedBytes, maxChunkBytes: this.#maxChunkBytes };
+    const partial = await this.#backend.openPartial(id, meta, undefined, limits);
+    try {
+      let at = 0;
+      for (const chunk of chunks) {
+        partial.write(at, chunk);
+        at += chunk.length;
+        await partial.drained();
+      }
+      await partial.endWrites();
+      if (partial.failure !== undefined) throw partial.failure;
+      await partial.publish(meta.name, options);
+    } catch (err) {
+      await partial.discard().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Drops the partial this client holds for a name, unless an upload has it open. */
+  async #dropPartialOf(key: string): Promise<void> {
+    const other = this.#idByName.get(key);
+    if (other === undefined || this.#locks.isIdLocked(other)) return;
+    this.#hasher.drop(other);
+    this.#quota.release(other);
+    this.#unindex(other);
+    await this.#backend.discard(other);
+  }
+
+  /**
    * MKDIR (§9.8): checks the name (§9.3), creates the directory and its parents, and gives it
    * `mode` (less the umask, no setuid/setgid/sticky) and `mtime`; on an append-only server an
    * existing directory stays as it is. Throws BAD_NAME, EXISTS, IO_ERROR.
@@ -410,6 +523,23 @@ export class Store {
     if (key === undefined) return;
     this.#nameById.delete(id);
     if (this.#idByName.get(key) === id) this.#idByName.delete(key);
+  }
+
+  /**
+   * #checkFreeSpace for a PUT: the free space is asked at most every FREE_SPACE_CACHE_MS, less
+   * what the PUTs since then took (a statfs per small file cost more than writing it).
+   */
+  async #checkFreeSpaceForPut(bytesToCome: number): Promise<void> {
+    const now = Date.now();
+    if (this.#freeCache === null || now - this.#freeCache.at > FREE_SPACE_CACHE_MS) {
+      this.#freeCache = { at: now, free: await this.#backend.freeBytes() };
+    }
+    const need = BigInt(bytesToCome) + BigInt(this.#freeSpaceMarginBytes);
+    if (this.#freeCache.free < need) {
+      this.#freeCache = null;
+      throw new UploadError('NO_SPACE', `not enough free space for ${bytesToCome} more bytes`);
+    }
+    this.#freeCache.free -= BigInt(bytesToCome);
   }
 
   async #checkFreeSpace(bytesToCome: number): Promise<void> {

@@ -73,6 +73,9 @@ function connectError(host: string, port: number, err: Error): LocalError {
  */
 export type CommandFrames = (frame: Frame) => void;
 
+/** What a PUT is answered with (§9.11). */
+export type PutAnswer = Extract<Frame, { type: 'PUT_DONE' | 'PUT_FAILED' }>;
+
 /** The states in which a command runs (§11.2): from its first frame until the connection is Ready again. */
 type CommandState = 'AwaitOpenOk' | 'Sending' | 'AwaitDone' | 'AwaitMade' | 'Listing' | 'AwaitGetOk' | 'Fetching';
 
@@ -89,6 +92,7 @@ function isCommandState(name: ClientState): name is CommandState {
     case 'AwaitServerHello':
     case 'AwaitServerFinished':
     case 'Ready':
+    case 'Putting':
     case 'Closed':
       return false;
   }
@@ -97,7 +101,7 @@ function isCommandState(name: ClientState): name is CommandState {
 /** The one state of a connection: §11.2's name, and what is valid only in it. */
 type State =
   | { readonly name: 'AwaitServerHello' | 'AwaitServerFinished' }
-  | { readonly name: 'Ready' }
+  | { readonly name: 'Ready' | 'Putting' }
   | { readonly name: CommandState; readonly command: CommandFrames }
   | { readonly name: 'Closed'; readonly reason: Error };
 
@@ -126,6 +130,8 @@ export class Connection implements DataSink {
   private lastProgress = Date.now();
   /** Records written whose last piece the socket has not yet handed to the kernel. */
   private unsentRecords = 0;
+  /** Who hears the answer of each PUT sent and not yet answered, oldest first (§9.11). */
+  readonly #puts: ((answer: PutAnswer) => void)[] = [];
 
   private constructor(
     readonly socket: net.Socket,
@@ -245,6 +251,39 @@ export class Connection implements DataSink {
     return this.write(this.channel.encode(frame));
   }
 
+  /**
+   * A whole small file (§9.11): PUT, its DATA from 0 and END go out at once, in Ready, and the
+   * connection is Ready again; the answer (PUT_DONE or PUT_FAILED) comes later, in PUT order.
+   * Returns the answer's promise (which rejects only when the connection fails first) and
+   * whether the socket can take more now (else wait for drain()).
+   */
+  put(put: Extract<Frame, { type: 'PUT' }>, data: Buffer, sha256: Buffer): { answer: Promise<PutAnswer>; ok: boolean } {
+    this.writable();
+    const answer = new Promise<PutAnswer>((resolve, reject) => {
+      const off = this.onFailure(reject);
+      this.#puts.push((a) => {
+        off();
+        resolve(a);
+      });
+    });
+    // Handled by whoever awaits it; a connection that fails rejects every waiter alike.
+    answer.catch(() => undefined);
+    this.move('PUT', 'sent');
+    this.write(this.channel.encode(put));
+    if (data.length > 0) {
+      this.move('DATA', 'sent');
+      this.write(this.channel.encodeData(0, data));
+    }
+    this.move('END', 'sent');
+    const ok = this.write(this.channel.encode({ type: 'END', sha256 }));
+    return { answer, ok };
+  }
+
+  /** PUTs sent and not yet answered. */
+  get putsUnanswered(): number {
+    return this.#puts.length;
+  }
+
   /** DATA without copying the chunk into a frame (§2.2). */
   sendData(offset: number, chunk: Buffer): boolean {
     this.writable();
@@ -326,6 +365,9 @@ export class Connection implements DataSink {
         return;
       case 'Ready':
         if (from.name === 'AwaitServerFinished') this.keepAlive();
+        this.#state = { name };
+        return;
+      case 'Putting':
         this.#state = { name };
         return;
       case 'Closed':
@@ -430,6 +472,7 @@ export class Connection implements DataSink {
             return;
           }
           case 'Ready':
+          case 'Putting':
           case 'AwaitOpenOk':
           case 'Sending':
           case 'AwaitDone':
@@ -471,6 +514,13 @@ export class Connection implements DataSink {
         : new ServerError(errorFor(code, f.message), f.type);
     }
     if (f.type === 'PING') this.send({ type: 'PONG', seq: f.seq });
+    if (f.type === 'PUT_DONE' || f.type === 'PUT_FAILED') {
+      // The answer to the oldest PUT not yet answered (§9.11).
+      const waiter = this.#puts.shift();
+      if (waiter === undefined) throw new ProtocolError('UNEXPECTED_FRAME', `${f.type} with no PUT unanswered`);
+      this.lastProgress = Date.now();
+      waiter(f);
+    }
     return r;
   }
 

@@ -14,9 +14,16 @@ import { plainFiles, type FileOpener } from './file-opener.js';
 import { Retry, type RetryOptions } from './retry.js';
 import { Session, type SessionOptions } from './session.js';
 import { walk, type Entry } from './walk.js';
+import { fitsPut, PutPipeline, readWhole, sha256Of, Unreadable } from './put-pipeline.js';
 
 /** Entries the walk may find ahead of the one being sent. */
 const WALK_AHEAD = 64;
+/**
+ * Directories and links held back until the files before them are answered (§9.8: a directory's
+ * MKDIR after its contents): sent together, so that the server's PUT batches are not cut at every
+ * directory (§9.11). At this many they go at once.
+ */
+const MAX_HELD_MAKES = 4096;
 /** Skipped and failed entries listed by name in the result; beyond it they are only counted. */
 export const MAX_LISTED = 1000;
 
@@ -131,36 +138,88 @@ export async function sendTree(opts: TreeOptions): Promise<TreeResult> {
     opts.onProgress?.({ done: done(), sent: counts.sent, current, currentSize, currentSent, reconnects: session.reconnects });
 
   const files = opts.files ?? plainFiles;
+  type Made = Extract<Entry, { kind: 'dir' | 'link' }>;
+  type FileEntry = Extract<Entry, { kind: 'file' }>;
+  const count = (entry: Exclude<Entry, { kind: 'skip' }>): void => {
+    if (entry.kind === 'file') {
+      counts.files++;
+      counts.bytes += entry.size;
+    } else if (entry.kind === 'dir') counts.directories++;
+    else counts.links++;
+  };
+  // Small files go pipelined (§9.11); the answers come back while later files go out.
+  const puts = new PutPipeline<FileEntry>(session, retry, {
+    done: (item) => count(item.entry),
+    failed: (item, err) => {
+      // Running out of space and the like stop the run (failsEntryOnly), as after an OPEN.
+      const refusal: Error = err;
+      if (!failsEntryOnly(refusal)) throw refusal;
+      fail(item.entry, refusal);
+    },
+    sent: (bytes) => {
+      counts.sent += bytes;
+    },
+  });
+  // A PUT carries a file's bytes as they are and no offered SHA-256: sealed files (read through
+  // `files`) and --checksum offers (an OPEN with sha256, §9.1) take the OPEN path.
+  const pipelined = files === plainFiles && opts.checksum !== true;
+  const held: Made[] = [];
+  /** One entry on its own (a larger file, a directory, a link), once the PUTs before it are answered. */
+  const sendAlone = async (entry: Exclude<Entry, { kind: 'skip' }>, source: DataSource | null): Promise<void> => {
+    await puts.drain();
+    const outcome = await sendEntry(entry, source, session, retry, counts, report, opts.checksum === true);
+    if (outcome instanceof StxError) fail(entry, outcome);
+    else if (outcome === 'identical') skip(entry.local, 'identical');
+    else {
+      if (source !== null) await files.done(source);
+      count(entry);
+    }
+  };
+  const sendHeld = async (): Promise<void> => {
+    for (const entry of held.splice(0)) await sendAlone(entry, null);
+  };
+
   try {
     for await (const walked of readAhead(walk(opts.paths, { to: opts.to, links: opts.links }), WALK_AHEAD)) {
       if (walked.kind === 'skip') {
         skip(walked.local, walked.reason);
         continue;
       }
-      const entry = walked.kind === 'file' ? { ...walked, remote: files.name(walked.remote) } : walked;
-      let source: DataSource | null = null;
-      if (entry.kind === 'file') {
+      if (walked.kind !== 'file') {
+        held.push(walked);
+        if (held.length >= MAX_HELD_MAKES) await sendHeld();
+        continue;
+      }
+      const entry = { ...walked, remote: files.name(walked.remote) };
+      if (pipelined && fitsPut(entry.size)) {
+        let whole: Awaited<ReturnType<typeof readWhole>>;
         try {
-          source = await files.open(entry.local, entry.remote, slots);
+          whole = await readWhole(entry.local, entry.size);
         } catch (err) {
-          skip(entry.local, err instanceof Error ? err.message : String(err));
+          if (err instanceof Unreadable) skip(entry.local, err.message);
+          else if (err instanceof StxError) fail(entry, err);
+          else throw err;
           continue;
         }
+        await puts.put({ entry, name: entry.remote, data: whole.data, sha256: sha256Of(whole.data), mtime: whole.mtime, mode: whole.mode });
+        report(entry.remote, entry.size, entry.size);
+        continue;
+      }
+      let source: DataSource;
+      try {
+        source = await files.open(entry.local, entry.remote, slots);
+      } catch (err) {
+        skip(entry.local, err instanceof Error ? err.message : String(err));
+        continue;
       }
       try {
-        const outcome = await sendEntry(entry, source, session, retry, counts, report, opts.checksum === true);
-        if (outcome instanceof StxError) fail(entry, outcome);
-        else if (outcome === 'identical') skip(entry.local, 'identical');
-        else if (entry.kind === 'file') {
-          if (source !== null) await files.done(source);
-          counts.files++;
-          counts.bytes += entry.size;
-        } else if (entry.kind === 'dir') counts.directories++;
-        else counts.links++;
+        await sendAlone(entry, source);
       } finally {
-        await source?.close();
+        await source.close();
       }
     }
+    await puts.drain();
+    await sendHeld();
   } catch (err) {
     aborted = err instanceof StxError ? err : new ResourceError('INTERNAL', err instanceof Error ? err.message : String(err), { cause: err });
   } finally {

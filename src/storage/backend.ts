@@ -282,5 +282,11 @@ export interface StorageBackend {
    * link there atomically unless `noClobber` (then EXISTS, except the same link). EXISTS over a
    * directory. A backend without links leaves this out.
    */
+  /**
+   * A whole file at once (PUT, §9.11), for upload `id`: `chunks` published under `name` with
+   * mode and mtime, durably (its bytes and its name) when this resolves, as publish() does;
+   * nothing kept for a resume. Without it the policy goes through openPartial and publish.
+   */
+  putFile?(id: string, name: string, chunks: readonly Buffer[], options: PublishOptions): Promise<void>;
   makeLink?(name: string, target: string, options: { readonly mtime: number; readonly noClobber: boolean }): Promise<void>;
 }

@@ -33,6 +33,8 @@ export interface ConformanceCase {
 const OPEN_REFUSALS = ['ERROR NO_SPACE', 'ERROR TOO_LARGE', 'ERROR EXISTS', 'ERROR BUSY'];
 /** What a valid MKDIR or SYMLINK may get (§9.8): MADE, or a refusal for what is there already. */
 const MAKE_ANSWERS = ['MADE', 'ERROR EXISTS'];
+/** What a valid PUT followed at once by END may get (§9.11): its answer, or BAD_OFFSET for an END before `size` bytes. */
+const PUT_ANSWERS = ['PUT_DONE', 'PUT_FAILED EXISTS', 'PUT_FAILED NO_SPACE', 'PUT_FAILED TOO_LARGE', 'PUT_FAILED BUSY', 'ERROR BAD_OFFSET'];
 
 
 /** OAEP without the H_sh label (§7.1): what an implementation that forgot the label sends. */
@@ -145,7 +147,9 @@ function validFrameCase(section: string, name: string, body: Buffer, frame: unkn
                 ? ['GET_OK', 'ERROR NOT_FOUND', 'ERROR NOT_ALLOWED']
                 : type === 'MKDIR' || type === 'SYMLINK'
                   ? MAKE_ANSWERS
-                  : ['ERROR UNEXPECTED_FRAME'];
+                  : type === 'PUT'
+                    ? PUT_ANSWERS
+                    : ['ERROR UNEXPECTED_FRAME'];
   return {
     section,
     name: `${name} (${type} in Ready)`,
@@ -154,6 +158,8 @@ function validFrameCase(section: string, name: string, body: Buffer, frame: unkn
       await ready(c, ctx);
       await c.write(c.seal(body));
       if (type === 'PONG') await c.send({ type: 'PING', seq: 424242 });
+      // A PUT waits for its DATA and END (§9.11): END at once, which is early unless it is empty.
+      if (type === 'PUT') await c.send({ type: 'END', sha256: sha256(Buffer.alloc(0)) });
       return nextEvent(c, ctx);
     },
   };
@@ -257,6 +263,15 @@ const DRIVERS: readonly Driver[] = [
       const data = Buffer.from(`verifying ${n}`);
       await open(c, ctx, `${ctx.prefix}/verifying-${n}.bin`, data.length);
       await c.write(c.seal(dataBody(0, data)), c.sealFrame({ type: 'END', sha256: sha256(data) }), sealed(c, f));
+    },
+  },
+  {
+    // Putting lasts from PUT to its END (§9.11).
+    state: 'Putting',
+    expect: 'ERROR UNEXPECTED_FRAME',
+    send: async (c, ctx, f, n) => {
+      await ready(c, ctx);
+      await c.write(c.sealFrame({ type: 'PUT', name: `${ctx.prefix}/putting-${n}.bin`, size: 10, mtime: 1, mode: 0o600 }), sealed(c, f));
     },
   },
   {
@@ -734,6 +749,85 @@ function treeCases(): ConformanceCase[] {
   ];
 }
 
+/** PUT, its DATA and END as one write, without waiting (§9.11). */
+function putRecords(c: RawClient, name: string, data: Buffer): Buffer[] {
+  const out = [c.sealFrame({ type: 'PUT', name, size: data.length, mtime: 1_700_000_000_000, mode: 0o640 })];
+  if (data.length > 0) out.push(c.seal(dataBody(0, data)));
+  out.push(c.sealFrame({ type: 'END', sha256: sha256(data) }));
+  return out;
+}
+
+/** The next `n` answers, PROGRESS, PONG and ACK skipped, joined by ", ". */
+async function answers(c: RawClient, ctx: RunContext, n: number): Promise<string> {
+  const got: string[] = [];
+  for (let i = 0; i < n + 20 && got.length < n; i++) {
+    const e = await nextEvent(c, ctx);
+    if (e.startsWith('PONG') || e === 'ACK') continue;
+    got.push(e);
+    if (!e.startsWith('PUT_') && e !== 'MADE' && e !== 'OPEN_OK') break;
+  }
+  return got.join(', ');
+}
+
+/** §9.11: pipelined small files. */
+function putCases(): ConformanceCase[] {
+  return [
+    {
+      section: '§9.11',
+      name: 'three PUTs in one write, a bad name in the middle: answered in order, the others published',
+      expect: ['PUT_DONE, PUT_FAILED BAD_NAME, PUT_DONE'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        const a = patterned(5000, 11);
+        await c.write(...putRecords(c, `${ctx.prefix}/put/a.bin`, a), ...putRecords(c, `${ctx.prefix}/put/../b.bin`, patterned(10, 12)), ...putRecords(c, `${ctx.prefix}/put/empty`, Buffer.alloc(0)));
+        return answers(c, ctx, 3);
+      },
+    },
+    {
+      section: '§9.11',
+      name: 'a PUT with the wrong SHA-256 fails alone: PUT_FAILED INTEGRITY_FAILED, then the next PUT is answered',
+      expect: ['PUT_FAILED INTEGRITY_FAILED, PUT_DONE'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        const data = patterned(100, 13);
+        const bad = [c.sealFrame({ type: 'PUT', name: `${ctx.prefix}/put/bad.bin`, size: data.length, mtime: 1, mode: 0o600 }), c.seal(dataBody(0, data)), c.sealFrame({ type: 'END', sha256: sha256(Buffer.from('other')) })];
+        await c.write(...bad, ...putRecords(c, `${ctx.prefix}/put/good.bin`, data));
+        return answers(c, ctx, 2);
+      },
+    },
+    {
+      section: '§9.11',
+      name: 'MKDIR right behind a PUT: the PUT is answered first',
+      expect: ['PUT_DONE, MADE'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        await c.write(...putRecords(c, `${ctx.prefix}/put/dir/f.txt`, patterned(64, 14)), c.sealFrame({ type: 'MKDIR', name: `${ctx.prefix}/put/dir`, mtime: 1_600_000_000_000, mode: 0o750 }));
+        return answers(c, ctx, 2);
+      },
+    },
+    {
+      section: '§9.11',
+      name: 'PUT DATA beyond its size: ERROR BAD_OFFSET',
+      expect: ['ERROR BAD_OFFSET'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        await c.write(c.sealFrame({ type: 'PUT', name: `${ctx.prefix}/put/over.bin`, size: 4, mtime: 1, mode: 0o600 }), c.seal(dataBody(0, patterned(5, 15))));
+        return nextEvent(c, ctx);
+      },
+    },
+    {
+      section: '§9.11',
+      name: 'PUT DATA not from offset 0: ERROR BAD_OFFSET',
+      expect: ['ERROR BAD_OFFSET'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        await c.write(c.sealFrame({ type: 'PUT', name: `${ctx.prefix}/put/late.bin`, size: 10, mtime: 1, mode: 0o600 }), c.seal(dataBody(5, patterned(5, 16))));
+        return nextEvent(c, ctx);
+      },
+    },
+  ];
+}
+
 /** §9.6: cases that wait for the server's timers (HANDSHAKE_TIMEOUT, IDLE_TIMEOUT); only with --timeouts. */
 export function timerCases(): ConformanceCase[] {
   return [
@@ -777,6 +871,7 @@ export function conformanceCases(options: { timers?: boolean; downloads?: boolea
     ...ruleCases(),
     ...treeCases(),
     ...identicalCases(),
+    ...putCases(),
     ...(options.timers === true ? timerCases() : []),
   ];
 }

@@ -53,6 +53,7 @@ export async function partial(c: RawClient, ctx: RunContext, stopAfter: NonNulla
 }
 
 export function describeFrame(f: Frame): string {
+  if (f.type === 'PUT_FAILED') return `PUT_FAILED ${describeCode(f.code)}`;
   return f.type === 'PING' || f.type === 'PONG' ? `${f.type} seq=${f.seq}` : f.type;
 }
 

@@ -379,6 +379,16 @@ const DRIVERS: readonly StateDriver[] = [
       return c.outcome(STATE_WAIT_MS);
     },
   },
+  // Putting lasts from PUT to its END (§9.11).
+  {
+    state: 'Putting',
+    expect: 'UNEXPECTED_FRAME',
+    drive: async (c, frame, n) => {
+      assert.ok(await c.handshake());
+      await c.write(c.sealFrame({ type: 'PUT', name: `states/putting-${n}.bin`, size: 10, mtime: 1, mode: 0o600 }), c.sealFrame(sampleFrame(frame)));
+      return c.outcome(STATE_WAIT_MS);
+    },
+  },
   // Listing and Locating: the frame right behind LIST or GET, in the same write, is judged in the
   // state they moved to (the walk and the file's opening run on after it).
   {

@@ -122,6 +122,26 @@ function codeOf(answer: Answer): string {
   return answer.ok ? 'OK' : answer.code;
 }
 
+/** A whole file as one PUT (§9.11) on a fresh connection: 'OK' (PUT_DONE) or the code of PUT_FAILED or ERROR. */
+async function put(a: Arena, key: KeyObject | undefined, name: string, data: Buffer): Promise<string> {
+  const c = await connect(a, key);
+  try {
+    await c.send({ type: 'PUT', name, size: data.length, mtime: MTIME, mode: 0o644 });
+    await c.sendData(data, 0);
+    await c.send({ type: 'END', sha256: sha256(data) });
+    for (let i = 0; i < 1000; i++) {
+      const next = await c.next();
+      if (next.kind !== 'frame') return next.kind === 'local' ? next.code : next.kind.toUpperCase();
+      const f = next.frame;
+      if (f.type === 'PUT_DONE') return 'OK';
+      if (f.type === 'PUT_FAILED' || f.type === 'ERROR') return codeFromWire(f.code) ?? `#${f.code}`;
+    }
+    throw new Error('no answer to the PUT in 1000 frames');
+  } finally {
+    c.destroy();
+  }
+}
+
 /** A whole upload of `data` as `name` on a fresh connection: 'OK' or the ERROR code. */
 async function upload(a: Arena, key: KeyObject | undefined, name: string, data: Buffer, mtime = MTIME): Promise<string> {
   const since = a.daemon.stdout().length;
@@ -218,6 +238,19 @@ describe('namespaces and rights', { concurrency: true }, () => {
       assert.equal(readFileSync(path.join(a.out, 'drop/anon.txt'), 'utf8'), 'anonymous');
       assert.equal(readFileSync(path.join(a.out, 'hosts/web10/secret.txt'), 'utf8'), 'web10 only', "web10's file untouched");
       assert.deepEqual(tree(path.join(a.out, 'hosts/web10')), ['secret.txt']);
+    });
+
+    test('pipelined PUTs (§9.11) are confined and refused as OPENs are', async () => {
+      assert.equal(await put(a, web1, 'put.txt', Buffer.from('web1 put')), 'OK');
+      assert.equal(readFileSync(path.join(a.out, 'hosts/web1/put.txt'), 'utf8'), 'web1 put');
+      assert.equal(existsSync(path.join(a.out, 'put.txt')), false, 'nothing at the top of --out');
+      assert.equal(await put(a, web1, '../web10/secret.txt', Buffer.from('escape')), 'BAD_NAME');
+      assert.equal(await put(a, reader, 'r.txt', Buffer.from('read-only key')), 'NOT_ALLOWED');
+      assert.equal(await put(a, small, 'big.bin', Buffer.alloc(2048)), 'TOO_LARGE');
+      assert.equal(await put(a, p, 'put-vault.txt', Buffer.from('first')), 'OK');
+      assert.equal(await put(a, q, 'put-vault.txt', Buffer.from('second')), 'EXISTS');
+      assert.equal(readFileSync(path.join(a.out, 'vault/put-vault.txt'), 'utf8'), 'first');
+      assert.equal(readFileSync(path.join(a.out, 'hosts/web10/secret.txt'), 'utf8'), 'web10 only');
     });
 
     test('GET and LIST outside the namespace look exactly like nothing there', async () => {

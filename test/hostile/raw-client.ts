@@ -557,6 +557,12 @@ export function sampleFrame(type: FrameName): Frame {
       return { type, done: 0, total: 10 };
     case 'MKDIR':
       return { type, name: 'state-table-dir', mtime: 1_700_000_000_000, mode: 0o755 };
+    case 'PUT':
+      return { type, name: 'state-table-put.bin', size: 10, mtime: 1_700_000_000_000, mode: 0o644 };
+    case 'PUT_DONE':
+      return { type, size: 10, sha256: b32 };
+    case 'PUT_FAILED':
+      return { type, code: 30, message: 'refused' };
     case 'SYMLINK':
       return { type, name: 'state-table-link', target: 'state-table.bin', mtime: 1_700_000_000_000 };
     case 'MADE':

@@ -12,6 +12,7 @@ import type { DataSink } from '../../transfer/sender.js';
 import type { KnownDigests } from '../digests.js';
 import type { Namespace } from '../namespace.js';
 import type { OpenPolicy, Store } from '../store.js';
+import type { PutQueue } from './put.js';
 
 /** A state of the connection, as far as a command needs to tell them apart. */
 export interface Tagged {
@@ -50,6 +51,10 @@ export interface CommandLink<S extends Tagged> {
   readonly log: Logger;
   /** Buffers of `bytes` that are garbage now (runtime/young-gc.ts). */
   dropped(bytes: number): void;
+  /** Bytes the command holds in memory besides leases (a PUT's copied DATA), negative when it lets go. */
+  held(bytes: number): void;
+  /** PUTs received and not yet answered (§9.11). */
+  readonly puts: PutQueue;
   /** Whether the client may list and download (`--allow-download`, its key's options: §7.4, §9.9, §9.10). */
   readonly downloads: boolean;
   /** SHA-256 values of published files read whole before (§9.10). */

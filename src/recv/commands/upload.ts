@@ -9,6 +9,17 @@ import { ACK_INTERVAL_BYTES, ACK_INTERVAL_MS, PROGRESS_INTERVAL_MS } from '../co
 import type { OpenUpload } from '../store.js';
 import { IdenticalFile } from '../store/identical.js';
 import type { Command, CommandLink, Tagged } from './command.js';
+import { failedAnswer } from './put.js';
+
+/** A PUT being received (§9.11): its DATA so far, each chunk held until its job wrote it. */
+interface Incoming {
+  readonly frame: Extract<Frame, { type: 'PUT' }>;
+  readonly chunks: Buffer[];
+  readonly leases: BodyLease[];
+  received: number;
+  /** Bytes of `chunks` copied out of short DATA frames (held on the connection's account). */
+  copied: number;
+}
 
 /** PROGRESS every PROGRESS_INTERVAL_MS while an answer is on its way (§9.7), until stop(). */
 class Progress {
@@ -49,17 +60,25 @@ export type UploadState =
     }
   | { readonly kind: 'Verifying'; readonly upload: OpenUpload; readonly started: number; readonly from: number; readonly progress: Progress }
   /** MKDIR or SYMLINK being carried out (§9.8); MADE goes out next. */
-  | { readonly kind: 'Making' };
+  | { readonly kind: 'Making' }
+  /** A PUT's DATA arriving, until its END (§9.11); the answer comes from its job later. */
+  | { readonly kind: 'Putting'; readonly put: Incoming };
 
 type Link = CommandLink<UploadState>;
 type Receiving = Extract<UploadState, { kind: 'Receiving' }>;
 
 export const uploadCommand: Command<UploadState> = {
   owns(state: Tagged): state is UploadState {
-    return state.kind === 'Opening' || state.kind === 'Receiving' || state.kind === 'Verifying' || state.kind === 'Making';
+    return state.kind === 'Opening' || state.kind === 'Receiving' || state.kind === 'Verifying' || state.kind === 'Making' || state.kind === 'Putting';
   },
 
   start(frame: Frame, link: Link): Promise<void> | undefined {
+    if (frame.type === 'PUT') {
+      // Its DATA may be as long as any (§2): records of DATA size are admitted until END.
+      link.channel.longRecords = true;
+      link.enter({ kind: 'Putting', put: { frame, chunks: [], leases: [], received: 0, copied: 0 } });
+      return undefined;
+    }
     if (frame.type === 'MKDIR' || frame.type === 'SYMLINK') {
       link.enter({ kind: 'Making' });
       return make(frame, link);
@@ -72,6 +91,12 @@ export const uploadCommand: Command<UploadState> = {
   },
 
   receive(state: UploadState, frame: Frame, link: Link): Promise<void> | undefined {
+    if (state.kind === 'Putting') {
+      // A short DATA frame's bytes live in the channel's buffer: copied, and counted as held.
+      if (frame.type === 'DATA') putData(state.put, frame.offset, Buffer.from(frame.data), undefined, link);
+      if (frame.type === 'END') putEnd(state.put, frame.sha256, frame.size, link);
+      return undefined;
+    }
     if (state.kind !== 'Receiving') return undefined;
     if (frame.type === 'DATA') {
       receiveData(state, frame.offset, frame.data, undefined, link);
@@ -85,6 +110,10 @@ export const uploadCommand: Command<UploadState> = {
   },
 
   receiveData(state: UploadState, offset: number, data: Buffer, lease: BodyLease, link: Link): void {
+    if (state.kind === 'Putting') {
+      putData(state.put, offset, data, lease, link);
+      return;
+    }
     if (state.kind !== 'Receiving') {
       lease.release();
       throw new ResourceError('INTERNAL', `DATA reached the upload in state ${state.kind}`); // the tables admit none
@@ -99,6 +128,11 @@ export const uploadCommand: Command<UploadState> = {
 
   close(state: UploadState, reason: string, err: unknown, link: Link): Promise<void> {
     if (state.kind === 'Making') return Promise.resolve();
+    if (state.kind === 'Putting') {
+      // A PUT cut before its END was never taken: nothing of it is kept (§9.11).
+      dropIncoming(state.put, link);
+      return Promise.resolve();
+    }
     if (state.kind === 'Opening') {
       // An OPEN still being prepared stops; a re-read keeps what it read for the next one (§9.7).
       state.progress.stop();
@@ -246,4 +280,59 @@ async function make(frame: Extract<Frame, { type: 'MKDIR' | 'SYMLINK' }>, link: 
   if (link.closed()) return;
   link.send({ type: 'MADE' }, { kind: 'Ready' });
   link.log.info({ event: frame.type === 'MKDIR' ? 'mkdir' : 'symlink', client: link.principal(), name: shown }, frame.type === 'MKDIR' ? 'directory made' : 'link made');
+}
+
+/** One DATA of a PUT (§9.11): from 0, each where the last ended, never beyond `size`. */
+function putData(put: Incoming, offset: number, data: Buffer, lease: BodyLease | undefined, link: Link): void {
+  if (offset !== put.received || offset + data.length > put.frame.size) {
+    lease?.release();
+    throw new UploadError('BAD_OFFSET', `PUT DATA at ${offset} (${data.length} bytes) where ${put.received} of ${put.frame.size} was next`);
+  }
+  put.chunks.push(data);
+  if (lease !== undefined) put.leases.push(lease);
+  else {
+    put.copied += data.length;
+    link.held(data.length);
+  }
+  put.received += data.length;
+}
+
+/** END of a PUT: its job starts and the connection is Ready again at once; the answer follows (§9.11). */
+function putEnd(put: Incoming, sha256: Buffer, endSize: number | undefined, link: Link): void {
+  link.channel.longRecords = false;
+  const size = put.frame.size;
+  if (put.received !== size || (endSize !== undefined && endSize !== size)) {
+    dropIncoming(put, link);
+    throw new UploadError('BAD_OFFSET', `PUT END after ${put.received} of ${size} bytes${endSize === undefined ? '' : ` (END says ${endSize})`}`);
+  }
+  link.enter({ kind: 'Ready' });
+  const { frame } = put;
+  const started = Date.now();
+  const job = link.store
+    .put(
+      { principal: link.principal(), source: link.remoteAddress, name: frame.name, size, mtime: frame.mtime, mode: frame.mode },
+      put.chunks,
+      sha256,
+      link.policy,
+    )
+    .then(
+      (result) => {
+        link.log.debug({ event: 'put', client: link.principal(), name: result.name, size, unchanged: result.unchanged, ms: Date.now() - started }, 'file put');
+        return { type: 'PUT_DONE' as const, size: result.size, sha256: result.sha256 };
+      },
+      (err: unknown) => {
+        link.log.info({ event: 'put', outcome: 'failed', client: link.principal(), name: frame.name, code: err instanceof StxError ? err.code : 'INTERNAL', reason: err instanceof Error ? err.message : String(err) }, 'file put failed');
+        return failedAnswer(err);
+      },
+    )
+    .finally(() => dropIncoming(put, link));
+  link.puts.add(job, size);
+}
+
+/** Gives back what a PUT held: its chunks' leases, and the count of copied bytes. */
+function dropIncoming(put: Incoming, link: Link): void {
+  for (const lease of put.leases.splice(0)) lease.release();
+  put.chunks.length = 0;
+  if (put.copied > 0) link.held(-put.copied);
+  put.copied = 0;
 }

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { ResourceError } from '../../proto/errors.js';
 import { errnoOf, toStxError } from '../../transfer/io-error.js';
 import { readAtFd } from '../../transfer/file-hash.js';
-import type { DirEntry, FileInfo, ListedPartial, PartialMeta, PartialRecord, PartialUpload, PublishedFile, StorageBackend, WriteLimits } from '../backend.js';
+import type { DirEntry, FileInfo, ListedPartial, PartialMeta, PartialRecord, PartialUpload, PublishedFile, PublishOptions, StorageBackend, WriteLimits } from '../backend.js';
 import { isPartialId } from '../backend.js';
 import { NAME_DIR_MODE, PARTIAL_FILE_MODE, PARTIALS_DIR_NAME, RESERVED_DIR_NAME, SUMS_DIR_NAME } from './config.js';
 import { openDirect } from './direct-io.js';
@@ -27,8 +27,10 @@ import { makeDirectory, makeLink, type DirectoryOptions, type LinkOptions } from
 import { readRecord } from './record.js';
 import { SumRecords } from './sums.js';
 import { WriteQueue } from '../write-queue.js';
+import { DirSyncer } from './dir-sync.js';
+import { putFile } from './put.js';
 
-const PARTIAL_FILE = /^([0-9a-f]{64})\.(part|json|json\.tmp)$/;
+const PARTIAL_FILE = /^([0-9a-f]{64})\.(part|json|json\.tmp|put)$/;
 
 export class LocalBackend implements StorageBackend {
   readonly outDir: string;
@@ -43,6 +45,8 @@ export class LocalBackend implements StorageBackend {
   readonly pathCounters: PathCounters = newPathCounters();
   /** outDir with its links resolved (init): what a name's directories must resolve under. */
   #realOutDir: string;
+  /** Directory fsyncs shared by the files published at the same time (PUT, §9.11). */
+  readonly #dirSyncs = new DirSyncer();
 
   /** `outDir` (created by init if missing) is trusted configuration: it may be reached through links. */
   constructor(outDir: string) {
@@ -64,7 +68,8 @@ export class LocalBackend implements StorageBackend {
     await this.#ensurePrivateDir(this.#partialsDir, `${RESERVED_DIR_NAME}/${PARTIALS_DIR_NAME}`);
     await this.#ensurePrivateDir(path.join(this.outDir, RESERVED_DIR_NAME, SUMS_DIR_NAME), `${RESERVED_DIR_NAME}/${SUMS_DIR_NAME}`);
     for (const entry of await this.#listPartials()) {
-      if (entry.endsWith('.tmp')) await this.#remove(entry);
+      // A PUT's file is never resumed (§9.11): one left by a crash is garbage.
+      if (entry.endsWith('.tmp') || entry.endsWith('.put')) await this.#remove(entry);
     }
   }
 
@@ -149,6 +154,20 @@ export class LocalBackend implements StorageBackend {
     }
     if (removed > 0) await this.#step('syncing', `${RESERVED_DIR_NAME}/${PARTIALS_DIR_NAME}`, () => fsyncDir(this.#partialsDir));
     return removed;
+  }
+
+  /** A whole file at once (PUT, §9.11): written, synced and published under `name` (put.ts). */
+  async putFile(id: string, name: string, chunks: readonly Buffer[], options: PublishOptions): Promise<void> {
+    this.#checkId(id);
+    const paths = {
+      outDir: this.outDir,
+      realOutDir: this.#realOutDir,
+      counters: this.pathCounters,
+      tempFile: path.join(this.#partialsDir, `${id}.put`),
+      shownTemp: this.#shown(`${id}.put`),
+      sums: this.#sums,
+    };
+    await putFile(paths, name, chunks, options, this.#dirSyncs);
   }
 
   makeDirectory(name: string, options: DirectoryOptions): Promise<void> {

@@ -1,0 +1,349 @@
+// The tree bench (issue 13 item 7, `npm run bench -- --tree`): whole trees, many small files,
+// against `rsync -a` over ssh, `scp -r` and `tar c | ssh … tar x`, all to one private sshd on
+// 127.0.0.1 (the ssh cipher of bench/baseline-ssh.ts), and stx-send to a fresh stx-recv. Two
+// trees: 10,000 files of 4 KiB in 100 directories, and a mixed tree of 1,000 files from 1 KiB to
+// 64 MiB (~1 GiB); `--tree-scale F` makes both F times as many files (F < 1 for a quick run).
+// Runs are interleaved (every contender once, then again), the page cache is written back
+// (`sync`) before each, and every file of every run is verified (path and SHA-256) against the
+// source. Writes bench/RESULTS-tree.md.
+//
+// Durability differs, and the table says so: stx answers a file only once it is fsync'd under
+// its name (§9.11, batched); rsync, scp and tar never fsync.
+import { execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir, userInfo, cpus, loadavg } from 'node:os';
+import { join, relative } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { promisify } from 'node:util';
+
+import { startStxDaemon } from './contenders/stx.js';
+import { ensureTools } from './lib/apt.js';
+import { median } from './lib/measure.js';
+import { freePort } from './lib/net.js';
+import { distFile, PROJECT_ROOT } from './lib/paths.js';
+
+const execFileAsync = promisify(execFile);
+const SEND_CLI = distFile('src/send/cli.js');
+const SSH_CIPHER = 'aes256-gcm@openssh.com';
+const KiB = 1024;
+const MiB = 1024 * KiB;
+/** One run of one contender on one tree may take this long before it counts as failed. */
+const RUN_TIMEOUT_MS = 30 * 60 * 1000;
+const SSHD_READY_MS = 10_000;
+
+interface TreeSpec {
+  readonly name: string;
+  readonly label: string;
+  /** Relative path and size of every file. */
+  readonly files: readonly { readonly path: string; readonly size: number }[];
+}
+
+/** A deterministic stream of numbers in [0, 1) (xorshift32). */
+function random(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 2 ** 32;
+  };
+}
+
+function smallTree(scale: number): TreeSpec {
+  const total = Math.max(100, Math.round(10_000 * scale));
+  const dirs = Math.max(1, Math.round(total / 100));
+  const files = Array.from({ length: total }, (_, i) => ({ path: `d${String(i % dirs).padStart(3, '0')}/f${String(i).padStart(5, '0')}`, size: 4 * KiB }));
+  return { name: 'small', label: `${total} files of 4 KiB in ${dirs} directories`, files };
+}
+
+/**
+ * 1,000 files: 90 % from 1 KiB to 1 MiB, 9 % from 1 to 16 MiB, 1 % from 16 to 64 MiB, each
+ * log-uniform (expected total ~0.95 GiB), in 20 directories.
+ */
+function mixedTree(scale: number): TreeSpec {
+  const total = Math.max(20, Math.round(1000 * scale));
+  const next = random(1000);
+  const logUniform = (lo: number, hi: number): number => Math.round(lo * (hi / lo) ** next());
+  const files = Array.from({ length: total }, (_, i) => {
+    const band = i % 100;
+    const size = band === 0 ? logUniform(16 * MiB, 64 * MiB) : band < 10 ? logUniform(MiB, 16 * MiB) : logUniform(KiB, MiB);
+    return { path: `m${String(i % 20).padStart(2, '0')}/file-${String(i).padStart(4, '0')}.bin`, size };
+  });
+  const bytes = files.reduce((n, f) => n + f.size, 0);
+  return { name: 'mixed', label: `${total} files from 1 KiB to 64 MiB, ${(bytes / MiB).toFixed(0)} MiB`, files };
+}
+
+async function writeTree(root: string, spec: TreeSpec): Promise<Map<string, string>> {
+  const manifest = new Map<string, string>();
+  const next = random(spec.files.length + 7);
+  const block = Buffer.alloc(MiB);
+  for (const f of spec.files) {
+    const file = join(root, f.path);
+    await mkdir(join(file, '..'), { recursive: true });
+    const fh = await open(file, 'w');
+    const hash = createHash('sha256');
+    try {
+      for (let at = 0; at < f.size; at += block.length) {
+        const n = Math.min(block.length, f.size - at);
+        for (let i = 0; i < n; i += 4) block.writeUInt32LE((next() * 2 ** 32) >>> 0, i);
+        await fh.write(block, 0, n);
+        hash.update(block.subarray(0, n));
+      }
+    } finally {
+      await fh.close();
+    }
+    manifest.set(f.path, hash.digest('hex'));
+  }
+  return manifest;
+}
+
+/** Whether `dir` holds exactly the manifest's files with their SHA-256 (nothing missing, nothing more). */
+async function verify(dir: string, manifest: ReadonlyMap<string, string>): Promise<string | null> {
+  const seen = new Set<string>();
+  const walk = async (at: string): Promise<string | null> => {
+    for (const entry of await readdir(at, { withFileTypes: true })) {
+      const full = join(at, entry.name);
+      if (entry.isDirectory()) {
+        if (entry.name === '.stx' && at === dir) continue;
+        const bad = await walk(full);
+        if (bad !== null) return bad;
+      } else {
+        const rel = relative(dir, full);
+        const want = manifest.get(rel);
+        if (want === undefined) return `unexpected ${rel}`;
+        const got = createHash('sha256').update(await readFile(full)).digest('hex');
+        if (got !== want) return `${rel}: SHA-256 differs`;
+        seen.add(rel);
+      }
+    }
+    return null;
+  };
+  const bad = await walk(dir).catch((err: unknown) => `cannot read ${dir}: ${String(err)}`);
+  if (bad !== null) return bad;
+  return seen.size === manifest.size ? null : `${manifest.size - seen.size} files missing`;
+}
+
+interface Sshd {
+  readonly port: number;
+  readonly clientKey: string;
+  stop(): void;
+}
+
+async function startSshd(dir: string): Promise<Sshd | string> {
+  await mkdir(dir, { recursive: true });
+  if (process.getuid?.() === 0) await mkdir('/run/sshd', { recursive: true, mode: 0o755 });
+  const hostKey = join(dir, 'host');
+  const clientKey = join(dir, 'client');
+  for (const key of [hostKey, clientKey]) await execFileAsync('/usr/bin/ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'stx-bench', '-f', key]);
+  await writeFile(join(dir, 'ak'), await readFile(`${clientKey}.pub`));
+  const port = await freePort();
+  const config = [
+    `Port ${port}`,
+    'ListenAddress 127.0.0.1',
+    `HostKey ${hostKey}`,
+    `PidFile ${join(dir, 'pid')}`,
+    `AuthorizedKeysFile ${join(dir, 'ak')}`,
+    'PermitRootLogin prohibit-password',
+    'PasswordAuthentication no',
+    'KbdInteractiveAuthentication no',
+    'UsePAM no',
+    'StrictModes no',
+    'MaxStartups 100',
+  ];
+  await writeFile(join(dir, 'cfg'), `${config.join('\n')}\n`);
+  const proc = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', join(dir, 'cfg')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  const ready = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), SSHD_READY_MS);
+    proc.stderr.setEncoding('utf8').on('data', (d: string) => {
+      err += d;
+      if (/Server listening/.test(err)) {
+        clearTimeout(timer);
+        resolve(true);
+      }
+    });
+    proc.once('exit', () => resolve(false));
+  });
+  if (!ready) {
+    proc.kill('SIGKILL');
+    return `sshd did not start: ${err.slice(0, 300)}`;
+  }
+  return { port, clientKey, stop: () => proc.kill('SIGTERM') };
+}
+
+function sshCommand(sshd: Sshd): string {
+  return [
+    'ssh -F /dev/null',
+    `-i ${sshd.clientKey}`,
+    `-p ${sshd.port}`,
+    `-c ${SSH_CIPHER}`,
+    '-o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o Compression=no',
+  ].join(' ');
+}
+
+const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/** Runs `command` in sh, timed; resolves to the wall seconds, or the reason it failed. */
+function timed(command: string, env: NodeJS.ProcessEnv = process.env): Promise<number | string> {
+  return new Promise((resolve) => {
+    const t0 = performance.now();
+    const proc = spawn('sh', ['-c', command], { stdio: ['ignore', 'ignore', 'pipe'], env });
+    let err = '';
+    proc.stderr.setEncoding('utf8').on('data', (d: string) => (err += err.length < 4000 ? d : ''));
+    const timer = setTimeout(() => proc.kill('SIGKILL'), RUN_TIMEOUT_MS);
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve(code === 0 ? (performance.now() - t0) / 1000 : `exit ${code ?? 'signal'}: ${err.slice(0, 300)}`);
+    });
+  });
+}
+
+interface Contender {
+  readonly name: string;
+  /** Copies `src` (a directory named `tree`) so that it arrives as `dest/tree`; seconds or why not. */
+  run(src: string, dest: string, work: string): Promise<number | string>;
+}
+
+function contenders(sshd: Sshd | string, rsyncReady: boolean): Contender[] {
+  const target = `${userInfo().username}@127.0.0.1`;
+  const list: Contender[] = [
+    {
+      name: 'stx',
+      run: async (src, dest, work) => {
+        const env = { ...process.env, STX_HOME: join(work, 'stx-home') };
+        const daemon = await startStxDaemon(dest, env, RUN_TIMEOUT_MS, undefined, ['--log-level', 'warn']);
+        if ('failed' in daemon) return daemon.failed;
+        try {
+          return await timed(`${quote(process.execPath)} ${quote(SEND_CLI)} 127.0.0.1 ${daemon.port} ${quote(src)} --fingerprint ${daemon.fingerprint} --quiet`, env);
+        } finally {
+          await daemon.proc.signal('SIGTERM');
+          await daemon.proc.done;
+        }
+      },
+    },
+  ];
+  if (typeof sshd === 'string') return list;
+  const ssh = sshCommand(sshd);
+  if (rsyncReady) list.push({ name: 'rsync -a (ssh)', run: (src, dest) => timed(`rsync -a -e ${quote(ssh)} ${quote(src)} ${target}:${quote(dest)}/`) });
+  list.push({
+    name: 'scp -r',
+    run: (src, dest) =>
+      timed(
+        `scp -O -q -r -F /dev/null -i ${quote(sshd.clientKey)} -P ${sshd.port} -c ${SSH_CIPHER} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR ${quote(src)} ${target}:${quote(dest)}/`,
+      ),
+  });
+  list.push({ name: 'tar c over ssh, tar x', run: (src, dest) => timed(`tar cf - -C ${quote(join(src, '..'))} tree | ${ssh} ${target} ${quote(`tar xf - -C ${quote(dest)}`)}`) });
+  return list;
+}
+
+interface Outcome {
+  readonly contender: string;
+  readonly tree: string;
+  readonly seconds: number[];
+  readonly failures: string[];
+}
+
+function parseScale(argv: readonly string[]): { scale: number; runs: number } {
+  const at = (flag: string): string | undefined => {
+    const i = argv.indexOf(flag);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const scale = Number(at('--tree-scale') ?? '1');
+  const runs = Number(at('--tree-runs') ?? '2');
+  if (!(scale > 0 && scale <= 1) || !Number.isInteger(runs) || runs < 1 || runs > 20) throw new Error('--tree-scale takes a number in (0, 1], --tree-runs 1 to 20');
+  return { scale, runs };
+}
+
+export async function runTreeBench(argv: readonly string[], log: (line: string) => void): Promise<number> {
+  const { scale, runs } = parseScale(argv);
+  const sshMissing = await ensureTools(
+    [
+      { path: '/usr/sbin/sshd', pkg: 'openssh-server' },
+      { path: '/usr/bin/ssh', pkg: 'openssh-client' },
+      { path: '/usr/bin/scp', pkg: 'openssh-client' },
+    ],
+    'the tree bench',
+  );
+  const rsyncMissing = await ensureTools([{ path: '/usr/bin/rsync', pkg: 'rsync' }], 'the tree bench');
+  const work = await mkdtemp(join(tmpdir(), 'stx-tree-bench-'));
+  const sshd = sshMissing === null ? await startSshd(join(work, 'sshd')) : `skipped: ${sshMissing}`;
+  if (typeof sshd === 'string') log(`ssh contenders ${sshd}`);
+  if (rsyncMissing !== null) log(`rsync skipped: ${rsyncMissing}`);
+  const all = contenders(sshd, rsyncMissing === null);
+  const outcomes: Outcome[] = [];
+  try {
+    for (const spec of [smallTree(scale), mixedTree(scale)]) {
+      const src = join(work, `src-${spec.name}`, 'tree');
+      log(`${spec.name} tree: writing ${spec.label}`);
+      const manifest = new Map([...(await writeTree(src, spec))].map(([k, v]) => [`tree/${k}`, v]));
+      const byName = new Map(all.map((c) => [c.name, { contender: c.name, tree: spec.label, seconds: [] as number[], failures: [] as string[] }]));
+      for (let run = 1; run <= runs; run++) {
+        for (const c of all) {
+          const dest = join(work, 'dest');
+          await rm(dest, { recursive: true, force: true });
+          await mkdir(dest, { recursive: true });
+          await execFileAsync('sync');
+          const got = await c.run(src, dest, work);
+          const record = byName.get(c.name);
+          if (record === undefined) continue;
+          if (typeof got === 'string') {
+            record.failures.push(got);
+            log(`${spec.name} run ${run} ${c.name}: FAILED ${got}`);
+            continue;
+          }
+          const bad = await verify(dest, manifest);
+          if (bad !== null) {
+            record.failures.push(`verification: ${bad}`);
+            log(`${spec.name} run ${run} ${c.name}: ${got.toFixed(2)} s, VERIFICATION FAILED ${bad}`);
+          } else {
+            record.seconds.push(got);
+            log(`${spec.name} run ${run} ${c.name}: ${got.toFixed(2)} s, ${manifest.size} files verified`);
+          }
+        }
+      }
+      outcomes.push(...byName.values());
+      await rm(join(work, `src-${spec.name}`), { recursive: true, force: true });
+    }
+  } finally {
+    if (typeof sshd !== 'string') sshd.stop();
+    await rm(work, { recursive: true, force: true });
+  }
+  const markdown = report(outcomes, { scale, runs });
+  await writeFile(join(PROJECT_ROOT, 'bench', 'RESULTS-tree.md'), markdown);
+  log(markdown);
+  log('wrote bench/RESULTS-tree.md');
+  return outcomes.every((o) => o.failures.length === 0) ? 0 : 1;
+}
+
+function report(outcomes: readonly Outcome[], run: { scale: number; runs: number }): string {
+  const lines = [
+    '# Tree bench (`npm run bench -- --tree`)',
+    '',
+    `${new Date().toISOString()}, ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')} at the end; scale ${run.scale}, ${run.runs} interleaved runs per contender. Every run's files verified (path and SHA-256).`,
+    'stx answers each file only once it is fsync\'d under its final name (batched, spec §9.11); rsync, scp and tar do not fsync.',
+    '',
+  ];
+  for (const tree of [...new Set(outcomes.map((o) => o.tree))]) {
+    const rows = outcomes.filter((o) => o.tree === tree);
+    const best = (o: Outcome): number => (o.seconds.length === 0 ? Infinity : median(o.seconds));
+    const stx = rows.find((o) => o.contender === 'stx');
+    const others = rows.filter((o) => o.contender !== 'stx');
+    const fastestOther = Math.min(...others.map(best));
+    lines.push(`## ${tree}`, '', '| contender | wall s (median) | runs (s) | failed runs | vs stx |', '| --- | ---: | --- | ---: | ---: |');
+    for (const o of rows) {
+      const m = best(o);
+      const ratio = stx === undefined || !Number.isFinite(best(stx)) || !Number.isFinite(m) ? '—' : `${(m / best(stx)).toFixed(2)}×`;
+      lines.push(`| ${o.contender} | ${Number.isFinite(m) ? m.toFixed(2) : '—'} | ${o.seconds.map((s) => s.toFixed(2)).join(', ')} | ${o.failures.length} | ${ratio} |`);
+    }
+    if (stx !== undefined && Number.isFinite(best(stx)) && Number.isFinite(fastestOther)) {
+      lines.push('', `stx is ${(fastestOther / best(stx)).toFixed(2)}× as fast as the fastest other contender (median wall time).`);
+    }
+    const failures = rows.flatMap((o) => o.failures.map((f) => `- ${o.contender}: ${f}`));
+    if (failures.length > 0) lines.push('', 'Failures:', ...failures);
+    lines.push('');
+  }
+  return `${lines.join('\n')}\n`;
+}

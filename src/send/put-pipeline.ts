@@ -1,0 +1,180 @@
+// Small files of a tree, pipelined (spec/PROTOCOL.md §9.11): each is read whole and sent as PUT,
+// DATA, END without waiting for anything; the answers come back in order while later files go
+// out. At most PUT_WINDOW_FILES files and PUT_WINDOW_BYTES bytes are unanswered at once (their
+// bytes are kept so that a lost connection sends them again, whole, on the next one).
+import { close, constants, fstat, open, read } from 'node:fs';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { promisify } from 'node:util';
+import { StxError, UploadError, codeFromWire, errorFor, ResourceError } from '../proto/errors.js';
+import { MAX_PUT_BYTES } from '../proto/limits.js';
+import { LocalFileError } from '../transfer/source.js';
+import type { Connection, PutAnswer } from './connection.js';
+import type { Retry } from './retry.js';
+import type { Session } from './session.js';
+
+/** Files sent and not yet answered: enough to cover a round trip and a server's sync batch. */
+export const PUT_WINDOW_FILES = 256;
+/** Their bytes: what a lost connection costs again at most. */
+export const PUT_WINDOW_BYTES = 16 * 1024 * 1024;
+
+/** A file read whole, ready to PUT. */
+export interface PutItem<E> {
+  readonly entry: E;
+  readonly name: string;
+  readonly data: Buffer;
+  readonly sha256: Buffer;
+  readonly mtime: number;
+  readonly mode: number;
+}
+
+interface InFlight<E> {
+  readonly item: PutItem<E>;
+  answer: Promise<PutAnswer>;
+}
+
+/** Whether a file of `size` bytes goes as PUT. */
+export function fitsPut(size: number): boolean {
+  return size <= MAX_PUT_BYTES;
+}
+
+// Plain descriptors, not FileHandles: a FileHandle costs more main-thread time than the calls.
+const openFd = promisify(open);
+const fstatFd = promisify(fstat);
+const closeFd = promisify(close);
+const readFd = (fd: number, buffer: Buffer, offset: number, length: number, position: number): Promise<number> =>
+  new Promise((resolve, reject) => read(fd, buffer, offset, length, position, (err, n) => (err === null ? resolve(n) : reject(err))));
+
+/** A file that cannot be opened or is no regular file: skipped, as the walk skips what it cannot read. */
+export class Unreadable extends Error {}
+
+/** Reads the regular file `path` whole (at most MAX_PUT_BYTES); Unreadable, or LocalFileError if it changed since the walk. */
+export async function readWhole(path: string, expectedSize: number): Promise<{ data: Buffer; mtime: number; mode: number }> {
+  let fd: number;
+  try {
+    fd = await openFd(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (err) {
+    throw new Unreadable(`cannot open ${path}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  try {
+    const st = await fstatFd(fd);
+    if (!st.isFile()) throw new Unreadable(`${path} is not a regular file`);
+    if (st.size !== expectedSize || st.size > MAX_PUT_BYTES) throw new LocalFileError(`${path} changed while it was being sent; run stx-send again to send the new version`);
+    const data = Buffer.allocUnsafe(st.size);
+    let got = 0;
+    while (got < data.length) {
+      const bytesRead = await readFd(fd, data, got, data.length - got, got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    if (got !== data.length) throw new LocalFileError(`${path} changed while it was being sent; run stx-send again to send the new version`);
+    return { data, mtime: Math.round(st.mtimeMs), mode: st.mode & 0o7777 };
+  } finally {
+    await closeFd(fd).catch(() => undefined);
+  }
+}
+
+export function sha256Of(data: Buffer): Buffer {
+  return createHash('sha256').update(data).digest();
+}
+
+export interface PutCallbacks<E> {
+  /** The server published the file (PUT_DONE checked). */
+  done(item: PutItem<E>): void;
+  /** The file alone failed (PUT_FAILED): the run goes on. */
+  failed(item: PutItem<E>, err: StxError): void;
+  /** Bytes handed to the connection. */
+  sent(bytes: number): void;
+}
+
+export class PutPipeline<E> {
+  readonly #inFlight: InFlight<E>[] = [];
+  #bytes = 0;
+  /** Answers since the last lost connection: progress, for the retry policy. */
+  #answered = 0;
+  /** The connection the unanswered PUTs went out on. */
+  #conn: Connection | null = null;
+
+  constructor(
+    private readonly session: Session,
+    private readonly retry: Retry,
+    private readonly on: PutCallbacks<E>,
+  ) {}
+
+  /** Sends `item` once the window has room; throws what stops the run. */
+  async put(item: PutItem<E>): Promise<void> {
+    while (this.#inFlight.length >= PUT_WINDOW_FILES || (this.#inFlight.length > 0 && this.#bytes + item.data.length > PUT_WINDOW_BYTES)) {
+      await this.#settleOldest();
+    }
+    const flight: InFlight<E> = { item, answer: Promise.resolve({ type: 'PUT_DONE', size: 0, sha256: Buffer.alloc(0) }) };
+    this.#inFlight.push(flight);
+    this.#bytes += item.data.length;
+    await this.#send([flight]);
+  }
+
+  /** Waits for every answer. */
+  async drain(): Promise<void> {
+    while (this.#inFlight.length > 0) await this.#settleOldest();
+  }
+
+  /** Sends `flights` in order on a Ready connection, reconnecting as often as the retry policy lets. */
+  async #send(flights: readonly InFlight<E>[]): Promise<void> {
+    for (;;) {
+      try {
+        const conn = await this.session.ready();
+        // A new connection (the last one failed meanwhile): everything unanswered goes on it again.
+        if (conn !== this.#conn) flights = this.#inFlight;
+        this.#conn = conn;
+        let ok = true;
+        for (const f of flights) {
+          const { item } = f;
+          const sent = conn.put({ type: 'PUT', name: item.name, size: item.data.length, mtime: item.mtime, mode: item.mode }, item.data, item.sha256);
+          f.answer = sent.answer;
+          ok = sent.ok;
+          this.on.sent(item.data.length);
+        }
+        if (!ok) await conn.drain();
+        return;
+      } catch (err) {
+        await this.#lost(err);
+        // Everything unanswered goes again, in order, on the next connection.
+        flights = this.#inFlight;
+      }
+    }
+  }
+
+  /** The connection failed: drop it, wait as the retry policy says (or throw what stops the run). */
+  async #lost(err: unknown): Promise<void> {
+    this.session.drop(err);
+    const progressed = this.#answered > 0;
+    this.#answered = 0;
+    await this.retry.after(err, progressed, this.session.handshakes);
+  }
+
+  async #settleOldest(): Promise<void> {
+    const oldest = this.#inFlight[0];
+    if (oldest === undefined) return;
+    let answer: PutAnswer;
+    try {
+      answer = await oldest.answer;
+    } catch (err) {
+      await this.#lost(err);
+      await this.#send(this.#inFlight);
+      return;
+    }
+    this.#inFlight.shift();
+    this.#bytes -= oldest.item.data.length;
+    this.#answered++;
+    this.retry.reset();
+    const { item } = oldest;
+    if (answer.type === 'PUT_FAILED') {
+      const code = codeFromWire(answer.code);
+      this.on.failed(item, code === undefined ? new ResourceError('INTERNAL', `server error #${answer.code}: ${answer.message}`) : errorFor(code, answer.message));
+      return;
+    }
+    // As DONE (§9.1 step 7): the server must have published exactly this file.
+    if (answer.size !== item.data.length || answer.sha256.length !== item.sha256.length || !timingSafeEqual(answer.sha256, item.sha256)) {
+      throw new UploadError('INTEGRITY_FAILED', `the server confirmed a different size or SHA-256 for ${item.name} than the file has`);
+    }
+    this.on.done(item);
+  }
+}
