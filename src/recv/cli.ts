@@ -20,16 +20,22 @@ import { AuthorizedKeysReloader, readAuthorizedKeys } from './reload.js';
 import { startServer } from './server.js';
 import { StartupError } from './startup-error.js';
 import { tuneRuntime } from '../runtime/tuning.js';
+import { S3Backend } from '../storage/s3/backend.js';
+import { createS3Client } from '../storage/s3/client.js';
+import { DEFAULT_LEASE_MS, parseS3Url } from '../storage/s3/config.js';
 import { conventions, usage, UsageError } from '../cli/conventions.js';
 
 async function main(): Promise<number> {
   const argv = await conventions(yargs(hideBin(process.argv)))
     .scriptName('stx-recv')
     .usage(
-      '$0 --listen [HOST:]PORT --out DIR [options]\n$0 --print-fingerprint [--key FILE]\n\nReceive files from stx-send over an authenticated, encrypted connection.',
+      '$0 --listen [HOST:]PORT --out DIR [options]\n$0 --listen [HOST:]PORT --store s3://BUCKET[/PREFIX] --s3-endpoint URL [options]\n$0 --print-fingerprint [--key FILE]\n\nReceive files from stx-send over an authenticated, encrypted connection.',
     )
     .option('listen', { type: 'string', describe: '[HOST:]PORT to listen on (port 0 picks a free one; no HOST: all interfaces, 0.0.0.0) [required]' })
     .option('out', { type: 'string', describe: 'directory that receives the files; only its last component is created [required]' })
+    .option('store', { type: 'string', describe: 'keep the files in S3 instead of --out: s3://BUCKET[/PREFIX]; several daemons may share one (credentials: AWS_* variables or ~/.aws)' })
+    .option('s3-endpoint', { type: 'string', describe: 'URL of the S3 endpoint for --store (e.g. http://127.0.0.1:7480 for Ceph RGW)' })
+    .option('s3-lease', { type: 'string', default: `${DEFAULT_LEASE_MS / 1000}s`, describe: 'with --store: how long a daemon that died keeps its uploads from the others' })
     .option('key', { type: 'string', describe: 'server RSA key (PEM, mode 0600); generated if missing [default: $STX_HOME/server_key.pem]' })
     .option('authorized-keys', { type: 'string', describe: 'only clients whose Ed25519 key is listed here may upload; SIGHUP re-reads it' })
     .option('append-only', { type: 'boolean', default: false, describe: 'refuse to replace any existing file' })
@@ -61,7 +67,9 @@ async function main(): Promise<number> {
   if (argv['print-fingerprint']) return printFingerprint(keyFile);
 
   if (argv.listen === undefined) throw new UsageError('Missing required argument: --listen [HOST:]PORT');
-  if (argv.out === undefined) throw new UsageError('Missing required argument: --out DIR');
+  const s3 = usage(() => s3Store(argv.store, argv['s3-endpoint'], argv['s3-lease']));
+  if (s3 !== undefined && argv.out !== undefined) throw new UsageError('--out and --store are alternatives: give one');
+  if (argv.out === undefined && s3 === undefined) throw new UsageError('Missing required argument: --out DIR');
   const { host, port } = usage(() => parseListen(argv.listen ?? ''));
   // Runtime tricks (src/runtime), as STX_TUNING allows; the daemon lets malloc trim (config.ts).
   usage(() => tuneRuntime(['aligned-memory', 'young-gc']));
@@ -103,10 +111,16 @@ async function main(): Promise<number> {
 
   // Before anything is created: a key others may read, or a typo'd --out, fails here.
   await checkServerKeyFile(keyFile);
-  await prepareOutDir(argv.out);
-  const outDir = await realpath(argv.out);
-  const lock = await acquireInstanceLock(outDir);
-  process.on('exit', () => lock.release());
+  let outDir: string;
+  if (s3 === undefined) {
+    await prepareOutDir(argv.out ?? '');
+    outDir = await realpath(argv.out ?? '');
+    const lock = await acquireInstanceLock(outDir);
+    process.on('exit', () => lock.release());
+  } else {
+    // Several daemons may serve one store: no instance lock (the store's leases keep uploads apart).
+    outDir = s3.url;
+  }
 
   const { key, created } = await loadOrCreateServerKey(keyFile);
   if (created) process.stderr.write(`stx-recv: generated a new server key in ${keyFile}\n`);
@@ -116,6 +130,7 @@ async function main(): Promise<number> {
     host,
     port,
     outDir,
+    ...(s3 === undefined ? {} : { backend: s3.backend }),
     serverKey: key,
     authorizedKeys,
     appendOnly: argv['append-only'],
@@ -157,6 +172,20 @@ async function main(): Promise<number> {
   }
   log.info({ event: 'listening', host: server.address.host, port: server.address.port, fingerprint: fp, out: outDir }, 'listening');
   return stopped;
+}
+
+/** The S3 backend --store asks for, or undefined without --store. */
+function s3Store(store: string | undefined, endpoint: string | undefined, lease: string): { url: string; backend: S3Backend } | undefined {
+  if (store === undefined) {
+    if (endpoint !== undefined) throw new UsageError('--s3-endpoint goes with --store s3://BUCKET[/PREFIX]');
+    return undefined;
+  }
+  if (endpoint === undefined) throw new UsageError('--store needs --s3-endpoint URL');
+  if (!/^https?:\/\/[^/]+\/?$/.test(endpoint)) throw new UsageError(`--s3-endpoint wants http(s)://HOST[:PORT], not "${endpoint}"`);
+  const { bucket, prefix } = parseS3Url(store);
+  const leaseMs = parseDuration(lease, MAX_TIMER_MS);
+  if (leaseMs < 1000) throw new UsageError('--s3-lease must be at least 1s');
+  return { url: `s3://${bucket}/${prefix}`, backend: new S3Backend({ client: createS3Client({ endpoint }), bucket, prefix, leaseMs }) };
 }
 
 function positiveInteger(value: number, flag: string): number {

@@ -10,11 +10,14 @@ import { MemoryBudget } from '../transfer/budget.js';
 import { defaultMaxMemoryBytes, MEMORY_FLOOR_BYTES } from './config.js';
 import { Connection, refuse } from './connection.js';
 import { Store } from './store.js';
+import type { StorageBackend } from '../storage/backend.js';
 
 export interface ServerOptions {
   readonly host: string;
   readonly port: number;
   readonly outDir: string;
+  /** Where the files go instead of the local disk under outDir (--store; outDir is then only a label). */
+  readonly backend?: StorageBackend;
   readonly serverKey: KeyObject;
   readonly authorizedKeys: ReadonlySet<string> | null;
   readonly appendOnly: boolean;
@@ -47,7 +50,7 @@ export interface RunningServer {
 }
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
-  const store = new Store(opts.outDir, { maxPartialBytes: opts.maxPartialBytes });
+  const store = new Store(opts.outDir, { maxPartialBytes: opts.maxPartialBytes, ...(opts.backend === undefined ? {} : { backend: opts.backend }) });
   await store.init();
   const connections = new Set<Connection>();
   let nextId = 1;

@@ -28,7 +28,8 @@ import type {
   WriteLimits,
 } from '../backend.js';
 import { isPartialId, RECORD_VERSION, RESERVED_NAME_PREFIX } from '../backend.js';
-import { CLAIM_STALE_MS, DEFAULT_LEASE_MS, LIST_CONCURRENCY, S3_FREE_BYTES, segmentBytes } from './config.js';
+import { setTimeout as delay } from 'node:timers/promises';
+import { CLAIM_STALE_MS, CLAIM_WAIT_MS, DEFAULT_LEASE_MS, LIST_CONCURRENCY, S3_FREE_BYTES, segmentBytes } from './config.js';
 import { Objects, PreconditionFailed, type ObjectInfo } from './objects.js';
 import { S3Partial } from './partial.js';
 import { parseRecord, partialRecordOf, type S3Record, type Segment } from './record.js';
@@ -320,8 +321,10 @@ export class S3Backend implements StorageBackend {
     }
   }
 
+  /** Takes the name's claim, waiting up to CLAIM_WAIT_MS for another daemon's publish of it to end. */
   async #claim(claim: string, name: string): Promise<void> {
-    for (let attempt = 0; attempt < 2; attempt++) {
+    const deadline = Date.now() + CLAIM_WAIT_MS;
+    for (let attempt = 0, wait = 20; attempt < 1_000; attempt++, wait = Math.min(500, wait * 2)) {
       try {
         await this.objects.put(claim, Buffer.from(JSON.stringify({ name, at: Date.now() })), { ifNoneMatch: true });
         return;
@@ -329,11 +332,12 @@ export class S3Backend implements StorageBackend {
         if (!(err instanceof PreconditionFailed)) throw err;
       }
       const held = await this.objects.head(claim);
-      if (held !== null && Date.now() - held.lastModified < CLAIM_STALE_MS) break;
-      // A dead daemon's claim: drop it and try once more (a racing daemon's put then wins alone).
-      await this.objects.delete(claim);
+      // A dead daemon's claim: drop it and try again (of racing daemons one put wins).
+      if (held !== null && Date.now() - held.lastModified > CLAIM_STALE_MS) await this.objects.delete(claim);
+      else if (Date.now() + wait > deadline) break;
+      else await delay(wait);
     }
-    throw new UploadError('BUSY', `"${name}" is being published by another daemon`);
+    throw new UploadError('BUSY', `"${name}" is being published by another server of this store`);
   }
 
   /** Deletes partial `id`'s objects, its record first (so it is never resumed half deleted). */
@@ -353,6 +357,6 @@ export class S3Backend implements StorageBackend {
 }
 
 /** Another daemon holds the partial (its lease is fresh): the client retries (§9.4). */
-function heldElsewhere(name: string): UploadError {
-  return new UploadError('BUSY', `"${name}" is being uploaded through another daemon of this store`);
+function heldElsewhere(name: string): ResourceError {
+  return new ResourceError('HELD_ELSEWHERE', `"${name}" is being uploaded through another server of this store; retry shortly`);
 }

@@ -29,6 +29,9 @@ export const DEFAULT_LEASE_MS = 15_000;
  */
 export const CLAIM_STALE_MS = 10 * 60_000;
 
+/** How long a publish waits for another daemon's publish of the same name to end before BUSY. */
+export const CLAIM_WAIT_MS = 30_000;
+
 /** Requests one listing or directory read runs at once (HEADs for mode and mtime). */
 export const LIST_CONCURRENCY = 8;
 

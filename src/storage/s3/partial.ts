@@ -40,7 +40,7 @@ export interface S3PartialSetup {
 }
 
 export function leaseLost(id: string, cause?: unknown): ResourceError {
-  return new ResourceError('IO_ERROR', `partial ${id.slice(0, 12)}… was taken over by another daemon`, cause === undefined ? undefined : { cause });
+  return new ResourceError('HELD_ELSEWHERE', `partial ${id.slice(0, 12)}… was taken over by another server of this store`, cause === undefined ? undefined : { cause });
 }
 
 export class S3Partial extends QueuedPartial implements PartialUpload {
