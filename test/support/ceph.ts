@@ -134,8 +134,22 @@ osd data = ${dir}/osd
 osd objectstore = memstore
 memstore device bytes = 4294967296
 keyring = ${dir}/keyring
+debug rgw = 0/0
+debug ms = 0/0
+debug osd = 0/0
+debug objecter = 0/0
+debug rados = 0/0
+debug monc = 0/0
+debug mon = 0/0
+debug paxos = 0/0
+debug memstore = 0/0
+debug auth = 0/0
+debug filestore = 0/0
+debug journal = 0/0
+rgw enable ops log = false
+rgw enable usage log = false
 [client.rgw]
-rgw frontends = beast endpoint=127.0.0.1:${rgwPort}
+rgw frontends = beast endpoint=127.0.0.1:${rgwPort} tcp_nodelay=1
 rgw data = ${dir}/rgw
 rgw dns name = 127.0.0.1
 `,
