@@ -89,6 +89,7 @@ before(async () => {
 });
 
 after(async () => {
+  if (process.env['S3_DUMP'] !== undefined) process.stderr.write(a.stdout() + '\n----\n' + b.stdout() + a.stderr() + b.stderr());
   await balancer.close();
   await Promise.all([a.stop('SIGKILL'), b.stop('SIGKILL')]);
   await ceph.stop();

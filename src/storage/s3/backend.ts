@@ -29,7 +29,7 @@ import type {
 } from '../backend.js';
 import { isPartialId, RECORD_VERSION, RESERVED_NAME_PREFIX } from '../backend.js';
 import { setTimeout as delay } from 'node:timers/promises';
-import { CLAIM_STALE_MS, CLAIM_WAIT_MS, DEFAULT_LEASE_MS, LIST_CONCURRENCY, S3_FREE_BYTES, segmentBytes } from './config.js';
+import { CLAIM_STALE_MS, CLAIM_WAIT_MS, READ_AHEAD_BYTES, DEFAULT_LEASE_MS, LIST_CONCURRENCY, S3_FREE_BYTES, segmentBytes } from './config.js';
 import { Objects, PreconditionFailed, type ObjectInfo } from './objects.js';
 import { S3Partial } from './partial.js';
 import { parseRecord, partialRecordOf, type S3Record, type Segment } from './record.js';
@@ -145,7 +145,7 @@ export class S3Backend implements StorageBackend {
       const keep = resume !== undefined && stored !== undefined && resume.durable <= stored.record.durable ? resume.durable : 0;
       const size = keep > 0 && stored !== undefined ? stored.record.segmentBytes : segmentBytes(meta.size);
       const full: Segment[] = [];
-      let tail: { bytes: Buffer; stored: Segment } | undefined;
+      let tail: { bytes: Buffer; pieces: Segment[] } | undefined;
       if (keep > 0 && stored !== undefined) {
         let at = 0;
         for (const s of stored.record.segments) {
@@ -153,11 +153,18 @@ export class S3Backend implements StorageBackend {
           full.push(s);
           at += size;
         }
-        const rest = keep - at;
-        const cut = stored.record.segments[full.length];
-        if (rest > 0 && cut !== undefined) {
-          tail = { bytes: await this.objects.getRange(folder + cut.key, 0, rest), stored: { key: cut.key, length: rest } };
+        // The segment being filled: its kept bytes back into memory, from its pieces (or from a
+        // full segment the kept offset cuts).
+        const pieces: Segment[] = [];
+        const parts: Buffer[] = [];
+        for (const s of stored.record.segments.slice(full.length)) {
+          if (at >= keep) break;
+          const take = Math.min(s.length, keep - at);
+          parts.push(await this.objects.getRange(folder + s.key, 0, take));
+          pieces.push({ key: s.key, length: take });
+          at += take;
         }
+        if (at > full.length * size) tail = { bytes: Buffer.concat(parts), pieces };
       }
       const file = new SegmentFile(this.objects, folder, token, size, full, tail);
       const created = resume?.created ?? now;
@@ -174,7 +181,7 @@ export class S3Backend implements StorageBackend {
         stored,
         limits,
         hooks: {
-          publish: (keys, name, options) => this.#publish(keys, name, options),
+          publish: (keys, rest, name, options) => this.#publish(keys, rest, name, options),
           remove: () => this.#remove(id),
           closed: () => this.#open.delete(id),
         },
@@ -223,6 +230,8 @@ export class S3Backend implements StorageBackend {
     const objects = this.objects;
     const stamp = stampOf(info);
     let open = true;
+    // Reads are sequential (a download, a re-hash): one GET fetches READ_AHEAD_BYTES for the next ones.
+    let ahead: { from: number; bytes: Buffer } = { from: 0, bytes: Buffer.alloc(0) };
     return {
       size: info.size,
       mtime: mtimeOf(info),
@@ -238,7 +247,10 @@ export class S3Backend implements StorageBackend {
         const end = Math.min(info.size, position + buffer.length);
         if (position >= end) return 0;
         try {
-          return (await objects.getRange(name, position, end, info.etag)).copy(buffer, 0);
+          if (position < ahead.from || end > ahead.from + ahead.bytes.length) {
+            ahead = { from: position, bytes: await objects.getRange(name, position, Math.min(info.size, position + Math.max(READ_AHEAD_BYTES, end - position)), info.etag) };
+          }
+          return ahead.bytes.copy(buffer, 0, position - ahead.from, end - ahead.from);
         } catch (err) {
           if (err instanceof PreconditionFailed) throw new ResourceError('IO_ERROR', `"${name}" was replaced while being read`);
           throw err;
@@ -246,6 +258,7 @@ export class S3Backend implements StorageBackend {
       },
       close: () => {
         open = false;
+        ahead = { from: 0, bytes: Buffer.alloc(0) };
         return Promise.resolve();
       },
     };
@@ -309,13 +322,13 @@ export class S3Backend implements StorageBackend {
   }
 
   /** Publishes `keys` as `name` under the name's claim (so publishes of one name take turns across daemons). */
-  async #publish(keys: string[], name: string, options: PublishOptions): Promise<void> {
+  async #publish(keys: string[], rest: Buffer, name: string, options: PublishOptions): Promise<void> {
     const claim = `${CLAIMS}${createHash('sha256').update(name).digest('hex')}`;
     await this.#claim(claim, name);
     try {
       await this.#checkPath(name);
       if (options.how === 'no-clobber' && (await this.objects.head(name)) !== null) throw new UploadError('EXISTS', `"${name}" already exists`);
-      await this.objects.compose(name, keys, { [META_MODE]: String(options.mode & 0o777), [META_MTIME]: String(options.mtime) });
+      await this.objects.compose(name, keys, rest, { [META_MODE]: String(options.mode & 0o777), [META_MTIME]: String(options.mtime) });
     } finally {
       await this.objects.delete(claim).catch(() => undefined);
     }

@@ -32,6 +32,9 @@ export const CLAIM_STALE_MS = 10 * 60_000;
 /** How long a publish waits for another daemon's publish of the same name to end before BUSY. */
 export const CLAIM_WAIT_MS = 30_000;
 
+/** What one GET of a published file fetches for the sequential reads that follow (downloads). */
+export const READ_AHEAD_BYTES = 4 * MiB;
+
 /** Requests one listing or directory read runs at once (HEADs for mode and mtime). */
 export const LIST_CONCURRENCY = 8;
 

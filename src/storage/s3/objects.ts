@@ -14,6 +14,7 @@ import {
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
+  UploadPartCommand,
   UploadPartCopyCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
@@ -180,18 +181,18 @@ export class Objects {
   }
 
   /**
-   * Makes `to` a copy of the objects `from` in order, with `metadata`: one object is copied
-   * whole, several become the parts of one multipart upload (each but the last ≥ 5 MiB), none an
-   * empty object. Readers see the old object or the whole new one.
+   * Makes `to` the objects `from` (each ≥ 5 MiB) followed by `rest`, with `metadata`: `rest`
+   * alone is one PutObject, one object alone a CopyObject, anything else one multipart upload
+   * (UploadPartCopy, then UploadPart of `rest`). Readers see the old object or the whole new one.
    */
-  async compose(to: string, from: readonly string[], metadata: Record<string, string>): Promise<void> {
+  async compose(to: string, from: readonly string[], rest: Buffer, metadata: Record<string, string>): Promise<void> {
     const target = { Bucket: this.bucket, Key: this.prefix + to };
     try {
       if (from.length === 0) {
-        await this.client.send(new PutObjectCommand({ ...target, Body: Buffer.alloc(0), ContentLength: 0, Metadata: metadata }));
+        await this.client.send(new PutObjectCommand({ ...target, Body: rest, ContentLength: rest.length, Metadata: metadata }));
         return;
       }
-      if (from.length === 1) {
+      if (from.length === 1 && rest.length === 0) {
         const source = copySource(this.bucket, this.prefix + (from[0] ?? ''));
         await this.client.send(new CopyObjectCommand({ ...target, CopySource: source, MetadataDirective: 'REPLACE', Metadata: metadata }));
         return;
@@ -204,6 +205,10 @@ export class Objects {
         for (const [i, key] of from.entries()) {
           const res = await this.client.send(new UploadPartCopyCommand({ ...target, UploadId: uploadId, PartNumber: i + 1, CopySource: copySource(this.bucket, this.prefix + key) }));
           parts.push({ ETag: res.CopyPartResult?.ETag ?? '', PartNumber: i + 1 });
+        }
+        if (rest.length > 0) {
+          const res = await this.client.send(new UploadPartCommand({ ...target, UploadId: uploadId, PartNumber: from.length + 1, Body: rest, ContentLength: rest.length }));
+          parts.push({ ETag: res.ETag ?? '', PartNumber: from.length + 1 });
         }
         await this.client.send(new CompleteMultipartUploadCommand({ ...target, UploadId: uploadId, MultipartUpload: { Parts: parts } }));
       } catch (err) {

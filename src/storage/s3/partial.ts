@@ -15,7 +15,7 @@ import type { SegmentFile } from './segments.js';
 
 export interface S3PartialHooks {
   /** Publishes the stored segments as `name` (claims, checks, copies). */
-  readonly publish: (keys: string[], name: string, options: PublishOptions) => Promise<void>;
+  readonly publish: (keys: string[], rest: Buffer, name: string, options: PublishOptions) => Promise<void>;
   /** Deletes the partial's objects, record first. */
   readonly remove: () => Promise<void>;
   /** The partial is closed: another open of its id may start. */
@@ -116,14 +116,11 @@ export class S3Partial extends QueuedPartial implements PartialUpload {
     try {
       await this.queue.close();
       if (this.failure !== undefined) throw this.failure;
-      // Every byte into an object, and the lease confirmed, before anything is published.
-      await this.#file.datasync();
-      const segments = this.#file.stored();
-      let size = 0;
-      for (const s of segments) size += s.length;
+      // The lease confirmed before anything is published (a daemon that lost it publishes nothing).
       const current = this.#stored?.record ?? { ...this.record, segmentBytes: this.#segmentBytes, segments: [], holder: '', leaseUntil: 0 };
-      await this.#write({ ...current, durable: size, segments });
-      await this.#hooks.publish(this.#file.storedKeys(), name, options);
+      await this.#write(current);
+      const { keys, rest } = this.#file.contents();
+      await this.#hooks.publish(keys, rest, name, options);
       this.#stored = undefined;
       await this.#hooks.remove();
     } finally {

@@ -13,9 +13,11 @@ export interface Segment {
 }
 
 export interface S3Record extends PartialRecord {
-  /** Every segment but the last holds segmentBytes. */
   readonly segmentBytes: number;
-  /** The partial's bytes in order: their lengths add up to `durable`. */
+  /**
+   * The partial's bytes in order, their lengths adding up to `durable`: full segments
+   * (segmentBytes each), then the pieces of the segment being filled (less than segmentBytes in all).
+   */
   readonly segments: readonly Segment[];
   /** The holding daemon's token for this open, or '' when no daemon holds it. */
   readonly holder: string;
@@ -47,10 +49,14 @@ export function parseRecord(text: string): S3Record | undefined {
   if (typeof holder !== 'string' || !safeInt(leaseUntil) || (account !== undefined && typeof account !== 'string')) return undefined;
   const parsed: Segment[] = [];
   let total = 0;
-  for (const [i, s] of segments.entries()) {
+  let pieces = 0;
+  for (const s of segments) {
     if (!isRecord(s) || typeof s['key'] !== 'string' || !/^[0-9a-z-]{1,80}$/.test(s['key']) || !safeInt(s['length'])) return undefined;
     const length = s['length'];
-    if (length === 0 || length > segmentBytes || (i < segments.length - 1 && length !== segmentBytes)) return undefined;
+    if (length === 0 || length > segmentBytes) return undefined;
+    // A full segment after a piece, or pieces adding up to a segment: not a record we wrote.
+    if (length < segmentBytes || pieces > 0) pieces += length;
+    if (pieces >= segmentBytes) return undefined;
     parsed.push({ key: s['key'], length });
     total += length;
   }

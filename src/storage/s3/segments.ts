@@ -1,9 +1,11 @@
-// A partial's bytes in the store, as the write queue's file (storage/write-queue.ts): segments of
-// segmentBytes, each its own object named by the holder's token and its index, and the segment
-// being filled held in memory. A full segment is written as soon as it fills (the queue's writes
-// wait for it: that is the backpressure); datasync() writes the segment being filled as an object
-// of its own (the tail), which the next datasync or its filling rewrites longer. So every byte
-// written before a datasync is in some object, which is what a checkpoint records.
+// A partial's bytes in the store, as the write queue's file (storage/write-queue.ts): full
+// segments of segmentBytes, each its own object named by the holder's token and its index, and
+// the segment being filled, held whole in memory. A full segment is written as soon as it fills
+// (the queue's writes wait for it: that is the backpressure). datasync() writes what the segment
+// being filled gained since the last one as a piece (an object of its own), so a checkpoint
+// writes only new bytes: every byte is written at most twice, once in a piece and once in its full
+// segment. After MAX_PIECES pieces the next datasync writes the segment so far as one piece
+// instead, which bounds the record. The record lists full segments, then the pieces.
 //
 // Segments are plain objects rather than the parts of a multipart upload because an unfinished
 // multipart upload's parts cannot be read: a daemon that takes a partial over must re-read its
@@ -14,6 +16,9 @@ import type { PositionalFile } from '../write-queue.js';
 import type { Objects } from './objects.js';
 import type { Segment } from './record.js';
 
+/** Pieces one segment may have in the record before they are written again as one. */
+export const MAX_PIECES = 16;
+
 export class SegmentFile implements PositionalFile {
   readonly #objects: Objects;
   /** Key prefix of this partial's objects (relative to the store's prefix). */
@@ -22,16 +27,19 @@ export class SegmentFile implements PositionalFile {
   readonly #segmentBytes: number;
   /** Written full segments, in order. */
   readonly #full: Segment[];
+  /** Stored pieces of the segment being filled, in order: they hold its first piecesBytes. */
+  #pieces: Segment[];
+  #piecesBytes: number;
+  #pieceNo = 0;
   /** Where the segment being filled starts in the partial. */
   #start: number;
   #buffer: Buffer;
   #length: number;
-  /** The object holding a prefix of the segment being filled, if any. */
-  #tail: Segment | undefined;
   /** Writes and syncs one at a time: a sync must not see a segment half reset. */
   #chain: Promise<unknown> = Promise.resolve();
 
-  constructor(objects: Objects, folder: string, token: string, segmentBytes: number, full: Segment[], tail: { bytes: Buffer; stored: Segment } | undefined) {
+  /** `tail`: the bytes of the segment being filled and the stored pieces that hold them. */
+  constructor(objects: Objects, folder: string, token: string, segmentBytes: number, full: Segment[], tail: { bytes: Buffer; pieces: Segment[] } | undefined) {
     this.#objects = objects;
     this.#folder = folder;
     this.#token = token;
@@ -40,17 +48,18 @@ export class SegmentFile implements PositionalFile {
     this.#start = full.length * segmentBytes;
     this.#buffer = tail?.bytes ?? Buffer.alloc(0);
     this.#length = this.#buffer.length;
-    this.#tail = tail?.stored;
+    this.#pieces = tail?.pieces ?? [];
+    this.#piecesBytes = this.#length;
   }
 
   /** Every byte that is in an object now, as the segments to record. */
   stored(): Segment[] {
-    return this.#tail === undefined ? [...this.#full] : [...this.#full, this.#tail];
+    return [...this.#full, ...this.#pieces];
   }
 
-  /** The stored segments' keys relative to the store's prefix, in order (for publishing). */
-  storedKeys(): string[] {
-    return this.stored().map((s) => this.#folder + s.key);
+  /** The full segments' keys (relative to the store's prefix) and the rest, in memory: what a publish composes. */
+  contents(): { keys: string[]; rest: Buffer } {
+    return { keys: this.#full.map((s) => this.#folder + s.key), rest: this.#buffer.subarray(0, this.#length) };
   }
 
   writev(buffers: Buffer[], position: number): Promise<{ bytesWritten: number }> {
@@ -68,12 +77,13 @@ export class SegmentFile implements PositionalFile {
         if (n < b.length) break;
       }
       if (this.#length === this.#segmentBytes) {
-        const segment = { key: this.#keyOf(this.#full.length), length: this.#length };
+        const segment = { key: `${this.#token}-${String(this.#full.length).padStart(5, '0')}`, length: this.#length };
         await this.#objects.put(this.#folder + segment.key, this.#buffer.subarray(0, this.#length));
         this.#full.push(segment);
         this.#start += this.#length;
         this.#length = 0;
-        this.#tail = undefined;
+        this.#pieces = [];
+        this.#piecesBytes = 0;
       }
       return { bytesWritten: copied };
     });
@@ -81,11 +91,14 @@ export class SegmentFile implements PositionalFile {
 
   datasync(): Promise<void> {
     return this.#serialise(async () => {
-      if (this.#length === 0) return;
-      const key = this.#keyOf(this.#full.length);
-      if (this.#tail?.key === key && this.#tail.length === this.#length) return;
-      await this.#objects.put(this.#folder + key, this.#buffer.subarray(0, this.#length));
-      this.#tail = { key, length: this.#length };
+      if (this.#length === this.#piecesBytes) return;
+      // Too many pieces: the segment so far becomes one.
+      const from = this.#pieces.length >= MAX_PIECES ? 0 : this.#piecesBytes;
+      const key = `${this.#token}-${String(this.#full.length).padStart(5, '0')}-${String(this.#pieceNo++)}`;
+      await this.#objects.put(this.#folder + key, this.#buffer.subarray(from, this.#length));
+      const piece = { key, length: this.#length - from };
+      this.#pieces = from === 0 ? [piece] : [...this.#pieces, piece];
+      this.#piecesBytes = this.#length;
     });
   }
 
@@ -103,10 +116,6 @@ export class SegmentFile implements PositionalFile {
     }
     if (position < this.#start || position >= this.#start + this.#length) return 0;
     return this.#buffer.copy(into, 0, position - this.#start, Math.min(this.#length, end - this.#start));
-  }
-
-  #keyOf(index: number): string {
-    return `${this.#token}-${String(index).padStart(5, '0')}`;
   }
 
   /** Grows the in-memory segment (doubling, up to segmentBytes) so that a small file holds little. */
