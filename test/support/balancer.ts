@@ -1,7 +1,7 @@
 // A TCP load balancer on 127.0.0.1 for the several-daemons tests, as HAProxy in TCP mode would
 // be: each new connection goes to the daemon `target` names when it arrives; cutAll() resets
-// every open connection (a daemon's host gone from the network), and byte counts let a test cut
-// in the middle of an upload.
+// every open connection (a daemon's host gone from the network), and a rate cap keeps an upload
+// going long enough to be cut in the middle.
 import net from 'node:net';
 
 export interface Balancer {
@@ -15,9 +15,11 @@ export interface Balancer {
   close(): Promise<void>;
 }
 
-export async function startBalancer(target: number): Promise<Balancer> {
+/** `bytesPerSecond` caps the client→daemon bytes of all connections together. */
+export async function startBalancer(target: number, bytesPerSecond = Number.POSITIVE_INFINITY): Promise<Balancer> {
   const open = new Set<net.Socket>();
   let bytesUp = 0;
+  let window = { start: Date.now(), bytes: 0 };
   const server = net.createServer((client) => {
     const upstream = net.connect(balancer.target, '127.0.0.1');
     open.add(client);
@@ -30,7 +32,13 @@ export async function startBalancer(target: number): Promise<Balancer> {
     };
     client.on('data', (d: Buffer) => {
       bytesUp += d.length;
-      if (!upstream.write(d)) client.pause();
+      // The cap over windows of 250 ms: no burst saved up while idle.
+      const now = Date.now();
+      if (now - window.start > 250) window = { start: now, bytes: 0 };
+      window.bytes += d.length;
+      const early = window.bytes / bytesPerSecond - (now - window.start) / 1000;
+      if (!upstream.write(d) || early > 0) client.pause();
+      if (early > 0) setTimeout(() => client.resume(), Math.ceil(early * 1000));
     });
     upstream.on('drain', () => client.resume());
     upstream.on('data', (d: Buffer) => {

@@ -29,7 +29,7 @@ import type {
 } from '../backend.js';
 import { isPartialId, RECORD_VERSION, RESERVED_NAME_PREFIX } from '../backend.js';
 import { setTimeout as delay } from 'node:timers/promises';
-import { CLAIM_STALE_MS, CLAIM_WAIT_MS, READ_AHEAD_BYTES, DEFAULT_LEASE_MS, LIST_CONCURRENCY, S3_FREE_BYTES, segmentBytes } from './config.js';
+import { READ_AHEAD_BYTES, DEFAULT_LEASE_MS, LIST_CONCURRENCY, S3_FREE_BYTES, segmentBytes } from './config.js';
 import { Objects, PreconditionFailed, type ObjectInfo } from './objects.js';
 import { S3Partial } from './partial.js';
 import { parseRecord, partialRecordOf, type S3Record, type Segment } from './record.js';
@@ -325,28 +325,40 @@ export class S3Backend implements StorageBackend {
   async #publish(keys: string[], rest: Buffer, name: string, options: PublishOptions): Promise<void> {
     const claim = `${CLAIMS}${createHash('sha256').update(name).digest('hex')}`;
     await this.#claim(claim, name);
+    // Renewed while the copy runs, like a lease: a daemon that dies holding it holds it one lease at most.
+    const renewal = setInterval(() => void this.objects.put(claim, this.#claimBody(name)).catch(() => undefined), Math.max(1, Math.floor(this.#leaseMs / 3)));
+    renewal.unref();
     try {
       await this.#checkPath(name);
       if (options.how === 'no-clobber' && (await this.objects.head(name)) !== null) throw new UploadError('EXISTS', `"${name}" already exists`);
       await this.objects.compose(name, keys, rest, { [META_MODE]: String(options.mode & 0o777), [META_MTIME]: String(options.mtime) });
     } finally {
+      clearInterval(renewal);
       await this.objects.delete(claim).catch(() => undefined);
     }
   }
 
-  /** Takes the name's claim, waiting up to CLAIM_WAIT_MS for another daemon's publish of it to end. */
+  #claimBody(name: string): Buffer {
+    return Buffer.from(JSON.stringify({ name, until: Date.now() + this.#leaseMs }));
+  }
+
+  /**
+   * Takes the name's claim, waiting for another daemon's publish of it to end: at most two
+   * leases, since a claim not renewed for one lease is a dead daemon's.
+   */
   async #claim(claim: string, name: string): Promise<void> {
-    const deadline = Date.now() + CLAIM_WAIT_MS;
+    const deadline = Date.now() + 2 * this.#leaseMs;
     for (let attempt = 0, wait = 20; attempt < 1_000; attempt++, wait = Math.min(500, wait * 2)) {
       try {
-        await this.objects.put(claim, Buffer.from(JSON.stringify({ name, at: Date.now() })), { ifNoneMatch: true });
+        await this.objects.put(claim, this.#claimBody(name), { ifNoneMatch: true });
         return;
       } catch (err) {
         if (!(err instanceof PreconditionFailed)) throw err;
       }
-      const held = await this.objects.head(claim);
-      // A dead daemon's claim: drop it and try again (of racing daemons one put wins).
-      if (held !== null && Date.now() - held.lastModified > CLAIM_STALE_MS) await this.objects.delete(claim);
+      const held = await this.objects.get(claim);
+      const until = held === null ? 0 : claimUntil(held.body);
+      // A dead daemon's claim: drop it (only that version) and try again (of racing daemons one put wins).
+      if (held !== null && until < Date.now()) await this.objects.deleteIf(claim, held.etag);
       else if (Date.now() + wait > deadline) break;
       else await delay(wait);
     }
@@ -366,6 +378,17 @@ export class S3Backend implements StorageBackend {
     if (got === null) return undefined;
     const record = parseRecord(got.body.toString('utf8'));
     return record === undefined ? undefined : { record, etag: got.etag };
+  }
+}
+
+/** Until when a claim object's holder holds it (0 for one that is not a claim we wrote). */
+function claimUntil(body: Buffer): number {
+  try {
+    const value: unknown = JSON.parse(body.toString('utf8'));
+    const until = typeof value === 'object' && value !== null && 'until' in value ? value.until : 0;
+    return typeof until === 'number' ? until : 0;
+  } catch {
+    return 0;
   }
 }
 

@@ -23,15 +23,6 @@ export const MAX_PARTS = 10_000;
  */
 export const DEFAULT_LEASE_MS = 15_000;
 
-/**
- * A claim on a final name (held while a publish copies into it, so that two daemons publishing
- * one name take turns and `no-clobber` holds) older than this is taken to be a dead daemon's.
- */
-export const CLAIM_STALE_MS = 10 * 60_000;
-
-/** How long a publish waits for another daemon's publish of the same name to end before BUSY. */
-export const CLAIM_WAIT_MS = 30_000;
-
 /** What one GET of a published file fetches for the sequential reads that follow (downloads). */
 export const READ_AHEAD_BYTES = 4 * MiB;
 

@@ -151,6 +151,16 @@ export class Objects {
     }
   }
 
+  /** Deletes the object if it is still version `etag` (else nothing: someone else changed it). */
+  async deleteIf(key: string, etag: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.prefix + key, IfMatch: etag }));
+    } catch (err) {
+      if (statusOf(err) === 404 || statusOf(err) === 412) return;
+      throw this.#fail(err, 'deleting', key);
+    }
+  }
+
   /** Keys (and with `delimiter`, folders) under `under` (relative), every page of them. */
   async list(under: string, delimiter?: string, maxKeys?: number): Promise<Listed> {
     const keys: Listed['keys'] = [];
