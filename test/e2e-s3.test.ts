@@ -4,7 +4,7 @@
 // resumes on daemon B from the durable offset; a client whose daemon is SIGKILLed finishes on the
 // other once the dead one's lease ran out.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmod, lstat, mkdir, readdir, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -15,7 +15,7 @@ import { createS3Client } from '../src/storage/s3/client.js';
 import { startBalancer, type Balancer } from './support/balancer.js';
 import { startCeph, type CephCluster } from './support/ceph.js';
 import { DIST_DIR } from './support/paths.js';
-import { makeFile, readJsonLine, runSend, sha256File, spawnSend, startDaemon, tempDir, watchSend, type Daemon } from './support/procs.js';
+import { makeFile, RECV_CLI, readJsonLine, runSend, sha256File, spawnSend, startDaemon, tempDir, watchSend, type Daemon } from './support/procs.js';
 
 const GET_CLI = path.join(DIST_DIR, 'src', 'send', 'get-cli.js');
 const MiB = 1024 * 1024;
@@ -175,5 +175,28 @@ describe('stx-recv --store s3://, two daemons on one bucket', () => {
       assert.equal(got.code, 0, got.stderr);
       assert.equal(await sha256File(path.join(to, 'killed.bin')), sha);
     });
+  });
+});
+
+describe('stx-recv --store: command line', () => {
+  const recv = (args: string[]): { status: number | null; stderr: string } => {
+    const r = spawnSync(process.execPath, [RECV_CLI, '--listen', '127.0.0.1:0', '--key', path.join(tmp.dir, 'srv', 'k.pem'), ...args], { encoding: 'utf8', timeout: 30_000 });
+    return { status: r.status, stderr: r.stderr };
+  };
+
+  it('refuses --store without --s3-endpoint, with --out, or naming no bucket (exit 2); a bucket that does not exist fails the start (exit 1)', () => {
+    const cases: [string[], number, RegExp][] = [
+      [['--store', 's3://stx'], 2, /--store needs --s3-endpoint/],
+      [['--store', 's3://stx', '--s3-endpoint', ceph.endpoint, '--out', tmp.dir], 2, /--out and --store are alternatives/],
+      [['--store', 'stx', '--s3-endpoint', ceph.endpoint], 2, /s3:\/\/BUCKET/],
+      [['--store', 's3://stx/../x', '--s3-endpoint', ceph.endpoint], 2, /not a key prefix/],
+      [['--out', tmp.dir, '--s3-endpoint', ceph.endpoint], 2, /--s3-endpoint goes with --store/],
+      [['--store', 's3://no-such-bucket', '--s3-endpoint', ceph.endpoint], 1, /no-such-bucket/],
+    ];
+    for (const [args, status, message] of cases) {
+      const r = recv(args);
+      assert.equal(r.status, status, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+    }
   });
 });
