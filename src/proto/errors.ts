@@ -42,6 +42,7 @@ export const ERRORS = {
   IO_ERROR: { wire: 53, family: 'resource', exit: 6, transient: false },
   INTERNAL: { wire: 54, family: 'resource', exit: 1, transient: false },
   RATE_LIMITED: { wire: 55, family: 'resource', exit: 3, transient: true },
+  HELD_ELSEWHERE: { wire: 56, family: 'resource', exit: 3, transient: true },
   CONNECT_FAILED: { wire: null, family: 'local', exit: 3, transient: true },
   CONNECTION_LOST: { wire: null, family: 'local', exit: 3, transient: true },
   LOCAL_FILE: { wire: null, family: 'local', exit: 1, transient: false },

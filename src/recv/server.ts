@@ -11,11 +11,14 @@ import { defaultMaxMemoryBytes, MEMORY_FLOOR_BYTES } from './config.js';
 import type { Access } from './access.js';
 import { Connection, refuse } from './connection.js';
 import { Store } from './store.js';
+import type { StorageBackend } from '../storage/backend.js';
 
 export interface ServerOptions {
   readonly host: string;
   readonly port: number;
   readonly outDir: string;
+  /** Where the files go instead of the local disk under outDir (--store; outDir is then only a label). */
+  readonly backend?: StorageBackend;
   readonly serverKey: KeyObject;
   readonly authorizedKeys: ReadonlySet<string> | null;
   /** Who may connect and each client's rights (access.ts, §7.4); without it, `authorizedKeys` with no options. */
@@ -50,7 +53,7 @@ export interface RunningServer {
 }
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
-  const store = new Store(opts.outDir, { maxPartialBytes: opts.maxPartialBytes });
+  const store = new Store(opts.outDir, { maxPartialBytes: opts.maxPartialBytes, ...(opts.backend === undefined ? {} : { backend: opts.backend }) });
   await store.init();
   const connections = new Set<Connection>();
   let nextId = 1;

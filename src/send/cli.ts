@@ -34,6 +34,7 @@ const ADVICE: Partial<Record<ErrorCode, string>> = {
   TIMEOUT: 'Check that the server is running and reachable, then run the same command again: it resumes.',
   TOO_MANY_CONNECTIONS: 'The server is busy; run the same command again later: it resumes.',
   RATE_LIMITED: 'The server limits how much it reads back for one client; run the same command again later: it resumes.',
+  HELD_ELSEWHERE: 'Another server of the same store still holds this upload (your last connection went to it); run the same command again shortly: it resumes.',
   SHUTTING_DOWN: 'The server is restarting; run the same command again: it resumes.',
   IO_ERROR: "The server could not write to its disk; ask its admin to check the server's log.",
   USAGE: "Run 'stx-send --help' for the options.",

@@ -120,7 +120,9 @@ const ONE_SOURCE_FLAGS: readonly (readonly [string, string])[] = [
 export async function startDaemon(out: string, keyFile: string, extra: string[] = [], port = 0, options: DaemonSpawnOptions = {}): Promise<Daemon> {
   if (options.freshKey !== true && !existsSync(keyFile)) installCachedKey(keyFile);
   const lifted = ONE_SOURCE_FLAGS.filter(([flag]) => !extra.includes(flag)).flat();
-  const args = [RECV_CLI, '--listen', `127.0.0.1:${port}`, '--out', out, '--key', keyFile, ...lifted, ...extra];
+  // An s3:// store goes to --store (its --s3-endpoint comes in `extra`).
+  const store = out.startsWith('s3://') ? ['--store', out] : ['--out', out];
+  const args = [RECV_CLI, '--listen', `127.0.0.1:${port}`, ...store, '--key', keyFile, ...lifted, ...extra];
   const env = { ...process.env, STX_HOME: path.dirname(keyFile) };
   const proc =
     options.fdLimit === undefined

@@ -1,0 +1,232 @@
+// The few S3 calls the backend makes, on one bucket under one key prefix, with S3's failures
+// turned into typed stx errors (IO_ERROR naming the call and the S3 error code; a failed
+// condition is PreconditionFailed, which the callers handle). Keys given here are relative to the
+// prefix. Nothing else in storage/s3 talks to the SDK directly.
+
+import {
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateMultipartUploadCommand,
+  AbortMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  UploadPartCommand,
+  UploadPartCopyCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { ResourceError, StxError } from '../../proto/errors.js';
+
+/** A conditional write found another version than the one it was conditioned on (HTTP 412). */
+export class PreconditionFailed extends Error {}
+
+export interface ObjectInfo {
+  readonly size: number;
+  /** Without quotes (RGW wants If-Match values so). */
+  readonly etag: string;
+  /** Milliseconds since the epoch, the store's clock. */
+  readonly lastModified: number;
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+export interface Listed {
+  readonly keys: { readonly key: string; readonly size: number; readonly lastModified: number }[];
+  /** Common prefixes ("folders") when listed with a delimiter, relative like the keys. */
+  readonly folders: string[];
+}
+
+/** Pages one listing reads at most (1000 keys each): a bound, not a limit anyone should meet. */
+const MAX_LIST_PAGES = 100_000;
+
+function statusOf(err: unknown): number | undefined {
+  if (typeof err !== 'object' || err === null || !('$metadata' in err)) return undefined;
+  const meta = (err as { $metadata?: { httpStatusCode?: number } }).$metadata;
+  return meta?.httpStatusCode;
+}
+
+function nameOf(err: unknown): string {
+  return err instanceof Error ? err.name : 'unknown error';
+}
+
+function unquote(etag: string | undefined): string {
+  return (etag ?? '').replace(/^"|"$/g, '');
+}
+
+/** `key` for an x-amz-copy-source header: each component URL-encoded. */
+function copySource(bucket: string, key: string): string {
+  return `${bucket}/${key.split('/').map(encodeURIComponent).join('/')}`;
+}
+
+export class Objects {
+  constructor(
+    readonly client: S3Client,
+    readonly bucket: string,
+    readonly prefix: string,
+  ) {}
+
+  /** The error to throw for a failed call: 412 is PreconditionFailed, the rest IO_ERROR. */
+  #fail(err: unknown, what: string, key: string): Error {
+    if (err instanceof StxError) return err;
+    if (statusOf(err) === 412) return new PreconditionFailed(`${what} s3://${this.bucket}/${this.prefix}${key}: the condition failed`);
+    return new ResourceError('IO_ERROR', `${what} s3://${this.bucket}/${this.prefix}${key} failed (${nameOf(err)})`, { cause: err });
+  }
+
+  async checkBucket(): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    } catch (err) {
+      throw this.#fail(err, 'opening bucket', '');
+    }
+  }
+
+  /** The object's bytes (or `range` [from, to) of them), or null if there is none. */
+  async get(key: string, range?: { from: number; to: number }): Promise<{ body: Buffer; etag: string } | null> {
+    try {
+      const res = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: this.prefix + key, ...(range === undefined ? {} : { Range: `bytes=${range.from}-${range.to - 1}` }) }),
+      );
+      const bytes = res.Body === undefined ? new Uint8Array(0) : await res.Body.transformToByteArray();
+      return { body: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), etag: unquote(res.ETag) };
+    } catch (err) {
+      if (statusOf(err) === 404) return null;
+      throw this.#fail(err, 'reading', key);
+    }
+  }
+
+  /** Range [from, to) of the object version `etag` (a replaced object fails: PreconditionFailed). */
+  async getRange(key: string, from: number, to: number, etag?: string): Promise<Buffer> {
+    try {
+      const res = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: this.prefix + key, Range: `bytes=${from}-${to - 1}`, ...(etag === undefined ? {} : { IfMatch: etag }) }),
+      );
+      const bytes = res.Body === undefined ? new Uint8Array(0) : await res.Body.transformToByteArray();
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    } catch (err) {
+      throw this.#fail(err, 'reading', key);
+    }
+  }
+
+  async head(key: string): Promise<ObjectInfo | null> {
+    try {
+      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
+      return { size: res.ContentLength ?? 0, etag: unquote(res.ETag), lastModified: res.LastModified?.getTime() ?? 0, metadata: res.Metadata ?? {} };
+    } catch (err) {
+      if (statusOf(err) === 404) return null;
+      throw this.#fail(err, 'looking up', key);
+    }
+  }
+
+  /**
+   * Writes the object; with `ifMatch` only over that version, with `ifNoneMatch` only where there
+   * is none (else PreconditionFailed). Returns the new ETag.
+   */
+  async put(key: string, body: Buffer, options: { ifMatch?: string | undefined; ifNoneMatch?: boolean; metadata?: Record<string, string> } = {}): Promise<string> {
+    try {
+      const res = await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: this.prefix + key,
+          Body: body,
+          ContentLength: body.length,
+          ...(options.ifMatch === undefined ? {} : { IfMatch: options.ifMatch }),
+          ...(options.ifNoneMatch === true ? { IfNoneMatch: '*' } : {}),
+          ...(options.metadata === undefined ? {} : { Metadata: options.metadata }),
+        }),
+      );
+      return unquote(res.ETag);
+    } catch (err) {
+      throw this.#fail(err, 'writing', key);
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
+    } catch (err) {
+      if (statusOf(err) === 404) return;
+      throw this.#fail(err, 'deleting', key);
+    }
+  }
+
+  /** Deletes the object if it is still version `etag` (else nothing: someone else changed it). */
+  async deleteIf(key: string, etag: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.prefix + key, IfMatch: etag }));
+    } catch (err) {
+      if (statusOf(err) === 404 || statusOf(err) === 412) return;
+      throw this.#fail(err, 'deleting', key);
+    }
+  }
+
+  /** Keys (and with `delimiter`, folders) under `under` (relative), every page of them. */
+  async list(under: string, delimiter?: string, maxKeys?: number): Promise<Listed> {
+    const keys: Listed['keys'] = [];
+    const folders: string[] = [];
+    let token: string | undefined;
+    try {
+      for (let page = 0; page < MAX_LIST_PAGES; page++) {
+        const res = await this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: this.prefix + under,
+            ...(delimiter === undefined ? {} : { Delimiter: delimiter }),
+            ...(maxKeys === undefined ? {} : { MaxKeys: maxKeys }),
+            ...(token === undefined ? {} : { ContinuationToken: token }),
+          }),
+        );
+        for (const c of res.Contents ?? []) {
+          if (c.Key !== undefined) keys.push({ key: c.Key.slice(this.prefix.length), size: c.Size ?? 0, lastModified: c.LastModified?.getTime() ?? 0 });
+        }
+        for (const p of res.CommonPrefixes ?? []) if (p.Prefix !== undefined) folders.push(p.Prefix.slice(this.prefix.length));
+        token = res.IsTruncated === true ? res.NextContinuationToken : undefined;
+        if (token === undefined || maxKeys !== undefined) break;
+      }
+    } catch (err) {
+      throw this.#fail(err, 'listing', under);
+    }
+    return { keys, folders };
+  }
+
+  /**
+   * Makes `to` the objects `from` (each ≥ 5 MiB) followed by `rest`, with `metadata`: `rest`
+   * alone is one PutObject, one object alone a CopyObject, anything else one multipart upload
+   * (UploadPartCopy, then UploadPart of `rest`). Readers see the old object or the whole new one.
+   */
+  async compose(to: string, from: readonly string[], rest: Buffer, metadata: Record<string, string>): Promise<void> {
+    const target = { Bucket: this.bucket, Key: this.prefix + to };
+    try {
+      if (from.length === 0) {
+        await this.client.send(new PutObjectCommand({ ...target, Body: rest, ContentLength: rest.length, Metadata: metadata }));
+        return;
+      }
+      if (from.length === 1 && rest.length === 0) {
+        const source = copySource(this.bucket, this.prefix + (from[0] ?? ''));
+        await this.client.send(new CopyObjectCommand({ ...target, CopySource: source, MetadataDirective: 'REPLACE', Metadata: metadata }));
+        return;
+      }
+      const created = await this.client.send(new CreateMultipartUploadCommand({ ...target, Metadata: metadata }));
+      const uploadId = created.UploadId;
+      if (uploadId === undefined) throw new ResourceError('IO_ERROR', 'CreateMultipartUpload gave no upload id');
+      try {
+        const parts: { ETag: string; PartNumber: number }[] = [];
+        for (const [i, key] of from.entries()) {
+          const res = await this.client.send(new UploadPartCopyCommand({ ...target, UploadId: uploadId, PartNumber: i + 1, CopySource: copySource(this.bucket, this.prefix + key) }));
+          parts.push({ ETag: res.CopyPartResult?.ETag ?? '', PartNumber: i + 1 });
+        }
+        if (rest.length > 0) {
+          const res = await this.client.send(new UploadPartCommand({ ...target, UploadId: uploadId, PartNumber: from.length + 1, Body: rest, ContentLength: rest.length }));
+          parts.push({ ETag: res.ETag ?? '', PartNumber: from.length + 1 });
+        }
+        await this.client.send(new CompleteMultipartUploadCommand({ ...target, UploadId: uploadId, MultipartUpload: { Parts: parts } }));
+      } catch (err) {
+        await this.client.send(new AbortMultipartUploadCommand({ ...target, UploadId: uploadId })).catch(() => undefined);
+        throw err;
+      }
+    } catch (err) {
+      throw this.#fail(err, 'publishing', to);
+    }
+  }
+}

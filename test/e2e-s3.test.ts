@@ -1,0 +1,202 @@
+// stx-recv on S3 with the real binaries (issue 16): two daemons serve one bucket of a real Ceph
+// RADOS Gateway (support/ceph.ts) behind a TCP balancer (support/balancer.ts, as HAProxy in TCP
+// mode). A tree uploaded through one is downloaded through the other; a client cut from daemon A
+// resumes on daemon B from the durable offset; a client whose daemon is SIGKILLed finishes on the
+// other once the dead one's lease ran out.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmod, lstat, mkdir, readdir, utimes } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { after, before, describe, it } from 'node:test';
+import { S3Backend } from '../src/storage/s3/backend.js';
+import { createS3Client } from '../src/storage/s3/client.js';
+import { startBalancer, type Balancer } from './support/balancer.js';
+import { startCeph, type CephCluster } from './support/ceph.js';
+import { DIST_DIR } from './support/paths.js';
+import { makeFile, RECV_CLI, readJsonLine, runSend, sha256File, spawnSend, startDaemon, tempDir, watchSend, type Daemon } from './support/procs.js';
+
+const GET_CLI = path.join(DIST_DIR, 'src', 'send', 'get-cli.js');
+const MiB = 1024 * 1024;
+const host = '127.0.0.1';
+/** The dead daemon's uploads go to the other this long after its last renewal at most. */
+const LEASE = '2s';
+
+let ceph: CephCluster;
+let tmp: { dir: string; cleanup: () => Promise<void> };
+let a: Daemon;
+let b: Daemon;
+let balancer: Balancer;
+let home: string;
+
+function runGet(args: string[], timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const proc = spawn(process.execPath, [GET_CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, STX_HOME: home } });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    proc.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+    proc.on('close', (code, sig) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? (sig === null ? -1 : 128), stdout, stderr });
+    });
+  });
+}
+
+/** The daemon's log events `event` (JSON lines on stdout). */
+function events(d: Daemon, event: string): Record<string, unknown>[] {
+  return d
+    .stdout()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((e) => e['event'] === event);
+}
+
+/** Waits (bounded: 20 s) until the store records some of partial `name` durable, and returns how much. */
+async function someDurable(name: string): Promise<number> {
+  const s3 = createS3Client({ endpoint: ceph.endpoint, region: ceph.region, credentials: ceph });
+  try {
+    const store = new S3Backend({ client: s3, bucket: 'stx', prefix: 'backups/' });
+    let durable = 0;
+    const deadline = Date.now() + 20_000;
+    for (let i = 0; i < 1_000 && durable === 0 && Date.now() < deadline; i++) {
+      durable = Math.max(0, ...(await store.partials()).filter((p) => p.record.name === name).map((p) => p.record.durable));
+      if (durable === 0) await delay(50);
+    }
+    assert.ok(durable > 0, `nothing of ${name} durable after ${balancer.bytesUp} bytes`);
+    return durable;
+  } finally {
+    s3.destroy();
+  }
+}
+
+before(async () => {
+  ceph = await startCeph();
+  Object.assign(process.env, ceph.env);
+  const s3 = createS3Client({ endpoint: ceph.endpoint, region: ceph.region, credentials: ceph });
+  await s3.send(new CreateBucketCommand({ Bucket: 'stx' }));
+  s3.destroy();
+  tmp = await tempDir('stx-s3-');
+  home = path.join(tmp.dir, 'home');
+  // One server key for both, as behind a load balancer: the client pins one fingerprint.
+  const key = path.join(tmp.dir, 'srv', 'k.pem');
+  const flags = ['--s3-endpoint', ceph.endpoint, '--allow-download', '--s3-lease', LEASE, '--log-format', 'json'];
+  a = await startDaemon('s3://stx/backups', key, flags);
+  b = await startDaemon('s3://stx/backups', key, flags); // after A: the key file is made once
+  // 4 MiB/s: the uploads below last about 4 s, so that they are cut well before their END.
+  balancer = await startBalancer(a.port, 4 * MiB);
+});
+
+after(async () => {
+  await balancer.close();
+  await Promise.all([a.stop('SIGKILL'), b.stop('SIGKILL')]);
+  await ceph.stop();
+  await tmp.cleanup();
+});
+
+describe('stx-recv --store s3://, two daemons on one bucket', () => {
+  it('a tree uploaded through daemon A comes back whole through daemon B: paths, sizes, modes, mtimes, SHA-256', async () => {
+    const src = path.join(tmp.dir, 'src', 'tree');
+    const files: [string, number, number, number][] = [
+      ['big.bin', 9 * MiB + 3, 0o640, 1_600_000_000_250],
+      ['empty', 0, 0o600, 1_500_000_000_000],
+      ['deep/er/x.txt', 5, 0o644, 1_700_000_000_750],
+    ];
+    for (const [name, size, mode, mtime] of files) {
+      const p = path.join(src, name);
+      await mkdir(path.dirname(p), { recursive: true });
+      await makeFile(p, size, size);
+      await chmod(p, mode);
+      await utimes(p, mtime / 1000, mtime / 1000);
+    }
+    const sent = await runSend([host, String(a.port), src, '--json', '--quiet'], { STX_HOME: home });
+    assert.equal(sent.code, 0, sent.stderr);
+    const to = path.join(tmp.dir, 'got');
+    const got = await runGet([host, String(b.port), 'tree', '--to', to, '--json', '--quiet']);
+    assert.equal(got.code, 0, got.stderr);
+    for (const [name, size, mode, mtime] of files) {
+      const mine = path.join(src, name);
+      const theirs = path.join(to, 'tree', name);
+      const st = await lstat(theirs);
+      assert.deepEqual([st.size, st.mode & 0o777, Math.round(st.mtimeMs)], [size, mode, mtime], name);
+      assert.equal(await sha256File(theirs), await sha256File(mine), name);
+    }
+    assert.deepEqual((await readdir(path.join(to, 'tree'))).sort(), ['big.bin', 'deep', 'empty']);
+  });
+
+  describe('through the balancer', () => {
+    it('a client cut from daemon A resumes on daemon B from the durable offset, and the file is whole', async () => {
+      const src = path.join(tmp.dir, 'cut.bin');
+      const size = 16 * MiB;
+      const sha = await makeFile(src, size, 7);
+      balancer.target = a.port;
+      const client = watchSend(spawnSend([host, String(balancer.port), src, '--json', '--quiet', '--backoff', '100', '--retries', '30'], { STX_HOME: home }));
+      const durable = await someDurable('cut.bin').catch((err: unknown) => {
+        client.proc.kill('SIGKILL');
+        throw err;
+      });
+      balancer.target = b.port;
+      balancer.cutAll();
+      const r = await client.result;
+      assert.equal(r.code, 0, r.stderr);
+      const json = readJsonLine(r.stdout);
+      assert.equal(json['sha256'], sha);
+      assert.ok(Number(json['reconnects']) >= 1);
+      const opens = events(b, 'open').filter((e) => e['name'] === 'cut.bin');
+      assert.ok(opens.some((e) => Number(e['offset']) >= durable), `daemon B resumed from ${JSON.stringify(opens.map((e) => e['offset']))}, ${durable} were durable`);
+      const to = path.join(tmp.dir, 'got-cut');
+      const got = await runGet([host, String(a.port), 'cut.bin', '--to', to, '--quiet']);
+      assert.equal(got.code, 0, got.stderr);
+      assert.equal(await sha256File(path.join(to, 'cut.bin')), sha);
+    });
+
+    it("daemon A SIGKILLed mid-upload: the client finishes on daemon B once A's lease ran out", async () => {
+      const src = path.join(tmp.dir, 'killed.bin');
+      const size = 16 * MiB;
+      const sha = await makeFile(src, size, 8);
+      balancer.target = a.port;
+      const client = watchSend(spawnSend([host, String(balancer.port), src, '--json', '--quiet', '--backoff', '200', '--retries', '40'], { STX_HOME: home }));
+      const durable = await someDurable('killed.bin').catch((err: unknown) => {
+        client.proc.kill('SIGKILL');
+        throw err;
+      });
+      balancer.target = b.port;
+      await a.stop('SIGKILL');
+      const r = await client.result;
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(readJsonLine(r.stdout)['sha256'], sha);
+      const opens = events(b, 'open').filter((e) => e['name'] === 'killed.bin');
+      assert.ok(opens.some((e) => Number(e['offset']) >= durable), `daemon B resumed from ${JSON.stringify(opens.map((e) => e['offset']))}, ${durable} were durable`);
+      const to = path.join(tmp.dir, 'got-killed');
+      const got = await runGet([host, String(b.port), 'killed.bin', '--to', to, '--quiet']);
+      assert.equal(got.code, 0, got.stderr);
+      assert.equal(await sha256File(path.join(to, 'killed.bin')), sha);
+    });
+  });
+});
+
+describe('stx-recv --store: command line', () => {
+  const recv = (args: string[]): { status: number | null; stderr: string } => {
+    const r = spawnSync(process.execPath, [RECV_CLI, '--listen', '127.0.0.1:0', '--key', path.join(tmp.dir, 'srv', 'k.pem'), ...args], { encoding: 'utf8', timeout: 30_000 });
+    return { status: r.status, stderr: r.stderr };
+  };
+
+  it('refuses --store without --s3-endpoint, with --out, or naming no bucket (exit 2); a bucket that does not exist fails the start (exit 1)', () => {
+    const cases: [string[], number, RegExp][] = [
+      [['--store', 's3://stx'], 2, /--store needs --s3-endpoint/],
+      [['--store', 's3://stx', '--s3-endpoint', ceph.endpoint, '--out', tmp.dir], 2, /--out and --store are alternatives/],
+      [['--store', 'stx', '--s3-endpoint', ceph.endpoint], 2, /s3:\/\/BUCKET/],
+      [['--store', 's3://stx/../x', '--s3-endpoint', ceph.endpoint], 2, /not a key prefix/],
+      [['--out', tmp.dir, '--s3-endpoint', ceph.endpoint], 2, /--s3-endpoint goes with --store/],
+      [['--store', 's3://no-such-bucket', '--s3-endpoint', ceph.endpoint], 1, /no-such-bucket/],
+    ];
+    for (const [args, status, message] of cases) {
+      const r = recv(args);
+      assert.equal(r.status, status, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+    }
+  });
+});
