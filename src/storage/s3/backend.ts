@@ -1,6 +1,6 @@
 // The storage backend on S3 (storage/backend.ts; issue 16), tested against Ceph's RADOS Gateway.
 // Layout under the store's prefix:
-//   NAME                          a published file; mode and mtime in its metadata (stx-mode, stx-mtime)
+//   NAME                          a published file; mode, mtime and SHA-256 in its metadata (stx-mode, stx-mtime, stx-sha256)
 //   DIR/                          an empty object marking a directory made by MKDIR (mode, mtime)
 //   .stx/partials/ID/record       a partial's record and lease (record.ts)
 //   .stx/partials/ID/TOKEN-NNNNN  its segments (segments.ts)
@@ -49,6 +49,8 @@ const PARTIALS = `${STATE}partials/`;
 const CLAIMS = `${STATE}claims/`;
 const META_MODE = 'stx-mode';
 const META_MTIME = 'stx-mtime';
+/** The SHA-256 verified at publish (PublishOptions.sha256); an object written again without it has none. */
+const META_SHA256 = 'stx-sha256';
 
 function badId(): ResourceError {
   return new ResourceError('INTERNAL', 'a partial id is 64 hex digits');
@@ -71,6 +73,11 @@ async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T
 function modeOf(info: ObjectInfo, fallback: number): number {
   const mode = Number(info.metadata[META_MODE]);
   return Number.isSafeInteger(mode) && mode >= 0 && mode <= 0o7777 ? mode : fallback;
+}
+
+function sha256Of(info: ObjectInfo): Buffer | undefined {
+  const hex = info.metadata[META_SHA256];
+  return hex !== undefined && /^[0-9a-f]{64}$/.test(hex) ? Buffer.from(hex, 'hex') : undefined;
 }
 
 function mtimeOf(info: ObjectInfo): number {
@@ -237,6 +244,7 @@ export class S3Backend implements StorageBackend {
       mtime: mtimeOf(info),
       mode: modeOf(info, 0o644),
       stamp,
+      sha256: sha256Of(info),
       currentStamp: async () => {
         const now = await objects.head(name);
         return now === null ? '' : stampOf(now);
@@ -274,7 +282,7 @@ export class S3Backend implements StorageBackend {
     const fileEntries = await mapLimited(files, LIST_CONCURRENCY, async (k): Promise<DirEntry | undefined> => {
       const info = await this.objects.head(k.key);
       if (info === null) return undefined;
-      return { name: k.key.slice(under.length), kind: 'file', size: info.size, mtime: mtimeOf(info), mode: modeOf(info, 0o644), stamp: stampOf(info) };
+      return { name: k.key.slice(under.length), kind: 'file', size: info.size, mtime: mtimeOf(info), mode: modeOf(info, 0o644), stamp: stampOf(info), sha256: sha256Of(info) };
     });
     const dirEntries = await mapLimited(dirs, LIST_CONCURRENCY, async (f): Promise<DirEntry> => {
       const marker = await this.objects.head(f);
@@ -331,7 +339,9 @@ export class S3Backend implements StorageBackend {
     try {
       await this.#checkPath(name);
       if (options.how === 'no-clobber' && (await this.objects.head(name)) !== null) throw new UploadError('EXISTS', `"${name}" already exists`);
-      await this.objects.compose(name, keys, rest, { [META_MODE]: String(options.mode & 0o777), [META_MTIME]: String(options.mtime) });
+      const metadata = { [META_MODE]: String(options.mode & 0o777), [META_MTIME]: String(options.mtime) };
+      // The hash lives in the object's own metadata: replaced with the object, never stale.
+      await this.objects.compose(name, keys, rest, options.sha256 === undefined ? metadata : { ...metadata, [META_SHA256]: options.sha256.toString('hex') });
     } finally {
       clearInterval(renewal);
       await this.objects.delete(claim).catch(() => undefined);
