@@ -21,8 +21,14 @@ import { LOCAL } from '../lib/placement.js';
 import { makeTestFile, sha256File, type TestFile } from '../lib/testfile.js';
 import { upload } from '../../src/send/upload.js';
 
-/** Attempts without progress before one upload gives up (the CLI's default). */
+/** Attempts without progress before one upload gives up (the CLI's default)... */
 const RETRIES = 8;
+/**
+ * ...and for how long it keeps retrying anyway (the CLI's --retry-for): a thousand clients that
+ * start together meet the daemon's bound on handshakes in progress (§9.6), and those it refuses
+ * retry with backoff; on a loaded 2-core machine 8 attempts did not always outlast the crowd.
+ */
+const RETRY_FOR_MS = 10 * 60 * 1000;
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 /** Clock ticks per second of /proc/PID/stat's utime and stime (USER_HZ, 100 on Linux). */
@@ -133,6 +139,7 @@ async function oneSample(dir: string, file: TestFile, clients: number, options: 
           fingerprint: daemon.fingerprint,
           knownHostsFile: '/dev/null',
           retries: RETRIES,
+          retryForMs: RETRY_FOR_MS,
         }),
       ),
     );
