@@ -49,10 +49,11 @@ export async function startStxDaemon(
   extraArgs: readonly string[] = [],
   nodeArgs: readonly string[] = [],
   build: Build = THIS_BUILD,
+  logFile?: string,
 ): Promise<StxDaemon | { failed: string }> {
   const keyFile = await serverKey();
   const recvArgs = [...nodeArgs, build.recvCli, '--listen', `${place.host}:0`, '--out', recvDir, '--key', keyFile, ...extraArgs];
-  const proc = startMeasured(...place.command('server', process.execPath, recvArgs), { timeoutMs, env });
+  const proc = startMeasured(...place.command('server', process.execPath, recvArgs), { timeoutMs, env, stdoutFile: logFile });
   const listening = await proc.waitForMatch('stderr', /listening on \S+:(\d+)/, READY_TIMEOUT_MS);
   const fingerprint = await proc.waitForMatch('stderr', /fingerprint (SHA256:\S+)/, READY_TIMEOUT_MS);
   const port = Number(listening?.[1]);

@@ -66,6 +66,8 @@ export interface ConcurrencySample {
   readonly daemonPeakRssMiB: number;
   /** The daemon's totals under GNU time (start-up and shutdown included). */
   readonly daemon: Rusage | null;
+  /** Handshakes the daemon completed (its log's "authenticated" events): above `clients`, some retried. */
+  readonly handshakes: number;
 }
 
 export interface Spread {
@@ -83,6 +85,7 @@ export interface CaseSummary {
   readonly aggregateMiBPerSecond: Spread;
   readonly daemonCpuSecondsPerGiB: Spread;
   readonly daemonPeakRssMiB: Spread;
+  readonly handshakes: Spread;
   /** Per round: aggregate ÷ the same round's single-stream reference; null for the reference itself. */
   readonly throughputVsSingle: Spread | null;
   /** Per round: daemon CPU s/GiB ÷ the same round's reference. */
@@ -122,7 +125,9 @@ async function oneSample(dir: string, file: TestFile, clients: number, options: 
   const recvDir = join(dir, 'received');
   await mkdir(recvDir, { recursive: true });
   const env = { ...process.env, STX_HOME: dir };
-  const daemon = await startStxDaemon(recvDir, env, DAEMON_TIMEOUT_MS, LOCAL, ONE_SOURCE_FLAGS, options.daemonNodeArgs);
+  // Its log (a few lines per connection) goes to a file: through a pipe to this busy process, the
+  // daemon would wait whenever the pipe is full (its log writes are synchronous).
+  const daemon = await startStxDaemon(recvDir, env, DAEMON_TIMEOUT_MS, LOCAL, ONE_SOURCE_FLAGS, options.daemonNodeArgs, undefined, join(dir, 'daemon.log'));
   if ('failed' in daemon) throw new Error(daemon.failed);
   const pid = await daemon.proc.childPid();
   try {
@@ -159,7 +164,9 @@ async function oneSample(dir: string, file: TestFile, clients: number, options: 
       else failures.push(`${name(i)}: received file's SHA-256 does not match`);
     }
     const bytes = clients * file.size;
+    const log = await readFile(join(dir, 'daemon.log'), 'utf8').catch(() => '');
     return {
+      handshakes: log.split('\n').filter((l) => l.includes('"event":"authenticated"')).length,
       clients,
       fileBytes: file.size,
       seconds,
@@ -187,6 +194,7 @@ function summarise(samples: readonly (ConcurrencySample & { round: number })[], 
     aggregateMiBPerSecond: spread(samples.map((s) => s.aggregateMiBPerSecond)),
     daemonCpuSecondsPerGiB: spread(samples.map((s) => s.daemonCpuSecondsPerGiB)),
     daemonPeakRssMiB: spread(samples.map((s) => s.daemonPeakRssMiB)),
+    handshakes: spread(samples.map((s) => s.handshakes)),
     throughputVsSingle: reference === null || paired.length === 0 ? null : spread(paired.map((p) => p.s.aggregateMiBPerSecond / p.ref.aggregateMiBPerSecond)),
     cpuVsSingle: reference === null || paired.length === 0 ? null : spread(paired.map((p) => p.s.daemonCpuSecondsPerGiB / p.ref.daemonCpuSecondsPerGiB)),
     failures: samples.flatMap((s) => s.failures.map((f) => `round ${s.round}, ${s.clients} clients: ${f}`)).slice(0, MAX_FAILURES_KEPT),
@@ -226,7 +234,7 @@ export async function concurrentUploads(
         samples.push({ ...s, round });
         log(
           `concurrency round ${round}/${options.rounds}: ${c.clients} × ${c.fileBytes / MiB} MiB: ${s.aggregateMiBPerSecond.toFixed(1)} MiB/s, ` +
-            `daemon ${s.daemonCpuSecondsPerGiB.toFixed(2)} CPU s/GiB, peak RSS ${s.daemonPeakRssMiB.toFixed(1)} MiB, ${s.verified}/${c.clients} verified`,
+            `daemon ${s.daemonCpuSecondsPerGiB.toFixed(2)} CPU s/GiB, peak RSS ${s.daemonPeakRssMiB.toFixed(1)} MiB, ${s.handshakes} handshakes, ${s.verified}/${c.clients} verified`,
         );
         await rm(runDir, { recursive: true, force: true });
       }

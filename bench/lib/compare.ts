@@ -64,18 +64,33 @@ export interface Comparison {
   readonly senderCpu: Spread;
   readonly receiverCpu: Spread;
   readonly bothCpu: Spread;
+  /**
+   * How much each measure varies between runs of one build: the larger of the two builds'
+   * (max − min) ÷ median, for throughput, sender, receiver and both sides' CPU.
+   */
+  readonly noise: { readonly throughput: number; readonly senderCpu: number; readonly receiverCpu: number; readonly bothCpu: number };
 }
 
 /** Paired by run: each run's ratio of `mine` to `theirs`, then the median and min–max. */
 export function compareRuns(records: readonly RunRecord[], mine: string, theirs: string, fileBytes: number, ref: string): Comparison | null {
   const gib = fileBytes / GiB;
   const rows: { t: number; s: number; r: number; b: number }[] = [];
+  const own: Record<'mine' | 'theirs', { t: number[]; s: number[]; r: number[]; b: number[] }> = {
+    mine: { t: [], s: [], r: [], b: [] },
+    theirs: { t: [], s: [], r: [], b: [] },
+  };
   for (const a of records) {
     if (a.contender !== mine || a.result.kind !== 'ok' || a.verified !== true) continue;
     const b = records.find((x) => x.contender === theirs && x.run === a.run);
     if (b === undefined || b.result.kind !== 'ok' || b.verified !== true) continue;
     const A = a.result;
     const B = b.result;
+    for (const [side, x] of [['mine', A], ['theirs', B]] as const) {
+      own[side].t.push(1 / x.wallSeconds);
+      own[side].s.push(x.sender.cpuSeconds);
+      own[side].r.push(x.receiver.cpuSeconds);
+      own[side].b.push(x.sender.cpuSeconds + x.receiver.cpuSeconds);
+    }
     rows.push({
       t: B.wallSeconds / A.wallSeconds,
       s: A.sender.cpuSeconds / B.sender.cpuSeconds,
@@ -84,8 +99,14 @@ export function compareRuns(records: readonly RunRecord[], mine: string, theirs:
     });
   }
   if (rows.length === 0) return null;
+  const relative = (v: number[]): number => {
+    const x = spread(v);
+    return (x.max - x.min) / x.median;
+  };
+  const noise = (k: 't' | 's' | 'r' | 'b'): number => Math.max(relative(own.mine[k]), relative(own.theirs[k]));
   return {
     ref,
+    noise: { throughput: noise('t'), senderCpu: noise('s'), receiverCpu: noise('r'), bothCpu: noise('b') },
     pairs: rows.length,
     throughput: spread(rows.map((x) => x.t)),
     senderCpu: spread(rows.map((x) => x.s)),
@@ -94,28 +115,32 @@ export function compareRuns(records: readonly RunRecord[], mine: string, theirs:
   };
 }
 
-/** Whether a ratio's spread holds 1: the difference is within what the runs vary by. */
-const verdict = (x: Spread, better: 'up' | 'down'): string => {
-  if (x.min <= 1 && x.max >= 1) return 'within the spread';
-  const improved = better === 'up' ? x.min > 1 : x.max < 1;
-  return improved ? 'better in every run' : '**worse in every run**';
+/**
+ * A ratio is a difference only where it is further from 1 than either build varies between its
+ * own runs (`noise`, relative); else the two are alike as far as these runs can tell.
+ */
+const verdict = (x: Spread, noise: number, better: 'up' | 'down'): string => {
+  if (Math.abs(x.median - 1) <= noise) return 'within the spread';
+  const improved = better === 'up' ? x.median > 1 : x.median < 1;
+  return improved ? 'better, beyond the spread' : '**worse, beyond the spread**';
 };
 
 export function renderComparison(c: Comparison | null, mine: string, theirs: string): string[] {
   const lines = ['', `## This checkout against ${theirs}`, ''];
   if (c === null) return [...lines, 'No run pair where both verified.'];
-  const row = (label: string, x: Spread, better: 'up' | 'down'): string =>
-    `| ${label} | **${fmt(x.median)}** | ${fmt(x.min)}–${fmt(x.max)} | ${verdict(x, better)} |`;
+  const row = (label: string, x: Spread, noise: number, better: 'up' | 'down'): string =>
+    `| ${label} | **${fmt(x.median)}** | ${fmt(x.min)}–${fmt(x.max)} | ±${fmt(100 * noise, 0)} % | ${verdict(x, noise, better)} |`;
   lines.push(
-    `| ${mine} ÷ ${theirs}, per run | Median | Min–max | |`,
-    '| --- | ---: | ---: | --- |',
-    row('Throughput (>1: this checkout faster)', c.throughput, 'up'),
-    row('Sender CPU s/GiB (<1: cheaper)', c.senderCpu, 'down'),
-    row('Receiver CPU s/GiB (<1: cheaper)', c.receiverCpu, 'down'),
-    row('CPU s/GiB, both sides (<1: cheaper)', c.bothCpu, 'down'),
+    `| ${mine} ÷ ${theirs}, per run | Median | Min–max | Spread of one build | |`,
+    '| --- | ---: | ---: | ---: | --- |',
+    row('Throughput (>1: this checkout faster)', c.throughput, c.noise.throughput, 'up'),
+    row('Sender CPU s/GiB (<1: cheaper)', c.senderCpu, c.noise.senderCpu, 'down'),
+    row('Receiver CPU s/GiB (<1: cheaper)', c.receiverCpu, c.noise.receiverCpu, 'down'),
+    row('CPU s/GiB, both sides (<1: cheaper)', c.bothCpu, c.noise.bothCpu, 'down'),
     '',
     `Ratios of the two builds' runs paired by round (${c.pairs} pairs); the two alternate which goes first.`,
-    'A ratio whose min–max holds 1 differs by less than the runs vary.',
+    "Spread of one build = the larger of the two builds' (max − min) ÷ median over their own runs; a",
+    'median ratio closer to 1 than that is no difference these runs can show.',
   );
   return lines;
 }

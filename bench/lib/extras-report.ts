@@ -136,13 +136,13 @@ export function renderConcurrency(c: NonNullable<ExtrasResults['concurrency']>):
   const range = (x: { median: number; min: number; max: number } | null, d: number): string =>
     x === null ? '—' : `**${fmt(x.median, d)}** (${fmt(x.min, d)}–${fmt(x.max, d)})`;
   const lines = [
-    '| Clients × file | Rounds | Aggregate MiB/s | × single (same round) | Daemon CPU s/GiB | × single | Daemon peak RSS MiB | Verified |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| Clients × file | Rounds | Aggregate MiB/s | × single (same round) | Daemon CPU s/GiB | × single | Daemon peak RSS MiB | Handshakes | Verified |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const k of [c.single, ...c.cases]) {
     lines.push(
       `| ${k.clients} × ${sizeLabel(k.fileBytes)} | ${k.rounds} | ${range(k.aggregateMiBPerSecond, 1)} | ${range(k.throughputVsSingle, 2)} | ` +
-        `${range(k.daemonCpuSecondsPerGiB, 2)} | ${range(k.cpuVsSingle, 2)} | ${range(k.daemonPeakRssMiB, 1)} | ${k.verified}/${k.attempted} |`,
+        `${range(k.daemonCpuSecondsPerGiB, 2)} | ${range(k.cpuVsSingle, 2)} | ${range(k.daemonPeakRssMiB, 1)} | ${fmt(k.handshakes.median, 0)} | ${k.verified}/${k.attempted} |`,
     );
   }
   lines.push(
