@@ -3,8 +3,9 @@
 //
 //   node dist/bench/run.js [--size 1G] [--runs 3] [--only raw,scp,sftp,tus,stx] [--out bench/] [--keep]
 //                          [--extras handshake,concurrency,memory|none] [--handshakes 200] [--parallel-clients 8]
-//                          [--concurrent-clients 100] [--concurrent-size 8M] [--memory-sizes 256M,4G]
-//                          [--tuning on|off|LIST]
+//                          [--concurrent-clients 100,1000] [--concurrent-size 8M,1M] [--concurrent-rounds 3]
+//                          [--profile-daemon DIR] [--memory-sizes 256M,4G]
+//                          [--tuning on|off|LIST] [--compare REF]
 //   node dist/bench/run.js --wan RTT,RATE [...]   (bench/wan.ts: the contenders over an emulated long link)
 //
 // The extras (bench/extras) measure stx alone: handshake latency and rate, many concurrent clients,
@@ -19,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { raw } from './contenders/raw.js';
 import { scp } from './contenders/scp.js';
 import { sftp } from './contenders/sftp.js';
-import { stx } from './contenders/stx.js';
+import { stx, stxBuild } from './contenders/stx.js';
 import { stxSealed } from './contenders/stx-sealed.js';
 import { tus } from './contenders/tus.js';
 import type { Contender, RunResult } from './contenders/types.js';
@@ -28,6 +29,9 @@ import { ensureTools } from './lib/apt.js';
 import { renderExtras, targets } from './lib/extras-report.js';
 import { GNU_TIME_PATH } from './lib/measure.js';
 import { checkContenders, prepareTestFile, syncDisks } from './lib/prepare.js';
+import { buildRef, compareRuns, renderComparison } from './lib/compare.js';
+import { costFloor, costTarget, renderCost, type FloorRecord } from './lib/cost.js';
+import { cryptoFloor } from './lib/floor.js';
 import { ratios, renderMarkdown, summarise, type RunRecord } from './lib/report.js';
 import { sha256File } from './lib/testfile.js';
 import { isWanRun, runWan, WAN_USAGE } from './wan.js';
@@ -35,7 +39,8 @@ import { parseTuning } from '../src/runtime/tuning.js';
 
 const CONTENDERS: readonly Contender[] = [raw, scp, sftp, tus, stx, stxSealed];
 const DEFAULT_SIZE = '1G';
-const DEFAULT_RUNS = 3;
+/** Issue 15 asks for medians of at least 5 runs, with their spread. */
+const DEFAULT_RUNS = 5;
 const MAX_RUNS = 20;
 const MAX_SIZE_BYTES = 64 * 1024 ** 3;
 /** Room needed besides the file and one received copy. */
@@ -45,8 +50,9 @@ const DEFAULT_HANDSHAKES = 200;
 const DEFAULT_PARALLEL_CLIENTS = 8;
 /** Each parallel client runs this many handshakes one after the other. */
 const HANDSHAKES_PER_PARALLEL_CLIENT = 50;
-const DEFAULT_CONCURRENT_CLIENTS = 100;
-const DEFAULT_CONCURRENT_SIZE = '8M';
+const DEFAULT_CONCURRENT_CLIENTS = '100,1000';
+const DEFAULT_CONCURRENT_SIZE = '8M,1M';
+const DEFAULT_CONCURRENT_ROUNDS = 3;
 const DEFAULT_MEMORY_SIZES = '256M,4G';
 const MAX_COUNT = 10_000;
 
@@ -59,11 +65,17 @@ const USAGE = `usage: node dist/bench/run.js [options]
   --extras LIST   stx-only measurements: ${EXTRAS.join(',')} (default: all), or none
   --handshakes N  sequential handshakes for the latency median and p99 (default ${DEFAULT_HANDSHAKES})
   --parallel-clients N   clients handshaking at once for handshakes/s (default ${DEFAULT_PARALLEL_CLIENTS})
-  --concurrent-clients N uploads at once (default ${DEFAULT_CONCURRENT_CLIENTS})
-  --concurrent-size SIZE file size of each concurrent upload (default ${DEFAULT_CONCURRENT_SIZE})
+  --concurrent-clients LIST  uploads at once, one case each (default ${DEFAULT_CONCURRENT_CLIENTS})
+  --concurrent-size LIST     file size of each upload, per case (default ${DEFAULT_CONCURRENT_SIZE})
+  --concurrent-rounds N      rounds of the cases and their single-stream reference, interleaved,
+                             each against a fresh daemon (default ${DEFAULT_CONCURRENT_ROUNDS})
+  --profile-daemon DIR       the concurrency daemons write a CPU profile (node --cpu-prof) into DIR
   --memory-sizes LIST    file sizes for the peak-memory transfers (default ${DEFAULT_MEMORY_SIZES})
   --tuning VALUE  STX_TUNING for stx-send and stx-recv: on, off, or a list of the runtime tricks to
                   keep (src/runtime/tuning.ts), to measure what each buys (default on)
+  --compare REF   also build stx from git REF (a temporary worktree) and run it interleaved with this
+                  checkout's (contenders: stx unless --only says; extras: none unless --extras says);
+                  writes COMPARE.md and compare.json instead of RESULTS.md and results.json
 ${WAN_USAGE}`;
 
 /** "256M", "1G", "1.5GiB", "4096" → bytes. */
@@ -85,6 +97,8 @@ interface Options {
   readonly extras: ExtrasOptions;
   /** STX_TUNING for the stx processes (they inherit this process's environment). */
   readonly tuning: string | undefined;
+  /** --compare: the git ref to build and run beside this checkout. */
+  readonly compare: string | undefined;
 }
 
 function parseCount(text: string, flag: string): number {
@@ -102,6 +116,14 @@ function parseExtras(text: string): Set<ExtraName> {
   return new Set(EXTRAS.filter((e) => names.includes(e)));
 }
 
+/** `--concurrent-clients 100,1000 --concurrent-size 8M,1M` → 100 × 8 MiB and 1000 × 1 MiB. */
+function parseCases(clients: string, sizes: string): { clients: number; fileBytes: number }[] {
+  const counts = clients.split(',').map((c) => parseCount(c.trim(), '--concurrent-clients'));
+  const bytes = sizes.split(',').map((s) => parseSize(s.trim()));
+  if (counts.length !== bytes.length) throw new Error('--concurrent-clients and --concurrent-size need as many entries each');
+  return counts.map((n, i) => ({ clients: n, fileBytes: bytes[i] ?? 0 }));
+}
+
 function parseOptions(argv: readonly string[]): Options | null {
   const { values } = parseArgs({
     args: [...argv],
@@ -111,20 +133,24 @@ function parseOptions(argv: readonly string[]): Options | null {
       only: { type: 'string' },
       out: { type: 'string', default: 'bench' },
       keep: { type: 'boolean', default: false },
-      extras: { type: 'string', default: EXTRAS.join(',') },
+      extras: { type: 'string' },
       handshakes: { type: 'string', default: String(DEFAULT_HANDSHAKES) },
       'parallel-clients': { type: 'string', default: String(DEFAULT_PARALLEL_CLIENTS) },
-      'concurrent-clients': { type: 'string', default: String(DEFAULT_CONCURRENT_CLIENTS) },
+      'concurrent-clients': { type: 'string', default: DEFAULT_CONCURRENT_CLIENTS },
       'concurrent-size': { type: 'string', default: DEFAULT_CONCURRENT_SIZE },
+      'concurrent-rounds': { type: 'string', default: String(DEFAULT_CONCURRENT_ROUNDS) },
+      'profile-daemon': { type: 'string' },
       'memory-sizes': { type: 'string', default: DEFAULT_MEMORY_SIZES },
       tuning: { type: 'string' },
+      compare: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) return null;
   const runs = Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1 || runs > MAX_RUNS) throw new Error(`--runs must be 1..${MAX_RUNS}`);
-  let contenders = CONTENDERS;
+  const compare = values.compare;
+  let contenders = compare === undefined ? CONTENDERS : CONTENDERS.filter((c) => c.name === 'stx');
   if (values.only !== undefined) {
     const names = values.only.split(',').map((n) => n.trim()).filter((n) => n !== '');
     const unknown = names.filter((n) => !CONTENDERS.some((c) => c.name === n));
@@ -133,16 +159,17 @@ function parseOptions(argv: readonly string[]): Options | null {
   }
   const extras: ExtrasOptions = {
     // The extras measure stx: they run when stx is one of the contenders.
-    which: contenders.some((c) => c.name === 'stx') ? parseExtras(values.extras) : new Set(),
+    which: contenders.some((c) => c.name === 'stx') ? parseExtras(values.extras ?? (compare === undefined ? EXTRAS.join(',') : 'none')) : new Set(),
     handshakes: parseCount(values.handshakes, '--handshakes'),
     parallelClients: parseCount(values['parallel-clients'], '--parallel-clients'),
     handshakesPerParallelClient: HANDSHAKES_PER_PARALLEL_CLIENT,
-    concurrentClients: parseCount(values['concurrent-clients'], '--concurrent-clients'),
-    concurrentFileBytes: parseSize(values['concurrent-size']),
+    concurrencyCases: parseCases(values['concurrent-clients'], values['concurrent-size']),
+    concurrencyRounds: parseCount(values['concurrent-rounds'], '--concurrent-rounds'),
+    concurrencyDaemonNodeArgs: values['profile-daemon'] === undefined ? undefined : ['--cpu-prof', `--cpu-prof-dir=${resolve(values['profile-daemon'])}`],
     memorySizes: values['memory-sizes'].split(',').filter((x) => x.trim() !== '').map(parseSize),
   };
   if (values.tuning !== undefined) parseTuning(values.tuning); // refuses an unknown name before anything runs
-  return { size: parseSize(values.size), runs, contenders, outDir: resolve(values.out), keep: values.keep, extras, tuning: values.tuning };
+  return { size: parseSize(values.size), runs, contenders, outDir: resolve(values.out), keep: values.keep, extras, tuning: values.tuning, compare };
 }
 
 const log = (line: string): void => {
@@ -186,13 +213,21 @@ async function main(): Promise<number> {
     if (bavail * bsize < 2 * largest + DISK_MARGIN_BYTES) {
       throw new Error(`not enough free space in ${tmpRoot} for two ${largest}-byte files`);
     }
-    const { infos, ready } = await checkContenders(options.contenders, log);
+    const ref = options.compare === undefined ? null : await buildRef(options.compare, tmpRoot, log);
+    if (ref !== null) process.once('exit', () => ref.remove());
+    const refName = ref === null ? null : `stx@${ref.commit}`;
+    const contenders = ref === null || refName === null ? options.contenders : [...options.contenders, stxBuild(refName, ref.distRoot, `${options.compare ?? ''} (${ref.commit})`)];
+    const { infos, ready } = await checkContenders(contenders, log);
     const file = await prepareTestFile(tmpRoot, options.size, log);
 
     const loadAverageAtStart = loadavg()[0] ?? Number.NaN;
     const records: RunRecord[] = [];
+    const floors: FloorRecord[] = [];
     for (let run = 1; run <= options.runs; run++) {
-      for (const c of ready) {
+      // The crypto floor of this round (bench/lib/floor.ts), beside the contenders' runs.
+      floors.push({ run, floor: await cryptoFloor() });
+      // Under --compare the two builds alternate which goes first, so that neither always follows the other.
+      for (const c of ref !== null && run % 2 === 0 ? [...ready].reverse() : ready) {
         const workdir = await mkdtemp(join(tmpRoot, `${c.name}-${run}-`));
         const result = await c.run(file, workdir).catch(
           (err: unknown): RunResult => ({ kind: 'failed', reason: err instanceof Error ? err.message : String(err) }),
@@ -233,20 +268,26 @@ async function main(): Promise<number> {
       loadAverageAtStart,
     };
     const rs = ratios(summaries);
-    const checked = targets(summaries, rs, extras);
-    const markdown = `${renderMarkdown(env, summaries, rs)}${renderExtras(extras, checked).join('\n')}\n`;
+    const checked = [costTarget(summaries), ...targets(summaries, rs, extras)];
+    const floor = costFloor(records, floors, options.size);
+    const floorNote = floors.map((f) => f.floor).find((f) => 'unavailable' in f)?.unavailable ?? (ready.some((c) => c.name === 'raw') ? null : 'raw did not run');
+    const cost = renderCost(summaries, floor, floorNote);
+    const comparison = refName === null ? null : compareRuns(records, 'stx', refName, options.size, options.compare ?? '');
+    const compared = refName === null ? [] : renderComparison(comparison, 'stx', refName);
+    const markdown = `${renderMarkdown(env, summaries, rs)}${[...compared, ...cost].join('\n')}\n${renderExtras(extras, checked).join('\n')}\n`;
+    const [mdName, jsonName] = ref === null ? ['RESULTS.md', 'results.json'] : ['COMPARE.md', 'compare.json'];
     await mkdir(options.outDir, { recursive: true });
-    await writeFile(join(options.outDir, 'RESULTS.md'), markdown);
+    await writeFile(join(options.outDir, mdName), markdown);
     await writeFile(
-      join(options.outDir, 'results.json'),
-      `${JSON.stringify({ environment: env, summaries, ratios: rs, targets: checked, extras, runs: records }, null, 2)}\n`,
+      join(options.outDir, jsonName),
+      `${JSON.stringify({ environment: env, summaries, ratios: rs, comparison, floor, floors, targets: checked, extras, runs: records }, null, 2)}\n`,
     );
     process.stdout.write(markdown);
-    log(`wrote ${join(options.outDir, 'RESULTS.md')} and results.json`);
+    log(`wrote ${join(options.outDir, mdName)} and ${jsonName}`);
     const extrasBroken =
       extras !== null &&
       ((extras.handshake !== null && 'failed' in extras.handshake) ||
-        (extras.concurrency !== null && ('failed' in extras.concurrency || extras.concurrency.failures.length > 0)) ||
+        (extras.concurrency !== null && ('failed' in extras.concurrency || extras.concurrency.cases.some((c) => c.verified < c.attempted))) ||
         (extras.memory ?? []).some((m) => m.failure !== null));
     const broken = extrasBroken || summaries.some((s) => s.unavailable === null && s.failures.length > 0);
     return broken ? 1 : 0;

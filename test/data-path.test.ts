@@ -240,6 +240,17 @@ describe('BodyPool', () => {
     assert.equal(pool.freeBuffers, 0);
   });
 
+  it('hands out buffers of the arena with the fewest free, so that the others can empty and go', () => {
+    const pool = new BodyPool(2, 4);
+    const [a0, a1, , , b0] = Array.from({ length: 8 }, () => pool.take(BODY)); // arenas a0–a3 and b0–b3
+    assert.ok(a0 && a1 && b0);
+    pool.give(b0);
+    pool.give(a0);
+    pool.give(a1);
+    assert.equal(pool.take(BODY), b0, 'from the arena with 1 free, not the last given back');
+    assert.equal(pool.take(BODY), a1);
+  });
+
   it('lets go of a whole arena once more than maxFree buffers would stay free without it', () => {
     const pool = new BodyPool(2, 4);
     const taken = Array.from({ length: 8 }, () => pool.take(BODY)); // two arenas of 4

@@ -17,8 +17,14 @@ import { LOCAL, type Placement } from '../lib/placement.js';
 import type { TestFile } from '../lib/testfile.js';
 import { READY_TIMEOUT_MS, transferTimeoutMs, type Contender, type RunResult } from './types.js';
 
-const RECV_CLI = distFile('src/recv/cli.js');
-const SEND_CLI = distFile('src/send/cli.js');
+/** Where a build's compiled CLIs are: this checkout's dist/ by default, another's under --compare. */
+interface Build {
+  readonly recvCli: string;
+  readonly sendCli: string;
+}
+
+const THIS_BUILD: Build = { recvCli: distFile('src/recv/cli.js'), sendCli: distFile('src/send/cli.js') };
+const RECV_CLI = THIS_BUILD.recvCli;
 /** Upper bound for the one-off key generation. */
 const KEYGEN_TIMEOUT_MS = 60_000;
 
@@ -31,7 +37,8 @@ interface StxDaemon {
 
 /**
  * Starts stx-recv on the placement's host (127.0.0.1 by default; port picked by the daemon)
- * receiving into `recvDir`, with the bench's server key. `{ failed }` (after killing it) when it
+ * receiving into `recvDir`, with the bench's server key; `nodeArgs` go to node before the script
+ * (--cpu-prof is not allowed in NODE_OPTIONS). `{ failed }` (after killing it) when it
  * announced no port and fingerprint.
  */
 export async function startStxDaemon(
@@ -40,10 +47,13 @@ export async function startStxDaemon(
   timeoutMs: number,
   place: Placement = LOCAL,
   extraArgs: readonly string[] = [],
+  nodeArgs: readonly string[] = [],
+  build: Build = THIS_BUILD,
+  logFile?: string,
 ): Promise<StxDaemon | { failed: string }> {
   const keyFile = await serverKey();
-  const recvArgs = [RECV_CLI, '--listen', `${place.host}:0`, '--out', recvDir, '--key', keyFile, ...extraArgs];
-  const proc = startMeasured(...place.command('server', process.execPath, recvArgs), { timeoutMs, env });
+  const recvArgs = [...nodeArgs, build.recvCli, '--listen', `${place.host}:0`, '--out', recvDir, '--key', keyFile, ...extraArgs];
+  const proc = startMeasured(...place.command('server', process.execPath, recvArgs), { timeoutMs, env, stdoutFile: logFile });
   const listening = await proc.waitForMatch('stderr', /listening on \S+:(\d+)/, READY_TIMEOUT_MS);
   const fingerprint = await proc.waitForMatch('stderr', /fingerprint (SHA256:\S+)/, READY_TIMEOUT_MS);
   const port = Number(listening?.[1]);
@@ -56,16 +66,16 @@ export async function startStxDaemon(
 }
 
 /** One stx transfer of `file` into `outDir`/received; the server key is reused across runs. */
-export async function runStx(file: TestFile, outDir: string, place: Placement = LOCAL): Promise<RunResult> {
+export async function runStx(file: TestFile, outDir: string, place: Placement = LOCAL, build: Build = THIS_BUILD): Promise<RunResult> {
   const recvDir = join(outDir, 'received');
   await mkdir(recvDir, { recursive: true });
   const timeoutMs = transferTimeoutMs(file.size);
   // Known hosts, identities and default keys stay in this run's directory, not ~/.config/stx.
   const env = { ...process.env, STX_HOME: outDir };
-  const daemon = await startStxDaemon(recvDir, env, timeoutMs, place);
+  const daemon = await startStxDaemon(recvDir, env, timeoutMs, place, [], [], build);
   if ('failed' in daemon) return { kind: 'failed', reason: daemon.failed };
   const recv = daemon.proc;
-  const sendArgs = [SEND_CLI, place.host, String(daemon.port), file.path, '--fingerprint', daemon.fingerprint, '--json', '--quiet'];
+  const sendArgs = [build.sendCli, place.host, String(daemon.port), file.path, '--fingerprint', daemon.fingerprint, '--json', '--quiet'];
   const t0 = performance.now();
   const sent = await startMeasured(...place.command('client', process.execPath, sendArgs), { timeoutMs, env }).done;
   const wallSeconds = (performance.now() - t0) / 1000;
@@ -77,21 +87,23 @@ export async function runStx(file: TestFile, outDir: string, place: Placement = 
   if (received.rusage === null) return { kind: 'failed', reason: describeExit('stx-recv', received) };
   const receivedPath = await findReceived(recvDir, file);
   if (receivedPath === null) return { kind: 'failed', reason: `no ${file.size}-byte file in ${recvDir}` };
-  return { kind: 'ok', wallSeconds, sender: sent.rusage, receiver: received.rusage, receivedPath, notes: [await idleDaemonNote(env)] };
+  return { kind: 'ok', wallSeconds, sender: sent.rusage, receiver: received.rusage, receivedPath, notes: [await idleDaemonNote(env, build)] };
 }
 
-let idleNote: Promise<string> | undefined;
+const idleNotes = new Map<Build, Promise<string>>();
 
 /**
  * What one stx-recv costs with no transfer at all (start-up, hashing thread, shutdown), measured
  * once per bench process with a daemon that is started and stopped: the receiver column includes
  * it, as it includes every server's start and stop.
  */
-function idleDaemonNote(env: NodeJS.ProcessEnv): Promise<string> {
-  idleNote ??= (async () => {
+function idleDaemonNote(env: NodeJS.ProcessEnv, build: Build): Promise<string> {
+  const known = idleNotes.get(build);
+  if (known !== undefined) return known;
+  const note = (async () => {
     const dir = await mkdtemp(join(tmpdir(), 'stx-bench-idle-'));
     try {
-      const daemon = await startStxDaemon(dir, env, READY_TIMEOUT_MS);
+      const daemon = await startStxDaemon(dir, env, READY_TIMEOUT_MS, LOCAL, [], [], build);
       if ('failed' in daemon) return `an idle stx-recv could not be measured (${daemon.failed})`;
       await daemon.proc.signal('SIGTERM');
       const exit = await daemon.proc.done;
@@ -101,7 +113,8 @@ function idleDaemonNote(env: NodeJS.ProcessEnv): Promise<string> {
       rmSync(dir, { recursive: true, force: true });
     }
   })();
-  return idleNote;
+  idleNotes.set(build, note);
+  return note;
 }
 
 let keyFile: Promise<string> | undefined;
@@ -146,10 +159,22 @@ export const stx: Contender = {
   measures: 'stx-send → stx-recv daemon (this project); wall = sender start → sender exit',
   available: () =>
     Promise.resolve(
-      existsSync(RECV_CLI) && existsSync(SEND_CLI)
+      existsSync(THIS_BUILD.recvCli) && existsSync(THIS_BUILD.sendCli)
         ? null
         : 'not available: dist/src/recv/cli.js or dist/src/send/cli.js not built yet',
     ),
   version: () => Promise.resolve('this checkout'),
-  run: runStx,
+  run: (file, workdir, place) => runStx(file, workdir, place),
 };
+
+/** stx as built from another commit into `distRoot` (bench/lib/compare.ts), named `name`. */
+export function stxBuild(name: string, distRoot: string, version: string): Contender {
+  const build: Build = { recvCli: join(distRoot, 'src/recv/cli.js'), sendCli: join(distRoot, 'src/send/cli.js') };
+  return {
+    name,
+    measures: `stx-send → stx-recv daemon, built from ${version}; wall = sender start → sender exit`,
+    available: () => Promise.resolve(existsSync(build.recvCli) && existsSync(build.sendCli) ? null : `not available: ${distRoot} has no stx CLIs`),
+    version: () => Promise.resolve(version),
+    run: (file, workdir, place) => runStx(file, workdir, place, build),
+  };
+}

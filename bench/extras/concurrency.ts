@@ -1,17 +1,58 @@
-// Many clients at once against one stx-recv: `clients` uploads of the same file under different
-// names, all started together from this process (the client's own upload(), so no process
-// start-up per client), each received file checked by SHA-256. Aggregate MiB/s = bytes of all
-// files ÷ wall time from the first connect to the last confirmed upload.
+// Many clients at once against one stx-recv (issue 15): for each case, `clients` uploads of the same
+// file under different names, all started together from this process (the client's own upload(),
+// so no process start-up per client), each received file checked by SHA-256. Each case runs
+// against its own fresh daemon, and so does a single-stream reference (one client, one file of the
+// first case's total bytes, the same harness); rounds are interleaved (reference, case 1, case 2,
+// reference, …) and each figure is a median over the rounds with its spread (min–max).
+//
+// What is measured of the daemon: CPU seconds (user + sys, all its threads) from /proc/PID/stat
+// between the first connect and the last confirmed upload, so start-up and shutdown are left out;
+// and its peak resident set (GNU time's maxrss at exit, the whole life). Both are robust under a
+// shared machine's load; aggregate MiB/s is not, so it is compared with the reference of the same
+// round only.
+import { readFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
+import { startStxDaemon } from '../contenders/stx.js';
+import type { Rusage } from '../lib/measure.js';
+import { median } from '../lib/measure.js';
+import { LOCAL } from '../lib/placement.js';
+import { makeTestFile, sha256File, type TestFile } from '../lib/testfile.js';
 import { upload } from '../../src/send/upload.js';
-import { sha256File, type TestFile } from '../lib/testfile.js';
 
-/** Attempts without progress before one upload gives up (the CLI's default). */
+/** Attempts without progress before one upload gives up (the CLI's default)... */
 const RETRIES = 8;
+/**
+ * ...and for how long it keeps retrying anyway (the CLI's --retry-for): a thousand clients that
+ * start together meet the daemon's bound on handshakes in progress (§9.6), and those it refuses
+ * retry with backoff; on a loaded 2-core machine 8 attempts did not always outlast the crowd.
+ */
+const RETRY_FOR_MS = 10 * 60 * 1000;
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+/** Clock ticks per second of /proc/PID/stat's utime and stime (USER_HZ, 100 on Linux). */
+const USER_HZ = 100;
+/** Generous bound for a daemon that serves one case. */
+const DAEMON_TIMEOUT_MS = 20 * 60 * 1000;
+/** Failures kept per sample for the report. */
+const MAX_FAILURES_KEPT = 10;
 
-export interface ConcurrencyResult {
+/**
+ * Every client comes from 127.0.0.1, so the daemon's per-source handshake limits
+ * (recv/admission.ts), there against one flooding address, would measure themselves instead of
+ * the daemon: they are lifted here. The total bounds (connections, handshakes in progress,
+ * --max-memory) stay at their defaults.
+ */
+const ONE_SOURCE_FLAGS = ['--max-handshakes-per-source', '100000', '--handshake-rate-per-source', '0'];
+
+export interface ConcurrencyCase {
+  readonly clients: number;
+  readonly fileBytes: number;
+}
+
+/** One case against one fresh daemon. */
+export interface ConcurrencySample {
   readonly clients: number;
   readonly fileBytes: number;
   readonly seconds: number;
@@ -19,48 +60,194 @@ export interface ConcurrencyResult {
   /** Received files whose SHA-256 matched, out of `clients`. */
   readonly verified: number;
   readonly failures: readonly string[];
+  /** Daemon CPU (all threads) from the first connect to the last confirmed upload, per GiB received. */
+  readonly daemonCpuSecondsPerGiB: number;
+  /** Daemon peak resident set over its whole life. */
+  readonly daemonPeakRssMiB: number;
+  /** The daemon's totals under GNU time (start-up and shutdown included). */
+  readonly daemon: Rusage | null;
+  /** Handshakes the daemon completed (its log's "authenticated" events): above `clients`, some retried. */
+  readonly handshakes: number;
 }
 
-const name = (i: number): string => `c${String(i).padStart(3, '0')}.bin`;
+export interface Spread {
+  readonly median: number;
+  readonly min: number;
+  readonly max: number;
+}
 
-export async function concurrentUploads(
-  target: { readonly port: number; readonly fingerprint: string },
-  file: TestFile,
-  clients: number,
-  recvDir: string,
-): Promise<ConcurrencyResult> {
-  const t0 = performance.now();
-  const outcomes = await Promise.allSettled(
-    Array.from({ length: clients }, (_, i) =>
-      upload({
-        host: '127.0.0.1',
-        port: target.port,
-        file: file.path,
-        name: name(i),
-        fingerprint: target.fingerprint,
-        knownHostsFile: '/dev/null',
-        retries: RETRIES,
-      }),
-    ),
-  );
-  const seconds = (performance.now() - t0) / 1000;
-  const failures: string[] = [];
-  let verified = 0;
-  for (const [i, o] of outcomes.entries()) {
-    if (o.status === 'rejected') {
-      failures.push(`${name(i)}: ${o.reason instanceof Error ? o.reason.message : String(o.reason)}`);
-      continue;
+export interface CaseSummary {
+  readonly clients: number;
+  readonly fileBytes: number;
+  readonly rounds: number;
+  readonly verified: number;
+  readonly attempted: number;
+  readonly aggregateMiBPerSecond: Spread;
+  readonly daemonCpuSecondsPerGiB: Spread;
+  readonly daemonPeakRssMiB: Spread;
+  readonly handshakes: Spread;
+  /** Per round: aggregate ÷ the same round's single-stream reference; null for the reference itself. */
+  readonly throughputVsSingle: Spread | null;
+  /** Per round: daemon CPU s/GiB ÷ the same round's reference. */
+  readonly cpuVsSingle: Spread | null;
+  readonly failures: readonly string[];
+}
+
+export interface ConcurrencyResult {
+  readonly single: CaseSummary;
+  readonly cases: readonly CaseSummary[];
+  readonly samples: readonly (ConcurrencySample & { readonly round: number })[];
+}
+
+export interface ConcurrencyOptions {
+  readonly cases: readonly ConcurrencyCase[];
+  readonly rounds: number;
+  /** Node options for the daemons only (e.g. `--cpu-prof --cpu-prof-dir=DIR` to profile them). */
+  readonly daemonNodeArgs?: readonly string[] | undefined;
+}
+
+const name = (i: number): string => `c${String(i).padStart(4, '0')}.bin`;
+
+export function spread(values: readonly number[]): Spread {
+  return { median: median(values), min: Math.min(...values), max: Math.max(...values) };
+}
+
+/** CPU seconds (user + sys, every thread) the process has used so far, from /proc. */
+async function cpuSecondsOf(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the parenthesised name: state is field 3, utime 14, stime 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
+}
+
+/** `clients` uploads of `file` at once against a fresh daemon in `dir`. */
+async function oneSample(dir: string, file: TestFile, clients: number, options: ConcurrencyOptions): Promise<ConcurrencySample> {
+  const recvDir = join(dir, 'received');
+  await mkdir(recvDir, { recursive: true });
+  const env = { ...process.env, STX_HOME: dir };
+  // Its log (a few lines per connection) goes to a file: through a pipe to this busy process, the
+  // daemon would wait whenever the pipe is full (its log writes are synchronous).
+  const daemon = await startStxDaemon(recvDir, env, DAEMON_TIMEOUT_MS, LOCAL, ONE_SOURCE_FLAGS, options.daemonNodeArgs, undefined, join(dir, 'daemon.log'));
+  if ('failed' in daemon) throw new Error(daemon.failed);
+  const pid = await daemon.proc.childPid();
+  try {
+    if (pid === undefined) throw new Error('no pid for stx-recv');
+    const cpu0 = await cpuSecondsOf(pid);
+    const t0 = performance.now();
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: clients }, (_, i) =>
+        upload({
+          host: '127.0.0.1',
+          port: daemon.port,
+          file: file.path,
+          name: name(i),
+          fingerprint: daemon.fingerprint,
+          knownHostsFile: '/dev/null',
+          retries: RETRIES,
+          retryForMs: RETRY_FOR_MS,
+        }),
+      ),
+    );
+    const seconds = (performance.now() - t0) / 1000;
+    const cpu = (await cpuSecondsOf(pid)) - cpu0;
+    await daemon.proc.signal('SIGTERM');
+    const exit = await daemon.proc.done;
+    const failures: string[] = [];
+    let verified = 0;
+    for (const [i, o] of outcomes.entries()) {
+      if (o.status === 'rejected') {
+        failures.push(`${name(i)}: ${o.reason instanceof Error ? o.reason.message : String(o.reason)}`);
+        continue;
+      }
+      const sha = await sha256File(join(recvDir, name(i))).catch(() => '');
+      if (sha === file.sha256 && o.value.sha256 === file.sha256) verified++;
+      else failures.push(`${name(i)}: received file's SHA-256 does not match`);
     }
-    const sha = await sha256File(join(recvDir, name(i))).catch(() => '');
-    if (sha === file.sha256 && o.value.sha256 === file.sha256) verified++;
-    else failures.push(`${name(i)}: received file's SHA-256 does not match`);
+    const bytes = clients * file.size;
+    const log = await readFile(join(dir, 'daemon.log'), 'utf8').catch(() => '');
+    return {
+      handshakes: log.split('\n').filter((l) => l.includes('"event":"authenticated"')).length,
+      clients,
+      fileBytes: file.size,
+      seconds,
+      aggregateMiBPerSecond: bytes / MiB / seconds,
+      verified,
+      failures: failures.slice(0, MAX_FAILURES_KEPT),
+      daemonCpuSecondsPerGiB: cpu / (bytes / GiB),
+      daemonPeakRssMiB: (exit.rusage?.maxRssBytes ?? Number.NaN) / MiB,
+      daemon: exit.rusage,
+    };
+  } catch (err) {
+    await daemon.proc.signal('SIGKILL');
+    await daemon.proc.done;
+    throw err;
   }
+}
+
+function summarise(samples: readonly (ConcurrencySample & { round: number })[], reference: readonly (ConcurrencySample & { round: number })[] | null): Omit<CaseSummary, 'clients' | 'fileBytes'> {
+  const refOf = (round: number): ConcurrencySample | undefined => reference?.find((r) => r.round === round);
+  const paired = samples.map((s) => ({ s, ref: refOf(s.round) })).filter((p): p is { s: typeof p.s; ref: ConcurrencySample } => p.ref !== undefined);
   return {
-    clients,
-    fileBytes: file.size,
-    seconds,
-    aggregateMiBPerSecond: (clients * file.size) / 1024 ** 2 / seconds,
-    verified,
-    failures,
+    rounds: samples.length,
+    verified: samples.reduce((n, s) => n + s.verified, 0),
+    attempted: samples.reduce((n, s) => n + s.clients, 0),
+    aggregateMiBPerSecond: spread(samples.map((s) => s.aggregateMiBPerSecond)),
+    daemonCpuSecondsPerGiB: spread(samples.map((s) => s.daemonCpuSecondsPerGiB)),
+    daemonPeakRssMiB: spread(samples.map((s) => s.daemonPeakRssMiB)),
+    handshakes: spread(samples.map((s) => s.handshakes)),
+    throughputVsSingle: reference === null || paired.length === 0 ? null : spread(paired.map((p) => p.s.aggregateMiBPerSecond / p.ref.aggregateMiBPerSecond)),
+    cpuVsSingle: reference === null || paired.length === 0 ? null : spread(paired.map((p) => p.s.daemonCpuSecondsPerGiB / p.ref.daemonCpuSecondsPerGiB)),
+    failures: samples.flatMap((s) => s.failures.map((f) => `round ${s.round}, ${s.clients} clients: ${f}`)).slice(0, MAX_FAILURES_KEPT),
   };
+}
+
+/**
+ * The cases and the single-stream reference, `options.rounds` times interleaved, each sample
+ * against its own daemon; files are made in `tmpRoot` and removed. A sample that fails throws.
+ */
+export async function concurrentUploads(
+  options: ConcurrencyOptions,
+  tmpRoot: string,
+  log: (line: string) => void,
+  syncDisks: () => void,
+): Promise<ConcurrencyResult> {
+  const [first] = options.cases;
+  if (first === undefined) throw new Error('no concurrency cases');
+  const dir = await mkdtemp(join(tmpRoot, 'concurrency-'));
+  try {
+    const singleBytes = first.clients * first.fileBytes;
+    const sizes = [...new Set([singleBytes, ...options.cases.map((c) => c.fileBytes)])];
+    const files = new Map<number, TestFile>();
+    for (const size of sizes) files.set(size, await makeTestFile(join(dir, `payload-${size}.bin`), size));
+    const fileOf = (size: number): TestFile => {
+      const f = files.get(size);
+      if (f === undefined) throw new Error(`no ${size}-byte file`);
+      return f;
+    };
+    const plan: ConcurrencyCase[] = [{ clients: 1, fileBytes: singleBytes }, ...options.cases];
+    const samples: (ConcurrencySample & { round: number })[] = [];
+    for (let round = 1; round <= options.rounds; round++) {
+      for (const c of plan) {
+        syncDisks();
+        const runDir = await mkdtemp(join(dir, `run-${c.clients}-`));
+        const s = await oneSample(runDir, fileOf(c.fileBytes), c.clients, options);
+        samples.push({ ...s, round });
+        log(
+          `concurrency round ${round}/${options.rounds}: ${c.clients} × ${c.fileBytes / MiB} MiB: ${s.aggregateMiBPerSecond.toFixed(1)} MiB/s, ` +
+            `daemon ${s.daemonCpuSecondsPerGiB.toFixed(2)} CPU s/GiB, peak RSS ${s.daemonPeakRssMiB.toFixed(1)} MiB, ${s.handshakes} handshakes, ${s.verified}/${c.clients} verified`,
+        );
+        await rm(runDir, { recursive: true, force: true });
+      }
+    }
+    const of = (c: ConcurrencyCase): (ConcurrencySample & { round: number })[] => samples.filter((s) => s.clients === c.clients && s.fileBytes === c.fileBytes);
+    const reference = of(plan[0] ?? first);
+    return {
+      single: { clients: 1, fileBytes: singleBytes, ...summarise(reference, null) },
+      cases: options.cases.map((c) => ({ ...c, ...summarise(of(c), reference) })),
+      samples,
+    };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+    syncDisks();
+  }
 }

@@ -6,8 +6,7 @@ import { join } from 'node:path';
 import { startStxDaemon } from '../contenders/stx.js';
 import type { Rusage } from '../lib/measure.js';
 import { LOCAL } from '../lib/placement.js';
-import { makeTestFile } from '../lib/testfile.js';
-import { concurrentUploads, type ConcurrencyResult } from './concurrency.js';
+import { concurrentUploads, type ConcurrencyCase, type ConcurrencyResult } from './concurrency.js';
 import { handshakeLatency, handshakeRate, type HandshakeLatency, type HandshakeRate } from './handshake.js';
 import { peakMemory, type MemoryResult } from './memory.js';
 
@@ -19,14 +18,18 @@ export interface ExtrasOptions {
   readonly handshakes: number;
   readonly parallelClients: number;
   readonly handshakesPerParallelClient: number;
-  readonly concurrentClients: number;
-  readonly concurrentFileBytes: number;
+  /** Clients × file size of each concurrency case, against one daemon each. */
+  readonly concurrencyCases: readonly ConcurrencyCase[];
+  /** Interleaved rounds of the concurrency cases and their single-stream reference. */
+  readonly concurrencyRounds: number;
+  /** Node options for the concurrency daemons only (profiling them). */
+  readonly concurrencyDaemonNodeArgs: readonly string[] | undefined;
   readonly memorySizes: readonly number[];
 }
 
 export interface ExtrasResults {
   readonly handshake: { readonly latency: HandshakeLatency; readonly rate: HandshakeRate; readonly daemon: Rusage | null } | { readonly failed: string } | null;
-  readonly concurrency: (ConcurrencyResult & { readonly daemon: Rusage | null }) | { readonly failed: string } | null;
+  readonly concurrency: ConcurrencyResult | { readonly failed: string } | null;
   readonly memory: readonly MemoryResult[] | null;
 }
 
@@ -73,14 +76,17 @@ export async function runExtras(options: ExtrasOptions, tmpRoot: string, log: (l
   }
 
   if (options.which.has('concurrency')) {
-    const dir = await mkdtemp(join(tmpRoot, 'concurrency-'));
-    const file = await makeTestFile(join(dir, 'payload.bin'), options.concurrentFileBytes);
-    syncDisks();
-    concurrency = await withDaemon(dir, (target, recvDir) => concurrentUploads(target, file, options.concurrentClients, recvDir));
-    await rm(dir, { recursive: true, force: true });
-    syncDisks();
+    const opts = { cases: options.concurrencyCases, rounds: options.concurrencyRounds, daemonNodeArgs: options.concurrencyDaemonNodeArgs };
+    concurrency = await concurrentUploads(opts, tmpRoot, log, syncDisks).catch((err: unknown) => ({ failed: err instanceof Error ? err.message : String(err) }));
     if ('failed' in concurrency) log(`concurrency: FAILED ${concurrency.failed}`);
-    else log(`concurrency: ${concurrency.clients} clients, ${concurrency.aggregateMiBPerSecond.toFixed(1)} MiB/s aggregate, ${concurrency.verified}/${concurrency.clients} verified`);
+    else {
+      for (const c of concurrency.cases) {
+        log(
+          `concurrency: ${c.clients} × ${c.fileBytes / 1024 ** 2} MiB: ${c.aggregateMiBPerSecond.median.toFixed(1)} MiB/s (${c.throughputVsSingle?.median.toFixed(2) ?? '—'} × single), ` +
+            `daemon ${c.daemonCpuSecondsPerGiB.median.toFixed(2)} CPU s/GiB (${c.cpuVsSingle?.median.toFixed(2) ?? '—'} × single), peak RSS ${c.daemonPeakRssMiB.median.toFixed(1)} MiB, ${c.verified}/${c.attempted} verified`,
+        );
+      }
+    }
   }
 
   if (options.which.has('memory')) {

@@ -9,7 +9,12 @@ const sizeLabel = (bytes: number): string => (bytes >= 1024 * MiB ? `${fmt(bytes
 /** The targets of issue "Performance". */
 const RSS_LIMIT_MIB = 96;
 const HANDSHAKE_MEDIAN_LIMIT_MS = 10;
-const CONCURRENT_SHARE_OF_SINGLE = 0.7;
+/** Issue 15: concurrent clients against the single-stream reference of the same round. */
+const CONCURRENT_SHARE_OF_SINGLE = 0.8;
+const CONCURRENT_CPU_OF_SINGLE = 1.3;
+const CONCURRENT_RSS_LIMIT_MIB = 256;
+/** "Flat": the most clients' peak RSS at most this factor of the fewest clients'. */
+const CONCURRENT_RSS_FLAT_FACTOR = 1.25;
 const THROUGHPUT_TARGETS: ReadonlyArray<{ readonly prefix: string; readonly min: number; readonly label: string }> = [
   { prefix: 'stx / raw', min: 0.8, label: 'stx ≥ 0.80 × raw' },
   { prefix: 'stx / max(scp, sftp)', min: 1.1, label: 'stx ≥ 1.1 × max(scp, sftp)' },
@@ -20,6 +25,47 @@ interface Target {
   readonly target: string;
   readonly measured: string;
   readonly met: boolean | null;
+}
+
+function concurrencyTargets(c: ExtrasResults['concurrency']): Target[] {
+  if (c === null) return [{ target: 'concurrent clients (issue 15)', measured: 'not measured in this run', met: null }];
+  if ('failed' in c) return [{ target: 'concurrent clients (issue 15)', measured: `failed: ${c.failed}`, met: false }];
+  const out: Target[] = [];
+  const range = (x: { median: number; min: number; max: number }, d = 2): string => `${fmt(x.median, d)} (${fmt(x.min, d)}–${fmt(x.max, d)})`;
+  for (const k of c.cases) {
+    const label = `${k.clients} × ${sizeLabel(k.fileBytes)}`;
+    out.push({ target: `${label}: every file verified`, measured: `${k.verified}/${k.attempted}`, met: k.verified === k.attempted });
+    const t = k.throughputVsSingle;
+    out.push({
+      target: `${label}: aggregate ≥ ${CONCURRENT_SHARE_OF_SINGLE} × single stream (same round)`,
+      measured: t === null ? '—' : `${range(t)} ×`,
+      met: t === null ? null : t.median >= CONCURRENT_SHARE_OF_SINGLE,
+    });
+    const cpu = k.cpuVsSingle;
+    out.push({
+      target: `${label}: daemon CPU/GiB ≤ ${CONCURRENT_CPU_OF_SINGLE} × single stream`,
+      measured: cpu === null ? '—' : `${range(cpu)} × (${range(k.daemonCpuSecondsPerGiB)} s/GiB against ${range(c.single.daemonCpuSecondsPerGiB)})`,
+      met: cpu === null ? null : cpu.median <= CONCURRENT_CPU_OF_SINGLE,
+    });
+  }
+  const most = [...c.cases].sort((a, b) => b.clients - a.clients)[0];
+  const fewest = [...c.cases].sort((a, b) => a.clients - b.clients)[0];
+  if (most !== undefined && fewest !== undefined) {
+    out.push({
+      target: `daemon peak RSS ≤ ${CONCURRENT_RSS_LIMIT_MIB} MiB at ${most.clients} clients`,
+      measured: `${range(most.daemonPeakRssMiB, 1)} MiB`,
+      met: most.daemonPeakRssMiB.max <= CONCURRENT_RSS_LIMIT_MIB,
+    });
+    if (most !== fewest) {
+      const factor = most.daemonPeakRssMiB.median / fewest.daemonPeakRssMiB.median;
+      out.push({
+        target: `daemon peak RSS flat from ${fewest.clients} to ${most.clients} clients (≤ ${CONCURRENT_RSS_FLAT_FACTOR} ×)`,
+        measured: `${fmt(fewest.daemonPeakRssMiB.median)} → ${fmt(most.daemonPeakRssMiB.median)} MiB = ${fmt(factor, 2)} ×`,
+        met: factor <= CONCURRENT_RSS_FLAT_FACTOR,
+      });
+    }
+  }
+  return out;
 }
 
 export function targets(summaries: readonly Summary[], rs: readonly Ratio[], extras: ExtrasResults | null): Target[] {
@@ -42,18 +88,7 @@ export function targets(summaries: readonly Summary[], rs: readonly Ratio[], ext
       });
     }
   }
-  const single = summaries.find((s) => s.name === 'stx')?.stats?.mibPerSecond.median;
-  const c = extras?.concurrency ?? null;
-  if (c === null || 'failed' in c || single === undefined) {
-    out.push({ target: `concurrent clients ≥ ${CONCURRENT_SHARE_OF_SINGLE} × single-stream stx`, measured: c !== null && 'failed' in c ? `failed: ${c.failed}` : 'not measured in this run', met: c !== null && 'failed' in c ? false : null });
-  } else {
-    const share = c.aggregateMiBPerSecond / single;
-    out.push({
-      target: `${c.clients} clients × ${sizeLabel(c.fileBytes)} aggregate ≥ ${CONCURRENT_SHARE_OF_SINGLE} × single-stream stx`,
-      measured: `${fmt(c.aggregateMiBPerSecond)} MiB/s = ${fmt(share, 2)} × ${fmt(single)} MiB/s; ${c.verified}/${c.clients} verified`,
-      met: share >= CONCURRENT_SHARE_OF_SINGLE && c.verified === c.clients,
-    });
-  }
+  out.push(...concurrencyTargets(extras?.concurrency ?? null));
   const h = extras?.handshake ?? null;
   if (h === null) out.push({ target: `handshake median ≤ ${HANDSHAKE_MEDIAN_LIMIT_MS} ms`, measured: 'not measured in this run', met: null });
   else if ('failed' in h) out.push({ target: `handshake median ≤ ${HANDSHAKE_MEDIAN_LIMIT_MS} ms`, measured: `failed: ${h.failed}`, met: false });
@@ -82,24 +117,7 @@ export function renderExtras(extras: ExtrasResults | null, ts: readonly Target[]
     }
   }
   const c = extras.concurrency;
-  if (c !== null) {
-    lines.push('', '## Concurrent clients (stx)', '');
-    if ('failed' in c) lines.push(`Failed: ${c.failed}`);
-    else {
-      const d = c.daemon;
-      const gib = (c.clients * c.fileBytes) / 1024 / MiB;
-      lines.push(
-        '| Clients × file | Aggregate MiB/s | Wall s | Verified | Daemon CPU s/GiB | Daemon peak RSS MiB |',
-        '| --- | ---: | ---: | ---: | ---: | ---: |',
-        `| ${c.clients} × ${sizeLabel(c.fileBytes)} | **${fmt(c.aggregateMiBPerSecond)}** | ${fmt(c.seconds, 2)} | ${c.verified}/${c.clients} | ` +
-          `${d === null ? '—' : fmt(d.cpuSeconds / gib, 2)} | ${d === null ? '—' : fmt(d.maxRssBytes / MiB)} |`,
-        '',
-        'All uploads start together from one bench process (the client\'s own upload(), no process start-up',
-        'per client) against one stx-recv; every received file is checked by SHA-256.',
-      );
-      for (const f of c.failures.slice(0, 10)) lines.push(`- failed ${f}`);
-    }
-  }
+  if (c !== null) lines.push('', '## Concurrent clients (stx)', '', ...renderConcurrency(c));
   const m = extras.memory;
   if (m !== null) {
     lines.push('', '## Peak memory by file size (stx)', '', '| File | Client peak RSS MiB | Server peak RSS MiB | MiB/s |', '| --- | ---: | ---: | ---: |');
@@ -109,5 +127,35 @@ export function renderExtras(extras: ExtrasResults | null, ts: readonly Target[]
     }
     lines.push('', 'One stx transfer per size, measured like the main table (GNU time maxrss of stx-send and of stx-recv).');
   }
+  return lines;
+}
+
+/** The concurrency table: medians over the rounds with their min–max. */
+export function renderConcurrency(c: NonNullable<ExtrasResults['concurrency']>): string[] {
+  if ('failed' in c) return [`Failed: ${c.failed}`];
+  const range = (x: { median: number; min: number; max: number } | null, d: number): string =>
+    x === null ? '—' : `**${fmt(x.median, d)}** (${fmt(x.min, d)}–${fmt(x.max, d)})`;
+  const lines = [
+    '| Clients × file | Rounds | Aggregate MiB/s | × single (same round) | Daemon CPU s/GiB | × single | Daemon peak RSS MiB | Handshakes | Verified |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const k of [c.single, ...c.cases]) {
+    lines.push(
+      `| ${k.clients} × ${sizeLabel(k.fileBytes)} | ${k.rounds} | ${range(k.aggregateMiBPerSecond, 1)} | ${range(k.throughputVsSingle, 2)} | ` +
+        `${range(k.daemonCpuSecondsPerGiB, 2)} | ${range(k.cpuVsSingle, 2)} | ${range(k.daemonPeakRssMiB, 1)} | ${fmt(k.handshakes.median, 0)} | ${k.verified}/${k.attempted} |`,
+    );
+  }
+  lines.push(
+    '',
+    'Medians over the rounds, (min–max). Each row of a round runs against its own fresh stx-recv; the',
+    'rounds interleave the single-stream reference (first row: one upload of the first case\'s total',
+    'bytes, same harness) with the cases. All uploads start together from the bench process (the',
+    'client\'s own upload(), no process start-up per client); every received file is checked by',
+    'SHA-256. Daemon CPU = user + sys of all its threads from /proc between the first connect and',
+    'the last confirmed upload (start-up and shutdown left out), per GiB received. Peak RSS = GNU',
+    'time\'s maxrss of the daemon over its life. The clients share the machine with the daemon, so',
+    'throughput is compared within a round only.',
+  );
+  for (const f of [c.single, ...c.cases].flatMap((k) => k.failures)) lines.push(`- failed ${f}`);
   return lines;
 }

@@ -5,6 +5,7 @@
 // Linux, also covers every descendant the child itself reaped (CPU times are summed, maxrss is
 // the largest single process). That is what lets us measure a forking server such as sshd.
 import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -49,6 +50,11 @@ interface StartOptions {
   readonly timeoutMs: number;
   readonly cwd?: string;
   readonly env?: NodeJS.ProcessEnv;
+  /**
+   * The child's stdout goes to this file instead of a pipe to us: a daemon that logs a line per
+   * event would otherwise wait on a full pipe whenever this process is too busy to read it.
+   */
+  readonly stdoutFile?: string | undefined;
 }
 
 type StreamName = 'stdout' | 'stderr';
@@ -76,14 +82,18 @@ export function startMeasured(command: string, args: readonly string[], options:
   const started = reportDir.then((dir) => {
     const reportPath = join(dir, 'rusage');
     const t0 = performance.now();
+    const stdoutFd = options.stdoutFile === undefined ? null : openSync(options.stdoutFile, 'a');
     const child = spawn(GNU_TIME_PATH, ['-f', RUSAGE_FORMAT, '-o', reportPath, '--', command, ...args], {
       cwd: options.cwd,
       env: options.env ?? process.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', stdoutFd ?? 'pipe', 'pipe'],
     });
+    if (stdoutFd !== null) closeSync(stdoutFd); // the child has its own copy
     for (const name of ['stdout', 'stderr'] as const) {
-      child[name].setEncoding('utf8');
-      child[name].on('data', (text: string) => {
+      const stream = child[name];
+      if (stream === null) continue;
+      stream.setEncoding('utf8');
+      stream.on('data', (text: string) => {
         output[name] = (output[name] + text).slice(-OUTPUT_TAIL_CHARS);
         notify();
       });

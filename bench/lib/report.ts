@@ -32,11 +32,23 @@ export interface Summary extends ContenderInfo {
     readonly wallSecondsMedian: number;
     readonly senderCpuSecondsPerGiB: number;
     readonly receiverCpuSecondsPerGiB: number;
+    /** CPU s/GiB per side and both sides together (per run, then median), with min–max over the runs. */
+    readonly cpu: { readonly sender: Spread; readonly receiver: Spread; readonly both: Spread };
     /** Largest over the runs. */
     readonly senderPeakRssMiB: number;
     readonly receiverPeakRssMiB: number;
   } | null;
   readonly notes: readonly string[];
+}
+
+export interface Spread {
+  readonly median: number;
+  readonly min: number;
+  readonly max: number;
+}
+
+export function spread(values: readonly number[]): Spread {
+  return { median: median(values), min: Math.min(...values), max: Math.max(...values) };
 }
 
 export interface Ratio {
@@ -81,6 +93,11 @@ export function summarise(info: ContenderInfo, records: readonly RunRecord[], fi
           wallSecondsMedian: median(ok.map((r) => r.wallSeconds)),
           senderCpuSecondsPerGiB: median(ok.map((r) => r.sender.cpuSeconds / gib)),
           receiverCpuSecondsPerGiB: median(ok.map((r) => r.receiver.cpuSeconds / gib)),
+          cpu: {
+            sender: spread(ok.map((r) => r.sender.cpuSeconds / gib)),
+            receiver: spread(ok.map((r) => r.receiver.cpuSeconds / gib)),
+            both: spread(ok.map((r) => (r.sender.cpuSeconds + r.receiver.cpuSeconds) / gib)),
+          },
           senderPeakRssMiB: Math.max(...ok.map((r) => r.sender.maxRssBytes / MiB)),
           receiverPeakRssMiB: Math.max(...ok.map((r) => r.receiver.maxRssBytes / MiB)),
         };

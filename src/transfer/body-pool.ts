@@ -15,12 +15,11 @@ const BODY_BYTES = HEAD_BYTES + MAX_DATA_CHUNK_BYTES;
 /** One buffer's slot in an arena: the head sits just before the boundary the data starts on. */
 const SLOT_BYTES = DIRECT_IO_ALIGN_BYTES + MAX_DATA_CHUNK_BYTES;
 
-/** One aligned memory and how many of its buffers are in the free list. */
+/** One aligned memory and its buffers that are free, the last given back last. */
 interface Arena {
-  readonly buffers: readonly Buffer[];
-  free: number;
+  readonly size: number;
+  readonly free: Buffer[];
 }
-
 /** Who is charged for a leased buffer while it is held (a connection's MemoryBudget account). */
 export interface LeaseAccount {
   /** `bytes` more (positive) or fewer (negative) are held for this account. */
@@ -28,8 +27,12 @@ export interface LeaseAccount {
 }
 
 export class BodyPool implements BodyBuffers {
-  readonly #free: Buffer[] = [];
+  /** Arenas with at least one buffer out or free, in the order they were made. */
+  readonly #arenas = new Set<Arena>();
   readonly #arenaOf = new WeakMap<ArrayBufferLike, Arena>();
+  /** Free pooled buffers that are not in aligned memory (where WebAssembly gives none). */
+  readonly #plain: Buffer[] = [];
+  #freeInArenas = 0;
   readonly #maxFree: number;
   readonly #arenaBuffers: number;
   /** False once aligned memory could not be had: plain buffers from then on. */
@@ -37,7 +40,6 @@ export class BodyPool implements BodyBuffers {
   /** Buffers from take() not given back yet (weak: a leaked exact-size one is still collected). */
   readonly #out = new WeakSet<Buffer>();
   #outstanding = 0;
-  #arenas = 0;
 
   constructor(maxFree = MAX_FREE_BODY_BUFFERS, arenaBuffers = BODY_POOL_ARENA_BUFFERS) {
     this.#maxFree = maxFree;
@@ -46,7 +48,7 @@ export class BodyPool implements BodyBuffers {
 
   /** Buffers kept for reuse right now. */
   get freeBuffers(): number {
-    return this.#free.length;
+    return this.#freeInArenas + this.#plain.length;
   }
 
   /** Buffers taken and not given back yet: 0 once every connection let go of its bodies. */
@@ -56,22 +58,30 @@ export class BodyPool implements BodyBuffers {
 
   /** Aligned memory the pool keeps (its arenas, whether their buffers are out or free). */
   get arenaBytes(): number {
-    return this.#arenas * this.#arenaBuffers * SLOT_BYTES;
+    return this.#arenas.size * this.#arenaBuffers * SLOT_BYTES;
   }
 
   /**
    * A buffer for a body of `bodyBytes`: a pooled one when the body fills at least half of it, else
    * one of the exact size, so that memory held stays within twice the bytes queued (small records
-   * cannot pin whole pooled buffers each).
+   * cannot pin whole pooled buffers each). A pooled one comes from the arena with the fewest free
+   * buffers: with many connections, buffers out gather in as few arenas as they fill, and the
+   * others empty and are let go (one buffer out pins its whole arena).
    */
   take(bodyBytes: number): Buffer {
     if (bodyBytes > BODY_BYTES) throw new RangeError(`body of ${bodyBytes} bytes over ${BODY_BYTES}`);
     if (bodyBytes * 2 < BODY_BYTES) return this.#lend(Buffer.allocUnsafeSlow(bodyBytes));
-    if (this.#free.length === 0 && this.#alignedMemory) this.#addArena();
-    const buffer = this.#free.pop() ?? Buffer.allocUnsafeSlow(BODY_BYTES);
-    const arena = this.#arenaOf.get(buffer.buffer);
-    if (arena !== undefined) arena.free--;
-    return this.#lend(buffer);
+    let fullest: Arena | undefined;
+    for (const arena of this.#arenas) {
+      if (arena.free.length > 0 && (fullest === undefined || arena.free.length < fullest.free.length)) fullest = arena;
+    }
+    if (fullest === undefined && this.#plain.length === 0 && this.#alignedMemory) fullest = this.#addArena();
+    const buffer = fullest?.free.pop();
+    if (buffer !== undefined) {
+      this.#freeInArenas--;
+      return this.#lend(buffer);
+    }
+    return this.#lend(this.#plain.pop() ?? Buffer.allocUnsafeSlow(BODY_BYTES));
   }
 
   /**
@@ -94,17 +104,14 @@ export class BodyPool implements BodyBuffers {
     if (buffer.length !== BODY_BYTES) return; // an exact-size one: left to GC
     const arena = this.#arenaOf.get(buffer.buffer);
     if (arena === undefined) {
-      if (this.#free.length < this.#maxFree) this.#free.push(buffer);
+      if (this.#plain.length < this.#maxFree) this.#plain.push(buffer);
       return;
     }
-    this.#free.push(buffer);
-    arena.free++;
-    if (arena.free === arena.buffers.length && this.#free.length - arena.free >= this.#maxFree) {
-      const mine = new Set(arena.buffers);
-      const rest = this.#free.filter((b) => !mine.has(b));
-      this.#free.length = 0;
-      this.#free.push(...rest);
-      this.#arenas--;
+    arena.free.push(buffer);
+    this.#freeInArenas++;
+    if (arena.free.length === arena.size && this.freeBuffers - arena.size >= this.#maxFree) {
+      this.#arenas.delete(arena);
+      this.#freeInArenas -= arena.size;
       // Nothing refers to the arena's memory any more; only a full collection unmaps it.
       releaseAlignedMemory(this.#arenaBuffers * SLOT_BYTES);
     }
@@ -116,21 +123,22 @@ export class BodyPool implements BodyBuffers {
     return buffer;
   }
 
-  #addArena(): void {
+  #addArena(): Arena | undefined {
     // Shared, so that the hashing thread reads the bodies in place (transfer/hasher.ts).
     const memory = alignedMemory(this.#arenaBuffers * SLOT_BYTES, true);
     if (memory === null) {
       this.#alignedMemory = false;
-      return;
+      return undefined;
     }
     const buffers = Array.from({ length: this.#arenaBuffers }, (_, i) =>
       Buffer.from(memory, i * SLOT_BYTES + DIRECT_IO_ALIGN_BYTES - HEAD_BYTES, BODY_BYTES),
     );
-    const arena: Arena = { buffers, free: buffers.length };
-    this.#arenaOf.set(memory, arena);
-    this.#arenas++;
     // Popped from the end: the lowest addresses go out first.
-    this.#free.push(...buffers.slice().reverse());
+    const arena: Arena = { size: buffers.length, free: buffers.reverse() };
+    this.#arenaOf.set(memory, arena);
+    this.#arenas.add(arena);
+    this.#freeInArenas += arena.size;
+    return arena;
   }
 }
 

@@ -32,6 +32,13 @@ export const LOW_WATER_FRACTION = 0.5;
  */
 export const MAX_HASH_BACKLOG_BYTES = 4 * MiB;
 
+/**
+ * The hashing thread collects its young generation after hashing this many bytes of shared
+ * memory, so that the handles to pool arenas its messages brought do not keep dropped arenas
+ * mapped (hash-worker.ts).
+ */
+export const WORKER_COLLECT_INTERVAL_BYTES = 16 * MiB;
+
 /** Read buffer used once per resume to re-hash the durable prefix of a partial upload. */
 export const HASH_READ_BUFFER_BYTES = 1 * MiB;
 
