@@ -32,7 +32,7 @@ it('bench smoke: stx 16 MiB with every extra, all verified, both reports written
   try {
     const r = await run([
       '--size', '16M', '--runs', '1', '--only', 'stx', '--out', out,
-      '--handshakes', '10', '--parallel-clients', '2', '--concurrent-clients', '4', '--concurrent-size', '1M', '--memory-sizes', '2M',
+      '--handshakes', '10', '--parallel-clients', '2', '--concurrent-clients', '4', '--concurrent-size', '1M', '--concurrent-rounds', '1', '--memory-sizes', '2M',
     ]);
     assert.equal(r.code, 0, r.stderr);
     const json: unknown = JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8'));
@@ -43,7 +43,10 @@ it('bench smoke: stx 16 MiB with every extra, all verified, both reports written
     const extras: unknown = Reflect.get(json, 'extras');
     assert.ok(typeof extras === 'object' && extras !== null);
     const concurrency: unknown = Reflect.get(extras, 'concurrency');
-    assert.equal(Reflect.get(concurrency ?? {}, 'verified'), 4, 'every concurrent upload was verified');
+    const cases: unknown = Reflect.get(concurrency ?? {}, 'cases');
+    const first: unknown = Array.isArray(cases) ? (cases as unknown[])[0] : undefined;
+    assert.equal(Reflect.get(first ?? {}, 'verified'), 4, 'every concurrent upload was verified');
+    assert.equal(Reflect.get(first ?? {}, 'attempted'), 4);
     const handshake: unknown = Reflect.get(extras, 'handshake');
     const latency: unknown = Reflect.get(handshake ?? {}, 'latency');
     assert.ok(Number(Reflect.get(latency ?? {}, 'medianMs')) > 0, 'handshake latency measured');
