@@ -138,7 +138,7 @@ describe(`slowloris: ${STALLS} connections stalled in the handshake`, () => {
 });
 
 describe(`${IDLE} idle authenticated connections`, () => {
-  const IDLE_TIMEOUT_MS = 14_000;
+  const IDLE_TIMEOUT_MS = 10_000;
   let a: Arena;
   before(async () => {
     a = await startArena(['--handshake-timeout', '30s', '--idle-timeout', `${IDLE_TIMEOUT_MS / 1000}s`, ...NO_HANDSHAKE_LIMITS], FD_OPTS);

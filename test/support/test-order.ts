@@ -9,9 +9,9 @@
 // The weights are seconds of wall time per file, measured one file at a time on the 2-core
 // machine (`node --test dist/test/X.test.js`); a file not listed counts as short. They only
 // order the files: a wrong weight costs time, never a test.
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { DIST_DIR } from './paths.js';
+import { DIST_DIR, REPO_ROOT } from './paths.js';
 
 const SECONDS: Readonly<Record<string, number>> = {
   'hostile/resources.test.js': 120,
@@ -49,7 +49,9 @@ function testFiles(dir: string, prefix = ''): string[] {
   for (const entry of readdirSync(path.join(dir, prefix), { withFileTypes: true })) {
     const rel = prefix === '' ? entry.name : `${prefix}/${entry.name}`;
     if (entry.isDirectory()) out.push(...testFiles(dir, rel));
-    else if (entry.isFile() && entry.name.endsWith('.test.js')) out.push(rel);
+    // Only tests whose source still exists: `npm run build` is incremental and leaves the output
+    // of a deleted test file behind.
+    else if (entry.isFile() && entry.name.endsWith('.test.js') && existsSync(path.join(REPO_ROOT, 'test', rel.replace(/\.js$/, '.ts')))) out.push(rel);
   }
   return out;
 }
