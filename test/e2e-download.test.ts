@@ -3,7 +3,6 @@
 // verifies; names that would land outside --to are refused; a daemon without --allow-download
 // refuses; hostile LIST and GET frames get their codes (the conformance runner's §9.9/§9.10 cases).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { appendFile, chmod, lstat, mkdir, readdir, readFile, symlink, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -12,32 +11,9 @@ import { downloadCases } from './conformance/download-cases.js';
 import { runConformance } from './conformance/runner.js';
 import { RawClient } from './hostile/raw-client.js';
 import { startDownProxy } from './support/down-proxy.js';
-import { DIST_DIR } from './support/paths.js';
-import { makeFile, readJsonLine, runSend, sha256File, startDaemon, tempDir, type Daemon } from './support/procs.js';
+import { makeFile, readJsonLine, runGet, runSend, sha256File, startDaemon, tempDir, type Daemon } from './support/procs.js';
 
-const GET_CLI = path.join(DIST_DIR, 'src', 'send', 'get-cli.js');
 const MiB = 1024 * 1024;
-
-interface Run {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function runGet(args: string[], home: string, timeoutMs = 60_000): Promise<Run> {
-  return new Promise((resolve) => {
-    const proc = spawn(process.execPath, [GET_CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, STX_HOME: home } });
-    let stdout = '';
-    let stderr = '';
-    proc.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    proc.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
-    proc.on('close', (code, sig) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? (sig === null ? -1 : 128), stdout, stderr });
-    });
-  });
-}
 
 /** Every regular file under `root`: relative path → size, mode, mtime (ms, rounded), sha256. */
 async function describeTree(root: string): Promise<Map<string, string>> {

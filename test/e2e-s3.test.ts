@@ -4,7 +4,7 @@
 // resumes on daemon B from the durable offset; a client whose daemon is SIGKILLed finishes on the
 // other once the dead one's lease ran out.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmod, lstat, mkdir, readdir, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -14,10 +14,8 @@ import { S3Backend } from '../src/storage/s3/backend.js';
 import { createS3Client } from '../src/storage/s3/client.js';
 import { startBalancer, type Balancer } from './support/balancer.js';
 import { startCeph, type CephCluster } from './support/ceph.js';
-import { DIST_DIR } from './support/paths.js';
-import { makeFile, RECV_CLI, readJsonLine, runSend, sha256File, spawnSend, startDaemon, tempDir, watchSend, type Daemon } from './support/procs.js';
+import { makeFile, RECV_CLI, readJsonLine, runGet as runGetAs, runSend, sha256File, spawnSend, startDaemon, tempDir, watchSend, type Daemon } from './support/procs.js';
 
-const GET_CLI = path.join(DIST_DIR, 'src', 'send', 'get-cli.js');
 const MiB = 1024 * 1024;
 const host = '127.0.0.1';
 /** The dead daemon's uploads go to the other this long after its last renewal at most. */
@@ -30,20 +28,8 @@ let b: Daemon;
 let balancer: Balancer;
 let home: string;
 
-function runGet(args: string[], timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const proc = spawn(process.execPath, [GET_CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, STX_HOME: home } });
-    let stdout = '';
-    let stderr = '';
-    proc.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    proc.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
-    proc.on('close', (code, sig) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? (sig === null ? -1 : 128), stdout, stderr });
-    });
-  });
-}
+const runGet = (args: string[]): ReturnType<typeof runGetAs> => runGetAs(args, home);
+
 
 /** The daemon's log events `event` (JSON lines on stdout). */
 function events(d: Daemon, event: string): Record<string, unknown>[] {

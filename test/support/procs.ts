@@ -8,6 +8,7 @@ import path from 'node:path';
 import { DIST_DIR } from './paths.js';
 
 export const RECV_CLI = path.join(DIST_DIR, 'src', 'recv', 'cli.js');
+export const GET_CLI = path.join(DIST_DIR, 'src', 'send', 'get-cli.js');
 export const SEND_CLI = path.join(DIST_DIR, 'src', 'send', 'cli.js');
 export const KEYGEN_CLI = path.join(DIST_DIR, 'src', 'send', 'keygen-cli.js');
 
@@ -223,3 +224,25 @@ export function readJsonLine(text: string): Record<string, unknown> {
 }
 
 export { readFile };
+
+export interface GetResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs stx-get with `args` and STX_HOME=`home`; killed (and failed) after `timeoutMs`. */
+export function runGet(args: readonly string[], home: string, timeoutMs = 60_000): Promise<GetResult> {
+  return new Promise((resolve) => {
+    const proc = spawn(process.execPath, [GET_CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, STX_HOME: home } });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    proc.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+    proc.on('close', (code, sig) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? (sig === null ? -1 : 128), stdout, stderr });
+    });
+  });
+}
