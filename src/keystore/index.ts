@@ -8,5 +8,6 @@ export {
   loadServerKey,
   saveIdentity,
   stxHome,
+  createPrivateFile,
 } from './keys.js';
 export { checkServerKey, hostPortKey, recordServerKey } from './known-hosts.js';

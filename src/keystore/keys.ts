@@ -38,10 +38,11 @@ function toPem(key: KeyObject): string {
 }
 
 /**
- * Writes `pem` to `path` (mode 0600, parent created with 0700) unless the file exists.
+ * Writes `pem` (ASCII text: a PEM key, an age identity) to `path` (mode 0600, parent created with
+ * 0700, fsync'd, then its directory) unless the file exists; link() never replaces one that appeared meanwhile.
  * Returns false, writing nothing, if it already existed.
  */
-async function createPrivateFile(path: string, pem: string): Promise<boolean> {
+export async function createPrivateFile(path: string, pem: string): Promise<boolean> {
   const dir = dirname(path);
   await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
   const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);

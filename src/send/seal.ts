@@ -15,11 +15,10 @@
 // NAME (Unsealing, below).
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, mkdir, open, readdir, readFile, rename, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { UsageError } from '../cli/conventions.js';
-import { stxHome } from '../keystore/index.js';
-import { errnoOf } from '../proto/errors.js';
+import { createPrivateFile, stxHome } from '../keystore/index.js';
 import {
   AgeKeyError,
   AgeSealer,
@@ -262,35 +261,11 @@ async function writePrivate(file: string, text: string): Promise<void> {
  * does not exist, never replaced). Returns its recipient and whether it was created.
  */
 export async function ageKeygen(file: string): Promise<{ readonly recipient: string; readonly created: boolean }> {
-  const dir = path.dirname(file);
-  await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
   const made = generateAgeIdentity();
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
-  const fh = await open(tmp, 'wx', PRIVATE_FILE_MODE);
-  try {
-    await fh.writeFile(made.keyFile, 'utf8');
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    // link(), unlike rename(), never replaces a file that appeared meanwhile.
-    await link(tmp, file);
-  } catch (err) {
-    if (errnoOf(err) !== 'EEXIST') throw err;
-    const [existing] = await loadAgeIdentities([file]);
-    if (existing === undefined) throw new AgeKeyError('key', `${file} holds no age identity`);
-    return { recipient: formatAgeRecipient(existing.recipient), created: false };
-  } finally {
-    await unlink(tmp);
-  }
-  const dh = await open(dir, 'r');
-  try {
-    await dh.sync();
-  } finally {
-    await dh.close();
-  }
-  return { recipient: made.recipient, created: true };
+  if (await createPrivateFile(file, made.keyFile)) return { recipient: made.recipient, created: true };
+  const [existing] = await loadAgeIdentities([file]);
+  if (existing === undefined) throw new AgeKeyError('key', `${file} holds no age identity`);
+  return { recipient: formatAgeRecipient(existing.recipient), created: false };
 }
 
 /** The identities of age key files (age-keygen's or stx-keygen --age's format); AgeKeyError naming the file. */
