@@ -21,10 +21,10 @@ import { startStxDaemon } from './contenders/stx.js';
 import { ensureTools } from './lib/apt.js';
 import { median } from './lib/measure.js';
 import { freePort } from './lib/net.js';
-import { distFile, PROJECT_ROOT } from './lib/paths.js';
+import { PROJECT_ROOT, stxCommands } from './lib/paths.js';
 
 const execFileAsync = promisify(execFile);
-const SEND_CLI = distFile('src/send/cli.js');
+const { sendCli: SEND_CLI } = stxCommands();
 const SSH_CIPHER = 'aes256-gcm@openssh.com';
 const KiB = 1024;
 const MiB = 1024 * KiB;

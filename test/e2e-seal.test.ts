@@ -15,12 +15,10 @@ import { after, before, describe, it } from 'node:test';
 import { Encrypter } from 'age-encryption';
 import { ensureTools } from '../bench/lib/apt.js';
 import { durableOnDisk, waitFor } from './support/partials.js';
-import { DIST_DIR } from './support/paths.js';
-import { KEYGEN_CLI, makeFile, readJsonLine, SEND_CLI, spawnSend, startDaemon, tempDir, watchSend, type Daemon } from './support/procs.js';
+import { GET_CLI, KEYGEN_CLI, makeFile, readJsonLine, SEND_CLI, spawnSend, startDaemon, tempDir, watchSend, type Daemon } from './support/procs.js';
 import { startProxy } from './support/proxy.js';
 
 const execFileAsync = promisify(execFile);
-const GET_CLI = path.join(DIST_DIR, 'src', 'send', 'get-cli.js');
 const AGE = '/usr/bin/age';
 const AGE_KEYGEN = '/usr/bin/age-keygen';
 const RUN_TIMEOUT_MS = 60_000;

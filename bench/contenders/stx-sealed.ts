@@ -11,14 +11,13 @@ import { finished } from 'node:stream/promises';
 
 import { generateAgeIdentity, openAge, parseAgeIdentity } from '../../src/transfer/age.js';
 import { describeExit, startMeasured } from '../lib/measure.js';
-import { distFile } from '../lib/paths.js';
+import { stxCommands } from '../lib/paths.js';
 import { LOCAL, type Placement } from '../lib/placement.js';
 import type { TestFile } from '../lib/testfile.js';
 import { startStxDaemon } from './stx.js';
 import { transferTimeoutMs, type Contender, type RunResult } from './types.js';
 
-const RECV_CLI = distFile('src/recv/cli.js');
-const SEND_CLI = distFile('src/send/cli.js');
+const { recvCli: RECV_CLI, sendCli: SEND_CLI } = stxCommands();
 
 /** Opens `sealed` with `identity` into `plainPath`, a verified 64 KiB chunk at a time. */
 async function openInto(sealed: string, identity: string, plainPath: string): Promise<void> {
@@ -64,7 +63,7 @@ export async function runStxSealed(file: TestFile, outDir: string, place: Placem
 export const stxSealed: Contender = {
   name: 'stx-sealed',
   measures: 'stx-send --seal RECIPIENT → stx-recv (the file sealed into age on the client as it is sent); wall = sender start → sender exit',
-  available: () => Promise.resolve(existsSync(RECV_CLI) && existsSync(SEND_CLI) ? null : 'not available: dist/src/recv/cli.js or dist/src/send/cli.js not built yet'),
+  available: () => Promise.resolve(existsSync(RECV_CLI) && existsSync(SEND_CLI) ? null : 'not available: stx-recv or stx-send not built yet (npm run build)'),
   version: () => Promise.resolve('this checkout'),
   run: runStxSealed,
 };

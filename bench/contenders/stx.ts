@@ -12,7 +12,7 @@ import { basename, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
 import { describeExit, startMeasured, type MeasuredProcess } from '../lib/measure.js';
-import { distFile } from '../lib/paths.js';
+import { stxCommands } from '../lib/paths.js';
 import { LOCAL, type Placement } from '../lib/placement.js';
 import type { TestFile } from '../lib/testfile.js';
 import { READY_TIMEOUT_MS, transferTimeoutMs, type Contender, type RunResult } from './types.js';
@@ -23,7 +23,7 @@ interface Build {
   readonly sendCli: string;
 }
 
-const THIS_BUILD: Build = { recvCli: distFile('src/recv/cli.js'), sendCli: distFile('src/send/cli.js') };
+const THIS_BUILD: Build = stxCommands();
 const RECV_CLI = THIS_BUILD.recvCli;
 /** Upper bound for the one-off key generation. */
 const KEYGEN_TIMEOUT_MS = 60_000;
@@ -161,7 +161,7 @@ export const stx: Contender = {
     Promise.resolve(
       existsSync(THIS_BUILD.recvCli) && existsSync(THIS_BUILD.sendCli)
         ? null
-        : 'not available: dist/src/recv/cli.js or dist/src/send/cli.js not built yet',
+        : 'not available: stx-recv or stx-send not built yet (npm run build)',
     ),
   version: () => Promise.resolve('this checkout'),
   run: (file, workdir, place) => runStx(file, workdir, place),
@@ -169,7 +169,7 @@ export const stx: Contender = {
 
 /** stx as built from another commit into `distRoot` (bench/lib/compare.ts), named `name`. */
 export function stxBuild(name: string, distRoot: string, version: string): Contender {
-  const build: Build = { recvCli: join(distRoot, 'src/recv/cli.js'), sendCli: join(distRoot, 'src/send/cli.js') };
+  const build: Build = stxCommands(distRoot);
   return {
     name,
     measures: `stx-send → stx-recv daemon, built from ${version}; wall = sender start → sender exit`,

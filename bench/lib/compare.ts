@@ -3,7 +3,7 @@
 // out into a temporary git worktree (detached) and compiled there with this checkout's
 // node_modules (linked) and TypeScript; the worktree is removed afterwards.
 import { spawnSync } from 'node:child_process';
-import { existsSync, symlinkSync } from 'node:fs';
+import { existsSync, readFileSync, symlinkSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -19,7 +19,7 @@ const fmt = (n: number, digits = 2): string => n.toFixed(digits);
 export interface RefBuild {
   /** The commit REF named, short. */
   readonly commit: string;
-  /** Its compiled tree (holds src/recv/cli.js, src/send/cli.js). */
+  /** Its compiled tree (holds src/recv/cli.js, src/send/cli.js, and bin/ if that commit bundles). */
   readonly distRoot: string;
   /** Removes the worktree. */
   remove(): void;
@@ -47,6 +47,9 @@ export async function buildRef(ref: string, tmpRoot: string, log: (line: string)
     symlinkSync(join(PROJECT_ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
     log(`--compare: compiling ${commit}`);
     run(process.execPath, [join(PROJECT_ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(dir, 'tsconfig.json')], dir);
+    // Bundled like this checkout's commands when that commit has the step (stxCommands picks).
+    const pkg: unknown = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+    if (typeof pkg === 'object' && pkg !== null && 'scripts' in pkg && typeof pkg.scripts === 'object' && pkg.scripts !== null && 'bundle' in pkg.scripts) run('npm', ['run', '--silent', 'bundle'], dir);
     const distRoot = join(dir, 'dist');
     if (!existsSync(join(distRoot, 'src/recv/cli.js'))) throw new Error(`${commit} compiled, but has no dist/src/recv/cli.js`);
     return { commit, distRoot, remove };

@@ -23,15 +23,20 @@ export function usage<T>(parse: () => T, flag?: string): T {
 }
 
 /**
- * package.json's version, read at run time so that a release cannot print a stale number; from
- * dist/src/cli/ (and src/cli/) it is three levels up, in a clone and in an installed package.
+ * package.json's version, read at run time so that a release cannot print a stale number: the
+ * nearest package.json named "stx" above this module (dist/bin/ holds the bundled commands,
+ * dist/src/cli/ the compiled modules), in a clone and in an installed package alike.
  */
 function packageVersion(): string {
-  try {
-    const pkg: unknown = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'));
-    if (typeof pkg === 'object' && pkg !== null && 'version' in pkg && typeof pkg.version === 'string') return pkg.version;
-  } catch {
-    // Fall through: a copy without its package.json still runs.
+  let dir = new URL('.', import.meta.url);
+  for (let up = 0; up < 4; up++) {
+    dir = new URL('..', dir);
+    try {
+      const pkg: unknown = JSON.parse(readFileSync(new URL('package.json', dir), 'utf8'));
+      if (typeof pkg === 'object' && pkg !== null && 'name' in pkg && pkg.name === 'stx' && 'version' in pkg && typeof pkg.version === 'string') return pkg.version;
+    } catch {
+      // Not here: look one level up. A copy without its package.json still runs.
+    }
   }
   return 'unknown';
 }

@@ -113,7 +113,7 @@ async function main(): Promise<number> {
   const handshakeTimeoutMs = usage(() => parseDuration(argv['handshake-timeout'], MAX_TIMER_MS), '--handshake-timeout');
   const idleTimeoutMs = usage(() => parseDuration(argv['idle-timeout'], MAX_TIMER_MS), '--idle-timeout');
   const stdoutIsTty = process.stdout.isTTY;
-  const log = createLog(argv['log-level'], chooseLogFormat(argv['log-format'], stdoutIsTty), stdoutIsTty);
+  const log = await createLog(argv['log-level'], chooseLogFormat(argv['log-format'], stdoutIsTty), stdoutIsTty);
   // SIGHUP's default action ends the process: take it over at once (systemd may reload a unit
   // as soon as it started).
   const authFile = argv['authorized-keys'];

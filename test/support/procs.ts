@@ -7,10 +7,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { DIST_DIR } from './paths.js';
 
-export const RECV_CLI = path.join(DIST_DIR, 'src', 'recv', 'cli.js');
-export const GET_CLI = path.join(DIST_DIR, 'src', 'send', 'get-cli.js');
-export const SEND_CLI = path.join(DIST_DIR, 'src', 'send', 'cli.js');
-export const KEYGEN_CLI = path.join(DIST_DIR, 'src', 'send', 'keygen-cli.js');
+// The commands as users run them: the bundles `npm run build` writes to dist/bin/.
+export const RECV_CLI = path.join(DIST_DIR, 'bin', 'stx-recv.js');
+export const GET_CLI = path.join(DIST_DIR, 'bin', 'stx-get.js');
+export const SEND_CLI = path.join(DIST_DIR, 'bin', 'stx-send.js');
+export const KEYGEN_CLI = path.join(DIST_DIR, 'bin', 'stx-keygen.js');
 
 /** A temp dir removed by `cleanup()`. */
 export async function tempDir(prefix = 'stx-test-'): Promise<{ dir: string; cleanup: () => Promise<void> }> {
