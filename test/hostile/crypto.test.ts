@@ -12,7 +12,7 @@ import { RecordSealer } from '../../src/crypto/record.js';
 import { encodeBody, encodeFrame } from '../../src/proto/codec.js';
 import { FRAME_TYPES } from '../../src/proto/frames.js';
 import { encodePreamble } from '../../src/proto/preamble.js';
-import { caseTitle, partials, runCase, startArena, type Arena, type HostileCase } from './harness.js';
+import { caseTitle, itServesAfter, partials, runCase, startArena, type Arena, type HostileCase } from './harness.js';
 import { dataBody, fieldValueOffset, flipBit, HandshakeRefused, RawClient, type HandshakeHooks, type Outcome } from './raw-client.js';
 
 const MiB = 1024 * 1024;
@@ -111,7 +111,8 @@ describe('wrong RSA secret (§7.1): the server goes on with a random secret, the
       run: refusedHandshake({ client: { oaepEncrypt: () => randomBytes(1025) } }),
     },
   ];
-  for (const hc of cases) it(caseTitle(hc), () => runCase(arena, hc, 'send').then(() => undefined));
+  for (const hc of cases) it(caseTitle(hc), () => runCase(arena, hc).then(() => undefined));
+  itServesAfter(() => arena, 'the cases above');
 });
 
 describe('wrong FINISHED and client authentication (§7.3, §7.4)', () => {
@@ -162,7 +163,8 @@ describe('wrong FINISHED and client authentication (§7.3, §7.4)', () => {
       run: refusedHandshake({ clientFinishedBody: () => encodeBody({ type: 'CLIENT_FINISHED', verify: Buffer.alloc(32, 1), identity: randomBytes(32), signature: randomBytes(64) }) }, generic),
     },
   ];
-  for (const hc of cases) it(caseTitle(hc), () => runCase(arena, hc, 'send').then(() => undefined));
+  for (const hc of cases) it(caseTitle(hc), () => runCase(arena, hc).then(() => undefined));
+  itServesAfter(() => arena, 'the cases above');
 });
 
 describe('tampered transcript (§6.1): any altered handshake byte gives different keys', () => {
@@ -195,7 +197,8 @@ describe('tampered transcript (§6.1): any altered handshake byte gives differen
     { name: 'KEY_EXCHANGE ciphertext bit flipped in transit', expect: 'HANDSHAKE_FAILED', run: refusedHandshake({ keyExchange: (b) => flipBit(b, b.length - 40) }) },
     { name: 'client preamble version 1 → 2 in transit (the server still picks 1)', expect: 'HANDSHAKE_FAILED', run: refusedHandshake({ preamble: () => encodePreamble(2) }) },
   ];
-  for (const hc of cases) it(caseTitle(hc), () => runCase(arena, hc, 'send').then(() => undefined));
+  for (const hc of cases) it(caseTitle(hc), () => runCase(arena, hc).then(() => undefined));
+  itServesAfter(() => arena, 'the cases above');
 });
 
 describe('small-order X25519 shares (§7.1): refused in plaintext before SERVER_HELLO', () => {
@@ -362,7 +365,8 @@ describe('records (§8): altered, replayed, dropped, reordered, reflected', () =
       }),
     },
   ];
-  for (const hc of cases) it(caseTitle(hc), () => runCase(arena, hc, 'send').then(() => undefined));
+  for (const hc of cases) it(caseTitle(hc), () => runCase(arena, hc).then(() => undefined));
+  itServesAfter(() => arena, 'the cases above');
 
   it('no final file appeared from the refused upload, and its partial is kept', () => {
     assert.ok(!arena.finalFiles().includes('records/flipped.bin'));

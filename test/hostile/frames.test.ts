@@ -13,6 +13,7 @@ import { SERVER_RECEIVE, type ServerState } from '../../src/proto/states.js';
 import {
   assertServesRaw,
   caseTitle,
+  itServesAfter,
   partials,
   runCase,
   startArena,
@@ -65,9 +66,10 @@ const afterHandshake = (make: (c: RawClient) => Buffer) => async (c: RawClient):
 function runAll(cases: readonly HostileCase[], serves: 'raw' | 'send'): void {
   for (const hc of cases) {
     it(caseTitle(hc), hc.todo === undefined ? {} : { todo: hc.todo }, async () => {
-      await runCase(arena, hc, serves);
+      await runCase(arena, hc);
     });
   }
+  if (serves === 'send') itServesAfter(() => arena, 'the cases above');
 }
 
 describe('preamble (§3)', () => {

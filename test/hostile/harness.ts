@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { it } from 'node:test';
 import { RawClient, type Outcome } from './raw-client.js';
 import { makeFile, readJsonLine, runSend, sha256File, startDaemon, tempDir, type Daemon } from '../support/procs.js';
 
@@ -252,7 +253,9 @@ export function partials(out: string): string[] {
 /**
  * The daemon still serves: a fresh raw connection completes the handshake and a small upload,
  * and the file arrives byte-identical. In-process and fast, for after every generated case; the
- * suites also run the real stx-send (Arena.assertServes) after every hand-written case.
+ * suites also run the real stx-send (Arena.assertServes) after each block of hand-written cases
+ * (`itServesAfter`): one real client per block instead of one per case keeps the suites' process
+ * starts (and CPU) down while still showing that stx-send gets through after every attack.
  */
 export async function assertServesRaw(arena: Arena, label: string): Promise<void> {
   const data = randomBytes(1000 + (rawServes % 997));
@@ -271,6 +274,14 @@ export async function assertServesRaw(arena: Arena, label: string): Promise<void
   assert.deepEqual(readFileSync(path.join(arena.out, name)), data, label);
 }
 let rawServes = 0;
+
+/**
+ * A test that runs last in its block: the real stx-send uploads a file after all the block's
+ * cases have run against the same daemon (each case already checked with a raw client).
+ */
+export function itServesAfter(arena: () => Arena, what: string): void {
+  it(`the real stx-send still uploads after ${what}`, () => arena().assertServes(`after ${what}`));
+}
 
 /** A case's test name: its name and the code (or codes) it must end with. */
 export function caseTitle(hc: HostileCase): string {

@@ -9,7 +9,7 @@ import { existsSync, linkSync, mkdirSync, readFileSync, realpathSync, renameSync
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FRAME_TYPES } from '../../src/proto/frames.js';
-import { assertServesRaw, caseTitle, runCase, startArena, type Arena, type HostileCase } from './harness.js';
+import { assertServesRaw, caseTitle, itServesAfter, runCase, startArena, type Arena, type HostileCase } from './harness.js';
 import { dataBody, HandshakeRefused, RawClient, sha256, type Outcome } from './raw-client.js';
 
 let arena: Arena;
@@ -228,10 +228,11 @@ describe('links inside --out are never followed (§9.3)', () => {
   ];
   for (const hc of cases) {
     it(caseTitle(hc), async () => {
-      await runCase(arena, hc, 'send');
+      await runCase(arena, hc);
       assert.equal(readFileSync(victim, 'utf8'), 'precious');
     });
   }
+  itServesAfter(() => arena, 'the cases above');
 
   it('a hard link inside --out as the final name is replaced, its other name untouched', async () => {
     const data = Buffer.from('replacement through a hard link');

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FRAME_TYPES } from '../../src/proto/frames.js';
-import { caseTitle, logLines, partials, runCase, startArena, waitUntil, type Arena, type HostileCase } from './harness.js';
+import { caseTitle, itServesAfter, logLines, partials, runCase, startArena, waitUntil, type Arena, type HostileCase } from './harness.js';
 import { dataBody, RawClient, sha256, type Outcome } from './raw-client.js';
 import { makeFile, readJsonLine, runSend, sha256File } from '../support/procs.js';
 import { startProxy } from '../support/proxy.js';
@@ -80,9 +80,10 @@ describe('DATA and END against the announced size and offsets (§2.2, §9.1)', (
   ];
   for (const hc of cases) {
     it(caseTitle(hc), async () => {
-      await runCase(arena, hc, 'send');
+      await runCase(arena, hc);
     });
   }
+  itServesAfter(() => arena, 'the cases above');
   after(() => {
     for (const f of ['beyond', 'one-more', '2p53', '2p64', '2p53m1', 'first', 'overlap', 'skip', 'repeat', 'early-end', 'short-hash']) noFinal(`d/${f}.bin`);
   });
@@ -174,9 +175,10 @@ describe('OPEN policy (§9.5) and OPEN fields (§4)', () => {
   ];
   for (const hc of cases) {
     it(caseTitle(hc), async () => {
-      await runCase(arena, hc, 'send');
+      await runCase(arena, hc);
     });
   }
+  itServesAfter(() => arena, 'the cases above');
 
   it('size exactly --max-file-size is accepted', async () => {
     const c = await RawClient.connect(arena.daemon.port);
