@@ -49,7 +49,7 @@ const UNITS: Readonly<Record<string, number>> = { '': 1, K: 1024, M: 1024 ** 2, 
 const DEFAULT_HANDSHAKES = 200;
 const DEFAULT_PARALLEL_CLIENTS = 8;
 /** Each parallel client runs this many handshakes one after the other. */
-const HANDSHAKES_PER_PARALLEL_CLIENT = 50;
+const DEFAULT_HANDSHAKES_PER_CLIENT = 50;
 const DEFAULT_CONCURRENT_CLIENTS = '100,1000';
 const DEFAULT_CONCURRENT_SIZE = '8M,1M';
 const DEFAULT_CONCURRENT_ROUNDS = 3;
@@ -65,6 +65,7 @@ const USAGE = `usage: node dist/bench/run.js [options]
   --extras LIST   stx-only measurements: ${EXTRAS.join(',')} (default: all), or none
   --handshakes N  sequential handshakes for the latency median and p99 (default ${DEFAULT_HANDSHAKES})
   --parallel-clients N   clients handshaking at once for handshakes/s (default ${DEFAULT_PARALLEL_CLIENTS})
+  --handshakes-per-client N   handshakes each of them makes (default ${DEFAULT_HANDSHAKES_PER_CLIENT})
   --concurrent-clients LIST  uploads at once, one case each (default ${DEFAULT_CONCURRENT_CLIENTS})
   --concurrent-size LIST     file size of each upload, per case (default ${DEFAULT_CONCURRENT_SIZE})
   --concurrent-rounds N      rounds of the cases and their single-stream reference, interleaved,
@@ -136,6 +137,7 @@ function parseOptions(argv: readonly string[]): Options | null {
       extras: { type: 'string' },
       handshakes: { type: 'string', default: String(DEFAULT_HANDSHAKES) },
       'parallel-clients': { type: 'string', default: String(DEFAULT_PARALLEL_CLIENTS) },
+      'handshakes-per-client': { type: 'string', default: String(DEFAULT_HANDSHAKES_PER_CLIENT) },
       'concurrent-clients': { type: 'string', default: DEFAULT_CONCURRENT_CLIENTS },
       'concurrent-size': { type: 'string', default: DEFAULT_CONCURRENT_SIZE },
       'concurrent-rounds': { type: 'string', default: String(DEFAULT_CONCURRENT_ROUNDS) },
@@ -162,7 +164,7 @@ function parseOptions(argv: readonly string[]): Options | null {
     which: contenders.some((c) => c.name === 'stx') ? parseExtras(values.extras ?? (compare === undefined ? EXTRAS.join(',') : 'none')) : new Set(),
     handshakes: parseCount(values.handshakes, '--handshakes'),
     parallelClients: parseCount(values['parallel-clients'], '--parallel-clients'),
-    handshakesPerParallelClient: HANDSHAKES_PER_PARALLEL_CLIENT,
+    handshakesPerParallelClient: parseCount(values['handshakes-per-client'], '--handshakes-per-client'),
     concurrencyCases: parseCases(values['concurrent-clients'], values['concurrent-size']),
     concurrencyRounds: parseCount(values['concurrent-rounds'], '--concurrent-rounds'),
     concurrencyDaemonNodeArgs: values['profile-daemon'] === undefined ? undefined : ['--cpu-prof', `--cpu-prof-dir=${resolve(values['profile-daemon'])}`],

@@ -32,7 +32,7 @@ it('bench smoke: stx 16 MiB with every extra, all verified, both reports written
   try {
     const r = await run([
       '--size', '16M', '--runs', '1', '--only', 'stx', '--out', out,
-      '--handshakes', '10', '--parallel-clients', '2', '--concurrent-clients', '4', '--concurrent-size', '1M', '--concurrent-rounds', '1', '--memory-sizes', '2M',
+      '--handshakes', '10', '--parallel-clients', '2', '--handshakes-per-client', '5', '--concurrent-clients', '4', '--concurrent-size', '1M', '--concurrent-rounds', '1', '--memory-sizes', '2M',
     ]);
     assert.equal(r.code, 0, r.stderr);
     const json: unknown = JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8'));

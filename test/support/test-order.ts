@@ -22,6 +22,7 @@ const SECONDS: Readonly<Record<string, number>> = {
   'hostile/uploads.test.js': 50,
   'hostile/frames.test.js': 45,
   'e2e-s3.test.js': 50,
+  'bench-smoke.test.js': 30,
   'e2e-takeover.test.js': 40,
   'e2e-upload.test.js': 34,
   'e2e-download.test.js': 32,
