@@ -192,9 +192,9 @@ export async function sendTree(opts: TreeOptions): Promise<TreeResult> {
       }
       const entry = { ...walked, remote: files.name(walked.remote) };
       if (pipelined && fitsPut(entry.size)) {
-        let whole: Awaited<ReturnType<typeof readWhole>>;
+        let whole: ReturnType<typeof readWhole>;
         try {
-          whole = await readWhole(entry.local, entry.size);
+          whole = readWhole(entry.local, entry.size);
         } catch (err) {
           if (err instanceof Unreadable) skip(entry.local, err.message);
           else if (err instanceof StxError) fail(entry, err);
