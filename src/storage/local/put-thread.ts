@@ -139,10 +139,10 @@ async function sync(r: Running): Promise<void> {
   }
 }
 
-function publish(r: Running, counters: ReturnType<typeof newPathCounters>): void {
+function publish(r: Running, counters: ReturnType<typeof newPathCounters>, checked: Set<string>): void {
   const { job } = r;
   try {
-    const prepared = prepareParentsSync(job.outDir, job.realOutDir, job.name.split('/'), counters);
+    const prepared = prepareParentsSync(job.outDir, job.realOutDir, job.name.split('/'), counters, checked);
     try {
       if (job.how === 'no-clobber') {
         try {
@@ -242,7 +242,8 @@ async function run(batch: PutBatch): Promise<void> {
     const data = await syncFilesystem(top);
     if (data instanceof Error) for (const r of all) r.failure ??= asStx(data, 'writing', r.job.shownTemp);
     else if (!data) await Promise.all(all.filter((r) => r.failure === null).map((r) => sync(r)));
-    for (const r of all) if (r.failure === null) publish(r, counters);
+    const checked = new Set<string>();
+    for (const r of all) if (r.failure === null) publish(r, counters, checked);
     const names = all.some((r) => r.published) ? await syncFilesystem(top) : true;
     if (names instanceof Error) for (const r of all) r.failure ??= asStx(names, 'syncing directory of', r.job.name);
     else if (!names) await syncDirectories(all);
