@@ -72,6 +72,7 @@ class Syncer {
   readonly #proc: ChildProcessByStdio<Writable, Readable, null>;
   readonly #waiting: ((line: string) => void)[] = [];
   #buffered = '';
+  #dead = false;
   readonly ready: Promise<boolean>;
 
   constructor(dir: string) {
@@ -89,6 +90,7 @@ class Syncer {
       }
     });
     const gone = (): void => {
+      this.#dead = true;
       for (const w of this.#waiting.splice(0)) w('gone');
     };
     this.#proc.once('exit', gone);
@@ -100,8 +102,14 @@ class Syncer {
     return new Promise((resolve) => this.#waiting.push(resolve));
   }
 
+  /** Lets the shell end (it reads end of file). */
+  close(): void {
+    this.#proc.stdin.end();
+  }
+
   /** Everything written to the filesystem before this call is durable once it resolves true. */
   async sync(): Promise<boolean> {
+    if (this.#dead) return false;
     const answer = this.#line();
     this.#proc.stdin.write('\n');
     return (await answer) === '0';
@@ -109,6 +117,8 @@ class Syncer {
 }
 
 const syncers = new Map<string, Syncer>();
+/** Shells kept per thread (a daemon has one output directory; a test process may make many). */
+const MAX_SYNCERS = 4;
 
 /**
  * Makes everything written to the filesystem of `dir` durable: one journal commit and one
@@ -118,10 +128,19 @@ const syncers = new Map<string, Syncer>();
  */
 async function syncFilesystem(dir: string): Promise<boolean | Error> {
   let syncer = syncers.get(dir);
-  if (syncer === undefined) syncers.set(dir, (syncer = new Syncer(dir)));
+  if (syncer === undefined) {
+    // This thread runs one batch at a time: the oldest shell has no request waiting.
+    for (const [old, s] of syncers) {
+      if (syncers.size < MAX_SYNCERS) break;
+      s.close();
+      syncers.delete(old);
+    }
+    syncers.set(dir, (syncer = new Syncer(dir)));
+  }
   if (!(await syncer.ready)) return false;
   if (await syncer.sync()) return true;
   syncers.delete(dir);
+  syncer.close();
   return Object.assign(new Error('sync -f failed'), { code: 'EIO' });
 }
 
