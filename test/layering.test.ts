@@ -23,6 +23,12 @@ const ALLOWED: Record<Layer, { ours: readonly Layer[]; forbiddenNode: RegExp }> 
   send: { ours: ['proto', 'crypto', 'keystore', 'runtime', 'cli', 'transfer', 'storage', 'send'], forbiddenNode: /^$/ },
 };
 
+/**
+ * The one file below recv/send that starts a process: the publishing thread's filesystem sync
+ * (`sync -f`, syncfs(2), which Node has no call for), a shell it starts once per output directory.
+ */
+const SPAWNS = ['src/storage/local/put-thread.ts'] as const;
+
 function sources(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
     const p = path.join(dir, e.name);
@@ -48,7 +54,7 @@ for (const layer of LAYERS) {
             ALLOWED[layer].ours.some((l) => l === target),
             `${path.relative(REPO_ROOT, file)} imports ${spec} (src/${target ?? '?'})`,
           );
-        } else {
+        } else if (!(spec === 'node:child_process' && (SPAWNS as readonly string[]).includes(path.relative(REPO_ROOT, file)))) {
           assert.doesNotMatch(spec, ALLOWED[layer].forbiddenNode, `${path.relative(REPO_ROOT, file)} imports ${spec}`);
         }
       }

@@ -13,9 +13,11 @@ export const MAX_QUEUED_BYTES_PER_CONNECTION = 5 * MiB;
 /**
  * PUTs (§9.11) one connection may have received and not yet answered, and the bytes they hold:
  * at either bound the connection stops reading until answers go out. Each PUT is a job writing
- * and syncing its file, so the count also bounds the files one client has open at once.
+ * and syncing its file. The count is high enough for the publishing threads' batches (one
+ * filesystem sync per batch, storage/local/put-pool.ts) to grow to hundreds of small files: at
+ * 128 a batch held at most 64, and the syncs per file cost twice as much.
  */
-export const MAX_PUTS_PENDING = 128;
+export const MAX_PUTS_PENDING = 1024;
 export const MAX_PUT_PENDING_BYTES = 8 * MiB;
 /** PUT jobs running at once in the whole daemon (open files, threadpool queue); more wait their turn. */
 export const MAX_PUT_JOBS_RUNNING = 512;

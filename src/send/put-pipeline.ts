@@ -2,9 +2,8 @@
 // DATA, END without waiting for anything; the answers come back in order while later files go
 // out. At most PUT_WINDOW_FILES files and PUT_WINDOW_BYTES bytes are unanswered at once (their
 // bytes are kept so that a lost connection sends them again, whole, on the next one).
-import { close, constants, fstat, open, read } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { promisify } from 'node:util';
 import { StxError, UploadError, codeFromWire, errorFor, ResourceError } from '../proto/errors.js';
 import { MAX_PUT_BYTES } from '../proto/limits.js';
 import { LocalFileError } from '../transfer/source.js';
@@ -13,7 +12,7 @@ import type { Retry } from './retry.js';
 import type { Session } from './session.js';
 
 /** Files sent and not yet answered: enough to cover a round trip and a server's sync batch. */
-export const PUT_WINDOW_FILES = 256;
+export const PUT_WINDOW_FILES = 1024;
 /** Their bytes: what a lost connection costs again at most. */
 export const PUT_WINDOW_BYTES = 16 * 1024 * 1024;
 
@@ -37,39 +36,42 @@ export function fitsPut(size: number): boolean {
   return size <= MAX_PUT_BYTES;
 }
 
-// Plain descriptors, not FileHandles: a FileHandle costs more main-thread time than the calls.
-const openFd = promisify(open);
-const fstatFd = promisify(fstat);
-const closeFd = promisify(close);
-const readFd = (fd: number, buffer: Buffer, offset: number, length: number, position: number): Promise<number> =>
-  new Promise((resolve, reject) => read(fd, buffer, offset, length, position, (err, n) => (err === null ? resolve(n) : reject(err))));
-
 /** A file that cannot be opened or is no regular file: skipped, as the walk skips what it cannot read. */
 export class Unreadable extends Error {}
 
-/** Reads the regular file `path` whole (at most MAX_PUT_BYTES); Unreadable, or LocalFileError if it changed since the walk. */
-export async function readWhole(path: string, expectedSize: number): Promise<{ data: Buffer; mtime: number; mode: number }> {
+/**
+ * Reads the regular file `path` whole (at most MAX_PUT_BYTES); Unreadable, or LocalFileError if it
+ * changed since the walk. Synchronous: for a file this small each asynchronous call (a thread-pool
+ * trip) cost the main thread 50–100 µs, several times the system call itself (a profile of 10,000
+ * files of 4 KiB), and the client has nothing else to do meanwhile but send what it read.
+ */
+export function readWhole(path: string, expectedSize: number): { data: Buffer; mtime: number; mode: number } {
   let fd: number;
   try {
-    fd = await openFd(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    // O_NONBLOCK: a FIFO put in the file's place since the walk must not block the open.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (err) {
     throw new Unreadable(`cannot open ${path}: ${err instanceof Error ? err.message : String(err)}`);
   }
   try {
-    const st = await fstatFd(fd);
+    const st = fstatSync(fd);
     if (!st.isFile()) throw new Unreadable(`${path} is not a regular file`);
     if (st.size !== expectedSize || st.size > MAX_PUT_BYTES) throw new LocalFileError(`${path} changed while it was being sent; run stx-send again to send the new version`);
     const data = Buffer.allocUnsafe(st.size);
     let got = 0;
     while (got < data.length) {
-      const bytesRead = await readFd(fd, data, got, data.length - got, got);
+      const bytesRead = readSync(fd, data, got, data.length - got, got);
       if (bytesRead === 0) break;
       got += bytesRead;
     }
     if (got !== data.length) throw new LocalFileError(`${path} changed while it was being sent; run stx-send again to send the new version`);
     return { data, mtime: Math.round(st.mtimeMs), mode: st.mode & 0o7777 };
   } finally {
-    await closeFd(fd).catch(() => undefined);
+    try {
+      closeSync(fd);
+    } catch {
+      // Read already; nothing to lose.
+    }
   }
 }
 

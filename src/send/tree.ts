@@ -19,9 +19,9 @@ import { fitsPut, PutPipeline, readWhole, sha256Of, Unreadable } from './put-pip
 /** Entries the walk may find ahead of the one being sent. */
 const WALK_AHEAD = 64;
 /**
- * Directories and links held back until the files before them are answered (§9.8: a directory's
- * MKDIR after its contents): sent together, so that the server's PUT batches are not cut at every
- * directory (§9.11). At this many they go at once.
+ * Directories, links and larger files held back until the small files before them are answered
+ * (§9.8: a directory's MKDIR after its contents): sent together, so that the server's PUT batches
+ * are not cut at every directory or larger file (§9.11). At this many they go at once.
  */
 const MAX_HELD_MAKES = 4096;
 /** Skipped and failed entries listed by name in the result; beyond it they are only counted. */
@@ -163,7 +163,10 @@ export async function sendTree(opts: TreeOptions): Promise<TreeResult> {
   // A PUT carries a file's bytes as they are and no offered SHA-256: sealed files (read through
   // `files`) and --checksum offers (an OPEN with sha256, §9.1) take the OPEN path.
   const pipelined = files === plainFiles && opts.checksum !== true;
-  const held: Made[] = [];
+  // Directories, links, and (while small files are pipelined) the larger files: a larger file
+  // goes by OPEN after every PUT before it is answered (§9.11), so sent between small files each
+  // one waited for a whole batch's sync. Held in walk order (a directory after its files).
+  const held: (Made | FileEntry)[] = [];
   /** One entry on its own (a larger file, a directory, a link), once the PUTs before it are answered. */
   const sendAlone = async (entry: Exclude<Entry, { kind: 'skip' }>, source: DataSource | null): Promise<void> => {
     await puts.drain();
@@ -176,7 +179,28 @@ export async function sendTree(opts: TreeOptions): Promise<TreeResult> {
     }
   };
   const sendHeld = async (): Promise<void> => {
-    for (const entry of held.splice(0)) await sendAlone(entry, null);
+    for (const entry of held.splice(0)) {
+      if (entry.kind !== 'file') {
+        await sendAlone(entry, null);
+        continue;
+      }
+      await sendFile(entry);
+    }
+  };
+  /** A file by OPEN (§9.1): opened only now, so that held files cost no descriptor. */
+  const sendFile = async (entry: FileEntry): Promise<void> => {
+    let source: DataSource;
+    try {
+      source = await files.open(entry.local, entry.remote, slots);
+    } catch (err) {
+      skip(entry.local, err instanceof Error ? err.message : String(err));
+      return;
+    }
+    try {
+      await sendAlone(entry, source);
+    } finally {
+      await source.close();
+    }
   };
 
   try {
@@ -192,9 +216,9 @@ export async function sendTree(opts: TreeOptions): Promise<TreeResult> {
       }
       const entry = { ...walked, remote: files.name(walked.remote) };
       if (pipelined && fitsPut(entry.size)) {
-        let whole: Awaited<ReturnType<typeof readWhole>>;
+        let whole: ReturnType<typeof readWhole>;
         try {
-          whole = await readWhole(entry.local, entry.size);
+          whole = readWhole(entry.local, entry.size);
         } catch (err) {
           if (err instanceof Unreadable) skip(entry.local, err.message);
           else if (err instanceof StxError) fail(entry, err);
@@ -205,18 +229,12 @@ export async function sendTree(opts: TreeOptions): Promise<TreeResult> {
         report(entry.remote, entry.size, entry.size);
         continue;
       }
-      let source: DataSource;
-      try {
-        source = await files.open(entry.local, entry.remote, slots);
-      } catch (err) {
-        skip(entry.local, err instanceof Error ? err.message : String(err));
+      if (pipelined) {
+        held.push(entry);
+        if (held.length >= MAX_HELD_MAKES) await sendHeld();
         continue;
       }
-      try {
-        await sendAlone(entry, source);
-      } finally {
-        await source.close();
-      }
+      await sendFile(entry);
     }
     await puts.drain();
     await sendHeld();

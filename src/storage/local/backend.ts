@@ -27,7 +27,6 @@ import { makeDirectory, makeLink, type DirectoryOptions, type LinkOptions } from
 import { readRecord } from './record.js';
 import { SumRecords } from './sums.js';
 import { WriteQueue } from '../write-queue.js';
-import { DirSyncer } from './dir-sync.js';
 import { putFile } from './put.js';
 
 const PARTIAL_FILE = /^([0-9a-f]{64})\.(part|json|json\.tmp|put)$/;
@@ -46,7 +45,6 @@ export class LocalBackend implements StorageBackend {
   /** outDir with its links resolved (init): what a name's directories must resolve under. */
   #realOutDir: string;
   /** Directory fsyncs shared by the files published at the same time (PUT, §9.11). */
-  readonly #dirSyncs = new DirSyncer();
 
   /** `outDir` (created by init if missing) is trusted configuration: it may be reached through links. */
   constructor(outDir: string) {
@@ -167,7 +165,7 @@ export class LocalBackend implements StorageBackend {
       shownTemp: this.#shown(`${id}.put`),
       sums: this.#sums,
     };
-    await putFile(paths, name, chunks, options, this.#dirSyncs);
+    await putFile(paths, name, chunks, options);
   }
 
   makeDirectory(name: string, options: DirectoryOptions): Promise<void> {

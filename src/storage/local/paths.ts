@@ -10,7 +10,7 @@
 // the name once, not once per component from the root. Where /proc is missing, or the parent does
 // not exist yet, one lstat() per component (at most MAX_NAME_COMPONENTS).
 
-import { constants } from 'node:fs';
+import { closeSync, constants, lstatSync, mkdirSync, openSync, readlinkSync, rmdirSync } from 'node:fs';
 import { lstat, mkdir, open, readlink, realpath, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { UploadError } from '../../proto/errors.js';
@@ -203,6 +203,129 @@ export async function removeCreated(created: readonly string[], counters = newPa
       counters.removed++;
     } catch {
       return; // not empty (another upload went in meanwhile) or gone: leave it and its parents
+    }
+  }
+}
+
+// The same checks made with synchronous calls, for the thread that publishes small files
+// (put-thread.ts), where a thread-pool trip per call cost more than the call. Each is the twin of
+// the asynchronous function of the same name above, step for step: change both together.
+
+function parentResolvesToSync(realOutDir: string, dir: string, shown: string, counters: PathCounters): boolean {
+  if (dir === realOutDir) return true;
+  let fd: number;
+  try {
+    counters.lookups++;
+    fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  } catch (err) {
+    const errno = errnoOf(err);
+    if (errno === 'ENOENT') return false;
+    if (errno === 'ENOTDIR' || errno === 'ELOOP') refuse(`a link or a non-directory is on the path of "${shown}"`);
+    throw toStxError(err, 'checking', shown);
+  }
+  try {
+    counters.lookups++;
+    let resolved: string;
+    try {
+      resolved = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      return false;
+    }
+    if (resolved !== dir) refuse(`a symbolic link is on the path of "${shown}"`);
+    return true;
+  } finally {
+    try {
+      closeSync(fd);
+    } catch {
+      // A directory opened only to look at it.
+    }
+  }
+}
+
+function directoryStateSync(dir: string, components: readonly string[], count: number, counters: PathCounters): 'exists' | 'missing' {
+  try {
+    counters.lookups++;
+    const st = lstatSync(dir);
+    if (st.isSymbolicLink()) refuse(`"${shownPrefix(components, count)}" is a symbolic link`);
+    if (!st.isDirectory()) refuse(`"${shownPrefix(components, count)}" exists and is not a directory`);
+    return 'exists';
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return 'missing';
+    throw toStxError(err, 'checking', shownPrefix(components, count));
+  }
+}
+
+function walkParentsSync(outDir: string, components: readonly string[], counters: PathCounters): string[] {
+  const created: string[] = [];
+  let current = path.resolve(outDir);
+  let missing = false;
+  for (let i = 0; i < components.length - 1; i++) {
+    current = path.join(current, components[i] ?? refuse('empty name'));
+    if (!missing) {
+      if (directoryStateSync(current, components, i + 1, counters) === 'exists') continue;
+      missing = true;
+    }
+    try {
+      counters.lookups++;
+      mkdirSync(current, { mode: NAME_DIR_MODE });
+      counters.created++;
+      created.push(current);
+    } catch (err) {
+      if (errnoOf(err) !== 'EEXIST') throw toStxError(err, 'creating directory', shownPrefix(components, i + 1));
+      if (directoryStateSync(current, components, i + 1, counters) !== 'exists') {
+        refuse(`"${shownPrefix(components, i + 1)}" keeps changing while being created`);
+      }
+    }
+  }
+  return created;
+}
+
+function finalStateSync(finalPath: string, shown: string, counters: PathCounters): void {
+  try {
+    counters.lookups++;
+    const st = lstatSync(finalPath);
+    if (st.isSymbolicLink()) refuse(`"${shown}" is a symbolic link`);
+    if (!st.isFile()) refuse(`"${shown}" exists and is not a regular file`);
+  } catch (err) {
+    const errno = errnoOf(err);
+    if (errno === 'ENOENT') return;
+    if (errno === 'ENOTDIR' || errno === 'ELOOP') refuse(`a link or a non-directory is on the path of "${shown}"`);
+    throw toStxError(err, 'checking', shown);
+  }
+}
+
+/**
+ * prepareParents with synchronous calls (see above). `checked`: parent directories found real
+ * (no link) by an earlier call of the same batch, which are not checked again (the batch's files
+ * are published within moments, one after another, by one thread; a check is a look, not a lock,
+ * for a single file too).
+ */
+export function prepareParentsSync(outDir: string, realOutDir: string, components: readonly string[], counters = newPathCounters(), checked = new Set<string>()): PreparedPath {
+  const finalPath = finalPathOf(outDir, components);
+  const shown = components.join('/');
+  const parent = path.join(realOutDir, ...components.slice(0, -1));
+  const created = checked.has(parent) || parentResolvesToSync(realOutDir, parent, shown, counters) ? [] : walkParentsSync(outDir, components, counters);
+  checked.add(parent);
+  try {
+    finalStateSync(finalPath, shown, counters);
+  } catch (err) {
+    removeCreatedSync(created, counters);
+    throw err;
+  }
+  return { finalPath, created };
+}
+
+/** removeCreated with synchronous calls. */
+export function removeCreatedSync(created: readonly string[], counters = newPathCounters()): void {
+  for (let i = created.length - 1; i >= 0; i--) {
+    const dir = created[i];
+    if (dir === undefined) continue;
+    try {
+      counters.lookups++;
+      rmdirSync(dir);
+      counters.removed++;
+    } catch {
+      return;
     }
   }
 }

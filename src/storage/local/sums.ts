@@ -18,7 +18,7 @@
 // which only makes the hash unknown (a torn record does not parse, and a whole old one names an
 // old stamp).
 import { createHash } from 'node:crypto';
-import { close, constants, open, read, write } from 'node:fs';
+import { close, closeSync, constants, mkdirSync, open, openSync, read, unlinkSync, write, writeSync } from 'node:fs';
 import { mkdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -67,6 +67,11 @@ export class SumRecords {
     this.#dir = dir;
   }
 
+  /** The directory of the records (for a thread that keeps its own SumRecords of it). */
+  get dir(): string {
+    return this.#dir;
+  }
+
   #pathOf(name: string): { shard: string; file: string } {
     const h = createHash('sha256').update(name, 'utf8').digest('hex');
     const shard = path.join(this.#dir, h.slice(0, 2));
@@ -85,6 +90,40 @@ export class SumRecords {
         if (errnoOf(e) !== 'EEXIST') throw e;
       });
       await writeSmall(file, text);
+    }
+  }
+
+  /** write() with synchronous calls, for the thread that publishes small files (put-thread.ts). */
+  writeSync(name: string, stamp: string, sha256: Buffer): void {
+    const { shard, file } = this.#pathOf(name);
+    const bytes = Buffer.from(JSON.stringify({ v: 1, name, stamp, sha256: sha256.toString('hex') }), 'utf8');
+    const once = (): void => {
+      const fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
+      try {
+        if (writeSync(fd, bytes, 0, bytes.length, 0) !== bytes.length) throw new Error(`short write of ${file}`);
+      } finally {
+        closeSync(fd);
+      }
+    };
+    try {
+      once();
+    } catch (err) {
+      if (errnoOf(err) !== 'ENOENT') throw err;
+      try {
+        mkdirSync(shard, { mode: 0o700 });
+      } catch (e) {
+        if (errnoOf(e) !== 'EEXIST') throw e;
+      }
+      once();
+    }
+  }
+
+  /** remove() with synchronous calls. */
+  removeSync(name: string): void {
+    try {
+      unlinkSync(this.#pathOf(name).file);
+    } catch {
+      // None: nothing to forget.
     }
   }
 
