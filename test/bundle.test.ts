@@ -1,0 +1,27 @@
+// The bundled commands in dist/bin/ (package.json "bundle", DESIGN.md "Dependencies") start worker
+// threads by a URL relative to the module that starts them: once bundled, that module is a file in
+// dist/bin/, so every worker has to be an entry of the bundle too, under the same file name.
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { it } from 'node:test';
+import { DIST_DIR, REPO_ROOT } from './support/paths.js';
+
+function sources(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const p = path.join(dir, e.name);
+    return e.isDirectory() ? sources(p) : e.name.endsWith('.ts') ? [p] : [];
+  });
+}
+
+it('every worker thread a module starts is bundled beside the commands in dist/bin/', () => {
+  const workers = new Set<string>();
+  for (const file of sources(path.join(REPO_ROOT, 'src'))) {
+    for (const m of readFileSync(file, 'utf8').matchAll(/new Worker\(new URL\('\.\/([\w-]+\.js)', import\.meta\.url\)/g)) workers.add(m[1] ?? '');
+  }
+  assert.ok(workers.size >= 2, `found the hashing and publishing threads: ${[...workers].join(', ')}`);
+  for (const w of workers) {
+    assert.ok(existsSync(path.join(DIST_DIR, 'bin', w)), `dist/bin/${w} (add it to package.json's "bundle" entries)`);
+  }
+  for (const cmd of ['stx-recv', 'stx-send', 'stx-get', 'stx-keygen']) assert.ok(existsSync(path.join(DIST_DIR, 'bin', `${cmd}.js`)), cmd);
+});
