@@ -139,10 +139,7 @@ describe('stx-recv --store s3://, two daemons on one bucket', () => {
       assert.equal(await sha256File(path.join(to, 'cut.bin')), sha);
     });
 
-    // Known defect (issue 16): in about 1 run of 3 daemon B restarts the upload from 0 although
-    // A had made bytes durable (the file still arrives whole). Kept as todo, assertions intact,
-    // until the lease takeover is fixed.
-    it("daemon A SIGKILLed mid-upload: the client finishes on daemon B once A's lease ran out", { todo: 'B sometimes resumes from 0 after a takeover (issue 16)' }, async () => {
+    it("daemon A SIGKILLed mid-upload: the client finishes on daemon B once A's lease ran out", async () => {
       const src = path.join(tmp.dir, 'killed.bin');
       const size = 16 * MiB;
       const sha = await makeFile(src, size, 8);

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { StxError } from '../src/proto/errors.js';
 import type { PartialMeta, PartialUpload, WriteLimits } from '../src/storage/backend.js';
@@ -135,6 +136,42 @@ describe('s3: several daemons, one store', () => {
     assert.ok(file !== null);
     assert.equal(file.size, data.length);
     await file.close();
+  });
+
+  it("a lease renewal queued behind a checkpoint renews the checkpoint's record: the store never goes back to an older durable offset", async () => {
+    if (ceph === undefined) throw new Error('no cluster');
+    // Daemon A's record writes take 300 ms (a loaded store) and its lease is 300 ms, renewed
+    // every 100 ms: renewals come due while a checkpoint's write is under way.
+    const slow = createS3Client({ endpoint: ceph.endpoint, region: ceph.region, credentials: ceph });
+    slow.middlewareStack.add(
+      (next, context) => async (args) => {
+        const key = (args.input as { Key?: unknown }).Key;
+        if (context.commandName === 'PutObjectCommand' && typeof key === 'string' && key.endsWith('/record')) await delay(300);
+        return next(args);
+      },
+      { step: 'initialize', name: 'slowRecordWrites' },
+    );
+    const prefix = `daemons-${n++}/`;
+    const a = new S3Backend({ client: slow, bucket: BUCKET, prefix, leaseMs: 300 });
+    const b = new S3Backend({ client: client as S3Client, bucket: BUCKET, prefix });
+    const pid = id('renewal');
+    const data = randomBytes(300 * KiB);
+    const pa = await a.openPartial(pid, meta('n.bin', data.length), undefined, limits());
+    try {
+      assert.equal(await pa.checkpoint(), 0);
+      await feed(pa, data, 0, 200 * KiB);
+      assert.equal(await pa.checkpoint(), 200 * KiB);
+      // What another daemon would take over if A died now, while A's renewals go on.
+      const seen: (number | undefined)[] = [];
+      for (let i = 0; i < 6; i++) {
+        await delay(200);
+        seen.push((await b.record(pid))?.durable);
+      }
+      assert.deepEqual(seen, Array<number>(6).fill(200 * KiB), 'the durable offset in the store after each renewal');
+    } finally {
+      await pa.close();
+      slow.destroy();
+    }
   });
 
   it('two daemons publishing one name with no-clobber at once: one wins, the other gets EXISTS, the file is one of them whole', async () => {
