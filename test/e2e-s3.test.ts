@@ -1,8 +1,9 @@
 // stx-recv on S3 with the real binaries (issue 16): two daemons serve one bucket of a real Ceph
 // RADOS Gateway (support/ceph.ts) behind a TCP balancer (support/balancer.ts, as HAProxy in TCP
 // mode). A tree uploaded through one is downloaded through the other; a client cut from daemon A
-// resumes on daemon B from the durable offset; a client whose daemon is SIGKILLed finishes on the
-// other once the dead one's lease ran out.
+// resumes on daemon B from the durable offset; a client moved to B while A still holds its upload
+// waits out HELD_ELSEWHERE; a client whose daemon is SIGKILLed finishes on the other once the dead
+// one's lease ran out.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmod, lstat, mkdir, readdir, utimes } from 'node:fs/promises';
@@ -20,6 +21,7 @@ const MiB = 1024 * 1024;
 const host = '127.0.0.1';
 /** The dead daemon's uploads go to the other this long after its last renewal at most. */
 const LEASE = '2s';
+const IDLE = '4s';
 
 let ceph: CephCluster;
 let tmp: { dir: string; cleanup: () => Promise<void> };
@@ -69,7 +71,8 @@ before(async () => {
   home = path.join(tmp.dir, 'home');
   // One server key for both, as behind a load balancer: the client pins one fingerprint.
   const key = path.join(tmp.dir, 'srv', 'k.pem');
-  const flags = ['--s3-endpoint', ceph.endpoint, '--allow-download', '--s3-lease', LEASE, '--log-format', 'json'];
+  // A connection half-open at a daemon is closed (and its lease let go) after IDLE.
+  const flags = ['--s3-endpoint', ceph.endpoint, '--allow-download', '--s3-lease', LEASE, '--idle-timeout', IDLE, '--log-format', 'json'];
   a = await startDaemon('s3://stx/backups', key, flags);
   b = await startDaemon('s3://stx/backups', key, flags); // after A: the key file is made once
   // 4 MiB/s: the uploads below last about 4 s, so that they are cut well before their END.
@@ -137,6 +140,31 @@ describe('stx-recv --store s3://, two daemons on one bucket', () => {
       const got = await runGet([host, String(a.port), 'cut.bin', '--to', to, '--quiet']);
       assert.equal(got.code, 0, got.stderr);
       assert.equal(await sha256File(path.join(to, 'cut.bin')), sha);
+    });
+
+    it('a client moved to daemon B while A still holds its upload (A has not noticed the cut) is refused HELD_ELSEWHERE, waits, and resumes on B once A lets go', async () => {
+      const src = path.join(tmp.dir, 'moved.bin');
+      const size = 16 * MiB; // not done before the cut: 4 s at the balancer's 4 MiB/s
+      const sha = await makeFile(src, size, 9);
+      balancer.target = a.port;
+      const client = watchSend(spawnSend([host, String(balancer.port), src, '--json', '--quiet', '--backoff', '200', '--retries', '40'], { STX_HOME: home }));
+      const durable = await someDurable('moved.bin').catch((err: unknown) => {
+        client.proc.kill('SIGKILL');
+        throw err;
+      });
+      balancer.target = b.port;
+      // A's connection stays open (half-open): A holds the lease and renews it until its idle timeout.
+      balancer.cutClients();
+      const r = await client.result;
+      assert.equal(r.code, 0, r.stderr);
+      const json = readJsonLine(r.stdout);
+      assert.equal(json['sha256'], sha);
+      assert.ok(Number(json['held_elsewhere']) >= 1, `held_elsewhere ${String(json['held_elsewhere'])}`);
+      assert.ok(Number(json['held_elsewhere_seconds']) > 0, `held_elsewhere_seconds ${String(json['held_elsewhere_seconds'])}`);
+      const refused = events(b, 'close').filter((e) => e['code'] === 'HELD_ELSEWHERE' && String(e['reason']).includes('moved.bin'));
+      assert.equal(refused.length, Number(json['held_elsewhere']), 'each refusal is one the client counted');
+      const opens = events(b, 'open').filter((e) => e['name'] === 'moved.bin');
+      assert.ok(opens.some((e) => Number(e['offset']) >= durable), `daemon B resumed from ${JSON.stringify(opens.map((e) => e['offset']))}, ${durable} were durable`);
     });
 
     it("daemon A SIGKILLed mid-upload: the client finishes on daemon B once A's lease ran out", async () => {
