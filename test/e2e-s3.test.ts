@@ -3,18 +3,19 @@
 // mode). A tree uploaded through one is downloaded through the other; a client cut from daemon A
 // resumes on daemon B from the durable offset; a client moved to B while A still holds its upload
 // waits out HELD_ELSEWHERE; a client whose daemon is SIGKILLed finishes on the other once the dead
-// one's lease ran out.
+// one's lease ran out. The storage-level cases (storage-contract-s3.ts) run on the same cluster.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmod, lstat, mkdir, readdir, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import { after, before, describe, it } from 'node:test';
 import { S3Backend } from '../src/storage/s3/backend.js';
 import { createS3Client } from '../src/storage/s3/client.js';
 import { startBalancer, type Balancer } from './support/balancer.js';
 import { startCeph, type CephCluster } from './support/ceph.js';
+import { CONTRACT_BUCKET, s3StorageCases } from './storage-contract-s3.js';
 import { makeFile, RECV_CLI, readJsonLine, runGet as runGetAs, runSend, sha256File, spawnSend, startDaemon, tempDir, watchSend, type Daemon } from './support/procs.js';
 
 const MiB = 1024 * 1024;
@@ -24,6 +25,8 @@ const LEASE = '2s';
 const IDLE = '4s';
 
 let ceph: CephCluster;
+/** The storage-level cases' client (storage-contract-s3.ts), on this file's cluster. */
+let contractClient: S3Client | undefined;
 let tmp: { dir: string; cleanup: () => Promise<void> };
 let a: Daemon;
 let b: Daemon;
@@ -66,7 +69,8 @@ before(async () => {
   Object.assign(process.env, ceph.env);
   const s3 = createS3Client({ endpoint: ceph.endpoint, region: ceph.region, credentials: ceph });
   await s3.send(new CreateBucketCommand({ Bucket: 'stx' }));
-  s3.destroy();
+  await s3.send(new CreateBucketCommand({ Bucket: CONTRACT_BUCKET }));
+  contractClient = s3;
   tmp = await tempDir('stx-s3-');
   home = path.join(tmp.dir, 'home');
   // One server key for both, as behind a load balancer: the client pins one fingerprint.
@@ -82,8 +86,15 @@ before(async () => {
 after(async () => {
   await balancer.close();
   await Promise.all([a.stop('SIGKILL'), b.stop('SIGKILL')]);
+  contractClient?.destroy();
   await ceph.stop();
   await tmp.cleanup();
+});
+
+// The storage contract and the several-daemons cases at the storage level, on this cluster.
+s3StorageCases(() => {
+  if (contractClient === undefined) throw new Error('no cluster');
+  return { ceph, client: contractClient };
 });
 
 describe('stx-recv --store s3://, two daemons on one bucket', () => {
@@ -205,6 +216,7 @@ describe('stx-recv --store: command line', () => {
       [['--store', 'stx', '--s3-endpoint', ceph.endpoint], 2, /s3:\/\/BUCKET/],
       [['--store', 's3://stx/../x', '--s3-endpoint', ceph.endpoint], 2, /not a key prefix/],
       [['--out', tmp.dir, '--s3-endpoint', ceph.endpoint], 2, /--s3-endpoint goes with --store/],
+      [['--store', 's3://stx', '--s3-endpoint', ceph.endpoint, '--max-memory', '16M'], 2, /with --store, --max-memory must be at least 32M/],
       [['--store', 's3://no-such-bucket', '--s3-endpoint', ceph.endpoint], 1, /no-such-bucket/],
     ];
     for (const [args, status, message] of cases) {

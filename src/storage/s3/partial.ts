@@ -142,6 +142,7 @@ export class S3Partial extends QueuedPartial implements PartialUpload {
     if (this.#stored !== undefined && this.#lost === undefined) {
       await this.#write((stored) => stored, false).catch(() => undefined);
     }
+    this.#file.release();
     this.#hooks.closed();
   }
 
