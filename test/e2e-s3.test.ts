@@ -1,27 +1,32 @@
 // stx-recv on S3 with the real binaries (issue 16): two daemons serve one bucket of a real Ceph
 // RADOS Gateway (support/ceph.ts) behind a TCP balancer (support/balancer.ts, as HAProxy in TCP
 // mode). A tree uploaded through one is downloaded through the other; a client cut from daemon A
-// resumes on daemon B from the durable offset; a client whose daemon is SIGKILLed finishes on the
-// other once the dead one's lease ran out.
+// resumes on daemon B from the durable offset; a client moved to B while A still holds its upload
+// waits out HELD_ELSEWHERE; a client whose daemon is SIGKILLed finishes on the other once the dead
+// one's lease ran out. The storage-level cases (storage-contract-s3.ts) run on the same cluster.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmod, lstat, mkdir, readdir, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import { after, before, describe, it } from 'node:test';
 import { S3Backend } from '../src/storage/s3/backend.js';
 import { createS3Client } from '../src/storage/s3/client.js';
 import { startBalancer, type Balancer } from './support/balancer.js';
 import { startCeph, type CephCluster } from './support/ceph.js';
+import { CONTRACT_BUCKET, s3StorageCases } from './storage-contract-s3.js';
 import { makeFile, RECV_CLI, readJsonLine, runGet as runGetAs, runSend, sha256File, spawnSend, startDaemon, tempDir, watchSend, type Daemon } from './support/procs.js';
 
 const MiB = 1024 * 1024;
 const host = '127.0.0.1';
 /** The dead daemon's uploads go to the other this long after its last renewal at most. */
 const LEASE = '2s';
+const IDLE = '4s';
 
 let ceph: CephCluster;
+/** The storage-level cases' client (storage-contract-s3.ts), on this file's cluster. */
+let contractClient: S3Client | undefined;
 let tmp: { dir: string; cleanup: () => Promise<void> };
 let a: Daemon;
 let b: Daemon;
@@ -64,12 +69,14 @@ before(async () => {
   Object.assign(process.env, ceph.env);
   const s3 = createS3Client({ endpoint: ceph.endpoint, region: ceph.region, credentials: ceph });
   await s3.send(new CreateBucketCommand({ Bucket: 'stx' }));
-  s3.destroy();
+  await s3.send(new CreateBucketCommand({ Bucket: CONTRACT_BUCKET }));
+  contractClient = s3;
   tmp = await tempDir('stx-s3-');
   home = path.join(tmp.dir, 'home');
   // One server key for both, as behind a load balancer: the client pins one fingerprint.
   const key = path.join(tmp.dir, 'srv', 'k.pem');
-  const flags = ['--s3-endpoint', ceph.endpoint, '--allow-download', '--s3-lease', LEASE, '--log-format', 'json'];
+  // A connection half-open at a daemon is closed (and its lease let go) after IDLE.
+  const flags = ['--s3-endpoint', ceph.endpoint, '--allow-download', '--s3-lease', LEASE, '--idle-timeout', IDLE, '--log-format', 'json'];
   a = await startDaemon('s3://stx/backups', key, flags);
   b = await startDaemon('s3://stx/backups', key, flags); // after A: the key file is made once
   // 4 MiB/s: the uploads below last about 4 s, so that they are cut well before their END.
@@ -79,8 +86,15 @@ before(async () => {
 after(async () => {
   await balancer.close();
   await Promise.all([a.stop('SIGKILL'), b.stop('SIGKILL')]);
+  contractClient?.destroy();
   await ceph.stop();
   await tmp.cleanup();
+});
+
+// The storage contract and the several-daemons cases at the storage level, on this cluster.
+s3StorageCases(() => {
+  if (contractClient === undefined) throw new Error('no cluster');
+  return { ceph, client: contractClient };
 });
 
 describe('stx-recv --store s3://, two daemons on one bucket', () => {
@@ -139,10 +153,32 @@ describe('stx-recv --store s3://, two daemons on one bucket', () => {
       assert.equal(await sha256File(path.join(to, 'cut.bin')), sha);
     });
 
-    // Known defect (issue 16): in about 1 run of 3 daemon B restarts the upload from 0 although
-    // A had made bytes durable (the file still arrives whole). Kept as todo, assertions intact,
-    // until the lease takeover is fixed.
-    it("daemon A SIGKILLed mid-upload: the client finishes on daemon B once A's lease ran out", { todo: 'B sometimes resumes from 0 after a takeover (issue 16)' }, async () => {
+    it('a client moved to daemon B while A still holds its upload (A has not noticed the cut) is refused HELD_ELSEWHERE, waits, and resumes on B once A lets go', async () => {
+      const src = path.join(tmp.dir, 'moved.bin');
+      const size = 16 * MiB; // not done before the cut: 4 s at the balancer's 4 MiB/s
+      const sha = await makeFile(src, size, 9);
+      balancer.target = a.port;
+      const client = watchSend(spawnSend([host, String(balancer.port), src, '--json', '--quiet', '--backoff', '200', '--retries', '40'], { STX_HOME: home }));
+      const durable = await someDurable('moved.bin').catch((err: unknown) => {
+        client.proc.kill('SIGKILL');
+        throw err;
+      });
+      balancer.target = b.port;
+      // A's connection stays open (half-open): A holds the lease and renews it until its idle timeout.
+      balancer.cutClients();
+      const r = await client.result;
+      assert.equal(r.code, 0, r.stderr);
+      const json = readJsonLine(r.stdout);
+      assert.equal(json['sha256'], sha);
+      assert.ok(Number(json['held_elsewhere']) >= 1, `held_elsewhere ${String(json['held_elsewhere'])}`);
+      assert.ok(Number(json['held_elsewhere_seconds']) > 0, `held_elsewhere_seconds ${String(json['held_elsewhere_seconds'])}`);
+      const refused = events(b, 'close').filter((e) => e['code'] === 'HELD_ELSEWHERE' && String(e['reason']).includes('moved.bin'));
+      assert.equal(refused.length, Number(json['held_elsewhere']), 'each refusal is one the client counted');
+      const opens = events(b, 'open').filter((e) => e['name'] === 'moved.bin');
+      assert.ok(opens.some((e) => Number(e['offset']) >= durable), `daemon B resumed from ${JSON.stringify(opens.map((e) => e['offset']))}, ${durable} were durable`);
+    });
+
+    it("daemon A SIGKILLed mid-upload: the client finishes on daemon B once A's lease ran out", async () => {
       const src = path.join(tmp.dir, 'killed.bin');
       const size = 16 * MiB;
       const sha = await makeFile(src, size, 8);
@@ -180,6 +216,7 @@ describe('stx-recv --store: command line', () => {
       [['--store', 'stx', '--s3-endpoint', ceph.endpoint], 2, /s3:\/\/BUCKET/],
       [['--store', 's3://stx/../x', '--s3-endpoint', ceph.endpoint], 2, /not a key prefix/],
       [['--out', tmp.dir, '--s3-endpoint', ceph.endpoint], 2, /--s3-endpoint goes with --store/],
+      [['--store', 's3://stx', '--s3-endpoint', ceph.endpoint, '--max-memory', '16M'], 2, /with --store, --max-memory must be at least 32M/],
       [['--store', 's3://no-such-bucket', '--s3-endpoint', ceph.endpoint], 1, /no-such-bucket/],
     ];
     for (const [args, status, message] of cases) {

@@ -22,7 +22,7 @@ import { startServer } from './server.js';
 import { StartupError } from './startup-error.js';
 import { tuneRuntime } from '../runtime/tuning.js';
 import type { StorageBackend } from '../storage/backend.js';
-import { DEFAULT_LEASE_MS, parseS3Url } from '../storage/s3/config.js';
+import { DEFAULT_LEASE_MS, MIN_S3_MAX_MEMORY_BYTES, parseS3Url } from '../storage/s3/config.js';
 import { conventions, usage, UsageError } from '../cli/conventions.js';
 
 async function main(): Promise<number> {
@@ -109,6 +109,9 @@ async function main(): Promise<number> {
   const maxMemory = argv['max-memory'];
   const maxMemoryBytes = maxMemory === undefined ? undefined : usage(() => parseSize(maxMemory), '--max-memory');
   if (maxMemoryBytes !== undefined && maxMemoryBytes < MIN_MAX_MEMORY_BYTES) throw new UsageError(`--max-memory must be at least ${MIN_MAX_MEMORY_BYTES / 1024 / 1024}M`);
+  if (s3Args !== undefined && maxMemoryBytes !== undefined && maxMemoryBytes < MIN_S3_MAX_MEMORY_BYTES) {
+    throw new UsageError(`with --store, --max-memory must be at least ${MIN_S3_MAX_MEMORY_BYTES / 1024 / 1024}M (each S3 upload holds an 8 MiB segment in memory)`);
+  }
   const partialTtlMs = argv['partial-ttl'] === '24h' ? DEFAULT_PARTIAL_TTL_MS : usage(() => parseDuration(argv['partial-ttl']));
   const handshakeTimeoutMs = usage(() => parseDuration(argv['handshake-timeout'], MAX_TIMER_MS), '--handshake-timeout');
   const idleTimeoutMs = usage(() => parseDuration(argv['idle-timeout'], MAX_TIMER_MS), '--idle-timeout');

@@ -12,7 +12,7 @@ import type { DirEntry, PartialMeta, PartialRecord, PartialUpload, PublishedFile
 import { LocalBackend } from '../storage/local/backend.js';
 import { processUmask } from './process-limits.js';
 import { ByteBudget } from '../transfer/budget.js';
-import { BodyPool } from '../transfer/body-pool.js';
+import { BodyPool, type LeaseAccount } from '../transfer/body-pool.js';
 import { Hasher, type OpenedHash } from '../transfer/hasher.js';
 import { toStxError } from '../transfer/io-error.js';
 import {
@@ -111,6 +111,8 @@ export interface OpenHooks {
   readonly onProgress?: ((done: number, total: number) => void) | undefined;
   /** Aborted when the connection went away: a re-read stops and keeps what it read (§9.7). */
   readonly signal?: AbortSignal | undefined;
+  /** The connection's memory account: charged with what the partial holds beyond its queue (WriteLimits.memory). */
+  readonly memory?: LeaseAccount | undefined;
 }
 
 /** Partials are kept for one version per client and name (nameKey): an OPEN of another drops them. */
@@ -275,7 +277,7 @@ export class Store {
       // A resume without the parked hash reads its durable prefix back: in this client's turn (§9.7).
       const foreseen = previous === undefined ? 0 : Math.max(0, previous.durable - this.#hasher.parkedLength(id));
       const turn = foreseen > 0 ? await this.#readBacks.acquire(account, hooks.signal) : undefined;
-      const limits = { budget: this.budget, maxQueuedBytes: this.#maxQueuedBytes, maxChunkBytes: this.#maxChunkBytes };
+      const limits = { budget: this.budget, maxQueuedBytes: this.#maxQueuedBytes, maxChunkBytes: this.#maxChunkBytes, memory: hooks.memory };
       const meta = { principal, name, size, mtime, mode, account };
       let done = 0;
       try {

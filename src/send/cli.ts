@@ -168,6 +168,8 @@ async function main(): Promise<number> {
         bytes_per_second: result.bytes_per_second,
         resumed_from: result.resumed_from,
         reconnects: result.reconnects,
+        held_elsewhere: result.held_elsewhere,
+        held_elsewhere_seconds: result.held_elsewhere_seconds,
         ...(sealing === undefined ? {} : { sealed: true }),
         ...(argv.checksum ? { skipped: result.identical ? 'identical' : null } : {}),
       })}\n`,

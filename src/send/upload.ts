@@ -4,6 +4,7 @@
 // server says. The retry policy lives here and nowhere else.
 import type { KeyObject } from 'node:crypto';
 import { HANDSHAKE_TIMEOUT_MS } from '../proto/limits.js';
+import { StxError } from '../proto/errors.js';
 import { Sender } from '../transfer/sender.js';
 import { fileBody, upload as uploadOn, type Outgoing } from './commands/upload.js';
 import { offeringDigest } from './checksum.js';
@@ -71,6 +72,9 @@ export interface UploadResult {
   readonly bytes_per_second: number;
   readonly resumed_from: number;
   readonly reconnects: number;
+  /** Attempts refused with HELD_ELSEWHERE (another server of the store held the upload, §9.4), and the seconds spent waiting after them. */
+  readonly held_elsewhere: number;
+  readonly held_elsewhere_seconds: number;
   readonly server_fingerprint: string;
   /** True when the server held the file identical (--checksum) and nothing was sent. */
   readonly identical: boolean;
@@ -83,6 +87,7 @@ export async function upload(opts: UploadOptions): Promise<UploadResult> {
   const sender = new Sender(source);
   const started = Date.now();
   const state: AttemptState = { reconnects: 0, resumedFrom: -1, durable: 0, fingerprint: '', handshakes: 0, identical: false };
+  const held = { times: 0, ms: 0 };
   try {
     const body = opts.checksum === true ? await offeringDigest(fileBody(sender), source) : fileBody(sender);
     const retry = new Retry(opts);
@@ -101,11 +106,19 @@ export async function upload(opts: UploadOptions): Promise<UploadResult> {
           bytes_per_second: Math.round((size - Math.max(state.resumedFrom, 0)) / Math.max(seconds, 1e-6)),
           resumed_from: Math.max(state.resumedFrom, 0),
           reconnects: state.reconnects,
+          held_elsewhere: held.times,
+          held_elsewhere_seconds: held.ms / 1000,
           server_fingerprint: state.fingerprint,
           identical: state.identical,
         };
       } catch (err) {
+        const waitStarted = Date.now();
+        const heldElsewhere = err instanceof StxError && err.code === 'HELD_ELSEWHERE';
         await retry.after(err, state.durable > before, state.handshakes);
+        if (heldElsewhere) {
+          held.times++;
+          held.ms += Date.now() - waitStarted;
+        }
         state.reconnects++;
       }
     }

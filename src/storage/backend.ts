@@ -10,6 +10,7 @@
 // recorded.
 
 import type { StxError } from '../proto/errors.js';
+import type { LeaseAccount } from '../transfer/body-pool.js';
 import type { ByteBudget } from '../transfer/budget.js';
 import type { ReadAt } from '../transfer/file-hash.js';
 
@@ -66,6 +67,12 @@ export interface WriteLimits {
   readonly maxQueuedBytes: number;
   /** Largest chunk a caller writes (MAX_DATA_CHUNK_BYTES). */
   readonly maxChunkBytes: number;
+  /**
+   * Charged with memory the partial holds beyond its queue (the S3 backend's segment being
+   * filled): the connection's share of the memory budget (--max-memory), which stops reading the
+   * connections that hold the most once it is reached.
+   */
+  readonly memory?: LeaseAccount | undefined;
 }
 
 /**

@@ -1,4 +1,4 @@
-// A second daemon for test/storage-contract-s3.test.ts, as a process of its own so that the test
+// A second daemon for test/storage-contract-s3.ts (run by e2e-s3.test.ts), as a process of its own so that the test
 // can stop it (SIGSTOP): it opens partial PARTIAL_ID on the S3 store with a LEASE_MS lease,
 // writes and checkpoints 100 KiB, prints "held 102400", then on a line on stdin writes 100 KiB
 // more and checkpoints again, and prints "ok N" or "failed CODE".

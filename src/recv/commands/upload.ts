@@ -178,6 +178,7 @@ async function open(frame: Extract<Frame, { type: 'OPEN' }>, signal: AbortSignal
         onTakeover: () => link.fail(new UploadError('SUPERSEDED', 'another connection with the same client identity took this upload over')),
         onProgress: (done, total) => progress.report(done, total),
         signal,
+        memory: { held: (bytes) => link.held(bytes) },
       },
     )
     .finally(() => progress.stop());

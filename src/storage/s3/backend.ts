@@ -173,7 +173,7 @@ export class S3Backend implements StorageBackend {
         }
         if (at > full.length * size) tail = { bytes: Buffer.concat(parts), pieces };
       }
-      const file = new SegmentFile(this.objects, folder, token, size, full, tail);
+      const file = new SegmentFile(this.objects, folder, token, size, full, tail, limits.memory);
       const created = resume?.created ?? now;
       const record: PartialRecord = { version: RECORD_VERSION, ...meta, durable: keep, created, updated: resume?.updated ?? created };
       return new S3Partial({

@@ -10,6 +10,12 @@ const MiB = 1024 * 1024;
  * Each open partial holds one segment in memory while it fills.
  */
 export const SEGMENT_BYTES = 8 * MiB;
+/**
+ * The least --max-memory with --store: each S3 upload holds its segment in memory (charged to its
+ * connection), and the memory budget stops the connections holding the most until the rest fit in
+ * three quarters of it; so that two uploads (segment and write queue, 12 MiB each) still go on.
+ */
+export const MIN_S3_MAX_MEMORY_BYTES = 32 * MiB;
 /** S3's bounds on a multipart upload's parts. */
 export const MIN_PART_BYTES = 5 * MiB;
 export const MAX_PART_BYTES = 5 * 1024 * MiB;

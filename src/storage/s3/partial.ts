@@ -102,7 +102,7 @@ export class S3Partial extends QueuedPartial implements PartialUpload {
     }
     const updated = durable !== this.record.durable ? Date.now() : this.record.updated;
     const record: S3Record = { ...this.record, version: RECORD_VERSION, durable, updated, segmentBytes: this.#segmentBytes, segments, holder: this.#token, leaseUntil: 0 };
-    await this.#write(record);
+    await this.#write(() => record);
     this.record = partialRecordOf(record);
     this.#recorded = true;
     return durable;
@@ -117,8 +117,7 @@ export class S3Partial extends QueuedPartial implements PartialUpload {
       await this.queue.close();
       if (this.failure !== undefined) throw this.failure;
       // The lease confirmed before anything is published (a daemon that lost it publishes nothing).
-      const current = this.#stored?.record ?? { ...this.record, segmentBytes: this.#segmentBytes, segments: [], holder: '', leaseUntil: 0 };
-      await this.#write(current);
+      await this.#write((stored) => stored ?? { ...this.record, segmentBytes: this.#segmentBytes, segments: [], holder: '', leaseUntil: 0 });
       const { keys, rest } = this.#file.contents();
       await this.#hooks.publish(keys, rest, name, options);
       this.#stored = undefined;
@@ -140,29 +139,37 @@ export class S3Partial extends QueuedPartial implements PartialUpload {
     await this.queue.close();
     // Let go of the lease, so that another daemon may take the partial at once (best effort:
     // otherwise it expires).
-    const stored = this.#stored;
-    if (stored !== undefined && this.#lost === undefined) {
-      await this.#write({ ...stored.record, holder: '', leaseUntil: 0 }, false).catch(() => undefined);
+    if (this.#stored !== undefined && this.#lost === undefined) {
+      await this.#write((stored) => stored, false).catch(() => undefined);
     }
+    this.#file.release();
     this.#hooks.closed();
   }
 
   /** Writes the lease's renewal (while open and held). */
   async #renew(): Promise<void> {
-    const stored = this.#stored;
-    if (this.#closed || this.#lost !== undefined || stored === undefined) return;
-    await this.#write(stored.record).catch(() => undefined);
+    if (this.#closed || this.#lost !== undefined || this.#stored === undefined) return;
+    await this.#write((stored) => stored).catch(() => undefined);
   }
 
-  /** Writes `record` held by this open (or let go: `hold` false), conditional on the last version seen. */
-  #write(record: S3Record, hold = true): Promise<void> {
+  /**
+   * Writes the record `next` makes of the stored one (undefined: none yet; returning undefined
+   * writes nothing), held by this open (or let go: `hold` false), conditional on the last version
+   * seen. `next` runs when the write's turn comes, not when it is asked for: a renewal or a
+   * release queued behind a checkpoint renews what that checkpoint wrote. (A renewal that carried
+   * the record as it was when its timer fired wrote an older durable offset over a checkpoint's:
+   * a daemon killed then left its successor the older offset, even 0.)
+   */
+  #write(next: (stored: S3Record | undefined) => S3Record | undefined, hold = true): Promise<void> {
     const run = this.#chain.then(async () => {
       if (this.#lost !== undefined) throw this.#lost;
-      const next: S3Record = { ...record, holder: hold ? this.#token : '', leaseUntil: hold ? Date.now() + this.#leaseMs : 0 };
+      const base = next(this.#stored?.record);
+      if (base === undefined) return;
+      const record: S3Record = { ...base, holder: hold ? this.#token : '', leaseUntil: hold ? Date.now() + this.#leaseMs : 0 };
       const condition = this.#stored === undefined ? { ifNoneMatch: true } : { ifMatch: this.#stored.etag };
       try {
-        const etag = await this.#objects.put(this.#recordKey, Buffer.from(JSON.stringify(next)), condition);
-        this.#stored = { record: next, etag };
+        const etag = await this.#objects.put(this.#recordKey, Buffer.from(JSON.stringify(record)), condition);
+        this.#stored = { record, etag };
       } catch (err) {
         if (err instanceof PreconditionFailed) {
           this.#lost = leaseLost(this.id, err);

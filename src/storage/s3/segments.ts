@@ -12,6 +12,7 @@
 // durable prefix for the SHA-256 (§9.7), since node:crypto cannot save a hash's state.
 
 import { ResourceError } from '../../proto/errors.js';
+import type { LeaseAccount } from '../../transfer/body-pool.js';
 import type { PositionalFile } from '../write-queue.js';
 import type { Objects } from './objects.js';
 import type { Segment } from './record.js';
@@ -37,9 +38,23 @@ export class SegmentFile implements PositionalFile {
   #length: number;
   /** Writes and syncs one at a time: a sync must not see a segment half reset. */
   #chain: Promise<unknown> = Promise.resolve();
+  /** Charged with the in-memory segment's size (the connection's share of --max-memory). */
+  readonly #memory: LeaseAccount | undefined;
+  #charged = 0;
 
-  /** `tail`: the bytes of the segment being filled and the stored pieces that hold them. */
-  constructor(objects: Objects, folder: string, token: string, segmentBytes: number, full: Segment[], tail: { bytes: Buffer; pieces: Segment[] } | undefined) {
+  /**
+   * `tail`: the bytes of the segment being filled and the stored pieces that hold them. `memory`
+   * is charged with the in-memory segment as it grows, and given it back at release().
+   */
+  constructor(
+    objects: Objects,
+    folder: string,
+    token: string,
+    segmentBytes: number,
+    full: Segment[],
+    tail: { bytes: Buffer; pieces: Segment[] } | undefined,
+    memory?: LeaseAccount,
+  ) {
     this.#objects = objects;
     this.#folder = folder;
     this.#token = token;
@@ -50,6 +65,22 @@ export class SegmentFile implements PositionalFile {
     this.#length = this.#buffer.length;
     this.#pieces = tail?.pieces ?? [];
     this.#piecesBytes = this.#length;
+    this.#memory = memory;
+    this.#charge();
+  }
+
+  /** Drops the in-memory segment (the partial is closed) and gives its memory back. */
+  release(): void {
+    this.#buffer = Buffer.alloc(0);
+    this.#length = 0;
+    this.#charge();
+  }
+
+  #charge(): void {
+    const delta = this.#buffer.length - this.#charged;
+    if (delta === 0) return;
+    this.#charged = this.#buffer.length;
+    this.#memory?.held(delta);
   }
 
   /** Every byte that is in an object now, as the segments to record. */
@@ -124,6 +155,7 @@ export class SegmentFile implements PositionalFile {
     const grown = Buffer.allocUnsafe(Math.min(this.#segmentBytes, Math.max(bytes, 2 * this.#buffer.length, 64 * 1024)));
     this.#buffer.copy(grown, 0, 0, this.#length);
     this.#buffer = grown;
+    this.#charge();
   }
 
   #serialise<T>(task: () => Promise<T>): Promise<T> {
