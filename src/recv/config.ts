@@ -50,16 +50,14 @@ export const OUTPUT_RECORD_OVERHEAD_BYTES = 512;
 
 /**
  * The memory budget (--max-memory) by default: a quarter of the machine's memory, at most
- * 32 MiB and at least 16 MiB. It covers what connections hold: queued and hashing bodies,
- * incomplete records, unread output; one upload at full speed uses ~12 MiB of it. The runtime
- * holds ~90–120 MiB besides (code, heaps, the pool's free buffers). At 128 MiB the daemon's peak
- * RSS was 220–250 MiB with 100 uploads at once; and the more bodies are in flight, the colder
- * each is in the CPU's caches when it is copied, hashed and written: 100 uploads × 8 MiB cost the
- * daemon 11.1 (10.4–11.1) CPU s/GiB at 128 MiB against 9.6 (8.6–9.7) at 32 MiB, at 16–31 MiB/s
- * aggregate against 16–18, three interleaved pairs (issue 15).
+ * 128 MiB and at least 32 MiB. It covers what connections hold: queued and hashing bodies,
+ * incomplete records, unread output. The runtime holds ~90–120 MiB besides (code, heaps, the
+ * pool's free buffers): at 256 MiB the daemon's peak RSS was 330–460 MiB with 100 uploads at
+ * once, at 128 MiB 220–250 MiB, and at 1000 uploads 170–195 MiB (issue 15, bench extras
+ * concurrency); one upload uses ~12 MiB of it.
  */
 export function defaultMaxMemoryBytes(totalMemoryBytes: number): number {
-  return Math.max(16 * MiB, Math.min(32 * MiB, Math.floor(totalMemoryBytes / 4 / MiB) * MiB));
+  return Math.max(32 * MiB, Math.min(128 * MiB, Math.floor(totalMemoryBytes / 4 / MiB) * MiB));
 }
 
 /** The least --max-memory accepted: room for a few long records (1 MiB each) beside everything else. */
