@@ -252,7 +252,9 @@ async function main(): Promise<number> {
     if (!options.keep) await rm(file.path, { force: true });
     let extras: ExtrasResults | null = null;
     if (options.extras.which.size > 0 && ready.some((c) => c.name === 'stx')) {
-      extras = await runExtras(options.extras, tmpRoot, log, syncDisks);
+      // Under --compare the concurrency extra runs the other build's daemon beside this one's.
+      const concurrencyRef = ref === null || refName === null ? undefined : { name: refName, build: { recvCli: join(ref.distRoot, 'src/recv/cli.js'), sendCli: join(ref.distRoot, 'src/send/cli.js') } };
+      extras = await runExtras({ ...options.extras, concurrencyRef }, tmpRoot, log, syncDisks);
     }
 
     const summaries = infos.map((info) => summarise(info, records, options.size));

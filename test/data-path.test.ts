@@ -257,6 +257,26 @@ describe('BodyPool', () => {
     for (const t of taken) pool.give(t);
     assert.equal(pool.freeBuffers, 4, 'one arena (4 free) kept, the other let go');
   });
+
+  it('keeps a reserve up to the recent peak of buffers out while any are out, and lets it go after two quiet windows or once all are back', () => {
+    let now = 0;
+    const pool = new BodyPool(2, 4, 1000, () => now);
+    const taken = Array.from({ length: 12 }, () => pool.take(BODY)); // arenas A, B, C
+    const perArena = pool.arenaBytes / 3;
+    for (const t of taken.slice(0, 8)) pool.give(t); // A and B free, C out
+    assert.equal(pool.arenaBytes, 3 * perArena, 'both free arenas kept: 12 were out a moment ago (before: one let go)');
+    const again = Array.from({ length: 8 }, () => pool.take(BODY));
+    assert.equal(pool.arenaBytes, 3 * perArena, 'taken again from the reserve, no new arena');
+    for (const t of again) pool.give(t);
+    now = 5000; // two windows with no new peak
+    const [c0] = taken.slice(8);
+    assert.ok(c0);
+    pool.give(c0);
+    assert.equal(pool.arenaBytes, 2 * perArena, 'the reserve beyond maxFree went: C (3 out) and one free arena stay');
+    for (const t of taken.slice(9)) pool.give(t);
+    assert.equal(pool.outstanding, 0);
+    assert.equal(pool.freeBuffers, 4, 'all back: one arena kept (maxFree 2)');
+  });
 });
 
 describe('YoungGenerationCollector', () => {

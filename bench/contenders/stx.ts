@@ -18,7 +18,7 @@ import type { TestFile } from '../lib/testfile.js';
 import { READY_TIMEOUT_MS, transferTimeoutMs, type Contender, type RunResult } from './types.js';
 
 /** Where a build's compiled CLIs are: this checkout's dist/ by default, another's under --compare. */
-interface Build {
+export interface Build {
   readonly recvCli: string;
   readonly sendCli: string;
 }

@@ -14,7 +14,7 @@ import { readFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
-import { startStxDaemon } from '../contenders/stx.js';
+import { startStxDaemon, type Build } from '../contenders/stx.js';
 import type { Rusage } from '../lib/measure.js';
 import { median } from '../lib/measure.js';
 import { LOCAL } from '../lib/placement.js';
@@ -97,6 +97,8 @@ export interface ConcurrencyResult {
   readonly single: CaseSummary;
   readonly cases: readonly CaseSummary[];
   readonly samples: readonly (ConcurrencySample & { readonly round: number })[];
+  /** Under --compare: the other build's daemons against this checkout's, round by round. */
+  readonly compared?: BuildComparison | undefined;
 }
 
 export interface ConcurrencyOptions {
@@ -104,6 +106,30 @@ export interface ConcurrencyOptions {
   readonly rounds: number;
   /** Node options for the daemons only (e.g. `--cpu-prof --cpu-prof-dir=DIR` to profile them). */
   readonly daemonNodeArgs?: readonly string[] | undefined;
+  /**
+   * --compare: stx-recv built from another commit, run as a second daemon for every sample of
+   * every round (the two builds alternate which goes first); the clients are this checkout's.
+   */
+  readonly ref?: { readonly name: string; readonly build: Build } | undefined;
+}
+
+/** Per case, per round: this checkout's figure ÷ the other build's of the same round. */
+export interface BuildComparison {
+  readonly ref: string;
+  readonly rows: readonly {
+    readonly clients: number;
+    readonly fileBytes: number;
+    readonly pairs: number;
+    /** Daemon CPU s/GiB, this ÷ ref: below 1, this is cheaper. */
+    readonly cpuPerGiB: Spread;
+    /** Aggregate MiB/s, this ÷ ref: above 1, this is faster. */
+    readonly throughput: Spread;
+    /** Daemon peak RSS, this ÷ ref. */
+    readonly peakRss: Spread;
+  }[];
+  /** The other build's own summary, like `cases` (its cpuVsSingle against its own single stream). */
+  readonly single: CaseSummary;
+  readonly cases: readonly CaseSummary[];
 }
 
 const name = (i: number): string => `c${String(i).padStart(4, '0')}.bin`;
@@ -121,13 +147,13 @@ async function cpuSecondsOf(pid: number): Promise<number> {
 }
 
 /** `clients` uploads of `file` at once against a fresh daemon in `dir`. */
-async function oneSample(dir: string, file: TestFile, clients: number, options: ConcurrencyOptions): Promise<ConcurrencySample> {
+async function oneSample(dir: string, file: TestFile, clients: number, options: ConcurrencyOptions, build?: Build): Promise<ConcurrencySample> {
   const recvDir = join(dir, 'received');
   await mkdir(recvDir, { recursive: true });
   const env = { ...process.env, STX_HOME: dir };
   // Its log (a few lines per connection) goes to a file: through a pipe to this busy process, the
   // daemon would wait whenever the pipe is full (its log writes are synchronous).
-  const daemon = await startStxDaemon(recvDir, env, DAEMON_TIMEOUT_MS, LOCAL, ONE_SOURCE_FLAGS, options.daemonNodeArgs, undefined, join(dir, 'daemon.log'));
+  const daemon = await startStxDaemon(recvDir, env, DAEMON_TIMEOUT_MS, LOCAL, ONE_SOURCE_FLAGS, options.daemonNodeArgs, build, join(dir, 'daemon.log'));
   if ('failed' in daemon) throw new Error(daemon.failed);
   const pid = await daemon.proc.childPid();
   try {
@@ -226,25 +252,60 @@ export async function concurrentUploads(
     };
     const plan: ConcurrencyCase[] = [{ clients: 1, fileBytes: singleBytes }, ...options.cases];
     const samples: (ConcurrencySample & { round: number })[] = [];
+    const refSamples: (ConcurrencySample & { round: number })[] = [];
+    const ref = options.ref;
     for (let round = 1; round <= options.rounds; round++) {
       for (const c of plan) {
-        syncDisks();
-        const runDir = await mkdtemp(join(dir, `run-${c.clients}-`));
-        const s = await oneSample(runDir, fileOf(c.fileBytes), c.clients, options);
-        samples.push({ ...s, round });
-        log(
-          `concurrency round ${round}/${options.rounds}: ${c.clients} × ${c.fileBytes / MiB} MiB: ${s.aggregateMiBPerSecond.toFixed(1)} MiB/s, ` +
-            `daemon ${s.daemonCpuSecondsPerGiB.toFixed(2)} CPU s/GiB, peak RSS ${s.daemonPeakRssMiB.toFixed(1)} MiB, ${s.handshakes} handshakes, ${s.verified}/${c.clients} verified`,
-        );
-        await rm(runDir, { recursive: true, force: true });
+        // Under --compare each sample runs on both builds, which alternate going first.
+        const builds = ref === undefined ? [null] : round % 2 === 1 ? [null, ref] : [ref, null];
+        for (const b of builds) {
+          syncDisks();
+          const runDir = await mkdtemp(join(dir, `run-${c.clients}-`));
+          const s = await oneSample(runDir, fileOf(c.fileBytes), c.clients, options, b?.build);
+          (b === null ? samples : refSamples).push({ ...s, round });
+          log(
+            `concurrency round ${round}/${options.rounds}${b === null ? '' : ` ${b.name}`}: ${c.clients} × ${c.fileBytes / MiB} MiB: ${s.aggregateMiBPerSecond.toFixed(1)} MiB/s, ` +
+              `daemon ${s.daemonCpuSecondsPerGiB.toFixed(2)} CPU s/GiB, peak RSS ${s.daemonPeakRssMiB.toFixed(1)} MiB, ${s.handshakes} handshakes, ${s.verified}/${c.clients} verified`,
+          );
+          await rm(runDir, { recursive: true, force: true });
+        }
       }
     }
-    const of = (c: ConcurrencyCase): (ConcurrencySample & { round: number })[] => samples.filter((s) => s.clients === c.clients && s.fileBytes === c.fileBytes);
+    const ofIn =
+      (all: readonly (ConcurrencySample & { round: number })[]) =>
+      (c: ConcurrencyCase): (ConcurrencySample & { round: number })[] =>
+        all.filter((s) => s.clients === c.clients && s.fileBytes === c.fileBytes);
+    const of = ofIn(samples);
     const reference = of(plan[0] ?? first);
+    let compared: BuildComparison | undefined;
+    if (ref !== undefined) {
+      const refOf = ofIn(refSamples);
+      const refReference = refOf(plan[0] ?? first);
+      const ratio = (c: ConcurrencyCase, f: (s: ConcurrencySample) => number): Spread | null => {
+        const pairs = of(c).flatMap((s) => {
+          const r = refOf(c).find((x) => x.round === s.round);
+          return r === undefined ? [] : [f(s) / f(r)];
+        });
+        return pairs.length === 0 ? null : spread(pairs);
+      };
+      compared = {
+        ref: ref.name,
+        rows: plan.flatMap((c) => {
+          const cpuPerGiB = ratio(c, (s) => s.daemonCpuSecondsPerGiB);
+          const throughput = ratio(c, (s) => s.aggregateMiBPerSecond);
+          const peakRss = ratio(c, (s) => s.daemonPeakRssMiB);
+          if (cpuPerGiB === null || throughput === null || peakRss === null) return [];
+          return [{ clients: c.clients, fileBytes: c.fileBytes, pairs: of(c).length, cpuPerGiB, throughput, peakRss }];
+        }),
+        single: { clients: 1, fileBytes: singleBytes, ...summarise(refReference, null) },
+        cases: options.cases.map((c) => ({ ...c, ...summarise(refOf(c), refReference) })),
+      };
+    }
     return {
       single: { clients: 1, fileBytes: singleBytes, ...summarise(reference, null) },
       cases: options.cases.map((c) => ({ ...c, ...summarise(of(c), reference) })),
       samples,
+      compared,
     };
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -3,7 +3,7 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { startStxDaemon } from '../contenders/stx.js';
+import { startStxDaemon, type Build } from '../contenders/stx.js';
 import type { Rusage } from '../lib/measure.js';
 import { LOCAL } from '../lib/placement.js';
 import { concurrentUploads, type ConcurrencyCase, type ConcurrencyResult } from './concurrency.js';
@@ -24,6 +24,8 @@ export interface ExtrasOptions {
   readonly concurrencyRounds: number;
   /** Node options for the concurrency daemons only (profiling them). */
   readonly concurrencyDaemonNodeArgs: readonly string[] | undefined;
+  /** --compare: stx-recv of the other build, run beside this one's in the concurrency extra. */
+  readonly concurrencyRef?: { readonly name: string; readonly build: Build } | undefined;
   readonly memorySizes: readonly number[];
 }
 
@@ -76,7 +78,7 @@ export async function runExtras(options: ExtrasOptions, tmpRoot: string, log: (l
   }
 
   if (options.which.has('concurrency')) {
-    const opts = { cases: options.concurrencyCases, rounds: options.concurrencyRounds, daemonNodeArgs: options.concurrencyDaemonNodeArgs };
+    const opts = { cases: options.concurrencyCases, rounds: options.concurrencyRounds, daemonNodeArgs: options.concurrencyDaemonNodeArgs, ref: options.concurrencyRef };
     concurrency = await concurrentUploads(opts, tmpRoot, log, syncDisks).catch((err: unknown) => ({ failed: err instanceof Error ? err.message : String(err) }));
     if ('failed' in concurrency) log(`concurrency: FAILED ${concurrency.failed}`);
     else {

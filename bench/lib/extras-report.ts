@@ -157,5 +157,23 @@ export function renderConcurrency(c: NonNullable<ExtrasResults['concurrency']>):
     'throughput is compared within a round only.',
   );
   for (const f of [c.single, ...c.cases].flatMap((k) => k.failures)) lines.push(`- failed ${f}`);
+  const cmp = c.compared;
+  if (cmp !== undefined) {
+    lines.push(
+      '',
+      `### Against ${cmp.ref} (--compare, same rounds)`,
+      '',
+      `| Clients × file | Pairs | Daemon CPU s/GiB, this ÷ ${cmp.ref} | Aggregate, this ÷ ${cmp.ref} | Peak RSS, this ÷ ${cmp.ref} | ${cmp.ref}: CPU s/GiB | ${cmp.ref}: × single | ${cmp.ref}: peak RSS MiB |`,
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    );
+    for (const r of cmp.rows) {
+      const theirs = [cmp.single, ...cmp.cases].find((k) => k.clients === r.clients && k.fileBytes === r.fileBytes);
+      lines.push(
+        `| ${r.clients} × ${sizeLabel(r.fileBytes)} | ${r.pairs} | ${range(r.cpuPerGiB, 2)} | ${range(r.throughput, 2)} | ${range(r.peakRss, 2)} | ` +
+          `${range(theirs?.daemonCpuSecondsPerGiB ?? null, 2)} | ${range(theirs?.cpuVsSingle ?? null, 2)} | ${range(theirs?.daemonPeakRssMiB ?? null, 1)} |`,
+      );
+    }
+    lines.push('', `Per round, each case ran on both builds' daemons one after the other (alternating which first); ratios are per round, then median (min–max).`);
+  }
   return lines;
 }

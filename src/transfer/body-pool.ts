@@ -7,7 +7,7 @@ import type { BodyBuffers } from '../crypto/channel.js';
 import { alignedMemory, releaseAlignedMemory } from '../runtime/aligned-memory.js';
 import { ResourceError } from '../proto/errors.js';
 import { DATA_HEADER_BYTES, MAX_DATA_CHUNK_BYTES } from '../proto/limits.js';
-import { BODY_POOL_ARENA_BUFFERS, DIRECT_IO_ALIGN_BYTES, MAX_FREE_BODY_BUFFERS } from './config.js';
+import { BODY_POOL_ARENA_BUFFERS, BODY_POOL_RESERVE_WINDOW_MS, DIRECT_IO_ALIGN_BYTES, MAX_FREE_BODY_BUFFERS } from './config.js';
 
 /** A DATA body: type ‖ offset ‖ data (§2.2). */
 const HEAD_BYTES = 1 + DATA_HEADER_BYTES;
@@ -40,10 +40,25 @@ export class BodyPool implements BodyBuffers {
   /** Buffers from take() not given back yet (weak: a leaked exact-size one is still collected). */
   readonly #out = new WeakSet<Buffer>();
   #outstanding = 0;
+  /**
+   * The reserve: the most buffers out at once in this window and the one before it. While
+   * buffers are out, the pool keeps free arenas up to that many in all rather than let them go and
+   * map new ones the next moment: with a hundred uploads the buffers out swing by tens of MiB,
+   * and each new arena cost page faults on all of its memory and each dropped one a full
+   * collection (issue 15). Once nothing is out, or two windows after the peak, the rest goes.
+   */
+  #peakNow = 0;
+  #peakBefore = 0;
+  #windowEnds: number;
+  readonly #windowMs: number;
+  readonly #now: () => number;
 
-  constructor(maxFree = MAX_FREE_BODY_BUFFERS, arenaBuffers = BODY_POOL_ARENA_BUFFERS) {
+  constructor(maxFree = MAX_FREE_BODY_BUFFERS, arenaBuffers = BODY_POOL_ARENA_BUFFERS, windowMs = BODY_POOL_RESERVE_WINDOW_MS, now: () => number = performance.now.bind(performance)) {
     this.#maxFree = maxFree;
     this.#arenaBuffers = arenaBuffers;
+    this.#windowMs = windowMs;
+    this.#now = now;
+    this.#windowEnds = now() + windowMs;
   }
 
   /** Buffers kept for reuse right now. */
@@ -54,6 +69,12 @@ export class BodyPool implements BodyBuffers {
   /** Buffers taken and not given back yet: 0 once every connection let go of its bodies. */
   get outstanding(): number {
     return this.#outstanding;
+  }
+
+  /** Free pooled buffers the pool keeps now rather than let their arenas go (the reserve). */
+  get #keepFree(): number {
+    if (this.#outstanding === 0) return this.#maxFree;
+    return Math.max(this.#maxFree, Math.max(this.#peakNow, this.#peakBefore) - this.#outstanding);
   }
 
   /** Aligned memory the pool keeps (its arenas, whether their buffers are out or free). */
@@ -84,6 +105,33 @@ export class BodyPool implements BodyBuffers {
     return this.#lend(this.#plain.pop() ?? Buffer.allocUnsafeSlow(BODY_BYTES));
   }
 
+  /** Counts the peak of buffers out; at the end of a window, lets go of what the reserve no longer covers. */
+  #window(): void {
+    const now = this.#now();
+    if (now >= this.#windowEnds) {
+      // A window with nothing out in between leaves no peak behind.
+      this.#peakBefore = now - this.#windowEnds >= this.#windowMs ? 0 : this.#peakNow;
+      this.#peakNow = this.#outstanding;
+      this.#windowEnds = now + this.#windowMs;
+      this.#trim();
+    }
+    if (this.#outstanding > this.#peakNow) this.#peakNow = this.#outstanding;
+  }
+
+  /** Lets go of whole free arenas beyond the reserve. */
+  #trim(): void {
+    for (const arena of this.#arenas) {
+      if (arena.free.length === arena.size && this.freeBuffers - arena.size >= this.#keepFree) this.#drop(arena);
+    }
+  }
+
+  #drop(arena: Arena): void {
+    this.#arenas.delete(arena);
+    this.#freeInArenas -= arena.size;
+    // Nothing refers to the arena's memory any more; only a full collection unmaps it.
+    releaseAlignedMemory(this.#arenaBuffers * SLOT_BYTES);
+  }
+
   /**
    * The one holder of `buffer` (from take()) as an object: whoever else needs the buffer retains
    * the lease, and the last release gives it back. Throws if `buffer` is not out.
@@ -95,13 +143,19 @@ export class BodyPool implements BodyBuffers {
 
   /**
    * Takes back a buffer from take() once nothing refers to it any more. An arena whose buffers are
-   * all back is let go while more than `maxFree` buffers would still be free without it.
+   * all back is let go while more than the reserve would still be free without it: `maxFree`
+   * buffers, and while any are out, up to the recent peak of buffers out in all. The last buffer
+   * back lets go of every arena beyond `maxFree` free buffers.
    */
   give(buffer: Buffer): void {
     // Given back twice, the buffer would be handed out to two bodies at once: fail loudly instead.
     if (!this.#out.delete(buffer)) throw notOut();
     this.#outstanding--;
-    if (buffer.length !== BODY_BYTES) return; // an exact-size one: left to GC
+    this.#window();
+    if (buffer.length !== BODY_BYTES) {
+      if (this.#outstanding === 0) this.#trim();
+      return; // an exact-size one: left to GC
+    }
     const arena = this.#arenaOf.get(buffer.buffer);
     if (arena === undefined) {
       if (this.#plain.length < this.#maxFree) this.#plain.push(buffer);
@@ -109,17 +163,14 @@ export class BodyPool implements BodyBuffers {
     }
     arena.free.push(buffer);
     this.#freeInArenas++;
-    if (arena.free.length === arena.size && this.freeBuffers - arena.size >= this.#maxFree) {
-      this.#arenas.delete(arena);
-      this.#freeInArenas -= arena.size;
-      // Nothing refers to the arena's memory any more; only a full collection unmaps it.
-      releaseAlignedMemory(this.#arenaBuffers * SLOT_BYTES);
-    }
+    if (this.#outstanding === 0) this.#trim();
+    else if (arena.free.length === arena.size && this.freeBuffers - arena.size >= this.#keepFree) this.#drop(arena);
   }
 
   #lend(buffer: Buffer): Buffer {
     this.#out.add(buffer);
     this.#outstanding++;
+    this.#window();
     return buffer;
   }
 

@@ -11,6 +11,14 @@ const MiB = 1024 * 1024;
 export const MAX_FREE_BODY_BUFFERS = 12;
 
 /**
+ * While buffers are out, the pool keeps as many in all as were out at once in the last one to two
+ * of these windows (BodyPool's reserve), instead of letting arenas go and mapping new ones as the
+ * number out swings: at 100 uploads at once that churn was 41 arenas mapped and 38 dropped per
+ * 800 MiB, each a few thousand page faults and a full collection (issue 15).
+ */
+export const BODY_POOL_RESERVE_WINDOW_MS = 2000;
+
+/**
  * Body buffers are carved out of aligned memory this many at a time (one WebAssembly.Memory):
  * one buffer still out keeps its whole arena, so arenas are small. Each memory also reserves
  * address space, which is why buffers do not get one each.
