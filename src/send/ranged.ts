@@ -63,6 +63,13 @@ interface Shared {
   readonly durable: number[];
 }
 
+/** A range that stopped because another one failed. */
+class Stopped extends ResourceError {
+  constructor() {
+    super('INTERNAL', 'another range failed');
+  }
+}
+
 /** Whether the job failed meanwhile (read afresh after an await). */
 function stopped(shared: Shared): boolean {
   return shared.failed;
@@ -89,8 +96,10 @@ export async function rangedUpload(opts: UploadOptions, ranges: readonly Range[]
     digest.catch(() => undefined);
     const sendAll = ranges.map((range, i) => sendOne(opts, range, i, open, shared, report, connections));
     const results = await Promise.allSettled(sendAll);
-    const failure = results.find((r) => r.status === 'rejected');
-    if (failure !== undefined) throw failure.reason;
+    // The range that failed first says why; the others stopped because of it.
+    const failures = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+    const failure = failures.find((e) => !(e instanceof Stopped)) ?? failures[0];
+    if (failure !== undefined) throw failure instanceof Error ? failure : new Error('a range failed', { cause: failure });
     // Every range is durable on the server: one connection publishes the whole file (§9.13 step 4).
     const sha = await finish(opts, open, await digest, connections.pop(), shared, report);
     await hashSource.checkUnchanged();
@@ -134,7 +143,7 @@ async function sendOne(
   if (i > 0) await shared.first;
   try {
     for (;;) {
-      if (shared.failed) throw new ResourceError('INTERNAL', 'another range failed');
+      if (shared.failed) throw new Stopped();
       const before = shared.durable[i] ?? range.start;
       let conn: Connection | undefined;
       try {

@@ -32,6 +32,8 @@ const SECONDS: Readonly<Record<string, number>> = {
   'hostile/disk.test.js': 17,
   'store.test.js': 15,
   'e2e-resume.test.js': 15,
+  'e2e-ranges.test.js': 8,
+  'bench-wan.test.js': 10,
   'storage-contract-s3.test.js': 20,
   'e2e-tree.test.js': 14,
   'fuzz.test.js': 12,

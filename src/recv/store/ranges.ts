@@ -103,14 +103,16 @@ export class RangedUpload {
         if (holderOf(slot) !== undefined) throw new UploadError('BUSY', `range [${start}, ${end}) of "${this.meta.name}" is still being sent on another connection`);
       }
       if (this.#closed) throw new UploadError('BUSY', `"${this.meta.name}" was closed meanwhile`);
+      if (slot === undefined) {
+        const other = this.#slots.find((s) => s.start < end && start < s.end);
+        if (other !== undefined) throw new UploadError('BAD_RANGE', `range [${start}, ${end}) overlaps [${other.start}, ${other.end}) of "${this.meta.name}"`);
+        if (this.#slots.length >= MAX_RANGES_PER_UPLOAD) throw new UploadError('BAD_RANGE', `"${this.meta.name}" has ${MAX_RANGES_PER_UPLOAD} ranges already`);
+      }
       const active = this.#slots.filter((s) => s.claim !== undefined).length;
       if (active >= MAX_STREAMS_PER_UPLOAD) {
         throw new ResourceError('TOO_MANY_STREAMS', `"${this.meta.name}" has ${active} ranges being sent already (at most ${MAX_STREAMS_PER_UPLOAD})`);
       }
       if (slot === undefined) {
-        const other = this.#slots.find((s) => s.start < end && start < s.end);
-        if (other !== undefined) throw new UploadError('BAD_RANGE', `range [${start}, ${end}) overlaps [${other.start}, ${other.end}) of "${this.meta.name}"`);
-        if (this.#slots.length >= MAX_RANGES_PER_UPLOAD) throw new UploadError('BAD_RANGE', `"${this.meta.name}" has ${MAX_RANGES_PER_UPLOAD} ranges already`);
         slot = { start, end, durable: start, claim: undefined };
         this.#slots.push(slot);
         // The new range is in the record before its first byte is written.
