@@ -4,6 +4,12 @@
 //
 //   node dist/bench/run.js --wan 50ms,1gbit --wan 150ms,1gbit --wan 150ms,100mbit
 //                          [--size 256M] [--runs 1] [--only raw,stx] [--out bench/] [--keep]
+//                          [--streams 8] [--cut-every 10s] [--cut-size 1G]
+//
+// Besides the contenders, stx-send --streams N (§9.13) runs as "stx --streams N"; with
+// --cut-every, each link also carries one stx --streams N upload of --cut-size bytes whose
+// connections the link cuts (ss -K) every so often: wall time, verified, and the bytes that
+// crossed the link toward the server against the file's size.
 import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, loadavg, release, tmpdir } from 'node:os';
@@ -11,6 +17,7 @@ import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 
+import { runStx, stxStreams } from './contenders/stx.js';
 import type { Contender, RunResult } from './contenders/types.js';
 import { ensureTools } from './lib/apt.js';
 import { GNU_TIME_PATH } from './lib/measure.js';
@@ -33,6 +40,7 @@ import {
 
 const DEFAULT_SIZE = '256M';
 const DEFAULT_RUNS = 1;
+const DEFAULT_STREAMS = 8;
 const MAX_RUNS = 20;
 /** TCP payload per full IP packet (IPv4 20 + TCP 20 + timestamps 12 bytes of headers). */
 const TCP_PAYLOAD_PER_PACKET = LINK_MTU - 52;
@@ -41,6 +49,10 @@ const MiB = 1024 * 1024;
 export const WAN_USAGE = `  --wan RTT,RATE  instead of the above: every contender over an emulated long link (repeatable,
                   e.g. --wan 50ms,1gbit --wan 150ms,100mbit; needs root, ip, gcc, /dev/net/tun);
                   with --size (default ${DEFAULT_SIZE}), --runs (default ${DEFAULT_RUNS}), --only, --out, --keep;
+                  --streams N (default ${DEFAULT_STREAMS}): "stx --streams N" runs beside plain stx;
+                  --cut-every DURATION [--cut-size SIZE]: per link, one stx --streams N upload
+                  whose connections are cut that often (wire bytes / file size); --cut-on RTT,RATE
+                  runs it on that link only;
                   writes RESULTS-wan.md and results-wan.json`;
 
 /** True when the command line asks for the long-link bench. */
@@ -61,6 +73,12 @@ interface WanOptions {
   readonly contenders: readonly Contender[];
   readonly outDir: string;
   readonly keep: boolean;
+  readonly streams: number;
+  /** Null: no cut case. */
+  readonly cutEveryMs: number | null;
+  readonly cutSize: number;
+  /** The link (as given to --wan) the cut case runs on; null: every link. */
+  readonly cutOn: string | null;
 }
 
 function parseOptions(argv: readonly string[], deps: WanDeps): WanOptions {
@@ -73,11 +91,22 @@ function parseOptions(argv: readonly string[], deps: WanDeps): WanOptions {
       only: { type: 'string' },
       out: { type: 'string', default: 'bench' },
       keep: { type: 'boolean', default: false },
+      streams: { type: 'string', default: String(DEFAULT_STREAMS) },
+      'cut-every': { type: 'string' },
+      'cut-size': { type: 'string' },
+      'cut-on': { type: 'string' },
     },
   });
+  const streams = Number(values.streams);
+  if (!Number.isInteger(streams) || streams < 1 || streams > 16) throw new Error('--streams must be 1..16');
+  const cut = values['cut-every'];
+  const cutMatch = cut === undefined ? null : /^(\d+(?:\.\d+)?)(ms|s)$/.exec(cut);
+  if (cut !== undefined && cutMatch === null) throw new Error(`--cut-every ${cut}: expected e.g. 10s or 500ms`);
+  const cutEveryMs = cutMatch === null ? null : Number(cutMatch[1]) * (cutMatch[2] === 's' ? 1000 : 1);
   const runs = Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1 || runs > MAX_RUNS) throw new Error(`--runs must be 1..${MAX_RUNS}`);
-  let contenders = deps.contenders;
+  // "stx --streams N" beside the others, on the long links only.
+  let contenders = streams > 1 ? [...deps.contenders, stxStreams(streams)] : deps.contenders;
   if (values.only !== undefined) {
     const names = values.only.split(',').map((n) => n.trim()).filter((n) => n !== '');
     const unknown = names.filter((n) => !contenders.some((c) => c.name === n));
@@ -91,6 +120,10 @@ function parseOptions(argv: readonly string[], deps: WanDeps): WanOptions {
     contenders,
     outDir: resolve(values.out),
     keep: values.keep,
+    streams,
+    cutEveryMs,
+    cutOn: values['cut-on'] ?? null,
+    cutSize: values['cut-size'] === undefined ? deps.parseSize(values.size) : deps.parseSize(values['cut-size']),
   };
 }
 
@@ -100,6 +133,23 @@ interface LinkResult {
   readonly rtt: RttProbe | null;
   readonly counters: LinkCounters | null;
   readonly summaries: readonly Summary[];
+  readonly cut: CutResult | null;
+}
+
+/** The cut case on one link: stx --streams N while the link cuts its connections every so often. */
+interface CutResult {
+  readonly fileBytes: number;
+  readonly everyMs: number;
+  readonly cuts: number;
+  readonly socketsCut: number;
+  readonly wallSeconds: number | null;
+  readonly verified: boolean;
+  readonly failure: string | null;
+  /** IP bytes the link carried toward the server (packets the forwarder passed on), all of this run. */
+  readonly wireBytesToServer: number | null;
+  readonly wireBytesToClient: number | null;
+  readonly senderCpuSeconds: number | null;
+  readonly receiverCpuSeconds: number | null;
 }
 
 async function kernelSetting(name: string): Promise<string> {
@@ -137,6 +187,7 @@ export async function runWan(argv: readonly string[], deps: WanDeps): Promise<nu
     const loadAverageAtStart = loadavg()[0] ?? Number.NaN;
 
     const results: LinkResult[] = [];
+    let cutFileCache: Awaited<ReturnType<typeof prepareTestFile>> | undefined;
     const allRecords: { link: string; records: RunRecord[] }[] = [];
     for (const spec of options.links) {
       const link = await openLink(spec, forwarder);
@@ -172,7 +223,12 @@ export async function runWan(argv: readonly string[], deps: WanDeps): Promise<nu
         counters = await link.close();
       }
       allRecords.push({ link: spec.label, records });
-      results.push({ spec, queueBytes: link.queueBytes, rtt, counters, summaries: infos.map((i) => summarise(i, records, options.size)) });
+      let cut: CutResult | null = null;
+      if (options.cutEveryMs !== null && (options.cutOn === null || options.cutOn === spec.label)) {
+        const cutFile = options.cutSize === options.size ? file : (cutFileCache ??= await prepareTestFile(await mkdtemp(join(tmpRoot, 'cut-')), options.cutSize, log));
+        cut = await runCutCase(spec, forwarder, cutFile, options, tmpRoot, log);
+      }
+      results.push({ spec, queueBytes: link.queueBytes, rtt, counters, summaries: infos.map((i) => summarise(i, records, options.size)), cut });
     }
 
     const env = {
@@ -201,6 +257,56 @@ export async function runWan(argv: readonly string[], deps: WanDeps): Promise<nu
     process.off('SIGINT', onSigint);
     cleanUp();
   }
+}
+
+/** One stx --streams N upload over a fresh link (its counters are this run's alone), cut every `everyMs`. */
+async function runCutCase(spec: LinkSpec, forwarder: string, file: Awaited<ReturnType<typeof prepareTestFile>>, options: WanOptions, tmpRoot: string, log: (line: string) => void): Promise<CutResult> {
+  const everyMs = options.cutEveryMs ?? 0;
+  const link = await openLink(spec, forwarder);
+  let cuts = 0;
+  let socketsCut = 0;
+  let result: RunResult;
+  let verified = false;
+  const workdir = await mkdtemp(join(tmpRoot, 'cut-run-'));
+  try {
+    const whileSending = (): (() => void) => {
+      const timer = setInterval(() => {
+        cuts++;
+        link.cut().then(
+          (n) => (socketsCut += n),
+          (err: unknown) => log(`wan ${spec.label} cut: ${err instanceof Error ? err.message : String(err)}`),
+        );
+      }, everyMs);
+      return () => clearInterval(timer);
+    };
+    const sendArgs = ['--streams', String(options.streams), '--backoff', '100', '--retries', '20'];
+    result = await runStx(file, workdir, link.placement, undefined, { sendArgs, whileSending }).catch(
+      (err: unknown): RunResult => ({ kind: 'failed', reason: err instanceof Error ? err.message : String(err) }),
+    );
+    if (result.kind === 'ok') verified = await sha256File(result.receivedPath).then((h) => h === file.sha256, () => false);
+  } finally {
+    await rm(workdir, { recursive: true, force: true }).catch(() => undefined);
+  }
+  const counters = await link.close();
+  const ok = result.kind === 'ok' ? result : null;
+  const wire = counters?.toServer.bytes ?? null;
+  log(
+    `wan ${spec.label} cut every ${everyMs} ms: ${ok === null ? `FAILED ${result.kind === 'failed' ? result.reason : ''}` : `${(file.size / MiB / ok.wallSeconds).toFixed(1)} MiB/s`}, ` +
+      `${cuts} cuts (${socketsCut} connections), wire/file ${wire === null ? '?' : (wire / file.size).toFixed(3)}, ${verified ? 'SHA-256 ok' : 'not verified'}`,
+  );
+  return {
+    fileBytes: file.size,
+    everyMs,
+    cuts,
+    socketsCut,
+    wallSeconds: ok?.wallSeconds ?? null,
+    verified,
+    failure: result.kind === 'failed' ? result.reason : null,
+    wireBytesToServer: wire,
+    wireBytesToClient: counters?.toClient.bytes ?? null,
+    senderCpuSeconds: ok?.sender.cpuSeconds ?? null,
+    receiverCpuSeconds: ok?.receiver.cpuSeconds ?? null,
+  };
 }
 
 interface WanEnvironment {
@@ -266,6 +372,30 @@ function renderWan(env: WanEnvironment, results: readonly LinkResult[], infos: r
       `| ${r.spec.label} | ${fmt(ip)} / ${fmt(tcp)} | ${fmt(queueBytes(r.spec) / MiB, 2)} MiB | ${rtt} | ` +
         `${c === null ? '—' : c.toServer.packets} | ${c === null ? '—' : c.toServer.queueDrops} | ${other} |`,
     );
+  }
+  const cuts = results.filter((r) => r.cut !== null);
+  if (cuts.length > 0) {
+    lines.push(
+      '',
+      '## Connections cut',
+      '',
+      'stx-send --streams N while the link destroys every connection (`ss -K` in the client namespace: the client sees',
+      'ECONNABORTED, the server a reset) at a fixed interval; each range reconnects and resumes from what the server made',
+      'durable. Wire bytes: IP packets the link passed toward the server over the whole run (headers included, ~3.5 %), ÷ the file.',
+      '',
+      '| Link | File MiB | Cut every | Cuts (connections) | Wall s | MiB/s | Wire bytes / file | Sender CPU s | Receiver CPU s | Verified |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
+    );
+    for (const r of cuts) {
+      const c = r.cut;
+      if (c === null) continue;
+      const rate = c.wallSeconds === null ? '—' : fmt(c.fileBytes / MiB / c.wallSeconds);
+      lines.push(
+        `| ${r.spec.label} | ${fmt(c.fileBytes / MiB, 0)} | ${fmt(c.everyMs / 1000, 1)} s | ${c.cuts} (${c.socketsCut}) | ${c.wallSeconds === null ? '—' : fmt(c.wallSeconds, 1)} | ${rate} | ` +
+          `${c.wireBytesToServer === null ? '—' : fmt(c.wireBytesToServer / c.fileBytes, 3)} | ${c.senderCpuSeconds === null ? '—' : fmt(c.senderCpuSeconds, 1)} | ` +
+          `${c.receiverCpuSeconds === null ? '—' : fmt(c.receiverCpuSeconds, 1)} | ${c.verified ? 'yes' : `no${c.failure === null ? '' : `: ${c.failure}`}`} |`,
+      );
+    }
   }
   lines.push('', '## Contenders', '');
   for (const info of infos) {

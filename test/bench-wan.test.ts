@@ -9,6 +9,7 @@ import path from 'node:path';
 import { it } from 'node:test';
 
 import { raw } from '../bench/contenders/raw.js';
+import { runStx } from '../bench/contenders/stx.js';
 import { makeTestFile, sha256File } from '../bench/lib/testfile.js';
 import { buildForwarder, openLink, parseLinkSpecs, wanUnavailable } from '../bench/lib/wan.js';
 
@@ -50,6 +51,47 @@ it('wan link: a raw transfer crosses it verified, the RTT is at least the config
       if (!closed) await link.close();
     }
     assert.deepEqual(ourNamespaces(), [], 'both namespaces removed');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+it('wan link: stx-send --streams 4 with every connection cut twice (1.5 s apart) finishes verified, with wire bytes < 1.2x the file', { skip }, async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'stx-wan-cut-'));
+  try {
+    const forwarder = await buildForwarder(dir);
+    const [spec] = parseLinkSpecs(['20ms,200mbit']);
+    assert.ok(spec !== undefined);
+    const file = await makeTestFile(path.join(dir, 'payload.bin'), 24 * 1024 * 1024);
+    const link = await openLink(spec, forwarder);
+    let closed = false;
+    try {
+      let cuts = 0;
+      let socketsCut = 0;
+      const whileSending = (): (() => void) => {
+        // The issue's case scaled down: 1 GiB cut every 10 s is about ten cuts; here two, 1.5 s apart.
+        const timer = setInterval(() => {
+          if (cuts >= 2) return;
+          cuts++;
+          void link.cut().then((n) => (socketsCut += n));
+        }, 1500);
+        return () => clearInterval(timer);
+      };
+      const workdir = path.join(dir, 'stx');
+      await mkdir(workdir);
+      const result = await runStx(file, workdir, link.placement, undefined, { sendArgs: ['--streams', '4', '--backoff', '50', '--retries', '30'], whileSending });
+      if (result.kind === 'failed') assert.fail(result.reason);
+      assert.equal(await sha256File(result.receivedPath), file.sha256);
+      const counters = await link.close();
+      closed = true;
+      assert.ok(counters !== null);
+      // At least one cut hit live connections (the upload takes longer than a second on this link).
+      assert.ok(cuts >= 1 && socketsCut >= 1, `${cuts} cuts, ${socketsCut} connections cut`);
+      const ratio = counters.toServer.bytes / file.size;
+      assert.ok(ratio < 1.2, `wire bytes to the server ${counters.toServer.bytes} = ${ratio.toFixed(3)} x the file`);
+    } finally {
+      if (!closed) await link.close();
+    }
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

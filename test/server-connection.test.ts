@@ -509,6 +509,22 @@ const DRIVERS: Record<ServerState, ((c: TestClient, frame: Frame, n: number) => 
   Listing: null,
   Locating: null,
   Serving: null,
+  Claiming: async (c, frame, n) => {
+    await c.handshake();
+    c.send({ type: 'RANGE', name: `states/claiming-${n}.bin`, size: 10, mtime: 1, mode: 0o600, start: 0, end: 10 }, frame);
+  },
+  Ranging: async (c, frame, n) => {
+    await c.handshake();
+    c.send({ type: 'RANGE', name: `states/ranging-${n}.bin`, size: 10, mtime: 1, mode: 0o600, start: 0, end: 10 });
+    await c.expect('RANGE_OK');
+    c.send(frame);
+  },
+  Settling: async (c, frame, n) => {
+    await c.handshake();
+    c.send({ type: 'RANGE', name: `states/settling-${n}.bin`, size: 10, mtime: 1, mode: 0o600, start: 0, end: 10 });
+    await c.expect('RANGE_OK');
+    c.send({ type: 'DATA', offset: 0, data: Buffer.from('0123456789') }, { type: 'RANGE_END', end: 10 }, frame);
+  },
   Closed: null,
 };
 

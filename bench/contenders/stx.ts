@@ -65,8 +65,16 @@ export async function startStxDaemon(
   return { proc, port, fingerprint: fp };
 }
 
+/** What a run adds to the plain transfer: stx-send options, and something that runs while it sends. */
+export interface StxRunOptions {
+  /** More stx-send arguments, e.g. --streams 8. */
+  readonly sendArgs?: readonly string[];
+  /** Started as stx-send starts; the function it returns stops it once stx-send exited. */
+  readonly whileSending?: () => () => void;
+}
+
 /** One stx transfer of `file` into `outDir`/received; the server key is reused across runs. */
-export async function runStx(file: TestFile, outDir: string, place: Placement = LOCAL, build: Build = THIS_BUILD): Promise<RunResult> {
+export async function runStx(file: TestFile, outDir: string, place: Placement = LOCAL, build: Build = THIS_BUILD, options: StxRunOptions = {}): Promise<RunResult> {
   const recvDir = join(outDir, 'received');
   await mkdir(recvDir, { recursive: true });
   const timeoutMs = transferTimeoutMs(file.size);
@@ -75,9 +83,12 @@ export async function runStx(file: TestFile, outDir: string, place: Placement = 
   const daemon = await startStxDaemon(recvDir, env, timeoutMs, place, [], [], build);
   if ('failed' in daemon) return { kind: 'failed', reason: daemon.failed };
   const recv = daemon.proc;
-  const sendArgs = [build.sendCli, place.host, String(daemon.port), file.path, '--fingerprint', daemon.fingerprint, '--json', '--quiet'];
+  const sendArgs = [build.sendCli, place.host, String(daemon.port), file.path, '--fingerprint', daemon.fingerprint, '--json', '--quiet', ...(options.sendArgs ?? [])];
   const t0 = performance.now();
-  const sent = await startMeasured(...place.command('client', process.execPath, sendArgs), { timeoutMs, env }).done;
+  const sending = startMeasured(...place.command('client', process.execPath, sendArgs), { timeoutMs, env });
+  const stopAside = options.whileSending?.();
+  const sent = await sending.done;
+  stopAside?.();
   const wallSeconds = (performance.now() - t0) / 1000;
   // A daemon: it stays up after the transfer, so stop it to get its totals.
   await recv.signal('SIGTERM');
@@ -166,6 +177,17 @@ export const stx: Contender = {
   version: () => Promise.resolve('this checkout'),
   run: (file, workdir, place) => runStx(file, workdir, place),
 };
+
+/** stx-send --streams N (§9.13): one file over N connections at once. */
+export function stxStreams(streams: number): Contender {
+  return {
+    name: `stx --streams ${streams}`,
+    measures: `stx-send --streams ${streams} → stx-recv daemon: ${streams} connections, a range of the file each; wall = sender start → sender exit`,
+    available: () => stx.available(),
+    version: () => stx.version(),
+    run: (file, workdir, place) => runStx(file, workdir, place, THIS_BUILD, { sendArgs: ['--streams', String(streams)] }),
+  };
+}
 
 /** stx as built from another commit into `distRoot` (bench/lib/compare.ts), named `name`. */
 export function stxBuild(name: string, distRoot: string, version: string): Contender {

@@ -147,9 +147,16 @@ export interface Link {
   readonly placement: Placement;
   /** Round trips of a one-byte TCP echo through the link. */
   probeRtt(): Promise<RttProbe>;
+  /**
+   * Cuts every TCP connection from the client namespace to the server, as a link failure would:
+   * `ss -K` destroys the client's sockets, and each sends a reset to the server. Returns how many.
+   */
+  cut(): Promise<number>;
   /** Stops the forwarder, removes both namespaces; the forwarder's counters, or null if it gave none. */
   close(): Promise<LinkCounters | null>;
 }
+
+const SS_CANDIDATES = ['/usr/bin/ss', '/bin/ss', '/usr/sbin/ss', '/sbin/ss'];
 
 interface Open {
   readonly names: readonly string[];
@@ -287,7 +294,14 @@ export async function openLink(spec: LinkSpec, forwarderPath: string): Promise<L
     host: SERVER_ADDRESS,
     command: (side, command, args) => [ipPath(), ['netns', 'exec', side === 'server' ? server : client, command, ...args]],
   };
-  return { spec, queueBytes: queue, placement, probeRtt: () => probeRtt(placement), close: () => stop(it) };
+  const cut = async (): Promise<number> => {
+    const ss = firstExisting(SS_CANDIDATES);
+    if (ss === undefined) throw new Error('ss not found (Debian package iproute2)');
+    const { stdout } = await execFileAsync(ipPath(), ['netns', 'exec', client, ss, '-K', '-t', 'dst', SERVER_ADDRESS], { timeout: IP_TIMEOUT_MS });
+    // A header line, then one line per socket destroyed.
+    return Math.max(0, stdout.split('\n').filter((l) => l.trim() !== '').length - 1);
+  };
+  return { spec, queueBytes: queue, placement, probeRtt: () => probeRtt(placement), cut, close: () => stop(it) };
 }
 
 /** SIGTERM the forwarder, read its counters, delete the namespaces. */

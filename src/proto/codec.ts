@@ -187,5 +187,12 @@ export function decodeBody(body: Buffer): Frame {
       return { type: name, size: f.num('size'), sha256: f.bin('sha256') };
     case 'LIST_DIR':
       return { type: name, name: f.str('name'), mtime: f.num('mtime'), mode: f.num('mode') };
+    case 'RANGE':
+      return { type: name, name: f.str('name'), size: f.num('size'), mtime: f.num('mtime'), mode: f.num('mode'), start: f.num('start'), end: f.num('end') };
+    case 'RANGE_OK':
+      return { type: name, offset: f.num('offset') };
+    case 'RANGE_END':
+    case 'RANGE_DONE':
+      return { type: name, end: f.num('end') };
   }
 }

@@ -30,6 +30,10 @@ export const FRAME_TYPES = {
   GET_OK: 0x34,
   GET_END: 0x35,
   LIST_DIR: 0x36,
+  RANGE: 0x40,
+  RANGE_OK: 0x41,
+  RANGE_END: 0x42,
+  RANGE_DONE: 0x43,
 } as const;
 
 export type FrameName = keyof typeof FRAME_TYPES;
@@ -224,6 +228,35 @@ interface GetEnd {
   readonly sha256: Buffer;
 }
 
+/**
+ * Claims bytes [start, end) of the ranged upload with OPEN's identity (§9.13): one of several
+ * connections carrying one file in parallel.
+ */
+interface Range {
+  readonly type: 'RANGE';
+  readonly name: string;
+  readonly size: number;
+  readonly mtime: number;
+  readonly mode: number;
+  readonly start: number;
+  readonly end: number;
+}
+/** The claim is granted: DATA goes on from `offset`, the range's durable end so far (§9.13). */
+interface RangeOk {
+  readonly type: 'RANGE_OK';
+  readonly offset: number;
+}
+/** All of the claimed range was sent (§9.13); `end` repeats the claim's. */
+interface RangeEnd {
+  readonly type: 'RANGE_END';
+  readonly end: number;
+}
+/** The whole range is durable (§9.13): the connection is Ready again. */
+interface RangeDone {
+  readonly type: 'RANGE_DONE';
+  readonly end: number;
+}
+
 export type Frame =
   | ClientHello
   | ServerHello
@@ -253,5 +286,9 @@ export type Frame =
   | ListEnd
   | Get
   | GetOk
-  | GetEnd;
+  | GetEnd
+  | Range
+  | RangeOk
+  | RangeEnd
+  | RangeDone;
 

@@ -61,6 +61,16 @@ export const STREAM_ID_BYTES = 16;
  */
 export const MAX_PUT_BYTES = MAX_DATA_CHUNK_BYTES;
 
+/**
+ * Ranged uploads (§9.13, revision 1.5). A ranged upload has at most MAX_RANGES_PER_UPLOAD ranges
+ * over its life (each is a line of its crash-safe record) and at most MAX_STREAMS_PER_UPLOAD of
+ * them claimed by a connection at once; a range is at least MIN_RANGE_BYTES long unless it ends
+ * at the file's end, so that a client cannot make the server keep a record per few bytes.
+ */
+export const MAX_RANGES_PER_UPLOAD = 64;
+export const MAX_STREAMS_PER_UPLOAD = 16;
+export const MIN_RANGE_BYTES = MAX_DATA_CHUNK_BYTES;
+
 /** Mode bits allowed in OPEN (§4). */
 export const MAX_MODE = 0o7777;
 

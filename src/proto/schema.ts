@@ -74,6 +74,17 @@ export const SCHEMAS = {
   ],
   GET_END: [field('size', uint()), field('sha256', bin(32))],
   LIST_DIR: [field('name', str(1, MAX_NAME_BYTES)), field('mtime', int), field('mode', uint(MAX_MODE))],
+  RANGE: [
+    field('name', str(1, MAX_NAME_BYTES)),
+    field('size', uint()),
+    field('mtime', int),
+    field('mode', uint(MAX_MODE)),
+    field('start', uint()),
+    field('end', uint()),
+  ],
+  RANGE_OK: [field('offset', uint())],
+  RANGE_END: [field('end', uint())],
+  RANGE_DONE: [field('end', uint())],
 } as const satisfies Record<string, readonly FieldSpec[]>;
 
 type SchemaFrameName = keyof typeof SCHEMAS;

@@ -17,6 +17,9 @@ export type ServerState =
   | 'Locating'
   | 'Serving'
   | 'Putting'
+  | 'Claiming'
+  | 'Ranging'
+  | 'Settling'
   | 'Closed';
 
 export type ClientState =
@@ -31,6 +34,9 @@ export type ClientState =
   | 'AwaitGetOk'
   | 'Fetching'
   | 'Putting'
+  | 'AwaitRangeOk'
+  | 'SendingRange'
+  | 'AwaitRangeDone'
   | 'Closed';
 
 export type Transition<S extends string> = readonly [state: S, frame: FrameName, next: S];
@@ -68,6 +74,15 @@ export const SERVER_RECEIVE: readonly Transition<ServerState>[] = [
   ['Putting', 'END', 'Ready'],
   ['Putting', 'PING', 'Putting'],
   ['Putting', 'PONG', 'Putting'],
+  ['Ready', 'RANGE', 'Claiming'],
+  ['Claiming', 'PING', 'Claiming'],
+  ['Claiming', 'PONG', 'Claiming'],
+  ['Ranging', 'DATA', 'Ranging'],
+  ['Ranging', 'RANGE_END', 'Settling'],
+  ['Ranging', 'PING', 'Ranging'],
+  ['Ranging', 'PONG', 'Ranging'],
+  ['Settling', 'PING', 'Settling'],
+  ['Settling', 'PONG', 'Settling'],
 ];
 
 /** Frames the server may send, per state (§11.1); ERROR is allowed everywhere, GOAWAY in SERVER_GOAWAY_STATES. */
@@ -106,6 +121,16 @@ export const SERVER_SEND: readonly Transition<ServerState>[] = [
   ['Locating', 'PUT_FAILED', 'Locating'],
   ['Serving', 'PUT_FAILED', 'Serving'],
   ['Putting', 'PUT_FAILED', 'Putting'],
+  ['Claiming', 'RANGE_OK', 'Ranging'],
+  ['Ranging', 'ACK', 'Ranging'],
+  ['Settling', 'ACK', 'Settling'],
+  ['Settling', 'RANGE_DONE', 'Ready'],
+  ['Claiming', 'PUT_DONE', 'Claiming'],
+  ['Ranging', 'PUT_DONE', 'Ranging'],
+  ['Settling', 'PUT_DONE', 'Settling'],
+  ['Claiming', 'PUT_FAILED', 'Claiming'],
+  ['Ranging', 'PUT_FAILED', 'Ranging'],
+  ['Settling', 'PUT_FAILED', 'Settling'],
 ];
 
 /** Frames the client may receive, per state (§11.2). */
@@ -172,6 +197,25 @@ export const CLIENT_RECEIVE: readonly Transition<ClientState>[] = [
   ['AwaitGetOk', 'PUT_FAILED', 'AwaitGetOk'],
   ['Fetching', 'PUT_FAILED', 'Fetching'],
   ['Putting', 'PUT_FAILED', 'Putting'],
+  ['AwaitRangeOk', 'RANGE_OK', 'SendingRange'],
+  ['AwaitRangeOk', 'PING', 'AwaitRangeOk'],
+  ['AwaitRangeOk', 'PONG', 'AwaitRangeOk'],
+  ['AwaitRangeOk', 'GOAWAY', 'Closed'],
+  ['SendingRange', 'ACK', 'SendingRange'],
+  ['SendingRange', 'PING', 'SendingRange'],
+  ['SendingRange', 'PONG', 'SendingRange'],
+  ['SendingRange', 'GOAWAY', 'Closed'],
+  ['AwaitRangeDone', 'ACK', 'AwaitRangeDone'],
+  ['AwaitRangeDone', 'RANGE_DONE', 'Ready'],
+  ['AwaitRangeDone', 'PING', 'AwaitRangeDone'],
+  ['AwaitRangeDone', 'PONG', 'AwaitRangeDone'],
+  ['AwaitRangeDone', 'GOAWAY', 'Closed'],
+  ['AwaitRangeOk', 'PUT_DONE', 'AwaitRangeOk'],
+  ['SendingRange', 'PUT_DONE', 'SendingRange'],
+  ['AwaitRangeDone', 'PUT_DONE', 'AwaitRangeDone'],
+  ['AwaitRangeOk', 'PUT_FAILED', 'AwaitRangeOk'],
+  ['SendingRange', 'PUT_FAILED', 'SendingRange'],
+  ['AwaitRangeDone', 'PUT_FAILED', 'AwaitRangeDone'],
 ];
 
 /** Frames the client may send, per state (§11.2); ERROR is allowed everywhere, PING and PONG where it may receive PING. */
@@ -189,6 +233,9 @@ export const CLIENT_SEND: readonly Transition<ClientState>[] = [
   ['Ready', 'PUT', 'Putting'],
   ['Putting', 'DATA', 'Putting'],
   ['Putting', 'END', 'Ready'],
+  ['Ready', 'RANGE', 'AwaitRangeOk'],
+  ['SendingRange', 'DATA', 'SendingRange'],
+  ['SendingRange', 'RANGE_END', 'AwaitRangeDone'],
 ];
 
 /**
@@ -206,6 +253,9 @@ const SERVER_GOAWAY_STATES: ReadonlySet<ServerState> = new Set<ServerState>([
   'Locating',
   'Serving',
   'Putting',
+  'Claiming',
+  'Ranging',
+  'Settling',
 ]);
 
 export type Table<S extends string> = ReadonlyMap<S, ReadonlyMap<FrameName, S>>;

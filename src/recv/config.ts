@@ -105,6 +105,12 @@ export const PROGRESS_INTERVAL_MS = 250;
 /** How long an OPEN of the same upload identity waits for a stale holder to let go (§9.4 TAKEOVER_TIMEOUT). */
 export const LOCK_HANDOVER_TIMEOUT_MS = 2000;
 
+/**
+ * Ranges (§9.13) one client may be sending at once, over all its uploads: each is a connection
+ * with its own write queue, so this bounds what one client's parallel streams hold.
+ */
+export const MAX_STREAMS_PER_CLIENT = 64;
+
 /** The reserved directory and the modes of what the local store creates (storage/local/config.ts). */
 export { NAME_DIR_MODE, RESERVED_DIR_NAME } from '../storage/local/config.js';
 

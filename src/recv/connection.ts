@@ -383,7 +383,10 @@ export class Connection {
       case 'Putting':
       case 'Listing':
       case 'Locating':
-      case 'Serving': {
+      case 'Serving':
+      case 'Claiming':
+      case 'Ranging':
+      case 'Settling': {
         const running = commandOf(state);
         if (running === undefined) throw this.bug(frame.type);
         return this.expect(next, frame.type, running.command.receive(running.state, frame, this.commandLink));

@@ -24,6 +24,7 @@ import {
   MAX_QUEUED_BYTES_TOTAL,
   MAX_READ_BACK_WAIT_MS,
   MAX_READ_BACKS_WAITING,
+  MAX_STREAMS_PER_CLIENT,
   MIN_DEFAULT_MAX_PARTIAL_BYTES,
   READ_BACK_BURST_BYTES,
   READ_BACK_BYTES_PER_SECOND,
@@ -40,6 +41,7 @@ import { identicalFile } from './store/identical.js';
 import { Upload, type FinishResult, type OpenUpload } from './store/upload.js';
 import { Slots } from './store/slots.js';
 import { uploadId } from './store/upload-id.js';
+import { checkRangeBounds, RangedUpload, type RangeClaim } from './store/ranges.js';
 
 export { Upload, type FinishResult, type OpenUpload } from './store/upload.js';
 
@@ -159,6 +161,11 @@ export class Store {
   /** PUT jobs running at once, daemon-wide (§9.11). */
   readonly #putSlots = new Slots(MAX_PUT_JOBS_RUNNING);
   #initialised = false;
+  /** Ranged uploads with a claim open (§9.13), by upload id; the promise while one is being opened. */
+  readonly #ranged = new Map<string, Promise<RangedUpload>>();
+  /** Ranges being sent per client (its account), across uploads (§9.13). */
+  readonly #streamsByAccount = new Map<string, number>();
+  readonly #lockHandoverTimeoutMs: number;
 
   /**
    * `outDir` (created by init if missing) is trusted configuration: it may be reached through
@@ -170,6 +177,7 @@ export class Store {
     this.budget = options.budget ?? new ByteBudget(MAX_QUEUED_BYTES_TOTAL);
     this.bodies = options.bodies ?? new BodyPool();
     this.#locks = new UploadLocks(options.lockHandoverTimeoutMs ?? LOCK_HANDOVER_TIMEOUT_MS);
+    this.#lockHandoverTimeoutMs = options.lockHandoverTimeoutMs ?? LOCK_HANDOVER_TIMEOUT_MS;
     this.#maxQueuedBytes = options.maxQueuedBytesPerConnection ?? MAX_QUEUED_BYTES_PER_CONNECTION;
     this.#maxChunkBytes = options.maxChunkBytes ?? MAX_DATA_CHUNK_BYTES;
     this.#freeSpaceMarginBytes = options.freeSpaceMarginBytes ?? FREE_SPACE_MARGIN_BYTES;
@@ -275,7 +283,10 @@ export class Store {
       // a stream's size is unknown (§9.8): it reserves what it holds when opened.
       unreserve = this.#quota.reserve(id, account, stream === undefined ? size : (previous?.durable ?? 0));
       // A resume without the parked hash reads its durable prefix back: in this client's turn (§9.7).
-      const foreseen = previous === undefined ? 0 : Math.max(0, previous.durable - this.#hasher.parkedLength(id));
+      // The OPEN that publishes a ranged upload reads back what its ranges sent (§9.13): that is the
+      // upload's own hashing, done once, not a read-back charged to the client.
+      const ranged = previous?.ranges !== undefined;
+      const foreseen = previous === undefined || ranged ? 0 : Math.max(0, previous.durable - this.#hasher.parkedLength(id));
       const turn = foreseen > 0 ? await this.#readBacks.acquire(account, hooks.signal) : undefined;
       const limits = { budget: this.budget, maxQueuedBytes: this.#maxQueuedBytes, maxChunkBytes: this.#maxChunkBytes, memory: hooks.memory };
       const meta = { principal, name, size, mtime, mode, account };
@@ -293,7 +304,7 @@ export class Store {
           signal: hooks.signal,
         });
         if (turn !== undefined) turn.charge(opened.reread);
-        else if (opened.reread > 0) this.#readBacks.chargeUnforeseen(account, opened.reread);
+        else if (opened.reread > 0 && !ranged) this.#readBacks.chargeUnforeseen(account, opened.reread);
       } catch (err) {
         turn?.charge(done);
         throw err;
@@ -313,6 +324,96 @@ export class Store {
       unreserve?.();
       lock.release();
       throw toStxError(err, 'opening', shownName);
+    }
+  }
+
+  /**
+   * RANGE (§9.13): claims bytes [start, end) of the ranged upload with OPEN's identity, opening it
+   * (name, policy, space, lock, partial) if no other connection has it open. `claim.offset` is
+   * RANGE_OK's. Throws BAD_NAME, TOO_LARGE, EXISTS, NO_SPACE, BUSY, BAD_RANGE, TOO_MANY_STREAMS,
+   * NOT_ALLOWED (a backend without ranged partials), IO_ERROR.
+   */
+  async claimRange(asked: OpenRequest, start: number, end: number, policy: OpenPolicy, onTakeover: () => void): Promise<RangeClaim> {
+    if (!this.#initialised) throw new ResourceError('INTERNAL', 'Store.claimRange before Store.init');
+    const components = storedName(policy.namespace ?? [], asked.name);
+    const name = components.join('/');
+    const request = { ...asked, name, stream: undefined };
+    const { size, mtime, principal } = request;
+    if (policy.maxFileBytes !== undefined && size > policy.maxFileBytes) {
+      throw new UploadError('TOO_LARGE', `size ${size} is above the limit of ${policy.maxFileBytes} bytes`);
+    }
+    checkRangeBounds(start, end, size);
+    const account = accountOf(principal, request.source);
+    const streams = this.#streamsByAccount.get(account) ?? 0;
+    if (streams >= MAX_STREAMS_PER_CLIENT) {
+      throw new ResourceError('TOO_MANY_STREAMS', `this client sends ${streams} ranges already (at most ${MAX_STREAMS_PER_CLIENT})`);
+    }
+    this.#streamsByAccount.set(account, streams + 1);
+    try {
+      const id = uploadId({ principal, name, size, mtime, stream: undefined });
+      for (let attempt = 0; ; attempt++) {
+        let opening = this.#ranged.get(id);
+        if (opening === undefined) {
+          opening = this.#openRanged(id, request, account, policy);
+          this.#ranged.set(id, opening);
+          opening.catch(() => {
+            if (this.#ranged.get(id) === opening) this.#ranged.delete(id);
+          });
+        }
+        const upload = await opening;
+        // It closed (its last claim let go) between our lookup and now: open it again, once.
+        if (upload.closed && attempt === 0) {
+          await upload.idle;
+          continue;
+        }
+        const claim = await upload.claim(start, end, onTakeover);
+        void claim.released.then(() => this.#streamDone(account));
+        return claim;
+      }
+    } catch (err) {
+      this.#streamDone(account);
+      throw toStxError(err, 'opening', name);
+    }
+  }
+
+  #streamDone(account: string): void {
+    const n = (this.#streamsByAccount.get(account) ?? 1) - 1;
+    if (n > 0) this.#streamsByAccount.set(account, n);
+    else this.#streamsByAccount.delete(account);
+  }
+
+  async #openRanged(id: string, request: OpenRequest, account: string, policy: OpenPolicy): Promise<RangedUpload> {
+    const openRanged = this.#backend.openRanged?.bind(this.#backend);
+    if (openRanged === undefined) throw new CommandError('NOT_ALLOWED', 'this server stores no ranged uploads (its storage writes in order only)');
+    const { name, size, mtime, mode, principal } = request;
+    const lock = await this.#locks.acquire(name, id, name);
+    // Until the upload is set up, a same-identity OPEN waits for the lock instead of BUSY.
+    lock.onReleaseRequest = () => undefined;
+    let unreserve: (() => void) | undefined;
+    try {
+      const existing = await this.#backend.prepareName(name);
+      if (policy.appendOnly && existing !== null) throw new UploadError('EXISTS', `"${name}" already exists (a ranged upload is no re-send, §9.13)`);
+      await this.#dropOtherVersion(nameKey(principal, name), id);
+      const recorded = await this.#backend.record(id);
+      const previous = recorded !== undefined && sameIdentity(recorded, request) ? recorded : undefined;
+      await this.#checkFreeSpace(size - (previous?.durable ?? 0));
+      unreserve = this.#quota.reserve(id, account, size);
+      const meta = { principal, name, size, mtime, mode, account };
+      const file = await openRanged(id, meta, previous);
+      const upload = new RangedUpload({
+        id,
+        meta,
+        file,
+        lock,
+        budget: this.budget,
+        handoverTimeoutMs: this.#lockHandoverTimeoutMs,
+        onIdle: () => this.#ranged.delete(id),
+      });
+      return upload;
+    } catch (err) {
+      unreserve?.();
+      lock.release();
+      throw err;
     }
   }
 

@@ -77,7 +77,7 @@ export type CommandFrames = (frame: Frame) => void;
 export type PutAnswer = Extract<Frame, { type: 'PUT_DONE' | 'PUT_FAILED' }>;
 
 /** The states in which a command runs (§11.2): from its first frame until the connection is Ready again. */
-type CommandState = 'AwaitOpenOk' | 'Sending' | 'AwaitDone' | 'AwaitMade' | 'Listing' | 'AwaitGetOk' | 'Fetching';
+type CommandState = 'AwaitOpenOk' | 'Sending' | 'AwaitDone' | 'AwaitMade' | 'Listing' | 'AwaitGetOk' | 'Fetching' | 'AwaitRangeOk' | 'SendingRange' | 'AwaitRangeDone';
 
 function isCommandState(name: ClientState): name is CommandState {
   switch (name) {
@@ -88,6 +88,9 @@ function isCommandState(name: ClientState): name is CommandState {
     case 'Listing':
     case 'AwaitGetOk':
     case 'Fetching':
+    case 'AwaitRangeOk':
+    case 'SendingRange':
+    case 'AwaitRangeDone':
       return true;
     case 'AwaitServerHello':
     case 'AwaitServerFinished':
@@ -432,7 +435,7 @@ export class Connection implements DataSink {
   private readonly flushed = (): void => {
     this.unsentRecords--;
     // DATA taken by the kernel while Sending: the server is reading, so the upload moves on.
-    if (this.#state.name === 'Sending') this.lastProgress = Date.now();
+    if (this.#state.name === 'Sending' || this.#state.name === 'SendingRange') this.lastProgress = Date.now();
     if (this.socket.isPaused() && !this.readingHeld && this.#state.name !== 'Closed' && this.unsentBelow(0.5)) {
       this.socket.resume();
       this.pump();
@@ -496,7 +499,10 @@ export class Connection implements DataSink {
           case 'AwaitMade':
           case 'Listing':
           case 'AwaitGetOk':
-          case 'Fetching': {
+          case 'Fetching':
+          case 'AwaitRangeOk':
+          case 'SendingRange':
+          case 'AwaitRangeDone': {
             if (this.readingHeld) return;
             // Every frame may ask for an answer (PING): while the server does not take what we
             // send, read nothing more, so what waits here stays bounded; flushed() reads again.

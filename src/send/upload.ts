@@ -11,6 +11,8 @@ import { offeringDigest } from './checksum.js';
 import { plainFiles, type FileOpener } from './file-opener.js';
 import { dial } from './handshake.js';
 import { Retry } from './retry.js';
+import { rangedUpload, rangesOf } from './ranged.js';
+import { StxError } from '../proto/errors.js';
 
 export interface UploadOptions {
   readonly host: string;
@@ -41,6 +43,11 @@ export interface UploadOptions {
   readonly files?: FileOpener | undefined;
   /** --checksum: offer the file's SHA-256, so a server holding it identical answers DONE at once (§9.1). */
   readonly checksum?: boolean | undefined;
+  /**
+   * --streams: send the file over this many connections at once, a range each (§9.13), when it is
+   * at least two ranges long; 1 (the default) sends it in order on one.
+   */
+  readonly streams?: number | undefined;
 }
 
 /**
@@ -84,6 +91,19 @@ export async function upload(opts: UploadOptions): Promise<UploadResult> {
   const files = opts.files ?? plainFiles;
   const source = await files.open(opts.file, opts.name);
   const size = source.identity.size;
+  // Parallel ranges (§9.13) for a plain file; a sealed file or --checksum goes in order.
+  const ranges = opts.files === undefined && opts.checksum !== true ? rangesOf(size, opts.streams ?? 1) : [];
+  if (ranges.length > 0) {
+    await source.close();
+    try {
+      return await rangedUpload(opts, ranges);
+    } catch (err) {
+      // A server whose storage takes no ranges says NOT_ALLOWED (§9.13): the file goes in order.
+      if (!(err instanceof StxError && err.code === 'NOT_ALLOWED')) throw err;
+      opts.onEvent?.('the server takes no ranged uploads; sending on one connection');
+      return upload({ ...opts, streams: 1 });
+    }
+  }
   const sender = new Sender(source);
   const started = Date.now();
   const state: AttemptState = { reconnects: 0, resumedFrom: -1, durable: 0, fingerprint: '', handshakes: 0, identical: false };

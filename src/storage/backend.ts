@@ -49,6 +49,47 @@ export interface PartialRecord extends PartialMeta {
    * partials by (§9.2). An open, or a checkpoint that made nothing new durable, leaves it.
    */
   readonly updated: number;
+  /**
+   * A ranged upload's ranges (§9.13), each with its own durable end; `durable` is then the
+   * prefix from 0 that the ranges cover durably. Absent for an upload sent in order.
+   */
+  readonly ranges?: readonly RangeRecord[] | undefined;
+}
+
+/** One range of a ranged upload (§9.13): bytes [start, durable) of [start, end) are durable. */
+export interface RangeRecord {
+  readonly start: number;
+  readonly end: number;
+  readonly durable: number;
+}
+
+/** The bytes [0, p) that `ranges` cover durably: the longest such prefix (sorted by start or not). */
+export function durablePrefix(ranges: readonly RangeRecord[]): number {
+  const sorted = [...ranges].sort((a, b) => a.start - b.start);
+  let prefix = 0;
+  for (const r of sorted) {
+    if (r.start > prefix) break;
+    prefix = Math.max(prefix, r.durable);
+    if (r.durable < r.end) break;
+  }
+  return prefix;
+}
+
+/**
+ * A ranged upload's partial (§9.13), shared by the connections that carry its ranges: writes at
+ * any offset, and a record of every range's durable end. The policy (recv/store/ranges.ts) says
+ * which offsets each connection may write; one open per id at a time (the caller's lock).
+ */
+export interface RangedPartial {
+  readonly shown: string;
+  /** The ranges of the resumed record that the partial still holds (none when it started over). */
+  readonly ranges: readonly RangeRecord[];
+  /** Writes `data` at `offset`; not durable until the next record(). */
+  writeAt(offset: number, data: Buffer): Promise<void>;
+  /** Makes every write so far durable, then records `ranges` (and their durable prefix) crash-safely. */
+  record(ranges: readonly RangeRecord[]): Promise<void>;
+  /** Closes the file; the partial stays as its last record left it. Idempotent. */
+  close(): Promise<void>;
 }
 
 /** The only record version there is. */
@@ -296,4 +337,12 @@ export interface StorageBackend {
    */
   putFile?(id: string, name: string, chunks: readonly Buffer[], options: PublishOptions): Promise<void>;
   makeLink?(name: string, target: string, options: { readonly mtime: number; readonly noClobber: boolean }): Promise<void>;
+
+  /**
+   * Opens partial `id` for a ranged upload (§9.13), creating it if missing. `resume` is its record
+   * as the caller accepted it: its `ranges` are kept where the partial holds their bytes; a record
+   * without ranges (an upload sent in order) is started over. A backend without random writes
+   * leaves this out; the policy then refuses RANGE with NOT_ALLOWED.
+   */
+  openRanged?(id: string, meta: PartialMeta, resume: PartialRecord | undefined): Promise<RangedPartial>;
 }

@@ -15,6 +15,7 @@ import { field, str, vectorFiles } from '../support/vectors.js';
 import { dataBody, lengthPrefix, sampleFrame, withLength } from '../hostile/raw-client.js';
 import { downloadCases } from './download-cases.js';
 import { identicalCases } from './identical-cases.js';
+import { rangeCases } from './range-cases.js';
 import { describeOutcome, ending, nextEvent, nextFrame, open, partial, RawClient, ready, sha256, until, type RunContext } from './client.js';
 
 export interface ConformanceCase {
@@ -34,6 +35,8 @@ const OPEN_REFUSALS = ['ERROR NO_SPACE', 'ERROR TOO_LARGE', 'ERROR EXISTS', 'ERR
 /** What a valid MKDIR or SYMLINK may get (§9.8): MADE, or a refusal for what is there already. */
 const MAKE_ANSWERS = ['MADE', 'ERROR EXISTS'];
 /** What a valid PUT followed at once by END may get (§9.11): its answer, or BAD_OFFSET for an END before `size` bytes. */
+/** What a valid RANGE may get (§9.13): RANGE_OK, a refusal as OPEN's, or no ranges at all on this server. */
+const RANGE_ANSWERS = ['RANGE_OK', ...OPEN_REFUSALS, 'ERROR BAD_RANGE', 'ERROR TOO_MANY_STREAMS', 'ERROR NOT_ALLOWED'];
 const PUT_ANSWERS = ['PUT_DONE', 'PUT_FAILED EXISTS', 'PUT_FAILED NO_SPACE', 'PUT_FAILED TOO_LARGE', 'PUT_FAILED BUSY', 'ERROR BAD_OFFSET'];
 
 
@@ -149,7 +152,9 @@ function validFrameCase(section: string, name: string, body: Buffer, frame: unkn
                   ? MAKE_ANSWERS
                   : type === 'PUT'
                     ? PUT_ANSWERS
-                    : ['ERROR UNEXPECTED_FRAME'];
+                    : type === 'RANGE'
+                      ? RANGE_ANSWERS
+                      : ['ERROR UNEXPECTED_FRAME'];
   return {
     section,
     name: `${name} (${type} in Ready)`,
@@ -275,6 +280,38 @@ const DRIVERS: readonly Driver[] = [
     },
   },
   {
+    // Claiming lasts while the server works on RANGE (§9.13): a frame right behind it arrives in it, or in Ranging.
+    state: 'Claiming',
+    alsoAllowed: 'Ranging',
+    expect: 'ERROR UNEXPECTED_FRAME',
+    send: async (c, ctx, f, n) => {
+      await ready(c, ctx);
+      await c.write(c.sealFrame({ type: 'RANGE', name: `${ctx.prefix}/claiming-${n}.bin`, size: 10, mtime: 1, mode: 0o600, start: 0, end: 10 }), sealed(c, f));
+    },
+  },
+  {
+    state: 'Ranging',
+    expect: 'ERROR UNEXPECTED_FRAME',
+    send: async (c, ctx, f, n) => {
+      await ready(c, ctx);
+      await c.send({ type: 'RANGE', name: `${ctx.prefix}/ranging-${n}.bin`, size: 10, mtime: 1, mode: 0o600, start: 0, end: 10 });
+      await until(c, ctx, 'RANGE_OK');
+      await c.write(sealed(c, f));
+    },
+  },
+  {
+    // Settling lasts while the server makes the range durable: a frame right behind RANGE_END arrives in it, or in Ready.
+    state: 'Settling',
+    alsoAllowed: 'Ready',
+    expect: 'ERROR UNEXPECTED_FRAME',
+    send: async (c, ctx, f, n) => {
+      await ready(c, ctx);
+      await c.send({ type: 'RANGE', name: `${ctx.prefix}/settling-${n}.bin`, size: 10, mtime: 1, mode: 0o600, start: 0, end: 10 });
+      await until(c, ctx, 'RANGE_OK');
+      await c.write(c.seal(dataBody(0, Buffer.from('0123456789'))), c.sealFrame({ type: 'RANGE_END', end: 10 }), sealed(c, f));
+    },
+  },
+  {
     // Making lasts while the server carries out MKDIR (§9.8): a frame right behind it arrives in it, or in Ready.
     state: 'Making',
     alsoAllowed: 'Ready',
@@ -300,7 +337,7 @@ function stateCases(): ConformanceCase[] {
           // In Verifying the DONE for the END may come first (in Making, the MADE).
           for (let i = 0; i < 3; i++) {
             const e = await nextEvent(c, ctx);
-            if (e !== 'DONE' && e !== 'OPEN_OK' && e !== 'MADE' && !e.startsWith('ACK')) return e;
+            if (e !== 'DONE' && e !== 'OPEN_OK' && e !== 'MADE' && e !== 'RANGE_OK' && e !== 'RANGE_DONE' && !e.startsWith('ACK')) return e;
           }
           return 'no end';
         },
@@ -314,7 +351,7 @@ function stateCases(): ConformanceCase[] {
         await d.send(c, ctx, encodeBody(sampleFrame('ERROR')), 'error');
         for (let i = 0; i < 3; i++) {
           const e = await nextEvent(c, ctx);
-          if (e !== 'DONE' && e !== 'OPEN_OK' && e !== 'MADE' && !e.startsWith('ACK')) return e;
+          if (e !== 'DONE' && e !== 'OPEN_OK' && e !== 'MADE' && e !== 'RANGE_OK' && e !== 'RANGE_DONE' && !e.startsWith('ACK')) return e;
         }
         return 'no end';
       },
@@ -872,6 +909,7 @@ export function conformanceCases(options: { timers?: boolean; downloads?: boolea
     ...treeCases(),
     ...identicalCases(),
     ...putCases(),
+    ...rangeCases(),
     ...(options.timers === true ? timerCases() : []),
   ];
 }

@@ -80,6 +80,18 @@ export const FRAME_ARBS: { readonly [K in FrameName]: fc.Arbitrary<Frame> } = {
   ),
   GET_END: fc.record({ type: fc.constant('GET_END' as const), size: uintArb, sha256: bytes(32) }),
   LIST_DIR: fc.record({ type: fc.constant('LIST_DIR' as const), name: textArb(1, 4096), mtime: intArb, mode: fc.integer({ min: 0, max: 0o7777 }) }),
+  RANGE: fc.record({
+    type: fc.constant('RANGE' as const),
+    name: textArb(1, 4096),
+    size: uintArb,
+    mtime: intArb,
+    mode: fc.integer({ min: 0, max: 0o7777 }),
+    start: uintArb,
+    end: uintArb,
+  }),
+  RANGE_OK: fc.record({ type: fc.constant('RANGE_OK' as const), offset: uintArb }),
+  RANGE_END: fc.record({ type: fc.constant('RANGE_END' as const), end: uintArb }),
+  RANGE_DONE: fc.record({ type: fc.constant('RANGE_DONE' as const), end: uintArb }),
 };
 
 /** A valid frame of any type. */

@@ -58,6 +58,23 @@ const TYPES = new Map<number, { name: string; fields: readonly Field[] | null }>
   [0x34, { name: 'GET_OK', fields: [{ name: 'offset', kind: uint() }, { name: 'size', kind: uint() }, { name: 'mtime', kind: int }, { name: 'mode', kind: uint(0o7777) }, { name: 'sha256', kind: bin(32), optional: true }] }],
   [0x35, { name: 'GET_END', fields: [{ name: 'size', kind: uint() }, { name: 'sha256', kind: bin(32) }] }],
   [0x36, { name: 'LIST_DIR', fields: [{ name: 'name', kind: str(1, 4096) }, { name: 'mtime', kind: int }, { name: 'mode', kind: uint(0o7777) }] }],
+  [
+    0x40,
+    {
+      name: 'RANGE',
+      fields: [
+        { name: 'name', kind: str(1, 4096) },
+        { name: 'size', kind: uint() },
+        { name: 'mtime', kind: int },
+        { name: 'mode', kind: uint(0o7777) },
+        { name: 'start', kind: uint() },
+        { name: 'end', kind: uint() },
+      ],
+    },
+  ],
+  [0x41, { name: 'RANGE_OK', fields: [{ name: 'offset', kind: uint() }] }],
+  [0x42, { name: 'RANGE_END', fields: [{ name: 'end', kind: uint() }] }],
+  [0x43, { name: 'RANGE_DONE', fields: [{ name: 'end', kind: uint() }] }],
 ]);
 
 /** Frame names by type byte, for the other reference models. */

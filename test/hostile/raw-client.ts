@@ -589,6 +589,13 @@ export function sampleFrame(type: FrameName): Frame {
       return { type, size: 10, sha256: b32 };
     case 'LIST_DIR':
       return { type, name: 'state-table-dir', mtime: 1_700_000_000_000, mode: 0o755 };
+    case 'RANGE':
+      return { type, name: 'state-table.bin', size: 10, mtime: 1_700_000_000_000, mode: 0o644, start: 0, end: 10 };
+    case 'RANGE_OK':
+      return { type, offset: 0 };
+    case 'RANGE_END':
+    case 'RANGE_DONE':
+      return { type, end: 10 };
   }
 }
 

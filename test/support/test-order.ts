@@ -33,6 +33,8 @@ const SECONDS: Readonly<Record<string, number>> = {
   'hostile/disk.test.js': 17,
   'store.test.js': 15,
   'e2e-resume.test.js': 15,
+  'bench-wan.test.js': 15,
+  'e2e-ranges.test.js': 8,
   'e2e-tree.test.js': 14,
   'fuzz.test.js': 12,
   'conformance.test.js': 11,

@@ -61,6 +61,11 @@ const valid: Frame[] = [
   { type: 'OPEN', name: 'photos/a.jpg', size: 3, mtime: 1_700_000_000_123, mode: 0o640, sha256: b('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad') },
   { type: 'LIST_DIR', name: 'photos/2024', mtime: 1_700_000_000_123, mode: 0o755 },
   { type: 'LIST_DIR', name: 'ünïcødé', mtime: -1, mode: 0o7777 },
+  { type: 'RANGE', name: 'big/disk.img', size: 5 * 2 ** 30, mtime: 1_700_000_000_123, mode: 0o640, start: 2 ** 30, end: 2 * 2 ** 30 },
+  { type: 'RANGE', name: 'a', size: 10, mtime: -1, mode: 0, start: 0, end: 10 },
+  { type: 'RANGE_OK', offset: 2 ** 30 + 16_777_216 },
+  { type: 'RANGE_END', end: 2 * 2 ** 30 },
+  { type: 'RANGE_DONE', end: 2 * 2 ** 30 },
 ];
 
 /**
@@ -156,6 +161,12 @@ const invalid: Invalid[] = [
   { name: 'LIST_DIR with mode above 0o7777', phase: 'body', hex: mp(T.LIST_DIR, { name: 'a', mtime: 0, mode: 0o10000 }), error: 'MALFORMED_FRAME' },
   { name: 'OPEN with a 31-byte sha256', phase: 'body', hex: mp(T.OPEN, { name: 'a', size: 1, mtime: 0, mode: 0, sha256: fill(31, 1) }), error: 'MALFORMED_FRAME' },
   { name: 'LIST_END with a name over 4096 bytes', phase: 'body', hex: mp(T.LIST_END, { count: 1, next: 'a'.repeat(4097) }), error: 'MALFORMED_FRAME' },
+  { name: 'RANGE without end', phase: 'body', hex: mp(T.RANGE, { name: 'a', size: 10, mtime: 0, mode: 0, start: 0 }), error: 'MALFORMED_FRAME' },
+  { name: 'RANGE with a negative start', phase: 'body', hex: mp(T.RANGE, { name: 'a', size: 10, mtime: 0, mode: 0, start: -1, end: 10 }), error: 'MALFORMED_FRAME' },
+  { name: 'RANGE with a stream id', phase: 'body', hex: mp(T.RANGE, { name: 'a', size: 10, mtime: 0, mode: 0, start: 0, end: 10, stream: fill(16, 1) }), error: 'MALFORMED_FRAME' },
+  { name: 'RANGE_OK without offset', phase: 'body', hex: mp(T.RANGE_OK, {}), error: 'MALFORMED_FRAME' },
+  { name: 'RANGE_END with a string end', phase: 'body', hex: mp(T.RANGE_END, { end: '10' }), error: 'MALFORMED_FRAME' },
+  { name: 'RANGE_DONE with an offset', phase: 'body', hex: mp(T.RANGE_DONE, { end: 10, offset: 10 }), error: 'MALFORMED_FRAME' },
 ];
 
 type Step = ['recv' | 'send', string];
@@ -257,6 +268,16 @@ const states: Sequence[] = [
   { name: 'client: OPEN before a PUT\'s END', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'PUT'], ['send', 'OPEN']], error: 'UNEXPECTED_FRAME' },
   { name: 'client: PUT from the server', machine: 'client', steps: [...clientHappy.slice(0, 5), ['recv', 'PUT']], error: 'UNEXPECTED_FRAME' },
   { name: 'client: sends DATA while fetching', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'GET'], ['recv', 'GET_OK'], ['send', 'DATA']], error: 'UNEXPECTED_FRAME' },
+  { name: 'server: two ranges on one connection, then the OPEN that publishes (§9.13)', machine: 'server', steps: [...serverHappy.slice(0, 5), ['recv', 'RANGE'], ['send', 'RANGE_OK'], ['recv', 'DATA'], ['send', 'ACK'], ['recv', 'DATA'], ['recv', 'RANGE_END'], ['send', 'ACK'], ['send', 'RANGE_DONE'], ['recv', 'RANGE'], ['send', 'RANGE_OK'], ['recv', 'RANGE_END'], ['send', 'RANGE_DONE'], ['recv', 'OPEN'], ['send', 'PROGRESS'], ['send', 'OPEN_OK'], ['recv', 'END'], ['send', 'DONE']], final: 'Ready' },
+  { name: 'server: DATA before RANGE_OK', machine: 'server', steps: [...serverHappy.slice(0, 5), ['recv', 'RANGE'], ['recv', 'DATA']], error: 'UNEXPECTED_FRAME' },
+  { name: 'server: END in a range', machine: 'server', steps: [...serverHappy.slice(0, 5), ['recv', 'RANGE'], ['send', 'RANGE_OK'], ['recv', 'END']], error: 'UNEXPECTED_FRAME' },
+  { name: 'server: RANGE_END in an upload', machine: 'server', steps: [...serverHappy.slice(0, 8), ['recv', 'RANGE_END']], error: 'UNEXPECTED_FRAME' },
+  { name: 'server: DATA after RANGE_END', machine: 'server', steps: [...serverHappy.slice(0, 5), ['recv', 'RANGE'], ['send', 'RANGE_OK'], ['recv', 'RANGE_END'], ['recv', 'DATA']], error: 'UNEXPECTED_FRAME' },
+  { name: 'server: GOAWAY while ranging', machine: 'server', steps: [...serverHappy.slice(0, 5), ['recv', 'RANGE'], ['send', 'RANGE_OK'], ['send', 'GOAWAY']], final: 'Closed' },
+  { name: 'client: a range (§9.13)', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'RANGE'], ['recv', 'RANGE_OK'], ['send', 'DATA'], ['recv', 'ACK'], ['send', 'RANGE_END'], ['recv', 'ACK'], ['recv', 'RANGE_DONE'], ['send', 'OPEN']], final: 'AwaitOpenOk' },
+  { name: 'client: RANGE_DONE while sending a range', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'RANGE'], ['recv', 'RANGE_OK'], ['recv', 'RANGE_DONE']], error: 'UNEXPECTED_FRAME' },
+  { name: 'client: RANGE_OK to an OPEN', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'OPEN'], ['recv', 'RANGE_OK']], error: 'UNEXPECTED_FRAME' },
+  { name: 'client: GOAWAY while awaiting RANGE_DONE', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'RANGE'], ['recv', 'RANGE_OK'], ['send', 'RANGE_END'], ['recv', 'GOAWAY']], final: 'Closed' },
 ];
 
 function write(name: string, value: Json | object): void {

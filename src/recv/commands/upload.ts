@@ -10,6 +10,7 @@ import type { OpenUpload } from '../store.js';
 import { IdenticalFile } from '../store/identical.js';
 import type { Command, CommandLink, Tagged } from './command.js';
 import { failedAnswer } from './put.js';
+import { claimRange, closeRange, endRange, isRangeState, rangeData, type RangeState } from './range.js';
 
 /** A PUT being received (§9.11): its DATA so far, each chunk held until its job wrote it. */
 interface Incoming {
@@ -62,14 +63,16 @@ export type UploadState =
   /** MKDIR or SYMLINK being carried out (§9.8); MADE goes out next. */
   | { readonly kind: 'Making' }
   /** A PUT's DATA arriving, until its END (§9.11); the answer comes from its job later. */
-  | { readonly kind: 'Putting'; readonly put: Incoming };
+  | { readonly kind: 'Putting'; readonly put: Incoming }
+  /** A range of a ranged upload (§9.13, range.ts). */
+  | RangeState;
 
 type Link = CommandLink<UploadState>;
 type Receiving = Extract<UploadState, { kind: 'Receiving' }>;
 
 export const uploadCommand: Command<UploadState> = {
   owns(state: Tagged): state is UploadState {
-    return state.kind === 'Opening' || state.kind === 'Receiving' || state.kind === 'Verifying' || state.kind === 'Making' || state.kind === 'Putting';
+    return state.kind === 'Opening' || state.kind === 'Receiving' || state.kind === 'Verifying' || state.kind === 'Making' || state.kind === 'Putting' || isRangeState(state);
   },
 
   start(frame: Frame, link: Link): Promise<void> | undefined {
@@ -78,6 +81,10 @@ export const uploadCommand: Command<UploadState> = {
       link.channel.longRecords = true;
       link.enter({ kind: 'Putting', put: { frame, chunks: [], leases: [], received: 0, copied: 0 } });
       return undefined;
+    }
+    if (frame.type === 'RANGE') {
+      link.enter({ kind: 'Claiming' });
+      return claimRange(frame, link);
     }
     if (frame.type === 'MKDIR' || frame.type === 'SYMLINK') {
       link.enter({ kind: 'Making' });
@@ -97,6 +104,10 @@ export const uploadCommand: Command<UploadState> = {
       if (frame.type === 'END') putEnd(state.put, frame.sha256, frame.size, link);
       return undefined;
     }
+    if (state.kind === 'Ranging') {
+      if (frame.type === 'DATA') rangeData(state, frame.offset, frame.data, undefined, link);
+      return frame.type === 'RANGE_END' ? endRange(state, frame, link) : undefined;
+    }
     if (state.kind !== 'Receiving') return undefined;
     if (frame.type === 'DATA') {
       receiveData(state, frame.offset, frame.data, undefined, link);
@@ -114,6 +125,10 @@ export const uploadCommand: Command<UploadState> = {
       putData(state.put, offset, data, lease, link);
       return;
     }
+    if (state.kind === 'Ranging') {
+      rangeData(state, offset, data, lease, link);
+      return;
+    }
     if (state.kind !== 'Receiving') {
       lease.release();
       throw new ResourceError('INTERNAL', `DATA reached the upload in state ${state.kind}`); // the tables admit none
@@ -124,10 +139,12 @@ export const uploadCommand: Command<UploadState> = {
   async settle(state: UploadState): Promise<void> {
     // Making settles by itself: the step is awaited before GOAWAY.
     if (state.kind === 'Receiving') await state.upload.checkpoint();
+    if (state.kind === 'Ranging') await state.claim.checkpoint();
   },
 
   close(state: UploadState, reason: string, err: unknown, link: Link): Promise<void> {
     if (state.kind === 'Making') return Promise.resolve();
+    if (isRangeState(state)) return closeRange(state, reason, link);
     if (state.kind === 'Putting') {
       // A PUT cut before its END was never taken: nothing of it is kept (§9.11).
       dropIncoming(state.put, link);

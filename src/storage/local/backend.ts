@@ -16,7 +16,8 @@ import path from 'node:path';
 import { ResourceError } from '../../proto/errors.js';
 import { errnoOf, toStxError } from '../../transfer/io-error.js';
 import { readAtFd } from '../../transfer/file-hash.js';
-import type { DirEntry, FileInfo, ListedPartial, PartialMeta, PartialRecord, PartialUpload, PublishedFile, PublishOptions, StorageBackend, WriteLimits } from '../backend.js';
+import type { DirEntry, FileInfo, ListedPartial, PartialMeta, PartialRecord, PartialUpload, PublishedFile, PublishOptions, RangedPartial, StorageBackend, WriteLimits } from '../backend.js';
+import { keptRanges, LocalRanged } from './ranged.js';
 import { isPartialId } from '../backend.js';
 import { NAME_DIR_MODE, PARTIAL_FILE_MODE, PARTIALS_DIR_NAME, RESERVED_DIR_NAME, SUMS_DIR_NAME } from './config.js';
 import { openDirect } from './direct-io.js';
@@ -122,6 +123,32 @@ export class LocalBackend implements StorageBackend {
       return new LocalPartial({ id, paths, meta, durable, created, updated, fh, direct, queue, onClose: () => this.#open.delete(id) });
     } catch (err) {
       await direct?.close().catch(() => undefined);
+      await fh?.close().catch(() => undefined);
+      this.#open.delete(id);
+      throw err;
+    }
+  }
+
+  /** A ranged upload's partial (§9.13, ranged.ts): the ranges it still holds are kept, anything else goes. */
+  async openRanged(id: string, meta: PartialMeta, resume: PartialRecord | undefined): Promise<RangedPartial> {
+    this.#checkId(id);
+    if (this.#open.has(id)) throw new ResourceError('INTERNAL', `partial ${id} is open already`);
+    await this.#deleting.get(id);
+    const shown = this.#shown(id);
+    this.#open.add(id);
+    let fh: FileHandle | undefined;
+    try {
+      const flags = constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW;
+      fh = await this.#step('opening', `${shown}.part`, () => open(path.join(this.#partialsDir, `${id}.part`), flags, PARTIAL_FILE_MODE));
+      const opened = fh;
+      const ranges = await this.#step('resuming', `${shown}.part`, async () => {
+        const kept = keptRanges(resume, (await opened.stat()).size);
+        if (kept.length === 0) await opened.truncate(0);
+        return kept;
+      });
+      const parts = { fh, meta, resume: ranges.length === 0 ? undefined : resume, partialsDir: this.#partialsDir, recordFile: path.join(this.#partialsDir, `${id}.json`), shown, onClose: () => this.#open.delete(id) };
+      return new LocalRanged(parts, ranges);
+    } catch (err) {
       await fh?.close().catch(() => undefined);
       this.#open.delete(id);
       throw err;

@@ -1,0 +1,308 @@
+// Ranged uploads (spec/PROTOCOL.md §9.13), the policy side: several connections carry one file,
+// each a range it claimed with RANGE, written at its own offsets into one shared partial, each
+// range resumed from its own durable end. The whole file's SHA-256 is verified later, by the OPEN
+// … END that publishes it (§9.13 step 4), which reads the partial back.
+
+import { setTimeout as delay } from 'node:timers/promises';
+import { ResourceError, UploadError } from '../../proto/errors.js';
+import { MAX_RANGES_PER_UPLOAD, MAX_STREAMS_PER_UPLOAD, MIN_RANGE_BYTES } from '../../proto/limits.js';
+import type { PartialMeta, RangedPartial, RangeRecord } from '../../storage/backend.js';
+import type { ByteBudget } from '../../transfer/budget.js';
+import { LOW_WATER_FRACTION } from '../../transfer/config.js';
+import type { UploadLock } from './locks.js';
+
+/** Bytes one range's connection may have written and not yet on disk (then it stops reading). */
+export const MAX_RANGE_INFLIGHT_BYTES = 4 * 1024 * 1024;
+
+/** A range's bytes and who carries it now. */
+interface RangeSlot {
+  readonly start: number;
+  readonly end: number;
+  durable: number;
+  claim: RangeClaim | undefined;
+}
+
+export interface RangedParts {
+  readonly id: string;
+  readonly meta: PartialMeta;
+  readonly file: RangedPartial;
+  readonly lock: UploadLock;
+  readonly budget: ByteBudget;
+  readonly handoverTimeoutMs: number;
+  /** Runs once the last claim let go: the file is closed, the lock dropped. */
+  readonly onIdle: () => void;
+}
+
+/** Who carries `slot` now (read afresh after an await). */
+function holderOf(slot: RangeSlot): RangeClaim | undefined {
+  return slot.claim;
+}
+
+/** Checks a claim's bounds alone (§9.13): BAD_RANGE. */
+export function checkRangeBounds(start: number, end: number, size: number): void {
+  if (!(start < end) || end > size) throw new UploadError('BAD_RANGE', `range [${start}, ${end}) is empty or beyond the size ${size}`);
+  if (end - start < MIN_RANGE_BYTES && end !== size) {
+    throw new UploadError('BAD_RANGE', `range [${start}, ${end}) is shorter than ${MIN_RANGE_BYTES} bytes and does not end the file`);
+  }
+}
+
+/** One ranged upload open on this server: its partial, its ranges and the claims on them. */
+export class RangedUpload {
+  readonly id: string;
+  readonly meta: PartialMeta;
+  readonly #file: RangedPartial;
+  readonly #lock: UploadLock;
+  readonly #budget: ByteBudget;
+  readonly #handoverTimeoutMs: number;
+  readonly #onIdle: () => void;
+  readonly #slots: RangeSlot[];
+  /** Claims granted or being granted; the upload closes when it falls to 0. */
+  #claims = 0;
+  #closed = false;
+  /** Resolves once the upload closed after its last claim (file closed, lock dropped). */
+  readonly idle: Promise<void>;
+  #resolveIdle: () => void = () => undefined;
+  /** Serialises records so that they are written one at a time, each with every range's offset. */
+  #chain: Promise<unknown> = Promise.resolve();
+
+  constructor(parts: RangedParts) {
+    this.id = parts.id;
+    this.meta = parts.meta;
+    this.#file = parts.file;
+    this.#lock = parts.lock;
+    this.#budget = parts.budget;
+    this.#handoverTimeoutMs = parts.handoverTimeoutMs;
+    this.#onIdle = parts.onIdle;
+    this.#slots = parts.file.ranges.map((r) => ({ ...r, claim: undefined }));
+    this.idle = new Promise((resolve) => (this.#resolveIdle = resolve));
+    // An OPEN of the same upload (the client publishing it, §9.13 step 4) takes it over.
+    this.#lock.onReleaseRequest = () => {
+      for (const slot of this.#slots) slot.claim?.supersede();
+    };
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * RANGE [start, end) (§9.13): the same range again resumes it (taking it over from a connection
+   * that still holds it, as §9.4); a new one must overlap no other. BAD_RANGE, TOO_MANY_STREAMS, BUSY.
+   */
+  async claim(start: number, end: number, onTakeover: () => void): Promise<RangeClaim> {
+    checkRangeBounds(start, end, this.meta.size);
+    this.#claims++;
+    try {
+      let slot = this.#slots.find((s) => s.start === start && s.end === end);
+      if (slot?.claim !== undefined) {
+        const holder = slot.claim;
+        holder.supersede();
+        const abort = new AbortController();
+        await Promise.race([holder.released, delay(this.#handoverTimeoutMs, undefined, { signal: abort.signal }).catch(() => undefined)]);
+        abort.abort();
+        if (holderOf(slot) !== undefined) throw new UploadError('BUSY', `range [${start}, ${end}) of "${this.meta.name}" is still being sent on another connection`);
+      }
+      if (this.#closed) throw new UploadError('BUSY', `"${this.meta.name}" was closed meanwhile`);
+      if (slot === undefined) {
+        const other = this.#slots.find((s) => s.start < end && start < s.end);
+        if (other !== undefined) throw new UploadError('BAD_RANGE', `range [${start}, ${end}) overlaps [${other.start}, ${other.end}) of "${this.meta.name}"`);
+        if (this.#slots.length >= MAX_RANGES_PER_UPLOAD) throw new UploadError('BAD_RANGE', `"${this.meta.name}" has ${MAX_RANGES_PER_UPLOAD} ranges already`);
+      }
+      const active = this.#slots.filter((s) => s.claim !== undefined).length;
+      if (active >= MAX_STREAMS_PER_UPLOAD) {
+        throw new ResourceError('TOO_MANY_STREAMS', `"${this.meta.name}" has ${active} ranges being sent already (at most ${MAX_STREAMS_PER_UPLOAD})`);
+      }
+      if (slot === undefined) {
+        slot = { start, end, durable: start, claim: undefined };
+        this.#slots.push(slot);
+        // The new range is in the record before its first byte is written.
+        await this.#serialise(() => this.#record());
+      }
+      const claim = new RangeClaim(this, slot, this.#budget, onTakeover);
+      slot.claim = claim;
+      return claim;
+    } catch (err) {
+      await this.#letGo();
+      throw err;
+    }
+  }
+
+  writeAt(offset: number, data: Buffer): Promise<void> {
+    return this.#file.writeAt(offset, data);
+  }
+
+  /** Makes every write durable and records every range's durable end; returns `slot`'s. */
+  checkpoint(slot: RangeSlot, written: number): Promise<number> {
+    return this.#serialise(async () => {
+      const before = slot.durable;
+      slot.durable = Math.max(slot.durable, written);
+      try {
+        await this.#record();
+      } catch (err) {
+        slot.durable = before;
+        throw err;
+      }
+      return slot.durable;
+    });
+  }
+
+  /** One record at a time: each is written whole (tmp, fsync, rename) before the next starts. */
+  #serialise<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.#chain.then(task, task);
+    this.#chain = run.catch(() => undefined);
+    return run;
+  }
+
+  /** A claim let go of its range (done or cut). */
+  async released(slot: RangeSlot, claim: RangeClaim): Promise<void> {
+    if (slot.claim === claim) slot.claim = undefined;
+    await this.#letGo();
+  }
+
+  #record(): Promise<void> {
+    const ranges: RangeRecord[] = this.#slots.map(({ start, end, durable }) => ({ start, end, durable }));
+    return this.#file.record(ranges);
+  }
+
+  async #letGo(): Promise<void> {
+    this.#claims--;
+    if (this.#claims > 0 || this.#closed) return;
+    this.#closed = true;
+    await this.#chain;
+    await this.#file.close();
+    this.#lock.release();
+    this.#onIdle();
+    this.#resolveIdle();
+  }
+}
+
+/**
+ * One connection's claim on one range: DATA at the next offset within it, written as it comes
+ * (no hash here: the whole file is hashed when it is published), checkpoints, and the end.
+ */
+export class RangeClaim {
+  readonly start: number;
+  readonly end: number;
+  /** RANGE_OK's offset: where this claim resumes its range. */
+  readonly offset: number;
+  readonly released: Promise<void>;
+  #resolveReleased: () => void = () => undefined;
+  readonly #upload: RangedUpload;
+  readonly #slot: RangeSlot;
+  readonly #budget: ByteBudget;
+  #onTakeover: (() => void) | undefined;
+  #received: number;
+  /** The end of the bytes whose writes all completed. */
+  #written: number;
+  #inflight = 0;
+  #failure: Error | undefined;
+  #waiters: (() => void)[] = [];
+  #done = false;
+
+  constructor(upload: RangedUpload, slot: RangeSlot, budget: ByteBudget, onTakeover: () => void) {
+    this.#upload = upload;
+    this.#slot = slot;
+    this.#budget = budget;
+    this.#onTakeover = onTakeover;
+    this.start = slot.start;
+    this.end = slot.end;
+    this.offset = slot.durable;
+    this.#received = slot.durable;
+    this.#written = slot.durable;
+    this.released = new Promise((resolve) => (this.#resolveReleased = resolve));
+  }
+
+  get name(): string {
+    return this.#upload.meta.name;
+  }
+  get received(): number {
+    return this.#received;
+  }
+  get durable(): number {
+    return this.#slot.durable;
+  }
+
+  /** Asks the connection holding this claim to close (a newcomer claims the same range, §9.4). */
+  supersede(): void {
+    const cb = this.#onTakeover;
+    this.#onTakeover = undefined;
+    cb?.();
+  }
+
+  /**
+   * DATA at `offset` (§9.13): the next offset of the range, ending within it, else BAD_OFFSET.
+   * `onWritten` runs once `data` is no longer needed. Returns whether to pause reading.
+   */
+  write(offset: number, data: Buffer, onWritten: () => void): boolean {
+    if (this.#failure !== undefined) throw this.#failure;
+    if (offset !== this.#received || offset + data.length > this.end) {
+      throw new UploadError('BAD_OFFSET', `DATA at ${offset} (${data.length} bytes) in range [${this.start}, ${this.end}) where ${this.#received} was next`);
+    }
+    this.#received += data.length;
+    this.#inflight += data.length;
+    this.#budget.take(data.length, 1);
+    const end = this.#received;
+    this.#upload.writeAt(offset, data).then(
+      () => this.#settled(data.length, end, undefined, onWritten),
+      (err: unknown) => this.#settled(data.length, end, err instanceof Error ? err : new Error(String(err)), onWritten),
+    );
+    return this.paused;
+  }
+
+  get paused(): boolean {
+    return this.#inflight >= MAX_RANGE_INFLIGHT_BYTES || !this.#budget.hasRoomFor(MAX_RANGE_INFLIGHT_BYTES / 4, 1);
+  }
+
+  /** Resolves once this claim may take more DATA (its writes and the daemon's budget drained). */
+  async drained(): Promise<void> {
+    if (this.#inflight > MAX_RANGE_INFLIGHT_BYTES * LOW_WATER_FRACTION) await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    if (!this.#budget.hasRoomFor(MAX_RANGE_INFLIGHT_BYTES / 4, 1)) await new Promise<void>((resolve) => this.#budget.whenLow(resolve));
+  }
+
+  /** Waits for the writes so far, makes them durable and records them: the ACK offset. */
+  async checkpoint(): Promise<number> {
+    await this.#allWritten();
+    if (this.#failure !== undefined) throw this.#failure;
+    return this.#upload.checkpoint(this.#slot, this.#written);
+  }
+
+  /** RANGE_END (§9.13): the whole range arrived; it is made durable (RANGE_DONE) and let go. */
+  async finish(end: number): Promise<number> {
+    if (end !== this.end || this.#received !== this.end) {
+      throw new UploadError('BAD_OFFSET', `RANGE_END ${end} after ${this.#received} of range [${this.start}, ${this.end})`);
+    }
+    const durable = await this.checkpoint();
+    await this.release();
+    return durable;
+  }
+
+  /** Teardown: waits for the writes, records them (best effort), lets go of the range. Idempotent. */
+  async release(): Promise<void> {
+    if (this.#done) return this.released;
+    this.#done = true;
+    this.#onTakeover = undefined;
+    try {
+      await this.checkpoint();
+    } catch {
+      // The record keeps the range's last durable offset; a resume starts from there.
+    }
+    await this.#upload.released(this.#slot, this);
+    this.#resolveReleased();
+    return undefined;
+  }
+
+  #settled(bytes: number, end: number, err: Error | undefined, onWritten: () => void): void {
+    this.#inflight -= bytes;
+    this.#budget.give(bytes, 1);
+    onWritten();
+    if (err !== undefined) this.#failure ??= err;
+    // Writes of one connection complete in any order: the written end moves once all before it did.
+    if (this.#inflight === 0 && this.#failure === undefined) this.#written = this.#received;
+    else if (this.#failure === undefined && end <= this.#written) this.#written = Math.max(this.#written, end);
+    if (this.#inflight <= MAX_RANGE_INFLIGHT_BYTES * LOW_WATER_FRACTION) for (const wake of this.#waiters.splice(0)) wake();
+  }
+
+  async #allWritten(): Promise<void> {
+    while (this.#inflight > 0) await new Promise<void>((resolve) => this.#waiters.push(resolve));
+  }
+}

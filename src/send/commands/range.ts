@@ -1,0 +1,90 @@
+// One range of a ranged upload on one Ready connection (spec/PROTOCOL.md §9.13): RANGE → RANGE_OK
+// with where the server holds the range up to → DATA from there to the range's end → RANGE_END →
+// RANGE_DONE. ACKs say how far the range is durable. The connection is Ready again afterwards.
+import { CryptoError, UploadError } from '../../proto/errors.js';
+import { DATA_HEADER_BYTES } from '../../proto/limits.js';
+import type { DataSource } from '../../transfer/source.js';
+import { checkAck } from '../../transfer/sender.js';
+import type { Connection } from '../connection.js';
+import { deferred } from './deferred.js';
+import { taking } from './frames.js';
+
+export interface RangeRequest {
+  readonly name: string;
+  /** OPEN's fields of the whole file (§4): the upload's identity (§9.2). */
+  readonly open: { readonly size: number; readonly mtime: number; readonly mode: number };
+  readonly start: number;
+  readonly end: number;
+}
+
+export interface RangeEvents {
+  /** RANGE_OK: the server holds the range up to `offset`. */
+  opened?(offset: number): void;
+  /** ACK: the range is durable up to `offset`. */
+  acked?(offset: number): void;
+  /** DATA up to `sent` handed to the connection. */
+  sent?(sent: number): void;
+}
+
+/** Sends range [start, end) of `source` on `conn`; resolves once the server says it is durable (RANGE_DONE). */
+export async function sendRange(conn: Connection, source: DataSource, req: RangeRequest, events: RangeEvents = {}): Promise<void> {
+  const { start, end } = req;
+  const ok = deferred<number>();
+  const done = deferred<number>();
+  const off = conn.onFailure((err) => {
+    ok.reject(err);
+    done.reject(err);
+  });
+  let sent = start;
+  let acked = start;
+  try {
+    conn.begin(
+      { type: 'RANGE', name: req.name, ...req.open, start, end },
+      taking(['RANGE_OK', 'ACK', 'RANGE_DONE'], 'a range', (f) => {
+        switch (f.type) {
+          case 'RANGE_OK':
+            if (f.offset < start || f.offset > end) throw new UploadError('BAD_OFFSET', `the server resumes range [${start}, ${end}) at ${f.offset}`);
+            sent = acked = f.offset;
+            conn.progressed();
+            ok.resolve(f.offset);
+            return;
+          case 'ACK':
+            checkAck(f.offset, acked, sent);
+            if (f.offset > acked) conn.progressed();
+            acked = f.offset;
+            events.acked?.(f.offset);
+            return;
+          case 'RANGE_DONE':
+            if (f.end !== end || sent !== end) throw new UploadError('BAD_OFFSET', `RANGE_DONE ${f.end} for range [${start}, ${end}) after ${sent} bytes`);
+            conn.progressed();
+            events.acked?.(end);
+            done.resolve(f.end);
+            return;
+        }
+      }),
+    );
+    const offset = await ok.promise;
+    events.opened?.(offset);
+    let pending = offset < end ? source.read(offset) : undefined;
+    try {
+      while (sent < end && pending !== undefined) {
+        const chunk = await pending;
+        if (chunk.length === 0) throw new UploadError('BAD_OFFSET', `${source.label} became shorter while uploading`);
+        const piece = chunk.subarray(0, Math.min(chunk.length, end - sent));
+        if (conn.nearKeyLimit(1 + DATA_HEADER_BYTES + piece.length)) throw new CryptoError('KEY_LIMIT', 'per-connection key limit reached; reconnecting with new keys');
+        const flowing = conn.sendData(sent, piece);
+        sent += piece.length;
+        pending = sent < end ? source.read(sent) : undefined;
+        if (!flowing) await conn.drain();
+        events.sent?.(sent);
+      }
+    } finally {
+      // The source reuses its buffers: no read may still land in one when the next attempt reads.
+      await pending?.catch(() => undefined);
+    }
+    conn.send({ type: 'RANGE_END', end });
+    await done.promise;
+  } finally {
+    off();
+  }
+}
