@@ -115,6 +115,10 @@ export async function rangedUpload(opts: UploadOptions, ranges: readonly Range[]
       reconnects: shared.reconnects,
       server_fingerprint: shared.fingerprint,
       identical: false,
+      // Ranges need the local store (§9.13): an S3 daemon answers NOT_ALLOWED and the file goes
+      // over one connection, so no range ever waits on another daemon's lease.
+      held_elsewhere: 0,
+      held_elsewhere_seconds: 0,
     };
   } finally {
     shared.failed = true;

@@ -12,7 +12,6 @@ import { plainFiles, type FileOpener } from './file-opener.js';
 import { dial } from './handshake.js';
 import { Retry } from './retry.js';
 import { rangedUpload, rangesOf } from './ranged.js';
-import { StxError } from '../proto/errors.js';
 
 export interface UploadOptions {
   readonly host: string;
