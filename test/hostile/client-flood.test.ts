@@ -54,7 +54,7 @@ describe('stx-send flooded with PINGs by a server that reads nothing', () => {
     const SETTLE_MS = 5000;
     // Well over the time it takes to see the client stopped (BLOCKED_MS + SETTLE_MS) on a loaded
     // machine: the client's no-progress timer runs from OPEN, so it must not end the flood first.
-    const IDLE_S = 20;
+    const IDLE_S = 30;
     const tmp = await tempDir('stx-flood-');
     const key = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
     const flood: Flood = { ms: 0, pings: 0, stuck: false, peakRss: 0 };

@@ -391,6 +391,41 @@ const DRIVERS: readonly StateDriver[] = [
       return c.outcome(STATE_WAIT_MS);
     },
   },
+  // Claiming, Ranging, Settling: a range of a parallel-stream upload (§9.13), from RANGE to
+  // RANGE_OK, while its DATA arrives, and from RANGE_END to RANGE_DONE.
+  {
+    state: 'Claiming',
+    expect: 'UNEXPECTED_FRAME',
+    drive: async (c, frame, n) => {
+      assert.ok(await c.handshake());
+      await c.write(c.sealFrame({ type: 'RANGE', name: `states/claiming-${n}.bin`, size: 10, mtime: 1, mode: 0o600, start: 0, end: 10 }), c.sealFrame(sampleFrame(frame)));
+      return c.outcome(STATE_WAIT_MS);
+    },
+  },
+  {
+    state: 'Ranging',
+    expect: 'UNEXPECTED_FRAME',
+    drive: async (c, frame, n) => {
+      assert.ok(await c.handshake());
+      await c.send({ type: 'RANGE', name: `states/ranging-${n}.bin`, size: 10, mtime: 1, mode: 0o600, start: 0, end: 10 });
+      const ok = await c.next(STATE_WAIT_MS);
+      assert.ok(ok.kind === 'frame' && ok.frame.type === 'RANGE_OK', 'RANGE_OK');
+      await c.write(c.sealFrame(sampleFrame(frame)));
+      return c.outcome(STATE_WAIT_MS);
+    },
+  },
+  {
+    state: 'Settling',
+    expect: 'UNEXPECTED_FRAME',
+    drive: async (c, frame, n) => {
+      assert.ok(await c.handshake());
+      await c.send({ type: 'RANGE', name: `states/settling-${n}.bin`, size: 10, mtime: 1, mode: 0o600, start: 0, end: 10 });
+      const ok = await c.next(STATE_WAIT_MS);
+      assert.ok(ok.kind === 'frame' && ok.frame.type === 'RANGE_OK', 'RANGE_OK');
+      await c.write(c.seal(dataBody(0, Buffer.from('0123456789'))), c.sealFrame({ type: 'RANGE_END', end: 10 }), c.sealFrame(sampleFrame(frame)));
+      return c.outcome(STATE_WAIT_MS);
+    },
+  },
   // Listing and Locating: the frame right behind LIST or GET, in the same write, is judged in the
   // state they moved to (the walk and the file's opening run on after it).
   {

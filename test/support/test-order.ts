@@ -18,7 +18,7 @@ const SECONDS: Readonly<Record<string, number>> = {
   'hostile/client-faults.test.js': 100,
   'recv-cli.test.js': 60,
   'hostile/crypto.test.js': 55,
-  'hostile/client-flood.test.js': 50,
+  'hostile/client-flood.test.js': 60,
   'hostile/uploads.test.js': 50,
   'hostile/frames.test.js': 45,
   'e2e-s3.test.js': 80,
