@@ -333,7 +333,7 @@ function render(env: Record<string, string | number>, sides: readonly SideSummar
     '',
     `The store is test/support/ceph.ts's one-node cluster on 127.0.0.1 (1 mon, 1 OSD with memstore: objects in RAM, 4 GiB; radosgw, beast frontend), started by the bench. File: ${String(env['fileBytes'])} bytes (${f1(Number(env['fileBytes']) / MiB)} MiB) of random data; ${String(env['runs'])} runs, each doing both sides in turn (the first side alternates); medians shown. Every object was read back with GetObject and its SHA-256 compared with the file's, then deleted.`,
     '',
-    `- **stx**: stx-send → stx-recv --store s3://${BUCKET}/stx-N --s3-endpoint URL (a fresh daemon per run; 8 MiB segments, published by CompleteMultipartUpload). Wall = stx-send start → exit (the daemon has published). Daemon CPU includes its start-up and shutdown.`,
+    `- **stx**: stx-send → stx-recv --store s3://${BUCKET}/stx-N --s3-endpoint URL (a fresh daemon per run). The daemon stores the upload as 8 MiB segment objects as it goes (each durable once written) and publishes by copying them as the parts of one multipart upload (UploadPartCopy, CompleteMultipartUpload, src/storage/s3/objects.ts): the store writes every byte twice, which the store CPU column shows. Wall = stx-send start → exit (the daemon has published). Daemon CPU includes its start-up and shutdown.`,
     `- **lib-storage**: one node process (bench/s3-upload.ts) running @aws-sdk/lib-storage's Upload of the file (partSize ${partBytes / MiB} MiB, queueSize ${queueSize}); wall = its start → exit. It has no daemon: the client column is all its cost.`,
     '- **store CPU**: radosgw + ceph-osd + ceph-mon CPU seconds (/proc) over the same wall interval, per GiB: what the object store spent on each side.',
     '',
@@ -348,7 +348,7 @@ function render(env: Record<string, string | number>, sides: readonly SideSummar
   if (stx !== undefined && lib !== undefined) {
     const stxCpu = stx.clientCpuPerGiB + (stx.daemonCpuPerGiB ?? 0);
     lines.push(
-      `stx ÷ lib-storage: wall ${f2(stx.wallSeconds / lib.wallSeconds)}×; stx's client + daemon CPU ${f2(stxCpu)} s/GiB against lib-storage's ${f2(lib.clientCpuPerGiB)} s/GiB (${f2(stxCpu / lib.clientCpuPerGiB)}×): what encryption, the durable-offset record and resume cost on top of the store's own speed.`,
+      `stx ÷ lib-storage: wall ${f2(stx.wallSeconds / lib.wallSeconds)}×; stx's client + daemon CPU ${f2(stxCpu)} s/GiB against lib-storage's ${f2(lib.clientCpuPerGiB)} s/GiB (${f2(stxCpu / lib.clientCpuPerGiB)}×): what encryption, the durable-offset record and resume cost on top of the store's own speed. Store CPU: ${f2(stx.storeCpuPerGiB / lib.storeCpuPerGiB)}× lib-storage's.`,
       '',
     );
   }
@@ -364,7 +364,7 @@ function render(env: Record<string, string | number>, sides: readonly SideSummar
       '|---|---|---|---|---|---|---|---|',
       `| ${fleet.clients} | ${f1(fleet.bytes / MiB)} | ${f2(fleet.seconds)} | ${f1(fleet.aggregateMiBPerSecond)} | ${f2(fleet.daemonCpuSecondsPerGiB)} | ${f2(fleet.storeCpuSecondsPerGiB)} | ${f2(fleet.clientsCpuSecondsPerGiB)} | ${fleet.verified}/${fleet.clients} |`,
       '',
-      ...fleet.perDaemon.map((d, i) => `- daemon ${i === 0 ? 'A' : 'B'}: ${d.clients} clients, ${f2(d.cpuSeconds)} CPU s, peak RSS ${f1(d.peakRssMiB)} MiB`),
+      ...fleet.perDaemon.map((d, i) => `- daemon ${i === 0 ? 'A' : 'B'}: ${d.clients} clients, ${f2(d.cpuSeconds)} CPU s (${f1((d.cpuSeconds * 1000) / d.clients)} ms per upload), peak RSS ${f1(d.peakRssMiB)} MiB`),
       ...fleet.failures.map((f) => `- failed: ${f}`),
       '',
     );
