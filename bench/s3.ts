@@ -418,7 +418,15 @@ export async function runS3Bench(argv: readonly string[], deps: { parseSize: (te
   if (missing.length > 0) throw new Error(`Ceph is not installed (missing ${missing.join(', ')}): apt-get install --no-install-recommends ceph-mon ceph-osd radosgw`);
   const loadAtStart = loadavg()[0] ?? Number.NaN;
   const tmpRoot = await mkdtemp(join(tmpdir(), 'stx-bench-s3-'));
+  // Ctrl-C: stop the cluster (SIGKILL, its directory removed) and the temp files, then exit.
+  let stopCeph: () => Promise<void> = () => Promise.resolve();
+  const interrupted = (): void => {
+    rmSync(tmpRoot, { recursive: true, force: true });
+    void stopCeph().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', interrupted);
   const ceph = await startCeph();
+  stopCeph = () => ceph.stop();
   log(`ceph up in ${ceph.startMs} ms at ${ceph.endpoint}`);
   const s3 = createS3Client({ endpoint: ceph.endpoint, region: ceph.region, credentials: ceph });
   try {
@@ -464,6 +472,7 @@ export async function runS3Bench(argv: readonly string[], deps: { parseSize: (te
     const broken = records.some((r) => !r.ok || !r.verified) || 'failed' in fleet || fleet.verified < fleet.clients;
     return broken ? 1 : 0;
   } finally {
+    process.off('SIGINT', interrupted);
     s3.destroy();
     await ceph.stop();
     rmSync(tmpRoot, { recursive: true, force: true });
