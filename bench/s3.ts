@@ -27,7 +27,7 @@ import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, type S3Clie
 import { startStxDaemon } from './contenders/stx.js';
 import { transferTimeoutMs } from './contenders/types.js';
 import { ensureTools } from './lib/apt.js';
-import { describeExit, GNU_TIME_PATH, median, startMeasured, type Rusage } from './lib/measure.js';
+import { describeExit, GNU_TIME_PATH, median, startMeasured, type MeasuredProcess, type Rusage } from './lib/measure.js';
 import { benchScript, stxCommands } from './lib/paths.js';
 import { LOCAL } from './lib/placement.js';
 import { prepareTestFile } from './lib/prepare.js';
@@ -100,6 +100,16 @@ interface FleetResult {
   readonly failures: readonly string[];
 }
 
+/** The measured processes running now, killed on Ctrl-C (GNU time would outlive this process). */
+const live = new Set<MeasuredProcess>();
+
+/** Tracks `proc` in `live` until it exits. */
+function tracked(proc: MeasuredProcess): MeasuredProcess {
+  live.add(proc);
+  void proc.done.finally(() => live.delete(proc));
+  return proc;
+}
+
 /** CPU seconds (all threads) of `pid` so far, from /proc; 0 once it is gone. */
 async function cpuSecondsOf(pid: number): Promise<number> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
@@ -163,10 +173,11 @@ async function runStxSide(ctx: Context, run: number): Promise<SideRun> {
   const storeArgs = ['--store', `s3://${BUCKET}/stx-${run}`, '--s3-endpoint', ctx.endpoint];
   const daemon = await startStxDaemon(null, env, timeoutMs, LOCAL, storeArgs, [], undefined, join(dir, 'daemon.log'));
   if ('failed' in daemon) return fail(daemon.failed);
+  tracked(daemon.proc);
   const args = [stxCommands().sendCli, '127.0.0.1', String(daemon.port), ctx.file.path, '--fingerprint', daemon.fingerprint, '--json', '--quiet'];
   const store0 = await storeCpu(ctx.store);
   const t0 = performance.now();
-  const sent = await startMeasured(process.execPath, args, { timeoutMs, env }).done;
+  const sent = await tracked(startMeasured(process.execPath, args, { timeoutMs, env })).done;
   const wallSeconds = (performance.now() - t0) / 1000;
   const storeCpuSeconds = (await storeCpu(ctx.store)) - store0;
   await daemon.proc.signal('SIGTERM');
@@ -183,7 +194,7 @@ async function runLibSide(ctx: Context, run: number): Promise<SideRun> {
   const args = [benchScript('s3-upload.js'), ctx.file.path, ctx.endpoint, BUCKET, key, String(ctx.partBytes), String(ctx.queueSize)];
   const store0 = await storeCpu(ctx.store);
   const t0 = performance.now();
-  const done = await startMeasured(process.execPath, args, { timeoutMs: transferTimeoutMs(ctx.file.size), env: ctx.env }).done;
+  const done = await tracked(startMeasured(process.execPath, args, { timeoutMs: transferTimeoutMs(ctx.file.size), env: ctx.env })).done;
   const wallSeconds = (performance.now() - t0) / 1000;
   const storeCpuSeconds = (await storeCpu(ctx.store)) - store0;
   if (done.exitCode !== 0 || done.rusage === null) {
@@ -215,6 +226,7 @@ async function runFleet(ctx: Context, clients: number, sizes: readonly number[],
         for (const started of daemons) await started.proc.signal('SIGKILL');
         throw new Error(d.failed);
       }
+      tracked(d.proc);
       daemons.push(d);
     }
     const pids = await Promise.all(daemons.map((d) => d.proc.childPid()));
@@ -418,11 +430,13 @@ export async function runS3Bench(argv: readonly string[], deps: { parseSize: (te
   if (missing.length > 0) throw new Error(`Ceph is not installed (missing ${missing.join(', ')}): apt-get install --no-install-recommends ceph-mon ceph-osd radosgw`);
   const loadAtStart = loadavg()[0] ?? Number.NaN;
   const tmpRoot = await mkdtemp(join(tmpdir(), 'stx-bench-s3-'));
-  // Ctrl-C: stop the cluster (SIGKILL, its directory removed) and the temp files, then exit.
+  // Ctrl-C: kill the stx and uploader processes, stop the cluster (SIGKILL, its directory removed), remove the temp files, exit.
   let stopCeph: () => Promise<void> = () => Promise.resolve();
   const interrupted = (): void => {
     rmSync(tmpRoot, { recursive: true, force: true });
-    void stopCeph().finally(() => process.exit(130));
+    void Promise.all([...live].map((p) => p.signal('SIGKILL')))
+      .then(stopCeph)
+      .finally(() => process.exit(130));
   };
   process.once('SIGINT', interrupted);
   const ceph = await startCeph();
