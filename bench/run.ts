@@ -7,6 +7,7 @@
 //                          [--profile-daemon DIR] [--memory-sizes 256M,4G]
 //                          [--tuning on|off|LIST] [--compare REF]
 //   node dist/bench/run.js --wan RTT,RATE [...]   (bench/wan.ts: the contenders over an emulated long link)
+//   node dist/bench/run.js --store s3 [...]       (bench/s3.ts: stx into Ceph RGW vs @aws-sdk/lib-storage)
 //
 // The extras (bench/extras) measure stx alone: handshake latency and rate, many concurrent clients,
 // and peak memory by file size; RESULTS.md checks the issue's targets against this run.
@@ -35,6 +36,7 @@ import { cryptoFloor } from './lib/floor.js';
 import { ratios, renderMarkdown, summarise, type RunRecord } from './lib/report.js';
 import { sha256File } from './lib/testfile.js';
 import { isWanRun, runWan, WAN_USAGE } from './wan.js';
+import { isS3Run, runS3Bench, S3_USAGE } from './s3.js';
 import { parseTuning } from '../src/runtime/tuning.js';
 
 const CONTENDERS: readonly Contender[] = [raw, scp, sftp, tus, stx, stxSealed];
@@ -77,7 +79,8 @@ const USAGE = `usage: node dist/bench/run.js [options]
   --compare REF   also build stx from git REF (a temporary worktree) and run it interleaved with this
                   checkout's (contenders: stx unless --only says; extras: none unless --extras says);
                   writes COMPARE.md and compare.json instead of RESULTS.md and results.json
-${WAN_USAGE}`;
+${WAN_USAGE}
+${S3_USAGE}`;
 
 /** "256M", "1G", "1.5GiB", "4096" → bytes. */
 function parseSize(text: string): number {
@@ -187,6 +190,7 @@ async function cpuModel(): Promise<string> {
 async function main(): Promise<number> {
   // The tree bench (issue 13 item 7): its own contenders and trees, bench/tree.ts.
   if (process.argv.includes('--tree')) return (await import('./tree.js')).runTreeBench(process.argv.slice(2), log);
+  if (isS3Run(process.argv.slice(2))) return runS3Bench(process.argv.slice(2), { parseSize, log });
   if (isWanRun(process.argv.slice(2))) return runWan(process.argv.slice(2), { contenders: CONTENDERS, parseSize, log });
   const options = parseOptions(process.argv.slice(2));
   if (options === null) {

@@ -37,12 +37,12 @@ interface StxDaemon {
 
 /**
  * Starts stx-recv on the placement's host (127.0.0.1 by default; port picked by the daemon)
- * receiving into `recvDir`, with the bench's server key; `nodeArgs` go to node before the script
+ * receiving into `recvDir` (null: no --out, for a daemon whose `extraArgs` name a --store), with the bench's server key; `nodeArgs` go to node before the script
  * (--cpu-prof is not allowed in NODE_OPTIONS). `{ failed }` (after killing it) when it
  * announced no port and fingerprint.
  */
 export async function startStxDaemon(
-  recvDir: string,
+  recvDir: string | null,
   env: NodeJS.ProcessEnv,
   timeoutMs: number,
   place: Placement = LOCAL,
@@ -52,7 +52,7 @@ export async function startStxDaemon(
   logFile?: string,
 ): Promise<StxDaemon | { failed: string }> {
   const keyFile = await serverKey();
-  const recvArgs = [...nodeArgs, build.recvCli, '--listen', `${place.host}:0`, '--out', recvDir, '--key', keyFile, ...extraArgs];
+  const recvArgs = [...nodeArgs, build.recvCli, '--listen', `${place.host}:0`, ...(recvDir === null ? [] : ['--out', recvDir]), '--key', keyFile, ...extraArgs];
   const proc = startMeasured(...place.command('server', process.execPath, recvArgs), { timeoutMs, env, stdoutFile: logFile });
   const listening = await proc.waitForMatch('stderr', /listening on \S+:(\d+)/, READY_TIMEOUT_MS);
   const fingerprint = await proc.waitForMatch('stderr', /fingerprint (SHA256:\S+)/, READY_TIMEOUT_MS);
