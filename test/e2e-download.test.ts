@@ -11,7 +11,7 @@ import { downloadCases } from './conformance/download-cases.js';
 import { runConformance } from './conformance/runner.js';
 import { RawClient } from './hostile/raw-client.js';
 import { startDownProxy } from './support/down-proxy.js';
-import { makeFile, readJsonLine, runGet, runSend, sha256File, startDaemon, tempDir, type Daemon } from './support/procs.js';
+import { makeFile, makeTree, readJsonLine, runGet, runSend, sha256File, startDaemon, tempDir, type Daemon } from './support/procs.js';
 
 const MiB = 1024 * 1024;
 
@@ -64,13 +64,7 @@ describe('stx-get', () => {
       ['deep/er/still/x.txt', 5, 0o640, 1_700_000_000_750],
       ['with space/ünïcødé файл.bin', 70_000, 0o755, 1_650_000_000_500],
     ];
-    for (const [name, size, mode, mtime] of files) {
-      const p = path.join(src, name);
-      await mkdir(path.dirname(p), { recursive: true });
-      await makeFile(p, size, size);
-      await chmod(p, mode);
-      await utimes(p, mtime / 1000, mtime / 1000);
-    }
+    await makeTree(src, files);
     const sent = await Promise.all(files.map(([name]) => runSend([host, String(daemon.port), path.join(src, name), '--as', `tree/${name}`, '--quiet'], { STX_HOME: home })));
     for (const r of sent) assert.equal(r.code, 0, r.stderr);
     const to = path.join(tmp.dir, 'got');

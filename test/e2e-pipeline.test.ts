@@ -8,6 +8,7 @@ import { mkdir, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promi
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { RawClient, dataBody, sha256 } from './hostile/raw-client.js';
+import { logEvents } from './support/partials.js';
 import { readJsonLine, runSend, startDaemon, tempDir } from './support/procs.js';
 
 const dirs: { cleanup: () => Promise<void> }[] = [];
@@ -26,15 +27,6 @@ function content(n: number, seed: number): Buffer {
     out[i] = x & 0xff;
   }
   return out;
-}
-
-/** The daemon's log events of `event` (JSON lines on stdout). */
-function events(stdout: string, event: string): Record<string, unknown>[] {
-  return stdout
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as Record<string, unknown>)
-    .filter((e) => e['event'] === event);
 }
 
 describe('pipelined small files (§9.11)', () => {
@@ -77,8 +69,8 @@ describe('pipelined small files (§9.11)', () => {
       assert.equal(Math.round(st.mtimeMs), 1_650_000_000_099);
       assert.ok((await readFile(path.join(out, 'tree', 'd2', 'big.bin'))).equals(await readFile(path.join(src, 'd2', 'big.bin'))));
       // Only the big file was an OPEN; the small ones were PUTs on the one connection.
-      assert.equal(events(d.stdout(), 'open').length, 1);
-      assert.equal(events(d.stdout(), 'authenticated').length, 1);
+      assert.equal(logEvents(d.stdout(), 'open').length, 1);
+      assert.equal(logEvents(d.stdout(), 'authenticated').length, 1);
     } finally {
       await d.stop();
     }

@@ -6,17 +6,18 @@
 // one's lease ran out. The storage-level cases (storage-contract-s3.ts) run on the same cluster.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmod, lstat, mkdir, readdir, utimes } from 'node:fs/promises';
+import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import { after, before, describe, it } from 'node:test';
 import { S3Backend } from '../src/storage/s3/backend.js';
 import { createS3Client } from '../src/storage/s3/client.js';
+import { logEvents } from './support/partials.js';
 import { startBalancer, type Balancer } from './support/balancer.js';
 import { startCeph, type CephCluster } from './support/ceph.js';
 import { CONTRACT_BUCKET, s3StorageCases } from './storage-contract-s3.js';
-import { makeFile, RECV_CLI, readJsonLine, runGet as runGetAs, runSend, sha256File, spawnSend, startDaemon, tempDir, watchSend, type Daemon } from './support/procs.js';
+import { makeFile, makeTree, readJsonLine, RECV_CLI, runGet as runGetAs, runSend, sha256File, spawnSend, startDaemon, tempDir, watchSend, type Daemon } from './support/procs.js';
 
 const MiB = 1024 * 1024;
 const host = '127.0.0.1';
@@ -34,17 +35,6 @@ let balancer: Balancer;
 let home: string;
 
 const runGet = (args: string[]): ReturnType<typeof runGetAs> => runGetAs(args, home);
-
-
-/** The daemon's log events `event` (JSON lines on stdout). */
-function events(d: Daemon, event: string): Record<string, unknown>[] {
-  return d
-    .stdout()
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as Record<string, unknown>)
-    .filter((e) => e['event'] === event);
-}
 
 /** Waits (bounded: 20 s) until the store records some of partial `name` durable, and returns how much. */
 async function someDurable(name: string): Promise<number> {
@@ -105,13 +95,7 @@ describe('stx-recv --store s3://, two daemons on one bucket', () => {
       ['empty', 0, 0o600, 1_500_000_000_000],
       ['deep/er/x.txt', 5, 0o644, 1_700_000_000_750],
     ];
-    for (const [name, size, mode, mtime] of files) {
-      const p = path.join(src, name);
-      await mkdir(path.dirname(p), { recursive: true });
-      await makeFile(p, size, size);
-      await chmod(p, mode);
-      await utimes(p, mtime / 1000, mtime / 1000);
-    }
+    await makeTree(src, files);
     const sent = await runSend([host, String(a.port), src, '--json', '--quiet'], { STX_HOME: home });
     assert.equal(sent.code, 0, sent.stderr);
     const to = path.join(tmp.dir, 'got');
@@ -145,7 +129,7 @@ describe('stx-recv --store s3://, two daemons on one bucket', () => {
       const json = readJsonLine(r.stdout);
       assert.equal(json['sha256'], sha);
       assert.ok(Number(json['reconnects']) >= 1);
-      const opens = events(b, 'open').filter((e) => e['name'] === 'cut.bin');
+      const opens = logEvents(b.stdout(), 'open').filter((e) => e['name'] === 'cut.bin');
       assert.ok(opens.some((e) => Number(e['offset']) >= durable), `daemon B resumed from ${JSON.stringify(opens.map((e) => e['offset']))}, ${durable} were durable`);
       const to = path.join(tmp.dir, 'got-cut');
       const got = await runGet([host, String(a.port), 'cut.bin', '--to', to, '--quiet']);
@@ -172,9 +156,9 @@ describe('stx-recv --store s3://, two daemons on one bucket', () => {
       assert.equal(json['sha256'], sha);
       assert.ok(Number(json['held_elsewhere']) >= 1, `held_elsewhere ${String(json['held_elsewhere'])}`);
       assert.ok(Number(json['held_elsewhere_seconds']) > 0, `held_elsewhere_seconds ${String(json['held_elsewhere_seconds'])}`);
-      const refused = events(b, 'close').filter((e) => e['code'] === 'HELD_ELSEWHERE' && String(e['reason']).includes('moved.bin'));
+      const refused = logEvents(b.stdout(), 'close').filter((e) => e['code'] === 'HELD_ELSEWHERE' && String(e['reason']).includes('moved.bin'));
       assert.equal(refused.length, Number(json['held_elsewhere']), 'each refusal is one the client counted');
-      const opens = events(b, 'open').filter((e) => e['name'] === 'moved.bin');
+      const opens = logEvents(b.stdout(), 'open').filter((e) => e['name'] === 'moved.bin');
       assert.ok(opens.some((e) => Number(e['offset']) >= durable), `daemon B resumed from ${JSON.stringify(opens.map((e) => e['offset']))}, ${durable} were durable`);
     });
 
@@ -193,7 +177,7 @@ describe('stx-recv --store s3://, two daemons on one bucket', () => {
       const r = await client.result;
       assert.equal(r.code, 0, r.stderr);
       assert.equal(readJsonLine(r.stdout)['sha256'], sha);
-      const opens = events(b, 'open').filter((e) => e['name'] === 'killed.bin');
+      const opens = logEvents(b.stdout(), 'open').filter((e) => e['name'] === 'killed.bin');
       assert.ok(opens.some((e) => Number(e['offset']) >= durable), `daemon B resumed from ${JSON.stringify(opens.map((e) => e['offset']))}, ${durable} were durable`);
       const to = path.join(tmp.dir, 'got-killed');
       const got = await runGet([host, String(b.port), 'killed.bin', '--to', to, '--quiet']);

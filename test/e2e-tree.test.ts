@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { lstat, mkdir, readdir, readFile, readlink, symlink, utimes, writeFile, chmod } from 'node:fs/promises';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
+import { logEvents } from './support/partials.js';
 import { makeFile, readJsonLine, runSend, SEND_CLI, startDaemon, tempDir, type Daemon } from './support/procs.js';
 import { prng } from './support/prng.js';
 import { startProxy } from './support/proxy.js';
@@ -97,16 +98,6 @@ async function withDaemon(run: (d: Daemon, dir: string, out: string) => Promise<
 const send = (d: Daemon | { port: number }, dir: string, args: string[]): ReturnType<typeof runSend> =>
   runSend(['127.0.0.1', String(d.port), ...args, '--json', '--quiet', '--backoff', '50'], { STX_HOME: path.join(dir, 'home') });
 
-/** The daemon's log events of `event` (JSON lines on stdout). */
-function events(d: Daemon, event: string): Record<string, unknown>[] {
-  return d
-    .stdout()
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as Record<string, unknown>)
-    .filter((e) => e['event'] === event);
-}
-
 describe('stx-send with trees, several paths and stdin', () => {
   after(async () => {
     await shared?.d.stop();
@@ -139,7 +130,7 @@ describe('stx-send with trees, several paths and stdin', () => {
       assert.deepEqual(got, expected);
       assert.equal((await readdir(path.join(out, 'backup'))).join(','), 'tree');
       // One connection for the whole tree.
-      assert.equal(events(d, 'authenticated').length, 1);
+      assert.equal(logEvents(d.stdout(), 'authenticated').length, 1);
     });
   });
 
@@ -189,7 +180,7 @@ describe('stx-send with trees, several paths and stdin', () => {
       const total = files * each;
       const proxy = await startProxy(d.port, { cutAt: [Math.floor(total * 0.45)] });
       try {
-        const before = { done: events(d, 'upload').filter((e) => e['outcome'] === 'done').length, opens: events(d, 'open').length };
+        const before = { done: logEvents(d.stdout(), 'upload').filter((e) => e['outcome'] === 'done').length, opens: logEvents(d.stdout(), 'open').length };
         const r = await send(proxy, dir, [src, '--to', 'cut']);
         assert.equal(r.code, 0, r.stderr);
         const json = readJsonLine(r.stdout);
@@ -198,12 +189,12 @@ describe('stx-send with trees, several paths and stdin', () => {
         assert.equal(proxy.cuts, 1);
         assert.deepEqual(await listing(path.join(out, 'cut', 'many')), await listing(src));
         // Every file was published once, and opened once except the one in flight at the cut.
-        const done = events(d, 'upload')
+        const done = logEvents(d.stdout(), 'upload')
           .filter((e) => e['outcome'] === 'done')
           .slice(before.done);
         assert.equal(done.length, files);
         assert.equal(new Set(done.map((e) => e['name'])).size, files);
-        const opens = events(d, 'open').slice(before.opens);
+        const opens = logEvents(d.stdout(), 'open').slice(before.opens);
         const reopened = opens.length - files;
         assert.ok(reopened <= 1, `${opens.length} OPENs for ${files} files`);
         // Bytes sent again: at most the file in flight, not the finished ones.

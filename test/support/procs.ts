@@ -2,7 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, open, readFile, rm, utimes } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { DIST_DIR } from './paths.js';
@@ -17,6 +17,17 @@ export const KEYGEN_CLI = path.join(DIST_DIR, 'bin', 'stx-keygen.js');
 export async function tempDir(prefix = 'stx-test-'): Promise<{ dir: string; cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
   return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** A tree under `root`: each [relative name, size, mode, mtime in ms] a file of makeFile's bytes (seeded by its size). */
+export async function makeTree(root: string, files: readonly (readonly [string, number, number, number])[]): Promise<void> {
+  for (const [name, size, mode, mtime] of files) {
+    const p = path.join(root, name);
+    await mkdir(path.dirname(p), { recursive: true });
+    await makeFile(p, size, size);
+    await chmod(p, mode);
+    await utimes(p, mtime / 1000, mtime / 1000);
+  }
 }
 
 /** Writes `size` bytes of seeded pseudo-random content; returns its SHA-256 hex. */
