@@ -3,9 +3,9 @@
 // 127.0.0.1 (the ssh cipher of bench/baseline-ssh.ts), and stx-send to a fresh stx-recv. Two
 // trees: 10,000 files of 4 KiB in 100 directories, and a mixed tree of 1,000 files from 1 KiB to
 // 64 MiB (~1 GiB); `--tree-scale F` makes both F times as many files (F < 1 for a quick run).
-// Runs are interleaved (every contender once, then again), the page cache is written back
-// (`sync`) before each, and every file of every run is verified (path and SHA-256) against the
-// source. Writes bench/RESULTS-tree.md.
+// Runs are interleaved (every contender once, then again), each into a fresh directory (nothing
+// is deleted until the end), the page cache is written back (`sync`) before each, and every file
+// of every run is verified (path and SHA-256) against the source. Writes bench/RESULTS-tree.md.
 //
 // Durability differs, and the table says so: stx answers a file only once it is fsync'd under
 // its name (§9.11, batched); rsync, scp and tar never fsync.
@@ -279,9 +279,12 @@ export async function runTreeBench(argv: readonly string[], log: (line: string) 
       const manifest = new Map([...(await writeTree(src, spec))].map(([k, v]) => [`tree/${k}`, v]));
       const byName = new Map(all.map((c) => [c.name, { contender: c.name, tree: spec.label, seconds: [] as number[], failures: [] as string[] }]));
       for (let run = 1; run <= runs; run++) {
-        for (const c of all) {
-          const dest = join(work, 'dest');
-          await rm(dest, { recursive: true, force: true });
+        for (const [i, c] of all.entries()) {
+          // A fresh directory per run, all removed only at the end: on ext4, files created within
+          // a minute or so of deleting many others cost several times as much (the inode
+          // allocator skips and re-reads each recently deleted inode), so removing the last run's
+          // tree here would slow the next run by seconds, whoever it is.
+          const dest = join(work, 'dest', `${spec.name}-${run}-${i}`);
           await mkdir(dest, { recursive: true });
           await execFileAsync('sync');
           const got = await c.run(src, dest, work);
@@ -303,7 +306,6 @@ export async function runTreeBench(argv: readonly string[], log: (line: string) 
         }
       }
       outcomes.push(...byName.values());
-      await rm(join(work, `src-${spec.name}`), { recursive: true, force: true });
     }
   } finally {
     if (typeof sshd !== 'string') sshd.stop();
@@ -322,7 +324,7 @@ function report(outcomes: readonly Outcome[], run: { scale: number; runs: number
     '',
     `${new Date().toISOString()}, ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, load average ${loadavg()
       .map((l) => l.toFixed(1))
-      .join(' ')} at the end; scale ${run.scale}, ${run.runs} interleaved runs per contender. Every run's files verified (path and SHA-256).`,
+      .join(' ')} at the end; scale ${run.scale}, ${run.runs} interleaved runs per contender, each into a fresh directory (nothing deleted until the end). Every run's files verified (path and SHA-256).`,
     'stx answers each file only once it is fsync\'d under its final name (batched, spec §9.11); rsync, scp and tar do not fsync.',
     '',
   ];
