@@ -25,7 +25,7 @@ const ALLOWED: Record<Layer, { ours: readonly Layer[]; forbiddenNode: RegExp }> 
 
 /**
  * The one file below recv/send that starts a process: the publishing thread's filesystem sync
- * (`sync -f`, syncfs(2), which Node has no call for), a shell it starts once per output directory.
+ * (syncfs(2), which Node has no call for: perl or `sync -f`), a process it starts once per output directory.
  */
 const SPAWNS = ['src/storage/local/put-thread.ts'] as const;
 

@@ -62,12 +62,31 @@ function write(r: Running): void {
   }
 }
 
+/** syncfs(2)'s system call number, where the tables are known (perl's syscall() takes the number). */
+const SYNCFS_NR: Partial<Record<string, number>> = { x64: 306, arm64: 267, riscv64: 267, loong64: 267 };
+
 /**
- * The filesystem syncs of one output directory: a small shell started once, in that directory,
- * that runs `sync -f .` (syncfs(2)) for every line it reads and answers 0 or 1. Forking the daemon
- * itself for every sync was not an option: a fork marks its whole heap copy-on-write, and the
- * page faults after each cost more than the sync. Null when this system's sync(1) cannot do it.
+ * The two ways to run syncfs(2) from a small process started once per output directory, in it,
+ * that syncs for every line it reads and answers 0 or 1 (its first line: ready or none). Perl
+ * (Debian's perl-base is an essential package) calls syncfs itself on the directory it holds
+ * open; the shell runs `sync -f .`, one process per sync, whose start cost ~3.5 ms of CPU each
+ * (134 of them for 10,000 small files). Forking the daemon itself for every sync was not an
+ * option: a fork marks its whole heap copy-on-write, and the page faults after each cost more
+ * than the sync.
  */
+function syncCommands(): [string, string[]][] {
+  const nr = SYNCFS_NR[process.arch];
+  const perl =
+    'opendir(D, ".") or do { print "none\n"; exit 0 }; $| = 1; my $nr = ' +
+    String(nr) +
+    '; if (syscall($nr, fileno(D)) != 0) { print "none\n"; exit 0 } print "ready\n"; while (<STDIN>) { print syscall($nr, fileno(D)) == 0 ? "0\n" : "1\n" }';
+  const sh = 'if sync -f . 2>/dev/null; then echo ready; else echo none; exit 0; fi; while read -r _; do if sync -f .; then echo 0; else echo 1; fi; done';
+  const commands: [string, string[]][] = [['/bin/sh', ['-c', sh]]];
+  if (nr !== undefined) commands.unshift(['perl', ['-e', perl]]);
+  return commands;
+}
+
+/** The filesystem syncs of one output directory, through one of syncCommands(). */
 class Syncer {
   readonly #proc: ChildProcessByStdio<Writable, Readable, null>;
   readonly #waiting: ((line: string) => void)[] = [];
@@ -75,10 +94,8 @@ class Syncer {
   #dead = false;
   readonly ready: Promise<boolean>;
 
-  constructor(dir: string) {
-    // First line: whether `sync -f` works here at all; then one line per request.
-    const script = 'if sync -f . 2>/dev/null; then echo ready; else echo none; exit 0; fi; while read -r _; do if sync -f .; then echo 0; else echo 1; fi; done';
-    this.#proc = spawn('/bin/sh', ['-c', script], { cwd: dir, stdio: ['pipe', 'pipe', 'ignore'] });
+  constructor(dir: string, command: [string, string[]]) {
+    this.#proc = spawn(command[0], command[1], { cwd: dir, stdio: ['pipe', 'pipe', 'ignore'] });
     this.#proc.unref();
     this.ready = this.#line().then((l) => l === 'ready');
     this.#proc.stdout.setEncoding('utf8').on('data', (d: string) => {
@@ -116,8 +133,9 @@ class Syncer {
   }
 }
 
-const syncers = new Map<string, Syncer>();
-/** Shells kept per thread (a daemon has one output directory; a test process may make many). */
+/** Per output directory its syncer, or null where neither command can sync (the caller then fsyncs). */
+const syncers = new Map<string, Syncer | null>();
+/** Sync processes kept per thread (a daemon has one output directory; a test process may make many). */
 const MAX_SYNCERS = 4;
 
 /**
@@ -129,19 +147,28 @@ const MAX_SYNCERS = 4;
 async function syncFilesystem(dir: string): Promise<boolean | Error> {
   let syncer = syncers.get(dir);
   if (syncer === undefined) {
-    // This thread runs one batch at a time: the oldest shell has no request waiting.
+    // This thread runs one batch at a time: the oldest process has no request waiting.
     for (const [old, s] of syncers) {
       if (syncers.size < MAX_SYNCERS) break;
-      s.close();
+      s?.close();
       syncers.delete(old);
     }
-    syncers.set(dir, (syncer = new Syncer(dir)));
+    syncer = null;
+    for (const command of syncCommands()) {
+      const candidate = new Syncer(dir, command);
+      if (await candidate.ready) {
+        syncer = candidate;
+        break;
+      }
+      candidate.close();
+    }
+    syncers.set(dir, syncer);
   }
-  if (!(await syncer.ready)) return false;
+  if (syncer === null) return false;
   if (await syncer.sync()) return true;
   syncers.delete(dir);
   syncer.close();
-  return Object.assign(new Error('sync -f failed'), { code: 'EIO' });
+  return Object.assign(new Error('sync failed'), { code: 'EIO' });
 }
 
 /** fsync of `fd` on the thread pool: the batch's fsyncs run at once and share journal commits. */
