@@ -276,13 +276,13 @@ export class RawClient {
     throw new Error(`expected ${type}, got ${describe(got)}`);
   }
 
-  /** Reads frames, skipping ACK and PONG, until one of `type`; anything else throws with what came. */
+  /** Reads frames, skipping ACK, PONG and PROGRESS (§9.7: sent while an answer takes long), until one of `type`; anything else throws with what came. */
   async untilFrame<N extends FrameName>(type: N, timeoutMs = DEFAULT_WAIT_MS): Promise<Extract<Frame, { type: N }>> {
     const end = Date.now() + timeoutMs;
     for (let i = 0; i < 10_000; i++) {
       const got = await this.next(Math.max(0, end - Date.now()));
       if (got.kind === 'frame' && got.frame.type === type) return got.frame as Extract<Frame, { type: N }>;
-      if (got.kind === 'frame' && (got.frame.type === 'ACK' || got.frame.type === 'PONG')) continue;
+      if (got.kind === 'frame' && (got.frame.type === 'ACK' || got.frame.type === 'PONG' || got.frame.type === 'PROGRESS')) continue;
       throw new Error(`expected ${type}, got ${describe(got)}`);
     }
     throw new Error(`no ${type} in 10000 frames`);
