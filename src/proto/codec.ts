@@ -147,6 +147,13 @@ export function decodeBody(body: Buffer): Frame {
       return { type: name, size: f.num('size'), sha256: f.bin('sha256') };
     case 'PUT_FAILED':
       return { type: name, code: f.num('code'), message: f.str('message') };
+    case 'PUT_INLINE':
+      return { type: name, name: f.str('name'), mtime: f.num('mtime'), mode: f.num('mode'), sha256: f.bin('sha256'), data: f.bin('data') };
+    case 'PUTS_DONE': {
+      const sha256s = f.bin('sha256s');
+      if (sha256s.length % 32 !== 0) throw new ProtocolError('MALFORMED_FRAME', `PUTS_DONE: sha256s of ${sha256s.length} bytes is no multiple of 32`);
+      return { type: name, sha256s };
+    }
     case 'DONE':
       return { type: name, size: f.num('size'), sha256: f.bin('sha256') };
     case 'PROGRESS':
