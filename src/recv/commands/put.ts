@@ -148,7 +148,8 @@ export function runPut(link: CommandLink<Tagged>, file: PutFile, chunks: readonl
 
 /**
  * PUT_INLINE (§9.11 step 6): a whole file in one record, in Ready, which the connection stays in.
- * Its data lives in the channel's buffer: copied, and counted as held until the job is over.
+ * Its data is copied out of the record's body (the job holds the file's bytes alone, whatever the
+ * channel does with bodies) and counted as held until the job is over.
  */
 export function putInline(frame: Extract<Frame, { type: 'PUT_INLINE' }>, link: CommandLink<Tagged>): void {
   const data = Buffer.from(frame.data);
