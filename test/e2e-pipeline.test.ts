@@ -1,7 +1,8 @@
 // Pipelined small files (spec/PROTOCOL.md §9.11) against the real binaries: a tree of small files
 // goes as PUTs on one connection with a refused file in the middle (the others land, the exit code
 // and --json report it), and a file answered PUT_DONE survives a SIGKILL of the daemon right
-// after its answer (durability batched, never skipped).
+// after its answer (durability batched, never skipped); a cut with PUT_INLINEs and PUTs in flight
+// sends the unanswered ones again, whole, on the next connection (§9.11 steps 3 and 6).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
@@ -9,6 +10,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { RawClient, dataBody, sha256 } from './hostile/raw-client.js';
 import { logEvents } from './support/partials.js';
+import { startProxy } from './support/proxy.js';
 import { readJsonLine, runSend, startDaemon, tempDir } from './support/procs.js';
 
 const dirs: { cleanup: () => Promise<void> }[] = [];
@@ -30,6 +32,42 @@ function content(n: number, seed: number): Buffer {
 }
 
 describe('pipelined small files (§9.11)', () => {
+  it('a cut with PUT_INLINEs and PUTs unanswered: they go again on the next connection, the tree arrives whole', async () => {
+    const t = await tempDir('stx-pipeline-cut-');
+    dirs.push(t);
+    const src = path.join(t.dir, 'src', 'cut');
+    const out = path.join(t.dir, 'out');
+    const files = new Map<string, Buffer>();
+    for (let d = 0; d < 2; d++) {
+      await mkdir(path.join(src, `d${d}`), { recursive: true });
+      for (let f = 0; f < 60; f++) {
+        // Mostly one PUT_INLINE each (3 KiB); every tenth too big for one record: PUT, DATA, END.
+        const data = content(f % 10 === 9 ? 30_000 : 3000 + f, 50_000 + d * 100 + f);
+        const rel = `d${d}/f${String(f).padStart(3, '0')}`;
+        await writeFile(path.join(src, rel), data);
+        files.set(rel, data);
+      }
+    }
+    const total = [...files.values()].reduce((n, b) => n + b.length, 0);
+    const d = await startDaemon(out, path.join(t.dir, 'home', 'key.pem'));
+    const proxy = await startProxy(d.port, { cutAt: [Math.floor(total / 2)] });
+    try {
+      const r = await runSend(['127.0.0.1', String(proxy.port), src, '--json', '--quiet', '--fingerprint', d.fingerprint, '--backoff', '20'], { STX_HOME: path.join(t.dir, 'home') });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(proxy.cuts, 1);
+      const json = readJsonLine(r.stdout);
+      assert.equal(json['files'], files.size);
+      assert.equal(json['reconnects'], 1);
+      // Sent again: at most what was unanswered at the cut (the client's window), never the tree twice.
+      const sent = Number(json['bytes_sent']);
+      assert.ok(sent > total && sent < 2 * total, `${sent} bytes sent for ${total}: some again, not all`);
+      for (const [rel, data] of files) assert.ok((await readFile(path.join(out, 'cut', rel))).equals(data), rel);
+    } finally {
+      await proxy.close();
+      await d.stop();
+    }
+  });
+
   it('a tree of 300 small files with a refused one in the middle: the others land on one connection, exit 6, --json lists it', async () => {
     const t = await tempDir('stx-pipeline-');
     dirs.push(t);

@@ -5,6 +5,7 @@ import {
   clientMachine,
   decodeBody,
   encodeBody,
+  encodeBodyParts,
   encodeFrame,
   MAX_PLAINTEXT_FRAME_LENGTH_BYTES,
   serverMachine,
@@ -71,6 +72,8 @@ for (const { file, vectors } of validFiles) {
         const decoded = decodeBody(body);
         assert.deepEqual({ ...decoded }, expected);
         assert.equal(encodeBody(decoded).toString('hex'), str(v, 'body_hex'));
+        // What the record layer seals (a PUT_INLINE's data apart) is the same body.
+        assert.equal(Buffer.concat(encodeBodyParts(decoded)).toString('hex'), str(v, 'body_hex'));
         assert.equal(encodeFrame(decoded).toString('hex'), hex);
         if (decoded.type !== 'DATA' && body.length <= MAX_PLAINTEXT_FRAME_LENGTH_BYTES) {
           assert.deepEqual(readStream(Buffer.from(hex, 'hex')).map((f) => ({ ...f })), [expected]);

@@ -1,7 +1,7 @@
 // The byte stream of one connection as frames (spec/PROTOCOL.md §2, §8): plaintext frames until
 // each direction switches to records, then one record per frame. No sockets: the caller pushes
 // received bytes in and writes the returned buffers out.
-import { decodeBody, decodeDataOffset, encodeBody, encodeDataHead, encodeFrame } from '../proto/codec.js';
+import { decodeBody, decodeDataOffset, encodeBodyParts, encodeDataHead, encodeFrame } from '../proto/codec.js';
 import { FRAME_TYPES } from '../proto/frames.js';
 import type { Frame } from '../proto/frames.js';
 import {
@@ -177,7 +177,7 @@ export class FrameChannel {
 
   /** Wire bytes for one frame: the plaintext frame, or the sealed record's pieces. */
   encode(frame: Frame): Buffer[] {
-    return this.sealer === null ? [encodeFrame(frame)] : this.sealer.seal(encodeBody(frame));
+    return this.sealer === null ? [encodeFrame(frame)] : this.sealer.seal(encodeBodyParts(frame));
   }
 
   /** Wire bytes for a body that was encoded already (the handshake's FINISHED messages). */

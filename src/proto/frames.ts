@@ -19,6 +19,8 @@ export const FRAME_TYPES = {
   PUT: 0x1a,
   PUT_DONE: 0x1b,
   PUT_FAILED: 0x1c,
+  PUT_INLINE: 0x1d,
+  PUTS_DONE: 0x1e,
   ERROR: 0x20,
   PING: 0x21,
   PONG: 0x22,
@@ -156,6 +158,28 @@ interface PutFailed {
   readonly code: number;
   readonly message: string;
 }
+/**
+ * A whole small file in one control frame (§9.11, revision 1.6): a PUT, its DATA and its END in
+ * one record. Answered as a PUT is, in the order of all PUTs.
+ */
+interface PutInline {
+  readonly type: 'PUT_INLINE';
+  readonly name: string;
+  readonly mtime: number;
+  readonly mode: number;
+  /** SHA-256 of `data`, as END's. */
+  readonly sha256: Buffer;
+  /** The whole file; its length is the file's size. */
+  readonly data: Buffer;
+}
+/**
+ * The answer to the next n PUTs not yet answered, all published and durable (§9.11, revision
+ * 1.6): their SHA-256 values concatenated, 32 bytes each, in the order of the PUTs.
+ */
+interface PutsDone {
+  readonly type: 'PUTS_DONE';
+  readonly sha256s: Buffer;
+}
 interface ErrorFrame {
   readonly type: 'ERROR';
   /** Wire number of the error code (§10); numbers this version does not know are kept. */
@@ -276,6 +300,8 @@ export type Frame =
   | Put
   | PutDone
   | PutFailed
+  | PutInline
+  | PutsDone
   | ErrorFrame
   | Ping
   | Pong

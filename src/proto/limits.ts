@@ -62,6 +62,19 @@ export const STREAM_ID_BYTES = 16;
 export const MAX_PUT_BYTES = MAX_DATA_CHUNK_BYTES;
 
 /**
+ * PUT_INLINE (§9.11, revision 1.6): the most its payload spends besides the name's and the data's
+ * bytes (map, keys, headers, mtime, mode, sha256). A file whose name and data fit in
+ * MAX_CONTROL_PAYLOAD_BYTES less this always fits in one PUT_INLINE.
+ */
+export const PUT_INLINE_OVERHEAD_BYTES = 96;
+
+/**
+ * Most PUTs one PUTS_DONE answers (§9.11, revision 1.6): its payload (map, key "sha256s", bin 16
+ * header: 12 bytes, and 32 bytes per PUT) stays within MAX_CONTROL_PAYLOAD_BYTES.
+ */
+export const MAX_PUTS_PER_DONE = Math.floor((MAX_CONTROL_PAYLOAD_BYTES - 12) / 32);
+
+/**
  * Ranged uploads (§9.13, revision 1.5). A ranged upload has at most MAX_RANGES_PER_UPLOAD ranges
  * over its life (each is a line of its crash-safe record) and at most MAX_STREAMS_PER_UPLOAD of
  * them claimed by a connection at once; a range is at least MIN_RANGE_BYTES long unless it ends

@@ -127,6 +127,11 @@ export function encodePayloadMap(fields: ReadonlyArray<readonly [string, Encodab
   return Buffer.concat(parts);
 }
 
+/** The canonical header of a `bin` of `n` bytes (§2.1), for senders that keep the bytes apart. */
+export function binHeader(n: number): Buffer {
+  return head(n, -1, -1, 0xc5, 0xc6, 0xc4);
+}
+
 function encodeStr(s: string): Buffer {
   const bytes = Buffer.from(s, 'utf8');
   return Buffer.concat([head(bytes.length, 0xa0, 31, 0xda, 0xdb, 0xd9), bytes]);

@@ -1,6 +1,6 @@
 // Field schemas of the control payloads (spec/PROTOCOL.md §2.1, §4) and their strict decoding.
 import { ProtocolError } from './errors.js';
-import { MAX_MESSAGE_BYTES, MAX_MODE, MAX_NAME_BYTES, MAX_PUT_BYTES, MAX_SAFE_UINT, STREAM_ID_BYTES } from './limits.js';
+import { MAX_CONTROL_PAYLOAD_BYTES, MAX_MESSAGE_BYTES, MAX_MODE, MAX_NAME_BYTES, MAX_PUT_BYTES, MAX_PUTS_PER_DONE, MAX_SAFE_UINT, STREAM_ID_BYTES } from './limits.js';
 
 type FieldKind =
   | { readonly kind: 'bin'; readonly min: number; readonly max: number }
@@ -51,6 +51,16 @@ export const SCHEMAS = {
   PUT: [field('name', str(1, MAX_NAME_BYTES)), field('size', uint(MAX_PUT_BYTES)), field('mtime', int), field('mode', uint(MAX_MODE))],
   PUT_DONE: [field('size', uint()), field('sha256', bin(32))],
   PUT_FAILED: [field('code', uint()), field('message', str(0, MAX_MESSAGE_BYTES))],
+  // The data is bounded by the payload's limit (§2), which the whole frame must keep.
+  PUT_INLINE: [
+    field('name', str(1, MAX_NAME_BYTES)),
+    field('mtime', int),
+    field('mode', uint(MAX_MODE)),
+    field('sha256', bin(32)),
+    field('data', bin(0, MAX_CONTROL_PAYLOAD_BYTES)),
+  ],
+  // A multiple of 32 bytes (checked by the decoder, codec.ts).
+  PUTS_DONE: [field('sha256s', bin(32, 32 * MAX_PUTS_PER_DONE))],
   ERROR: [field('code', uint()), field('message', str(0, MAX_MESSAGE_BYTES))],
   PING: [field('seq', uint())],
   PONG: [field('seq', uint())],

@@ -83,6 +83,7 @@ export const SERVER_RECEIVE: readonly Transition<ServerState>[] = [
   ['Ranging', 'PONG', 'Ranging'],
   ['Settling', 'PING', 'Settling'],
   ['Settling', 'PONG', 'Settling'],
+  ['Ready', 'PUT_INLINE', 'Ready'],
 ];
 
 /** Frames the server may send, per state (§11.1); ERROR is allowed everywhere, GOAWAY in SERVER_GOAWAY_STATES. */
@@ -131,6 +132,18 @@ export const SERVER_SEND: readonly Transition<ServerState>[] = [
   ['Claiming', 'PUT_FAILED', 'Claiming'],
   ['Ranging', 'PUT_FAILED', 'Ranging'],
   ['Settling', 'PUT_FAILED', 'Settling'],
+  ['Ready', 'PUTS_DONE', 'Ready'],
+  ['Opening', 'PUTS_DONE', 'Opening'],
+  ['Receiving', 'PUTS_DONE', 'Receiving'],
+  ['Verifying', 'PUTS_DONE', 'Verifying'],
+  ['Making', 'PUTS_DONE', 'Making'],
+  ['Listing', 'PUTS_DONE', 'Listing'],
+  ['Locating', 'PUTS_DONE', 'Locating'],
+  ['Serving', 'PUTS_DONE', 'Serving'],
+  ['Putting', 'PUTS_DONE', 'Putting'],
+  ['Claiming', 'PUTS_DONE', 'Claiming'],
+  ['Ranging', 'PUTS_DONE', 'Ranging'],
+  ['Settling', 'PUTS_DONE', 'Settling'],
 ];
 
 /** Frames the client may receive, per state (§11.2). */
@@ -216,6 +229,18 @@ export const CLIENT_RECEIVE: readonly Transition<ClientState>[] = [
   ['AwaitRangeOk', 'PUT_FAILED', 'AwaitRangeOk'],
   ['SendingRange', 'PUT_FAILED', 'SendingRange'],
   ['AwaitRangeDone', 'PUT_FAILED', 'AwaitRangeDone'],
+  ['Ready', 'PUTS_DONE', 'Ready'],
+  ['AwaitOpenOk', 'PUTS_DONE', 'AwaitOpenOk'],
+  ['Sending', 'PUTS_DONE', 'Sending'],
+  ['AwaitDone', 'PUTS_DONE', 'AwaitDone'],
+  ['AwaitMade', 'PUTS_DONE', 'AwaitMade'],
+  ['Listing', 'PUTS_DONE', 'Listing'],
+  ['AwaitGetOk', 'PUTS_DONE', 'AwaitGetOk'],
+  ['Fetching', 'PUTS_DONE', 'Fetching'],
+  ['Putting', 'PUTS_DONE', 'Putting'],
+  ['AwaitRangeOk', 'PUTS_DONE', 'AwaitRangeOk'],
+  ['SendingRange', 'PUTS_DONE', 'SendingRange'],
+  ['AwaitRangeDone', 'PUTS_DONE', 'AwaitRangeDone'],
 ];
 
 /** Frames the client may send, per state (§11.2); ERROR is allowed everywhere, PING and PONG where it may receive PING. */
@@ -236,6 +261,7 @@ export const CLIENT_SEND: readonly Transition<ClientState>[] = [
   ['Ready', 'RANGE', 'AwaitRangeOk'],
   ['SendingRange', 'DATA', 'SendingRange'],
   ['SendingRange', 'RANGE_END', 'AwaitRangeDone'],
+  ['Ready', 'PUT_INLINE', 'Ready'],
 ];
 
 /**

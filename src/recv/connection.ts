@@ -17,7 +17,7 @@ import type { Command, CommandLink, ReadyState } from './commands/command.js';
 import { getCommand, type GetState } from './commands/get.js';
 import { listCommand, type ListState } from './commands/list.js';
 import { uploadCommand, type UploadState } from './commands/upload.js';
-import { PutQueue } from './commands/put.js';
+import { PutQueue, putInline } from './commands/put.js';
 import {
   MAX_SERVE_OUTPUT_BYTES,
   MAX_UNREAD_OUTPUT_BYTES,
@@ -368,8 +368,13 @@ export class Connection {
       case 'Ready':
         // Every command but PUT waits until the PUTs before it are answered (§9.11): reading stops
         // meanwhile, and the frame is carried out in Ready afterwards.
-        if (frame.type !== 'PUT' && this.puts.size > 0) {
+        if (frame.type !== 'PUT' && frame.type !== 'PUT_INLINE' && this.puts.size > 0) {
           return this.puts.idle().then(() => (this.state.kind === 'Ready' ? this.receive(frame, raw) : undefined));
+        }
+        // A whole file in one record: its job starts and the connection stays in Ready (§9.11 step 6).
+        if (frame.type === 'PUT_INLINE') {
+          putInline(frame, this.commandLink);
+          return this.expect(next, frame.type);
         }
         for (const command of COMMANDS) {
           const step = command.start(frame, this.commandLink);

@@ -73,8 +73,11 @@ function connectError(host: string, port: number, err: Error): LocalError {
  */
 export type CommandFrames = (frame: Frame) => void;
 
-/** What a PUT is answered with (§9.11). */
-export type PutAnswer = Extract<Frame, { type: 'PUT_DONE' | 'PUT_FAILED' }>;
+/**
+ * What a PUT is answered with (§9.11): PUT_DONE, PUT_FAILED, or its place in a PUTS_DONE (revision
+ * 1.6), which gives only the SHA-256 (it binds the size too).
+ */
+export type PutAnswer = Extract<Frame, { type: 'PUT_DONE' | 'PUT_FAILED' }> | { readonly type: 'PUTS_DONE'; readonly sha256: Buffer };
 
 /** The states in which a command runs (§11.2): from its first frame until the connection is Ready again. */
 type CommandState = 'AwaitOpenOk' | 'Sending' | 'AwaitDone' | 'AwaitMade' | 'Listing' | 'AwaitGetOk' | 'Fetching' | 'AwaitRangeOk' | 'SendingRange' | 'AwaitRangeDone';
@@ -264,15 +267,7 @@ export class Connection implements DataSink {
    */
   put(put: Extract<Frame, { type: 'PUT' }>, data: Buffer, sha256: Buffer): { answer: Promise<PutAnswer>; ok: boolean } {
     this.writable();
-    const answer = new Promise<PutAnswer>((resolve, reject) => {
-      const off = this.onFailure(reject);
-      this.#puts.push((a) => {
-        off();
-        resolve(a);
-      });
-    });
-    // Handled by whoever awaits it; a connection that fails rejects every waiter alike.
-    answer.catch(() => undefined);
+    const answer = this.awaitPutAnswer();
     this.corkUntilNextTurn();
     this.move('PUT', 'sent');
     this.write(this.channel.encode(put));
@@ -283,6 +278,33 @@ export class Connection implements DataSink {
     this.move('END', 'sent');
     const ok = this.write(this.channel.encode({ type: 'END', sha256 }));
     return { answer, ok };
+  }
+
+  /**
+   * A whole small file in one record (§9.11 step 6, revision 1.6), in Ready, which the connection
+   * stays in; answered as put() is. The caller checks that the frame fits (PUT_INLINE_OVERHEAD_BYTES).
+   */
+  putInline(put: Extract<Frame, { type: 'PUT_INLINE' }>): { answer: Promise<PutAnswer>; ok: boolean } {
+    this.writable();
+    const answer = this.awaitPutAnswer();
+    this.corkUntilNextTurn();
+    this.move('PUT_INLINE', 'sent');
+    const ok = this.write(this.channel.encode(put));
+    return { answer, ok };
+  }
+
+  /** The answer of the PUT about to be sent: the next in line (§9.11); rejects if the connection fails first. */
+  private awaitPutAnswer(): Promise<PutAnswer> {
+    const answer = new Promise<PutAnswer>((resolve, reject) => {
+      const off = this.onFailure(reject);
+      this.#puts.push((a) => {
+        off();
+        resolve(a);
+      });
+    });
+    // Handled by whoever awaits it; a connection that fails rejects every waiter alike.
+    answer.catch(() => undefined);
+    return answer;
   }
 
   /**
@@ -543,6 +565,13 @@ export class Connection implements DataSink {
       if (waiter === undefined) throw new ProtocolError('UNEXPECTED_FRAME', `${f.type} with no PUT unanswered`);
       this.lastProgress = Date.now();
       waiter(f);
+    }
+    if (f.type === 'PUTS_DONE') {
+      // The answers to the next n PUTs not yet answered, all done (§9.11 step 7).
+      const n = f.sha256s.length / 32;
+      if (n > this.#puts.length) throw new ProtocolError('UNEXPECTED_FRAME', `PUTS_DONE answers ${n} PUTs, ${this.#puts.length} unanswered`);
+      this.lastProgress = Date.now();
+      for (let i = 0; i < n; i++) this.#puts.shift()?.({ type: 'PUTS_DONE', sha256: f.sha256s.subarray(32 * i, 32 * (i + 1)) });
     }
     return r;
   }

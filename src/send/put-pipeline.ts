@@ -5,7 +5,7 @@
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { StxError, UploadError, codeFromWire, errorFor, ResourceError } from '../proto/errors.js';
-import { MAX_PUT_BYTES } from '../proto/limits.js';
+import { MAX_CONTROL_PAYLOAD_BYTES, MAX_PUT_BYTES, PUT_INLINE_OVERHEAD_BYTES } from '../proto/limits.js';
 import { LocalFileError } from '../transfer/source.js';
 import type { Connection, PutAnswer } from './connection.js';
 import type { Retry } from './retry.js';
@@ -34,6 +34,11 @@ interface InFlight<E> {
 /** Whether a file of `size` bytes goes as PUT. */
 export function fitsPut(size: number): boolean {
   return size <= MAX_PUT_BYTES;
+}
+
+/** Whether `item` goes as one PUT_INLINE record (§9.11 step 6), else as PUT, DATA, END. */
+function fitsInline(item: PutItem<unknown>): boolean {
+  return item.data.length + Buffer.byteLength(item.name, 'utf8') + PUT_INLINE_OVERHEAD_BYTES <= MAX_CONTROL_PAYLOAD_BYTES;
 }
 
 /** A file that cannot be opened or is no regular file: skipped, as the walk skips what it cannot read. */
@@ -129,7 +134,9 @@ export class PutPipeline<E> {
         let ok = true;
         for (const f of flights) {
           const { item } = f;
-          const sent = conn.put({ type: 'PUT', name: item.name, size: item.data.length, mtime: item.mtime, mode: item.mode }, item.data, item.sha256);
+          const sent = fitsInline(item)
+            ? conn.putInline({ type: 'PUT_INLINE', name: item.name, mtime: item.mtime, mode: item.mode, sha256: item.sha256, data: item.data })
+            : conn.put({ type: 'PUT', name: item.name, size: item.data.length, mtime: item.mtime, mode: item.mode }, item.data, item.sha256);
           f.answer = sent.answer;
           ok = sent.ok;
           this.on.sent(item.data.length);
@@ -173,8 +180,10 @@ export class PutPipeline<E> {
       this.on.failed(item, code === undefined ? new ResourceError('INTERNAL', `server error #${answer.code}: ${answer.message}`) : errorFor(code, answer.message));
       return;
     }
-    // As DONE (§9.1 step 7): the server must have published exactly this file.
-    if (answer.size !== item.data.length || answer.sha256.length !== item.sha256.length || !timingSafeEqual(answer.sha256, item.sha256)) {
+    // As DONE (§9.1 step 7): the server must have published exactly this file. A PUTS_DONE gives
+    // only the SHA-256, which binds the size too (§9.11 step 7).
+    const sizeOk = answer.type === 'PUTS_DONE' || answer.size === item.data.length;
+    if (!sizeOk || answer.sha256.length !== item.sha256.length || !timingSafeEqual(answer.sha256, item.sha256)) {
       throw new UploadError('INTEGRITY_FAILED', `the server confirmed a different size or SHA-256 for ${item.name} than the file has`);
     }
     this.on.done(item);

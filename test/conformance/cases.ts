@@ -16,7 +16,7 @@ import { dataBody, lengthPrefix, sampleFrame, withLength } from '../hostile/raw-
 import { downloadCases } from './download-cases.js';
 import { identicalCases } from './identical-cases.js';
 import { rangeCases } from './range-cases.js';
-import { describeOutcome, ending, nextEvent, nextFrame, open, partial, RawClient, ready, sha256, until, type RunContext } from './client.js';
+import { describeFrame, describeOutcome, ending, nextEvent, nextFrame, open, partial, RawClient, ready, sha256, until, type RunContext } from './client.js';
 
 export interface ConformanceCase {
   /** The spec section the case checks, as "§9.1". */
@@ -150,7 +150,7 @@ function validFrameCase(section: string, name: string, body: Buffer, frame: unkn
                 ? ['GET_OK', 'ERROR NOT_FOUND', 'ERROR NOT_ALLOWED']
                 : type === 'MKDIR' || type === 'SYMLINK'
                   ? MAKE_ANSWERS
-                  : type === 'PUT'
+                  : type === 'PUT' || type === 'PUT_INLINE'
                     ? PUT_ANSWERS
                     : type === 'RANGE'
                       ? RANGE_ANSWERS
@@ -794,6 +794,41 @@ function putRecords(c: RawClient, name: string, data: Buffer): Buffer[] {
   return out;
 }
 
+/** PUT_INLINE (§9.11 step 6): a whole file in one record. */
+function putInlineRecord(c: RawClient, name: string, data: Buffer, hash = sha256(data)): Buffer {
+  return c.sealFrame({ type: 'PUT_INLINE', name, mtime: 1_700_000_000_000, mode: 0o640, sha256: hash, data });
+}
+
+/**
+ * The answers to `hashes.length` PUTs (§9.11 step 7), PUTS_DONE taken apart: "done" for each file
+ * answered with its own SHA-256 ("done, wrong sha256" otherwise), PUT_FAILED with its code;
+ * " (PUTS_DONE)" after the list if one came. Stops at anything else, which it names.
+ */
+async function putAnswers(c: RawClient, ctx: RunContext, hashes: readonly Buffer[]): Promise<string> {
+  const got: string[] = [];
+  let batched = false;
+  for (let i = 0; i < hashes.length + 20 && got.length < hashes.length; i++) {
+    const next = await c.next(ctx.waitMs);
+    if (next.kind !== 'frame') {
+      got.push(await ending(c, ctx));
+      break;
+    }
+    const f = next.frame;
+    if (f.type === 'PONG' || f.type === 'PROGRESS' || f.type === 'ACK') continue;
+    const check = (h: Buffer): string => (hashes[got.length]?.equals(h) === true ? 'done' : 'done, wrong sha256');
+    if (f.type === 'PUT_DONE') got.push(check(f.sha256));
+    else if (f.type === 'PUTS_DONE') {
+      batched = true;
+      for (let at = 0; at < f.sha256s.length; at += 32) got.push(check(f.sha256s.subarray(at, at + 32)));
+    } else if (f.type === 'PUT_FAILED') got.push(describeFrame(f));
+    else {
+      got.push(describeFrame(f));
+      break;
+    }
+  }
+  return got.join(', ') + (batched ? ' (PUTS_DONE)' : '');
+}
+
 /** The next `n` answers, PROGRESS, PONG and ACK skipped, joined by ", ". */
 async function answers(c: RawClient, ctx: RunContext, n: number): Promise<string> {
   const got: string[] = [];
@@ -860,6 +895,52 @@ function putCases(): ConformanceCase[] {
         await ready(c, ctx);
         await c.write(c.sealFrame({ type: 'PUT', name: `${ctx.prefix}/put/late.bin`, size: 10, mtime: 1, mode: 0o600 }), c.seal(dataBody(5, patterned(5, 16))));
         return nextEvent(c, ctx);
+      },
+    },
+    {
+      section: '§9.11',
+      name: 'PUT_INLINE and PUT mixed, a bad name and a wrong SHA-256 among them: one order of answers, each checked',
+      expect: ['done, done, PUT_FAILED BAD_NAME, done, PUT_FAILED INTEGRITY_FAILED, done', 'done, done, PUT_FAILED BAD_NAME, done, PUT_FAILED INTEGRITY_FAILED, done (PUTS_DONE)'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        const files = [patterned(3000, 21), Buffer.alloc(0), patterned(10, 22), patterned(20_000, 23), patterned(50, 24), patterned(700, 25)];
+        const [a, empty, bad, big, wrong, last] = files;
+        if (a === undefined || empty === undefined || bad === undefined || big === undefined || wrong === undefined || last === undefined) throw new Error('six files');
+        await c.write(
+          putInlineRecord(c, `${ctx.prefix}/inline/a.bin`, a),
+          putInlineRecord(c, `${ctx.prefix}/inline/empty`, empty),
+          putInlineRecord(c, `${ctx.prefix}/inline/../x.bin`, bad),
+          ...putRecords(c, `${ctx.prefix}/inline/big.bin`, big),
+          putInlineRecord(c, `${ctx.prefix}/inline/wrong.bin`, wrong, sha256(Buffer.from('other'))),
+          putInlineRecord(c, `${ctx.prefix}/inline/last.bin`, last),
+        );
+        return putAnswers(c, ctx, files.map((f) => sha256(f)));
+      },
+    },
+    {
+      section: '§9.11',
+      name: 'PUTs with no PUT_INLINE on the connection are never answered by PUTS_DONE',
+      expect: ['done, done, done, done, done, done, done, done'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        const files = Array.from({ length: 8 }, (_, i) => patterned(100 + i, 30 + i));
+        await c.write(...files.flatMap((f, i) => putRecords(c, `${ctx.prefix}/plain-puts/f${i}.bin`, f)));
+        return putAnswers(c, ctx, files.map((f) => sha256(f)));
+      },
+    },
+    {
+      section: '§9.11',
+      name: 'MKDIR right behind PUT_INLINEs: the PUTs are answered first',
+      expect: ['done, done, MADE', 'done, done (PUTS_DONE), MADE'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        const files = [patterned(64, 40), patterned(65, 41)];
+        await c.write(
+          ...files.map((f, i) => putInlineRecord(c, `${ctx.prefix}/inline-dir/f${i}.txt`, f)),
+          c.sealFrame({ type: 'MKDIR', name: `${ctx.prefix}/inline-dir`, mtime: 1_600_000_000_000, mode: 0o750 }),
+        );
+        const first = await putAnswers(c, ctx, files.map((f) => sha256(f)));
+        return `${first}, ${await answers(c, ctx, 1)}`;
       },
     },
   ];

@@ -54,6 +54,7 @@ export async function partial(c: RawClient, ctx: RunContext, stopAfter: NonNulla
 
 export function describeFrame(f: Frame): string {
   if (f.type === 'PUT_FAILED') return `PUT_FAILED ${describeCode(f.code)}`;
+  if (f.type === 'PUTS_DONE') return `PUTS_DONE n=${f.sha256s.length / 32}`;
   return f.type === 'PING' || f.type === 'PONG' ? `${f.type} seq=${f.seq}` : f.type;
 }
 

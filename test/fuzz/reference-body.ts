@@ -47,6 +47,8 @@ const TYPES = new Map<number, { name: string; fields: readonly Field[] | null }>
   [0x1a, { name: 'PUT', fields: [{ name: 'name', kind: str(1, 4096) }, { name: 'size', kind: uint(1_048_576) }, { name: 'mtime', kind: int }, { name: 'mode', kind: uint(0o7777) }] }],
   [0x1b, { name: 'PUT_DONE', fields: [{ name: 'size', kind: uint() }, { name: 'sha256', kind: bin(32, 32) }] }],
   [0x1c, { name: 'PUT_FAILED', fields: [{ name: 'code', kind: uint() }, { name: 'message', kind: str(0, 1024) }] }],
+  [0x1d, { name: 'PUT_INLINE', fields: [{ name: 'name', kind: str(1, 4096) }, { name: 'mtime', kind: int }, { name: 'mode', kind: uint(0o7777) }, { name: 'sha256', kind: bin(32) }, { name: 'data', kind: bin(0, 16384) }] }],
+  [0x1e, { name: 'PUTS_DONE', fields: [{ name: 'sha256s', kind: bin(32, 16352) }] }],
   [0x20, { name: 'ERROR', fields: [{ name: 'code', kind: uint() }, { name: 'message', kind: str(0, 1024) }] }],
   [0x21, { name: 'PING', fields: [{ name: 'seq', kind: uint() }] }],
   [0x22, { name: 'PONG', fields: [{ name: 'seq', kind: uint() }] }],
@@ -276,6 +278,11 @@ function controlVerdict(name: string, fields: readonly Field[], payload: Buffer)
     frame.set(f.name, checked.value);
   }
   if (name === 'CLIENT_FINISHED' && frame.has('identity') !== frame.has('signature')) return MALFORMED;
+  // §4: PUTS_DONE's sha256s, a multiple of 32 bytes.
+  if (name === 'PUTS_DONE') {
+    const hashes = frame.get('sha256s');
+    if (!Buffer.isBuffer(hashes) || hashes.length % 32 !== 0) return MALFORMED;
+  }
   // §4: GET's size and mtime, both or neither.
   if (name === 'GET' && frame.has('size') !== frame.has('mtime')) return MALFORMED;
   return lenient ? { kind: 'either', frame, code: 'MALFORMED_FRAME' } : { kind: 'accept', frame };

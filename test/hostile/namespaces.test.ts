@@ -122,18 +122,21 @@ function codeOf(answer: Answer): string {
   return answer.ok ? 'OK' : answer.code;
 }
 
-/** A whole file as one PUT (§9.11) on a fresh connection: 'OK' (PUT_DONE) or the code of PUT_FAILED or ERROR. */
-async function put(a: Arena, key: KeyObject | undefined, name: string, data: Buffer): Promise<string> {
+/** A whole file as one PUT, or PUT_INLINE (§9.11), on a fresh connection: 'OK' (PUT_DONE) or the code of PUT_FAILED or ERROR. */
+async function put(a: Arena, key: KeyObject | undefined, name: string, data: Buffer, how: 'PUT' | 'PUT_INLINE' = 'PUT'): Promise<string> {
   const c = await connect(a, key);
   try {
-    await c.send({ type: 'PUT', name, size: data.length, mtime: MTIME, mode: 0o644 });
-    await c.sendData(data, 0);
-    await c.send({ type: 'END', sha256: sha256(data) });
+    if (how === 'PUT_INLINE') await c.send({ type: 'PUT_INLINE', name, mtime: MTIME, mode: 0o644, sha256: sha256(data), data });
+    else {
+      await c.send({ type: 'PUT', name, size: data.length, mtime: MTIME, mode: 0o644 });
+      await c.sendData(data, 0);
+      await c.send({ type: 'END', sha256: sha256(data) });
+    }
     for (let i = 0; i < 1000; i++) {
       const next = await c.next();
       if (next.kind !== 'frame') return next.kind === 'local' ? next.code : next.kind.toUpperCase();
       const f = next.frame;
-      if (f.type === 'PUT_DONE') return 'OK';
+      if (f.type === 'PUT_DONE' || f.type === 'PUTS_DONE') return 'OK';
       if (f.type === 'PUT_FAILED' || f.type === 'ERROR') return codeFromWire(f.code) ?? `#${f.code}`;
     }
     throw new Error('no answer to the PUT in 1000 frames');
@@ -250,6 +253,21 @@ describe('namespaces and rights', { concurrency: true }, () => {
       assert.equal(await put(a, p, 'put-vault.txt', Buffer.from('first')), 'OK');
       assert.equal(await put(a, q, 'put-vault.txt', Buffer.from('second')), 'EXISTS');
       assert.equal(readFileSync(path.join(a.out, 'vault/put-vault.txt'), 'utf8'), 'first');
+      assert.equal(readFileSync(path.join(a.out, 'hosts/web10/secret.txt'), 'utf8'), 'web10 only');
+    });
+
+    test('PUT_INLINE (§9.11 step 6) is confined and refused as PUT is', async () => {
+      assert.equal(await put(a, web1, 'inline.txt', Buffer.from('web1 inline'), 'PUT_INLINE'), 'OK');
+      assert.equal(readFileSync(path.join(a.out, 'hosts/web1/inline.txt'), 'utf8'), 'web1 inline');
+      assert.equal(existsSync(path.join(a.out, 'inline.txt')), false, 'nothing at the top of --out');
+      assert.equal(await put(a, web1, '../web10/secret.txt', Buffer.from('escape'), 'PUT_INLINE'), 'BAD_NAME');
+      assert.equal(await put(a, reader, 'ri.txt', Buffer.from('read-only key'), 'PUT_INLINE'), 'NOT_ALLOWED');
+      assert.equal(await put(a, small, 'big-inline.bin', Buffer.alloc(2048), 'PUT_INLINE'), 'TOO_LARGE');
+      assert.equal(await put(a, p, 'inline-vault.txt', Buffer.from('first'), 'PUT_INLINE'), 'OK');
+      assert.equal(await put(a, q, 'inline-vault.txt', Buffer.from('second'), 'PUT_INLINE'), 'EXISTS');
+      // Re-sent whole after a lost answer (§9.11 step 3): the same bytes are PUT_DONE, not EXISTS.
+      assert.equal(await put(a, q, 'inline-vault.txt', Buffer.from('first'), 'PUT_INLINE'), 'OK');
+      assert.equal(readFileSync(path.join(a.out, 'vault/inline-vault.txt'), 'utf8'), 'first');
       assert.equal(readFileSync(path.join(a.out, 'hosts/web10/secret.txt'), 'utf8'), 'web10 only');
     });
 

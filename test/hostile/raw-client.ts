@@ -563,6 +563,12 @@ export function sampleFrame(type: FrameName): Frame {
       return { type, size: 10, sha256: b32 };
     case 'PUT_FAILED':
       return { type, code: 30, message: 'refused' };
+    case 'PUT_INLINE': {
+      const data = Buffer.from('0123456789');
+      return { type, name: 'state-table-inline.bin', mtime: 1_700_000_000_000, mode: 0o644, sha256: createHash('sha256').update(data).digest(), data };
+    }
+    case 'PUTS_DONE':
+      return { type, sha256s: b32 };
     case 'SYMLINK':
       return { type, name: 'state-table-link', target: 'state-table.bin', mtime: 1_700_000_000_000 };
     case 'MADE':

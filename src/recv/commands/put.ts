@@ -4,12 +4,18 @@
 // one runs as a job of its own (store.put), many at a time, so their syncs overlap and a batch of
 // them costs about what one costs (storage/local/put.ts). The queue below is what a connection
 // holds of them: bounded in PUTs and bytes, and reading stops ('puts') while it is full.
+// PUT_INLINE (revision 1.6) is a PUT in one record; on a connection that sent one, runs of
+// answers ready together go out as one PUTS_DONE.
 import { StxError, wireNumber, ResourceError } from '../../proto/errors.js';
 import type { Frame } from '../../proto/frames.js';
+import { MAX_PUTS_PER_DONE } from '../../proto/limits.js';
 import { MAX_PUT_PENDING_BYTES, MAX_PUTS_PENDING } from '../config.js';
 import type { PauseReason } from '../read-gate.js';
+import type { CommandLink, Tagged } from './command.js';
 
 type Answer = Extract<Frame, { type: 'PUT_DONE' | 'PUT_FAILED' }>;
+/** What goes on the wire for the answers: one each, or a run of PUT_DONE as one PUTS_DONE (§9.11). */
+type AnswerFrame = Answer | Extract<Frame, { type: 'PUTS_DONE' }>;
 
 interface Pending {
   readonly bytes: number;
@@ -21,9 +27,13 @@ export class PutQueue {
   readonly #pending: Pending[] = [];
   #bytes = 0;
   #idle: (() => void)[] = [];
+  /** The client sent a PUT_INLINE, so it reads PUTS_DONE (§9.11 step 7). */
+  #batching = false;
+  /** A flush is due at the next turn of the event loop. */
+  #flushDue = false;
 
   constructor(
-    private readonly send: (answer: Answer) => void,
+    private readonly send: (answer: AnswerFrame) => void,
     private readonly gate: { hold(r: PauseReason): void; release(r: PauseReason): void },
     private readonly closed: () => boolean,
   ) {}
@@ -38,6 +48,11 @@ export class PutQueue {
     return this.#bytes;
   }
 
+  /** The client sent a PUT_INLINE: from now on answers ready together may go as one PUTS_DONE. */
+  allowBatches(): void {
+    this.#batching = true;
+  }
+
   /** Takes a PUT's job (never rejects: every failure is an answer); reading stops while the queue is full. */
   add(job: Promise<Answer>, bytes: number): void {
     const entry: Pending = { bytes, answer: undefined };
@@ -46,7 +61,10 @@ export class PutQueue {
     if (this.#full()) this.gate.hold('puts');
     void job.then((answer) => {
       entry.answer = answer;
-      this.#flush();
+      // The jobs of a sync batch settle in one turn: their answers leave together at the next.
+      if (this.#flushDue) return;
+      this.#flushDue = true;
+      setImmediate(() => this.#flush());
     });
   }
 
@@ -60,13 +78,29 @@ export class PutQueue {
     return this.#pending.length >= MAX_PUTS_PENDING || this.#bytes >= MAX_PUT_PENDING_BYTES;
   }
 
-  /** Sends the answers at the head that are ready, in order. */
+  /** Sends the answers at the head that are ready, in order: runs of PUT_DONE as PUTS_DONE when the client reads it. */
   #flush(): void {
+    this.#flushDue = false;
+    let run: Extract<Answer, { type: 'PUT_DONE' }>[] = [];
+    const sendRun = (): void => {
+      if (run.length === 0 || this.closed()) return;
+      const [only] = run;
+      this.send(run.length === 1 && only !== undefined ? only : { type: 'PUTS_DONE', sha256s: Buffer.concat(run.map((a) => a.sha256)) });
+      run = [];
+    };
     for (let head = this.#pending[0]; head?.answer !== undefined; head = this.#pending[0]) {
       this.#pending.shift();
       this.#bytes -= head.bytes;
-      if (!this.closed()) this.send(head.answer);
+      const answer = head.answer;
+      if (this.#batching && answer.type === 'PUT_DONE') {
+        run.push(answer);
+        if (run.length === MAX_PUTS_PER_DONE) sendRun();
+        continue;
+      }
+      sendRun();
+      if (!this.closed()) this.send(answer);
     }
+    sendRun();
     if (!this.#full() && !this.closed()) this.gate.release('puts');
     if (this.#pending.length === 0) {
       const waiting = this.#idle;
@@ -80,4 +114,46 @@ export class PutQueue {
 export function failedAnswer(err: unknown): Answer {
   const stx = err instanceof StxError ? err : new ResourceError('INTERNAL', 'internal error', { cause: err });
   return { type: 'PUT_FAILED', code: wireNumber(stx.code), message: stx.message.slice(0, 1000) };
+}
+
+/** A PUT's file, as PUT or PUT_INLINE names it (§9.11). */
+export interface PutFile {
+  readonly name: string;
+  readonly size: number;
+  readonly mtime: number;
+  readonly mode: number;
+}
+
+/**
+ * Starts the job of a PUT received whole (§9.11): checked and published by the store, its answer
+ * joins the queue in order; `release` lets go of its data once the job is over.
+ */
+export function runPut(link: CommandLink<Tagged>, file: PutFile, chunks: readonly Buffer[], sha256: Buffer, release: () => void): void {
+  const started = Date.now();
+  const job = link.store
+    .put({ principal: link.principal(), source: link.remoteAddress, name: file.name, size: file.size, mtime: file.mtime, mode: file.mode }, chunks, sha256, link.policy)
+    .then(
+      (result): Answer => {
+        link.log.debug({ event: 'put', client: link.principal(), name: result.name, size: file.size, unchanged: result.unchanged, ms: Date.now() - started }, 'file put');
+        return { type: 'PUT_DONE', size: result.size, sha256: result.sha256 };
+      },
+      (err: unknown) => {
+        link.log.info({ event: 'put', outcome: 'failed', client: link.principal(), name: file.name, code: err instanceof StxError ? err.code : 'INTERNAL', reason: err instanceof Error ? err.message : String(err) }, 'file put failed');
+        return failedAnswer(err);
+      },
+    )
+    .finally(release);
+  link.puts.add(job, file.size);
+}
+
+/**
+ * PUT_INLINE (§9.11 step 6): a whole file in one record, in Ready, which the connection stays in.
+ * Its data is copied out of the record's body (the job holds the file's bytes alone, whatever the
+ * channel does with bodies) and counted as held until the job is over.
+ */
+export function putInline(frame: Extract<Frame, { type: 'PUT_INLINE' }>, link: CommandLink<Tagged>): void {
+  const data = Buffer.from(frame.data);
+  link.held(data.length);
+  link.puts.allowBatches();
+  runPut(link, { name: frame.name, size: data.length, mtime: frame.mtime, mode: frame.mode }, [data], frame.sha256, () => link.held(-data.length));
 }

@@ -9,7 +9,7 @@ import { ACK_INTERVAL_BYTES, ACK_INTERVAL_MS, PROGRESS_INTERVAL_MS } from '../co
 import type { OpenUpload } from '../store.js';
 import { IdenticalFile } from '../store/identical.js';
 import type { Command, CommandLink, Tagged } from './command.js';
-import { failedAnswer } from './put.js';
+import { runPut } from './put.js';
 import { claimRange, closeRange, endRange, isRangeState, rangeData, type RangeState } from './range.js';
 
 /** A PUT being received (§9.11): its DATA so far, each chunk held until its job wrote it. */
@@ -324,27 +324,7 @@ function putEnd(put: Incoming, sha256: Buffer, endSize: number | undefined, link
     throw new UploadError('BAD_OFFSET', `PUT END after ${put.received} of ${size} bytes${endSize === undefined ? '' : ` (END says ${endSize})`}`);
   }
   link.enter({ kind: 'Ready' });
-  const { frame } = put;
-  const started = Date.now();
-  const job = link.store
-    .put(
-      { principal: link.principal(), source: link.remoteAddress, name: frame.name, size, mtime: frame.mtime, mode: frame.mode },
-      put.chunks,
-      sha256,
-      link.policy,
-    )
-    .then(
-      (result) => {
-        link.log.debug({ event: 'put', client: link.principal(), name: result.name, size, unchanged: result.unchanged, ms: Date.now() - started }, 'file put');
-        return { type: 'PUT_DONE' as const, size: result.size, sha256: result.sha256 };
-      },
-      (err: unknown) => {
-        link.log.info({ event: 'put', outcome: 'failed', client: link.principal(), name: frame.name, code: err instanceof StxError ? err.code : 'INTERNAL', reason: err instanceof Error ? err.message : String(err) }, 'file put failed');
-        return failedAnswer(err);
-      },
-    )
-    .finally(() => dropIncoming(put, link));
-  link.puts.add(job, size);
+  runPut(link, put.frame, put.chunks, sha256, () => dropIncoming(put, link));
 }
 
 /** Gives back what a PUT held: its chunks' leases, and the count of copied bytes. */

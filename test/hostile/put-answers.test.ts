@@ -1,0 +1,160 @@
+// PUT_INLINE and PUTS_DONE (spec §9.11 steps 6–7, revision 1.6), from both ends. stx-send against
+// evil servers whose PUTS_DONE lies (more PUTs than unanswered, an answer with none unanswered, a
+// hash that is not the file's): a typed error, the file never reported sent, no retry for a lie.
+// stx-recv, from a raw client: a run of PUT_INLINE is answered in order, at least partly by
+// PUTS_DONE, each hash the file's; PUTs alone never get PUTS_DONE.
+import assert from 'node:assert/strict';
+import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Frame } from '../../src/proto/frames.js';
+import { readJsonLine, runSend } from '../support/procs.js';
+import { startEvilServer, type Script } from './evil-server.js';
+import { startArena, type Arena } from './harness.js';
+import { dataBody, RawClient } from './raw-client.js';
+
+const sha256 = (b: Buffer): Buffer => createHash('sha256').update(b).digest();
+const HANG_BOUND_MS = 30_000;
+
+let arena: Arena;
+let evilKey: KeyObject;
+let tree: string;
+before(async () => {
+  evilKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+  arena = await startArena();
+  // Two small files: two PUT_INLINE, sent at once after the handshake.
+  tree = path.join(arena.src, 'two');
+  await mkdir(tree);
+  await writeFile(path.join(tree, 'a.txt'), 'alpha');
+  await writeFile(path.join(tree, 'b.txt'), 'bravo');
+});
+after(() => arena.close('after the PUT answer suite'));
+
+/** Reads the client's two PUT_INLINE frames. */
+async function twoInline(p: RawClient): Promise<Extract<Frame, { type: 'PUT_INLINE' }>[]> {
+  return [await p.expectFrame('PUT_INLINE'), await p.expectFrame('PUT_INLINE')];
+}
+
+describe('stx-send against servers whose PUTS_DONE lies', () => {
+  /** `files`: those the --json summary counts sent: only the ones a true answer confirmed. */
+  const cases: ReadonlyArray<{ name: string; code: string; exit: number; files: number; script: Script }> = [
+    {
+      name: 'a PUTS_DONE for three PUTs when two are unanswered',
+      code: 'UNEXPECTED_FRAME',
+      exit: 3,
+      files: 0,
+      script: async (p, hs) => {
+        if (!(await hs())) return;
+        const puts = await twoInline(p);
+        await p.send({ type: 'PUTS_DONE', sha256s: Buffer.concat([...puts.map((f) => f.sha256), Buffer.alloc(32, 1)]) });
+        await p.waitClosed(10_000);
+      },
+    },
+    {
+      name: 'a second PUTS_DONE with no PUT unanswered',
+      code: 'UNEXPECTED_FRAME',
+      exit: 3,
+      files: 2,
+      script: async (p, hs) => {
+        if (!(await hs())) return;
+        const puts = await twoInline(p);
+        await p.send({ type: 'PUTS_DONE', sha256s: Buffer.concat(puts.map((f) => f.sha256)) });
+        await p.send({ type: 'PUTS_DONE', sha256s: Buffer.alloc(32, 2) });
+        await p.waitClosed(10_000);
+      },
+    },
+    {
+      name: 'a PUTS_DONE whose second hash is not the file\'s',
+      code: 'INTEGRITY_FAILED',
+      exit: 7,
+      files: 1,
+      script: async (p, hs) => {
+        if (!(await hs())) return;
+        const [first] = await twoInline(p);
+        if (first === undefined) return;
+        await p.send({ type: 'PUTS_DONE', sha256s: Buffer.concat([first.sha256, sha256(Buffer.from('not bravo'))]) });
+        await p.waitClosed(10_000);
+      },
+    },
+  ];
+  for (const c of cases) {
+    it(`${c.name}: ${c.code}, exit ${c.exit}, not retried`, { timeout: 60_000 }, async () => {
+      const evil = await startEvilServer(evilKey, c.script);
+      try {
+        const r = await runSend(['127.0.0.1', String(evil.port), tree, '--fingerprint', evil.fingerprint, '--json', '--quiet', '--retries', '2', '--backoff', '20'], { STX_HOME: arena.home }, HANG_BOUND_MS);
+        assert.equal(r.code, c.exit, r.stderr);
+        assert.match(r.stderr, new RegExp(`error: ${c.code}: `));
+        assert.equal(evil.received.length, 1, 'a server that lies about its answers is not tried again');
+        const summary = readJsonLine(r.stdout);
+        assert.equal(summary['files'], c.files, 'only the files a true answer confirmed count as sent');
+      } finally {
+        await evil.close();
+      }
+    });
+  }
+});
+
+/** PUT_INLINE of `data` as `name`. */
+function inline(c: RawClient, name: string, data: Buffer): Buffer {
+  return c.sealFrame({ type: 'PUT_INLINE', name, mtime: 1_700_000_000_000, mode: 0o644, sha256: sha256(data), data });
+}
+
+/** The answers to `n` PUTs: the hashes answered in order, and how many PUTS_DONE carried them. */
+async function collect(c: RawClient, n: number): Promise<{ hashes: Buffer[]; batches: number; failed: number }> {
+  const hashes: Buffer[] = [];
+  let batches = 0;
+  let failed = 0;
+  for (let i = 0; i < 10 * n && hashes.length + failed < n; i++) {
+    const got = await c.next(10_000);
+    if (got.kind !== 'frame') throw new Error(`connection ended after ${hashes.length} answers: ${got.kind}`);
+    const f = got.frame;
+    if (f.type === 'PUT_DONE') hashes.push(f.sha256);
+    else if (f.type === 'PUT_FAILED') failed++;
+    else if (f.type === 'PUTS_DONE') {
+      batches++;
+      for (let at = 0; at < f.sha256s.length; at += 32) hashes.push(f.sha256s.subarray(at, at + 32));
+    } else throw new Error(`unexpected ${f.type}`);
+  }
+  return { hashes, batches, failed };
+}
+
+describe('stx-recv answers PUT_INLINE', () => {
+  it('200 PUT_INLINE in one write: every one answered in order with its hash, runs of them by PUTS_DONE; the files are there', { timeout: 60_000 }, async () => {
+    const c = await RawClient.connect(arena.daemon.port);
+    try {
+      assert.ok(await c.handshake());
+      const files = Array.from({ length: 200 }, (_, i) => Buffer.from(`file ${i} `.repeat(1 + (i % 50))));
+      await c.write(...files.map((d, i) => inline(c, `inline/d${i % 4}/f${i}.txt`, d)));
+      const { hashes, batches, failed } = await collect(c, files.length);
+      assert.equal(failed, 0);
+      assert.deepEqual(hashes.map((h) => h.toString('hex')), files.map((d) => sha256(d).toString('hex')));
+      assert.ok(batches > 0, 'answers ready together go as PUTS_DONE');
+      assert.ok(batches < files.length, 'a PUTS_DONE answers more than one PUT');
+    } finally {
+      c.destroy();
+    }
+    const { readFile } = await import('node:fs/promises');
+    assert.equal(await readFile(path.join(arena.out, 'inline/d3/f199.txt'), 'utf8'), 'file 199 '.repeat(50));
+  });
+
+  it('PUTs alone (no PUT_INLINE on the connection) are answered one PUT_DONE each, never by PUTS_DONE', { timeout: 60_000 }, async () => {
+    const c = await RawClient.connect(arena.daemon.port);
+    try {
+      assert.ok(await c.handshake());
+      const files = Array.from({ length: 50 }, (_, i) => Buffer.from(`plain ${i}`));
+      await c.write(
+        ...files.flatMap((d, i) => [
+          c.sealFrame({ type: 'PUT', name: `plain/f${i}.txt`, size: d.length, mtime: 1_700_000_000_000, mode: 0o644 }),
+          c.seal(dataBody(0, d)),
+          c.sealFrame({ type: 'END', sha256: sha256(d) }),
+        ]),
+      );
+      const { hashes, batches } = await collect(c, files.length);
+      assert.equal(batches, 0);
+      assert.equal(hashes.length, files.length);
+    } finally {
+      c.destroy();
+    }
+  });
+});
