@@ -30,7 +30,7 @@ import type {
 import { isPartialId, RECORD_VERSION, RESERVED_NAME_PREFIX } from '../backend.js';
 import { setTimeout as delay } from 'node:timers/promises';
 import { READ_AHEAD_BYTES, DEFAULT_LEASE_MS, LIST_CONCURRENCY, S3_FREE_BYTES, segmentBytes } from './config.js';
-import { Objects, PreconditionFailed, type ObjectInfo } from './objects.js';
+import { mapLimited, Objects, PreconditionFailed, type ObjectInfo } from './objects.js';
 import { S3Partial } from './partial.js';
 import { parseRecord, partialRecordOf, type S3Record, type Segment } from './record.js';
 import { SegmentFile } from './segments.js';
@@ -54,20 +54,6 @@ const META_SHA256 = 'stx-sha256';
 
 function badId(): ResourceError {
   return new ResourceError('INTERNAL', 'a partial id is 64 hex digits');
-}
-
-/** `fn` over `items`, at most `limit` at a time, results in order. */
-async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
 
 function modeOf(info: ObjectInfo, fallback: number): number {
@@ -173,7 +159,7 @@ export class S3Backend implements StorageBackend {
         }
         if (at > full.length * size) tail = { bytes: Buffer.concat(parts), pieces };
       }
-      const file = new SegmentFile(this.objects, folder, token, size, full, tail, limits.memory);
+      const file = new SegmentFile(this.objects, folder, token, size, meta.size, full, tail, limits.memory);
       const created = resume?.created ?? now;
       const record: PartialRecord = { version: RECORD_VERSION, ...meta, durable: keep, created, updated: resume?.updated ?? created };
       return new S3Partial({

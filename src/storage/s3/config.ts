@@ -29,6 +29,9 @@ export const MAX_PARTS = 10_000;
  */
 export const DEFAULT_LEASE_MS = 15_000;
 
+/** UploadPartCopy requests one publish runs at once (each is the store reading and writing a segment). */
+export const COPY_CONCURRENCY = 4;
+
 /** What one GET of a published file fetches for the sequential reads that follow (downloads). */
 export const READ_AHEAD_BYTES = 4 * MiB;
 

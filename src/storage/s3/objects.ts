@@ -19,6 +19,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { ResourceError, StxError } from '../../proto/errors.js';
+import { COPY_CONCURRENCY } from './config.js';
 
 /** A conditional write found another version than the one it was conditioned on (HTTP 412). */
 export class PreconditionFailed extends Error {}
@@ -36,6 +37,20 @@ export interface Listed {
   readonly keys: { readonly key: string; readonly size: number; readonly lastModified: number }[];
   /** Common prefixes ("folders") when listed with a delimiter, relative like the keys. */
   readonly folders: string[];
+}
+
+/** `fn` over `items`, at most `limit` at a time, results in order. */
+export async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i] as T, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
 }
 
 /** Pages one listing reads at most (1000 keys each): a bound, not a limit anyone should meet. */
@@ -211,11 +226,11 @@ export class Objects {
       const uploadId = created.UploadId;
       if (uploadId === undefined) throw new ResourceError('IO_ERROR', 'CreateMultipartUpload gave no upload id');
       try {
-        const parts: { ETag: string; PartNumber: number }[] = [];
-        for (const [i, key] of from.entries()) {
+        // The copies run COPY_CONCURRENCY at a time (each is the store reading and writing a segment).
+        const parts = await mapLimited(from, COPY_CONCURRENCY, async (key, i) => {
           const res = await this.client.send(new UploadPartCopyCommand({ ...target, UploadId: uploadId, PartNumber: i + 1, CopySource: copySource(this.bucket, this.prefix + key) }));
-          parts.push({ ETag: res.CopyPartResult?.ETag ?? '', PartNumber: i + 1 });
-        }
+          return { ETag: res.CopyPartResult?.ETag ?? '', PartNumber: i + 1 };
+        });
         if (rest.length > 0) {
           const res = await this.client.send(new UploadPartCommand({ ...target, UploadId: uploadId, PartNumber: from.length + 1, Body: rest, ContentLength: rest.length }));
           parts.push({ ETag: res.ETag ?? '', PartNumber: from.length + 1 });

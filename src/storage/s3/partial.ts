@@ -118,7 +118,7 @@ export class S3Partial extends QueuedPartial implements PartialUpload {
       if (this.failure !== undefined) throw this.failure;
       // The lease confirmed before anything is published (a daemon that lost it publishes nothing).
       await this.#write((stored) => stored ?? { ...this.record, segmentBytes: this.#segmentBytes, segments: [], holder: '', leaseUntil: 0 });
-      const { keys, rest } = this.#file.contents();
+      const { keys, rest } = await this.#file.contents();
       await this.#hooks.publish(keys, rest, name, options);
       this.#stored = undefined;
       await this.#hooks.remove();
@@ -142,7 +142,7 @@ export class S3Partial extends QueuedPartial implements PartialUpload {
     if (this.#stored !== undefined && this.#lost === undefined) {
       await this.#write((stored) => stored, false).catch(() => undefined);
     }
-    this.#file.release();
+    await this.#file.release();
     this.#hooks.closed();
   }
 
