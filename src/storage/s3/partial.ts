@@ -10,14 +10,14 @@ import { RECORD_VERSION } from '../backend.js';
 import { QueuedPartial } from '../queued-partial.js';
 import { WriteQueue } from '../write-queue.js';
 import { PreconditionFailed, type Objects } from './objects.js';
-import { partialRecordOf, type S3Record } from './record.js';
+import { partialRecordOf, type S3Record, type Segment, type Upload } from './record.js';
 import type { SegmentFile } from './segments.js';
 
 export interface S3PartialHooks {
-  /** Publishes the stored segments as `name` (claims, checks, copies). */
-  readonly publish: (keys: string[], rest: Buffer, name: string, options: PublishOptions) => Promise<void>;
-  /** Deletes the partial's objects, record first. */
-  readonly remove: () => Promise<void>;
+  /** Publishes the stored segments and the rest as `name` (claims, checks, completes the upload). */
+  readonly publish: (contents: { upload: Upload | undefined; full: Segment[]; rest: Buffer }, name: string, options: PublishOptions) => Promise<void>;
+  /** Deletes the partial's objects, record first (and, unless `published`, its unfinished uploads). */
+  readonly remove: (published: boolean) => Promise<void>;
   /** The partial is closed: another open of its id may start. */
   readonly closed: () => void;
 }
@@ -101,7 +101,7 @@ export class S3Partial extends QueuedPartial implements PartialUpload {
       return durable;
     }
     const updated = durable !== this.record.durable ? Date.now() : this.record.updated;
-    const record: S3Record = { ...this.record, version: RECORD_VERSION, durable, updated, segmentBytes: this.#segmentBytes, segments, holder: this.#token, leaseUntil: 0 };
+    const record: S3Record = { ...this.record, version: RECORD_VERSION, durable, updated, segmentBytes: this.#segmentBytes, segments, upload: this.#file.upload, holder: this.#token, leaseUntil: 0 };
     await this.#write(() => record);
     this.record = partialRecordOf(record);
     this.#recorded = true;
@@ -118,10 +118,9 @@ export class S3Partial extends QueuedPartial implements PartialUpload {
       if (this.failure !== undefined) throw this.failure;
       // The lease confirmed before anything is published (a daemon that lost it publishes nothing).
       await this.#write((stored) => stored ?? { ...this.record, segmentBytes: this.#segmentBytes, segments: [], holder: '', leaseUntil: 0 });
-      const { keys, rest } = await this.#file.contents();
-      await this.#hooks.publish(keys, rest, name, options);
+      await this.#hooks.publish(await this.#file.contents(), name, options);
       this.#stored = undefined;
-      await this.#hooks.remove();
+      await this.#hooks.remove(true);
     } finally {
       await this.close();
     }
@@ -129,7 +128,7 @@ export class S3Partial extends QueuedPartial implements PartialUpload {
 
   async discard(): Promise<void> {
     await this.close();
-    await this.#hooks.remove();
+    await this.#hooks.remove(false);
   }
 
   async close(): Promise<void> {

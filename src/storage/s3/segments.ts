@@ -1,27 +1,29 @@
 // A partial's bytes in the store, as the write queue's file (storage/write-queue.ts): full
-// segments of segmentBytes, each its own object named by the holder's token and its index, and
-// the segment being filled, held whole in memory. A segment that fills is written in the
-// background: up to MAX_SEGMENT_WRITES at once, each holding its buffer (charged to the
-// connection's memory) until the store has it; a write that would start one more waits for the
-// oldest (that is the backpressure). datasync() writes what the segment being filled gained since
-// the last one as a piece (an object of its own) and waits for the segment writes started before
-// it, so a checkpoint covers every byte written before it; writes go on meanwhile. Every byte is
-// written at most twice, once in a piece and once in its full segment. After MAX_PIECES pieces the
-// next datasync writes the segment so far as one piece instead, which bounds the record.
+// segments of segmentBytes, each a part of one multipart upload this open starts (at
+// `TOKEN-data` in the partial's folder, when its first segment fills), and the segment being
+// filled, held whole in memory. A segment that fills is written in the background: up to
+// MAX_SEGMENT_WRITES at once, each holding its buffer (charged to the connection's memory) until
+// the store has it; a write that would start one more waits for the oldest (that is the
+// backpressure). datasync() writes what the segment being filled gained since the last one as a
+// piece (an object of its own: parts cannot be read back, pieces can) and waits for the segment
+// writes started before it, so a checkpoint covers every byte written before it; writes go on
+// meanwhile. Every byte is written at most twice, once in a piece and once in its part. After
+// MAX_PIECES pieces the next datasync writes the segment so far as one piece instead, which
+// bounds the record. Publishing completes the upload: the store never copies the bytes.
 //
 // What is stored (stored(), the record's segment list) is the longest prefix the store holds:
 // the full segments already written, then the pieces of the first segment not yet written whole.
 // A segment keeps its pieces until its own write is done, so that prefix only grows.
 //
-// Segments are plain objects rather than the parts of a multipart upload because an unfinished
-// multipart upload's parts cannot be read: a daemon that takes a partial over must re-read its
-// durable prefix for the SHA-256 (§9.7), since node:crypto cannot save a hash's state.
+// Full segments an open keeps from an earlier one are stretches of an object (the backend
+// completes the earlier open's upload when it takes the partial over, so that its bytes can be
+// read back for the SHA-256, §9.7): they are readable, and a publish copies them in as parts.
 
 import { ResourceError } from '../../proto/errors.js';
 import type { LeaseAccount } from '../../transfer/body-pool.js';
 import type { PositionalFile } from '../write-queue.js';
 import type { Objects } from './objects.js';
-import type { Segment } from './record.js';
+import type { Segment, Upload } from './record.js';
 
 /** Pieces one segment may have in the record before they are written again as one. */
 export const MAX_PIECES = 16;
@@ -32,8 +34,8 @@ const FIRST_BUFFER_BYTES = 64 * 1024;
 
 /** One segment of the partial: filling, being written, or written. */
 interface Slot {
-  /** Its object's key below the partial's folder (once full). */
-  readonly key: string;
+  /** Where it is once stored whole: its part, or (kept from an earlier open) a stretch of an object. */
+  entry: Segment | undefined;
   /** Its bytes while it fills or is being written; undefined once written (or released). */
   buffer: Buffer | undefined;
   length: number;
@@ -56,6 +58,9 @@ export class SegmentFile implements PositionalFile {
   readonly #size: number;
   /** Every segment so far in order; the last one is being filled. */
   readonly #slots: Slot[] = [];
+  /** This open's multipart upload, started when its first segment fills. */
+  #upload: Promise<Upload> | undefined;
+  #uploadStarted: Upload | undefined;
   #pieceNo = 0;
   /** Writes one at a time; datasyncs one at a time (beside the writes). */
   #chain: Promise<unknown> = Promise.resolve();
@@ -91,7 +96,7 @@ export class SegmentFile implements PositionalFile {
     this.#segmentBytes = segmentBytes;
     this.#size = size;
     this.#memory = memory;
-    for (const s of full) this.#slots.push({ key: s.key, buffer: undefined, length: s.length, stored: true, writing: Promise.resolve(), pieces: [], piecesBytes: 0 });
+    for (const s of full) this.#slots.push({ entry: s, buffer: undefined, length: s.length, stored: true, writing: Promise.resolve(), pieces: [], piecesBytes: 0 });
     const bytes = tail?.bytes ?? Buffer.alloc(0);
     const slot = { ...this.#fresh(), length: bytes.length, pieces: tail?.pieces ?? [], piecesBytes: bytes.length };
     this.#slots.push(slot);
@@ -99,8 +104,12 @@ export class SegmentFile implements PositionalFile {
   }
 
   #fresh(): Slot {
-    const index = this.#slots.length;
-    return { key: `${this.#token}-${String(index).padStart(5, '0')}`, buffer: Buffer.alloc(0), length: 0, stored: false, writing: undefined, pieces: [], piecesBytes: 0 };
+    return { entry: undefined, buffer: Buffer.alloc(0), length: 0, stored: false, writing: undefined, pieces: [], piecesBytes: 0 };
+  }
+
+  /** This open's multipart upload, once started (the record names it while parts of it are listed). */
+  get upload(): Upload | undefined {
+    return this.#uploadStarted;
   }
 
   get #current(): Slot {
@@ -135,8 +144,8 @@ export class SegmentFile implements PositionalFile {
   stored(): Segment[] {
     const out: Segment[] = [];
     for (const s of this.#slots) {
-      if (s.stored) {
-        out.push({ key: s.key, length: s.length });
+      if (s.stored && s.entry !== undefined) {
+        out.push(s.entry);
         continue;
       }
       out.push(...s.pieces);
@@ -146,15 +155,17 @@ export class SegmentFile implements PositionalFile {
   }
 
   /**
-   * Once every segment write is done: the full segments' keys (relative to the store's prefix)
-   * and the rest, in memory: what a publish composes.
+   * Once every segment write is done: the full segments (parts of `upload`, or stretches of
+   * objects) and the rest, in memory: what a publish composes.
    */
-  async contents(): Promise<{ keys: string[]; rest: Buffer }> {
+  async contents(): Promise<{ upload: Upload | undefined; full: Segment[]; rest: Buffer }> {
     await this.#settled();
     this.#check();
     const current = this.#current;
-    const full = this.#slots.slice(0, -1);
-    return { keys: full.map((s) => this.#folder + s.key), rest: (current.buffer ?? Buffer.alloc(0)).subarray(0, current.length) };
+    const full = this.#slots.slice(0, -1).map((s) => s.entry).filter((e): e is Segment => e !== undefined);
+    // Only segments kept from an earlier open: an upload to copy them into.
+    if (full.length > 0) await this.#startUpload();
+    return { upload: this.#uploadStarted, full, rest: (current.buffer ?? Buffer.alloc(0)).subarray(0, current.length) };
   }
 
   /** Once the writes asked for so far and their segment writes are answered (never rejects). */
@@ -197,19 +208,34 @@ export class SegmentFile implements PositionalFile {
 
   #startWrite(slot: Slot): void {
     const bytes = (slot.buffer ?? Buffer.alloc(0)).subarray(0, slot.length);
+    // The slot being filled is the last one: part numbers follow the segments' places.
+    const part = this.#slots.length;
     this.#busy++;
-    slot.writing = this.#objects.put(this.#folder + slot.key, bytes).then(
-      () => {
-        this.#busy--;
-        slot.stored = true;
-        slot.pieces = [];
-        this.#setBuffer(slot, undefined);
-      },
-      (err: unknown) => {
-        this.#busy--;
-        this.#failure ??= err instanceof Error ? err : new ResourceError('IO_ERROR', `writing a segment failed (${String(err)})`);
-      },
-    );
+    slot.writing = this.#startUpload()
+      .then(async (u) => ({ key: u.key, length: bytes.length, part, etag: await this.#objects.uploadPart(this.#folder + u.key, u.id, part, bytes) }))
+      .then(
+        (entry) => {
+          this.#busy--;
+          slot.entry = entry;
+          slot.stored = true;
+          slot.pieces = [];
+          this.#setBuffer(slot, undefined);
+        },
+        (err: unknown) => {
+          this.#busy--;
+          this.#failure ??= err instanceof Error ? err : new ResourceError('IO_ERROR', `writing a segment failed (${String(err)})`);
+        },
+      );
+  }
+
+  /** This open's multipart upload, started at the first call. */
+  #startUpload(): Promise<Upload> {
+    const key = `${this.#token}-data`;
+    this.#upload ??= this.#objects.createUpload(this.#folder + key).then((id) => {
+      this.#uploadStarted = { key, id };
+      return this.#uploadStarted;
+    });
+    return this.#upload;
   }
 
   /** The oldest segment whose write has not been answered. */
@@ -265,8 +291,11 @@ export class SegmentFile implements PositionalFile {
     const to = Math.min(slot.length, from + (end - position));
     if (from >= to) return 0;
     if (slot.buffer !== undefined) return slot.buffer.copy(into, 0, from, to);
-    if (!slot.stored) return 0;
-    const bytes = await this.#objects.getRange(this.#folder + slot.key, from, to);
+    const entry = slot.entry;
+    // A part of this open's upload cannot be read back; nothing reads past what an open kept.
+    if (!slot.stored || entry === undefined || entry.part !== undefined) throw new ResourceError('INTERNAL', `bytes at ${position} of the partial are not readable`);
+    const at = entry.from ?? 0;
+    const bytes = await this.#objects.getRange(this.#folder + entry.key, at + from, at + to);
     return bytes.copy(into, 0);
   }
 
