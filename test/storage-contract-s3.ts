@@ -96,6 +96,38 @@ export function s3StorageCases(cluster: () => { ceph: CephCluster; client: S3Cli
       assert.deepEqual(await a.partials(), [], 'the partial is gone from the store');
     });
 
+    it('full segments are written as the parts of one multipart upload, not objects: publish completes it and leaves no upload or object behind; discard aborts it', async () => {
+      const [a] = daemons();
+      const MiB = 1024 * KiB;
+      const data = randomBytes(17 * MiB + 5); // two full segments and a tail
+      const pid = id('parts');
+      const folder = `.stx/partials/${pid}/`;
+      const p = await a.openPartial(pid, meta('parts.bin', data.length), undefined, limits());
+      await feed(p, data, 0, data.length);
+      assert.equal(await p.checkpoint(), data.length);
+      const { keys } = await a.objects.list(folder);
+      const pieces = keys.filter((k) => k.key !== `${folder}record`);
+      assert.ok(pieces.every((k) => /-\d{5}-\d+$/.test(k.key)), `only the record and pieces are objects: ${keys.map((k) => k.key).join(', ')}`);
+      assert.ok(pieces.reduce((n, k) => n + k.size, 0) < 8 * MiB, 'the pieces hold less than a segment');
+      assert.equal((await a.objects.listUploads(folder)).length, 1, 'one multipart upload holds the full segments');
+      await p.endWrites();
+      await p.publish('parts.bin', { mode: 0o640, mtime: 7_000, how: 'no-clobber' });
+      const file = await a.openFile('parts.bin');
+      assert.ok(file !== null);
+      const back = Buffer.alloc(file.size);
+      for (let at = 0; at < back.length; ) at += await file.readAt(back.subarray(at, Math.min(back.length, at + 4 * MiB)), at);
+      assert.ok(back.equals(data), 'the published file is whole');
+      assert.deepEqual([file.mode, file.mtime], [0o640, 7_000]);
+      await file.close();
+      assert.deepEqual([(await a.objects.list('.stx/partials/')).keys, await a.objects.listUploads('.stx/')], [[], []], 'nothing left of the partial');
+      const q = await a.openPartial(id('parts discarded'), meta('gone.bin', data.length), undefined, limits());
+      await feed(q, data, 0, 9 * MiB);
+      await q.checkpoint();
+      assert.equal((await a.objects.listUploads('.stx/')).length, 1);
+      await q.discard();
+      assert.deepEqual([(await a.objects.list('.stx/partials/')).keys, await a.objects.listUploads('.stx/')], [[], []], 'discarded: its upload aborted, its objects deleted');
+    });
+
     it("a daemon stalled past its lease loses the partial: another takes over, and the stalled one's next checkpoint fails with HELD_ELSEWHERE", async () => {
       const { ceph, client } = cluster();
       const prefix = `daemons-${n++}/`;

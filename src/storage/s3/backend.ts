@@ -46,6 +46,8 @@ export interface S3BackendOptions {
 }
 
 const STATE = `${RESERVED_NAME_PREFIX}/`;
+/** How old a record() read may be for the openPartial after it to use it. */
+const REUSE_READ_MS = 2_000;
 const PARTIALS = `${STATE}partials/`;
 const CLAIMS = `${STATE}claims/`;
 const META_MODE = 'stx-mode';
@@ -86,6 +88,8 @@ export class S3Backend implements StorageBackend {
   readonly objects: Objects;
   readonly #leaseMs: number;
   readonly #open = new Set<string>();
+  /** The last record() read per id, for the openPartial that follows it (bounded: see record()). */
+  readonly #lastRead = new Map<string, { got: { record: S3Record; etag: string } | undefined; at: number }>();
 
   constructor(options: S3BackendOptions) {
     this.objects = new Objects(options.client, options.bucket, options.prefix ?? '');
@@ -108,6 +112,8 @@ export class S3Backend implements StorageBackend {
   async record(id: string): Promise<PartialRecord | undefined> {
     if (!isPartialId(id)) throw badId();
     const got = await this.#readRecord(id);
+    // An OPEN asks for the record, then opens the partial: the open uses this read.
+    this.#lastRead.set(id, { got, at: Date.now() });
     return got === undefined ? undefined : partialRecordOf(got.record);
   }
 
@@ -119,7 +125,11 @@ export class S3Backend implements StorageBackend {
       const folder = `${PARTIALS}${id}/`;
       const recordKey = `${folder}record`;
       const token = randomBytes(6).toString('hex');
-      let stored = await this.#readRecord(id);
+      // The record() read just before, if any (a stale one only fails the conditional write below).
+      const recent = this.#lastRead.get(id);
+      this.#lastRead.delete(id);
+      let stored = recent !== undefined && Date.now() - recent.at < REUSE_READ_MS ? recent.got : await this.#readRecord(id);
+      const fresh = stored === undefined;
       const now = Date.now();
       if (stored !== undefined) {
         if (stored.record.holder !== '' && stored.record.leaseUntil > now) throw heldElsewhere(meta.name);
@@ -197,7 +207,8 @@ export class S3Backend implements StorageBackend {
         limits,
         hooks: {
           publish: (contents, name, options) => this.#publish(folder, contents, name, options),
-          remove: (published) => this.#remove(id, !published),
+          // A partial this open created holds only what it wrote: no listing needed to delete it.
+          remove: (published) => (published && fresh ? this.#removeKnown(id, file.written()) : this.#remove(id, !published)),
           closed: () => this.#open.delete(id),
         },
       });
@@ -437,6 +448,13 @@ export class S3Backend implements StorageBackend {
       else await delay(wait);
     }
     throw new UploadError('BUSY', `"${name}" is being published by another server of this store`);
+  }
+
+  /** Deletes partial `id`'s record, then `keys` (below its folder): all it holds. */
+  async #removeKnown(id: string, keys: readonly string[]): Promise<void> {
+    const folder = `${PARTIALS}${id}/`;
+    await this.objects.delete(`${folder}record`);
+    await mapLimited(keys, LIST_CONCURRENCY, (k) => this.objects.delete(folder + k));
   }
 
   /**

@@ -58,6 +58,8 @@ export class S3Partial extends QueuedPartial implements PartialUpload {
   #chain: Promise<unknown> = Promise.resolve();
   #lost: ResourceError | undefined;
   #recorded = false;
+  /** When the last record write that holds the lease started (ms since the epoch). */
+  #wroteAt = 0;
   #closed = false;
   readonly #renewal: NodeJS.Timeout;
 
@@ -116,8 +118,12 @@ export class S3Partial extends QueuedPartial implements PartialUpload {
     try {
       await this.queue.close();
       if (this.failure !== undefined) throw this.failure;
-      // The lease confirmed before anything is published (a daemon that lost it publishes nothing).
-      await this.#write((stored) => stored ?? { ...this.record, segmentBytes: this.#segmentBytes, segments: [], holder: '', leaseUntil: 0 });
+      // The lease confirmed before anything is published (a daemon that lost it publishes nothing):
+      // written again unless the last write is recent, which no other daemon can have taken over
+      // since (its lease runs leaseMs from before that write).
+      if (this.#stored === undefined || Date.now() - this.#wroteAt >= this.#leaseMs / 3) {
+        await this.#write((stored) => stored ?? { ...this.record, segmentBytes: this.#segmentBytes, segments: [], holder: '', leaseUntil: 0 });
+      }
       await this.#hooks.publish(await this.#file.contents(), name, options);
       this.#stored = undefined;
       await this.#hooks.remove(true);
@@ -164,11 +170,13 @@ export class S3Partial extends QueuedPartial implements PartialUpload {
       if (this.#lost !== undefined) throw this.#lost;
       const base = next(this.#stored?.record);
       if (base === undefined) return;
-      const record: S3Record = { ...base, holder: hold ? this.#token : '', leaseUntil: hold ? Date.now() + this.#leaseMs : 0 };
+      const startedAt = Date.now();
+      const record: S3Record = { ...base, holder: hold ? this.#token : '', leaseUntil: hold ? startedAt + this.#leaseMs : 0 };
       const condition = this.#stored === undefined ? { ifNoneMatch: true } : { ifMatch: this.#stored.etag };
       try {
         const etag = await this.#objects.put(this.#recordKey, Buffer.from(JSON.stringify(record)), condition);
         this.#stored = { record, etag };
+        if (hold) this.#wroteAt = startedAt;
       } catch (err) {
         if (err instanceof PreconditionFailed) {
           this.#lost = leaseLost(this.id, err);

@@ -74,6 +74,12 @@ export class SegmentFile implements PositionalFile {
   #stable = 0;
   /** Charged with the buffers held (the connection's share of --max-memory). */
   readonly #memory: LeaseAccount | undefined;
+  /** A written segment's buffer, kept for the next segment (no fresh pages to fault in, no garbage). */
+  #spare: Buffer | undefined;
+  /** Keys of the objects this open wrote (pieces, and its upload's once completed), below the folder. */
+  readonly #written: string[] = [];
+  /** Buffers a piece write is sending from: not reused until it is answered. */
+  readonly #pinned = new Map<Buffer, number>();
 
   /**
    * `full`: the stored full segments kept; `tail`: the bytes of the segment being filled and the
@@ -107,6 +113,11 @@ export class SegmentFile implements PositionalFile {
     return { entry: undefined, buffer: Buffer.alloc(0), length: 0, stored: false, writing: undefined, pieces: [], piecesBytes: 0 };
   }
 
+  /** The keys of every object this open wrote or may have (below the partial's folder). */
+  written(): string[] {
+    return this.#uploadStarted === undefined ? [...this.#written] : [...this.#written, this.#uploadStarted.key];
+  }
+
   /** This open's multipart upload, once started (the record names it while parts of it are listed). */
   get upload(): Upload | undefined {
     return this.#uploadStarted;
@@ -127,6 +138,8 @@ export class SegmentFile implements PositionalFile {
   async release(): Promise<void> {
     await this.#settled();
     this.#released = true;
+    if (this.#spare !== undefined) this.#memory?.held(-this.#spare.length);
+    this.#spare = undefined;
     for (let i = this.#firstUnstored; i < this.#slots.length; i++) {
       const s = this.#slots[i];
       if (s !== undefined) this.#setBuffer(s, undefined);
@@ -219,7 +232,12 @@ export class SegmentFile implements PositionalFile {
           slot.entry = entry;
           slot.stored = true;
           slot.pieces = [];
+          const buffer = slot.buffer;
           this.#setBuffer(slot, undefined);
+          if (buffer !== undefined && buffer.length === this.#segmentBytes && this.#spare === undefined && !this.#released && !this.#pinned.has(buffer)) {
+            this.#spare = buffer;
+            this.#memory?.held(buffer.length);
+          }
         },
         (err: unknown) => {
           this.#busy--;
@@ -266,12 +284,21 @@ export class SegmentFile implements PositionalFile {
         const from = slot.pieces.length >= MAX_PIECES ? 0 : slot.piecesBytes;
         const index = this.#slots.length - 1;
         const key = `${this.#token}-${String(index).padStart(5, '0')}-${String(this.#pieceNo++)}`;
-        const bytes = (slot.buffer ?? Buffer.alloc(0)).subarray(from, length);
-        piece = this.#objects.put(this.#folder + key, bytes).then(() => {
-          const stored = { key, length: length - from };
-          slot.pieces = from === 0 ? [stored] : [...slot.pieces, stored];
-          slot.piecesBytes = length;
-        });
+        this.#written.push(key);
+        const buffer = slot.buffer ?? Buffer.alloc(0);
+        this.#pinned.set(buffer, (this.#pinned.get(buffer) ?? 0) + 1);
+        piece = this.#objects
+          .put(this.#folder + key, buffer.subarray(from, length))
+          .then(() => {
+            const stored = { key, length: length - from };
+            slot.pieces = from === 0 ? [stored] : [...slot.pieces, stored];
+            slot.piecesBytes = length;
+          })
+          .finally(() => {
+            const n = (this.#pinned.get(buffer) ?? 1) - 1;
+            if (n === 0) this.#pinned.delete(buffer);
+            else this.#pinned.set(buffer, n);
+          });
       }
       await Promise.all([piece, ...earlier]);
       if (this.#failure !== undefined) throw this.#failure;
@@ -310,7 +337,15 @@ export class SegmentFile implements PositionalFile {
     const start = this.#start;
     const last = Math.min(this.#segmentBytes, Math.max(0, this.#size - start));
     const target = bytes <= last && (start > 0 || last < this.#segmentBytes) ? last : Math.max(bytes, 2 * buffer.length, FIRST_BUFFER_BYTES);
-    const grown = Buffer.allocUnsafe(Math.min(this.#segmentBytes, target));
+    const want = Math.min(this.#segmentBytes, target);
+    let grown: Buffer;
+    if (want === this.#segmentBytes && this.#spare !== undefined) {
+      grown = this.#spare;
+      this.#spare = undefined;
+      this.#memory?.held(-grown.length);
+    } else {
+      grown = Buffer.allocUnsafe(want);
+    }
     buffer.copy(grown, 0, 0, slot.length);
     this.#setBuffer(slot, grown);
   }
