@@ -128,6 +128,22 @@ export function s3StorageCases(cluster: () => { ceph: CephCluster; client: S3Cli
       assert.deepEqual([(await a.objects.list('.stx/partials/')).keys, await a.objects.listUploads('.stx/')], [[], []], 'discarded: its upload aborted, its objects deleted');
     });
 
+    it('a checkpoint whose segment fills meanwhile writes no piece: the part holds its bytes', async () => {
+      const [a] = daemons();
+      const MiB = 1024 * KiB;
+      const data = randomBytes(9 * MiB);
+      const pid = id('no piece');
+      const p = await a.openPartial(pid, meta('np.bin', data.length), undefined, limits());
+      await feed(p, data, 0, 8 * MiB - 64 * KiB);
+      const checkpoint = p.checkpoint();
+      await delay(100); // the checkpoint has begun waiting
+      await feed(p, data, 8 * MiB - 64 * KiB, 8 * MiB + 64 * KiB);
+      assert.ok((await checkpoint) >= 8 * MiB - 64 * KiB, 'the checkpoint covers what was written before it');
+      const { keys } = await a.objects.list(`.stx/partials/${pid}/`);
+      assert.deepEqual(keys.map((k) => k.key), [`.stx/partials/${pid}/record`], 'no piece was written');
+      await p.discard();
+    });
+
     it("a daemon stalled past its lease loses the partial: another takes over, and the stalled one's next checkpoint fails with HELD_ELSEWHERE", async () => {
       const { ceph, client } = cluster();
       const prefix = `daemons-${n++}/`;

@@ -112,6 +112,7 @@ export class S3Partial extends QueuedPartial implements PartialUpload {
 
   async endWrites(): Promise<void> {
     await this.queue.close();
+    this.#file.end();
   }
 
   async publish(name: string, options: PublishOptions): Promise<void> {

@@ -29,6 +29,13 @@ import type { Segment, Upload } from './record.js';
 export const MAX_PIECES = 16;
 /** Full segments one partial writes at once (each holds its buffer until written). */
 export const MAX_SEGMENT_WRITES = 4;
+/**
+ * How long a checkpoint waits for the segment being filled to fill (its part then holds the
+ * checkpoint's bytes) before it writes them as a piece. At the tens of MiB/s one partial takes,
+ * most checkpoints see their segment fill and write no piece; a slower upload's ACK comes this
+ * much later.
+ */
+export const PIECE_WAIT_MS = 250;
 /** The first buffer of a segment whose length is not known yet (it doubles as it fills). */
 const FIRST_BUFFER_BYTES = 64 * 1024;
 
@@ -68,6 +75,10 @@ export class SegmentFile implements PositionalFile {
   /** The first failed segment write: every later write and sync fails with it. */
   #failure: Error | undefined;
   #released = false;
+  /** No more writes come (end()). */
+  #ended = false;
+  /** Checkpoints waiting for the segment being filled to fill. */
+  readonly #fillWaiters = new Set<() => void>();
   /** Segment writes not answered yet. */
   #busy = 0;
   /** Slots below it are stored whole (a hint for #firstUnstored). */
@@ -138,6 +149,7 @@ export class SegmentFile implements PositionalFile {
   async release(): Promise<void> {
     await this.#settled();
     this.#released = true;
+    this.end();
     if (this.#spare !== undefined) this.#memory?.held(-this.#spare.length);
     this.#spare = undefined;
     for (let i = this.#firstUnstored; i < this.#slots.length; i++) {
@@ -212,6 +224,7 @@ export class SegmentFile implements PositionalFile {
         // Written in the background; past MAX_SEGMENT_WRITES at once, this write waits for the oldest.
         this.#startWrite(slot);
         this.#slots.push(this.#fresh());
+        for (const wake of this.#fillWaiters) wake();
         for (let oldest = this.#firstBusy(); this.#busy > MAX_SEGMENT_WRITES && oldest !== undefined; oldest = this.#firstBusy()) await oldest.writing;
         this.#check();
       }
@@ -279,7 +292,11 @@ export class SegmentFile implements PositionalFile {
       const earlier = this.#slots.slice(this.#firstUnstored, -1).map((s) => s.writing ?? Promise.resolve());
       const length = slot.length;
       let piece: Promise<void> = Promise.resolve();
-      if (length > slot.piecesBytes) {
+      // While bytes keep coming the segment may fill soon: its part then covers them, and no
+      // piece (bytes the store writes twice) is needed.
+      if (length > slot.piecesBytes && !this.#ended && (await this.#fills(slot, PIECE_WAIT_MS))) {
+        await slot.writing;
+      } else if (length > slot.piecesBytes) {
         // Too many pieces: the segment so far becomes one.
         const from = slot.pieces.length >= MAX_PIECES ? 0 : slot.piecesBytes;
         const index = this.#slots.length - 1;
@@ -305,6 +322,30 @@ export class SegmentFile implements PositionalFile {
     });
     this.#syncChain = run.catch(() => undefined);
     return run;
+  }
+
+  /** No more writes come (the queue is closed): a checkpoint waits for no segment to fill. */
+  end(): void {
+    this.#ended = true;
+    for (const wake of this.#fillWaiters) wake();
+    this.#fillWaiters.clear();
+  }
+
+  /** Whether `slot` fills (its part write starts) within `ms`, or before end(). */
+  async #fills(slot: Slot, ms: number): Promise<boolean> {
+    const filled = (): boolean => slot.writing !== undefined;
+    if (filled()) return true;
+    let wake: () => void = () => undefined;
+    const woken = new Promise<void>((resolve) => (wake = resolve));
+    this.#fillWaiters.add(wake);
+    const timer = setTimeout(wake, ms);
+    try {
+      await woken;
+    } finally {
+      clearTimeout(timer);
+      this.#fillWaiters.delete(wake);
+    }
+    return filled();
   }
 
   /** Bytes [position, …) of the partial below `limit` into `into`: from the objects, or the segments in memory. */
