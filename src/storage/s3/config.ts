@@ -16,6 +16,13 @@ export const SEGMENT_BYTES = 8 * MiB;
  * three quarters of it; so that two uploads (segment and write queue, 12 MiB each) still go on.
  */
 export const MIN_S3_MAX_MEMORY_BYTES = 32 * MiB;
+/**
+ * --max-memory by default with --store: a quarter of RAM as without, but at most this. The S3
+ * client (its modules, sockets and request buffers) adds ~30 MiB to the daemon's runtime: with the
+ * usual 128 MiB, two daemons serving 50 uploads of 1–4 MiB each peaked at 236 and 259 MiB RSS
+ * (npm run bench -- --store s3); the budget keeps one within ~256 MiB.
+ */
+export const MAX_S3_DEFAULT_MEMORY_BYTES = 96 * MiB;
 /** S3's bounds on a multipart upload's parts. */
 export const MIN_PART_BYTES = 5 * MiB;
 export const MAX_PART_BYTES = 5 * 1024 * MiB;
