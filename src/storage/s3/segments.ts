@@ -294,7 +294,9 @@ export class SegmentFile implements PositionalFile {
       let piece: Promise<void> = Promise.resolve();
       // While bytes keep coming the segment may fill soon: its part then covers them, and no
       // piece (bytes the store writes twice) is needed.
-      if (length > slot.piecesBytes && !this.#ended && (await this.#fills(slot, PIECE_WAIT_MS))) {
+      // (Not the file's last segment, shorter: it never becomes a part.)
+      const fillable = this.#size - this.#start >= this.#segmentBytes;
+      if (length > slot.piecesBytes && fillable && !this.#ended && (await this.#fills(slot, PIECE_WAIT_MS))) {
         await slot.writing;
       } else if (length > slot.piecesBytes) {
         // Too many pieces: the segment so far becomes one.
