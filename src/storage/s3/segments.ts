@@ -52,6 +52,8 @@ interface Slot {
   writing: Promise<void> | undefined;
   /** Stored pieces holding its first piecesBytes (until it is stored whole). */
   pieces: Segment[];
+  /** What is charged to the memory account for it. */
+  charged: number;
   piecesBytes: number;
 }
 
@@ -113,7 +115,7 @@ export class SegmentFile implements PositionalFile {
     this.#segmentBytes = segmentBytes;
     this.#size = size;
     this.#memory = memory;
-    for (const s of full) this.#slots.push({ entry: s, buffer: undefined, length: s.length, stored: true, writing: Promise.resolve(), pieces: [], piecesBytes: 0 });
+    for (const s of full) this.#slots.push({ entry: s, buffer: undefined, length: s.length, stored: true, writing: Promise.resolve(), pieces: [], piecesBytes: 0, charged: 0 });
     const bytes = tail?.bytes ?? Buffer.alloc(0);
     const slot = { ...this.#fresh(), length: bytes.length, pieces: tail?.pieces ?? [], piecesBytes: bytes.length };
     this.#slots.push(slot);
@@ -121,7 +123,7 @@ export class SegmentFile implements PositionalFile {
   }
 
   #fresh(): Slot {
-    return { entry: undefined, buffer: Buffer.alloc(0), length: 0, stored: false, writing: undefined, pieces: [], piecesBytes: 0 };
+    return { entry: undefined, buffer: Buffer.alloc(0), length: 0, stored: false, writing: undefined, pieces: [], piecesBytes: 0, charged: 0 };
   }
 
   /** The keys of every object this open wrote or may have (below the partial's folder). */
@@ -160,8 +162,19 @@ export class SegmentFile implements PositionalFile {
 
   /** Sets the slot's buffer, charging the difference to the memory account. */
   #setBuffer(slot: Slot, buffer: Buffer | undefined): void {
-    const delta = (buffer?.length ?? 0) - (slot.buffer?.length ?? 0);
     slot.buffer = buffer;
+    this.#recharge(slot);
+  }
+
+  /**
+   * Charges what the slot's buffer holds: its bytes so far, not its allocation (a buffer
+   * allocated at the segment's length has its pages touched only as it fills; charging it all
+   * at once stopped 50 small uploads' connections for buffers still empty).
+   */
+  #recharge(slot: Slot): void {
+    const held = slot.buffer === undefined ? 0 : slot.length;
+    const delta = held - slot.charged;
+    slot.charged = held;
     if (delta !== 0) this.#memory?.held(delta);
   }
 
@@ -220,6 +233,7 @@ export class SegmentFile implements PositionalFile {
         copied += n;
         if (n < b.length) break;
       }
+      this.#recharge(slot);
       if (slot.length === this.#segmentBytes) {
         // Written in the background; past MAX_SEGMENT_WRITES at once, this write waits for the oldest.
         this.#startWrite(slot);
