@@ -88,7 +88,7 @@ export class S3Backend implements StorageBackend {
   readonly objects: Objects;
   readonly #leaseMs: number;
   readonly #open = new Set<string>();
-  /** The last record() read per id, for the openPartial that follows it (bounded: see record()). */
+  /** The last record() read per id, for the openPartial that follows it; oldest first (bounded: see record()). */
   readonly #lastRead = new Map<string, { got: { record: S3Record; etag: string } | undefined; at: number }>();
 
   constructor(options: S3BackendOptions) {
@@ -112,8 +112,15 @@ export class S3Backend implements StorageBackend {
   async record(id: string): Promise<PartialRecord | undefined> {
     if (!isPartialId(id)) throw badId();
     const got = await this.#readRecord(id);
-    // An OPEN asks for the record, then opens the partial: the open uses this read.
-    this.#lastRead.set(id, { got, at: Date.now() });
+    // An OPEN asks for the record, then opens the partial: the open uses this read. Reads older
+    // than REUSE_READ_MS are dropped here (an OPEN refused after record() opens nothing).
+    const now = Date.now();
+    for (const [key, read] of this.#lastRead) {
+      if (now - read.at < REUSE_READ_MS) break;
+      this.#lastRead.delete(key);
+    }
+    this.#lastRead.delete(id);
+    this.#lastRead.set(id, { got, at: now });
     return got === undefined ? undefined : partialRecordOf(got.record);
   }
 
