@@ -128,6 +128,25 @@ export function s3StorageCases(cluster: () => { ceph: CephCluster; client: S3Cli
       assert.deepEqual([(await a.objects.list('.stx/partials/')).keys, await a.objects.listUploads('.stx/')], [[], []], 'discarded: its upload aborted, its objects deleted');
     });
 
+    it('a file past CopyObject\'s limit is published by a multipart copy: whole, with its mode and mtime', async () => {
+      const { client } = cluster();
+      const MiB = 1024 * KiB;
+      const a = new S3Backend({ client, bucket: BUCKET, prefix: `daemons-${n++}/`, maxCopyBytes: 8 * MiB });
+      const data = randomBytes(17 * MiB + 5);
+      const p = await a.openPartial(id('big copy'), meta('big.bin', data.length), undefined, limits());
+      await feed(p, data, 0, data.length);
+      await p.endWrites();
+      await p.publish('big.bin', { mode: 0o600, mtime: 9_000, how: 'replace' });
+      const file = await a.openFile('big.bin');
+      assert.ok(file !== null);
+      const back = Buffer.alloc(file.size);
+      for (let at = 0; at < back.length; ) at += await file.readAt(back.subarray(at, Math.min(back.length, at + 4 * MiB)), at);
+      assert.ok(back.equals(data), 'the published file is whole');
+      assert.deepEqual([file.mode, file.mtime], [0o600, 9_000]);
+      await file.close();
+      assert.deepEqual([(await a.objects.list('.stx/partials/')).keys, await a.objects.listUploads('')], [[], []], 'nothing left behind');
+    });
+
     it('a checkpoint whose segment fills meanwhile writes no piece: the part holds its bytes', async () => {
       const [a] = daemons();
       const MiB = 1024 * KiB;

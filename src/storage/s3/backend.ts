@@ -30,7 +30,7 @@ import type {
 } from '../backend.js';
 import { isPartialId, RECORD_VERSION, RESERVED_NAME_PREFIX } from '../backend.js';
 import { setTimeout as delay } from 'node:timers/promises';
-import { COPY_CONCURRENCY, READ_AHEAD_BYTES, DEFAULT_LEASE_MS, LIST_CONCURRENCY, S3_FREE_BYTES, segmentBytes } from './config.js';
+import { COPY_CONCURRENCY, MAX_COPY_OBJECT_BYTES, READ_AHEAD_BYTES, DEFAULT_LEASE_MS, LIST_CONCURRENCY, S3_FREE_BYTES, segmentBytes } from './config.js';
 import { mapLimited, Objects, PreconditionFailed, type ObjectInfo } from './objects.js';
 import { S3Partial } from './partial.js';
 import { parseRecord, partialRecordOf, type S3Record, type Segment, type Upload } from './record.js';
@@ -43,6 +43,8 @@ export interface S3BackendOptions {
   readonly prefix?: string;
   /** How long a daemon's hold on a partial lasts unless renewed (DEFAULT_LEASE_MS). */
   readonly leaseMs?: number;
+  /** Largest published file made by CopyObject (MAX_COPY_OBJECT_BYTES; tests lower it). */
+  readonly maxCopyBytes?: number;
 }
 
 const STATE = `${RESERVED_NAME_PREFIX}/`;
@@ -87,6 +89,7 @@ function parentsOf(name: string): string[] {
 export class S3Backend implements StorageBackend {
   readonly objects: Objects;
   readonly #leaseMs: number;
+  readonly #maxCopyBytes: number;
   readonly #open = new Set<string>();
   /** The last record() read per id, for the openPartial that follows it; oldest first (bounded: see record()). */
   readonly #lastRead = new Map<string, { got: { record: S3Record; etag: string } | undefined; at: number }>();
@@ -94,6 +97,7 @@ export class S3Backend implements StorageBackend {
   constructor(options: S3BackendOptions) {
     this.objects = new Objects(options.client, options.bucket, options.prefix ?? '');
     this.#leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+    this.#maxCopyBytes = options.maxCopyBytes ?? MAX_COPY_OBJECT_BYTES;
   }
 
   async init(): Promise<void> {
@@ -423,7 +427,27 @@ export class S3Backend implements StorageBackend {
       });
       if (rest.length > 0) parts.push({ part: full.length + 1, etag: await this.objects.uploadPart(target, upload.id, full.length + 1, rest) });
       await this.objects.completeUpload(target, upload.id, parts);
-      await this.objects.copy(name, target, metadata);
+      let size = rest.length;
+      for (const s of full) size += s.length;
+      if (size <= this.#maxCopyBytes) {
+        await this.objects.copy(name, target, metadata);
+      } else {
+        // Past CopyObject's limit: a multipart copy of its ranges (the store copies the bytes).
+        const copyId = await this.objects.createUpload(name, metadata);
+        try {
+          // Ranges of one segment each (at most MAX_PARTS of them, each at most 5 GiB).
+          const step = full[0]?.length ?? size;
+          const ranges = Array.from({ length: Math.ceil(size / step) }, (_, i) => i * step);
+          const copied = await mapLimited(ranges, COPY_CONCURRENCY, async (from, i) => ({
+            part: i + 1,
+            etag: await this.objects.copyPart(name, copyId, i + 1, target, from, Math.min(size, from + step)),
+          }));
+          await this.objects.completeUpload(name, copyId, copied);
+        } catch (err) {
+          await this.objects.abortUpload(name, copyId).catch(() => undefined);
+          throw err;
+        }
+      }
     } finally {
       clearInterval(renewal);
       await this.objects.delete(claim).catch(() => undefined);

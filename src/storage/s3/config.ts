@@ -37,6 +37,11 @@ export const MAX_PARTS = 10_000;
  */
 export const DEFAULT_LEASE_MS = 15_000;
 
+/**
+ * The largest object CopyObject copies (S3's limit; RGW shares the data): a larger upload is
+ * published by a multipart copy (UploadPartCopy of its ranges), which copies the bytes.
+ */
+export const MAX_COPY_OBJECT_BYTES = 5 * 1024 * MiB;
 /** UploadPartCopy requests one publish runs at once (each is the store reading and writing a segment). */
 export const COPY_CONCURRENCY = 4;
 

@@ -206,10 +206,10 @@ export class Objects {
     return { keys, folders };
   }
 
-  /** Starts a multipart upload to `key`; its id. */
-  async createUpload(key: string): Promise<string> {
+  /** Starts a multipart upload to `key` (with `metadata` for the object it makes); its id. */
+  async createUpload(key: string, metadata?: Record<string, string>): Promise<string> {
     try {
-      const res = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: this.prefix + key }));
+      const res = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: this.prefix + key, ...(metadata === undefined ? {} : { Metadata: metadata }) }));
       if (res.UploadId === undefined) throw new ResourceError('IO_ERROR', 'CreateMultipartUpload gave no upload id');
       return res.UploadId;
     } catch (err) {
