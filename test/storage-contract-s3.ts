@@ -96,6 +96,73 @@ export function s3StorageCases(cluster: () => { ceph: CephCluster; client: S3Cli
       assert.deepEqual(await a.partials(), [], 'the partial is gone from the store');
     });
 
+    it('full segments are written as the parts of one multipart upload, not objects: publish completes it and leaves no upload or object behind; discard aborts it', async () => {
+      const [a] = daemons();
+      const MiB = 1024 * KiB;
+      const data = randomBytes(17 * MiB + 5); // two full segments and a tail
+      const pid = id('parts');
+      const folder = `.stx/partials/${pid}/`;
+      const p = await a.openPartial(pid, meta('parts.bin', data.length), undefined, limits());
+      await feed(p, data, 0, data.length);
+      assert.equal(await p.checkpoint(), data.length);
+      const { keys } = await a.objects.list(folder);
+      const pieces = keys.filter((k) => k.key !== `${folder}record`);
+      assert.ok(pieces.every((k) => /-\d{5}-\d+$/.test(k.key)), `only the record and pieces are objects: ${keys.map((k) => k.key).join(', ')}`);
+      assert.ok(pieces.reduce((n, k) => n + k.size, 0) < 8 * MiB, 'the pieces hold less than a segment');
+      assert.equal((await a.objects.listUploads(folder)).length, 1, 'one multipart upload holds the full segments');
+      await p.endWrites();
+      await p.publish('parts.bin', { mode: 0o640, mtime: 7_000, how: 'no-clobber' });
+      const file = await a.openFile('parts.bin');
+      assert.ok(file !== null);
+      const back = Buffer.alloc(file.size);
+      for (let at = 0; at < back.length; ) at += await file.readAt(back.subarray(at, Math.min(back.length, at + 4 * MiB)), at);
+      assert.ok(back.equals(data), 'the published file is whole');
+      assert.deepEqual([file.mode, file.mtime], [0o640, 7_000]);
+      await file.close();
+      assert.deepEqual([(await a.objects.list('.stx/partials/')).keys, await a.objects.listUploads('.stx/')], [[], []], 'nothing left of the partial');
+      const q = await a.openPartial(id('parts discarded'), meta('gone.bin', data.length), undefined, limits());
+      await feed(q, data, 0, 9 * MiB);
+      await q.checkpoint();
+      assert.equal((await a.objects.listUploads('.stx/')).length, 1);
+      await q.discard();
+      assert.deepEqual([(await a.objects.list('.stx/partials/')).keys, await a.objects.listUploads('.stx/')], [[], []], 'discarded: its upload aborted, its objects deleted');
+    });
+
+    it('a file past CopyObject\'s limit is published by a multipart copy: whole, with its mode and mtime', async () => {
+      const { client } = cluster();
+      const MiB = 1024 * KiB;
+      const a = new S3Backend({ client, bucket: BUCKET, prefix: `daemons-${n++}/`, maxCopyBytes: 8 * MiB });
+      const data = randomBytes(17 * MiB + 5);
+      const p = await a.openPartial(id('big copy'), meta('big.bin', data.length), undefined, limits());
+      await feed(p, data, 0, data.length);
+      await p.endWrites();
+      await p.publish('big.bin', { mode: 0o600, mtime: 9_000, how: 'replace' });
+      const file = await a.openFile('big.bin');
+      assert.ok(file !== null);
+      const back = Buffer.alloc(file.size);
+      for (let at = 0; at < back.length; ) at += await file.readAt(back.subarray(at, Math.min(back.length, at + 4 * MiB)), at);
+      assert.ok(back.equals(data), 'the published file is whole');
+      assert.deepEqual([file.mode, file.mtime], [0o600, 9_000]);
+      await file.close();
+      assert.deepEqual([(await a.objects.list('.stx/partials/')).keys, await a.objects.listUploads('')], [[], []], 'nothing left behind');
+    });
+
+    it('a checkpoint whose segment fills meanwhile writes no piece: the part holds its bytes', async () => {
+      const [a] = daemons();
+      const MiB = 1024 * KiB;
+      const data = randomBytes(9 * MiB);
+      const pid = id('no piece');
+      const p = await a.openPartial(pid, meta('np.bin', data.length), undefined, limits());
+      await feed(p, data, 0, 8 * MiB - 64 * KiB);
+      const checkpoint = p.checkpoint();
+      await delay(100); // the checkpoint has begun waiting
+      await feed(p, data, 8 * MiB - 64 * KiB, 8 * MiB + 64 * KiB);
+      assert.ok((await checkpoint) >= 8 * MiB - 64 * KiB, 'the checkpoint covers what was written before it');
+      const { keys } = await a.objects.list(`.stx/partials/${pid}/`);
+      assert.deepEqual(keys.map((k) => k.key), [`.stx/partials/${pid}/record`], 'no piece was written');
+      await p.discard();
+    });
+
     it("a daemon stalled past its lease loses the partial: another takes over, and the stalled one's next checkpoint fails with HELD_ELSEWHERE", async () => {
       const { ceph, client } = cluster();
       const prefix = `daemons-${n++}/`;
@@ -177,7 +244,7 @@ export function s3StorageCases(cluster: () => { ceph: CephCluster; client: S3Cli
         budget.add(c.user);
         return c;
       });
-      const data = randomBytes(5 * MiB);
+      const data = randomBytes(7 * MiB);
       const partials: PartialUpload[] = [];
       for (const [i, c] of connections.entries()) {
         const memory = {
@@ -191,10 +258,10 @@ export function s3StorageCases(cluster: () => { ceph: CephCluster; client: S3Cli
         await feed(p, data, 0, data.length);
         assert.equal(await p.checkpoint(), data.length);
       }
-      // 5 MiB into a segment of 8 MiB each (stored as a piece, kept in memory until the segment is full): its buffer grew to 8 MiB.
-      assert.deepEqual(connections.map((c) => c.held), [8 * MiB, 8 * MiB, 8 * MiB], 'each segment charged to its connection');
-      assert.equal(budget.usedBytes, 24 * MiB);
-      assert.equal(connections.filter((c) => !c.reading).length, 2, 'past 20 MiB, the heaviest stop until the rest fit under the low-water mark (15 MiB)');
+      // 7 MiB into a segment of 8 MiB each (stored as a piece, kept in memory until the segment is full): what it holds is charged.
+      assert.deepEqual(connections.map((c) => c.held), [7 * MiB, 7 * MiB, 7 * MiB], 'each segment charged to its connection');
+      assert.equal(budget.usedBytes, 21 * MiB);
+      assert.equal(connections.filter((c) => !c.reading).length, 1, 'past 20 MiB, the heaviest stop until the rest fit under the low-water mark (15 MiB): 14 MiB');
       for (const p of partials) await p.discard();
       assert.deepEqual(connections.map((c) => c.held), [0, 0, 0], 'closed: the segments given back');
       assert.equal(budget.usedBytes, 0);

@@ -2,6 +2,7 @@
 // stx-recv: the daemon. `stx-recv --listen [HOST:]PORT --out DIR` (README.md lists every flag).
 import { connectionsWithin, FDS_PER_CONNECTION, openFileLimit } from './process-limits.js';
 import { realpath } from 'node:fs/promises';
+import { totalmem } from 'node:os';
 import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -10,7 +11,7 @@ import { loadOrCreateServerKey, loadServerKey, stxHome } from '../keystore/index
 import { HANDSHAKE_TIMEOUT_MS, IDLE_TIMEOUT_MS } from '../proto/limits.js';
 import { MAX_TIMER_MS, parseDuration } from '../proto/duration.js';
 import { parseListen, parseSize } from './args.js';
-import { DEFAULT_MAX_CONNECTIONS, DEFAULT_PARTIAL_TTL_MS, MIN_MAX_MEMORY_BYTES } from './config.js';
+import { DEFAULT_MAX_CONNECTIONS, DEFAULT_PARTIAL_TTL_MS, defaultMaxMemoryBytes, MIN_MAX_MEMORY_BYTES } from './config.js';
 import { DEFAULT_HANDSHAKE_RATE_PER_SOURCE, DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_HANDSHAKES_PER_SOURCE } from './config.js';
 import { acquireInstanceLock } from './instance-lock.js';
 import { checkServerKeyFile } from './key-file.js';
@@ -22,7 +23,7 @@ import { startServer } from './server.js';
 import { StartupError } from './startup-error.js';
 import { tuneRuntime } from '../runtime/tuning.js';
 import type { StorageBackend } from '../storage/backend.js';
-import { DEFAULT_LEASE_MS, MIN_S3_MAX_MEMORY_BYTES, parseS3Url } from '../storage/s3/config.js';
+import { DEFAULT_LEASE_MS, MAX_S3_DEFAULT_MEMORY_BYTES, MIN_S3_MAX_MEMORY_BYTES, parseS3Url } from '../storage/s3/config.js';
 import { conventions, usage, UsageError } from '../cli/conventions.js';
 
 async function main(): Promise<number> {
@@ -62,7 +63,7 @@ async function main(): Promise<number> {
     })
     .option('max-memory', {
       type: 'string',
-      describe: 'memory all connections may hold (queued data, hashing, incomplete records, unread output); when reached, those holding the most are not read [default: a quarter of RAM, 32M–128M]',
+      describe: 'memory all connections may hold (queued data, hashing, incomplete records, unread output); when reached, those holding the most are not read [default: a quarter of RAM, 32M–128M; with --store at most 64M]',
     })
     .option('partial-ttl', { type: 'string', default: '24h', describe: 'remove partial uploads not resumed within this time' })
     .option('handshake-timeout', { type: 'string', default: `${HANDSHAKE_TIMEOUT_MS / 1000}s`, describe: 'close clients that do not finish the handshake in time' })
@@ -107,7 +108,9 @@ async function main(): Promise<number> {
   const maxPartial = argv['max-partial-bytes'];
   const maxPartialBytes = maxPartial === undefined ? undefined : usage(() => parseSize(maxPartial), '--max-partial-bytes');
   const maxMemory = argv['max-memory'];
-  const maxMemoryBytes = maxMemory === undefined ? undefined : usage(() => parseSize(maxMemory), '--max-memory');
+  // With --store the S3 client's own memory comes on top: a smaller default keeps the daemon within ~256 MiB.
+  const s3DefaultMemory = s3Args === undefined ? undefined : Math.min(MAX_S3_DEFAULT_MEMORY_BYTES, defaultMaxMemoryBytes(totalmem()));
+  const maxMemoryBytes = maxMemory === undefined ? s3DefaultMemory : usage(() => parseSize(maxMemory), '--max-memory');
   if (maxMemoryBytes !== undefined && maxMemoryBytes < MIN_MAX_MEMORY_BYTES) throw new UsageError(`--max-memory must be at least ${MIN_MAX_MEMORY_BYTES / 1024 / 1024}M`);
   if (s3Args !== undefined && maxMemoryBytes !== undefined && maxMemoryBytes < MIN_S3_MAX_MEMORY_BYTES) {
     throw new UsageError(`with --store, --max-memory must be at least ${MIN_S3_MAX_MEMORY_BYTES / 1024 / 1024}M (each S3 upload holds an 8 MiB segment in memory)`);

@@ -3,7 +3,8 @@
 //   NAME                          a published file; mode, mtime and SHA-256 in its metadata (stx-mode, stx-mtime, stx-sha256)
 //   DIR/                          an empty object marking a directory made by MKDIR (mode, mtime)
 //   .stx/partials/ID/record       a partial's record and lease (record.ts)
-//   .stx/partials/ID/TOKEN-NNNNN  its segments (segments.ts)
+//   .stx/partials/ID/TOKEN-NNNNN-N  the pieces of its segment being filled (segments.ts)
+//   .stx/partials/ID/TOKEN-data   the multipart upload its full segments are parts of (one per open)
 //   .stx/claims/SHA256(NAME)      held while a publish copies into NAME
 // Directories are otherwise implicit: a directory exists while something is below it.
 //
@@ -29,10 +30,10 @@ import type {
 } from '../backend.js';
 import { isPartialId, RECORD_VERSION, RESERVED_NAME_PREFIX } from '../backend.js';
 import { setTimeout as delay } from 'node:timers/promises';
-import { READ_AHEAD_BYTES, DEFAULT_LEASE_MS, LIST_CONCURRENCY, S3_FREE_BYTES, segmentBytes } from './config.js';
-import { Objects, PreconditionFailed, type ObjectInfo } from './objects.js';
+import { COPY_CONCURRENCY, MAX_COPY_OBJECT_BYTES, READ_AHEAD_BYTES, DEFAULT_LEASE_MS, LIST_CONCURRENCY, S3_FREE_BYTES, segmentBytes } from './config.js';
+import { mapLimited, Objects, PreconditionFailed, type ObjectInfo } from './objects.js';
 import { S3Partial } from './partial.js';
-import { parseRecord, partialRecordOf, type S3Record, type Segment } from './record.js';
+import { parseRecord, partialRecordOf, type S3Record, type Segment, type Upload } from './record.js';
 import { SegmentFile } from './segments.js';
 
 export interface S3BackendOptions {
@@ -42,9 +43,13 @@ export interface S3BackendOptions {
   readonly prefix?: string;
   /** How long a daemon's hold on a partial lasts unless renewed (DEFAULT_LEASE_MS). */
   readonly leaseMs?: number;
+  /** Largest published file made by CopyObject (MAX_COPY_OBJECT_BYTES; tests lower it). */
+  readonly maxCopyBytes?: number;
 }
 
 const STATE = `${RESERVED_NAME_PREFIX}/`;
+/** How old a record() read may be for the openPartial after it to use it. */
+const REUSE_READ_MS = 2_000;
 const PARTIALS = `${STATE}partials/`;
 const CLAIMS = `${STATE}claims/`;
 const META_MODE = 'stx-mode';
@@ -54,20 +59,6 @@ const META_SHA256 = 'stx-sha256';
 
 function badId(): ResourceError {
   return new ResourceError('INTERNAL', 'a partial id is 64 hex digits');
-}
-
-/** `fn` over `items`, at most `limit` at a time, results in order. */
-async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
 
 function modeOf(info: ObjectInfo, fallback: number): number {
@@ -98,11 +89,15 @@ function parentsOf(name: string): string[] {
 export class S3Backend implements StorageBackend {
   readonly objects: Objects;
   readonly #leaseMs: number;
+  readonly #maxCopyBytes: number;
   readonly #open = new Set<string>();
+  /** The last record() read per id, for the openPartial that follows it; oldest first (bounded: see record()). */
+  readonly #lastRead = new Map<string, { got: { record: S3Record; etag: string } | undefined; at: number }>();
 
   constructor(options: S3BackendOptions) {
     this.objects = new Objects(options.client, options.bucket, options.prefix ?? '');
     this.#leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+    this.#maxCopyBytes = options.maxCopyBytes ?? MAX_COPY_OBJECT_BYTES;
   }
 
   async init(): Promise<void> {
@@ -121,6 +116,15 @@ export class S3Backend implements StorageBackend {
   async record(id: string): Promise<PartialRecord | undefined> {
     if (!isPartialId(id)) throw badId();
     const got = await this.#readRecord(id);
+    // An OPEN asks for the record, then opens the partial: the open uses this read. Reads older
+    // than REUSE_READ_MS are dropped here (an OPEN refused after record() opens nothing).
+    const now = Date.now();
+    for (const [key, read] of this.#lastRead) {
+      if (now - read.at < REUSE_READ_MS) break;
+      this.#lastRead.delete(key);
+    }
+    this.#lastRead.delete(id);
+    this.#lastRead.set(id, { got, at: now });
     return got === undefined ? undefined : partialRecordOf(got.record);
   }
 
@@ -132,7 +136,11 @@ export class S3Backend implements StorageBackend {
       const folder = `${PARTIALS}${id}/`;
       const recordKey = `${folder}record`;
       const token = randomBytes(6).toString('hex');
-      let stored = await this.#readRecord(id);
+      // The record() read just before, if any (a stale one only fails the conditional write below).
+      const recent = this.#lastRead.get(id);
+      this.#lastRead.delete(id);
+      let stored = recent !== undefined && Date.now() - recent.at < REUSE_READ_MS ? recent.got : await this.#readRecord(id);
+      const fresh = stored === undefined;
       const now = Date.now();
       if (stored !== undefined) {
         if (stored.record.holder !== '' && stored.record.leaseUntil > now) throw heldElsewhere(meta.name);
@@ -149,13 +157,30 @@ export class S3Backend implements StorageBackend {
       }
       // What is kept: the resumed offset if the store holds that much (else nothing), as full
       // segments plus a tail read back into memory.
-      const keep = resume !== undefined && stored !== undefined && resume.durable <= stored.record.durable ? resume.durable : 0;
+      let keep = resume !== undefined && stored !== undefined && resume.durable <= stored.record.durable ? resume.durable : 0;
       const size = keep > 0 && stored !== undefined ? stored.record.segmentBytes : segmentBytes(meta.size);
       const full: Segment[] = [];
       let tail: { bytes: Buffer; pieces: Segment[] } | undefined;
+      let sealed = false;
       if (keep > 0 && stored !== undefined) {
+        let needed: Segment[] = [];
+        for (let at = 0, i = 0; at < keep && i < stored.record.segments.length; i++) {
+          const s = stored.record.segments[i] as Segment;
+          needed.push(s);
+          at += s.length;
+        }
+        // Parts of the earlier open's upload cannot be read back: it is completed, so that they
+        // are stretches of one object (this open starts an upload of its own).
+        if (needed.some((s) => s.part !== undefined)) {
+          const readable = await this.#seal(folder, stored.record.upload, needed);
+          sealed = readable.length === needed.length;
+          needed = readable;
+          let held = 0;
+          for (const s of needed) held += s.length;
+          keep = Math.min(keep, held);
+        }
         let at = 0;
-        for (const s of stored.record.segments) {
+        for (const s of needed) {
           if (at + size > keep || s.length !== size) break;
           full.push(s);
           at += size;
@@ -164,16 +189,20 @@ export class S3Backend implements StorageBackend {
         // full segment the kept offset cuts).
         const pieces: Segment[] = [];
         const parts: Buffer[] = [];
-        for (const s of stored.record.segments.slice(full.length)) {
+        for (const s of needed.slice(full.length)) {
           if (at >= keep) break;
           const take = Math.min(s.length, keep - at);
-          parts.push(await this.objects.getRange(folder + s.key, 0, take));
-          pieces.push({ key: s.key, length: take });
+          const from = s.from ?? 0;
+          parts.push(await this.objects.getRange(folder + s.key, from, from + take));
+          pieces.push(from === 0 ? { key: s.key, length: take } : { key: s.key, length: take, from });
           at += take;
         }
         if (at > full.length * size) tail = { bytes: Buffer.concat(parts), pieces };
       }
-      const file = new SegmentFile(this.objects, folder, token, size, full, tail, limits.memory);
+      // An earlier open's upload kept nothing of: dropped (best effort; else the sweep drops it).
+      const earlier = stored?.record.upload;
+      if (earlier !== undefined && !sealed) await this.objects.abortUpload(folder + earlier.key, earlier.id).catch(() => undefined);
+      const file = new SegmentFile(this.objects, folder, token, size, meta.size, full, tail, limits.memory);
       const created = resume?.created ?? now;
       const record: PartialRecord = { version: RECORD_VERSION, ...meta, durable: keep, created, updated: resume?.updated ?? created };
       return new S3Partial({
@@ -188,8 +217,9 @@ export class S3Backend implements StorageBackend {
         stored,
         limits,
         hooks: {
-          publish: (keys, rest, name, options) => this.#publish(keys, rest, name, options),
-          remove: () => this.#remove(id),
+          publish: (contents, name, options) => this.#publish(folder, contents, name, options),
+          // A partial this open created holds only what it wrote: no listing needed to delete it.
+          remove: (published) => (published && fresh ? this.#removeKnown(id, file.written()) : this.#remove(id, !published)),
           closed: () => this.#open.delete(id),
         },
       });
@@ -208,9 +238,11 @@ export class S3Backend implements StorageBackend {
   async sweep(ttlMs: number, now: number, claim: (id: string) => boolean): Promise<number> {
     const { keys } = await this.objects.list(PARTIALS);
     const newest = new Map<string, number>();
-    for (const k of keys) {
+    // Unfinished multipart uploads too: a partial whose daemon died before its record named one.
+    const uploads = await this.objects.listUploads(PARTIALS);
+    for (const k of [...keys.map((k) => ({ key: k.key, at: k.lastModified })), ...uploads.map((u) => ({ key: u.key, at: u.initiated }))]) {
       const id = k.key.slice(PARTIALS.length, PARTIALS.length + 64);
-      if (isPartialId(id)) newest.set(id, Math.max(newest.get(id) ?? 0, k.lastModified));
+      if (isPartialId(id)) newest.set(id, Math.max(newest.get(id) ?? 0, k.at));
     }
     let removed = 0;
     for (const [id, touched] of newest) {
@@ -329,8 +361,44 @@ export class S3Backend implements StorageBackend {
     if (file !== undefined) throw new UploadError('BAD_NAME', `"${file}" exists and is not a directory`);
   }
 
-  /** Publishes `keys` as `name` under the name's claim (so publishes of one name take turns across daemons). */
-  async #publish(keys: string[], rest: Buffer, name: string, options: PublishOptions): Promise<void> {
+  /**
+   * Completes `upload` (an earlier open's), so that the parts of it among `segments` become
+   * stretches of its object, readable; returns `segments` so, or, if that cannot be done (the
+   * upload is gone, a part is not the one recorded), the segments before its first part.
+   */
+  async #seal(folder: string, upload: Upload | undefined, segments: readonly Segment[]): Promise<Segment[]> {
+    const first = segments.findIndex((s) => s.part !== undefined);
+    const before = segments.slice(0, first < 0 ? segments.length : first);
+    if (upload === undefined) return before;
+    try {
+      const listed = await this.objects.listParts(folder + upload.key, upload.id);
+      if (listed === null) return before;
+      const offsets = new Map<number, { etag: string; from: number; size: number }>();
+      let from = 0;
+      for (const p of listed) {
+        offsets.set(p.part, { etag: p.etag, from, size: p.size });
+        from += p.size;
+      }
+      const readable: Segment[] = [];
+      for (const s of segments) {
+        if (s.part === undefined) {
+          readable.push(s);
+          continue;
+        }
+        const got = offsets.get(s.part);
+        if (got === undefined || got.etag !== s.etag || got.size !== s.length) return before;
+        readable.push({ key: upload.key, length: s.length, from: got.from });
+      }
+      // Every part it holds (RGW refuses to complete with fewer): those beyond are not read.
+      await this.objects.completeUpload(folder + upload.key, upload.id, listed);
+      return readable;
+    } catch {
+      return before;
+    }
+  }
+
+  /** Publishes the partial's segments and rest as `name` under the name's claim (so publishes of one name take turns across daemons). */
+  async #publish(folder: string, contents: { upload: Upload | undefined; full: Segment[]; rest: Buffer }, name: string, options: PublishOptions): Promise<void> {
     const claim = `${CLAIMS}${createHash('sha256').update(name).digest('hex')}`;
     await this.#claim(claim, name);
     // Renewed while the copy runs, like a lease: a daemon that dies holding it holds it one lease at most.
@@ -339,9 +407,47 @@ export class S3Backend implements StorageBackend {
     try {
       await this.#checkPath(name);
       if (options.how === 'no-clobber' && (await this.objects.head(name)) !== null) throw new UploadError('EXISTS', `"${name}" already exists`);
-      const metadata = { [META_MODE]: String(options.mode & 0o777), [META_MTIME]: String(options.mtime) };
+      const base = { [META_MODE]: String(options.mode & 0o777), [META_MTIME]: String(options.mtime) };
       // The hash lives in the object's own metadata: replaced with the object, never stale.
-      await this.objects.compose(name, keys, rest, options.sha256 === undefined ? metadata : { ...metadata, [META_SHA256]: options.sha256.toString('hex') });
+      const metadata = options.sha256 === undefined ? base : { ...base, [META_SHA256]: options.sha256.toString('hex') };
+      const { upload, full, rest } = contents;
+      if (full.length === 0) {
+        await this.objects.put(name, rest, { metadata });
+        return;
+      }
+      if (upload === undefined) throw new ResourceError('INTERNAL', 'a partial with full segments has no upload');
+      const target = folder + upload.key;
+      // Segments kept from an earlier open are copied in as parts (the store copies them); this
+      // open's are its parts already. Then the rest, the upload completed, and its object copied
+      // to the name with the metadata (RGW shares the data: no bytes are copied).
+      const parts = await mapLimited(full, COPY_CONCURRENCY, async (s, i) => {
+        if (s.part !== undefined && s.etag !== undefined) return { part: s.part, etag: s.etag };
+        const from = s.from ?? 0;
+        return { part: i + 1, etag: await this.objects.copyPart(target, upload.id, i + 1, folder + s.key, from, from + s.length) };
+      });
+      if (rest.length > 0) parts.push({ part: full.length + 1, etag: await this.objects.uploadPart(target, upload.id, full.length + 1, rest) });
+      await this.objects.completeUpload(target, upload.id, parts);
+      let size = rest.length;
+      for (const s of full) size += s.length;
+      if (size <= this.#maxCopyBytes) {
+        await this.objects.copy(name, target, metadata);
+      } else {
+        // Past CopyObject's limit: a multipart copy of its ranges (the store copies the bytes).
+        const copyId = await this.objects.createUpload(name, metadata);
+        try {
+          // Ranges of one segment each (at most MAX_PARTS of them, each at most 5 GiB).
+          const step = full[0]?.length ?? size;
+          const ranges = Array.from({ length: Math.ceil(size / step) }, (_, i) => i * step);
+          const copied = await mapLimited(ranges, COPY_CONCURRENCY, async (from, i) => ({
+            part: i + 1,
+            etag: await this.objects.copyPart(name, copyId, i + 1, target, from, Math.min(size, from + step)),
+          }));
+          await this.objects.completeUpload(name, copyId, copied);
+        } catch (err) {
+          await this.objects.abortUpload(name, copyId).catch(() => undefined);
+          throw err;
+        }
+      }
     } finally {
       clearInterval(renewal);
       await this.objects.delete(claim).catch(() => undefined);
@@ -375,12 +481,23 @@ export class S3Backend implements StorageBackend {
     throw new UploadError('BUSY', `"${name}" is being published by another server of this store`);
   }
 
-  /** Deletes partial `id`'s objects, its record first (so it is never resumed half deleted). */
-  async #remove(id: string): Promise<void> {
+  /** Deletes partial `id`'s record, then `keys` (below its folder): all it holds. */
+  async #removeKnown(id: string, keys: readonly string[]): Promise<void> {
+    const folder = `${PARTIALS}${id}/`;
+    await this.objects.delete(`${folder}record`);
+    await mapLimited(keys, LIST_CONCURRENCY, (k) => this.objects.delete(folder + k));
+  }
+
+  /**
+   * Deletes partial `id`'s objects, its record first (so it is never resumed half deleted), and
+   * with `uploads` its unfinished multipart uploads (a published partial completed its own).
+   */
+  async #remove(id: string, uploads = true): Promise<void> {
     const folder = `${PARTIALS}${id}/`;
     await this.objects.delete(`${folder}record`);
     const { keys } = await this.objects.list(folder);
     await mapLimited(keys, LIST_CONCURRENCY, (k) => this.objects.delete(k.key));
+    if (uploads) await mapLimited(await this.objects.listUploads(folder), LIST_CONCURRENCY, (u) => this.objects.abortUpload(u.key, u.id));
   }
 
   async #readRecord(id: string): Promise<{ record: S3Record; etag: string } | undefined> {

@@ -16,6 +16,14 @@ export const SEGMENT_BYTES = 8 * MiB;
  * three quarters of it; so that two uploads (segment and write queue, 12 MiB each) still go on.
  */
 export const MIN_S3_MAX_MEMORY_BYTES = 32 * MiB;
+/**
+ * --max-memory by default with --store: a quarter of RAM as without, but at most this. The S3
+ * client (its modules, sockets and request buffers) adds ~30 MiB to the daemon's runtime: with the
+ * usual 128 MiB, two daemons serving 50 uploads of 1–4 MiB each peaked at 236 and 259 MiB RSS
+ * (npm run bench -- --store s3), at 96 MiB 232 and 272, at 64 MiB 234 and 242 (one run each).
+ * One upload holds up to 44 MiB (5 segments and its queue): the budget still lets it run.
+ */
+export const MAX_S3_DEFAULT_MEMORY_BYTES = 64 * MiB;
 /** S3's bounds on a multipart upload's parts. */
 export const MIN_PART_BYTES = 5 * MiB;
 export const MAX_PART_BYTES = 5 * 1024 * MiB;
@@ -28,6 +36,14 @@ export const MAX_PARTS = 10_000;
  * renewal at the latest. Daemons' clocks must agree to well within this (NTP).
  */
 export const DEFAULT_LEASE_MS = 15_000;
+
+/**
+ * The largest object CopyObject copies (S3's limit; RGW shares the data): a larger upload is
+ * published by a multipart copy (UploadPartCopy of its ranges), which copies the bytes.
+ */
+export const MAX_COPY_OBJECT_BYTES = 5 * 1024 * MiB;
+/** UploadPartCopy requests one publish runs at once (each is the store reading and writing a segment). */
+export const COPY_CONCURRENCY = 4;
 
 /** What one GET of a published file fetches for the sequential reads that follow (downloads). */
 export const READ_AHEAD_BYTES = 4 * MiB;

@@ -12,7 +12,9 @@ import {
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
+  ListPartsCommand,
   PutObjectCommand,
   UploadPartCommand,
   UploadPartCopyCommand,
@@ -36,6 +38,20 @@ export interface Listed {
   readonly keys: { readonly key: string; readonly size: number; readonly lastModified: number }[];
   /** Common prefixes ("folders") when listed with a delimiter, relative like the keys. */
   readonly folders: string[];
+}
+
+/** `fn` over `items`, at most `limit` at a time, results in order. */
+export async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i] as T, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
 }
 
 /** Pages one listing reads at most (1000 keys each): a bound, not a limit anyone should meet. */
@@ -190,41 +206,108 @@ export class Objects {
     return { keys, folders };
   }
 
-  /**
-   * Makes `to` the objects `from` (each ≥ 5 MiB) followed by `rest`, with `metadata`: `rest`
-   * alone is one PutObject, one object alone a CopyObject, anything else one multipart upload
-   * (UploadPartCopy, then UploadPart of `rest`). Readers see the old object or the whole new one.
-   */
-  async compose(to: string, from: readonly string[], rest: Buffer, metadata: Record<string, string>): Promise<void> {
-    const target = { Bucket: this.bucket, Key: this.prefix + to };
+  /** Starts a multipart upload to `key` (with `metadata` for the object it makes); its id. */
+  async createUpload(key: string, metadata?: Record<string, string>): Promise<string> {
     try {
-      if (from.length === 0) {
-        await this.client.send(new PutObjectCommand({ ...target, Body: rest, ContentLength: rest.length, Metadata: metadata }));
-        return;
+      const res = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: this.prefix + key, ...(metadata === undefined ? {} : { Metadata: metadata }) }));
+      if (res.UploadId === undefined) throw new ResourceError('IO_ERROR', 'CreateMultipartUpload gave no upload id');
+      return res.UploadId;
+    } catch (err) {
+      throw this.#fail(err, 'starting an upload to', key);
+    }
+  }
+
+  /** Writes part `part` of upload `id`; its ETag (unquoted). */
+  async uploadPart(key: string, id: string, part: number, body: Buffer): Promise<string> {
+    try {
+      const res = await this.client.send(new UploadPartCommand({ Bucket: this.bucket, Key: this.prefix + key, UploadId: id, PartNumber: part, Body: body, ContentLength: body.length }));
+      return unquote(res.ETag);
+    } catch (err) {
+      throw this.#fail(err, `writing part ${part} of`, key);
+    }
+  }
+
+  /** Copies bytes [from, to) of object `source` as part `part` of upload `id`; its ETag (unquoted). */
+  async copyPart(key: string, id: string, part: number, source: string, from: number, to: number): Promise<string> {
+    try {
+      const res = await this.client.send(
+        new UploadPartCopyCommand({ Bucket: this.bucket, Key: this.prefix + key, UploadId: id, PartNumber: part, CopySource: copySource(this.bucket, this.prefix + source), CopySourceRange: `bytes=${from}-${to - 1}` }),
+      );
+      return unquote(res.CopyPartResult?.ETag);
+    } catch (err) {
+      throw this.#fail(err, `copying part ${part} of`, key);
+    }
+  }
+
+  /** The parts upload `id` holds (number, ETag unquoted, size), in order; null if there is no such upload. */
+  async listParts(key: string, id: string): Promise<{ part: number; etag: string; size: number }[] | null> {
+    const parts: { part: number; etag: string; size: number }[] = [];
+    let marker: string | undefined;
+    try {
+      for (let page = 0; page < MAX_LIST_PAGES; page++) {
+        const res = await this.client.send(new ListPartsCommand({ Bucket: this.bucket, Key: this.prefix + key, UploadId: id, ...(marker === undefined ? {} : { PartNumberMarker: marker }) }));
+        for (const p of res.Parts ?? []) parts.push({ part: p.PartNumber ?? 0, etag: unquote(p.ETag), size: p.Size ?? 0 });
+        marker = res.IsTruncated === true ? res.NextPartNumberMarker : undefined;
+        if (marker === undefined) break;
       }
-      if (from.length === 1 && rest.length === 0) {
-        const source = copySource(this.bucket, this.prefix + (from[0] ?? ''));
-        await this.client.send(new CopyObjectCommand({ ...target, CopySource: source, MetadataDirective: 'REPLACE', Metadata: metadata }));
-        return;
-      }
-      const created = await this.client.send(new CreateMultipartUploadCommand({ ...target, Metadata: metadata }));
-      const uploadId = created.UploadId;
-      if (uploadId === undefined) throw new ResourceError('IO_ERROR', 'CreateMultipartUpload gave no upload id');
-      try {
-        const parts: { ETag: string; PartNumber: number }[] = [];
-        for (const [i, key] of from.entries()) {
-          const res = await this.client.send(new UploadPartCopyCommand({ ...target, UploadId: uploadId, PartNumber: i + 1, CopySource: copySource(this.bucket, this.prefix + key) }));
-          parts.push({ ETag: res.CopyPartResult?.ETag ?? '', PartNumber: i + 1 });
+    } catch (err) {
+      if (statusOf(err) === 404) return null;
+      throw this.#fail(err, 'listing the parts of', key);
+    }
+    return parts.sort((x, y) => x.part - y.part);
+  }
+
+  /** Completes upload `id` with `parts` (number and ETag, in order): `key` is then their object. */
+  async completeUpload(key: string, id: string, parts: readonly { part: number; etag: string }[]): Promise<void> {
+    try {
+      await this.client.send(
+        new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: this.prefix + key, UploadId: id, MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.part, ETag: p.etag })) } }),
+      );
+    } catch (err) {
+      throw this.#fail(err, 'completing the upload to', key);
+    }
+  }
+
+  /** Drops upload `id` and its parts (none left: nothing). */
+  async abortUpload(key: string, id: string): Promise<void> {
+    try {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.prefix + key, UploadId: id }));
+    } catch (err) {
+      if (statusOf(err) === 404) return;
+      throw this.#fail(err, 'dropping the upload to', key);
+    }
+  }
+
+  /** Unfinished multipart uploads under `under` (relative keys), every page of them. */
+  async listUploads(under: string): Promise<{ key: string; id: string; initiated: number }[]> {
+    const uploads: { key: string; id: string; initiated: number }[] = [];
+    let keyMarker: string | undefined;
+    let idMarker: string | undefined;
+    try {
+      for (let page = 0; page < MAX_LIST_PAGES; page++) {
+        const res = await this.client.send(
+          new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.prefix + under, ...(keyMarker === undefined ? {} : { KeyMarker: keyMarker, UploadIdMarker: idMarker }) }),
+        );
+        for (const u of res.Uploads ?? []) {
+          if (u.Key !== undefined && u.UploadId !== undefined) uploads.push({ key: u.Key.slice(this.prefix.length), id: u.UploadId, initiated: u.Initiated?.getTime() ?? 0 });
         }
-        if (rest.length > 0) {
-          const res = await this.client.send(new UploadPartCommand({ ...target, UploadId: uploadId, PartNumber: from.length + 1, Body: rest, ContentLength: rest.length }));
-          parts.push({ ETag: res.ETag ?? '', PartNumber: from.length + 1 });
-        }
-        await this.client.send(new CompleteMultipartUploadCommand({ ...target, UploadId: uploadId, MultipartUpload: { Parts: parts } }));
-      } catch (err) {
-        await this.client.send(new AbortMultipartUploadCommand({ ...target, UploadId: uploadId })).catch(() => undefined);
-        throw err;
+        if (res.IsTruncated !== true || res.NextKeyMarker === undefined) break;
+        keyMarker = res.NextKeyMarker;
+        idMarker = res.NextUploadIdMarker;
       }
+    } catch (err) {
+      throw this.#fail(err, 'listing the uploads under', under);
+    }
+    return uploads;
+  }
+
+  /**
+   * Makes `to` a copy of object `from` with `metadata` (CopyObject: RGW shares a large object's
+   * data between the two rather than copying it). Readers see the old object or the whole new one.
+   */
+  async copy(to: string, from: string, metadata: Record<string, string>): Promise<void> {
+    try {
+      await this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: this.prefix + to, CopySource: copySource(this.bucket, this.prefix + from), MetadataDirective: 'REPLACE', Metadata: metadata }));
     } catch (err) {
       throw this.#fail(err, 'publishing', to);
     }

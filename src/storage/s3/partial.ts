@@ -10,14 +10,14 @@ import { RECORD_VERSION } from '../backend.js';
 import { QueuedPartial } from '../queued-partial.js';
 import { WriteQueue } from '../write-queue.js';
 import { PreconditionFailed, type Objects } from './objects.js';
-import { partialRecordOf, type S3Record } from './record.js';
+import { partialRecordOf, type S3Record, type Segment, type Upload } from './record.js';
 import type { SegmentFile } from './segments.js';
 
 export interface S3PartialHooks {
-  /** Publishes the stored segments as `name` (claims, checks, copies). */
-  readonly publish: (keys: string[], rest: Buffer, name: string, options: PublishOptions) => Promise<void>;
-  /** Deletes the partial's objects, record first. */
-  readonly remove: () => Promise<void>;
+  /** Publishes the stored segments and the rest as `name` (claims, checks, completes the upload). */
+  readonly publish: (contents: { upload: Upload | undefined; full: Segment[]; rest: Buffer }, name: string, options: PublishOptions) => Promise<void>;
+  /** Deletes the partial's objects, record first (and, unless `published`, its unfinished uploads). */
+  readonly remove: (published: boolean) => Promise<void>;
   /** The partial is closed: another open of its id may start. */
   readonly closed: () => void;
 }
@@ -58,6 +58,8 @@ export class S3Partial extends QueuedPartial implements PartialUpload {
   #chain: Promise<unknown> = Promise.resolve();
   #lost: ResourceError | undefined;
   #recorded = false;
+  /** When the last record write that holds the lease started (ms since the epoch). */
+  #wroteAt = 0;
   #closed = false;
   readonly #renewal: NodeJS.Timeout;
 
@@ -101,7 +103,7 @@ export class S3Partial extends QueuedPartial implements PartialUpload {
       return durable;
     }
     const updated = durable !== this.record.durable ? Date.now() : this.record.updated;
-    const record: S3Record = { ...this.record, version: RECORD_VERSION, durable, updated, segmentBytes: this.#segmentBytes, segments, holder: this.#token, leaseUntil: 0 };
+    const record: S3Record = { ...this.record, version: RECORD_VERSION, durable, updated, segmentBytes: this.#segmentBytes, segments, upload: this.#file.upload, holder: this.#token, leaseUntil: 0 };
     await this.#write(() => record);
     this.record = partialRecordOf(record);
     this.#recorded = true;
@@ -110,18 +112,22 @@ export class S3Partial extends QueuedPartial implements PartialUpload {
 
   async endWrites(): Promise<void> {
     await this.queue.close();
+    this.#file.end();
   }
 
   async publish(name: string, options: PublishOptions): Promise<void> {
     try {
       await this.queue.close();
       if (this.failure !== undefined) throw this.failure;
-      // The lease confirmed before anything is published (a daemon that lost it publishes nothing).
-      await this.#write((stored) => stored ?? { ...this.record, segmentBytes: this.#segmentBytes, segments: [], holder: '', leaseUntil: 0 });
-      const { keys, rest } = this.#file.contents();
-      await this.#hooks.publish(keys, rest, name, options);
+      // The lease confirmed before anything is published (a daemon that lost it publishes nothing):
+      // written again unless the last write is recent, which no other daemon can have taken over
+      // since (its lease runs leaseMs from before that write).
+      if (this.#stored === undefined || Date.now() - this.#wroteAt >= this.#leaseMs / 3) {
+        await this.#write((stored) => stored ?? { ...this.record, segmentBytes: this.#segmentBytes, segments: [], holder: '', leaseUntil: 0 });
+      }
+      await this.#hooks.publish(await this.#file.contents(), name, options);
       this.#stored = undefined;
-      await this.#hooks.remove();
+      await this.#hooks.remove(true);
     } finally {
       await this.close();
     }
@@ -129,7 +135,7 @@ export class S3Partial extends QueuedPartial implements PartialUpload {
 
   async discard(): Promise<void> {
     await this.close();
-    await this.#hooks.remove();
+    await this.#hooks.remove(false);
   }
 
   async close(): Promise<void> {
@@ -142,7 +148,7 @@ export class S3Partial extends QueuedPartial implements PartialUpload {
     if (this.#stored !== undefined && this.#lost === undefined) {
       await this.#write((stored) => stored, false).catch(() => undefined);
     }
-    this.#file.release();
+    await this.#file.release();
     this.#hooks.closed();
   }
 
@@ -165,11 +171,13 @@ export class S3Partial extends QueuedPartial implements PartialUpload {
       if (this.#lost !== undefined) throw this.#lost;
       const base = next(this.#stored?.record);
       if (base === undefined) return;
-      const record: S3Record = { ...base, holder: hold ? this.#token : '', leaseUntil: hold ? Date.now() + this.#leaseMs : 0 };
+      const startedAt = Date.now();
+      const record: S3Record = { ...base, holder: hold ? this.#token : '', leaseUntil: hold ? startedAt + this.#leaseMs : 0 };
       const condition = this.#stored === undefined ? { ifNoneMatch: true } : { ifMatch: this.#stored.etag };
       try {
         const etag = await this.#objects.put(this.#recordKey, Buffer.from(JSON.stringify(record)), condition);
         this.#stored = { record, etag };
+        if (hold) this.#wroteAt = startedAt;
       } catch (err) {
         if (err instanceof PreconditionFailed) {
           this.#lost = leaseLost(this.id, err);
