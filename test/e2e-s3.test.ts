@@ -131,6 +131,7 @@ describe('stx-recv --store s3://, two daemons on one bucket', () => {
       assert.ok(Number(json['reconnects']) >= 1);
       const opens = logEvents(b.stdout(), 'open').filter((e) => e['name'] === 'cut.bin');
       assert.ok(opens.some((e) => Number(e['offset']) >= durable), `daemon B resumed from ${JSON.stringify(opens.map((e) => e['offset']))}, ${durable} were durable`);
+      console.log(`cut from A: ${durable} of ${size} bytes durable when cut; B resumed at ${JSON.stringify(opens.map((e) => e['offset']))}; ${balancer.bytesUp} bytes up through the balancer in all; ${String(json['reconnects'])} reconnects`);
       const to = path.join(tmp.dir, 'got-cut');
       const got = await runGet([host, String(a.port), 'cut.bin', '--to', to, '--quiet']);
       assert.equal(got.code, 0, got.stderr);
@@ -174,11 +175,13 @@ describe('stx-recv --store s3://, two daemons on one bucket', () => {
       });
       balancer.target = b.port;
       await a.stop('SIGKILL');
+      const killed = Date.now();
       const r = await client.result;
       assert.equal(r.code, 0, r.stderr);
       assert.equal(readJsonLine(r.stdout)['sha256'], sha);
       const opens = logEvents(b.stdout(), 'open').filter((e) => e['name'] === 'killed.bin');
       assert.ok(opens.some((e) => Number(e['offset']) >= durable), `daemon B resumed from ${JSON.stringify(opens.map((e) => e['offset']))}, ${durable} were durable`);
+      console.log(`A SIGKILLed: ${durable} of ${size} bytes durable then; B resumed at ${JSON.stringify(opens.map((e) => e['offset']))}; the client finished ${((Date.now() - killed) / 1000).toFixed(1)} s after the kill (lease ${LEASE})`);
       const to = path.join(tmp.dir, 'got-killed');
       const got = await runGet([host, String(b.port), 'killed.bin', '--to', to, '--quiet']);
       assert.equal(got.code, 0, got.stderr);
