@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline';
 import { setTimeout as delay } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { StxError } from '../src/proto/errors.js';
-import type { PartialMeta, PartialUpload, WriteLimits } from '../src/storage/backend.js';
+import type { PartialMeta, PartialUpload, PublishedFile, WriteLimits } from '../src/storage/backend.js';
 import { ByteBudget, MemoryBudget, type MemoryUser } from '../src/transfer/budget.js';
 import { DIST_DIR } from './support/paths.js';
 import { createS3Client } from '../src/storage/s3/client.js';
@@ -21,6 +21,13 @@ import { storageContract } from './storage-contract.js';
 
 export const CONTRACT_BUCKET = 'contract';
 const BUCKET = CONTRACT_BUCKET;
+
+/** A published file's bytes, read back 4 MiB at a time. */
+async function readWhole(file: PublishedFile): Promise<Buffer> {
+  const back = Buffer.alloc(file.size);
+  for (let at = 0; at < back.length; ) at += await file.readAt(back.subarray(at, Math.min(back.length, at + 4 * 1024 * 1024)), at);
+  return back;
+}
 
 /** Registers the cases; `cluster()` gives the running cluster and a client once before() ran. */
 export function s3StorageCases(cluster: () => { ceph: CephCluster; client: S3Client }): void {
@@ -114,9 +121,7 @@ export function s3StorageCases(cluster: () => { ceph: CephCluster; client: S3Cli
       await p.publish('parts.bin', { mode: 0o640, mtime: 7_000, how: 'no-clobber' });
       const file = await a.openFile('parts.bin');
       assert.ok(file !== null);
-      const back = Buffer.alloc(file.size);
-      for (let at = 0; at < back.length; ) at += await file.readAt(back.subarray(at, Math.min(back.length, at + 4 * MiB)), at);
-      assert.ok(back.equals(data), 'the published file is whole');
+      assert.ok((await readWhole(file)).equals(data), 'the published file is whole');
       assert.deepEqual([file.mode, file.mtime], [0o640, 7_000]);
       await file.close();
       assert.deepEqual([(await a.objects.list('.stx/partials/')).keys, await a.objects.listUploads('.stx/')], [[], []], 'nothing left of the partial');
@@ -139,9 +144,7 @@ export function s3StorageCases(cluster: () => { ceph: CephCluster; client: S3Cli
       await p.publish('big.bin', { mode: 0o600, mtime: 9_000, how: 'replace' });
       const file = await a.openFile('big.bin');
       assert.ok(file !== null);
-      const back = Buffer.alloc(file.size);
-      for (let at = 0; at < back.length; ) at += await file.readAt(back.subarray(at, Math.min(back.length, at + 4 * MiB)), at);
-      assert.ok(back.equals(data), 'the published file is whole');
+      assert.ok((await readWhole(file)).equals(data), 'the published file is whole');
       assert.deepEqual([file.mode, file.mtime], [0o600, 9_000]);
       await file.close();
       assert.deepEqual([(await a.objects.list('.stx/partials/')).keys, await a.objects.listUploads('')], [[], []], 'nothing left behind');
