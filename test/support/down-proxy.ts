@@ -40,7 +40,14 @@ export async function startDownProxy(targetPort: number, opts: { readonly cutAt?
     client.pipe(upstream);
     upstream.on('data', (d: Buffer) => {
       bytesDown += d.length;
-      client.write(d);
+      // With backpressure: counted bytes are on their way to the client, not piling up here while
+      // a busy client reads slowly (a cut then took away what had never reached it).
+      if (!client.write(d)) {
+        upstream.pause();
+        client.once('drain', () => {
+          if (!held) upstream.resume();
+        });
+      }
       for (const w of waiters.filter((x) => bytesDown >= x.bytes)) {
         waiters.splice(waiters.indexOf(w), 1);
         w.resolve();
