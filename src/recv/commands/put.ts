@@ -148,11 +148,12 @@ export function runPut(link: CommandLink<Tagged>, file: PutFile, chunks: readonl
 
 /**
  * PUT_INLINE (§9.11 step 6): a whole file in one record, in Ready, which the connection stays in.
- * Its data is copied out of the record's body (the job holds the file's bytes alone, whatever the
- * channel does with bodies) and counted as held until the job is over.
+ * Its data stays where the record was opened: a control record's body is a buffer of its own
+ * (crypto/record.ts open(), never pooled or reused), which the job holds, counted as held, until
+ * it is over. The local backend copies the bytes once more, for its publishing thread.
  */
 export function putInline(frame: Extract<Frame, { type: 'PUT_INLINE' }>, link: CommandLink<Tagged>): void {
-  const data = Buffer.from(frame.data);
+  const data = frame.data;
   link.held(data.length);
   link.puts.allowBatches();
   runPut(link, { name: frame.name, size: data.length, mtime: frame.mtime, mode: frame.mode }, [data], frame.sha256, () => link.held(-data.length));
