@@ -11,7 +11,7 @@
 // its name (§9.11, batched); rsync, scp and tar never fsync.
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, rm, statfs, writeFile } from 'node:fs/promises';
 import { tmpdir, userInfo, cpus, loadavg } from 'node:os';
 import { join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -31,6 +31,8 @@ const MiB = 1024 * KiB;
 /** One run of one contender on one tree may take this long before it counts as failed. */
 const RUN_TIMEOUT_MS = 30 * 60 * 1000;
 const SSHD_READY_MS = 10_000;
+/** Room kept free besides the trees and their copies. */
+const DISK_MARGIN_BYTES = 256 * MiB;
 
 interface TreeSpec {
   readonly name: string;
@@ -273,7 +275,14 @@ export async function runTreeBench(argv: readonly string[], log: (line: string) 
   const all = contenders(sshd, rsyncMissing === null);
   const outcomes: Outcome[] = [];
   try {
-    for (const spec of [smallTree(scale), mixedTree(scale)]) {
+    // Every run's copy stays until the end (below): the sources and all copies must fit at once.
+    const trees = [smallTree(scale), mixedTree(scale)];
+    const needed = trees.reduce((n, t) => n + (1 + runs * all.length) * t.files.reduce((b, f) => b + Math.max(f.size, 4 * KiB), 0), 0);
+    const { bavail, bsize } = await statfs(work);
+    if (bavail * bsize < needed + DISK_MARGIN_BYTES) {
+      throw new Error(`not enough free space in ${work}: ${runs} runs of ${all.length} contenders keep ${(needed / 2 ** 30).toFixed(1)} GiB of copies until the end`);
+    }
+    for (const spec of trees) {
       const src = join(work, `src-${spec.name}`, 'tree');
       log(`${spec.name} tree: writing ${spec.label}`);
       const manifest = new Map([...(await writeTree(src, spec))].map(([k, v]) => [`tree/${k}`, v]));
