@@ -298,14 +298,23 @@ function finalStateSync(finalPath: string, shown: string, counters: PathCounters
  * prepareParents with synchronous calls (see above). `checked`: parent directories found real
  * (no link) by an earlier call of the same batch, which are not checked again (the batch's files
  * are published within moments, one after another, by one thread; a check is a look, not a lock,
- * for a single file too).
+ * for a single file too). `absent`: the caller knows the name is absent (a listing of its
+ * directory just now, put-thread.ts), so the final component is not looked at.
  */
-export function prepareParentsSync(outDir: string, realOutDir: string, components: readonly string[], counters = newPathCounters(), checked = new Set<string>()): PreparedPath {
+export function prepareParentsSync(
+  outDir: string,
+  realOutDir: string,
+  components: readonly string[],
+  counters = newPathCounters(),
+  checked = new Set<string>(),
+  absent = false,
+): PreparedPath {
   const finalPath = finalPathOf(outDir, components);
   const shown = components.join('/');
   const parent = path.join(realOutDir, ...components.slice(0, -1));
   const created = checked.has(parent) || parentResolvesToSync(realOutDir, parent, shown, counters) ? [] : walkParentsSync(outDir, components, counters);
   checked.add(parent);
+  if (absent) return { finalPath, created };
   try {
     finalStateSync(finalPath, shown, counters);
   } catch (err) {

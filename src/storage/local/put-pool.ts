@@ -18,49 +18,108 @@ export const PUT_MIN_SECOND_BATCH = 64;
 /** Bytes per batch (copied to the thread): at least one file whatever its size. */
 export const PUT_BATCH_BYTES = 8 * 1024 * 1024;
 
-/** One file for the thread. */
-export interface PutJob {
-  readonly id: number;
+/** Where a backend's files go: a batch holds files of one target only. */
+export interface PutTarget {
   readonly outDir: string;
   readonly realOutDir: string;
+  /** SumRecords' directory. */
+  readonly sumsDir: string;
+  /** The backend's path counters (one object per backend): they get the batch's lookups. */
+  readonly counters: PathCounters;
+}
+
+/** One file to publish, as put.ts asks for it. */
+export interface PutRequest {
   /** The stored name, '/'-separated. */
   readonly name: string;
   readonly tempFile: string;
   readonly shownTemp: string;
-  readonly data: Uint8Array;
+  /** The bytes, held (not copied) until the batch is made; the caller keeps them until the job is over. */
+  readonly chunks: readonly Uint8Array[];
   readonly mode: number;
   readonly mtime: number;
   readonly how: 'replace' | 'no-clobber';
   /** The SHA-256 to record for the published file; null removes the name's record. */
   readonly sha256: Uint8Array | null;
-  /** SumRecords' directory. */
-  readonly sumsDir: string;
 }
 
+/** One file for the thread: its bytes and SHA-256 are ranges of the batch's buffer. */
+export interface PutJob {
+  readonly id: number;
+  readonly name: string;
+  readonly tempFile: string;
+  readonly shownTemp: string;
+  /** The file's bytes: [at, at + size) of PutBatch.buffer. */
+  readonly at: number;
+  readonly size: number;
+  readonly mode: number;
+  readonly mtime: number;
+  readonly how: 'replace' | 'no-clobber';
+  /** Where the SHA-256 to record is in PutBatch.buffer (32 bytes), or -1: none, the name's record is removed. */
+  readonly sha256At: number;
+}
+
+/** What a thread gets: one target, one buffer (transferred, not copied) holding every file's bytes. */
 export interface PutBatch {
+  readonly outDir: string;
+  readonly realOutDir: string;
+  readonly sumsDir: string;
+  readonly buffer: ArrayBuffer;
   readonly jobs: readonly PutJob[];
 }
 
-export type PutOutcome =
-  | { readonly id: number; readonly ok: true; readonly finalPath: string; readonly created: readonly string[] }
-  | { readonly id: number; readonly ok: false; readonly code: ErrorCode; readonly message: string };
+/** A file that failed, with its own typed error. */
+export interface PutFailure {
+  readonly id: number;
+  readonly code: ErrorCode;
+  readonly message: string;
+}
 
-interface BatchReply {
-  readonly outcomes: readonly PutOutcome[];
+/** The thread's answer: the ids of the files published, the failures, and what path checks cost. */
+export interface BatchReply {
+  readonly done: readonly number[];
+  readonly failed: readonly PutFailure[];
   readonly counters: PathCounters;
 }
 
-/** What a published file needs next: its directory made durable (put.ts). */
-export interface Published {
-  readonly finalPath: string;
-  readonly created: readonly string[];
-}
+const SHA256_BYTES = 32;
 
 interface Waiting {
-  readonly job: PutJob;
-  readonly counters: PathCounters;
-  readonly resolve: (p: Published) => void;
+  readonly id: number;
+  readonly request: PutRequest;
+  readonly target: PutTarget;
+  readonly size: number;
+  readonly resolve: () => void;
   readonly reject: (err: StxError) => void;
+}
+
+function sameTarget(a: PutTarget, b: PutTarget): boolean {
+  return a.counters === b.counters && a.outDir === b.outDir && a.realOutDir === b.realOutDir && a.sumsDir === b.sumsDir;
+}
+
+/** The batch's message: every file's bytes (and SHA-256) copied into one buffer of its own. */
+function batchOf(batch: readonly Waiting[], target: PutTarget): PutBatch {
+  let total = 0;
+  for (const w of batch) total += w.size + (w.request.sha256 === null ? 0 : SHA256_BYTES);
+  const bytes = Buffer.allocUnsafeSlow(total);
+  let at = 0;
+  const jobs = batch.map((w): PutJob => {
+    const { request: r } = w;
+    const start = at;
+    for (const c of r.chunks) {
+      bytes.set(c, at);
+      at += c.length;
+    }
+    let sha256At = -1;
+    if (r.sha256 !== null) {
+      if (r.sha256.length !== SHA256_BYTES) throw new Error(`a SHA-256 of ${r.sha256.length} bytes`);
+      sha256At = at;
+      bytes.set(r.sha256, at);
+      at += SHA256_BYTES;
+    }
+    return { id: w.id, name: r.name, tempFile: r.tempFile, shownTemp: r.shownTemp, at: start, size: w.size, mode: r.mode, mtime: r.mtime, how: r.how, sha256At };
+  });
+  return { outDir: target.outDir, realOutDir: target.realOutDir, sumsDir: target.sumsDir, buffer: bytes.buffer, jobs };
 }
 
 class PutThread {
@@ -81,28 +140,37 @@ class PutThread {
     return this.running.size === 0 && !this.#gone;
   }
 
-  start(batch: readonly Waiting[]): void {
-    for (const w of batch) this.running.set(w.job.id, w);
+  start(batch: readonly Waiting[], target: PutTarget): void {
+    let message: PutBatch;
+    try {
+      message = batchOf(batch, target);
+    } catch (err) {
+      for (const w of batch) w.reject(new ResourceError('INTERNAL', `internal error: ${err instanceof Error ? err.message : String(err)}`));
+      return;
+    }
+    for (const w of batch) this.running.set(w.id, w);
     this.worker.ref();
-    this.worker.postMessage(
-      { jobs: batch.map((w) => w.job) } satisfies PutBatch,
-      batch.map((w) => w.job.data.buffer as ArrayBuffer),
-    );
+    this.worker.postMessage(message, [message.buffer]);
   }
 
   #done(reply: BatchReply): void {
-    const counters = [...this.running.values()][0]?.counters;
+    const counters = [...this.running.values()][0]?.target.counters;
     if (counters !== undefined) {
       counters.lookups += reply.counters.lookups;
       counters.created += reply.counters.created;
       counters.removed += reply.counters.removed;
     }
-    for (const o of reply.outcomes) {
-      const w = this.running.get(o.id);
+    for (const id of reply.done) {
+      const w = this.running.get(id);
       if (w === undefined) continue;
-      this.running.delete(o.id);
-      if (o.ok) w.resolve({ finalPath: o.finalPath, created: o.created });
-      else w.reject(errorFor(o.code, o.message));
+      this.running.delete(id);
+      w.resolve();
+    }
+    for (const f of reply.failed) {
+      const w = this.running.get(f.id);
+      if (w === undefined) continue;
+      this.running.delete(f.id);
+      w.reject(errorFor(f.code, f.message));
     }
     // A job the reply did not name was not done: it fails alone.
     this.#rejectAll('the publishing thread did not answer for a file');
@@ -128,10 +196,12 @@ class PutPool {
   readonly #threads: PutThread[] = [];
   #nextId = 1;
 
-  /** Publishes `job` (less its id) on a thread; rejects with the file's own typed error. */
-  run(job: Omit<PutJob, 'id'>, counters: PathCounters): Promise<Published> {
+  /** Publishes `request` into `target` on a thread; rejects with the file's own typed error. */
+  run(request: PutRequest, target: PutTarget): Promise<void> {
+    let size = 0;
+    for (const c of request.chunks) size += c.length;
     return new Promise((resolve, reject) => {
-      this.#waiting.push({ job: { ...job, id: this.#nextId++ }, counters, resolve, reject });
+      this.#waiting.push({ id: this.#nextId++, request, target, size, resolve, reject });
       this.pump();
     });
   }
@@ -148,15 +218,16 @@ class PutPool {
       if (thread === undefined) return;
       const batch: Waiting[] = [];
       let bytes = 0;
-      // One batch per counters object (one backend): its counters get the batch's lookups.
-      const counters = this.#waiting[0]?.counters;
-      for (let w = this.#waiting[0]; w !== undefined && batch.length < PUT_BATCH_FILES && w.counters === counters; w = this.#waiting[0]) {
-        if (batch.length > 0 && bytes + w.job.data.length > PUT_BATCH_BYTES) break;
-        bytes += w.job.data.length;
+      // One batch per target (one backend): its counters get the batch's lookups.
+      const target = this.#waiting[0]?.target;
+      if (target === undefined) return;
+      for (let w = this.#waiting[0]; w !== undefined && batch.length < PUT_BATCH_FILES && sameTarget(w.target, target); w = this.#waiting[0]) {
+        if (batch.length > 0 && bytes + w.size > PUT_BATCH_BYTES) break;
+        bytes += w.size;
         batch.push(w);
         this.#waiting.shift();
       }
-      thread.start(batch);
+      thread.start(batch, target);
     }
   }
 

@@ -7,16 +7,16 @@
 // way, once each per batch, at once too (syncDirectories).
 // On the main thread the same job took ~10 thread-pool trips of 50–100 µs each per file.
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
-import { closeSync, constants, fchmodSync, fstatSync, fsync, futimesSync, linkSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, type BigIntStats, fstatSync, fsync, fsyncSync, futimesSync, linkSync, opendirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { parentPort } from 'node:worker_threads';
 import { UploadError, StxError, ResourceError } from '../../proto/errors.js';
 import { errnoOf, toStxError } from '../../transfer/io-error.js';
 import { PARTIAL_FILE_MODE } from './config.js';
-import { newPathCounters, prepareParentsSync, removeCreatedSync, stampOf } from './paths.js';
+import { newPathCounters, prepareParentsSync, removeCreatedSync, stampOf, type PathCounters } from './paths.js';
 import { SumRecords } from './sums.js';
-import type { PutBatch, PutJob, PutOutcome } from './put-pool.js';
+import type { BatchReply, PutBatch, PutFailure, PutJob } from './put-pool.js';
 
 const port = parentPort;
 if (port === null) throw new Error('put-thread.js runs as a worker thread (put-pool.ts starts it)');
@@ -35,27 +35,64 @@ function asStx(err: unknown, what: string, where: string): StxError {
 
 interface Running {
   readonly job: PutJob;
+  /** The file's bytes: a view on the batch's buffer. */
+  readonly data: Uint8Array;
+  /** The SHA-256 to record, a view on the batch's buffer; null: none. */
+  readonly sha256: Buffer | null;
   fd: number;
+  /** The file was created with its final mode (no fchmod): checked once published (publish()). */
+  modeAtCreate: boolean;
   published: boolean;
   failure: StxError | null;
-  created: readonly string[];
   finalPath: string;
 }
 
-function write(r: Running): void {
-  const { job } = r;
+/**
+ * This process's umask, read once from /proc (process.umask() without an argument sets the mask
+ * to read it); null where /proc cannot tell. A file whose mode the umask leaves whole is created
+ * with it, which saves an fchmod per file; publish() checks the mode it got all the same.
+ */
+const umask: number | null = (() => {
   try {
-    r.fd = openSync(job.tempFile, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, PARTIAL_FILE_MODE);
+    const line = /^Umask:\s*([0-7]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    return line?.[1] === undefined ? null : parseInt(line[1], 8);
+  } catch {
+    return null;
+  }
+})();
+
+/**
+ * Creates the temporary file, new (O_EXCL: never one left by a crash, whatever its mode, or a link
+ * a crash left to a published file, which O_TRUNC would have emptied), never through a link.
+ */
+function createTemp(file: string, mode: number): number {
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+  try {
+    return openSync(file, flags, mode);
+  } catch (err) {
+    if (errnoOf(err) !== 'EEXIST') throw err;
+  }
+  // Left over by a crash (PUT keeps nothing for a resume): only garbage.
+  unlinkSync(file);
+  return openSync(file, flags, mode);
+}
+
+function write(r: Running): void {
+  const { job, data } = r;
+  const mode = job.mode & 0o777;
+  r.modeAtCreate = umask !== null && (mode & umask) === 0;
+  try {
+    r.fd = createTemp(job.tempFile, r.modeAtCreate ? mode : PARTIAL_FILE_MODE);
   } catch (err) {
     r.failure = asStx(err, 'creating', job.shownTemp);
     return;
   }
   try {
-    for (let at = 0; at < job.data.length; ) {
+    for (let at = 0; at < data.length; ) {
       // A short write goes on where it stopped.
-      at += writeSync(r.fd, job.data, at, job.data.length - at);
+      at += writeSync(r.fd, data, at, data.length - at);
     }
-    fchmodSync(r.fd, job.mode & 0o777);
+    if (!r.modeAtCreate) fchmodSync(r.fd, mode);
     futimesSync(r.fd, new Date(), job.mtime / 1000);
   } catch (err) {
     r.failure = asStx(err, 'writing', job.shownTemp);
@@ -185,10 +222,58 @@ async function sync(r: Running): Promise<void> {
   }
 }
 
-function publish(r: Running, counters: ReturnType<typeof newPathCounters>, checked: Set<string>): void {
-  const { job } = r;
+/** Files of a batch in one directory from which on a listing of it replaces their lstats. */
+const LIST_MIN_FILES = 4;
+/** Entries read per file of the batch in the directory at most: a larger directory is not listed whole. */
+const LIST_ENTRIES_PER_FILE = 32;
+
+/**
+ * The names in `dir`, if it has at most `limit` entries; null if it has more (or cannot be
+ * read): its files are then looked at one by one. One listing (a few system calls) stands for an
+ * lstat per file: a name not listed is known to be absent, one listed is looked at as before.
+ */
+function listNames(dir: string, limit: number, counters: PathCounters): Set<string> | null {
+  const names = new Set<string>();
+  let d: ReturnType<typeof opendirSync> | undefined;
   try {
-    const prepared = prepareParentsSync(job.outDir, job.realOutDir, job.name.split('/'), counters, checked);
+    counters.lookups++;
+    d = opendirSync(dir, { bufferSize: 128 });
+    for (let e = d.readSync(); e !== null; e = d.readSync()) {
+      if (names.size >= limit) return null;
+      names.add(e.name);
+    }
+    return names;
+  } catch {
+    return null;
+  } finally {
+    try {
+      d?.closeSync();
+    } catch {
+      // Only read.
+    }
+  }
+}
+
+/** What a batch knows of its directories: per parent (a name's directory part), its files and listing. */
+interface Listings {
+  readonly files: Map<string, number>;
+  /** Listed: the names there; null: not listed (too large, or unreadable). */
+  readonly names: Map<string, Set<string> | null>;
+}
+
+function parentOf(name: string): string {
+  const slash = name.lastIndexOf('/');
+  return slash < 0 ? '' : name.slice(0, slash);
+}
+
+function publish(batch: PutBatch, r: Running, counters: PathCounters, checked: Set<string>, listings: Listings): void {
+  const { job } = r;
+  const parent = parentOf(job.name);
+  const listed = listings.names.get(parent);
+  const base = job.name.slice(parent.length === 0 ? 0 : parent.length + 1);
+  const absent = listed !== undefined && listed !== null && !listed.has(base);
+  try {
+    const prepared = prepareParentsSync(batch.outDir, batch.realOutDir, job.name.split('/'), counters, checked, absent);
     try {
       if (job.how === 'no-clobber') {
         try {
@@ -209,19 +294,44 @@ function publish(r: Running, counters: ReturnType<typeof newPathCounters>, check
       throw err;
     }
     r.published = true;
-    r.created = prepared.created;
     r.finalPath = prepared.finalPath;
   } catch (err) {
     r.failure = asStx(err, 'publishing', job.name);
     return;
+  } finally {
+    // The directory is real now (or the name failed): its other files of the batch take their
+    // absence from one listing.
+    if (listed === undefined && (listings.files.get(parent) ?? 0) >= LIST_MIN_FILES) {
+      const dir = r.finalPath === '' ? null : path.dirname(r.finalPath);
+      listings.names.set(parent, dir === null ? null : listNames(dir, LIST_ENTRIES_PER_FILE * (listings.files.get(parent) ?? 0), counters));
+    }
   }
-  // The published file's SHA-256 for its version now, stamped from the published inode itself
-  // (still open: the rename changed its ctime). Best effort: the file is published whatever
-  // happens here, its hash then unknown.
-  const sums = sumsOf(job.sumsDir);
+  // The published inode (still open: the rename changed its ctime): its mode, and its stamp.
+  let st: BigIntStats | null = null;
   try {
-    if (job.sha256 === null) sums.removeSync(job.name);
-    else sums.writeSync(job.name, stampOf(fstatSync(r.fd, { bigint: true })), Buffer.from(job.sha256));
+    if (r.modeAtCreate || r.sha256 !== null) st = fstatSync(r.fd, { bigint: true });
+    const mode = job.mode & 0o777;
+    if (r.modeAtCreate && st !== null && Number(st.mode & 0o777n) !== mode) {
+      // The umask changed since this thread read it: the mode is set here, durably before the
+      // answer as the rest is (the batch's second sync may be fsyncs of directories only).
+      fchmodSync(r.fd, mode);
+      fsyncSync(r.fd);
+      st = fstatSync(r.fd, { bigint: true });
+    }
+  } catch (err) {
+    // A mode not known to be right fails the file (it is sent again); else only the hash is unknown.
+    if (r.modeAtCreate) {
+      r.failure = asStx(err, 'publishing', job.name);
+      return;
+    }
+    st = null;
+  }
+  // The published file's SHA-256 for its version now, stamped from the published inode itself.
+  // Best effort: the file is published whatever happens here, its hash then unknown.
+  const sums = sumsOf(batch.sumsDir);
+  try {
+    if (r.sha256 === null || st === null) sums.removeSync(job.name);
+    else sums.writeSync(job.name, stampOf(st), r.sha256);
   } catch {
     sums.removeSync(job.name);
   }
@@ -234,11 +344,11 @@ function publish(r: Running, counters: ReturnType<typeof newPathCounters>, check
  * in its parent before our fsync of that parent): no file is answered before its whole path is
  * durable, whichever thread made the path. A directory with nothing new costs a quick fsync.
  */
-async function syncDirectories(all: readonly Running[]): Promise<void> {
+async function syncDirectories(outDir: string, all: readonly Running[]): Promise<void> {
   const dirs = new Map<string, Running[]>();
   for (const r of all) {
     if (r.failure !== null || !r.published) continue;
-    const top = path.resolve(r.job.outDir);
+    const top = path.resolve(outDir);
     for (let d = path.dirname(r.finalPath); d.length >= top.length; d = path.dirname(d)) {
       const list = dirs.get(d);
       if (list === undefined) dirs.set(d, [r]);
@@ -281,28 +391,44 @@ function finish(r: Running): void {
 
 async function run(batch: PutBatch): Promise<void> {
   const counters = newPathCounters();
-  const all: Running[] = batch.jobs.map((job) => ({ job, fd: -1, published: false, failure: null, created: [], finalPath: '' }));
+  const all: Running[] = batch.jobs.map((job) => ({
+    job,
+    data: new Uint8Array(batch.buffer, job.at, job.size),
+    sha256: job.sha256At < 0 ? null : Buffer.from(batch.buffer, job.sha256At, 32),
+    fd: -1,
+    modeAtCreate: false,
+    published: false,
+    failure: null,
+    finalPath: '',
+  }));
   try {
     for (const r of all) write(r);
-    const top = batch.jobs[0]?.realOutDir ?? '/';
-    const data = await syncFilesystem(top);
+    const data = await syncFilesystem(batch.realOutDir);
     if (data instanceof Error) for (const r of all) r.failure ??= asStx(data, 'writing', r.job.shownTemp);
     else if (!data) await Promise.all(all.filter((r) => r.failure === null).map((r) => sync(r)));
     const checked = new Set<string>();
-    for (const r of all) if (r.failure === null) publish(r, counters, checked);
-    const names = all.some((r) => r.published) ? await syncFilesystem(top) : true;
+    const listings: Listings = { files: new Map(), names: new Map() };
+    for (const r of all) {
+      const parent = parentOf(r.job.name);
+      if (r.failure === null) listings.files.set(parent, (listings.files.get(parent) ?? 0) + 1);
+    }
+    for (const r of all) if (r.failure === null) publish(batch, r, counters, checked, listings);
+    const names = all.some((r) => r.published) ? await syncFilesystem(batch.realOutDir) : true;
     if (names instanceof Error) for (const r of all) r.failure ??= asStx(names, 'syncing directory of', r.job.name);
-    else if (!names) await syncDirectories(all);
+    else if (!names) await syncDirectories(batch.outDir, all);
   } catch (err) {
     // Only a bug gets here: every job not published fails alone.
     for (const r of all) r.failure ??= r.published ? null : new ResourceError('INTERNAL', `internal error: ${err instanceof Error ? err.message : String(err)}`);
   } finally {
     for (const r of all) finish(r);
   }
-  const outcomes: PutOutcome[] = all.map((r) =>
-    r.failure === null ? { id: r.job.id, ok: true, finalPath: r.finalPath, created: r.created } : { id: r.job.id, ok: false, code: r.failure.code, message: r.failure.message },
-  );
-  port?.postMessage({ outcomes, counters });
+  const done: number[] = [];
+  const failed: PutFailure[] = [];
+  for (const r of all) {
+    if (r.failure === null) done.push(r.job.id);
+    else failed.push({ id: r.job.id, code: r.failure.code, message: r.failure.message });
+  }
+  port?.postMessage({ done, failed, counters } satisfies BatchReply);
 }
 
 port.on('message', (batch: PutBatch) => void run(batch));

@@ -20,32 +20,24 @@ export interface PutPaths {
   readonly sums: SumRecords;
 }
 
-/** Writes `chunks` as the file `name` and publishes it durably (see above). */
+/**
+ * Writes `chunks` as the file `name` and publishes it durably (see above). The chunks are held,
+ * not copied, until the file's batch goes to its thread: the caller keeps them until this
+ * resolves (StorageBackend.putFile), and the pool copies every file of a batch into one buffer of
+ * the batch's own, which it hands over to the thread (one allocation per batch, not per file).
+ */
 export async function putFile(paths: PutPaths, name: string, chunks: readonly Buffer[], options: PublishOptions): Promise<void> {
-  // The bytes, copied into a buffer of their own that goes to the thread as it is (transferred):
-  // the chunks are views on pooled memory, which must not go along.
-  const size = chunks.reduce((n, c) => n + c.length, 0);
-  const data = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    data.set(c, at);
-    at += c.length;
-  }
-  const sha256 = options.sha256 === undefined ? null : Uint8Array.from(options.sha256);
   await putPool.run(
     {
-      outDir: paths.outDir,
-      realOutDir: paths.realOutDir,
       name,
       tempFile: paths.tempFile,
       shownTemp: paths.shownTemp,
-      data,
+      chunks,
       mode: options.mode,
       mtime: options.mtime,
       how: options.how,
-      sha256,
-      sumsDir: paths.sums.dir,
+      sha256: options.sha256 ?? null,
     },
-    paths.counters,
+    { outDir: paths.outDir, realOutDir: paths.realOutDir, sumsDir: paths.sums.dir, counters: paths.counters },
   );
 }

@@ -1,0 +1,94 @@
+// The local backend's whole-file publish (PUT, §9.11; storage/local/put-thread.ts) where it
+// takes short cuts: a batch's files of one directory take their absence from one listing of it
+// (not an lstat each), a file whose mode the umask leaves whole is created with it (no fchmod),
+// and the temporary file is always made new. Each short cut keeps what the long way gave.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { link, lstat, mkdir, mkdtemp, readFile, realpath, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { StxError } from '../src/proto/errors.js';
+import { LocalBackend } from '../src/storage/local/backend.js';
+
+function idOf(n: number): string {
+  return createHash('sha256').update(`put-local ${n}`).digest('hex');
+}
+
+function sha256(data: Buffer): Buffer {
+  return createHash('sha256').update(data).digest();
+}
+
+async function withBackend(run: (backend: LocalBackend, out: string, root: string) => Promise<void>): Promise<void> {
+  const root = await realpath(await mkdtemp(path.join(os.tmpdir(), 'stx-put-local-')));
+  try {
+    const out = path.join(root, 'out');
+    const backend = new LocalBackend(out);
+    await backend.init();
+    await run(backend, out, root);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+describe('local PUT in batches (§9.11)', () => {
+  it('files of one directory in one batch: a planted link and a directory are still refused, the others land with mode, mtime and SHA-256', async () => {
+    await withBackend(async (backend, out, root) => {
+      const outside = path.join(root, 'outside.txt');
+      await writeFile(outside, 'not yours');
+      await mkdir(path.join(out, 'd', 'sub'), { recursive: true });
+      await symlink(outside, path.join(out, 'd', 'link'));
+      const modes = [0o644, 0o600, 0o755, 0o666, 0o400, 0o777];
+      const mtime = Date.UTC(2024, 0, 2, 3, 4, 5, 678);
+      const files = Array.from({ length: 20 }, (_, i) => ({ name: `d/f${String(i).padStart(2, '0')}`, data: Buffer.alloc(100 + i, i), mode: modes[i % modes.length] ?? 0o644 }));
+      const lookupsBefore = backend.pathCounters.lookups;
+      // All at once: the first goes alone to a thread, the others wait for it and make one batch.
+      const results = await Promise.allSettled([
+        ...files.map((f, i) => backend.putFile(idOf(i), f.name, [f.data], { mode: f.mode, mtime, how: 'replace', sha256: sha256(f.data) })),
+        backend.putFile(idOf(100), 'd/link', [Buffer.from('through the link')], { mode: 0o644, mtime, how: 'replace', sha256: sha256(Buffer.from('through the link')) }),
+        backend.putFile(idOf(101), 'd/sub', [Buffer.from('over a directory')], { mode: 0o644, mtime, how: 'replace' }),
+      ]);
+      const refused = results.slice(files.length).map((r) => (r.status === 'rejected' && r.reason instanceof StxError ? r.reason.code : r.status));
+      assert.deepEqual(refused, ['BAD_NAME', 'BAD_NAME']);
+      assert.deepEqual(
+        results.slice(0, files.length).map((r) => r.status),
+        files.map(() => 'fulfilled'),
+      );
+      assert.equal(await readFile(outside, 'utf8'), 'not yours');
+      assert.ok((await lstat(path.join(out, 'd', 'link'))).isSymbolicLink());
+      assert.ok((await lstat(path.join(out, 'd', 'sub'))).isDirectory());
+      for (const f of files) {
+        const file = path.join(out, f.name);
+        assert.deepEqual(await readFile(file), f.data, f.name);
+        const st = await stat(file);
+        assert.equal(st.mode & 0o777, f.mode, `${f.name} mode`);
+        assert.equal(Math.round(st.mtimeMs), mtime, `${f.name} mtime`);
+        const published = await backend.openFile(f.name);
+        assert.ok(published !== null);
+        try {
+          assert.deepEqual(published.sha256, sha256(f.data), `${f.name} recorded SHA-256`);
+        } finally {
+          await published.close();
+        }
+      }
+      // One listing stood for the lstats of the batch's files (22 files: 22 lstats the long way).
+      const lookups = backend.pathCounters.lookups - lookupsBefore;
+      assert.ok(lookups < 14, `${lookups} path lookups for 22 files`);
+    });
+  });
+
+  it('a temporary file a crash left as a link to a published file is replaced, never written through', async () => {
+    await withBackend(async (backend, out) => {
+      const kept = Buffer.from('published before the crash');
+      await backend.putFile(idOf(1), 'kept', [kept], { mode: 0o644, mtime: Date.now(), how: 'no-clobber', sha256: sha256(kept) });
+      // A no-clobber publish links the temporary file to its name, then removes it: a crash in
+      // between leaves both names on the published inode.
+      await link(path.join(out, 'kept'), path.join(out, '.stx', 'partials', `${idOf(2)}.put`));
+      const next = Buffer.from('the next file, with the same upload id');
+      await backend.putFile(idOf(2), 'next', [next], { mode: 0o600, mtime: Date.now(), how: 'replace', sha256: sha256(next) });
+      assert.deepEqual(await readFile(path.join(out, 'kept')), kept);
+      assert.deepEqual(await readFile(path.join(out, 'next')), next);
+      assert.equal((await stat(path.join(out, 'kept'))).mode & 0o777, 0o644);
+    });
+  });
+});
