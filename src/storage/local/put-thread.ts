@@ -428,7 +428,8 @@ async function run(batch: PutBatch): Promise<void> {
     if (r.failure === null) done.push(r.job.id);
     else failed.push({ id: r.job.id, code: r.failure.code, message: r.failure.message });
   }
-  port?.postMessage({ done, failed, counters } satisfies BatchReply);
+  // The buffer goes back for the next batch (put-pool.ts keepBuffer): the views on it are not used again.
+  port?.postMessage({ done, failed, counters, buffer: batch.buffer } satisfies BatchReply, [batch.buffer]);
 }
 
 port.on('message', (batch: PutBatch) => void run(batch));
