@@ -77,6 +77,28 @@ describe('local PUT in batches (§9.11)', () => {
     });
   });
 
+  it('a umask changed after the threads started: the mode is still the one asked for, and the SHA-256 recorded for it', async () => {
+    await withBackend(async (backend, out) => {
+      const first = Buffer.from('starts the threads');
+      await backend.putFile(idOf(10), 'first', [first], { mode: 0o644, mtime: Date.now(), how: 'replace', sha256: sha256(first) });
+      const before = process.umask(0o077);
+      try {
+        const data = Buffer.from('created 0600 by the new umask, asked 0644');
+        await backend.putFile(idOf(11), 'later', [data], { mode: 0o644, mtime: Date.now(), how: 'replace', sha256: sha256(data) });
+        assert.equal((await stat(path.join(out, 'later'))).mode & 0o777, 0o644);
+        const published = await backend.openFile('later');
+        assert.ok(published !== null);
+        try {
+          assert.deepEqual(published.sha256, sha256(data));
+        } finally {
+          await published.close();
+        }
+      } finally {
+        process.umask(before);
+      }
+    });
+  });
+
   it('a temporary file a crash left as a link to a published file is replaced, never written through', async () => {
     await withBackend(async (backend, out) => {
       const kept = Buffer.from('published before the crash');
