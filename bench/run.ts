@@ -35,6 +35,7 @@ import { costFloor, costTarget, renderCost, type FloorRecord } from './lib/cost.
 import { cryptoFloor } from './lib/floor.js';
 import { ratios, renderMarkdown, summarise, type RunRecord } from './lib/report.js';
 import { sha256File } from './lib/testfile.js';
+import { stxCommands } from './lib/paths.js';
 import { isWanRun, runWan, WAN_USAGE } from './wan.js';
 import { isS3Run, runS3Bench, S3_USAGE } from './s3.js';
 import { parseTuning } from '../src/runtime/tuning.js';
@@ -257,7 +258,8 @@ async function main(): Promise<number> {
     let extras: ExtrasResults | null = null;
     if (options.extras.which.size > 0 && ready.some((c) => c.name === 'stx')) {
       // Under --compare the concurrency extra runs the other build's daemon beside this one's.
-      const concurrencyRef = ref === null || refName === null ? undefined : { name: refName, build: { recvCli: join(ref.distRoot, 'src/recv/cli.js'), sendCli: join(ref.distRoot, 'src/send/cli.js') } };
+      // The same entry points as this checkout's (bundled where the commit bundles), not its unbundled modules.
+      const concurrencyRef = ref === null || refName === null ? undefined : { name: refName, build: stxCommands(ref.distRoot) };
       extras = await runExtras({ ...options.extras, concurrencyRef }, tmpRoot, log, syncDisks);
     }
 

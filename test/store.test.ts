@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { StxError, type ErrorCode } from '../src/proto/errors.js';
 import { Store, type OpenRequest, type OpenUpload as Upload } from '../src/recv/store.js';
 import { processUmask } from '../src/recv/process-limits.js';
-import { encodeRecord, parseRecord, RECORD_VERSION } from '../src/storage/local/record.js';
+import { decodeRecordFile, encodeRecord, parseRecord, RECORD_VERSION } from '../src/storage/local/record.js';
 import { uploadId } from '../src/recv/store/upload-id.js';
 import { toStxError } from '../src/transfer/io-error.js';
 
@@ -79,7 +79,7 @@ describe('Store: new upload', () => {
     assert.deepEqual((await readdir(out)).filter((e) => e !== '.stx'), []);
     const id = uploadId(request('dir/sub/file.bin', data));
     assert.equal((await stat(path.join(partials, `${id}.part`))).size, 2 * MiB);
-    const record = parseRecord(JSON.parse(await readFile(path.join(partials, `${id}.json`), 'utf8')));
+    const record = decodeRecordFile(await readFile(path.join(partials, `${id}.json`)));
     assert.equal(record?.durable, 2 * MiB);
     await send(upload, data, 2 * MiB);
     const result = await upload.finish(sha256(data));
@@ -224,7 +224,7 @@ describe('Store: resume', () => {
     // An older daemon kept both versions; make a second record by hand, older than the first.
     const [json] = (await readdir(partials)).filter((f) => f.endsWith('.json'));
     assert.ok(json !== undefined);
-    const record: unknown = JSON.parse(await readFile(path.join(partials, json), 'utf8'));
+    const record: unknown = decodeRecordFile(await readFile(path.join(partials, json)));
     assert.ok(typeof record === 'object' && record !== null);
     const older = { ...record, mtime: 7, updated: 1 };
     const olderId = uploadId({ principal: String(Reflect.get(record, 'principal')), name: 'twice', size: data.length, mtime: 7 });
@@ -602,7 +602,7 @@ describe('Store: disk reserved by partials, per client (§9.5)', () => {
     await send(first, data, 0, 50 * KiB);
     await first.release();
     const recordFile = path.join(partials, `${uploadId(request('ttl/x', data))}.json`);
-    const updated = (): number => parseRecord(JSON.parse(readFileSync(recordFile, 'utf8')))?.updated ?? -1;
+    const updated = (): number => decodeRecordFile(readFileSync(recordFile))?.updated ?? -1;
     const before = updated();
     await new Promise((r) => setTimeout(r, 20));
     const again = await store.open(request('ttl/x', data), REPLACE);

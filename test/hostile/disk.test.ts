@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { partials, startArena, tree, waitUntil, type Arena } from './harness.js';
 import { makeFile, readJsonLine, sha256File } from '../support/procs.js';
 import { codeFromWire } from '../../src/proto/errors.js';
+import { decodeRecordFile } from '../../src/storage/local/record.js';
 import { READ_BACK_BURST_BYTES, READ_BACK_BYTES_PER_SECOND } from '../../src/recv/config.js';
 import { HandshakeRefused, RawClient, sha256 } from './raw-client.js';
 
@@ -55,7 +56,7 @@ function recordedNames(): string[] {
   return readdirSync(dir)
     .filter((e) => e.endsWith('.json'))
     .map((e) => {
-      const record: unknown = JSON.parse(readFileSync(path.join(dir, e), 'utf8'));
+      const record: unknown = decodeRecordFile(readFileSync(path.join(dir, e)));
       return typeof record === 'object' && record !== null && 'name' in record ? String(record.name) : '?';
     });
 }
@@ -163,7 +164,7 @@ describe('disk held by partials (§9.5, issue 14 item 4)', () => {
       readdirSync(path.join(arena.out, '.stx', 'partials')).filter((e) => e.endsWith('.json') && readFileSync(path.join(arena.out, '.stx', 'partials', e), 'utf8').includes(`"${name}"`));
     const fieldOf = (field: string): number[] =>
       records().map((e) => {
-        const record: unknown = JSON.parse(readFileSync(path.join(arena.out, '.stx', 'partials', e), 'utf8'));
+        const record: unknown = decodeRecordFile(readFileSync(path.join(arena.out, '.stx', 'partials', e)));
         return typeof record === 'object' && record !== null && field in record ? Number((record as Record<string, unknown>)[field]) : -1;
       });
     const updatedOf = (): number[] => fieldOf('updated');

@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FRAME_TYPES } from '../../src/proto/frames.js';
+import { decodeRecordFile } from '../../src/storage/local/record.js';
 import { caseTitle, itServesAfter, logLines, partials, runCase, startArena, waitUntil, type Arena, type HostileCase } from './harness.js';
 import { dataBody, RawClient, sha256, type Outcome } from './raw-client.js';
 import { makeFile, readJsonLine, runSend, sha256File } from '../support/procs.js';
@@ -338,7 +339,7 @@ describe('out of space during an upload (§9.5), on a small tmpfs', () => {
         for (const f of existsSync(partialsDir) ? readdirSync(partialsDir) : []) {
           if (!f.endsWith('.json')) continue;
           try {
-            const v: unknown = JSON.parse(readFileSync(path.join(partialsDir, f), 'utf8'));
+            const v: unknown = decodeRecordFile(readFileSync(path.join(partialsDir, f)));
             const d: unknown = typeof v === 'object' && v !== null ? Reflect.get(v, 'durable') : undefined;
             if (typeof d === 'number') return d;
           } catch {

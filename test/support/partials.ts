@@ -1,6 +1,7 @@
 // What a daemon holds on disk and says in its log, read by end-to-end tests while it runs.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { decodeRecordFile } from '../../src/storage/local/record.js';
 
 /** Highest durable offset recorded for any partial upload under `out`. */
 export function durableOnDisk(out: string): number {
@@ -10,11 +11,10 @@ export function durableOnDisk(out: string): number {
   for (const f of readdirSync(dir)) {
     if (!f.endsWith('.json')) continue;
     try {
-      const v: unknown = JSON.parse(readFileSync(path.join(dir, f), 'utf8'));
-      const d: unknown = typeof v === 'object' && v !== null ? Reflect.get(v, 'durable') : undefined;
-      if (typeof d === 'number') best = Math.max(best, d);
+      // A record being replaced reads as none: read it on the next poll.
+      best = Math.max(best, decodeRecordFile(readFileSync(path.join(dir, f)))?.durable ?? 0);
     } catch {
-      // A record being replaced: read it on the next poll.
+      // Gone meanwhile.
     }
   }
   return best;

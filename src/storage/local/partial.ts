@@ -12,7 +12,7 @@ import type { PartialMeta, PartialUpload, PositionalReader, PublishOptions } fro
 import { RECORD_VERSION } from '../backend.js';
 import { fsyncDir, unlinkIfPresent } from './fs-util.js';
 import { prepareParents, removeCreated, stampOf, type PathCounters } from './paths.js';
-import { writeRecord } from './record.js';
+import { RecordFile } from './record.js';
 import type { SumRecords } from './sums.js';
 import { QueuedPartial } from '../queued-partial.js';
 import type { WriteQueue } from '../write-queue.js';
@@ -58,6 +58,8 @@ export class LocalPartial extends QueuedPartial implements PartialUpload {
   readonly #fh: FileHandle;
   readonly #direct: FileHandle | null;
   readonly #onClose: () => void;
+  /** The record, kept open between checkpoints (record.ts). */
+  readonly #record: RecordFile;
   /** False until the first checkpoint wrote this open's record. */
   #recorded = false;
   /** Bytes made durable by the last sync (the queue's offset then). */
@@ -72,6 +74,7 @@ export class LocalPartial extends QueuedPartial implements PartialUpload {
     this.#direct = parts.direct;
     this.#onClose = parts.onClose;
     this.#synced = parts.durable;
+    this.#record = new RecordFile(parts.paths.recordFile, parts.paths.partialsDir, `${parts.paths.shown}.json`);
     this.prefix = { fd: parts.fh.fd, readAt: readAtFd(parts.fh.fd) };
   }
 
@@ -88,7 +91,7 @@ export class LocalPartial extends QueuedPartial implements PartialUpload {
       // Only bytes made durable count as progress for the sweep (§9.2), not the open itself.
       const updated = durable !== this.record.durable ? Date.now() : this.record.updated;
       const record = { ...this.record, durable, updated };
-      await writeRecord(this.#paths.recordFile, this.#paths.partialsDir, record, `${this.#paths.shown}.json`);
+      await this.#record.write(record);
       this.record = record;
       this.#recorded = true;
     }
@@ -168,6 +171,7 @@ export class LocalPartial extends QueuedPartial implements PartialUpload {
     await this.queue.close();
     await this.#direct?.close().catch(() => undefined);
     await this.#fh.close().catch(() => undefined);
+    await this.#record.close();
     this.#onClose();
   }
 
