@@ -2,7 +2,7 @@
 //
 //   wan-link NS_A_PATH NS_B_PATH DEV ONE_WAY_DELAY_US RATE_BITS_PER_S QUEUE_BYTES
 //
-//   wan-link NS_A_PATH NS_B_PATH DEV ONE_WAY_DELAY_US RATE_BITS_PER_S QUEUE_BYTES packet
+//   wan-link NS_A_PATH NS_B_PATH DEV ONE_WAY_DELAY_US RATE_BITS_PER_S QUEUE_BYTES [packet]
 //
 // Creates a TUN device named DEV inside each of the two network namespaces (paths such as
 // /run/netns/NAME), prints "ready MODE" on stdout, then forwards every IP packet read from one
@@ -17,9 +17,9 @@
 // and TCP/UDP segmentation offload (TUNSETOFFLOAD), the way wireguard-go and tailscale open theirs,
 // so the kernel hands over TSO super-packets of up to 64 KiB (a virtio_net_hdr in front) and the
 // forwarder writes them, header and all, into the other device, where the far stack takes them
-// whole. One system call then moves up to ~44 segments instead of one: with a syscall costing
-// ~30 µs on a paravirtualised VM, per-packet forwarding capped raw TCP at ~45 MiB/s, below a
-// 1 Gbit/s link. The link model stays per segment: the bottleneck charges a super-packet its wire
+// whole. One system call then moves up to ~44 segments instead of one: on this paravirtualised
+// 2-core VM, per-packet forwarding took 1.5–3.4 s of CPU per 256 MiB of raw TCP (and capped it at
+// 40–47 MiB/s on a 10 Gbit/s link), super-packets 0.5–1.0 s. The link model stays per segment: the bottleneck charges a super-packet its wire
 // bytes (payload plus one IP+TCP header per gso_size segment, what MTU-sized packets would carry),
 // and the counters count segments as packets and wire bytes as bytes. What changes: a super-packet
 // that finds the queue full is dropped whole (all its segments: a burst loss, where a router would
@@ -88,8 +88,8 @@ struct direction {
   uint8_t *ring;
   size_t cap, head, tail, used; /* used counts record bytes, including a skipped end */
   int64_t link_free_ns;         /* when the bottleneck has sent everything queued so far */
-  /* packets, bytes and queue_drops count segments and wire bytes; frames counts reads (super-packets). */
-  uint64_t packets, bytes, frames, queue_drops, ring_drops, write_drops, max_backlog;
+  /* Segments and wire bytes (drop_bytes: of the segments dropped, for any reason); frames counts reads (super-packets). */
+  uint64_t packets, bytes, frames, queue_drops, ring_drops, write_drops, drop_bytes, max_backlog;
 };
 
 static volatile sig_atomic_t stop;
@@ -209,6 +209,7 @@ static void enqueue(struct direction *d, const uint8_t *packet, uint32_t len, in
   /* Drop-tail: a super-packet that does not fit is dropped whole, all its segments. */
   if (backlog + wire > queue_bytes) {
     d->queue_drops += segments;
+    d->drop_bytes += wire;
     return;
   }
   size_t need = ALIGN8(sizeof(struct record) + len);
@@ -228,6 +229,7 @@ static void enqueue(struct direction *d, const uint8_t *packet, uint32_t len, in
     at = d->tail;
   } else {
     d->ring_drops += segments;
+    d->drop_bytes += wire;
     return;
   }
   d->link_free_ns = start + (int64_t)((double)wire * ns_per_byte);
@@ -259,7 +261,7 @@ static int64_t deliver(struct direction *d, int64_t now) {
     ssize_t n = write(d->out, (uint8_t *)r + sizeof *r, r->len);
     if (n != (ssize_t)r->len) {
       uint32_t segments;
-      wire_bytes((uint8_t *)r + sizeof *r, r->len, &segments);
+      d->drop_bytes += wire_bytes((uint8_t *)r + sizeof *r, r->len, &segments);
       d->write_drops += segments;
     }
     size_t size = ALIGN8(sizeof *r + r->len);
@@ -281,9 +283,9 @@ static void receive(struct direction *d, uint8_t *buf) {
 }
 
 static void report(const struct direction *d, const char *sep) {
-  printf("\"%s\":{\"packets\":%llu,\"bytes\":%llu,\"frames\":%llu,\"queueDrops\":%llu,\"ringDrops\":%llu,\"writeDrops\":%llu,\"maxBacklogBytes\":%llu}%s",
+  printf("\"%s\":{\"packets\":%llu,\"bytes\":%llu,\"frames\":%llu,\"queueDrops\":%llu,\"ringDrops\":%llu,\"writeDrops\":%llu,\"dropBytes\":%llu,\"maxBacklogBytes\":%llu}%s",
          d->name, (unsigned long long)d->packets, (unsigned long long)d->bytes, (unsigned long long)d->frames, (unsigned long long)d->queue_drops,
-         (unsigned long long)d->ring_drops, (unsigned long long)d->write_drops, (unsigned long long)d->max_backlog, sep);
+         (unsigned long long)d->ring_drops, (unsigned long long)d->write_drops, (unsigned long long)d->drop_bytes, (unsigned long long)d->max_backlog, sep);
 }
 
 static unsigned long long number(const char *text, const char *what) {

@@ -130,6 +130,8 @@ export interface DirectionCounters {
   readonly ringDrops: number;
   /** Not accepted by the far device (should stay 0 but for the first packets before it is up). */
   readonly writeDrops: number;
+  /** Wire bytes of the packets dropped (queue, ring or device): bytes − dropBytes crossed the link. */
+  readonly dropBytes: number;
   readonly maxBacklogBytes: number;
 }
 
@@ -234,6 +236,7 @@ function parseCounters(stdout: string): LinkCounters | null {
       queueDrops: n('queueDrops'),
       ringDrops: n('ringDrops'),
       writeDrops: n('writeDrops'),
+      dropBytes: n('dropBytes'),
       maxBacklogBytes: n('maxBacklogBytes'),
     };
     return Object.values(counters).every(Number.isFinite) ? counters : null;
