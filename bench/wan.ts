@@ -33,6 +33,7 @@ import {
   queueBytes,
   removeStaleNamespaces,
   wanUnavailable,
+  type ForwarderMode,
   type LinkCounters,
   type LinkSpec,
   type RttProbe,
@@ -130,6 +131,8 @@ function parseOptions(argv: readonly string[], deps: WanDeps): WanOptions {
 interface LinkResult {
   readonly spec: LinkSpec;
   readonly queueBytes: number;
+  /** How the forwarder moved packets on this link (bench/lib/wan-link.c). */
+  readonly mode: ForwarderMode;
   readonly rtt: RttProbe | null;
   readonly counters: LinkCounters | null;
   readonly summaries: readonly Summary[];
@@ -228,7 +231,7 @@ export async function runWan(argv: readonly string[], deps: WanDeps): Promise<nu
         const cutFile = options.cutSize === options.size ? file : (cutFileCache ??= await prepareTestFile(await mkdtemp(join(tmpRoot, 'cut-')), options.cutSize, log));
         cut = await runCutCase(spec, forwarder, cutFile, options, tmpRoot, log);
       }
-      results.push({ spec, queueBytes: link.queueBytes, rtt, counters, summaries: infos.map((i) => summarise(i, records, options.size)), cut });
+      results.push({ spec, queueBytes: link.queueBytes, mode: link.mode, rtt, counters, summaries: infos.map((i) => summarise(i, records, options.size)), cut });
     }
 
     const env = {
@@ -331,7 +334,13 @@ function linkMiBps(spec: LinkSpec): { ip: number; tcp: number } {
   return { ip, tcp: (ip * TCP_PAYLOAD_PER_PACKET) / LINK_MTU };
 }
 
+const MODE_TEXT: Readonly<Record<ForwarderMode, string>> = {
+  gso: 'gso (TUN devices with IFF_VNET_HDR and TSO: the forwarder moves super-packets of up to 64 KiB, charging each its per-segment wire bytes)',
+  packet: 'packet (one ≤ 1500-byte packet per system call: the kernel refused TUN offloads)',
+};
+
 function renderWan(env: WanEnvironment, results: readonly LinkResult[], infos: readonly ContenderInfo[]): string {
+  const modes = [...new Set(results.map((r) => r.mode))];
   const lines: string[] = [
     '# stx benchmark over emulated long links',
     '',
@@ -342,6 +351,7 @@ function renderWan(env: WanEnvironment, results: readonly LinkResult[], infos: r
     `- Link: server and client in their own network namespaces, joined by TUN devices and bench/lib/wan-link.c`,
     `  (each direction: RATE bottleneck, drop-tail queue, then RTT/2 of delay; MTU ${LINK_MTU}). "% of link" is`,
     `  MiB/s ÷ the link rate; TCP payload can reach at most ${fmt((100 * TCP_PAYLOAD_PER_PACKET) / LINK_MTU)} % of it (headers).`,
+    `- Forwarder mode: ${modes.map((m) => MODE_TEXT[m]).join('; ')}`,
     '',
     '| Link | Contender | MiB/s (median) | MiB/s (min–max) | % of link | Wall s | Sender CPU s/GiB | Receiver CPU s/GiB | Verified runs |',
     '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
@@ -362,7 +372,7 @@ function renderWan(env: WanEnvironment, results: readonly LinkResult[], infos: r
       }
     }
   }
-  lines.push('', '## Links', '', '| Link | Rate MiB/s (IP / TCP payload max) | Queue | Measured RTT (TCP echo median, min–max) | Packets to server (all runs) | Queue drops to server | Other drops |', '| --- | ---: | ---: | --- | ---: | ---: | ---: |');
+  lines.push('', '## Links', '', '| Link | Rate MiB/s (IP / TCP payload max) | Queue | Measured RTT (TCP echo median, min–max) | Packets to server (all runs) | Queue drops to server | Other drops | Forwarder CPU s |', '| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |');
   for (const r of results) {
     const { ip, tcp } = linkMiBps(r.spec);
     const rtt = r.rtt === null ? 'probe failed' : `${fmt(r.rtt.medianMs)} ms (${fmt(r.rtt.minMs)}–${fmt(r.rtt.maxMs)})`;
@@ -370,7 +380,7 @@ function renderWan(env: WanEnvironment, results: readonly LinkResult[], infos: r
     const other = c === null ? '—' : String([c.toServer, c.toClient].reduce((n, d) => n + d.ringDrops + d.writeDrops, 0) + c.toClient.queueDrops);
     lines.push(
       `| ${r.spec.label} | ${fmt(ip)} / ${fmt(tcp)} | ${fmt(queueBytes(r.spec) / MiB, 2)} MiB | ${rtt} | ` +
-        `${c === null ? '—' : c.toServer.packets} | ${c === null ? '—' : c.toServer.queueDrops} | ${other} |`,
+        `${c === null ? '—' : c.toServer.packets} | ${c === null ? '—' : c.toServer.queueDrops} | ${other} | ${c === null ? '—' : fmt(c.forwarderCpuSeconds)} |`,
     );
   }
   const cuts = results.filter((r) => r.cut !== null);
@@ -408,8 +418,11 @@ function renderWan(env: WanEnvironment, results: readonly LinkResult[], infos: r
     '- One TCP connection carries at most its window per round trip: with tcp_wmem\'s maximum as the',
     '  send buffer, roughly that many bytes per RTT, whatever the link rate. Queue drops are the losses',
     '  TCP saw; "other drops" (forwarder ring full, device not accepting, queue toward the client) should be near 0.',
+    '  Packets and drops count MTU-sized segments; in gso mode a super-packet that finds the queue full is dropped',
+    '  whole (all its segments, a burst loss), and its segments arrive together, when the last one would have.',
     '- The machine may be shared: the load average above says how much else ran; the emulator itself',
-    '  forwards each packet in userspace (two system calls), which costs CPU on the same cores.',
+    '  forwards in userspace (two system calls per packet or super-packet; its CPU time is in the Links table),',
+    '  which costs CPU on the same cores.',
     '',
   );
   return lines.join('\n');

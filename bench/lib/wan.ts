@@ -6,6 +6,8 @@
 // bandwidth-delay product (a router's buffer). This kernel has no netem; this way TCP's own windows,
 // slow start and losses stay real, and nothing leaves the machine. Addresses come from the
 // benchmarking range 198.18.0.0/15 (RFC 2544). Needs root, `ip`, /dev/net/tun and gcc.
+// Where the kernel allows it the forwarder moves TSO super-packets (mode "gso", see wan-link.c),
+// else one packet per system call (mode "packet"); either way it charges and counts wire bytes.
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -116,20 +118,31 @@ export async function buildForwarder(dir: string): Promise<string> {
 
 /** One direction's counters from the forwarder. */
 export interface DirectionCounters {
+  /** MTU-sized packets on the wire (in "gso" mode, a super-packet counts as its segments). */
   readonly packets: number;
+  /** IP bytes on the wire: each packet's headers and payload. */
   readonly bytes: number;
+  /** Reads from the device: packets in "packet" mode, super-packets (or single packets) in "gso" mode. */
+  readonly frames: number;
   /** Dropped because the bottleneck's queue was full: the losses TCP reacts to. */
   readonly queueDrops: number;
   /** Dropped because the forwarder's own ring was full (should stay 0). */
   readonly ringDrops: number;
   /** Not accepted by the far device (should stay 0 but for the first packets before it is up). */
   readonly writeDrops: number;
+  /** Wire bytes of the packets dropped (queue, ring or device): bytes − dropBytes crossed the link. */
+  readonly dropBytes: number;
   readonly maxBacklogBytes: number;
 }
+
+/** How the forwarder moves packets: TSO super-packets through offloading TUN devices, or one by one. */
+export type ForwarderMode = 'gso' | 'packet';
 
 export interface LinkCounters {
   readonly toServer: DirectionCounters;
   readonly toClient: DirectionCounters;
+  /** The forwarder's own CPU time (user + system), both directions. */
+  readonly forwarderCpuSeconds: number;
 }
 
 export interface RttProbe {
@@ -143,6 +156,7 @@ export interface RttProbe {
 export interface Link {
   readonly spec: LinkSpec;
   readonly queueBytes: number;
+  readonly mode: ForwarderMode;
   /** The server side in one namespace, the client in the other, talking over the link. */
   readonly placement: Placement;
   /** Round trips of a one-byte TCP echo through the link. */
@@ -218,9 +232,11 @@ function parseCounters(stdout: string): LinkCounters | null {
     const counters = {
       packets: n('packets'),
       bytes: n('bytes'),
+      frames: n('frames'),
       queueDrops: n('queueDrops'),
       ringDrops: n('ringDrops'),
       writeDrops: n('writeDrops'),
+      dropBytes: n('dropBytes'),
       maxBacklogBytes: n('maxBacklogBytes'),
     };
     return Object.values(counters).every(Number.isFinite) ? counters : null;
@@ -228,7 +244,8 @@ function parseCounters(stdout: string): LinkCounters | null {
   // The forwarder's device A is the server's, B the client's.
   const toClient = direction('aToB');
   const toServer = direction('bToA');
-  return toClient === null || toServer === null ? null : { toServer, toClient };
+  const forwarderCpuSeconds = Number(typeof value === 'object' && value !== null ? Reflect.get(value, 'cpuSeconds') : NaN);
+  return toClient === null || toServer === null || !Number.isFinite(forwarderCpuSeconds) ? null : { toServer, toClient, forwarderCpuSeconds };
 }
 
 /** The first line of `child`'s stdout, or null on exit or after `timeoutMs`. */
@@ -253,14 +270,20 @@ function firstLine(child: ChildProcess, timeoutMs: number): Promise<string | nul
   });
 }
 
+export interface LinkOptions {
+  /** One packet per system call even where the kernel offers segmentation offload (to compare). */
+  readonly perPacket?: boolean;
+}
+
 /** Two fresh namespaces joined by the emulated link, both sides addressed and up. */
-export async function openLink(spec: LinkSpec, forwarderPath: string): Promise<Link> {
+export async function openLink(spec: LinkSpec, forwarderPath: string, options: LinkOptions = {}): Promise<Link> {
   const base = `${NAME_PREFIX}-${process.pid}-${++sequence}`;
   const server = `${base}-s`;
   const client = `${base}-c`;
   const queue = queueBytes(spec);
   const made: string[] = [];
   let entry: Open | undefined;
+  let mode: ForwarderMode;
   try {
     for (const name of [server, client]) {
       await ip(['netns', 'add', name]);
@@ -268,14 +291,15 @@ export async function openLink(spec: LinkSpec, forwarderPath: string): Promise<L
     }
     const oneWayUs = Math.round((spec.rttMs * 1000) / 2);
     const args = [join(NETNS_DIR, server), join(NETNS_DIR, client), DEVICE, String(oneWayUs), String(spec.rateBitsPerSecond), String(queue)];
+    if (options.perPacket === true) args.push('packet');
     const forwarder = spawn(forwarderPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     entry = { names: made, forwarder };
     open.add(entry);
     let stderr = '';
     forwarder.stderr.setEncoding('utf8').on('data', (t: string) => (stderr = (stderr + t).slice(-4096)));
-    if ((await firstLine(forwarder, FORWARDER_READY_TIMEOUT_MS)) !== 'ready') {
-      throw new Error(`the link forwarder did not start: ${stderr.trim()}`);
-    }
+    const ready = /^ready (gso|packet)$/.exec((await firstLine(forwarder, FORWARDER_READY_TIMEOUT_MS)) ?? '');
+    if (ready === null) throw new Error(`the link forwarder did not start: ${stderr.trim()}`);
+    mode = ready[1] === 'gso' ? 'gso' : 'packet';
     for (const [name, local, peer] of [
       [server, SERVER_ADDRESS, CLIENT_ADDRESS],
       [client, CLIENT_ADDRESS, SERVER_ADDRESS],
@@ -301,7 +325,7 @@ export async function openLink(spec: LinkSpec, forwarderPath: string): Promise<L
     // A header line, then one line per socket destroyed.
     return Math.max(0, stdout.split('\n').filter((l) => l.trim() !== '').length - 1);
   };
-  return { spec, queueBytes: queue, placement, probeRtt: () => probeRtt(placement), cut, close: () => stop(it) };
+  return { spec, queueBytes: queue, mode, placement, probeRtt: () => probeRtt(placement), cut, close: () => stop(it) };
 }
 
 /** SIGTERM the forwarder, read its counters, delete the namespaces. */
