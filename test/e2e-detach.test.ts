@@ -86,6 +86,10 @@ describe('detached END (§9.1, revision 1.7)', () => {
     assert.equal(opens.length, 4);
     const overlapped = opens.filter((e) => Number(e['detached_pending']) > 0).length;
     assert.ok(overlapped >= 1, `no OPEN overlapped a detached publish: ${JSON.stringify(opens.map((e) => e['detached_pending']))}`);
+    // Files given as paths, the last one detached too: the run waits for its answer before it ends.
+    const paths = await send(d.port, dir, [path.join(src, 'f0.bin'), path.join(src, 'f1.bin'), '--to', 'paths']);
+    assert.equal(paths.code, 0, paths.stderr);
+    assert.equal(readJsonLine(paths.stdout)['files'], 2);
   });
 
   it('a cut after END_DETACHED, before its answer: the file is OPENed again with its SHA-256, answered DONE at once, published once', async () => {

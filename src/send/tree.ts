@@ -292,6 +292,8 @@ export async function sendTree(opts: TreeOptions): Promise<TreeResult> {
     }
     await puts.drain();
     await sendHeld();
+    // The detached uploads of the last larger files (§9.1): answered before the run ends.
+    await puts.drain();
   } catch (err) {
     aborted = err instanceof StxError ? err : new ResourceError('INTERNAL', err instanceof Error ? err.message : String(err), { cause: err });
   } finally {

@@ -1010,6 +1010,19 @@ function detachedCases(): ConformanceCase[] {
     },
     {
       section: '§9.1',
+      name: 'a PUT and an OPEN of the name of a detached upload right behind it: carried out after its answer, in order',
+      expect: ['PUT_DONE, PUT_DONE, OPEN_OK'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        const name = `${ctx.prefix}/detached/same.bin`;
+        const first = patterned(40_000, 55);
+        if ((await c.open(name, first.length)) !== 0) return 'OPEN_OK not at 0';
+        await c.write(...detachedRecords(c, first), ...putRecords(c, name, patterned(100, 56)), c.sealFrame({ type: 'OPEN', name, size: 10, mtime: 1, mode: 0o600 }));
+        return answers(c, ctx, 3);
+      },
+    },
+    {
+      section: '§9.1',
       name: 'END_DETACHED before size bytes: ERROR BAD_OFFSET',
       expect: ['ERROR BAD_OFFSET'],
       run: async (c, ctx) => {

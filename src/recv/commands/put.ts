@@ -25,6 +25,8 @@ interface Pending {
   /** An OPEN upload ended by END_DETACHED (§9.1), not a PUT: bounded apart (MAX_DETACHED_PENDING). */
   readonly detached: boolean;
   answer: Answer | undefined;
+  /** Called once the answer went out (or the connection closed before): whenFree's waiters. */
+  readonly answered: (() => void)[];
 }
 
 /** One connection's PUTs not yet answered, answered strictly in the order they came (§9.11). */
@@ -33,9 +35,8 @@ export class PutQueue {
   #bytes = 0;
   /** Detached uploads among the pending. */
   #detached = 0;
-  /** How many pending entries each name has (§9.11 step 4: a command of that name waits for them). */
-  readonly #names = new Map<string, number>();
-  #nameWaiters: { readonly name: string; readonly resolve: () => void }[] = [];
+  /** The last pending entry of each name (§9.11 step 4: a command of that name waits for it). */
+  readonly #last = new Map<string, Pending>();
   #idle: (() => void)[] = [];
   /** The client sent a PUT_INLINE, so it reads PUTS_DONE (§9.11 step 7). */
   #batching = false;
@@ -74,8 +75,9 @@ export class PutQueue {
    * again, by this connection, while its publish runs.
    */
   whenFree(name: string): Promise<void> | null {
-    if (!this.#names.has(name)) return null;
-    return new Promise((resolve) => this.#nameWaiters.push({ name, resolve }));
+    const last = this.#last.get(name);
+    if (last === undefined) return null;
+    return new Promise((resolve) => last.answered.push(resolve));
   }
 
   /**
@@ -83,10 +85,10 @@ export class PutQueue {
    * stops while the queue is full.
    */
   add(job: Promise<Answer>, bytes: number, name: string, detached = false): void {
-    const entry: Pending = { bytes, name, detached, answer: undefined };
+    const entry: Pending = { bytes, name, detached, answer: undefined, answered: [] };
     this.#pending.push(entry);
     this.#bytes += bytes;
-    this.#names.set(name, (this.#names.get(name) ?? 0) + 1);
+    this.#last.set(name, entry);
     if (detached) this.#detached++;
     if (this.#full()) this.gate.hold('puts');
     void job.then((answer) => {
@@ -118,13 +120,13 @@ export class PutQueue {
       this.send(run.length === 1 && only !== undefined ? only : { type: 'PUTS_DONE', sha256s: Buffer.concat(run.map((a) => a.sha256)) });
       run = [];
     };
+    const done: Pending[] = [];
     for (let head = this.#pending[0]; head?.answer !== undefined; head = this.#pending[0]) {
       this.#pending.shift();
+      if (head.answered.length > 0) done.push(head);
       this.#bytes -= head.bytes;
       if (head.detached) this.#detached--;
-      const left = (this.#names.get(head.name) ?? 1) - 1;
-      if (left > 0) this.#names.set(head.name, left);
-      else this.#names.delete(head.name);
+      if (this.#last.get(head.name) === head) this.#last.delete(head.name);
       const answer = head.answer;
       if (this.#batching && answer.type === 'PUT_DONE') {
         run.push(answer);
@@ -135,11 +137,7 @@ export class PutQueue {
       if (!this.closed()) this.send(answer);
     }
     sendRun();
-    if (this.#nameWaiters.length > 0) {
-      const waiting = this.#nameWaiters;
-      this.#nameWaiters = waiting.filter((w) => this.#names.has(w.name));
-      for (const w of waiting) if (!this.#names.has(w.name)) w.resolve();
-    }
+    for (const entry of done) for (const resolve of entry.answered) resolve();
     if (!this.#full() && !this.closed()) this.gate.release('puts');
     if (this.#pending.length === 0) {
       const waiting = this.#idle;
