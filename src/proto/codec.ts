@@ -143,7 +143,8 @@ export function decodeBody(body: Buffer): Frame {
     case 'OPEN_OK':
     case 'ACK':
       return { type: name, offset: f.num('offset') };
-    case 'END': {
+    case 'END':
+    case 'END_DETACHED': {
       const size = f.optionalNum('size');
       return size === undefined ? { type: name, sha256: f.bin('sha256') } : { type: name, sha256: f.bin('sha256'), size };
     }

@@ -21,6 +21,7 @@ export const FRAME_TYPES = {
   PUT_FAILED: 0x1c,
   PUT_INLINE: 0x1d,
   PUTS_DONE: 0x1e,
+  END_DETACHED: 0x1f,
   ERROR: 0x20,
   PING: 0x21,
   PONG: 0x22,
@@ -101,6 +102,16 @@ interface End {
   readonly type: 'END';
   readonly sha256: Buffer;
   /** The stream's length (§9.8); required after a stream OPEN, else absent or OPEN's `size`. */
+  readonly size?: number;
+}
+/**
+ * END of an OPEN upload whose answer comes later, as a PUT's (§9.1, §9.11, revision 1.7): both
+ * sides are Ready at once; PUT_DONE, PUTS_DONE or PUT_FAILED answers it in the order of the PUTs.
+ */
+interface EndDetached {
+  readonly type: 'END_DETACHED';
+  readonly sha256: Buffer;
+  /** As END's: the stream's length (§9.8), else absent or OPEN's `size`. */
   readonly size?: number;
 }
 interface Done {
@@ -292,6 +303,7 @@ export type Frame =
   | Data
   | Ack
   | End
+  | EndDetached
   | Done
   | ProgressFrame
   | Mkdir

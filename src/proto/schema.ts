@@ -43,6 +43,7 @@ export const SCHEMAS = {
   OPEN_OK: [field('offset', uint())],
   ACK: [field('offset', uint())],
   END: [field('sha256', bin(32)), field('size', uint(), true)],
+  END_DETACHED: [field('sha256', bin(32)), field('size', uint(), true)],
   DONE: [field('size', uint()), field('sha256', bin(32))],
   PROGRESS: [field('done', uint()), field('total', uint())],
   MKDIR: [field('name', str(1, MAX_NAME_BYTES)), field('mtime', int), field('mode', uint(MAX_MODE))],

@@ -84,6 +84,7 @@ export const SERVER_RECEIVE: readonly Transition<ServerState>[] = [
   ['Settling', 'PING', 'Settling'],
   ['Settling', 'PONG', 'Settling'],
   ['Ready', 'PUT_INLINE', 'Ready'],
+  ['Receiving', 'END_DETACHED', 'Ready'],
 ];
 
 /** Frames the server may send, per state (§11.1); ERROR is allowed everywhere, GOAWAY in SERVER_GOAWAY_STATES. */
@@ -241,6 +242,14 @@ export const CLIENT_RECEIVE: readonly Transition<ClientState>[] = [
   ['AwaitRangeOk', 'PUTS_DONE', 'AwaitRangeOk'],
   ['SendingRange', 'PUTS_DONE', 'SendingRange'],
   ['AwaitRangeDone', 'PUTS_DONE', 'AwaitRangeDone'],
+  // ACKs of a detached upload sent before the server read its END_DETACHED (§9.1 "Detached END").
+  ['Ready', 'ACK', 'Ready'],
+  ['AwaitOpenOk', 'ACK', 'AwaitOpenOk'],
+  ['AwaitMade', 'ACK', 'AwaitMade'],
+  ['Listing', 'ACK', 'Listing'],
+  ['AwaitGetOk', 'ACK', 'AwaitGetOk'],
+  ['Putting', 'ACK', 'Putting'],
+  ['AwaitRangeOk', 'ACK', 'AwaitRangeOk'],
 ];
 
 /** Frames the client may send, per state (§11.2); ERROR is allowed everywhere, PING and PONG where it may receive PING. */
@@ -262,6 +271,7 @@ export const CLIENT_SEND: readonly Transition<ClientState>[] = [
   ['SendingRange', 'DATA', 'SendingRange'],
   ['SendingRange', 'RANGE_END', 'AwaitRangeDone'],
   ['Ready', 'PUT_INLINE', 'Ready'],
+  ['Sending', 'END_DETACHED', 'Ready'],
 ];
 
 /**

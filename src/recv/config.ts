@@ -19,6 +19,12 @@ export const MAX_QUEUED_BYTES_PER_CONNECTION = 5 * MiB;
  */
 export const MAX_PUTS_PENDING = 1024;
 export const MAX_PUT_PENDING_BYTES = 8 * MiB;
+/**
+ * OPEN uploads ended by END_DETACHED and not yet answered, per connection (§9.1, §9.11, revision
+ * 1.7): each holds its partial's descriptor, hash and lock until published. Reading stops at it,
+ * as at the PUT bounds. stx-send keeps at most as many (tree.ts), so it never meets the bound.
+ */
+export const MAX_DETACHED_PENDING = 8;
 /** PUT jobs running at once in the whole daemon (open files, threadpool queue); more wait their turn. */
 export const MAX_PUT_JOBS_RUNNING = 512;
 

@@ -365,12 +365,12 @@ export class Connection {
         this.log.info({ event: 'authenticated', client: this.client ?? 'anonymous' }, 'client authenticated');
         return undefined;
       }
-      case 'Ready':
-        // Every command but PUT waits until the PUTs before it are answered (§9.11): reading stops
+      case 'Ready': {
+        // MKDIR, SYMLINK, LIST and GET wait until the PUTs and detached uploads before them are
+        // answered; an OPEN or RANGE only for those of its own name (§9.11 step 4). Reading stops
         // meanwhile, and the frame is carried out in Ready afterwards.
-        if (frame.type !== 'PUT' && frame.type !== 'PUT_INLINE' && this.puts.size > 0) {
-          return this.puts.idle().then(() => (this.state.kind === 'Ready' ? this.receive(frame, raw) : undefined));
-        }
+        const waits = this.waitsFor(frame);
+        if (waits !== null) return waits.then(() => (this.state.kind === 'Ready' ? this.receive(frame, raw) : undefined));
         // A whole file in one record: its job starts and the connection stays in Ready (§9.11 step 6).
         if (frame.type === 'PUT_INLINE') {
           putInline(frame, this.commandLink);
@@ -381,6 +381,7 @@ export class Connection {
           if (this.state.kind !== 'Ready') return this.expect(next, frame.type, step);
         }
         throw this.bug(frame.type);
+      }
       case 'Opening':
       case 'Receiving':
       case 'Verifying':
@@ -400,6 +401,14 @@ export class Connection {
       case 'Closed':
         throw this.bug(frame.type);
     }
+  }
+
+  /** What a command received in Ready waits for before it is carried out (§9.11 step 4), if anything. */
+  private waitsFor(frame: Frame): Promise<void> | null {
+    const t = frame.type;
+    if (t === 'MKDIR' || t === 'SYMLINK' || t === 'LIST' || t === 'GET') return this.puts.size > 0 ? this.puts.idle() : null;
+    if (t === 'OPEN' || t === 'RANGE') return this.puts.whenFree(frame.name);
+    return null;
   }
 
   /** After a received frame was handled: the state must be the one the tables named. */

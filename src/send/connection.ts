@@ -82,6 +82,9 @@ export type PutAnswer = Extract<Frame, { type: 'PUT_DONE' | 'PUT_FAILED' }> | { 
 /** The states in which a command runs (§11.2): from its first frame until the connection is Ready again. */
 type CommandState = 'AwaitOpenOk' | 'Sending' | 'AwaitDone' | 'AwaitMade' | 'Listing' | 'AwaitGetOk' | 'Fetching' | 'AwaitRangeOk' | 'SendingRange' | 'AwaitRangeDone';
 
+/** Where an ACK is the running upload's or range's (§11.2); elsewhere it is a detached upload's. */
+const ACK_STATES: ReadonlySet<ClientState> = new Set<ClientState>(['Sending', 'AwaitDone', 'SendingRange', 'AwaitRangeDone']);
+
 function isCommandState(name: ClientState): name is CommandState {
   switch (name) {
     case 'AwaitOpenOk':
@@ -290,6 +293,20 @@ export class Connection implements DataSink {
     this.corkUntilNextTurn();
     this.move('PUT_INLINE', 'sent');
     const ok = this.write(this.channel.encode(put));
+    return { answer, ok };
+  }
+
+  /**
+   * Ends the running upload with END_DETACHED (§9.1 "Detached END", revision 1.7): the connection
+   * is Ready at once, and the upload is answered later as a PUT, in the order of the PUTs.
+   * Returns the answer's promise (rejects only if the connection fails first) and whether the
+   * socket can take more now.
+   */
+  endDetached(end: Extract<Frame, { type: 'END_DETACHED' }>): { answer: Promise<PutAnswer>; ok: boolean } {
+    this.writable();
+    const answer = this.awaitPutAnswer();
+    this.move('END_DETACHED', 'sent');
+    const ok = this.write(this.channel.encode(end));
     return { answer, ok };
   }
 
@@ -535,7 +552,12 @@ export class Connection implements DataSink {
             const r = this.receive();
             if (r === null) return;
             const t = r.frame.type;
-            if ('command' in s && t !== 'PING' && t !== 'PONG') s.command(r.frame);
+            // An ACK outside an upload's sending states is a detached upload's, sent before the
+            // server read its END_DETACHED (§9.1): it moves nothing on.
+            const stale = t === 'ACK' && !ACK_STATES.has(s.name);
+            // PUT answers are the connection's (receive()), in whatever state they come (§9.11).
+            const answer = t === 'PUT_DONE' || t === 'PUT_FAILED' || t === 'PUTS_DONE';
+            if ('command' in s && t !== 'PING' && t !== 'PONG' && !stale && !answer) s.command(r.frame);
             break;
           }
         }

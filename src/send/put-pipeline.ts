@@ -26,10 +26,40 @@ export interface PutItem<E> {
   readonly mode: number;
 }
 
-interface InFlight<E> {
-  readonly item: PutItem<E>;
-  answer: Promise<PutAnswer>;
+/**
+ * A larger file sent by OPEN and ended with END_DETACHED (§9.1 "Detached END", revision 1.7):
+ * answered in the order of the PUTs. After a lost connection it goes again as a whole OPEN upload
+ * offering its SHA-256, so a server that published it already answers DONE at once (§9.1
+ * "Identical files"), and one that did not resumes it (§9.2).
+ */
+export interface DetachedItem<E> {
+  readonly entry: E;
+  readonly name: string;
+  readonly size: number;
+  readonly sha256: Buffer;
+  /**
+   * Sends the file again on `conn` (Ready) up to its DONE: PUT_DONE's fields then, or the error
+   * that failed this file alone (the server closed the connection with it). Throws what fails
+   * the connection.
+   */
+  resend(conn: Connection): Promise<Outcome>;
+  /** Once it is answered: lets go of the file; `confirmed` if the server published it (checked). */
+  close(confirmed: boolean): Promise<void>;
 }
+
+/** What a file in flight ends with: the server's answer, or the error a re-sent OPEN failed it with. */
+type Outcome = PutAnswer | StxError;
+
+type InFlight<E> =
+  | { readonly kind: 'put'; readonly item: PutItem<E>; answer: Promise<Outcome> }
+  /** `final` once a resend settled it: its answer is no longer the connection's. */
+  | { readonly kind: 'detached'; readonly item: DetachedItem<E>; answer: Promise<Outcome>; final: boolean };
+
+/**
+ * Detached uploads unanswered at once: each holds its file open until answered. Within the
+ * server's bound (stx-recv: 8 per connection, §9.11), so the server never stops reading for them.
+ */
+export const DETACHED_WINDOW_FILES = 8;
 
 /** Whether a file of `size` bytes goes as PUT. */
 export function fitsPut(size: number): boolean {
@@ -86,9 +116,9 @@ export function sha256Of(data: Buffer): Buffer {
 
 export interface PutCallbacks<E> {
   /** The server published the file (PUT_DONE checked). */
-  done(item: PutItem<E>): void;
+  done(item: { readonly entry: E }): void;
   /** The file alone failed (PUT_FAILED): the run goes on. */
-  failed(item: PutItem<E>, err: StxError): void;
+  failed(item: { readonly entry: E }, err: StxError): void;
   /** Bytes handed to the connection. */
   sent(bytes: number): void;
 }
@@ -96,6 +126,8 @@ export interface PutCallbacks<E> {
 export class PutPipeline<E> {
   readonly #inFlight: InFlight<E>[] = [];
   #bytes = 0;
+  /** Detached uploads among the files in flight. */
+  #detached = 0;
   /** Answers since the last lost connection: progress, for the retry policy. */
   #answered = 0;
   /** The connection the unanswered PUTs went out on. */
@@ -112,7 +144,7 @@ export class PutPipeline<E> {
     while (this.#inFlight.length >= PUT_WINDOW_FILES || (this.#inFlight.length > 0 && this.#bytes + item.data.length > PUT_WINDOW_BYTES)) {
       await this.#settleOldest();
     }
-    const flight: InFlight<E> = { item, answer: Promise.resolve({ type: 'PUT_DONE', size: 0, sha256: Buffer.alloc(0) }) };
+    const flight: InFlight<E> = { kind: 'put', item, answer: Promise.resolve({ type: 'PUT_DONE', size: 0, sha256: Buffer.alloc(0) }) };
     this.#inFlight.push(flight);
     this.#bytes += item.data.length;
     await this.#send([flight]);
@@ -123,16 +155,46 @@ export class PutPipeline<E> {
     while (this.#inFlight.length > 0) await this.#settleOldest();
   }
 
+  /** Waits until another detached upload may start (DETACHED_WINDOW_FILES). */
+  async detachRoom(): Promise<void> {
+    while (this.#detached >= DETACHED_WINDOW_FILES) await this.#settleOldest();
+  }
+
+  /**
+   * Takes an upload just ended with END_DETACHED on `conn`: its answer comes in the order of the
+   * PUTs. If `conn` is another connection than the one the files in flight went on (the upload
+   * reconnected meanwhile), they are sent again on it.
+   */
+  async adopt(item: DetachedItem<E>, answer: Promise<PutAnswer>, conn: Connection): Promise<void> {
+    const earlier = this.#inFlight.slice();
+    this.#inFlight.push({ kind: 'detached', item, answer, final: false });
+    this.#detached++;
+    if (conn === this.#conn) return;
+    this.#conn = conn;
+    if (earlier.length > 0) await this.#send(earlier);
+  }
+
   /** Sends `flights` in order on a Ready connection, reconnecting as often as the retry policy lets. */
   async #send(flights: readonly InFlight<E>[]): Promise<void> {
     for (;;) {
       try {
         const conn = await this.session.ready();
         // A new connection (the last one failed meanwhile): everything unanswered goes on it again.
-        if (conn !== this.#conn) flights = this.#inFlight;
+        if (conn !== this.#conn) flights = this.#unsettled();
         this.#conn = conn;
         let ok = true;
+        let refused = false;
         for (const f of flights) {
+          if (f.kind === 'detached') {
+            // Its whole exchange, up to DONE, before the next command on this connection.
+            const outcome = await f.item.resend(conn);
+            f.answer = Promise.resolve(outcome);
+            f.final = true;
+            // Refused: the server closed the connection; the rest go on the next one.
+            refused = outcome instanceof StxError;
+            if (refused) break;
+            continue;
+          }
           const { item } = f;
           const sent = fitsInline(item)
             ? conn.putInline({ type: 'PUT_INLINE', name: item.name, mtime: item.mtime, mode: item.mode, sha256: item.sha256, data: item.data })
@@ -141,14 +203,24 @@ export class PutPipeline<E> {
           ok = sent.ok;
           this.on.sent(item.data.length);
         }
+        if (refused) {
+          this.session.drop();
+          flights = this.#unsettled();
+          continue;
+        }
         if (!ok) await conn.drain();
         return;
       } catch (err) {
         await this.#lost(err);
         // Everything unanswered goes again, in order, on the next connection.
-        flights = this.#inFlight;
+        flights = this.#unsettled();
       }
     }
+  }
+
+  /** The files in flight whose answer is still the connection's to give. */
+  #unsettled(): InFlight<E>[] {
+    return this.#inFlight.filter((f) => f.kind === 'put' || !f.final);
   }
 
   /** The connection failed: drop it, wait as the retry policy says (or throw what stops the run). */
@@ -162,19 +234,33 @@ export class PutPipeline<E> {
   async #settleOldest(): Promise<void> {
     const oldest = this.#inFlight[0];
     if (oldest === undefined) return;
-    let answer: PutAnswer;
+    let answer: Outcome;
     try {
       answer = await oldest.answer;
     } catch (err) {
       await this.#lost(err);
-      await this.#send(this.#inFlight);
+      await this.#send(this.#unsettled());
       return;
     }
     this.#inFlight.shift();
-    this.#bytes -= oldest.item.data.length;
     this.#answered++;
     this.retry.reset();
+    if (oldest.kind === 'detached') {
+      this.#detached--;
+      let confirmed = false;
+      try {
+        confirmed = this.#settleDetached(oldest.item, answer);
+      } finally {
+        await oldest.item.close(confirmed);
+      }
+      return;
+    }
     const { item } = oldest;
+    this.#bytes -= item.data.length;
+    if (answer instanceof StxError) {
+      this.on.failed(item, answer);
+      return;
+    }
     if (answer.type === 'PUT_FAILED') {
       const code = codeFromWire(answer.code);
       this.on.failed(item, code === undefined ? new ResourceError('INTERNAL', `server error #${answer.code}: ${answer.message}`) : errorFor(code, answer.message));
@@ -187,5 +273,24 @@ export class PutPipeline<E> {
       throw new UploadError('INTEGRITY_FAILED', `the server confirmed a different size or SHA-256 for ${item.name} than the file has`);
     }
     this.on.done(item);
+  }
+
+  /** A detached upload's answer, checked as DONE (§9.1 step 7) against its size and SHA-256. */
+  #settleDetached(item: DetachedItem<E>, answer: Outcome): boolean {
+    if (answer instanceof StxError) {
+      this.on.failed(item, answer);
+      return false;
+    }
+    if (answer.type === 'PUT_FAILED') {
+      const code = codeFromWire(answer.code);
+      this.on.failed(item, code === undefined ? new ResourceError('INTERNAL', `server error #${answer.code}: ${answer.message}`) : errorFor(code, answer.message));
+      return false;
+    }
+    const sizeOk = answer.type === 'PUTS_DONE' || answer.size === item.size;
+    if (!sizeOk || answer.sha256.length !== item.sha256.length || !timingSafeEqual(answer.sha256, item.sha256)) {
+      throw new UploadError('INTEGRITY_FAILED', `the server confirmed a different size or SHA-256 for ${item.name} than the file has`);
+    }
+    this.on.done(item);
+    return true;
   }
 }

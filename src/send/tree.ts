@@ -8,13 +8,14 @@ import { ResourceError, StxError, type ErrorCode } from '../proto/errors.js';
 import { Sender } from '../transfer/sender.js';
 import { LocalFileError, ReadSlots, type DataSource } from '../transfer/source.js';
 import { make } from './commands/make.js';
-import { fileBody, upload, type Outgoing } from './commands/upload.js';
+import { fileBody, upload, type DetachedEnd, type Outgoing } from './commands/upload.js';
+import type { Connection } from './connection.js';
 import { offeringDigest } from './checksum.js';
 import { plainFiles, type FileOpener } from './file-opener.js';
 import { Retry, type RetryOptions } from './retry.js';
 import { Session, type SessionOptions } from './session.js';
 import { walk, type Entry } from './walk.js';
-import { fitsPut, PutPipeline, readWhole, sha256Of, Unreadable } from './put-pipeline.js';
+import { fitsPut, PutPipeline, readWhole, sha256Of, Unreadable, type DetachedItem } from './put-pipeline.js';
 
 /** Entries the walk may find ahead of the one being sent. */
 const WALK_AHEAD = 64;
@@ -184,7 +185,60 @@ export async function sendTree(opts: TreeOptions): Promise<TreeResult> {
         await sendAlone(entry, null);
         continue;
       }
-      await sendFile(entry);
+      await sendDetached(entry);
+    }
+  };
+  /**
+   * A larger file by OPEN, ended with END_DETACHED (§9.1 "Detached END"): the next file goes at
+   * once, without waiting for this one's publish, and its answer comes in the order of the PUTs.
+   * The file stays open until then (at most DETACHED_WINDOW_FILES), to be sent again after a
+   * lost connection.
+   */
+  const sendDetached = async (entry: FileEntry): Promise<void> => {
+    await puts.detachRoom();
+    let source: DataSource;
+    try {
+      source = await files.open(entry.local, entry.remote, slots);
+    } catch (err) {
+      skip(entry.local, err instanceof Error ? err.message : String(err));
+      return;
+    }
+    let adopted = false;
+    try {
+      const sender = new Sender(source);
+      const ended: { detached?: { end: DetachedEnd; conn: Connection } } = {};
+      const outcome = await sendEntry(entry, source, session, retry, counts, report, false, sender, (end, conn) => (ended.detached = { end, conn }));
+      if (outcome instanceof StxError) fail(entry, outcome);
+      else if (outcome === 'identical') skip(entry.local, 'identical');
+      else if (ended.detached === undefined) count(entry);
+      else {
+        const { end, conn } = ended.detached;
+        const opened = source;
+        const body = fileBody(sender);
+        const item: DetachedItem<FileEntry> = {
+          entry,
+          name: entry.remote,
+          size: end.size,
+          sha256: end.sha256,
+          resend: async (on) => {
+            try {
+              await upload(on, { name: entry.remote, body: { ...body, open: { ...body.open, sha256: end.sha256 } } });
+              return { type: 'PUT_DONE', size: end.size, sha256: end.sha256 };
+            } catch (err) {
+              if (failsEntryOnly(err)) return err;
+              throw err;
+            }
+          },
+          close: async (confirmed) => {
+            if (confirmed) await files.done(opened);
+            await opened.close();
+          },
+        };
+        adopted = true;
+        await puts.adopt(item, end.answer, conn);
+      }
+    } finally {
+      if (!adopted) await source.close();
     }
   };
   /** A file by OPEN (§9.1): opened only now, so that held files cost no descriptor. */
@@ -238,6 +292,8 @@ export async function sendTree(opts: TreeOptions): Promise<TreeResult> {
     }
     await puts.drain();
     await sendHeld();
+    // The detached uploads of the last larger files (§9.1): answered before the run ends.
+    await puts.drain();
   } catch (err) {
     aborted = err instanceof StxError ? err : new ResourceError('INTERNAL', err instanceof Error ? err.message : String(err), { cause: err });
   } finally {
@@ -276,8 +332,10 @@ async function sendEntry(
   counts: { sent: number },
   report: (current: string, size: number, sent: number) => void,
   checksum: boolean,
+  given?: Sender,
+  detach?: (end: DetachedEnd, conn: Connection) => void,
 ): Promise<StxError | 'identical' | undefined> {
-  const sender = source === null ? null : new Sender(source);
+  const sender = given ?? (source === null ? null : new Sender(source));
   let body: Outgoing | null = null;
   const held = { identical: false };
   let durable = -1;
@@ -299,8 +357,9 @@ async function sendEntry(
           let last = 0;
           await upload(
             conn,
-            { name: entry.remote, body },
+            { name: entry.remote, body, detach: detach !== undefined },
             {
+              detached: (end) => detach?.(end, conn),
               identical: () => (held.identical = true),
               opened: (offset) => {
                 last = offset;

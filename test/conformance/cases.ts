@@ -946,6 +946,96 @@ function putCases(): ConformanceCase[] {
   ];
 }
 
+/**
+ * An upload OPENed (at `offset` 0) and sent whole, ended with END_DETACHED (§9.1 "Detached END"):
+ * the records to write after OPEN_OK. `hash` defaults to the data's.
+ */
+function detachedRecords(c: RawClient, data: Buffer, hash = sha256(data)): Buffer[] {
+  return [...(data.length > 0 ? [c.seal(dataBody(0, data))] : []), c.sealFrame({ type: 'END_DETACHED', sha256: hash })];
+}
+
+/** §9.1 "Detached END" (revision 1.7): an upload answered as a PUT, in the order of the PUTs. */
+function detachedCases(): ConformanceCase[] {
+  return [
+    {
+      section: '§9.1',
+      name: 'END_DETACHED, a PUT and the next OPEN at once: the OPEN is answered, the upload and the PUT in their order',
+      expect: ['done, done; OPEN_OK'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        const a = patterned(300_000, 50);
+        const b = patterned(2000, 51);
+        if ((await c.open(`${ctx.prefix}/detached/a.bin`, a.length)) !== 0) return 'OPEN_OK not at 0';
+        await c.write(...detachedRecords(c, a), ...putRecords(c, `${ctx.prefix}/detached/b.bin`, b), c.sealFrame({ type: 'OPEN', name: `${ctx.prefix}/detached/c.bin`, size: 10, mtime: 1, mode: 0o600 }));
+        // OPEN_OK may come before, between or after the two answers (§9.11 step 4): noted apart.
+        const hashes = [sha256(a), sha256(b)];
+        const got: string[] = [];
+        let opened = false;
+        for (let i = 0; i < 40 && (got.length < 2 || !opened); i++) {
+          const next = await c.next(ctx.waitMs);
+          if (next.kind !== 'frame') return `${got.join(', ')}; ${await ending(c, ctx)}`;
+          const f = next.frame;
+          if (f.type === 'ACK' || f.type === 'PONG' || f.type === 'PROGRESS') continue;
+          if (f.type === 'OPEN_OK') opened = true;
+          else if (f.type === 'PUT_DONE') got.push(hashes[got.length]?.equals(f.sha256) === true ? 'done' : 'done, wrong sha256');
+          else if (f.type === 'PUTS_DONE') for (let at = 0; at < f.sha256s.length; at += 32) got.push(hashes[got.length]?.equals(f.sha256s.subarray(at, at + 32)) === true ? 'done' : 'done, wrong sha256');
+          else return `${got.join(', ')}; ${describeFrame(f)}`;
+        }
+        return `${got.join(', ')}; ${opened ? 'OPEN_OK' : 'no OPEN_OK'}`;
+      },
+    },
+    {
+      section: '§9.1',
+      name: 'END_DETACHED with the wrong SHA-256: PUT_FAILED INTEGRITY_FAILED, and the connection goes on',
+      expect: ['PUT_FAILED INTEGRITY_FAILED, PUT_DONE'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        const data = patterned(50_000, 52);
+        if ((await c.open(`${ctx.prefix}/detached/wrong.bin`, data.length)) !== 0) return 'OPEN_OK not at 0';
+        await c.write(...detachedRecords(c, data, sha256(Buffer.from('other'))), ...putRecords(c, `${ctx.prefix}/detached/after-wrong.bin`, data));
+        return answers(c, ctx, 2);
+      },
+    },
+    {
+      section: '§9.1',
+      name: 'MKDIR right behind END_DETACHED: the upload is answered first',
+      expect: ['PUT_DONE, MADE'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        const data = patterned(20_000, 53);
+        if ((await c.open(`${ctx.prefix}/detached/dir/f.bin`, data.length)) !== 0) return 'OPEN_OK not at 0';
+        await c.write(...detachedRecords(c, data), c.sealFrame({ type: 'MKDIR', name: `${ctx.prefix}/detached/dir`, mtime: 1_600_000_000_000, mode: 0o750 }));
+        return answers(c, ctx, 2);
+      },
+    },
+    {
+      section: '§9.1',
+      name: 'a PUT and an OPEN of the name of a detached upload right behind it: carried out after its answer, in order',
+      expect: ['PUT_DONE, PUT_DONE, OPEN_OK'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        const name = `${ctx.prefix}/detached/same.bin`;
+        const first = patterned(40_000, 55);
+        if ((await c.open(name, first.length)) !== 0) return 'OPEN_OK not at 0';
+        await c.write(...detachedRecords(c, first), ...putRecords(c, name, patterned(100, 56)), c.sealFrame({ type: 'OPEN', name, size: 10, mtime: 1, mode: 0o600 }));
+        return answers(c, ctx, 3);
+      },
+    },
+    {
+      section: '§9.1',
+      name: 'END_DETACHED before size bytes: ERROR BAD_OFFSET',
+      expect: ['ERROR BAD_OFFSET'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        const data = patterned(1000, 54);
+        if ((await c.open(`${ctx.prefix}/detached/short.bin`, data.length + 1)) !== 0) return 'OPEN_OK not at 0';
+        await c.write(...detachedRecords(c, data));
+        return nextEvent(c, ctx);
+      },
+    },
+  ];
+}
+
 /** §9.6: cases that wait for the server's timers (HANDSHAKE_TIMEOUT, IDLE_TIMEOUT); only with --timeouts. */
 export function timerCases(): ConformanceCase[] {
   return [
@@ -990,6 +1080,7 @@ export function conformanceCases(options: { timers?: boolean; downloads?: boolea
     ...treeCases(),
     ...identicalCases(),
     ...putCases(),
+    ...detachedCases(),
     ...rangeCases(),
     ...(options.timers === true ? timerCases() : []),
   ];

@@ -56,6 +56,7 @@ export const FRAME_ARBS: { readonly [K in FrameName]: fc.Arbitrary<Frame> } = {
   PUT_FAILED: fc.record({ type: fc.constant('PUT_FAILED' as const), code: uintArb, message: textArb(0, 1024) }),
   PUT_INLINE: fc.record({ type: fc.constant('PUT_INLINE' as const), name: textArb(1, 4096), mtime: intArb, mode: fc.integer({ min: 0, max: 0o7777 }), sha256: bytes(32), data: bytes(0, 8192) }),
   PUTS_DONE: fc.integer({ min: 1, max: 511 }).chain((n) => bytes(32 * n).map((sha256s) => ({ type: 'PUTS_DONE' as const, sha256s }))),
+  END_DETACHED: fc.record({ type: fc.constant('END_DETACHED' as const), sha256: bytes(32) }),
   ERROR: fc.record({ type: fc.constant('ERROR' as const), code: uintArb, message: textArb(0, 1024) }),
   PING: fc.record({ type: fc.constant('PING' as const), seq: uintArb }),
   PONG: fc.record({ type: fc.constant('PONG' as const), seq: uintArb }),

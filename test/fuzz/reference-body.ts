@@ -49,6 +49,7 @@ const TYPES = new Map<number, { name: string; fields: readonly Field[] | null }>
   [0x1c, { name: 'PUT_FAILED', fields: [{ name: 'code', kind: uint() }, { name: 'message', kind: str(0, 1024) }] }],
   [0x1d, { name: 'PUT_INLINE', fields: [{ name: 'name', kind: str(1, 4096) }, { name: 'mtime', kind: int }, { name: 'mode', kind: uint(0o7777) }, { name: 'sha256', kind: bin(32) }, { name: 'data', kind: bin(0, 16384) }] }],
   [0x1e, { name: 'PUTS_DONE', fields: [{ name: 'sha256s', kind: bin(32, 16352) }] }],
+  [0x1f, { name: 'END_DETACHED', fields: [{ name: 'sha256', kind: bin(32) }, { name: 'size', kind: uint(), optional: true }] }],
   [0x20, { name: 'ERROR', fields: [{ name: 'code', kind: uint() }, { name: 'message', kind: str(0, 1024) }] }],
   [0x21, { name: 'PING', fields: [{ name: 'seq', kind: uint() }] }],
   [0x22, { name: 'PONG', fields: [{ name: 'seq', kind: uint() }] }],

@@ -550,6 +550,7 @@ export function sampleFrame(type: FrameName): Frame {
     case 'ACK':
       return { type, offset: 0 };
     case 'END':
+    case 'END_DETACHED':
       return { type, sha256: b32 };
     case 'DONE':
       return { type, size: 10, sha256: b32 };

@@ -8,6 +8,11 @@ export interface ProxyOptions {
   readonly bytesPerSecond?: number;
   /** Cut all connections each time the client→server total crosses one of these (ascending). */
   readonly cutAt?: readonly number[];
+  /**
+   * Once the client→server total crosses this, drop what the server sends on the connections
+   * open then (they stay open): the client hears nothing more on them, until a cut.
+   */
+  readonly dropDownAt?: number;
 }
 
 export interface CutProxy {
@@ -34,6 +39,9 @@ export async function startProxy(targetPort: number, opts: ProxyOptions = {}): P
   let allowance = Number.POSITIVE_INFINITY;
   const throttled = new Set<net.Socket>();
   const frozen = new Set<net.Socket>();
+  /** Upstream legs whose server→client bytes are dropped (dropDownAt). */
+  const mute = new Set<net.Socket>();
+  let dropDownAt = opts.dropDownAt;
   const cutAll = (): void => {
     cuts++;
     for (const s of open) s.resetAndDestroy();
@@ -61,6 +69,10 @@ export async function startProxy(targetPort: number, opts: ProxyOptions = {}): P
       bytesUp += d.length;
       allowance -= d.length;
       const full = !upstream.write(d);
+      if (dropDownAt !== undefined && bytesUp >= dropDownAt) {
+        dropDownAt = undefined;
+        for (const s of open) mute.add(s);
+      }
       const next = cutAt[0];
       if (next !== undefined && bytesUp >= next) {
         cutAt.shift();
@@ -77,7 +89,7 @@ export async function startProxy(targetPort: number, opts: ProxyOptions = {}): P
       if (!throttled.has(client)) client.resume();
     });
     upstream.on('data', (d: Buffer) => {
-      if (frozen.has(upstream)) return;
+      if (frozen.has(upstream) || mute.has(upstream)) return;
       if (!client.write(d)) upstream.pause();
     });
     client.on('drain', () => upstream.resume());

@@ -43,6 +43,7 @@ const SECONDS: Readonly<Record<string, number>> = {
   'e2e-pipeline.test.js': 8,
   'hostile/handshake-flood.test.js': 8,
   'hostile/namespaces.test.js': 7,
+  'e2e-detach.test.js': 4,
 };
 
 /** Every *.test.js under `dir`, relative to it, with '/' separators. */

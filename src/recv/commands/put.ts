@@ -9,23 +9,34 @@
 import { StxError, wireNumber, ResourceError } from '../../proto/errors.js';
 import type { Frame } from '../../proto/frames.js';
 import { MAX_PUTS_PER_DONE } from '../../proto/limits.js';
-import { MAX_PUT_PENDING_BYTES, MAX_PUTS_PENDING } from '../config.js';
+import { MAX_DETACHED_PENDING, MAX_PUT_PENDING_BYTES, MAX_PUTS_PENDING } from '../config.js';
 import type { PauseReason } from '../read-gate.js';
+import type { FinishResult } from '../store.js';
 import type { CommandLink, Tagged } from './command.js';
 
-type Answer = Extract<Frame, { type: 'PUT_DONE' | 'PUT_FAILED' }>;
+export type Answer = Extract<Frame, { type: 'PUT_DONE' | 'PUT_FAILED' }>;
 /** What goes on the wire for the answers: one each, or a run of PUT_DONE as one PUTS_DONE (§9.11). */
 type AnswerFrame = Answer | Extract<Frame, { type: 'PUTS_DONE' }>;
 
 interface Pending {
   readonly bytes: number;
+  /** The file's name as the client sent it: one that is valid is its stored name (§9.3). */
+  readonly name: string;
+  /** An OPEN upload ended by END_DETACHED (§9.1), not a PUT: bounded apart (MAX_DETACHED_PENDING). */
+  readonly detached: boolean;
   answer: Answer | undefined;
+  /** Called once the answer went out (or the connection closed before): whenFree's waiters. */
+  readonly answered: (() => void)[];
 }
 
 /** One connection's PUTs not yet answered, answered strictly in the order they came (§9.11). */
 export class PutQueue {
   readonly #pending: Pending[] = [];
   #bytes = 0;
+  /** Detached uploads among the pending. */
+  #detached = 0;
+  /** The last pending entry of each name (§9.11 step 4: a command of that name waits for it). */
+  readonly #last = new Map<string, Pending>();
   #idle: (() => void)[] = [];
   /** The client sent a PUT_INLINE, so it reads PUTS_DONE (§9.11 step 7). */
   #batching = false;
@@ -53,11 +64,32 @@ export class PutQueue {
     this.#batching = true;
   }
 
-  /** Takes a PUT's job (never rejects: every failure is an answer); reading stops while the queue is full. */
-  add(job: Promise<Answer>, bytes: number): void {
-    const entry: Pending = { bytes, answer: undefined };
+  /** Detached uploads received and not yet answered (§9.1). */
+  get detached(): number {
+    return this.#detached;
+  }
+
+  /**
+   * Resolves once no PUT or detached upload of `name` waits for its answer; null if none does now.
+   * An OPEN, RANGE or PUT of that name waits for it (§9.11 step 4), so a file is never opened
+   * again, by this connection, while its publish runs.
+   */
+  whenFree(name: string): Promise<void> | null {
+    const last = this.#last.get(name);
+    if (last === undefined) return null;
+    return new Promise((resolve) => last.answered.push(resolve));
+  }
+
+  /**
+   * Takes a PUT's or a detached upload's job (never rejects: every failure is an answer); reading
+   * stops while the queue is full.
+   */
+  add(job: Promise<Answer>, bytes: number, name: string, detached = false): void {
+    const entry: Pending = { bytes, name, detached, answer: undefined, answered: [] };
     this.#pending.push(entry);
     this.#bytes += bytes;
+    this.#last.set(name, entry);
+    if (detached) this.#detached++;
     if (this.#full()) this.gate.hold('puts');
     void job.then((answer) => {
       entry.answer = answer;
@@ -75,7 +107,7 @@ export class PutQueue {
   }
 
   #full(): boolean {
-    return this.#pending.length >= MAX_PUTS_PENDING || this.#bytes >= MAX_PUT_PENDING_BYTES;
+    return this.#pending.length >= MAX_PUTS_PENDING || this.#bytes >= MAX_PUT_PENDING_BYTES || this.#detached >= MAX_DETACHED_PENDING;
   }
 
   /** Sends the answers at the head that are ready, in order: runs of PUT_DONE as PUTS_DONE when the client reads it. */
@@ -88,9 +120,13 @@ export class PutQueue {
       this.send(run.length === 1 && only !== undefined ? only : { type: 'PUTS_DONE', sha256s: Buffer.concat(run.map((a) => a.sha256)) });
       run = [];
     };
+    const done: Pending[] = [];
     for (let head = this.#pending[0]; head?.answer !== undefined; head = this.#pending[0]) {
       this.#pending.shift();
+      if (head.answered.length > 0) done.push(head);
       this.#bytes -= head.bytes;
+      if (head.detached) this.#detached--;
+      if (this.#last.get(head.name) === head) this.#last.delete(head.name);
       const answer = head.answer;
       if (this.#batching && answer.type === 'PUT_DONE') {
         run.push(answer);
@@ -101,6 +137,7 @@ export class PutQueue {
       if (!this.closed()) this.send(answer);
     }
     sendRun();
+    for (const entry of done) for (const resolve of entry.answered) resolve();
     if (!this.#full() && !this.closed()) this.gate.release('puts');
     if (this.#pending.length === 0) {
       const waiting = this.#idle;
@@ -130,8 +167,11 @@ export interface PutFile {
  */
 export function runPut(link: CommandLink<Tagged>, file: PutFile, chunks: readonly Buffer[], sha256: Buffer, release: () => void): void {
   const started = Date.now();
-  const job = link.store
-    .put({ principal: link.principal(), source: link.remoteAddress, name: file.name, size: file.size, mtime: file.mtime, mode: file.mode }, chunks, sha256, link.policy)
+  const store = (): Promise<FinishResult> =>
+    link.store.put({ principal: link.principal(), source: link.remoteAddress, name: file.name, size: file.size, mtime: file.mtime, mode: file.mode }, chunks, sha256, link.policy);
+  // A PUT of a name whose earlier PUT or detached upload is still being published waits for it (§9.11 step 4).
+  const earlier = link.puts.whenFree(file.name);
+  const job = (earlier === null ? store() : earlier.then(store))
     .then(
       (result): Answer => {
         link.log.debug({ event: 'put', client: link.principal(), name: result.name, size: file.size, unchanged: result.unchanged, ms: Date.now() - started }, 'file put');
@@ -143,7 +183,7 @@ export function runPut(link: CommandLink<Tagged>, file: PutFile, chunks: readonl
       },
     )
     .finally(release);
-  link.puts.add(job, file.size);
+  link.puts.add(job, file.size, file.name);
 }
 
 /**

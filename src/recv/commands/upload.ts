@@ -9,7 +9,7 @@ import { ACK_INTERVAL_BYTES, ACK_INTERVAL_MS, PROGRESS_INTERVAL_MS } from '../co
 import type { OpenUpload } from '../store.js';
 import { IdenticalFile } from '../store/identical.js';
 import type { Command, CommandLink, Tagged } from './command.js';
-import { runPut } from './put.js';
+import { failedAnswer, runPut, type Answer } from './put.js';
 import { claimRange, closeRange, endRange, isRangeState, rangeData, type RangeState } from './range.js';
 
 /** A PUT being received (§9.11): its DATA so far, each chunk held until its job wrote it. */
@@ -58,6 +58,10 @@ export type UploadState =
       readonly started: number;
       readonly from: number;
       readonly acks: AckClock;
+      /** END_DETACHED came (§9.1): a same-identity newcomer now waits for the publish instead of taking over. */
+      readonly detach: () => void;
+      /** OPEN's name as the client sent it (what the PUT queue knows files by, put.ts). */
+      readonly name: string;
     }
   | { readonly kind: 'Verifying'; readonly upload: OpenUpload; readonly started: number; readonly from: number; readonly progress: Progress }
   /** MKDIR or SYMLINK being carried out (§9.8); MADE goes out next. */
@@ -111,6 +115,10 @@ export const uploadCommand: Command<UploadState> = {
     if (state.kind !== 'Receiving') return undefined;
     if (frame.type === 'DATA') {
       receiveData(state, frame.offset, frame.data, undefined, link);
+      return undefined;
+    }
+    if (frame.type === 'END_DETACHED') {
+      detach(state, frame.sha256, frame.size, link);
       return undefined;
     }
     if (frame.type !== 'END') return undefined;
@@ -186,13 +194,20 @@ function mayUpload(link: Link): void {
 async function open(frame: Extract<Frame, { type: 'OPEN' }>, signal: AbortSignal, progress: Progress, link: Link): Promise<void> {
   mayUpload(link);
   const started = Date.now();
+  // Detached uploads still being published as this OPEN starts (§9.11 step 4): the overlap, logged.
+  const detachedPending = link.puts.detached;
+  let detached = false;
   const upload = await link.store
     .open(
       { principal: link.principal(), source: link.remoteAddress, name: frame.name, size: frame.size, mtime: frame.mtime, mode: frame.mode, stream: frame.stream, sha256: frame.sha256 },
       link.policy,
       {
         // A reconnecting client with the same upload supersedes this (stale) connection (§9.4).
-        onTakeover: () => link.fail(new UploadError('SUPERSEDED', 'another connection with the same client identity took this upload over')),
+        // Once detached (END_DETACHED) the upload is being published apart from the connection: the
+        // newcomer waits for that, as for a PUT's (§9.4).
+        onTakeover: () => {
+          if (!detached) link.fail(new UploadError('SUPERSEDED', 'another connection with the same client identity took this upload over'));
+        },
         onProgress: (done, total) => progress.report(done, total),
         signal,
         memory: { held: (bytes) => link.held(bytes) },
@@ -212,9 +227,12 @@ async function open(frame: Extract<Frame, { type: 'OPEN' }>, signal: AbortSignal
   const now = Date.now();
   link.channel.longRecords = true;
   const acks: AckClock = { bytesSinceAck: 0, lastAck: now, checkpointing: false };
-  link.send({ type: 'OPEN_OK', offset: upload.offset }, { kind: 'Receiving', upload, started: now, from: upload.offset, acks });
+  const detach = (): void => {
+    detached = true;
+  };
+  link.send({ type: 'OPEN_OK', offset: upload.offset }, { kind: 'Receiving', upload, started: now, from: upload.offset, acks, detach, name: frame.name });
   link.log.info(
-    { event: 'open', name: frame.name, size: upload.stream ? null : frame.size, stream: upload.stream, offset: upload.offset, reread: upload.reread, ms: Date.now() - started },
+    { event: 'open', name: frame.name, size: upload.stream ? null : frame.size, stream: upload.stream, offset: upload.offset, reread: upload.reread, detached_pending: detachedPending, ms: Date.now() - started },
     'upload opened',
   );
 }
@@ -286,6 +304,42 @@ async function finish(state: Receiving, sha256: Buffer, endSize: number | undefi
     },
     'upload done',
   );
+}
+
+/**
+ * END_DETACHED (§9.1 "Detached END", revision 1.7): the connection is Ready at once, and the
+ * upload is verified and published as a job of the PUT queue, whose answer (PUT_DONE, or
+ * PUT_FAILED with INTEGRITY_FAILED and the like) takes its place in the order of the PUTs. An
+ * END before all bytes is BAD_OFFSET and closes, as END's.
+ */
+function detach(state: Receiving, sha256: Buffer, endSize: number | undefined, link: Link): void {
+  const upload = state.upload;
+  const received = upload.received;
+  const early = upload.stream ? endSize !== received : received !== upload.size || (endSize !== undefined && endSize !== upload.size);
+  if (early) throw new UploadError('BAD_OFFSET', `END_DETACHED after ${received} of ${upload.stream ? 'the stream' : upload.size} bytes${endSize === undefined ? '' : ` (it says ${endSize})`}`);
+  state.detach();
+  link.channel.longRecords = false;
+  link.enter({ kind: 'Ready' });
+  const job = upload.finish(sha256, undefined, endSize).then(
+    (result): Answer => {
+      const seconds = (Date.now() - state.started) / 1000;
+      const bytes = result.size - state.from;
+      link.log.info(
+        { event: 'upload', outcome: result.unchanged ? 'unchanged' : 'done', detached: true, client: link.principal(), name: result.name, size: result.size, bytes, resumed_from: state.from, seconds, sha256: result.sha256.toString('hex') },
+        'upload done',
+      );
+      return { type: 'PUT_DONE', size: result.size, sha256: result.sha256 };
+    },
+    (err: unknown) => {
+      link.log.info(
+        { event: 'upload', outcome: err instanceof StxError && err.code === 'INTEGRITY_FAILED' ? 'integrity_failed' : 'failed', detached: true, client: link.principal(), name: upload.name, code: err instanceof StxError ? err.code : 'INTERNAL', reason: err instanceof Error ? err.message : String(err) },
+        'upload did not finish',
+      );
+      // Whatever failed, the upload lets go of its file and lock (a no-op after finish's own).
+      return upload.release().then(() => failedAnswer(err));
+    },
+  );
+  link.puts.add(job, 0, state.name, true);
 }
 
 /** MKDIR or SYMLINK (§9.8): done at once, MADE, back to Ready; a refusal fails the connection. */

@@ -6,7 +6,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { UploadError } from '../../proto/errors.js';
 import type { Frame } from '../../proto/frames.js';
 import type { Sender } from '../../transfer/sender.js';
-import type { Connection } from '../connection.js';
+import type { Connection, PutAnswer } from '../connection.js';
 import { deferred } from './deferred.js';
 import { taking } from './frames.js';
 
@@ -53,6 +53,18 @@ export interface UploadRequest {
   readonly name: string;
   /** What is sent, kept across connections (a file's hash resumes, §9.2). */
   readonly body: Outgoing;
+  /**
+   * End with END_DETACHED instead of END (§9.1 "Detached END"): upload() returns once it is sent,
+   * and `events.detached` gets the answer to come, in the order of the PUTs.
+   */
+  readonly detach?: boolean | undefined;
+}
+
+/** An upload ended by END_DETACHED: its answer to come (§9.11), and what it must confirm. */
+export interface DetachedEnd {
+  readonly answer: Promise<PutAnswer>;
+  readonly size: number;
+  readonly sha256: Buffer;
 }
 
 /** What the command tells its caller as it goes, for the display and the resume policy. */
@@ -69,6 +81,8 @@ export interface UploadEvents {
   finishing?(): void;
   /** DONE came instead of OPEN_OK: the server holds this file already, nothing was sent (§9.1). */
   identical?(): void;
+  /** END_DETACHED is sent (req.detach): the connection is Ready, the answer comes later. */
+  detached?(end: DetachedEnd): void;
 }
 
 type Done = Extract<Frame, { type: 'DONE' }>;
@@ -121,6 +135,12 @@ export async function upload(conn: Connection, req: UploadRequest, events: Uploa
     // END → DONE (§9.1 steps 5–7); a stream's END says its size (§9.8).
     const end = await body.end();
     const sha = end.sha256;
+    if (req.detach === true) {
+      const sent = conn.endDetached(end.announce ? { type: 'END_DETACHED', sha256: sha, size: end.size } : { type: 'END_DETACHED', sha256: sha });
+      // The socket's backpressure is the next command's to wait for: this upload is over here.
+      events.detached?.({ answer: sent.answer, size: end.size, sha256: sha });
+      return sha;
+    }
     conn.send(end.announce ? { type: 'END', sha256: sha, size: end.size } : { type: 'END', sha256: sha });
     events.finishing?.();
     const result = await done.promise;
