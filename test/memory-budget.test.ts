@@ -128,6 +128,26 @@ describe('MemoryBudget', () => {
     assert.equal(budget.admit(b, MiB), true);
   });
 
+  it('a user stopped while it waits for a buffer is called back once it is read again and its record fits', () => {
+    // A stopped connection still handles the frames it had read, so it can ask for a record's
+    // buffer while stopped; the budget then let it read again without ever calling it back, and
+    // with nothing else freeing memory it waited for the idle timeout (seen with 100 uploads).
+    const budget = new MemoryBudget(4 * MiB, 128 * KiB);
+    const [waiter, holder] = users(budget, 2) as [User, User];
+    waiter.held = 2 * MiB + 512 * KiB;
+    budget.update(waiter);
+    holder.held = 2 * MiB;
+    budget.update(holder);
+    assert.equal(waiter.reading, false, 'the largest is stopped');
+    assert.equal(budget.admit(waiter, MiB), false, '1 MiB more does not fit');
+    // The holder lets go of everything: the waiter is no longer among the most, and its record fits.
+    holder.held = 0;
+    budget.update(holder);
+    assert.equal(waiter.resumes, 1, 'called back');
+    assert.equal(budget.admit(waiter, MiB), true);
+    assert.equal(budget.stopped, 0);
+  });
+
   it('forgets a user that leaves, and calls the next in line', () => {
     const budget = new MemoryBudget(4 * MiB, 128 * KiB);
     const [holder, a] = users(budget, 2) as [User, User];

@@ -191,16 +191,22 @@ export class MemoryBudget {
   }
 
   #afterDecrease(): void {
-    // The first in line is called back once its record fits; it then takes it (admit).
-    const first = this.#called === null ? this.#nextInLine() : undefined;
-    const e = first === undefined ? undefined : this.#users.get(first);
-    if (first !== undefined && e !== undefined && this.#used + e.wants <= this.maxBytes) {
-      this.#called = first;
-      this.#waiting.delete(first);
-      e.wants = 0;
-      first.resume();
-    }
     if (this.#used <= this.lowWaterBytes || this.#anyPaused()) this.#rebalance();
+    // After the rebalance, which may have let a waiting user read again: a stopped connection
+    // still handles the frames it had read, so it can be in line while stopped.
+    this.#callNext();
+  }
+
+  /** Calls back the first in line once its record fits; it then takes it (admit). */
+  #callNext(): void {
+    if (this.#called !== null) return;
+    const first = this.#nextInLine();
+    const e = first === undefined ? undefined : this.#users.get(first);
+    if (first === undefined || e === undefined || this.#used + e.wants > this.maxBytes) return;
+    this.#called = first;
+    this.#waiting.delete(first);
+    e.wants = 0;
+    first.resume();
   }
 
   /** The first waiting user that is not paused (a paused one cannot take its buffer anyway). */
