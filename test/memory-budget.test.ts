@@ -148,6 +148,33 @@ describe('MemoryBudget', () => {
     assert.equal(budget.stopped, 0);
   });
 
+  it('a user sent to the back of the line while its record would fit calls the first in line: a line that fits never waits', () => {
+    // A record is opened piece by piece, each piece admitted: a called user takes one, and
+    // asking for the next finds another first in line. Both then waited for memory to free, but
+    // each held what it had: with nothing else running nothing ever freed (the 100-upload stall).
+    const budget = new MemoryBudget(16 * MiB, 128 * KiB);
+    const [holder, a, b] = users(budget, 3) as [User, User, User];
+    holder.held = 15 * MiB + 512 * KiB;
+    budget.update(holder);
+    assert.equal(budget.admit(a, MiB), false);
+    holder.held = 4 * MiB;
+    budget.update(holder);
+    assert.equal(a.resumes, 1, 'a called');
+    assert.equal(budget.admit(b, MiB), false, 'b waits behind the called a');
+    assert.equal(budget.admit(a, MiB), true);
+    a.held = MiB;
+    budget.update(a);
+    // a's next piece: b is first in line now, so a waits; b's record fits, so b is called.
+    assert.equal(budget.admit(a, MiB), false);
+    assert.equal(b.resumes, 1, 'b called');
+    assert.equal(budget.admit(b, MiB), true);
+    b.held = MiB;
+    budget.update(b);
+    assert.equal(a.resumes, 2, 'and a after it');
+    assert.equal(budget.admit(a, MiB), true);
+    assert.equal(budget.stopped, 0);
+  });
+
   it('forgets a user that leaves, and calls the next in line', () => {
     const budget = new MemoryBudget(4 * MiB, 128 * KiB);
     const [holder, a] = users(budget, 2) as [User, User];

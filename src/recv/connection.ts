@@ -29,7 +29,7 @@ import { KnownDigests } from './digests.js';
 import type { HandshakeTicket } from './admission.js';
 import { admits, rightsOf, type Access, type Rights } from './access.js';
 import { beginHandshake, readPreamble, respond, type HandshakeLink, type HandshakeState } from './handshake.js';
-import { ReadGate, type PauseReason } from './read-gate.js';
+import { ReadGate, admittedBuffers, type PauseReason } from './read-gate.js';
 import type { OpenPolicy, Store } from './store.js';
 
 /**
@@ -196,9 +196,11 @@ export class Connection {
       measure: () => this.leasedBytes + this.channel.heldBytes + this.unreadOutputCost(),
       pausable: () => !this.channel.openingRecord,
       pause: () => this.gate.hold('memory'),
-      // Frames may wait in the channel for the memory they need: look at them again.
+      // Read again, or called back to take the record buffer it waits for (neither stopped nor
+      // in line, as the budget sees it); frames wait in the channel: look at them again.
       resume: () => {
         this.gate.release('memory');
+        this.gate.release('record-buffer');
         setImmediate(() => this.pump());
       },
     };
@@ -208,15 +210,7 @@ export class Connection {
         this.ctx.memory?.update(this.memoryUser);
       },
     };
-    this.recordBuffers = {
-      take: (bytes) => {
-        if (ctx.memory === undefined || ctx.memory.admit(this.memoryUser, bytes)) return this.bodies.take(bytes);
-        // No memory for it now: read nothing until the budget calls resume().
-        this.gate.hold('memory');
-        return null;
-      },
-      give: (buffer) => this.bodies.give(buffer),
-    };
+    this.recordBuffers = admittedBuffers(this.gate, this.bodies, ctx.memory, this.memoryUser);
     this.coalescer = new Coalescer(this.bodies, this.account);
     ctx.memory?.add(this.memoryUser);
     this.released = new Promise<void>((resolve) => (this.onReleased = resolve));
@@ -284,7 +278,7 @@ export class Connection {
         continue;
       }
       // Long DATA records are opened piece by piece into pooled buffers as they arrive (§8),
-      // as far as the memory budget admits them (else recordBuffers holds 'memory').
+      // as far as the memory budget admits them (else recordBuffers holds 'record-buffer').
       const received = this.channel.nextData(this.recordBuffers);
       if (received === null) return;
       if ('body' in received) {
@@ -551,13 +545,16 @@ export class Connection {
     // PUT jobs still running finish (a file they publish is whole), unanswered.
     void Promise.all([released, step, this.puts.idle()]).then(() => this.onReleased?.());
     // Bodies it still has queued are bounded by the write queues' own budget (MAX_QUEUED_BYTES_TOTAL).
+    const standing = this.ctx.memory?.standing(this.memoryUser);
     this.ctx.memory?.remove(this.memoryUser);
     this.transport.end();
     setTimeout(() => this.transport.destroy(), 2000).unref();
     const code = err instanceof StxError ? err.code : undefined;
     const level = code === undefined ? 'info' : 'warn';
     const memory = { used: this.ctx.memory?.usedBytes ?? null, pool_outstanding: this.bodies.outstanding, pool_bytes: this.bodies.arenaBytes };
-    this.log[level]({ event: 'close', reason, code, client: this.client ?? 'anonymous', uploads: this.uploads, memory }, 'connection closed');
+    // Why it was not reading, when it closed (an idle timeout with reasons held is the daemon's doing).
+    const held = this.gate.reasons;
+    this.log[level]({ event: 'close', reason, code, client: this.client ?? 'anonymous', uploads: this.uploads, memory, state: state.kind, held, leased: this.leasedBytes, budget: standing }, 'connection closed');
     this.onClosed(this);
   }
 

@@ -139,6 +139,12 @@ export class MemoryBudget {
     return n;
   }
 
+  /** Where `user` stands with the budget (for the log of a connection that closes). */
+  standing(user: MemoryUser): { used: number; paused: boolean; wants: number; called: boolean } | undefined {
+    const e = this.#users.get(user);
+    return e === undefined ? undefined : { used: e.used, paused: e.paused, wants: e.wants, called: this.#called === user };
+  }
+
   add(user: MemoryUser): void {
     this.#users.set(user, { used: 0, paused: false, wants: 0 });
   }
@@ -179,6 +185,8 @@ export class MemoryBudget {
       e.wants = 0;
       this.#waiting.delete(user);
       if (this.#called === user) this.#called = null;
+      // The next in line is called if its record fits beside this one's.
+      this.#callNext(bytes);
       return true;
     }
     // Called back but beaten to the memory: back in line, and the next may be called.
@@ -187,6 +195,9 @@ export class MemoryBudget {
       e.wants = bytes;
       this.#waiting.add(user);
     }
+    // Sent behind another while memory would have fitted: that one is called now, else both
+    // would wait for memory to free, each holding what it has (a record opens piece by piece).
+    this.#callNext();
     return false;
   }
 
@@ -197,12 +208,12 @@ export class MemoryBudget {
     this.#callNext();
   }
 
-  /** Calls back the first in line once its record fits; it then takes it (admit). */
-  #callNext(): void {
+  /** Calls back the first in line once its record fits (beside `reserved` bytes about to be taken); it then takes it (admit). */
+  #callNext(reserved = 0): void {
     if (this.#called !== null) return;
     const first = this.#nextInLine();
     const e = first === undefined ? undefined : this.#users.get(first);
-    if (first === undefined || e === undefined || this.#used + e.wants > this.maxBytes) return;
+    if (first === undefined || e === undefined || this.#used + reserved + e.wants > this.maxBytes) return;
     this.#called = first;
     this.#waiting.delete(first);
     e.wants = 0;
