@@ -188,6 +188,15 @@ export async function sendTree(opts: TreeOptions): Promise<TreeResult> {
       await sendDetached(entry);
     }
   };
+  /** The file opened for sending, or null once it is listed as skipped (it could not be read). */
+  const openOrSkip = async (entry: FileEntry): Promise<DataSource | null> => {
+    try {
+      return await files.open(entry.local, entry.remote, slots);
+    } catch (err) {
+      skip(entry.local, err instanceof Error ? err.message : String(err));
+      return null;
+    }
+  };
   /**
    * A larger file by OPEN, ended with END_DETACHED (§9.1 "Detached END"): the next file goes at
    * once, without waiting for this one's publish, and its answer comes in the order of the PUTs.
@@ -196,13 +205,8 @@ export async function sendTree(opts: TreeOptions): Promise<TreeResult> {
    */
   const sendDetached = async (entry: FileEntry): Promise<void> => {
     await puts.detachRoom();
-    let source: DataSource;
-    try {
-      source = await files.open(entry.local, entry.remote, slots);
-    } catch (err) {
-      skip(entry.local, err instanceof Error ? err.message : String(err));
-      return;
-    }
+    const source = await openOrSkip(entry);
+    if (source === null) return;
     let adopted = false;
     try {
       const sender = new Sender(source);
@@ -243,13 +247,8 @@ export async function sendTree(opts: TreeOptions): Promise<TreeResult> {
   };
   /** A file by OPEN (§9.1): opened only now, so that held files cost no descriptor. */
   const sendFile = async (entry: FileEntry): Promise<void> => {
-    let source: DataSource;
-    try {
-      source = await files.open(entry.local, entry.remote, slots);
-    } catch (err) {
-      skip(entry.local, err instanceof Error ? err.message : String(err));
-      return;
-    }
+    const source = await openOrSkip(entry);
+    if (source === null) return;
     try {
       await sendAlone(entry, source);
     } finally {
