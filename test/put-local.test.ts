@@ -3,13 +3,14 @@
 // (not an lstat each), a file whose mode the umask leaves whole is created with it (no fchmod),
 // and the temporary file is always made new. Each short cut keeps what the long way gave.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { link, lstat, mkdir, mkdtemp, readFile, realpath, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { link, lstat, mkdir, mkdtemp, readdir, readFile, realpath, rename, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { StxError } from '../src/proto/errors.js';
 import { LocalBackend } from '../src/storage/local/backend.js';
+import { SMALL_SUM_MAX_BYTES } from '../src/storage/local/config.js';
 
 function idOf(n: number): string {
   return createHash('sha256').update(`put-local ${n}`).digest('hex');
@@ -31,7 +32,51 @@ async function withBackend(run: (backend: LocalBackend, out: string, root: strin
   }
 }
 
+/** The record files under out/.stx/sums (sums.ts). */
+async function records(out: string): Promise<number> {
+  const dir = path.join(out, '.stx', 'sums');
+  let n = 0;
+  for (const shard of await readdir(dir)) n += (await readdir(path.join(dir, shard))).length;
+  return n;
+}
+
 describe('local PUT in batches (§9.11)', () => {
+  it('a file of at most 64 KiB gets no SHA-256 record: its hash is computed when asked, after a restart too, and a record a larger version left never vouches for other bytes', async () => {
+    await withBackend(async (backend, out) => {
+      const mtime = Date.UTC(2024, 5, 6, 7, 8, 9, 100);
+      const put = (b: LocalBackend, n: number, name: string, data: Buffer): Promise<void> =>
+        b.putFile(idOf(n), name, [data], { mode: 0o644, mtime, how: 'replace', sha256: sha256(data) });
+      const large = randomBytes(SMALL_SUM_MAX_BYTES + 1);
+      const small = randomBytes(4096);
+      await Promise.all([put(backend, 20, 'r/x', large), put(backend, 21, 'r/small', small), put(backend, 22, 'r/edge', randomBytes(SMALL_SUM_MAX_BYTES))]);
+      assert.equal(await records(out), 1, 'a record for the larger file only');
+      const listed = async (b: LocalBackend, name: string): Promise<string | undefined> =>
+        (await b.readDirectory(['r']))?.find((e) => e.name === name)?.sha256?.toString('hex');
+      const opened = async (b: LocalBackend, name: string): Promise<string | undefined> => {
+        const f = await b.openFile(`r/${name}`);
+        await f?.close();
+        return f?.sha256?.toString('hex');
+      };
+      // The daemon restarts: a new backend over the same directory.
+      const again = new LocalBackend(out);
+      await again.init();
+      assert.equal(await listed(again, 'small'), sha256(small).toString('hex'), 'listed after a restart');
+      assert.equal(await opened(again, 'small'), sha256(small).toString('hex'));
+      assert.equal(await listed(again, 'x'), sha256(large).toString('hex'), 'the larger file from its record');
+      // Published small now: the larger version's record stays, naming that version only.
+      const x2 = Buffer.from('small now');
+      await put(again, 23, 'r/x', x2);
+      assert.equal(await listed(again, 'x'), sha256(x2).toString('hex'));
+      // Replaced by other means with other bytes of the recorded size and mtime: neither hash.
+      const other = Buffer.alloc(large.length, 0x5a);
+      await writeFile(path.join(out, 'r', 'x.new'), other);
+      await utimes(path.join(out, 'r', 'x.new'), mtime / 1000, mtime / 1000);
+      await rename(path.join(out, 'r', 'x.new'), path.join(out, 'r', 'x'));
+      assert.equal(await listed(again, 'x'), undefined, 'the old record does not vouch for other bytes');
+      assert.equal(await opened(again, 'x'), undefined);
+    });
+  });
+
   it('files of one directory in one batch: a planted link and a directory are still refused, the others land with mode, mtime and SHA-256', async () => {
     await withBackend(async (backend, out, root) => {
       const outside = path.join(root, 'outside.txt');

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { StxError } from '../src/proto/errors.js';
 import { LocalBackend } from '../src/storage/local/backend.js';
+import { SMALL_SUM_MAX_BYTES } from '../src/storage/local/config.js';
 import { MemoryBackend } from '../src/storage/memory.js';
 import { ByteBudget } from '../src/transfer/budget.js';
 import { storageContract } from './storage-contract.js';
@@ -35,6 +36,7 @@ storageContract('local disk', async () => {
       await writeFile(file, Buffer.alloc(before.size, 0x5a));
       await utimes(file, before.atime, before.mtime);
     },
+    smallHashBytes: SMALL_SUM_MAX_BYTES,
   };
 });
 

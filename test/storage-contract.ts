@@ -29,6 +29,11 @@ export interface BackendHarness {
    * appending to it), where the storage allows that; absent otherwise.
    */
   changeInPlace?(name: string): Promise<void>;
+  /**
+   * Files of at most this many bytes have their SHA-256 computed from their bytes when asked,
+   * recorded or not (local disk: 64 KiB, sums.ts); absent where a backend only gives recorded ones.
+   */
+  readonly smallHashBytes?: number;
 }
 
 function hasCode(code: ErrorCode): (err: unknown) => boolean {
@@ -331,16 +336,17 @@ export function storageContract(kind: string, make: () => Promise<BackendHarness
         await f?.close();
         return f?.sha256?.toString('hex');
       };
-      const a = randomBytes(5000);
+      // Larger than a file whose hash a backend computes (smallHashBytes; the next test).
+      const a = randomBytes(70 * KiB + 5);
       await publish('s/a.bin', a, hash(a));
-      await publish('s/plain.bin', Buffer.from('no hash given'));
+      await publish('s/plain.bin', randomBytes(70 * KiB));
       assert.equal(await listed(['s'], 'a.bin'), hash(a).toString('hex'));
       assert.equal(await opened('s/a.bin'), hash(a).toString('hex'));
       assert.equal(await listed(['s'], 'plain.bin'), undefined, 'a publish without a hash leaves it unknown');
       backend = await h.restart();
       assert.equal(await listed(['s'], 'a.bin'), hash(a).toString('hex'), 'kept across a restart');
       assert.equal(await opened('s/a.bin'), hash(a).toString('hex'));
-      const b = randomBytes(3000);
+      const b = randomBytes(66 * KiB);
       await publish('s/a.bin', b, hash(b));
       assert.equal(await listed(['s'], 'a.bin'), hash(b).toString('hex'), 'a replaced file has its new hash');
       await publish('s/a.bin', a);
@@ -350,6 +356,52 @@ export function storageContract(kind: string, make: () => Promise<BackendHarness
         await h.changeInPlace('s/c.bin');
         assert.equal(await listed(['s'], 'c.bin'), undefined, 'a file changed in place is not reported with its old hash');
         assert.equal(await opened('s/c.bin'), undefined);
+      }
+    });
+
+    it('gives a small file the SHA-256 of its bytes where the backend computes it (smallHashBytes), never that of other bytes', async () => {
+      const publish = async (name: string, data: Buffer, sha256?: Buffer): Promise<void> => {
+        const p = await backend.openPartial(newId(), meta(name, data.length), undefined, limits());
+        await feed(p, data, 0);
+        await p.endWrites();
+        await p.publish(name, { mode: 0o644, mtime: 3_000, how: 'replace', ...(sha256 === undefined ? {} : { sha256 }) });
+      };
+      const hex = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
+      const listed = async (name: string): Promise<string | undefined> =>
+        (await backend.readDirectory(['t']))?.find((e) => e.name === name)?.sha256?.toString('hex');
+      const opened = async (name: string): Promise<string | undefined> => {
+        const f = await backend.openFile(`t/${name}`);
+        await f?.close();
+        return f?.sha256?.toString('hex');
+      };
+      const limit = h.smallHashBytes;
+      /** What a backend that computes small files' hashes gives for a file published without one. */
+      const computed = (data: Buffer): string | undefined => (limit !== undefined && data.length <= limit ? hex(data) : undefined);
+      const small = randomBytes(4 * KiB);
+      const plain = randomBytes(100);
+      await publish('t/small.bin', small, createHash('sha256').update(small).digest());
+      await publish('t/plain.bin', plain);
+      for (let round = 0; round < 2; round++) {
+        assert.equal(await listed('small.bin'), hex(small), `round ${round}`);
+        assert.equal(await opened('small.bin'), hex(small));
+        assert.equal(await listed('plain.bin'), computed(plain), 'published without a hash: computed or unknown');
+        assert.equal(await opened('plain.bin'), computed(plain));
+        if (round === 0) backend = await h.restart();
+      }
+      if (limit !== undefined) {
+        const edge = randomBytes(limit);
+        const over = randomBytes(limit + 1);
+        await publish('t/edge.bin', edge);
+        await publish('t/over.bin', over);
+        assert.equal(await listed('edge.bin'), hex(edge), 'at the limit: computed');
+        assert.equal(await listed('over.bin'), undefined, 'above it: only recorded');
+      }
+      if (h.changeInPlace !== undefined) {
+        await h.changeInPlace('t/small.bin');
+        // The harness writes 0x5a bytes of the same size and puts the mtime back.
+        const now = Buffer.alloc(small.length, 0x5a);
+        assert.equal(await listed('small.bin'), computed(now), 'changed in place: the new bytes\' hash or unknown, never the old');
+        assert.equal(await opened('small.bin'), computed(now));
       }
     });
 

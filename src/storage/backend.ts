@@ -171,7 +171,8 @@ export interface DirEntry {
   readonly stamp: string;
   /**
    * A file's SHA-256 as recorded at its publish (PublishOptions.sha256), only while the file is
-   * still that version (its stamp); absent when unknown. Never computed by reading the file.
+   * still that version (its stamp); absent when unknown. Never computed by reading a file larger
+   * than 64 KiB (the local backend computes a smaller one's from its bytes, spec §9.10).
    */
   readonly sha256?: Buffer | undefined;
 }

@@ -232,7 +232,7 @@ export class LocalBackend implements StorageBackend {
           mtime: msOf(st.mtimeNs),
           mode: Number(st.mode) & 0o7777,
           stamp,
-          sha256: await this.#sums.read(name, stamp),
+          sha256: await this.#sums.read(name, stamp, handle.fd),
           currentStamp: async () => stampOf(await handle.stat({ bigint: true })),
           fd: handle.fd,
           readAt: readAtFd(handle.fd),
@@ -275,7 +275,7 @@ export class LocalBackend implements StorageBackend {
         mtime: msOf(st.mtimeNs),
         mode: Number(st.mode) & 0o7777,
         stamp,
-        sha256: st.isFile() ? await this.#sums.read([...dir, entry.name].join('/'), stamp) : undefined,
+        sha256: st.isFile() ? await this.#sums.read([...dir, entry.name].join('/'), stamp, path.join(at, entry.name)) : undefined,
       });
     }
     return out;

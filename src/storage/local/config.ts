@@ -12,3 +12,8 @@ export const RESERVED_DIR_MODE = 0o700;
 export const PARTIAL_FILE_MODE = 0o600;
 /** Under RESERVED_DIR_NAME: the recorded SHA-256 of published files (sums.ts). */
 export const SUMS_DIR_NAME = 'sums';
+/**
+ * A published file at most this large has no record in SUMS_DIR_NAME: its SHA-256 is computed
+ * from its bytes when a reader asks (sums.ts sha256OfSmall), about what reading a record costs.
+ */
+export const SMALL_SUM_MAX_BYTES = 64 * 1024;

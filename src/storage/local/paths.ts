@@ -387,6 +387,12 @@ export function stampOf(st: { dev: bigint; ino: bigint; size: bigint; mtimeNs: b
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
 }
 
+/** The size in bytes a stampOf() names; NaN for what is no stamp. */
+export function sizeOfStamp(stamp: string): number {
+  const size = stamp.split(':')[2];
+  return size === undefined || !/^[0-9]+$/.test(size) ? NaN : Number(size);
+}
+
 /**
  * Nanoseconds to the nearest millisecond: utimes() takes seconds as a double, so a published
  * mtime of …123 ms reads back as …122.9999 ms; rounding gives back what was set.

@@ -3,7 +3,7 @@
 // temporary file, write it, give it its mode and mtime; then fsync every file of the batch at
 // once (on the thread pool: concurrent fsyncs share the filesystem's journal commits and disk
 // cache flushes, where one after another each cost a flush, ~4 ms here); then check the name's parents (paths.ts, the same checks as for an OPEN), rename or link
-// each to its final name and record its SHA-256 (sums.ts); then fsync the directories on the
+// each to its final name and record its SHA-256 if larger than 64 KiB (sums.ts); then fsync the directories on the
 // way, once each per batch, at once too (syncDirectories).
 // On the main thread the same job took ~10 thread-pool trips of 50–100 µs each per file.
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
@@ -13,7 +13,7 @@ import type { Readable, Writable } from 'node:stream';
 import { parentPort } from 'node:worker_threads';
 import { UploadError, StxError, ResourceError } from '../../proto/errors.js';
 import { errnoOf, toStxError } from '../../transfer/io-error.js';
-import { PARTIAL_FILE_MODE } from './config.js';
+import { PARTIAL_FILE_MODE, SMALL_SUM_MAX_BYTES } from './config.js';
 import { newPathCounters, prepareParentsSync, removeCreatedSync, stampOf, type PathCounters } from './paths.js';
 import { SumRecords } from './sums.js';
 import type { BatchReply, PutBatch, PutFailure, PutJob } from './put-pool.js';
@@ -306,10 +306,13 @@ function publish(batch: PutBatch, r: Running, counters: PathCounters, checked: S
       listings.names.set(parent, dir === null ? null : listNames(dir, LIST_ENTRIES_PER_FILE * (listings.files.get(parent) ?? 0), counters));
     }
   }
+  // A small file has no record (its hash is computed when asked, sums.ts): none to write, and
+  // none to remove (one an earlier version left names another stamp).
+  const recorded = job.size > SMALL_SUM_MAX_BYTES;
   // The published inode (still open: the rename changed its ctime): its mode, and its stamp.
   let st: BigIntStats | null = null;
   try {
-    if (r.modeAtCreate || r.sha256 !== null) st = fstatSync(r.fd, { bigint: true });
+    if (r.modeAtCreate || (recorded && r.sha256 !== null)) st = fstatSync(r.fd, { bigint: true });
     const mode = job.mode & 0o777;
     if (r.modeAtCreate && st !== null && Number(st.mode & 0o777n) !== mode) {
       // The umask changed since this thread read it: the mode is set here, durably before the
@@ -326,6 +329,7 @@ function publish(batch: PutBatch, r: Running, counters: PathCounters, checked: S
     }
     st = null;
   }
+  if (!recorded) return;
   // The published file's SHA-256 for its version now, stamped from the published inode itself.
   // Best effort: the file is published whatever happens here, its hash then unknown.
   const sums = sumsOf(batch.sumsDir);

@@ -17,12 +17,24 @@
 // then ignored. Records are written without fsync: after a power cut one may be missing or torn,
 // which only makes the hash unknown (a torn record does not parse, and a whole old one names an
 // old stamp).
+//
+// Small files have none: a file of at most SMALL_SUM_MAX_BYTES (64 KiB) is read whole and hashed
+// when a reader asks (sha256OfSmall), which costs about what opening and reading its record would
+// (a 4 KiB file: ~5 µs of SHA-256 beside the same few system calls), where writing a record cost
+// its publish a create, a write and a close, the largest part of a small file's CPU. The hash is
+// then always that of the bytes there now: checked against the file's stamp before and after the
+// read, so nothing written meanwhile by other means is vouched for. write() records nothing for a
+// stamp that small and read() never looks for one; a record an earlier, larger version left
+// names another stamp and stays unused until the name is published large again or removed (at
+// most one per name, as before).
 import { createHash } from 'node:crypto';
-import { close, closeSync, constants, mkdirSync, open, openSync, read, unlinkSync, write, writeSync } from 'node:fs';
+import { close, closeSync, constants, fstat, mkdirSync, open, openSync, read, unlinkSync, write, writeSync } from 'node:fs';
 import { mkdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { errnoOf } from '../../transfer/io-error.js';
+import { SMALL_SUM_MAX_BYTES } from './config.js';
+import { sizeOfStamp, stampOf } from './paths.js';
 
 // The callback API, one thread-pool trip per call: node:fs/promises' readFile and writeFile take
 // two to three times the CPU for a file this small (an fstat, chunked reads, extra awaits).
@@ -30,6 +42,8 @@ const openFd = promisify(open);
 const readFd = promisify(read);
 const writeFd = promisify(write);
 const closeFd = promisify(close);
+const fstatFd = (fd: number): Promise<string> =>
+  new Promise((resolve, reject) => fstat(fd, { bigint: true }, (err, st) => (err === null ? resolve(stampOf(st)) : reject(err))));
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 /** A record is a few hundred bytes (the name at most 4096); anything larger is not one. */
@@ -59,6 +73,57 @@ async function readSmall(file: string): Promise<Buffer> {
   }
 }
 
+/** Whether a file of version `stamp` is small: its hash is computed when asked, never recorded. */
+export function isSmallStamp(stamp: string): boolean {
+  return sizeOfStamp(stamp) <= SMALL_SUM_MAX_BYTES;
+}
+
+/**
+ * The SHA-256 of the bytes of the file open as `fd`, if it is version `stamp` (paths.ts stampOf)
+ * of a small file before and after they are read, else undefined. Reads at most
+ * SMALL_SUM_MAX_BYTES + 1 bytes.
+ */
+async function hashOpen(fd: number, stamp: string): Promise<Buffer | undefined> {
+  const size = sizeOfStamp(stamp);
+  if (!(size <= SMALL_SUM_MAX_BYTES)) return undefined;
+  // Compared before reading, so that nothing but that regular file is read (a FIFO or device put
+  // under the name meanwhile is another inode).
+  if ((await fstatFd(fd)) !== stamp) return undefined;
+  const buffer = Buffer.allocUnsafe(size + 1);
+  // Every turn reads at least one byte or ends: at most size + 1 turns.
+  for (let got = 0; ; ) {
+    const { bytesRead } = await readFd(fd, buffer, got, buffer.length - got, got);
+    got += bytesRead;
+    if (bytesRead === 0 || got === buffer.length) {
+      if (got !== size) return undefined;
+      break;
+    }
+  }
+  // Written meanwhile (its mtime or ctime moved): the bytes read may be of neither version.
+  if ((await fstatFd(fd)) !== stamp) return undefined;
+  return createHash('sha256').update(buffer.subarray(0, size)).digest();
+}
+
+/**
+ * The SHA-256 of small published file `file` (its open fd, or its path, opened here without
+ * following a link and without blocking) at version `stamp`; undefined if it is not that version of
+ * a small regular file, or cannot be read.
+ */
+export async function sha256OfSmall(file: number | string, stamp: string): Promise<Buffer | undefined> {
+  if (!isSmallStamp(stamp)) return undefined;
+  try {
+    if (typeof file === 'number') return await hashOpen(file, stamp);
+    const fd = await openFd(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    try {
+      return await hashOpen(fd, stamp);
+    } finally {
+      await closeFd(fd);
+    }
+  } catch {
+    return undefined; // gone, or unreadable: unknown
+  }
+}
+
 export class SumRecords {
   readonly #dir: string;
 
@@ -78,8 +143,12 @@ export class SumRecords {
     return { shard, file: path.join(shard, h) };
   }
 
-  /** Records `sha256` for the version `stamp` of published `name`. Best effort: a failure leaves the hash unknown. */
+  /**
+   * Records `sha256` for the version `stamp` of published `name`; nothing for a small file (its
+   * hash is computed when asked). Best effort: a failure leaves the hash unknown.
+   */
   async write(name: string, stamp: string, sha256: Buffer): Promise<void> {
+    if (isSmallStamp(stamp)) return;
     const { shard, file } = this.#pathOf(name);
     const text = JSON.stringify({ v: 1, name, stamp, sha256: sha256.toString('hex') });
     try {
@@ -95,6 +164,7 @@ export class SumRecords {
 
   /** write() with synchronous calls, for the thread that publishes small files (put-thread.ts). */
   writeSync(name: string, stamp: string, sha256: Buffer): void {
+    if (isSmallStamp(stamp)) return;
     const { shard, file } = this.#pathOf(name);
     const bytes = Buffer.from(JSON.stringify({ v: 1, name, stamp, sha256: sha256.toString('hex') }), 'utf8');
     const once = (): void => {
@@ -127,9 +197,14 @@ export class SumRecords {
     }
   }
 
-  /** The SHA-256 recorded for `name` if it was recorded for this very `stamp`, else undefined. */
-  async read(name: string, stamp: string): Promise<Buffer | undefined> {
+  /**
+   * The SHA-256 of version `stamp` of published `name`, else undefined (unknown): a small file's
+   * computed from `file` (its open fd or its path, sha256OfSmall), a larger one's as recorded for
+   * this very stamp.
+   */
+  async read(name: string, stamp: string, file: number | string): Promise<Buffer | undefined> {
     if (stamp === '') return undefined;
+    if (isSmallStamp(stamp)) return sha256OfSmall(file, stamp);
     let text: string;
     try {
       const bytes = await readSmall(this.#pathOf(name).file);
