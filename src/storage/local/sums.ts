@@ -81,14 +81,14 @@ export function isSmallStamp(stamp: string): boolean {
 /**
  * The SHA-256 of the bytes of the file open as `fd`, if it is version `stamp` (paths.ts stampOf)
  * of a small file before and after they are read, else undefined. Reads at most
- * SMALL_SUM_MAX_BYTES + 1 bytes.
+ * SMALL_SUM_MAX_BYTES + 1 bytes. `stampedHere`: the caller took `stamp` from this fd already.
  */
-async function hashOpen(fd: number, stamp: string): Promise<Buffer | undefined> {
+async function hashOpen(fd: number, stamp: string, stampedHere: boolean): Promise<Buffer | undefined> {
   const size = sizeOfStamp(stamp);
   if (!(size <= SMALL_SUM_MAX_BYTES)) return undefined;
   // Compared before reading, so that nothing but that regular file is read (a FIFO or device put
   // under the name meanwhile is another inode).
-  if ((await fstatFd(fd)) !== stamp) return undefined;
+  if (!stampedHere && (await fstatFd(fd)) !== stamp) return undefined;
   const buffer = Buffer.allocUnsafe(size + 1);
   // Every turn reads at least one byte or ends: at most size + 1 turns.
   for (let got = 0; ; ) {
@@ -105,17 +105,17 @@ async function hashOpen(fd: number, stamp: string): Promise<Buffer | undefined> 
 }
 
 /**
- * The SHA-256 of small published file `file` (its open fd, or its path, opened here without
- * following a link and without blocking) at version `stamp`; undefined if it is not that version of
- * a small regular file, or cannot be read.
+ * The SHA-256 of small published file `file` at version `stamp`; undefined if it is not that
+ * version of a small regular file, or cannot be read. `file` is the fd whose fstat gave `stamp`,
+ * or a path (opened here without following a link and without blocking, then checked).
  */
 export async function sha256OfSmall(file: number | string, stamp: string): Promise<Buffer | undefined> {
   if (!isSmallStamp(stamp)) return undefined;
   try {
-    if (typeof file === 'number') return await hashOpen(file, stamp);
+    if (typeof file === 'number') return await hashOpen(file, stamp, true);
     const fd = await openFd(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     try {
-      return await hashOpen(fd, stamp);
+      return await hashOpen(fd, stamp, false);
     } finally {
       await closeFd(fd);
     }
@@ -199,8 +199,8 @@ export class SumRecords {
 
   /**
    * The SHA-256 of version `stamp` of published `name`, else undefined (unknown): a small file's
-   * computed from `file` (its open fd or its path, sha256OfSmall), a larger one's as recorded for
-   * this very stamp.
+   * computed from `file` (the fd whose fstat gave `stamp`, or its path: sha256OfSmall), a larger
+   * one's as recorded for this very stamp.
    */
   async read(name: string, stamp: string, file: number | string): Promise<Buffer | undefined> {
     if (stamp === '') return undefined;
