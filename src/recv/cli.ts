@@ -64,7 +64,7 @@ async function main(): Promise<number> {
     })
     .option('max-memory', {
       type: 'string',
-      describe: 'memory all connections may hold (queued data, hashing, incomplete records, unread output); when reached, those holding the most are not read [default: a quarter of RAM, 32M–128M; with --store at most 64M]',
+      describe: 'memory all connections may hold (queued data, hashing, incomplete records, unread output); when reached, those holding the most are not read [default: a quarter of RAM, 32M–64M]',
     })
     .option('partial-ttl', { type: 'string', default: '24h', describe: 'remove partial uploads not resumed within this time' })
     .option('handshake-timeout', { type: 'string', default: `${HANDSHAKE_TIMEOUT_MS / 1000}s`, describe: 'close clients that do not finish the handshake in time' })
