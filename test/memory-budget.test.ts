@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MemoryBudget, type MemoryUser } from '../src/transfer/budget.js';
+import { defaultMaxMemoryBytes } from '../src/recv/config.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -185,5 +186,15 @@ describe('MemoryBudget', () => {
     assert.equal(budget.usedBytes, 0);
     assert.equal(a.resumes, 1);
     assert.equal(budget.admit(a, MiB), true);
+  });
+});
+
+describe('the default budget (defaultMaxMemoryBytes)', () => {
+  it('is a quarter of RAM within 32–64 MiB: 100 slow uploads fill it with first-touched pool memory (issue 15)', () => {
+    const GiB = 1024 * MiB;
+    assert.equal(defaultMaxMemoryBytes(64 * GiB), 64 * MiB);
+    assert.equal(defaultMaxMemoryBytes(256 * MiB + 5), 64 * MiB);
+    assert.equal(defaultMaxMemoryBytes(200 * MiB), 50 * MiB);
+    assert.equal(defaultMaxMemoryBytes(64 * MiB), 32 * MiB);
   });
 });

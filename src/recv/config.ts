@@ -33,11 +33,19 @@ export const MAX_QUEUED_BYTES_TOTAL = 128 * MiB;
 
 /**
  * The daemon collects V8's young generation after this many bytes of dropped buffers (socket
- * reads and opened records; runtime/young-gc.ts): what it leaves resident beyond live data. Unlike
- * the client it lets malloc return freed memory to the kernel (no keepFreedMemory()): that would
- * keep up to 32 MiB more resident (peak 95–100 MiB measured instead of 91).
+ * reads and opened records; runtime/young-gc.ts): what it leaves resident beyond live data.
  */
 export const YOUNG_GC_INTERVAL_BYTES = 4 * MiB;
+
+/**
+ * Freed memory malloc keeps rather than give back to the kernel (runtime/young-gc.ts
+ * keepFreedMemory): twice the young-generation interval, so that what one collection frees is
+ * reused by the next allocations instead of being faulted in and zeroed again. The client keeps 32
+ * MiB; the daemon less, for its resident memory (32 MiB once cost 95–100 MiB peak against 91 on
+ * one upload). With malloc trimming at its default 128 KiB, 100 uploads at once cost the daemon
+ * ~70,000 more page faults per 800 MiB than one upload (issue 15).
+ */
+export const KEEP_FREED_BYTES = 2 * YOUNG_GC_INTERVAL_BYTES;
 
 /** The network layer checkpoints and sends ACK at least every this many bytes (§9.1 step 4)... */
 export const ACK_INTERVAL_BYTES = 16 * MiB;
@@ -58,14 +66,16 @@ export const OUTPUT_RECORD_OVERHEAD_BYTES = 512;
 
 /**
  * The memory budget (--max-memory) by default: a quarter of the machine's memory, at most
- * 128 MiB and at least 32 MiB. It covers what connections hold: queued and hashing bodies,
+ * 64 MiB and at least 32 MiB. It covers what connections hold: queued and hashing bodies,
  * incomplete records, unread output. The runtime holds ~90–120 MiB besides (code, heaps, the
  * pool's free buffers): at 256 MiB the daemon's peak RSS was 330–460 MiB with 100 uploads at
- * once, at 128 MiB 220–250 MiB, and at 1000 uploads 170–195 MiB (issue 15, bench extras
- * concurrency); one upload uses ~12 MiB of it.
+ * once, at 128 MiB 220–250 MiB (225–254 at 1000 uploads once it kept freed memory), at 64 MiB
+ * 174–190 and 181–201 (issue 15, bench extras concurrency). One upload uses ~12 MiB of it; 100
+ * slow ones fill it with a record each, and every MiB of it first touched costs the daemon ~4 ms
+ * of page faults (DESIGN.md, "Many clients at once").
  */
 export function defaultMaxMemoryBytes(totalMemoryBytes: number): number {
-  return Math.max(32 * MiB, Math.min(128 * MiB, Math.floor(totalMemoryBytes / 4 / MiB) * MiB));
+  return Math.max(32 * MiB, Math.min(64 * MiB, Math.floor(totalMemoryBytes / 4 / MiB) * MiB));
 }
 
 /** The least --max-memory accepted: room for a few long records (1 MiB each) beside everything else. */
