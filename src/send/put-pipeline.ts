@@ -148,7 +148,16 @@ export class PutPipeline<E> {
    * went at once on the connection of the PUTs before it (the usual case: no promise per file).
    */
   put(item: PutItem<E>): Promise<void> | undefined {
-    if (!this.#hasRoom(item)) return this.#putLater(item);
+    return this.#hasRoom(item) ? this.#putNow(item) : this.#putLater(item);
+  }
+
+  async #putLater(item: PutItem<E>): Promise<void> {
+    while (!this.#hasRoom(item)) await this.#settleOldest();
+    await this.#putNow(item);
+  }
+
+  /** Sends `item` (the window has room), at once if the connection of the PUTs before it is Ready. */
+  #putNow(item: PutItem<E>): Promise<void> | undefined {
     const flight = this.#add(item);
     const conn = this.session.readyNow;
     if (conn === null || conn !== this.#conn) return this.#send([flight]);
@@ -164,11 +173,6 @@ export class PutPipeline<E> {
   async #resendAfter(err: unknown): Promise<void> {
     await this.#lost(err);
     await this.#send(this.#unsettled());
-  }
-
-  async #putLater(item: PutItem<E>): Promise<void> {
-    while (!this.#hasRoom(item)) await this.#settleOldest();
-    await this.#send([this.#add(item)]);
   }
 
   /** Whether the window has room for `item` (PUT_WINDOW_FILES, PUT_WINDOW_BYTES; one file always fits). */
