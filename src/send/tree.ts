@@ -96,6 +96,11 @@ function failsEntryOnly(err: unknown): err is StxError {
   return err.family === 'upload' && err.code !== 'NO_SPACE';
 }
 
+/** Resolves at the next turn of the event loop, after I/O. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 /** Up to `ahead` items of `source` fetched before they are asked for. */
 async function* readAhead<T>(source: AsyncGenerator<T>, ahead: number): AsyncGenerator<T> {
   const queue: Promise<IteratorResult<T>>[] = [];
@@ -258,6 +263,10 @@ export async function sendTree(opts: TreeOptions): Promise<TreeResult> {
 
   try {
     for await (const batch of readAhead(walkBatches(opts.paths, { to: opts.to, links: opts.links }), WALK_AHEAD)) {
+      // A turn of the event loop per batch: the PUTs written meanwhile leave (the connection
+      // holds a turn's writes back) and answers are read. The walk reads directories
+      // synchronously, so without it they could wait for a whole window of files.
+      await nextTurn();
       for (const walked of batch) {
         if (walked.kind === 'skip') {
           skip(walked.local, walked.reason);
