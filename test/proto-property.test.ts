@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import {
   decodeBody,
   encodeBody,
+  encodeBodyParts,
   encodeFrame,
   LENGTH_PREFIX_BYTES,
   MAX_PLAINTEXT_FRAME_LENGTH_BYTES,
@@ -14,6 +15,7 @@ import {
   StxError,
   type Frame,
 } from '../src/proto/index.js';
+import { encodePayloadMap, encodePayloadMapAfter } from '../src/proto/msgpack.js';
 import { chunk } from './fuzz/chunks.js';
 
 const RUNS = { numRuns: 300, seed: 0x57c1, endOnFailure: true };
@@ -155,5 +157,89 @@ it('record lengths outside the limits fail before the body arrives', () => {
       assert.ok(result.code === 'FRAME_TOO_LARGE' || result.code === 'MALFORMED_FRAME');
     }),
     RUNS,
+  );
+});
+
+/** The canonical encoding of §2.1 written the plain way, header by header: what encodePayloadMap must equal. */
+function referencePayloadMap(fields: ReadonlyArray<readonly [string, Buffer | string | number]>): Buffer {
+  const head = (n: number, fix: number, fixMax: number, h16: number, h32: number, h8?: number): Buffer => {
+    if (fix >= 0 && n <= fixMax) return Buffer.from([fix | n]);
+    if (h8 !== undefined && n <= 0xff) return Buffer.from([h8, n]);
+    if (n <= 0xffff) return Buffer.from([h16, n >> 8, n & 0xff]);
+    const out = Buffer.alloc(5, h32);
+    out.writeUInt32BE(n, 1);
+    return out;
+  };
+  const str = (s: string): Buffer => Buffer.concat([head(Buffer.byteLength(s), 0xa0, 31, 0xda, 0xdb, 0xd9), Buffer.from(s)]);
+  const int = (v: number): Buffer => {
+    const typed = (type: number, n: number, write: (b: Buffer) => void): Buffer => {
+      const b = Buffer.alloc(1 + n, type);
+      write(b);
+      return b;
+    };
+    if (v >= 0) {
+      if (v <= 0x7f) return Buffer.from([v]);
+      if (v <= 0xff) return Buffer.from([0xcc, v]);
+      if (v <= 0xffff) return typed(0xcd, 2, (b) => b.writeUInt16BE(v, 1));
+      if (v <= 0xffff_ffff) return typed(0xce, 4, (b) => b.writeUInt32BE(v, 1));
+      return typed(0xcf, 8, (b) => b.writeBigUInt64BE(BigInt(v), 1));
+    }
+    if (v >= -32) return Buffer.from([v & 0xff]);
+    if (v >= -0x80) return typed(0xd0, 1, (b) => b.writeInt8(v, 1));
+    if (v >= -0x8000) return typed(0xd1, 2, (b) => b.writeInt16BE(v, 1));
+    if (v >= -0x8000_0000) return typed(0xd2, 4, (b) => b.writeInt32BE(v, 1));
+    return typed(0xd3, 8, (b) => b.writeBigInt64BE(BigInt(v), 1));
+  };
+  const parts = [head(fields.length, 0x80, 15, 0xde, 0xdf)];
+  for (const [key, value] of fields) {
+    parts.push(str(key));
+    if (Buffer.isBuffer(value)) parts.push(head(value.length, -1, -1, 0xc5, 0xc6, 0xc4), value);
+    else parts.push(typeof value === 'string' ? str(value) : int(value));
+  }
+  return Buffer.concat(parts);
+}
+
+it('payload maps are written in the canonical encoding, in one buffer (every header and integer size)', () => {
+  const value = fc.oneof(
+    int,
+    uint,
+    fc.integer({ min: -0x8001, max: 0x1_0001 }),
+    text(300),
+    fc.constantFrom('x'.repeat(31), 'x'.repeat(32), 'é'.repeat(128), 'x'.repeat(0x1_0000), '\ud800 lone'),
+    fc.uint8Array({ maxLength: 300 }).map((u) => Buffer.from(u)),
+    fc.constantFrom(255, 256, 0xffff, 0x1_0000).map((n) => Buffer.alloc(n, 7)),
+  );
+  const fields = fc.array(fc.tuple(text(40), value), { maxLength: 20 });
+  fc.assert(
+    fc.property(fields, (f) => {
+      const want = referencePayloadMap(f);
+      assert.deepEqual(encodePayloadMap(f), want);
+      const last = f[f.length - 1];
+      if (last !== undefined && Buffer.isBuffer(last[1])) {
+        // The last bin kept apart (PUT_INLINE's data): the head then its bytes are the same map.
+        const apart = encodePayloadMapAfter(f, 1, true);
+        assert.deepEqual(Buffer.concat([apart.subarray(1), last[1]]), want);
+      }
+    }),
+    { ...RUNS, numRuns: 200 },
+  );
+  assert.equal(encodePayloadMap(Array.from({ length: 16 }, (_, i) => [`k${i}`, i] as const))[0], 0xde);
+});
+
+it('PUT_INLINE in parts is its whole body', () => {
+  const put = fc.record({
+    type: fc.constant('PUT_INLINE' as const),
+    name: text(200).filter((s) => s.length > 0),
+    mtime: int,
+    mode: fc.integer({ min: 0, max: 0o7777 }),
+    sha256: bytes(32),
+    data: fc.oneof(fc.uint8Array({ maxLength: 300 }), fc.constantFrom(255, 256, 4096, 12_000).map((n) => new Uint8Array(n))).map((u) => Buffer.from(u)),
+  });
+  fc.assert(
+    fc.property(put, (f) => {
+      assert.deepEqual(Buffer.concat(encodeBodyParts(f)), encodeBody(f));
+      assert.deepEqual(decodeBody(encodeBody(f)), { ...f });
+    }),
+    { ...RUNS, numRuns: 100 },
   );
 });

@@ -10,7 +10,7 @@ import {
   MAX_DATA_CHUNK_BYTES,
   MAX_SAFE_UINT,
 } from './limits.js';
-import { binHeader, encodePayloadMap, readPayloadMap, type EncodableValue } from './msgpack.js';
+import { encodePayloadMapAfter, readPayloadMap, type EncodableValue } from './msgpack.js';
 import { checkFields, SCHEMAS } from './schema.js';
 
 const NAME_BY_TYPE = new Map<number, FrameName>(
@@ -30,9 +30,10 @@ function frameName(typeByte: number): FrameName {
 function payloadFields(frame: Exclude<Frame, { type: 'DATA' }>): [string, EncodableValue][] {
   const specs = SCHEMAS[frame.type];
   const fields: [string, EncodableValue][] = [];
-  const source = new Map<string, unknown>(Object.entries(frame));
+  const source = frame as unknown as Readonly<Record<string, unknown>>;
   for (const spec of specs) {
-    const v = source.get(spec.name);
+    // The frame's own fields only, as Object.entries gave them (nothing inherited).
+    const v = Object.hasOwn(source, spec.name) ? source[spec.name] : undefined;
     if (v === undefined) continue;
     if (!(Buffer.isBuffer(v) || typeof v === 'string' || typeof v === 'number')) {
       throw new TypeError(`${frame.type}.${spec.name} has an unencodable value`);
@@ -53,10 +54,8 @@ export function encodeDataHead(offset: number): Buffer {
 /** Frame body: type ‖ payload (§2). */
 export function encodeBody(frame: Frame): Buffer {
   if (frame.type === 'DATA') return Buffer.concat([encodeDataHead(frame.offset), frame.data]);
-  const payload = encodePayloadMap(payloadFields(frame));
-  const body = Buffer.allocUnsafe(1 + payload.length);
+  const body = encodePayloadMapAfter(payloadFields(frame), 1, false);
   body[0] = FRAME_TYPES[frame.type];
-  payload.copy(body, 1);
   return body;
 }
 
@@ -67,9 +66,10 @@ export function encodeBody(frame: Frame): Buffer {
  */
 export function encodeBodyParts(frame: Frame): Buffer[] {
   if (frame.type !== 'PUT_INLINE' || frame.data.length === 0) return [encodeBody(frame)];
-  const rest = encodeBody({ ...frame, data: Buffer.alloc(0) });
-  // The empty data ends that body as bin 8 of length 0 (0xc4 0x00); the real header replaces it.
-  return [Buffer.concat([rest.subarray(0, rest.length - 2), binHeader(frame.data.length)]), frame.data];
+  // data is the last field (§4): the head ends with its bin header.
+  const head = encodePayloadMapAfter(payloadFields(frame), 1, true);
+  head[0] = FRAME_TYPES.PUT_INLINE;
+  return [head, frame.data];
 }
 
 /** Whole plaintext frame: length ‖ type ‖ payload (§2). */

@@ -117,68 +117,136 @@ export type EncodableValue = Buffer | string | number;
  * canonical input.
  */
 export function encodePayloadMap(fields: ReadonlyArray<readonly [string, EncodableValue]>): Buffer {
-  const parts: Buffer[] = [head(fields.length, 0x80, 15, 0xde, 0xdf)];
-  for (const [key, value] of fields) {
-    parts.push(encodeStr(key));
-    if (Buffer.isBuffer(value)) parts.push(head(value.length, -1, -1, 0xc5, 0xc6, 0xc4), value);
-    else if (typeof value === 'string') parts.push(encodeStr(value));
-    else parts.push(encodeInt(value));
-  }
-  return Buffer.concat(parts);
-}
-
-/** The canonical header of a `bin` of `n` bytes (§2.1), for senders that keep the bytes apart. */
-export function binHeader(n: number): Buffer {
-  return head(n, -1, -1, 0xc5, 0xc6, 0xc4);
-}
-
-function encodeStr(s: string): Buffer {
-  const bytes = Buffer.from(s, 'utf8');
-  return Buffer.concat([head(bytes.length, 0xa0, 31, 0xda, 0xdb, 0xd9), bytes]);
+  return encodePayloadMapAfter(fields, 0, false);
 }
 
 /**
- * The header for a length `n`: fix form (`fix | n`, if `fix` ≥ 0 and n ≤ fixMax), else the 8-bit
- * form if there is one, else 16-bit, else 32-bit.
+ * encodePayloadMap's bytes in one buffer after `lead` bytes left for the caller (a frame's type
+ * byte). With `lastApart`, the last field's value (a bin) is written up to its header only: its
+ * bytes are the caller's to send after the buffer (PUT_INLINE's data, codec.ts encodeBodyParts).
+ * Sized first and written once: a frame costs one allocation, not one per header and value.
  */
-function head(n: number, fix: number, fixMax: number, h16: number, h32: number, h8?: number): Buffer {
-  if (fix >= 0 && n <= fixMax) return Buffer.from([fix | n]);
-  if (h8 !== undefined && n <= 0xff) return Buffer.from([h8, n]);
-  if (n <= 0xffff) return Buffer.from([h16, n >> 8, n & 0xff]);
-  const out = Buffer.alloc(5);
-  out[0] = h32;
-  out.writeUInt32BE(n, 1);
+export function encodePayloadMapAfter(fields: ReadonlyArray<readonly [string, EncodableValue]>, lead: number, lastApart: boolean): Buffer {
+  if (lastApart && !Buffer.isBuffer(fields[fields.length - 1]?.[1])) throw new TypeError('the last field kept apart is no bin');
+  let size = lead + headBytes(fields.length, 15, false);
+  for (let i = 0; i < fields.length; i++) {
+    const [key, value] = fields[i] as readonly [string, EncodableValue];
+    size += strBytes(Buffer.byteLength(key, 'utf8'));
+    if (Buffer.isBuffer(value)) size += headBytes(value.length, -1, true) + (lastApart && i === fields.length - 1 ? 0 : value.length);
+    else if (typeof value === 'string') size += strBytes(Buffer.byteLength(value, 'utf8'));
+    else size += intBytes(value);
+  }
+  const out = Buffer.allocUnsafe(size);
+  let at = writeHead(out, lead, fields.length, 0x80, 15, 0xde, 0xdf);
+  for (let i = 0; i < fields.length; i++) {
+    const [key, value] = fields[i] as readonly [string, EncodableValue];
+    at = writeStr(out, at, key);
+    if (Buffer.isBuffer(value)) {
+      at = writeHead(out, at, value.length, -1, -1, 0xc5, 0xc6, 0xc4);
+      if (!lastApart || i < fields.length - 1) at += value.copy(out, at);
+    } else if (typeof value === 'string') at = writeStr(out, at, value);
+    else at = writeInt(out, at, value);
+  }
+  if (at !== size) throw new Error(`payload map of ${at} bytes, sized ${size}`);
   return out;
 }
 
-function encodeInt(v: number): Buffer {
+/** Bytes of a str of `n` UTF-8 bytes, header included. */
+function strBytes(n: number): number {
+  return headBytes(n, 31, true) + n;
+}
+
+/** Bytes of the header for a length `n` (writeHead): fix form up to `fixMax` (-1: none), 8-bit form if `h8`, 16-bit, 32-bit. */
+function headBytes(n: number, fixMax: number, h8: boolean): number {
+  if (n <= fixMax) return 1;
+  if (h8 && n <= 0xff) return 2;
+  return n <= 0xffff ? 3 : 5;
+}
+
+function writeStr(out: Buffer, at: number, s: string): number {
+  const n = Buffer.byteLength(s, 'utf8');
+  at = writeHead(out, at, n, 0xa0, 31, 0xda, 0xdb, 0xd9);
+  return at + out.write(s, at, n, 'utf8');
+}
+
+/**
+ * The header for a length `n` at `at`: fix form (`fix | n`, if `fix` ≥ 0 and n ≤ fixMax), else
+ * the 8-bit form if there is one, else 16-bit, else 32-bit. Returns where it ends.
+ */
+function writeHead(out: Buffer, at: number, n: number, fix: number, fixMax: number, h16: number, h32: number, h8?: number): number {
+  if (fix >= 0 && n <= fixMax) {
+    out[at] = fix | n;
+    return at + 1;
+  }
+  if (h8 !== undefined && n <= 0xff) {
+    out[at] = h8;
+    out[at + 1] = n;
+    return at + 2;
+  }
+  if (n <= 0xffff) {
+    out[at] = h16;
+    out[at + 1] = n >> 8;
+    out[at + 2] = n & 0xff;
+    return at + 3;
+  }
+  out[at] = h32;
+  out.writeUInt32BE(n, at + 1);
+  return at + 5;
+}
+
+/** Bytes of integer `v` in its shortest format (writeInt). */
+function intBytes(v: number): number {
   if (!Number.isSafeInteger(v)) throw new RangeError(`${v} is not a safe integer`);
+  if (v >= 0) return v <= 0x7f ? 1 : v <= 0xff ? 2 : v <= 0xffff ? 3 : v <= 0xffff_ffff ? 5 : 9;
+  return v >= -32 ? 1 : v >= -0x80 ? 2 : v >= -0x8000 ? 3 : v >= -0x8000_0000 ? 5 : 9;
+}
+
+function writeInt(out: Buffer, at: number, v: number): number {
   if (v >= 0) {
-    if (v <= 0x7f) return Buffer.from([v]);
-    if (v <= 0xff) return Buffer.from([0xcc, v]);
-    if (v <= 0xffff) return Buffer.from([0xcd, v >> 8, v & 0xff]);
-    const out = Buffer.alloc(v <= 0xffff_ffff ? 5 : 9);
-    if (v <= 0xffff_ffff) {
-      out[0] = 0xce;
-      out.writeUInt32BE(v, 1);
-    } else {
-      out[0] = 0xcf;
-      out.writeBigUInt64BE(BigInt(v), 1);
+    if (v <= 0x7f) {
+      out[at] = v;
+      return at + 1;
     }
-    return out;
+    if (v <= 0xff) {
+      out[at] = 0xcc;
+      out[at + 1] = v;
+      return at + 2;
+    }
+    if (v <= 0xffff) {
+      out[at] = 0xcd;
+      out[at + 1] = v >> 8;
+      out[at + 2] = v & 0xff;
+      return at + 3;
+    }
+    if (v <= 0xffff_ffff) {
+      out[at] = 0xce;
+      out.writeUInt32BE(v, at + 1);
+      return at + 5;
+    }
+    out[at] = 0xcf;
+    out.writeBigUInt64BE(BigInt(v), at + 1);
+    return at + 9;
   }
-  if (v >= -32) return Buffer.from([v & 0xff]);
-  if (v >= -0x80) return Buffer.from([0xd0, v & 0xff]);
-  const out = Buffer.alloc(v >= -0x8000 ? 3 : v >= -0x8000_0000 ? 5 : 9);
+  if (v >= -32) {
+    out[at] = v & 0xff;
+    return at + 1;
+  }
+  if (v >= -0x80) {
+    out[at] = 0xd0;
+    out[at + 1] = v & 0xff;
+    return at + 2;
+  }
   if (v >= -0x8000) {
-    out[0] = 0xd1;
-    out.writeInt16BE(v, 1);
-  } else if (v >= -0x8000_0000) {
-    out[0] = 0xd2;
-    out.writeInt32BE(v, 1);
-  } else {
-    out[0] = 0xd3;
-    out.writeBigInt64BE(BigInt(v), 1);
+    out[at] = 0xd1;
+    out.writeInt16BE(v, at + 1);
+    return at + 3;
   }
-  return out;
+  if (v >= -0x8000_0000) {
+    out[at] = 0xd2;
+    out.writeInt32BE(v, at + 1);
+    return at + 5;
+  }
+  out[at] = 0xd3;
+  out.writeBigInt64BE(BigInt(v), at + 1);
+  return at + 9;
 }

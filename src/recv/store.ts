@@ -4,7 +4,7 @@
 // bytes rest is a storage backend's (storage/backend.ts; local disk by default). No sockets
 // here: the connection layer calls open / write / checkpoint / finish / release.
 
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, hash, timingSafeEqual } from 'node:crypto';
 import path from 'node:path';
 import { CommandError, ResourceError, UploadError } from '../proto/errors.js';
 import { MAX_DATA_CHUNK_BYTES, MAX_MODE, MAX_SAFE_UINT } from '../proto/limits.js';
@@ -435,9 +435,7 @@ export class Store {
       if (policy.maxFileBytes !== undefined && size > policy.maxFileBytes) {
         throw new UploadError('TOO_LARGE', `size ${size} is above the limit of ${policy.maxFileBytes} bytes`);
       }
-      const hash = createHash('sha256');
-      for (const chunk of chunks) hash.update(chunk);
-      const digest = hash.digest();
+      const digest = sha256Of(chunks);
       const shownName = components.join('/');
       if (sha256.length !== digest.length || !timingSafeEqual(digest, sha256)) {
         throw new UploadError('INTEGRITY_FAILED', `SHA-256 of "${shownName}" differs from END's`);
@@ -664,4 +662,13 @@ export class Store {
       throw new UploadError('NO_SPACE', `not enough free space for ${bytesToCome} more bytes`);
     }
   }
+}
+
+/** SHA-256 of the concatenation of `chunks`: one call for a single chunk (a PUT_INLINE's file). */
+function sha256Of(chunks: readonly Buffer[]): Buffer {
+  const [only] = chunks;
+  if (chunks.length === 1 && only !== undefined) return hash('sha256', only, 'buffer');
+  const h = createHash('sha256');
+  for (const chunk of chunks) h.update(chunk);
+  return h.digest();
 }

@@ -3,7 +3,7 @@
 // out. At most PUT_WINDOW_FILES files and PUT_WINDOW_BYTES bytes are unanswered at once (their
 // bytes are kept so that a lost connection sends them again, whole, on the next one).
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import { StxError, UploadError, codeFromWire, errorFor, ResourceError } from '../proto/errors.js';
 import { MAX_CONTROL_PAYLOAD_BYTES, MAX_PUT_BYTES, PUT_INLINE_OVERHEAD_BYTES } from '../proto/limits.js';
 import { LocalFileError } from '../transfer/source.js';
@@ -50,8 +50,12 @@ export interface DetachedItem<E> {
 /** What a file in flight ends with: the server's answer, or the error a re-sent OPEN failed it with. */
 type Outcome = PutAnswer | StxError;
 
+/** A PUT's answer until it is sent (#sendPut sets the connection's). */
+const NO_ANSWER_YET: Promise<Outcome> = Promise.resolve({ type: 'PUT_DONE', size: 0, sha256: Buffer.alloc(0) });
+
+type PutFlight<E> = { readonly kind: 'put'; readonly item: PutItem<E>; answer: Promise<Outcome> };
 type InFlight<E> =
-  | { readonly kind: 'put'; readonly item: PutItem<E>; answer: Promise<Outcome> }
+  | PutFlight<E>
   /** `final` once a resend settled it: its answer is no longer the connection's. */
   | { readonly kind: 'detached'; readonly item: DetachedItem<E>; answer: Promise<Outcome>; final: boolean };
 
@@ -111,7 +115,7 @@ export function readWhole(path: string, expectedSize: number): { data: Buffer; m
 }
 
 export function sha256Of(data: Buffer): Buffer {
-  return createHash('sha256').update(data).digest();
+  return hash('sha256', data, 'buffer');
 }
 
 export interface PutCallbacks<E> {
@@ -139,15 +143,59 @@ export class PutPipeline<E> {
     private readonly on: PutCallbacks<E>,
   ) {}
 
-  /** Sends `item` once the window has room; throws what stops the run. */
-  async put(item: PutItem<E>): Promise<void> {
-    while (this.#inFlight.length >= PUT_WINDOW_FILES || (this.#inFlight.length > 0 && this.#bytes + item.data.length > PUT_WINDOW_BYTES)) {
-      await this.#settleOldest();
+  /**
+   * Sends `item` once the window has room; throws what stops the run. Returns nothing when it
+   * went at once on the connection of the PUTs before it (the usual case: no promise per file).
+   */
+  put(item: PutItem<E>): Promise<void> | undefined {
+    return this.#hasRoom(item) ? this.#putNow(item) : this.#putLater(item);
+  }
+
+  async #putLater(item: PutItem<E>): Promise<void> {
+    while (!this.#hasRoom(item)) await this.#settleOldest();
+    await this.#putNow(item);
+  }
+
+  /** Sends `item` (the window has room), at once if the connection of the PUTs before it is Ready. */
+  #putNow(item: PutItem<E>): Promise<void> | undefined {
+    const flight = this.#add(item);
+    const conn = this.session.readyNow;
+    if (conn === null || conn !== this.#conn) return this.#send([flight]);
+    try {
+      if (this.#sendPut(conn, flight)) return undefined;
+      return conn.drain().catch((err: unknown) => this.#resendAfter(err));
+    } catch (err) {
+      return this.#resendAfter(err);
     }
-    const flight: InFlight<E> = { kind: 'put', item, answer: Promise.resolve({ type: 'PUT_DONE', size: 0, sha256: Buffer.alloc(0) }) };
+  }
+
+  /** As #send after a failed connection: everything unanswered goes again on the next one. */
+  async #resendAfter(err: unknown): Promise<void> {
+    await this.#lost(err);
+    await this.#send(this.#unsettled());
+  }
+
+  /** Whether the window has room for `item` (PUT_WINDOW_FILES, PUT_WINDOW_BYTES; one file always fits). */
+  #hasRoom(item: PutItem<E>): boolean {
+    return this.#inFlight.length < PUT_WINDOW_FILES && (this.#inFlight.length === 0 || this.#bytes + item.data.length <= PUT_WINDOW_BYTES);
+  }
+
+  #add(item: PutItem<E>): PutFlight<E> {
+    const flight: PutFlight<E> = { kind: 'put', item, answer: NO_ANSWER_YET };
     this.#inFlight.push(flight);
     this.#bytes += item.data.length;
-    await this.#send([flight]);
+    return flight;
+  }
+
+  /** Sends a PUT on `conn` (Ready); whether the socket takes more now. */
+  #sendPut(conn: Connection, f: PutFlight<E>): boolean {
+    const { item } = f;
+    const sent = fitsInline(item)
+      ? conn.putInline({ type: 'PUT_INLINE', name: item.name, mtime: item.mtime, mode: item.mode, sha256: item.sha256, data: item.data })
+      : conn.put({ type: 'PUT', name: item.name, size: item.data.length, mtime: item.mtime, mode: item.mode }, item.data, item.sha256);
+    f.answer = sent.answer;
+    this.on.sent(item.data.length);
+    return sent.ok;
   }
 
   /** Waits for every answer. */
@@ -195,13 +243,7 @@ export class PutPipeline<E> {
             if (refused) break;
             continue;
           }
-          const { item } = f;
-          const sent = fitsInline(item)
-            ? conn.putInline({ type: 'PUT_INLINE', name: item.name, mtime: item.mtime, mode: item.mode, sha256: item.sha256, data: item.data })
-            : conn.put({ type: 'PUT', name: item.name, size: item.data.length, mtime: item.mtime, mode: item.mode }, item.data, item.sha256);
-          f.answer = sent.answer;
-          ok = sent.ok;
-          this.on.sent(item.data.length);
+          ok = this.#sendPut(conn, f);
         }
         if (refused) {
           this.session.drop();

@@ -21,10 +21,16 @@ export class Session {
 
   constructor(private readonly opts: SessionOptions) {}
 
+  /** The current connection if it is Ready now, else null (ready() would dial). */
+  get readyNow(): Connection | null {
+    const current = this.#conn;
+    return current !== null && current.error === null && current.state === 'Ready' ? current : null;
+  }
+
   /** A Ready connection: the current one, or a new one (connect and handshake, §6). */
   async ready(): Promise<Connection> {
-    const current = this.#conn;
-    if (current !== null && current.error === null && current.state === 'Ready') return current;
+    const current = this.readyNow;
+    if (current !== null) return current;
     this.drop();
     const opts = this.opts;
     const handshakeMs = opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;

@@ -14,11 +14,11 @@ import { offeringDigest } from './checksum.js';
 import { plainFiles, type FileOpener } from './file-opener.js';
 import { Retry, type RetryOptions } from './retry.js';
 import { Session, type SessionOptions } from './session.js';
-import { walk, type Entry } from './walk.js';
+import { walkBatches, type Entry } from './walk.js';
 import { fitsPut, PutPipeline, readWhole, sha256Of, Unreadable, type DetachedItem } from './put-pipeline.js';
 
-/** Entries the walk may find ahead of the one being sent. */
-const WALK_AHEAD = 64;
+/** Batches of entries (walk.ts WALK_BATCH each) the walk may find ahead of the one being sent. */
+const WALK_AHEAD = 1;
 /**
  * Directories, links and larger files held back until the small files before them are answered
  * (§9.8: a directory's MKDIR after its contents): sent together, so that the server's PUT batches
@@ -94,6 +94,11 @@ function failsEntryOnly(err: unknown): err is StxError {
   if (!(err instanceof StxError) || err.transient) return false;
   if (err.code === 'LOCAL_FILE') return true;
   return err.family === 'upload' && err.code !== 'NO_SPACE';
+}
+
+/** Resolves at the next turn of the event loop, after I/O. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** Up to `ahead` items of `source` fetched before they are asked for. */
@@ -257,37 +262,45 @@ export async function sendTree(opts: TreeOptions): Promise<TreeResult> {
   };
 
   try {
-    for await (const walked of readAhead(walk(opts.paths, { to: opts.to, links: opts.links }), WALK_AHEAD)) {
-      if (walked.kind === 'skip') {
-        skip(walked.local, walked.reason);
-        continue;
-      }
-      if (walked.kind !== 'file') {
-        held.push(walked);
-        if (held.length >= MAX_HELD_MAKES) await sendHeld();
-        continue;
-      }
-      const entry = { ...walked, remote: files.name(walked.remote) };
-      if (pipelined && fitsPut(entry.size)) {
-        let whole: ReturnType<typeof readWhole>;
-        try {
-          whole = readWhole(entry.local, entry.size);
-        } catch (err) {
-          if (err instanceof Unreadable) skip(entry.local, err.message);
-          else if (err instanceof StxError) fail(entry, err);
-          else throw err;
+    for await (const batch of readAhead(walkBatches(opts.paths, { to: opts.to, links: opts.links }), WALK_AHEAD)) {
+      // A turn of the event loop per batch: the PUTs written meanwhile leave (the connection
+      // holds a turn's writes back) and answers are read. The walk reads directories
+      // synchronously, so without it they could wait for a whole window of files.
+      await nextTurn();
+      for (const walked of batch) {
+        if (walked.kind === 'skip') {
+          skip(walked.local, walked.reason);
           continue;
         }
-        await puts.put({ entry, name: entry.remote, data: whole.data, sha256: sha256Of(whole.data), mtime: whole.mtime, mode: whole.mode });
-        report(entry.remote, entry.size, entry.size);
-        continue;
+        if (walked.kind !== 'file') {
+          held.push(walked);
+          if (held.length >= MAX_HELD_MAKES) await sendHeld();
+          continue;
+        }
+        const entry = { ...walked, remote: files.name(walked.remote) };
+        if (pipelined && fitsPut(entry.size)) {
+          let whole: ReturnType<typeof readWhole>;
+          try {
+            whole = readWhole(entry.local, entry.size);
+          } catch (err) {
+            if (err instanceof Unreadable) skip(entry.local, err.message);
+            else if (err instanceof StxError) fail(entry, err);
+            else throw err;
+            continue;
+          }
+          // Usually sent at once: no turn of the event loop per file.
+          const waiting = puts.put({ entry, name: entry.remote, data: whole.data, sha256: sha256Of(whole.data), mtime: whole.mtime, mode: whole.mode });
+          if (waiting !== undefined) await waiting;
+          report(entry.remote, entry.size, entry.size);
+          continue;
+        }
+        if (pipelined) {
+          held.push(entry);
+          if (held.length >= MAX_HELD_MAKES) await sendHeld();
+          continue;
+        }
+        await sendFile(entry);
       }
-      if (pipelined) {
-        held.push(entry);
-        if (held.length >= MAX_HELD_MAKES) await sendHeld();
-        continue;
-      }
-      await sendFile(entry);
     }
     await puts.drain();
     await sendHeld();

@@ -1,7 +1,7 @@
 // The upload identity (§9.2): who uploads which version of which file. Its id names the partial
 // in the storage backend, so that a resume of the same identity finds it and no other does.
 
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 /** What identifies an upload (§9.2). */
 export interface UploadIdentity {
@@ -16,13 +16,7 @@ export interface UploadIdentity {
 }
 
 const ID_LABEL = Buffer.from('stx/1 upload id\0', 'latin1');
-
-function lengthPrefixed(text: string): Buffer {
-  const bytes = Buffer.from(text, 'utf8');
-  const length = Buffer.alloc(4);
-  length.writeUInt32BE(bytes.length);
-  return Buffer.concat([length, bytes]);
-}
+const EMPTY = Buffer.alloc(0);
 
 /**
  * Hex SHA-256 of label ‖ u32 len ‖ principal ‖ u32 len ‖ name ‖ u64 size ‖ i64 mtime [‖ stream]:
@@ -30,14 +24,18 @@ function lengthPrefixed(text: string): Buffer {
  * identities never share a record.
  */
 export function uploadId(identity: UploadIdentity): string {
-  const numbers = Buffer.alloc(16);
-  numbers.writeBigUInt64BE(BigInt(identity.size), 0);
-  numbers.writeBigInt64BE(BigInt(identity.mtime), 8);
-  return createHash('sha256')
-    .update(ID_LABEL)
-    .update(lengthPrefixed(identity.principal))
-    .update(lengthPrefixed(identity.name))
-    .update(numbers)
-    .update(identity.stream ?? Buffer.alloc(0))
-    .digest('hex');
+  // The whole input in one buffer and one hash call: a PUT of a small file asks for one each.
+  const principal = Buffer.byteLength(identity.principal, 'utf8');
+  const name = Buffer.byteLength(identity.name, 'utf8');
+  const stream = identity.stream ?? EMPTY;
+  const input = Buffer.allocUnsafe(ID_LABEL.length + 4 + principal + 4 + name + 16 + stream.length);
+  let at = ID_LABEL.copy(input, 0);
+  at = input.writeUInt32BE(principal, at);
+  at += input.write(identity.principal, at, principal, 'utf8');
+  at = input.writeUInt32BE(name, at);
+  at += input.write(identity.name, at, name, 'utf8');
+  at = input.writeBigUInt64BE(BigInt(identity.size), at);
+  at = input.writeBigInt64BE(BigInt(identity.mtime), at);
+  stream.copy(input, at);
+  return hash('sha256', input, 'hex');
 }

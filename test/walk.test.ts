@@ -1,0 +1,70 @@
+// The tree walk of stx-send (src/send/walk.ts): walkBatches hands over walk()'s entries in the
+// same order, never more than a batch at once, and a walk stopped early closes its directories.
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, it } from 'node:test';
+import { walk, walkBatches, type Entry } from '../src/send/walk.js';
+
+let root = '';
+
+before(() => {
+  root = mkdtempSync(path.join(tmpdir(), 'stx-walk-'));
+  const top = path.join(root, 'top');
+  for (let d = 0; d < 3; d++) {
+    mkdirSync(path.join(top, `d${d}`, 'inner'), { recursive: true });
+    for (let f = 0; f < 5; f++) writeFileSync(path.join(top, `d${d}`, `f${f} é`), `${d}/${f}`);
+    writeFileSync(path.join(top, `d${d}`, 'inner', 'deep'), 'x');
+  }
+  mkdirSync(path.join(top, 'empty'));
+  symlinkSync('d0/f0 é', path.join(top, 'link'));
+  symlinkSync('../../outside', path.join(top, 'd1', 'out'));
+});
+
+after(() => rmSync(root, { recursive: true, force: true }));
+
+const line = (e: Entry): string => `${e.kind} ${e.remote}${e.kind === 'skip' ? ` (${e.reason})` : ''}`;
+
+async function flat(batch: number, links: boolean): Promise<{ entries: string[]; sizes: number[] }> {
+  const entries: string[] = [];
+  const sizes: number[] = [];
+  for await (const b of walkBatches([path.join(root, 'top'), path.join(root, 'missing')], { links, to: 'to' }, batch)) {
+    sizes.push(b.length);
+    entries.push(...b.map(line));
+  }
+  return { entries, sizes };
+}
+
+it('walkBatches gives walk()’s entries in order, at most a batch at a time, directories after their contents', async () => {
+  for (const links of [false, true]) {
+    const one: string[] = [];
+    for await (const e of walk([path.join(root, 'top'), path.join(root, 'missing')], { links, to: 'to' })) one.push(line(e));
+    // 3 x (5 files, a file in inner, inner, the directory) + empty + link + out + top + missing.
+    assert.equal(one.length, 3 * 8 + 1 + 1 + 1 + 1 + 1);
+    for (const batch of [1, 3, 7, 64]) {
+      const { entries, sizes } = await flat(batch, links);
+      assert.deepEqual(entries, one, `batch ${batch}`);
+      assert.ok(sizes.every((n) => n >= 1 && n <= batch), `batch ${batch}: sizes ${sizes.join(',')}`);
+    }
+    const at = (name: string): number => one.indexOf(`dir to/top${name}`);
+    const deep = one.indexOf('file to/top/d0/inner/deep');
+    assert.ok(deep >= 0 && deep < at('/d0/inner') && at('/d0/inner') < at('/d0'), one.join('\n'));
+    assert.equal(one[one.length - 2], 'dir to/top');
+    assert.match(one[one.length - 1] ?? '', /^skip to\/missing \(cannot read: ENOENT\)$/);
+    assert.ok(one.includes(links ? 'link to/top/link' : 'skip to/top/link (symbolic link (send links with --links))'));
+    assert.ok(one.includes(links ? 'skip to/top/d1/out (symbolic link pointing out of the tree)' : 'skip to/top/d1/out (symbolic link (send links with --links))'));
+  }
+});
+
+it('a walk stopped early closes the directories it holds open', async () => {
+  const open = (): number => readdirSync('/proc/self/fd').length;
+  const before = open();
+  for (let i = 0; i < 20; i++) {
+    for await (const b of walkBatches([path.join(root, 'top')], { links: false }, 2)) {
+      assert.ok(b.length > 0);
+      break;
+    }
+  }
+  assert.equal(open(), before);
+});
