@@ -128,6 +128,44 @@ interface Shared {
   next: number;
   readonly sent: number[];
   readonly durable: number[];
+  /** Which connection (worker) carries each range now; -1 before one takes it. */
+  readonly owner: number[];
+  /** When each range's RANGE_OK came (performance.now()) and from which offset: its ACK rate. */
+  readonly opened: ({ readonly at: number; readonly offset: number } | undefined)[];
+  /** Ranges taken over once from a slow connection (each at most once), and those done. */
+  readonly stolen: boolean[];
+  readonly done: boolean[];
+}
+
+/**
+ * Once no range is left to take, a connection takes over (§9.13 step 3: the same RANGE again) the
+ * range whose connection, at the rate the server has acknowledged it so far, still needs the
+ * longest, if more than TAKEOVER_AFTER_MS: a connection that TCP left slow holds the whole upload
+ * back otherwise. The taken-over connection gets SUPERSEDED and stops; what it had sent beyond
+ * the last ACK goes again. (ACKs, not `sent`: that runs a socket buffer ahead of the link.)
+ */
+const TAKEOVER_AFTER_MS = 1500;
+
+/** The next range for worker `w`: the next not taken, else one worth taking over (with a connection to carry it), else undefined. */
+function nextRange(ranges: readonly Range[], shared: Shared, w: number, connected: boolean): number | undefined {
+  if (shared.next < ranges.length) return shared.next++;
+  if (!connected) return undefined;
+  const now = performance.now();
+  let best: number | undefined;
+  let longest = TAKEOVER_AFTER_MS;
+  ranges.forEach((r, j) => {
+    const opened = shared.opened[j];
+    if (opened === undefined || shared.owner[j] === w || shared.stolen[j] || shared.done[j]) return;
+    const durable = shared.durable[j] ?? r.start;
+    const rate = (durable - opened.offset) / Math.max(1, now - opened.at);
+    const needs = rate > 0 ? (r.end - durable) / rate : now - opened.at;
+    if (needs > longest) {
+      best = j;
+      longest = needs;
+    }
+  });
+  if (best !== undefined) shared.stolen[best] = true;
+  return best;
 }
 
 /** A range that stopped because another one failed. */
@@ -154,7 +192,7 @@ export async function rangedUpload(opts: UploadOptions, ranges: readonly Range[]
   const open = { size, mtime: identity.mtime, mode: identity.mode };
   let firstDone = (): void => undefined;
   const first = new Promise<void>((resolve) => (firstDone = resolve));
-  const shared: Shared = { reconnects: 0, handshakes: 0, fingerprint: '', failed: false, first, firstDone, next: 0, sent: ranges.map((r) => r.start), durable: ranges.map((r) => r.start) };
+  const shared: Shared = { reconnects: 0, handshakes: 0, fingerprint: '', failed: false, first, firstDone, next: 0, sent: ranges.map((r) => r.start), durable: ranges.map((r) => r.start), owner: ranges.map(() => -1), opened: ranges.map(() => undefined), stolen: ranges.map(() => false), done: ranges.map(() => false) };
   const report = (stage: 'sending' | 'finishing'): void => {
     if (opts.onProgress === undefined) return;
     const sum = (xs: readonly number[]): number => xs.reduce((a, x, i) => a + x - (ranges[i]?.start ?? 0), 0);
@@ -233,9 +271,11 @@ async function sendRanges(
   const retry = new Retry(opts);
   if (w > 0 && opts.fingerprint === undefined) await shared.first;
   try {
-    for (let i = shared.next++; i < ranges.length; i = shared.next++) {
+    for (let i = nextRange(ranges, shared, w, conn !== undefined); i !== undefined; i = nextRange(ranges, shared, w, conn !== undefined)) {
       const range = ranges[i];
       if (range === undefined) break;
+      if (shared.owner[i] !== -1) opts.onEvent?.(`range ${range.start}–${range.end}: its connection is slow; taking it over on another`);
+      shared.owner[i] = w;
       for (;;) {
         if (shared.failed) throw new Stopped();
         const before = shared.durable[i] ?? range.start;
@@ -249,6 +289,7 @@ async function sendRanges(
           }
           await sendRange(conn, source, { name: opts.name, open, ...range }, {
             opened: (offset) => {
+              shared.opened[i] = { at: performance.now(), offset };
               shared.sent[i] = offset;
               shared.durable[i] = offset;
               if (offset > range.start) opts.onEvent?.(`range ${range.start}–${range.end}: the server holds it up to ${offset}; resuming from there`);
@@ -261,12 +302,15 @@ async function sendRanges(
               report('sending');
             },
           });
+          shared.done[i] = true;
           retry.reset();
           break;
         } catch (err) {
           conn?.close(err);
           conn = undefined;
           if (stopped(shared)) throw err;
+          // Another connection took this range over (SUPERSEDED): it carries it on.
+          if (shared.owner[i] !== w) break;
           try {
             await retry.after(err, (shared.durable[i] ?? 0) > before, shared.handshakes);
           } catch (final) {
