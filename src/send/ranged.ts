@@ -74,11 +74,13 @@ export function rangesOf(size: number, streams: number): Range[] {
 /**
  * --streams auto (the default): the round trip of the first connection's TCP connect decides.
  * One connection moves at most its send window per round trip (Linux's default tcp_wmem maximum
- * is 4 MiB: ~400 MiB/s at 10 ms, ~27 MiB/s at 150 ms), so below AUTO_ONE_STREAM_RTT_MS one is
- * enough and the file goes in order (no read-back on the server); above it one connection more
- * per AUTO_RTT_PER_STREAM_MS, at most AUTO_MAX_STREAMS. Files under AUTO_MIN_BYTES always go in order.
+ * is 4 MiB: ~70 MiB/s at 60 ms, ~27 MiB/s at 150 ms), so below AUTO_ONE_STREAM_RTT_MS one is
+ * enough and the file goes in order (no read-back on the server; at 50 ms through the bench's
+ * emulated link one connection beat 3 and 8 in every interleaved run, bench/RESULTS-wan.md);
+ * above it round trip ÷ AUTO_RTT_PER_STREAM_MS connections, 2..AUTO_MAX_STREAMS. Files under
+ * AUTO_MIN_BYTES always go in order.
  */
-export const AUTO_ONE_STREAM_RTT_MS = 20;
+export const AUTO_ONE_STREAM_RTT_MS = 60;
 const AUTO_RTT_PER_STREAM_MS = 20;
 export const AUTO_MAX_STREAMS = 8;
 export const AUTO_MIN_BYTES = 64 * 1024 * 1024;
@@ -278,6 +280,9 @@ async function sendRanges(
       shared.owner[i] = w;
       for (;;) {
         if (shared.failed) throw new Stopped();
+        // Taken over by another connection while this one waited to reconnect: claiming it again
+        // would supersede that one in turn (and it this one, each time re-sending past the ACK).
+        if (shared.owner[i] !== w || shared.done[i]) break;
         const before = shared.durable[i] ?? range.start;
         try {
           if (conn === undefined) {
