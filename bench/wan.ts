@@ -17,6 +17,7 @@ import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 
+import { AUTO_MAX_STREAMS, AUTO_ONE_STREAM_RTT_MS } from '../src/send/ranged.js';
 import { runStx, stxStreams } from './contenders/stx.js';
 import type { Contender, RunResult } from './contenders/types.js';
 import { ensureTools } from './lib/apt.js';
@@ -106,8 +107,9 @@ function parseOptions(argv: readonly string[], deps: WanDeps): WanOptions {
   const cutEveryMs = cutMatch === null ? null : Number(cutMatch[1]) * (cutMatch[2] === 's' ? 1000 : 1);
   const runs = Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1 || runs > MAX_RUNS) throw new Error(`--runs must be 1..${MAX_RUNS}`);
-  // "stx --streams N" beside the others, on the long links only.
-  let contenders = streams > 1 ? [...deps.contenders, stxStreams(streams)] : deps.contenders;
+  // Plain "stx" is stx-send's default (--streams auto: the round trip decides); "stx --streams 1"
+  // (one connection, in order) and "stx --streams N" beside it, on the long links only.
+  let contenders = streams > 1 ? [...deps.contenders, stxStreams(1), stxStreams(streams)] : [...deps.contenders, stxStreams(1)];
   if (values.only !== undefined) {
     const names = values.only.split(',').map((n) => n.trim()).filter((n) => n !== '');
     const unknown = names.filter((n) => !contenders.some((c) => c.name === n));
@@ -410,7 +412,8 @@ function renderWan(env: WanEnvironment, results: readonly LinkResult[], infos: r
   lines.push('', '## Contenders', '');
   for (const info of infos) {
     const version = info.version === '' ? '' : ` (${info.version})`;
-    lines.push(`- **${info.name}**${version}: ${info.measures}.`);
+    const auto = info.name === 'stx' ? ` stx-send runs with its default --streams auto: one connection below ${AUTO_ONE_STREAM_RTT_MS} ms of round trip, else up to ${AUTO_MAX_STREAMS} (src/send/ranged.ts autoStreams)` : '';
+    lines.push(`- **${info.name}**${version}: ${info.measures}.${auto}`);
     for (const r of results) for (const f of r.summaries.find((s) => s.name === info.name)?.failures ?? []) lines.push(`  - ${r.spec.label}: failed ${f}`);
   }
   lines.push(

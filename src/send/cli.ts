@@ -9,6 +9,7 @@ import { hideBin } from 'yargs/helpers';
 import { loadIdentity, stxHome } from '../keystore/index.js';
 import { MAX_TIMER_MS, parseDuration } from '../proto/duration.js';
 import { MAX_STREAMS_PER_UPLOAD } from '../proto/limits.js';
+import { AUTO_MAX_STREAMS, AUTO_MIN_BYTES, AUTO_ONE_STREAM_RTT_MS } from './ranged.js';
 import { ERRORS, type ErrorCode } from '../proto/errors.js';
 import { connectionOptions, describeFailure, exists, failureText, fingerprintArg, type Failure } from './cli-common.js';
 import { printable } from './printable.js';
@@ -71,7 +72,7 @@ async function main(): Promise<number> {
       })
       .option('to', { type: 'string', describe: 'remote directory to send everything under (created as needed)' })
       .option('checksum', { alias: 'c', type: 'boolean', default: false, describe: 'skip files the server already holds identical (same bytes, mtime and mode), comparing SHA-256: each file is read once more to hash it' })
-      .option('streams', { type: 'number', default: 1, describe: `send a file over N connections at once, a range each (1..${MAX_STREAMS_PER_UPLOAD}): for long links, where one TCP connection cannot fill the link. Each range resumes by itself; the whole file is verified once` })
+      .option('streams', { type: 'string', default: 'auto', describe: `send a file over N connections at once, a range each (1..${MAX_STREAMS_PER_UPLOAD}): for long links, where one TCP connection cannot fill the link. Each range resumes by itself; the whole file is verified once. auto: one connection below ${AUTO_ONE_STREAM_RTT_MS} ms of round trip (or for a file under ${AUTO_MIN_BYTES / 1024 / 1024} MiB), up to ${AUTO_MAX_STREAMS} on longer links` })
       .option('links', { type: 'boolean', default: false, describe: 'send symbolic links inside trees as links (only those whose target stays inside the tree); without it they are skipped' })
       .option('seal', { type: 'string', array: true, describe: 'seal every file (and stdin) for this age recipient (age1…) before it leaves; stored as NAME.age. Repeatable' })
       .option('seal-to', { type: 'string', array: true, describe: "seal for the recipients in FILE (one age1… per line, # comments), as age's -R. Repeatable" }),
@@ -102,8 +103,10 @@ async function main(): Promise<number> {
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`not a port: ${portText}`);
   known.host = host;
   known.port = port;
-  const streams = argv.streams;
-  if (!Number.isInteger(streams) || streams < 1 || streams > MAX_STREAMS_PER_UPLOAD) throw new UsageError(`--streams must be a whole number from 1 to ${MAX_STREAMS_PER_UPLOAD}`);
+  const streams = argv.streams === 'auto' ? 'auto' : Number(argv.streams);
+  if (streams !== 'auto' && (!/^\d+$/.test(argv.streams) || streams < 1 || streams > MAX_STREAMS_PER_UPLOAD)) {
+    throw new UsageError(`--streams must be auto or a whole number from 1 to ${MAX_STREAMS_PER_UPLOAD}`);
+  }
   const retries = argv.retries;
   if (!Number.isInteger(retries) || retries < 0) throw new UsageError('--retries must be a whole number');
   const fingerprint = argv.fingerprint === undefined ? undefined : fingerprintArg(argv.fingerprint);

@@ -3,8 +3,9 @@
 // OPEN … END of the whole file on one of them, which the server answers only once the SHA-256 of
 // all of it matches. One TCP connection is window-bound on a long link; N of them are not.
 import { createHash } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { ResourceError } from '../proto/errors.js';
-import { HANDSHAKE_TIMEOUT_MS, MAX_STREAMS_PER_UPLOAD, MIN_RANGE_BYTES } from '../proto/limits.js';
+import { HANDSHAKE_TIMEOUT_MS, MAX_RANGES_PER_UPLOAD, MAX_STREAMS_PER_UPLOAD, MIN_RANGE_BYTES } from '../proto/limits.js';
 import { Sender } from '../transfer/sender.js';
 import type { DataSource } from '../transfer/source.js';
 import type { Connection } from './connection.js';
@@ -18,23 +19,89 @@ import type { UploadOptions, UploadResult } from './upload.js';
 /** Ranges start at multiples of this, so every DATA chunk read from the file stays page-aligned. */
 const RANGE_ALIGN_BYTES = MIN_RANGE_BYTES;
 
+/**
+ * A file split finer than one range per connection: the connections take the ranges in turn, the
+ * first free one the next, so a connection that TCP left slow (BBR out of start-up early, a late
+ * window) carries less instead of holding the whole upload back. Each further range costs its
+ * connection about two round trips without data (RANGE_END → RANGE_DONE, RANGE → RANGE_OK), so
+ * ranges stay large: this split only for at least GUIDED_MIN_RANGES_PER_STREAM × TAIL_RANGE_BYTES
+ * per connection, and no range under TAIL_RANGE_BYTES.
+ */
+const TAIL_RANGE_BYTES = 8 * MIN_RANGE_BYTES;
+const GUIDED_MIN_RANGES_PER_STREAM = 4;
+/** The first turn of ranges covers about this share of the file; then each turn half of what is left. */
+const FIRST_TURN_SHARE = 0.6;
+
 export interface Range {
   readonly start: number;
   readonly end: number;
 }
 
+const alignUp = (n: number): number => Math.ceil(n / RANGE_ALIGN_BYTES) * RANGE_ALIGN_BYTES;
+
 /**
  * How a file of `size` bytes is split for `streams` connections: the same for the same size and
  * count, so that a resumed run claims the ranges the server holds (§9.13). Fewer ranges than
  * streams where the file is small (each at least MIN_RANGE_BYTES); [] means send it in order.
+ * A large file gets more ranges than streams, largest first and shrinking turn by turn (guided
+ * self-scheduling), at most MAX_RANGES_PER_UPLOAD; the connections take them in this order.
  */
 export function rangesOf(size: number, streams: number): Range[] {
   const n = Math.min(streams, MAX_STREAMS_PER_UPLOAD, Math.floor(size / MIN_RANGE_BYTES));
   if (n < 2) return [];
-  const step = Math.ceil(size / n / RANGE_ALIGN_BYTES) * RANGE_ALIGN_BYTES;
   const ranges: Range[] = [];
-  for (let start = 0; start < size; start += step) ranges.push({ start, end: Math.min(size, start + step) });
+  if (size < n * GUIDED_MIN_RANGES_PER_STREAM * TAIL_RANGE_BYTES) {
+    const step = alignUp(size / n);
+    for (let start = 0; start < size; start += step) ranges.push({ start, end: Math.min(size, start + step) });
+    return ranges;
+  }
+  // Turns of n ranges; the last turn the upload's range limit allows shares out all that is left.
+  const turns = Math.floor(MAX_RANGES_PER_UPLOAD / n);
+  for (let turn = 0, start = 0; start < size; turn++) {
+    const left = size - start;
+    const share = turn === turns - 1 ? 1 : turn === 0 ? FIRST_TURN_SHARE : 0.5;
+    const step = Math.max(TAIL_RANGE_BYTES, alignUp((left * share) / n));
+    for (let k = 0; k < n && start < size; k++) {
+      // A remainder too short to stand alone goes with the range before it.
+      const end = size - (start + step) < TAIL_RANGE_BYTES ? size : start + step;
+      ranges.push({ start, end });
+      start = end;
+    }
+  }
   return ranges;
+}
+
+/**
+ * --streams auto (the default): the round trip of the first connection's TCP connect decides.
+ * One connection moves at most its send window per round trip (Linux's default tcp_wmem maximum
+ * is 4 MiB: ~70 MiB/s at 60 ms, ~27 MiB/s at 150 ms), so below AUTO_ONE_STREAM_RTT_MS one is
+ * enough and the file goes in order (no read-back on the server; at 50 ms through the bench's
+ * emulated link one connection beat 3 and 8 in every interleaved run, bench/RESULTS-wan.md);
+ * above it round trip ÷ AUTO_RTT_PER_STREAM_MS connections, 2..AUTO_MAX_STREAMS. Files under
+ * AUTO_MIN_BYTES always go in order.
+ */
+export const AUTO_ONE_STREAM_RTT_MS = 60;
+const AUTO_RTT_PER_STREAM_MS = 20;
+export const AUTO_MAX_STREAMS = 8;
+export const AUTO_MIN_BYTES = 64 * 1024 * 1024;
+/** --streams auto splits the file as for this many streams whatever the round trip, so that a resumed run claims the same ranges (§9.13). */
+export const AUTO_SPLIT_STREAMS = AUTO_MAX_STREAMS;
+
+/** How many connections --streams auto uses at a round trip of `rttMs`. */
+export function autoStreams(rttMs: number): number {
+  if (!(rttMs >= AUTO_ONE_STREAM_RTT_MS)) return 1;
+  return Math.min(AUTO_MAX_STREAMS, Math.max(2, Math.round(rttMs / AUTO_RTT_PER_STREAM_MS)));
+}
+
+/** A connection that finished its handshake, as dial() gives it. */
+export type Dialed = Awaited<ReturnType<typeof dial>>;
+
+/** Dials one connection and times its TCP connect (one round trip): --streams auto's measure. */
+export async function probeRoundTrip(opts: UploadOptions): Promise<{ readonly rttMs: number; readonly dialed: Dialed }> {
+  const started = performance.now();
+  let rttMs = Number.POSITIVE_INFINITY;
+  const dialed = await dial(dialOptions(opts), () => (rttMs = performance.now() - started));
+  return { rttMs, dialed };
 }
 
 /** The SHA-256 of the whole source, read in order (the server verifies the file against it). */
@@ -56,11 +123,51 @@ interface Shared {
   fingerprint: string;
   /** Set once the job failed: the other ranges stop at their next attempt. */
   failed: boolean;
-  /** Settles once the first range's handshake is done (or failed): the others dial after it, so trust on first use asks once. */
+  /** Settles once the first connection's handshake is done (or failed): the others dial after it, so trust on first use asks once. */
   readonly first: Promise<void>;
   readonly firstDone: () => void;
+  /** The next range (index into the ranges) a free connection takes. */
+  next: number;
   readonly sent: number[];
   readonly durable: number[];
+  /** Which connection (worker) carries each range now; -1 before one takes it. */
+  readonly owner: number[];
+  /** When each range's RANGE_OK came (performance.now()) and from which offset: its ACK rate. */
+  readonly opened: ({ readonly at: number; readonly offset: number } | undefined)[];
+  /** Ranges taken over once from a slow connection (each at most once), and those done. */
+  readonly stolen: boolean[];
+  readonly done: boolean[];
+}
+
+/**
+ * Once no range is left to take, a connection takes over (§9.13 step 3: the same RANGE again) the
+ * range whose connection, at the rate the server has acknowledged it so far, still needs the
+ * longest, if more than TAKEOVER_AFTER_MS: a connection that TCP left slow holds the whole upload
+ * back otherwise. The taken-over connection gets SUPERSEDED and stops; what it had sent beyond
+ * the last ACK goes again. (ACKs, not `sent`: that runs a socket buffer ahead of the link.)
+ */
+const TAKEOVER_AFTER_MS = 1500;
+
+/** The next range for worker `w`: the next not taken, else one worth taking over (with a connection to carry it), else undefined. */
+function nextRange(ranges: readonly Range[], shared: Shared, w: number, connected: boolean): number | undefined {
+  if (shared.next < ranges.length) return shared.next++;
+  if (!connected) return undefined;
+  const now = performance.now();
+  let best: number | undefined;
+  let longest = TAKEOVER_AFTER_MS;
+  ranges.forEach((r, j) => {
+    const opened = shared.opened[j];
+    if (opened === undefined || shared.owner[j] === w || shared.stolen[j] || shared.done[j]) return;
+    const durable = shared.durable[j] ?? r.start;
+    const rate = (durable - opened.offset) / Math.max(1, now - opened.at);
+    const needs = rate > 0 ? (r.end - durable) / rate : now - opened.at;
+    if (needs > longest) {
+      best = j;
+      longest = needs;
+    }
+  });
+  if (best !== undefined) shared.stolen[best] = true;
+  return best;
 }
 
 /** A range that stopped because another one failed. */
@@ -75,8 +182,11 @@ function stopped(shared: Shared): boolean {
   return shared.failed;
 }
 
-/** Uploads `opts.file` over `ranges.length` parallel connections (rangesOf), verified whole. */
-export async function rangedUpload(opts: UploadOptions, ranges: readonly Range[]): Promise<UploadResult> {
+/**
+ * Uploads `opts.file` over `streams` parallel connections (at most one per range), which take
+ * `ranges` (rangesOf) in turn, verified whole. `dialed`, when given, is the first connection, dialed already.
+ */
+export async function rangedUpload(opts: UploadOptions, ranges: readonly Range[], streams: number, dialed?: Dialed): Promise<UploadResult> {
   const started = Date.now();
   const hashSource = await plainFiles.open(opts.file, opts.name);
   const identity = hashSource.identity;
@@ -84,24 +194,26 @@ export async function rangedUpload(opts: UploadOptions, ranges: readonly Range[]
   const open = { size, mtime: identity.mtime, mode: identity.mode };
   let firstDone = (): void => undefined;
   const first = new Promise<void>((resolve) => (firstDone = resolve));
-  const shared: Shared = { reconnects: 0, handshakes: 0, fingerprint: '', failed: false, first, firstDone, sent: ranges.map((r) => r.start), durable: ranges.map((r) => r.start) };
+  const shared: Shared = { reconnects: 0, handshakes: 0, fingerprint: '', failed: false, first, firstDone, next: 0, sent: ranges.map((r) => r.start), durable: ranges.map((r) => r.start), owner: ranges.map(() => -1), opened: ranges.map(() => undefined), stolen: ranges.map(() => false), done: ranges.map(() => false) };
   const report = (stage: 'sending' | 'finishing'): void => {
     if (opts.onProgress === undefined) return;
     const sum = (xs: readonly number[]): number => xs.reduce((a, x, i) => a + x - (ranges[i]?.start ?? 0), 0);
     opts.onProgress({ stage, size, sent: sum(shared.sent), durable: sum(shared.durable), reconnects: shared.reconnects });
   };
   const connections: Connection[] = [];
+  const workers = Math.max(1, Math.min(streams, MAX_STREAMS_PER_UPLOAD, ranges.length));
   try {
+    // The whole file's SHA-256, computed while the ranges go; END waits for it, OPEN does not.
     const digest = digestOf(hashSource);
     digest.catch(() => undefined);
-    const sendAll = ranges.map((range, i) => sendOne(opts, range, i, open, shared, report, connections));
-    const results = await Promise.allSettled(sendAll);
+    const sending = Array.from({ length: workers }, (_, w) => sendRanges(opts, ranges, w, open, shared, report, connections, w === 0 ? dialed : undefined));
+    const results = await Promise.allSettled(sending);
     // The range that failed first says why; the others stopped because of it.
     const failures = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
     const failure = failures.find((e) => !(e instanceof Stopped)) ?? failures[0];
     if (failure !== undefined) throw failure instanceof Error ? failure : new Error('a range failed', { cause: failure });
     // Every range is durable on the server: one connection publishes the whole file (§9.13 step 4).
-    const sha = await finish(opts, open, await digest, connections.pop(), shared, report);
+    const sha = await finish(opts, open, digest, connections.pop(), shared, report);
     await hashSource.checkUnchanged();
     const seconds = (Date.now() - started) / 1000;
     return {
@@ -132,74 +244,108 @@ function dialOptions(opts: UploadOptions): Parameters<typeof dial>[0] {
   return { ...opts, connectTimeoutMs: opts.connectTimeoutMs ?? handshakeMs, handshakeTimeoutMs: handshakeMs, idleTimeoutMs: opts.idleTimeoutMs };
 }
 
-/** One range, reconnecting and resuming it until it is durable; leaves its connection (Ready) in `connections`. */
-async function sendOne(
+/**
+ * Connection `w`: takes the next range not yet taken, sends it (reconnecting and resuming it until
+ * it is durable), then the next, until none is left; leaves its connection (Ready) in `connections`.
+ * With a pinned fingerprint every connection dials at once; else the others wait for the first's
+ * handshake, so that trust on first use asks (and records) once.
+ */
+async function sendRanges(
   opts: UploadOptions,
-  range: Range,
-  i: number,
+  ranges: readonly Range[],
+  w: number,
   open: { size: number; mtime: number; mode: number },
   shared: Shared,
   report: (stage: 'sending') => void,
   connections: Connection[],
+  dialed: Dialed | undefined,
 ): Promise<void> {
-  const source = await plainFiles.open(opts.file, opts.name);
+  let conn: Connection | undefined = dialed?.connection;
+  if (dialed !== undefined) {
+    shared.fingerprint = dialed.fingerprint;
+    shared.handshakes++;
+    shared.firstDone();
+  }
+  const source = await plainFiles.open(opts.file, opts.name).catch((err: unknown) => {
+    conn?.close();
+    throw err;
+  });
   const retry = new Retry(opts);
-  if (i > 0) await shared.first;
+  if (w > 0 && opts.fingerprint === undefined) await shared.first;
   try {
-    for (;;) {
-      if (shared.failed) throw new Stopped();
-      const before = shared.durable[i] ?? range.start;
-      let conn: Connection | undefined;
-      try {
-        const dialed = await dial(dialOptions(opts));
-        conn = dialed.connection;
-        shared.fingerprint = dialed.fingerprint;
-        shared.handshakes++;
-        if (i === 0) shared.firstDone();
-        const held = conn;
-        await sendRange(held, source, { name: opts.name, open, ...range }, {
-          opened: (offset) => {
-            shared.sent[i] = offset;
-            shared.durable[i] = offset;
-            if (offset > range.start) opts.onEvent?.(`range ${range.start}–${range.end}: the server holds it up to ${offset}; resuming from there`);
-          },
-          acked: (offset) => {
-            shared.durable[i] = Math.max(shared.durable[i] ?? 0, offset);
-          },
-          sent: (sent) => {
-            shared.sent[i] = sent;
-            report('sending');
-          },
-        });
-        connections.push(held);
-        return;
-      } catch (err) {
-        conn?.close(err);
-        if (stopped(shared)) throw err;
+    for (let i = nextRange(ranges, shared, w, conn !== undefined); i !== undefined; i = nextRange(ranges, shared, w, conn !== undefined)) {
+      const range = ranges[i];
+      if (range === undefined) break;
+      if (shared.owner[i] !== -1) opts.onEvent?.(`range ${range.start}–${range.end}: its connection is slow; taking it over on another`);
+      shared.owner[i] = w;
+      for (;;) {
+        if (shared.failed) throw new Stopped();
+        // Taken over by another connection while this one waited to reconnect: claiming it again
+        // would supersede that one in turn (and it this one, each time re-sending past the ACK).
+        if (shared.owner[i] !== w || shared.done[i]) break;
+        const before = shared.durable[i] ?? range.start;
         try {
-          await retry.after(err, (shared.durable[i] ?? 0) > before, shared.handshakes);
-        } catch (final) {
-          shared.failed = true;
-          shared.firstDone();
-          throw final;
+          if (conn === undefined) {
+            const dialed = await dial(dialOptions(opts));
+            conn = dialed.connection;
+            shared.fingerprint = dialed.fingerprint;
+            shared.handshakes++;
+            if (w === 0) shared.firstDone();
+          }
+          await sendRange(conn, source, { name: opts.name, open, ...range }, {
+            opened: (offset) => {
+              shared.opened[i] = { at: performance.now(), offset };
+              shared.sent[i] = offset;
+              shared.durable[i] = offset;
+              if (offset > range.start) opts.onEvent?.(`range ${range.start}–${range.end}: the server holds it up to ${offset}; resuming from there`);
+            },
+            acked: (offset) => {
+              shared.durable[i] = Math.max(shared.durable[i] ?? 0, offset);
+            },
+            sent: (sent) => {
+              shared.sent[i] = sent;
+              report('sending');
+            },
+          });
+          shared.done[i] = true;
+          retry.reset();
+          break;
+        } catch (err) {
+          conn?.close(err);
+          conn = undefined;
+          if (stopped(shared)) throw err;
+          // Another connection took this range over (SUPERSEDED): it carries it on.
+          if (shared.owner[i] !== w) break;
+          try {
+            await retry.after(err, (shared.durable[i] ?? 0) > before, shared.handshakes);
+          } catch (final) {
+            shared.failed = true;
+            shared.firstDone();
+            throw final;
+          }
+          shared.reconnects++;
         }
-        shared.reconnects++;
       }
     }
+    if (conn !== undefined) connections.push(conn);
+    conn = undefined;
   } finally {
+    conn?.close();
+    if (w === 0) shared.firstDone();
     await source.close();
   }
 }
 
 /**
  * OPEN … END of the whole file (§9.13 step 4), on `first` if given (a range's connection, Ready),
- * else on new ones: the server holds every byte, so OPEN_OK says `size` and END follows at once;
- * should it hold less (its partial was lost), the rest goes in order.
+ * else on new ones: the server holds every byte, so OPEN_OK says `size` and END follows as soon
+ * as the local SHA-256 is ready (OPEN goes before it); should the server hold less (its partial
+ * was lost), the rest goes in order.
  */
 async function finish(
   opts: UploadOptions,
   open: { size: number; mtime: number; mode: number },
-  sha256: Buffer,
+  sha256: Promise<Buffer>,
   first: Connection | undefined,
   shared: Shared,
   report: (stage: 'finishing') => void,
@@ -217,7 +363,7 @@ async function finish(
     send: async (conn, onSent) => {
       if (from < open.size) await sender.send(conn, onSent);
     },
-    end: () => Promise.resolve({ sha256, size: open.size, announce: false }),
+    end: async () => ({ sha256: await sha256, size: open.size, announce: false }),
   };
   const retry = new Retry(opts);
   let next = first;

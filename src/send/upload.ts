@@ -11,7 +11,7 @@ import { offeringDigest } from './checksum.js';
 import { plainFiles, type FileOpener } from './file-opener.js';
 import { dial } from './handshake.js';
 import { Retry } from './retry.js';
-import { rangedUpload, rangesOf } from './ranged.js';
+import { AUTO_MIN_BYTES, AUTO_SPLIT_STREAMS, autoStreams, probeRoundTrip, rangedUpload, rangesOf, type Dialed } from './ranged.js';
 
 export interface UploadOptions {
   readonly host: string;
@@ -44,9 +44,10 @@ export interface UploadOptions {
   readonly checksum?: boolean | undefined;
   /**
    * --streams: send the file over this many connections at once, a range each (§9.13), when it is
-   * at least two ranges long; 1 (the default) sends it in order on one.
+   * at least two ranges long; 1 (the default here) sends it in order on one; 'auto' (stx-send's
+   * default) as many as the first connection's round trip calls for (ranged.ts autoStreams).
    */
-  readonly streams?: number | undefined;
+  readonly streams?: number | 'auto' | undefined;
 }
 
 /**
@@ -91,11 +92,28 @@ export async function upload(opts: UploadOptions): Promise<UploadResult> {
   const source = await files.open(opts.file, opts.name);
   const size = source.identity.size;
   // Parallel ranges (§9.13) for a plain file; a sealed file or --checksum goes in order.
-  const ranges = opts.files === undefined && opts.checksum !== true ? rangesOf(size, opts.streams ?? 1) : [];
+  const plain = opts.files === undefined && opts.checksum !== true;
+  let streams = opts.streams === 'auto' ? 1 : (opts.streams ?? 1);
+  let split = streams;
+  let first: Dialed | undefined;
+  if (opts.streams === 'auto' && plain && size >= AUTO_MIN_BYTES) {
+    // One connection first: its connect's round trip says how many (ranged.ts autoStreams); on a
+    // short link it carries the file in order. A failed dial is retried by the upload below.
+    const probe = await probeRoundTrip(opts).catch(() => undefined);
+    first = probe?.dialed;
+    if (probe !== undefined && autoStreams(probe.rttMs) > 1) {
+      streams = autoStreams(probe.rttMs);
+      split = AUTO_SPLIT_STREAMS;
+      opts.onEvent?.(`round trip ${probe.rttMs.toFixed(0)} ms: sending on ${streams} connections at once`);
+    }
+  }
+  const ranges = plain ? rangesOf(size, split) : [];
   if (ranges.length > 0) {
     await source.close();
     try {
-      return await rangedUpload(opts, ranges);
+      const dialed = first;
+      first = undefined;
+      return await rangedUpload(opts, ranges, streams, dialed);
     } catch (err) {
       // A server whose storage takes no ranges says NOT_ALLOWED (§9.13): the file goes in order.
       if (!(err instanceof StxError && err.code === 'NOT_ALLOWED')) throw err;
@@ -105,7 +123,7 @@ export async function upload(opts: UploadOptions): Promise<UploadResult> {
   }
   const sender = new Sender(source);
   const started = Date.now();
-  const state: AttemptState = { reconnects: 0, resumedFrom: -1, durable: 0, fingerprint: '', handshakes: 0, identical: false };
+  const state: AttemptState = { reconnects: 0, resumedFrom: -1, durable: 0, fingerprint: '', handshakes: 0, identical: false, dialed: first };
   const held = { times: 0, ms: 0 };
   try {
     const body = opts.checksum === true ? await offeringDigest(fileBody(sender), source) : fileBody(sender);
@@ -142,6 +160,7 @@ export async function upload(opts: UploadOptions): Promise<UploadResult> {
       }
     }
   } finally {
+    state.dialed?.connection.close();
     await source.close();
   }
 }
@@ -155,6 +174,8 @@ interface AttemptState {
   handshakes: number;
   /** The server answered DONE at OPEN (--checksum): it holds the file already. */
   identical: boolean;
+  /** A connection dialed already (--streams auto's probe): the first attempt uses it. */
+  dialed: Dialed | undefined;
 }
 
 /** One connection: returns the server-confirmed SHA-256, or throws. */
@@ -172,10 +193,14 @@ async function attempt(opts: UploadOptions, sender: Sender, body: Outgoing, stat
   };
   report('connecting', state.durable);
   // Handshake (§6), trust (§5) included.
-  const { connection: conn, fingerprint } = await dial(
-    { ...opts, connectTimeoutMs: opts.connectTimeoutMs ?? handshakeMs, handshakeTimeoutMs: handshakeMs, idleTimeoutMs: opts.idleTimeoutMs },
-    () => report('handshake', state.durable),
-  );
+  const ready = state.dialed;
+  state.dialed = undefined;
+  const { connection: conn, fingerprint } =
+    ready ??
+    (await dial(
+      { ...opts, connectTimeoutMs: opts.connectTimeoutMs ?? handshakeMs, handshakeTimeoutMs: handshakeMs, idleTimeoutMs: opts.idleTimeoutMs },
+      () => report('handshake', state.durable),
+    ));
   state.fingerprint = fingerprint;
   state.handshakes++;
   try {

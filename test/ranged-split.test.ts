@@ -1,0 +1,87 @@
+// How stx-send splits a file for --streams (§9.13) and how many connections --streams auto picks:
+// the split is the same for the same size and count (a resumed run claims the same ranges), covers
+// the file, keeps to the protocol's limits, and gives a large file more ranges than connections,
+// largest first, so that a slow connection carries less. And --streams auto (the default) on a
+// short link: the connection that measured the round trip carries the file, in order.
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { MAX_RANGES_PER_UPLOAD, MIN_RANGE_BYTES } from '../src/proto/limits.js';
+import { AUTO_MAX_STREAMS, AUTO_MIN_BYTES, AUTO_ONE_STREAM_RTT_MS, autoStreams, rangesOf } from '../src/send/ranged.js';
+import { logEvents } from './support/partials.js';
+import { makeFile, readJsonLine, runSend, sha256File, startDaemon, tempDir } from './support/procs.js';
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+
+describe('ranged split and --streams auto (§9.13)', () => {
+  it('splits every size the same way each time, whole, within the limits; large files in shrinking turns', () => {
+    const sizes = [2 * MiB, 4 * MiB + 12345, 64 * MiB, 256 * MiB, 300 * MiB + 7, GiB, 100 * GiB, 2 ** 53 - 1];
+    for (const size of sizes) {
+      for (const streams of [2, 3, 4, 8, 16]) {
+        const ranges = rangesOf(size, streams);
+        assert.deepEqual(rangesOf(size, streams), ranges, 'the same split for the same size and count');
+        assert.ok(ranges.length >= 2 && ranges.length <= MAX_RANGES_PER_UPLOAD, `${size}/${streams}: ${ranges.length} ranges`);
+        ranges.forEach((r, i) => {
+          assert.equal(r.start, i === 0 ? 0 : ranges[i - 1]?.end, `${size}/${streams}: range ${i} starts where the one before ends`);
+          assert.ok(r.end > r.start, 'not empty');
+          assert.ok(r.end - r.start >= MIN_RANGE_BYTES || r.end === size, 'at least MIN_RANGE_BYTES unless it ends the file');
+          assert.equal(r.start % MIN_RANGE_BYTES, 0, 'starts page-aligned');
+        });
+        assert.equal(ranges.at(-1)?.end, size, 'ends the file');
+      }
+    }
+    // A small file: one range per stream, as before the guided split (the ranges a resumed run holds).
+    assert.deepEqual(
+      rangesOf(4 * MiB + 12345, 4).map((r) => [r.start, r.end]),
+      [
+        [0, 2 * MiB],
+        [2 * MiB, 4 * MiB],
+        [4 * MiB, 4 * MiB + 12345],
+      ],
+    );
+    assert.deepEqual(rangesOf(64 * MiB, 8).length, 8);
+    // A large file: more ranges than streams, the first turn the largest, none growing after it.
+    const big = rangesOf(256 * MiB, 8).map((r) => r.end - r.start);
+    assert.ok(big.length > 8, `${big.length} ranges for 256 MiB in 8 streams`);
+    assert.ok(
+      big.every((len, i) => i === big.length - 1 || i === 0 || len <= (big[i - 1] ?? 0)),
+      `shrinking: ${big.map((b) => b / MiB).join(',')}`,
+    );
+    assert.ok((big[0] ?? 0) > (big.at(-2) ?? 0), 'the first turn is larger than the last');
+    assert.deepEqual(rangesOf(GiB, 1), [], 'one stream: in order');
+    assert.deepEqual(rangesOf(MiB, 8), [], 'a file under two ranges: in order');
+  });
+
+  it('--streams auto: one connection on a short round trip, more as it grows, at most AUTO_MAX_STREAMS', () => {
+    assert.equal(autoStreams(0.2), 1);
+    assert.equal(autoStreams(AUTO_ONE_STREAM_RTT_MS - 1), 1);
+    assert.ok(autoStreams(AUTO_ONE_STREAM_RTT_MS) >= 2);
+    assert.ok(autoStreams(100) >= 2 && autoStreams(100) <= autoStreams(150));
+    assert.equal(autoStreams(150), AUTO_MAX_STREAMS);
+    assert.equal(autoStreams(10_000), AUTO_MAX_STREAMS);
+    assert.equal(autoStreams(Number.NaN), 1);
+  });
+
+  it('--streams auto on loopback: the connection that timed the round trip carries the file in order', async () => {
+    const tmp = await tempDir();
+    try {
+      const out = path.join(tmp.dir, 'out');
+      const d = await startDaemon(out, path.join(tmp.dir, 'k.pem'));
+      try {
+        const src = path.join(tmp.dir, 'a.bin');
+        const sha = await makeFile(src, AUTO_MIN_BYTES, 73);
+        const r = await runSend(['127.0.0.1', String(d.port), src, '--json', '--quiet'], { STX_HOME: path.join(tmp.dir, 'home') });
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(readJsonLine(r.stdout)['sha256'], sha);
+        assert.equal(await sha256File(path.join(out, 'a.bin')), sha);
+        assert.deepEqual(logEvents(d.stdout(), 'range'), [], 'no ranges');
+        assert.equal(logEvents(d.stdout(), 'authenticated').length, 1, 'one connection: the probe is not dialed twice');
+      } finally {
+        await d.stop();
+      }
+    } finally {
+      await tmp.cleanup();
+    }
+  });
+});
