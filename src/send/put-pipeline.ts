@@ -280,8 +280,7 @@ export class PutPipeline<E> {
     try {
       answer = await oldest.answer;
     } catch (err) {
-      await this.#lost(err);
-      await this.#send(this.#unsettled());
+      await this.#resendAfter(err);
       return;
     }
     this.#inFlight.shift();
