@@ -239,7 +239,8 @@ export async function rangedUpload(opts: UploadOptions, ranges: readonly Range[]
   }
 }
 
-function dialOptions(opts: UploadOptions): Parameters<typeof dial>[0] {
+/** What dial() takes for `opts`: connect and handshake within the handshake timeout. */
+export function dialOptions(opts: UploadOptions): Parameters<typeof dial>[0] {
   const handshakeMs = opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
   return { ...opts, connectTimeoutMs: opts.connectTimeoutMs ?? handshakeMs, handshakeTimeoutMs: handshakeMs, idleTimeoutMs: opts.idleTimeoutMs };
 }

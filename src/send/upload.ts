@@ -3,7 +3,6 @@
 // (commands/upload.ts); on a lost connection it reconnects with backoff and resumes where the
 // server says. The retry policy lives here and nowhere else.
 import type { KeyObject } from 'node:crypto';
-import { HANDSHAKE_TIMEOUT_MS } from '../proto/limits.js';
 import { StxError } from '../proto/errors.js';
 import { Sender } from '../transfer/sender.js';
 import { fileBody, upload as uploadOn, type Outgoing } from './commands/upload.js';
@@ -11,7 +10,7 @@ import { offeringDigest } from './checksum.js';
 import { plainFiles, type FileOpener } from './file-opener.js';
 import { dial } from './handshake.js';
 import { Retry } from './retry.js';
-import { AUTO_MIN_BYTES, AUTO_SPLIT_STREAMS, autoStreams, probeRoundTrip, rangedUpload, rangesOf, type Dialed } from './ranged.js';
+import { AUTO_MIN_BYTES, AUTO_SPLIT_STREAMS, autoStreams, dialOptions, probeRoundTrip, rangedUpload, rangesOf, type Dialed } from './ranged.js';
 
 export interface UploadOptions {
   readonly host: string;
@@ -180,7 +179,6 @@ interface AttemptState {
 
 /** One connection: returns the server-confirmed SHA-256, or throws. */
 async function attempt(opts: UploadOptions, sender: Sender, body: Outgoing, state: AttemptState): Promise<Buffer> {
-  const handshakeMs = opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
   const size = sender.source.identity.size;
   // The display shows each stage as it starts, so a slow connect or handshake is never a blank line.
   let stage: Stage = 'connecting';
@@ -197,10 +195,7 @@ async function attempt(opts: UploadOptions, sender: Sender, body: Outgoing, stat
   state.dialed = undefined;
   const { connection: conn, fingerprint } =
     ready ??
-    (await dial(
-      { ...opts, connectTimeoutMs: opts.connectTimeoutMs ?? handshakeMs, handshakeTimeoutMs: handshakeMs, idleTimeoutMs: opts.idleTimeoutMs },
-      () => report('handshake', state.durable),
-    ));
+    (await dial(dialOptions(opts), () => report('handshake', state.durable)));
   state.fingerprint = fingerprint;
   state.handshakes++;
   try {
