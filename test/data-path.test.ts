@@ -251,10 +251,14 @@ describe('BodyPool', () => {
     assert.equal(pool.take(BODY), a1);
   });
 
-  it('lets go of a whole arena once more than maxFree buffers would stay free without it', () => {
-    const pool = new BodyPool(2, 4);
+  it('lets go of a whole arena once more than maxFree buffers would stay free without it (once idle)', async () => {
+    let now = 0;
+    const pool = new BodyPool(2, 4, 20, () => now);
     const taken = Array.from({ length: 8 }, () => pool.take(BODY)); // two arenas of 4
     for (const t of taken) pool.give(t);
+    now = 100; // two quiet windows: the reserve no longer covers the second arena
+    const deadline = Date.now() + 2000;
+    while (pool.freeBuffers === 8 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     assert.equal(pool.freeBuffers, 4, 'one arena (4 free) kept, the other let go');
   });
 
@@ -276,6 +280,26 @@ describe('BodyPool', () => {
     for (const t of taken.slice(9)) pool.give(t);
     assert.equal(pool.outstanding, 0);
     assert.equal(pool.freeBuffers, 4, 'all back: one arena kept (maxFree 2)');
+  });
+
+  it('keeps the reserve when the last buffer comes back, and lets it go two quiet windows later', async () => {
+    let now = 0;
+    const pool = new BodyPool(2, 4, 20, () => now);
+    const taken = Array.from({ length: 12 }, () => pool.take(BODY)); // arenas A, B, C
+    const arenas = pool.arenaBytes;
+    for (const t of taken) pool.give(t);
+    assert.equal(pool.outstanding, 0);
+    // With a hundred uploads, nothing is out for a moment many times a run: the arenas that went
+    // then were mapped and faulted in again a moment later (issue 15).
+    assert.equal(pool.arenaBytes, arenas, 'all back: the reserve (12 were out a moment ago) is kept');
+    const again = Array.from({ length: 12 }, () => pool.take(BODY));
+    assert.equal(pool.arenaBytes, arenas, 'taken again from the reserve, no new arena');
+    for (const t of again) pool.give(t);
+    now = 100; // two quiet windows pass; the idle timer (2 × 20 ms) lets the reserve go
+    const deadline = Date.now() + 2000;
+    while (pool.arenaBytes === arenas && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(pool.arenaBytes, arenas / 3, 'idle: one arena kept (maxFree 2)');
+    assert.equal(pool.freeBuffers, 4);
   });
 });
 

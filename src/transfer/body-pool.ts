@@ -45,13 +45,19 @@ export class BodyPool implements BodyBuffers {
    * buffers are out, the pool keeps free arenas up to that many in all rather than let them go and
    * map new ones the next moment: with a hundred uploads the buffers out swing by tens of MiB,
    * and each new arena cost page faults on all of its memory and each dropped one a full
-   * collection (issue 15). Once nothing is out, or two windows after the peak, the rest goes.
+   * collection (issue 15). Two windows after the peak the rest goes, and so it does once nothing
+   * has been out for two windows (a timer, so that an idle daemon lets go too). Not at once when
+   * the last buffer comes back: with a hundred uploads that happens many times per run (all of
+   * them between records, in handshakes or OPEN), and each time the reserve's arenas went and were
+   * mapped and faulted in again a moment later (issue 15: 26 arenas mapped for a peak of 16).
    */
   #peakNow = 0;
   #peakBefore = 0;
   #windowEnds: number;
   readonly #windowMs: number;
   readonly #now: () => number;
+  /** Runs two windows after the last buffer came back, to let go of the reserve while idle. */
+  #idleTimer: NodeJS.Timeout | null = null;
 
   constructor(maxFree = MAX_FREE_BODY_BUFFERS, arenaBuffers = BODY_POOL_ARENA_BUFFERS, windowMs = BODY_POOL_RESERVE_WINDOW_MS, now: () => number = performance.now.bind(performance)) {
     this.#maxFree = maxFree;
@@ -73,7 +79,6 @@ export class BodyPool implements BodyBuffers {
 
   /** Free pooled buffers the pool keeps now rather than let their arenas go (the reserve). */
   get #keepFree(): number {
-    if (this.#outstanding === 0) return this.#maxFree;
     return Math.max(this.#maxFree, Math.max(this.#peakNow, this.#peakBefore) - this.#outstanding);
   }
 
@@ -144,18 +149,16 @@ export class BodyPool implements BodyBuffers {
   /**
    * Takes back a buffer from take() once nothing refers to it any more. An arena whose buffers are
    * all back is let go while more than the reserve would still be free without it: `maxFree`
-   * buffers, and while any are out, up to the recent peak of buffers out in all. The last buffer
-   * back lets go of every arena beyond `maxFree` free buffers.
+   * buffers, and up to the recent peak of buffers out in all. Once nothing has been out for two
+   * windows, every arena beyond `maxFree` free buffers goes (#whenIdle).
    */
   give(buffer: Buffer): void {
     // Given back twice, the buffer would be handed out to two bodies at once: fail loudly instead.
     if (!this.#out.delete(buffer)) throw notOut();
     this.#outstanding--;
     this.#window();
-    if (buffer.length !== BODY_BYTES) {
-      if (this.#outstanding === 0) this.#trim();
-      return; // an exact-size one: left to GC
-    }
+    if (this.#outstanding === 0) this.#whenIdle();
+    if (buffer.length !== BODY_BYTES) return; // an exact-size one: left to GC
     const arena = this.#arenaOf.get(buffer.buffer);
     if (arena === undefined) {
       if (this.#plain.length < this.#maxFree) this.#plain.push(buffer);
@@ -163,8 +166,19 @@ export class BodyPool implements BodyBuffers {
     }
     arena.free.push(buffer);
     this.#freeInArenas++;
-    if (this.#outstanding === 0) this.#trim();
-    else if (arena.free.length === arena.size && this.freeBuffers - arena.size >= this.#keepFree) this.#drop(arena);
+    if (arena.free.length === arena.size && this.freeBuffers - arena.size >= this.#keepFree) this.#drop(arena);
+  }
+
+  /** Nothing is out: unless buffers go out again, the reserve goes two windows from now. */
+  #whenIdle(): void {
+    if (this.#idleTimer !== null || this.#arenas.size === 0) return;
+    this.#idleTimer = setTimeout(() => {
+      this.#idleTimer = null;
+      this.#window();
+      // Buffers went out and back meanwhile, so a peak is still recent: look again later.
+      if (this.#outstanding === 0 && Math.max(this.#peakNow, this.#peakBefore) > 0) this.#whenIdle();
+    }, 2 * this.#windowMs);
+    this.#idleTimer.unref();
   }
 
   #lend(buffer: Buffer): Buffer {
