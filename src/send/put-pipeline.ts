@@ -80,6 +80,9 @@ function answerWith(f: PutFlight<unknown>, answer: Promise<Outcome>): void {
  */
 export const DETACHED_WINDOW_FILES = 8;
 
+/** Turns of the event loop a pack waits for more files (PUT_PACK, §9.11 step 8) while the walk hands them over. */
+const PACK_WAIT_TURNS = 4;
+
 /** Whether a file of `size` bytes goes as PUT. */
 export function fitsPut(size: number): boolean {
   return size <= MAX_PUT_BYTES;
@@ -156,6 +159,8 @@ export class PutPipeline<E> {
   #packBytes = 0;
   #packHeader = PACK_HEADER_BASE_BYTES;
   #packDue = false;
+  /** Files in the pack at the last turn #schedulePack looked. */
+  #packAtTurn = 0;
   /** Set while the connection's socket takes no more (a pack found it full): put() waits for it. */
   #draining: Promise<void> | null = null;
   /** Whether files go in PUT_PACKs: until a server refused one as unknown (revision ≤ 1.8). */
@@ -243,7 +248,7 @@ export class PutPipeline<E> {
    * The pack being filled leaves at the next turn of the event loop, or, while the socket drains,
    * at the turn after the drain (the files read meanwhile join it).
    */
-  #schedulePack(): void {
+  #schedulePack(turns = 0): void {
     if (this.#packDue) return;
     this.#packDue = true;
     setImmediate(() => {
@@ -256,6 +261,14 @@ export class PutPipeline<E> {
         return;
       }
       this.#packDue = false;
+      // The walk hands over 64 entries a turn: a pack waits a few turns for more (while files came
+      // in the last one), so that it holds up to MAX_PACK_FILES, and leaves once none came.
+      const grew = this.#pack.length > this.#packAtTurn;
+      this.#packAtTurn = this.#pack.length;
+      if (grew && turns < PACK_WAIT_TURNS) {
+        this.#schedulePack(turns + 1);
+        return;
+      }
       this.#flushPack();
     });
   }
@@ -266,6 +279,7 @@ export class PutPipeline<E> {
     this.#pack = [];
     this.#packBytes = 0;
     this.#packHeader = PACK_HEADER_BASE_BYTES;
+    this.#packAtTurn = 0;
     return pack;
   }
 
