@@ -1004,6 +1004,21 @@ function packCases(): ConformanceCase[] {
     },
     {
       section: '§9.11',
+      name: 'a PUT_PACK whose DATA comes in four frames, cut inside its files: each file answered with its own SHA-256',
+      expect: ['done, done, done, done', 'done, done, done, done (PUTS_DONE)'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        const files = [patterned(1000, 61), patterned(1, 62), patterned(5000, 63), patterned(300, 64)];
+        const header = c.sealFrame(packFrame(files.map((f, i) => ({ name: `${ctx.prefix}/pack-split/f${i}.bin`, size: f.length, mtime: 1_700_000_000_000, mode: 0o640, sha256: sha256(f) }))));
+        const data = Buffer.concat(files);
+        const cuts = [0, 500, 1001, 4000, data.length];
+        const frames = cuts.slice(1).map((end, i) => c.seal(dataBody(cuts[i] ?? 0, data.subarray(cuts[i], end))));
+        await c.write(header, ...frames);
+        return putAnswers(c, ctx, files.map((f) => sha256(f)));
+      },
+    },
+    {
+      section: '§9.11',
       name: 'PUT_PACK DATA beyond its total: ERROR BAD_OFFSET',
       expect: ['ERROR BAD_OFFSET'],
       run: async (c, ctx) => {

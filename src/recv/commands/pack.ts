@@ -3,7 +3,7 @@
 // connection is Ready again and each file goes on as a PUT of its own (runPut): checked, published
 // and answered in the one order of the PUTs. The files' bytes are views into the DATA record's
 // body (no copy), which is held until the last of their jobs is over.
-import { UploadError } from '../../proto/errors.js';
+import { ResourceError, UploadError } from '../../proto/errors.js';
 import type { Frame } from '../../proto/frames.js';
 import { packFiles, packTotal, type PackFile } from '../../proto/pack.js';
 import type { BodyLease } from '../../transfer/body-pool.js';
@@ -52,21 +52,38 @@ export function packData(pack: IncomingPack, offset: number, data: Buffer, lease
   const release = (): void => {
     if (--running === 0) dropPack(pack, link);
   };
-  for (const file of pack.files) runPut(link, file, slice(pack.chunks, file.start, file.size), file.sha256, release);
+  const slices = new Slicer(pack.chunks);
+  for (const file of pack.files) runPut(link, file, slices.next(file.size), file.sha256, release);
 }
 
-/** The views of `chunks` (concatenated) that hold bytes [start, start + size). */
-function slice(chunks: readonly Buffer[], start: number, size: number): Buffer[] {
-  const out: Buffer[] = [];
-  const end = start + size;
-  let at = 0;
-  for (const chunk of chunks) {
-    const next = at + chunk.length;
-    if (next > start && at < end) out.push(chunk.subarray(Math.max(start - at, 0), Math.min(end - at, chunk.length)));
-    if (next >= end) break;
-    at = next;
+/**
+ * Cuts the concatenation of `chunks` into consecutive slices (views, no copy), in one pass over
+ * the chunks: a pack sent as many small DATA frames costs work linear in frames plus files.
+ */
+class Slicer {
+  #chunk = 0;
+  #at = 0;
+  constructor(private readonly chunks: readonly Buffer[]) {}
+
+  /** The views holding the next `size` bytes. */
+  next(size: number): Buffer[] {
+    const out: Buffer[] = [];
+    let left = size;
+    while (left > 0) {
+      const chunk = this.chunks[this.#chunk];
+      // packData starts the files only once `total`, the sum of their sizes, is in.
+      if (chunk === undefined) throw new ResourceError('INTERNAL', `a pack's data ended ${left} bytes early`);
+      const take = Math.min(left, chunk.length - this.#at);
+      out.push(chunk.subarray(this.#at, this.#at + take));
+      left -= take;
+      this.#at += take;
+      if (this.#at === chunk.length) {
+        this.#chunk++;
+        this.#at = 0;
+      }
+    }
+    return out;
   }
-  return out;
 }
 
 /** Gives back what a pack held: its chunks' leases, and the count of copied bytes. */
