@@ -32,7 +32,7 @@ function content(n: number, seed: number): Buffer {
 }
 
 describe('pipelined small files (§9.11)', () => {
-  it('a cut with PUT_INLINEs and PUTs unanswered: they go again on the next connection, the tree arrives whole', async () => {
+  it('a cut with PUT_PACKs and PUTs unanswered: they go again on the next connection, the tree arrives whole', async () => {
     const t = await tempDir('stx-pipeline-cut-');
     dirs.push(t);
     const src = path.join(t.dir, 'src', 'cut');
@@ -58,9 +58,10 @@ describe('pipelined small files (§9.11)', () => {
       const json = readJsonLine(r.stdout);
       assert.equal(json['files'], files.size);
       assert.equal(json['reconnects'], 1);
-      // Sent again: at most what was unanswered at the cut (the client's window), never the tree twice.
+      // Sent again: at most what was unanswered at the cut (the client's window). The tree fits in a
+      // few PUT_PACKs (§9.11 step 8), often all unanswered at the cut: then all of it goes again.
       const sent = Number(json['bytes_sent']);
-      assert.ok(sent > total && sent < 2 * total, `${sent} bytes sent for ${total}: some again, not all`);
+      assert.ok(sent > total && sent <= 2 * total, `${sent} bytes sent for ${total}: some again, at most all`);
       for (const [rel, data] of files) assert.ok((await readFile(path.join(out, 'cut', rel))).equals(data), rel);
     } finally {
       await proxy.close();

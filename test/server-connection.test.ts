@@ -18,6 +18,7 @@ import { codeFromWire } from '../src/proto/errors.js';
 import { FRAME_TYPES, type Frame, type FrameName } from '../src/proto/frames.js';
 import { MAX_DATA_CHUNK_BYTES } from '../src/proto/limits.js';
 import { SERVER_RECEIVE, type ServerState } from '../src/proto/states.js';
+import { packFrame } from '../src/proto/pack.js';
 import { MAX_UNREAD_OUTPUT_RECORDS } from '../src/recv/config.js';
 import { Connection, type Transport } from '../src/recv/connection.js';
 import { Store } from '../src/recv/store.js';
@@ -503,6 +504,11 @@ const DRIVERS: Record<ServerState, ((c: TestClient, frame: Frame, n: number) => 
   Putting: async (c, frame, n) => {
     await c.handshake();
     c.send({ type: 'PUT', name: `states/putting-${n}.bin`, size: 10, mtime: 1, mode: 0o600 }, frame);
+  },
+  Packing: async (c, frame, n) => {
+    await c.handshake();
+    const b32 = Buffer.alloc(32, 7);
+    c.send(packFrame([{ name: `states/packing-${n}.bin`, size: 10, mtime: 1, mode: 0o600, sha256: b32 }]), frame);
   },
   // A listing or a download runs to its end by itself and reads only PING, PONG and ERROR meanwhile;
   // test/e2e-download.test.ts sends frames into them over a socket.

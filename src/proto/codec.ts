@@ -12,6 +12,7 @@ import {
 } from './limits.js';
 import { encodePayloadMapAfter, readPayloadMap, type EncodableValue } from './msgpack.js';
 import { checkFields, SCHEMAS } from './schema.js';
+import { checkPack } from './pack.js';
 
 const NAME_BY_TYPE = new Map<number, FrameName>(
   (Object.keys(FRAME_TYPES) as FrameName[]).map((name) => [FRAME_TYPES[name], name]),
@@ -167,6 +168,8 @@ export function decodeBody(body: Buffer): Frame {
       if (sha256s.length % 32 !== 0) throw new ProtocolError('MALFORMED_FRAME', `PUTS_DONE: sha256s of ${sha256s.length} bytes is no multiple of 32`);
       return { type: name, sha256s };
     }
+    case 'PUT_PACK':
+      return checkPack({ type: name, names: f.str('names'), sizes: f.bin('sizes'), mtimes: f.bin('mtimes'), modes: f.bin('modes'), sha256s: f.bin('sha256s') });
     case 'DONE':
       return { type: name, size: f.num('size'), sha256: f.bin('sha256') };
     case 'PROGRESS':

@@ -33,6 +33,7 @@ export const FRAME_TYPES = {
   GET_OK: 0x34,
   GET_END: 0x35,
   LIST_DIR: 0x36,
+  PUT_PACK: 0x37,
   RANGE: 0x40,
   RANGE_OK: 0x41,
   RANGE_END: 0x42,
@@ -191,6 +192,24 @@ interface PutsDone {
   readonly type: 'PUTS_DONE';
   readonly sha256s: Buffer;
 }
+/**
+ * Many small files in two records (§9.11 step 8, revision 1.9): this header, then their bytes
+ * concatenated as DATA. Each file is a PUT, answered in the order of all PUTs. Columnar, every
+ * column in the files' order: checked whole by the decoder (pack.ts); read it with packFiles().
+ */
+interface PutPack {
+  readonly type: 'PUT_PACK';
+  /** The n names joined by NUL (which no valid name holds, §9.3). */
+  readonly names: string;
+  /** n sizes, u32 big-endian each. */
+  readonly sizes: Buffer;
+  /** n mtimes, i64 big-endian each. */
+  readonly mtimes: Buffer;
+  /** n modes, u16 big-endian each. */
+  readonly modes: Buffer;
+  /** n SHA-256 values, 32 bytes each. */
+  readonly sha256s: Buffer;
+}
 interface ErrorFrame {
   readonly type: 'ERROR';
   /** Wire number of the error code (§10); numbers this version does not know are kept. */
@@ -314,6 +333,7 @@ export type Frame =
   | PutFailed
   | PutInline
   | PutsDone
+  | PutPack
   | ErrorFrame
   | Ping
   | Pong

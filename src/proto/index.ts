@@ -6,3 +6,4 @@ export * from './reader.js';
 export * from './preamble.js';
 export * from './states.js';
 export { SCHEMAS } from './schema.js';
+export * from './pack.js';

@@ -75,6 +75,13 @@ export const PUT_INLINE_OVERHEAD_BYTES = 96;
 export const MAX_PUTS_PER_DONE = Math.floor((MAX_CONTROL_PAYLOAD_BYTES - 12) / 32);
 
 /**
+ * PUT_PACK (§9.11 step 8, revision 1.9): at most MAX_PACK_FILES files in one pack, whose bytes
+ * together (one DATA frame's worth) are at most MAX_PACK_BYTES.
+ */
+export const MAX_PACK_FILES = 256;
+export const MAX_PACK_BYTES = MAX_DATA_CHUNK_BYTES;
+
+/**
  * Ranged uploads (§9.13, revision 1.5). A ranged upload has at most MAX_RANGES_PER_UPLOAD ranges
  * over its life (each is a line of its crash-safe record) and at most MAX_STREAMS_PER_UPLOAD of
  * them claimed by a connection at once; a range is at least MIN_RANGE_BYTES long unless it ends

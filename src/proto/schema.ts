@@ -1,6 +1,6 @@
 // Field schemas of the control payloads (spec/PROTOCOL.md §2.1, §4) and their strict decoding.
 import { ProtocolError } from './errors.js';
-import { MAX_CONTROL_PAYLOAD_BYTES, MAX_MESSAGE_BYTES, MAX_MODE, MAX_NAME_BYTES, MAX_PUT_BYTES, MAX_PUTS_PER_DONE, MAX_SAFE_UINT, STREAM_ID_BYTES } from './limits.js';
+import { MAX_CONTROL_PAYLOAD_BYTES, MAX_MESSAGE_BYTES, MAX_MODE, MAX_NAME_BYTES, MAX_PACK_FILES, MAX_PUT_BYTES, MAX_PUTS_PER_DONE, MAX_SAFE_UINT, STREAM_ID_BYTES } from './limits.js';
 
 type FieldKind =
   | { readonly kind: 'bin'; readonly min: number; readonly max: number }
@@ -62,6 +62,14 @@ export const SCHEMAS = {
   ],
   // A multiple of 32 bytes (checked by the decoder, codec.ts).
   PUTS_DONE: [field('sha256s', bin(32, 32 * MAX_PUTS_PER_DONE))],
+  // Columns of n files (1 ≤ n ≤ MAX_PACK_FILES); their agreement is checked by the decoder (pack.ts).
+  PUT_PACK: [
+    field('names', str(1, MAX_CONTROL_PAYLOAD_BYTES)),
+    field('sizes', bin(4, 4 * MAX_PACK_FILES)),
+    field('mtimes', bin(8, 8 * MAX_PACK_FILES)),
+    field('modes', bin(2, 2 * MAX_PACK_FILES)),
+    field('sha256s', bin(32, 32 * MAX_PACK_FILES)),
+  ],
   ERROR: [field('code', uint()), field('message', str(0, MAX_MESSAGE_BYTES))],
   PING: [field('seq', uint())],
   PONG: [field('seq', uint())],

@@ -20,6 +20,7 @@ export type ServerState =
   | 'Claiming'
   | 'Ranging'
   | 'Settling'
+  | 'Packing'
   | 'Closed';
 
 export type ClientState =
@@ -37,6 +38,7 @@ export type ClientState =
   | 'AwaitRangeOk'
   | 'SendingRange'
   | 'AwaitRangeDone'
+  | 'Packing'
   | 'Closed';
 
 export type Transition<S extends string> = readonly [state: S, frame: FrameName, next: S];
@@ -85,6 +87,11 @@ export const SERVER_RECEIVE: readonly Transition<ServerState>[] = [
   ['Settling', 'PONG', 'Settling'],
   ['Ready', 'PUT_INLINE', 'Ready'],
   ['Receiving', 'END_DETACHED', 'Ready'],
+  // PUT_PACK (§9.11 step 8): the DATA that completes the pack's bytes leads back to Ready.
+  ['Ready', 'PUT_PACK', 'Packing'],
+  ['Packing', 'DATA', 'Packing'],
+  ['Packing', 'PING', 'Packing'],
+  ['Packing', 'PONG', 'Packing'],
 ];
 
 /** Frames the server may send, per state (§11.1); ERROR is allowed everywhere, GOAWAY in SERVER_GOAWAY_STATES. */
@@ -145,6 +152,9 @@ export const SERVER_SEND: readonly Transition<ServerState>[] = [
   ['Claiming', 'PUTS_DONE', 'Claiming'],
   ['Ranging', 'PUTS_DONE', 'Ranging'],
   ['Settling', 'PUTS_DONE', 'Settling'],
+  ['Packing', 'PUT_DONE', 'Packing'],
+  ['Packing', 'PUT_FAILED', 'Packing'],
+  ['Packing', 'PUTS_DONE', 'Packing'],
 ];
 
 /** Frames the client may receive, per state (§11.2). */
@@ -250,6 +260,13 @@ export const CLIENT_RECEIVE: readonly Transition<ClientState>[] = [
   ['AwaitGetOk', 'ACK', 'AwaitGetOk'],
   ['Putting', 'ACK', 'Putting'],
   ['AwaitRangeOk', 'ACK', 'AwaitRangeOk'],
+  ['Packing', 'PING', 'Packing'],
+  ['Packing', 'PONG', 'Packing'],
+  ['Packing', 'GOAWAY', 'Closed'],
+  ['Packing', 'PUT_DONE', 'Packing'],
+  ['Packing', 'PUT_FAILED', 'Packing'],
+  ['Packing', 'PUTS_DONE', 'Packing'],
+  ['Packing', 'ACK', 'Packing'],
 ];
 
 /** Frames the client may send, per state (§11.2); ERROR is allowed everywhere, PING and PONG where it may receive PING. */
@@ -272,6 +289,8 @@ export const CLIENT_SEND: readonly Transition<ClientState>[] = [
   ['SendingRange', 'RANGE_END', 'AwaitRangeDone'],
   ['Ready', 'PUT_INLINE', 'Ready'],
   ['Sending', 'END_DETACHED', 'Ready'],
+  ['Ready', 'PUT_PACK', 'Packing'],
+  ['Packing', 'DATA', 'Packing'],
 ];
 
 /**
@@ -292,6 +311,7 @@ const SERVER_GOAWAY_STATES: ReadonlySet<ServerState> = new Set<ServerState>([
   'Claiming',
   'Ranging',
   'Settling',
+  'Packing',
 ]);
 
 export type Table<S extends string> = ReadonlyMap<S, ReadonlyMap<FrameName, S>>;

@@ -381,6 +381,7 @@ export class Connection {
       case 'Verifying':
       case 'Making':
       case 'Putting':
+      case 'Packing':
       case 'Listing':
       case 'Locating':
       case 'Serving':
@@ -389,7 +390,10 @@ export class Connection {
       case 'Settling': {
         const running = commandOf(state);
         if (running === undefined) throw this.bug(frame.type);
-        return this.expect(next, frame.type, running.command.receive(running.state, frame, this.commandLink));
+        const step = running.command.receive(running.state, frame, this.commandLink);
+        // The DATA that completes a pack's bytes leads back to Ready (§9.11 step 8), which no row of the table says.
+        if (state.kind === 'Packing' && frame.type === 'DATA' && this.state.kind === 'Ready') return step;
+        return this.expect(next, frame.type, step);
       }
       case 'Confirming':
       case 'Closed':

@@ -102,6 +102,7 @@ function isCommandState(name: ClientState): name is CommandState {
     case 'AwaitServerFinished':
     case 'Ready':
     case 'Putting':
+    case 'Packing':
     case 'Closed':
       return false;
   }
@@ -110,7 +111,7 @@ function isCommandState(name: ClientState): name is CommandState {
 /** The one state of a connection: §11.2's name, and what is valid only in it. */
 type State =
   | { readonly name: 'AwaitServerHello' | 'AwaitServerFinished' }
-  | { readonly name: 'Ready' | 'Putting' }
+  | { readonly name: 'Ready' | 'Putting' | 'Packing' }
   | { readonly name: CommandState; readonly command: CommandFrames }
   | { readonly name: 'Closed'; readonly reason: Error };
 
@@ -297,6 +298,27 @@ export class Connection implements DataSink {
   }
 
   /**
+   * Small files in two records (§9.11 step 8, revision 1.9): PUT_PACK, then all their bytes as one
+   * DATA from 0, in Ready, which the connection is in again once the last byte is sent (no END).
+   * One answer per file, in PUT order, as put() gives; `data` is the files' bytes concatenated
+   * (their sizes sum to at least 1 byte, §4). Returns the answers' promises and whether the
+   * socket can take more now.
+   */
+  putPack(pack: Extract<Frame, { type: 'PUT_PACK' }>, files: number, data: Buffer): { answers: Promise<PutAnswer>[]; ok: boolean } {
+    this.writable();
+    const answers: Promise<PutAnswer>[] = [];
+    for (let i = 0; i < files; i++) answers.push(this.awaitPutAnswer());
+    this.corkUntilNextTurn();
+    this.move('PUT_PACK', 'sent');
+    this.write(this.channel.encode(pack));
+    this.move('DATA', 'sent');
+    const ok = this.write(this.channel.encodeData(0, data));
+    // The DATA that completes the pack's bytes leads back to Ready (§11.2: no frame of its own).
+    this.#state = { name: 'Ready' };
+    return { answers, ok };
+  }
+
+  /**
    * Ends the running upload with END_DETACHED (§9.1 "Detached END", revision 1.7): the connection
    * is Ready at once, and the upload is answered later as a PUT, in the order of the PUTs.
    * Returns the answer's promise (rejects only if the connection fails first) and whether the
@@ -427,6 +449,7 @@ export class Connection implements DataSink {
         this.#state = { name };
         return;
       case 'Putting':
+      case 'Packing':
         this.#state = { name };
         return;
       case 'Closed':
@@ -532,6 +555,7 @@ export class Connection implements DataSink {
           }
           case 'Ready':
           case 'Putting':
+          case 'Packing':
           case 'AwaitOpenOk':
           case 'Sending':
           case 'AwaitDone':

@@ -1,11 +1,14 @@
 // Small files of a tree, pipelined (spec/PROTOCOL.md §9.11): each is read whole and sent as PUT,
-// DATA, END without waiting for anything; the answers come back in order while later files go
-// out. At most PUT_WINDOW_FILES files and PUT_WINDOW_BYTES bytes are unanswered at once (their
+// DATA, END (or one PUT_INLINE) without waiting for anything; the answers come back in order while
+// later files go out. Files read in one turn of the event loop go together as PUT_PACKs (step 8,
+// revision 1.9): a header and one DATA for up to MAX_PACK_FILES files; a server of revision 1.8 or
+// before refuses PUT_PACK (UNKNOWN_FRAME_TYPE), and the run goes on without packs. At most PUT_WINDOW_FILES files and PUT_WINDOW_BYTES bytes are unanswered at once (their
 // bytes are kept so that a lost connection sends them again, whole, on the next one).
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { hash, timingSafeEqual } from 'node:crypto';
 import { StxError, UploadError, codeFromWire, errorFor, ResourceError } from '../proto/errors.js';
-import { MAX_CONTROL_PAYLOAD_BYTES, MAX_PUT_BYTES, PUT_INLINE_OVERHEAD_BYTES } from '../proto/limits.js';
+import { MAX_CONTROL_PAYLOAD_BYTES, MAX_PACK_BYTES, MAX_PACK_FILES, MAX_PUT_BYTES, PUT_INLINE_OVERHEAD_BYTES } from '../proto/limits.js';
+import { PACK_HEADER_BASE_BYTES, PACK_HEADER_FILE_BYTES, packFrame } from '../proto/pack.js';
 import { LocalFileError } from '../transfer/source.js';
 import type { Connection, PutAnswer } from './connection.js';
 import type { Retry } from './retry.js';
@@ -53,17 +56,32 @@ type Outcome = PutAnswer | StxError;
 /** A PUT's answer until it is sent (#sendPut sets the connection's). */
 const NO_ANSWER_YET: Promise<Outcome> = Promise.resolve({ type: 'PUT_DONE', size: 0, sha256: Buffer.alloc(0) });
 
-type PutFlight<E> = { readonly kind: 'put'; readonly item: PutItem<E>; answer: Promise<Outcome> };
+/** `answered` once the connection it went on answered it: a lost connection then does not send it again. */
+type PutFlight<E> = { readonly kind: 'put'; readonly item: PutItem<E>; answer: Promise<Outcome>; answered: boolean };
 type InFlight<E> =
   | PutFlight<E>
   /** `final` once a resend settled it: its answer is no longer the connection's. */
   | { readonly kind: 'detached'; readonly item: DetachedItem<E>; answer: Promise<Outcome>; final: boolean };
+
+/** `answer` is the flight's now; once it arrives, the flight is answered (kept for #settleOldest, never sent again). */
+function answerWith(f: PutFlight<unknown>, answer: Promise<Outcome>): void {
+  f.answer = answer;
+  answer.then(
+    () => {
+      if (f.answer === answer) f.answered = true;
+    },
+    () => undefined,
+  );
+}
 
 /**
  * Detached uploads unanswered at once: each holds its file open until answered. Within the
  * server's bound (stx-recv: 8 per connection, §9.11), so the server never stops reading for them.
  */
 export const DETACHED_WINDOW_FILES = 8;
+
+/** Turns of the event loop a pack waits for more files (PUT_PACK, §9.11 step 8) while the walk hands them over. */
+const PACK_WAIT_TURNS = 4;
 
 /** Whether a file of `size` bytes goes as PUT. */
 export function fitsPut(size: number): boolean {
@@ -136,18 +154,36 @@ export class PutPipeline<E> {
   #answered = 0;
   /** The connection the unanswered PUTs went out on. */
   #conn: Connection | null = null;
+  /** Files in flight not yet sent: the pack being filled this turn, sent at the next (#flushPack). */
+  #pack: PutFlight<E>[] = [];
+  #packBytes = 0;
+  #packHeader = PACK_HEADER_BASE_BYTES;
+  #packDue = false;
+  /** Files in the pack at the last turn #schedulePack looked. */
+  #packAtTurn = 0;
+  /** Set while the connection's socket takes no more (a pack found it full): put() waits for it. */
+  #draining: Promise<void> | null = null;
+  /** Whether files go in PUT_PACKs: until a server refused one as unknown (revision ≤ 1.8). */
+  #packs: boolean;
 
   constructor(
     private readonly session: Session,
     private readonly retry: Retry,
     private readonly on: PutCallbacks<E>,
-  ) {}
+    packs = true,
+  ) {
+    this.#packs = packs;
+  }
 
   /**
    * Sends `item` once the window has room; throws what stops the run. Returns nothing when it
    * went at once on the connection of the PUTs before it (the usual case: no promise per file).
    */
   put(item: PutItem<E>): Promise<void> | undefined {
+    // While the socket takes no more (a pack found it full), the caller reads no more files: what
+    // it holds stays bounded, and the files read after the drain go together in the next pack.
+    const draining = this.#draining;
+    if (draining !== null) return draining.then(() => this.put(item));
     return this.#hasRoom(item) ? this.#putNow(item) : this.#putLater(item);
   }
 
@@ -160,7 +196,12 @@ export class PutPipeline<E> {
   #putNow(item: PutItem<E>): Promise<void> | undefined {
     const flight = this.#add(item);
     const conn = this.session.readyNow;
-    if (conn === null || conn !== this.#conn) return this.#send([flight]);
+    if (conn === null || conn !== this.#conn) return this.#send([...this.#takePack(), flight]);
+    if (this.#packs) {
+      this.#addToPack(flight);
+      // A pack that found the socket full: the caller reads no more files until it drained.
+      return this.#draining ?? undefined;
+    }
     try {
       if (this.#sendPut(conn, flight)) return undefined;
       return conn.drain().catch((err: unknown) => this.#resendAfter(err));
@@ -181,10 +222,140 @@ export class PutPipeline<E> {
   }
 
   #add(item: PutItem<E>): PutFlight<E> {
-    const flight: PutFlight<E> = { kind: 'put', item, answer: NO_ANSWER_YET };
+    const flight: PutFlight<E> = { kind: 'put', item, answer: NO_ANSWER_YET, answered: false };
     this.#inFlight.push(flight);
     this.#bytes += item.data.length;
     return flight;
+  }
+
+  /**
+   * Puts `flight` in the pack being filled, sending that pack first if the file would not fit in
+   * it (MAX_PACK_FILES, MAX_PACK_BYTES, the header within MAX_CONTROL_PAYLOAD_BYTES); the pack
+   * leaves at the next turn of the event loop at the latest.
+   */
+  #addToPack(flight: PutFlight<E>): void {
+    const header = PACK_HEADER_FILE_BYTES + Buffer.byteLength(flight.item.name, 'utf8');
+    if (this.#pack.length === MAX_PACK_FILES || this.#packBytes + flight.item.data.length > MAX_PACK_BYTES || this.#packHeader + header > MAX_CONTROL_PAYLOAD_BYTES) {
+      this.#flushPack();
+    }
+    this.#pack.push(flight);
+    this.#packBytes += flight.item.data.length;
+    this.#packHeader += header;
+    this.#schedulePack();
+  }
+
+  /**
+   * The pack being filled leaves at the next turn of the event loop, or, while the socket drains,
+   * at the turn after the drain (the files read meanwhile join it).
+   */
+  #schedulePack(turns = 0): void {
+    if (this.#packDue) return;
+    this.#packDue = true;
+    setImmediate(() => {
+      const draining = this.#draining;
+      if (draining !== null) {
+        void draining.then(() => {
+          this.#packDue = false;
+          if (this.#pack.length > 0) this.#schedulePack();
+        });
+        return;
+      }
+      this.#packDue = false;
+      // The walk hands over 64 entries a turn: a pack waits a few turns for more (while files came
+      // in the last one), so that it holds up to MAX_PACK_FILES, and leaves once none came.
+      const grew = this.#pack.length > this.#packAtTurn;
+      this.#packAtTurn = this.#pack.length;
+      if (grew && turns < PACK_WAIT_TURNS) {
+        this.#schedulePack(turns + 1);
+        return;
+      }
+      this.#flushPack();
+    });
+  }
+
+  /** The files of the pack being filled, which is then empty. */
+  #takePack(): PutFlight<E>[] {
+    const pack = this.#pack;
+    this.#pack = [];
+    this.#packBytes = 0;
+    this.#packHeader = PACK_HEADER_BASE_BYTES;
+    this.#packAtTurn = 0;
+    return pack;
+  }
+
+  /**
+   * Sends the pack being filled on the connection of the files before it; false (and nothing
+   * sent) if that connection is not Ready now: then #sendPending sends it, with the files before
+   * it if the connection was lost.
+   */
+  #flushPack(): boolean {
+    if (this.#pack.length === 0) return true;
+    const conn = this.session.readyNow;
+    if (conn === null || conn !== this.#conn) return false;
+    const flights = this.#takePack();
+    try {
+      if (!this.#sendPuts(conn, flights) && this.#draining === null) {
+        this.#draining = conn
+          .drain()
+          .catch(() => undefined)
+          .finally(() => (this.#draining = null));
+      }
+    } catch (err) {
+      // The connection failed: the files not sent wait for it as those sent do (#settleOldest sends them again).
+      const failed = Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      failed.catch(() => undefined);
+      for (const f of flights) if (f.answer === NO_ANSWER_YET) f.answer = failed;
+    }
+    return true;
+  }
+
+  /** Sends what waits in the pack being filled, before anything waits for an answer. */
+  async #sendPending(): Promise<void> {
+    if (!this.#flushPack()) await this.#send(this.#takePack());
+  }
+
+  /**
+   * Sends consecutive PUTs on `conn` (Ready): as PUT_PACKs of two files or more when packs are on
+   * (each within the bounds of #addToPack), else one by one; whether the socket takes more now.
+   */
+  #sendPuts(conn: Connection, flights: readonly PutFlight<E>[]): boolean {
+    let ok = true;
+    let i = 0;
+    while (i < flights.length) {
+      let j = i;
+      let bytes = 0;
+      let header = PACK_HEADER_BASE_BYTES;
+      if (this.#packs) {
+        for (; j < flights.length && j - i < MAX_PACK_FILES; j++) {
+          const item = (flights[j] as PutFlight<E>).item;
+          const more = PACK_HEADER_FILE_BYTES + Buffer.byteLength(item.name, 'utf8');
+          if (bytes + item.data.length > MAX_PACK_BYTES || header + more > MAX_CONTROL_PAYLOAD_BYTES) break;
+          bytes += item.data.length;
+          header += more;
+        }
+      }
+      // A pack has two files or more, and at least one byte of data (§9.11 step 8).
+      if (j - i >= 2 && bytes > 0) {
+        ok = this.#sendPack(conn, flights.slice(i, j), bytes);
+        i = j;
+      } else {
+        ok = this.#sendPut(conn, flights[i] as PutFlight<E>);
+        i++;
+      }
+    }
+    return ok;
+  }
+
+  /** Sends `flights` as one PUT_PACK and its DATA (§9.11 step 8); whether the socket takes more now. */
+  #sendPack(conn: Connection, flights: readonly PutFlight<E>[], bytes: number): boolean {
+    const items = flights.map((f) => f.item);
+    const header = packFrame(items.map((item) => ({ name: item.name, size: item.data.length, mtime: item.mtime, mode: item.mode, sha256: item.sha256 })));
+    const sent = conn.putPack(header, items.length, Buffer.concat(items.map((item) => item.data), bytes));
+    flights.forEach((f, i) => {
+      answerWith(f, sent.answers[i] ?? NO_ANSWER_YET);
+    });
+    this.on.sent(bytes);
+    return sent.ok;
   }
 
   /** Sends a PUT on `conn` (Ready); whether the socket takes more now. */
@@ -193,18 +364,21 @@ export class PutPipeline<E> {
     const sent = fitsInline(item)
       ? conn.putInline({ type: 'PUT_INLINE', name: item.name, mtime: item.mtime, mode: item.mode, sha256: item.sha256, data: item.data })
       : conn.put({ type: 'PUT', name: item.name, size: item.data.length, mtime: item.mtime, mode: item.mode }, item.data, item.sha256);
-    f.answer = sent.answer;
+    answerWith(f, sent.answer);
     this.on.sent(item.data.length);
     return sent.ok;
   }
 
   /** Waits for every answer. */
   async drain(): Promise<void> {
+    await this.#sendPending();
     while (this.#inFlight.length > 0) await this.#settleOldest();
   }
 
   /** Waits until another detached upload may start (DETACHED_WINDOW_FILES). */
   async detachRoom(): Promise<void> {
+    // The pack being filled goes before the detached upload's OPEN, in the order of the answers.
+    await this.#sendPending();
     while (this.#detached >= DETACHED_WINDOW_FILES) await this.#settleOldest();
   }
 
@@ -232,19 +406,23 @@ export class PutPipeline<E> {
         this.#conn = conn;
         let ok = true;
         let refused = false;
+        let puts: PutFlight<E>[] = [];
         for (const f of flights) {
-          if (f.kind === 'detached') {
-            // Its whole exchange, up to DONE, before the next command on this connection.
-            const outcome = await f.item.resend(conn);
-            f.answer = Promise.resolve(outcome);
-            f.final = true;
-            // Refused: the server closed the connection; the rest go on the next one.
-            refused = outcome instanceof StxError;
-            if (refused) break;
+          if (f.kind === 'put') {
+            puts.push(f);
             continue;
           }
-          ok = this.#sendPut(conn, f);
+          if (puts.length > 0) ok = this.#sendPuts(conn, puts);
+          puts = [];
+          // Its whole exchange, up to DONE, before the next command on this connection.
+          const outcome = await f.item.resend(conn);
+          f.answer = Promise.resolve(outcome);
+          f.final = true;
+          // Refused: the server closed the connection; the rest go on the next one.
+          refused = outcome instanceof StxError;
+          if (refused) break;
         }
+        if (!refused && puts.length > 0) ok = this.#sendPuts(conn, puts);
         if (refused) {
           this.session.drop();
           flights = this.#unsettled();
@@ -260,14 +438,22 @@ export class PutPipeline<E> {
     }
   }
 
-  /** The files in flight whose answer is still the connection's to give. */
+  /** The files in flight whose answer is still the connection's to give (the pack being filled is then empty). */
   #unsettled(): InFlight<E>[] {
-    return this.#inFlight.filter((f) => f.kind === 'put' || !f.final);
+    // The pack being filled is among them: it goes with them, not again later.
+    this.#takePack();
+    return this.#inFlight.filter((f) => (f.kind === 'put' && !f.answered) || (f.kind === 'detached' && !f.final));
   }
 
   /** The connection failed: drop it, wait as the retry policy says (or throw what stops the run). */
   async #lost(err: unknown): Promise<void> {
     this.session.drop(err);
+    // A server of revision 1.8 or before does not know PUT_PACK (§9.11 step 8): the same files go
+    // again, without packs, on the next connection (at once: nothing failed but our choice).
+    if (this.#packs && err instanceof StxError && err.code === 'UNKNOWN_FRAME_TYPE') {
+      this.#packs = false;
+      return;
+    }
     const progressed = this.#answered > 0;
     this.#answered = 0;
     await this.retry.after(err, progressed, this.session.handshakes);
@@ -276,6 +462,9 @@ export class PutPipeline<E> {
   async #settleOldest(): Promise<void> {
     const oldest = this.#inFlight[0];
     if (oldest === undefined) return;
+    // Not sent yet: it is in the pack being filled, which goes now (only then, so that waiting
+    // for room in the window does not send packs of one file).
+    if (oldest.answer === NO_ANSWER_YET) await this.#sendPending();
     let answer: Outcome;
     try {
       answer = await oldest.answer;

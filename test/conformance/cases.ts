@@ -6,6 +6,7 @@ import { constants, createHmac, publicEncrypt, randomBytes, type KeyObject } fro
 import { ClientHandshake, type ClientKeys } from '../../src/crypto/client-handshake.js';
 import { encodeBody, encodeFrame } from '../../src/proto/codec.js';
 import { FRAME_TYPES, type FrameName } from '../../src/proto/frames.js';
+import { packFrame } from '../../src/proto/pack.js';
 import { MAX_CONTROL_RECORD_LENGTH_BYTES, MAX_DATA_CHUNK_BYTES, MAX_NAME_COMPONENTS, MAX_RECORD_LENGTH_BYTES } from '../../src/proto/limits.js';
 import { encodePreamble } from '../../src/proto/preamble.js';
 import type { ServerState } from '../../src/proto/states.js';
@@ -154,7 +155,9 @@ function validFrameCase(section: string, name: string, body: Buffer, frame: unkn
                     ? PUT_ANSWERS
                     : type === 'RANGE'
                       ? RANGE_ANSWERS
-                      : ['ERROR UNEXPECTED_FRAME'];
+                      : type === 'PUT_PACK'
+                        ? ['PONG seq=424242']
+                        : ['ERROR UNEXPECTED_FRAME'];
   return {
     section,
     name: `${name} (${type} in Ready)`,
@@ -162,7 +165,8 @@ function validFrameCase(section: string, name: string, body: Buffer, frame: unkn
     run: async (c, ctx) => {
       await ready(c, ctx);
       await c.write(c.seal(body));
-      if (type === 'PONG') await c.send({ type: 'PING', seq: 424242 });
+      // A PUT_PACK waits for its DATA (§9.11 step 8), and answers PING meanwhile.
+      if (type === 'PONG' || type === 'PUT_PACK') await c.send({ type: 'PING', seq: 424242 });
       // A PUT waits for its DATA and END (§9.11): END at once, which is early unless it is empty.
       if (type === 'PUT') await c.send({ type: 'END', sha256: sha256(Buffer.alloc(0)) });
       return nextEvent(c, ctx);
@@ -277,6 +281,16 @@ const DRIVERS: readonly Driver[] = [
     send: async (c, ctx, f, n) => {
       await ready(c, ctx);
       await c.write(c.sealFrame({ type: 'PUT', name: `${ctx.prefix}/putting-${n}.bin`, size: 10, mtime: 1, mode: 0o600 }), sealed(c, f));
+    },
+  },
+  {
+    // Packing lasts from PUT_PACK until its total bytes are in (§9.11 step 8).
+    state: 'Packing',
+    expect: 'ERROR UNEXPECTED_FRAME',
+    send: async (c, ctx, f, n) => {
+      await ready(c, ctx);
+      const header = packFrame([{ name: `${ctx.prefix}/packing-${n}.bin`, size: 10, mtime: 1, mode: 0o600, sha256: sha256(Buffer.alloc(10)) }]);
+      await c.write(c.sealFrame(header), sealed(c, f));
     },
   },
   {
@@ -946,6 +960,99 @@ function putCases(): ConformanceCase[] {
   ];
 }
 
+/** A PUT_PACK of `files` (named `dir`/f<i>.bin) and its DATA (§9.11 step 8); `hashes` default to the files'. */
+function packRecords(c: RawClient, dir: string, files: readonly Buffer[], hashes = files.map((f) => sha256(f))): Buffer[] {
+  const header = packFrame(files.map((f, i) => ({ name: `${dir}/f${i}.bin`, size: f.length, mtime: 1_700_000_000_000, mode: 0o640, sha256: hashes[i] ?? sha256(f) })));
+  return [c.sealFrame(header), c.seal(dataBody(0, Buffer.concat(files)))];
+}
+
+/** §9.11 step 8 (revision 1.9): many small files in two records. */
+function packCases(): ConformanceCase[] {
+  const three = (seed: number): Buffer[] => [patterned(3000, seed), Buffer.alloc(0), patterned(70_000, seed + 1)];
+  return [
+    {
+      section: '§9.11',
+      name: 'a PUT_PACK of three files (one empty) between PUT_INLINEs: each answered in the one order, then a MKDIR',
+      expect: ['done, done, done, done, done, MADE', 'done, done, done, done, done (PUTS_DONE), MADE'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        const files = three(50);
+        const before = patterned(10, 53);
+        const after = patterned(20, 54);
+        await c.write(
+          putInlineRecord(c, `${ctx.prefix}/pack/before.bin`, before),
+          ...packRecords(c, `${ctx.prefix}/pack`, files),
+          putInlineRecord(c, `${ctx.prefix}/pack/after.bin`, after),
+          c.sealFrame({ type: 'MKDIR', name: `${ctx.prefix}/pack`, mtime: 1_600_000_000_000, mode: 0o750 }),
+        );
+        const first = await putAnswers(c, ctx, [before, ...files, after].map((f) => sha256(f)));
+        return `${first}, ${await answers(c, ctx, 1)}`;
+      },
+    },
+    {
+      section: '§9.11',
+      name: 'a PUT_PACK with a wrong SHA-256 in the middle: that file alone fails INTEGRITY_FAILED',
+      expect: ['done, PUT_FAILED INTEGRITY_FAILED, done'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        const files = [patterned(100, 55), patterned(200, 56), patterned(300, 57)];
+        const hashes = files.map((f) => sha256(f));
+        hashes[1] = sha256(Buffer.from('other'));
+        await c.write(...packRecords(c, `${ctx.prefix}/pack-bad`, files, hashes));
+        return putAnswers(c, ctx, hashes);
+      },
+    },
+    {
+      section: '§9.11',
+      name: 'a PUT_PACK whose DATA comes in four frames, cut inside its files: each file answered with its own SHA-256',
+      expect: ['done, done, done, done', 'done, done, done, done (PUTS_DONE)'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        const files = [patterned(1000, 61), patterned(1, 62), patterned(5000, 63), patterned(300, 64)];
+        const header = c.sealFrame(packFrame(files.map((f, i) => ({ name: `${ctx.prefix}/pack-split/f${i}.bin`, size: f.length, mtime: 1_700_000_000_000, mode: 0o640, sha256: sha256(f) }))));
+        const data = Buffer.concat(files);
+        const cuts = [0, 500, 1001, 4000, data.length];
+        const frames = cuts.slice(1).map((end, i) => c.seal(dataBody(cuts[i] ?? 0, data.subarray(cuts[i], end))));
+        await c.write(header, ...frames);
+        return putAnswers(c, ctx, files.map((f) => sha256(f)));
+      },
+    },
+    {
+      section: '§9.11',
+      name: 'PUT_PACK DATA beyond its total: ERROR BAD_OFFSET',
+      expect: ['ERROR BAD_OFFSET'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        const header = packFrame([{ name: `${ctx.prefix}/pack-over/a.bin`, size: 4, mtime: 1, mode: 0o600, sha256: sha256(patterned(4, 58)) }]);
+        await c.write(c.sealFrame(header), c.seal(dataBody(0, patterned(5, 58))));
+        return nextEvent(c, ctx);
+      },
+    },
+    {
+      section: '§9.11',
+      name: 'PUT_PACK DATA not from offset 0: ERROR BAD_OFFSET',
+      expect: ['ERROR BAD_OFFSET'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        const header = packFrame([{ name: `${ctx.prefix}/pack-late/a.bin`, size: 10, mtime: 1, mode: 0o600, sha256: sha256(patterned(10, 59)) }]);
+        await c.write(c.sealFrame(header), c.seal(dataBody(5, patterned(5, 59))));
+        return nextEvent(c, ctx);
+      },
+    },
+    {
+      section: '§9.11',
+      name: 'END after a pack\'s last byte: ERROR UNEXPECTED_FRAME (the pack ended in Ready)',
+      expect: ['PUT_DONE, ERROR UNEXPECTED_FRAME', 'ERROR UNEXPECTED_FRAME'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        const data = patterned(10, 60);
+        await c.write(...packRecords(c, `${ctx.prefix}/pack-end`, [data]), c.sealFrame({ type: 'END', sha256: sha256(data) }));
+        return answers(c, ctx, 2);
+      },
+    },
+  ];
+}
+
 /**
  * An upload OPENed (at `offset` 0) and sent whole, ended with END_DETACHED (§9.1 "Detached END"):
  * the records to write after OPEN_OK. `hash` defaults to the data's.
@@ -1080,6 +1187,7 @@ export function conformanceCases(options: { timers?: boolean; downloads?: boolea
     ...treeCases(),
     ...identicalCases(),
     ...putCases(),
+    ...packCases(),
     ...detachedCases(),
     ...rangeCases(),
     ...(options.timers === true ? timerCases() : []),

@@ -2,7 +2,7 @@
 // integers around 2^31, 2^32 and 2^53, strings and byte strings at their length limits, DATA
 // chunks up to a few KiB. Encoded with our own encoder, they seed the byte-level mutations.
 import fc from 'fast-check';
-import { encodeBody, type Frame, type FrameName } from '../../src/proto/index.js';
+import { encodeBody, packFrame, type Frame, type FrameName } from '../../src/proto/index.js';
 
 const bytes = (min: number, max = min): fc.Arbitrary<Buffer> =>
   fc.oneof(
@@ -57,6 +57,11 @@ export const FRAME_ARBS: { readonly [K in FrameName]: fc.Arbitrary<Frame> } = {
   PUT_INLINE: fc.record({ type: fc.constant('PUT_INLINE' as const), name: textArb(1, 4096), mtime: intArb, mode: fc.integer({ min: 0, max: 0o7777 }), sha256: bytes(32), data: bytes(0, 8192) }),
   PUTS_DONE: fc.integer({ min: 1, max: 511 }).chain((n) => bytes(32 * n).map((sha256s) => ({ type: 'PUTS_DONE' as const, sha256s }))),
   END_DETACHED: fc.record({ type: fc.constant('END_DETACHED' as const), sha256: bytes(32) }),
+  // A valid pack (§9.11 step 8): n files of short names and small sizes, total ≥ 1.
+  PUT_PACK: fc
+    .array(fc.record({ name: fc.stringMatching(/^[a-z0-9/._-]{1,24}$/), size: fc.integer({ min: 0, max: 4096 }), mtime: intArb, mode: fc.integer({ min: 0, max: 0o7777 }), sha256: bytes(32) }), { minLength: 1, maxLength: 40 })
+    .filter((files) => files.some((f) => f.size > 0))
+    .map((files) => packFrame(files)),
   ERROR: fc.record({ type: fc.constant('ERROR' as const), code: uintArb, message: textArb(0, 1024) }),
   PING: fc.record({ type: fc.constant('PING' as const), seq: uintArb }),
   PONG: fc.record({ type: fc.constant('PONG' as const), seq: uintArb }),

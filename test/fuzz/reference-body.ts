@@ -48,6 +48,7 @@ const TYPES = new Map<number, { name: string; fields: readonly Field[] | null }>
   [0x1b, { name: 'PUT_DONE', fields: [{ name: 'size', kind: uint() }, { name: 'sha256', kind: bin(32, 32) }] }],
   [0x1c, { name: 'PUT_FAILED', fields: [{ name: 'code', kind: uint() }, { name: 'message', kind: str(0, 1024) }] }],
   [0x1d, { name: 'PUT_INLINE', fields: [{ name: 'name', kind: str(1, 4096) }, { name: 'mtime', kind: int }, { name: 'mode', kind: uint(0o7777) }, { name: 'sha256', kind: bin(32) }, { name: 'data', kind: bin(0, 16384) }] }],
+  [0x37, { name: 'PUT_PACK', fields: [{ name: 'names', kind: str(1, 16384) }, { name: 'sizes', kind: bin(4, 1024) }, { name: 'mtimes', kind: bin(8, 2048) }, { name: 'modes', kind: bin(2, 512) }, { name: 'sha256s', kind: bin(32, 8192) }] }],
   [0x1e, { name: 'PUTS_DONE', fields: [{ name: 'sha256s', kind: bin(32, 16352) }] }],
   [0x1f, { name: 'END_DETACHED', fields: [{ name: 'sha256', kind: bin(32) }, { name: 'size', kind: uint(), optional: true }] }],
   [0x20, { name: 'ERROR', fields: [{ name: 'code', kind: uint() }, { name: 'message', kind: str(0, 1024) }] }],
@@ -284,9 +285,36 @@ function controlVerdict(name: string, fields: readonly Field[], payload: Buffer)
     const hashes = frame.get('sha256s');
     if (!Buffer.isBuffer(hashes) || hashes.length % 32 !== 0) return MALFORMED;
   }
+  // §4: PUT_PACK's columns, n = len(sizes) / 4 entries each; names by NUL; sizes, total, mtimes and modes in range.
+  if (name === 'PUT_PACK' && !packAgrees(frame)) return MALFORMED;
   // §4: GET's size and mtime, both or neither.
   if (name === 'GET' && frame.has('size') !== frame.has('mtime')) return MALFORMED;
   return lenient ? { kind: 'either', frame, code: 'MALFORMED_FRAME' } : { kind: 'accept', frame };
+}
+
+/** §4 and §9.11 step 8, read from the spec's words: the checks a PUT_PACK's columns must pass. */
+function packAgrees(frame: ReadonlyMap<string, unknown>): boolean {
+  const names = frame.get('names');
+  const sizes = frame.get('sizes');
+  const mtimes = frame.get('mtimes');
+  const modes = frame.get('modes');
+  const hashes = frame.get('sha256s');
+  if (typeof names !== 'string' || !Buffer.isBuffer(sizes) || !Buffer.isBuffer(mtimes) || !Buffer.isBuffer(modes) || !Buffer.isBuffer(hashes)) return false;
+  if (sizes.length % 4 !== 0) return false;
+  const n = sizes.length / 4;
+  if (n < 1 || n > 256 || mtimes.length !== 8 * n || modes.length !== 2 * n || hashes.length !== 32 * n) return false;
+  const list = names.split('\u0000');
+  if (list.length !== n || list.some((x) => Buffer.byteLength(x) < 1 || Buffer.byteLength(x) > 4096)) return false;
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    const size = sizes.readUInt32BE(4 * i);
+    if (size > 1_048_576) return false;
+    total += size;
+    const mtime = mtimes.readBigInt64BE(8 * i);
+    if (mtime > BigInt(SPEC.MAX_INT) || mtime < -BigInt(SPEC.MAX_INT)) return false;
+    if (modes.readUInt16BE(2 * i) > 0o7777) return false;
+  }
+  return total >= 1 && total <= 1_048_576;
 }
 
 function dataVerdict(payload: Buffer): Verdict {

@@ -35,7 +35,7 @@ const TABLES: Record<Side, { rx: Rows; tx: Rows; initial: string }> = {
  * States in which the server holds keys and sends records (§6, §8): GOAWAY is a record-only
  * frame (§4), so §11's "the server also GOAWAY in any record state" means these.
  */
-const SERVER_RECORD_STATES: ReadonlySet<string> = new Set(['AwaitClientFinished', 'Ready', 'Opening', 'Receiving', 'Verifying', 'Making', 'Listing', 'Locating', 'Serving', 'Putting', 'Claiming', 'Ranging', 'Settling']);
+const SERVER_RECORD_STATES: ReadonlySet<string> = new Set(['AwaitClientFinished', 'Ready', 'Opening', 'Receiving', 'Verifying', 'Making', 'Listing', 'Locating', 'Serving', 'Putting', 'Claiming', 'Ranging', 'Settling', 'Packing']);
 
 /** The frames a side's tables let it receive or send in `state` (what a walk can choose from). */
 export function refMoves(side: Side, state: string): { recv: string[]; send: string[] } {

@@ -1,4 +1,4 @@
-// PUT_INLINE and PUTS_DONE (spec §9.11 steps 6–7, revision 1.6), from both ends. stx-send against
+// PUT_INLINE, PUT_PACK and PUTS_DONE (spec §9.11 steps 6–8, revisions 1.6, 1.9), from both ends. stx-send against
 // evil servers whose PUTS_DONE lies (more PUTs than unanswered, an answer with none unanswered, a
 // hash that is not the file's): a typed error, the file never reported sent, no retry for a lie.
 // stx-recv, from a raw client: a run of PUT_INLINE is answered in order, at least partly by
@@ -23,7 +23,8 @@ let tree: string;
 before(async () => {
   evilKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
   arena = await startArena();
-  // Two small files: two PUT_INLINE, sent at once after the handshake.
+  // Two small files: two PUT_INLINE, sent at once after the handshake (the first goes alone while
+  // the connection is made; a pack holds two files or more, §9.11 step 8).
   tree = path.join(arena.src, 'two');
   await mkdir(tree);
   await writeFile(path.join(tree, 'a.txt'), 'alpha');
@@ -35,6 +36,52 @@ after(() => arena.close('after the PUT answer suite'));
 async function twoInline(p: RawClient): Promise<Extract<Frame, { type: 'PUT_INLINE' }>[]> {
   return [await p.expectFrame('PUT_INLINE'), await p.expectFrame('PUT_INLINE')];
 }
+
+describe('stx-send against a server of revision 1.8, which does not know PUT_PACK (§9.11 step 8)', () => {
+  it('UNKNOWN_FRAME_TYPE to the first PUT_PACK: the files unanswered go again as PUT_INLINE on a new connection, and arrive', { timeout: 60_000 }, async () => {
+    // Three files: the first goes alone while the connection is made, the other two as a pack.
+    const three = path.join(arena.src, 'three');
+    await mkdir(three);
+    for (const n of ['a', 'b', 'c']) await writeFile(path.join(three, `${n}.txt`), `file ${n}`);
+    const seen: string[][] = [];
+    const evil = await startEvilServer(evilKey, async (p, hs) => {
+      if (!(await hs())) return;
+      const types: string[] = [];
+      seen.push(types);
+      const inline: Buffer[] = [];
+      for (let i = 0; i < 8; i++) {
+        const got = await p.next(10_000);
+        if (got.kind !== 'frame') return;
+        const f = got.frame;
+        types.push(f.type);
+        if (f.type === 'PUT_PACK') {
+          // What a 1.8 server does with a type byte it does not know (§10.1 step 4).
+          await p.send({ type: 'ERROR', code: 4, message: 'unknown frame type 0x37' });
+          await p.waitClosed(10_000);
+          return;
+        }
+        if (f.type === 'PUT_INLINE') inline.push(f.sha256);
+        if (inline.length === 3) await p.send({ type: 'PUTS_DONE', sha256s: Buffer.concat(inline.splice(0)) });
+        if (f.type === 'MKDIR') {
+          await p.send({ type: 'MADE' });
+          break;
+        }
+      }
+      await p.waitClosed(10_000);
+    });
+    try {
+      const r = await runSend(['127.0.0.1', String(evil.port), three, '--fingerprint', evil.fingerprint, '--json', '--quiet', '--retries', '2', '--backoff', '20'], { STX_HOME: arena.home }, HANG_BOUND_MS);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(seen, [
+        ['PUT_INLINE', 'PUT_PACK'],
+        ['PUT_INLINE', 'PUT_INLINE', 'PUT_INLINE', 'MKDIR'],
+      ]);
+      assert.equal(readJsonLine(r.stdout)['files'], 3);
+    } finally {
+      await evil.close();
+    }
+  });
+});
 
 describe('stx-send against servers whose PUTS_DONE lies', () => {
   /** `files`: those the --json summary counts sent: only the ones a true answer confirmed. */

@@ -13,6 +13,7 @@ import { encodeBody, encodeFrame } from '../../src/proto/codec.js';
 import { codeFromWire, StxError, type ErrorCode } from '../../src/proto/errors.js';
 import { FRAME_TYPES, type Frame, type FrameName, type ServerHello } from '../../src/proto/frames.js';
 import { MAX_DATA_CHUNK_BYTES } from '../../src/proto/limits.js';
+import { packFrame } from '../../src/proto/pack.js';
 import type { SessionKeys } from '../../src/crypto/key-schedule.js';
 import { copyKeys } from '../tools/handshake-pair.js';
 
@@ -570,6 +571,11 @@ export function sampleFrame(type: FrameName): Frame {
     }
     case 'PUTS_DONE':
       return { type, sha256s: b32 };
+    case 'PUT_PACK':
+      return packFrame([
+        { name: 'state-table-pack/a.bin', size: 4, mtime: 1_700_000_000_000, mode: 0o644, sha256: b32 },
+        { name: 'state-table-pack/b.bin', size: 6, mtime: 1_700_000_000_000, mode: 0o644, sha256: b32 },
+      ]);
     case 'SYMLINK':
       return { type, name: 'state-table-link', target: 'state-table.bin', mtime: 1_700_000_000_000 };
     case 'MADE':

@@ -4,7 +4,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Packr } from 'msgpackr';
-import { encodeBody, encodeFrame, FRAME_TYPES, type Frame } from '../../src/proto/index.js';
+import { encodeBody, encodeFrame, FRAME_TYPES, packFrame, type Frame } from '../../src/proto/index.js';
 import { VECTORS_DIR } from '../support/paths.js';
 import { frameToJson, type Json } from '../support/json-frames.js';
 
@@ -73,6 +73,12 @@ const valid: Frame[] = [
   { type: 'RANGE_OK', offset: 2 ** 30 + 16_777_216 },
   { type: 'RANGE_END', end: 2 * 2 ** 30 },
   { type: 'RANGE_DONE', end: 2 * 2 ** 30 },
+  packFrame([
+    { name: 'conformance/vectors/pack/a.txt', size: 5, mtime: 1_700_000_000_000, mode: 0o644, sha256: b('2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824') },
+    { name: 'conformance/vectors/pack/empty', size: 0, mtime: -1, mode: 0, sha256: b('e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855') },
+    { name: 'conformance/vectors/pack/ünïcødé', size: 1_048_571, mtime: -(2 ** 40), mode: 0o7777, sha256: fill(32, 0x37) },
+  ]),
+  packFrame([{ name: 'conformance/vectors/pack/one.bin', size: 1, mtime: 1_700_000_000_000, mode: 0o600, sha256: fill(32, 0x38) }]),
 ];
 
 /**
@@ -154,6 +160,19 @@ const invalid: Invalid[] = [
   { name: 'PUTS_DONE with no sha256', phase: 'body', hex: mp(T.PUTS_DONE, { sha256s: Buffer.alloc(0) }), error: 'MALFORMED_FRAME' },
   { name: 'PUTS_DONE of 33 bytes, no multiple of 32', phase: 'body', hex: mp(T.PUTS_DONE, { sha256s: fill(33, 2) }), error: 'MALFORMED_FRAME' },
   { name: 'PUTS_DONE for 512 PUTs, above MAX_PUTS_PER_DONE', phase: 'body', hex: mp(T.PUTS_DONE, { sha256s: fill(32 * 512, 2) }), error: 'FRAME_TOO_LARGE' },
+  // PUT_PACK (§4, §9.11 step 8): the columns must agree; n, sizes and total within their bounds.
+  { name: 'PUT_PACK of no file', phase: 'body', hex: encodeBody(packFrame([])).toString('hex'), error: 'MALFORMED_FRAME' },
+  { name: 'PUT_PACK of 257 files, above MAX_PACK_FILES', phase: 'body', hex: encodeBody(packFrame(Array.from({ length: 257 }, () => ({ name: 'p', size: 1, mtime: 0, mode: 0, sha256: r32 })))).toString('hex'), error: 'MALFORMED_FRAME' },
+  { name: 'PUT_PACK whose sizes sum to 0', phase: 'body', hex: encodeBody(packFrame([{ name: 'p', size: 0, mtime: 0, mode: 0, sha256: r32 }])).toString('hex'), error: 'MALFORMED_FRAME' },
+  { name: 'PUT_PACK whose sizes sum above MAX_PACK_BYTES', phase: 'body', hex: encodeBody(packFrame([{ name: 'p', size: 1_048_576, mtime: 0, mode: 0, sha256: r32 }, { name: 'q', size: 1, mtime: 0, mode: 0, sha256: r32 }])).toString('hex'), error: 'MALFORMED_FRAME' },
+  { name: 'PUT_PACK with a size above MAX_PUT_SIZE', phase: 'body', hex: mp(T.PUT_PACK, { names: 'p', sizes: b('00100001'), mtimes: fill(8, 0), modes: b('0000'), sha256s: r32 }), error: 'MALFORMED_FRAME' },
+  { name: 'PUT_PACK with two names for one file', phase: 'body', hex: mp(T.PUT_PACK, { names: 'p\u0000q', sizes: b('00000001'), mtimes: fill(8, 0), modes: b('0000'), sha256s: r32 }), error: 'MALFORMED_FRAME' },
+  { name: 'PUT_PACK with an empty name', phase: 'body', hex: mp(T.PUT_PACK, { names: 'p\u0000', sizes: b('0000000100000001'), mtimes: fill(16, 0), modes: b('00000000'), sha256s: fill(64, 1) }), error: 'MALFORMED_FRAME' },
+  { name: 'PUT_PACK with sha256s for one file too few', phase: 'body', hex: mp(T.PUT_PACK, { names: 'p\u0000q', sizes: b('0000000100000001'), mtimes: fill(16, 0), modes: b('00000000'), sha256s: r32 }), error: 'MALFORMED_FRAME' },
+  { name: 'PUT_PACK with sizes of 5 bytes', phase: 'body', hex: mp(T.PUT_PACK, { names: 'p', sizes: b('0000000001'), mtimes: fill(8, 0), modes: b('0000'), sha256s: r32 }), error: 'MALFORMED_FRAME' },
+  { name: 'PUT_PACK with a mode above 0o7777', phase: 'body', hex: mp(T.PUT_PACK, { names: 'p', sizes: b('00000001'), mtimes: fill(8, 0), modes: b('1000'), sha256s: r32 }), error: 'MALFORMED_FRAME' },
+  { name: 'PUT_PACK with an mtime above 2^53-1', phase: 'body', hex: mp(T.PUT_PACK, { names: 'p', sizes: b('00000001'), mtimes: b('0020000000000000'), modes: b('0000'), sha256s: r32 }), error: 'MALFORMED_FRAME' },
+  { name: 'PUT_PACK without sha256s', phase: 'body', hex: mp(T.PUT_PACK, { names: 'p', sizes: b('00000001'), mtimes: fill(8, 0), modes: b('0000') }), error: 'MALFORMED_FRAME' },
   { name: 'PUTS_DONE with a size', phase: 'body', hex: mp(T.PUTS_DONE, { size: 1, sha256s: r32 }), error: 'MALFORMED_FRAME' },
   { name: 'END_DETACHED with a 31-byte sha256', phase: 'body', hex: mp(T.END_DETACHED, { sha256: fill(31, 3) }), error: 'MALFORMED_FRAME' },
   { name: 'END_DETACHED without sha256', phase: 'body', hex: mp(T.END_DETACHED, { size: 1 }), error: 'MALFORMED_FRAME' },
@@ -313,6 +332,14 @@ const states: Sequence[] = [
   { name: 'client: a range (§9.13)', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'RANGE'], ['recv', 'RANGE_OK'], ['send', 'DATA'], ['recv', 'ACK'], ['send', 'RANGE_END'], ['recv', 'ACK'], ['recv', 'RANGE_DONE'], ['send', 'OPEN']], final: 'AwaitOpenOk' },
   { name: 'client: RANGE_DONE while sending a range', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'RANGE'], ['recv', 'RANGE_OK'], ['recv', 'RANGE_DONE']], error: 'UNEXPECTED_FRAME' },
   { name: 'client: RANGE_OK to an OPEN', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'OPEN'], ['recv', 'RANGE_OK']], error: 'UNEXPECTED_FRAME' },
+  { name: 'server: a pack, its DATA, PUTS_DONE while packing, then an OPEN (§9.11 step 8)', machine: 'server', steps: [...serverHappy.slice(0, 5), ['recv', 'PUT_PACK'], ['recv', 'DATA'], ['send', 'PUTS_DONE'], ['recv', 'PING'], ['send', 'PUT_FAILED'], ['recv', 'DATA']], final: 'Packing' },
+  { name: 'server: END after a pack\'s DATA', machine: 'server', steps: [...serverHappy.slice(0, 5), ['recv', 'PUT_PACK'], ['recv', 'DATA'], ['recv', 'END']], error: 'UNEXPECTED_FRAME' },
+  { name: 'server: OPEN while packing', machine: 'server', steps: [...serverHappy.slice(0, 5), ['recv', 'PUT_PACK'], ['recv', 'OPEN']], error: 'UNEXPECTED_FRAME' },
+  { name: 'server: PUT_PACK while receiving an upload', machine: 'server', steps: [...serverHappy.slice(0, 8), ['recv', 'PUT_PACK']], error: 'UNEXPECTED_FRAME' },
+  { name: 'server: PUT_PACK from the server', machine: 'server', steps: [...serverHappy.slice(0, 5), ['send', 'PUT_PACK']], error: 'UNEXPECTED_FRAME' },
+  { name: 'client: a pack and its DATA, answered while packing (§9.11 step 8)', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'PUT_PACK'], ['recv', 'PUT_DONE'], ['send', 'DATA'], ['recv', 'PUTS_DONE'], ['recv', 'ACK']], final: 'Packing' },
+  { name: 'client: PUT_PACK while sending a PUT', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'PUT'], ['send', 'PUT_PACK']], error: 'UNEXPECTED_FRAME' },
+  { name: 'client: PUT_PACK from the server', machine: 'client', steps: [...clientHappy.slice(0, 5), ['recv', 'PUT_PACK']], error: 'UNEXPECTED_FRAME' },
   { name: 'client: GOAWAY while awaiting RANGE_DONE', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'RANGE'], ['recv', 'RANGE_OK'], ['send', 'RANGE_END'], ['recv', 'GOAWAY']], final: 'Closed' },
 ];
 

@@ -10,6 +10,7 @@ import type { OpenUpload } from '../store.js';
 import { IdenticalFile } from '../store/identical.js';
 import type { Command, CommandLink, Tagged } from './command.js';
 import { failedAnswer, runPut, type Answer } from './put.js';
+import { startPack, packData, dropPack, type IncomingPack } from './pack.js';
 import { claimRange, closeRange, endRange, isRangeState, rangeData, type RangeState } from './range.js';
 
 /** A PUT being received (§9.11): its DATA so far, each chunk held until its job wrote it. */
@@ -68,6 +69,8 @@ export type UploadState =
   | { readonly kind: 'Making' }
   /** A PUT's DATA arriving, until its END (§9.11); the answer comes from its job later. */
   | { readonly kind: 'Putting'; readonly put: Incoming }
+  /** A PUT_PACK's DATA arriving, until all its bytes are in (§9.11 step 8, pack.ts). */
+  | { readonly kind: 'Packing'; readonly pack: IncomingPack }
   /** A range of a ranged upload (§9.13, range.ts). */
   | RangeState;
 
@@ -76,7 +79,7 @@ type Receiving = Extract<UploadState, { kind: 'Receiving' }>;
 
 export const uploadCommand: Command<UploadState> = {
   owns(state: Tagged): state is UploadState {
-    return state.kind === 'Opening' || state.kind === 'Receiving' || state.kind === 'Verifying' || state.kind === 'Making' || state.kind === 'Putting' || isRangeState(state);
+    return state.kind === 'Opening' || state.kind === 'Receiving' || state.kind === 'Verifying' || state.kind === 'Making' || state.kind === 'Putting' || state.kind === 'Packing' || isRangeState(state);
   },
 
   start(frame: Frame, link: Link): Promise<void> | undefined {
@@ -84,6 +87,10 @@ export const uploadCommand: Command<UploadState> = {
       // Its DATA may be as long as any (§2): records of DATA size are admitted until END.
       link.channel.longRecords = true;
       link.enter({ kind: 'Putting', put: { frame, chunks: [], leases: [], received: 0, copied: 0 } });
+      return undefined;
+    }
+    if (frame.type === 'PUT_PACK') {
+      startPack(frame, link);
       return undefined;
     }
     if (frame.type === 'RANGE') {
@@ -106,6 +113,10 @@ export const uploadCommand: Command<UploadState> = {
       // A short DATA frame's bytes live in the channel's buffer: copied, and counted as held.
       if (frame.type === 'DATA') putData(state.put, frame.offset, Buffer.from(frame.data), undefined, link);
       if (frame.type === 'END') putEnd(state.put, frame.sha256, frame.size, link);
+      return undefined;
+    }
+    if (state.kind === 'Packing') {
+      if (frame.type === 'DATA') packData(state.pack, frame.offset, Buffer.from(frame.data), undefined, link);
       return undefined;
     }
     if (state.kind === 'Ranging') {
@@ -133,6 +144,10 @@ export const uploadCommand: Command<UploadState> = {
       putData(state.put, offset, data, lease, link);
       return;
     }
+    if (state.kind === 'Packing') {
+      packData(state.pack, offset, data, lease, link);
+      return;
+    }
     if (state.kind === 'Ranging') {
       rangeData(state, offset, data, lease, link);
       return;
@@ -156,6 +171,11 @@ export const uploadCommand: Command<UploadState> = {
     if (state.kind === 'Putting') {
       // A PUT cut before its END was never taken: nothing of it is kept (§9.11).
       dropIncoming(state.put, link);
+      return Promise.resolve();
+    }
+    if (state.kind === 'Packing') {
+      // Likewise a pack cut before all its bytes: none of its files was taken.
+      dropPack(state.pack, link);
       return Promise.resolve();
     }
     if (state.kind === 'Opening') {

@@ -1,0 +1,95 @@
+// PUT_PACK (spec/PROTOCOL.md §9.11 step 8, revision 1.9): many small files in two records, a
+// header naming them and one DATA of their bytes concatenated. Once all the bytes are in, the
+// connection is Ready again and each file goes on as a PUT of its own (runPut): checked, published
+// and answered in the one order of the PUTs. The files' bytes are views into the DATA record's
+// body (no copy), which is held until the last of their jobs is over.
+import { ResourceError, UploadError } from '../../proto/errors.js';
+import type { Frame } from '../../proto/frames.js';
+import { packFiles, packTotal, type PackFile } from '../../proto/pack.js';
+import type { BodyLease } from '../../transfer/body-pool.js';
+import type { CommandLink } from './command.js';
+import { runPut } from './put.js';
+import type { UploadState } from './upload.js';
+
+/** A pack whose DATA is arriving: what came so far, each chunk held until every file's job is over. */
+export interface IncomingPack {
+  readonly files: readonly PackFile[];
+  readonly total: number;
+  readonly chunks: Buffer[];
+  readonly leases: BodyLease[];
+  received: number;
+  /** Bytes of `chunks` copied out of short DATA frames (held on the connection's account). */
+  copied: number;
+}
+
+type Link = CommandLink<UploadState>;
+
+/** PUT_PACK received in Ready (§9.11 step 8): its DATA may be as long as any (§2) until the last byte. */
+export function startPack(frame: Extract<Frame, { type: 'PUT_PACK' }>, link: Link): void {
+  // A client that packs reads PUTS_DONE (it is of revision 1.9, §9.11 step 7).
+  link.puts.allowBatches();
+  link.channel.longRecords = true;
+  link.enter({ kind: 'Packing', pack: { files: packFiles(frame), total: packTotal(frame), chunks: [], leases: [], received: 0, copied: 0 } });
+}
+
+/** DATA of a pack: at the next offset and within the total (else BAD_OFFSET); the last byte starts the files' jobs. */
+export function packData(pack: IncomingPack, offset: number, data: Buffer, lease: BodyLease | undefined, link: Link): void {
+  if (offset !== pack.received || offset + data.length > pack.total) {
+    lease?.release();
+    throw new UploadError('BAD_OFFSET', `PUT_PACK DATA at ${offset} (${data.length} bytes) where ${pack.received} of ${pack.total} was next`);
+  }
+  pack.chunks.push(data);
+  if (lease !== undefined) pack.leases.push(lease);
+  else {
+    pack.copied += data.length;
+    link.held(data.length);
+  }
+  pack.received += data.length;
+  if (pack.received < pack.total) return;
+  link.channel.longRecords = false;
+  link.enter({ kind: 'Ready' });
+  let running = pack.files.length;
+  const release = (): void => {
+    if (--running === 0) dropPack(pack, link);
+  };
+  const slices = new Slicer(pack.chunks);
+  for (const file of pack.files) runPut(link, file, slices.next(file.size), file.sha256, release);
+}
+
+/**
+ * Cuts the concatenation of `chunks` into consecutive slices (views, no copy), in one pass over
+ * the chunks: a pack sent as many small DATA frames costs work linear in frames plus files.
+ */
+class Slicer {
+  #chunk = 0;
+  #at = 0;
+  constructor(private readonly chunks: readonly Buffer[]) {}
+
+  /** The views holding the next `size` bytes. */
+  next(size: number): Buffer[] {
+    const out: Buffer[] = [];
+    let left = size;
+    while (left > 0) {
+      const chunk = this.chunks[this.#chunk];
+      // packData starts the files only once `total`, the sum of their sizes, is in.
+      if (chunk === undefined) throw new ResourceError('INTERNAL', `a pack's data ended ${left} bytes early`);
+      const take = Math.min(left, chunk.length - this.#at);
+      out.push(chunk.subarray(this.#at, this.#at + take));
+      left -= take;
+      this.#at += take;
+      if (this.#at === chunk.length) {
+        this.#chunk++;
+        this.#at = 0;
+      }
+    }
+    return out;
+  }
+}
+
+/** Gives back what a pack held: its chunks' leases, and the count of copied bytes. */
+export function dropPack(pack: IncomingPack, link: Link): void {
+  for (const lease of pack.leases.splice(0)) lease.release();
+  pack.chunks.length = 0;
+  if (pack.copied > 0) link.held(-pack.copied);
+  pack.copied = 0;
+}
