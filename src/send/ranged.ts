@@ -55,15 +55,20 @@ export function rangesOf(size: number, streams: number): Range[] {
     for (let start = 0; start < size; start += step) ranges.push({ start, end: Math.min(size, start + step) });
     return ranges;
   }
-  // Turns of n ranges; the last turn the upload's range limit allows shares out all that is left.
+  // Turns of n ranges, each turn keeping all n connections busy: a turn of fewer would leave the
+  // others idle at the end, each further range costs its connection two round trips without data.
+  // The last turn (the range limit's, or once two more turns of TAIL_RANGE_BYTES no longer fit)
+  // shares out all that is left in n equal ranges.
   const turns = Math.floor(MAX_RANGES_PER_UPLOAD / n);
   for (let turn = 0, start = 0; start < size; turn++) {
     const left = size - start;
-    const share = turn === turns - 1 ? 1 : turn === 0 ? FIRST_TURN_SHARE : 0.5;
-    const step = Math.max(TAIL_RANGE_BYTES, alignUp((left * share) / n));
+    const last = turn === turns - 1 || left < 2 * n * TAIL_RANGE_BYTES;
+    const step = last
+      ? Math.max(RANGE_ALIGN_BYTES, Math.floor(left / n / RANGE_ALIGN_BYTES) * RANGE_ALIGN_BYTES)
+      : Math.max(TAIL_RANGE_BYTES, alignUp((left * (turn === 0 ? FIRST_TURN_SHARE : 0.5)) / n));
     for (let k = 0; k < n && start < size; k++) {
-      // A remainder too short to stand alone goes with the range before it.
-      const end = size - (start + step) < TAIL_RANGE_BYTES ? size : start + step;
+      // The last range takes the remainder; so does one whose remainder could not stand alone.
+      const end = (last && k === n - 1) || size - (start + step) < RANGE_ALIGN_BYTES ? size : start + step;
       ranges.push({ start, end });
       start = end;
     }
