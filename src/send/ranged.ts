@@ -79,13 +79,14 @@ export function rangesOf(size: number, streams: number): Range[] {
 /**
  * --streams auto (the default): the round trip of the first connection's TCP connect decides.
  * One connection moves at most its send window per round trip (Linux's default tcp_wmem maximum
- * is 4 MiB: ~70 MiB/s at 60 ms, ~27 MiB/s at 150 ms), so below AUTO_ONE_STREAM_RTT_MS one is
- * enough and the file goes in order (no read-back on the server; at 50 ms through the bench's
- * emulated link one connection beat 3 and 8 in every interleaved run, bench/RESULTS-wan.md);
- * above it round trip ÷ AUTO_RTT_PER_STREAM_MS connections, 2..AUTO_MAX_STREAMS. Files under
- * AUTO_MIN_BYTES always go in order.
+ * is 4 MiB: ~100 MiB/s at 40 ms, ~27 MiB/s at 150 ms), so below AUTO_ONE_STREAM_RTT_MS one is
+ * enough and the file goes in order; above it round trip ÷ AUTO_RTT_PER_STREAM_MS connections,
+ * 2..AUTO_MAX_STREAMS (at 50 ms through the bench's emulated link, 256 MiB, load 6-8, three
+ * interleaved rounds: 3 connections 41.7-49.8 MiB/s, one 32.5-34.6, 8 33.7-45.1; the threshold
+ * was 60 ms while the server still read a ranged file back whole at OPEN and a short last turn
+ * of ranges left connections idle). Files under AUTO_MIN_BYTES always go in order.
  */
-export const AUTO_ONE_STREAM_RTT_MS = 60;
+export const AUTO_ONE_STREAM_RTT_MS = 40;
 const AUTO_RTT_PER_STREAM_MS = 20;
 export const AUTO_MAX_STREAMS = 8;
 export const AUTO_MIN_BYTES = 64 * 1024 * 1024;
