@@ -102,11 +102,18 @@ export function autoStreams(rttMs: number): number {
 /** A connection that finished its handshake, as dial() gives it. */
 export type Dialed = Awaited<ReturnType<typeof dial>>;
 
-/** Dials one connection and times its TCP connect (one round trip): --streams auto's measure. */
-export async function probeRoundTrip(opts: UploadOptions): Promise<{ readonly rttMs: number; readonly dialed: Dialed }> {
+/**
+ * Dials one connection and times its TCP connect (one round trip): --streams auto's measure.
+ * `rttMs` settles at the connect (NaN if it failed), before the handshake, so that the other
+ * connections can dial while this one's handshake goes on; `dialed` once the handshake is done.
+ */
+export function probeRoundTrip(opts: UploadOptions): { readonly rttMs: Promise<number>; readonly dialed: Promise<Dialed> } {
   const started = performance.now();
-  let rttMs = Number.POSITIVE_INFINITY;
-  const dialed = await dial(dialOptions(opts), () => (rttMs = performance.now() - started));
+  let connected: (ms: number) => void = () => undefined;
+  const rttMs = new Promise<number>((resolve) => (connected = resolve));
+  const dialed = dial(dialOptions(opts), () => connected(performance.now() - started));
+  // A dial that failed before its connect measured nothing; the caller sees the failure when it awaits `dialed`.
+  dialed.catch(() => connected(Number.NaN));
   return { rttMs, dialed };
 }
 
@@ -190,9 +197,10 @@ function stopped(shared: Shared): boolean {
 
 /**
  * Uploads `opts.file` over `streams` parallel connections (at most one per range), which take
- * `ranges` (rangesOf) in turn, verified whole. `dialed`, when given, is the first connection, dialed already.
+ * `ranges` (rangesOf) in turn, verified whole. `dialed`, when given, is the first connection,
+ * dialed already or being dialed (if that fails, the first range dials again).
  */
-export async function rangedUpload(opts: UploadOptions, ranges: readonly Range[], streams: number, dialed?: Dialed): Promise<UploadResult> {
+export async function rangedUpload(opts: UploadOptions, ranges: readonly Range[], streams: number, dialed?: Promise<Dialed>): Promise<UploadResult> {
   const started = Date.now();
   const hashSource = await plainFiles.open(opts.file, opts.name);
   const identity = hashSource.identity;
@@ -265,18 +273,20 @@ async function sendRanges(
   shared: Shared,
   report: (stage: 'sending') => void,
   connections: Connection[],
-  dialed: Dialed | undefined,
+  dialing: Promise<Dialed> | undefined,
 ): Promise<void> {
+  const source = await plainFiles.open(opts.file, opts.name).catch(async (err: unknown) => {
+    (await dialing?.catch(() => undefined))?.connection.close();
+    throw err;
+  });
+  // The probe's connection (--streams auto); one whose handshake failed is dialed again below.
+  const dialed = await dialing?.catch(() => undefined);
   let conn: Connection | undefined = dialed?.connection;
   if (dialed !== undefined) {
     shared.fingerprint = dialed.fingerprint;
     shared.handshakes++;
     shared.firstDone();
   }
-  const source = await plainFiles.open(opts.file, opts.name).catch((err: unknown) => {
-    conn?.close();
-    throw err;
-  });
   const retry = new Retry(opts);
   if (w > 0 && opts.fingerprint === undefined) await shared.first;
   try {
