@@ -44,6 +44,10 @@ describe('ranged uploads: stx-send --streams (§9.13)', () => {
           'ranges of whole MiB, the last one ending the file (4 MiB and a bit in 4 streams: 2 MiB ranges, so 3 of them)',
         );
         assert.deepEqual(partialsLeft(out), [], 'nothing left behind once published');
+        // The server hashed the ranges' bytes as they became durable (before the ranged upload let
+        // go of the file): the OPEN that publishes it reads nothing back (§9.13 step 4).
+        const opened = logEvents(d.stdout(), 'open').filter((e) => e['name'] === 'f.bin');
+        assert.deepEqual(opened.map((e) => e['reread']), [0], 'the publishing OPEN reads nothing back');
 
         // The same through a proxy that cuts every connection once 45 % of the file has crossed.
         const size2 = 8 * MiB;

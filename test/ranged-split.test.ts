@@ -49,6 +49,10 @@ describe('ranged split and --streams auto (§9.13)', () => {
       `shrinking: ${big.map((b) => b / MiB).join(',')}`,
     );
     assert.ok((big[0] ?? 0) > (big.at(-2) ?? 0), 'the first turn is larger than the last');
+    // Every turn has a range for each connection: a short last turn leaves the others idle.
+    for (const [size, streams] of [[256 * MiB, 8], [GiB, 8], [300 * MiB + 7, 3], [100 * GiB, 16]] as const) {
+      assert.equal(rangesOf(size, streams).length % streams, 0, `${size}/${streams}: whole turns`);
+    }
     assert.deepEqual(rangesOf(GiB, 1), [], 'one stream: in order');
     assert.deepEqual(rangesOf(MiB, 8), [], 'a file under two ranges: in order');
   });

@@ -407,6 +407,7 @@ export class Store {
         lock,
         budget: this.budget,
         handoverTimeoutMs: this.#lockHandoverTimeoutMs,
+        hasher: this.#hasher,
         onIdle: () => this.#ranged.delete(id),
       });
       return upload;

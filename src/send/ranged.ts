@@ -55,15 +55,20 @@ export function rangesOf(size: number, streams: number): Range[] {
     for (let start = 0; start < size; start += step) ranges.push({ start, end: Math.min(size, start + step) });
     return ranges;
   }
-  // Turns of n ranges; the last turn the upload's range limit allows shares out all that is left.
+  // Turns of n ranges, each turn keeping all n connections busy: a turn of fewer would leave the
+  // others idle at the end, each further range costs its connection two round trips without data.
+  // The last turn (the range limit's, or once two more turns of TAIL_RANGE_BYTES no longer fit)
+  // shares out all that is left in n equal ranges.
   const turns = Math.floor(MAX_RANGES_PER_UPLOAD / n);
   for (let turn = 0, start = 0; start < size; turn++) {
     const left = size - start;
-    const share = turn === turns - 1 ? 1 : turn === 0 ? FIRST_TURN_SHARE : 0.5;
-    const step = Math.max(TAIL_RANGE_BYTES, alignUp((left * share) / n));
+    const last = turn === turns - 1 || left < 2 * n * TAIL_RANGE_BYTES;
+    const step = last
+      ? Math.max(RANGE_ALIGN_BYTES, Math.floor(left / n / RANGE_ALIGN_BYTES) * RANGE_ALIGN_BYTES)
+      : Math.max(TAIL_RANGE_BYTES, alignUp((left * (turn === 0 ? FIRST_TURN_SHARE : 0.5)) / n));
     for (let k = 0; k < n && start < size; k++) {
-      // A remainder too short to stand alone goes with the range before it.
-      const end = size - (start + step) < TAIL_RANGE_BYTES ? size : start + step;
+      // The last range takes the remainder; so does one whose remainder could not stand alone.
+      const end = (last && k === n - 1) || size - (start + step) < RANGE_ALIGN_BYTES ? size : start + step;
       ranges.push({ start, end });
       start = end;
     }
@@ -74,13 +79,14 @@ export function rangesOf(size: number, streams: number): Range[] {
 /**
  * --streams auto (the default): the round trip of the first connection's TCP connect decides.
  * One connection moves at most its send window per round trip (Linux's default tcp_wmem maximum
- * is 4 MiB: ~70 MiB/s at 60 ms, ~27 MiB/s at 150 ms), so below AUTO_ONE_STREAM_RTT_MS one is
- * enough and the file goes in order (no read-back on the server; at 50 ms through the bench's
- * emulated link one connection beat 3 and 8 in every interleaved run, bench/RESULTS-wan.md);
- * above it round trip ÷ AUTO_RTT_PER_STREAM_MS connections, 2..AUTO_MAX_STREAMS. Files under
- * AUTO_MIN_BYTES always go in order.
+ * is 4 MiB: ~100 MiB/s at 40 ms, ~27 MiB/s at 150 ms), so below AUTO_ONE_STREAM_RTT_MS one is
+ * enough and the file goes in order; above it round trip ÷ AUTO_RTT_PER_STREAM_MS connections,
+ * 2..AUTO_MAX_STREAMS (at 50 ms through the bench's emulated link, 256 MiB, load 6-8, three
+ * interleaved rounds: 3 connections 41.7-49.8 MiB/s, one 32.5-34.6, 8 33.7-45.1; the threshold
+ * was 60 ms while the server still read a ranged file back whole at OPEN and a short last turn
+ * of ranges left connections idle). Files under AUTO_MIN_BYTES always go in order.
  */
-export const AUTO_ONE_STREAM_RTT_MS = 60;
+export const AUTO_ONE_STREAM_RTT_MS = 40;
 const AUTO_RTT_PER_STREAM_MS = 20;
 export const AUTO_MAX_STREAMS = 8;
 export const AUTO_MIN_BYTES = 64 * 1024 * 1024;
@@ -96,11 +102,18 @@ export function autoStreams(rttMs: number): number {
 /** A connection that finished its handshake, as dial() gives it. */
 export type Dialed = Awaited<ReturnType<typeof dial>>;
 
-/** Dials one connection and times its TCP connect (one round trip): --streams auto's measure. */
-export async function probeRoundTrip(opts: UploadOptions): Promise<{ readonly rttMs: number; readonly dialed: Dialed }> {
+/**
+ * Dials one connection and times its TCP connect (one round trip): --streams auto's measure.
+ * `rttMs` settles at the connect (NaN if it failed), before the handshake, so that the other
+ * connections can dial while this one's handshake goes on; `dialed` once the handshake is done.
+ */
+export function probeRoundTrip(opts: UploadOptions): { readonly rttMs: Promise<number>; readonly dialed: Promise<Dialed> } {
   const started = performance.now();
-  let rttMs = Number.POSITIVE_INFINITY;
-  const dialed = await dial(dialOptions(opts), () => (rttMs = performance.now() - started));
+  let connected: (ms: number) => void = () => undefined;
+  const rttMs = new Promise<number>((resolve) => (connected = resolve));
+  const dialed = dial(dialOptions(opts), () => connected(performance.now() - started));
+  // A dial that failed before its connect measured nothing; the caller sees the failure when it awaits `dialed`.
+  dialed.catch(() => connected(Number.NaN));
   return { rttMs, dialed };
 }
 
@@ -184,9 +197,10 @@ function stopped(shared: Shared): boolean {
 
 /**
  * Uploads `opts.file` over `streams` parallel connections (at most one per range), which take
- * `ranges` (rangesOf) in turn, verified whole. `dialed`, when given, is the first connection, dialed already.
+ * `ranges` (rangesOf) in turn, verified whole. `dialed`, when given, is the first connection,
+ * dialed already or being dialed (if that fails, the first range dials again).
  */
-export async function rangedUpload(opts: UploadOptions, ranges: readonly Range[], streams: number, dialed?: Dialed): Promise<UploadResult> {
+export async function rangedUpload(opts: UploadOptions, ranges: readonly Range[], streams: number, dialed?: Promise<Dialed>): Promise<UploadResult> {
   const started = Date.now();
   const hashSource = await plainFiles.open(opts.file, opts.name);
   const identity = hashSource.identity;
@@ -259,18 +273,20 @@ async function sendRanges(
   shared: Shared,
   report: (stage: 'sending') => void,
   connections: Connection[],
-  dialed: Dialed | undefined,
+  dialing: Promise<Dialed> | undefined,
 ): Promise<void> {
+  const source = await plainFiles.open(opts.file, opts.name).catch(async (err: unknown) => {
+    (await dialing?.catch(() => undefined))?.connection.close();
+    throw err;
+  });
+  // The probe's connection (--streams auto); one whose handshake failed is dialed again below.
+  const dialed = await dialing?.catch(() => undefined);
   let conn: Connection | undefined = dialed?.connection;
   if (dialed !== undefined) {
     shared.fingerprint = dialed.fingerprint;
     shared.handshakes++;
     shared.firstDone();
   }
-  const source = await plainFiles.open(opts.file, opts.name).catch((err: unknown) => {
-    conn?.close();
-    throw err;
-  });
   const retry = new Retry(opts);
   if (w > 0 && opts.fingerprint === undefined) await shared.first;
   try {

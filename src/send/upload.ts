@@ -95,23 +95,30 @@ export async function upload(opts: UploadOptions): Promise<UploadResult> {
   let streams = opts.streams === 'auto' ? 1 : (opts.streams ?? 1);
   let split = streams;
   let first: Dialed | undefined;
+  let dialing: Promise<Dialed> | undefined;
   if (opts.streams === 'auto' && plain && size >= AUTO_MIN_BYTES) {
     // One connection first: its connect's round trip says how many (ranged.ts autoStreams); on a
     // short link it carries the file in order. A failed dial is retried by the upload below.
-    const probe = await probeRoundTrip(opts).catch(() => undefined);
-    first = probe?.dialed;
-    if (probe !== undefined && autoStreams(probe.rttMs) > 1) {
-      streams = autoStreams(probe.rttMs);
+    // The decision comes at the connect: the other connections dial during its handshake.
+    const probe = probeRoundTrip(opts);
+    const rttMs = await probe.rttMs;
+    if (autoStreams(rttMs) > 1) {
+      streams = autoStreams(rttMs);
       split = AUTO_SPLIT_STREAMS;
-      opts.onEvent?.(`round trip ${probe.rttMs.toFixed(0)} ms: sending on ${streams} connections at once`);
+      dialing = probe.dialed;
+      opts.onEvent?.(`round trip ${rttMs.toFixed(0)} ms: sending on ${streams} connections at once`);
+    } else {
+      first = await probe.dialed.catch(() => undefined);
     }
   }
   const ranges = plain ? rangesOf(size, split) : [];
+  if (ranges.length === 0 && dialing !== undefined) first = await dialing.catch(() => undefined);
   if (ranges.length > 0) {
     await source.close();
     try {
-      const dialed = first;
+      const dialed = dialing ?? (first === undefined ? undefined : Promise.resolve(first));
       first = undefined;
+      dialing = undefined;
       return await rangedUpload(opts, ranges, streams, dialed);
     } catch (err) {
       // A server whose storage takes no ranges says NOT_ALLOWED (§9.13): the file goes in order.

@@ -84,6 +84,8 @@ export interface RangedPartial {
   readonly shown: string;
   /** The ranges of the resumed record that the partial still holds (none when it started over). */
   readonly ranges: readonly RangeRecord[];
+  /** Positional reads of the partial, for hashing its durable prefix while the ranges arrive; absent where the backend gives none. */
+  readonly prefix?: PositionalReader | undefined;
   /** Writes `data` at `offset`; not durable until the next record(). */
   writeAt(offset: number, data: Buffer): Promise<void>;
   /** Makes every write so far durable, then records `ranges` (and their durable prefix) crash-safely. */

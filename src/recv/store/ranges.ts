@@ -1,18 +1,26 @@
 // Ranged uploads (spec/PROTOCOL.md §9.13), the policy side: several connections carry one file,
 // each a range it claimed with RANGE, written at its own offsets into one shared partial, each
 // range resumed from its own durable end. The whole file's SHA-256 is verified later, by the OPEN
-// … END that publishes it (§9.13 step 4), which reads the partial back.
+// … END that publishes it (§9.13 step 4), which reads the partial back: what of it is durable
+// from 0 on is hashed here already, while the ranges still arrive, and parked for that OPEN.
 
 import { setTimeout as delay } from 'node:timers/promises';
 import { ResourceError, UploadError } from '../../proto/errors.js';
 import { MAX_RANGES_PER_UPLOAD, MAX_STREAMS_PER_UPLOAD, MIN_RANGE_BYTES } from '../../proto/limits.js';
-import type { PartialMeta, RangedPartial, RangeRecord } from '../../storage/backend.js';
+import { durablePrefix, type PartialMeta, type RangedPartial, type RangeRecord } from '../../storage/backend.js';
 import type { ByteBudget } from '../../transfer/budget.js';
+import type { Hasher } from '../../transfer/hasher.js';
 import { LOW_WATER_FRACTION } from '../../transfer/config.js';
 import type { UploadLock } from './locks.js';
 
 /** Bytes one range's connection may have written and not yet on disk (then it stops reading). */
 export const MAX_RANGE_INFLIGHT_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The durable prefix is hashed ahead (and the hash parked for the publishing OPEN) once it grew by
+ * at least this much: each pass is one read on the hashing thread, mostly from the page cache.
+ */
+export const HASH_AHEAD_MIN_BYTES = 16 * 1024 * 1024;
 
 /** A range's bytes and who carries it now. */
 interface RangeSlot {
@@ -29,6 +37,8 @@ export interface RangedParts {
   readonly lock: UploadLock;
   readonly budget: ByteBudget;
   readonly handoverTimeoutMs: number;
+  /** Hashes the durable prefix ahead of the publishing OPEN (parked under `id`); none: that OPEN reads it all back. */
+  readonly hasher?: Hasher | undefined;
   /** Runs once the last claim let go: the file is closed, the lock dropped. */
   readonly onIdle: () => void;
 }
@@ -64,6 +74,10 @@ export class RangedUpload {
   #resolveIdle: () => void = () => undefined;
   /** Serialises records so that they are written one at a time, each with every range's offset. */
   #chain: Promise<unknown> = Promise.resolve();
+  readonly #hasher: Hasher | undefined;
+  /** The bytes from 0 whose hash is parked under the id (hashed ahead); the pass running now, if any. */
+  #hashed = 0;
+  #hashing: Promise<void> | undefined;
 
   constructor(parts: RangedParts) {
     this.id = parts.id;
@@ -73,6 +87,9 @@ export class RangedUpload {
     this.#budget = parts.budget;
     this.#handoverTimeoutMs = parts.handoverTimeoutMs;
     this.#onIdle = parts.onIdle;
+    this.#hasher = parts.file.prefix === undefined ? undefined : parts.hasher;
+    // A partial that starts over (no ranges kept) must not extend a hash parked for older bytes.
+    if (parts.file.ranges.length === 0) this.#hasher?.drop(this.id);
     this.#slots = parts.file.ranges.map((r) => ({ ...r, claim: undefined }));
     this.idle = new Promise((resolve) => (this.#resolveIdle = resolve));
     // An OPEN of the same upload (the client publishing it, §9.13 step 4) takes it over.
@@ -142,8 +159,36 @@ export class RangedUpload {
         slot.durable = before;
         throw err;
       }
+      this.#hashAhead();
       return slot.durable;
     });
+  }
+
+  /**
+   * Hashes the recorded durable prefix from where the parked hash ends and parks it again (§9.13
+   * step 4's read-back, done early), one pass at a time: while the upload is open once the prefix
+   * grew by HASH_AHEAD_MIN_BYTES, and a `final` pass of the rest as it closes. The bytes of a
+   * durable prefix never change (a range resumes at its durable end), so the hash stays valid; a
+   * failed pass only leaves more for the OPEN to read back.
+   */
+  #hashAhead(final = false): void {
+    const hasher = this.#hasher;
+    const source = this.#file.prefix;
+    if (hasher === undefined || source === undefined || (this.#closed && !final) || this.#hashing !== undefined) return;
+    const prefix = durablePrefix(this.#slots);
+    if (prefix - this.#hashed < (final ? 1 : HASH_AHEAD_MIN_BYTES)) return;
+    this.#hashing = hasher.open(source, prefix, this.#file.shown, { key: this.id }).then(
+      (opened) => {
+        opened.hash.park(this.id, prefix);
+        this.#hashed = prefix;
+        this.#hashing = undefined;
+        this.#hashAhead();
+      },
+      () => {
+        // Stopped (the upload closed) or failed: the OPEN reads back what no parked hash covers.
+        this.#hashing = undefined;
+      },
+    );
   }
 
   /** One record at a time: each is written whole (tmp, fsync, rename) before the next starts. */
@@ -169,6 +214,11 @@ export class RangedUpload {
     if (this.#claims > 0 || this.#closed) return;
     this.#closed = true;
     await this.#chain;
+    // The rest of the durable prefix is hashed (and parked) before the file closes and the lock
+    // goes: the OPEN that publishes the upload, waiting for that lock, then reads nothing back.
+    await this.#hashing;
+    this.#hashAhead(true);
+    await this.#hashing;
     await this.#file.close();
     this.#lock.release();
     this.#onIdle();

@@ -5,7 +5,8 @@
 import { fdatasync, write } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { durablePrefix, RECORD_VERSION, type PartialMeta, type PartialRecord, type RangedPartial, type RangeRecord } from '../backend.js';
+import { durablePrefix, RECORD_VERSION, type PartialMeta, type PartialRecord, type PositionalReader, type RangedPartial, type RangeRecord } from '../backend.js';
+import { readAtFd } from '../../transfer/file-hash.js';
 import { toStxError } from '../../transfer/io-error.js';
 import { writeRecord } from './record.js';
 
@@ -32,6 +33,7 @@ export function keptRanges(resume: PartialRecord | undefined, fileBytes: number)
 export class LocalRanged implements RangedPartial {
   readonly shown: string;
   readonly ranges: readonly RangeRecord[];
+  readonly prefix: PositionalReader;
   readonly #parts: LocalRangedParts;
   readonly #created: number;
   #updated: number;
@@ -42,6 +44,7 @@ export class LocalRanged implements RangedPartial {
     this.#parts = parts;
     this.shown = `${parts.shown}.part`;
     this.ranges = ranges;
+    this.prefix = { fd: parts.fh.fd, readAt: readAtFd(parts.fh.fd) };
     this.#created = parts.resume?.created ?? Date.now();
     this.#updated = parts.resume?.updated ?? this.#created;
     this.#durable = ranges.reduce((sum, r) => sum + r.durable - r.start, 0);
