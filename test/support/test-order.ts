@@ -40,7 +40,7 @@ const SECONDS: Readonly<Record<string, number>> = {
   'conformance.test.js': 11,
   'e2e-client.test.js': 9,
   'e2e-seal.test.js': 8,
-  'e2e-pipeline.test.js': 8,
+  'e2e-pipeline.test.js': 11,
   'hostile/handshake-flood.test.js': 8,
   'hostile/namespaces.test.js': 7,
   'e2e-detach.test.js': 4,
