@@ -81,6 +81,45 @@ describe('ranged uploads: stx-send --streams (§9.13)', () => {
     }
   });
 
+  it('a ranged upload left by a client that split the file otherwise (BAD_RANGE) goes on in order, verified', async () => {
+    const tmp = await tempDir();
+    try {
+      const out = path.join(tmp.dir, 'out');
+      const d = await startDaemon(out, path.join(tmp.dir, 'k.pem'));
+      const home = path.join(tmp.dir, 'home');
+      try {
+        const size = 8 * MiB;
+        const src = path.join(tmp.dir, 'h.bin');
+        const sha = await makeFile(src, size, 73);
+        // Two ranges of 4 MiB, cut once a third is through; no retry: the ranges stay recorded.
+        const proxy = await startProxy(d.port, { bytesPerSecond: 4 * MiB });
+        try {
+          const sending = runSend(['127.0.0.1', String(proxy.port), src, '--streams', '2', '--json', '--quiet', '--retries', '0'], { STX_HOME: home });
+          await waitFor('a third of the file through the proxy', () => proxy.bytesUp > size / 3, 60_000);
+          proxy.cutAll();
+          assert.notEqual((await sending).code, 0, 'the first send gave up');
+        } finally {
+          await proxy.close();
+        }
+        // Three streams split 8 MiB otherwise (3 MiB ranges): the first claim overlaps a recorded range.
+        const r = await runSend(['127.0.0.1', String(d.port), src, '--streams', '3', '--json', '--quiet'], { STX_HOME: home });
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(readJsonLine(r.stdout)['sha256'], sha);
+        assert.equal(await sha256File(path.join(out, 'h.bin')), sha);
+        const refused = logEvents(d.stdout(), 'close').filter((e) => e['code'] === 'BAD_RANGE');
+        assert.ok(refused.length >= 1, 'the second split was refused with BAD_RANGE first');
+        // The OPEN took the upload over from the durable prefix of its first range (§9.13 step 4).
+        const done = logEvents(d.stdout(), 'upload').filter((e) => e['name'] === 'h.bin' && e['outcome'] === 'done');
+        assert.equal(done.length, 1);
+        assert.ok(Number(done[0]?.['resumed_from']) > 0, `resumed from ${String(done[0]?.['resumed_from'])}`);
+      } finally {
+        await d.stop();
+      }
+    } finally {
+      await tmp.cleanup();
+    }
+  });
+
   it('hostile claims: beyond the size, overlapping, too short, one too many at once, DATA outside the range; the daemon keeps serving', async () => {
     const tmp = await tempDir();
     try {

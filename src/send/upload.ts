@@ -122,8 +122,11 @@ export async function upload(opts: UploadOptions): Promise<UploadResult> {
       return await rangedUpload(opts, ranges, streams, dialed);
     } catch (err) {
       // A server whose storage takes no ranges says NOT_ALLOWED (§9.13): the file goes in order.
-      if (!(err instanceof StxError && err.code === 'NOT_ALLOWED')) throw err;
-      opts.onEvent?.('the server takes no ranged uploads; sending on one connection');
+      // BAD_RANGE: the server holds ranges of this upload that ours overlap, claimed by a client
+      // that split the file otherwise (another version, another --streams): an OPEN takes the
+      // upload over and resumes it from what the server holds (§9.13 step 4), in order.
+      if (!(err instanceof StxError && (err.code === 'NOT_ALLOWED' || err.code === 'BAD_RANGE'))) throw err;
+      opts.onEvent?.(err.code === 'NOT_ALLOWED' ? 'the server takes no ranged uploads; sending on one connection' : 'the server holds ranges of this file split another way; sending on one connection');
       return upload({ ...opts, streams: 1 });
     }
   }
