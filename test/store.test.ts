@@ -264,6 +264,32 @@ describe('Store: resume', () => {
     assert.deepEqual(await readFile(path.join(out, 'crash', 'c.bin')), data);
   });
 
+  it('a new upload writes no record at OPEN; killed before its first checkpoint, it resumes from 0', async () => {
+    const data = randomBytes(300 * KiB + 7);
+    const req = request('fresh/f.bin', data);
+    const id = uploadId(req);
+    {
+      const store = await freshStore();
+      const upload = await store.open(req, REPLACE);
+      assert.equal(upload.offset, 0);
+      // Nothing durable yet, so nothing to record: no record file, no fsyncs for it (issue 15).
+      assert.deepEqual(await readdir(partials), [`${id}.part`]);
+      await send(upload, data, 0, 200 * KiB);
+      // The crash: bytes written but never checkpointed, no record; the store is dropped as is.
+    }
+    const store = await freshStore();
+    const upload = await store.open(req, REPLACE);
+    assert.equal(upload.offset, 0, 'no record: nothing is trusted');
+    assert.equal((await stat(path.join(partials, `${id}.part`))).size, 0, 'the unrecorded bytes are cut');
+    await send(upload, data, 0, 100 * KiB);
+    assert.equal(await upload.checkpoint(), 100 * KiB);
+    assert.equal(decodeRecordFile(await readFile(path.join(partials, `${id}.json`)))?.durable, 100 * KiB, 'the first checkpoint records');
+    await send(upload, data, 100 * KiB);
+    await upload.finish(sha256(data));
+    assert.deepEqual(await readFile(path.join(out, 'fresh', 'f.bin')), data);
+    assert.deepEqual(await readdir(partials), []);
+  });
+
   it('restarts from zero when the record is damaged or the .part is shorter than it says', async () => {
     const data = randomBytes(200 * KiB);
     const req = request('d.bin', data);
@@ -436,7 +462,8 @@ describe('Store: verification and policy', () => {
     await assert.rejects(upload.finish(sha256(data)), hasCode('BAD_NAME'));
     await rm(path.join(root, 'moved-away'), { recursive: true });
     assert.equal(store.openUploads, 0);
-    assert.equal((await readdir(partials)).length, 2, 'the verified partial is kept');
+    const id = uploadId(request('swap/x', data));
+    assert.deepEqual(await readdir(partials), [`${id}.part`], 'the verified partial is kept');
   });
 });
 
@@ -502,7 +529,8 @@ describe('Store: locks and sweep', () => {
     assert.equal(await store.sweep(60_000, Date.now() + 120_000), 2, 'the released upload and the orphan');
     const left = (await readdir(partials)).sort();
     const openId = uploadId(request('open', data));
-    assert.deepEqual(left, [`${openId}.json`, `${openId}.part`, 'unrelated']);
+    // The open upload has no record yet: it wrote nothing since its OPEN (no checkpoint).
+    assert.deepEqual(left, [`${openId}.part`, 'unrelated']);
     const resumed = await store.open(request('old', data), REPLACE);
     assert.equal(resumed.offset, 0, 'a swept upload starts over');
     await resumed.release();

@@ -20,7 +20,7 @@ import type { DirEntry, FileInfo, ListedPartial, PartialMeta, PartialRecord, Par
 import { keptRanges, LocalRanged } from './ranged.js';
 import { isPartialId } from '../backend.js';
 import { NAME_DIR_MODE, PARTIAL_FILE_MODE, PARTIALS_DIR_NAME, RESERVED_DIR_NAME, SUMS_DIR_NAME } from './config.js';
-import { openDirect } from './direct-io.js';
+import { openDirect, type FileIdentity } from './direct-io.js';
 import { ensurePrivateDir, fsyncDir, unlinkIfPresent } from './fs-util.js';
 import { LocalPartial, type PartialPaths } from './partial.js';
 import { checkName, msOf, newPathCounters, resolveExisting, stampOf, type PathCounters } from './paths.js';
@@ -109,9 +109,9 @@ export class LocalBackend implements StorageBackend {
     try {
       const flags = constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW;
       fh = await this.#step('opening', `${paths.shown}.part`, () => open(paths.partFile, flags, PARTIAL_FILE_MODE));
-      const durable = await this.#trustedPrefix(fh, resume, `${paths.shown}.part`);
+      const { durable, file } = await this.#trustedPrefix(fh, resume, `${paths.shown}.part`);
       // Aligned chunks bypass the page cache (direct-io.ts); without O_DIRECT, everything uses fh.
-      direct = await openDirect(paths.partFile, fh);
+      direct = await openDirect(paths.partFile, fh, file);
       const queue = new WriteQueue(
         fh,
         { maxQueuedBytes: limits.maxQueuedBytes, maxChunkBytes: limits.maxChunkBytes, startOffset: durable, direct },
@@ -366,13 +366,13 @@ export class LocalBackend implements StorageBackend {
    * the file holds that much, else 0. The file is cut to it: bytes past the last checkpoint may
    * be torn by a crash (§9.2).
    */
-  async #trustedPrefix(fh: FileHandle, resume: PartialRecord | undefined, shown: string): Promise<number> {
+  async #trustedPrefix(fh: FileHandle, resume: PartialRecord | undefined, shown: string): Promise<{ durable: number; file: FileIdentity }> {
     return this.#step('resuming', shown, async () => {
-      const { size: fileBytes } = await fh.stat();
+      const { size: fileBytes, dev, ino } = await fh.stat();
       const recorded = resume?.durable ?? 0;
       const durable = recorded <= fileBytes ? recorded : 0;
       if (fileBytes !== durable) await fh.truncate(durable);
-      return durable;
+      return { durable, file: { dev, ino } };
     });
   }
 

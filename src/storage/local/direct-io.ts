@@ -27,12 +27,18 @@ export function alignedPrefix(buffers: readonly Buffer[], position: number): num
   return n < 0 ? buffers.length : n;
 }
 
+/** Which file a handle has open (from its fstat). */
+export interface FileIdentity {
+  readonly dev: number;
+  readonly ino: number;
+}
+
 /**
  * A second, write-only O_DIRECT handle on the file `fh` has open at `path` (no symbolic link
  * followed), or null: no O_DIRECT on this platform or filesystem, or the path no longer names the
- * same file.
+ * same file. `known` is fh's identity if the caller has just stat'ed it (one fstat fewer).
  */
-export async function openDirect(path: string, fh: FileHandle): Promise<FileHandle | null> {
+export async function openDirect(path: string, fh: FileHandle, known?: FileIdentity): Promise<FileHandle | null> {
   // Not defined where the platform has no O_DIRECT (macOS), whatever Node's types say.
   const direct = (constants as Partial<typeof constants>).O_DIRECT;
   if (direct === undefined) return null;
@@ -42,7 +48,7 @@ export async function openDirect(path: string, fh: FileHandle): Promise<FileHand
   } catch {
     return null;
   }
-  const [a, b] = await Promise.all([fh.stat(), handle.stat()]).catch(() => [null, null]);
+  const [a, b] = await Promise.all([known ?? fh.stat(), handle.stat()]).catch(() => [null, null]);
   if (a === null || b === null || a.dev !== b.dev || a.ino !== b.ino) {
     await handle.close().catch(() => undefined);
     return null;
