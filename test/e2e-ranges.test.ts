@@ -96,6 +96,8 @@ describe('ranged uploads: stx-send --streams (§9.13)', () => {
         try {
           const sending = runSend(['127.0.0.1', String(proxy.port), src, '--streams', '2', '--json', '--quiet', '--retries', '0'], { STX_HOME: home });
           await waitFor('a third of the file through the proxy', () => proxy.bytesUp > size / 3, 60_000);
+          // And the ranges recorded (their first checkpoint, within a second): else nothing is held to clash with.
+          await waitFor('the ranges recorded', () => partialsLeft(out).some((f) => f.endsWith('.json')), 60_000);
           proxy.cutAll();
           assert.notEqual((await sending).code, 0, 'the first send gave up');
         } finally {

@@ -21,6 +21,7 @@ import {
   type HostileCase,
 } from './harness.js';
 import { dataBody, lengthPrefix, RawClient, sampleFrame, sha256, withLength, type Outcome } from './raw-client.js';
+import { packFrame } from '../../src/proto/pack.js';
 
 const MiB = 1024 * 1024;
 const NO_BODY_WAIT_MS = 1500;
@@ -388,6 +389,17 @@ const DRIVERS: readonly StateDriver[] = [
     drive: async (c, frame, n) => {
       assert.ok(await c.handshake());
       await c.write(c.sealFrame({ type: 'PUT', name: `states/putting-${n}.bin`, size: 10, mtime: 1, mode: 0o600 }), c.sealFrame(sampleFrame(frame)));
+      return c.outcome(STATE_WAIT_MS);
+    },
+  },
+  // Packing lasts from PUT_PACK until its DATA has brought all its bytes (§9.11 step 8).
+  {
+    state: 'Packing',
+    expect: 'UNEXPECTED_FRAME',
+    drive: async (c, frame, n) => {
+      assert.ok(await c.handshake());
+      const pack = packFrame([{ name: `states/packing-${n}.bin`, size: 10, mtime: 1, mode: 0o600, sha256: Buffer.alloc(32, 7) }]);
+      await c.write(c.sealFrame(pack), c.sealFrame(sampleFrame(frame)));
       return c.outcome(STATE_WAIT_MS);
     },
   },
