@@ -88,22 +88,22 @@ describe('ranged uploads: stx-send --streams (§9.13)', () => {
       const d = await startDaemon(out, path.join(tmp.dir, 'k.pem'));
       const home = path.join(tmp.dir, 'home');
       try {
-        const size = 8 * MiB;
+        const size = 12 * MiB;
         const src = path.join(tmp.dir, 'h.bin');
         const sha = await makeFile(src, size, 73);
-        // Two ranges of 4 MiB, cut once a third is through; no retry: the ranges stay recorded.
-        const proxy = await startProxy(d.port, { bytesPerSecond: 4 * MiB });
+        // Two ranges of 6 MiB at 1.5 MiB/s each, cut once they are recorded (their first checkpoint,
+        // within a second) and a third is through; no retry: the ranges stay recorded, unfinished.
+        const proxy = await startProxy(d.port, { bytesPerSecond: 3 * MiB });
         try {
           const sending = runSend(['127.0.0.1', String(proxy.port), src, '--streams', '2', '--json', '--quiet', '--retries', '0'], { STX_HOME: home });
-          await waitFor('a third of the file through the proxy', () => proxy.bytesUp > size / 3, 60_000);
-          // And the ranges recorded (their first checkpoint, within a second): else nothing is held to clash with.
           await waitFor('the ranges recorded', () => partialsLeft(out).some((f) => f.endsWith('.json')), 60_000);
+          await waitFor('a third of the file through the proxy', () => proxy.bytesUp > size / 3, 60_000);
           proxy.cutAll();
           assert.notEqual((await sending).code, 0, 'the first send gave up');
         } finally {
           await proxy.close();
         }
-        // Three streams split 8 MiB otherwise (3 MiB ranges): the first claim overlaps a recorded range.
+        // Three streams split 12 MiB otherwise (4 MiB ranges): the first claim overlaps a recorded range.
         const r = await runSend(['127.0.0.1', String(d.port), src, '--streams', '3', '--json', '--quiet'], { STX_HOME: home });
         assert.equal(r.code, 0, r.stderr);
         assert.equal(readJsonLine(r.stdout)['sha256'], sha);
