@@ -3,23 +3,18 @@
 // connection is Ready again and each file goes on as a PUT of its own (runPut): checked, published
 // and answered in the one order of the PUTs. The files' bytes are views into the DATA record's
 // body (no copy), which is held until the last of their jobs is over.
-import { ResourceError, UploadError } from '../../proto/errors.js';
+import { ResourceError } from '../../proto/errors.js';
 import type { Frame } from '../../proto/frames.js';
 import { packFiles, packTotal, type PackFile } from '../../proto/pack.js';
 import type { BodyLease } from '../../transfer/body-pool.js';
 import type { CommandLink } from './command.js';
-import { runPut } from './put.js';
+import { holdData, releaseData, runPut, type HeldData } from './put.js';
 import type { UploadState } from './upload.js';
 
 /** A pack whose DATA is arriving: what came so far, each chunk held until every file's job is over. */
-export interface IncomingPack {
+export interface IncomingPack extends HeldData {
   readonly files: readonly PackFile[];
   readonly total: number;
-  readonly chunks: Buffer[];
-  readonly leases: BodyLease[];
-  received: number;
-  /** Bytes of `chunks` copied out of short DATA frames (held on the connection's account). */
-  copied: number;
 }
 
 type Link = CommandLink<UploadState>;
@@ -34,17 +29,7 @@ export function startPack(frame: Extract<Frame, { type: 'PUT_PACK' }>, link: Lin
 
 /** DATA of a pack: at the next offset and within the total (else BAD_OFFSET); the last byte starts the files' jobs. */
 export function packData(pack: IncomingPack, offset: number, data: Buffer, lease: BodyLease | undefined, link: Link): void {
-  if (offset !== pack.received || offset + data.length > pack.total) {
-    lease?.release();
-    throw new UploadError('BAD_OFFSET', `PUT_PACK DATA at ${offset} (${data.length} bytes) where ${pack.received} of ${pack.total} was next`);
-  }
-  pack.chunks.push(data);
-  if (lease !== undefined) pack.leases.push(lease);
-  else {
-    pack.copied += data.length;
-    link.held(data.length);
-  }
-  pack.received += data.length;
+  holdData(pack, pack.total, 'PUT_PACK', offset, data, lease, link);
   if (pack.received < pack.total) return;
   link.channel.longRecords = false;
   link.enter({ kind: 'Ready' });
@@ -88,8 +73,5 @@ class Slicer {
 
 /** Gives back what a pack held: its chunks' leases, and the count of copied bytes. */
 export function dropPack(pack: IncomingPack, link: Link): void {
-  for (const lease of pack.leases.splice(0)) lease.release();
-  pack.chunks.length = 0;
-  if (pack.copied > 0) link.held(-pack.copied);
-  pack.copied = 0;
+  releaseData(pack, link);
 }

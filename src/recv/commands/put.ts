@@ -6,12 +6,13 @@
 // holds of them: bounded in PUTs and bytes, and reading stops ('puts') while it is full.
 // PUT_INLINE (revision 1.6) is a PUT in one record; on a connection that sent one, runs of
 // answers ready together go out as one PUTS_DONE.
-import { StxError, wireNumber, ResourceError } from '../../proto/errors.js';
+import { StxError, wireNumber, ResourceError, UploadError } from '../../proto/errors.js';
 import type { Frame } from '../../proto/frames.js';
 import { MAX_PUTS_PER_DONE } from '../../proto/limits.js';
 import { MAX_DETACHED_PENDING, MAX_PUT_PENDING_BYTES, MAX_PUTS_PENDING } from '../config.js';
 import type { PauseReason } from '../read-gate.js';
 import type { FinishResult } from '../store.js';
+import type { BodyLease } from '../../transfer/body-pool.js';
 import type { CommandLink, Tagged } from './command.js';
 
 export type Answer = Extract<Frame, { type: 'PUT_DONE' | 'PUT_FAILED' }>;
@@ -197,4 +198,36 @@ export function putInline(frame: Extract<Frame, { type: 'PUT_INLINE' }>, link: C
   link.held(data.length);
   link.puts.allowBatches();
   runPut(link, { name: frame.name, size: data.length, mtime: frame.mtime, mode: frame.mode }, [data], frame.sha256, () => link.held(-data.length));
+}
+
+/** The DATA of a PUT or a PUT_PACK so far (§9.11), each chunk held until the jobs that read it are over. */
+export interface HeldData {
+  readonly chunks: Buffer[];
+  readonly leases: BodyLease[];
+  received: number;
+  /** Bytes of `chunks` copied out of short DATA frames (held on the connection's account). */
+  copied: number;
+}
+
+/** Takes one DATA of `what`: from 0, each where the last ended, never beyond `size` (else BAD_OFFSET). */
+export function holdData(held: HeldData, size: number, what: string, offset: number, data: Buffer, lease: BodyLease | undefined, link: { held(bytes: number): void }): void {
+  if (offset !== held.received || offset + data.length > size) {
+    lease?.release();
+    throw new UploadError('BAD_OFFSET', `${what} DATA at ${offset} (${data.length} bytes) where ${held.received} of ${size} was next`);
+  }
+  held.chunks.push(data);
+  if (lease !== undefined) held.leases.push(lease);
+  else {
+    held.copied += data.length;
+    link.held(data.length);
+  }
+  held.received += data.length;
+}
+
+/** Gives back what `held` holds: its chunks' leases, and the count of copied bytes. */
+export function releaseData(held: HeldData, link: { held(bytes: number): void }): void {
+  for (const lease of held.leases.splice(0)) lease.release();
+  held.chunks.length = 0;
+  if (held.copied > 0) link.held(-held.copied);
+  held.copied = 0;
 }

@@ -9,18 +9,13 @@ import { ACK_INTERVAL_BYTES, ACK_INTERVAL_MS, PROGRESS_INTERVAL_MS } from '../co
 import type { OpenUpload } from '../store.js';
 import { IdenticalFile } from '../store/identical.js';
 import type { Command, CommandLink, Tagged } from './command.js';
-import { failedAnswer, runPut, type Answer } from './put.js';
+import { failedAnswer, holdData, releaseData, runPut, type Answer, type HeldData } from './put.js';
 import { startPack, packData, dropPack, type IncomingPack } from './pack.js';
 import { claimRange, closeRange, endRange, isRangeState, rangeData, type RangeState } from './range.js';
 
 /** A PUT being received (§9.11): its DATA so far, each chunk held until its job wrote it. */
-interface Incoming {
+interface Incoming extends HeldData {
   readonly frame: Extract<Frame, { type: 'PUT' }>;
-  readonly chunks: Buffer[];
-  readonly leases: BodyLease[];
-  received: number;
-  /** Bytes of `chunks` copied out of short DATA frames (held on the connection's account). */
-  copied: number;
 }
 
 /** PROGRESS every PROGRESS_INTERVAL_MS while an answer is on its way (§9.7), until stop(). */
@@ -376,17 +371,7 @@ async function make(frame: Extract<Frame, { type: 'MKDIR' | 'SYMLINK' }>, link: 
 
 /** One DATA of a PUT (§9.11): from 0, each where the last ended, never beyond `size`. */
 function putData(put: Incoming, offset: number, data: Buffer, lease: BodyLease | undefined, link: Link): void {
-  if (offset !== put.received || offset + data.length > put.frame.size) {
-    lease?.release();
-    throw new UploadError('BAD_OFFSET', `PUT DATA at ${offset} (${data.length} bytes) where ${put.received} of ${put.frame.size} was next`);
-  }
-  put.chunks.push(data);
-  if (lease !== undefined) put.leases.push(lease);
-  else {
-    put.copied += data.length;
-    link.held(data.length);
-  }
-  put.received += data.length;
+  holdData(put, put.frame.size, 'PUT', offset, data, lease, link);
 }
 
 /** END of a PUT: its job starts and the connection is Ready again at once; the answer follows (§9.11). */
@@ -403,8 +388,5 @@ function putEnd(put: Incoming, sha256: Buffer, endSize: number | undefined, link
 
 /** Gives back what a PUT held: its chunks' leases, and the count of copied bytes. */
 function dropIncoming(put: Incoming, link: Link): void {
-  for (const lease of put.leases.splice(0)) lease.release();
-  put.chunks.length = 0;
-  if (put.copied > 0) link.held(-put.copied);
-  put.copied = 0;
+  releaseData(put, link);
 }
