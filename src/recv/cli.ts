@@ -11,7 +11,7 @@ import { loadOrCreateServerKey, loadServerKey, stxHome } from '../keystore/index
 import { HANDSHAKE_TIMEOUT_MS, IDLE_TIMEOUT_MS } from '../proto/limits.js';
 import { MAX_TIMER_MS, parseDuration } from '../proto/duration.js';
 import { parseListen, parseSize } from './args.js';
-import { DEFAULT_MAX_CONNECTIONS, DEFAULT_PARTIAL_TTL_MS, defaultMaxMemoryBytes, KEEP_FREED_BYTES, MIN_MAX_MEMORY_BYTES } from './config.js';
+import { DEFAULT_MAX_CONNECTIONS, DEFAULT_PARTIAL_TTL_MS, defaultMaxMemoryBytes, MIN_MAX_MEMORY_BYTES } from './config.js';
 import { DEFAULT_HANDSHAKE_RATE_PER_SOURCE, DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_HANDSHAKES_PER_SOURCE } from './config.js';
 import { acquireInstanceLock } from './instance-lock.js';
 import { checkServerKeyFile } from './key-file.js';
@@ -22,7 +22,6 @@ import { checkNamespaceTemplate, parseNamespace } from './access.js';
 import { startServer } from './server.js';
 import { StartupError } from './startup-error.js';
 import { tuneRuntime } from '../runtime/tuning.js';
-import { keepFreedMemory } from '../runtime/young-gc.js';
 import type { StorageBackend } from '../storage/backend.js';
 import { DEFAULT_LEASE_MS, MAX_S3_DEFAULT_MEMORY_BYTES, MIN_S3_MAX_MEMORY_BYTES, parseS3Url } from '../storage/s3/config.js';
 import { conventions, usage, UsageError } from '../cli/conventions.js';
@@ -84,9 +83,8 @@ async function main(): Promise<number> {
   if (s3Args !== undefined && argv.out !== undefined) throw new UsageError('--out and --store are alternatives: give one');
   if (argv.out === undefined && s3Args === undefined) throw new UsageError('Missing required argument: --out DIR');
   const { host, port } = usage(() => parseListen(argv.listen ?? ''));
-  // Runtime tricks (src/runtime), as STX_TUNING allows; malloc keeps less freed memory than the client's (config.ts).
+  // Runtime tricks (src/runtime), as STX_TUNING allows; malloc keeps freed memory only once many clients are in (server.ts).
   usage(() => tuneRuntime(['aligned-memory', 'young-gc', 'keep-freed-memory']));
-  keepFreedMemory(KEEP_FREED_BYTES);
   let maxConnections = argv['max-connections'];
   if (!Number.isInteger(maxConnections) || maxConnections < 1) throw new UsageError('--max-connections must be a positive integer');
   const fdLimit = openFileLimit();

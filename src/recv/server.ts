@@ -7,7 +7,8 @@ import os from 'node:os';
 import { HANDSHAKE_TIMEOUT_MS, IDLE_TIMEOUT_MS } from '../proto/limits.js';
 import { HandshakeAdmission, withDefaultLimits, type AdmissionLimits } from './admission.js';
 import { MemoryBudget } from '../transfer/budget.js';
-import { defaultMaxMemoryBytes, MEMORY_FLOOR_BYTES } from './config.js';
+import { defaultMaxMemoryBytes, KEEP_FREED_BYTES, KEEP_FREED_FROM_CONNECTIONS, MEMORY_FLOOR_BYTES } from './config.js';
+import { keepFreedMemory } from '../runtime/young-gc.js';
 import type { Access } from './access.js';
 import { Connection, refuse } from './connection.js';
 import { Store } from './store.js';
@@ -57,6 +58,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   await store.init();
   const connections = new Set<Connection>();
   let nextId = 1;
+  /** Many clients came at once: malloc keeps freed memory from then on (config.ts KEEP_FREED_FROM_CONNECTIONS). */
+  let keepingFreed = false;
   let access: Access | undefined = opts.access;
   const ctx = {
     serverKey: opts.serverKey,
@@ -88,6 +91,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       connections.delete(c);
     });
     if (!connection.closed) connections.add(connection);
+    if (!keepingFreed && connections.size >= KEEP_FREED_FROM_CONNECTIONS) {
+      keepingFreed = true;
+      keepFreedMemory(KEEP_FREED_BYTES);
+    }
   });
   server.on('error', (err) => opts.log.error({ err }, 'server error'));
   await new Promise<void>((resolve, reject) => {
