@@ -200,26 +200,55 @@ export function putInline(frame: Extract<Frame, { type: 'PUT_INLINE' }>, link: C
   runPut(link, { name: frame.name, size: data.length, mtime: frame.mtime, mode: frame.mode }, [data], frame.sha256, () => link.held(-data.length));
 }
 
+/**
+ * Short DATA frames (not in a pooled record: no lease) are copied into buffers of up to this many
+ * bytes, one after the other, rather than each into a buffer of its own: a client could otherwise
+ * send a PUT's MiB as a million 1-byte DATA frames and have the daemon hold a million buffers,
+ * each costing far more than its byte (the held count would say 1 MiB).
+ */
+export const COPY_BUFFER_BYTES = 64 * 1024;
+
 /** The DATA of a PUT or a PUT_PACK so far (§9.11), each chunk held until the jobs that read it are over. */
 export interface HeldData {
   readonly chunks: Buffer[];
   readonly leases: BodyLease[];
   received: number;
-  /** Bytes of `chunks` copied out of short DATA frames (held on the connection's account). */
+  /** Bytes of the copy buffers (held on the connection's account). */
   copied: number;
+  /** The copy buffer short DATA frames go into next, and how much of it is used; the last of `chunks` views it. */
+  tail?: { readonly buffer: Buffer; used: number } | undefined;
 }
 
-/** Takes one DATA of `what`: from 0, each where the last ended, never beyond `size` (else BAD_OFFSET). */
+/**
+ * Takes one DATA of `what`: from 0, each where the last ended, never beyond `size` (else
+ * BAD_OFFSET). With a lease, `data` is held as it is; without, it is copied (it may be a view of a
+ * buffer about to be reused), so the caller need not copy it.
+ */
 export function holdData(held: HeldData, size: number, what: string, offset: number, data: Buffer, lease: BodyLease | undefined, link: { held(bytes: number): void }): void {
   if (offset !== held.received || offset + data.length > size) {
     lease?.release();
     throw new UploadError('BAD_OFFSET', `${what} DATA at ${offset} (${data.length} bytes) where ${held.received} of ${size} was next`);
   }
-  held.chunks.push(data);
-  if (lease !== undefined) held.leases.push(lease);
-  else {
-    held.copied += data.length;
-    link.held(data.length);
+  if (lease !== undefined) {
+    held.chunks.push(data);
+    held.leases.push(lease);
+    held.tail = undefined;
+  } else {
+    for (let from = 0; from < data.length; ) {
+      let tail = held.tail;
+      if (tail === undefined || tail.used === tail.buffer.length) {
+        // At most what is still to come (size bounds it: MAX_PUT_SIZE, MAX_PACK_BYTES).
+        const bytes = Math.min(COPY_BUFFER_BYTES, size - held.received - from);
+        tail = held.tail = { buffer: Buffer.allocUnsafeSlow(bytes), used: 0 };
+        held.copied += bytes;
+        link.held(bytes);
+        held.chunks.push(tail.buffer.subarray(0, 0));
+      }
+      const n = data.copy(tail.buffer, tail.used, from);
+      tail.used += n;
+      from += n;
+      held.chunks[held.chunks.length - 1] = tail.buffer.subarray(0, tail.used);
+    }
   }
   held.received += data.length;
 }
@@ -228,6 +257,7 @@ export function holdData(held: HeldData, size: number, what: string, offset: num
 export function releaseData(held: HeldData, link: { held(bytes: number): void }): void {
   for (const lease of held.leases.splice(0)) lease.release();
   held.chunks.length = 0;
+  held.tail = undefined;
   if (held.copied > 0) link.held(-held.copied);
   held.copied = 0;
 }

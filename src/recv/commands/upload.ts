@@ -106,12 +106,12 @@ export const uploadCommand: Command<UploadState> = {
   receive(state: UploadState, frame: Frame, link: Link): Promise<void> | undefined {
     if (state.kind === 'Putting') {
       // A short DATA frame's bytes live in the channel's buffer: copied, and counted as held.
-      if (frame.type === 'DATA') putData(state.put, frame.offset, Buffer.from(frame.data), undefined, link);
+      if (frame.type === 'DATA') putData(state.put, frame.offset, frame.data, undefined, link);
       if (frame.type === 'END') putEnd(state.put, frame.sha256, frame.size, link);
       return undefined;
     }
     if (state.kind === 'Packing') {
-      if (frame.type === 'DATA') packData(state.pack, frame.offset, Buffer.from(frame.data), undefined, link);
+      if (frame.type === 'DATA') packData(state.pack, frame.offset, frame.data, undefined, link);
       return undefined;
     }
     if (state.kind === 'Ranging') {
