@@ -438,14 +438,17 @@ export class RawClient {
 
   private waitForInput(timeoutMs: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.wake = null;
-        resolve();
-      }, Math.max(1, timeoutMs));
-      this.wake = () => {
+      // After a stall of this process (a loaded machine), the timer and the server's bytes can be
+      // due at once, and timers run before I/O: let one I/O phase pass before calling it a timeout.
+      let immediate: NodeJS.Immediate | undefined;
+      const wake = (): void => {
         clearTimeout(timer);
+        if (immediate !== undefined) clearImmediate(immediate);
+        if (this.wake === wake) this.wake = null;
         resolve();
       };
+      const timer = setTimeout(() => (immediate = setImmediate(wake)), Math.max(1, timeoutMs));
+      this.wake = wake;
     });
   }
 }
