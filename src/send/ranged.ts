@@ -9,7 +9,7 @@ import { HANDSHAKE_TIMEOUT_MS, MAX_RANGES_PER_UPLOAD, MAX_STREAMS_PER_UPLOAD, MI
 import { Sender } from '../transfer/sender.js';
 import type { DataSource } from '../transfer/source.js';
 import type { Connection } from './connection.js';
-import { sendRange } from './commands/range.js';
+import { startRange } from './commands/range.js';
 import { upload as uploadOn, type Outgoing } from './commands/upload.js';
 import { plainFiles } from './file-opener.js';
 import { dial } from './handshake.js';
@@ -289,27 +289,47 @@ async function sendRanges(
   }
   const retry = new Retry(opts);
   if (w > 0 && opts.fingerprint === undefined) await shared.first;
+  // Ranges this connection holds, in order, not yet known durable; and the one whose RANGE_END went
+  // and whose RANGE_DONE is due: the next range's RANGE goes right after RANGE_END (§9.13 step 2).
+  const todo: number[] = [];
+  let settling: { readonly i: number; readonly settled: Promise<void> } | undefined;
+  const settle = async (s: { readonly i: number; readonly settled: Promise<void> }): Promise<void> => {
+    await s.settled;
+    shared.done[s.i] = true;
+  };
   try {
-    for (let i = nextRange(ranges, shared, w, conn !== undefined); i !== undefined; i = nextRange(ranges, shared, w, conn !== undefined)) {
-      const range = ranges[i];
-      if (range === undefined) break;
-      if (shared.owner[i] !== -1) opts.onEvent?.(`range ${range.start}–${range.end}: its connection is slow; taking it over on another`);
-      shared.owner[i] = w;
-      for (;;) {
-        if (shared.failed) throw new Stopped();
-        // Taken over by another connection while this one waited to reconnect: claiming it again
-        // would supersede that one in turn (and it this one, each time re-sending past the ACK).
-        if (shared.owner[i] !== w || shared.done[i]) break;
-        const before = shared.durable[i] ?? range.start;
-        try {
-          if (conn === undefined) {
-            const dialed = await dial(dialOptions(opts));
-            conn = dialed.connection;
-            shared.fingerprint = dialed.fingerprint;
-            shared.handshakes++;
-            if (w === 0) shared.firstDone();
-          }
-          await sendRange(conn, source, { name: opts.name, open, ...range }, {
+    for (;;) {
+      if (shared.failed) throw new Stopped();
+      // Taken over by another connection while this one waited to reconnect: claiming it again
+      // would supersede that one in turn (and it this one, each time re-sending past the ACK).
+      while (todo.length > 0 && (shared.owner[todo[0] ?? 0] !== w || shared.done[todo[0] ?? 0])) todo.shift();
+      // A fresh range goes right after the last one's RANGE_END; taking one over waits for its
+      // RANGE_DONE (else the ranges other connections have sent but not yet heard RANGE_DONE of,
+      // their ACKs a second behind, look slow).
+      if (todo.length === 0 && (settling === undefined || shared.next < ranges.length)) {
+        const next = nextRange(ranges, shared, w, conn !== undefined);
+        if (next !== undefined) {
+          const r = ranges[next];
+          if (shared.owner[next] !== -1 && r !== undefined) opts.onEvent?.(`range ${r.start}–${r.end}: its connection is slow; taking it over on another`);
+          shared.owner[next] = w;
+          todo.push(next);
+        }
+      }
+      const i = todo[0];
+      const range = i === undefined ? undefined : ranges[i];
+      if (range === undefined && settling === undefined) break;
+      const watched = i ?? settling?.i ?? 0;
+      const before = shared.durable[watched] ?? 0;
+      try {
+        if (conn === undefined) {
+          const dialed = await dial(dialOptions(opts));
+          conn = dialed.connection;
+          shared.fingerprint = dialed.fingerprint;
+          shared.handshakes++;
+          if (w === 0) shared.firstDone();
+        }
+        if (i !== undefined && range !== undefined) {
+          const { settled } = await startRange(conn, source, { name: opts.name, open, ...range }, {
             opened: (offset) => {
               shared.opened[i] = { at: performance.now(), offset };
               shared.sent[i] = offset;
@@ -324,24 +344,38 @@ async function sendRanges(
               report('sending');
             },
           });
-          shared.done[i] = true;
-          retry.reset();
-          break;
-        } catch (err) {
-          conn?.close(err);
-          conn = undefined;
-          if (stopped(shared)) throw err;
-          // Another connection took this range over (SUPERSEDED): it carries it on.
-          if (shared.owner[i] !== w) break;
-          try {
-            await retry.after(err, (shared.durable[i] ?? 0) > before, shared.handshakes);
-          } catch (final) {
-            shared.failed = true;
-            shared.firstDone();
-            throw final;
-          }
-          shared.reconnects++;
+          // This range's RANGE_OK came, so the one before's RANGE_DONE did (the server answers in order).
+          if (settling !== undefined) await settle(settling);
+          settling = { i, settled };
+          todo.shift();
+        } else if (settling !== undefined) {
+          await settle(settling);
+          settling = undefined;
         }
+        retry.reset();
+      } catch (err) {
+        conn?.close(err);
+        conn = undefined;
+        // A range whose RANGE_DONE did not come goes again first (its RANGE_OK says how far it got).
+        let lost = i !== undefined && shared.owner[i] !== w;
+        if (settling !== undefined) {
+          const s = settling;
+          settling = undefined;
+          if (await s.settled.then(() => true, () => false)) shared.done[s.i] = true;
+          else if (shared.owner[s.i] === w) todo.unshift(s.i);
+          else lost = true;
+        }
+        if (stopped(shared)) throw err;
+        // Another connection took this range (or the one before) over (SUPERSEDED): it carries it on.
+        if (lost) continue;
+        try {
+          await retry.after(err, (shared.durable[watched] ?? 0) > before, shared.handshakes);
+        } catch (final) {
+          shared.failed = true;
+          shared.firstDone();
+          throw final;
+        }
+        shared.reconnects++;
       }
     }
     if (conn !== undefined) connections.push(conn);
