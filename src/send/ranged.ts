@@ -23,8 +23,8 @@ const RANGE_ALIGN_BYTES = MIN_RANGE_BYTES;
  * A file split finer than one range per connection: the connections take the ranges in turn, the
  * first free one the next, so a connection that TCP left slow (BBR out of start-up early, a late
  * window) carries less instead of holding the whole upload back. Each further range costs its
- * connection about two round trips without data (RANGE_END → RANGE_DONE, RANGE → RANGE_OK), so
- * ranges stay large: this split only for at least GUIDED_MIN_RANGES_PER_STREAM × TAIL_RANGE_BYTES
+ * connection about a round trip without data (its RANGE goes right after the last one's RANGE_END,
+ * §9.13 step 2; RANGE_OK comes a round trip after the last byte), so ranges stay large: this split only for at least GUIDED_MIN_RANGES_PER_STREAM × TAIL_RANGE_BYTES
  * per connection, and no range under TAIL_RANGE_BYTES.
  */
 const TAIL_RANGE_BYTES = 8 * MIN_RANGE_BYTES;
@@ -56,7 +56,7 @@ export function rangesOf(size: number, streams: number): Range[] {
     return ranges;
   }
   // Turns of n ranges, each turn keeping all n connections busy: a turn of fewer would leave the
-  // others idle at the end, each further range costs its connection two round trips without data.
+  // others idle at the end, each further range costs its connection a round trip without data.
   // The last turn (the range limit's, or once two more turns of TAIL_RANGE_BYTES no longer fit)
   // shares out all that is left in n equal ranges.
   const turns = Math.floor(MAX_RANGES_PER_UPLOAD / n);
