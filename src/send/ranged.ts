@@ -4,7 +4,7 @@
 // all of it matches. One TCP connection is window-bound on a long link; N of them are not.
 import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { ResourceError } from '../proto/errors.js';
+import { ResourceError, StxError } from '../proto/errors.js';
 import { HANDSHAKE_TIMEOUT_MS, MAX_RANGES_PER_UPLOAD, MAX_STREAMS_PER_UPLOAD, MIN_RANGE_BYTES } from '../proto/limits.js';
 import { Sender } from '../transfer/sender.js';
 import type { DataSource } from '../transfer/source.js';
@@ -150,6 +150,11 @@ interface Shared {
   /** Ranges taken over once from a slow connection (each at most once), and those done. */
   readonly stolen: boolean[];
   readonly done: boolean[];
+  /**
+   * Whether a connection's next RANGE goes right after its last RANGE_END (§9.13 step 2, revision
+   * 1.10); false once a server of revision 1.9 or older refused that with UNEXPECTED_FRAME.
+   */
+  chain: boolean;
 }
 
 /**
@@ -208,7 +213,7 @@ export async function rangedUpload(opts: UploadOptions, ranges: readonly Range[]
   const open = { size, mtime: identity.mtime, mode: identity.mode };
   let firstDone = (): void => undefined;
   const first = new Promise<void>((resolve) => (firstDone = resolve));
-  const shared: Shared = { reconnects: 0, handshakes: 0, fingerprint: '', failed: false, first, firstDone, next: 0, sent: ranges.map((r) => r.start), durable: ranges.map((r) => r.start), owner: ranges.map(() => -1), opened: ranges.map(() => undefined), stolen: ranges.map(() => false), done: ranges.map(() => false) };
+  const shared: Shared = { reconnects: 0, handshakes: 0, fingerprint: '', failed: false, first, firstDone, next: 0, sent: ranges.map((r) => r.start), durable: ranges.map((r) => r.start), owner: ranges.map(() => -1), opened: ranges.map(() => undefined), stolen: ranges.map(() => false), done: ranges.map(() => false), chain: true };
   const report = (stage: 'sending' | 'finishing'): void => {
     if (opts.onProgress === undefined) return;
     const sum = (xs: readonly number[]): number => xs.reduce((a, x, i) => a + x - (ranges[i]?.start ?? 0), 0);
@@ -306,7 +311,7 @@ async function sendRanges(
       // A fresh range goes right after the last one's RANGE_END; taking one over waits for its
       // RANGE_DONE (else the ranges other connections have sent but not yet heard RANGE_DONE of,
       // their ACKs a second behind, look slow).
-      if (todo.length === 0 && (settling === undefined || shared.next < ranges.length)) {
+      if (todo.length === 0 && (settling === undefined || (shared.chain && shared.next < ranges.length))) {
         const next = nextRange(ranges, shared, w, conn !== undefined);
         if (next !== undefined) {
           const r = ranges[next];
@@ -320,6 +325,7 @@ async function sendRanges(
       if (range === undefined && settling === undefined) break;
       const watched = i ?? settling?.i ?? 0;
       const before = shared.durable[watched] ?? 0;
+      const chained = settling !== undefined && shared.chain;
       try {
         if (conn === undefined) {
           const dialed = await dial(dialOptions(opts));
@@ -328,7 +334,7 @@ async function sendRanges(
           shared.handshakes++;
           if (w === 0) shared.firstDone();
         }
-        if (i !== undefined && range !== undefined) {
+        if (i !== undefined && range !== undefined && (settling === undefined || chained)) {
           const { settled } = await startRange(conn, source, { name: opts.name, open, ...range }, {
             opened: (offset) => {
               shared.opened[i] = { at: performance.now(), offset };
@@ -368,6 +374,14 @@ async function sendRanges(
         if (stopped(shared)) throw err;
         // Another connection took this range (or the one before) over (SUPERSEDED): it carries it on.
         if (lost) continue;
+        // A server of revision 1.9 or older reads a chained RANGE while it settles the range before:
+        // from now on every connection waits for RANGE_DONE first.
+        if (chained && err instanceof StxError && err.code === 'UNEXPECTED_FRAME') {
+          if (shared.chain) opts.onEvent?.('the server takes no RANGE before RANGE_DONE (revision 1.9 or older): each connection sends its ranges one after the other');
+          shared.chain = false;
+          shared.reconnects++;
+          continue;
+        }
         try {
           await retry.after(err, (shared.durable[watched] ?? 0) > before, shared.handshakes);
         } catch (final) {
