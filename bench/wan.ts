@@ -25,6 +25,7 @@ import { GNU_TIME_PATH } from './lib/measure.js';
 import { checkContenders, prepareTestFile, syncDisks } from './lib/prepare.js';
 import { summarise, type ContenderInfo, type RunRecord, type Summary } from './lib/report.js';
 import { sha256File } from './lib/testfile.js';
+import { rawStreams } from './lib/wan-raw.js';
 import {
   buildForwarder,
   closeAllLinksSync,
@@ -35,6 +36,7 @@ import {
   removeStaleNamespaces,
   wanUnavailable,
   type ForwarderMode,
+  type LinkBusy,
   type LinkCounters,
   type LinkSpec,
   type RttProbe,
@@ -109,7 +111,8 @@ function parseOptions(argv: readonly string[], deps: WanDeps): WanOptions {
   if (!Number.isInteger(runs) || runs < 1 || runs > MAX_RUNS) throw new Error(`--runs must be 1..${MAX_RUNS}`);
   // Plain "stx" is stx-send's default (--streams auto: the round trip decides); "stx --streams 1"
   // (one connection, in order) and "stx --streams N" beside it, on the long links only.
-  let contenders = streams > 1 ? [...deps.contenders, stxStreams(1), stxStreams(streams)] : [...deps.contenders, stxStreams(1)];
+  // "raw ×N": N plain TCP connections, the ceiling of an N-connection upload through the link.
+  let contenders = streams > 1 ? [...deps.contenders, rawStreams(streams), stxStreams(1), stxStreams(streams)] : [...deps.contenders, stxStreams(1)];
   if (values.only !== undefined) {
     const names = values.only.split(',').map((n) => n.trim()).filter((n) => n !== '');
     const unknown = names.filter((n) => !contenders.some((c) => c.name === n));
@@ -138,6 +141,8 @@ interface LinkResult {
   readonly rtt: RttProbe | null;
   readonly counters: LinkCounters | null;
   readonly summaries: readonly Summary[];
+  /** Per contender: how busy the link toward the server was in each of its verified runs. */
+  readonly busy: Readonly<Record<string, readonly LinkBusy[]>>;
   readonly cut: CutResult | null;
 }
 
@@ -199,6 +204,7 @@ export async function runWan(argv: readonly string[], deps: WanDeps): Promise<nu
       let counters: LinkCounters | null = null;
       let rtt: RttProbe | null = null;
       const records: RunRecord[] = [];
+      const busy: Record<string, LinkBusy[]> = {};
       try {
         rtt = await link.probeRtt().catch((err: unknown) => {
           log(`wan ${spec.label}: RTT probe failed: ${err instanceof Error ? err.message : String(err)}`);
@@ -208,14 +214,18 @@ export async function runWan(argv: readonly string[], deps: WanDeps): Promise<nu
         for (let run = 1; run <= options.runs; run++) {
           for (const c of ready) {
             const workdir = await mkdtemp(join(tmpRoot, `${c.name}-${run}-`));
+            const watching = link.watch();
             const result = await c.run(file, workdir, link.placement).catch(
               (err: unknown): RunResult => ({ kind: 'failed', reason: err instanceof Error ? err.message : String(err) }),
             );
+            const linkBusy = await watching.stop();
             let verified: boolean | null = null;
             if (result.kind === 'ok') {
               verified = await sha256File(result.receivedPath).then((h) => h === file.sha256, () => false);
               const speed = options.size / MiB / result.wallSeconds;
-              log(`wan ${spec.label} run ${run}/${options.runs} ${c.name}: ${speed.toFixed(1)} MiB/s, ${verified ? 'SHA-256 ok' : 'SHA-256 MISMATCH'}`);
+              if (verified && linkBusy !== null) (busy[c.name] ??= []).push(linkBusy);
+              const middle = linkBusy === null ? '' : `, link ${fmt((100 * linkBusy.middleBytesPerSecond) / (spec.rateBitsPerSecond / 8), 0)} % busy in the middle half`;
+              log(`wan ${spec.label} run ${run}/${options.runs} ${c.name}: ${speed.toFixed(1)} MiB/s${middle}, ${verified ? 'SHA-256 ok' : 'SHA-256 MISMATCH'}`);
             } else {
               log(`wan ${spec.label} run ${run}/${options.runs} ${c.name}: FAILED ${result.reason}`);
             }
@@ -233,7 +243,7 @@ export async function runWan(argv: readonly string[], deps: WanDeps): Promise<nu
         const cutFile = options.cutSize === options.size ? file : (cutFileCache ??= await prepareTestFile(await mkdtemp(join(tmpRoot, 'cut-')), options.cutSize, log));
         cut = await runCutCase(spec, forwarder, cutFile, options, tmpRoot, log);
       }
-      results.push({ spec, queueBytes: link.queueBytes, mode: link.mode, rtt, counters, summaries: infos.map((i) => summarise(i, records, options.size)), cut });
+      results.push({ spec, queueBytes: link.queueBytes, mode: link.mode, rtt, counters, summaries: infos.map((i) => summarise(i, records, options.size)), busy, cut });
     }
 
     const env = {
@@ -330,6 +340,13 @@ interface WanEnvironment {
 
 const fmt = (n: number, digits = 1): string => n.toFixed(digits);
 
+function median(values: readonly number[]): number | null {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (sorted.length === 0) return null;
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[mid] ?? null) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+}
+
 /** Link rate in MiB/s of IP packets, and what TCP payload can reach of it. */
 function linkMiBps(spec: LinkSpec): { ip: number; tcp: number } {
   const ip = spec.rateBitsPerSecond / 8 / MiB;
@@ -355,20 +372,27 @@ function renderWan(env: WanEnvironment, results: readonly LinkResult[], infos: r
     `  MiB/s ÷ the link rate; TCP payload can reach at most ${fmt((100 * TCP_PAYLOAD_PER_PACKET) / LINK_MTU)} % of it (headers).`,
     `- Forwarder mode: ${modes.map((m) => MODE_TEXT[m]).join('; ')}`,
     '',
-    '| Link | Contender | MiB/s (median) | MiB/s (min–max) | % of link | Wall s | Sender CPU s/GiB | Receiver CPU s/GiB | Verified runs |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '- "Link busy": the IP bytes the link delivered to the server between the 25 % and the 75 % mark of the run\'s',
+    '  bytes, ÷ the time between, ÷ the link rate (sampled every 50 ms from the server device\'s counter): the rate once',
+    '  start-up is over and before the tail (whole-run MiB/s is what a user gets; this says what the link had left).',
+    '',
+    '| Link | Contender | MiB/s (median) | MiB/s (min–max) | % of link | Link busy (middle half) | Wall s | Sender CPU s/GiB | Receiver CPU s/GiB | Verified runs |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const r of results) {
     const { ip } = linkMiBps(r.spec);
     for (const s of r.summaries) {
       const head = `| ${r.spec.label} | ${s.name}`;
-      if (s.unavailable !== null) lines.push(`${head} | — | — | — | — | — | — | ${s.unavailable} |`);
-      else if (s.stats === null) lines.push(`${head} | — | — | — | — | — | — | 0/${s.attempted} (all failed) |`);
+      if (s.unavailable !== null) lines.push(`${head} | — | — | — | — | — | — | — | ${s.unavailable} |`);
+      else if (s.stats === null) lines.push(`${head} | — | — | — | — | — | — | — | 0/${s.attempted} (all failed) |`);
       else {
         const t = s.stats;
+        const busy = r.busy[s.name] ?? [];
+        const middle = median(busy.map((b) => b.middleBytesPerSecond).filter(Number.isFinite));
         lines.push(
           `${head} | **${fmt(t.mibPerSecond.median)}** | ${fmt(t.mibPerSecond.min)}–${fmt(t.mibPerSecond.max)} | ` +
-            `${fmt((100 * t.mibPerSecond.median) / ip, 0)} % | ${fmt(t.wallSecondsMedian, 2)} | ${fmt(t.senderCpuSecondsPerGiB, 2)} | ` +
+            `${fmt((100 * t.mibPerSecond.median) / ip, 0)} % | ${middle === null ? '—' : `${fmt((100 * middle) / MiB / ip, 0)} %`} | ` +
+            `${fmt(t.wallSecondsMedian, 2)} | ${fmt(t.senderCpuSecondsPerGiB, 2)} | ` +
             `${fmt(t.receiverCpuSecondsPerGiB, 2)} | ${s.verifiedRuns}/${s.attempted} |`,
         );
       }
@@ -414,7 +438,11 @@ function renderWan(env: WanEnvironment, results: readonly LinkResult[], infos: r
     const version = info.version === '' ? '' : ` (${info.version})`;
     const auto = info.name === 'stx' ? ` stx-send runs with its default --streams auto: one connection below ${AUTO_ONE_STREAM_RTT_MS} ms of round trip, else up to ${AUTO_MAX_STREAMS} (src/send/ranged.ts autoStreams)` : '';
     lines.push(`- **${info.name}**${version}: ${info.measures}.${auto}`);
-    for (const r of results) for (const f of r.summaries.find((s) => s.name === info.name)?.failures ?? []) lines.push(`  - ${r.spec.label}: failed ${f}`);
+    for (const r of results) {
+      const mine = r.summaries.find((s) => s.name === info.name);
+      if (mine !== undefined && mine.notes.length > 0) lines.push(`  - ${r.spec.label}: ${mine.notes.join('; ')}`);
+      for (const f of mine?.failures ?? []) lines.push(`  - ${r.spec.label}: failed ${f}`);
+    }
   }
   lines.push(
     '',

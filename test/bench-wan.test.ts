@@ -49,9 +49,14 @@ it('wan link: a raw transfer crosses it verified, the RTT is at least the config
       const file = await makeTestFile(path.join(dir, 'payload.bin'), FILE_BYTES);
       const workdir = path.join(dir, 'raw');
       await mkdir(workdir);
+      const watching = link.watch();
       const result = await raw.run(file, workdir, link.placement);
+      const busy = await watching.stop();
       if (result.kind === 'failed') assert.fail(result.reason);
       assert.equal(await sha256File(result.receivedPath), file.sha256);
+      // The sampler saw the file cross (with its headers) at no more than the link's rate.
+      assert.ok(busy !== null && busy.bytes > FILE_BYTES, `link busy: ${JSON.stringify(busy)}`);
+      assert.ok(busy.middleBytesPerSecond > 0 && busy.middleBytesPerSecond <= (1.1 * spec.rateBitsPerSecond) / 8, JSON.stringify(busy));
       const counters = await link.close();
       closed = true;
       assert.ok(counters !== null, 'the forwarder reported its counters');

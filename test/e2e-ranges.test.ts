@@ -49,6 +49,30 @@ describe('ranged uploads: stx-send --streams (§9.13)', () => {
         const opened = logEvents(d.stdout(), 'open').filter((e) => e['name'] === 'f.bin');
         assert.deepEqual(opened.map((e) => e['reread']), [0], 'the publishing OPEN reads nothing back');
 
+        // More ranges than connections: each connection sends its next RANGE right after its last
+        // RANGE_END (§9.13 step 2, revision 1.10). A server that read it while settling would refuse it
+        // (UNEXPECTED_FRAME) and stx-send would reconnect without chaining: no reconnect here.
+        const size3 = 64 * MiB;
+        const src3 = path.join(tmp.dir, 'h.bin');
+        const sha3 = await makeFile(src3, size3, 73);
+        const r3 = await runSend(['127.0.0.1', String(d.port), src3, '--streams', '2', '--json', '--quiet'], { STX_HOME: home });
+        assert.equal(r3.code, 0, r3.stderr);
+        const json3 = readJsonLine(r3.stdout);
+        assert.equal(json3['sha256'], sha3);
+        assert.equal(json3['reconnects'], 0, 'chained RANGEs taken in order, no reconnect');
+        assert.equal(await sha256File(path.join(out, 'h.bin')), sha3);
+        const done3 = logEvents(d.stdout(), 'range').filter((e) => e['name'] === 'h.bin' && e['outcome'] === 'done');
+        assert.deepEqual(
+          done3.map((e) => [Number(e['start']) / MiB, Number(e['end']) / MiB]).sort((a, b) => (a[0] ?? 0) - (b[0] ?? 0)),
+          [
+            [0, 20],
+            [20, 40],
+            [40, 52],
+            [52, 64],
+          ],
+          '64 MiB in 2 streams: a turn of 2 × 20 MiB, then 2 × 12 MiB, two ranges per connection',
+        );
+
         // The same through a proxy that cuts every connection once 45 % of the file has crossed.
         const size2 = 8 * MiB;
         const src2 = path.join(tmp.dir, 'g.bin');

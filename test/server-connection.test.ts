@@ -525,12 +525,8 @@ const DRIVERS: Record<ServerState, ((c: TestClient, frame: Frame, n: number) => 
     await c.expect('RANGE_OK');
     c.send(frame);
   },
-  Settling: async (c, frame, n) => {
-    await c.handshake();
-    c.send({ type: 'RANGE', name: `states/settling-${n}.bin`, size: 10, mtime: 1, mode: 0o600, start: 0, end: 10 });
-    await c.expect('RANGE_OK');
-    c.send({ type: 'DATA', offset: 0, data: Buffer.from('0123456789') }, { type: 'RANGE_END', end: 10 }, frame);
-  },
+  // Nothing is received in Settling: what follows RANGE_END is carried out in Ready, after RANGE_DONE (§9.13 step 2, 1.10).
+  Settling: null,
   Closed: null,
 };
 

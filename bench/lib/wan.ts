@@ -166,8 +166,52 @@ export interface Link {
    * `ss -K` destroys the client's sockets, and each sends a reset to the server. Returns how many.
    */
   cut(): Promise<number>;
+  /**
+   * Starts sampling the bytes the link delivers to the server (the server device's rx_bytes, every
+   * SAMPLE_INTERVAL_S); stop() ends it and says how busy the link was (null if it got no samples).
+   */
+  watch(): { stop(): Promise<LinkBusy | null> };
   /** Stops the forwarder, removes both namespaces; the forwarder's counters, or null if it gave none. */
   close(): Promise<LinkCounters | null>;
+}
+
+/** How busy the link toward the server was during one transfer. */
+export interface LinkBusy {
+  /** IP bytes delivered to the server between start and stop. */
+  readonly bytes: number;
+  /**
+   * IP bytes per second over the middle half of those bytes (from the 25 % to the 75 % mark): the
+   * rate once start-up is over and before the tail, whatever the contender does at either end.
+   */
+  readonly middleBytesPerSecond: number;
+}
+
+const SAMPLE_INTERVAL_S = '0.05';
+const BASH_CANDIDATES = ['/bin/bash', '/usr/bin/bash'];
+
+/** The 25 %–75 % rate of a series of [seconds, cumulative bytes] samples. */
+export function linkBusy(samples: readonly (readonly [number, number])[]): LinkBusy | null {
+  const first = samples[0];
+  const last = samples[samples.length - 1];
+  if (first === undefined || last === undefined || last[1] <= first[1]) return null;
+  const total = last[1] - first[1];
+  /** When the cumulative count first reached `fraction` of the total (interpolated between samples). */
+  const at = (fraction: number): number => {
+    const target = first[1] + fraction * total;
+    for (let i = 1; i < samples.length; i++) {
+      const [t1, b1] = samples[i] ?? first;
+      if (b1 < target) continue;
+      const [t0, b0] = samples[i - 1] ?? first;
+      return b1 === b0 ? t1 : t0 + ((target - b0) / (b1 - b0)) * (t1 - t0);
+    }
+    return last[0];
+  };
+  const t25 = at(0.25);
+  const t75 = at(0.75);
+  return {
+    bytes: total,
+    middleBytesPerSecond: t75 > t25 ? (0.5 * total) / (t75 - t25) : Number.NaN,
+  };
 }
 
 const SS_CANDIDATES = ['/usr/bin/ss', '/bin/ss', '/usr/sbin/ss', '/sbin/ss'];
@@ -325,7 +369,37 @@ export async function openLink(spec: LinkSpec, forwarderPath: string, options: L
     // A header line, then one line per socket destroyed.
     return Math.max(0, stdout.split('\n').filter((l) => l.trim() !== '').length - 1);
   };
-  return { spec, queueBytes: queue, mode, placement, probeRtt: () => probeRtt(placement), cut, close: () => stop(it) };
+  const watch = (): { stop(): Promise<LinkBusy | null> } => {
+    const bash = firstExisting(BASH_CANDIDATES) ?? 'bash';
+    // One long-lived sampler in the server's namespace (its /sys shows that namespace's devices);
+    // bash's own clock stamps each sample, so a late read on a busy machine does not skew the rate.
+    const loop = `f=/sys/class/net/${DEVICE}/statistics/rx_bytes; while read -r b < $f; do echo "$EPOCHREALTIME $b"; sleep ${SAMPLE_INTERVAL_S}; done`;
+    const sampler = spawn(ipPath(), ['netns', 'exec', server, bash, '-c', loop], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const samples: [number, number][] = [];
+    let text = '';
+    sampler.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      text += chunk;
+      const lines = text.split('\n');
+      text = lines.pop() ?? '';
+      for (const line of lines) {
+        const [t, b] = line.split(' ').map(Number);
+        if (t !== undefined && b !== undefined && Number.isFinite(t) && Number.isFinite(b)) samples.push([t, b]);
+      }
+    });
+    const exited = new Promise<void>((resolve) => sampler.once('close', () => resolve()));
+    return {
+      stop: async () => {
+        // One more sample period so the last bytes are counted, then stop it.
+        await new Promise((resolve) => setTimeout(resolve, 2 * Number(SAMPLE_INTERVAL_S) * 1000));
+        sampler.kill('SIGTERM');
+        const killer = setTimeout(() => sampler.kill('SIGKILL'), FORWARDER_STOP_TIMEOUT_MS);
+        await exited;
+        clearTimeout(killer);
+        return linkBusy(samples);
+      },
+    };
+  };
+  return { spec, queueBytes: queue, mode, placement, probeRtt: () => probeRtt(placement), cut, watch, close: () => stop(it) };
 }
 
 /** SIGTERM the forwarder, read its counters, delete the namespaces. */

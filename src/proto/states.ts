@@ -38,6 +38,7 @@ export type ClientState =
   | 'AwaitRangeOk'
   | 'SendingRange'
   | 'AwaitRangeDone'
+  | 'AwaitRangeDoneThenOk'
   | 'Packing'
   | 'Closed';
 
@@ -83,8 +84,6 @@ export const SERVER_RECEIVE: readonly Transition<ServerState>[] = [
   ['Ranging', 'RANGE_END', 'Settling'],
   ['Ranging', 'PING', 'Ranging'],
   ['Ranging', 'PONG', 'Ranging'],
-  ['Settling', 'PING', 'Settling'],
-  ['Settling', 'PONG', 'Settling'],
   ['Ready', 'PUT_INLINE', 'Ready'],
   ['Receiving', 'END_DETACHED', 'Ready'],
   // PUT_PACK (§9.11 step 8): the DATA that completes the pack's bytes leads back to Ready.
@@ -267,6 +266,15 @@ export const CLIENT_RECEIVE: readonly Transition<ClientState>[] = [
   ['Packing', 'PUT_FAILED', 'Packing'],
   ['Packing', 'PUTS_DONE', 'Packing'],
   ['Packing', 'ACK', 'Packing'],
+  // The next RANGE sent right after RANGE_END (§9.13 step 2, revision 1.10): the last range's answers, then the next's.
+  ['AwaitRangeDoneThenOk', 'ACK', 'AwaitRangeDoneThenOk'],
+  ['AwaitRangeDoneThenOk', 'RANGE_DONE', 'AwaitRangeOk'],
+  ['AwaitRangeDoneThenOk', 'PING', 'AwaitRangeDoneThenOk'],
+  ['AwaitRangeDoneThenOk', 'PONG', 'AwaitRangeDoneThenOk'],
+  ['AwaitRangeDoneThenOk', 'GOAWAY', 'Closed'],
+  ['AwaitRangeDoneThenOk', 'PUT_DONE', 'AwaitRangeDoneThenOk'],
+  ['AwaitRangeDoneThenOk', 'PUT_FAILED', 'AwaitRangeDoneThenOk'],
+  ['AwaitRangeDoneThenOk', 'PUTS_DONE', 'AwaitRangeDoneThenOk'],
 ];
 
 /** Frames the client may send, per state (§11.2); ERROR is allowed everywhere, PING and PONG where it may receive PING. */
@@ -291,6 +299,7 @@ export const CLIENT_SEND: readonly Transition<ClientState>[] = [
   ['Sending', 'END_DETACHED', 'Ready'],
   ['Ready', 'PUT_PACK', 'Packing'],
   ['Packing', 'DATA', 'Packing'],
+  ['AwaitRangeDone', 'RANGE', 'AwaitRangeDoneThenOk'],
 ];
 
 /**

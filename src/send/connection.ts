@@ -80,10 +80,10 @@ export type CommandFrames = (frame: Frame) => void;
 export type PutAnswer = Extract<Frame, { type: 'PUT_DONE' | 'PUT_FAILED' }> | { readonly type: 'PUTS_DONE'; readonly sha256: Buffer };
 
 /** The states in which a command runs (§11.2): from its first frame until the connection is Ready again. */
-type CommandState = 'AwaitOpenOk' | 'Sending' | 'AwaitDone' | 'AwaitMade' | 'Listing' | 'AwaitGetOk' | 'Fetching' | 'AwaitRangeOk' | 'SendingRange' | 'AwaitRangeDone';
+type CommandState = 'AwaitOpenOk' | 'Sending' | 'AwaitDone' | 'AwaitMade' | 'Listing' | 'AwaitGetOk' | 'Fetching' | 'AwaitRangeOk' | 'SendingRange' | 'AwaitRangeDone' | 'AwaitRangeDoneThenOk';
 
 /** Where an ACK is the running upload's or range's (§11.2); elsewhere it is a detached upload's. */
-const ACK_STATES: ReadonlySet<ClientState> = new Set<ClientState>(['Sending', 'AwaitDone', 'SendingRange', 'AwaitRangeDone']);
+const ACK_STATES: ReadonlySet<ClientState> = new Set<ClientState>(['Sending', 'AwaitDone', 'SendingRange', 'AwaitRangeDone', 'AwaitRangeDoneThenOk']);
 
 function isCommandState(name: ClientState): name is CommandState {
   switch (name) {
@@ -97,6 +97,7 @@ function isCommandState(name: ClientState): name is CommandState {
     case 'AwaitRangeOk':
     case 'SendingRange':
     case 'AwaitRangeDone':
+    case 'AwaitRangeDoneThenOk':
       return true;
     case 'AwaitServerHello':
     case 'AwaitServerFinished':
@@ -112,7 +113,9 @@ function isCommandState(name: ClientState): name is CommandState {
 type State =
   | { readonly name: 'AwaitServerHello' | 'AwaitServerFinished' }
   | { readonly name: 'Ready' | 'Putting' | 'Packing' }
-  | { readonly name: CommandState; readonly command: CommandFrames }
+  | { readonly name: Exclude<CommandState, 'AwaitRangeDoneThenOk'>; readonly command: CommandFrames }
+  /** A range's RANGE_END sent and the next RANGE after it (§9.13 step 2): `command` gets RANGE_DONE, then `next` runs. */
+  | { readonly name: 'AwaitRangeDoneThenOk'; readonly command: CommandFrames; readonly next: CommandFrames }
   | { readonly name: 'Closed'; readonly reason: Error };
 
 export interface ConnectionOptions {
@@ -433,6 +436,17 @@ export class Connection implements DataSink {
     const from = this.#state;
     if (from.name === 'Closed') throw from.reason;
     const name = nextState(CLIENT_RULES, from.name, frame, verb);
+    if (name === 'AwaitRangeDoneThenOk') {
+      // The next RANGE sent while the last range's RANGE_DONE is due: each range keeps its own frames.
+      if (from.name === 'AwaitRangeDone' && command !== undefined) this.#state = { name, command: from.command, next: command };
+      else if (from.name !== name) throw new Error(`${frame} ${verb}: a chained RANGE starts with begin() after RANGE_END`);
+      return;
+    }
+    if (from.name === 'AwaitRangeDoneThenOk' && name === 'AwaitRangeOk') {
+      // RANGE_DONE (it goes to the last range's command, pump()): the chained range runs on.
+      this.#state = { name, command: from.next };
+      return;
+    }
     if (isCommandState(name)) {
       const running = command ?? ('command' in from ? from.command : undefined);
       if (running === undefined) throw new Error(`${frame} ${verb} outside a command: a command starts with begin()`);
@@ -565,7 +579,8 @@ export class Connection implements DataSink {
           case 'Fetching':
           case 'AwaitRangeOk':
           case 'SendingRange':
-          case 'AwaitRangeDone': {
+          case 'AwaitRangeDone':
+          case 'AwaitRangeDoneThenOk': {
             if (this.readingHeld) return;
             // Every frame may ask for an answer (PING): while the server does not take what we
             // send, read nothing more, so what waits here stays bounded; flushed() reads again.

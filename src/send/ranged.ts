@@ -4,12 +4,12 @@
 // all of it matches. One TCP connection is window-bound on a long link; N of them are not.
 import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { ResourceError } from '../proto/errors.js';
+import { ResourceError, StxError } from '../proto/errors.js';
 import { HANDSHAKE_TIMEOUT_MS, MAX_RANGES_PER_UPLOAD, MAX_STREAMS_PER_UPLOAD, MIN_RANGE_BYTES } from '../proto/limits.js';
 import { Sender } from '../transfer/sender.js';
 import type { DataSource } from '../transfer/source.js';
 import type { Connection } from './connection.js';
-import { sendRange } from './commands/range.js';
+import { startRange } from './commands/range.js';
 import { upload as uploadOn, type Outgoing } from './commands/upload.js';
 import { plainFiles } from './file-opener.js';
 import { dial } from './handshake.js';
@@ -23,8 +23,8 @@ const RANGE_ALIGN_BYTES = MIN_RANGE_BYTES;
  * A file split finer than one range per connection: the connections take the ranges in turn, the
  * first free one the next, so a connection that TCP left slow (BBR out of start-up early, a late
  * window) carries less instead of holding the whole upload back. Each further range costs its
- * connection about two round trips without data (RANGE_END → RANGE_DONE, RANGE → RANGE_OK), so
- * ranges stay large: this split only for at least GUIDED_MIN_RANGES_PER_STREAM × TAIL_RANGE_BYTES
+ * connection about a round trip without data (its RANGE goes right after the last one's RANGE_END,
+ * §9.13 step 2; RANGE_OK comes a round trip after the last byte), so ranges stay large: this split only for at least GUIDED_MIN_RANGES_PER_STREAM × TAIL_RANGE_BYTES
  * per connection, and no range under TAIL_RANGE_BYTES.
  */
 const TAIL_RANGE_BYTES = 8 * MIN_RANGE_BYTES;
@@ -56,7 +56,7 @@ export function rangesOf(size: number, streams: number): Range[] {
     return ranges;
   }
   // Turns of n ranges, each turn keeping all n connections busy: a turn of fewer would leave the
-  // others idle at the end, each further range costs its connection two round trips without data.
+  // others idle at the end, each further range costs its connection a round trip without data.
   // The last turn (the range limit's, or once two more turns of TAIL_RANGE_BYTES no longer fit)
   // shares out all that is left in n equal ranges.
   const turns = Math.floor(MAX_RANGES_PER_UPLOAD / n);
@@ -150,6 +150,11 @@ interface Shared {
   /** Ranges taken over once from a slow connection (each at most once), and those done. */
   readonly stolen: boolean[];
   readonly done: boolean[];
+  /**
+   * Whether a connection's next RANGE goes right after its last RANGE_END (§9.13 step 2, revision
+   * 1.10); false once a server of revision 1.9 or older refused that with UNEXPECTED_FRAME.
+   */
+  chain: boolean;
 }
 
 /**
@@ -208,7 +213,7 @@ export async function rangedUpload(opts: UploadOptions, ranges: readonly Range[]
   const open = { size, mtime: identity.mtime, mode: identity.mode };
   let firstDone = (): void => undefined;
   const first = new Promise<void>((resolve) => (firstDone = resolve));
-  const shared: Shared = { reconnects: 0, handshakes: 0, fingerprint: '', failed: false, first, firstDone, next: 0, sent: ranges.map((r) => r.start), durable: ranges.map((r) => r.start), owner: ranges.map(() => -1), opened: ranges.map(() => undefined), stolen: ranges.map(() => false), done: ranges.map(() => false) };
+  const shared: Shared = { reconnects: 0, handshakes: 0, fingerprint: '', failed: false, first, firstDone, next: 0, sent: ranges.map((r) => r.start), durable: ranges.map((r) => r.start), owner: ranges.map(() => -1), opened: ranges.map(() => undefined), stolen: ranges.map(() => false), done: ranges.map(() => false), chain: true };
   const report = (stage: 'sending' | 'finishing'): void => {
     if (opts.onProgress === undefined) return;
     const sum = (xs: readonly number[]): number => xs.reduce((a, x, i) => a + x - (ranges[i]?.start ?? 0), 0);
@@ -289,27 +294,48 @@ async function sendRanges(
   }
   const retry = new Retry(opts);
   if (w > 0 && opts.fingerprint === undefined) await shared.first;
+  // Ranges this connection holds, in order, not yet known durable; and the one whose RANGE_END went
+  // and whose RANGE_DONE is due: the next range's RANGE goes right after RANGE_END (§9.13 step 2).
+  const todo: number[] = [];
+  let settling: { readonly i: number; readonly settled: Promise<void> } | undefined;
+  const settle = async (s: { readonly i: number; readonly settled: Promise<void> }): Promise<void> => {
+    await s.settled;
+    shared.done[s.i] = true;
+  };
   try {
-    for (let i = nextRange(ranges, shared, w, conn !== undefined); i !== undefined; i = nextRange(ranges, shared, w, conn !== undefined)) {
-      const range = ranges[i];
-      if (range === undefined) break;
-      if (shared.owner[i] !== -1) opts.onEvent?.(`range ${range.start}–${range.end}: its connection is slow; taking it over on another`);
-      shared.owner[i] = w;
-      for (;;) {
-        if (shared.failed) throw new Stopped();
-        // Taken over by another connection while this one waited to reconnect: claiming it again
-        // would supersede that one in turn (and it this one, each time re-sending past the ACK).
-        if (shared.owner[i] !== w || shared.done[i]) break;
-        const before = shared.durable[i] ?? range.start;
-        try {
-          if (conn === undefined) {
-            const dialed = await dial(dialOptions(opts));
-            conn = dialed.connection;
-            shared.fingerprint = dialed.fingerprint;
-            shared.handshakes++;
-            if (w === 0) shared.firstDone();
-          }
-          await sendRange(conn, source, { name: opts.name, open, ...range }, {
+    for (;;) {
+      if (shared.failed) throw new Stopped();
+      // Taken over by another connection while this one waited to reconnect: claiming it again
+      // would supersede that one in turn (and it this one, each time re-sending past the ACK).
+      while (todo.length > 0 && (shared.owner[todo[0] ?? 0] !== w || shared.done[todo[0] ?? 0])) todo.shift();
+      // A fresh range goes right after the last one's RANGE_END; taking one over waits for its
+      // RANGE_DONE (else the ranges other connections have sent but not yet heard RANGE_DONE of,
+      // their ACKs a second behind, look slow).
+      if (todo.length === 0 && (settling === undefined || (shared.chain && shared.next < ranges.length))) {
+        const next = nextRange(ranges, shared, w, conn !== undefined);
+        if (next !== undefined) {
+          const r = ranges[next];
+          if (shared.owner[next] !== -1 && r !== undefined) opts.onEvent?.(`range ${r.start}–${r.end}: its connection is slow; taking it over on another`);
+          shared.owner[next] = w;
+          todo.push(next);
+        }
+      }
+      const i = todo[0];
+      const range = i === undefined ? undefined : ranges[i];
+      if (range === undefined && settling === undefined) break;
+      const watched = i ?? settling?.i ?? 0;
+      const before = shared.durable[watched] ?? 0;
+      const chained = settling !== undefined && shared.chain;
+      try {
+        if (conn === undefined) {
+          const dialed = await dial(dialOptions(opts));
+          conn = dialed.connection;
+          shared.fingerprint = dialed.fingerprint;
+          shared.handshakes++;
+          if (w === 0) shared.firstDone();
+        }
+        if (i !== undefined && range !== undefined && (settling === undefined || chained)) {
+          const { settled } = await startRange(conn, source, { name: opts.name, open, ...range }, {
             opened: (offset) => {
               shared.opened[i] = { at: performance.now(), offset };
               shared.sent[i] = offset;
@@ -324,24 +350,46 @@ async function sendRanges(
               report('sending');
             },
           });
-          shared.done[i] = true;
-          retry.reset();
-          break;
-        } catch (err) {
-          conn?.close(err);
-          conn = undefined;
-          if (stopped(shared)) throw err;
-          // Another connection took this range over (SUPERSEDED): it carries it on.
-          if (shared.owner[i] !== w) break;
-          try {
-            await retry.after(err, (shared.durable[i] ?? 0) > before, shared.handshakes);
-          } catch (final) {
-            shared.failed = true;
-            shared.firstDone();
-            throw final;
-          }
-          shared.reconnects++;
+          // This range's RANGE_OK came, so the one before's RANGE_DONE did (the server answers in order).
+          if (settling !== undefined) await settle(settling);
+          settling = { i, settled };
+          todo.shift();
+        } else if (settling !== undefined) {
+          await settle(settling);
+          settling = undefined;
         }
+        retry.reset();
+      } catch (err) {
+        conn?.close(err);
+        conn = undefined;
+        // A range whose RANGE_DONE did not come goes again first (its RANGE_OK says how far it got).
+        let lost = i !== undefined && shared.owner[i] !== w;
+        if (settling !== undefined) {
+          const s = settling;
+          settling = undefined;
+          if (await s.settled.then(() => true, () => false)) shared.done[s.i] = true;
+          else if (shared.owner[s.i] === w) todo.unshift(s.i);
+          else lost = true;
+        }
+        if (stopped(shared)) throw err;
+        // Another connection took this range (or the one before) over (SUPERSEDED): it carries it on.
+        if (lost) continue;
+        // A server of revision 1.9 or older reads a chained RANGE while it settles the range before:
+        // from now on every connection waits for RANGE_DONE first.
+        if (chained && err instanceof StxError && err.code === 'UNEXPECTED_FRAME') {
+          if (shared.chain) opts.onEvent?.('the server takes no RANGE before RANGE_DONE (revision 1.9 or older): each connection sends its ranges one after the other');
+          shared.chain = false;
+          shared.reconnects++;
+          continue;
+        }
+        try {
+          await retry.after(err, (shared.durable[watched] ?? 0) > before, shared.handshakes);
+        } catch (final) {
+          shared.failed = true;
+          shared.firstDone();
+          throw final;
+        }
+        shared.reconnects++;
       }
     }
     if (conn !== undefined) connections.push(conn);

@@ -107,6 +107,42 @@ export function rangeCases(): ConformanceCase[] {
         return `resumed, ${rest}, ${await publish(c, ctx, name, file)}`;
       },
     },
+    {
+      section: '§9.13',
+      name: 'a RANGE chained right after RANGE_END is answered after its RANGE_DONE (1.10), and the file publishes',
+      expect: ['RANGE_DONE 1048576, RANGE_OK 1048576, RANGE_DONE, OPEN_OK size, DONE matches', NOT_ALLOWED],
+      run: async (c, ctx) => {
+        const file = patterned(size, 5);
+        const name = `${ctx.prefix}/ranges/chained.bin`;
+        await ready(c, ctx);
+        const got = await claim(c, ctx, name, file.length, 0, MIN_RANGE_BYTES);
+        if (got !== 'RANGE_OK 0') return got;
+        await c.sendData(file.subarray(0, MIN_RANGE_BYTES), 0, 256 * 1024);
+        await c.send({ type: 'RANGE_END', end: MIN_RANGE_BYTES });
+        await c.send({ type: 'RANGE', name, size: file.length, mtime: MTIME, mode: MODE, start: MIN_RANGE_BYTES, end: size });
+        const answers: string[] = [];
+        while (answers.length < 2) {
+          const f = await nextFrame(c, ctx);
+          if (typeof f === 'string') return [...answers, f].join(', ');
+          if (f.type === 'ACK' || f.type === 'PONG') continue;
+          answers.push(f.type === 'RANGE_DONE' ? `RANGE_DONE ${f.end}` : f.type === 'RANGE_OK' ? `RANGE_OK ${f.offset}` : describeFrame(f));
+        }
+        if (answers[1] !== `RANGE_OK ${MIN_RANGE_BYTES}`) return answers.join(', ');
+        await c.sendData(file.subarray(0, size), MIN_RANGE_BYTES, 256 * 1024);
+        await c.send({ type: 'RANGE_END', end: size });
+        const done = await until(c, ctx, 'RANGE_DONE');
+        if (done.type !== 'RANGE_DONE' || done.end !== size) return `${answers.join(', ')}, ${describeFrame(done)}`;
+        return `${answers.join(', ')}, RANGE_DONE, ${await publish(c, ctx, name, file)}`;
+      },
+    },
+    refusalCase('a RANGE chained after an early RANGE_END is never carried out: BAD_OFFSET, closed', 'ERROR BAD_OFFSET', async (c, ctx, name) => {
+      const got = await claim(c, ctx, name, size, 0, MIN_RANGE_BYTES);
+      if (got !== 'RANGE_OK 0') return got;
+      await c.sendData(patterned(1000, 1), 0);
+      await c.send({ type: 'RANGE_END', end: MIN_RANGE_BYTES });
+      await c.send({ type: 'RANGE', name, size, mtime: MTIME, mode: MODE, start: MIN_RANGE_BYTES, end: size });
+      return ending(c, ctx);
+    }),
     refusalCase('a range beyond the size is BAD_RANGE', 'ERROR BAD_RANGE', (c, ctx, name) => claim(c, ctx, name, size, 0, size + 1)),
     refusalCase('an empty range is BAD_RANGE', 'ERROR BAD_RANGE', (c, ctx, name) => claim(c, ctx, name, size, 5, 5)),
     refusalCase('a range shorter than MIN_RANGE_BYTES that does not end the file is BAD_RANGE', 'ERROR BAD_RANGE', (c, ctx, name) => claim(c, ctx, name, size, 0, 1000)),

@@ -340,6 +340,10 @@ const states: Sequence[] = [
   { name: 'client: a pack and its DATA, answered while packing (§9.11 step 8)', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'PUT_PACK'], ['recv', 'PUT_DONE'], ['send', 'DATA'], ['recv', 'PUTS_DONE'], ['recv', 'ACK']], final: 'Packing' },
   { name: 'client: PUT_PACK while sending a PUT', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'PUT'], ['send', 'PUT_PACK']], error: 'UNEXPECTED_FRAME' },
   { name: 'client: PUT_PACK from the server', machine: 'client', steps: [...clientHappy.slice(0, 5), ['recv', 'PUT_PACK']], error: 'UNEXPECTED_FRAME' },
+  { name: 'client: the next RANGE chained after RANGE_END, before RANGE_DONE (§9.13 step 2, 1.10)', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'RANGE'], ['recv', 'RANGE_OK'], ['send', 'DATA'], ['send', 'RANGE_END'], ['send', 'RANGE'], ['recv', 'ACK'], ['recv', 'RANGE_DONE'], ['recv', 'RANGE_OK'], ['send', 'DATA'], ['send', 'RANGE_END'], ['recv', 'RANGE_DONE']], final: 'Ready' },
+  { name: 'client: RANGE_OK before the chained range\'s RANGE_DONE', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'RANGE'], ['recv', 'RANGE_OK'], ['send', 'RANGE_END'], ['send', 'RANGE'], ['recv', 'RANGE_OK']], error: 'UNEXPECTED_FRAME' },
+  { name: 'client: DATA before the chained range\'s RANGE_OK', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'RANGE'], ['recv', 'RANGE_OK'], ['send', 'RANGE_END'], ['send', 'RANGE'], ['recv', 'RANGE_DONE'], ['send', 'DATA']], error: 'UNEXPECTED_FRAME' },
+  { name: 'client: two RANGEs chained after one RANGE_END', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'RANGE'], ['recv', 'RANGE_OK'], ['send', 'RANGE_END'], ['send', 'RANGE'], ['send', 'RANGE']], error: 'UNEXPECTED_FRAME' },
   { name: 'client: GOAWAY while awaiting RANGE_DONE', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'RANGE'], ['recv', 'RANGE_OK'], ['send', 'RANGE_END'], ['recv', 'GOAWAY']], final: 'Closed' },
 ];
 

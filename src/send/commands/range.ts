@@ -1,6 +1,7 @@
 // One range of a ranged upload on one Ready connection (spec/PROTOCOL.md §9.13): RANGE → RANGE_OK
 // with where the server holds the range up to → DATA from there to the range's end → RANGE_END →
-// RANGE_DONE. ACKs say how far the range is durable. The connection is Ready again afterwards.
+// RANGE_DONE. ACKs say how far the range is durable. The connection is Ready again afterwards;
+// the next range's RANGE may go right after RANGE_END (startRange; §9.13 step 2, revision 1.10).
 import { CryptoError, UploadError } from '../../proto/errors.js';
 import { DATA_HEADER_BYTES } from '../../proto/limits.js';
 import type { DataSource } from '../../transfer/source.js';
@@ -28,6 +29,17 @@ export interface RangeEvents {
 
 /** Sends range [start, end) of `source` on `conn`; resolves once the server says it is durable (RANGE_DONE). */
 export async function sendRange(conn: Connection, source: DataSource, req: RangeRequest, events: RangeEvents = {}): Promise<void> {
+  const { settled } = await startRange(conn, source, req, events);
+  await settled;
+}
+
+/**
+ * Sends range [start, end) of `source` on `conn` up to its RANGE_END; resolves then, with `settled`,
+ * which resolves once the server says the range is durable (RANGE_DONE). Meanwhile the next range
+ * MAY start on the same connection (chained RANGE, §9.13 step 2, revision 1.10): its RANGE_OK comes
+ * after this one's RANGE_DONE. `conn` is Ready, or awaits the RANGE_DONE of the range before.
+ */
+export async function startRange(conn: Connection, source: DataSource, req: RangeRequest, events: RangeEvents = {}): Promise<{ readonly settled: Promise<void> }> {
   const { start, end } = req;
   const ok = deferred<number>();
   const done = deferred<number>();
@@ -35,6 +47,8 @@ export async function sendRange(conn: Connection, source: DataSource, req: Range
     ok.reject(err);
     done.reject(err);
   });
+  // Whoever awaits `settled` sees its failure; until then it must not count as unhandled.
+  done.promise.catch(() => undefined);
   let sent = start;
   let acked = start;
   try {
@@ -83,8 +97,17 @@ export async function sendRange(conn: Connection, source: DataSource, req: Range
       await pending?.catch(() => undefined);
     }
     conn.send({ type: 'RANGE_END', end });
-    await done.promise;
-  } finally {
+  } catch (err) {
     off();
+    throw err;
   }
+  const settled = done.promise.then(
+    () => off(),
+    (err: unknown) => {
+      off();
+      throw err;
+    },
+  );
+  settled.catch(() => undefined);
+  return { settled };
 }
