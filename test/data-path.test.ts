@@ -240,6 +240,19 @@ describe('BodyPool', () => {
     assert.equal(pool.freeBuffers, 0);
   });
 
+  it('counts the bytes in pooled buffers out (the record share of the memory budget), not exact-size ones', () => {
+    const pool = new BodyPool(2, 4);
+    const a = pool.take(BODY);
+    const b = pool.take(BODY / 2 + 1);
+    const small = pool.take(1000);
+    assert.equal(pool.pooledBytesOut, 2 * BODY);
+    pool.give(small);
+    pool.give(a);
+    assert.equal(pool.pooledBytesOut, BODY);
+    pool.give(b);
+    assert.equal(pool.pooledBytesOut, 0);
+  });
+
   it('hands out buffers of the arena with the fewest free, so that the others can empty and go', () => {
     const pool = new BodyPool(2, 4);
     const [a0, a1, , , b0] = Array.from({ length: 8 }, () => pool.take(BODY)); // arenas a0–a3 and b0–b3

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MemoryBudget, type MemoryUser } from '../src/transfer/budget.js';
-import { defaultMaxMemoryBytes } from '../src/recv/config.js';
+import { defaultMaxMemoryBytes, recordBuffersMaxBytes } from '../src/recv/config.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -176,6 +176,44 @@ describe('MemoryBudget', () => {
     assert.equal(budget.stopped, 0);
   });
 
+  it('with a record share, admits record buffers only while those out stay within it, and calls the next back as one comes back', () => {
+    // 100 slow uploads each held a record still arriving: the pool grew to the whole budget,
+    // each MiB of it first touched costing page faults (issue 15).
+    let out = 0;
+    const budget = new MemoryBudget(16 * MiB, 128 * KiB, undefined, { held: () => out, maxBytes: 2 * MiB });
+    const [a, b, c] = users(budget, 3) as [User, User, User];
+    for (const u of [a, b]) {
+      assert.equal(budget.admit(u, MiB), true);
+      out += MiB;
+      u.held = MiB;
+      budget.update(u);
+    }
+    assert.equal(budget.admit(c, MiB), false, 'the share is full, though the budget has room');
+    assert.equal(budget.stopped, 1);
+    // a's record is written and hashed: its buffer goes back to the pool.
+    out -= MiB;
+    a.held = 0;
+    budget.update(a);
+    assert.equal(c.resumes, 1, 'c called back');
+    assert.equal(budget.admit(c, MiB), true);
+    assert.equal(budget.stopped, 0);
+  });
+
+  it('with a record share, always admits one record while none is out, if the budget has room', () => {
+    let out = 0;
+    const budget = new MemoryBudget(4 * MiB, 128 * KiB, undefined, { held: () => out, maxBytes: 512 * KiB });
+    const [a, b, other] = users(budget, 3) as [User, User, User];
+    other.held = 2 * MiB; // small records, unread output: not record buffers
+    budget.update(other);
+    assert.equal(budget.admit(a, MiB), true);
+    out += MiB;
+    assert.equal(budget.admit(b, MiB), false);
+    out = 0;
+    other.held = 3 * MiB + 512 * KiB;
+    budget.update(other);
+    assert.equal(budget.admit(b, MiB), false, 'nor beyond the budget itself');
+  });
+
   it('forgets a user that leaves, and calls the next in line', () => {
     const budget = new MemoryBudget(4 * MiB, 128 * KiB);
     const [holder, a] = users(budget, 2) as [User, User];
@@ -186,6 +224,15 @@ describe('MemoryBudget', () => {
     assert.equal(budget.usedBytes, 0);
     assert.equal(a.resumes, 1);
     assert.equal(budget.admit(a, MiB), true);
+  });
+});
+
+describe('the record share (recordBuffersMaxBytes)', () => {
+  it('is half the budget, at least 16 MiB (one upload at full speed holds ~12), at most the budget', () => {
+    assert.equal(recordBuffersMaxBytes(64 * MiB), 32 * MiB);
+    assert.equal(recordBuffersMaxBytes(128 * MiB), 64 * MiB);
+    assert.equal(recordBuffersMaxBytes(24 * MiB), 16 * MiB);
+    assert.equal(recordBuffersMaxBytes(8 * MiB), 8 * MiB);
   });
 });
 

@@ -85,6 +85,21 @@ export function defaultMaxMemoryBytes(totalMemoryBytes: number): number {
   return Math.max(32 * MiB, Math.min(64 * MiB, Math.floor(totalMemoryBytes / 4 / MiB) * MiB));
 }
 
+/**
+ * The share of the memory budget the buffers of long records (the body pool's buffers out:
+ * records being opened, written and hashed) may take together, and the least they may always
+ * take (one upload at full speed holds ~12 of 1 MiB). With 100 slow uploads each holding a
+ * record that is still arriving, the pool grew to the whole budget, and every MiB of it first
+ * touched cost page faults (DESIGN.md, "Many clients at once").
+ */
+export const RECORD_BUFFERS_SHARE = 0.5;
+export const MIN_RECORD_BUFFERS_BYTES = 16 * MiB;
+
+/** What the buffers of long records may hold together under a budget of `maxMemoryBytes`. */
+export function recordBuffersMaxBytes(maxMemoryBytes: number): number {
+  return Math.min(maxMemoryBytes, Math.max(MIN_RECORD_BUFFERS_BYTES, Math.floor(maxMemoryBytes * RECORD_BUFFERS_SHARE)));
+}
+
 /** The least --max-memory accepted: room for a few long records (1 MiB each) beside everything else. */
 export const MIN_MAX_MEMORY_BYTES = 8 * MiB;
 

@@ -7,7 +7,7 @@ import os from 'node:os';
 import { HANDSHAKE_TIMEOUT_MS, IDLE_TIMEOUT_MS } from '../proto/limits.js';
 import { HandshakeAdmission, withDefaultLimits, type AdmissionLimits } from './admission.js';
 import { MemoryBudget } from '../transfer/budget.js';
-import { defaultMaxMemoryBytes, KEEP_FREED_BYTES, KEEP_FREED_FROM_CONNECTIONS, MEMORY_FLOOR_BYTES } from './config.js';
+import { defaultMaxMemoryBytes, KEEP_FREED_BYTES, KEEP_FREED_FROM_CONNECTIONS, MEMORY_FLOOR_BYTES, recordBuffersMaxBytes } from './config.js';
 import { keepFreedMemory } from '../runtime/young-gc.js';
 import type { Access } from './access.js';
 import { Connection, refuse } from './connection.js';
@@ -61,6 +61,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   /** Many clients came at once: malloc keeps freed memory from then on (config.ts KEEP_FREED_FROM_CONNECTIONS). */
   let keepingFreed = false;
   let access: Access | undefined = opts.access;
+  const maxMemoryBytes = opts.maxMemoryBytes ?? defaultMaxMemoryBytes(os.totalmem());
   const ctx = {
     serverKey: opts.serverKey,
     store,
@@ -69,7 +70,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     maxFileBytes: opts.maxFileBytes,
     handshakeTimeoutMs: opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
     idleTimeoutMs: opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
-    memory: new MemoryBudget(opts.maxMemoryBytes ?? defaultMaxMemoryBytes(os.totalmem()), MEMORY_FLOOR_BYTES),
+    memory: new MemoryBudget(maxMemoryBytes, MEMORY_FLOOR_BYTES, undefined, { held: () => store.bodies.pooledBytesOut, maxBytes: recordBuffersMaxBytes(maxMemoryBytes) }),
     log: opts.log,
   };
   const admission = new HandshakeAdmission(withDefaultLimits(opts.handshakes), opts.log);

@@ -40,6 +40,8 @@ export class BodyPool implements BodyBuffers {
   /** Buffers from take() not given back yet (weak: a leaked exact-size one is still collected). */
   readonly #out = new WeakSet<Buffer>();
   #outstanding = 0;
+  /** Of those, the pooled ones (whole body buffers, not exact-size ones). */
+  #pooledOut = 0;
   /**
    * The reserve: the most buffers out at once in this window and the one before it. While
    * buffers are out, the pool keeps free arenas up to that many in all rather than let them go and
@@ -75,6 +77,11 @@ export class BodyPool implements BodyBuffers {
   /** Buffers taken and not given back yet: 0 once every connection let go of its bodies. */
   get outstanding(): number {
     return this.#outstanding;
+  }
+
+  /** Bytes in pooled buffers out now: what records being opened, written and hashed hold of the pool. */
+  get pooledBytesOut(): number {
+    return this.#pooledOut * BODY_BYTES;
   }
 
   /** Free pooled buffers the pool keeps now rather than let their arenas go (the reserve). */
@@ -156,6 +163,7 @@ export class BodyPool implements BodyBuffers {
     // Given back twice, the buffer would be handed out to two bodies at once: fail loudly instead.
     if (!this.#out.delete(buffer)) throw notOut();
     this.#outstanding--;
+    if (buffer.length === BODY_BYTES) this.#pooledOut--;
     this.#window();
     if (this.#outstanding === 0) this.#whenIdle();
     if (buffer.length !== BODY_BYTES) return; // an exact-size one: left to GC
@@ -184,6 +192,7 @@ export class BodyPool implements BodyBuffers {
   #lend(buffer: Buffer): Buffer {
     this.#out.add(buffer);
     this.#outstanding++;
+    if (buffer.length === BODY_BYTES) this.#pooledOut++;
     this.#window();
     return buffer;
   }
