@@ -301,10 +301,10 @@ export class Connection implements DataSink {
    * Small files in two records (§9.11 step 8, revision 1.9): PUT_PACK, then all their bytes as one
    * DATA from 0, in Ready, which the connection is in again once the last byte is sent (no END).
    * One answer per file, in PUT order, as put() gives; `data` is the files' bytes concatenated
-   * (their sizes sum to at least 1 byte, §4). Returns the answers' promises and whether the
-   * socket can take more now.
+   * (their sizes sum to at least 1 byte, §4), in one piece or several. Returns the answers'
+   * promises and whether the socket can take more now.
    */
-  putPack(pack: Extract<Frame, { type: 'PUT_PACK' }>, files: number, data: Buffer): { answers: Promise<PutAnswer>[]; ok: boolean } {
+  putPack(pack: Extract<Frame, { type: 'PUT_PACK' }>, files: number, data: Buffer | readonly Buffer[]): { answers: Promise<PutAnswer>[]; ok: boolean } {
     this.writable();
     const answers: Promise<PutAnswer>[] = [];
     for (let i = 0; i < files; i++) answers.push(this.awaitPutAnswer());

@@ -27,6 +27,8 @@ export interface PutItem<E> {
   readonly sha256: Buffer;
   readonly mtime: number;
   readonly mode: number;
+  /** Where `data` lies, released once the file is answered. */
+  readonly slab?: Slab | undefined;
 }
 
 /**
@@ -96,40 +98,113 @@ function fitsInline(item: PutItem<unknown>): boolean {
 /** A file that cannot be opened or is no regular file: skipped, as the walk skips what it cannot read. */
 export class Unreadable extends Error {}
 
+/** A small file's stat, taken from the open file (fstat). */
+export interface SmallStat {
+  readonly size: number;
+  readonly mtime: number;
+  readonly mode: number;
+}
+
 /**
- * Reads the regular file `path` whole (at most MAX_PUT_BYTES); Unreadable, or LocalFileError if it
- * changed since the walk. Synchronous: for a file this small each asynchronous call (a thread-pool
- * trip) cost the main thread 50–100 µs, several times the system call itself (a profile of 10,000
- * files of 4 KiB), and the client has nothing else to do meanwhile but send what it read.
+ * Memory small files are read into, one after another: files read together lie side by side, so
+ * that a pack's bytes are one piece (no copy into a DATA frame) and no file costs an allocation
+ * of its own. A slab is used again once every file read into it is answered (`release`).
  */
-export function readWhole(path: string, expectedSize: number): { data: Buffer; mtime: number; mode: number } {
-  let fd: number;
-  try {
-    // O_NONBLOCK: a FIFO put in the file's place since the walk must not block the open.
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch (err) {
-    throw new Unreadable(`cannot open ${path}: ${err instanceof Error ? err.message : String(err)}`);
+export class Slab {
+  readonly buffer: Buffer;
+  used = 0;
+  /** Files read into it and not yet answered. */
+  holders = 0;
+  constructor(
+    bytes: number,
+    private readonly freed: (slab: Slab) => void,
+  ) {
+    this.buffer = Buffer.allocUnsafeSlow(bytes);
   }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw new Unreadable(`${path} is not a regular file`);
-    if (st.size !== expectedSize || st.size > MAX_PUT_BYTES) throw new LocalFileError(`${path} changed while it was being sent; run stx-send again to send the new version`);
-    const data = Buffer.allocUnsafe(st.size);
-    let got = 0;
-    while (got < data.length) {
-      const bytesRead = readSync(fd, data, got, data.length - got, got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
+  /** One of its files is answered (never sent again). */
+  release(): void {
+    if (--this.holders === 0) this.freed(this);
+  }
+}
+
+/** One slab holds a pack's worth of bytes (and any file that goes by PUT). */
+export const SLAB_BYTES = MAX_PACK_BYTES;
+/** Slabs kept for reuse once all their files are answered. */
+const MAX_FREE_SLABS = 4;
+
+/**
+ * Reads small files whole into slabs. Memory: the files unanswered lie in consecutive slabs
+ * (files are read and answered in the same order), so it is bounded by the window's bytes
+ * (PUT_WINDOW_BYTES) plus two slabs, and MAX_FREE_SLABS slabs kept for reuse.
+ */
+export class SmallFiles {
+  #slab: Slab | null = null;
+  readonly #free: Slab[] = [];
+  readonly #freed = (slab: Slab): void => {
+    if (slab !== this.#slab && slab.buffer.length === SLAB_BYTES && this.#free.length < MAX_FREE_SLABS) {
+      slab.used = 0;
+      this.#free.push(slab);
     }
-    if (got !== data.length) throw new LocalFileError(`${path} changed while it was being sent; run stx-send again to send the new version`);
-    return { data, mtime: Math.round(st.mtimeMs), mode: st.mode & 0o7777 };
-  } finally {
+  };
+
+  /**
+   * Reads the regular file `path` whole (at most MAX_PUT_BYTES); Unreadable, or LocalFileError if
+   * it changed since the walk. `expectedSize` is its size from the walk, or null when the walk did
+   * not stat it (walk.ts `regular`): then a file above MAX_PUT_BYTES is not read, and its stat is
+   * returned as `large`. Synchronous: for a file this small each asynchronous call (a thread-pool
+   * trip) cost the main thread 50–100 µs, several times the system call itself (a profile of
+   * 10,000 files of 4 KiB), and the client has nothing else to do meanwhile but send what it read.
+   */
+  read(path: string, expectedSize: number | null): { data: Buffer; slab: Slab; mtime: number; mode: number } | { large: SmallStat } {
+    let fd: number;
     try {
-      closeSync(fd);
-    } catch {
-      // Read already; nothing to lose.
+      // O_NONBLOCK: a FIFO put in the file's place since the walk must not block the open.
+      fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    } catch (err) {
+      throw new Unreadable(`cannot open ${path}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    try {
+      const st = fstatSync(fd);
+      if (!st.isFile()) throw new Unreadable(`${path} is not a regular file`);
+      const mtime = Math.round(st.mtimeMs);
+      const mode = st.mode & 0o7777;
+      if (expectedSize === null && st.size > MAX_PUT_BYTES) return { large: { size: st.size, mtime, mode } };
+      if ((expectedSize !== null && st.size !== expectedSize) || st.size > MAX_PUT_BYTES) throw changed(path);
+      const slab = this.#room(st.size);
+      const data = slab.buffer.subarray(slab.used, slab.used + st.size);
+      let got = 0;
+      while (got < data.length) {
+        const bytesRead = readSync(fd, data, got, data.length - got, got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      if (got !== data.length) throw changed(path);
+      slab.used += data.length;
+      slab.holders++;
+      return { data, slab, mtime, mode };
+    } finally {
+      try {
+        closeSync(fd);
+      } catch {
+        // Read already; nothing to lose.
+      }
     }
   }
+
+  /** The slab the next `bytes` go into: the current one if they fit, else a free or new one. */
+  #room(bytes: number): Slab {
+    const slab = this.#slab;
+    if (slab !== null && slab.used + bytes <= slab.buffer.length) return slab;
+    // The slab left behind is free once its files are answered (at once if none is left).
+    const next = (bytes <= SLAB_BYTES ? this.#free.pop() : undefined) ?? new Slab(Math.max(SLAB_BYTES, bytes), this.#freed);
+    this.#slab = next;
+    if (slab !== null && slab.holders === 0) this.#freed(slab);
+    return next;
+  }
+}
+
+function changed(path: string): LocalFileError {
+  return new LocalFileError(`${path} changed while it was being sent; run stx-send again to send the new version`);
 }
 
 export function sha256Of(data: Buffer): Buffer {
@@ -143,6 +218,28 @@ export interface PutCallbacks<E> {
   failed(item: { readonly entry: E }, err: StxError): void;
   /** Bytes handed to the connection. */
   sent(bytes: number): void;
+}
+
+/**
+ * The items' bytes, in order, as few pieces as they make: files read one after another into a
+ * slab lie side by side and become one piece (sealed as they lie, never copied into one buffer).
+ */
+export function adjacentRuns(items: readonly { readonly data: Buffer }[]): Buffer[] {
+  const runs: Buffer[] = [];
+  let start: Buffer | null = null;
+  let length = 0;
+  for (const { data } of items) {
+    if (data.length === 0) continue;
+    if (start !== null && data.buffer === start.buffer && data.byteOffset === start.byteOffset + length) {
+      length += data.length;
+      continue;
+    }
+    if (start !== null) runs.push(Buffer.from(start.buffer, start.byteOffset, length));
+    start = data;
+    length = data.length;
+  }
+  if (start !== null) runs.push(Buffer.from(start.buffer, start.byteOffset, length));
+  return runs;
 }
 
 export class PutPipeline<E> {
@@ -350,7 +447,7 @@ export class PutPipeline<E> {
   #sendPack(conn: Connection, flights: readonly PutFlight<E>[], bytes: number): boolean {
     const items = flights.map((f) => f.item);
     const header = packFrame(items.map((item) => ({ name: item.name, size: item.data.length, mtime: item.mtime, mode: item.mode, sha256: item.sha256 })));
-    const sent = conn.putPack(header, items.length, Buffer.concat(items.map((item) => item.data), bytes));
+    const sent = conn.putPack(header, items.length, adjacentRuns(items));
     flights.forEach((f, i) => {
       answerWith(f, sent.answers[i] ?? NO_ANSWER_YET);
     });
@@ -487,6 +584,7 @@ export class PutPipeline<E> {
     }
     const { item } = oldest;
     this.#bytes -= item.data.length;
+    item.slab?.release();
     if (answer instanceof StxError) {
       this.on.failed(item, answer);
       return;

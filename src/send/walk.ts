@@ -26,6 +26,12 @@ interface Base {
 
 export type Entry =
   | (Base & { readonly kind: 'file'; readonly size: number; readonly mtime: number; readonly mode: number })
+  /**
+   * A regular file by its directory entry alone, not yet stat'ed (only with `statFiles: false`):
+   * whoever reads it takes its size, mode and mtime from the open file, and checks again that it
+   * is a regular file.
+   */
+  | (Base & { readonly kind: 'regular' })
   | (Base & { readonly kind: 'dir'; readonly mtime: number; readonly mode: number })
   | (Base & { readonly kind: 'link'; readonly target: string; readonly mtime: number })
   | (Base & { readonly kind: 'skip'; readonly reason: string });
@@ -35,6 +41,12 @@ export interface WalkOptions {
   readonly to?: string | undefined;
   /** Send symbolic links as links (--links); otherwise they are skipped. */
   readonly links: boolean;
+  /**
+   * false: a regular file inside a tree (by its directory entry's type) is handed over as
+   * `regular`, without an lstat: the caller opens it anyway and takes its stat then (one system
+   * call and one Stats object per file fewer). Default true: every file is lstat'ed (`file`).
+   */
+  readonly statFiles?: boolean | undefined;
 }
 
 /** Joins remote name parts, dropping empty ones, in NFC. */
@@ -212,6 +224,10 @@ async function* walkTree(top: Level, options: WalkOptions, acc: Batch): AsyncGen
       const name = next.name;
       const local = path.join(level.local, name);
       const remote = join(level.remote, name);
+      if (options.statFiles === false && next.isFile()) {
+        acc.out.push({ kind: 'regular', local, remote });
+        continue;
+      }
       const found = inside(local, remote, level.depth, options);
       if (!('dir' in found)) {
         acc.out.push(found);
