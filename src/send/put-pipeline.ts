@@ -58,8 +58,12 @@ type Outcome = PutAnswer | StxError;
 /** A PUT's answer until it is sent (#sendPut sets the connection's). */
 const NO_ANSWER_YET: Promise<Outcome> = Promise.resolve({ type: 'PUT_DONE', size: 0, sha256: Buffer.alloc(0) });
 
-/** `answered` once the connection it went on answered it: a lost connection then does not send it again. */
-type PutFlight<E> = { readonly kind: 'put'; readonly item: PutItem<E>; answer: Promise<Outcome>; answered: boolean };
+/**
+ * `outcome` once the connection it went on answered it (a lost connection then does not send it
+ * again); `answer` settles by then (a file in a pack: once the whole pack is answered), and
+ * rejects if that connection fails first.
+ */
+type PutFlight<E> = { readonly kind: 'put'; readonly item: PutItem<E>; answer: Promise<unknown>; outcome: Outcome | undefined };
 type InFlight<E> =
   | PutFlight<E>
   /** `final` once a resend settled it: its answer is no longer the connection's. */
@@ -69,8 +73,8 @@ type InFlight<E> =
 function answerWith(f: PutFlight<unknown>, answer: Promise<Outcome>): void {
   f.answer = answer;
   answer.then(
-    () => {
-      if (f.answer === answer) f.answered = true;
+    (outcome) => {
+      if (f.answer === answer) f.outcome = outcome;
     },
     () => undefined,
   );
@@ -281,6 +285,7 @@ export class PutPipeline<E> {
     // it holds stays bounded, and the files read after the drain go together in the next pack.
     const draining = this.#draining;
     if (draining !== null) return draining.then(() => this.put(item));
+    if (!this.#hasRoom(item)) this.#settleAnswered();
     return this.#hasRoom(item) ? this.#putNow(item) : this.#putLater(item);
   }
 
@@ -319,7 +324,7 @@ export class PutPipeline<E> {
   }
 
   #add(item: PutItem<E>): PutFlight<E> {
-    const flight: PutFlight<E> = { kind: 'put', item, answer: NO_ANSWER_YET, answered: false };
+    const flight: PutFlight<E> = { kind: 'put', item, answer: NO_ANSWER_YET, outcome: undefined };
     this.#inFlight.push(flight);
     this.#bytes += item.data.length;
     return flight;
@@ -447,10 +452,12 @@ export class PutPipeline<E> {
   #sendPack(conn: Connection, flights: readonly PutFlight<E>[], bytes: number): boolean {
     const items = flights.map((f) => f.item);
     const header = packFrame(items.map((item) => ({ name: item.name, size: item.data.length, mtime: item.mtime, mode: item.mode, sha256: item.sha256 })));
-    const sent = conn.putPack(header, items.length, adjacentRuns(items));
-    flights.forEach((f, i) => {
-      answerWith(f, sent.answers[i] ?? NO_ANSWER_YET);
+    // Each answer is the file's as it is read (no promise per file); the pack's promise settles once all are.
+    const sent = conn.putPack(header, items.length, adjacentRuns(items), (i, outcome) => {
+      const f = flights[i];
+      if (f !== undefined && f.answer === sent.answered) f.outcome = outcome;
     });
+    for (const f of flights) f.answer = sent.answered;
     this.on.sent(bytes);
     return sent.ok;
   }
@@ -539,7 +546,7 @@ export class PutPipeline<E> {
   #unsettled(): InFlight<E>[] {
     // The pack being filled is among them: it goes with them, not again later.
     this.#takePack();
-    return this.#inFlight.filter((f) => (f.kind === 'put' && !f.answered) || (f.kind === 'detached' && !f.final));
+    return this.#inFlight.filter((f) => (f.kind === 'put' && f.outcome === undefined) || (f.kind === 'detached' && !f.final));
   }
 
   /** The connection failed: drop it, wait as the retry policy says (or throw what stops the run). */
@@ -563,26 +570,55 @@ export class PutPipeline<E> {
     // for room in the window does not send packs of one file).
     if (oldest.answer === NO_ANSWER_YET) await this.#sendPending();
     let answer: Outcome;
-    try {
-      answer = await oldest.answer;
-    } catch (err) {
-      await this.#resendAfter(err);
-      return;
+    if (oldest.kind === 'put' && oldest.outcome !== undefined) {
+      // Answered (a pack's promise may still reject: its connection failed before the pack's last answer).
+      answer = oldest.outcome;
+    } else {
+      try {
+        const got = await oldest.answer;
+        if (oldest.kind === 'put') {
+          if (oldest.outcome === undefined) throw new ResourceError('INTERNAL', `no answer recorded for ${oldest.item.name}`);
+          answer = oldest.outcome;
+        } else answer = got as Outcome;
+      } catch (err) {
+        if (err instanceof ResourceError && err.code === 'INTERNAL') throw err;
+        await this.#resendAfter(err);
+        return;
+      }
     }
     this.#inFlight.shift();
     this.#answered++;
     this.retry.reset();
-    if (oldest.kind === 'detached') {
-      this.#detached--;
-      let confirmed = false;
-      try {
-        confirmed = this.#settleDetached(oldest.item, answer);
-      } finally {
-        await oldest.item.close(confirmed);
-      }
+    if (oldest.kind === 'put') {
+      this.#settlePut(oldest.item, answer);
       return;
     }
-    const { item } = oldest;
+    this.#detached--;
+    let confirmed = false;
+    try {
+      confirmed = this.#settleDetached(oldest.item, answer);
+    } finally {
+      await oldest.item.close(confirmed);
+    }
+  }
+
+  /**
+   * Settles, without waiting, the answered PUTs at the head of the window (usually many: answers
+   * come in runs), so that put() makes room without a promise per file.
+   */
+  #settleAnswered(): void {
+    for (;;) {
+      const oldest = this.#inFlight[0];
+      if (oldest === undefined || oldest.kind !== 'put' || oldest.outcome === undefined) return;
+      this.#inFlight.shift();
+      this.#answered++;
+      this.retry.reset();
+      this.#settlePut(oldest.item, oldest.outcome);
+    }
+  }
+
+  /** A PUT's answer (taken off the window), checked as DONE (§9.1 step 7) against its size and SHA-256. */
+  #settlePut(item: PutItem<E>, answer: Outcome): void {
     this.#bytes -= item.data.length;
     item.slab?.release();
     if (answer instanceof StxError) {
