@@ -10,6 +10,7 @@ import { StxError, UploadError, codeFromWire, errorFor, ResourceError } from '..
 import { MAX_CONTROL_PAYLOAD_BYTES, MAX_PACK_BYTES, MAX_PACK_FILES, MAX_PUT_BYTES, PUT_INLINE_OVERHEAD_BYTES } from '../proto/limits.js';
 import { PACK_HEADER_BASE_BYTES, PACK_HEADER_FILE_BYTES, packFrame } from '../proto/pack.js';
 import { LocalFileError } from '../transfer/source.js';
+import { YoungGenerationCollector } from '../runtime/young-gc.js';
 import type { Connection, PutAnswer } from './connection.js';
 import type { Retry } from './retry.js';
 import type { Session } from './session.js';
@@ -85,6 +86,15 @@ function answerWith(f: PutFlight<unknown>, answer: Promise<Outcome>): void {
  * server's bound (stx-recv: 8 per connection, §9.11), so the server never stops reading for them.
  */
 export const DETACHED_WINDOW_FILES = 8;
+
+/**
+ * V8's young generation is collected after this many bytes sealed and sent in PUTs, as after an
+ * upload's (transfer/sender.ts): node:crypto's ciphertext buffers for them are garbage by then,
+ * and left to V8 they add up to 32 MiB whose pages malloc gives back and faults in again
+ * (runtime/young-gc.ts).
+ */
+const YOUNG_GC_INTERVAL_BYTES = 2 * 1024 * 1024;
+const youngGc = new YoungGenerationCollector(YOUNG_GC_INTERVAL_BYTES);
 
 /** Turns of the event loop a pack waits for more files (PUT_PACK, §9.11 step 8) while the walk hands them over. */
 const PACK_WAIT_TURNS = 4;
@@ -458,6 +468,7 @@ export class PutPipeline<E> {
       if (f !== undefined && f.answer === sent.answered) f.outcome = outcome;
     });
     for (const f of flights) f.answer = sent.answered;
+    youngGc.dropped(bytes);
     this.on.sent(bytes);
     return sent.ok;
   }
@@ -469,6 +480,7 @@ export class PutPipeline<E> {
       ? conn.putInline({ type: 'PUT_INLINE', name: item.name, mtime: item.mtime, mode: item.mode, sha256: item.sha256, data: item.data })
       : conn.put({ type: 'PUT', name: item.name, size: item.data.length, mtime: item.mtime, mode: item.mode }, item.data, item.sha256);
     answerWith(f, sent.answer);
+    youngGc.dropped(item.data.length);
     this.on.sent(item.data.length);
     return sent.ok;
   }
