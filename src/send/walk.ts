@@ -8,8 +8,8 @@
 // `a/b/dir/` (trailing slash) sends the contents of dir without `dir/`; a file is sent under its
 // own name; all of it under `--to DIR` when given. A directory's entry comes after its contents,
 // so that its mode and mtime are set last.
-import { lstatSync, readlinkSync, type Dir, type Dirent, type Stats } from 'node:fs';
-import { opendir, stat } from 'node:fs/promises';
+import { lstatSync, opendirSync, readlinkSync, type Dir, type Dirent, type Stats } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 
 /** Deeper than this a tree is not followed (one open directory handle per level). */
@@ -137,9 +137,13 @@ interface Level {
   readonly named: boolean;
 }
 
-async function openLevel(local: string, remote: string, stats: Stats, depth: number, named: boolean): Promise<Level | Entry> {
+/**
+ * Synchronous, as the directory's reads are: an asynchronous opendir cost ~0.3 ms of CPU per
+ * directory here, three times the synchronous one (100 directories of a 10,000-file tree).
+ */
+function openLevel(local: string, remote: string, stats: Stats, depth: number, named: boolean): Level | Entry {
   try {
-    return { dir: await opendir(local, { bufferSize: 64 }), local, remote, stats, depth, named };
+    return { dir: opendirSync(local, { bufferSize: 64 }), local, remote, stats, depth, named };
   } catch (err) {
     return { kind: 'skip', local, remote, reason: `cannot read directory: ${messageOf(err)}` };
   }
@@ -177,7 +181,7 @@ export async function* walkBatches(paths: readonly string[], options: WalkOption
       continue;
     }
     const contents = given.endsWith('/') || given.endsWith(path.sep);
-    const top = await openLevel(given, contents ? join(to) : join(to, base), st, 0, !contents || to !== '');
+    const top = openLevel(given, contents ? join(to) : join(to, base), st, 0, !contents || to !== '');
     if ('kind' in top) {
       acc.out.push(top);
       continue;
@@ -197,7 +201,7 @@ interface Batch {
  * The entries under `top`, added to `acc.out`, which is handed over (and started anew) whenever
  * it holds `acc.size` entries. What is left at the end stays in `acc.out`.
  */
-async function* walkTree(top: Level, options: WalkOptions, acc: Batch): AsyncGenerator<Entry[]> {
+function* walkTree(top: Level, options: WalkOptions, acc: Batch): Generator<Entry[]> {
   const stack: Level[] = [top];
   try {
     while (stack.length > 0) {
@@ -237,7 +241,7 @@ async function* walkTree(top: Level, options: WalkOptions, acc: Batch): AsyncGen
         acc.out.push({ kind: 'skip', local, remote, reason: `deeper than ${MAX_DEPTH} levels` });
         continue;
       }
-      const child = await openLevel(local, remote, found.dir, level.depth + 1, true);
+      const child = openLevel(local, remote, found.dir, level.depth + 1, true);
       if ('kind' in child) acc.out.push(child);
       else stack.push(child);
     }
