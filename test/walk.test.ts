@@ -68,3 +68,21 @@ it('a walk stopped early closes the directories it holds open', async () => {
   }
   assert.equal(open(), before);
 });
+
+it('with statFiles false, regular files inside a tree come unstat’ed (regular), in the same order, and nothing else changes', async () => {
+  const paths = [path.join(root, 'top'), path.join(root, 'top', 'd0', 'f1 é')];
+  for (const links of [false, true]) {
+    const stat: string[] = [];
+    for await (const e of walk(paths, { links })) stat.push(line(e));
+    const lazy: Entry[] = [];
+    for await (const e of walk(paths, { links, statFiles: false })) lazy.push(e);
+    // The same entries, files inside the tree as `regular` (a command-line file is stat'ed as before).
+    assert.deepEqual(
+      lazy.map((e) => line(e).replace(/^regular /, 'file ')),
+      stat,
+    );
+    assert.equal(lazy.filter((e) => e.kind === 'regular').length, 3 * 6);
+    assert.equal(lazy[lazy.length - 1]?.kind, 'file');
+    assert.ok(lazy.some((e) => e.kind === (links ? 'link' : 'skip') && e.remote === 'top/link'));
+  }
+});

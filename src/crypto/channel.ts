@@ -186,10 +186,10 @@ export class FrameChannel {
     return this.sealer.seal(body);
   }
 
-  /** A DATA record without copying `data` into a frame first (§2.2, §8). */
-  encodeData(offset: number, data: Buffer): Buffer[] {
+  /** A DATA record without copying `data` (one piece, or pieces in order) into a frame first (§2.2, §8). */
+  encodeData(offset: number, data: Buffer | readonly Buffer[]): Buffer[] {
     if (this.sealer === null) throw new Error('DATA before the record layer started');
-    return this.sealer.seal([encodeDataHead(offset), data]);
+    return this.sealer.seal(Buffer.isBuffer(data) ? [encodeDataHead(offset), data] : [encodeDataHead(offset), ...data]);
   }
 
   /** True when the next record of `bodyLen` bytes would leave no room under the key limits (§8). */

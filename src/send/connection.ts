@@ -303,14 +303,37 @@ export class Connection implements DataSink {
   /**
    * Small files in two records (§9.11 step 8, revision 1.9): PUT_PACK, then all their bytes as one
    * DATA from 0, in Ready, which the connection is in again once the last byte is sent (no END).
-   * One answer per file, in PUT order, as put() gives; `data` is the files' bytes concatenated
-   * (their sizes sum to at least 1 byte, §4). Returns the answers' promises and whether the
-   * socket can take more now.
+   * One answer per file, in PUT order, as put() gives, handed to `onAnswer` as it is read; `data`
+   * is the files' bytes concatenated (their sizes sum to at least 1 byte, §4), in one piece or
+   * several. Returns a promise that resolves once every file is answered (rejects if the
+   * connection fails first) and whether the socket can take more now.
    */
-  putPack(pack: Extract<Frame, { type: 'PUT_PACK' }>, files: number, data: Buffer): { answers: Promise<PutAnswer>[]; ok: boolean } {
+  putPack(
+    pack: Extract<Frame, { type: 'PUT_PACK' }>,
+    files: number,
+    data: Buffer | readonly Buffer[],
+    onAnswer: (file: number, answer: PutAnswer) => void,
+  ): { answered: Promise<void>; ok: boolean } {
     this.writable();
-    const answers: Promise<PutAnswer>[] = [];
-    for (let i = 0; i < files; i++) answers.push(this.awaitPutAnswer());
+    // One promise for the pack, not one per file: each answer goes to onAnswer as it is read.
+    let resolve = (): void => undefined;
+    let reject: (err: Error) => void = () => undefined;
+    const answered = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    // Handled by whoever awaits it; a connection that fails rejects every waiter alike.
+    answered.catch(() => undefined);
+    const off = this.onFailure(reject);
+    let next = 0;
+    const one = (answer: PutAnswer): void => {
+      onAnswer(next++, answer);
+      if (next === files) {
+        off();
+        resolve();
+      }
+    };
+    for (let i = 0; i < files; i++) this.#puts.push(one);
     this.corkUntilNextTurn();
     this.move('PUT_PACK', 'sent');
     this.write(this.channel.encode(pack));
@@ -318,7 +341,7 @@ export class Connection implements DataSink {
     const ok = this.write(this.channel.encodeData(0, data));
     // The DATA that completes the pack's bytes leads back to Ready (§11.2: no frame of its own).
     this.#state = { name: 'Ready' };
-    return { answers, ok };
+    return { answered, ok };
   }
 
   /**

@@ -10,6 +10,7 @@ import { StxError, UploadError, codeFromWire, errorFor, ResourceError } from '..
 import { MAX_CONTROL_PAYLOAD_BYTES, MAX_PACK_BYTES, MAX_PACK_FILES, MAX_PUT_BYTES, PUT_INLINE_OVERHEAD_BYTES } from '../proto/limits.js';
 import { PACK_HEADER_BASE_BYTES, PACK_HEADER_FILE_BYTES, packFrame } from '../proto/pack.js';
 import { LocalFileError } from '../transfer/source.js';
+import { YoungGenerationCollector } from '../runtime/young-gc.js';
 import type { Connection, PutAnswer } from './connection.js';
 import type { Retry } from './retry.js';
 import type { Session } from './session.js';
@@ -27,6 +28,8 @@ export interface PutItem<E> {
   readonly sha256: Buffer;
   readonly mtime: number;
   readonly mode: number;
+  /** Where `data` lies, released once the file is answered. */
+  readonly slab?: Slab | undefined;
 }
 
 /**
@@ -56,8 +59,12 @@ type Outcome = PutAnswer | StxError;
 /** A PUT's answer until it is sent (#sendPut sets the connection's). */
 const NO_ANSWER_YET: Promise<Outcome> = Promise.resolve({ type: 'PUT_DONE', size: 0, sha256: Buffer.alloc(0) });
 
-/** `answered` once the connection it went on answered it: a lost connection then does not send it again. */
-type PutFlight<E> = { readonly kind: 'put'; readonly item: PutItem<E>; answer: Promise<Outcome>; answered: boolean };
+/**
+ * `outcome` once the connection it went on answered it (a lost connection then does not send it
+ * again); `answer` settles by then (a file in a pack: once the whole pack is answered), and
+ * rejects if that connection fails first.
+ */
+type PutFlight<E> = { readonly kind: 'put'; readonly item: PutItem<E>; answer: Promise<unknown>; outcome: Outcome | undefined };
 type InFlight<E> =
   | PutFlight<E>
   /** `final` once a resend settled it: its answer is no longer the connection's. */
@@ -67,8 +74,8 @@ type InFlight<E> =
 function answerWith(f: PutFlight<unknown>, answer: Promise<Outcome>): void {
   f.answer = answer;
   answer.then(
-    () => {
-      if (f.answer === answer) f.answered = true;
+    (outcome) => {
+      if (f.answer === answer) f.outcome = outcome;
     },
     () => undefined,
   );
@@ -79,6 +86,15 @@ function answerWith(f: PutFlight<unknown>, answer: Promise<Outcome>): void {
  * server's bound (stx-recv: 8 per connection, §9.11), so the server never stops reading for them.
  */
 export const DETACHED_WINDOW_FILES = 8;
+
+/**
+ * V8's young generation is collected after this many bytes sealed and sent in PUTs, as after an
+ * upload's (transfer/sender.ts): node:crypto's ciphertext buffers for them are garbage by then,
+ * and left to V8 they add up to 32 MiB whose pages malloc gives back and faults in again
+ * (runtime/young-gc.ts).
+ */
+const YOUNG_GC_INTERVAL_BYTES = 2 * 1024 * 1024;
+const youngGc = new YoungGenerationCollector(YOUNG_GC_INTERVAL_BYTES);
 
 /** Turns of the event loop a pack waits for more files (PUT_PACK, §9.11 step 8) while the walk hands them over. */
 const PACK_WAIT_TURNS = 4;
@@ -96,40 +112,113 @@ function fitsInline(item: PutItem<unknown>): boolean {
 /** A file that cannot be opened or is no regular file: skipped, as the walk skips what it cannot read. */
 export class Unreadable extends Error {}
 
+/** A small file's stat, taken from the open file (fstat). */
+export interface SmallStat {
+  readonly size: number;
+  readonly mtime: number;
+  readonly mode: number;
+}
+
 /**
- * Reads the regular file `path` whole (at most MAX_PUT_BYTES); Unreadable, or LocalFileError if it
- * changed since the walk. Synchronous: for a file this small each asynchronous call (a thread-pool
- * trip) cost the main thread 50–100 µs, several times the system call itself (a profile of 10,000
- * files of 4 KiB), and the client has nothing else to do meanwhile but send what it read.
+ * Memory small files are read into, one after another: files read together lie side by side, so
+ * that a pack's bytes are one piece (no copy into a DATA frame) and no file costs an allocation
+ * of its own. A slab is used again once every file read into it is answered (`release`).
  */
-export function readWhole(path: string, expectedSize: number): { data: Buffer; mtime: number; mode: number } {
-  let fd: number;
-  try {
-    // O_NONBLOCK: a FIFO put in the file's place since the walk must not block the open.
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch (err) {
-    throw new Unreadable(`cannot open ${path}: ${err instanceof Error ? err.message : String(err)}`);
+export class Slab {
+  readonly buffer: Buffer;
+  used = 0;
+  /** Files read into it and not yet answered. */
+  holders = 0;
+  constructor(
+    bytes: number,
+    private readonly freed: (slab: Slab) => void,
+  ) {
+    this.buffer = Buffer.allocUnsafeSlow(bytes);
   }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw new Unreadable(`${path} is not a regular file`);
-    if (st.size !== expectedSize || st.size > MAX_PUT_BYTES) throw new LocalFileError(`${path} changed while it was being sent; run stx-send again to send the new version`);
-    const data = Buffer.allocUnsafe(st.size);
-    let got = 0;
-    while (got < data.length) {
-      const bytesRead = readSync(fd, data, got, data.length - got, got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
+  /** One of its files is answered (never sent again). */
+  release(): void {
+    if (--this.holders === 0) this.freed(this);
+  }
+}
+
+/** One slab holds a pack's worth of bytes (and any file that goes by PUT). */
+export const SLAB_BYTES = MAX_PACK_BYTES;
+/** Slabs kept for reuse once all their files are answered. */
+const MAX_FREE_SLABS = 4;
+
+/**
+ * Reads small files whole into slabs. Memory: the files unanswered lie in consecutive slabs
+ * (files are read and answered in the same order), so it is bounded by the window's bytes
+ * (PUT_WINDOW_BYTES) plus two slabs, and MAX_FREE_SLABS slabs kept for reuse.
+ */
+export class SmallFiles {
+  #slab: Slab | null = null;
+  readonly #free: Slab[] = [];
+  readonly #freed = (slab: Slab): void => {
+    if (slab !== this.#slab && slab.buffer.length === SLAB_BYTES && this.#free.length < MAX_FREE_SLABS) {
+      slab.used = 0;
+      this.#free.push(slab);
     }
-    if (got !== data.length) throw new LocalFileError(`${path} changed while it was being sent; run stx-send again to send the new version`);
-    return { data, mtime: Math.round(st.mtimeMs), mode: st.mode & 0o7777 };
-  } finally {
+  };
+
+  /**
+   * Reads the regular file `path` whole (at most MAX_PUT_BYTES); Unreadable, or LocalFileError if
+   * it changed since the walk. `expectedSize` is its size from the walk, or null when the walk did
+   * not stat it (walk.ts `regular`): then a file above MAX_PUT_BYTES is not read, and its stat is
+   * returned as `large`. Synchronous: for a file this small each asynchronous call (a thread-pool
+   * trip) cost the main thread 50–100 µs, several times the system call itself (a profile of
+   * 10,000 files of 4 KiB), and the client has nothing else to do meanwhile but send what it read.
+   */
+  read(path: string, expectedSize: number | null): { data: Buffer; slab: Slab; mtime: number; mode: number } | { large: SmallStat } {
+    let fd: number;
     try {
-      closeSync(fd);
-    } catch {
-      // Read already; nothing to lose.
+      // O_NONBLOCK: a FIFO put in the file's place since the walk must not block the open.
+      fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    } catch (err) {
+      throw new Unreadable(`cannot open ${path}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    try {
+      const st = fstatSync(fd);
+      if (!st.isFile()) throw new Unreadable(`${path} is not a regular file`);
+      const mtime = Math.round(st.mtimeMs);
+      const mode = st.mode & 0o7777;
+      if (expectedSize === null && st.size > MAX_PUT_BYTES) return { large: { size: st.size, mtime, mode } };
+      if ((expectedSize !== null && st.size !== expectedSize) || st.size > MAX_PUT_BYTES) throw changed(path);
+      const slab = this.#room(st.size);
+      const data = slab.buffer.subarray(slab.used, slab.used + st.size);
+      let got = 0;
+      while (got < data.length) {
+        const bytesRead = readSync(fd, data, got, data.length - got, got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      if (got !== data.length) throw changed(path);
+      slab.used += data.length;
+      slab.holders++;
+      return { data, slab, mtime, mode };
+    } finally {
+      try {
+        closeSync(fd);
+      } catch {
+        // Read already; nothing to lose.
+      }
     }
   }
+
+  /** The slab the next `bytes` go into: the current one if they fit, else a free or new one. */
+  #room(bytes: number): Slab {
+    const slab = this.#slab;
+    if (slab !== null && slab.used + bytes <= slab.buffer.length) return slab;
+    // The slab left behind is free once its files are answered (at once if none is left).
+    const next = (bytes <= SLAB_BYTES ? this.#free.pop() : undefined) ?? new Slab(Math.max(SLAB_BYTES, bytes), this.#freed);
+    this.#slab = next;
+    if (slab !== null && slab.holders === 0) this.#freed(slab);
+    return next;
+  }
+}
+
+function changed(path: string): LocalFileError {
+  return new LocalFileError(`${path} changed while it was being sent; run stx-send again to send the new version`);
 }
 
 export function sha256Of(data: Buffer): Buffer {
@@ -143,6 +232,28 @@ export interface PutCallbacks<E> {
   failed(item: { readonly entry: E }, err: StxError): void;
   /** Bytes handed to the connection. */
   sent(bytes: number): void;
+}
+
+/**
+ * The items' bytes, in order, as few pieces as they make: files read one after another into a
+ * slab lie side by side and become one piece (sealed as they lie, never copied into one buffer).
+ */
+export function adjacentRuns(items: readonly { readonly data: Buffer }[]): Buffer[] {
+  const runs: Buffer[] = [];
+  let start: Buffer | null = null;
+  let length = 0;
+  for (const { data } of items) {
+    if (data.length === 0) continue;
+    if (start !== null && data.buffer === start.buffer && data.byteOffset === start.byteOffset + length) {
+      length += data.length;
+      continue;
+    }
+    if (start !== null) runs.push(Buffer.from(start.buffer, start.byteOffset, length));
+    start = data;
+    length = data.length;
+  }
+  if (start !== null) runs.push(Buffer.from(start.buffer, start.byteOffset, length));
+  return runs;
 }
 
 export class PutPipeline<E> {
@@ -184,6 +295,7 @@ export class PutPipeline<E> {
     // it holds stays bounded, and the files read after the drain go together in the next pack.
     const draining = this.#draining;
     if (draining !== null) return draining.then(() => this.put(item));
+    if (!this.#hasRoom(item)) this.#settleAnswered();
     return this.#hasRoom(item) ? this.#putNow(item) : this.#putLater(item);
   }
 
@@ -222,7 +334,7 @@ export class PutPipeline<E> {
   }
 
   #add(item: PutItem<E>): PutFlight<E> {
-    const flight: PutFlight<E> = { kind: 'put', item, answer: NO_ANSWER_YET, answered: false };
+    const flight: PutFlight<E> = { kind: 'put', item, answer: NO_ANSWER_YET, outcome: undefined };
     this.#inFlight.push(flight);
     this.#bytes += item.data.length;
     return flight;
@@ -350,10 +462,13 @@ export class PutPipeline<E> {
   #sendPack(conn: Connection, flights: readonly PutFlight<E>[], bytes: number): boolean {
     const items = flights.map((f) => f.item);
     const header = packFrame(items.map((item) => ({ name: item.name, size: item.data.length, mtime: item.mtime, mode: item.mode, sha256: item.sha256 })));
-    const sent = conn.putPack(header, items.length, Buffer.concat(items.map((item) => item.data), bytes));
-    flights.forEach((f, i) => {
-      answerWith(f, sent.answers[i] ?? NO_ANSWER_YET);
+    // Each answer is the file's as it is read (no promise per file); the pack's promise settles once all are.
+    const sent = conn.putPack(header, items.length, adjacentRuns(items), (i, outcome) => {
+      const f = flights[i];
+      if (f !== undefined && f.answer === sent.answered) f.outcome = outcome;
     });
+    for (const f of flights) f.answer = sent.answered;
+    youngGc.dropped(bytes);
     this.on.sent(bytes);
     return sent.ok;
   }
@@ -365,6 +480,7 @@ export class PutPipeline<E> {
       ? conn.putInline({ type: 'PUT_INLINE', name: item.name, mtime: item.mtime, mode: item.mode, sha256: item.sha256, data: item.data })
       : conn.put({ type: 'PUT', name: item.name, size: item.data.length, mtime: item.mtime, mode: item.mode }, item.data, item.sha256);
     answerWith(f, sent.answer);
+    youngGc.dropped(item.data.length);
     this.on.sent(item.data.length);
     return sent.ok;
   }
@@ -442,7 +558,7 @@ export class PutPipeline<E> {
   #unsettled(): InFlight<E>[] {
     // The pack being filled is among them: it goes with them, not again later.
     this.#takePack();
-    return this.#inFlight.filter((f) => (f.kind === 'put' && !f.answered) || (f.kind === 'detached' && !f.final));
+    return this.#inFlight.filter((f) => (f.kind === 'put' && f.outcome === undefined) || (f.kind === 'detached' && !f.final));
   }
 
   /** The connection failed: drop it, wait as the retry policy says (or throw what stops the run). */
@@ -466,27 +582,57 @@ export class PutPipeline<E> {
     // for room in the window does not send packs of one file).
     if (oldest.answer === NO_ANSWER_YET) await this.#sendPending();
     let answer: Outcome;
-    try {
-      answer = await oldest.answer;
-    } catch (err) {
-      await this.#resendAfter(err);
-      return;
+    if (oldest.kind === 'put' && oldest.outcome !== undefined) {
+      // Answered (a pack's promise may still reject: its connection failed before the pack's last answer).
+      answer = oldest.outcome;
+    } else {
+      try {
+        const got = await oldest.answer;
+        if (oldest.kind === 'put') {
+          if (oldest.outcome === undefined) throw new ResourceError('INTERNAL', `no answer recorded for ${oldest.item.name}`);
+          answer = oldest.outcome;
+        } else answer = got as Outcome;
+      } catch (err) {
+        if (err instanceof ResourceError && err.code === 'INTERNAL') throw err;
+        await this.#resendAfter(err);
+        return;
+      }
     }
     this.#inFlight.shift();
     this.#answered++;
     this.retry.reset();
-    if (oldest.kind === 'detached') {
-      this.#detached--;
-      let confirmed = false;
-      try {
-        confirmed = this.#settleDetached(oldest.item, answer);
-      } finally {
-        await oldest.item.close(confirmed);
-      }
+    if (oldest.kind === 'put') {
+      this.#settlePut(oldest.item, answer);
       return;
     }
-    const { item } = oldest;
+    this.#detached--;
+    let confirmed = false;
+    try {
+      confirmed = this.#settleDetached(oldest.item, answer);
+    } finally {
+      await oldest.item.close(confirmed);
+    }
+  }
+
+  /**
+   * Settles, without waiting, the answered PUTs at the head of the window (usually many: answers
+   * come in runs), so that put() makes room without a promise per file.
+   */
+  #settleAnswered(): void {
+    for (;;) {
+      const oldest = this.#inFlight[0];
+      if (oldest === undefined || oldest.kind !== 'put' || oldest.outcome === undefined) return;
+      this.#inFlight.shift();
+      this.#answered++;
+      this.retry.reset();
+      this.#settlePut(oldest.item, oldest.outcome);
+    }
+  }
+
+  /** A PUT's answer (taken off the window), checked as DONE (§9.1 step 7) against its size and SHA-256. */
+  #settlePut(item: PutItem<E>, answer: Outcome): void {
     this.#bytes -= item.data.length;
+    item.slab?.release();
     if (answer instanceof StxError) {
       this.on.failed(item, answer);
       return;

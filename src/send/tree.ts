@@ -15,7 +15,7 @@ import { plainFiles, type FileOpener } from './file-opener.js';
 import { Retry, type RetryOptions } from './retry.js';
 import { Session, type SessionOptions } from './session.js';
 import { walkBatches, type Entry } from './walk.js';
-import { fitsPut, PutPipeline, readWhole, sha256Of, Unreadable, type DetachedItem } from './put-pipeline.js';
+import { fitsPut, PutPipeline, sha256Of, SmallFiles, Unreadable, type DetachedItem } from './put-pipeline.js';
 
 /** Batches of entries (walk.ts WALK_BATCH each) the walk may find ahead of the one being sent. */
 const WALK_AHEAD = 1;
@@ -146,7 +146,7 @@ export async function sendTree(opts: TreeOptions): Promise<TreeResult> {
   const files = opts.files ?? plainFiles;
   type Made = Extract<Entry, { kind: 'dir' | 'link' }>;
   type FileEntry = Extract<Entry, { kind: 'file' }>;
-  const count = (entry: Exclude<Entry, { kind: 'skip' }>): void => {
+  const count = (entry: Exclude<Entry, { kind: 'skip' | 'regular' }>): void => {
     if (entry.kind === 'file') {
       counts.files++;
       counts.bytes += entry.size;
@@ -169,12 +169,13 @@ export async function sendTree(opts: TreeOptions): Promise<TreeResult> {
   // A PUT carries a file's bytes as they are and no offered SHA-256: sealed files (read through
   // `files`) and --checksum offers (an OPEN with sha256, §9.1) take the OPEN path.
   const pipelined = files === plainFiles && opts.checksum !== true;
+  const small = new SmallFiles();
   // Directories, links, and (while small files are pipelined) the larger files: a larger file
   // goes by OPEN after every PUT before it is answered (§9.11), so sent between small files each
   // one waited for a whole batch's sync. Held in walk order (a directory after its files).
   const held: (Made | FileEntry)[] = [];
   /** One entry on its own (a larger file, a directory, a link), once the PUTs before it are answered. */
-  const sendAlone = async (entry: Exclude<Entry, { kind: 'skip' }>, source: DataSource | null): Promise<void> => {
+  const sendAlone = async (entry: Exclude<Entry, { kind: 'skip' | 'regular' }>, source: DataSource | null): Promise<void> => {
     await puts.drain();
     const outcome = await sendEntry(entry, source, session, retry, counts, report, opts.checksum === true);
     if (outcome instanceof StxError) fail(entry, outcome);
@@ -262,7 +263,9 @@ export async function sendTree(opts: TreeOptions): Promise<TreeResult> {
   };
 
   try {
-    for await (const batch of readAhead(walkBatches(opts.paths, { to: opts.to, links: opts.links }), WALK_AHEAD)) {
+    // Pipelined, a regular file is stat'ed once, when it is opened to be read (walk.ts `regular`).
+    const walkOptions = { to: opts.to, links: opts.links, statFiles: !pipelined };
+    for await (const batch of readAhead(walkBatches(opts.paths, walkOptions), WALK_AHEAD)) {
       // A turn of the event loop per batch: the PUTs written meanwhile leave (the connection
       // holds a turn's writes back) and answers are read. The walk reads directories
       // synchronously, so without it they could wait for a whole window of files.
@@ -272,28 +275,37 @@ export async function sendTree(opts: TreeOptions): Promise<TreeResult> {
           skip(walked.local, walked.reason);
           continue;
         }
-        if (walked.kind !== 'file') {
+        if (walked.kind === 'dir' || walked.kind === 'link') {
           held.push(walked);
           if (held.length >= MAX_HELD_MAKES) await sendHeld();
           continue;
         }
-        const entry = { ...walked, remote: files.name(walked.remote) };
-        if (pipelined && fitsPut(entry.size)) {
-          let whole: ReturnType<typeof readWhole>;
+        const remote = files.name(walked.remote);
+        if (pipelined && (walked.kind === 'regular' || fitsPut(walked.size))) {
+          let read: ReturnType<SmallFiles['read']>;
           try {
-            whole = readWhole(entry.local, entry.size);
+            read = small.read(walked.local, walked.kind === 'file' ? walked.size : null);
           } catch (err) {
-            if (err instanceof Unreadable) skip(entry.local, err.message);
-            else if (err instanceof StxError) fail(entry, err);
+            if (err instanceof Unreadable) skip(walked.local, err.message);
+            else if (err instanceof StxError) fail({ ...walked, remote }, err);
             else throw err;
             continue;
           }
+          if ('large' in read) {
+            // Above MAX_PUT_BYTES: held, and sent by OPEN as a larger file found by the walk is.
+            held.push({ kind: 'file', local: walked.local, remote, ...read.large });
+            if (held.length >= MAX_HELD_MAKES) await sendHeld();
+            continue;
+          }
+          const entry: FileEntry = { kind: 'file', local: walked.local, remote, size: read.data.length, mtime: read.mtime, mode: read.mode };
           // Usually sent at once: no turn of the event loop per file.
-          const waiting = puts.put({ entry, name: entry.remote, data: whole.data, sha256: sha256Of(whole.data), mtime: whole.mtime, mode: whole.mode });
+          const waiting = puts.put({ entry, name: remote, data: read.data, sha256: sha256Of(read.data), mtime: read.mtime, mode: read.mode, slab: read.slab });
           if (waiting !== undefined) await waiting;
-          report(entry.remote, entry.size, entry.size);
+          report(remote, entry.size, entry.size);
           continue;
         }
+        if (walked.kind === 'regular') throw new ResourceError('INTERNAL', `${walked.local} was not stat'ed`);
+        const entry = { ...walked, remote };
         if (pipelined) {
           held.push(entry);
           if (held.length >= MAX_HELD_MAKES) await sendHeld();
@@ -337,7 +349,7 @@ export async function sendTree(opts: TreeOptions): Promise<TreeResult> {
  * stops the run.
  */
 async function sendEntry(
-  entry: Exclude<Entry, { kind: 'skip' }>,
+  entry: Exclude<Entry, { kind: 'skip' | 'regular' }>,
   source: DataSource | null,
   session: Session,
   retry: Retry,

@@ -8,8 +8,8 @@
 // `a/b/dir/` (trailing slash) sends the contents of dir without `dir/`; a file is sent under its
 // own name; all of it under `--to DIR` when given. A directory's entry comes after its contents,
 // so that its mode and mtime are set last.
-import { lstatSync, readlinkSync, type Dir, type Dirent, type Stats } from 'node:fs';
-import { opendir, stat } from 'node:fs/promises';
+import { lstatSync, opendirSync, readlinkSync, type Dir, type Dirent, type Stats } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 
 /** Deeper than this a tree is not followed (one open directory handle per level). */
@@ -26,6 +26,12 @@ interface Base {
 
 export type Entry =
   | (Base & { readonly kind: 'file'; readonly size: number; readonly mtime: number; readonly mode: number })
+  /**
+   * A regular file by its directory entry alone, not yet stat'ed (only with `statFiles: false`):
+   * whoever reads it takes its size, mode and mtime from the open file, and checks again that it
+   * is a regular file.
+   */
+  | (Base & { readonly kind: 'regular' })
   | (Base & { readonly kind: 'dir'; readonly mtime: number; readonly mode: number })
   | (Base & { readonly kind: 'link'; readonly target: string; readonly mtime: number })
   | (Base & { readonly kind: 'skip'; readonly reason: string });
@@ -35,6 +41,12 @@ export interface WalkOptions {
   readonly to?: string | undefined;
   /** Send symbolic links as links (--links); otherwise they are skipped. */
   readonly links: boolean;
+  /**
+   * false: a regular file inside a tree (by its directory entry's type) is handed over as
+   * `regular`, without an lstat: the caller opens it anyway and takes its stat then (one system
+   * call and one Stats object per file fewer). Default true: every file is lstat'ed (`file`).
+   */
+  readonly statFiles?: boolean | undefined;
 }
 
 /** Joins remote name parts, dropping empty ones, in NFC. */
@@ -125,9 +137,13 @@ interface Level {
   readonly named: boolean;
 }
 
-async function openLevel(local: string, remote: string, stats: Stats, depth: number, named: boolean): Promise<Level | Entry> {
+/**
+ * Synchronous, as the directory's reads are: an asynchronous opendir cost ~0.3 ms of CPU per
+ * directory here, three times the synchronous one (100 directories of a 10,000-file tree).
+ */
+function openLevel(local: string, remote: string, stats: Stats, depth: number, named: boolean): Level | Entry {
   try {
-    return { dir: await opendir(local, { bufferSize: 64 }), local, remote, stats, depth, named };
+    return { dir: opendirSync(local, { bufferSize: 64 }), local, remote, stats, depth, named };
   } catch (err) {
     return { kind: 'skip', local, remote, reason: `cannot read directory: ${messageOf(err)}` };
   }
@@ -165,7 +181,7 @@ export async function* walkBatches(paths: readonly string[], options: WalkOption
       continue;
     }
     const contents = given.endsWith('/') || given.endsWith(path.sep);
-    const top = await openLevel(given, contents ? join(to) : join(to, base), st, 0, !contents || to !== '');
+    const top = openLevel(given, contents ? join(to) : join(to, base), st, 0, !contents || to !== '');
     if ('kind' in top) {
       acc.out.push(top);
       continue;
@@ -185,7 +201,7 @@ interface Batch {
  * The entries under `top`, added to `acc.out`, which is handed over (and started anew) whenever
  * it holds `acc.size` entries. What is left at the end stays in `acc.out`.
  */
-async function* walkTree(top: Level, options: WalkOptions, acc: Batch): AsyncGenerator<Entry[]> {
+function* walkTree(top: Level, options: WalkOptions, acc: Batch): Generator<Entry[]> {
   const stack: Level[] = [top];
   try {
     while (stack.length > 0) {
@@ -212,6 +228,10 @@ async function* walkTree(top: Level, options: WalkOptions, acc: Batch): AsyncGen
       const name = next.name;
       const local = path.join(level.local, name);
       const remote = join(level.remote, name);
+      if (options.statFiles === false && next.isFile()) {
+        acc.out.push({ kind: 'regular', local, remote });
+        continue;
+      }
       const found = inside(local, remote, level.depth, options);
       if (!('dir' in found)) {
         acc.out.push(found);
@@ -221,7 +241,7 @@ async function* walkTree(top: Level, options: WalkOptions, acc: Batch): AsyncGen
         acc.out.push({ kind: 'skip', local, remote, reason: `deeper than ${MAX_DEPTH} levels` });
         continue;
       }
-      const child = await openLevel(local, remote, found.dir, level.depth + 1, true);
+      const child = openLevel(local, remote, found.dir, level.depth + 1, true);
       if ('kind' in child) acc.out.push(child);
       else stack.push(child);
     }
