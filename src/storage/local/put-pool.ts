@@ -31,9 +31,9 @@ export const PUT_MIN_SECOND_BATCH = 64;
 export const PUT_BATCH_BYTES = 8 * 1024 * 1024;
 /**
  * The batch buffers kept for the next batches (a thread sends its buffer back): of this size, at
- * most PUT_THREADS * PUT_BATCHES_PER_THREAD + 1 of them. A new buffer costs a page fault per 4 KiB page at its first
- * write (here ~10-25 µs per 4 KiB file, more than the file's system calls); a batch that needs
- * more gets a buffer of its own, not kept.
+ * most PUT_THREADS * PUT_BATCHES_PER_THREAD + 1 of them. A new buffer costs a page fault per
+ * 4 KiB page at its first write (here ~10-25 µs per 4 KiB file, more than the file's system
+ * calls); a batch that needs more gets a buffer of its own, not kept.
  */
 export const PUT_BUFFER_BYTES = 1024 * 1024 + PUT_BATCH_FILES * 32;
 

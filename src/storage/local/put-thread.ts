@@ -205,10 +205,15 @@ async function syncFilesystem(dir: string): Promise<boolean | Error> {
   return Object.assign(new Error('sync failed'), { code: 'EIO' });
 }
 
-/** The first of syncCommands() that can sync in `dir`, or null. */
+/** The first of syncCommands() that can sync in `dir`, or null (never rejects: it is kept in `syncers`). */
 async function startSyncer(dir: string): Promise<Syncer | null> {
   for (const command of syncCommands()) {
-    const candidate = new Syncer(dir, command);
+    let candidate: Syncer;
+    try {
+      candidate = new Syncer(dir, command);
+    } catch {
+      continue; // could not even be spawned: the next command, or file-by-file fsyncs
+    }
     if (await candidate.ready) return candidate;
     candidate.close();
   }
