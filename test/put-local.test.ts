@@ -122,6 +122,25 @@ describe('local PUT in batches (§9.11)', () => {
     });
   });
 
+  it('two batches at once on the one publishing thread (one written while the other waits for its sync): each answered for its own files, a failure in the second alone', async () => {
+    await withBackend(async (backend, out) => {
+      await mkdir(path.join(out, 'b', 'sub'), { recursive: true });
+      const mtime = Date.UTC(2024, 1, 2, 3, 4, 5, 600);
+      const put = (n: number, name: string, data: Buffer): Promise<void> => backend.putFile(idOf(n), name, [data], { mode: 0o644, mtime, how: 'replace', sha256: sha256(data) });
+      // The first goes alone; the next 64 make the second batch while the first is worked on (put-pool.ts PUT_MIN_SECOND_BATCH).
+      const files = Array.from({ length: 80 }, (_, i) => ({ name: i === 10 ? 'b/sub' : `b/f${i}`, data: Buffer.alloc(50 + i, i) }));
+      const results = await Promise.allSettled([put(300, 'a/first', Buffer.from('first')), ...files.map((f, i) => put(301 + i, f.name, f.data))]);
+      const codes = results.map((r) => (r.status === 'fulfilled' ? 'ok' : r.reason instanceof StxError ? r.reason.code : 'other'));
+      assert.deepEqual(
+        codes,
+        codes.map((_, i) => (i === 11 ? 'BAD_NAME' : 'ok')),
+      );
+      assert.deepEqual(await readFile(path.join(out, 'a', 'first')), Buffer.from('first'));
+      for (const f of files) if (f.name !== 'b/sub') assert.deepEqual(await readFile(path.join(out, f.name)), f.data, f.name);
+      assert.ok((await lstat(path.join(out, 'b', 'sub'))).isDirectory());
+    });
+  });
+
   it('a umask changed after the threads started: the mode is still the one asked for, and the SHA-256 recorded for it', async () => {
     await withBackend(async (backend, out) => {
       const first = Buffer.from('starts the threads');

@@ -1,27 +1,39 @@
-// The threads that publish small files (PUT, spec/PROTOCOL.md §9.11): put-thread.ts does each
-// file's whole job with synchronous calls, a batch at a time. Jobs wait here in order and go to
-// the first idle thread in batches of up to PUT_BATCH_FILES files and PUT_BATCH_BYTES bytes:
-// while every thread is busy (writing, or waiting for its batch's fsync), the jobs that arrive
-// meanwhile make the next batch, so the busier the disk, the larger the batches. One pool serves
-// every local backend of the process; its threads start at the first PUT and keep the process
-// alive only while they have work.
+// The thread that publishes small files (PUT, spec/PROTOCOL.md §9.11): put-thread.ts does each
+// file's whole job with synchronous calls, a batch at a time, and works on the next batch while
+// the last one waits for its filesystem sync. Jobs wait here in order and go to the thread in
+// batches of up to PUT_BATCH_FILES files and PUT_BATCH_BYTES bytes: while the thread is busy
+// (writing, or waiting for its batches' syncs), the jobs that arrive meanwhile make the next
+// batch, so the busier the disk, the larger the batches. One pool serves every local backend of
+// the process; its thread starts at the first PUT and keeps the process alive only while it has
+// work.
 import { Worker } from 'node:worker_threads';
 import { errorFor, ResourceError, type ErrorCode, type StxError } from '../../proto/errors.js';
 import type { PathCounters } from './paths.js';
 
-/** Threads publishing at once: each blocks in its batch's fsync while the others write. */
-export const PUT_THREADS = 2;
+/**
+ * Threads publishing at once. One: a thread is not blocked by its batch's sync (put-thread.ts
+ * awaits it), and a second one cost its own start (~90 ms of CPU for a Node worker here) and its
+ * own warm-up (its code run unoptimised, then compiled again for its isolate): with two, the
+ * publishing threads of a fresh daemon took ~110 CPU cs for 10,000 files of 4 KiB and a warm one
+ * ~64 (bench/tree.ts starts a fresh daemon per run).
+ */
+export const PUT_THREADS = 1;
+/**
+ * Batches a thread works on at once: one is written while the one before waits for its sync
+ * (the two ran on two threads before, each blocked in its own batch's sync).
+ */
+export const PUT_BATCHES_PER_THREAD = 2;
 /** Files per batch: one journal commit (the first fsync) covers them all. */
 export const PUT_BATCH_FILES = 256;
-/** Jobs waiting before a second thread starts a batch while the first one works. */
+/** Jobs waiting before a second batch starts while the first one works. */
 export const PUT_MIN_SECOND_BATCH = 64;
 /** Bytes per batch (copied to the thread): at least one file whatever its size. */
 export const PUT_BATCH_BYTES = 8 * 1024 * 1024;
 /**
  * The batch buffers kept for the next batches (a thread sends its buffer back): of this size, at
- * most PUT_THREADS + 1 of them. A new buffer costs a page fault per 4 KiB page at its first
- * write (here ~10-25 µs per 4 KiB file, more than the file's system calls); a batch that needs
- * more gets a buffer of its own, not kept.
+ * most PUT_THREADS * PUT_BATCHES_PER_THREAD + 1 of them. A new buffer costs a page fault per
+ * 4 KiB page at its first write (here ~10-25 µs per 4 KiB file, more than the file's system
+ * calls); a batch that needs more gets a buffer of its own, not kept.
  */
 export const PUT_BUFFER_BYTES = 1024 * 1024 + PUT_BATCH_FILES * 32;
 
@@ -68,6 +80,8 @@ export interface PutJob {
 
 /** What a thread gets: one target, one buffer (transferred, not copied) holding every file's bytes. */
 export interface PutBatch {
+  /** The batch's number on its thread: the reply names it. */
+  readonly seq: number;
   readonly outDir: string;
   readonly realOutDir: string;
   readonly sumsDir: string;
@@ -84,6 +98,7 @@ export interface PutFailure {
 
 /** The thread's answer: the ids of the files published, the failures, what path checks cost, and the batch's buffer back. */
 export interface BatchReply {
+  readonly seq: number;
   readonly done: readonly number[];
   readonly failed: readonly PutFailure[];
   readonly counters: PathCounters;
@@ -110,11 +125,11 @@ const spareBuffers: ArrayBuffer[] = [];
 
 /** Keeps a buffer a thread sent back, if it is of the kept size and fewer than the bound are kept. */
 function keepBuffer(buffer: ArrayBuffer): void {
-  if (buffer.byteLength === PUT_BUFFER_BYTES && spareBuffers.length <= PUT_THREADS) spareBuffers.push(buffer);
+  if (buffer.byteLength === PUT_BUFFER_BYTES && spareBuffers.length <= PUT_THREADS * PUT_BATCHES_PER_THREAD) spareBuffers.push(buffer);
 }
 
 /** The batch's message: every file's bytes (and SHA-256) copied into one buffer, a kept one where it fits. */
-function batchOf(batch: readonly Waiting[], target: PutTarget): PutBatch {
+function batchOf(seq: number, batch: readonly Waiting[], target: PutTarget): PutBatch {
   let total = 0;
   for (const w of batch) total += w.size + (w.request.sha256 === null ? 0 : SHA256_BYTES);
   const spare = total <= PUT_BUFFER_BYTES ? spareBuffers.pop() : undefined;
@@ -136,13 +151,14 @@ function batchOf(batch: readonly Waiting[], target: PutTarget): PutBatch {
     }
     return { id: w.id, name: r.name, tempFile: r.tempFile, shownTemp: r.shownTemp, at: start, size: w.size, mode: r.mode, mtime: r.mtime, how: r.how, sha256At };
   });
-  return { outDir: target.outDir, realOutDir: target.realOutDir, sumsDir: target.sumsDir, buffer: bytes.buffer, jobs };
+  return { seq, outDir: target.outDir, realOutDir: target.realOutDir, sumsDir: target.sumsDir, buffer: bytes.buffer, jobs };
 }
 
 class PutThread {
   readonly worker: Worker;
-  /** The batch it works on, by job id; empty when idle. */
-  readonly running = new Map<number, Waiting>();
+  /** The batches it works on, by batch number: each its jobs by id. */
+  readonly #batches = new Map<number, Map<number, Waiting>>();
+  #nextSeq = 1;
   #gone = false;
 
   constructor(private readonly pool: PutPool) {
@@ -153,46 +169,55 @@ class PutThread {
     this.worker.on('exit', (code) => this.#fail(`the publishing thread exited (code ${code})`));
   }
 
-  get idle(): boolean {
-    return this.running.size === 0 && !this.#gone;
+  /** It works on a batch. */
+  get busy(): boolean {
+    return this.#batches.size > 0;
+  }
+
+  /** It can take one more batch now. */
+  get free(): boolean {
+    return this.#batches.size < PUT_BATCHES_PER_THREAD && !this.#gone;
   }
 
   start(batch: readonly Waiting[], target: PutTarget): void {
     let message: PutBatch;
     try {
-      message = batchOf(batch, target);
+      message = batchOf(this.#nextSeq++, batch, target);
     } catch (err) {
       for (const w of batch) w.reject(new ResourceError('INTERNAL', `internal error: ${err instanceof Error ? err.message : String(err)}`));
       return;
     }
-    for (const w of batch) this.running.set(w.id, w);
+    this.#batches.set(message.seq, new Map(batch.map((w) => [w.id, w])));
     this.worker.ref();
     this.worker.postMessage(message, [message.buffer]);
   }
 
   #done(reply: BatchReply): void {
     keepBuffer(reply.buffer);
-    const counters = [...this.running.values()][0]?.target.counters;
+    const running = this.#batches.get(reply.seq);
+    if (running === undefined) return;
+    this.#batches.delete(reply.seq);
+    const counters = [...running.values()][0]?.target.counters;
     if (counters !== undefined) {
       counters.lookups += reply.counters.lookups;
       counters.created += reply.counters.created;
       counters.removed += reply.counters.removed;
     }
     for (const id of reply.done) {
-      const w = this.running.get(id);
+      const w = running.get(id);
       if (w === undefined) continue;
-      this.running.delete(id);
+      running.delete(id);
       w.resolve();
     }
     for (const f of reply.failed) {
-      const w = this.running.get(f.id);
+      const w = running.get(f.id);
       if (w === undefined) continue;
-      this.running.delete(f.id);
+      running.delete(f.id);
       w.reject(errorFor(f.code, f.message));
     }
     // A job the reply did not name was not done: it fails alone.
-    this.#rejectAll('the publishing thread did not answer for a file');
-    this.worker.unref();
+    for (const w of running.values()) w.reject(new ResourceError('INTERNAL', 'the publishing thread did not answer for a file'));
+    if (this.#batches.size === 0) this.worker.unref();
     this.pool.pump();
   }
 
@@ -204,8 +229,8 @@ class PutThread {
   }
 
   #rejectAll(why: string): void {
-    for (const w of this.running.values()) w.reject(new ResourceError('INTERNAL', why));
-    this.running.clear();
+    for (const running of this.#batches.values()) for (const w of running.values()) w.reject(new ResourceError('INTERNAL', why));
+    this.#batches.clear();
   }
 }
 
@@ -224,14 +249,14 @@ class PutPool {
     });
   }
 
-  /** Hands waiting jobs to idle threads, starting threads up to PUT_THREADS. */
+  /** Hands waiting jobs to threads that can take a batch, starting threads up to PUT_THREADS. */
   pump(): void {
     while (this.#waiting.length > 0) {
-      // While one thread works, another takes only a batch worth its two syncs: jobs trickling in
-      // one by one would otherwise each make a batch of their own.
-      const busy = this.#threads.some((t) => !t.idle);
+      // While one batch is worked on, another starts only when worth its two syncs: jobs
+      // trickling in one by one would otherwise each make a batch of their own.
+      const busy = this.#threads.some((t) => t.busy);
       if (busy && this.#waiting.length < PUT_MIN_SECOND_BATCH) return;
-      let thread = this.#threads.find((t) => t.idle);
+      let thread = this.#threads.find((t) => t.free);
       if (thread === undefined && this.#threads.length < PUT_THREADS) this.#threads.push((thread = new PutThread(this)));
       if (thread === undefined) return;
       const batch: Waiting[] = [];

@@ -1,5 +1,6 @@
 // The thread that publishes small files (PUT, spec/PROTOCOL.md §9.11; put-pool.ts starts it). It
-// takes a batch of files and does each one's whole job with synchronous calls: create the
+// takes a batch of files and does each one's whole job with synchronous calls (a batch that waits
+// for a sync lets the next one run meanwhile: put-pool.ts gives it up to two at once): create the
 // temporary file, write it, give it its mode and mtime; then fsync every file of the batch at
 // once (on the thread pool: concurrent fsyncs share the filesystem's journal commits and disk
 // cache flushes, where one after another each cost a flush, ~4 ms here); then check the name's parents (paths.ts, the same checks as for an OPEN), rename or link
@@ -170,8 +171,11 @@ class Syncer {
   }
 }
 
-/** Per output directory its syncer, or null where neither command can sync (the caller then fsyncs). */
-const syncers = new Map<string, Syncer | null>();
+/**
+ * Per output directory its syncer, or null where neither command can sync (the caller then
+ * fsyncs); a promise while it starts, so that batches running at once share one.
+ */
+const syncers = new Map<string, Promise<Syncer | null>>();
 /** Sync processes kept per thread (a daemon has one output directory; a test process may make many). */
 const MAX_SYNCERS = 4;
 
@@ -182,30 +186,38 @@ const MAX_SYNCERS = 4;
  * file instead); an Error when the sync failed.
  */
 async function syncFilesystem(dir: string): Promise<boolean | Error> {
-  let syncer = syncers.get(dir);
-  if (syncer === undefined) {
-    // This thread runs one batch at a time: the oldest process has no request waiting.
+  let starting = syncers.get(dir);
+  if (starting === undefined) {
+    // The oldest process goes: a request it has still waiting is answered before it reads the end of its input.
     for (const [old, s] of syncers) {
       if (syncers.size < MAX_SYNCERS) break;
-      s?.close();
+      void s.then((p) => p?.close());
       syncers.delete(old);
     }
-    syncer = null;
-    for (const command of syncCommands()) {
-      const candidate = new Syncer(dir, command);
-      if (await candidate.ready) {
-        syncer = candidate;
-        break;
-      }
-      candidate.close();
-    }
-    syncers.set(dir, syncer);
+    starting = startSyncer(dir);
+    syncers.set(dir, starting);
   }
+  const syncer = await starting;
   if (syncer === null) return false;
   if (await syncer.sync()) return true;
-  syncers.delete(dir);
+  if (syncers.get(dir) === starting) syncers.delete(dir);
   syncer.close();
   return Object.assign(new Error('sync failed'), { code: 'EIO' });
+}
+
+/** The first of syncCommands() that can sync in `dir`, or null (never rejects: it is kept in `syncers`). */
+async function startSyncer(dir: string): Promise<Syncer | null> {
+  for (const command of syncCommands()) {
+    let candidate: Syncer;
+    try {
+      candidate = new Syncer(dir, command);
+    } catch {
+      continue; // could not even be spawned: the next command, or file-by-file fsyncs
+    }
+    if (await candidate.ready) return candidate;
+    candidate.close();
+  }
+  return null;
 }
 
 /** fsync of `fd` on the thread pool: the batch's fsyncs run at once and share journal commits. */
@@ -433,7 +445,7 @@ async function run(batch: PutBatch): Promise<void> {
     else failed.push({ id: r.job.id, code: r.failure.code, message: r.failure.message });
   }
   // The buffer goes back for the next batch (put-pool.ts keepBuffer): the views on it are not used again.
-  port?.postMessage({ done, failed, counters, buffer: batch.buffer } satisfies BatchReply, [batch.buffer]);
+  port?.postMessage({ seq: batch.seq, done, failed, counters, buffer: batch.buffer } satisfies BatchReply, [batch.buffer]);
 }
 
 port.on('message', (batch: PutBatch) => void run(batch));
