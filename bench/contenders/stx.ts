@@ -29,7 +29,7 @@ const RECV_CLI = THIS_BUILD.recvCli;
 const KEYGEN_TIMEOUT_MS = 60_000;
 
 /** A stx-recv daemon running under GNU time, with the port and fingerprint it announced. */
-interface StxDaemon {
+export interface StxDaemon {
   readonly proc: MeasuredProcess;
   readonly port: number;
   readonly fingerprint: string;
