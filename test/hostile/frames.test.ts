@@ -403,8 +403,8 @@ const DRIVERS: readonly StateDriver[] = [
       return c.outcome(STATE_WAIT_MS);
     },
   },
-  // Claiming, Ranging, Settling: a range of a parallel-stream upload (§9.13), from RANGE to
-  // RANGE_OK, while its DATA arrives, and from RANGE_END to RANGE_DONE.
+  // Claiming, Ranging: a range of a parallel-stream upload (§9.13), from RANGE to RANGE_OK, and
+  // while its DATA arrives.
   {
     state: 'Claiming',
     expect: 'UNEXPECTED_FRAME',
@@ -426,18 +426,8 @@ const DRIVERS: readonly StateDriver[] = [
       return c.outcome(STATE_WAIT_MS);
     },
   },
-  {
-    state: 'Settling',
-    expect: 'UNEXPECTED_FRAME',
-    drive: async (c, frame, n) => {
-      assert.ok(await c.handshake());
-      await c.send({ type: 'RANGE', name: `states/settling-${n}.bin`, size: 10, mtime: 1, mode: 0o600, start: 0, end: 10 });
-      const ok = await c.next(STATE_WAIT_MS);
-      assert.ok(ok.kind === 'frame' && ok.frame.type === 'RANGE_OK', 'RANGE_OK');
-      await c.write(c.seal(dataBody(0, Buffer.from('0123456789'))), c.sealFrame({ type: 'RANGE_END', end: 10 }), c.sealFrame(sampleFrame(frame)));
-      return c.outcome(STATE_WAIT_MS);
-    },
-  },
+  // Settling receives nothing (§11.1, revision 1.10): what follows RANGE_END is carried out in
+  // Ready, after RANGE_DONE (a chained RANGE, §9.13 step 2); no frame is judged there.
   // Listing and Locating: the frame right behind LIST or GET, in the same write, is judged in the
   // state they moved to (the walk and the file's opening run on after it).
   {
@@ -503,6 +493,27 @@ describe('every frame in every state where §11.1 has no row for it', () => {
     const states = new Set(SERVER_RECEIVE.map(([s]) => s));
     assert.deepEqual(new Set(DRIVERS.map((d) => d.state)), states, 'a driver for every state with receive rows');
     assert.ok(generated >= 80, `${generated} generated cases`);
+  });
+
+  it('a frame behind RANGE_END is judged in Ready, after RANGE_DONE (§9.13 step 2: Settling receives nothing)', async () => {
+    await runCase(arena, {
+      name: 'END behind RANGE_END',
+      expect: 'UNEXPECTED_FRAME',
+      run: async (c) => {
+        assert.ok(await c.handshake());
+        await c.send({ type: 'RANGE', name: 'states/settling.bin', size: 10, mtime: 1, mode: 0o600, start: 0, end: 10 });
+        const ok = await c.next(STATE_WAIT_MS);
+        assert.ok(ok.kind === 'frame' && ok.frame.type === 'RANGE_OK', 'RANGE_OK');
+        await c.write(c.seal(dataBody(0, Buffer.from('0123456789'))), c.sealFrame({ type: 'RANGE_END', end: 10 }), c.sealFrame(sampleFrame('END')));
+        const o = await c.outcome(STATE_WAIT_MS);
+        assert.deepEqual(
+          o.before.map((f) => f.type),
+          ['RANGE_DONE'],
+          'RANGE_DONE, then the ERROR',
+        );
+        return o;
+      },
+    });
   });
 
   // ERROR is legal in every state: the server closes without answering (§4, §11).
