@@ -9,11 +9,11 @@
 //     sends FILE in 1 MiB positional reads and exits once the receiver has closed (so: durable).
 import { once } from 'node:events';
 import { open } from 'node:fs/promises';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { parseArgs } from 'node:util';
 
 import { readFully, writeFully } from './lib/fileio.js';
-import { LOOPBACK } from './lib/net.js';
+import { listen, LOOPBACK } from './lib/net.js';
 
 const READ_BLOCK_BYTES = 1024 * 1024;
 /** Socket chunks (~64 KiB) are gathered into file writes of this size. */
@@ -116,13 +116,6 @@ async function send(host: string, port: number, filePath: string): Promise<void>
   socket.end();
   await closed;
   process.stdout.write(`${JSON.stringify({ bytes: position })}\n`);
-}
-
-function listen(server: Server, host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
 }
 
 async function main(): Promise<void> {

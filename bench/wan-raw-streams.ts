@@ -13,12 +13,12 @@
 // once slow start is over and before the tail, for a reader to set beside the whole-run rate.
 import { once } from 'node:events';
 import { open, type FileHandle } from 'node:fs/promises';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 
 import { readFully, writeFully } from './lib/fileio.js';
-import { LOOPBACK } from './lib/net.js';
+import { listen, LOOPBACK } from './lib/net.js';
 
 const HEADER_BYTES = 16;
 const READ_BLOCK_BYTES = 1024 * 1024;
@@ -189,13 +189,6 @@ async function send(host: string, port: number, filePath: string, streams: numbe
   const sent = (await Promise.all(shares(size, streams).map(sendOne))).reduce((a, b) => a + b, 0);
   await fh.close();
   process.stdout.write(`${JSON.stringify({ bytes: sent })}\n`);
-}
-
-function listen(server: Server, host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
 }
 
 async function main(): Promise<void> {

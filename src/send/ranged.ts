@@ -270,6 +270,14 @@ export function dialOptions(opts: UploadOptions): Parameters<typeof dial>[0] {
  * With a pinned fingerprint every connection dials at once; else the others wait for the first's
  * handshake, so that trust on first use asks (and records) once.
  */
+/** A new connection for this upload, counted in `shared` (its handshakes, the fingerprint seen). */
+async function dialCounted(opts: UploadOptions, shared: Shared): Promise<Connection> {
+  const dialed = await dial(dialOptions(opts));
+  shared.fingerprint = dialed.fingerprint;
+  shared.handshakes++;
+  return dialed.connection;
+}
+
 async function sendRanges(
   opts: UploadOptions,
   ranges: readonly Range[],
@@ -328,10 +336,7 @@ async function sendRanges(
       const chained = settling !== undefined && shared.chain;
       try {
         if (conn === undefined) {
-          const dialed = await dial(dialOptions(opts));
-          conn = dialed.connection;
-          shared.fingerprint = dialed.fingerprint;
-          shared.handshakes++;
+          conn = await dialCounted(opts, shared);
           if (w === 0) shared.firstDone();
         }
         if (i !== undefined && range !== undefined && (settling === undefined || chained)) {
@@ -438,10 +443,7 @@ async function finish(
       next = undefined;
       try {
         if (conn === undefined) {
-          const dialed = await dial(dialOptions(opts));
-          conn = dialed.connection;
-          shared.fingerprint = dialed.fingerprint;
-          shared.handshakes++;
+          conn = await dialCounted(opts, shared);
         }
         report('finishing');
         const sha = await uploadOn(conn, { name: opts.name, body });
