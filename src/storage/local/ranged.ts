@@ -23,10 +23,15 @@ export interface LocalRangedParts {
   readonly onClose: () => void;
 }
 
-/** What the resumed record's ranges still hold in a file of `fileBytes` (none if anything is missing). */
+/**
+ * What the resumed record's ranges still hold in a file of `fileBytes` (none if anything is
+ * missing). A range with nothing durable yet (durable = start) holds no byte, so its start may lie
+ * past the end of the (sparse) file: a range claimed just before every connection was cut is no
+ * sign of a truncated file, and counting it as one threw away every other range's bytes.
+ */
 export function keptRanges(resume: PartialRecord | undefined, fileBytes: number): RangeRecord[] {
   const ranges = resume?.ranges;
-  if (ranges === undefined || ranges.some((r) => r.durable > fileBytes)) return [];
+  if (ranges === undefined || ranges.some((r) => r.durable > r.start && r.durable > fileBytes)) return [];
   return [...ranges];
 }
 
