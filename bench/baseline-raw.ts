@@ -12,7 +12,7 @@ import { open } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
 import { parseArgs } from 'node:util';
 
-import { readFully, writeFully } from './lib/fileio.js';
+import { readFully, SocketToFile } from './lib/fileio.js';
 import { listen, LOOPBACK } from './lib/net.js';
 
 const READ_BLOCK_BYTES = 1024 * 1024;
@@ -37,55 +37,20 @@ async function recv(host: string, port: number, outPath: string, fsync: boolean)
   server.close();
   socket.setTimeout(IDLE_TIMEOUT_MS, () => socket.destroy(new Error('idle timeout')));
 
-  let offset = 0; // next file offset to assign
-  let queuedBytes = 0; // received, not yet written
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
-  let failure: Error | undefined;
-  const inflight = new Set<Promise<void>>();
-
-  const flush = (): void => {
-    if (pendingBytes === 0) return;
-    const data = Buffer.concat(pending, pendingBytes);
-    const at = offset;
-    offset += data.length;
-    pending = [];
-    pendingBytes = 0;
-    const write = writeFully(fh, data, at).then(
-      () => {
-        queuedBytes -= data.length;
-        if (socket.isPaused() && queuedBytes <= QUEUE_LOW_WATER_BYTES) socket.resume();
-      },
-      (err: unknown) => {
-        failure ??= err instanceof Error ? err : new Error(String(err));
-        socket.destroy();
-      },
-    );
-    inflight.add(write);
-    void write.finally(() => inflight.delete(write));
-  };
-
-  socket.on('data', (chunk: Buffer) => {
-    queuedBytes += chunk.length;
-    pending.push(chunk);
-    pendingBytes += chunk.length;
-    if (pendingBytes >= WRITE_BLOCK_BYTES) flush();
-    if (queuedBytes >= QUEUE_HIGH_WATER_BYTES) socket.pause();
-  });
+  const sink = new SocketToFile(socket, fh, 0, { blockBytes: WRITE_BLOCK_BYTES, highWater: QUEUE_HIGH_WATER_BYTES, lowWater: QUEUE_LOW_WATER_BYTES });
+  socket.on('data', (chunk: Buffer) => sink.push(chunk));
   await new Promise<void>((resolve, reject) => {
     socket.once('end', resolve);
     socket.once('error', reject);
-    socket.once('close', () => reject(failure ?? new Error('connection closed before end')));
+    socket.once('close', () => reject(sink.failure ?? new Error('connection closed before end')));
   });
-  flush();
-  await Promise.all(inflight);
-  if (failure !== undefined) throw failure;
+  await sink.finish();
   if (fsync) await fh.sync();
   await fh.close();
   // Closing tells the sender the data is on disk.
   socket.end();
   await once(socket, 'close');
-  process.stdout.write(`${JSON.stringify({ bytes: offset })}\n`);
+  process.stdout.write(`${JSON.stringify({ bytes: sink.offset })}\n`);
 }
 
 async function send(host: string, port: number, filePath: string): Promise<void> {

@@ -17,7 +17,7 @@ import { connect, createServer, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 
-import { readFully, writeFully } from './lib/fileio.js';
+import { readFully, SocketToFile } from './lib/fileio.js';
 import { listen, LOOPBACK } from './lib/net.js';
 
 const HEADER_BYTES = 16;
@@ -91,67 +91,31 @@ async function recv(host: string, port: number, outPath: string, size: number, s
 function receiveOne(socket: Socket, fh: FileHandle, count: (n: number) => void): Promise<number> {
   socket.setTimeout(IDLE_TIMEOUT_MS, () => socket.destroy(new Error('idle timeout')));
   let header: Buffer | null = Buffer.alloc(0);
-  let offset = 0;
+  let sink: SocketToFile | undefined;
   let end = 0;
-  let written = 0;
-  let queued = 0;
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
-  let failure: Error | undefined;
-  const inflight = new Set<Promise<void>>();
-  const flush = (): void => {
-    if (pendingBytes === 0) return;
-    const data = Buffer.concat(pending, pendingBytes);
-    const at = offset;
-    offset += data.length;
-    pending = [];
-    pendingBytes = 0;
-    if (offset > end) {
-      failure ??= new Error('more bytes than the header announced');
-      socket.destroy();
-      return;
-    }
-    const write = writeFully(fh, data, at).then(
-      () => {
-        queued -= data.length;
-        written += data.length;
-        if (socket.isPaused() && queued <= QUEUE_LOW_WATER_BYTES) socket.resume();
-      },
-      (err: unknown) => {
-        failure ??= err instanceof Error ? err : new Error(String(err));
-        socket.destroy();
-      },
-    );
-    inflight.add(write);
-    void write.finally(() => inflight.delete(write));
-  };
   socket.on('data', (chunk: Buffer) => {
     if (header !== null) {
       header = Buffer.concat([header, chunk]);
       if (header.length < HEADER_BYTES) return;
-      offset = Number(header.readBigUInt64BE(0));
+      const offset = Number(header.readBigUInt64BE(0));
       end = offset + Number(header.readBigUInt64BE(8));
+      sink = new SocketToFile(socket, fh, offset, { blockBytes: WRITE_BLOCK_BYTES, highWater: QUEUE_HIGH_WATER_BYTES, lowWater: QUEUE_LOW_WATER_BYTES, end });
       chunk = header.subarray(HEADER_BYTES);
       header = null;
       if (chunk.length === 0) return;
     }
     count(chunk.length);
-    queued += chunk.length;
-    pending.push(chunk);
-    pendingBytes += chunk.length;
-    if (pendingBytes >= WRITE_BLOCK_BYTES) flush();
-    if (queued >= QUEUE_HIGH_WATER_BYTES) socket.pause();
+    sink?.push(chunk);
   });
   return new Promise<void>((resolve, reject) => {
     socket.once('end', resolve);
     socket.once('error', reject);
-    socket.once('close', () => reject(failure ?? new Error('connection closed before end')));
+    socket.once('close', () => reject(sink?.failure ?? new Error('connection closed before end')));
   }).then(async () => {
-    flush();
-    await Promise.all(inflight);
-    if (failure !== undefined) throw failure;
-    if (offset !== end) throw new Error('connection ended short of its share');
-    return written;
+    if (sink === undefined) throw new Error('connection ended before its header');
+    await sink.finish();
+    if (sink.offset !== end) throw new Error('connection ended short of its share');
+    return sink.written;
   });
 }
 

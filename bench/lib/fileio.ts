@@ -1,5 +1,6 @@
 // Positional file I/O that finishes the job: fs may write or read fewer bytes than asked.
 import type { FileHandle } from 'node:fs/promises';
+import type { Socket } from 'node:net';
 
 /** Write all of `data` at `position`. */
 export async function writeFully(fh: FileHandle, data: Uint8Array, position: number): Promise<void> {
@@ -21,4 +22,78 @@ export async function readFully(fh: FileHandle, length: number, position: number
     done += bytesRead;
   }
   return buffer;
+}
+
+/**
+ * What a socket brings, written into `fh` at consecutive positions from `offset` (up to `end`):
+ * chunks are joined into blocks of `blockBytes`, written while more arrive, and the socket is
+ * paused while `highWater` bytes wait for the disk (resumed at `lowWater`). The raw baselines'
+ * receiving side.
+ */
+export class SocketToFile {
+  offset: number;
+  /** Bytes written so far. */
+  written = 0;
+  #queued = 0;
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+  #failure: Error | undefined;
+  readonly #inflight = new Set<Promise<void>>();
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly fh: FileHandle,
+    offset: number,
+    private readonly limits: { readonly blockBytes: number; readonly highWater: number; readonly lowWater: number; readonly end?: number },
+  ) {
+    this.offset = offset;
+  }
+
+  push(chunk: Buffer): void {
+    this.#queued += chunk.length;
+    this.#pending.push(chunk);
+    this.#pendingBytes += chunk.length;
+    if (this.#pendingBytes >= this.limits.blockBytes) this.#flush();
+    if (this.#queued >= this.limits.highWater) this.socket.pause();
+  }
+
+  /** Writes what is left, waits for every write; throws the first failure. */
+  async finish(): Promise<void> {
+    this.#flush();
+    await Promise.all(this.#inflight);
+    if (this.#failure !== undefined) throw this.#failure;
+  }
+
+  /** The first write failure (or overrun), if any. */
+  get failure(): Error | undefined {
+    return this.#failure;
+  }
+
+  #fail(err: Error): void {
+    this.#failure ??= err;
+    this.socket.destroy();
+  }
+
+  #flush(): void {
+    if (this.#pendingBytes === 0) return;
+    const data = Buffer.concat(this.#pending, this.#pendingBytes);
+    const at = this.offset;
+    this.offset += data.length;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    if (this.limits.end !== undefined && this.offset > this.limits.end) {
+      this.#fail(new Error('more bytes than the header announced'));
+      return;
+    }
+    const write = writeFully(this.fh, data, at).then(
+      () => {
+        this.#queued -= data.length;
+        this.written += data.length;
+        if (this.socket.isPaused() && this.#queued <= this.limits.lowWater) this.socket.resume();
+      },
+      (err: unknown) => this.#fail(err instanceof Error ? err : new Error(String(err))),
+    );
+    this.#inflight.add(write);
+    void write.finally(() => this.#inflight.delete(write));
+  }
 }
