@@ -105,6 +105,44 @@ describe('ranged uploads: stx-send --streams (§9.13)', () => {
     }
   });
 
+  it('the connections dial at once when the server key is pinned or known; after the first handshake only on first use', async () => {
+    const tmp = await tempDir();
+    try {
+      const out = path.join(tmp.dir, 'out');
+      const d = await startDaemon(out, path.join(tmp.dir, 'k.pem'));
+      const home = path.join(tmp.dir, 'home');
+      // Server bytes arrive 200 ms late: a handshake takes two of those round trips.
+      const proxy = await startProxy(d.port, { delayDownMs: 200 });
+      try {
+        const size = 4 * MiB + 12345;
+        const src = path.join(tmp.dir, 'f.bin');
+        const sha = await makeFile(src, size, 74);
+        const send = async (as: string): Promise<('accept' | 'down')[]> => {
+          const from = proxy.order.length;
+          const r = await runSend(['127.0.0.1', String(proxy.port), src, '--as', as, '--streams', '4', '--json', '--quiet'], { STX_HOME: home });
+          assert.equal(r.code, 0, r.stderr);
+          assert.equal(readJsonLine(r.stdout)['sha256'], sha);
+          assert.equal(await sha256File(path.join(out, as)), sha);
+          return proxy.order.slice(from);
+        };
+        // First use: the server's key is not known yet, so the other connections wait for the first
+        // handshake (which records it), and trust on first use asks once.
+        const first = await send('a.bin');
+        assert.equal(first.filter((e) => e === 'accept').length, 3, 'three ranges, three connections');
+        assert.ok(first.indexOf('down') < first.lastIndexOf('accept'), `the others dialed after the first heard the server: ${first.join(',')}`);
+        // Known now (known_hosts): every connection dials at once, before the server's first answer.
+        const known = await send('b.bin');
+        assert.equal(known.filter((e) => e === 'accept').length, 3);
+        assert.ok(known.lastIndexOf('accept') < known.indexOf('down'), `all dialed before the first answer: ${known.join(',')}`);
+      } finally {
+        await proxy.close();
+        await d.stop();
+      }
+    } finally {
+      await tmp.cleanup();
+    }
+  });
+
   it('a ranged upload left by a client that split the file otherwise (BAD_RANGE) goes on in order, verified', async () => {
     const tmp = await tempDir();
     try {

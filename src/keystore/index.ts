@@ -10,4 +10,4 @@ export {
   stxHome,
   createPrivateFile,
 } from './keys.js';
-export { checkServerKey, hostPortKey, recordServerKey } from './known-hosts.js';
+export { checkServerKey, hostPortKey, isKnownHost, recordServerKey } from './known-hosts.js';

@@ -97,6 +97,20 @@ export async function checkServerKey(options: CheckServerKeyOptions): Promise<{ 
   return { status: 'new' };
 }
 
+/**
+ * Whether the known-hosts file records a key for `hostPort` (§5): a handshake with that host then
+ * matches the key or fails, and none records a new one. A file that cannot be read or parsed
+ * counts as no (the handshake itself reports it).
+ */
+export async function isKnownHost(file: string, hostPort: string): Promise<boolean> {
+  try {
+    const text = await readIfExists(file);
+    return text !== null && parseKnownHosts(text, file).some((e) => e.hostPort === hostPort);
+  } catch {
+    return false;
+  }
+}
+
 /** Trust on first use (§5): appends `hostPort fingerprint` to the file (0600, directory 0700). */
 export async function recordServerKey(file: string, hostPort: string, fingerprint: string): Promise<void> {
   if (!FINGERPRINT.test(fingerprint)) throw new RangeError(`not a fingerprint: ${fingerprint}`);

@@ -4,7 +4,7 @@
 import type { KeyObject } from 'node:crypto';
 import { ClientHandshake } from '../crypto/index.js';
 import { checkServerKey, hostPortKey, recordServerKey } from '../keystore/index.js';
-import { CryptoError } from '../proto/errors.js';
+import { CryptoError, LocalError } from '../proto/errors.js';
 import { HANDSHAKE_TIMEOUT_MS } from '../proto/limits.js';
 import { Connection, type ConnectionOptions } from './connection.js';
 
@@ -58,9 +58,21 @@ export async function handshake(conn: Connection, opts: HandshakeOptions): Promi
   return info.fingerprint;
 }
 
-/** Runs the handshake on a fresh connection; on failure closes it (telling the server where §5 allows). */
-export async function dial(opts: HandshakeOptions & ConnectionOptions & { readonly connectTimeoutMs: number }, onHandshake?: () => void): Promise<{ readonly connection: Connection; readonly fingerprint: string }> {
+/**
+ * Runs the handshake on a fresh connection; on failure closes it (telling the server where §5 allows).
+ * `onHandshake` runs at the connect; `wanted`, asked then, may say the connection is not needed after
+ * all: it is closed before the handshake (LocalError INTERNAL).
+ */
+export async function dial(
+  opts: HandshakeOptions & ConnectionOptions & { readonly connectTimeoutMs: number },
+  onHandshake?: () => void,
+  wanted?: () => boolean,
+): Promise<{ readonly connection: Connection; readonly fingerprint: string }> {
   const connection = await Connection.connect(opts.host, opts.port, opts.connectTimeoutMs, opts);
+  if (wanted?.() === false) {
+    connection.close();
+    throw new LocalError('INTERNAL', 'connection not needed');
+  }
   onHandshake?.();
   try {
     return { connection, fingerprint: await handshake(connection, opts) };

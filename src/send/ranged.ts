@@ -4,6 +4,7 @@
 // all of it matches. One TCP connection is window-bound on a long link; N of them are not.
 import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { hostPortKey, isKnownHost } from '../keystore/index.js';
 import { ResourceError, StxError } from '../proto/errors.js';
 import { HANDSHAKE_TIMEOUT_MS, MAX_RANGES_PER_UPLOAD, MAX_STREAMS_PER_UPLOAD, MIN_RANGE_BYTES } from '../proto/limits.js';
 import { Sender } from '../transfer/sender.js';
@@ -103,18 +104,64 @@ export function autoStreams(rttMs: number): number {
 export type Dialed = Awaited<ReturnType<typeof dial>>;
 
 /**
- * Dials one connection and times its TCP connect (one round trip): --streams auto's measure.
- * `rttMs` settles at the connect (NaN if it failed), before the handshake, so that the other
- * connections can dial while this one's handshake goes on; `dialed` once the handshake is done.
+ * Whether a handshake may trust the server's key on first use (§5): no pinned fingerprint and no
+ * key for the host in known_hosts. Then the other connections dial only after the first's
+ * handshake, so that trust on first use asks (and records) once.
  */
-export function probeRoundTrip(opts: UploadOptions): { readonly rttMs: Promise<number>; readonly dialed: Promise<Dialed> } {
+export function asksTrust(opts: UploadOptions): Promise<boolean> {
+  return opts.fingerprint === undefined ? isKnownHost(opts.knownHostsFile, hostPortKey(opts.host, opts.port)).then((known) => !known) : Promise.resolve(false);
+}
+
+/** --streams auto's first connection (probeRoundTrip) and the others dialed early. */
+export interface Probe {
+  /** The connect's round trip in ms, before the handshake; NaN if the dial failed first. */
+  readonly rttMs: Promise<number>;
+  /** The probe's connection, once its handshake is done. */
+  readonly dialed: Promise<Dialed>;
+  /** Takes `n` of the connections dialed early (dialing or dialed, maybe fewer) and closes the rest. */
+  others(n: number): Promise<Dialed>[];
+}
+
+/**
+ * Dials one connection and times its TCP connect (one round trip): --streams auto's measure.
+ * `rttMs` settles at the connect, so that the other connections can dial while this one's
+ * handshake goes on. They start sooner where no trust on first use is pending (asksTrust): once
+ * AUTO_ONE_STREAM_RTT_MS passed without the connect, the round trip is that long at least, so
+ * AUTO_MAX_STREAMS - 1 more start dialing then, not once the connect says how many (at 150 ms,
+ * 110 ms sooner); those the round trip does not call for (autoStreams) are closed at
+ * their connect, before their handshake. Below AUTO_ONE_STREAM_RTT_MS (a LAN) none is dialed.
+ */
+export function probeRoundTrip(opts: UploadOptions): Probe {
   const started = performance.now();
   let connected: (ms: number) => void = () => undefined;
   const rttMs = new Promise<number>((resolve) => (connected = resolve));
   const dialed = dial(dialOptions(opts), () => connected(performance.now() - started));
   // A dial that failed before its connect measured nothing; the caller sees the failure when it awaits `dialed`.
   dialed.catch(() => connected(Number.NaN));
-  return { rttMs, dialed };
+  const early: Promise<Dialed>[] = [];
+  // How many of `early` are wanted: unknown until the round trip is.
+  let wanted: number | undefined;
+  const timer = setTimeout(() => {
+    void asksTrust(opts).then((asks) => {
+      if (asks || wanted !== undefined) return;
+      for (let k = 0; k < AUTO_MAX_STREAMS - 1; k++) {
+        const d = dial(dialOptions(opts), undefined, () => wanted === undefined || k < wanted);
+        d.catch(() => undefined);
+        early.push(d);
+      }
+    });
+  }, AUTO_ONE_STREAM_RTT_MS);
+  void rttMs.then(() => clearTimeout(timer));
+  return {
+    rttMs,
+    dialed,
+    others: (n) => {
+      wanted = n;
+      // Those past their connect already (the probe's SYN was lost and retried) go after their handshake.
+      for (const d of early.slice(n)) void d.then((x) => x.connection.close(), () => undefined);
+      return early.slice(0, n);
+    },
+  };
 }
 
 /** The SHA-256 of the whole source, read in order (the server verifies the file against it). */
@@ -136,8 +183,14 @@ interface Shared {
   fingerprint: string;
   /** Set once the job failed: the other ranges stop at their next attempt. */
   failed: boolean;
-  /** Settles once the first connection's handshake is done (or failed): the others dial after it, so trust on first use asks once. */
+  /** Settles once the first connection's handshake is done (or failed): where `asksTrust`, the others dial after it, so trust on first use asks once. */
   readonly first: Promise<void>;
+  /**
+   * Whether a handshake may trust the server's key on first use (§5): no pinned fingerprint and
+   * no key for the host in known_hosts. Otherwise every connection dials at once: waiting for the
+   * first's handshake cost the others two round trips more (300 ms at 150 ms).
+   */
+  readonly asksTrust: Promise<boolean>;
   readonly firstDone: () => void;
   /** The next range (index into the ranges) a free connection takes. */
   next: number;
@@ -203,9 +256,10 @@ function stopped(shared: Shared): boolean {
 /**
  * Uploads `opts.file` over `streams` parallel connections (at most one per range), which take
  * `ranges` (rangesOf) in turn, verified whole. `dialed`, when given, is the first connection,
- * dialed already or being dialed (if that fails, the first range dials again).
+ * dialed already or being dialed (if that fails, the first range dials again); `others` are the
+ * next ones so given (probeRoundTrip), closed if there are more than connections to use.
  */
-export async function rangedUpload(opts: UploadOptions, ranges: readonly Range[], streams: number, dialed?: Promise<Dialed>): Promise<UploadResult> {
+export async function rangedUpload(opts: UploadOptions, ranges: readonly Range[], streams: number, dialed?: Promise<Dialed>, others: readonly Promise<Dialed>[] = []): Promise<UploadResult> {
   const started = Date.now();
   const hashSource = await plainFiles.open(opts.file, opts.name);
   const identity = hashSource.identity;
@@ -213,7 +267,7 @@ export async function rangedUpload(opts: UploadOptions, ranges: readonly Range[]
   const open = { size, mtime: identity.mtime, mode: identity.mode };
   let firstDone = (): void => undefined;
   const first = new Promise<void>((resolve) => (firstDone = resolve));
-  const shared: Shared = { reconnects: 0, handshakes: 0, fingerprint: '', failed: false, first, firstDone, next: 0, sent: ranges.map((r) => r.start), durable: ranges.map((r) => r.start), owner: ranges.map(() => -1), opened: ranges.map(() => undefined), stolen: ranges.map(() => false), done: ranges.map(() => false), chain: true };
+  const shared: Shared = { reconnects: 0, handshakes: 0, fingerprint: '', failed: false, first, firstDone, asksTrust: asksTrust(opts), next: 0, sent: ranges.map((r) => r.start), durable: ranges.map((r) => r.start), owner: ranges.map(() => -1), opened: ranges.map(() => undefined), stolen: ranges.map(() => false), done: ranges.map(() => false), chain: true };
   const report = (stage: 'sending' | 'finishing'): void => {
     if (opts.onProgress === undefined) return;
     const sum = (xs: readonly number[]): number => xs.reduce((a, x, i) => a + x - (ranges[i]?.start ?? 0), 0);
@@ -225,7 +279,8 @@ export async function rangedUpload(opts: UploadOptions, ranges: readonly Range[]
     // The whole file's SHA-256, computed while the ranges go; END waits for it, OPEN does not.
     const digest = digestOf(hashSource);
     digest.catch(() => undefined);
-    const sending = Array.from({ length: workers }, (_, w) => sendRanges(opts, ranges, w, open, shared, report, connections, w === 0 ? dialed : undefined));
+    for (const d of others.slice(workers - 1)) void d.then((x) => x.connection.close(), () => undefined);
+    const sending = Array.from({ length: workers }, (_, w) => sendRanges(opts, ranges, w, open, shared, report, connections, w === 0 ? dialed : others[w - 1]));
     const results = await Promise.allSettled(sending);
     // The range that failed first says why; the others stopped because of it.
     const failures = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
@@ -267,8 +322,8 @@ export function dialOptions(opts: UploadOptions): Parameters<typeof dial>[0] {
 /**
  * Connection `w`: takes the next range not yet taken, sends it (reconnecting and resuming it until
  * it is durable), then the next, until none is left; leaves its connection (Ready) in `connections`.
- * With a pinned fingerprint every connection dials at once; else the others wait for the first's
- * handshake, so that trust on first use asks (and records) once.
+ * With a pinned fingerprint, or a host known_hosts records, every connection dials at once; else
+ * the others wait for the first's handshake, so that trust on first use asks (and records) once.
  */
 /** A new connection for this upload, counted in `shared` (its handshakes, the fingerprint seen). */
 async function dialCounted(opts: UploadOptions, shared: Shared): Promise<Connection> {
@@ -301,7 +356,7 @@ async function sendRanges(
     shared.firstDone();
   }
   const retry = new Retry(opts);
-  if (w > 0 && opts.fingerprint === undefined) await shared.first;
+  if (w > 0 && (await shared.asksTrust)) await shared.first;
   // Ranges this connection holds, in order, not yet known durable; and the one whose RANGE_END went
   // and whose RANGE_DONE is due: the next range's RANGE goes right after RANGE_END (§9.13 step 2).
   const todo: number[] = [];

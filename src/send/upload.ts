@@ -96,30 +96,35 @@ export async function upload(opts: UploadOptions): Promise<UploadResult> {
   let split = streams;
   let first: Dialed | undefined;
   let dialing: Promise<Dialed> | undefined;
+  let others: Promise<Dialed>[] = [];
   if (opts.streams === 'auto' && plain && size >= AUTO_MIN_BYTES) {
     // One connection first: its connect's round trip says how many (ranged.ts autoStreams); on a
     // short link it carries the file in order. A failed dial is retried by the upload below.
-    // The decision comes at the connect: the other connections dial during its handshake.
+    // The decision comes at the connect: the other connections dial during its handshake, or
+    // already once it took AUTO_ONE_STREAM_RTT_MS (probeRoundTrip).
     const probe = probeRoundTrip(opts);
     const rttMs = await probe.rttMs;
     if (autoStreams(rttMs) > 1) {
       streams = autoStreams(rttMs);
       split = AUTO_SPLIT_STREAMS;
       dialing = probe.dialed;
+      others = probe.others(streams - 1);
       opts.onEvent?.(`round trip ${rttMs.toFixed(0)} ms: sending on ${streams} connections at once`);
     } else {
+      void probe.others(0);
       first = await probe.dialed.catch(() => undefined);
     }
   }
   const ranges = plain ? rangesOf(size, split) : [];
   if (ranges.length === 0 && dialing !== undefined) first = await dialing.catch(() => undefined);
+  if (ranges.length === 0) for (const d of others) void d.then((x) => x.connection.close(), () => undefined);
   if (ranges.length > 0) {
     await source.close();
     try {
       const dialed = dialing ?? (first === undefined ? undefined : Promise.resolve(first));
       first = undefined;
       dialing = undefined;
-      return await rangedUpload(opts, ranges, streams, dialed);
+      return await rangedUpload(opts, ranges, streams, dialed, others);
     } catch (err) {
       // A server whose storage takes no ranges says NOT_ALLOWED (§9.13): the file goes in order.
       // BAD_RANGE: the server holds ranges of this upload that ours overlap, claimed by a client

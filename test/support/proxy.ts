@@ -13,6 +13,8 @@ export interface ProxyOptions {
    * open then (they stay open): the client hears nothing more on them, until a cut.
    */
   readonly dropDownAt?: number;
+  /** Server→client bytes reach the client this much later, in order (the way back of a long link). */
+  readonly delayDownMs?: number;
 }
 
 export interface CutProxy {
@@ -21,6 +23,8 @@ export interface CutProxy {
   readonly bytesUp: number;
   readonly connections: number;
   readonly cuts: number;
+  /** What happened, in order: a client's connection accepted, or server bytes handed to a client. */
+  readonly order: readonly ('accept' | 'down')[];
   /** Destroys every open connection (both sides) with a reset. */
   cutAll(): void;
   /** From now on, drops whatever the connections open now carry, in both directions, and keeps them open. */
@@ -59,8 +63,14 @@ export async function startProxy(targetPort: number, opts: ProxyOptions = {}): P
   }
   // Half-open allowed on both legs, so an orderly close crosses as one: what was sent arrives,
   // then the FIN (closing both legs at the first FIN would reset data still in flight).
+  const order: ('accept' | 'down')[] = [];
+  const later = (delayMs: number | undefined, f: () => void): void => {
+    if (delayMs === undefined) f();
+    else setTimeout(f, delayMs);
+  };
   const server = net.createServer({ allowHalfOpen: true }, (client) => {
     connections++;
+    order.push('accept');
     const upstream = net.connect({ port: targetPort, host: '127.0.0.1', allowHalfOpen: true });
     open.add(client);
     open.add(upstream);
@@ -90,14 +100,18 @@ export async function startProxy(targetPort: number, opts: ProxyOptions = {}): P
     });
     upstream.on('data', (d: Buffer) => {
       if (frozen.has(upstream) || mute.has(upstream)) return;
-      if (!client.write(d)) upstream.pause();
+      later(opts.delayDownMs, () => {
+        if (client.destroyed) return;
+        order.push('down');
+        if (!client.write(d)) upstream.pause();
+      });
     });
     client.on('drain', () => upstream.resume());
     client.on('end', () => {
       if (!frozen.has(client)) upstream.end();
     });
     upstream.on('end', () => {
-      if (!frozen.has(upstream)) client.end();
+      if (!frozen.has(upstream)) later(opts.delayDownMs, () => client.end());
     });
     const forget = (): void => {
       open.delete(client);
@@ -134,6 +148,7 @@ export async function startProxy(targetPort: number, opts: ProxyOptions = {}): P
     get cuts() {
       return cuts;
     },
+    order,
     cutAll,
     freezeAll() {
       for (const s of open) {
