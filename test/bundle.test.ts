@@ -2,6 +2,7 @@
 // threads by a URL relative to the module that starts them: once bundled, that module is a file in
 // dist/bin/, so every worker has to be an entry of the bundle too, under the same file name.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { it } from 'node:test';
@@ -24,4 +25,31 @@ it('every worker thread a module starts is bundled beside the commands in dist/b
     assert.ok(existsSync(path.join(DIST_DIR, 'bin', w)), `dist/bin/${w} (add it to package.json's "bundle" entries)`);
   }
   for (const cmd of ['stx-recv', 'stx-send', 'stx-get', 'stx-keygen']) assert.ok(existsSync(path.join(DIST_DIR, 'bin', `${cmd}.js`)), cmd);
+});
+
+/**
+ * Runs a bundled command with Intl.Segmenter counted (the first one of a process loads ICU's break
+ * rules); returns its stdout and how many were made.
+ */
+function countingSegmenters(cmd: string, args: readonly string[]): { stdout: string; segmenters: number } {
+  const preload =
+    'const S = Intl.Segmenter; let n = 0; ' +
+    'Intl.Segmenter = class extends S { constructor(...a) { super(...a); n++; } }; ' +
+    'process.on("exit", () => process.stderr.write(`segmenters ${n}\\n`));';
+  const run = spawnSync(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(preload)}`, path.join(DIST_DIR, 'bin', `${cmd}.js`), ...args], { encoding: 'utf8', timeout: 30_000 });
+  const counted = /segmenters (\d+)/.exec(run.stderr);
+  assert.ok(counted !== null, run.stderr);
+  return { stdout: run.stdout, segmenters: Number(counted[1]) };
+}
+
+it('a command that lays out no text makes no Intl.Segmenter at start (string-width is loaded on first use)', () => {
+  for (const cmd of ['stx-send', 'stx-recv', 'stx-get', 'stx-keygen']) {
+    const { stdout, segmenters } = countingSegmenters(cmd, ['--version']);
+    assert.match(stdout, /^\d+\.\d+\.\d+/, cmd);
+    assert.equal(segmenters, 0, `${cmd} --version`);
+  }
+  // --help still measures its columns with the real string-width.
+  const help = countingSegmenters('stx-send', ['--help']);
+  assert.match(help.stdout, /--to\s+remote directory/);
+  assert.ok(help.segmenters >= 1, 'string-width was loaded for --help');
 });

@@ -3,6 +3,7 @@
 // a malformed --fingerprint is a usage error before connecting; --json prints one object on
 // failure too; and a refused connect after a handshake worked is retried within --retry-for.
 import assert from 'node:assert/strict';
+import { mkdir } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -124,6 +125,28 @@ describe('stx-send fails fast where retrying cannot help', () => {
     assert.equal(j['durable_bytes'], null, 'nothing is known about the server');
     assert.equal(j['code'], 'CONNECT_FAILED');
     assert.match(String(j['message']), /connection refused/);
+  });
+
+  it('a tree: a refused connection is final too (the dial starts before the walk and its error is the run\'s), and an empty tree never needed one', async () => {
+    const port = await closedPort();
+    const tree = path.join(tmp.dir, 'tree');
+    await mkdir(path.join(tree, 'a'), { recursive: true });
+    await makeFile(path.join(tree, 'a', 'one.bin'), 1000, 2);
+    await makeFile(path.join(tree, 'two.bin'), 5000, 3);
+    const t0 = Date.now();
+    const r = await runSend(['127.0.0.1', String(port), tree, '--json'], env(), 60_000);
+    const ms = Date.now() - t0;
+    assert.equal(r.code, 3, r.stderr);
+    assert.ok(ms < FAST_MS, `exited after ${ms} ms`);
+    const j = onlyJson(r.stdout);
+    assert.equal(j['code'], 'CONNECT_FAILED');
+    assert.equal(j['files'], 0);
+    assert.doesNotMatch(r.stderr, /reconnecting/);
+    // Nothing to send: the run is done (exit 0) whatever the dial under way ends with.
+    const empty = path.join(tmp.dir, 'empty');
+    await mkdir(empty);
+    const r0 = await runSend(['127.0.0.1', String(port), `${empty}/`, '--json'], env(), 60_000);
+    assert.equal(r0.code, 0, r0.stderr);
   });
 
   it('--json: a usage error is one JSON object too (exit 2)', async () => {

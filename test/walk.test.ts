@@ -86,3 +86,38 @@ it('with statFiles false, regular files inside a tree come unstat’ed (regular)
     assert.ok(lazy.some((e) => e.kind === (links ? 'link' : 'skip') && e.remote === 'top/link'));
   }
 });
+
+it('local paths are path.join(PATH, relative) and remote names NFC, however PATH is written (names in NFD, spaces, a trailing slash, dots)', async () => {
+  const top = path.join(root, 'forms');
+  const nfd = 'cafe\u0301';
+  mkdirSync(path.join(top, nfd, 'sub dir'), { recursive: true });
+  writeFileSync(path.join(top, nfd, 'sub dir', `${nfd}.txt`), 'x');
+  writeFileSync(path.join(top, 'plain'), 'y');
+  const cwd = process.cwd();
+  process.chdir(root);
+  try {
+    for (const given of [top, `${top}/`, `${top}//`, './forms', 'forms/', `../${path.basename(root)}/forms`, `${root}/./forms/../forms`]) {
+      for (const to of [undefined, 'to']) {
+        const contents = given.endsWith('/');
+        for (const statFiles of [true, false]) {
+          const seen = new Set<string>();
+          for await (const e of walk([given], { links: false, to, statFiles })) {
+            if (e.kind === 'skip') assert.fail(`${e.local}: ${e.reason}`);
+            const rel = path.relative(path.resolve(given), path.resolve(e.local));
+            // What path.join and the remote join (parts, then NFC) give, computed apart from walk.ts.
+            if (rel !== '') assert.equal(e.local, path.join(given, rel), given);
+            const parts = [to ?? '', contents ? '' : 'forms', rel].filter((p) => p !== '');
+            assert.equal(e.remote, parts.join('/').normalize('NFC'), `${given} ${e.local}`);
+            seen.add(e.remote);
+          }
+          const base = [to, contents ? undefined : 'forms'].filter((p) => p !== undefined).join('/');
+          const under = (r: string): string => (base === '' ? r : `${base}/${r}`);
+          assert.ok(seen.has(under(`café/sub dir/café.txt`)), [...seen].join(', '));
+          assert.ok(seen.has(under('plain')), [...seen].join(', '));
+        }
+      }
+    }
+  } finally {
+    process.chdir(cwd);
+  }
+});

@@ -308,6 +308,13 @@ export class PutPipeline<E> {
   #putNow(item: PutItem<E>): Promise<void> | undefined {
     const flight = this.#add(item);
     const conn = this.session.readyNow;
+    if (conn === null && this.#conn === null && this.#packs && this.session.dialing) {
+      // The first connection is still being made (Session.dialAhead): the files read meanwhile
+      // wait in the pack, within the window, and go as soon as it is Ready (the next put, or
+      // #sendPending when the window is full or the walk is done).
+      this.#addToPack(flight);
+      return undefined;
+    }
     if (conn === null || conn !== this.#conn) return this.#send([...this.#takePack(), flight]);
     if (this.#packs) {
       this.#addToPack(flight);

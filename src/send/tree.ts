@@ -262,6 +262,8 @@ export async function sendTree(opts: TreeOptions): Promise<TreeResult> {
     }
   };
 
+  // The handshake's round trips go while the first files are read (§6).
+  session.dialAhead();
   try {
     // Pipelined, a regular file is stat'ed once, when it is opened to be read (walk.ts `regular`).
     const walkOptions = { to: opts.to, links: opts.links, statFiles: !pipelined };
@@ -321,7 +323,7 @@ export async function sendTree(opts: TreeOptions): Promise<TreeResult> {
   } catch (err) {
     aborted = err instanceof StxError ? err : new ResourceError('INTERNAL', err instanceof Error ? err.message : String(err), { cause: err });
   } finally {
-    session.drop();
+    session.close();
   }
   const seconds = (Date.now() - started) / 1000;
   return {

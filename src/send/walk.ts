@@ -57,6 +57,17 @@ function join(...parts: string[]): string {
     .normalize('NFC');
 }
 
+/** Printable ASCII: a name that is NFC already (normalize() costs an ICU call per file). */
+const PLAIN_ASCII = /^[\x20-\x7e]*$/;
+
+/**
+ * A directory entry's name in NFC. Appended after "/" to a remote name in NFC, it gives what
+ * join() would: "/" composes with nothing, so NFC(a + "/" + b) is NFC(a) + "/" + NFC(b).
+ */
+function nfcName(name: string): string {
+  return PLAIN_ASCII.test(name) ? name : name.normalize('NFC');
+}
+
 function messageOf(err: unknown): string {
   const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : '';
   return code !== '' ? code : err instanceof Error ? err.message : String(err);
@@ -130,6 +141,13 @@ interface Level {
   readonly dir: Dir;
   readonly local: string;
   readonly remote: string;
+  /**
+   * What an entry's name is appended to for its local path and its remote name: path.join(local,
+   * name) and join(remote, name) without normalizing the whole path again for every entry (a
+   * directory entry's name is one component, never "." or "..").
+   */
+  readonly localPrefix: string;
+  readonly remotePrefix: string;
   readonly stats: Stats;
   /** Directories between the tree's top and this one's entries. */
   readonly depth: number;
@@ -143,7 +161,10 @@ interface Level {
  */
 function openLevel(local: string, remote: string, stats: Stats, depth: number, named: boolean): Level | Entry {
   try {
-    return { dir: opendirSync(local, { bufferSize: 64 }), local, remote, stats, depth, named };
+    const dir = opendirSync(local, { bufferSize: 64 });
+    // path.join(local, name) for any one-component name: the normalized local path, then name.
+    const localPrefix = path.join(local, '_').slice(0, -1);
+    return { dir, local, remote, localPrefix, remotePrefix: remote === '' ? '' : `${remote}/`, stats, depth, named };
   } catch (err) {
     return { kind: 'skip', local, remote, reason: `cannot read directory: ${messageOf(err)}` };
   }
@@ -226,8 +247,8 @@ function* walkTree(top: Level, options: WalkOptions, acc: Batch): Generator<Entr
         continue;
       }
       const name = next.name;
-      const local = path.join(level.local, name);
-      const remote = join(level.remote, name);
+      const local = level.localPrefix + name;
+      const remote = level.remotePrefix + nfcName(name);
       if (options.statFiles === false && next.isFile()) {
         acc.out.push({ kind: 'regular', local, remote });
         continue;
