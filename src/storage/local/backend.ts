@@ -24,11 +24,12 @@ import { openDirect, type FileIdentity } from './direct-io.js';
 import { ensurePrivateDir, fsyncDir, unlinkIfPresent } from './fs-util.js';
 import { LocalPartial, type PartialPaths } from './partial.js';
 import { checkName, msOf, newPathCounters, resolveExisting, stampOf, type PathCounters } from './paths.js';
-import { makeDirectory, makeLink, type DirectoryOptions, type LinkOptions } from './entries.js';
+import { makeLink, type DirectoryOptions, type LinkOptions } from './entries.js';
 import { readRecord } from './record.js';
 import { SumRecords } from './sums.js';
 import { WriteQueue } from '../write-queue.js';
 import { putFile } from './put.js';
+import { putPool } from './put-pool.js';
 
 const PARTIAL_FILE = /^([0-9a-f]{64})\.(part|json|json\.tmp|put)$/;
 
@@ -196,7 +197,7 @@ export class LocalBackend implements StorageBackend {
   }
 
   makeDirectory(name: string, options: DirectoryOptions): Promise<void> {
-    return makeDirectory(this.outDir, name, options);
+    return putPool.makeDirectory(this.outDir, name, options);
   }
 
   async makeLink(name: string, target: string, options: LinkOptions): Promise<void> {
