@@ -183,17 +183,24 @@ export class LocalBackend implements StorageBackend {
   }
 
   /** A whole file at once (PUT, §9.11): written, synced and published under `name` (put.ts). */
-  async putFile(id: string, name: string, chunks: readonly Buffer[], options: PublishOptions): Promise<void> {
-    this.#checkId(id);
+  putFile(id: string, name: string, chunks: readonly Buffer[], options: PublishOptions): Promise<void> {
+    try {
+      this.#checkId(id);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    const entry = `${id}.put`;
     const paths = {
       outDir: this.outDir,
       realOutDir: this.#realOutDir,
       counters: this.pathCounters,
-      tempFile: path.join(this.#partialsDir, `${id}.put`),
-      shownTemp: this.#shown(`${id}.put`),
+      // path.join's result, without its normalising per file: the directory is normalised
+      // already and the entry is hex digits and '.put'.
+      tempFile: `${this.#partialsDir}/${entry}`,
+      shownTemp: this.#shown(entry),
       sums: this.#sums,
     };
-    await putFile(paths, name, chunks, options);
+    return putFile(paths, name, chunks, options);
   }
 
   makeDirectory(name: string, options: DirectoryOptions): Promise<void> {
