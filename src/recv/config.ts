@@ -25,8 +25,15 @@ export const MAX_PUT_PENDING_BYTES = 8 * MiB;
  * as at the PUT bounds. stx-send keeps at most as many (tree.ts), so it never meets the bound.
  */
 export const MAX_DETACHED_PENDING = 8;
-/** PUT jobs running at once in the whole daemon (open files, threadpool queue); more wait their turn. */
-export const MAX_PUT_JOBS_RUNNING = 512;
+/**
+ * PUT jobs running at once in the whole daemon; more wait their turn (their data stays counted on
+ * their connection, MAX_PUT_PENDING_BYTES). Twice what the publishing thread works on at once
+ * (storage/local/put-pool.ts: 2 batches of 256 files), so that the next batches fill up while
+ * two run: at 512, exactly two full batches, the jobs freed by a finished batch reached the pool
+ * one by one and a batch left as soon as 64 waited (on 10,000 files of 4 KiB, 61 batches and 122
+ * filesystem syncs per run, where 1024 gives 42 and 84).
+ */
+export const MAX_PUT_JOBS_RUNNING = 1024;
 
 /** Bytes all connections together may have queued for disk (the shared ByteBudget). */
 export const MAX_QUEUED_BYTES_TOTAL = 128 * MiB;

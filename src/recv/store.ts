@@ -430,23 +430,24 @@ export class Store {
    */
   async put(asked: OpenRequest, chunks: readonly Buffer[], sha256: Buffer, policy: OpenPolicy): Promise<FinishResult> {
     if (!this.#initialised) throw new ResourceError('INTERNAL', 'Store.put before Store.init');
-    await this.#putSlots.acquire();
+    // The fast paths below (a free slot, a free name, no partial to drop, a fresh free-space
+    // figure) take no turn of the microtask queue: a tree of small files asks for them per file.
+    if (!this.#putSlots.tryAcquire()) await this.#putSlots.acquire();
     try {
       // The stored name, in the client's namespace (§7.4), as for an OPEN.
       if (policy.upload === false) throw new CommandError('NOT_ALLOWED', 'this client may not upload (its key says no-upload)');
       const components = storedName(policy.namespace ?? [], asked.name);
       const { size, mtime, mode, principal } = asked;
-      const name = components.join('/');
+      const shownName = components.join('/');
       if (policy.maxFileBytes !== undefined && size > policy.maxFileBytes) {
         throw new UploadError('TOO_LARGE', `size ${size} is above the limit of ${policy.maxFileBytes} bytes`);
       }
       const digest = sha256Of(chunks);
-      const shownName = components.join('/');
       if (sha256.length !== digest.length || !timingSafeEqual(digest, sha256)) {
         throw new UploadError('INTEGRITY_FAILED', `SHA-256 of "${shownName}" differs from END's`);
       }
-      const id = uploadId({ principal, name, size, mtime, stream: undefined });
-      const lock = await this.#locks.acquire(shownName, id, shownName);
+      const id = uploadId({ principal, name: shownName, size, mtime, stream: undefined });
+      const lock = this.#locks.tryAcquire(shownName, id) ?? (await this.#locks.acquire(shownName, id, shownName));
       // A PUT ends by itself within moments: a same-identity newcomer waits for it (§9.4).
       lock.onReleaseRequest = () => undefined;
       try {
@@ -458,8 +459,9 @@ export class Store {
           return { name: shownName, size, sha256: digest, unchanged: true };
         }
         // A partial of this client's file left by an OPEN is superseded by the whole file.
-        await this.#dropPartialOf(nameKey(principal, name));
-        await this.#checkFreeSpaceForPut(size);
+        if (this.#idByName.size > 0) await this.#dropPartialOf(nameKey(principal, shownName));
+        const asking = this.#checkFreeSpaceForPut(size);
+        if (asking !== null) await asking;
         const options = { mode: mode & 0o777 & ~this.#umask, mtime, how: policy.appendOnly ? ('no-clobber' as const) : ('replace' as const), sha256: digest };
         if (this.#backend.putFile !== undefined) await this.#backend.putFile(id, shownName, chunks, options);
         else await this.#putThroughPartial(id, { principal, name: shownName, size, mtime, mode, account: accountOf(principal, asked.source) }, chunks, options);
@@ -637,27 +639,39 @@ export class Store {
    * #checkFreeSpace for a PUT: the free space is asked at most every FREE_SPACE_CACHE_MS, less
    * what the PUTs since then took (a statfs per small file cost more than writing it).
    */
-  async #checkFreeSpaceForPut(bytesToCome: number): Promise<void> {
+  /**
+   * NO_SPACE unless `bytesToCome` fit in the free space last asked (at most FREE_SPACE_CACHE_MS
+   * ago); null when that is known at once, else a promise (the figure is asked for first).
+   */
+  #checkFreeSpaceForPut(bytesToCome: number): Promise<void> | null {
+    if (this.#freeCache === null || Date.now() - this.#freeCache.at > FREE_SPACE_CACHE_MS) return this.#askFreeSpaceForPut(bytesToCome);
+    this.#takeFreeSpace(this.#freeCache, bytesToCome);
+    return null;
+  }
+
+  async #askFreeSpaceForPut(bytesToCome: number): Promise<void> {
     const now = Date.now();
-    if (this.#freeCache === null || now - this.#freeCache.at > FREE_SPACE_CACHE_MS) {
-      // One question at a time: the PUTs that come meanwhile wait for its answer (they each
-      // asked again, ~1 statfs per 2.6 files of 2,000).
-      this.#freeAsking ??= this.#backend
-        .freeBytes()
-        .then((free) => {
-          this.#freeCache = { at: now, free };
-        })
-        .finally(() => (this.#freeAsking = null));
-      await this.#freeAsking;
-    }
+    // One question at a time: the PUTs that come meanwhile wait for its answer (they each
+    // asked again, ~1 statfs per 2.6 files of 2,000).
+    this.#freeAsking ??= this.#backend
+      .freeBytes()
+      .then((free) => {
+        this.#freeCache = { at: now, free };
+      })
+      .finally(() => (this.#freeAsking = null));
+    await this.#freeAsking;
     // Dropped meanwhile (another PUT found too little): ask for this one alone.
     if (this.#freeCache === null) return this.#checkFreeSpace(bytesToCome);
+    this.#takeFreeSpace(this.#freeCache, bytesToCome);
+  }
+
+  #takeFreeSpace(cache: { free: bigint }, bytesToCome: number): void {
     const need = BigInt(bytesToCome) + BigInt(this.#freeSpaceMarginBytes);
-    if (this.#freeCache.free < need) {
+    if (cache.free < need) {
       this.#freeCache = null;
       throw new UploadError('NO_SPACE', `not enough free space for ${bytesToCome} more bytes`);
     }
-    this.#freeCache.free -= BigInt(bytesToCome);
+    cache.free -= BigInt(bytesToCome);
   }
 
   async #checkFreeSpace(bytesToCome: number): Promise<void> {

@@ -8,8 +8,10 @@ import { UploadError } from '../../proto/errors.js';
 export class UploadLock {
   readonly name: string;
   readonly id: string;
-  readonly released: Promise<void>;
-  #resolveReleased: () => void = () => undefined;
+  /** Made when first asked for: most locks (one per PUT) are released with nobody waiting. */
+  #released: Promise<void> | undefined;
+  #resolveReleased: (() => void) | undefined;
+  #isReleased = false;
   #onReleaseRequest: (() => void) | undefined;
   readonly #table: UploadLocks;
 
@@ -17,9 +19,14 @@ export class UploadLock {
     this.#table = table;
     this.name = name;
     this.id = id;
-    this.released = new Promise((resolve) => {
-      this.#resolveReleased = resolve;
-    });
+  }
+
+  /** Resolves once the lock is released. */
+  get released(): Promise<void> {
+    if (this.#released === undefined) {
+      this.#released = this.#isReleased ? Promise.resolve() : new Promise((resolve) => (this.#resolveReleased = resolve));
+    }
+    return this.#released;
   }
 
   /** The holder's handler for a same-identity newcomer; without one, newcomers get BUSY. */
@@ -37,7 +44,8 @@ export class UploadLock {
 
   release(): void {
     this.#table.drop(this);
-    this.#resolveReleased();
+    this.#isReleased = true;
+    this.#resolveReleased?.();
   }
 }
 
@@ -59,6 +67,11 @@ export class UploadLocks {
   }
 
   /** Takes the lock on the final name `name` for upload `id`, or throws UploadError BUSY. */
+  /** The lock of `name` at once if nobody holds it, else null (acquire() then waits or refuses). */
+  tryAcquire(name: string, id: string): UploadLock | null {
+    return this.#byName.has(name) ? null : this.#take(name, id);
+  }
+
   async acquire(name: string, id: string, shown: string): Promise<UploadLock> {
     const holder = this.#byName.get(name);
     if (holder !== undefined) {
@@ -73,6 +86,10 @@ export class UploadLocks {
         throw new UploadError('BUSY', `"${shown}" is still being uploaded by another connection`);
       }
     }
+    return this.#take(name, id);
+  }
+
+  #take(name: string, id: string): UploadLock {
     const lock = new UploadLock(this, name, id);
     this.#byName.set(name, lock);
     this.#ids.add(id);

@@ -16,6 +16,22 @@ export interface UploadIdentity {
 }
 
 const ID_LABEL = Buffer.from('stx/1 upload id\0', 'latin1');
+const TWO_32 = 2 ** 32;
+
+/** writeBigUInt64BE(BigInt(v)) without the BigInt (one per PUT) for a safe integer; the same bytes. */
+function writeU64(buffer: Buffer, v: number, at: number): number {
+  if (!Number.isSafeInteger(v) || v < 0) return buffer.writeBigUInt64BE(BigInt(v), at);
+  buffer.writeUInt32BE(Math.floor(v / TWO_32), at);
+  return buffer.writeUInt32BE(v % TWO_32, at + 4);
+}
+
+/** writeBigInt64BE(BigInt(v)) likewise: two's complement, high word signed. */
+function writeI64(buffer: Buffer, v: number, at: number): number {
+  if (!Number.isSafeInteger(v)) return buffer.writeBigInt64BE(BigInt(v), at);
+  const high = Math.floor(v / TWO_32);
+  buffer.writeInt32BE(high, at);
+  return buffer.writeUInt32BE(v - high * TWO_32, at + 4);
+}
 const EMPTY = Buffer.alloc(0);
 
 /**
@@ -34,8 +50,8 @@ export function uploadId(identity: UploadIdentity): string {
   at += input.write(identity.principal, at, principal, 'utf8');
   at = input.writeUInt32BE(name, at);
   at += input.write(identity.name, at, name, 'utf8');
-  at = input.writeBigUInt64BE(BigInt(identity.size), at);
-  at = input.writeBigInt64BE(BigInt(identity.mtime), at);
+  at = writeU64(input, identity.size, at);
+  at = writeI64(input, identity.mtime, at);
   stream.copy(input, at);
   return hash('sha256', input, 'hex');
 }

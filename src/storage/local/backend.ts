@@ -24,11 +24,12 @@ import { openDirect, type FileIdentity } from './direct-io.js';
 import { ensurePrivateDir, fsyncDir, unlinkIfPresent } from './fs-util.js';
 import { LocalPartial, type PartialPaths } from './partial.js';
 import { checkName, msOf, newPathCounters, resolveExisting, stampOf, type PathCounters } from './paths.js';
-import { makeDirectory, makeLink, type DirectoryOptions, type LinkOptions } from './entries.js';
+import { makeLink, type DirectoryOptions, type LinkOptions } from './entries.js';
 import { readRecord } from './record.js';
 import { SumRecords } from './sums.js';
 import { WriteQueue } from '../write-queue.js';
 import { putFile } from './put.js';
+import { putPool } from './put-pool.js';
 
 const PARTIAL_FILE = /^([0-9a-f]{64})\.(part|json|json\.tmp|put)$/;
 
@@ -182,21 +183,28 @@ export class LocalBackend implements StorageBackend {
   }
 
   /** A whole file at once (PUT, §9.11): written, synced and published under `name` (put.ts). */
-  async putFile(id: string, name: string, chunks: readonly Buffer[], options: PublishOptions): Promise<void> {
-    this.#checkId(id);
+  putFile(id: string, name: string, chunks: readonly Buffer[], options: PublishOptions): Promise<void> {
+    try {
+      this.#checkId(id);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    const entry = `${id}.put`;
     const paths = {
       outDir: this.outDir,
       realOutDir: this.#realOutDir,
       counters: this.pathCounters,
-      tempFile: path.join(this.#partialsDir, `${id}.put`),
-      shownTemp: this.#shown(`${id}.put`),
+      // path.join's result, without its normalising per file: the directory is normalised
+      // already and the entry is hex digits and '.put'.
+      tempFile: `${this.#partialsDir}/${entry}`,
+      shownTemp: this.#shown(entry),
       sums: this.#sums,
     };
-    await putFile(paths, name, chunks, options);
+    return putFile(paths, name, chunks, options);
   }
 
   makeDirectory(name: string, options: DirectoryOptions): Promise<void> {
-    return makeDirectory(this.outDir, name, options);
+    return putPool.makeDirectory(this.outDir, name, options);
   }
 
   async makeLink(name: string, target: string, options: LinkOptions): Promise<void> {

@@ -3,13 +3,14 @@
 // here no link is followed: parents are checked one component at a time (paths.ts), the final
 // component with lstat, and a link replaces a file by rename, never by writing through it.
 import { randomBytes } from 'node:crypto';
-import { chmod, lstat, lutimes, mkdir, readlink, rename, symlink, unlink, utimes } from 'node:fs/promises';
+import { chmodSync, closeSync, constants, fsyncSync, lstatSync, mkdirSync, openSync, utimesSync, type Stats } from 'node:fs';
+import { lstat, lutimes, readlink, rename, symlink, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { UploadError } from '../../proto/errors.js';
 import { errnoOf, toStxError } from '../../transfer/io-error.js';
 import { NAME_DIR_MODE } from './config.js';
 import { fsyncDir } from './fs-util.js';
-import { parentsInside } from './paths.js';
+import { parentsInside, parentsInsideSync } from './paths.js';
 
 export interface DirectoryOptions {
   /** Permission bits to apply (umask already taken off). */
@@ -26,7 +27,7 @@ export interface LinkOptions {
   readonly noClobber: boolean;
 }
 
-async function lstatOrNull(file: string, shown: string): Promise<import('node:fs').Stats | null> {
+async function lstatOrNull(file: string, shown: string): Promise<Stats | null> {
   try {
     return await lstat(file);
   } catch (err) {
@@ -35,26 +36,50 @@ async function lstatOrNull(file: string, shown: string): Promise<import('node:fs
   }
 }
 
-/** MKDIR: creates `name` (and its parents), then sets its mode and mtime. */
-export async function makeDirectory(outDir: string, name: string, options: DirectoryOptions): Promise<void> {
-  const dir = await parentsInside(outDir, name.split('/'));
-  let st = await lstatOrNull(dir, name);
+function lstatOrNullSync(file: string, shown: string): Stats | null {
+  try {
+    return lstatSync(file);
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return null;
+    throw toStxError(err, 'checking', shown);
+  }
+}
+
+/** fsyncDir with synchronous calls. */
+function fsyncDirSync(dir: string): void {
+  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * MKDIR: creates `name` (and its parents), then sets its mode and mtime, with synchronous calls:
+ * it runs on the publishing thread (put-pool.ts makeDirectory), in one message, where the same
+ * steps on the main thread took 8 thread-pool trips each (~2.2 ms per MKDIR on a loaded 2-core
+ * machine, 100 of them at the end of a tree of 10,000 files, each awaited by the client).
+ */
+export function makeDirectorySync(outDir: string, name: string, options: DirectoryOptions): void {
+  const dir = parentsInsideSync(outDir, name.split('/'));
+  let st = lstatOrNullSync(dir, name);
   if (st === null) {
     try {
-      await mkdir(dir, { mode: NAME_DIR_MODE });
+      mkdirSync(dir, { mode: NAME_DIR_MODE });
     } catch (err) {
       if (errnoOf(err) !== 'EEXIST') throw toStxError(err, 'creating directory', name);
     }
-    st = await lstatOrNull(dir, name);
+    st = lstatOrNullSync(dir, name);
   } else if (options.keepExisting && st.isDirectory()) {
     return;
   }
   if (st === null || !st.isDirectory()) throw new UploadError('EXISTS', `"${name}" exists and is not a directory`);
   try {
     // The path was just seen to be a directory, not a link; chmod and utimes follow nothing else.
-    await chmod(dir, options.mode);
-    await utimes(dir, new Date(), new Date(options.mtime));
-    await fsyncDir(path.dirname(dir));
+    chmodSync(dir, options.mode);
+    utimesSync(dir, new Date(), new Date(options.mtime));
+    fsyncDirSync(path.dirname(dir));
   } catch (err) {
     throw toStxError(err, 'setting mode and mtime of', name);
   }

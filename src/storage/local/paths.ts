@@ -339,6 +339,13 @@ export function removeCreatedSync(created: readonly string[], counters = newPath
   }
 }
 
+/** parentsInside with synchronous calls (MKDIR on the publishing thread, put-thread.ts). */
+export function parentsInsideSync(outDir: string, components: readonly string[], counters = newPathCounters()): string {
+  const finalPath = finalPathOf(outDir, components);
+  walkParentsSync(outDir, components, counters);
+  return finalPath;
+}
+
 /**
  * prepareParents for an output directory given as is (tests): the directories are created, and
  * the final path returned.

@@ -5,9 +5,10 @@
 // (writing, or waiting for its batches' syncs), the jobs that arrive meanwhile make the next
 // batch, so the busier the disk, the larger the batches. One pool serves every local backend of
 // the process; its thread starts at the first PUT and keeps the process alive only while it has
-// work.
+// work. MKDIR (§9.8) runs there too, as one message (makeDirectory below).
 import { Worker } from 'node:worker_threads';
 import { errorFor, ResourceError, type ErrorCode, type StxError } from '../../proto/errors.js';
+import type { DirectoryOptions } from './entries.js';
 import type { PathCounters } from './paths.js';
 
 /**
@@ -80,6 +81,7 @@ export interface PutJob {
 
 /** What a thread gets: one target, one buffer (transferred, not copied) holding every file's bytes. */
 export interface PutBatch {
+  readonly kind: 'batch';
   /** The batch's number on its thread: the reply names it. */
   readonly seq: number;
   readonly outDir: string;
@@ -98,12 +100,35 @@ export interface PutFailure {
 
 /** The thread's answer: the ids of the files published, the failures, what path checks cost, and the batch's buffer back. */
 export interface BatchReply {
+  readonly kind: 'batch';
   readonly seq: number;
   readonly done: readonly number[];
   readonly failed: readonly PutFailure[];
   readonly counters: PathCounters;
   readonly buffer: ArrayBuffer;
 }
+
+/** MKDIR (§9.8) for a thread: entries.ts makeDirectorySync. */
+export interface DirJob {
+  readonly kind: 'dir';
+  /** The job's number on its thread: the reply names it. */
+  readonly seq: number;
+  readonly outDir: string;
+  readonly name: string;
+  readonly options: DirectoryOptions;
+}
+
+/** The thread's answer to a DirJob: null, made; else its typed error. */
+export interface DirReply {
+  readonly kind: 'dir';
+  readonly seq: number;
+  readonly failure: { readonly code: ErrorCode; readonly message: string } | null;
+}
+
+/** What a thread gets. */
+export type ThreadMessage = PutBatch | DirJob;
+/** What a thread answers. */
+export type ThreadReply = BatchReply | DirReply;
 
 const SHA256_BYTES = 32;
 
@@ -151,20 +176,25 @@ function batchOf(seq: number, batch: readonly Waiting[], target: PutTarget): Put
     }
     return { id: w.id, name: r.name, tempFile: r.tempFile, shownTemp: r.shownTemp, at: start, size: w.size, mode: r.mode, mtime: r.mtime, how: r.how, sha256At };
   });
-  return { seq, outDir: target.outDir, realOutDir: target.realOutDir, sumsDir: target.sumsDir, buffer: bytes.buffer, jobs };
+  return { kind: 'batch', seq, outDir: target.outDir, realOutDir: target.realOutDir, sumsDir: target.sumsDir, buffer: bytes.buffer, jobs };
 }
 
 class PutThread {
   readonly worker: Worker;
   /** The batches it works on, by batch number: each its jobs by id. */
   readonly #batches = new Map<number, Map<number, Waiting>>();
+  /** Its MKDIRs, by job number. */
+  readonly #dirs = new Map<number, { readonly resolve: () => void; readonly reject: (err: StxError) => void }>();
   #nextSeq = 1;
   #gone = false;
 
   constructor(private readonly pool: PutPool) {
     this.worker = new Worker(new URL('./put-thread.js', import.meta.url));
     this.worker.unref();
-    this.worker.on('message', (reply: BatchReply) => this.#done(reply));
+    this.worker.on('message', (reply: ThreadReply) => {
+      if (reply.kind === 'batch') this.#done(reply);
+      else this.#made(reply);
+    });
     this.worker.on('error', (err) => this.#fail(`the publishing thread failed: ${err.message}`));
     this.worker.on('exit', (code) => this.#fail(`the publishing thread exited (code ${code})`));
   }
@@ -179,6 +209,34 @@ class PutThread {
     return this.#batches.size < PUT_BATCHES_PER_THREAD && !this.#gone;
   }
 
+  /** It can take work (it did not fail). */
+  get alive(): boolean {
+    return !this.#gone;
+  }
+
+  /** MKDIR on the thread: between its batches' steps, never waiting for a batch's sync. */
+  makeDirectory(outDir: string, name: string, options: DirectoryOptions): Promise<void> {
+    const seq = this.#nextSeq++;
+    return new Promise((resolve, reject) => {
+      this.#dirs.set(seq, { resolve, reject });
+      this.worker.ref();
+      this.worker.postMessage({ kind: 'dir', seq, outDir, name, options } satisfies DirJob);
+    });
+  }
+
+  #made(reply: DirReply): void {
+    const waiting = this.#dirs.get(reply.seq);
+    if (waiting === undefined) return;
+    this.#dirs.delete(reply.seq);
+    this.#unrefIfIdle();
+    if (reply.failure === null) waiting.resolve();
+    else waiting.reject(errorFor(reply.failure.code, reply.failure.message));
+  }
+
+  #unrefIfIdle(): void {
+    if (this.#batches.size === 0 && this.#dirs.size === 0) this.worker.unref();
+  }
+
   start(batch: readonly Waiting[], target: PutTarget): void {
     let message: PutBatch;
     try {
@@ -189,7 +247,7 @@ class PutThread {
     }
     this.#batches.set(message.seq, new Map(batch.map((w) => [w.id, w])));
     this.worker.ref();
-    this.worker.postMessage(message, [message.buffer]);
+    this.worker.postMessage(message satisfies ThreadMessage, [message.buffer]);
   }
 
   #done(reply: BatchReply): void {
@@ -217,7 +275,7 @@ class PutThread {
     }
     // A job the reply did not name was not done: it fails alone.
     for (const w of running.values()) w.reject(new ResourceError('INTERNAL', 'the publishing thread did not answer for a file'));
-    if (this.#batches.size === 0) this.worker.unref();
+    this.#unrefIfIdle();
     this.pool.pump();
   }
 
@@ -231,6 +289,8 @@ class PutThread {
   #rejectAll(why: string): void {
     for (const running of this.#batches.values()) for (const w of running.values()) w.reject(new ResourceError('INTERNAL', why));
     this.#batches.clear();
+    for (const d of this.#dirs.values()) d.reject(new ResourceError('INTERNAL', why));
+    this.#dirs.clear();
   }
 }
 
@@ -272,6 +332,13 @@ class PutPool {
       }
       thread.start(batch, target);
     }
+  }
+
+  /** MKDIR (§9.8) on a publishing thread, started if none runs; rejects with its typed error. */
+  makeDirectory(outDir: string, name: string, options: DirectoryOptions): Promise<void> {
+    let thread = this.#threads.find((t) => t.alive);
+    if (thread === undefined) this.#threads.push((thread = new PutThread(this)));
+    return thread.makeDirectory(outDir, name, options);
   }
 
   /** A thread died: its jobs failed; the next batch starts a new one. */

@@ -17,7 +17,8 @@ import { errnoOf, toStxError } from '../../transfer/io-error.js';
 import { PARTIAL_FILE_MODE, SMALL_SUM_MAX_BYTES } from './config.js';
 import { newPathCounters, prepareParentsSync, removeCreatedSync, stampOf, type PathCounters } from './paths.js';
 import { SumRecords } from './sums.js';
-import type { BatchReply, PutBatch, PutFailure, PutJob } from './put-pool.js';
+import { makeDirectorySync } from './entries.js';
+import type { BatchReply, DirJob, DirReply, PutBatch, PutFailure, PutJob, ThreadMessage } from './put-pool.js';
 
 const port = parentPort;
 if (port === null) throw new Error('put-thread.js runs as a worker thread (put-pool.ts starts it)');
@@ -445,7 +446,22 @@ async function run(batch: PutBatch): Promise<void> {
     else failed.push({ id: r.job.id, code: r.failure.code, message: r.failure.message });
   }
   // The buffer goes back for the next batch (put-pool.ts keepBuffer): the views on it are not used again.
-  port?.postMessage({ seq: batch.seq, done, failed, counters, buffer: batch.buffer } satisfies BatchReply, [batch.buffer]);
+  port?.postMessage({ kind: 'batch', seq: batch.seq, done, failed, counters, buffer: batch.buffer } satisfies BatchReply, [batch.buffer]);
 }
 
-port.on('message', (batch: PutBatch) => void run(batch));
+/** MKDIR (§9.8): the whole job here, answered at once (entries.ts). */
+function makeDirectory(job: DirJob): void {
+  let failure: DirReply['failure'] = null;
+  try {
+    makeDirectorySync(job.outDir, job.name, job.options);
+  } catch (err) {
+    const stx = asStx(err, 'creating directory', job.name);
+    failure = { code: stx.code, message: stx.message };
+  }
+  port?.postMessage({ kind: 'dir', seq: job.seq, failure } satisfies DirReply);
+}
+
+port.on('message', (message: ThreadMessage) => {
+  if (message.kind === 'batch') void run(message);
+  else makeDirectory(message);
+});

@@ -26,8 +26,8 @@ export interface PutPaths {
  * resolves (StorageBackend.putFile), and the pool copies every file of a batch into one buffer of
  * the batch's own, which it hands over to the thread (one allocation per batch, not per file).
  */
-export async function putFile(paths: PutPaths, name: string, chunks: readonly Buffer[], options: PublishOptions): Promise<void> {
-  await putPool.run(
+export function putFile(paths: PutPaths, name: string, chunks: readonly Buffer[], options: PublishOptions): Promise<void> {
+  return putPool.run(
     {
       name,
       tempFile: paths.tempFile,
