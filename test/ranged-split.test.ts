@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { MAX_RANGES_PER_UPLOAD, MIN_RANGE_BYTES } from '../src/proto/limits.js';
-import { AUTO_MAX_STREAMS, AUTO_MIN_BYTES, AUTO_ONE_STREAM_RTT_MS, autoStreams, rangesOf } from '../src/send/ranged.js';
+import { AUTO_MAX_STREAMS, AUTO_MIN_BYTES, AUTO_ONE_STREAM_RTT_MS, autoStreams, isLoopback, rangesOf } from '../src/send/ranged.js';
 import { logEvents } from './support/partials.js';
 import { makeFile, readJsonLine, runSend, sha256File, startDaemon, tempDir } from './support/procs.js';
 
@@ -65,6 +65,11 @@ describe('ranged split and --streams auto (§9.13)', () => {
     assert.equal(autoStreams(150), AUTO_MAX_STREAMS);
     assert.equal(autoStreams(10_000), AUTO_MAX_STREAMS);
     assert.equal(autoStreams(Number.NaN), 1);
+  });
+
+  it('--streams auto counts no round trip on loopback, however long the connect took (a loaded machine)', () => {
+    for (const a of ['127.0.0.1', '127.255.0.9', '::1', '::ffff:127.0.0.1']) assert.equal(isLoopback(a), true, a);
+    for (const a of ['198.18.0.1', '10.0.0.1', '::2', '::ffff:10.0.0.1', 'localhost', '', undefined]) assert.equal(isLoopback(a), false, String(a));
   });
 
   it('--streams auto on loopback: the connection that timed the round trip carries the file in order', async () => {

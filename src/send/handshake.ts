@@ -65,7 +65,7 @@ export async function handshake(conn: Connection, opts: HandshakeOptions): Promi
  */
 export async function dial(
   opts: HandshakeOptions & ConnectionOptions & { readonly connectTimeoutMs: number },
-  onHandshake?: () => void,
+  onHandshake?: (connection: Connection) => void,
   wanted?: () => boolean,
 ): Promise<{ readonly connection: Connection; readonly fingerprint: string }> {
   const connection = await Connection.connect(opts.host, opts.port, opts.connectTimeoutMs, opts);
@@ -73,7 +73,7 @@ export async function dial(
     connection.close();
     throw new LocalError('INTERNAL', 'connection not needed');
   }
-  onHandshake?.();
+  onHandshake?.(connection);
   try {
     return { connection, fingerprint: await handshake(connection, opts) };
   } catch (err) {
