@@ -8,6 +8,7 @@
 //                          [--tuning on|off|LIST] [--compare REF]
 //   node dist/bench/run.js --wan RTT,RATE [...]   (bench/wan.ts: the contenders over an emulated long link)
 //   node dist/bench/run.js --store s3 [...]       (bench/s3.ts: stx into Ceph RGW vs @aws-sdk/lib-storage)
+//   node dist/bench/run.js --tree [...]           (bench/tree.ts: whole trees against rsync, scp -r, tar)
 //
 // The extras (bench/extras) measure stx alone: handshake latency and rate, many concurrent clients,
 // and peak memory by file size; RESULTS.md checks the issue's targets against this run.
@@ -81,7 +82,11 @@ const USAGE = `usage: node dist/bench/run.js [options]
                   checkout's (contenders: stx unless --only says; extras: none unless --extras says);
                   writes COMPARE.md and compare.json instead of RESULTS.md and results.json
 ${WAN_USAGE}
-${S3_USAGE}`;
+${S3_USAGE}
+  --tree          instead of the above: the tree bench (bench/tree.ts): 10,000 files of 4 KiB and a
+                  mixed tree of 1,000 files, stx against rsync -a, scp -r and tar over ssh;
+                  [--tree-runs N] (default 2) [--tree-scale F] (0 < F <= 1, fewer files) [--out DIR];
+                  writes RESULTS-tree.md`;
 
 /** "256M", "1G", "1.5GiB", "4096" → bytes. */
 function parseSize(text: string): number {

@@ -5,7 +5,7 @@
 // 64 MiB (~1 GiB); `--tree-scale F` makes both F times as many files (F < 1 for a quick run).
 // Runs are interleaved (every contender once, then again), each into a fresh directory (nothing
 // is deleted until the end), the page cache is written back (`sync`) before each, and every file
-// of every run is verified (path and SHA-256) against the source. Writes bench/RESULTS-tree.md.
+// of every run is verified (path and SHA-256) against the source. Writes bench/RESULTS-tree.md (or into --out DIR).
 //
 // stx-recv runs as it is deployed and as sshd does: one daemon for every run (each run sends
 // `--to` a directory of its own), started before the first and warmed by one untimed transfer
@@ -295,7 +295,7 @@ interface Outcome {
   readonly failures: string[];
 }
 
-function parseScale(argv: readonly string[]): { scale: number; runs: number } {
+function parseScale(argv: readonly string[]): { scale: number; runs: number; outDir: string } {
   const at = (flag: string): string | undefined => {
     const i = argv.indexOf(flag);
     return i >= 0 ? argv[i + 1] : undefined;
@@ -303,11 +303,11 @@ function parseScale(argv: readonly string[]): { scale: number; runs: number } {
   const scale = Number(at('--tree-scale') ?? '1');
   const runs = Number(at('--tree-runs') ?? '2');
   if (!(scale > 0 && scale <= 1) || !Number.isInteger(runs) || runs < 1 || runs > 20) throw new Error('--tree-scale takes a number in (0, 1], --tree-runs 1 to 20');
-  return { scale, runs };
+  return { scale, runs, outDir: at('--out') ?? join(PROJECT_ROOT, 'bench') };
 }
 
 export async function runTreeBench(argv: readonly string[], log: (line: string) => void): Promise<number> {
-  const { scale, runs } = parseScale(argv);
+  const { scale, runs, outDir } = parseScale(argv);
   const sshMissing = await ensureTools(
     [
       { path: '/usr/sbin/sshd', pkg: 'openssh-server' },
@@ -377,9 +377,11 @@ export async function runTreeBench(argv: readonly string[], log: (line: string) 
     await rm(work, { recursive: true, force: true });
   }
   const markdown = report(outcomes, { scale, runs });
-  await writeFile(join(PROJECT_ROOT, 'bench', 'RESULTS-tree.md'), markdown);
+  await mkdir(outDir, { recursive: true });
+  const written = join(outDir, 'RESULTS-tree.md');
+  await writeFile(written, markdown);
   log(markdown);
-  log('wrote bench/RESULTS-tree.md');
+  log(`wrote ${written}`);
   return outcomes.every((o) => o.failures.length === 0) ? 0 : 1;
 }
 
@@ -389,7 +391,7 @@ function report(outcomes: readonly Outcome[], run: { scale: number; runs: number
     '',
     `${new Date().toISOString()}, ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, load average ${loadavg()
       .map((l) => l.toFixed(1))
-      .join(' ')} at the end; scale ${run.scale}, ${run.runs} interleaved runs per contender, each into a fresh directory (nothing deleted until the end). Every run's files verified (path and SHA-256).`,
+      .join(' ')} at the end; scale ${run.scale}, ${run.runs} interleaved runs per contender, each into a fresh directory (nothing deleted until the end: on ext4 without a journal, creating files within ~1-6 minutes of deleting many costs much more, as the kernel's inode allocator skips recently deleted inodes; so a bench run right after another's clean-up is slower for every contender). Every run's files verified (path and SHA-256).`,
     'stx answers each file only once it is fsync\'d under its final name (batched, spec §9.11); rsync, scp and tar do not fsync.',
     'stx: one stx-recv serves every run, as one sshd serves the others (started before the first run and warmed by one untimed transfer of a tree shaped as the small one, with other bytes); "stx, fresh stx-recv per run" starts a new daemon for each run (its first transfer compiles the daemon\'s code).',
     '',
