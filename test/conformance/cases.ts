@@ -326,7 +326,7 @@ const DRIVERS: readonly Driver[] = [
     },
   },
   {
-    // Making lasts while the server carries out MKDIR (§9.8): a frame right behind it arrives in it, or in Ready.
+    // A frame right behind MKDIR is judged in Ready after MADE (revision 1.11: Making receives nothing), in Making by a 1.10 server.
     state: 'Making',
     alsoAllowed: 'Ready',
     expect: 'ERROR UNEXPECTED_FRAME',
