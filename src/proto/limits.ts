@@ -82,6 +82,12 @@ export const MAX_PACK_FILES = 256;
 export const MAX_PACK_BYTES = MAX_DATA_CHUNK_BYTES;
 
 /**
+ * Pipelined MKDIR and SYMLINK (§9.8, revision 1.11): a client has at most MAX_MAKES_AHEAD of them
+ * sent and not yet answered by MADE on a connection.
+ */
+export const MAX_MAKES_AHEAD = 64;
+
+/**
  * Ranged uploads (§9.13, revision 1.5). A ranged upload has at most MAX_RANGES_PER_UPLOAD ranges
  * over its life (each is a line of its crash-safe record) and at most MAX_STREAMS_PER_UPLOAD of
  * them claimed by a connection at once; a range is at least MIN_RANGE_BYTES long unless it ends

@@ -2,6 +2,7 @@
 // them. test/spec-tables.test.ts proves these tables equal the spec's.
 import { ProtocolError } from './errors.js';
 import type { FrameName } from './frames.js';
+import { MAX_MAKES_AHEAD } from './limits.js';
 
 export type ServerState =
   | 'AwaitClientHello'
@@ -62,8 +63,6 @@ export const SERVER_RECEIVE: readonly Transition<ServerState>[] = [
   ['Verifying', 'PONG', 'Verifying'],
   ['Ready', 'MKDIR', 'Making'],
   ['Ready', 'SYMLINK', 'Making'],
-  ['Making', 'PING', 'Making'],
-  ['Making', 'PONG', 'Making'],
   ['Ready', 'LIST', 'Listing'],
   ['Ready', 'GET', 'Locating'],
   ['Listing', 'PING', 'Listing'],
@@ -300,7 +299,26 @@ export const CLIENT_SEND: readonly Transition<ClientState>[] = [
   ['Ready', 'PUT_PACK', 'Packing'],
   ['Packing', 'DATA', 'Packing'],
   ['AwaitRangeDone', 'RANGE', 'AwaitRangeDoneThenOk'],
+  // Pipelined (§9.8, revision 1.11): AwaitMade counts what is outstanding, madeAfter().
+  ['AwaitMade', 'MKDIR', 'AwaitMade'],
+  ['AwaitMade', 'SYMLINK', 'AwaitMade'],
 ];
+
+/**
+ * The client's AwaitMade counts the MKDIR and SYMLINK sent and not yet answered (§11.2, revision
+ * 1.11): one more is allowed while fewer than MAX_MAKES_AHEAD are; MADE answers the oldest, and
+ * leads to Ready (its row) only when it answers the last one, else the state stays AwaitMade.
+ * Given the count before `frame` and the state the tables name after it (`next`), returns the
+ * count and the state after it; throws UNEXPECTED_FRAME for one MKDIR or SYMLINK too many.
+ */
+export function madeAfter(outstanding: number, frame: FrameName, verb: 'received' | 'sent', next: ClientState): { readonly outstanding: number; readonly next: ClientState } {
+  if (verb === 'sent' && (frame === 'MKDIR' || frame === 'SYMLINK') && next === 'AwaitMade') {
+    if (outstanding >= MAX_MAKES_AHEAD) throw new ProtocolError('UNEXPECTED_FRAME', `${frame} sent in state AwaitMade with ${outstanding} (MAX_MAKES_AHEAD) unanswered`);
+    return { outstanding: outstanding + 1, next };
+  }
+  if (verb === 'received' && frame === 'MADE' && outstanding > 1) return { outstanding: outstanding - 1, next: 'AwaitMade' };
+  return { outstanding: next === 'AwaitMade' ? outstanding : 0, next };
+}
 
 /**
  * Where the server may send GOAWAY (§11: "in any record state"): GOAWAY is a record (§4), and
@@ -389,12 +407,36 @@ export class Machine<S extends string> {
   close(): void {
     this.current = this.rules.closed;
   }
+
+  protected moveTo(state: S): void {
+    this.current = state;
+  }
 }
 
 export function serverMachine(): Machine<ServerState> {
   return new Machine(SERVER_RULES, 'AwaitClientHello');
 }
 
+/** The client's Machine: the tables, and AwaitMade's count (madeAfter()). */
+class ClientMachine extends Machine<ClientState> {
+  private outstanding = 0;
+
+  override receive(frame: FrameName): ClientState {
+    return this.counted(frame, 'received');
+  }
+
+  override send(frame: FrameName): ClientState {
+    return this.counted(frame, 'sent');
+  }
+
+  private counted(frame: FrameName, verb: 'received' | 'sent'): ClientState {
+    const after = madeAfter(this.outstanding, frame, verb, nextState(CLIENT_RULES, this.state, frame, verb));
+    this.outstanding = after.outstanding;
+    this.moveTo(after.next);
+    return after.next;
+  }
+}
+
 export function clientMachine(): Machine<ClientState> {
-  return new Machine(CLIENT_RULES, 'AwaitServerHello');
+  return new ClientMachine(CLIENT_RULES, 'AwaitServerHello');
 }

@@ -272,9 +272,10 @@ export class Connection {
       if (this.gate.holds('peer-not-reading')) return;
       // Too many PUTs unanswered; or a command waits in Ready for the PUTs before it (§9.11).
       if (this.gate.holds('puts') || (this.busy !== null && this.state.kind === 'Ready')) return;
-      // A range being settled: what follows its RANGE_END (a chained RANGE, §9.13 step 2) is carried
-      // out in Ready, after RANGE_DONE.
-      if (this.busy !== null && this.state.kind === 'Settling') return;
+      // A range being settled, a directory or link being made: what follows its RANGE_END (a chained
+      // RANGE, §9.13 step 2) or its MKDIR or SYMLINK (pipelined, §9.8) is carried out in Ready,
+      // after RANGE_DONE or MADE.
+      if (this.busy !== null && (this.state.kind === 'Settling' || this.state.kind === 'Making')) return;
       const state = this.state;
       if (state.kind === 'AwaitClientHello' && !state.preambleRead) {
         if (!readPreamble(state, this.handshakeLink)) return;

@@ -10,7 +10,7 @@ import { FrameChannel, type Received } from '../crypto/channel.js';
 import { LocalError, ProtocolError, ResourceError, StxError, codeFromWire, errnoOf, errorFor, type ErrorCode } from '../proto/errors.js';
 import type { Frame, FrameName } from '../proto/frames.js';
 import { IDLE_TIMEOUT_MS, PING_INTERVAL_MS } from '../proto/limits.js';
-import { CLIENT_RULES, nextState, type ClientState } from '../proto/states.js';
+import { CLIENT_RULES, madeAfter, nextState, type ClientState } from '../proto/states.js';
 import type { DataSink } from '../transfer/sender.js';
 
 const MiB = 1024 * 1024;
@@ -113,7 +113,9 @@ function isCommandState(name: ClientState): name is CommandState {
 type State =
   | { readonly name: 'AwaitServerHello' | 'AwaitServerFinished' }
   | { readonly name: 'Ready' | 'Putting' | 'Packing' }
-  | { readonly name: Exclude<CommandState, 'AwaitRangeDoneThenOk'>; readonly command: CommandFrames }
+  | { readonly name: Exclude<CommandState, 'AwaitRangeDoneThenOk' | 'AwaitMade'>; readonly command: CommandFrames }
+  /** MKDIR or SYMLINK sent (§9.8): `command` gets the next MADE; `later` are those pipelined behind it, oldest first (revision 1.11). */
+  | { readonly name: 'AwaitMade'; readonly command: CommandFrames; readonly later: readonly CommandFrames[] }
   /** A range's RANGE_END sent and the next RANGE after it (§9.13 step 2): `command` gets RANGE_DONE, then `next` runs. */
   | { readonly name: 'AwaitRangeDoneThenOk'; readonly command: CommandFrames; readonly next: CommandFrames }
   | { readonly name: 'Closed'; readonly reason: Error };
@@ -458,7 +460,23 @@ export class Connection implements DataSink {
   private move(frame: FrameName, verb: 'received' | 'sent', command?: CommandFrames): void {
     const from = this.#state;
     if (from.name === 'Closed') throw from.reason;
-    const name = nextState(CLIENT_RULES, from.name, frame, verb);
+    const outstanding = from.name === 'AwaitMade' ? 1 + from.later.length : 0;
+    const name = madeAfter(outstanding, frame, verb, nextState(CLIENT_RULES, from.name, frame, verb)).next;
+    if (name === 'AwaitMade') {
+      // Each MKDIR or SYMLINK gets its own MADE, in the order they were sent (§9.8, revision 1.11).
+      if (from.name !== 'AwaitMade') {
+        if (command === undefined) throw new Error(`${frame} ${verb} outside a command: a command starts with begin()`);
+        this.#state = { name, command, later: [] };
+      } else if (verb === 'sent' && (frame === 'MKDIR' || frame === 'SYMLINK')) {
+        if (command === undefined) throw new Error(`${frame} sent in AwaitMade: a pipelined one starts with begin()`);
+        this.#state = { name, command: from.command, later: [...from.later, command] };
+      } else if (frame === 'MADE') {
+        const [next, ...later] = from.later;
+        if (next === undefined) throw new Error('MADE with none pipelined left AwaitMade');
+        this.#state = { name, command: next, later };
+      }
+      return;
+    }
     if (name === 'AwaitRangeDoneThenOk') {
       // The next RANGE sent while the last range's RANGE_DONE is due: each range keeps its own frames.
       if (from.name === 'AwaitRangeDone' && command !== undefined) this.#state = { name, command: from.command, next: command };

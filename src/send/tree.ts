@@ -5,9 +5,10 @@
 // are never sent again. A file the server refuses, or that cannot be read, fails alone; the run
 // goes on with the next one and reports every failure at the end.
 import { ResourceError, StxError, type ErrorCode } from '../proto/errors.js';
+import { MAX_MAKES_AHEAD } from '../proto/limits.js';
 import { Sender } from '../transfer/sender.js';
 import { LocalFileError, ReadSlots, type DataSource } from '../transfer/source.js';
-import { make } from './commands/make.js';
+import { make, type MakeFrame } from './commands/make.js';
 import { fileBody, upload, type DetachedEnd, type Outgoing } from './commands/upload.js';
 import type { Connection } from './connection.js';
 import { offeringDigest } from './checksum.js';
@@ -94,6 +95,11 @@ function failsEntryOnly(err: unknown): err is StxError {
   if (!(err instanceof StxError) || err.transient) return false;
   if (err.code === 'LOCAL_FILE') return true;
   return err.family === 'upload' && err.code !== 'NO_SPACE';
+}
+
+/** A directory's MKDIR or a link's SYMLINK (§9.8). */
+function makeFrame(entry: Extract<Entry, { kind: 'dir' | 'link' }>): MakeFrame {
+  return entry.kind === 'dir' ? { type: 'MKDIR', name: entry.remote, mtime: entry.mtime, mode: entry.mode } : { type: 'SYMLINK', name: entry.remote, target: entry.target, mtime: entry.mtime };
 }
 
 /** Resolves at the next turn of the event loop, after I/O. */
@@ -185,13 +191,79 @@ export async function sendTree(opts: TreeOptions): Promise<TreeResult> {
       count(entry);
     }
   };
-  const sendHeld = async (): Promise<void> => {
-    for (const entry of held.splice(0)) {
-      if (entry.kind !== 'file') {
+  /**
+   * Whether MKDIR and SYMLINK go pipelined (§9.8, revision 1.11); false for the rest of the run
+   * once a server of revision 1.10 or older refused one with UNEXPECTED_FRAME.
+   */
+  let pipelineMakes = true;
+  /**
+   * Directories and links in a row, each MKDIR or SYMLINK sent before the MADE of those before it
+   * (at most MAX_MAKES_AHEAD unanswered): one round trip for them all, not one each. A lost
+   * connection sends those not answered again (they are idempotent); a refusal (ERROR) is the
+   * oldest unanswered one's, which fails alone.
+   */
+  const sendMakes = async (entries: readonly Made[]): Promise<void> => {
+    await puts.drain();
+    let next = 0;
+    while (next < entries.length) {
+      const entry = entries[next];
+      if (entry === undefined) break;
+      if (!pipelineMakes) {
         await sendAlone(entry, null);
+        next++;
         continue;
       }
-      await sendDetached(entry);
+      const before = next;
+      let unanswered = 0;
+      try {
+        const conn = await session.ready();
+        const answers: Promise<void>[] = [];
+        let sent = next;
+        while (next < entries.length) {
+          while (sent < entries.length && answers.length < MAX_MAKES_AHEAD) {
+            const e = entries[sent++];
+            if (e === undefined) break;
+            answers.push(make(conn, makeFrame(e)));
+            // Rejected with the connection's failure, which the oldest one's await reports.
+            answers.at(-1)?.catch(() => undefined);
+          }
+          unanswered = answers.length;
+          await answers.shift();
+          const done = entries[next++];
+          if (done !== undefined) count(done);
+          retry.reset();
+        }
+      } catch (err) {
+        session.drop(err);
+        // A server of revision 1.10 or older reads a MKDIR while it makes the one before: from
+        // now on each waits for the MADE before it.
+        if (unanswered > 1 && err instanceof StxError && err.code === 'UNEXPECTED_FRAME') {
+          opts.onEvent?.('the server takes no MKDIR or SYMLINK before the MADE of the one before (revision 1.10 or older): they go one after the other');
+          pipelineMakes = false;
+          continue;
+        }
+        if (failsEntryOnly(err)) {
+          fail(entries[next] ?? entry, err);
+          next++;
+          continue;
+        }
+        await retry.after(err, next > before, session.handshakes);
+      }
+    }
+  };
+  const sendHeld = async (): Promise<void> => {
+    const entries = held.splice(0);
+    for (let i = 0; i < entries.length; ) {
+      const entry = entries[i];
+      if (entry === undefined) break;
+      if (entry.kind === 'file') {
+        await sendDetached(entry);
+        i++;
+        continue;
+      }
+      const makes: Made[] = [];
+      for (let e = entries[i]; e !== undefined && e.kind !== 'file'; e = entries[++i]) makes.push(e);
+      await sendMakes(makes);
     }
   };
   /** The file opened for sending, or null once it is listed as skipped (it could not be read). */
@@ -371,10 +443,8 @@ async function sendEntry(
       const conn = await session.ready();
       switch (entry.kind) {
         case 'dir':
-          await make(conn, { type: 'MKDIR', name: entry.remote, mtime: entry.mtime, mode: entry.mode });
-          break;
         case 'link':
-          await make(conn, { type: 'SYMLINK', name: entry.remote, target: entry.target, mtime: entry.mtime });
+          await make(conn, makeFrame(entry));
           break;
         case 'file': {
           if (sender === null || source === null) throw new LocalFileError(`${entry.local} was not opened`);

@@ -326,7 +326,7 @@ const DRIVERS: readonly Driver[] = [
     },
   },
   {
-    // Making lasts while the server carries out MKDIR (§9.8): a frame right behind it arrives in it, or in Ready.
+    // A frame right behind MKDIR is judged in Ready after MADE (revision 1.11: Making receives nothing), in Making by a 1.10 server.
     state: 'Making',
     alsoAllowed: 'Ready',
     expect: 'ERROR UNEXPECTED_FRAME',
@@ -794,6 +794,38 @@ function treeCases(): ConformanceCase[] {
     },
     { section: '§9.8', name: 'SYMLINK with .. after a name', expect: ['ERROR BAD_NAME'], run: (c, ctx) => make(c, ctx, link('tree/dotdot-link', 'a/../b', ctx)) },
     { section: '§9.8', name: 'SYMLINK to the reserved directory', expect: ['ERROR BAD_NAME'], run: (c, ctx) => make(c, ctx, link('stx-link', `${'../'.repeat(ctx.prefix.split('/').length)}.stx`, ctx)) },
+    {
+      section: '§9.8',
+      name: 'MKDIR, MKDIR, SYMLINK and PING pipelined in one write (1.11): each answered in order, after the MADE before it',
+      expect: ['MADE, MADE, MADE, PONG seq=7'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        await c.write(
+          c.sealFrame(mk('piped/a', ctx)),
+          c.sealFrame(mk('piped/b', ctx)),
+          c.sealFrame(link('piped/a/l', '../b', ctx)),
+          c.sealFrame({ type: 'PING', seq: 7 }),
+        );
+        const answers: string[] = [];
+        for (let i = 0; i < 4; i++) {
+          const e = await nextEvent(c, ctx);
+          answers.push(e);
+          if (!e.startsWith('MADE')) break;
+        }
+        return answers.join(', ');
+      },
+    },
+    {
+      section: '§9.8',
+      name: 'a refused MKDIR among pipelined ones (1.11): MADE for the one before it, then its ERROR and the close',
+      expect: ['MADE, ERROR BAD_NAME'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        await c.write(c.sealFrame(mk('piped-bad/a', ctx)), c.sealFrame(mk('piped-bad/../x', ctx)), c.sealFrame(mk('piped-bad/c', ctx)));
+        const first = await nextEvent(c, ctx);
+        return first === 'MADE' ? `${first}, ${await nextEvent(c, ctx)}` : first;
+      },
+    },
     { section: '§9.8', name: 'a stream: OPEN with stream, END with size', expect: ['DONE matches'], run: (c, ctx) => streamUpload(c, ctx, 'stream.bin', patterned(150_000, 3), 150_000) },
     { section: '§9.8', name: 'a stream END without size', expect: ['ERROR BAD_OFFSET'], run: (c, ctx) => streamUpload(c, ctx, 'stream-nosize.bin', patterned(1000, 4), undefined) },
     { section: '§9.8', name: 'a stream END with another size', expect: ['ERROR BAD_OFFSET'], run: (c, ctx) => streamUpload(c, ctx, 'stream-badsize.bin', patterned(1000, 5), 999) },

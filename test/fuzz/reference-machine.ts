@@ -37,6 +37,9 @@ const TABLES: Record<Side, { rx: Rows; tx: Rows; initial: string }> = {
  */
 const SERVER_RECORD_STATES: ReadonlySet<string> = new Set(['AwaitClientFinished', 'Ready', 'Opening', 'Receiving', 'Verifying', 'Making', 'Listing', 'Locating', 'Serving', 'Putting', 'Claiming', 'Ranging', 'Settling', 'Packing']);
 
+/** §2's `MAX_MAKES_AHEAD`: MKDIR and SYMLINK a client may have unanswered (§9.8, §11.2). */
+const MAX_MAKES_AHEAD = Number(/^\| `MAX_MAKES_AHEAD` \| (\d+) \|/m.exec(SPEC_TEXT)?.[1] ?? NaN);
+
 /** The frames a side's tables let it receive or send in `state` (what a walk can choose from). */
 export function refMoves(side: Side, state: string): { recv: string[]; send: string[] } {
   if (state === 'Closed') return { recv: [], send: [] };
@@ -50,6 +53,8 @@ export function refMoves(side: Side, state: string): { recv: string[]; send: str
 
 export class RefMachine {
   state: string;
+  /** The client's MKDIR and SYMLINK not yet answered by MADE (§11.2: `AwaitMade` counts them). */
+  private makes = 0;
   constructor(readonly side: Side) {
     this.state = TABLES[side].initial;
   }
@@ -59,7 +64,13 @@ export class RefMachine {
     if (this.state === 'Closed') return 'UNEXPECTED_FRAME';
     if (frame === 'ERROR') return this.move('Closed');
     const next = TABLES[this.side].rx.get(this.state)?.get(frame);
-    return next === undefined ? 'UNEXPECTED_FRAME' : this.move(next);
+    if (next === undefined) return 'UNEXPECTED_FRAME';
+    // §11.2: MADE leads to Ready only when it answers the last MKDIR or SYMLINK unanswered.
+    if (this.side === 'client' && this.state === 'AwaitMade' && frame === 'MADE') {
+      this.makes--;
+      return this.makes > 0 ? null : this.move(next);
+    }
+    return this.move(next);
   }
 
   /**
@@ -72,10 +83,17 @@ export class RefMachine {
     if (frame === 'GOAWAY' && this.side === 'server' && SERVER_RECORD_STATES.has(this.state)) return this.move('Closed');
     if ((frame === 'PING' || frame === 'PONG') && TABLES[this.side].rx.get(this.state)?.has(frame) === true) return null;
     const next = TABLES[this.side].tx.get(this.state)?.get(frame);
-    return next === undefined ? 'UNEXPECTED_FRAME' : this.move(next);
+    if (next === undefined) return 'UNEXPECTED_FRAME';
+    // §11.2: at most MAX_MAKES_AHEAD MKDIR and SYMLINK unanswered.
+    if (this.side === 'client' && next === 'AwaitMade') {
+      if (this.makes >= MAX_MAKES_AHEAD) return 'UNEXPECTED_FRAME';
+      this.makes++;
+    }
+    return this.move(next);
   }
 
   private move(next: string): null {
+    if (next !== 'AwaitMade') this.makes = 0;
     this.state = next;
     return null;
   }

@@ -372,16 +372,8 @@ const DRIVERS: readonly StateDriver[] = [
       return c.outcome(STATE_WAIT_MS);
     },
   },
-  {
-    // Making lasts while the server carries out MKDIR (§9.8); a frame pipelined behind it arrives in it.
-    state: 'Making',
-    expect: 'UNEXPECTED_FRAME',
-    drive: async (c, frame, n) => {
-      assert.ok(await c.handshake());
-      await c.write(c.sealFrame({ type: 'MKDIR', name: `states/making-${n}`, mtime: 1, mode: 0o700 }), c.sealFrame(sampleFrame(frame)));
-      return c.outcome(STATE_WAIT_MS);
-    },
-  },
+  // Making receives nothing (§11.1, revision 1.11): what follows MKDIR or SYMLINK is carried out
+  // in Ready, after MADE (pipelined, §9.8); no frame is judged there.
   // Putting lasts from PUT to its END (§9.11).
   {
     state: 'Putting',
@@ -516,6 +508,24 @@ describe('every frame in every state where §11.1 has no row for it', () => {
     });
   });
 
+  it('a frame behind MKDIR is judged in Ready, after MADE (§9.8 pipelined: Making receives nothing)', async () => {
+    await runCase(arena, {
+      name: 'END behind MKDIR',
+      expect: 'UNEXPECTED_FRAME',
+      run: async (c) => {
+        assert.ok(await c.handshake());
+        await c.write(c.sealFrame({ type: 'MKDIR', name: 'states/making', mtime: 1, mode: 0o700 }), c.sealFrame(sampleFrame('END')));
+        const o = await c.outcome(STATE_WAIT_MS);
+        assert.deepEqual(
+          o.before.map((f) => f.type),
+          ['MADE'],
+          'MADE, then the ERROR',
+        );
+        return o;
+      },
+    });
+  });
+
   // ERROR is legal in every state: the server closes without answering (§4, §11).
   for (const d of DRIVERS) {
     it(`${d.state}: ERROR from the client → closed without an answer`, async () => {
@@ -539,7 +549,6 @@ describe('every frame in every state where §11.1 has no row for it', () => {
             if (d.state === 'Listing') extra.push(c.sealFrame({ type: 'LIST', prefix: '' }));
             if (d.state === 'Locating') extra.push(c.sealFrame({ type: 'GET', name: SERVED, offset: 0 }));
             if (d.state === 'Opening') extra.push(c.sealFrame({ type: 'OPEN', name: `states/err-opening.bin`, size: 10, mtime: 1, mode: 0o600 }));
-            if (d.state === 'Making') extra.push(c.sealFrame({ type: 'MKDIR', name: 'states/err-making', mtime: 1, mode: 0o700 }));
             if (d.state === 'Receiving') assert.equal(await c.open('states/err-receiving.bin', 10), 0);
             if (d.state === 'Verifying') {
               const data = Buffer.from('verifying error');
