@@ -8,7 +8,7 @@ import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { hash, timingSafeEqual } from 'node:crypto';
 import { StxError, UploadError, codeFromWire, errorFor, ResourceError } from '../proto/errors.js';
 import { MAX_CONTROL_PAYLOAD_BYTES, MAX_PACK_BYTES, MAX_PACK_FILES, MAX_PUT_BYTES, PUT_INLINE_OVERHEAD_BYTES } from '../proto/limits.js';
-import { PACK_HEADER_BASE_BYTES, PACK_HEADER_FILE_BYTES, packFrame } from '../proto/pack.js';
+import { PACK_HEADER_BASE_BYTES, PACK_HEADER_FILE_BYTES, packFrame, type PackFile } from '../proto/pack.js';
 import { LocalFileError } from '../transfer/source.js';
 import { YoungGenerationCollector } from '../runtime/young-gc.js';
 import type { Connection, PutAnswer } from './connection.js';
@@ -153,13 +153,18 @@ const MAX_FREE_SLABS = 4;
  */
 export class SmallFiles {
   #slab: Slab | null = null;
-  readonly #free: Slab[] = [];
   readonly #freed = (slab: Slab): void => {
     if (slab !== this.#slab && slab.buffer.length === SLAB_BYTES && this.#free.length < MAX_FREE_SLABS) {
       slab.used = 0;
       this.#free.push(slab);
     }
   };
+  /**
+   * Holds the first slab from the start: to V8 an empty array holds small integers until an
+   * object goes in, and that change, made after V8 had optimized `read`, deoptimized it
+   * (--trace-deopt: "wrong map").
+   */
+  readonly #free: Slab[] = [new Slab(SLAB_BYTES, this.#freed)];
 
   /**
    * Reads the regular file `path` whole (at most MAX_PUT_BYTES); Unreadable, or LocalFileError if
@@ -256,6 +261,28 @@ export function adjacentRuns(items: readonly { readonly data: Buffer }[]): Buffe
   return runs;
 }
 
+/**
+ * The PUT_PACK that starts at `flights[start]`: where it ends (exclusive) and its data bytes,
+ * within #addToPack's bounds (MAX_PACK_FILES, MAX_PACK_BYTES, the header within
+ * MAX_CONTROL_PAYLOAD_BYTES). A function of its own because it loops over files: inside
+ * PutPipeline#sendPuts the loop made V8 optimize #sendPuts with all it calls (the largest
+ * compile of a run), up to three times a run as code first taken later deoptimized it
+ * (--trace-opt --trace-deopt); alone, it is small to optimize and #sendPuts, run once a pack, is not.
+ */
+function packAt(flights: readonly PutFlight<unknown>[], start: number): { end: number; bytes: number } {
+  let end = start;
+  let bytes = 0;
+  let header = PACK_HEADER_BASE_BYTES;
+  for (; end < flights.length && end - start < MAX_PACK_FILES; end++) {
+    const item = (flights[end] as PutFlight<unknown>).item;
+    const more = PACK_HEADER_FILE_BYTES + Buffer.byteLength(item.name, 'utf8');
+    if (bytes + item.data.length > MAX_PACK_BYTES || header + more > MAX_CONTROL_PAYLOAD_BYTES) break;
+    bytes += item.data.length;
+    header += more;
+  }
+  return { end, bytes };
+}
+
 export class PutPipeline<E> {
   readonly #inFlight: InFlight<E>[] = [];
   #bytes = 0;
@@ -266,7 +293,7 @@ export class PutPipeline<E> {
   /** The connection the unanswered PUTs went out on. */
   #conn: Connection | null = null;
   /** Files in flight not yet sent: the pack being filled this turn, sent at the next (#flushPack). */
-  #pack: PutFlight<E>[] = [];
+  readonly #pack: PutFlight<E>[] = [];
   #packBytes = 0;
   #packHeader = PACK_HEADER_BASE_BYTES;
   #packDue = false;
@@ -394,8 +421,8 @@ export class PutPipeline<E> {
 
   /** The files of the pack being filled, which is then empty. */
   #takePack(): PutFlight<E>[] {
-    const pack = this.#pack;
-    this.#pack = [];
+    // The same array stays (see SmallFiles #free): a new empty one deoptimized #addToPack.
+    const pack = this.#pack.splice(0);
     this.#packBytes = 0;
     this.#packHeader = PACK_HEADER_BASE_BYTES;
     this.#packAtTurn = 0;
@@ -441,22 +468,11 @@ export class PutPipeline<E> {
     let ok = true;
     let i = 0;
     while (i < flights.length) {
-      let j = i;
-      let bytes = 0;
-      let header = PACK_HEADER_BASE_BYTES;
-      if (this.#packs) {
-        for (; j < flights.length && j - i < MAX_PACK_FILES; j++) {
-          const item = (flights[j] as PutFlight<E>).item;
-          const more = PACK_HEADER_FILE_BYTES + Buffer.byteLength(item.name, 'utf8');
-          if (bytes + item.data.length > MAX_PACK_BYTES || header + more > MAX_CONTROL_PAYLOAD_BYTES) break;
-          bytes += item.data.length;
-          header += more;
-        }
-      }
+      const pack = this.#packs ? packAt(flights, i) : { end: i + 1, bytes: 0 };
       // A pack has two files or more, and at least one byte of data (§9.11 step 8).
-      if (j - i >= 2 && bytes > 0) {
-        ok = this.#sendPack(conn, flights.slice(i, j), bytes);
-        i = j;
+      if (pack.end - i >= 2 && pack.bytes > 0) {
+        ok = this.#sendPack(conn, flights.slice(i, pack.end), pack.bytes);
+        i = pack.end;
       } else {
         ok = this.#sendPut(conn, flights[i] as PutFlight<E>);
         i++;
@@ -467,10 +483,12 @@ export class PutPipeline<E> {
 
   /** Sends `flights` as one PUT_PACK and its DATA (§9.11 step 8); whether the socket takes more now. */
   #sendPack(conn: Connection, flights: readonly PutFlight<E>[], bytes: number): boolean {
-    const items = flights.map((f) => f.item);
-    const header = packFrame(items.map((item) => ({ name: item.name, size: item.data.length, mtime: item.mtime, mode: item.mode, sha256: item.sha256 })));
+    // A loop, not flights.map: map's result changed elements kind between calls, and deoptimized
+    // this code and adjacentRuns each run ("wrong map", --trace-deopt).
+    const files: (Omit<PackFile, 'start'> & { readonly data: Buffer })[] = [];
+    for (const { item } of flights) files.push({ name: item.name, size: item.data.length, mtime: item.mtime, mode: item.mode, sha256: item.sha256, data: item.data });
     // Each answer is the file's as it is read (no promise per file); the pack's promise settles once all are.
-    const sent = conn.putPack(header, items.length, adjacentRuns(items), (i, outcome) => {
+    const sent = conn.putPack(packFrame(files), files.length, adjacentRuns(files), (i, outcome) => {
       const f = flights[i];
       if (f !== undefined && f.answer === sent.answered) f.outcome = outcome;
     });
