@@ -136,7 +136,7 @@ describe('stx-send against stx-recv: names, --json, Ctrl-C, the terminal', () =>
       p.stdout.setEncoding('utf8').on('data', (s: string) => (text += s));
       p.stderr.setEncoding('utf8').on('data', (s: string) => (text += s));
       const killer = setTimeout(() => p.kill('SIGKILL'), 60_000);
-      p.on('exit', (code) => {
+      p.on('close', (code) => {
         clearTimeout(killer);
         resolve({ code, text });
       });

@@ -193,7 +193,9 @@ export function runSend(args: string[], env: Record<string, string> = {}, timeou
     proc.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     proc.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
-    proc.on('exit', (code, sig) => {
+    // 'close', not 'exit': at 'exit' the last of stdout may still be in the pipe (seen under load:
+    // exit code 0 and no --json line).
+    proc.on('close', (code, sig) => {
       clearTimeout(timer);
       resolve({ code: code ?? (sig === null ? -1 : 128), stdout, stderr });
     });
