@@ -56,8 +56,19 @@ describe('stx-send: pipelined MKDIR (§9.8, revision 1.11)', () => {
     await home.cleanup();
   });
 
-  const send = (port: number, fingerprint: string): ReturnType<typeof runSend> =>
-    runSend(['127.0.0.1', String(port), top, '--fingerprint', fingerprint, '--json', '--retries', '2', '--backoff', '20'], { STX_HOME: home.dir }, BOUND_MS);
+  /** stx-send of the tree against a scripted server: it must succeed, every directory made, after `reconnects` reconnects. */
+  const sendTo = async (script: Script, reconnects: number): Promise<void> => {
+    const evil = await startEvilServer(key, script);
+    try {
+      const r = await runSend(['127.0.0.1', String(evil.port), top, '--fingerprint', evil.fingerprint, '--json', '--retries', '2', '--backoff', '20'], { STX_HOME: home.dir }, BOUND_MS);
+      assert.equal(r.code, 0, r.stderr);
+      const out = readJsonLine(r.stdout);
+      assert.equal(out['directories'], DIRS + 1);
+      assert.equal(out['reconnects'], reconnects);
+    } finally {
+      await evil.close();
+    }
+  };
 
   it(`sends up to MAX_MAKES_AHEAD (${MAX_MAKES_AHEAD}) MKDIRs before the first MADE, never more, each MADE answering the oldest`, { timeout: BOUND_MS + 10_000 }, async () => {
     const total = DIRS + 1;
@@ -88,20 +99,11 @@ describe('stx-send: pipelined MKDIR (§9.8, revision 1.11)', () => {
         if (received < total) take(await nextMake(p));
       }
     };
-    const evil = await startEvilServer(key, script);
-    try {
-      const r = await send(evil.port, evil.fingerprint);
-      assert.equal(r.code, 0, r.stderr);
-      const out = readJsonLine(r.stdout);
-      assert.equal(out['directories'], DIRS + 1);
-      assert.equal(out['reconnects'], 0);
-      assert.equal(seen.before, MAX_MAKES_AHEAD, 'MKDIRs sent before the first MADE');
-      assert.equal(seen.beyond, null, 'never more than MAX_MAKES_AHEAD unanswered');
-      assert.equal(seen.names.length, total);
-      assert.equal(seen.names.at(-1), 'top', "the directory's own MKDIR after its contents");
-    } finally {
-      await evil.close();
-    }
+    await sendTo(script, 0);
+    assert.equal(seen.before, MAX_MAKES_AHEAD, 'MKDIRs sent before the first MADE');
+    assert.equal(seen.beyond, null, 'never more than MAX_MAKES_AHEAD unanswered');
+    assert.equal(seen.names.length, total);
+    assert.equal(seen.names.at(-1), 'top', "the directory's own MKDIR after its contents");
   });
 
   it('against a server of revision 1.10 (UNEXPECTED_FRAME for a MKDIR behind MKDIR): one at a time for the rest of the run, every directory made', { timeout: BOUND_MS + 10_000 }, async () => {
@@ -126,18 +128,9 @@ describe('stx-send: pipelined MKDIR (§9.8, revision 1.11)', () => {
         await p.send({ type: 'MADE' });
       }
     };
-    const evil = await startEvilServer(key, script);
-    try {
-      const r = await send(evil.port, evil.fingerprint);
-      assert.equal(r.code, 0, r.stderr);
-      const out = readJsonLine(r.stdout);
-      assert.equal(out['directories'], DIRS + 1);
-      assert.equal(out['reconnects'], 1);
-      assert.equal(pipelinedAfter, null, 'nothing pipelined after the refusal');
-      assert.equal(new Set(made).size, DIRS + 1, 'every directory made');
-      assert.equal(made.at(-1), 'top');
-    } finally {
-      await evil.close();
-    }
+    await sendTo(script, 1);
+    assert.equal(pipelinedAfter, null, 'nothing pipelined after the refusal');
+    assert.equal(new Set(made).size, DIRS + 1, 'every directory made');
+    assert.equal(made.at(-1), 'top');
   });
 });
