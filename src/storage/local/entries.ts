@@ -3,13 +3,13 @@
 // here no link is followed: parents are checked one component at a time (paths.ts), the final
 // component with lstat, and a link replaces a file by rename, never by writing through it.
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, constants, fsyncSync, lstatSync, mkdirSync, openSync, utimesSync, type Stats } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, utimesSync, type Stats } from 'node:fs';
 import { lstat, lutimes, readlink, rename, symlink, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { UploadError } from '../../proto/errors.js';
 import { errnoOf, toStxError } from '../../transfer/io-error.js';
 import { NAME_DIR_MODE } from './config.js';
-import { fsyncDir } from './fs-util.js';
+import { fsyncDir, fsyncDirSync } from './fs-util.js';
 import { parentsInside, parentsInsideSync } from './paths.js';
 
 export interface DirectoryOptions {
@@ -42,16 +42,6 @@ function lstatOrNullSync(file: string, shown: string): Stats | null {
   } catch (err) {
     if (errnoOf(err) === 'ENOENT') return null;
     throw toStxError(err, 'checking', shown);
-  }
-}
-
-/** fsyncDir with synchronous calls. */
-function fsyncDirSync(dir: string): void {
-  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
   }
 }
 

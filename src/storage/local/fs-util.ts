@@ -1,5 +1,6 @@
 // Small filesystem helpers of the local-disk backend.
 
+import { closeSync, constants, fsyncSync, openSync } from 'node:fs';
 import { chmod, lstat, mkdir, open, unlink } from 'node:fs/promises';
 import { RESERVED_DIR_MODE } from './config.js';
 import { errnoOf } from '../../transfer/io-error.js';
@@ -26,6 +27,16 @@ export async function fsyncDir(dir: string): Promise<void> {
     await fh.sync();
   } finally {
     await fh.close();
+  }
+}
+
+/** fsyncDir with synchronous calls (for the publishing thread). */
+export function fsyncDirSync(dir: string): void {
+  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }
 
