@@ -183,6 +183,32 @@ describe('RecordStream', () => {
     assert.throws(() => opener.open(wire), (e: unknown) => e instanceof StxError && e.code === 'DECRYPT_FAILED', 'refuses all after a failure');
   });
 
+  it('opens into shared memory at any offset, in pieces of any size, the same body as open() (property)', () => {
+    // Where the daemon opens records: BodyPool's shared memory, whose copies are not V8's (record.ts).
+    const shared = Buffer.from(new WebAssembly.Memory({ initial: 20, maximum: 20, shared: true }).buffer);
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 3 * LONG }),
+        fc.integer({ min: 0, max: 15 }),
+        fc.array(fc.integer({ min: 1, max: 70_000 }), { minLength: 1, maxLength: 30 }),
+        (n, skew, sizes) => {
+          const body = Buffer.concat([encodeDataHead(0), randomBytes(n)]);
+          const wire = Buffer.concat(new RecordSealer(KEY, IV).seal(body));
+          const into = shared.subarray(skew, skew + body.length);
+          const stream = new RecordOpener(KEY, IV).begin(wire.subarray(0, 4), into);
+          for (let at = 4, i = 0; at < wire.length; i++) {
+            const len = Math.min(sizes[i % sizes.length] ?? 1, wire.length - at);
+            stream.push(wire.subarray(at, at + len));
+            at += len;
+          }
+          assert.ok(stream.finish().equals(body));
+          assert.ok(into.equals(body));
+        },
+      ),
+      RUNS,
+    );
+  });
+
   it('counts like open(): the next record is the next seq, either way', () => {
     const bodies = [Buffer.concat([encodeDataHead(0), randomBytes(LONG)]), encodeBody({ type: 'PING', seq: 2 })];
     const sealer = new RecordSealer(KEY, IV);

@@ -26,7 +26,7 @@ interface Sealed {
  * those buffers miss the CPU caches and the call costs ~4× OpenSSL's own speed, for 32–64 KiB
  * pieces ~1.7× (DESIGN.md, "Where the CPU goes per GiB"). 32 bytes short of 64 KiB: at exactly
  * 64 KiB malloc put the two buffers 16 bytes apart modulo 4 KiB, where this CPU copies slowest
- * (runtime/aligned-memory.ts). A multiple of 8, which RecordStream's aligned copies rely on.
+ * (runtime/aligned-memory.ts).
  */
 export const GCM_UPDATE_BYTES = 64 * 1024 - 32;
 

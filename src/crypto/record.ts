@@ -271,9 +271,6 @@ export class RecordOpener {
   }
 }
 
-/** The boundary RecordStream.push copies plaintext at: V8 copies into shared memory word-wise only there. */
-const COPY_ALIGN_BYTES = 8;
-
 /**
  * One record opened piece by piece (RecordOpener.begin): push() the ciphertext ‖ tag bytes as
  * they arrive, in any pieces, then finish(). The plaintext goes straight into the body buffer the
@@ -310,16 +307,15 @@ export class RecordStream {
     if (piece.length > this.remaining) throw new RangeError(`piece of ${piece.length} bytes, ${this.remaining} expected`);
     const cipherPart = Math.min(piece.length, this.#body.length - this.#filled);
     // node:crypto returns a new buffer per update (no output argument): copy it into the caller's
-    // buffer, at 8-byte boundaries of it. Where that buffer is shared memory, V8 copies with
-    // relaxed atomics, word by word only where source and destination are both 8-byte aligned,
-    // else byte by byte (7–9× slower: bench/micro/aligned-memory.ts); elsewhere the cut costs one
-    // short update per piece. Outputs are malloc'd, so aligned; the first slice of a piece is cut
-    // so that the next ones land aligned.
+    // buffer. fill() with a buffer as long as the range is one memcpy in Node's C++, at any
+    // alignment. set() (and copy(), which calls it) is V8's copy, which into shared memory goes
+    // byte by byte unless source and destination are both 8-byte aligned (7–9× slower:
+    // bench/micro/aligned-memory.ts); cutting each piece to keep that alignment cost one more
+    // short update per socket piece (~16,000 of the ~49,000 updates of a 1 GiB upload).
     for (let at = 0; at < cipherPart; ) {
-      const misaligned = (this.#body.byteOffset + this.#filled) % COPY_ALIGN_BYTES;
-      const len = Math.min(cipherPart - at, misaligned === 0 ? GCM_UPDATE_BYTES : COPY_ALIGN_BYTES - misaligned);
+      const len = Math.min(cipherPart - at, GCM_UPDATE_BYTES);
       const plain = this.#gcm.update(piece.subarray(at, at + len));
-      this.#body.set(plain, this.#filled);
+      this.#body.fill(plain, this.#filled, this.#filled + plain.length);
       this.#filled += plain.length;
       at += len;
     }
