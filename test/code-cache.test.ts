@@ -10,7 +10,7 @@ import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from '
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Script } from 'node:vm';
-import { SEND_CLI, tempDir } from './support/procs.js';
+import { makeFile, SEND_CLI, startDaemon, tempDir } from './support/procs.js';
 
 /** Runs `stx-send --version` with its caches under `cacheHome`: exit code, stdout, and what the cache did. */
 function version(cacheHome: string, env: Record<string, string> = {}): { code: number | null; stdout: string; cache: string } {
@@ -53,6 +53,30 @@ describe('stx-send code cache', () => {
     assert.equal(second.code, 0);
     assert.equal(second.stdout, first.stdout);
     assert.equal(second.cache, 'accepted');
+  });
+
+  it('the cache a transfer writes is taken by the next start (the flags V8 checks are as they were at start)', async () => {
+    // 9 MiB: the sender collects V8's young generation itself every 8 MiB (young-gc.ts), which
+    // set --expose-gc for the rest of the run, so that V8 refused the cache written at its end.
+    const home = path.join(tmp.dir, 'after-send');
+    const out = path.join(tmp.dir, 'out');
+    const src = path.join(tmp.dir, 'f.bin');
+    await makeFile(src, 9 * 1024 * 1024 + 3, 7);
+    const d = await startDaemon(out, path.join(tmp.dir, 'k.pem'));
+    try {
+      const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'STX_TUNING' && k !== 'NODE_OPTIONS'));
+      const sent = spawnSync(process.execPath, [SEND_CLI, '127.0.0.1', String(d.port), src, '--quiet'], {
+        encoding: 'utf8',
+        timeout: 60_000,
+        env: { ...base, XDG_CACHE_HOME: home, NODE_DEBUG: 'stx-code-cache', STX_HOME: path.join(tmp.dir, 'stx-home') },
+      });
+      assert.equal(sent.status, 0, sent.stderr);
+      assert.match(sent.stderr, /STX-CODE-CACHE \d+: absent /);
+      assert.match(sent.stderr, /STX-CODE-CACHE \d+: wrote /);
+    } finally {
+      await d.stop();
+    }
+    assert.equal(version(home).cache, 'accepted');
   });
 
   it('a corrupt cache, or one made for other code, is refused and replaced', () => {
