@@ -17,13 +17,28 @@ type Collect = (options?: { type: 'minor' }) => void;
 
 let collect: Collect | null | undefined;
 
-/** V8's gc(), exposed once for this process; null where that fails. */
+/**
+ * V8's gc(), exposed once for this process; null where that fails. The flag that exposes it is
+ * set only while a context is made to take it from, and unset again: V8 takes a code cache only
+ * if its flags are those the cache was made with (code-cache.ts), and a cache written at the end
+ * of a run with --expose-gc set was refused by every next start (NODE_DEBUG=stx-code-cache:
+ * rejected, then written again).
+ */
 export function exposedGc(): Collect | null {
   if (collect === undefined) {
     try {
-      setFlagsFromString('--expose-gc');
-      const gc: unknown = runInNewContext('gc');
-      collect = typeof gc === 'function' ? (options) => void Reflect.apply(gc, undefined, options === undefined ? [] : [options]) : null;
+      // Node run with --expose-gc: the flag stays as it is.
+      let gc: unknown = Reflect.get(globalThis, 'gc');
+      if (typeof gc !== 'function') {
+        setFlagsFromString('--expose-gc');
+        try {
+          gc = runInNewContext('gc');
+        } finally {
+          setFlagsFromString('--no-expose-gc');
+        }
+      }
+      const found = gc;
+      collect = typeof found === 'function' ? (options) => void Reflect.apply(found, undefined, options === undefined ? [] : [options]) : null;
     } catch {
       collect = null;
     }
