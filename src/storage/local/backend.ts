@@ -13,10 +13,10 @@ import { constants, type Dirent } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { lstat, mkdir, open, readdir, realpath, statfs } from 'node:fs/promises';
 import path from 'node:path';
-import { ResourceError } from '../../proto/errors.js';
+import { ResourceError, type StxError } from '../../proto/errors.js';
 import { errnoOf, toStxError } from '../../transfer/io-error.js';
 import { readAtFd } from '../../transfer/file-hash.js';
-import type { DirEntry, FileInfo, ListedPartial, PartialMeta, PartialRecord, PartialUpload, PublishedFile, PublishOptions, RangedPartial, StorageBackend, WriteLimits } from '../backend.js';
+import type { DirEntry, FileInfo, ListedPartial, PartialMeta, PartialRecord, PartialUpload, PublishedFile, PublishOptions, PutFileRequest, RangedPartial, StorageBackend, WriteLimits } from '../backend.js';
 import { keptRanges, LocalRanged } from './ranged.js';
 import { isPartialId } from '../backend.js';
 import { NAME_DIR_MODE, PARTIAL_FILE_MODE, PARTIALS_DIR_NAME, RESERVED_DIR_NAME, SUMS_DIR_NAME } from './config.js';
@@ -28,8 +28,8 @@ import { makeLink, type DirectoryOptions, type LinkOptions } from './entries.js'
 import { readRecord } from './record.js';
 import { SumRecords } from './sums.js';
 import { WriteQueue } from '../write-queue.js';
-import { putFile } from './put.js';
-import { putPool } from './put-pool.js';
+import { putFile, putRequest } from './put.js';
+import { putPool, type PutRequest } from './put-pool.js';
 
 const PARTIAL_FILE = /^([0-9a-f]{64})\.(part|json|json\.tmp|put)$/;
 
@@ -201,6 +201,33 @@ export class LocalBackend implements StorageBackend {
       sums: this.#sums,
     };
     return putFile(paths, name, chunks, options);
+  }
+
+  /** Many whole files at once (PUT_PACK, §9.11 step 8): as putFile each, in one trip to the publishing thread (put.ts). */
+  putFiles(files: readonly PutFileRequest[]): Promise<(StxError | null)[]> {
+    const failures: (StxError | null)[] = [];
+    const requests: PutRequest[] = [];
+    const places: number[] = [];
+    for (let i = 0; i < files.length; i++) {
+      const file = files[i];
+      if (file === undefined) continue;
+      try {
+        this.#checkId(file.id);
+      } catch (err) {
+        failures[i] = toStxError(err, 'storing', file.name);
+        continue;
+      }
+      failures[i] = null;
+      places.push(i);
+      const entry = `${file.id}.put`;
+      // As in putFile: path.join's result without its normalising per file.
+      requests.push(putRequest(`${this.#partialsDir}/${entry}`, this.#shown(entry), file.name, file.chunks, file.options));
+    }
+    const target = { outDir: this.outDir, realOutDir: this.#realOutDir, sumsDir: this.#sums.dir, counters: this.pathCounters };
+    return putPool.runMany(requests, target).then((outcomes) => {
+      for (let k = 0; k < places.length; k++) failures[places[k] ?? 0] = outcomes[k] ?? null;
+      return failures;
+    });
   }
 
   makeDirectory(name: string, options: DirectoryOptions): Promise<void> {

@@ -132,13 +132,36 @@ export type ThreadReply = BatchReply | DirReply;
 
 const SHA256_BYTES = 32;
 
+/**
+ * The files of one runMany call: each file's outcome (null: published), settled once all are.
+ * One object per call, not a promise and two callbacks per file: a pack's 256 files are one call.
+ */
+class Group {
+  readonly outcomes: (StxError | null)[];
+  #left: number;
+  readonly #settle: (outcomes: (StxError | null)[]) => void;
+
+  constructor(files: number, settle: (outcomes: (StxError | null)[]) => void) {
+    this.outcomes = new Array<StxError | null>(files).fill(null);
+    this.#left = files;
+    this.#settle = settle;
+  }
+
+  /** File `index` is over: published (null) or failed. */
+  settled(index: number, failure: StxError | null): void {
+    this.outcomes[index] = failure;
+    if (--this.#left === 0) this.#settle(this.outcomes);
+  }
+}
+
 interface Waiting {
   readonly id: number;
   readonly request: PutRequest;
   readonly target: PutTarget;
   readonly size: number;
-  readonly resolve: () => void;
-  readonly reject: (err: StxError) => void;
+  readonly group: Group;
+  /** The file's place in its group. */
+  readonly index: number;
 }
 
 function sameTarget(a: PutTarget, b: PutTarget): boolean {
@@ -242,7 +265,7 @@ class PutThread {
     try {
       message = batchOf(this.#nextSeq++, batch, target);
     } catch (err) {
-      for (const w of batch) w.reject(new ResourceError('INTERNAL', `internal error: ${err instanceof Error ? err.message : String(err)}`));
+      for (const w of batch) w.group.settled(w.index, new ResourceError('INTERNAL', `internal error: ${err instanceof Error ? err.message : String(err)}`));
       return;
     }
     this.#batches.set(message.seq, new Map(batch.map((w) => [w.id, w])));
@@ -265,16 +288,16 @@ class PutThread {
       const w = running.get(id);
       if (w === undefined) continue;
       running.delete(id);
-      w.resolve();
+      w.group.settled(w.index, null);
     }
     for (const f of reply.failed) {
       const w = running.get(f.id);
       if (w === undefined) continue;
       running.delete(f.id);
-      w.reject(errorFor(f.code, f.message));
+      w.group.settled(w.index, errorFor(f.code, f.message));
     }
     // A job the reply did not name was not done: it fails alone.
-    for (const w of running.values()) w.reject(new ResourceError('INTERNAL', 'the publishing thread did not answer for a file'));
+    for (const w of running.values()) w.group.settled(w.index, new ResourceError('INTERNAL', 'the publishing thread did not answer for a file'));
     this.#unrefIfIdle();
     this.pool.pump();
   }
@@ -287,7 +310,7 @@ class PutThread {
   }
 
   #rejectAll(why: string): void {
-    for (const running of this.#batches.values()) for (const w of running.values()) w.reject(new ResourceError('INTERNAL', why));
+    for (const running of this.#batches.values()) for (const w of running.values()) w.group.settled(w.index, new ResourceError('INTERNAL', why));
     this.#batches.clear();
     for (const d of this.#dirs.values()) d.reject(new ResourceError('INTERNAL', why));
     this.#dirs.clear();
@@ -300,11 +323,26 @@ class PutPool {
   #nextId = 1;
 
   /** Publishes `request` into `target` on a thread; rejects with the file's own typed error. */
-  run(request: PutRequest, target: PutTarget): Promise<void> {
-    let size = 0;
-    for (const c of request.chunks) size += c.length;
-    return new Promise((resolve, reject) => {
-      this.#waiting.push({ id: this.#nextId++, request, target, size, resolve, reject });
+  async run(request: PutRequest, target: PutTarget): Promise<void> {
+    const [failure] = await this.runMany([request], target);
+    if (failure !== null && failure !== undefined) throw failure;
+  }
+
+  /**
+   * Publishes every file of `requests` into `target`, in order, on a thread; resolves once all
+   * are over, with each one's outcome (null: published, else its own typed error). Never rejects.
+   */
+  runMany(requests: readonly PutRequest[], target: PutTarget): Promise<(StxError | null)[]> {
+    if (requests.length === 0) return Promise.resolve([]);
+    return new Promise((resolve) => {
+      const group = new Group(requests.length, resolve);
+      for (let index = 0; index < requests.length; index++) {
+        const request = requests[index];
+        if (request === undefined) continue;
+        let size = 0;
+        for (const c of request.chunks) size += c.length;
+        this.#waiting.push({ id: this.#nextId++, request, target, size, group, index });
+      }
       this.pump();
     });
   }

@@ -6,7 +6,7 @@
 // about one journal commit and one fsync per directory.
 import type { PublishOptions } from '../backend.js';
 import type { PathCounters } from './paths.js';
-import { putPool } from './put-pool.js';
+import { putPool, type PutRequest } from './put-pool.js';
 import type { SumRecords } from './sums.js';
 
 export interface PutPaths {
@@ -27,17 +27,15 @@ export interface PutPaths {
  * the batch's own, which it hands over to the thread (one allocation per batch, not per file).
  */
 export function putFile(paths: PutPaths, name: string, chunks: readonly Buffer[], options: PublishOptions): Promise<void> {
-  return putPool.run(
-    {
-      name,
-      tempFile: paths.tempFile,
-      shownTemp: paths.shownTemp,
-      chunks,
-      mode: options.mode,
-      mtime: options.mtime,
-      how: options.how,
-      sha256: options.sha256 ?? null,
-    },
-    { outDir: paths.outDir, realOutDir: paths.realOutDir, sumsDir: paths.sums.dir, counters: paths.counters },
-  );
+  return putPool.run(putRequest(paths.tempFile, paths.shownTemp, name, chunks, options), {
+    outDir: paths.outDir,
+    realOutDir: paths.realOutDir,
+    sumsDir: paths.sums.dir,
+    counters: paths.counters,
+  });
+}
+
+/** The publishing thread's request for file `name` written first as `tempFile` (putFile, LocalBackend.putFiles). */
+export function putRequest(tempFile: string, shownTemp: string, name: string, chunks: readonly Buffer[], options: PublishOptions): PutRequest {
+  return { name, tempFile, shownTemp, chunks, mode: options.mode, mtime: options.mtime, how: options.how, sha256: options.sha256 ?? null };
 }
