@@ -15,7 +15,7 @@ import { parentPort } from 'node:worker_threads';
 import { UploadError, StxError, ResourceError } from '../../proto/errors.js';
 import { errnoOf, toStxError } from '../../transfer/io-error.js';
 import { PARTIAL_FILE_MODE, SMALL_SUM_MAX_BYTES } from './config.js';
-import { newPathCounters, prepareParentsSync, removeCreatedSync, stampOf, type PathCounters } from './paths.js';
+import { MAX_PATH_BYTES, newPathCounters, prepareParentsSync, removeCreatedSync, stampOf, type PathCounters, type PreparedPath } from './paths.js';
 import { SumRecords } from './sums.js';
 import { makeDirectorySync } from './entries.js';
 import type { BatchReply, DirJob, DirReply, PutBatch, PutFailure, PutJob, ThreadMessage } from './put-pool.js';
@@ -95,7 +95,8 @@ function write(r: Running): void {
       at += writeSync(r.fd, data, at, data.length - at);
     }
     if (!r.modeAtCreate) fchmodSync(r.fd, mode);
-    futimesSync(r.fd, new Date(), job.mtime / 1000);
+    // Seconds as numbers: no Date per file.
+    futimesSync(r.fd, Date.now() / 1000, job.mtime / 1000);
   } catch (err) {
     r.failure = asStx(err, 'writing', job.shownTemp);
   }
@@ -272,6 +273,24 @@ interface Listings {
   readonly files: Map<string, number>;
   /** Listed: the names there; null: not listed (too large, or unreadable). */
   readonly names: Map<string, Set<string> | null>;
+  /**
+   * Parents prepared (checked real, made if missing) by an earlier file of the batch: the path of
+   * the directory, as prepareParentsSync gave it. A later file there whose name the listing shows
+   * absent needs nothing of prepareParentsSync but its final path (see publish()).
+   */
+  readonly prepared: Map<string, string>;
+}
+
+/**
+ * `dir`/`base`, as path.join makes it of a prepared directory and a validated component (neither
+ * '', '.', '..' nor holding '/', recv/names.ts), refused as finalPathOf refuses it (PATH_MAX).
+ */
+function pathIn(dir: string, base: string): string {
+  const full = dir.endsWith('/') ? dir + base : `${dir}/${base}`;
+  if (full.length >= MAX_PATH_BYTES / 3 && Buffer.byteLength(full, 'utf8') >= MAX_PATH_BYTES) {
+    throw new UploadError('BAD_NAME', `name too long for this server: with its output directory the path would exceed ${MAX_PATH_BYTES - 1} bytes`);
+  }
+  return full;
 }
 
 function parentOf(name: string): string {
@@ -286,7 +305,10 @@ function publish(batch: PutBatch, r: Running, counters: PathCounters, checked: S
   const base = job.name.slice(parent.length === 0 ? 0 : parent.length + 1);
   const absent = listed !== undefined && listed !== null && !listed.has(base);
   try {
-    const prepared = prepareParentsSync(batch.outDir, batch.realOutDir, job.name.split('/'), counters, checked, absent);
+    const preparedDir = absent ? listings.prepared.get(parent) : undefined;
+    const prepared: PreparedPath =
+      preparedDir !== undefined ? { finalPath: pathIn(preparedDir, base), created: [] } : prepareParentsSync(batch.outDir, batch.realOutDir, job.name.split('/'), counters, checked, absent);
+    if (preparedDir === undefined) listings.prepared.set(parent, path.dirname(prepared.finalPath));
     try {
       if (job.how === 'no-clobber') {
         try {
@@ -325,14 +347,16 @@ function publish(batch: PutBatch, r: Running, counters: PathCounters, checked: S
   // The published inode (still open: the rename changed its ctime): its mode, and its stamp.
   let st: BigIntStats | null = null;
   try {
-    if (r.modeAtCreate || (recorded && r.sha256 !== null)) st = fstatSync(r.fd, { bigint: true });
     const mode = job.mode & 0o777;
-    if (r.modeAtCreate && st !== null && Number(st.mode & 0o777n) !== mode) {
+    if (recorded && r.sha256 !== null) st = fstatSync(r.fd, { bigint: true });
+    // Only the mode is looked at for a file without a record: plain numbers, no BigInts per file.
+    const modeNow = st !== null ? Number(st.mode & 0o777n) : r.modeAtCreate ? fstatSync(r.fd).mode & 0o777 : mode;
+    if (r.modeAtCreate && modeNow !== mode) {
       // The umask changed since this thread read it: the mode is set here, durably before the
       // answer as the rest is (the batch's second sync may be fsyncs of directories only).
       fchmodSync(r.fd, mode);
       fsyncSync(r.fd);
-      st = fstatSync(r.fd, { bigint: true });
+      if (st !== null) st = fstatSync(r.fd, { bigint: true });
     }
   } catch (err) {
     // A mode not known to be right fails the file (it is sent again); else only the hash is unknown.
@@ -424,7 +448,7 @@ async function run(batch: PutBatch): Promise<void> {
     if (data instanceof Error) for (const r of all) r.failure ??= asStx(data, 'writing', r.job.shownTemp);
     else if (!data) await Promise.all(all.filter((r) => r.failure === null).map((r) => sync(r)));
     const checked = new Set<string>();
-    const listings: Listings = { files: new Map(), names: new Map() };
+    const listings: Listings = { files: new Map(), names: new Map(), prepared: new Map() };
     for (const r of all) {
       const parent = parentOf(r.job.name);
       if (r.failure === null) listings.files.set(parent, (listings.files.get(parent) ?? 0) + 1);
