@@ -31,6 +31,9 @@ import { WriteQueue } from '../write-queue.js';
 import { putFile, putRequest } from './put.js';
 import { putPool, type PutRequest } from './put-pool.js';
 
+/** The partials directory as messages show it (#shown). */
+const SHOWN_PARTIALS_DIR = `${RESERVED_DIR_NAME}/${PARTIALS_DIR_NAME}`;
+
 const PARTIAL_FILE = /^([0-9a-f]{64})\.(part|json|json\.tmp|put)$/;
 
 export class LocalBackend implements StorageBackend {
@@ -189,15 +192,13 @@ export class LocalBackend implements StorageBackend {
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
-    const entry = `${id}.put`;
     const paths = {
       outDir: this.outDir,
       realOutDir: this.#realOutDir,
       counters: this.pathCounters,
-      // path.join's result, without its normalising per file: the directory is normalised
-      // already and the entry is hex digits and '.put'.
-      tempFile: `${this.#partialsDir}/${entry}`,
-      shownTemp: this.#shown(entry),
+      partialsDir: this.#partialsDir,
+      shownPartialsDir: SHOWN_PARTIALS_DIR,
+      temp: `${id}.put`,
       sums: this.#sums,
     };
     return putFile(paths, name, chunks, options);
@@ -219,11 +220,16 @@ export class LocalBackend implements StorageBackend {
       }
       failures[i] = null;
       places.push(i);
-      const entry = `${file.id}.put`;
-      // As in putFile: path.join's result without its normalising per file.
-      requests.push(putRequest(`${this.#partialsDir}/${entry}`, this.#shown(entry), file.name, file.chunks, file.options));
+      requests.push(putRequest(`${file.id}.put`, file.name, file.chunks, file.options));
     }
-    const target = { outDir: this.outDir, realOutDir: this.#realOutDir, sumsDir: this.#sums.dir, counters: this.pathCounters };
+    const target = {
+      outDir: this.outDir,
+      realOutDir: this.#realOutDir,
+      sumsDir: this.#sums.dir,
+      counters: this.pathCounters,
+      partialsDir: this.#partialsDir,
+      shownPartialsDir: SHOWN_PARTIALS_DIR,
+    };
     return putPool.runMany(requests, target).then((outcomes) => {
       for (let k = 0; k < places.length; k++) failures[places[k] ?? 0] = outcomes[k] ?? null;
       return failures;
@@ -363,7 +369,7 @@ export class LocalBackend implements StorageBackend {
   }
 
   #shown(entry: string): string {
-    return `${RESERVED_DIR_NAME}/${PARTIALS_DIR_NAME}/${entry}`;
+    return `${SHOWN_PARTIALS_DIR}/${entry}`;
   }
 
   async #ensurePrivateDir(dir: string, shown: string): Promise<void> {

@@ -46,14 +46,17 @@ export interface PutTarget {
   readonly sumsDir: string;
   /** The backend's path counters (one object per backend): they get the batch's lookups. */
   readonly counters: PathCounters;
+  /** Where the files are written before they are published (`.stx/partials`), and as messages show it. */
+  readonly partialsDir: string;
+  readonly shownPartialsDir: string;
 }
 
 /** One file to publish, as put.ts asks for it. */
 export interface PutRequest {
   /** The stored name, '/'-separated. */
   readonly name: string;
-  readonly tempFile: string;
-  readonly shownTemp: string;
+  /** The file written before it is published, in PutTarget.partialsDir: `<id>.put`. */
+  readonly temp: string;
   /** The bytes, held (not copied) until the batch is made; the caller keeps them until the job is over. */
   readonly chunks: readonly Uint8Array[];
   readonly mode: number;
@@ -67,8 +70,8 @@ export interface PutRequest {
 export interface PutJob {
   readonly id: number;
   readonly name: string;
-  readonly tempFile: string;
-  readonly shownTemp: string;
+  /** PutRequest.temp: one short string per file, the directory once per batch (PutBatch.partialsDir). */
+  readonly temp: string;
   /** The file's bytes: [at, at + size) of PutBatch.buffer. */
   readonly at: number;
   readonly size: number;
@@ -87,6 +90,8 @@ export interface PutBatch {
   readonly outDir: string;
   readonly realOutDir: string;
   readonly sumsDir: string;
+  readonly partialsDir: string;
+  readonly shownPartialsDir: string;
   readonly buffer: ArrayBuffer;
   readonly jobs: readonly PutJob[];
 }
@@ -165,7 +170,7 @@ interface Waiting {
 }
 
 function sameTarget(a: PutTarget, b: PutTarget): boolean {
-  return a.counters === b.counters && a.outDir === b.outDir && a.realOutDir === b.realOutDir && a.sumsDir === b.sumsDir;
+  return a.counters === b.counters && a.outDir === b.outDir && a.realOutDir === b.realOutDir && a.sumsDir === b.sumsDir && a.partialsDir === b.partialsDir;
 }
 
 /** Batch buffers sent back by the threads, for the next batches (PUT_BUFFER_BYTES). */
@@ -197,9 +202,10 @@ function batchOf(seq: number, batch: readonly Waiting[], target: PutTarget): Put
       bytes.set(r.sha256, at);
       at += SHA256_BYTES;
     }
-    return { id: w.id, name: r.name, tempFile: r.tempFile, shownTemp: r.shownTemp, at: start, size: w.size, mode: r.mode, mtime: r.mtime, how: r.how, sha256At };
+    return { id: w.id, name: r.name, temp: r.temp, at: start, size: w.size, mode: r.mode, mtime: r.mtime, how: r.how, sha256At };
   });
-  return { kind: 'batch', seq, outDir: target.outDir, realOutDir: target.realOutDir, sumsDir: target.sumsDir, buffer: bytes.buffer, jobs };
+  const { outDir, realOutDir, sumsDir, partialsDir, shownPartialsDir } = target;
+  return { kind: 'batch', seq, outDir, realOutDir, sumsDir, partialsDir, shownPartialsDir, buffer: bytes.buffer, jobs };
 }
 
 class PutThread {

@@ -37,6 +37,10 @@ function asStx(err: unknown, what: string, where: string): StxError {
 
 interface Running {
   readonly job: PutJob;
+  /** The file written before it is published: PutBatch.partialsDir/PutJob.temp. */
+  readonly tempFile: string;
+  /** How messages show it. */
+  readonly shownTemp: string;
   /** The file's bytes: a view on the batch's buffer. */
   readonly data: Uint8Array;
   /** The SHA-256 to record, a view on the batch's buffer; null: none. */
@@ -84,9 +88,9 @@ function write(r: Running): void {
   const mode = job.mode & 0o777;
   r.modeAtCreate = umask !== null && (mode & umask) === 0;
   try {
-    r.fd = createTemp(job.tempFile, r.modeAtCreate ? mode : PARTIAL_FILE_MODE);
+    r.fd = createTemp(r.tempFile, r.modeAtCreate ? mode : PARTIAL_FILE_MODE);
   } catch (err) {
-    r.failure = asStx(err, 'creating', job.shownTemp);
+    r.failure = asStx(err, 'creating', r.shownTemp);
     return;
   }
   try {
@@ -98,7 +102,7 @@ function write(r: Running): void {
     // Seconds as numbers: no Date per file.
     futimesSync(r.fd, Date.now() / 1000, job.mtime / 1000);
   } catch (err) {
-    r.failure = asStx(err, 'writing', job.shownTemp);
+    r.failure = asStx(err, 'writing', r.shownTemp);
   }
 }
 
@@ -232,7 +236,7 @@ async function sync(r: Running): Promise<void> {
     // The bytes before the name: a crash never leaves a torn file under its final name.
     await fsyncAsync(r.fd);
   } catch (err) {
-    r.failure = asStx(err, 'writing', r.job.shownTemp);
+    r.failure = asStx(err, 'writing', r.shownTemp);
   }
 }
 
@@ -312,14 +316,14 @@ function publish(batch: PutBatch, r: Running, counters: PathCounters, checked: S
     try {
       if (job.how === 'no-clobber') {
         try {
-          linkSync(job.tempFile, prepared.finalPath);
+          linkSync(r.tempFile, prepared.finalPath);
         } catch (err) {
           if (errnoOf(err) !== 'EEXIST') throw toStxError(err, 'publishing', job.name);
           throw new UploadError('EXISTS', `"${job.name}" already exists`);
         }
       } else {
         try {
-          renameSync(job.tempFile, prepared.finalPath);
+          renameSync(r.tempFile, prepared.finalPath);
         } catch (err) {
           throw toStxError(err, 'publishing', job.name);
         }
@@ -423,7 +427,7 @@ function finish(r: Running): void {
   // After a link (no-clobber) or a failure the temporary file is only garbage.
   if (!r.published || r.job.how === 'no-clobber') {
     try {
-      unlinkSync(r.job.tempFile);
+      unlinkSync(r.tempFile);
     } catch {
       // Gone already, or never made.
     }
@@ -434,6 +438,10 @@ async function run(batch: PutBatch): Promise<void> {
   const counters = newPathCounters();
   const all: Running[] = batch.jobs.map((job) => ({
     job,
+    // Both names built here from the batch's directory: path.join's result without its
+    // normalising per file (the directory is normalised already, the entry is hex digits and '.put').
+    tempFile: `${batch.partialsDir}/${job.temp}`,
+    shownTemp: `${batch.shownPartialsDir}/${job.temp}`,
     data: new Uint8Array(batch.buffer, job.at, job.size),
     sha256: job.sha256At < 0 ? null : Buffer.from(batch.buffer, job.sha256At, 32),
     fd: -1,
@@ -445,7 +453,7 @@ async function run(batch: PutBatch): Promise<void> {
   try {
     for (const r of all) write(r);
     const data = await syncFilesystem(batch.realOutDir);
-    if (data instanceof Error) for (const r of all) r.failure ??= asStx(data, 'writing', r.job.shownTemp);
+    if (data instanceof Error) for (const r of all) r.failure ??= asStx(data, 'writing', r.shownTemp);
     else if (!data) await Promise.all(all.filter((r) => r.failure === null).map((r) => sync(r)));
     const checked = new Set<string>();
     const listings: Listings = { files: new Map(), names: new Map(), prepared: new Map() };
