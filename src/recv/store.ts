@@ -531,7 +531,10 @@ export class Store {
       }
       let lock: UploadLock | null = null;
       try {
-        const shownName = storedName(space, file.name).join('/');
+        // Without a namespace the stored name is the name itself, once valid: no components joined again.
+        let shownName = file.name;
+        if (space.length === 0) validateName(file.name);
+        else shownName = storedName(space, file.name).join('/');
         const { size, mtime, mode } = file;
         if (policy.maxFileBytes !== undefined && size > policy.maxFileBytes) {
           throw new UploadError('TOO_LARGE', `size ${size} is above the limit of ${policy.maxFileBytes} bytes`);

@@ -26,8 +26,8 @@ interface Pending {
   /** An OPEN upload ended by END_DETACHED (§9.1), not a PUT: bounded apart (MAX_DETACHED_PENDING). */
   readonly detached: boolean;
   answer: Answer | undefined;
-  /** Called once the answer went out (or the connection closed before): whenFree's waiters. */
-  readonly answered: (() => void)[];
+  /** Called once the answer went out (or the connection closed before): whenFree's waiters; made by the first. */
+  answered: (() => void)[] | undefined;
 }
 
 /** One connection's PUTs not yet answered, answered strictly in the order they came (§9.11). */
@@ -78,7 +78,7 @@ export class PutQueue {
   whenFree(name: string): Promise<void> | null {
     const last = this.#last.get(name);
     if (last === undefined) return null;
-    return new Promise((resolve) => last.answered.push(resolve));
+    return new Promise((resolve) => (last.answered ??= []).push(resolve));
   }
 
   /**
@@ -86,7 +86,7 @@ export class PutQueue {
    * stops while the queue is full.
    */
   add(job: Promise<Answer>, bytes: number, name: string, detached = false): void {
-    const entry: Pending = { bytes, name, detached, answer: undefined, answered: [] };
+    const entry: Pending = { bytes, name, detached, answer: undefined, answered: undefined };
     this.#pending.push(entry);
     this.#bytes += bytes;
     this.#last.set(name, entry);
@@ -113,7 +113,7 @@ export class PutQueue {
   addAll(job: Promise<readonly Answer[]>, files: readonly { readonly name: string; readonly size: number }[]): void {
     const entries: Pending[] = [];
     for (const file of files) {
-      const entry: Pending = { bytes: file.size, name: file.name, detached: false, answer: undefined, answered: [] };
+      const entry: Pending = { bytes: file.size, name: file.name, detached: false, answer: undefined, answered: undefined };
       entries.push(entry);
       this.#pending.push(entry);
       this.#bytes += file.size;
@@ -154,7 +154,7 @@ export class PutQueue {
     const done: Pending[] = [];
     for (let head = this.#pending[0]; head?.answer !== undefined; head = this.#pending[0]) {
       this.#pending.shift();
-      if (head.answered.length > 0) done.push(head);
+      if (head.answered !== undefined) done.push(head);
       this.#bytes -= head.bytes;
       if (head.detached) this.#detached--;
       if (this.#last.get(head.name) === head) this.#last.delete(head.name);
@@ -168,7 +168,7 @@ export class PutQueue {
       if (!this.closed()) this.send(answer);
     }
     sendRun();
-    for (const entry of done) for (const resolve of entry.answered) resolve();
+    for (const entry of done) for (const resolve of entry.answered ?? []) resolve();
     if (!this.#full() && !this.closed()) this.gate.release('puts');
     if (this.#pending.length === 0) {
       const waiting = this.#idle;
