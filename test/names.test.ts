@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { UploadError } from '../src/proto/errors.js';
 import { MAX_NAME_COMPONENTS } from '../src/proto/limits.js';
-import { validateName } from '../src/recv/names.js';
+import { validateAnyName, validateName } from '../src/recv/names.js';
 import { resolveInside } from '../src/storage/local/paths.js';
 
 function isBadName(err: unknown): boolean {
@@ -128,6 +128,36 @@ describe('validateName', () => {
     assert.throws(() => validateName(`${deepest}/b`), (err: unknown) => isBadName(err) && err instanceof Error && err.message.includes('components'));
     // The issue's ~2,000-component chain of one-letter directories.
     assert.throws(() => validateName('a/'.repeat(2000) + 'f'), isBadName);
+  });
+});
+
+describe('validateName of printable ASCII (its fast path)', () => {
+  const outcome = (check: (n: string) => string[], name: string): string => {
+    try {
+      return `ok ${JSON.stringify(check(name))}`;
+    } catch (err) {
+      return isBadName(err) && err instanceof Error ? `BAD_NAME ${err.message}` : `other ${String(err)}`;
+    }
+  };
+  const same = (name: string): void => assert.equal(outcome(validateName, name), outcome(validateAnyName, name), JSON.stringify(name));
+
+  it('answers as the check of any name does, reason included: hostile and legal names, and the edges', () => {
+    for (const [name] of HOSTILE) same(name);
+    for (const name of ['a', 'a/b/c.txt', '.stx', '.STX/x', 'a/.Stx-put', '.stxfoo', 'x/.st', '.s', '..a', 'a..', ' a ', '~/x', 'a//b', 'a/', '/a']) same(name);
+    same('a'.repeat(4096));
+    same('a'.repeat(4097));
+    same('c'.repeat(255));
+    same('c'.repeat(256));
+    same(Array.from({ length: MAX_NAME_COMPONENTS }, () => 'd').join('/'));
+    same(Array.from({ length: MAX_NAME_COMPONENTS + 1 }, () => 'd').join('/'));
+  });
+
+  it('answers as the check of any name does for random names of ASCII, seeded', () => {
+    const piece = fc.constantFrom('a', 'Z', '.', '..', '/', 's', 'S', 't', 'T', 'x', 'X', '.stx', '.STX', ' ', '~', '\\', '\x7f', '\t', '-', '0');
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 24 }), (pieces) => same(pieces.join(''))),
+      { seed: 0x5718, numRuns: 2000 },
+    );
   });
 });
 

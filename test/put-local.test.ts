@@ -205,4 +205,32 @@ describe('local PUT in batches (§9.11)', () => {
       assert.deepEqual(await readdir(path.join(root, 'elsewhere')), [], 'nothing made through the link');
     });
   });
+
+  it('putFiles: each file its own outcome; in a directory a file of the batch made already, a name past PATH_MAX is refused BAD_NAME alone', async () => {
+    await withBackend(async (backend, out) => {
+      const real = await realpath(out);
+      // A parent whose path leaves room for short names, not for a 250-byte one (Linux PATH_MAX 4096).
+      const dirBytes = 4096 - 100 - real.length - 1;
+      const parts: string[] = [];
+      for (let left = dirBytes; left > 0; left -= 201) parts.push('p'.repeat(Math.min(200, left)));
+      const dir = parts.join('/');
+      const long = 'L'.repeat(250);
+      assert.ok(real.length + dir.length + long.length + 2 >= 4096 && real.length + dir.length + 6 < 4096);
+      const names = ['a', 'b', long, 'c', 'd', 'e'].map((n) => `${dir}/${n}`);
+      const data = names.map((_, i) => randomBytes(100 + i));
+      const outcomes = await backend.putFiles(
+        names.map((name, i) => ({ id: idOf(100 + i), name, chunks: [data[i] ?? Buffer.alloc(0)], options: { mode: 0o640, mtime: 1_700_000_000_000, how: 'replace' as const, sha256: sha256(data[i] ?? Buffer.alloc(0)) } })),
+      );
+      assert.deepEqual(
+        outcomes.map((o) => (o === null ? 'done' : o.code)),
+        ['done', 'done', 'BAD_NAME', 'done', 'done', 'done'],
+      );
+      for (const [i, name] of names.entries()) {
+        if (i === 2) continue;
+        assert.deepEqual(await readFile(path.join(out, name)), data[i]);
+        assert.equal((await stat(path.join(out, name))).mode & 0o777, 0o640);
+      }
+      assert.deepEqual((await readdir(path.join(out, '.stx', 'partials'))).length, 0, 'no temporary file left');
+    });
+  });
 });

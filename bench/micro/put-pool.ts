@@ -46,7 +46,8 @@ try {
   const out = path.join(root, 'out');
   mkdirSync(path.join(out, '.stx', 'partials'), { recursive: true });
   mkdirSync(path.join(out, '.stx', 'sums'), { recursive: true });
-  const target: PutTarget = { outDir: out, realOutDir: out, sumsDir: path.join(out, '.stx', 'sums'), counters: newPathCounters() };
+  const partialsDir = path.join(out, '.stx', 'partials');
+  const target: PutTarget = { outDir: out, realOutDir: out, sumsDir: path.join(out, '.stx', 'sums'), counters: newPathCounters(), partialsDir, shownPartialsDir: '.stx/partials' };
   const data = Buffer.alloc(FILE_BYTES, 7);
   const sha256 = Buffer.alloc(32, 1);
   for (let round = 0; round < rounds; round++) {
@@ -55,8 +56,7 @@ try {
     const jobs: Promise<void>[] = [];
     for (let i = 0; i < FILES; i++) {
       const name = `r${round}/d${Math.floor(i / FILES_PER_DIR)}/f${i}`;
-      const tempFile = path.join(out, '.stx', 'partials', `${round}-${i}.put`);
-      jobs.push(putPool.run({ name, tempFile, shownTemp: tempFile, chunks: [data], mode: 0o644, mtime: 1_700_000_000_000, how: 'replace', sha256 }, target));
+      jobs.push(putPool.run({ name, temp: `${round}-${i}.put`, chunks: [data], mode: 0o644, mtime: 1_700_000_000_000, how: 'replace', sha256 }, target));
       if ((i + 1) % HANDED_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
     }
     const failed = (await Promise.allSettled(jobs)).filter((r) => r.status === 'rejected').length;

@@ -6,9 +6,9 @@
 
 import { createHash, hash, timingSafeEqual } from 'node:crypto';
 import path from 'node:path';
-import { CommandError, ResourceError, UploadError } from '../proto/errors.js';
+import { CommandError, ResourceError, UploadError, type StxError } from '../proto/errors.js';
 import { MAX_DATA_CHUNK_BYTES, MAX_MODE, MAX_SAFE_UINT } from '../proto/limits.js';
-import type { DirEntry, PartialMeta, PartialRecord, PartialUpload, PublishedFile, PublishOptions, StorageBackend } from '../storage/backend.js';
+import type { DirEntry, PartialMeta, PartialRecord, PartialUpload, PublishedFile, PublishOptions, PutFileRequest, StorageBackend } from '../storage/backend.js';
 import { LocalBackend } from '../storage/local/backend.js';
 import { processUmask } from './process-limits.js';
 import { ByteBudget } from '../transfer/budget.js';
@@ -35,7 +35,7 @@ import { ReadBackGate, type ReadBackLimits } from './store/read-back.js';
 import { validateName } from './names.js';
 import { storedName, type Namespace } from './namespace.js';
 import { validateLinkTarget } from './link-target.js';
-import { UploadLocks } from './store/locks.js';
+import { UploadLocks, type UploadLock } from './store/locks.js';
 import { SameFileCheck } from './store/same-file.js';
 import { identicalFile } from './store/identical.js';
 import { Upload, type FinishResult, type OpenUpload } from './store/upload.js';
@@ -88,6 +88,16 @@ export interface OpenRequest {
   readonly stream?: Buffer | undefined;
   /** OPEN's `sha256`: the client skips the upload if the server holds these bytes (§9.1). */
   readonly sha256?: Buffer | undefined;
+}
+
+/** One file of a pack for putMany (PUT_PACK, §9.11 step 8): its PUT's fields, bytes and END's SHA-256. */
+export interface PutItem {
+  readonly name: string;
+  readonly size: number;
+  readonly mtime: number;
+  readonly mode: number;
+  readonly chunks: readonly Buffer[];
+  readonly sha256: Buffer;
 }
 
 export interface OpenPolicy {
@@ -474,6 +484,96 @@ export class Store {
     } finally {
       this.#putSlots.release();
     }
+  }
+
+  /**
+   * PUT_PACK (§9.11 step 8): the files of a pack, each as put() would store it, with its own
+   * outcome (a FinishResult, or its typed error: the file alone failed); never rejects. Where a
+   * file takes put()'s fast path (a free slot and name, nothing to drop, a fresh free-space
+   * figure, a backend with putFiles) its checks run here at once and every such file goes to the
+   * backend in one call; the rest go through put() one by one.
+   */
+  async putMany(principal: string, source: string | undefined, files: readonly PutItem[], policy: OpenPolicy): Promise<(FinishResult | StxError)[]> {
+    if (!this.#initialised) throw new ResourceError('INTERNAL', 'Store.putMany before Store.init');
+    const outcomes: (FinishResult | StxError)[] = new Array<FinishResult | StxError>(files.length);
+    const slow: Promise<void>[] = [];
+    const alone = (i: number, file: PutItem): void => {
+      const asked = { principal, source, name: file.name, size: file.size, mtime: file.mtime, mode: file.mode };
+      slow.push(
+        this.put(asked, file.chunks, file.sha256, policy).then(
+          (result) => void (outcomes[i] = result),
+          (err: unknown) => void (outcomes[i] = toStxError(err, 'storing', file.name)),
+        ),
+      );
+    };
+    const putFiles = this.#backend.putFiles?.bind(this.#backend);
+    if (putFiles === undefined || policy.upload === false || policy.appendOnly) {
+      for (let i = 0; i < files.length; i++) {
+        const file = files[i];
+        if (file !== undefined) alone(i, file);
+      }
+      await Promise.all(slow);
+      return outcomes;
+    }
+    // One free-space question for the pack when the figure is stale, not one per file.
+    if (this.#freeCache === null || Date.now() - this.#freeCache.at > FREE_SPACE_CACHE_MS) await this.#askFreeSpaceForPut(0).catch(() => undefined);
+    const requests: PutFileRequest[] = [];
+    const held: { readonly i: number; readonly lock: UploadLock; readonly name: string; readonly size: number; readonly digest: Buffer }[] = [];
+    const umask = this.#umask;
+    const space = policy.namespace ?? [];
+    for (let i = 0; i < files.length; i++) {
+      const file = files[i];
+      if (file === undefined) continue;
+      const cache = this.#freeCache;
+      if (this.#idByName.size > 0 || cache === null || Date.now() - cache.at > FREE_SPACE_CACHE_MS || !this.#putSlots.tryAcquire()) {
+        alone(i, file);
+        continue;
+      }
+      let lock: UploadLock | null = null;
+      try {
+        // Without a namespace the stored name is the name itself, once valid: no components joined again.
+        let shownName = file.name;
+        if (space.length === 0) validateName(file.name);
+        else shownName = storedName(space, file.name).join('/');
+        const { size, mtime, mode } = file;
+        if (policy.maxFileBytes !== undefined && size > policy.maxFileBytes) {
+          throw new UploadError('TOO_LARGE', `size ${size} is above the limit of ${policy.maxFileBytes} bytes`);
+        }
+        const digest = sha256Of(file.chunks);
+        if (file.sha256.length !== digest.length || !timingSafeEqual(digest, file.sha256)) {
+          throw new UploadError('INTEGRITY_FAILED', `SHA-256 of "${shownName}" differs from END's`);
+        }
+        const id = uploadId({ principal, name: shownName, size, mtime, stream: undefined });
+        lock = this.#locks.tryAcquire(shownName, id);
+        if (lock === null) {
+          // Held: put() waits for a same-identity holder or refuses (BUSY).
+          this.#putSlots.release();
+          alone(i, file);
+          continue;
+        }
+        lock.onReleaseRequest = () => undefined;
+        this.#takeFreeSpace(cache, size);
+        held.push({ i, lock, name: shownName, size, digest });
+        requests.push({ id, name: shownName, chunks: file.chunks, options: { mode: mode & 0o777 & ~umask, mtime, how: 'replace', sha256: digest } });
+      } catch (err) {
+        lock?.release();
+        this.#putSlots.release();
+        outcomes[i] = toStxError(err, 'storing', file.name);
+      }
+    }
+    if (requests.length > 0) {
+      const failures = await putFiles(requests).catch((err: unknown) => requests.map(() => toStxError(err, 'storing', 'a pack')));
+      for (let k = 0; k < held.length; k++) {
+        const h = held[k];
+        if (h === undefined) continue;
+        h.lock.release();
+        this.#putSlots.release();
+        const failure = failures[k];
+        outcomes[h.i] = failure === null || failure === undefined ? { name: h.name, size: h.size, sha256: h.digest, unchanged: false } : toStxError(failure, 'storing', h.name);
+      }
+    }
+    await Promise.all(slow);
+    return outcomes;
   }
 
   /** Whether the published file `name` has SHA-256 `digest` (an append-only re-send, §9.5). */

@@ -179,6 +179,14 @@ export interface DirEntry {
   readonly sha256?: Buffer | undefined;
 }
 
+/** One file of putFiles: putFile's arguments. */
+export interface PutFileRequest {
+  readonly id: string;
+  readonly name: string;
+  readonly chunks: readonly Buffer[];
+  readonly options: PublishOptions;
+}
+
 export interface PublishOptions {
   /** Permission bits (at most 0o777; anything above is dropped). */
   readonly mode: number;
@@ -339,6 +347,12 @@ export interface StorageBackend {
    * nothing kept for a resume. Without it the policy goes through openPartial and publish.
    */
   putFile?(id: string, name: string, chunks: readonly Buffer[], options: PublishOptions): Promise<void>;
+  /**
+   * Many whole files at once (PUT_PACK, §9.11 step 8), each as putFile would publish it: resolves
+   * once every one is over, with its outcome (null: published durably, else its own error); never
+   * rejects. A backend with putFile may leave this out (the policy then calls putFile per file).
+   */
+  putFiles?(files: readonly PutFileRequest[]): Promise<(StxError | null)[]>;
   makeLink?(name: string, target: string, options: { readonly mtime: number; readonly noClobber: boolean }): Promise<void>;
 
   /**

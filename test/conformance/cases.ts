@@ -1036,6 +1036,29 @@ function packCases(): ConformanceCase[] {
     },
     {
       section: '§9.11',
+      name: 'a PUT_PACK naming a file twice, and one a PUT_INLINE just before named: each answered in the one order',
+      expect: ['done, done, done, done, done (PUTS_DONE)'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        const dir = `${ctx.prefix}/pack-again`;
+        const inline = patterned(40, 60);
+        const files = [
+          { name: `${dir}/a.bin`, data: patterned(100, 61) },
+          { name: `${dir}/b.bin`, data: patterned(200, 62) },
+          { name: `${dir}/a.bin`, data: patterned(300, 63) },
+          { name: `${dir}/c.bin`, data: patterned(400, 64) },
+        ];
+        const header = packFrame(files.map((f) => ({ name: f.name, size: f.data.length, mtime: 1_700_000_000_000, mode: 0o640, sha256: sha256(f.data) })));
+        await c.write(
+          putInlineRecord(c, `${dir}/b.bin`, inline),
+          c.sealFrame(header),
+          c.seal(dataBody(0, Buffer.concat(files.map((f) => f.data)))),
+        );
+        return putAnswers(c, ctx, [inline, ...files.map((f) => f.data)].map((f) => sha256(f)));
+      },
+    },
+    {
+      section: '§9.11',
       name: 'a PUT_PACK whose DATA comes in four frames, cut inside its files: each file answered with its own SHA-256',
       expect: ['done, done, done, done', 'done, done, done, done (PUTS_DONE)'],
       run: async (c, ctx) => {

@@ -8,7 +8,8 @@ import type { Frame } from '../../proto/frames.js';
 import { packFiles, packTotal, type PackFile } from '../../proto/pack.js';
 import type { BodyLease } from '../../transfer/body-pool.js';
 import type { CommandLink } from './command.js';
-import { holdData, releaseData, runPut, type HeldData } from './put.js';
+import { holdData, releaseData, runPut, runPuts, type HeldData } from './put.js';
+import type { PutItem } from '../store.js';
 import type { UploadState } from './upload.js';
 
 /** A pack whose DATA is arriving: what came so far, each chunk held until every file's job is over. */
@@ -33,12 +34,28 @@ export function packData(pack: IncomingPack, offset: number, data: Buffer, lease
   if (pack.received < pack.total) return;
   link.channel.longRecords = false;
   link.enter({ kind: 'Ready' });
-  let running = pack.files.length;
+  const slices = new Slicer(pack.chunks);
+  // The files go as one job up to the first whose name is that of an earlier one still waiting
+  // for its answer (in this pack or before it): that one and those after it go one by one, each
+  // waiting as §9.11 step 4 says (runPut).
+  const items: PutItem[] = [];
+  const names = new Set<string>();
+  let i = 0;
+  for (; i < pack.files.length; i++) {
+    const file = pack.files[i];
+    if (file === undefined || names.has(file.name) || !link.puts.isFree(file.name)) break;
+    names.add(file.name);
+    items.push({ name: file.name, size: file.size, mtime: file.mtime, mode: file.mode, chunks: slices.next(file.size), sha256: file.sha256 });
+  }
+  let running = (items.length > 0 ? 1 : 0) + pack.files.length - i;
   const release = (): void => {
     if (--running === 0) dropPack(pack, link);
   };
-  const slices = new Slicer(pack.chunks);
-  for (const file of pack.files) runPut(link, file, slices.next(file.size), file.sha256, release);
+  if (items.length > 0) runPuts(link, items, release);
+  for (; i < pack.files.length; i++) {
+    const file = pack.files[i];
+    if (file !== undefined) runPut(link, file, slices.next(file.size), file.sha256, release);
+  }
 }
 
 /**

@@ -11,7 +11,7 @@ import type { Frame } from '../../proto/frames.js';
 import { MAX_PUTS_PER_DONE } from '../../proto/limits.js';
 import { MAX_DETACHED_PENDING, MAX_PUT_PENDING_BYTES, MAX_PUTS_PENDING } from '../config.js';
 import type { PauseReason } from '../read-gate.js';
-import type { FinishResult } from '../store.js';
+import type { FinishResult, PutItem } from '../store.js';
 import type { BodyLease } from '../../transfer/body-pool.js';
 import type { CommandLink, Tagged } from './command.js';
 
@@ -26,8 +26,8 @@ interface Pending {
   /** An OPEN upload ended by END_DETACHED (§9.1), not a PUT: bounded apart (MAX_DETACHED_PENDING). */
   readonly detached: boolean;
   answer: Answer | undefined;
-  /** Called once the answer went out (or the connection closed before): whenFree's waiters. */
-  readonly answered: (() => void)[];
+  /** Called once the answer went out (or the connection closed before): whenFree's waiters; made by the first. */
+  answered: (() => void)[] | undefined;
 }
 
 /** One connection's PUTs not yet answered, answered strictly in the order they came (§9.11). */
@@ -78,7 +78,7 @@ export class PutQueue {
   whenFree(name: string): Promise<void> | null {
     const last = this.#last.get(name);
     if (last === undefined) return null;
-    return new Promise((resolve) => last.answered.push(resolve));
+    return new Promise((resolve) => (last.answered ??= []).push(resolve));
   }
 
   /**
@@ -86,7 +86,7 @@ export class PutQueue {
    * stops while the queue is full.
    */
   add(job: Promise<Answer>, bytes: number, name: string, detached = false): void {
-    const entry: Pending = { bytes, name, detached, answer: undefined, answered: [] };
+    const entry: Pending = { bytes, name, detached, answer: undefined, answered: undefined };
     this.#pending.push(entry);
     this.#bytes += bytes;
     this.#last.set(name, entry);
@@ -95,6 +95,36 @@ export class PutQueue {
     void job.then((answer) => {
       entry.answer = answer;
       // The jobs of a sync batch settle in one turn: their answers leave together at the next.
+      if (this.#flushDue) return;
+      this.#flushDue = true;
+      setImmediate(() => this.#flush());
+    });
+  }
+
+  /** Whether no PUT or detached upload of `name` waits for its answer (whenFree would be null). */
+  isFree(name: string): boolean {
+    return !this.#last.has(name);
+  }
+
+  /**
+   * Takes the one job of many PUTs (a pack's, §9.11 step 8), in order: `job` resolves with each
+   * one's answer, in the order of `files` (never rejects). As add() for each, with one promise.
+   */
+  addAll(job: Promise<readonly Answer[]>, files: readonly { readonly name: string; readonly size: number }[]): void {
+    const entries: Pending[] = [];
+    for (const file of files) {
+      const entry: Pending = { bytes: file.size, name: file.name, detached: false, answer: undefined, answered: undefined };
+      entries.push(entry);
+      this.#pending.push(entry);
+      this.#bytes += file.size;
+      this.#last.set(file.name, entry);
+    }
+    if (this.#full()) this.gate.hold('puts');
+    void job.then((answers) => {
+      for (let i = 0; i < entries.length; i++) {
+        const entry = entries[i];
+        if (entry !== undefined) entry.answer = answers[i] ?? failedAnswer(new ResourceError('INTERNAL', 'no answer for a file of the pack'));
+      }
       if (this.#flushDue) return;
       this.#flushDue = true;
       setImmediate(() => this.#flush());
@@ -124,7 +154,7 @@ export class PutQueue {
     const done: Pending[] = [];
     for (let head = this.#pending[0]; head?.answer !== undefined; head = this.#pending[0]) {
       this.#pending.shift();
-      if (head.answered.length > 0) done.push(head);
+      if (head.answered !== undefined) done.push(head);
       this.#bytes -= head.bytes;
       if (head.detached) this.#detached--;
       if (this.#last.get(head.name) === head) this.#last.delete(head.name);
@@ -138,7 +168,7 @@ export class PutQueue {
       if (!this.closed()) this.send(answer);
     }
     sendRun();
-    for (const entry of done) for (const resolve of entry.answered) resolve();
+    for (const entry of done) for (const resolve of entry.answered ?? []) resolve();
     if (!this.#full() && !this.closed()) this.gate.release('puts');
     if (this.#pending.length === 0) {
       const waiting = this.#idle;
@@ -185,6 +215,36 @@ export function runPut(link: CommandLink<Tagged>, file: PutFile, chunks: readonl
     )
     .finally(release);
   link.puts.add(job, file.size, file.name);
+}
+
+/**
+ * Starts the one job of many PUTs received whole (a pack's, §9.11 step 8): each file checked and
+ * published by the store as runPut's would be (Store.putMany), their answers joining the queue in
+ * order; `release` lets go of their data once all are over. No file of `files` may share its name
+ * with another of them or with a PUT still waiting for its answer (the caller sends those through
+ * runPut, which waits, §9.11 step 4).
+ */
+export function runPuts(link: CommandLink<Tagged>, files: readonly PutItem[], release: () => void): void {
+  const started = Date.now();
+  const job = link.store
+    .putMany(link.principal(), link.remoteAddress, files, link.policy)
+    .then(
+      (outcomes) =>
+        outcomes.map((outcome, i): Answer => {
+          const file = files[i];
+          if (!(outcome instanceof StxError)) {
+            if (link.log.isLevelEnabled('debug')) {
+              link.log.debug({ event: 'put', client: link.principal(), name: outcome.name, size: outcome.size, unchanged: outcome.unchanged, ms: Date.now() - started }, 'file put');
+            }
+            return { type: 'PUT_DONE', size: outcome.size, sha256: outcome.sha256 };
+          }
+          link.log.info({ event: 'put', outcome: 'failed', client: link.principal(), name: file?.name, code: outcome.code, reason: outcome.message }, 'file put failed');
+          return failedAnswer(outcome);
+        }),
+      (err: unknown) => files.map(() => failedAnswer(err)),
+    )
+    .finally(release);
+  link.puts.addAll(job, files);
 }
 
 /**

@@ -13,10 +13,10 @@ import { constants, type Dirent } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { lstat, mkdir, open, readdir, realpath, statfs } from 'node:fs/promises';
 import path from 'node:path';
-import { ResourceError } from '../../proto/errors.js';
+import { ResourceError, type StxError } from '../../proto/errors.js';
 import { errnoOf, toStxError } from '../../transfer/io-error.js';
 import { readAtFd } from '../../transfer/file-hash.js';
-import type { DirEntry, FileInfo, ListedPartial, PartialMeta, PartialRecord, PartialUpload, PublishedFile, PublishOptions, RangedPartial, StorageBackend, WriteLimits } from '../backend.js';
+import type { DirEntry, FileInfo, ListedPartial, PartialMeta, PartialRecord, PartialUpload, PublishedFile, PublishOptions, PutFileRequest, RangedPartial, StorageBackend, WriteLimits } from '../backend.js';
 import { keptRanges, LocalRanged } from './ranged.js';
 import { isPartialId } from '../backend.js';
 import { NAME_DIR_MODE, PARTIAL_FILE_MODE, PARTIALS_DIR_NAME, RESERVED_DIR_NAME, SUMS_DIR_NAME } from './config.js';
@@ -28,8 +28,11 @@ import { makeLink, type DirectoryOptions, type LinkOptions } from './entries.js'
 import { readRecord } from './record.js';
 import { SumRecords } from './sums.js';
 import { WriteQueue } from '../write-queue.js';
-import { putFile } from './put.js';
-import { putPool } from './put-pool.js';
+import { putFile, putRequest } from './put.js';
+import { putPool, type PutRequest } from './put-pool.js';
+
+/** The partials directory as messages show it (#shown). */
+const SHOWN_PARTIALS_DIR = `${RESERVED_DIR_NAME}/${PARTIALS_DIR_NAME}`;
 
 const PARTIAL_FILE = /^([0-9a-f]{64})\.(part|json|json\.tmp|put)$/;
 
@@ -189,18 +192,48 @@ export class LocalBackend implements StorageBackend {
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
-    const entry = `${id}.put`;
     const paths = {
       outDir: this.outDir,
       realOutDir: this.#realOutDir,
       counters: this.pathCounters,
-      // path.join's result, without its normalising per file: the directory is normalised
-      // already and the entry is hex digits and '.put'.
-      tempFile: `${this.#partialsDir}/${entry}`,
-      shownTemp: this.#shown(entry),
+      partialsDir: this.#partialsDir,
+      shownPartialsDir: SHOWN_PARTIALS_DIR,
+      temp: `${id}.put`,
       sums: this.#sums,
     };
     return putFile(paths, name, chunks, options);
+  }
+
+  /** Many whole files at once (PUT_PACK, §9.11 step 8): as putFile each, in one trip to the publishing thread (put.ts). */
+  putFiles(files: readonly PutFileRequest[]): Promise<(StxError | null)[]> {
+    const failures: (StxError | null)[] = [];
+    const requests: PutRequest[] = [];
+    const places: number[] = [];
+    for (let i = 0; i < files.length; i++) {
+      const file = files[i];
+      if (file === undefined) continue;
+      try {
+        this.#checkId(file.id);
+      } catch (err) {
+        failures[i] = toStxError(err, 'storing', file.name);
+        continue;
+      }
+      failures[i] = null;
+      places.push(i);
+      requests.push(putRequest(`${file.id}.put`, file.name, file.chunks, file.options));
+    }
+    const target = {
+      outDir: this.outDir,
+      realOutDir: this.#realOutDir,
+      sumsDir: this.#sums.dir,
+      counters: this.pathCounters,
+      partialsDir: this.#partialsDir,
+      shownPartialsDir: SHOWN_PARTIALS_DIR,
+    };
+    return putPool.runMany(requests, target).then((outcomes) => {
+      for (let k = 0; k < places.length; k++) failures[places[k] ?? 0] = outcomes[k] ?? null;
+      return failures;
+    });
   }
 
   makeDirectory(name: string, options: DirectoryOptions): Promise<void> {
@@ -336,7 +369,7 @@ export class LocalBackend implements StorageBackend {
   }
 
   #shown(entry: string): string {
-    return `${RESERVED_DIR_NAME}/${PARTIALS_DIR_NAME}/${entry}`;
+    return `${SHOWN_PARTIALS_DIR}/${entry}`;
   }
 
   async #ensurePrivateDir(dir: string, shown: string): Promise<void> {

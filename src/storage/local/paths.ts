@@ -18,7 +18,7 @@ import { NAME_DIR_MODE } from './config.js';
 import { errnoOf, toStxError } from '../../transfer/io-error.js';
 
 /** Linux PATH_MAX, counting the terminating NUL: a full path must be shorter. */
-const MAX_PATH_BYTES = 4096;
+export const MAX_PATH_BYTES = 4096;
 
 /** What path checks cost, for tests and logs: filesystem calls made, directories created and removed. */
 export interface PathCounters {

@@ -46,14 +46,17 @@ export interface PutTarget {
   readonly sumsDir: string;
   /** The backend's path counters (one object per backend): they get the batch's lookups. */
   readonly counters: PathCounters;
+  /** Where the files are written before they are published (`.stx/partials`), and as messages show it. */
+  readonly partialsDir: string;
+  readonly shownPartialsDir: string;
 }
 
 /** One file to publish, as put.ts asks for it. */
 export interface PutRequest {
   /** The stored name, '/'-separated. */
   readonly name: string;
-  readonly tempFile: string;
-  readonly shownTemp: string;
+  /** The file written before it is published, in PutTarget.partialsDir: `<id>.put`. */
+  readonly temp: string;
   /** The bytes, held (not copied) until the batch is made; the caller keeps them until the job is over. */
   readonly chunks: readonly Uint8Array[];
   readonly mode: number;
@@ -67,8 +70,8 @@ export interface PutRequest {
 export interface PutJob {
   readonly id: number;
   readonly name: string;
-  readonly tempFile: string;
-  readonly shownTemp: string;
+  /** PutRequest.temp: one short string per file, the directory once per batch (PutBatch.partialsDir). */
+  readonly temp: string;
   /** The file's bytes: [at, at + size) of PutBatch.buffer. */
   readonly at: number;
   readonly size: number;
@@ -87,6 +90,8 @@ export interface PutBatch {
   readonly outDir: string;
   readonly realOutDir: string;
   readonly sumsDir: string;
+  readonly partialsDir: string;
+  readonly shownPartialsDir: string;
   readonly buffer: ArrayBuffer;
   readonly jobs: readonly PutJob[];
 }
@@ -132,17 +137,40 @@ export type ThreadReply = BatchReply | DirReply;
 
 const SHA256_BYTES = 32;
 
+/**
+ * The files of one runMany call: each file's outcome (null: published), settled once all are.
+ * One object per call, not a promise and two callbacks per file: a pack's 256 files are one call.
+ */
+class Group {
+  readonly outcomes: (StxError | null)[];
+  #left: number;
+  readonly #settle: (outcomes: (StxError | null)[]) => void;
+
+  constructor(files: number, settle: (outcomes: (StxError | null)[]) => void) {
+    this.outcomes = new Array<StxError | null>(files).fill(null);
+    this.#left = files;
+    this.#settle = settle;
+  }
+
+  /** File `index` is over: published (null) or failed. */
+  settled(index: number, failure: StxError | null): void {
+    this.outcomes[index] = failure;
+    if (--this.#left === 0) this.#settle(this.outcomes);
+  }
+}
+
 interface Waiting {
   readonly id: number;
   readonly request: PutRequest;
   readonly target: PutTarget;
   readonly size: number;
-  readonly resolve: () => void;
-  readonly reject: (err: StxError) => void;
+  readonly group: Group;
+  /** The file's place in its group. */
+  readonly index: number;
 }
 
 function sameTarget(a: PutTarget, b: PutTarget): boolean {
-  return a.counters === b.counters && a.outDir === b.outDir && a.realOutDir === b.realOutDir && a.sumsDir === b.sumsDir;
+  return a.counters === b.counters && a.outDir === b.outDir && a.realOutDir === b.realOutDir && a.sumsDir === b.sumsDir && a.partialsDir === b.partialsDir;
 }
 
 /** Batch buffers sent back by the threads, for the next batches (PUT_BUFFER_BYTES). */
@@ -174,9 +202,10 @@ function batchOf(seq: number, batch: readonly Waiting[], target: PutTarget): Put
       bytes.set(r.sha256, at);
       at += SHA256_BYTES;
     }
-    return { id: w.id, name: r.name, tempFile: r.tempFile, shownTemp: r.shownTemp, at: start, size: w.size, mode: r.mode, mtime: r.mtime, how: r.how, sha256At };
+    return { id: w.id, name: r.name, temp: r.temp, at: start, size: w.size, mode: r.mode, mtime: r.mtime, how: r.how, sha256At };
   });
-  return { kind: 'batch', seq, outDir: target.outDir, realOutDir: target.realOutDir, sumsDir: target.sumsDir, buffer: bytes.buffer, jobs };
+  const { outDir, realOutDir, sumsDir, partialsDir, shownPartialsDir } = target;
+  return { kind: 'batch', seq, outDir, realOutDir, sumsDir, partialsDir, shownPartialsDir, buffer: bytes.buffer, jobs };
 }
 
 class PutThread {
@@ -242,7 +271,7 @@ class PutThread {
     try {
       message = batchOf(this.#nextSeq++, batch, target);
     } catch (err) {
-      for (const w of batch) w.reject(new ResourceError('INTERNAL', `internal error: ${err instanceof Error ? err.message : String(err)}`));
+      for (const w of batch) w.group.settled(w.index, new ResourceError('INTERNAL', `internal error: ${err instanceof Error ? err.message : String(err)}`));
       return;
     }
     this.#batches.set(message.seq, new Map(batch.map((w) => [w.id, w])));
@@ -265,16 +294,16 @@ class PutThread {
       const w = running.get(id);
       if (w === undefined) continue;
       running.delete(id);
-      w.resolve();
+      w.group.settled(w.index, null);
     }
     for (const f of reply.failed) {
       const w = running.get(f.id);
       if (w === undefined) continue;
       running.delete(f.id);
-      w.reject(errorFor(f.code, f.message));
+      w.group.settled(w.index, errorFor(f.code, f.message));
     }
     // A job the reply did not name was not done: it fails alone.
-    for (const w of running.values()) w.reject(new ResourceError('INTERNAL', 'the publishing thread did not answer for a file'));
+    for (const w of running.values()) w.group.settled(w.index, new ResourceError('INTERNAL', 'the publishing thread did not answer for a file'));
     this.#unrefIfIdle();
     this.pool.pump();
   }
@@ -287,7 +316,7 @@ class PutThread {
   }
 
   #rejectAll(why: string): void {
-    for (const running of this.#batches.values()) for (const w of running.values()) w.reject(new ResourceError('INTERNAL', why));
+    for (const running of this.#batches.values()) for (const w of running.values()) w.group.settled(w.index, new ResourceError('INTERNAL', why));
     this.#batches.clear();
     for (const d of this.#dirs.values()) d.reject(new ResourceError('INTERNAL', why));
     this.#dirs.clear();
@@ -300,11 +329,26 @@ class PutPool {
   #nextId = 1;
 
   /** Publishes `request` into `target` on a thread; rejects with the file's own typed error. */
-  run(request: PutRequest, target: PutTarget): Promise<void> {
-    let size = 0;
-    for (const c of request.chunks) size += c.length;
-    return new Promise((resolve, reject) => {
-      this.#waiting.push({ id: this.#nextId++, request, target, size, resolve, reject });
+  async run(request: PutRequest, target: PutTarget): Promise<void> {
+    const [failure] = await this.runMany([request], target);
+    if (failure !== null && failure !== undefined) throw failure;
+  }
+
+  /**
+   * Publishes every file of `requests` into `target`, in order, on a thread; resolves once all
+   * are over, with each one's outcome (null: published, else its own typed error). Never rejects.
+   */
+  runMany(requests: readonly PutRequest[], target: PutTarget): Promise<(StxError | null)[]> {
+    if (requests.length === 0) return Promise.resolve([]);
+    return new Promise((resolve) => {
+      const group = new Group(requests.length, resolve);
+      for (let index = 0; index < requests.length; index++) {
+        const request = requests[index];
+        if (request === undefined) continue;
+        let size = 0;
+        for (const c of request.chunks) size += c.length;
+        this.#waiting.push({ id: this.#nextId++, request, target, size, group, index });
+      }
       this.pump();
     });
   }

@@ -15,7 +15,7 @@ import { parentPort } from 'node:worker_threads';
 import { UploadError, StxError, ResourceError } from '../../proto/errors.js';
 import { errnoOf, toStxError } from '../../transfer/io-error.js';
 import { PARTIAL_FILE_MODE, SMALL_SUM_MAX_BYTES } from './config.js';
-import { newPathCounters, prepareParentsSync, removeCreatedSync, stampOf, type PathCounters } from './paths.js';
+import { MAX_PATH_BYTES, newPathCounters, prepareParentsSync, removeCreatedSync, stampOf, type PathCounters, type PreparedPath } from './paths.js';
 import { SumRecords } from './sums.js';
 import { makeDirectorySync } from './entries.js';
 import type { BatchReply, DirJob, DirReply, PutBatch, PutFailure, PutJob, ThreadMessage } from './put-pool.js';
@@ -37,6 +37,10 @@ function asStx(err: unknown, what: string, where: string): StxError {
 
 interface Running {
   readonly job: PutJob;
+  /** The file written before it is published: PutBatch.partialsDir/PutJob.temp. */
+  readonly tempFile: string;
+  /** How messages show it. */
+  readonly shownTemp: string;
   /** The file's bytes: a view on the batch's buffer. */
   readonly data: Uint8Array;
   /** The SHA-256 to record, a view on the batch's buffer; null: none. */
@@ -84,9 +88,9 @@ function write(r: Running): void {
   const mode = job.mode & 0o777;
   r.modeAtCreate = umask !== null && (mode & umask) === 0;
   try {
-    r.fd = createTemp(job.tempFile, r.modeAtCreate ? mode : PARTIAL_FILE_MODE);
+    r.fd = createTemp(r.tempFile, r.modeAtCreate ? mode : PARTIAL_FILE_MODE);
   } catch (err) {
-    r.failure = asStx(err, 'creating', job.shownTemp);
+    r.failure = asStx(err, 'creating', r.shownTemp);
     return;
   }
   try {
@@ -95,9 +99,10 @@ function write(r: Running): void {
       at += writeSync(r.fd, data, at, data.length - at);
     }
     if (!r.modeAtCreate) fchmodSync(r.fd, mode);
-    futimesSync(r.fd, new Date(), job.mtime / 1000);
+    // Seconds as numbers: no Date per file.
+    futimesSync(r.fd, Date.now() / 1000, job.mtime / 1000);
   } catch (err) {
-    r.failure = asStx(err, 'writing', job.shownTemp);
+    r.failure = asStx(err, 'writing', r.shownTemp);
   }
 }
 
@@ -231,7 +236,7 @@ async function sync(r: Running): Promise<void> {
     // The bytes before the name: a crash never leaves a torn file under its final name.
     await fsyncAsync(r.fd);
   } catch (err) {
-    r.failure = asStx(err, 'writing', r.job.shownTemp);
+    r.failure = asStx(err, 'writing', r.shownTemp);
   }
 }
 
@@ -272,6 +277,24 @@ interface Listings {
   readonly files: Map<string, number>;
   /** Listed: the names there; null: not listed (too large, or unreadable). */
   readonly names: Map<string, Set<string> | null>;
+  /**
+   * Parents prepared (checked real, made if missing) by an earlier file of the batch: the path of
+   * the directory, as prepareParentsSync gave it. A later file there whose name the listing shows
+   * absent needs nothing of prepareParentsSync but its final path (see publish()).
+   */
+  readonly prepared: Map<string, string>;
+}
+
+/**
+ * `dir`/`base`, as path.join makes it of a prepared directory and a validated component (neither
+ * '', '.', '..' nor holding '/', recv/names.ts), refused as finalPathOf refuses it (PATH_MAX).
+ */
+function pathIn(dir: string, base: string): string {
+  const full = dir.endsWith('/') ? dir + base : `${dir}/${base}`;
+  if (full.length >= MAX_PATH_BYTES / 3 && Buffer.byteLength(full, 'utf8') >= MAX_PATH_BYTES) {
+    throw new UploadError('BAD_NAME', `name too long for this server: with its output directory the path would exceed ${MAX_PATH_BYTES - 1} bytes`);
+  }
+  return full;
 }
 
 function parentOf(name: string): string {
@@ -286,18 +309,21 @@ function publish(batch: PutBatch, r: Running, counters: PathCounters, checked: S
   const base = job.name.slice(parent.length === 0 ? 0 : parent.length + 1);
   const absent = listed !== undefined && listed !== null && !listed.has(base);
   try {
-    const prepared = prepareParentsSync(batch.outDir, batch.realOutDir, job.name.split('/'), counters, checked, absent);
+    const preparedDir = absent ? listings.prepared.get(parent) : undefined;
+    const prepared: PreparedPath =
+      preparedDir !== undefined ? { finalPath: pathIn(preparedDir, base), created: [] } : prepareParentsSync(batch.outDir, batch.realOutDir, job.name.split('/'), counters, checked, absent);
+    if (preparedDir === undefined) listings.prepared.set(parent, path.dirname(prepared.finalPath));
     try {
       if (job.how === 'no-clobber') {
         try {
-          linkSync(job.tempFile, prepared.finalPath);
+          linkSync(r.tempFile, prepared.finalPath);
         } catch (err) {
           if (errnoOf(err) !== 'EEXIST') throw toStxError(err, 'publishing', job.name);
           throw new UploadError('EXISTS', `"${job.name}" already exists`);
         }
       } else {
         try {
-          renameSync(job.tempFile, prepared.finalPath);
+          renameSync(r.tempFile, prepared.finalPath);
         } catch (err) {
           throw toStxError(err, 'publishing', job.name);
         }
@@ -325,14 +351,16 @@ function publish(batch: PutBatch, r: Running, counters: PathCounters, checked: S
   // The published inode (still open: the rename changed its ctime): its mode, and its stamp.
   let st: BigIntStats | null = null;
   try {
-    if (r.modeAtCreate || (recorded && r.sha256 !== null)) st = fstatSync(r.fd, { bigint: true });
     const mode = job.mode & 0o777;
-    if (r.modeAtCreate && st !== null && Number(st.mode & 0o777n) !== mode) {
+    if (recorded && r.sha256 !== null) st = fstatSync(r.fd, { bigint: true });
+    // Only the mode is looked at for a file without a record: plain numbers, no BigInts per file.
+    const modeNow = st !== null ? Number(st.mode & 0o777n) : r.modeAtCreate ? fstatSync(r.fd).mode & 0o777 : mode;
+    if (r.modeAtCreate && modeNow !== mode) {
       // The umask changed since this thread read it: the mode is set here, durably before the
       // answer as the rest is (the batch's second sync may be fsyncs of directories only).
       fchmodSync(r.fd, mode);
       fsyncSync(r.fd);
-      st = fstatSync(r.fd, { bigint: true });
+      if (st !== null) st = fstatSync(r.fd, { bigint: true });
     }
   } catch (err) {
     // A mode not known to be right fails the file (it is sent again); else only the hash is unknown.
@@ -399,7 +427,7 @@ function finish(r: Running): void {
   // After a link (no-clobber) or a failure the temporary file is only garbage.
   if (!r.published || r.job.how === 'no-clobber') {
     try {
-      unlinkSync(r.job.tempFile);
+      unlinkSync(r.tempFile);
     } catch {
       // Gone already, or never made.
     }
@@ -410,6 +438,10 @@ async function run(batch: PutBatch): Promise<void> {
   const counters = newPathCounters();
   const all: Running[] = batch.jobs.map((job) => ({
     job,
+    // Both names built here from the batch's directory: path.join's result without its
+    // normalising per file (the directory is normalised already, the entry is hex digits and '.put').
+    tempFile: `${batch.partialsDir}/${job.temp}`,
+    shownTemp: `${batch.shownPartialsDir}/${job.temp}`,
     data: new Uint8Array(batch.buffer, job.at, job.size),
     sha256: job.sha256At < 0 ? null : Buffer.from(batch.buffer, job.sha256At, 32),
     fd: -1,
@@ -421,10 +453,10 @@ async function run(batch: PutBatch): Promise<void> {
   try {
     for (const r of all) write(r);
     const data = await syncFilesystem(batch.realOutDir);
-    if (data instanceof Error) for (const r of all) r.failure ??= asStx(data, 'writing', r.job.shownTemp);
+    if (data instanceof Error) for (const r of all) r.failure ??= asStx(data, 'writing', r.shownTemp);
     else if (!data) await Promise.all(all.filter((r) => r.failure === null).map((r) => sync(r)));
     const checked = new Set<string>();
-    const listings: Listings = { files: new Map(), names: new Map() };
+    const listings: Listings = { files: new Map(), names: new Map(), prepared: new Map() };
     for (const r of all) {
       const parent = parentOf(r.job.name);
       if (r.failure === null) listings.files.set(parent, (listings.files.get(parent) ?? 0) + 1);

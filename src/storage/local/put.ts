@@ -6,16 +6,18 @@
 // about one journal commit and one fsync per directory.
 import type { PublishOptions } from '../backend.js';
 import type { PathCounters } from './paths.js';
-import { putPool } from './put-pool.js';
+import { putPool, type PutRequest } from './put-pool.js';
 import type { SumRecords } from './sums.js';
 
 export interface PutPaths {
   readonly outDir: string;
   readonly realOutDir: string;
   readonly counters: PathCounters;
-  /** The file written before it is published: `.stx/partials/<id>.put`. */
-  readonly tempFile: string;
-  readonly shownTemp: string;
+  /** Where the file is written before it is published (`.stx/partials`), and as messages show it. */
+  readonly partialsDir: string;
+  readonly shownPartialsDir: string;
+  /** The file written there: `<id>.put`. */
+  readonly temp: string;
   /** Where a published file's SHA-256 is recorded (sums.ts). */
   readonly sums: SumRecords;
 }
@@ -27,17 +29,17 @@ export interface PutPaths {
  * the batch's own, which it hands over to the thread (one allocation per batch, not per file).
  */
 export function putFile(paths: PutPaths, name: string, chunks: readonly Buffer[], options: PublishOptions): Promise<void> {
-  return putPool.run(
-    {
-      name,
-      tempFile: paths.tempFile,
-      shownTemp: paths.shownTemp,
-      chunks,
-      mode: options.mode,
-      mtime: options.mtime,
-      how: options.how,
-      sha256: options.sha256 ?? null,
-    },
-    { outDir: paths.outDir, realOutDir: paths.realOutDir, sumsDir: paths.sums.dir, counters: paths.counters },
-  );
+  return putPool.run(putRequest(paths.temp, name, chunks, options), {
+    outDir: paths.outDir,
+    realOutDir: paths.realOutDir,
+    sumsDir: paths.sums.dir,
+    counters: paths.counters,
+    partialsDir: paths.partialsDir,
+    shownPartialsDir: paths.shownPartialsDir,
+  });
+}
+
+/** The publishing thread's request for file `name` written first as `temp` in the partials directory (putFile, LocalBackend.putFiles). */
+export function putRequest(temp: string, name: string, chunks: readonly Buffer[], options: PublishOptions): PutRequest {
+  return { name, temp, chunks, mode: options.mode, mtime: options.mtime, how: options.how, sha256: options.sha256 ?? null };
 }
