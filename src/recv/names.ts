@@ -55,6 +55,15 @@ export function validateAnyName(name: string): string[] {
   if (NONCHARACTER.test(name)) refuse('name contains a Unicode noncharacter');
   if (name.includes('\\')) refuse('name contains a backslash');
   if (name.normalize('NFC') !== name) refuse('name is not NFC-normalised');
+  return checkedComponents(name, false);
+}
+
+/**
+ * The checks of a name's components, and the components. `ascii`: the name is PRINTABLE_ASCII,
+ * so a component's length is its UTF-8 length, and only one starting with '.' can fold to the
+ * reserved prefix (in ASCII only '.' folds to '.').
+ */
+function checkedComponents(name: string, ascii: boolean): string[] {
   if (name.startsWith('/')) refuse('name is absolute');
   const components = name.split('/');
   // Before any per-component work: a deep name costs the server a directory per component (§9.3).
@@ -62,10 +71,10 @@ export function validateAnyName(name: string): string[] {
   for (const component of components) {
     if (component === '') refuse('name has an empty component');
     if (component === '.' || component === '..') refuse(`name has a "${component}" component`);
-    if (fold(component).startsWith(RESERVED_FOLDED)) {
+    if ((!ascii || component.startsWith('.')) && fold(component).startsWith(RESERVED_FOLDED)) {
       refuse(`name has a component starting with the reserved "${RESERVED_NAME_PREFIX}" (in any case)`);
     }
-    if (Buffer.byteLength(component, 'utf8') > MAX_NAME_COMPONENT_BYTES) {
+    if ((ascii ? component.length : Buffer.byteLength(component, 'utf8')) > MAX_NAME_COMPONENT_BYTES) {
       refuse(`name has a component longer than ${MAX_NAME_COMPONENT_BYTES} bytes`);
     }
   }
@@ -82,17 +91,5 @@ const PRINTABLE_ASCII = /^[\x20-\x5b\x5d-\x7e]+$/;
 /** validateName for a PRINTABLE_ASCII name: the same checks, answers and reasons, without what cannot fail. */
 function validateAsciiName(name: string): string[] {
   if (name.length > MAX_NAME_BYTES) refuse(`name longer than ${MAX_NAME_BYTES} bytes`);
-  if (name.startsWith('/')) refuse('name is absolute');
-  const components = name.split('/');
-  if (components.length > MAX_NAME_COMPONENTS) refuse(`name has more than ${MAX_NAME_COMPONENTS} components`);
-  for (const component of components) {
-    if (component === '') refuse('name has an empty component');
-    if (component === '.' || component === '..') refuse(`name has a "${component}" component`);
-    // In ASCII only '.' folds to '.': a component not starting with it cannot be reserved.
-    if (component.startsWith('.') && fold(component).startsWith(RESERVED_FOLDED)) {
-      refuse(`name has a component starting with the reserved "${RESERVED_NAME_PREFIX}" (in any case)`);
-    }
-    if (component.length > MAX_NAME_COMPONENT_BYTES) refuse(`name has a component longer than ${MAX_NAME_COMPONENT_BYTES} bytes`);
-  }
-  return components;
+  return checkedComponents(name, true);
 }
