@@ -242,6 +242,8 @@ export class RangeClaim {
   readonly #budget: ByteBudget;
   #onTakeover: (() => void) | undefined;
   #received: number;
+  /** While DATA sent before RANGE_OK (from `start`) is still below `offset`: where its next is due. */
+  #behind: number | undefined;
   /** The end of the bytes whose writes all completed. */
   #written: number;
   #inflight = 0;
@@ -280,11 +282,25 @@ export class RangeClaim {
   }
 
   /**
-   * DATA at `offset` (§9.13): the next offset of the range, ending within it, else BAD_OFFSET.
+   * DATA at `offset` (§9.13): the next offset of the range, ending within it, else BAD_OFFSET;
+   * or, from `start`, DATA sent before RANGE_OK whose bytes below RANGE_OK's offset are skipped.
    * `onWritten` runs once `data` is no longer needed. Returns whether to pause reading.
    */
   write(offset: number, data: Buffer, onWritten: () => void): boolean {
     if (this.#failure !== undefined) throw this.#failure;
+    // DATA the client sent right behind RANGE, before it read RANGE_OK (§9.13 step 2, revision
+    // 1.12), goes on from the range's start: where this claim resumes above it, the bytes below
+    // RANGE_OK's offset are held already and skipped, until that DATA reaches it or the client,
+    // having read RANGE_OK, goes on at its offset (the next check).
+    if (offset !== this.#received && this.#received === this.offset && offset === (this.#behind ?? this.start) && offset + data.length <= this.end) {
+      const upTo = offset + data.length;
+      if (upTo <= this.offset) {
+        this.#behind = upTo;
+        onWritten();
+        return this.paused;
+      }
+      return this.write(this.offset, data.subarray(this.offset - offset), onWritten);
+    }
     if (offset !== this.#received || offset + data.length > this.end) {
       throw new UploadError('BAD_OFFSET', `DATA at ${offset} (${data.length} bytes) in range [${this.start}, ${this.end}) where ${this.#received} was next`);
     }
