@@ -255,7 +255,9 @@ function nextRange(ranges: readonly Range[], shared: Shared, w: number, connecte
   let longest = TAKEOVER_AFTER_MS;
   ranges.forEach((r, j) => {
     const opened = shared.opened[j];
-    if (opened === undefined || shared.owner[j] === w || shared.stolen[j] || shared.done[j]) return;
+    // A range whose DATA was all handed to its connection only waits for what is in flight and
+    // for RANGE_DONE: taking it over sends again all that is not durable yet, from a slow start.
+    if (opened === undefined || shared.owner[j] === w || shared.stolen[j] || shared.done[j] || (shared.sent[j] ?? r.start) >= r.end) return;
     const durable = shared.durable[j] ?? r.start;
     const rate = (durable - opened.offset) / Math.max(1, now - opened.at);
     const needs = rate > 0 ? (r.end - durable) / rate : now - opened.at;
@@ -408,7 +410,7 @@ async function sendRanges(
         const next = nextRange(ranges, shared, w, conn !== undefined);
         if (next !== undefined) {
           const r = ranges[next];
-          if (shared.owner[next] !== -1 && r !== undefined) opts.onEvent?.(`range ${r.start}–${r.end}: its connection is slow; taking it over on another`);
+          if (shared.owner[next] !== -1 && r !== undefined) opts.onEvent?.(`range ${r.start}–${r.end}: its connection is slow (sent to ${shared.sent[next] ?? r.start}, durable to ${shared.durable[next] ?? r.start}); taking it over on another`);
           shared.owner[next] = w;
           todo.push(next);
         }
