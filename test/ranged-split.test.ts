@@ -6,7 +6,11 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { MAX_RANGES_PER_UPLOAD, MIN_RANGE_BYTES } from '../src/proto/limits.js';
+import { MAX_DATA_CHUNK_BYTES, MAX_RANGES_PER_UPLOAD, MIN_RANGE_BYTES } from '../src/proto/limits.js';
+import type { Frame } from '../src/proto/frames.js';
+import { EAGER_MAX_BYTES, startRange } from '../src/send/commands/range.js';
+import type { CommandFrames, Connection } from '../src/send/connection.js';
+import { plainFiles } from '../src/send/file-opener.js';
 import { AUTO_MAX_STREAMS, AUTO_MIN_BYTES, AUTO_ONE_STREAM_RTT_MS, autoStreams, isLoopback, rangesOf } from '../src/send/ranged.js';
 import { logEvents } from './support/partials.js';
 import { makeFile, readJsonLine, runSend, sha256File, startDaemon, tempDir } from './support/procs.js';
@@ -90,6 +94,61 @@ describe('ranged split and --streams auto (§9.13)', () => {
         await d.stop();
       }
     } finally {
+      await tmp.cleanup();
+    }
+  });
+
+  it('DATA before RANGE_OK (revision 1.12) stops at EAGER_MAX_BYTES until RANGE_OK comes, then goes on from its offset', async () => {
+    // At 150 ms and 1 Gbit/s, 1 GiB cut once: while the server settled the range before and claimed
+    // this one (seconds, syncing the partial on a loaded machine), each connection had put ~19 MiB
+    // of the next range into the server's socket buffer, all lost at the cut (wire 1.16× the file).
+    const tmp = await tempDir();
+    const file = path.join(tmp.dir, 'r.bin');
+    await makeFile(file, 4 * EAGER_MAX_BYTES, 91);
+    const source = await plainFiles.open(file, 'r.bin');
+    try {
+      let frames: CommandFrames | undefined;
+      const sent: Frame['type'][] = [];
+      const data: [number, number][] = [];
+      const conn = {
+        onFailure: () => () => true,
+        begin: (first: Frame, f: CommandFrames) => {
+          sent.push(first.type);
+          frames = f;
+        },
+        progressed: () => undefined,
+        nearKeyLimit: () => false,
+        sendData: (offset: number, chunk: Buffer) => {
+          data.push([offset, chunk.length]);
+          return true;
+        },
+        drain: () => Promise.resolve(),
+        send: (f: Frame) => {
+          sent.push(f.type);
+          return true;
+        },
+      } as unknown as Connection;
+      const start = 0;
+      const end = 3 * EAGER_MAX_BYTES;
+      const started = startRange(conn, source, { name: 'r.bin', open: { size: 4 * EAGER_MAX_BYTES, mtime: 1, mode: 0o644 }, start, end }, {}, true);
+      // No RANGE_OK yet: the DATA stops at EAGER_MAX_BYTES. Wait until that much went (at most 10 s),
+      // then 0.3 s more in which none may follow.
+      const sum = (): number => data.reduce((a, [, n]) => a + n, 0);
+      for (let k = 0; k < 1000 && sum() < EAGER_MAX_BYTES; k++) await new Promise((r) => setTimeout(r, 10));
+      for (let k = 0; k < 30; k++) await new Promise((r) => setTimeout(r, 10));
+      const before = sum();
+      assert.equal(data[0]?.[0], start, 'from the range start');
+      assert.ok(before >= EAGER_MAX_BYTES && before <= EAGER_MAX_BYTES + MAX_DATA_CHUNK_BYTES, `DATA before RANGE_OK: ${before} bytes, at most EAGER_MAX_BYTES and a chunk`);
+      assert.deepEqual(sent, ['RANGE'], 'no RANGE_END before RANGE_OK');
+      // RANGE_OK says the server holds the range up to 2 × EAGER_MAX_BYTES: the DATA goes on from there.
+      frames?.({ type: 'RANGE_OK', offset: 2 * EAGER_MAX_BYTES });
+      await started;
+      const after = data.slice(data.findIndex(([o]) => o >= 2 * EAGER_MAX_BYTES));
+      assert.equal(after[0]?.[0], 2 * EAGER_MAX_BYTES, 'on from RANGE_OK\'s offset');
+      assert.equal(after.reduce((a, [, n]) => a + n, 0), end - 2 * EAGER_MAX_BYTES, 'to the range end');
+      assert.deepEqual(sent, ['RANGE', 'RANGE_END']);
+    } finally {
+      await source.close();
       await tmp.cleanup();
     }
   });

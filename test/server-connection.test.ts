@@ -513,10 +513,8 @@ const DRIVERS: Record<ServerState, ((c: TestClient, frame: Frame, n: number) => 
   Listing: null,
   Locating: null,
   Serving: null,
-  Claiming: async (c, frame, n) => {
-    await c.handshake();
-    c.send({ type: 'RANGE', name: `states/claiming-${n}.bin`, size: 10, mtime: 1, mode: 0o600, start: 0, end: 10 }, frame);
-  },
+  // Nothing is received in Claiming: what follows RANGE is carried out in Ranging, after RANGE_OK (§9.13 step 2, 1.12).
+  Claiming: null,
   Ranging: async (c, frame, n) => {
     await c.handshake();
     c.send({ type: 'RANGE', name: `states/ranging-${n}.bin`, size: 10, mtime: 1, mode: 0o600, start: 0, end: 10 });

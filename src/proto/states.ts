@@ -77,8 +77,6 @@ export const SERVER_RECEIVE: readonly Transition<ServerState>[] = [
   ['Putting', 'PING', 'Putting'],
   ['Putting', 'PONG', 'Putting'],
   ['Ready', 'RANGE', 'Claiming'],
-  ['Claiming', 'PING', 'Claiming'],
-  ['Claiming', 'PONG', 'Claiming'],
   ['Ranging', 'DATA', 'Ranging'],
   ['Ranging', 'RANGE_END', 'Settling'],
   ['Ranging', 'PING', 'Ranging'],
@@ -302,6 +300,9 @@ export const CLIENT_SEND: readonly Transition<ClientState>[] = [
   // Pipelined (§9.8, revision 1.11): AwaitMade counts what is outstanding, madeAfter().
   ['AwaitMade', 'MKDIR', 'AwaitMade'],
   ['AwaitMade', 'SYMLINK', 'AwaitMade'],
+  // DATA right behind RANGE, before RANGE_OK (§9.13 step 2, revision 1.12), from the range's start.
+  ['AwaitRangeOk', 'DATA', 'AwaitRangeOk'],
+  ['AwaitRangeDoneThenOk', 'DATA', 'AwaitRangeDoneThenOk'],
 ];
 
 /**

@@ -272,10 +272,11 @@ export class Connection {
       if (this.gate.holds('peer-not-reading')) return;
       // Too many PUTs unanswered; or a command waits in Ready for the PUTs before it (§9.11).
       if (this.gate.holds('puts') || (this.busy !== null && this.state.kind === 'Ready')) return;
-      // A range being settled, a directory or link being made: what follows its RANGE_END (a chained
-      // RANGE, §9.13 step 2) or its MKDIR or SYMLINK (pipelined, §9.8) is carried out in Ready,
-      // after RANGE_DONE or MADE.
-      if (this.busy !== null && (this.state.kind === 'Settling' || this.state.kind === 'Making')) return;
+      // A range being claimed or settled, a directory or link being made: what follows its RANGE
+      // (DATA sent before RANGE_OK, §9.13 step 2, revision 1.12) is carried out in Ranging after
+      // RANGE_OK; what follows its RANGE_END (a chained RANGE) or its MKDIR or SYMLINK (pipelined,
+      // §9.8) in Ready, after RANGE_DONE or MADE.
+      if (this.busy !== null && (this.state.kind === 'Claiming' || this.state.kind === 'Settling' || this.state.kind === 'Making')) return;
       const state = this.state;
       if (state.kind === 'AwaitClientHello' && !state.preambleRead) {
         if (!readPreamble(state, this.handshakeLink)) return;

@@ -24,9 +24,10 @@ const RANGE_ALIGN_BYTES = MIN_RANGE_BYTES;
 /**
  * A file split finer than one range per connection: the connections take the ranges in turn, the
  * first free one the next, so a connection that TCP left slow (BBR out of start-up early, a late
- * window) carries less instead of holding the whole upload back. Each further range costs its
- * connection about a round trip without data (its RANGE goes right after the last one's RANGE_END,
- * §9.13 step 2; RANGE_OK comes a round trip after the last byte), so ranges stay large: this split only for at least GUIDED_MIN_RANGES_PER_STREAM × TAIL_RANGE_BYTES
+ * window) carries less instead of holding the whole upload back. A further range's RANGE and
+ * its DATA go right behind the last one's RANGE_END (§9.13 step 2, revisions 1.10 and 1.12), but
+ * the server reads nothing while it settles one range and claims the next (each a record write),
+ * so ranges stay large: this split only for at least GUIDED_MIN_RANGES_PER_STREAM × TAIL_RANGE_BYTES
  * per connection, and no range under TAIL_RANGE_BYTES.
  */
 const TAIL_RANGE_BYTES = 8 * MIN_RANGE_BYTES;
@@ -226,6 +227,14 @@ interface Shared {
    * 1.10); false once a server of revision 1.9 or older refused that with UNEXPECTED_FRAME.
    */
   chain: boolean;
+  /**
+   * Whether a range claimed for the first time in this run has its DATA sent right behind its
+   * RANGE, before RANGE_OK (§9.13 step 2, revision 1.12); false once a server of revision 1.11 or
+   * older refused that (UNEXPECTED_FRAME or BAD_OFFSET).
+   */
+  eager: boolean;
+  /** Ranges claimed once in this run: a range claimed again (a resume) waits for RANGE_OK, which says where it goes on. */
+  readonly claimed: boolean[];
 }
 
 /**
@@ -246,7 +255,9 @@ function nextRange(ranges: readonly Range[], shared: Shared, w: number, connecte
   let longest = TAKEOVER_AFTER_MS;
   ranges.forEach((r, j) => {
     const opened = shared.opened[j];
-    if (opened === undefined || shared.owner[j] === w || shared.stolen[j] || shared.done[j]) return;
+    // A range whose DATA was all handed to its connection only waits for what is in flight and
+    // for RANGE_DONE: taking it over sends again all that is not durable yet, from a slow start.
+    if (opened === undefined || shared.owner[j] === w || shared.stolen[j] || shared.done[j] || (shared.sent[j] ?? r.start) >= r.end) return;
     const durable = shared.durable[j] ?? r.start;
     const rate = (durable - opened.offset) / Math.max(1, now - opened.at);
     const needs = rate > 0 ? (r.end - durable) / rate : now - opened.at;
@@ -258,6 +269,9 @@ function nextRange(ranges: readonly Range[], shared: Shared, w: number, connecte
   if (best !== undefined) shared.stolen[best] = true;
   return best;
 }
+
+/** What a server of revision 1.11 or older answers DATA sent before RANGE_OK with (§9.13 step 2). */
+const OLD_SERVER_EAGER_CODES: ReadonlySet<string> = new Set(['UNEXPECTED_FRAME', 'FRAME_TOO_LARGE', 'BAD_OFFSET']);
 
 /** A range that stopped because another one failed. */
 class Stopped extends ResourceError {
@@ -285,7 +299,7 @@ export async function rangedUpload(opts: UploadOptions, ranges: readonly Range[]
   const open = { size, mtime: identity.mtime, mode: identity.mode };
   let firstDone = (): void => undefined;
   const first = new Promise<void>((resolve) => (firstDone = resolve));
-  const shared: Shared = { reconnects: 0, handshakes: 0, fingerprint: '', failed: false, first, firstDone, asksTrust: asksTrust(opts), next: 0, sent: ranges.map((r) => r.start), durable: ranges.map((r) => r.start), owner: ranges.map(() => -1), opened: ranges.map(() => undefined), stolen: ranges.map(() => false), done: ranges.map(() => false), chain: true };
+  const shared: Shared = { reconnects: 0, handshakes: 0, fingerprint: '', failed: false, first, firstDone, asksTrust: asksTrust(opts), next: 0, sent: ranges.map((r) => r.start), durable: ranges.map((r) => r.start), owner: ranges.map(() => -1), opened: ranges.map(() => undefined), stolen: ranges.map(() => false), done: ranges.map(() => false), chain: true, eager: true, claimed: ranges.map(() => false) };
   const report = (stage: 'sending' | 'finishing'): void => {
     if (opts.onProgress === undefined) return;
     const sum = (xs: readonly number[]): number => xs.reduce((a, x, i) => a + x - (ranges[i]?.start ?? 0), 0);
@@ -396,7 +410,7 @@ async function sendRanges(
         const next = nextRange(ranges, shared, w, conn !== undefined);
         if (next !== undefined) {
           const r = ranges[next];
-          if (shared.owner[next] !== -1 && r !== undefined) opts.onEvent?.(`range ${r.start}–${r.end}: its connection is slow; taking it over on another`);
+          if (shared.owner[next] !== -1 && r !== undefined) opts.onEvent?.(`range ${r.start}–${r.end}: its connection is slow (sent to ${shared.sent[next] ?? r.start}, durable to ${shared.durable[next] ?? r.start}); taking it over on another`);
           shared.owner[next] = w;
           todo.push(next);
         }
@@ -407,12 +421,16 @@ async function sendRanges(
       const watched = i ?? settling?.i ?? 0;
       const before = shared.durable[watched] ?? 0;
       const chained = settling !== undefined && shared.chain;
+      // A range claimed for the first time in this run is most likely new on the server: its DATA
+      // goes right behind RANGE (from its start; the server skips what it holds already).
+      const eager = i !== undefined && shared.eager && !shared.claimed[i];
       try {
         if (conn === undefined) {
           conn = await dialCounted(opts, shared);
           if (w === 0) shared.firstDone();
         }
         if (i !== undefined && range !== undefined && (settling === undefined || chained)) {
+          shared.claimed[i] = true;
           const { settled } = await startRange(conn, source, { name: opts.name, open, ...range }, {
             opened: (offset) => {
               shared.opened[i] = { at: performance.now(), offset };
@@ -427,7 +445,7 @@ async function sendRanges(
               shared.sent[i] = sent;
               report('sending');
             },
-          });
+          }, eager);
           // This range's RANGE_OK came, so the one before's RANGE_DONE did (the server answers in order).
           if (settling !== undefined) await settle(settling);
           settling = { i, settled };
@@ -452,6 +470,16 @@ async function sendRanges(
         if (stopped(shared)) throw err;
         // Another connection took this range (or the one before) over (SUPERSEDED): it carries it on.
         if (lost) continue;
+        // A server of revision 1.11 or older judges DATA behind RANGE in Claiming (UNEXPECTED_FRAME,
+        // or FRAME_TOO_LARGE for a long DATA record, which Claiming does not take), or, where the
+        // range resumes, at an offset it does not take (BAD_OFFSET): from now on every range waits
+        // for RANGE_OK before its DATA. This range is claimed again as a resume.
+        if (eager && shared.eager && err instanceof StxError && OLD_SERVER_EAGER_CODES.has(err.code)) {
+          opts.onEvent?.('the server takes no DATA before RANGE_OK (revision 1.11 or older): each range waits for its RANGE_OK');
+          shared.eager = false;
+          shared.reconnects++;
+          continue;
+        }
         // A server of revision 1.9 or older reads a chained RANGE while it settles the range before:
         // from now on every connection waits for RANGE_DONE first.
         if (chained && err instanceof StxError && err.code === 'UNEXPECTED_FRAME') {

@@ -88,8 +88,11 @@ export interface RangedPartial {
   readonly prefix?: PositionalReader | undefined;
   /** Writes `data` at `offset`; not durable until the next record(). */
   writeAt(offset: number, data: Buffer): Promise<void>;
-  /** Makes every write so far durable, then records `ranges` (and their durable prefix) crash-safely. */
-  record(ranges: readonly RangeRecord[]): Promise<void>;
+  /**
+   * Makes every write so far durable, then records `ranges` (and their durable prefix) crash-safely.
+   * `sync` false: no write needs to be (the record only adds ranges with nothing durable in them).
+   */
+  record(ranges: readonly RangeRecord[], sync?: boolean): Promise<void>;
   /** Closes the file; the partial stays as its last record left it. Idempotent. */
   close(): Promise<void>;
 }

@@ -294,7 +294,7 @@ const DRIVERS: readonly Driver[] = [
     },
   },
   {
-    // Claiming lasts while the server works on RANGE (§9.13): a frame right behind it arrives in it, or in Ranging.
+    // A frame right behind RANGE is judged in Ranging after RANGE_OK (revision 1.12: Claiming receives nothing), in Claiming by a 1.11 server.
     state: 'Claiming',
     alsoAllowed: 'Ranging',
     expect: 'ERROR UNEXPECTED_FRAME',

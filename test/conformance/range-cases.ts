@@ -43,6 +43,39 @@ async function publish(c: RawClient, ctx: RunContext, name: string, file: Buffer
   return done.type === 'DONE' && done.sha256.equals(sha256(file)) && done.size === file.length ? `OPEN_OK ${offset === file.length ? 'size' : offset}, DONE matches` : 'DONE differs';
 }
 
+/**
+ * Range [0, MIN_RANGE_BYTES) of `file` cut off on another connection after 300,000 bytes, then
+ * resumed on `c` with DATA from 0 right behind RANGE (1.12): `eagerBytes` of it before RANGE_OK is
+ * read, then on from RANGE_OK's offset if that is further, else on in order; then the rest of the
+ * file as a second range, and the publishing OPEN … END.
+ */
+async function resumeEagerly(c: RawClient, ctx: RunContext, name: string, file: Buffer, eagerBytes: number): Promise<string> {
+  const first = await RawClient.connect(ctx.port, ctx.host, ctx.waitMs);
+  try {
+    await ready(first, ctx);
+    const got = await claim(first, ctx, name, file.length, 0, MIN_RANGE_BYTES);
+    if (got !== 'RANGE_OK 0') return got;
+    await first.sendData(file.subarray(0, 300_000), 0, 100_000);
+    await first.send({ type: 'PING', seq: 9 });
+    await until(first, ctx, 'PONG');
+  } finally {
+    first.destroy();
+  }
+  await ready(c, ctx);
+  await c.send({ type: 'RANGE', name, size: file.length, mtime: MTIME, mode: MODE, start: 0, end: MIN_RANGE_BYTES });
+  await c.sendData(file.subarray(0, eagerBytes), 0, 64 * 1024);
+  const ok = await nextFrame(c, ctx);
+  if (typeof ok === 'string') return ok;
+  if (ok.type !== 'RANGE_OK') return describeFrame(ok);
+  if (ok.offset > 300_000) return `resumed at ${ok.offset}, beyond the 300000 bytes sent`;
+  await c.sendData(file.subarray(0, MIN_RANGE_BYTES), Math.max(ok.offset, eagerBytes), 256 * 1024);
+  await c.send({ type: 'RANGE_END', end: MIN_RANGE_BYTES });
+  const done = await until(c, ctx, 'RANGE_DONE');
+  if (done.type !== 'RANGE_DONE' || done.end !== MIN_RANGE_BYTES) return describeFrame(done);
+  const rest = await sendRange(c, ctx, name, file, MIN_RANGE_BYTES, file.length);
+  return `resumed, ${rest}, ${await publish(c, ctx, name, file)}`;
+}
+
 function refusalCase(name: string, expect: string, run: (c: RawClient, ctx: RunContext, file: string) => Promise<string>): ConformanceCase {
   return {
     section: '§9.13',
@@ -134,6 +167,56 @@ export function rangeCases(): ConformanceCase[] {
         if (done.type !== 'RANGE_DONE' || done.end !== size) return `${answers.join(', ')}, ${describeFrame(done)}`;
         return `${answers.join(', ')}, RANGE_DONE, ${await publish(c, ctx, name, file)}`;
       },
+    },
+    {
+      section: '§9.13',
+      name: 'DATA right behind RANGE, before RANGE_OK, and behind a chained RANGE, is taken after RANGE_OK (1.12), and the file publishes',
+      expect: ['RANGE_OK 0, RANGE_DONE 1048576, RANGE_OK 1048576, RANGE_DONE, OPEN_OK size, DONE matches', NOT_ALLOWED],
+      run: async (c, ctx) => {
+        const file = patterned(size, 6);
+        const name = `${ctx.prefix}/ranges/eager.bin`;
+        await ready(c, ctx);
+        await c.send({ type: 'RANGE', name, size: file.length, mtime: MTIME, mode: MODE, start: 0, end: MIN_RANGE_BYTES });
+        await c.sendData(file.subarray(0, MIN_RANGE_BYTES), 0, 256 * 1024);
+        const answers: string[] = [];
+        const answer = async (): Promise<string | undefined> => {
+          for (;;) {
+            const f = await nextFrame(c, ctx);
+            if (typeof f === 'string') return [...answers, f].join(', ');
+            if (f.type === 'ACK' || f.type === 'PONG') continue;
+            answers.push(f.type === 'RANGE_DONE' ? `RANGE_DONE ${f.end}` : f.type === 'RANGE_OK' ? `RANGE_OK ${f.offset}` : describeFrame(f));
+            return undefined;
+          }
+        };
+        const failed = await answer();
+        if (failed !== undefined) return failed;
+        if (answers[0] !== 'RANGE_OK 0') return answers.join(', ');
+        await c.send({ type: 'RANGE_END', end: MIN_RANGE_BYTES });
+        // The next range chained, and its DATA behind it, all before RANGE_DONE and RANGE_OK.
+        await c.send({ type: 'RANGE', name, size: file.length, mtime: MTIME, mode: MODE, start: MIN_RANGE_BYTES, end: size });
+        await c.sendData(file.subarray(0, size), MIN_RANGE_BYTES, 256 * 1024);
+        while (answers.length < 3) {
+          const more = await answer();
+          if (more !== undefined) return more;
+        }
+        if (answers[2] !== `RANGE_OK ${MIN_RANGE_BYTES}`) return answers.join(', ');
+        await c.send({ type: 'RANGE_END', end: size });
+        const done = await until(c, ctx, 'RANGE_DONE');
+        if (done.type !== 'RANGE_DONE' || done.end !== size) return `${answers.join(', ')}, ${describeFrame(done)}`;
+        return `${answers.join(', ')}, RANGE_DONE, ${await publish(c, ctx, name, file)}`;
+      },
+    },
+    {
+      section: '§9.13',
+      name: 'a range resumed with DATA from its start before RANGE_OK: the bytes held are skipped, a DATA at RANGE_OK\'s offset goes on (1.12)',
+      expect: ['resumed, RANGE_DONE, OPEN_OK size, DONE matches', NOT_ALLOWED],
+      run: (c, ctx) => resumeEagerly(c, ctx, `${ctx.prefix}/ranges/eager-jump.bin`, patterned(size, 7), 100_000),
+    },
+    {
+      section: '§9.13',
+      name: 'a range resumed with DATA from its start before RANGE_OK, past what the server holds: written from RANGE_OK\'s offset on (1.12)',
+      expect: ['resumed, RANGE_DONE, OPEN_OK size, DONE matches', NOT_ALLOWED],
+      run: (c, ctx) => resumeEagerly(c, ctx, `${ctx.prefix}/ranges/eager-across.bin`, patterned(size, 8), 400_000),
     },
     refusalCase('a RANGE chained after an early RANGE_END is never carried out: BAD_OFFSET, closed', 'ERROR BAD_OFFSET', async (c, ctx, name) => {
       const got = await claim(c, ctx, name, size, 0, MIN_RANGE_BYTES);

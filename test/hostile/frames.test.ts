@@ -395,17 +395,8 @@ const DRIVERS: readonly StateDriver[] = [
       return c.outcome(STATE_WAIT_MS);
     },
   },
-  // Claiming, Ranging: a range of a parallel-stream upload (§9.13), from RANGE to RANGE_OK, and
-  // while its DATA arrives.
-  {
-    state: 'Claiming',
-    expect: 'UNEXPECTED_FRAME',
-    drive: async (c, frame, n) => {
-      assert.ok(await c.handshake());
-      await c.write(c.sealFrame({ type: 'RANGE', name: `states/claiming-${n}.bin`, size: 10, mtime: 1, mode: 0o600, start: 0, end: 10 }), c.sealFrame(sampleFrame(frame)));
-      return c.outcome(STATE_WAIT_MS);
-    },
-  },
+  // Ranging: a range of a parallel-stream upload (§9.13) while its DATA arrives. Claiming (from RANGE
+  // to RANGE_OK) receives nothing (§11.1, revision 1.12): what follows RANGE is judged in Ranging.
   {
     state: 'Ranging',
     expect: 'UNEXPECTED_FRAME',
@@ -502,6 +493,24 @@ describe('every frame in every state where §11.1 has no row for it', () => {
           o.before.map((f) => f.type),
           ['RANGE_DONE'],
           'RANGE_DONE, then the ERROR',
+        );
+        return o;
+      },
+    });
+  });
+
+  it('a frame behind RANGE is judged in Ranging, after RANGE_OK (§9.13 step 2: Claiming receives nothing)', async () => {
+    await runCase(arena, {
+      name: 'END behind RANGE',
+      expect: 'UNEXPECTED_FRAME',
+      run: async (c) => {
+        assert.ok(await c.handshake());
+        await c.write(c.sealFrame({ type: 'RANGE', name: 'states/claiming.bin', size: 10, mtime: 1, mode: 0o600, start: 0, end: 10 }), c.seal(dataBody(0, Buffer.from('01234'))), c.sealFrame(sampleFrame('END')));
+        const o = await c.outcome(STATE_WAIT_MS);
+        assert.deepEqual(
+          o.before.map((f) => f.type),
+          ['RANGE_OK'],
+          'RANGE_OK (the DATA behind RANGE taken in Ranging), then the ERROR',
         );
         return o;
       },

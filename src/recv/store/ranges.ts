@@ -56,6 +56,12 @@ export function checkRangeBounds(start: number, end: number, size: number): void
   }
 }
 
+/** A change a record carries: `apply` makes it as the record is taken and returns its undo; `syncs`: it needs the partial's writes durable (a range's durable end moved). */
+interface RecordChange {
+  readonly syncs: boolean;
+  readonly apply: () => () => void;
+}
+
 /** One ranged upload open on this server: its partial, its ranges and the claims on them. */
 export class RangedUpload {
   readonly id: string;
@@ -74,6 +80,13 @@ export class RangedUpload {
   #resolveIdle: () => void = () => undefined;
   /** Serialises records so that they are written one at a time, each with every range's offset. */
   #chain: Promise<unknown> = Promise.resolve();
+  /**
+   * The record queued behind the one being written, and the changes it carries: all who ask for
+   * one meanwhile share it (at a change of range every connection's RANGE_END and next RANGE ask
+   * at once; each record costs a record write, and an fdatasync of the partial where a range's
+   * durable end moves).
+   */
+  #queued: { readonly changes: RecordChange[]; readonly written: Promise<void> } | undefined;
   readonly #hasher: Hasher | undefined;
   /** The bytes from 0 whose hash is parked under the id (hashed ahead); the pass running now, if any. */
   #hashed = 0;
@@ -132,8 +145,8 @@ export class RangedUpload {
       if (slot === undefined) {
         slot = { start, end, durable: start, claim: undefined };
         this.#slots.push(slot);
-        // The new range is in the record before its first byte is written.
-        await this.#serialise(() => this.#record());
+        // The new range is in the record before its first byte is written (no write to sync for it).
+        await this.#recordWith({ syncs: false, apply: () => () => undefined });
       }
       const claim = new RangeClaim(this, slot, this.#budget, onTakeover);
       slot.claim = claim;
@@ -149,19 +162,42 @@ export class RangedUpload {
   }
 
   /** Makes every write durable and records every range's durable end; returns `slot`'s. */
-  checkpoint(slot: RangeSlot, written: number): Promise<number> {
-    return this.#serialise(async () => {
-      const before = slot.durable;
-      slot.durable = Math.max(slot.durable, written);
-      try {
-        await this.#record();
-      } catch (err) {
-        slot.durable = before;
-        throw err;
-      }
-      this.#hashAhead();
-      return slot.durable;
+  async checkpoint(slot: RangeSlot, written: number): Promise<number> {
+    await this.#recordWith({
+      syncs: true,
+      apply: () => {
+        const before = slot.durable;
+        slot.durable = Math.max(slot.durable, written);
+        return () => (slot.durable = before);
+      },
     });
+    this.#hashAhead();
+    return slot.durable;
+  }
+
+  /**
+   * A record carrying `change` (applied as the record is taken; should it fail, undone): the one
+   * queued behind the record being written, shared with every change asked for meanwhile, else a
+   * new one. It syncs the partial's writes first if any of its changes needs that.
+   */
+  #recordWith(change: RecordChange): Promise<void> {
+    let queued = this.#queued;
+    if (queued === undefined) {
+      const changes: RecordChange[] = [];
+      const written = this.#serialise(async () => {
+        this.#queued = undefined;
+        const undo = changes.map((c) => c.apply());
+        try {
+          await this.#record(changes.some((c) => c.syncs));
+        } catch (err) {
+          for (const u of undo.reverse()) u();
+          throw err;
+        }
+      });
+      queued = this.#queued = { changes, written };
+    }
+    queued.changes.push(change);
+    return queued.written;
   }
 
   /**
@@ -204,9 +240,9 @@ export class RangedUpload {
     await this.#letGo();
   }
 
-  #record(): Promise<void> {
+  #record(sync: boolean): Promise<void> {
     const ranges: RangeRecord[] = this.#slots.map(({ start, end, durable }) => ({ start, end, durable }));
-    return this.#file.record(ranges);
+    return this.#file.record(ranges, sync);
   }
 
   async #letGo(): Promise<void> {
@@ -242,6 +278,8 @@ export class RangeClaim {
   readonly #budget: ByteBudget;
   #onTakeover: (() => void) | undefined;
   #received: number;
+  /** While DATA sent before RANGE_OK (from `start`) is still below `offset`: where its next is due. */
+  #behind: number | undefined;
   /** The end of the bytes whose writes all completed. */
   #written: number;
   #inflight = 0;
@@ -280,11 +318,25 @@ export class RangeClaim {
   }
 
   /**
-   * DATA at `offset` (§9.13): the next offset of the range, ending within it, else BAD_OFFSET.
+   * DATA at `offset` (§9.13): the next offset of the range, ending within it, else BAD_OFFSET;
+   * or, from `start`, DATA sent before RANGE_OK whose bytes below RANGE_OK's offset are skipped.
    * `onWritten` runs once `data` is no longer needed. Returns whether to pause reading.
    */
   write(offset: number, data: Buffer, onWritten: () => void): boolean {
     if (this.#failure !== undefined) throw this.#failure;
+    // DATA the client sent right behind RANGE, before it read RANGE_OK (§9.13 step 2, revision
+    // 1.12), goes on from the range's start: where this claim resumes above it, the bytes below
+    // RANGE_OK's offset are held already and skipped, until that DATA reaches it or the client,
+    // having read RANGE_OK, goes on at its offset (the next check).
+    if (offset !== this.#received && this.#received === this.offset && offset === (this.#behind ?? this.start) && offset + data.length <= this.end) {
+      const upTo = offset + data.length;
+      if (upTo <= this.offset) {
+        this.#behind = upTo;
+        onWritten();
+        return this.paused;
+      }
+      return this.write(this.offset, data.subarray(this.offset - offset), onWritten);
+    }
     if (offset !== this.#received || offset + data.length > this.end) {
       throw new UploadError('BAD_OFFSET', `DATA at ${offset} (${data.length} bytes) in range [${this.start}, ${this.end}) where ${this.#received} was next`);
     }

@@ -69,9 +69,9 @@ export class LocalRanged implements RangedPartial {
     });
   }
 
-  async record(ranges: readonly RangeRecord[]): Promise<void> {
+  async record(ranges: readonly RangeRecord[], sync = true): Promise<void> {
     try {
-      await datasync(this.#parts.fh.fd);
+      if (sync) await datasync(this.#parts.fh.fd);
     } catch (err) {
       throw toStxError(err, 'syncing', this.shown);
     }
