@@ -84,7 +84,7 @@ async function main(): Promise<number> {
   if (argv.out === undefined && s3Args === undefined) throw new UsageError('Missing required argument: --out DIR');
   const { host, port } = usage(() => parseListen(argv.listen ?? ''));
   // Runtime tricks (src/runtime), as STX_TUNING allows; malloc keeps freed memory only once many clients are in (server.ts).
-  usage(() => tuneRuntime(['aligned-memory', 'young-gc', 'keep-freed-memory']));
+  usage(() => tuneRuntime(['aligned-memory', 'young-gc', 'keep-freed-memory', 'read-stop']));
   let maxConnections = argv['max-connections'];
   if (!Number.isInteger(maxConnections) || maxConnections < 1) throw new UsageError('--max-connections must be a positive integer');
   const fdLimit = openFileLimit();

@@ -10,9 +10,11 @@ type TuningFeature =
   /** Collect V8's young generation every few MiB of dropped buffers (young-gc.ts). */
   | 'young-gc'
   /** Keep freed memory in malloc's heap instead of trimming it (young-gc.ts keepFreedMemory). */
-  | 'keep-freed-memory';
+  | 'keep-freed-memory'
+  /** A paused socket stops reading from the kernel at once (read-stop.ts). */
+  | 'read-stop';
 
-const ALL: readonly TuningFeature[] = ['aligned-memory', 'young-gc', 'keep-freed-memory'];
+const ALL: readonly TuningFeature[] = ['aligned-memory', 'young-gc', 'keep-freed-memory', 'read-stop'];
 
 /**
  * In force now. Before tuneRuntime(), only aligned memory: it decides where buffers live, not
