@@ -12,9 +12,11 @@ type TuningFeature =
   /** Keep freed memory in malloc's heap instead of trimming it (young-gc.ts keepFreedMemory). */
   | 'keep-freed-memory'
   /** Run the bundled command with V8's code cache of its earlier runs (code-cache.ts). */
-  | 'code-cache';
+  | 'code-cache'
+  /** A paused socket stops reading from the kernel at once (read-stop.ts). */
+  | 'read-stop';
 
-const ALL: readonly TuningFeature[] = ['aligned-memory', 'young-gc', 'keep-freed-memory', 'code-cache'];
+const ALL: readonly TuningFeature[] = ['aligned-memory', 'young-gc', 'keep-freed-memory', 'code-cache', 'read-stop'];
 
 /**
  * In force now. Before tuneRuntime(), only aligned memory: it decides where buffers live, not
