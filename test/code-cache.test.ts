@@ -1,4 +1,4 @@
-// stx-send runs its bundle through V8's code cache (src/runtime/code-cache.ts): the first run
+// stx-send runs its bundle through V8's code cache (src/send/code-cache.ts): the first run
 // writes the cache, the next takes it; a cache V8 refuses (corrupt, or made for other code) is
 // replaced (a corrupt one must not reach V8, which crashes on it); a cache directory that cannot be made or written costs nothing but the cache; and
 // STX_TUNING without code-cache neither reads nor writes one. NODE_DEBUG=stx-code-cache says what

@@ -11,7 +11,7 @@ type TuningFeature =
   | 'young-gc'
   /** Keep freed memory in malloc's heap instead of trimming it (young-gc.ts keepFreedMemory). */
   | 'keep-freed-memory'
-  /** Run the bundled command with V8's code cache of its earlier runs (code-cache.ts). */
+  /** Run the bundled command with V8's code cache of its earlier runs (send/code-cache.ts). */
   | 'code-cache'
   /** A paused socket stops reading from the kernel at once (read-stop.ts). */
   | 'read-stop';

@@ -20,7 +20,7 @@ let collect: Collect | null | undefined;
 /**
  * V8's gc(), exposed once for this process; null where that fails. The flag that exposes it is
  * set only while a context is made to take it from, and unset again: V8 takes a code cache only
- * if its flags are those the cache was made with (code-cache.ts), and a cache written at the end
+ * if its flags are those the cache was made with (send/code-cache.ts), and a cache written at the end
  * of a run with --expose-gc set was refused by every next start (NODE_DEBUG=stx-code-cache:
  * rejected, then written again).
  */

@@ -20,7 +20,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { debuglog } from 'node:util';
 import { Script } from 'node:vm';
-import { parseTuning } from './tuning.js';
+import { parseTuning } from '../runtime/tuning.js';
 
 /** NODE_DEBUG=stx-code-cache says, per run, whether the cache was absent, refused or taken, and where it is. */
 const debug = debuglog('stx-code-cache');
