@@ -14,7 +14,7 @@ import { pino } from 'pino';
 import { encodeFrame } from '../src/proto/codec.js';
 import { codeFromWire } from '../src/proto/errors.js';
 import { encodePreamble } from '../src/proto/preamble.js';
-import { HandshakeAdmission, sourceOf, type Admission, type HandshakeTicket } from '../src/recv/admission.js';
+import { HandshakeAdmission, sourceOf, type Admission, type AdmissionLimits, type HandshakeTicket } from '../src/recv/admission.js';
 import { startServer } from '../src/recv/server.js';
 import { FrameChannel } from '../src/crypto/channel.js';
 import { tempDir } from './support/procs.js';
@@ -202,10 +202,13 @@ describe('HandshakeAdmission: the bounds, on a clock the test moves', () => {
   });
 });
 
-describe('a refused connection costs no key generation and no decryption (a real server in this process)', () => {
-  const counts = { privateDecrypt: 0, generateKeyPairSync: 0, diffieHellman: 0 };
+/**
+ * Counts, in `counts`, the calls of the node:crypto functions it names while the enclosing describe
+ * runs (each still does its work).
+ */
+function countCryptoCalls<K extends 'privateDecrypt' | 'generateKeyPairSync' | 'diffieHellman'>(counts: Record<K, number>): void {
   before(() => {
-    for (const name of Object.keys(counts) as (keyof typeof counts)[]) {
+    for (const name of Object.keys(counts) as K[]) {
       const original = crypto[name] as (...args: unknown[]) => unknown;
       mock.method(crypto, name, function (this: unknown, ...args: unknown[]) {
         counts[name]++;
@@ -218,6 +221,38 @@ describe('a refused connection costs no key generation and no decryption (a real
     mock.restoreAll();
     syncBuiltinESMExports();
   });
+}
+
+/** A real stx-recv in this process with these handshake limits, its log lines, and its shutdown. */
+async function serve(handshakes: AdmissionLimits, handshakeTimeoutMs?: number): Promise<{ server: Awaited<ReturnType<typeof startServer>>; lines: () => Record<string, unknown>[]; done: () => Promise<void> }> {
+  const tmp = await tempDir('stx-admission-');
+  const { log, lines } = capturedLog();
+  const server = await startServer({
+    host: '127.0.0.1',
+    port: 0,
+    outDir: tmp.dir,
+    serverKey: vectorServerKey(),
+    authorizedKeys: null,
+    appendOnly: false,
+    maxConnections: 100,
+    handshakes,
+    partialTtlMs: 3_600_000,
+    ...(handshakeTimeoutMs === undefined ? {} : { handshakeTimeoutMs }),
+    log,
+  });
+  return {
+    server,
+    lines,
+    done: async () => {
+      await server.shutdown();
+      await tmp.cleanup();
+    },
+  };
+}
+
+describe('a refused connection costs no key generation and no decryption (a real server in this process)', () => {
+  const counts = { privateDecrypt: 0, generateKeyPairSync: 0, diffieHellman: 0 };
+  countCryptoCalls(counts);
 
   /**
    * One connection that sends its preamble and CLIENT_HELLO, and KEY_EXCHANGE (random bytes: the
@@ -252,20 +287,7 @@ describe('a refused connection costs no key generation and no decryption (a real
   }
 
   it('30 attempts from one address against a burst of 6: each admitted one costs one X25519 key and one decryption, each refused one none', async () => {
-    const tmp = await tempDir('stx-admission-');
-    const { log, lines } = capturedLog();
-    const server = await startServer({
-      host: '127.0.0.1',
-      port: 0,
-      outDir: tmp.dir,
-      serverKey: vectorServerKey(),
-      authorizedKeys: null,
-      appendOnly: false,
-      maxConnections: 100,
-      handshakes: { maxHandshakes: 100, maxHandshakesPerSource: 100, handshakeRatePerSource: 3 },
-      partialTtlMs: 3_600_000,
-      log,
-    });
+    const { server, lines, done } = await serve({ maxHandshakes: 100, maxHandshakesPerSource: 100, handshakeRatePerSource: 3 });
     try {
       counts.privateDecrypt = 0;
       counts.generateKeyPairSync = 0;
@@ -282,8 +304,7 @@ describe('a refused connection costs no key generation and no decryption (a real
       assert.equal(counts.generateKeyPairSync, decrypted, 'one X25519 key per admitted connection, none per refusal');
       assert.equal(counts.diffieHellman, decrypted, 'one X25519 agreement per admitted connection');
     } finally {
-      await server.shutdown();
-      await tmp.cleanup();
+      await done();
     }
     const logged = lines().filter((l) => l['event'] === 'handshake-limits');
     assert.ok(logged.length >= 1, 'the refusals were logged at shutdown at the latest');
@@ -322,51 +343,19 @@ function holder(port: number): Holder {
 
 describe('over --max-handshakes a connection waits its turn instead of being refused (a real server in this process)', () => {
   const counts = { generateKeyPairSync: 0, privateDecrypt: 0 };
-  before(() => {
-    for (const name of Object.keys(counts) as (keyof typeof counts)[]) {
-      const original = crypto[name] as (...args: unknown[]) => unknown;
-      mock.method(crypto, name, function (this: unknown, ...args: unknown[]) {
-        counts[name]++;
-        return original.apply(this, args);
-      });
-    }
-    syncBuiltinESMExports();
-  });
-  after(() => {
-    mock.restoreAll();
-    syncBuiltinESMExports();
-  });
+  countCryptoCalls(counts);
 
-  async function serve(maxHandshakes: number, handshakeTimeoutMs?: number): Promise<{ server: Awaited<ReturnType<typeof startServer>>; lines: () => Record<string, unknown>[]; done: () => Promise<void> }> {
-    const tmp = await tempDir('stx-admission-');
-    const { log, lines } = capturedLog();
-    const server = await startServer({
-      host: '127.0.0.1',
-      port: 0,
-      outDir: tmp.dir,
-      serverKey: vectorServerKey(),
-      authorizedKeys: null,
-      appendOnly: false,
-      maxConnections: 100,
-      handshakes: { maxHandshakes, maxHandshakesPerSource: 100, handshakeRatePerSource: 0 },
-      partialTtlMs: 3_600_000,
-      ...(handshakeTimeoutMs === undefined ? {} : { handshakeTimeoutMs }),
-      log,
-    });
+  /** A server with `maxHandshakes` and no per-source bounds; the counts from zero. */
+  async function serveLine(maxHandshakes: number, handshakeTimeoutMs?: number): ReturnType<typeof serve> {
+    const served = await serve({ maxHandshakes, maxHandshakesPerSource: 100, handshakeRatePerSource: 0 }, handshakeTimeoutMs);
     counts.generateKeyPairSync = 0;
     counts.privateDecrypt = 0;
-    return {
-      server,
-      lines,
-      done: async () => {
-        await server.shutdown();
-        await tmp.cleanup();
-      },
-    };
+    return served;
   }
 
+
   it('2 + 4 connections at once with --max-handshakes 2: none is refused; the 4 in line hold no key until a place frees, then each gets its SERVER_HELLO', async () => {
-    const { server, lines, done } = await serve(2);
+    const { server, lines, done } = await serveLine(2);
     const conns: Holder[] = [];
     try {
       for (let i = 0; i < 6; i++) conns.push(holder(server.address.port));
@@ -404,7 +393,7 @@ describe('over --max-handshakes a connection waits its turn instead of being ref
   });
 
   it("a connection still in line when its handshake timeout (counted from accept) fires hears the server's preamble and ERROR TIMEOUT, and no key was made for it", async () => {
-    const { server, done } = await serve(1, 400);
+    const { server, done } = await serveLine(1, 400);
     const conns: Holder[] = [];
     try {
       conns.push(holder(server.address.port));

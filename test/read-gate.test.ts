@@ -71,20 +71,15 @@ describe('admittedBuffers', () => {
   });
 
   it('asked again while it still does not fit, it keeps waiting', () => {
-    const budget = new MemoryBudget(4 * MiB, 128 * KiB);
-    const pool = new BodyPool();
-    const holder = connection(budget);
-    const waiter = connection(budget);
-    const buffers = admittedBuffers(waiter.gate, pool, budget, waiter.user);
-    holder.user.held = 3 * MiB + 512 * KiB;
-    budget.update(holder.user);
+    const { waiter, buffers } = crowded();
     assert.equal(buffers.take(MiB), null);
     assert.equal(buffers.take(MiB), null);
     assert.equal(waiter.socket.reading, false);
     assert.equal(waiter.user.calls, 0);
   });
 
-  it('a connection that expects a record with no room for its buffer stops reading before it arrives, and takes the buffer when called back', () => {
+  /** A 4 MiB budget with 3.5 MiB of it held by one connection, and a second one's buffers (no room for a 1 MiB record). */
+  function crowded() {
     const budget = new MemoryBudget(4 * MiB, 128 * KiB);
     const pool = new BodyPool();
     const holder = connection(budget);
@@ -92,6 +87,11 @@ describe('admittedBuffers', () => {
     const buffers = admittedBuffers(waiter.gate, pool, budget, waiter.user);
     holder.user.held = 3 * MiB + 512 * KiB;
     budget.update(holder.user);
+    return { budget, pool, holder, waiter, buffers };
+  }
+
+  it('a connection that expects a record with no room for its buffer stops reading before it arrives, and takes the buffer when called back', () => {
+    const { budget, pool, holder, waiter, buffers } = crowded();
     // Before: it read on after OPEN_OK and held the record's first socket chunk (64 KiB) while it
     // waited for the buffer (issue 15: 772 such chunks, 48 MiB, with 1000 uploads at once).
     buffers.expect(MiB);
@@ -110,13 +110,7 @@ describe('admittedBuffers', () => {
   });
 
   it('a buffer taken ahead for a connection that closes goes back', () => {
-    const budget = new MemoryBudget(4 * MiB, 128 * KiB);
-    const pool = new BodyPool();
-    const holder = connection(budget);
-    const waiter = connection(budget);
-    const buffers = admittedBuffers(waiter.gate, pool, budget, waiter.user);
-    holder.user.held = 3 * MiB + 512 * KiB;
-    budget.update(holder.user);
+    const { budget, pool, holder, buffers } = crowded();
     buffers.expect(MiB);
     holder.user.held = 0;
     budget.update(holder.user);

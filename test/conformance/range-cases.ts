@@ -44,12 +44,10 @@ async function publish(c: RawClient, ctx: RunContext, name: string, file: Buffer
 }
 
 /**
- * Range [0, MIN_RANGE_BYTES) of `file` cut off on another connection after 300,000 bytes, then
- * resumed on `c` with DATA from 0 right behind RANGE (1.12): `eagerBytes` of it before RANGE_OK is
- * read, then on from RANGE_OK's offset if that is further, else on in order; then the rest of the
- * file as a second range, and the publishing OPEN … END.
+ * Range [0, MIN_RANGE_BYTES) of `file` claimed on a connection of its own, 300,000 bytes of it sent
+ * (a PING's PONG says they were read), and the connection cut: null, or what went wrong.
  */
-async function resumeEagerly(c: RawClient, ctx: RunContext, name: string, file: Buffer, eagerBytes: number): Promise<string> {
+async function cutFirstRange(ctx: RunContext, name: string, file: Buffer): Promise<string | null> {
   const first = await RawClient.connect(ctx.port, ctx.host, ctx.waitMs);
   try {
     await ready(first, ctx);
@@ -58,9 +56,21 @@ async function resumeEagerly(c: RawClient, ctx: RunContext, name: string, file: 
     await first.sendData(file.subarray(0, 300_000), 0, 100_000);
     await first.send({ type: 'PING', seq: 9 });
     await until(first, ctx, 'PONG');
+    return null;
   } finally {
     first.destroy();
   }
+}
+
+/**
+ * Range [0, MIN_RANGE_BYTES) of `file` cut off on another connection after 300,000 bytes, then
+ * resumed on `c` with DATA from 0 right behind RANGE (1.12): `eagerBytes` of it before RANGE_OK is
+ * read, then on from RANGE_OK's offset if that is further, else on in order; then the rest of the
+ * file as a second range, and the publishing OPEN … END.
+ */
+async function resumeEagerly(c: RawClient, ctx: RunContext, name: string, file: Buffer, eagerBytes: number): Promise<string> {
+  const cut = await cutFirstRange(ctx, name, file);
+  if (cut !== null) return cut;
   await ready(c, ctx);
   await c.send({ type: 'RANGE', name, size: file.length, mtime: MTIME, mode: MODE, start: 0, end: MIN_RANGE_BYTES });
   await c.sendData(file.subarray(0, eagerBytes), 0, 64 * 1024);
@@ -118,17 +128,8 @@ export function rangeCases(): ConformanceCase[] {
       run: async (c, ctx) => {
         const file = patterned(size, 4);
         const name = `${ctx.prefix}/ranges/resume.bin`;
-        const first = await RawClient.connect(ctx.port, ctx.host, ctx.waitMs);
-        try {
-          await ready(first, ctx);
-          const got = await claim(first, ctx, name, file.length, 0, MIN_RANGE_BYTES);
-          if (got !== 'RANGE_OK 0') return got;
-          await first.sendData(file.subarray(0, 300_000), 0, 100_000);
-          await first.send({ type: 'PING', seq: 9 });
-          await until(first, ctx, 'PONG');
-        } finally {
-          first.destroy();
-        }
+        const cut = await cutFirstRange(ctx, name, file);
+        if (cut !== null) return cut;
         await ready(c, ctx);
         const again = await claim(c, ctx, name, file.length, 0, MIN_RANGE_BYTES);
         const offset = Number(again.replace('RANGE_OK ', ''));
