@@ -2,8 +2,7 @@
 // counts as, the three bounds (in progress in all, in progress per source, started per second per
 // source) on a clock the test moves, the once-a-second log of refusals, and, against a real server
 // in this process, that a refused connection costs no X25519 key and no RSA decryption (the
-// node:crypto calls are counted, not replaced), and that over the bound in all a connection waits
-// its turn, unread and keyless, instead of being refused.
+// node:crypto calls are counted, not replaced).
 import assert from 'node:assert/strict';
 import crypto, { randomBytes } from 'node:crypto';
 import { syncBuiltinESMExports } from 'node:module';
@@ -14,7 +13,7 @@ import { pino } from 'pino';
 import { encodeFrame } from '../src/proto/codec.js';
 import { codeFromWire } from '../src/proto/errors.js';
 import { encodePreamble } from '../src/proto/preamble.js';
-import { HandshakeAdmission, sourceOf, type Admission, type AdmissionLimits, type HandshakeTicket } from '../src/recv/admission.js';
+import { HandshakeAdmission, sourceOf, type Admission, type HandshakeTicket } from '../src/recv/admission.js';
 import { startServer } from '../src/recv/server.js';
 import { FrameChannel } from '../src/crypto/channel.js';
 import { tempDir } from './support/procs.js';
@@ -85,39 +84,14 @@ describe('HandshakeAdmission: the bounds, on a clock the test moves', () => {
     }
   });
 
-  it('handshakes in progress in all: over the limit a connection waits, in order, and starts when one ends; a waiting one counts against its source', async () => {
+  it('handshakes in progress in all: a new address is refused while the server holds its limit', () => {
     const a = new HandshakeAdmission(limits, capturedLog().log, clock);
     try {
       const held = ['192.0.2.1', '192.0.2.2', '2001:db8::1', '2001:db8::2'].map((ip) => ticketOf(a.admit(ip)));
-      assert.ok(held.every((t) => t.started));
-      assert.equal(reasonOf(a.admit('2001:db8:0:0:ffff::3')), 'source', 'the /64 of two held ones: its own bound still refuses');
-      const started: number[] = [];
-      const line = ['198.51.100.1', '198.51.100.2', '198.51.100.3', '198.51.100.1'].map((ip, i) => {
-        const t = ticketOf(a.admit(ip));
-        assert.equal(t.started, false, `${ip} waits: ${a.handshakesInProgress} handshakes in progress`);
-        t.whenStarted(() => started.push(i));
-        return t;
-      });
-      assert.equal(a.waitingForHandshake, 4);
-      assert.equal(reasonOf(a.admit('198.51.100.1')), 'source', 'two of this address wait: a waiting one counts against its source');
+      assert.equal(reasonOf(a.admit('198.51.100.1')), 'total');
+      assert.equal(reasonOf(a.admit('2001:db8:0:0:ffff::3')), 'total', 'the /64 of two held ones: total is checked first');
       held[0]?.end();
-      assert.equal(a.handshakesInProgress, 4, 'the place went to the first in line at once');
-      assert.deepEqual(started, [], 'its handshake starts in a later turn');
-      await new Promise((r) => setImmediate(r));
-      assert.deepEqual(started, [0]);
-      assert.ok(line[0]?.started);
-      line[1]?.end();
-      assert.equal(a.waitingForHandshake, 2, 'one that gave up waiting leaves the line');
-      held[1]?.end();
-      const third = line[2];
-      assert.ok(third?.started === true, 'the place went to the next one still in line');
-      third.end();
-      await new Promise((r) => setImmediate(r));
-      assert.deepEqual(started, [0, 3], 'one that ended before its turn came is not started; its place went on');
-      assert.equal(a.handshakesInProgress, 4);
-      assert.equal(a.waitingForHandshake, 0);
-      for (const t of [...held, ...line]) t.end();
-      assert.equal(a.handshakesInProgress, 0);
+      ticketOf(a.admit('198.51.100.1'));
     } finally {
       a.close();
     }
@@ -202,13 +176,10 @@ describe('HandshakeAdmission: the bounds, on a clock the test moves', () => {
   });
 });
 
-/**
- * Counts, in `counts`, the calls of the node:crypto functions it names while the enclosing describe
- * runs (each still does its work).
- */
-function countCryptoCalls<K extends 'privateDecrypt' | 'generateKeyPairSync' | 'diffieHellman'>(counts: Record<K, number>): void {
+describe('a refused connection costs no key generation and no decryption (a real server in this process)', () => {
+  const counts = { privateDecrypt: 0, generateKeyPairSync: 0, diffieHellman: 0 };
   before(() => {
-    for (const name of Object.keys(counts) as K[]) {
+    for (const name of Object.keys(counts) as (keyof typeof counts)[]) {
       const original = crypto[name] as (...args: unknown[]) => unknown;
       mock.method(crypto, name, function (this: unknown, ...args: unknown[]) {
         counts[name]++;
@@ -221,38 +192,6 @@ function countCryptoCalls<K extends 'privateDecrypt' | 'generateKeyPairSync' | '
     mock.restoreAll();
     syncBuiltinESMExports();
   });
-}
-
-/** A real stx-recv in this process with these handshake limits, its log lines, and its shutdown. */
-async function serve(handshakes: AdmissionLimits, handshakeTimeoutMs?: number): Promise<{ server: Awaited<ReturnType<typeof startServer>>; lines: () => Record<string, unknown>[]; done: () => Promise<void> }> {
-  const tmp = await tempDir('stx-admission-');
-  const { log, lines } = capturedLog();
-  const server = await startServer({
-    host: '127.0.0.1',
-    port: 0,
-    outDir: tmp.dir,
-    serverKey: vectorServerKey(),
-    authorizedKeys: null,
-    appendOnly: false,
-    maxConnections: 100,
-    handshakes,
-    partialTtlMs: 3_600_000,
-    ...(handshakeTimeoutMs === undefined ? {} : { handshakeTimeoutMs }),
-    log,
-  });
-  return {
-    server,
-    lines,
-    done: async () => {
-      await server.shutdown();
-      await tmp.cleanup();
-    },
-  };
-}
-
-describe('a refused connection costs no key generation and no decryption (a real server in this process)', () => {
-  const counts = { privateDecrypt: 0, generateKeyPairSync: 0, diffieHellman: 0 };
-  countCryptoCalls(counts);
 
   /**
    * One connection that sends its preamble and CLIENT_HELLO, and KEY_EXCHANGE (random bytes: the
@@ -287,7 +226,20 @@ describe('a refused connection costs no key generation and no decryption (a real
   }
 
   it('30 attempts from one address against a burst of 6: each admitted one costs one X25519 key and one decryption, each refused one none', async () => {
-    const { server, lines, done } = await serve({ maxHandshakes: 100, maxHandshakesPerSource: 100, handshakeRatePerSource: 3 });
+    const tmp = await tempDir('stx-admission-');
+    const { log, lines } = capturedLog();
+    const server = await startServer({
+      host: '127.0.0.1',
+      port: 0,
+      outDir: tmp.dir,
+      serverKey: vectorServerKey(),
+      authorizedKeys: null,
+      appendOnly: false,
+      maxConnections: 100,
+      handshakes: { maxHandshakes: 100, maxHandshakesPerSource: 100, handshakeRatePerSource: 3 },
+      partialTtlMs: 3_600_000,
+      log,
+    });
     try {
       counts.privateDecrypt = 0;
       counts.generateKeyPairSync = 0;
@@ -304,114 +256,12 @@ describe('a refused connection costs no key generation and no decryption (a real
       assert.equal(counts.generateKeyPairSync, decrypted, 'one X25519 key per admitted connection, none per refusal');
       assert.equal(counts.diffieHellman, decrypted, 'one X25519 agreement per admitted connection');
     } finally {
-      await done();
+      await server.shutdown();
+      await tmp.cleanup();
     }
     const logged = lines().filter((l) => l['event'] === 'handshake-limits');
     assert.ok(logged.length >= 1, 'the refusals were logged at shutdown at the latest');
     assert.equal(logged.reduce((n, l) => n + Number(l['refused']), 0) > 0, true);
-  });
-});
-
-/** One connection that sends its preamble and CLIENT_HELLO and then holds; what it heard back. */
-interface Holder {
-  /** The first frame after the server's preamble: SERVER_HELLO, or an ERROR's code; null until one came. */
-  first: string | null;
-  closed: boolean;
-  destroy(): void;
-}
-
-function holder(port: number): Holder {
-  const rx = new FrameChannel();
-  let preamble = false;
-  const h: Holder = { first: null, closed: false, destroy: () => socket.destroy() };
-  const socket = net.connect({ port, host: '127.0.0.1' }, () => socket.write(Buffer.concat([encodePreamble(), encodeFrame(sampleFrame('CLIENT_HELLO'))])));
-  const timer = setTimeout(() => socket.destroy(), 20_000);
-  socket.on('data', (d: Buffer) => {
-    rx.push(d);
-    preamble ||= rx.readPreamble() !== null;
-    const got = preamble && h.first === null ? rx.next() : null;
-    if (got === null) return;
-    h.first = got.frame.type === 'ERROR' ? (codeFromWire(got.frame.code) ?? `#${got.frame.code}`) : got.frame.type;
-  });
-  socket.on('error', () => socket.destroy());
-  socket.on('close', () => {
-    clearTimeout(timer);
-    h.closed = true;
-  });
-  return h;
-}
-
-describe('over --max-handshakes a connection waits its turn instead of being refused (a real server in this process)', () => {
-  const counts = { generateKeyPairSync: 0, privateDecrypt: 0 };
-  countCryptoCalls(counts);
-
-  /** A server with `maxHandshakes` and no per-source bounds; the counts from zero. */
-  async function serveLine(maxHandshakes: number, handshakeTimeoutMs?: number): ReturnType<typeof serve> {
-    const served = await serve({ maxHandshakes, maxHandshakesPerSource: 100, handshakeRatePerSource: 0 }, handshakeTimeoutMs);
-    counts.generateKeyPairSync = 0;
-    counts.privateDecrypt = 0;
-    return served;
-  }
-
-
-  it('2 + 4 connections at once with --max-handshakes 2: none is refused; the 4 in line hold no key until a place frees, then each gets its SERVER_HELLO', async () => {
-    const { server, lines, done } = await serveLine(2);
-    const conns: Holder[] = [];
-    try {
-      for (let i = 0; i < 6; i++) conns.push(holder(server.address.port));
-      const answered = (): Holder[] => conns.filter((c) => c.first !== null);
-      assert.ok(await waitFor(() => answered().length >= 2), 'two handshakes started');
-      await new Promise((r) => setTimeout(r, 300));
-      assert.deepEqual(
-        conns.map((c) => c.first),
-        conns.map((_, i) => (answered().includes(conns[i] as Holder) ? 'SERVER_HELLO' : null)),
-      );
-      assert.equal(answered().length, 2, 'the other four wait, unanswered');
-      assert.equal(counts.generateKeyPairSync, 2, 'one X25519 key per started handshake, none for those in line');
-      assert.equal(server.connections, 6, 'those in line count against --max-connections');
-      // Each round ends the handshakes that started; the next two in line start. Bounded: 3 rounds.
-      for (let round = 0; round < 3 && answered().length < 6; round++) {
-        const n = answered().length;
-        for (const c of answered()) c.destroy();
-        assert.ok(await waitFor(() => answered().length >= n + 2), `round ${round}: two more handshakes started`);
-      }
-      assert.deepEqual(
-        conns.map((c) => c.first),
-        conns.map(() => 'SERVER_HELLO'),
-        'every connection got its SERVER_HELLO, none TOO_MANY_CONNECTIONS',
-      );
-      assert.equal(counts.generateKeyPairSync, 6);
-      assert.equal(counts.privateDecrypt, 0);
-    } finally {
-      for (const c of conns) c.destroy();
-      await done();
-    }
-    const queued = lines().filter((l) => l['event'] === 'handshake-queue');
-    assert.ok(queued.length >= 1, 'the waits were logged at shutdown at the latest');
-    assert.equal(queued.reduce((n, l) => n + Number(l['waited']), 0), 4);
-    assert.equal(lines().filter((l) => l['event'] === 'handshake-limits').length, 0, 'no refusal');
-  });
-
-  it("a connection still in line when its handshake timeout (counted from accept) fires hears the server's preamble and ERROR TIMEOUT, and no key was made for it", async () => {
-    const { server, done } = await serveLine(1, 400);
-    const conns: Holder[] = [];
-    try {
-      conns.push(holder(server.address.port));
-      assert.ok(await waitFor(() => conns[0]?.first === 'SERVER_HELLO'), 'the first handshake started');
-      conns.push(holder(server.address.port));
-      assert.ok(await waitFor(() => server.connections === 2), 'the second was accepted, and waits');
-      // In FIFO order those ahead time out first and hand their place on; one in line still times
-      // out when the event loop falls behind its timers, as here: both are due in the same turn.
-      const until = performance.now() + 600;
-      while (performance.now() < until);
-      assert.ok(await waitFor(() => conns.every((c) => c.closed)), 'both connections were closed by the server');
-      assert.equal(conns[1]?.first, 'TIMEOUT', 'the one in line got ERROR TIMEOUT in plaintext after the preamble');
-      assert.equal(counts.generateKeyPairSync, 1, 'no key for the one that never left the line');
-      assert.equal(server.connections, 0);
-    } finally {
-      for (const c of conns) c.destroy();
-      await done();
-    }
   });
 });
 

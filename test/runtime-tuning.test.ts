@@ -9,8 +9,8 @@ import { makeFile, readJsonLine, runSend, sha256File, startDaemon, tempDir } fro
 
 describe('STX_TUNING', () => {
   it('on (or unset) is every trick, off is none, a list keeps those named, anything else is refused', () => {
-    assert.deepEqual([...parseTuning(undefined)].sort(), ['aligned-memory', 'code-cache', 'keep-freed-memory', 'read-stop', 'young-gc']);
-    assert.deepEqual([...parseTuning('on')].sort(), ['aligned-memory', 'code-cache', 'keep-freed-memory', 'read-stop', 'young-gc']);
+    assert.deepEqual([...parseTuning(undefined)].sort(), ['aligned-memory', 'code-cache', 'keep-freed-memory', 'young-gc']);
+    assert.deepEqual([...parseTuning('on')].sort(), ['aligned-memory', 'code-cache', 'keep-freed-memory', 'young-gc']);
     assert.deepEqual([...parseTuning('off')], []);
     assert.deepEqual([...parseTuning('young-gc, aligned-memory')].sort(), ['aligned-memory', 'young-gc']);
     assert.throws(() => parseTuning('fast'), /unknown feature "fast"/);

@@ -68,10 +68,6 @@ export interface ConcurrencySample {
   readonly daemon: Rusage | null;
   /** Handshakes the daemon completed (its log's "authenticated" events): above `clients`, some retried. */
   readonly handshakes: number;
-  /** Connections the daemon refused with TOO_MANY_CONNECTIONS (its log: handshake-limits, and the connection limit). */
-  readonly refused: number;
-  /** Connections that waited for a place among the handshakes in progress (its log: handshake-queue). */
-  readonly waited: number;
 }
 
 export interface Spread {
@@ -195,13 +191,8 @@ async function oneSample(dir: string, file: TestFile, clients: number, options: 
     }
     const bytes = clients * file.size;
     const log = await readFile(join(dir, 'daemon.log'), 'utf8').catch(() => '');
-    const lines = log.split('\n');
-    const sumOf = (event: string, field: string): number =>
-      lines.filter((l) => l.includes(`"event":"${event}"`)).reduce((n, l) => n + Number((JSON.parse(l) as Record<string, unknown>)[field] ?? 0), 0);
     return {
-      handshakes: lines.filter((l) => l.includes('"event":"authenticated"')).length,
-      refused: sumOf('handshake-limits', 'refused') + lines.filter((l) => l.includes('"event":"refused"')).length,
-      waited: sumOf('handshake-queue', 'waited'),
+      handshakes: log.split('\n').filter((l) => l.includes('"event":"authenticated"')).length,
       clients,
       fileBytes: file.size,
       seconds,
@@ -274,7 +265,7 @@ export async function concurrentUploads(
           (b === null ? samples : refSamples).push({ ...s, round });
           log(
             `concurrency round ${round}/${options.rounds}${b === null ? '' : ` ${b.name}`}: ${c.clients} × ${c.fileBytes / MiB} MiB: ${s.aggregateMiBPerSecond.toFixed(1)} MiB/s, ` +
-              `daemon ${s.daemonCpuSecondsPerGiB.toFixed(2)} CPU s/GiB, peak RSS ${s.daemonPeakRssMiB.toFixed(1)} MiB, ${s.handshakes} handshakes, ${s.refused} refused, ${s.waited} waited, ${s.verified}/${c.clients} verified`,
+              `daemon ${s.daemonCpuSecondsPerGiB.toFixed(2)} CPU s/GiB, peak RSS ${s.daemonPeakRssMiB.toFixed(1)} MiB, ${s.handshakes} handshakes, ${s.verified}/${c.clients} verified`,
           );
           await rm(runDir, { recursive: true, force: true });
         }

@@ -5,14 +5,10 @@
 // handshakes in progress in all (`--max-handshakes`), handshakes in progress from one source
 // (`--max-handshakes-per-source`), and handshakes a source may start per second, a token bucket
 // (`--handshake-rate-per-source`). A source is an IPv4 address, or an IPv6 /64 (what one host or
-// one site usually gets). A connection over a source's bounds gets only its preamble and a
-// plaintext ERROR TOO_MANY_CONNECTIONS (transient: clients retry with backoff): no key is generated
-// and nothing is decrypted for it. A connection over the total bound only waits, in a FIFO, for a
-// handshake to end (issue 15: a thousand clients arriving together were nine in ten refused, and
-// their retries cost wall time and CPU); while it waits nothing is read or computed for it, and it
-// still counts against its source. The server bounds the line by its connection limit and the
-// handshake timeout (server.ts). Refusals are logged once per second and source (event
-// handshake-limits), not once per connection; waits once per second in all (handshake-queue).
+// one site usually gets). A refused connection gets only its preamble and a plaintext ERROR
+// TOO_MANY_CONNECTIONS (transient: clients retry with backoff): no key is generated and nothing is
+// decrypted for it. Refusals are logged once per second and source (event handshake-limits), not
+// once per connection.
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { DEFAULT_HANDSHAKE_RATE_PER_SOURCE, DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_HANDSHAKES_PER_SOURCE } from './config.js';
@@ -44,23 +40,16 @@ export const ADMISSION_LOG_INTERVAL_MS = 1000;
 /** Sources tracked at most; beyond that (a sweep of IPv6 /64s faster than buckets refill) newcomers are refused as if the server were full. */
 export const MAX_TRACKED_SOURCES = 100_000;
 
-/** Why a connection was refused ('total': only MAX_TRACKED_SOURCES were tracked). */
+/** Why a connection was refused. */
 export type RefusalReason = 'total' | 'source' | 'rate';
 
 /** One admitted handshake; the connection reports what it does with it. */
 export interface HandshakeTicket {
   /** The source it counts against (IPv4 address or IPv6 /64). */
   readonly source: string;
-  /** False while it waits for a place among the handshakes in progress in all. */
-  readonly started: boolean;
-  /**
-   * Calls `start` once a place is free (in a later turn of the event loop, in order of admission),
-   * unless the ticket ended first. Only for a ticket not started.
-   */
-  whenStarted(start: () => void): void;
   /** The handshake is about to decrypt KEY_EXCHANGE (the RSA work this module bounds). */
   decrypting(): void;
-  /** The handshake ended (SERVER_FINISHED sent, or the connection closed), or the wait did. Idempotent. */
+  /** The handshake ended (SERVER_FINISHED sent, or the connection closed). Idempotent. */
   end(): void;
 }
 
@@ -120,74 +109,9 @@ function expandIPv6(address: string): number[] {
   return [...front, ...new Array<number>(8 - front.length - back.length).fill(0), ...back];
 }
 
-/** A ticket's life: waiting for a place, holding one, or over. */
-type TicketState = 'waiting' | 'started' | 'ended';
-
-class Ticket implements HandshakeTicket {
-  state: TicketState;
-  private start: (() => void) | null = null;
-
-  constructor(
-    readonly source: string,
-    private readonly from: Source,
-    private readonly admission: { started(t: Ticket): void; ended(t: Ticket, held: boolean): void },
-    waiting: boolean,
-  ) {
-    this.state = waiting ? 'waiting' : 'started';
-  }
-
-  get started(): boolean {
-    return this.state === 'started';
-  }
-
-  whenStarted(start: () => void): void {
-    this.start = start;
-  }
-
-  /** Given a place (admission's FIFO): the callback runs in a later turn, if the ticket is still on. */
-  begin(): void {
-    this.state = 'started';
-    this.admission.started(this);
-    setImmediate(() => {
-      const start = this.start;
-      this.start = null;
-      if (this.state === 'started' && start !== null) start();
-    });
-  }
-
-  decrypting(): void {
-    this.from.window.decrypted += 1;
-    this.from.total.decrypted += 1;
-  }
-
-  end(): void {
-    if (this.state === 'ended') return;
-    const held = this.state === 'started';
-    this.state = 'ended';
-    this.start = null;
-    this.from.inProgress -= 1;
-    this.admission.ended(this, held);
-  }
-}
-
 export class HandshakeAdmission {
   private readonly sources = new Map<string, Source>();
   private inProgress = 0;
-  /** Tickets admitted over the total bound, oldest first (a Set keeps insertion order). */
-  private readonly waiting = new Set<Ticket>();
-  /** This log interval: tickets that had to wait, and the longest the line was. */
-  private waitedInInterval = 0;
-  private longestLine = 0;
-  private readonly hooks = {
-    started: (): void => {
-      this.inProgress += 1;
-    },
-    ended: (t: Ticket, held: boolean): void => {
-      if (held) this.inProgress -= 1;
-      else this.waiting.delete(t);
-      this.startWaiting();
-    },
-  };
   /** Refused because MAX_TRACKED_SOURCES were tracked, this interval. */
   private untracked = 0;
   private readonly burst: number;
@@ -208,20 +132,12 @@ export class HandshakeAdmission {
     return this.inProgress;
   }
 
-  /** Connections waiting for a place among the handshakes in progress. */
-  get waitingForHandshake(): number {
-    return this.waiting.size;
-  }
-
   /** Sources tracked now (in progress, or with a bucket not yet full again). */
   get trackedSources(): number {
     return this.sources.size;
   }
 
-  /**
-   * Admits a newly accepted connection from `remoteAddress` to its handshake, or says why not. Over
-   * the total bound the ticket waits (not `started`) until a handshake ends.
-   */
+  /** Admits a newly accepted connection from `remoteAddress` to its handshake, or says why not. */
   admit(remoteAddress: string | undefined): Admission {
     const key = sourceOf(remoteAddress);
     const source = this.source(key);
@@ -230,6 +146,7 @@ export class HandshakeAdmission {
       return this.refuse(null, 'total');
     }
     this.refill(source);
+    if (this.inProgress >= this.limits.maxHandshakes) return this.refuse(source, 'total');
     if (source.inProgress >= this.limits.maxHandshakesPerSource) return this.refuse(source, 'source');
     const limited = this.limits.handshakeRatePerSource > 0;
     if (limited && source.tokens < 1) return this.refuse(source, 'rate');
@@ -237,23 +154,24 @@ export class HandshakeAdmission {
     source.inProgress += 1;
     source.window.started += 1;
     source.total.started += 1;
-    const wait = this.inProgress >= this.limits.maxHandshakes || this.waiting.size > 0;
-    const ticket = new Ticket(key, source, this.hooks, wait);
-    if (wait) {
-      this.waiting.add(ticket);
-      this.waitedInInterval += 1;
-      this.longestLine = Math.max(this.longestLine, this.waiting.size);
-    } else this.inProgress += 1;
-    return { admitted: true, ticket };
-  }
-
-  /** Gives free places to the oldest waiting tickets. */
-  private startWaiting(): void {
-    for (const t of this.waiting) {
-      if (this.inProgress >= this.limits.maxHandshakes) return;
-      this.waiting.delete(t);
-      t.begin();
-    }
+    this.inProgress += 1;
+    let ended = false;
+    return {
+      admitted: true,
+      ticket: {
+        source: key,
+        decrypting: () => {
+          source.window.decrypted += 1;
+          source.total.decrypted += 1;
+        },
+        end: () => {
+          if (ended) return;
+          ended = true;
+          source.inProgress -= 1;
+          this.inProgress -= 1;
+        },
+      },
+    };
   }
 
   /**
@@ -262,14 +180,6 @@ export class HandshakeAdmission {
    * sources that are idle with a full bucket.
    */
   flush(): void {
-    if (this.waitedInInterval > 0) {
-      this.log.info(
-        { event: 'handshake-queue', waited: this.waitedInInterval, longest: this.longestLine, waiting: this.waiting.size, inProgress: this.inProgress },
-        `${this.waitedInInterval} connections waited for one of ${this.limits.maxHandshakes} handshakes in progress (at most ${this.longestLine} in line)`,
-      );
-      this.waitedInInterval = 0;
-      this.longestLine = 0;
-    }
     if (this.untracked > 0) {
       this.log.warn({ event: 'handshake-limits', source: 'untracked', refused: this.untracked }, `refused ${this.untracked} connections: ${MAX_TRACKED_SOURCES} sources tracked`);
       this.untracked = 0;
@@ -321,7 +231,7 @@ export class HandshakeAdmission {
     }
     const message =
       reason === 'total'
-        ? `server is at its limit of ${MAX_TRACKED_SOURCES} sources with handshakes; retry later`
+        ? `server is at its limit of ${this.limits.maxHandshakes} handshakes in progress; retry later`
         : reason === 'source'
           ? `too many handshakes in progress from your address (limit ${this.limits.maxHandshakesPerSource}); retry later`
           : `too many handshakes from your address (limit ${this.limits.handshakeRatePerSource} per second); retry later`;

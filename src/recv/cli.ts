@@ -53,7 +53,7 @@ async function main(): Promise<number> {
     .option('append-only', { type: 'boolean', default: false, describe: 'refuse to replace any existing file' })
     .option('allow-download', { type: 'boolean', default: false, describe: 'let clients list and download the published files (stx-get)' })
     .option('max-connections', { type: 'number', default: DEFAULT_MAX_CONNECTIONS, describe: 'connections served at once' })
-    .option('max-handshakes', { type: 'number', default: DEFAULT_MAX_HANDSHAKES, describe: 'handshakes in progress at once, from all addresses; more wait their turn' })
+    .option('max-handshakes', { type: 'number', default: DEFAULT_MAX_HANDSHAKES, describe: 'handshakes in progress at once, from all addresses' })
     .option('max-handshakes-per-source', { type: 'number', default: DEFAULT_MAX_HANDSHAKES_PER_SOURCE, describe: 'handshakes in progress at once from one IPv4 address or IPv6 /64' })
     .option('handshake-rate-per-source', { type: 'number', default: DEFAULT_HANDSHAKE_RATE_PER_SOURCE, describe: 'handshakes one address (or /64) may start per second, bursts of twice that; 0: no limit' })
     .option('max-file-size', { type: 'string', describe: 'refuse uploads larger than this (e.g. 10G)' })
@@ -84,7 +84,7 @@ async function main(): Promise<number> {
   if (argv.out === undefined && s3Args === undefined) throw new UsageError('Missing required argument: --out DIR');
   const { host, port } = usage(() => parseListen(argv.listen ?? ''));
   // Runtime tricks (src/runtime), as STX_TUNING allows; malloc keeps freed memory only once many clients are in (server.ts).
-  usage(() => tuneRuntime(['aligned-memory', 'young-gc', 'keep-freed-memory', 'read-stop']));
+  usage(() => tuneRuntime(['aligned-memory', 'young-gc', 'keep-freed-memory']));
   let maxConnections = argv['max-connections'];
   if (!Number.isInteger(maxConnections) || maxConnections < 1) throw new UsageError('--max-connections must be a positive integer');
   const fdLimit = openFileLimit();

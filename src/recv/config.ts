@@ -120,11 +120,10 @@ export const MEMORY_FLOOR_BYTES = 128 * 1024;
 export const DEFAULT_MAX_CONNECTIONS = 1024;
 
 /**
- * Handshakes in progress (accepted, SERVER_FINISHED not yet sent; §9.6, recv/admission.ts): from
- * all sources, beyond which newcomers wait their turn unread (up to DEFAULT_MAX_CONNECTIONS in
- * all), and from one source (an IPv4 address or IPv6 /64, waiting ones included), beyond which
- * they are refused with TOO_MANY_CONNECTIONS. A client has one in progress per connection it
- * opens, for a round trip or two; 32 lets one host start that many uploads at once.
+ * Handshakes in progress (accepted, SERVER_FINISHED not yet sent) before refusing newcomers with
+ * TOO_MANY_CONNECTIONS (§9.6; recv/admission.ts): from all sources, and from one source (an IPv4
+ * address or IPv6 /64). A client has one in progress per connection it opens, for a round trip
+ * or two; 32 lets one host start that many uploads at once.
  */
 export const DEFAULT_MAX_HANDSHAKES = 256;
 export const DEFAULT_MAX_HANDSHAKES_PER_SOURCE = 32;

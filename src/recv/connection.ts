@@ -4,7 +4,7 @@
 // Every way out goes through close().
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
-import { FrameChannel, type ReceivedData } from '../crypto/channel.js';
+import { FrameChannel, type BodyBuffers, type ReceivedData } from '../crypto/channel.js';
 import { CryptoError, ResourceError, StxError, codeFromWire, wireNumber, type ErrorCode } from '../proto/errors.js';
 import type { Frame, FrameName } from '../proto/frames.js';
 import { encodePreamble } from '../proto/preamble.js';
@@ -29,8 +29,7 @@ import { KnownDigests } from './digests.js';
 import type { HandshakeTicket } from './admission.js';
 import { admits, rightsOf, type Access, type Rights } from './access.js';
 import { beginHandshake, readPreamble, respond, type HandshakeLink, type HandshakeState } from './handshake.js';
-import { ReadGate, admittedBuffers, type PauseReason, type RecordBuffers } from './read-gate.js';
-import { startReading, stopReading } from '../runtime/read-stop.js';
+import { ReadGate, admittedBuffers, type PauseReason } from './read-gate.js';
 import type { OpenPolicy, Store } from './store.js';
 
 /**
@@ -162,7 +161,7 @@ export class Connection {
   private readonly memoryUser: MemoryUser;
   private readonly account: LeaseAccount;
   /** Where long records are opened: the pool, as far as the memory budget admits. */
-  private readonly recordBuffers: RecordBuffers;
+  private readonly recordBuffers: BodyBuffers;
   /** PUTs received and not yet answered (§9.11). */
   private readonly puts: PutQueue;
 
@@ -177,7 +176,7 @@ export class Connection {
     this.log = ctx.log.child({ conn: id, remote: `${transport.remoteAddress ?? '?'}:${transport.remotePort ?? 0}` });
     const admitted = ctx.access === undefined ? { keys: ctx.authorizedKeys, anonymous: false } : admits(ctx.access);
     this.state = beginHandshake({ serverKey: ctx.serverKey, authorizedKeys: admitted.keys, anonymous: admitted.anonymous, ticket: ctx.handshake });
-    this.gate = new ReadGate({ pause: () => stopReading(transport), resume: () => startReading(transport) });
+    this.gate = new ReadGate({ pause: () => transport.pause(), resume: () => transport.resume() });
     this.puts = new PutQueue(
       (answer) => this.send(answer),
       {
@@ -202,12 +201,7 @@ export class Connection {
       resume: () => {
         this.gate.release('memory');
         this.gate.release('record-buffer');
-        setImmediate(() => {
-          if (this.state.kind === 'Closed') return;
-          // Called back for a record it expects and has not read yet: its buffer is taken now.
-          this.recordBuffers.claim();
-          this.pump();
-        });
+        setImmediate(() => this.pump());
       },
     };
     this.account = {
@@ -548,7 +542,6 @@ export class Connection {
     this.state = { kind: 'Closed' };
     this.gate.close();
     this.channel.abandon(this.bodies);
-    this.recordBuffers.drop();
     this.coalescer.close();
     if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
     // A step still running (an OPEN being prepared) lets go of what it got when it ends.
@@ -658,7 +651,6 @@ export class Connection {
       log: this.log,
       dropped: (bytes) => youngGc.dropped(bytes),
       held: (bytes) => this.account.held(bytes),
-      expectRecord: (bodyBytes) => this.recordBuffers.expect(bodyBytes),
       puts: this.puts,
       get downloads() {
         return granted().download;

@@ -5,7 +5,7 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import os from 'node:os';
 import { HANDSHAKE_TIMEOUT_MS, IDLE_TIMEOUT_MS } from '../proto/limits.js';
-import { HandshakeAdmission, withDefaultLimits, type AdmissionLimits, type HandshakeTicket } from './admission.js';
+import { HandshakeAdmission, withDefaultLimits, type AdmissionLimits } from './admission.js';
 import { MemoryBudget } from '../transfer/budget.js';
 import { defaultMaxMemoryBytes, KEEP_FREED_BYTES, KEEP_FREED_FROM_CONNECTIONS, MEMORY_FLOOR_BYTES, recordBuffersMaxBytes } from './config.js';
 import { keepFreedMemory } from '../runtime/young-gc.js';
@@ -74,12 +74,20 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     log: opts.log,
   };
   const admission = new HandshakeAdmission(withDefaultLimits(opts.handshakes), opts.log);
-  /** Connections waiting for a place among the handshakes in progress (admission.ts): socket paused, no Connection yet. */
-  const waiting = new Map<net.Socket, () => void>();
-  const start = (socket: net.Socket, ticket: HandshakeTicket, handshakeTimeoutMs: number): void => {
-    // Reading starts now (pauseOnConnect); the Connection's listeners are on before a byte arrives.
-    socket.resume();
-    const connection = new Connection(socket, { ...ctx, handshakeTimeoutMs, authorizedKeys: opts.authorizedKeys, access, handshake: ticket }, nextId++, (c) => {
+  const server = net.createServer({ pauseOnConnect: false, noDelay: true }, (socket) => {
+    if (connections.size >= opts.maxConnections) {
+      opts.log.warn({ event: 'refused', remote: socket.remoteAddress, reason: 'connection limit' }, 'connection refused');
+      refuse(socket, 'TOO_MANY_CONNECTIONS', `server is at its limit of ${opts.maxConnections} connections; retry later`);
+      return;
+    }
+    // Before a Connection exists: a refusal costs no key generation and no decryption (§9.6).
+    const admitted = admission.admit(socket.remoteAddress);
+    if (!admitted.admitted) {
+      refuse(socket, 'TOO_MANY_CONNECTIONS', admitted.message);
+      return;
+    }
+    const { ticket } = admitted;
+    const connection = new Connection(socket, { ...ctx, authorizedKeys: opts.authorizedKeys, access, handshake: ticket }, nextId++, (c) => {
       ticket.end();
       connections.delete(c);
     });
@@ -88,59 +96,6 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       keepingFreed = true;
       keepFreedMemory(KEEP_FREED_BYTES);
     }
-  };
-  /**
-   * Over the total bound on handshakes the connection waits its turn, unread (§9.6): its
-   * handshake timeout runs from now, and if it fires first the client hears TIMEOUT as from a
-   * handshake that took too long. The line is bounded by --max-connections, which counts it.
-   */
-  const wait = (socket: net.Socket, ticket: HandshakeTicket): void => {
-    const acceptedAt = performance.now();
-    const leave = (): void => {
-      clearTimeout(timer);
-      socket.off('error', onError);
-      socket.off('close', onClose);
-      waiting.delete(socket);
-      ticket.end();
-    };
-    const onError = (): void => {
-      leave();
-      socket.destroy();
-    };
-    const onClose = (): void => leave();
-    const timer = setTimeout(() => {
-      leave();
-      refuse(socket, 'TIMEOUT', `handshake not started in ${ctx.handshakeTimeoutMs} ms: the server is at its limit of handshakes in progress`);
-    }, ctx.handshakeTimeoutMs);
-    socket.on('error', onError);
-    socket.on('close', onClose);
-    waiting.set(socket, () => {
-      leave();
-      refuse(socket, 'SHUTTING_DOWN', 'server is shutting down');
-    });
-    ticket.whenStarted(() => {
-      clearTimeout(timer);
-      socket.off('error', onError);
-      socket.off('close', onClose);
-      waiting.delete(socket);
-      start(socket, ticket, Math.max(1, ctx.handshakeTimeoutMs - (performance.now() - acceptedAt)));
-    });
-  };
-  const server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => {
-    if (connections.size + waiting.size >= opts.maxConnections) {
-      opts.log.warn({ event: 'refused', remote: socket.remoteAddress, reason: 'connection limit' }, 'connection refused');
-      refuse(socket, 'TOO_MANY_CONNECTIONS', `server is at its limit of ${opts.maxConnections} connections; retry later`);
-      return;
-    }
-    // Before a Connection exists: a refusal, or a wait, costs no key generation and no decryption (§9.6).
-    const admitted = admission.admit(socket.remoteAddress);
-    if (!admitted.admitted) {
-      refuse(socket, 'TOO_MANY_CONNECTIONS', admitted.message);
-      return;
-    }
-    const { ticket } = admitted;
-    if (ticket.started) start(socket, ticket, ctx.handshakeTimeoutMs);
-    else wait(socket, ticket);
   });
   server.on('error', (err) => opts.log.error({ err }, 'server error'));
   await new Promise<void>((resolve, reject) => {
@@ -170,7 +125,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   return {
     address: { host: addr.address, port: addr.port },
     get connections() {
-      return connections.size + waiting.size;
+      return connections.size;
     },
     setAccess(next) {
       access = next;
@@ -178,7 +133,6 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     shutdown() {
       stopping ??= (async () => {
         clearInterval(sweeper);
-        for (const goAway of [...waiting.values()]) goAway();
         admission.close();
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         await Promise.all([...connections].map((c) => c.goAway(SHUTDOWN_GRACE_MS)));

@@ -12,11 +12,9 @@ type TuningFeature =
   /** Keep freed memory in malloc's heap instead of trimming it (young-gc.ts keepFreedMemory). */
   | 'keep-freed-memory'
   /** Run the bundled command with V8's code cache of its earlier runs (send/code-cache.ts). */
-  | 'code-cache'
-  /** A paused socket stops reading from the kernel at once (read-stop.ts). */
-  | 'read-stop';
+  | 'code-cache';
 
-const ALL: readonly TuningFeature[] = ['aligned-memory', 'young-gc', 'keep-freed-memory', 'code-cache', 'read-stop'];
+const ALL: readonly TuningFeature[] = ['aligned-memory', 'young-gc', 'keep-freed-memory', 'code-cache'];
 
 /**
  * In force now. Before tuneRuntime(), only aligned memory: it decides where buffers live, not

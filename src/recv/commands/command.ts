@@ -53,12 +53,6 @@ export interface CommandLink<S extends Tagged> {
   dropped(bytes: number): void;
   /** Bytes the command holds in memory besides leases (a PUT's copied DATA), negative when it lets go. */
   held(bytes: number): void;
-  /**
-   * The next record is expected to be DATA with a body of about `bodyBytes`: where the memory
-   * budget would not admit its buffer now, the connection waits in line before reading it
-   * (read-gate.ts RecordBuffers.expect).
-   */
-  expectRecord(bodyBytes: number): void;
   /** PUTs received and not yet answered (§9.11). */
   readonly puts: PutQueue;
   /** Whether the client may list and download (`--allow-download`, its key's options: §7.4, §9.9, §9.10). */

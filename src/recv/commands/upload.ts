@@ -4,7 +4,6 @@
 // Receiving, Verifying, Making) carry what is valid in each.
 import { CommandError, ResourceError, StxError, UploadError } from '../../proto/errors.js';
 import type { Frame } from '../../proto/frames.js';
-import { DATA_HEADER_BYTES, MAX_DATA_CHUNK_BYTES, MAX_PLAINTEXT_FRAME_LENGTH_BYTES } from '../../proto/limits.js';
 import type { BodyLease } from '../../transfer/body-pool.js';
 import { ACK_INTERVAL_BYTES, ACK_INTERVAL_MS, PROGRESS_INTERVAL_MS } from '../config.js';
 import type { OpenUpload } from '../store.js';
@@ -247,11 +246,6 @@ async function open(frame: Extract<Frame, { type: 'OPEN' }>, signal: AbortSignal
     detached = true;
   };
   link.send({ type: 'OPEN_OK', offset: upload.offset }, { kind: 'Receiving', upload, started: now, from: upload.offset, acks, detach, name: frame.name });
-  // Its first DATA record: with many connections at once, one that cannot have its buffer yet
-  // waits before reading the record's first socket chunk (issue 15: 1000 uploads of 1 MiB held
-  // 772 chunks of 64 KiB, 48 MiB, while they waited).
-  const first = upload.stream ? MAX_DATA_CHUNK_BYTES : Math.min(frame.size - upload.offset, MAX_DATA_CHUNK_BYTES);
-  if (first > MAX_PLAINTEXT_FRAME_LENGTH_BYTES) link.expectRecord(1 + DATA_HEADER_BYTES + first);
   link.log.info(
     { event: 'open', name: frame.name, size: upload.stream ? null : frame.size, stream: upload.stream, offset: upload.offset, reread: upload.reread, detached_pending: detachedPending, ms: Date.now() - started },
     'upload opened',
