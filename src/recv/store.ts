@@ -446,17 +446,8 @@ export class Store {
     try {
       // The stored name, in the client's namespace (§7.4), as for an OPEN.
       if (policy.upload === false) throw new CommandError('NOT_ALLOWED', 'this client may not upload (its key says no-upload)');
-      const components = storedName(policy.namespace ?? [], asked.name);
       const { size, mtime, mode, principal } = asked;
-      const shownName = components.join('/');
-      if (policy.maxFileBytes !== undefined && size > policy.maxFileBytes) {
-        throw new UploadError('TOO_LARGE', `size ${size} is above the limit of ${policy.maxFileBytes} bytes`);
-      }
-      const digest = sha256Of(chunks);
-      if (sha256.length !== digest.length || !timingSafeEqual(digest, sha256)) {
-        throw new UploadError('INTEGRITY_FAILED', `SHA-256 of "${shownName}" differs from END's`);
-      }
-      const id = uploadId({ principal, name: shownName, size, mtime, stream: undefined });
+      const { shownName, digest, id } = checkedPut(principal, asked.name, size, mtime, chunks, sha256, policy);
       const lock = this.#locks.tryAcquire(shownName, id) ?? (await this.#locks.acquire(shownName, id, shownName));
       // A PUT ends by itself within moments: a same-identity newcomer waits for it (§9.4).
       lock.onReleaseRequest = () => undefined;
@@ -520,7 +511,6 @@ export class Store {
     const requests: PutFileRequest[] = [];
     const held: { readonly i: number; readonly lock: UploadLock; readonly name: string; readonly size: number; readonly digest: Buffer }[] = [];
     const umask = this.#umask;
-    const space = policy.namespace ?? [];
     for (let i = 0; i < files.length; i++) {
       const file = files[i];
       if (file === undefined) continue;
@@ -531,19 +521,8 @@ export class Store {
       }
       let lock: UploadLock | null = null;
       try {
-        // Without a namespace the stored name is the name itself, once valid: no components joined again.
-        let shownName = file.name;
-        if (space.length === 0) validateName(file.name);
-        else shownName = storedName(space, file.name).join('/');
         const { size, mtime, mode } = file;
-        if (policy.maxFileBytes !== undefined && size > policy.maxFileBytes) {
-          throw new UploadError('TOO_LARGE', `size ${size} is above the limit of ${policy.maxFileBytes} bytes`);
-        }
-        const digest = sha256Of(file.chunks);
-        if (file.sha256.length !== digest.length || !timingSafeEqual(digest, file.sha256)) {
-          throw new UploadError('INTEGRITY_FAILED', `SHA-256 of "${shownName}" differs from END's`);
-        }
-        const id = uploadId({ principal, name: shownName, size, mtime, stream: undefined });
+        const { shownName, digest, id } = checkedPut(principal, file.name, size, mtime, file.chunks, file.sha256, policy);
         lock = this.#locks.tryAcquire(shownName, id);
         if (lock === null) {
           // Held: put() waits for a same-identity holder or refuses (BUSY).
@@ -790,4 +769,24 @@ function sha256Of(chunks: readonly Buffer[]): Buffer {
   const h = createHash('sha256');
   for (const chunk of chunks) h.update(chunk);
   return h.digest();
+}
+
+/**
+ * A PUT's checks before anything is stored (§9.11): its name in the client's namespace (§7.4),
+ * --max-file-size, and its bytes against END's SHA-256; the stored name, the digest and the
+ * upload's id. Without a namespace the stored name is the name itself, once valid.
+ */
+function checkedPut(principal: string, name: string, size: number, mtime: number, chunks: readonly Buffer[], sha256: Buffer, policy: OpenPolicy): { shownName: string; digest: Buffer; id: string } {
+  const space = policy.namespace ?? [];
+  let shownName = name;
+  if (space.length === 0) validateName(name);
+  else shownName = storedName(space, name).join('/');
+  if (policy.maxFileBytes !== undefined && size > policy.maxFileBytes) {
+    throw new UploadError('TOO_LARGE', `size ${size} is above the limit of ${policy.maxFileBytes} bytes`);
+  }
+  const digest = sha256Of(chunks);
+  if (sha256.length !== digest.length || !timingSafeEqual(digest, sha256)) {
+    throw new UploadError('INTEGRITY_FAILED', `SHA-256 of "${shownName}" differs from END's`);
+  }
+  return { shownName, digest, id: uploadId({ principal, name: shownName, size, mtime, stream: undefined }) };
 }
