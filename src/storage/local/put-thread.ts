@@ -46,8 +46,10 @@ interface Running {
   /** The SHA-256 to record, a view on the batch's buffer; null: none. */
   readonly sha256: Buffer | null;
   fd: number;
-  /** The file was created with its final mode (no fchmod): checked once published (publish()). */
+  /** The file was created with its final mode (no fchmod): checked in publish() unless checkModes() found its batch right. */
   modeAtCreate: boolean;
+  /** checkModes() saw the mode the file was created with: publish() need not look at it. */
+  modeKnown: boolean;
   published: boolean;
   failure: StxError | null;
   finalPath: string;
@@ -56,7 +58,7 @@ interface Running {
 /**
  * This process's umask, read once from /proc (process.umask() without an argument sets the mask
  * to read it); null where /proc cannot tell. A file whose mode the umask leaves whole is created
- * with it, which saves an fchmod per file; publish() checks the mode it got all the same.
+ * with it, which saves an fchmod per file; checkModes() and publish() check the mode it got all the same.
  */
 const umask: number | null = (() => {
   try {
@@ -66,6 +68,33 @@ const umask: number | null = (() => {
     return null;
   }
 })();
+
+/**
+ * Whether the files of a batch created with their final mode got it, known from two of each mode
+ * (the first and the last created) instead of an fstat per file: what gives a new file less than
+ * the mode asked for is the umask (one per process) or a default ACL of the partials directory
+ * (one per directory), not the file; if either changed while the batch was written, the first or
+ * the last file of a mode shows it, unless it changed and changed back meanwhile. Where one of
+ * them is off, every file of the batch is looked at in publish(), as before (and fixed there).
+ */
+function checkModes(all: readonly Running[]): void {
+  const firstOfMode = new Map<number, Running>();
+  const lastOfMode = new Map<number, Running>();
+  for (const r of all) {
+    if (!r.modeAtCreate || r.failure !== null) continue;
+    const mode = r.job.mode & 0o777;
+    if (!firstOfMode.has(mode)) firstOfMode.set(mode, r);
+    lastOfMode.set(mode, r);
+  }
+  try {
+    for (const samples of [firstOfMode, lastOfMode]) {
+      for (const [mode, r] of samples) if ((fstatSync(r.fd).mode & 0o777) !== mode) return;
+    }
+  } catch {
+    return; // not known: publish() looks at each file
+  }
+  for (const r of all) if (r.modeAtCreate) r.modeKnown = true;
+}
 
 /**
  * Creates the temporary file, new (O_EXCL: never one left by a crash, whatever its mode, or a link
@@ -354,7 +383,7 @@ function publish(batch: PutBatch, r: Running, counters: PathCounters, checked: S
     const mode = job.mode & 0o777;
     if (recorded && r.sha256 !== null) st = fstatSync(r.fd, { bigint: true });
     // Only the mode is looked at for a file without a record: plain numbers, no BigInts per file.
-    const modeNow = st !== null ? Number(st.mode & 0o777n) : r.modeAtCreate ? fstatSync(r.fd).mode & 0o777 : mode;
+    const modeNow = st !== null ? Number(st.mode & 0o777n) : r.modeAtCreate && !r.modeKnown ? fstatSync(r.fd).mode & 0o777 : mode;
     if (r.modeAtCreate && modeNow !== mode) {
       // The umask changed since this thread read it: the mode is set here, durably before the
       // answer as the rest is (the batch's second sync may be fsyncs of directories only).
@@ -446,12 +475,14 @@ async function run(batch: PutBatch): Promise<void> {
     sha256: job.sha256At < 0 ? null : Buffer.from(batch.buffer, job.sha256At, 32),
     fd: -1,
     modeAtCreate: false,
+    modeKnown: false,
     published: false,
     failure: null,
     finalPath: '',
   }));
   try {
     for (const r of all) write(r);
+    checkModes(all);
     const data = await syncFilesystem(batch.realOutDir);
     if (data instanceof Error) for (const r of all) r.failure ??= asStx(data, 'writing', r.shownTemp);
     else if (!data) await Promise.all(all.filter((r) => r.failure === null).map((r) => sync(r)));
