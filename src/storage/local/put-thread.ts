@@ -18,7 +18,8 @@ import { PARTIAL_FILE_MODE, SMALL_SUM_MAX_BYTES } from './config.js';
 import { MAX_PATH_BYTES, newPathCounters, prepareParentsSync, removeCreatedSync, stampOf, type PathCounters, type PreparedPath } from './paths.js';
 import { SumRecords } from './sums.js';
 import { makeDirectorySync } from './entries.js';
-import type { BatchReply, DirJob, DirReply, PutBatch, PutFailure, PutJob, ThreadMessage } from './put-pool.js';
+import type { BatchReply, DirJob, DirReply, PutBatch, PutFailure, ThreadMessage } from './put-pool.js';
+import { jobCount, jobOf, type PutJob } from './put-jobs.js';
 
 const port = parentPort;
 if (port === null) throw new Error('put-thread.js runs as a worker thread (put-pool.ts starts it)');
@@ -41,10 +42,8 @@ interface Running {
   readonly tempFile: string;
   /** How messages show it. */
   readonly shownTemp: string;
-  /** The file's bytes: a view on the batch's buffer. */
-  readonly data: Uint8Array;
-  /** The SHA-256 to record, a view on the batch's buffer; null: none. */
-  readonly sha256: Buffer | null;
+  /** The batch's buffer, one view for all its files: the file's bytes are [job.at, job.at + job.size). */
+  readonly bytes: Uint8Array;
   fd: number;
   /** The file was created with its final mode (no fchmod): checked in publish() unless checkModes() found its batch right. */
   modeAtCreate: boolean;
@@ -113,7 +112,7 @@ function createTemp(file: string, mode: number): number {
 }
 
 function write(r: Running): void {
-  const { job, data } = r;
+  const { job, bytes } = r;
   const mode = job.mode & 0o777;
   r.modeAtCreate = umask !== null && (mode & umask) === 0;
   try {
@@ -123,9 +122,9 @@ function write(r: Running): void {
     return;
   }
   try {
-    for (let at = 0; at < data.length; ) {
+    for (let at = 0; at < job.size; ) {
       // A short write goes on where it stopped.
-      at += writeSync(r.fd, data, at, data.length - at);
+      at += writeSync(r.fd, bytes, job.at + at, job.size - at);
     }
     if (!r.modeAtCreate) fchmodSync(r.fd, mode);
     // Seconds as numbers: no Date per file.
@@ -377,11 +376,13 @@ function publish(batch: PutBatch, r: Running, counters: PathCounters, checked: S
   // A small file has no record (its hash is computed when asked, sums.ts): none to write, and
   // none to remove (one an earlier version left names another stamp).
   const recorded = job.size > SMALL_SUM_MAX_BYTES;
+  // The SHA-256 to record, a view on the batch's buffer (made only for a file that has a record).
+  const sha256 = recorded && job.sha256At >= 0 ? Buffer.from(r.bytes.buffer, job.sha256At, 32) : null;
   // The published inode (still open: the rename changed its ctime): its mode, and its stamp.
   let st: BigIntStats | null = null;
   try {
     const mode = job.mode & 0o777;
-    if (recorded && r.sha256 !== null) st = fstatSync(r.fd, { bigint: true });
+    if (sha256 !== null) st = fstatSync(r.fd, { bigint: true });
     // Only the mode is looked at for a file without a record: plain numbers, no BigInts per file.
     const modeNow = st !== null ? Number(st.mode & 0o777n) : r.modeAtCreate && !r.modeKnown ? fstatSync(r.fd).mode & 0o777 : mode;
     if (r.modeAtCreate && modeNow !== mode) {
@@ -404,8 +405,8 @@ function publish(batch: PutBatch, r: Running, counters: PathCounters, checked: S
   // Best effort: the file is published whatever happens here, its hash then unknown.
   const sums = sumsOf(batch.sumsDir);
   try {
-    if (r.sha256 === null || st === null) sums.removeSync(job.name);
-    else sums.writeSync(job.name, stampOf(st), r.sha256);
+    if (sha256 === null || st === null) sums.removeSync(job.name);
+    else sums.writeSync(job.name, stampOf(st), sha256);
   } catch {
     sums.removeSync(job.name);
   }
@@ -465,21 +466,25 @@ function finish(r: Running): void {
 
 async function run(batch: PutBatch): Promise<void> {
   const counters = newPathCounters();
-  const all: Running[] = batch.jobs.map((job) => ({
-    job,
-    // Both names built here from the batch's directory: path.join's result without its
-    // normalising per file (the directory is normalised already, the entry is hex digits and '.put').
-    tempFile: `${batch.partialsDir}/${job.temp}`,
-    shownTemp: `${batch.shownPartialsDir}/${job.temp}`,
-    data: new Uint8Array(batch.buffer, job.at, job.size),
-    sha256: job.sha256At < 0 ? null : Buffer.from(batch.buffer, job.sha256At, 32),
-    fd: -1,
-    modeAtCreate: false,
-    modeKnown: false,
-    published: false,
-    failure: null,
-    finalPath: '',
-  }));
+  const bytes = new Uint8Array(batch.buffer);
+  const all: Running[] = [];
+  for (let i = 0; i < jobCount(batch.jobs); i++) {
+    const job = jobOf(batch.jobs, i);
+    all.push({
+      job,
+      // Both names built here from the batch's directory: path.join's result without its
+      // normalising per file (the directory is normalised already, the entry is hex digits and '.put').
+      tempFile: `${batch.partialsDir}/${job.temp}`,
+      shownTemp: `${batch.shownPartialsDir}/${job.temp}`,
+      bytes,
+      fd: -1,
+      modeAtCreate: false,
+      modeKnown: false,
+      published: false,
+      failure: null,
+      finalPath: '',
+    });
+  }
   try {
     for (const r of all) write(r);
     checkModes(all);
