@@ -336,11 +336,14 @@ function publish(batch: PutBatch, r: Running, counters: PathCounters, checked: S
   const listed = listings.names.get(parent);
   const base = job.name.slice(parent.length === 0 ? 0 : parent.length + 1);
   const absent = listed !== undefined && listed !== null && !listed.has(base);
+  /** prepareParentsSync made the name's directory for this file: it held nothing else. */
+  let madeParent = false;
   try {
     const preparedDir = absent ? listings.prepared.get(parent) : undefined;
     const prepared: PreparedPath =
       preparedDir !== undefined ? { finalPath: pathIn(preparedDir, base), created: [] } : prepareParentsSync(batch.outDir, batch.realOutDir, job.name.split('/'), counters, checked, absent);
     if (preparedDir === undefined) listings.prepared.set(parent, path.dirname(prepared.finalPath));
+    madeParent = prepared.created.length > 0 && prepared.created[prepared.created.length - 1] === path.dirname(prepared.finalPath);
     try {
       if (job.how === 'no-clobber') {
         try {
@@ -367,10 +370,12 @@ function publish(batch: PutBatch, r: Running, counters: PathCounters, checked: S
     return;
   } finally {
     // The directory is real now (or the name failed): its other files of the batch take their
-    // absence from one listing.
+    // absence from one listing, or, where this file's publish made the directory, from that (it
+    // held only this file: the first batch into each new directory of a tree lists none).
     if (listed === undefined && (listings.files.get(parent) ?? 0) >= LIST_MIN_FILES) {
       const dir = r.finalPath === '' ? null : path.dirname(r.finalPath);
-      listings.names.set(parent, dir === null ? null : listNames(dir, LIST_ENTRIES_PER_FILE * (listings.files.get(parent) ?? 0), counters));
+      const names = madeParent ? new Set([base]) : dir === null ? null : listNames(dir, LIST_ENTRIES_PER_FILE * (listings.files.get(parent) ?? 0), counters);
+      listings.names.set(parent, dir === null ? null : names);
     }
   }
   // A small file has no record (its hash is computed when asked, sums.ts): none to write, and
