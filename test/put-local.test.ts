@@ -163,6 +163,27 @@ describe('local PUT in batches (§9.11)', () => {
     });
   });
 
+  it('a umask changed after the threads started, a batch of several modes: each file gets the mode asked for, whichever mode comes first', async () => {
+    await withBackend(async (backend, out) => {
+      const first = Buffer.from('starts the threads');
+      await backend.putFile(idOf(40), 'first', [first], { mode: 0o644, mtime: Date.now(), how: 'replace', sha256: sha256(first) });
+      const before = process.umask(0o077);
+      try {
+        // The first and the last file are of a mode the new umask leaves whole (0600): the files
+        // of the other modes show the change only if looked at by mode.
+        const modes = [0o600, 0o644, 0o755, 0o640, 0o600, 0o644, 0o755, 0o600];
+        const files = modes.map((mode, i) => {
+          const data = Buffer.from(`file ${i}, mode ${mode.toString(8)}`);
+          return { id: idOf(41 + i), name: `modes/f${i}`, chunks: [data], options: { mode, mtime: Date.now(), how: 'replace' as const, sha256: sha256(data) } };
+        });
+        assert.deepEqual(await backend.putFiles(files), modes.map(() => null));
+        for (const [i, mode] of modes.entries()) assert.equal((await stat(path.join(out, 'modes', `f${i}`))).mode & 0o777, mode, `f${i}`);
+      } finally {
+        process.umask(before);
+      }
+    });
+  });
+
   it('a temporary file a crash left as a link to a published file is replaced, never written through', async () => {
     await withBackend(async (backend, out) => {
       const kept = Buffer.from('published before the crash');

@@ -10,6 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { errorFor, ResourceError, type ErrorCode, type StxError } from '../../proto/errors.js';
 import type { DirectoryOptions } from './entries.js';
 import type { PathCounters } from './paths.js';
+import { newPutJobs, setJob, type PutJobs } from './put-jobs.js';
 
 /**
  * Threads publishing at once. One: a thread is not blocked by its batch's sync (put-thread.ts
@@ -66,22 +67,6 @@ export interface PutRequest {
   readonly sha256: Uint8Array | null;
 }
 
-/** One file for the thread: its bytes and SHA-256 are ranges of the batch's buffer. */
-export interface PutJob {
-  readonly id: number;
-  readonly name: string;
-  /** PutRequest.temp: one short string per file, the directory once per batch (PutBatch.partialsDir). */
-  readonly temp: string;
-  /** The file's bytes: [at, at + size) of PutBatch.buffer. */
-  readonly at: number;
-  readonly size: number;
-  readonly mode: number;
-  readonly mtime: number;
-  readonly how: 'replace' | 'no-clobber';
-  /** Where the SHA-256 to record is in PutBatch.buffer (32 bytes), or -1: none, the name's record is removed. */
-  readonly sha256At: number;
-}
-
 /** What a thread gets: one target, one buffer (transferred, not copied) holding every file's bytes. */
 export interface PutBatch {
   readonly kind: 'batch';
@@ -93,7 +78,7 @@ export interface PutBatch {
   readonly partialsDir: string;
   readonly shownPartialsDir: string;
   readonly buffer: ArrayBuffer;
-  readonly jobs: readonly PutJob[];
+  readonly jobs: PutJobs;
 }
 
 /** A file that failed, with its own typed error. */
@@ -188,7 +173,10 @@ function batchOf(seq: number, batch: readonly Waiting[], target: PutTarget): Put
   const spare = total <= PUT_BUFFER_BYTES ? spareBuffers.pop() : undefined;
   const bytes = spare !== undefined ? Buffer.from(spare) : Buffer.allocUnsafeSlow(total <= PUT_BUFFER_BYTES ? PUT_BUFFER_BYTES : total);
   let at = 0;
-  const jobs = batch.map((w): PutJob => {
+  const jobs = newPutJobs(batch.length);
+  for (let i = 0; i < batch.length; i++) {
+    const w = batch[i];
+    if (w === undefined) continue;
     const { request: r } = w;
     const start = at;
     for (const c of r.chunks) {
@@ -202,8 +190,8 @@ function batchOf(seq: number, batch: readonly Waiting[], target: PutTarget): Put
       bytes.set(r.sha256, at);
       at += SHA256_BYTES;
     }
-    return { id: w.id, name: r.name, temp: r.temp, at: start, size: w.size, mode: r.mode, mtime: r.mtime, how: r.how, sha256At };
-  });
+    setJob(jobs, i, { id: w.id, name: r.name, temp: r.temp, at: start, size: w.size, mode: r.mode, mtime: r.mtime, how: r.how, sha256At });
+  }
   const { outDir, realOutDir, sumsDir, partialsDir, shownPartialsDir } = target;
   return { kind: 'batch', seq, outDir, realOutDir, sumsDir, partialsDir, shownPartialsDir, buffer: bytes.buffer, jobs };
 }

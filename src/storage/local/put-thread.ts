@@ -18,7 +18,8 @@ import { PARTIAL_FILE_MODE, SMALL_SUM_MAX_BYTES } from './config.js';
 import { MAX_PATH_BYTES, newPathCounters, prepareParentsSync, removeCreatedSync, stampOf, type PathCounters, type PreparedPath } from './paths.js';
 import { SumRecords } from './sums.js';
 import { makeDirectorySync } from './entries.js';
-import type { BatchReply, DirJob, DirReply, PutBatch, PutFailure, PutJob, ThreadMessage } from './put-pool.js';
+import type { BatchReply, DirJob, DirReply, PutBatch, PutFailure, ThreadMessage } from './put-pool.js';
+import { jobCount, jobOf, type PutJob } from './put-jobs.js';
 
 const port = parentPort;
 if (port === null) throw new Error('put-thread.js runs as a worker thread (put-pool.ts starts it)');
@@ -41,13 +42,13 @@ interface Running {
   readonly tempFile: string;
   /** How messages show it. */
   readonly shownTemp: string;
-  /** The file's bytes: a view on the batch's buffer. */
-  readonly data: Uint8Array;
-  /** The SHA-256 to record, a view on the batch's buffer; null: none. */
-  readonly sha256: Buffer | null;
+  /** The batch's buffer, one view for all its files: the file's bytes are [job.at, job.at + job.size). */
+  readonly bytes: Uint8Array;
   fd: number;
-  /** The file was created with its final mode (no fchmod): checked once published (publish()). */
+  /** The file was created with its final mode (no fchmod): checked in publish() unless checkModes() found its batch right. */
   modeAtCreate: boolean;
+  /** checkModes() saw the mode the file was created with: publish() need not look at it. */
+  modeKnown: boolean;
   published: boolean;
   failure: StxError | null;
   finalPath: string;
@@ -56,7 +57,7 @@ interface Running {
 /**
  * This process's umask, read once from /proc (process.umask() without an argument sets the mask
  * to read it); null where /proc cannot tell. A file whose mode the umask leaves whole is created
- * with it, which saves an fchmod per file; publish() checks the mode it got all the same.
+ * with it, which saves an fchmod per file; checkModes() and publish() check the mode it got all the same.
  */
 const umask: number | null = (() => {
   try {
@@ -66,6 +67,33 @@ const umask: number | null = (() => {
     return null;
   }
 })();
+
+/**
+ * Whether the files of a batch created with their final mode got it, known from two of each mode
+ * (the first and the last created) instead of an fstat per file: what gives a new file less than
+ * the mode asked for is the umask (one per process) or a default ACL of the partials directory
+ * (one per directory), not the file; if either changed while the batch was written, the first or
+ * the last file of a mode shows it, unless it changed and changed back meanwhile. Where one of
+ * them is off, every file of the batch is looked at in publish(), as before (and fixed there).
+ */
+function checkModes(all: readonly Running[]): void {
+  const firstOfMode = new Map<number, Running>();
+  const lastOfMode = new Map<number, Running>();
+  for (const r of all) {
+    if (!r.modeAtCreate || r.failure !== null) continue;
+    const mode = r.job.mode & 0o777;
+    if (!firstOfMode.has(mode)) firstOfMode.set(mode, r);
+    lastOfMode.set(mode, r);
+  }
+  try {
+    for (const samples of [firstOfMode, lastOfMode]) {
+      for (const [mode, r] of samples) if ((fstatSync(r.fd).mode & 0o777) !== mode) return;
+    }
+  } catch {
+    return; // not known: publish() looks at each file
+  }
+  for (const r of all) if (r.modeAtCreate) r.modeKnown = true;
+}
 
 /**
  * Creates the temporary file, new (O_EXCL: never one left by a crash, whatever its mode, or a link
@@ -84,7 +112,7 @@ function createTemp(file: string, mode: number): number {
 }
 
 function write(r: Running): void {
-  const { job, data } = r;
+  const { job, bytes } = r;
   const mode = job.mode & 0o777;
   r.modeAtCreate = umask !== null && (mode & umask) === 0;
   try {
@@ -94,9 +122,9 @@ function write(r: Running): void {
     return;
   }
   try {
-    for (let at = 0; at < data.length; ) {
+    for (let at = 0; at < job.size; ) {
       // A short write goes on where it stopped.
-      at += writeSync(r.fd, data, at, data.length - at);
+      at += writeSync(r.fd, bytes, job.at + at, job.size - at);
     }
     if (!r.modeAtCreate) fchmodSync(r.fd, mode);
     // Seconds as numbers: no Date per file.
@@ -308,11 +336,14 @@ function publish(batch: PutBatch, r: Running, counters: PathCounters, checked: S
   const listed = listings.names.get(parent);
   const base = job.name.slice(parent.length === 0 ? 0 : parent.length + 1);
   const absent = listed !== undefined && listed !== null && !listed.has(base);
+  /** prepareParentsSync made the name's directory for this file: it held nothing else. */
+  let madeParent = false;
   try {
     const preparedDir = absent ? listings.prepared.get(parent) : undefined;
     const prepared: PreparedPath =
       preparedDir !== undefined ? { finalPath: pathIn(preparedDir, base), created: [] } : prepareParentsSync(batch.outDir, batch.realOutDir, job.name.split('/'), counters, checked, absent);
     if (preparedDir === undefined) listings.prepared.set(parent, path.dirname(prepared.finalPath));
+    madeParent = prepared.created.length > 0 && prepared.created[prepared.created.length - 1] === path.dirname(prepared.finalPath);
     try {
       if (job.how === 'no-clobber') {
         try {
@@ -339,22 +370,26 @@ function publish(batch: PutBatch, r: Running, counters: PathCounters, checked: S
     return;
   } finally {
     // The directory is real now (or the name failed): its other files of the batch take their
-    // absence from one listing.
+    // absence from one listing, or, where this file's publish made the directory, from that (it
+    // held only this file: the first batch into each new directory of a tree lists none).
     if (listed === undefined && (listings.files.get(parent) ?? 0) >= LIST_MIN_FILES) {
       const dir = r.finalPath === '' ? null : path.dirname(r.finalPath);
-      listings.names.set(parent, dir === null ? null : listNames(dir, LIST_ENTRIES_PER_FILE * (listings.files.get(parent) ?? 0), counters));
+      const names = madeParent ? new Set([base]) : dir === null ? null : listNames(dir, LIST_ENTRIES_PER_FILE * (listings.files.get(parent) ?? 0), counters);
+      listings.names.set(parent, dir === null ? null : names);
     }
   }
   // A small file has no record (its hash is computed when asked, sums.ts): none to write, and
   // none to remove (one an earlier version left names another stamp).
   const recorded = job.size > SMALL_SUM_MAX_BYTES;
+  // The SHA-256 to record, a view on the batch's buffer (made only for a file that has a record).
+  const sha256 = recorded && job.sha256At >= 0 ? Buffer.from(r.bytes.buffer, job.sha256At, 32) : null;
   // The published inode (still open: the rename changed its ctime): its mode, and its stamp.
   let st: BigIntStats | null = null;
   try {
     const mode = job.mode & 0o777;
-    if (recorded && r.sha256 !== null) st = fstatSync(r.fd, { bigint: true });
+    if (sha256 !== null) st = fstatSync(r.fd, { bigint: true });
     // Only the mode is looked at for a file without a record: plain numbers, no BigInts per file.
-    const modeNow = st !== null ? Number(st.mode & 0o777n) : r.modeAtCreate ? fstatSync(r.fd).mode & 0o777 : mode;
+    const modeNow = st !== null ? Number(st.mode & 0o777n) : r.modeAtCreate && !r.modeKnown ? fstatSync(r.fd).mode & 0o777 : mode;
     if (r.modeAtCreate && modeNow !== mode) {
       // The umask changed since this thread read it: the mode is set here, durably before the
       // answer as the rest is (the batch's second sync may be fsyncs of directories only).
@@ -375,8 +410,8 @@ function publish(batch: PutBatch, r: Running, counters: PathCounters, checked: S
   // Best effort: the file is published whatever happens here, its hash then unknown.
   const sums = sumsOf(batch.sumsDir);
   try {
-    if (r.sha256 === null || st === null) sums.removeSync(job.name);
-    else sums.writeSync(job.name, stampOf(st), r.sha256);
+    if (sha256 === null || st === null) sums.removeSync(job.name);
+    else sums.writeSync(job.name, stampOf(st), sha256);
   } catch {
     sums.removeSync(job.name);
   }
@@ -436,22 +471,28 @@ function finish(r: Running): void {
 
 async function run(batch: PutBatch): Promise<void> {
   const counters = newPathCounters();
-  const all: Running[] = batch.jobs.map((job) => ({
-    job,
-    // Both names built here from the batch's directory: path.join's result without its
-    // normalising per file (the directory is normalised already, the entry is hex digits and '.put').
-    tempFile: `${batch.partialsDir}/${job.temp}`,
-    shownTemp: `${batch.shownPartialsDir}/${job.temp}`,
-    data: new Uint8Array(batch.buffer, job.at, job.size),
-    sha256: job.sha256At < 0 ? null : Buffer.from(batch.buffer, job.sha256At, 32),
-    fd: -1,
-    modeAtCreate: false,
-    published: false,
-    failure: null,
-    finalPath: '',
-  }));
+  const bytes = new Uint8Array(batch.buffer);
+  const all: Running[] = [];
+  for (let i = 0; i < jobCount(batch.jobs); i++) {
+    const job = jobOf(batch.jobs, i);
+    all.push({
+      job,
+      // Both names built here from the batch's directory: path.join's result without its
+      // normalising per file (the directory is normalised already, the entry is hex digits and '.put').
+      tempFile: `${batch.partialsDir}/${job.temp}`,
+      shownTemp: `${batch.shownPartialsDir}/${job.temp}`,
+      bytes,
+      fd: -1,
+      modeAtCreate: false,
+      modeKnown: false,
+      published: false,
+      failure: null,
+      finalPath: '',
+    });
+  }
   try {
     for (const r of all) write(r);
+    checkModes(all);
     const data = await syncFilesystem(batch.realOutDir);
     if (data instanceof Error) for (const r of all) r.failure ??= asStx(data, 'writing', r.shownTemp);
     else if (!data) await Promise.all(all.filter((r) => r.failure === null).map((r) => sync(r)));
