@@ -150,6 +150,26 @@ describe('resumption with stx-send and stx-recv (§7.5)', () => {
     }
   });
 
+  it('a connection refused over --max-handshakes keeps its ticket: the retry resumes', async () => {
+    const d = await startDaemon(path.join(tmp.dir, 'out-busy'), path.join(tmp.dir, 'srv-busy', 'k.pem'), ['--max-handshakes', '1']);
+    try {
+      const home = path.join(tmp.dir, 'home-busy');
+      assert.equal((await send(home, 'y1.bin', d)).code, 0);
+      // One connection that never says a word holds the one handshake place.
+      const hold = net.connect(d.port, '127.0.0.1');
+      await new Promise((resolve) => hold.once('connect', resolve));
+      await new Promise((r) => setTimeout(r, 200));
+      const sending = runSend(['127.0.0.1', String(d.port), src, '--as', 'y2.bin', '--quiet', '--retries', '20', '--backoff', '100'], { STX_HOME: home });
+      assert.ok(await eventually(() => d.stdout().includes('TOO_MANY_CONNECTIONS')), 'the first attempt is refused');
+      hold.destroy();
+      const r = await sending;
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(resumedFlags(d), [false, true], 'the retry resumed with the ticket the refused attempt gave back');
+    } finally {
+      await d.stop();
+    }
+  });
+
   it('a server that answers the ticket fields with MALFORMED_FRAME (revision 1.12) gets the full handshake without them', async () => {
     // A stand-in for a 1.12 server in front of ours: a CLIENT_HELLO with `tickets` is refused as
     // a 1.12 server refuses an unknown key (§2.1), in plaintext, before SERVER_HELLO.

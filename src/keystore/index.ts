@@ -11,4 +11,4 @@ export {
   createPrivateFile,
 } from './keys.js';
 export { checkServerKey, hostPortKey, isKnownHost, knownFingerprints, recordServerKey } from './known-hosts.js';
-export { MAX_TICKETS_PER_SERVER, TicketStore } from './tickets.js';
+export { MAX_TICKETS_PER_SERVER, TicketStore, type StoredTicket } from './tickets.js';

@@ -30,6 +30,11 @@ interface Entry {
   readonly expiresMs: number;
 }
 
+/** A ticket claimed from the store, with when it expires (for putBack()). */
+export interface StoredTicket extends ClientTicket {
+  readonly expiresMs: number;
+}
+
 export class TicketStore {
   constructor(readonly dir: string) {}
 
@@ -38,7 +43,7 @@ export class TicketStore {
    * identity fingerprint, or null when anonymous); null if there is none. The ticket is gone from
    * the store afterwards, whether or not the server takes it.
    */
-  async take(serverFingerprint: string, client: string | null, nowMs = Date.now()): Promise<ClientTicket | null> {
+  async take(serverFingerprint: string, client: string | null, nowMs = Date.now()): Promise<StoredTicket | null> {
     const entries = (await this.entries(serverFingerprint, client, nowMs)).sort((a, b) => b.expiresMs - a.expiresMs);
     for (const e of entries) {
       const claimed = join(this.dir, `.claimed.${randomBytes(6).toString('hex')}`);
@@ -51,7 +56,7 @@ export class TicketStore {
       }
       try {
         const parsed = parseTicketFile(await readBounded(claimed));
-        if (parsed !== null) return { ...parsed, serverFingerprint };
+        if (parsed !== null) return { ...parsed, serverFingerprint, expiresMs: e.expiresMs };
       } finally {
         await unlink(claimed).catch(() => undefined);
       }
@@ -61,8 +66,19 @@ export class TicketStore {
 
   /** Keeps a NEW_TICKET (0600), then drops the oldest beyond MAX_TICKETS_PER_SERVER. */
   async save(serverFingerprint: string, client: string | null, ticket: Buffer, psk: Buffer, lifetimeS: number, nowMs = Date.now()): Promise<void> {
+    await this.keep(serverFingerprint, client, ticket, psk, nowMs + Math.min(lifetimeS, MAX_TICKET_LIFETIME_S) * 1000 - EXPIRY_MARGIN_MS, nowMs);
+  }
+
+  /**
+   * Gives back a ticket taken for a connection the server refused before it answered (plaintext
+   * ERROR, or closed, before SERVER_HELLO): it never used it, so the retry may (§7.5).
+   */
+  async putBack(client: string | null, t: StoredTicket, nowMs = Date.now()): Promise<void> {
+    await this.keep(t.serverFingerprint, client, t.ticket, t.psk, t.expiresMs, nowMs);
+  }
+
+  private async keep(serverFingerprint: string, client: string | null, ticket: Buffer, psk: Buffer, expiresMs: number, nowMs: number): Promise<void> {
     if (ticket.length === 0 || ticket.length > MAX_TICKET_BYTES || psk.length !== PSK_BYTES) return;
-    const expiresMs = nowMs + Math.min(lifetimeS, MAX_TICKET_LIFETIME_S) * 1000 - EXPIRY_MARGIN_MS;
     if (expiresMs <= nowMs) return;
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const name = `${prefix(serverFingerprint, client)}${expiresMs}.${randomBytes(6).toString('hex')}`;

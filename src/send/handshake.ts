@@ -4,8 +4,8 @@
 // Afterwards the connection carries records.
 import type { KeyObject } from 'node:crypto';
 import path from 'node:path';
-import { ClientHandshake, identityFingerprint, type ClientKeys, type ClientTicket } from '../crypto/index.js';
-import { checkServerKey, hostPortKey, knownFingerprints, recordServerKey, stxHome, TicketStore } from '../keystore/index.js';
+import { ClientHandshake, identityFingerprint, type ClientKeys } from '../crypto/index.js';
+import { checkServerKey, hostPortKey, knownFingerprints, recordServerKey, stxHome, TicketStore, type StoredTicket } from '../keystore/index.js';
 import { CryptoError, LocalError, ProtocolError, StxError } from '../proto/errors.js';
 import { HANDSHAKE_TIMEOUT_MS } from '../proto/limits.js';
 import { Connection, type ConnectionOptions } from './connection.js';
@@ -46,7 +46,7 @@ function storeOf(opts: HandshakeOptions, hostPort: string): TicketStore | null {
 }
 
 /** A ticket of a key this host is known (or pinned) by, claimed for this connection alone; null if none. */
-async function claimTicket(store: TicketStore, opts: HandshakeOptions, hostPort: string, client: string | null): Promise<ClientTicket | null> {
+async function claimTicket(store: TicketStore, opts: HandshakeOptions, hostPort: string, client: string | null): Promise<StoredTicket | null> {
   const keys = opts.fingerprint === undefined ? await knownFingerprints(opts.knownHostsFile, hostPort) : [opts.fingerprint];
   for (const key of keys) {
     const ticket = await store.take(key, client);
@@ -60,27 +60,59 @@ function sendKeyExchange(conn: Connection, keys: ClientKeys): ClientKeys {
   return keys;
 }
 
-/** Runs the handshake on `conn`; returns the server's fingerprint once both FINISHED checked out. */
-export async function handshake(conn: Connection, opts: HandshakeOptions): Promise<string> {
+/** The tickets of one handshake (§7.5): where they are kept, whose, and the one claimed for it. */
+export interface TicketPlan {
+  readonly store: TicketStore | null;
+  readonly client: string | null;
+  readonly ticket: StoredTicket | null;
+}
+
+/**
+ * Claims a ticket for the next connection to this server, before it is made: a server that refuses
+ * at once (over its limits, §9.6) finds the client waiting for its answer, not reading its store.
+ */
+export async function planTickets(opts: HandshakeOptions): Promise<TicketPlan> {
   const hostPort = hostPortKey(opts.host, opts.port);
   const store = storeOf(opts, hostPort);
   const client = opts.identity === undefined ? null : identityFingerprint(opts.identity);
-  const ticket = store === null ? null : await claimTicket(store, opts, hostPort, client);
+  return { store, client, ticket: store === null ? null : await claimTicket(store, opts, hostPort, client) };
+}
+
+/**
+ * Gives a claimed ticket back when the connection ended before SERVER_HELLO for a transient reason
+ * (refused over the server's limits, shutting down, cut): the server used none, so a retry may.
+ * Otherwise a refusal at --max-handshakes would cost a returning client its ticket.
+ */
+export async function returnTicket(plan: TicketPlan, err: unknown): Promise<void> {
+  if (plan.store === null || plan.ticket === null || !(err instanceof StxError) || !err.transient) return;
+  await plan.store.putBack(plan.client, plan.ticket).catch(() => undefined);
+}
+
+/** Runs the handshake on `conn`; returns the server's fingerprint once both FINISHED checked out. */
+export async function handshake(conn: Connection, opts: HandshakeOptions, planned?: TicketPlan): Promise<string> {
+  const hostPort = hostPortKey(opts.host, opts.port);
+  const plan = planned ?? (await planTickets(opts));
+  const { store, client, ticket } = plan;
   const hs = new ClientHandshake({
     ...(opts.identity === undefined ? {} : { identity: opts.identity }),
     ...(ticket === null ? {} : { ticket }),
     askTicket: store !== null,
   });
   const timeoutMs = opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
-  if (store !== null) conn.asksTicket();
-  conn.sendRaw('CLIENT_HELLO', [hs.preamble(), hs.clientHello()]);
-  hs.onServerPreamble(await conn.preamble(timeoutMs));
-  const hello = await conn.next(timeoutMs).catch((err: unknown) => {
+  const serverHello = async (): Promise<Awaited<ReturnType<Connection['next']>>> => {
+    if (store !== null) conn.asksTicket();
+    conn.sendRaw('CLIENT_HELLO', [hs.preamble(), hs.clientHello()]);
+    hs.onServerPreamble(await conn.preamble(timeoutMs));
+    return conn.next(timeoutMs);
+  };
+  const hello = await serverHello().catch(async (err: unknown) => {
     // A 1.12 server refuses the unknown ticket fields before SERVER_HELLO (§2.1, §7.5).
     if (store !== null && err instanceof StxError && err.code === 'MALFORMED_FRAME') {
       NO_TICKETS.add(hostPort);
       throw new TicketsUnknown();
     }
+    // Refused or cut before the server answered: it used no ticket (§7.5).
+    await returnTicket(plan, err);
     throw err;
   });
   if (hello.frame.type !== 'SERVER_HELLO') throw new CryptoError('HANDSHAKE_FAILED', 'expected SERVER_HELLO');
@@ -139,14 +171,22 @@ export async function dial(
   onHandshake?: (connection: Connection) => void,
   wanted?: () => boolean,
 ): Promise<{ readonly connection: Connection; readonly fingerprint: string }> {
-  const connection = await Connection.connect(opts.host, opts.port, opts.connectTimeoutMs, opts);
+  const plan = await planTickets(opts);
+  let connection: Connection;
+  try {
+    connection = await Connection.connect(opts.host, opts.port, opts.connectTimeoutMs, opts);
+  } catch (err) {
+    await returnTicket(plan, err);
+    throw err;
+  }
   if (wanted?.() === false) {
     connection.close();
+    await returnTicket(plan, new LocalError('CONNECTION_LOST', 'connection not needed'));
     throw new LocalError('INTERNAL', 'connection not needed');
   }
   onHandshake?.(connection);
   try {
-    return { connection, fingerprint: await handshake(connection, opts) };
+    return { connection, fingerprint: await handshake(connection, opts, plan) };
   } catch (err) {
     connection.close(err);
     // NO_TICKETS now holds the server: the second dial asks for none, so this happens once.
