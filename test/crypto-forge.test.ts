@@ -169,6 +169,7 @@ for (const h of handshakes) {
       s2c_iv: K('s2c iv', 12),
       c_finished_key: K('c finished', 32),
       s_finished_key: K('s finished', 32),
+      resumption_psk: K('resumption', 32),
     };
     for (const [name, value] of Object.entries(keys)) assert.deepEqual(value, v(name), name);
 
@@ -220,6 +221,50 @@ for (const h of handshakes) {
       assert.deepEqual(forgeOpen(key, iv, seq, hex(rec, 'record')), hex(rec, 'body'), `${dir} ${seq} opens`);
       assert.deepEqual(forgeSeal(key, iv, seq, hex(rec, 'body')), hex(rec, 'record'), `${dir} ${seq} seals`);
     }
+  });
+}
+
+for (const h of vectorFiles('resumption').flatMap(({ vectors }) => vectors)) {
+  test(`forge recomputes the resumed handshake vector: ${str(h, 'name')} (§7.5)`, () => {
+    const inputs = get(h, 'inputs');
+    const wire = get(h, 'wire');
+    const values = get(h, 'values');
+    const w = (k: string): Buffer => hex(wire, k);
+    const v = (k: string): Buffer => hex(values, k);
+    const psk = hex(inputs, 'psk');
+    // The ticket opens under ticket_key (the PKCS#8 DER export is node:crypto's, the one other exception).
+    const key = createPrivateKey(str(inputs, 'server_rsa_private_pem'));
+    const spki = createPublicKey(key).export({ format: 'der', type: 'spki' });
+    const ticketKey = hkdf(sha256(spki), key.export({ format: 'der', type: 'pkcs8' }), Buffer.concat([Buffer.from('stx/1 ticket key', 'ascii'), Buffer.of(1)]), 32);
+    assert.deepEqual(ticketKey, v('ticket_key'));
+    const ticket = v('ticket');
+    const decipher = forge.cipher.createDecipher('AES-GCM', forge.util.createBuffer(bin(ticketKey)));
+    decipher.start({ iv: bin(ticket.subarray(1, 13)), additionalData: bin(Buffer.concat([Buffer.of(1), sha256(spki)])), tagLength: 128, tag: forge.util.createBuffer(bin(ticket.subarray(ticket.length - 16))) });
+    decipher.update(forge.util.createBuffer(bin(ticket.subarray(13, ticket.length - 16))));
+    assert.ok(decipher.finish(), 'the ticket authenticates');
+    const plain = buf(decipher.output.getBytes());
+    assert.equal(Number(plain.readBigUInt64BE(0)), num(inputs, 'issued_at'));
+    assert.equal(plain[8], 1, 'an Ed25519 identity');
+    assert.deepEqual(plain.subarray(9, 41), Buffer.from(forge.pki.ed25519.generateKeyPair({ seed: hex(inputs, 'client_ed25519_private') }).publicKey));
+    assert.deepEqual(plain.subarray(41), psk);
+    assert.deepEqual(binField(payload(frameBody(w('client_hello')), 0x01), 'ticket'), ticket);
+    assert.equal(payload(frameBody(w('server_hello')), 0x02).get('resumed'), 1);
+    // H_ke = H_sh, ikm = psk ‖ dh (dh as the vector states it; forge has no X25519).
+    const hKe = sha256(w('client_preamble'), w('client_hello'), w('server_preamble'), w('server_hello'));
+    assert.deepEqual(hKe, v('h_ke'));
+    const ikm = Buffer.concat([psk, v('dh')]);
+    const K = (label: string, len: number): Buffer => hkdf(hKe, ikm, Buffer.from(`stx/1 ${label}`, 'ascii'), len);
+    const keys = { c2s_key: K('c2s key', 32), c2s_iv: K('c2s iv', 12), s2c_key: K('s2c key', 32), s2c_iv: K('s2c iv', 12), c_finished_key: K('c finished', 32), s_finished_key: K('s finished', 32), resumption_psk: K('resumption', 32) };
+    for (const [name, value] of Object.entries(keys)) assert.deepEqual(value, v(name), name);
+    const cfBody = forgeOpen(keys.c2s_key, keys.c2s_iv, 0, w('client_finished_record'));
+    assert.ok(cfBody !== null);
+    const cf = payload(cfBody, 0x04);
+    assert.deepEqual(binField(cf, 'verify'), hmac(keys.c_finished_key, hKe));
+    assert.equal(cf.has('identity') || cf.has('signature'), false, 'a resumed CLIENT_FINISHED names no identity');
+    const sfBody = forgeOpen(keys.s2c_key, keys.s2c_iv, 0, w('server_finished_record'));
+    assert.ok(sfBody !== null);
+    assert.deepEqual(binField(payload(sfBody, 0x05), 'verify'), hmac(keys.s_finished_key, hKe));
+    assert.deepEqual(forgeOpen(keys.s2c_key, keys.s2c_iv, 1, w('new_ticket_record')), w('new_ticket_body'), 'NEW_TICKET is the next S→C record');
   });
 }
 

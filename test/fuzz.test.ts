@@ -79,7 +79,8 @@ describe('the reference model agrees with spec/vectors', () => {
   it('states*: every sequence ends where the vector says', () => {
     for (const { file, vectors } of vectorFiles('states')) {
       for (const v of vectors) {
-        const m = new RefMachine(str(v, 'machine') === 'server' ? 'server' : 'client');
+        const r = field(v, 'resumption');
+        const m = new RefMachine(str(v, 'machine') === 'server' ? 'server' : 'client', r === undefined ? undefined : { tickets: field(r, 'tickets') === true, resumed: field(r, 'resumed') === true });
         const steps = field(v, 'steps');
         assert.ok(Array.isArray(steps));
         let code: string | null = null;

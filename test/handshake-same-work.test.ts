@@ -89,7 +89,7 @@ describe('RSA-OAEP failure and success do the same work (§7.1)', () => {
       const { server, kx, raw } = upToKeyExchange(encrypt);
       const { calls } = traced(() => server.onKeyExchange(raw, kx));
       assert.ok(calls.filter((c) => c.startsWith('privateDecrypt')).length === 1, `${name}: one RSA decryption (${calls.join(' ')})`);
-      assert.ok(calls.filter((c) => c.startsWith('hkdfSync')).length === 6, `${name}: the six keys of §7.2 derived (${calls.join(' ')})`);
+      assert.ok(calls.filter((c) => c.startsWith('hkdfSync')).length === 7, `${name}: the seven keys of §7.2 derived (${calls.join(' ')})`);
       return [name, calls] as const;
     });
     const [, reference] = traces[0] ?? ['', []];

@@ -6,12 +6,15 @@ import { createPrivateKey } from 'node:crypto';
 import { test } from 'node:test';
 import { decodeBody } from '../src/proto/codec.js';
 import { StxError } from '../src/proto/errors.js';
-import { deriveKeys, finishedMac, oaepDecrypt, okpPrivateFromRaw, RecordOpener, RecordSealer, signTranscript, x25519KeyPair, x25519SharedSecret, type SessionKeys } from '../src/crypto/index.js';
+import { createHash, hkdfSync } from 'node:crypto';
+import { deriveKeys, finishedMac, fingerprint, oaepDecrypt, okpPrivateFromRaw, okpPublicRaw, RecordOpener, RecordSealer, serverKeySpki, signTranscript, TicketKey, x25519KeyPair, x25519SharedSecret, type SessionKeys } from '../src/crypto/index.js';
+import { MAX_TICKET_LIFETIME_S } from '../src/proto/limits.js';
 import { vectorFiles } from './support/vectors.js';
 import { get, has, hex, hexOrNull, list, num, str, strOrNull } from './tools/crypto-files.js';
-import { asClientFinished, asServerFinished, runHandshake, type WireName } from './tools/handshake-pair.js';
+import { asClientFinished, asServerFinished, runHandshake, runResumption, type WireName } from './tools/handshake-pair.js';
 
 const handshakes = vectorFiles('handshake').flatMap(({ file, vectors }) => vectors.map((v) => ({ file, v })));
+const resumptions = vectorFiles('resumption').flatMap(({ file, vectors }) => vectors.map((v) => ({ file, v })));
 const records = vectorFiles('records').flatMap(({ file, vectors }) => vectors.map((v) => ({ file, v })));
 const sealVectors = records.filter(({ v }) => has(v, 'body'));
 const failVectors = records.filter(({ v }) => has(v, 'error'));
@@ -32,6 +35,7 @@ const KEY_FIELDS: readonly [keyof SessionKeys, string][] = [
   ['s2cIv', 's2c_iv'],
   ['cFinishedKey', 'c_finished_key'],
   ['sFinishedKey', 's_finished_key'],
+  ['resumption', 'resumption_psk'],
 ];
 
 function assertHex(actual: Buffer, expected: Buffer, what: string): void {
@@ -138,6 +142,56 @@ for (const { file, v: h } of handshakes) {
       assertHex(Buffer.concat(new RecordSealer(key, iv, { seq }).seal(body)), hex(rec, 'record'), `${direction} record ${seq}`);
       assertHex(new RecordOpener(key, iv, { start: { seq } }).open(hex(rec, 'record')), body, `${direction} record ${seq} opens`);
       decodeBody(body);
+    }
+  });
+}
+
+test('there is a resumed handshake vector, and its psk is one of handshake.json', () => {
+  assert.ok(resumptions.length >= 1);
+  const psks = handshakes.map(({ v }) => hex(get(v, 'values'), 'resumption_psk').toString('hex'));
+  for (const { v } of resumptions) assert.ok(psks.includes(hex(get(v, 'inputs'), 'psk').toString('hex')));
+});
+
+for (const { file, v: h } of resumptions) {
+  test(`${file}: ${str(h, 'name')} (§7.5)`, () => {
+    const inputs = get(h, 'inputs');
+    const wire = get(h, 'wire');
+    const values = get(h, 'values');
+    const serverKey = createPrivateKey(str(inputs, 'server_rsa_private_pem'));
+    const psk = hex(inputs, 'psk');
+    const seed = hex(inputs, 'client_ed25519_private');
+    const identity = okpPrivateFromRaw('ed25519', seed);
+    // The ticket key by §7.5's formula, and the ticket: sealed by that key, opened by ours.
+    const spkiHash = createHash('sha256').update(serverKeySpki(serverKey)).digest();
+    const ticketKey = Buffer.from(hkdfSync('sha256', serverKey.export({ type: 'pkcs8', format: 'der' }), spkiHash, Buffer.concat([Buffer.from('stx/1 ticket key', 'ascii'), Buffer.of(1)]), 32));
+    assertHex(ticketKey, hex(values, 'ticket_key'), 'ticket_key');
+    const ticket = new TicketKey(serverKey, MAX_TICKET_LIFETIME_S).seal({ issuedAt: num(inputs, 'issued_at'), identity: okpPublicRaw('ed25519', identity), psk }, hex(inputs, 'ticket_nonce'));
+    assertHex(ticket, hex(values, 'ticket'), 'ticket');
+    const now = num(inputs, 'now');
+    const r = runResumption({
+      client: { random: hex(inputs, 'client_random'), x25519Private: hex(inputs, 'client_x25519_private'), identity, askTicket: true, ticket: { ticket, psk, serverFingerprint: fingerprint(serverKeySpki(serverKey)) } },
+      server: { serverKey, random: hex(inputs, 'server_random'), x25519Private: hex(inputs, 'server_x25519_private'), now: () => now, ticketNonce: hex(inputs, 'new_ticket_nonce') },
+    });
+    assert.ok('psk' in r && r.newTicketRecord !== null && r.accepted.newTicket !== null, 'the ticket is taken');
+    for (const name of ['client_preamble', 'client_hello', 'server_preamble', 'server_hello', 'client_finished_record', 'server_finished_record'] as const) {
+      assertHex(r.wire[name], hex(wire, name), `wire.${name}`);
+    }
+    assertHex(r.clientFinishedBody, hex(wire, 'client_finished_body'), 'wire.client_finished_body');
+    assertHex(r.accepted.serverFinished, hex(wire, 'server_finished_body'), 'wire.server_finished_body');
+    assertHex(r.accepted.newTicket, hex(wire, 'new_ticket_body'), 'wire.new_ticket_body');
+    assertHex(r.newTicketRecord, hex(wire, 'new_ticket_record'), 'wire.new_ticket_record');
+    assert.equal(r.accepted.clientFingerprint, str(values, 'client_fingerprint'));
+    // ikm = psk ‖ dh, H_ke = H_sh (no KEY_EXCHANGE).
+    const hSh = createHash('sha256').update(Buffer.concat([hex(wire, 'client_preamble'), hex(wire, 'client_hello'), hex(wire, 'server_preamble'), hex(wire, 'server_hello')])).digest();
+    assertHex(hSh, hex(values, 'h_ke'), 'H_ke = H_sh');
+    const dh = hex(values, 'dh');
+    assertHex(x25519SharedSecret(x25519KeyPair(hex(inputs, 'client_x25519_private')).privateKey, hex(values, 'server_x25519_public')), dh, 'dh');
+    const derived = deriveKeys(psk, dh, hSh);
+    for (const [field, name] of KEY_FIELDS) {
+      const expected = hex(values, name);
+      assertHex(r.clientKeyCopy[field], expected, `client ${name}`);
+      assertHex(r.serverKeyCopy[field], expected, `server ${name}`);
+      assertHex(derived[field], expected, `deriveKeys ${name}`);
     }
   });
 }

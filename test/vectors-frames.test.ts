@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
   clientMachine,
+  NO_RESUMPTION,
   decodeBody,
   encodeBody,
   encodeBodyParts,
@@ -103,7 +104,9 @@ for (const { file, vectors } of stateFiles) {
   describe(file, () => {
     vectors.forEach((v, i) => {
       it(`#${i} ${str(v, 'name')}`, () => {
-        const m = str(v, 'machine') === 'server' ? serverMachine() : clientMachine();
+        const r = field(v, 'resumption');
+        const resumption = r === undefined ? NO_RESUMPTION : { tickets: field(r, 'tickets') === true, resumed: field(r, 'resumed') === true };
+        const m = str(v, 'machine') === 'server' ? serverMachine(resumption) : clientMachine(resumption);
         const steps = field(v, 'steps');
         assert.ok(Array.isArray(steps) && steps.length > 0);
         const expectedError = field(v, 'error');

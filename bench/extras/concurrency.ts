@@ -169,6 +169,8 @@ async function oneSample(dir: string, file: TestFile, clients: number, options: 
           name: name(i),
           fingerprint: daemon.fingerprint,
           knownHostsFile: '/dev/null',
+          // First contacts: no ticket asked for or offered (§7.5), the same flight a 1.12 client sends.
+          ticketDir: null,
           retries: RETRIES,
           retryForMs: RETRY_FOR_MS,
         }),

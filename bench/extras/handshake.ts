@@ -31,13 +31,17 @@ export interface HandshakeRate {
   readonly perSecond: number;
 }
 
-/** One handshake; resolves to its duration in ms. */
-async function once(target: HandshakeTarget): Promise<number> {
+/**
+ * One handshake; resolves to its duration in ms. `ticketDir` null: a first contact, no tickets
+ * asked for or offered (the full handshake, §6); a directory: a returning client that resumes with
+ * the ticket its last handshake left there (§7.5) and asks for the next.
+ */
+async function once(target: HandshakeTarget, ticketDir: string | null): Promise<number> {
   const t0 = performance.now();
   const conn = await Connection.connect('127.0.0.1', target.port, HANDSHAKE_LIMIT_MS);
   try {
     // knownHostsFile is never read: the fingerprint is pinned.
-    await handshake(conn, { host: '127.0.0.1', port: target.port, fingerprint: target.fingerprint, knownHostsFile: '/dev/null' });
+    await handshake(conn, { host: '127.0.0.1', port: target.port, fingerprint: target.fingerprint, knownHostsFile: '/dev/null', ticketDir });
     return performance.now() - t0;
   } finally {
     conn.close();
@@ -49,11 +53,14 @@ function quantile(sorted: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? Number.NaN;
 }
 
-/** `count` handshakes one after the other (after `warmup` unmeasured ones). */
-export async function handshakeLatency(target: HandshakeTarget, count: number, warmup = 5): Promise<HandshakeLatency> {
-  for (let i = 0; i < warmup; i++) await once(target);
+/**
+ * `count` handshakes one after the other (after `warmup` unmeasured ones); first contacts, or with
+ * `ticketDir` returning clients that resume (§7.5; the warm-up leaves the first ticket).
+ */
+export async function handshakeLatency(target: HandshakeTarget, count: number, warmup = 5, ticketDir: string | null = null): Promise<HandshakeLatency> {
+  for (let i = 0; i < warmup; i++) await once(target, ticketDir);
   const times: number[] = [];
-  for (let i = 0; i < count; i++) times.push(await once(target));
+  for (let i = 0; i < count; i++) times.push(await once(target, ticketDir));
   const sorted = [...times].sort((a, b) => a - b);
   return {
     count,
@@ -69,7 +76,7 @@ export async function handshakeRate(target: HandshakeTarget, clients: number, pe
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: clients }, async () => {
-      for (let i = 0; i < perClient; i++) await once(target);
+      for (let i = 0; i < perClient; i++) await once(target, null);
     }),
   );
   const seconds = (performance.now() - t0) / 1000;

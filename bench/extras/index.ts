@@ -30,7 +30,8 @@ export interface ExtrasOptions {
 }
 
 export interface ExtrasResults {
-  readonly handshake: { readonly latency: HandshakeLatency; readonly rate: HandshakeRate; readonly daemon: Rusage | null } | { readonly failed: string } | null;
+  /** `latency` and `rate`: first contacts (full handshakes); `resumed`: returning clients with a ticket (§7.5). */
+  readonly handshake: { readonly latency: HandshakeLatency; readonly resumed: HandshakeLatency; readonly rate: HandshakeRate; readonly daemon: Rusage | null } | { readonly failed: string } | null;
   readonly concurrency: ConcurrencyResult | { readonly failed: string } | null;
   readonly memory: readonly MemoryResult[] | null;
 }
@@ -70,11 +71,15 @@ export async function runExtras(options: ExtrasOptions, tmpRoot: string, log: (l
     const dir = await mkdtemp(join(tmpRoot, 'handshake-'));
     handshake = await withDaemon(dir, async (target) => ({
       latency: await handshakeLatency(target, options.handshakes),
+      resumed: await handshakeLatency(target, options.handshakes, 5, join(dir, 'tickets')),
       rate: await handshakeRate(target, options.parallelClients, options.handshakesPerParallelClient),
     }));
     await rm(dir, { recursive: true, force: true });
     if ('failed' in handshake) log(`handshakes: FAILED ${handshake.failed}`);
-    else log(`handshakes: median ${handshake.latency.medianMs.toFixed(2)} ms, p99 ${handshake.latency.p99Ms.toFixed(2)} ms; ${handshake.rate.perSecond.toFixed(0)}/s with ${handshake.rate.clients} clients`);
+    else {
+      log(`handshakes: median ${handshake.latency.medianMs.toFixed(2)} ms, p99 ${handshake.latency.p99Ms.toFixed(2)} ms; ${handshake.rate.perSecond.toFixed(0)}/s with ${handshake.rate.clients} clients`);
+      log(`handshakes of returning clients (resumed with a ticket, §7.5): median ${handshake.resumed.medianMs.toFixed(2)} ms, p99 ${handshake.resumed.p99Ms.toFixed(2)} ms`);
+    }
   }
 
   if (options.which.has('concurrency')) {

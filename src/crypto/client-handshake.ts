@@ -31,6 +31,18 @@ export interface ClientHandshakeOptions {
   readonly identity?: KeyObject;
   /** Defaults to node:crypto RSA-OAEP-SHA-256; vectors inject their stored ciphertext. */
   readonly oaepEncrypt?: OaepEncryptFn;
+  /** A ticket to resume with (§7.5, revision 1.13), from a NEW_TICKET of the server `serverFingerprint`. */
+  readonly ticket?: ClientTicket | undefined;
+  /** Ask for a NEW_TICKET after SERVER_FINISHED (CLIENT_HELLO `tickets`, §7.5). */
+  readonly askTicket?: boolean | undefined;
+}
+
+/** What a client keeps of a NEW_TICKET (§7.5): the ticket, its psk, and the server it came from. */
+export interface ClientTicket {
+  readonly ticket: Buffer;
+  /** K("resumption", 32) of the session that received the ticket (§7.2). */
+  readonly psk: Buffer;
+  readonly serverFingerprint: string;
 }
 
 /** What the caller checks against its pins / known hosts (§5) before calling finish(). */
@@ -38,6 +50,8 @@ export interface ServerKeyInfo {
   readonly fingerprint: string;
   /** SERVER_HELLO.server_key as received (DER SubjectPublicKeyInfo). */
   readonly serverKeyDer: Buffer;
+  /** The server took the ticket (§7.5): no KEY_EXCHANGE, and CLIENT_FINISHED carries no identity. */
+  readonly resumed: boolean;
 }
 
 export interface ClientKeys {
@@ -58,7 +72,7 @@ export interface ClientKeys {
 type State =
   | { readonly kind: 'AwaitServerPreamble'; readonly ephemeral: X25519KeyPair }
   | { readonly kind: 'AwaitServerHello'; readonly ephemeral: X25519KeyPair }
-  | { readonly kind: 'CheckServerKey'; readonly serverKey: KeyObject; readonly dh: Buffer; readonly hSh: Buffer }
+  | { readonly kind: 'CheckServerKey'; readonly serverKey: KeyObject; readonly dh: Buffer; readonly hSh: Buffer; readonly resumed: boolean }
   | { readonly kind: 'AwaitServerFinished'; readonly keys: SessionKeys; readonly hKe: Buffer }
   | { readonly kind: 'Done' }
   | { readonly kind: 'Failed' };
@@ -71,6 +85,8 @@ export class ClientHandshake {
   private readonly rsaSecret: Buffer;
   private readonly identity: KeyObject | undefined;
   private readonly encrypt: OaepEncryptFn;
+  private readonly ticket: ClientTicket | undefined;
+  private readonly askTicket: boolean;
 
   constructor(options: ClientHandshakeOptions = {}) {
     const random = options.random ?? randomBytes(RANDOM_BYTES);
@@ -83,7 +99,15 @@ export class ClientHandshake {
     }
     this.identity = options.identity;
     this.encrypt = options.oaepEncrypt ?? oaepEncrypt;
-    this.helloBytes = encodeFrame({ type: 'CLIENT_HELLO', random, x25519: ephemeral.publicKey });
+    this.ticket = options.ticket;
+    this.askTicket = options.askTicket === true;
+    this.helloBytes = encodeFrame({
+      type: 'CLIENT_HELLO',
+      random,
+      x25519: ephemeral.publicKey,
+      ...(this.ticket === undefined ? {} : { ticket: this.ticket.ticket }),
+      ...(this.askTicket ? { tickets: 1 } : {}),
+    });
     this.transcript.add(this.preambleBytes, this.helloBytes);
     this.state = { kind: 'AwaitServerPreamble', ephemeral };
   }
@@ -123,11 +147,18 @@ export class ClientHandshake {
     checkFrameBytes(frameBytes, 'SERVER_HELLO');
     return this.guard(() => {
       const serverKey = parseServerKey(frame.server_key);
+      const resumed = frame.resumed === 1;
+      const serverFingerprint = fingerprint(frame.server_key);
+      // A server resumes only the ticket it was offered, and only under the key that issued it (§7.5).
+      if (resumed && this.ticket === undefined) throw new CryptoError('HANDSHAKE_FAILED', 'SERVER_HELLO resumed a session, but no ticket was offered');
+      if (resumed && this.ticket?.serverFingerprint !== serverFingerprint) {
+        throw new CryptoError('HANDSHAKE_FAILED', `SERVER_HELLO resumed with key ${serverFingerprint}, not the key ${this.ticket?.serverFingerprint ?? ''} that issued the ticket`);
+      }
       const dh = x25519SharedSecret(s.ephemeral.privateKey, frame.x25519);
       this.transcript.add(frameBytes);
       // The ephemeral private key is dropped with this state; only dh is kept (§4).
-      this.state = { kind: 'CheckServerKey', serverKey, dh, hSh: this.transcript.current() };
-      return { fingerprint: fingerprint(frame.server_key), serverKeyDer: frame.server_key };
+      this.state = { kind: 'CheckServerKey', serverKey, dh, hSh: this.transcript.current(), resumed };
+      return { fingerprint: serverFingerprint, serverKeyDer: frame.server_key, resumed };
     });
   }
 
@@ -137,42 +168,60 @@ export class ClientHandshake {
    */
   finish(): ClientKeys {
     const s = this.state;
-    if (s.kind !== 'CheckServerKey') throw this.outOfOrder('CheckServerKey');
+    if (s.kind !== 'CheckServerKey' || s.resumed) throw this.outOfOrder('CheckServerKey');
     return this.guard(() => {
-      const encrypted = this.encrypt(s.serverKey, this.rsaSecret, s.hSh);
-      const keyExchange = encodeFrame({ type: 'KEY_EXCHANGE', encrypted_secret: encrypted });
+      const keyExchange = encodeFrame({ type: 'KEY_EXCHANGE', encrypted_secret: this.encrypt(s.serverKey, this.rsaSecret, s.hSh) });
       this.transcript.add(keyExchange);
-      const hKe = this.transcript.current();
-      const keys = deriveKeys(this.rsaSecret, s.dh, hKe);
-      this.rsaSecret.fill(0);
-      s.dh.fill(0);
-      const verify = finishedMac(keys.cFinishedKey, hKe);
-      const frame: ClientFinished =
-        this.identity === undefined
-          ? { type: 'CLIENT_FINISHED', verify }
-          : { type: 'CLIENT_FINISHED', verify, ...signTranscript(this.identity, hKe) };
-      const sealer = new RecordSealer(keys.c2sKey, keys.c2sIv);
-      const opener = new RecordOpener(keys.s2cKey, keys.s2cIv, {
-        firstRecordError: {
-          code: 'HANDSHAKE_FAILED',
-          message: "the server's first record failed to open: the two sides derived different keys",
-        },
-      });
-      this.state = { kind: 'AwaitServerFinished', keys, hKe };
-      return { keyExchange, clientFinished: encodeBody(frame), keys, sealer, opener, transcriptHash: hKe };
+      return { keyExchange, ...this.derive(s) };
     });
   }
 
-  /** Checks SERVER_FINISHED.verify in constant time (§7.3); HANDSHAKE_FAILED on mismatch. */
-  verifyServerFinished(frame: ServerFinished): void {
+  /**
+   * After the server key is trusted, when SERVER_HELLO resumed (§7.5): no KEY_EXCHANGE, H_ke = H_sh,
+   * ikm = psk ‖ dh; CLIENT_FINISHED carries no identity (the ticket's is the client's).
+   */
+  finishResumed(): Omit<ClientKeys, 'keyExchange'> {
+    const s = this.state;
+    if (s.kind !== 'CheckServerKey' || !s.resumed) throw this.outOfOrder('CheckServerKey');
+    return this.guard(() => this.derive(s));
+  }
+
+  private derive(s: State & { readonly kind: 'CheckServerKey' }): Omit<ClientKeys, 'keyExchange'> {
+    const hKe = this.transcript.current();
+    const keys = deriveKeys(s.resumed && this.ticket !== undefined ? this.ticket.psk : this.rsaSecret, s.dh, hKe);
+    this.rsaSecret.fill(0);
+    s.dh.fill(0);
+    const verify = finishedMac(keys.cFinishedKey, hKe);
+    const frame: ClientFinished =
+      this.identity === undefined || s.resumed
+        ? { type: 'CLIENT_FINISHED', verify }
+        : { type: 'CLIENT_FINISHED', verify, ...signTranscript(this.identity, hKe) };
+    const sealer = new RecordSealer(keys.c2sKey, keys.c2sIv);
+    const opener = new RecordOpener(keys.s2cKey, keys.s2cIv, {
+      firstRecordError: {
+        code: 'HANDSHAKE_FAILED',
+        message: "the server's first record failed to open: the two sides derived different keys",
+      },
+    });
+    this.state = { kind: 'AwaitServerFinished', keys, hKe };
+    return { clientFinished: encodeBody(frame), keys, sealer, opener, transcriptHash: hKe };
+  }
+
+  /**
+   * Checks SERVER_FINISHED.verify in constant time (§7.3); HANDSHAKE_FAILED on mismatch. Returns
+   * a copy of the session's resumption psk (§7.5) if the client asked for a ticket, else null.
+   */
+  verifyServerFinished(frame: ServerFinished): Buffer | null {
     const s = this.state;
     if (s.kind !== 'AwaitServerFinished') throw this.outOfOrder('AwaitServerFinished');
-    this.guard(() => {
+    return this.guard(() => {
       if (!verifyFinished(s.keys.sFinishedKey, s.hKe, frame.verify)) {
         throw new CryptoError('HANDSHAKE_FAILED', 'SERVER_FINISHED.verify does not match');
       }
+      const psk = this.askTicket ? Buffer.from(s.keys.resumption) : null;
       eraseKeys(s.keys);
       this.state = { kind: 'Done' };
+      return psk;
     });
   }
 

@@ -15,5 +15,7 @@ export {
   type ClientHandshakeOptions,
   type ClientKeys,
   type ServerKeyInfo,
+  type ClientTicket,
 } from './client-handshake.js';
+export { TicketKey, ticketKeyFor, TICKET_VERSION, type TicketContents } from './ticket.js';
 export { ServerHandshake, type ClientAccepted, type ServerHandshakeOptions, type ServerKeys } from './server-handshake.js';

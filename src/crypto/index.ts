@@ -11,7 +11,12 @@ export {
   type ClientKeys,
   type ServerHandshakeOptions,
   type ServerKeyInfo,
+  type ClientTicket,
   type ServerKeys,
+  TicketKey,
+  ticketKeyFor,
+  TICKET_VERSION,
+  type TicketContents,
 } from './handshake.js';
 export {
   deriveKeys,

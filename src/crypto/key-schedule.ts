@@ -14,6 +14,8 @@ export interface SessionKeys {
   readonly s2cIv: Buffer;
   readonly cFinishedKey: Buffer;
   readonly sFinishedKey: Buffer;
+  /** The pre-shared key a ticket of this session carries (§7.5, revision 1.13). */
+  readonly resumption: Buffer;
 }
 
 interface KeySpec {
@@ -30,6 +32,7 @@ const KEY_SCHEDULE: Readonly<Record<keyof SessionKeys, KeySpec>> = {
   s2cIv: { label: 's2c iv', bytes: 12 },
   cFinishedKey: { label: 'c finished', bytes: 32 },
   sFinishedKey: { label: 's finished', bytes: 32 },
+  resumption: { label: 'resumption', bytes: 32 },
 };
 
 const INFO_PREFIX = 'stx/1 ';
@@ -41,7 +44,7 @@ export function hkdfSha256(salt: Buffer, ikm: Buffer, info: Buffer, length: numb
 }
 
 /**
- * §7.2: ikm = rsa_secret ‖ dh; K(label, L) = HKDF(salt = H_ke, ikm, "stx/1 " ‖ label, L).
+ * §7.2: ikm = rsa_secret ‖ dh (a resumed handshake, §7.5: psk ‖ dh, with H_ke = H_sh); K(label, L) = HKDF(salt = H_ke, ikm, "stx/1 " ‖ label, L).
  * The caller erases rsaSecret and dh afterwards; the joined ikm is erased here.
  */
 export function deriveKeys(rsaSecret: Buffer, dh: Buffer, transcriptHashKe: Buffer): SessionKeys {
@@ -59,6 +62,7 @@ export function deriveKeys(rsaSecret: Buffer, dh: Buffer, transcriptHashKe: Buff
       s2cIv: k(KEY_SCHEDULE.s2cIv),
       cFinishedKey: k(KEY_SCHEDULE.cFinishedKey),
       sFinishedKey: k(KEY_SCHEDULE.sFinishedKey),
+      resumption: k(KEY_SCHEDULE.resumption),
     };
   } finally {
     ikm.fill(0);
@@ -73,6 +77,7 @@ export function eraseKeys(keys: SessionKeys): void {
   keys.s2cIv.fill(0);
   keys.cFinishedKey.fill(0);
   keys.sFinishedKey.fill(0);
+  keys.resumption.fill(0);
 }
 
 /** §7.3: verify = HMAC(finished_key, H_ke). */

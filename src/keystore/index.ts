@@ -10,4 +10,5 @@ export {
   stxHome,
   createPrivateFile,
 } from './keys.js';
-export { checkServerKey, hostPortKey, isKnownHost, recordServerKey } from './known-hosts.js';
+export { checkServerKey, hostPortKey, isKnownHost, knownFingerprints, recordServerKey } from './known-hosts.js';
+export { MAX_TICKETS_PER_SERVER, TicketStore, type StoredTicket } from './tickets.js';

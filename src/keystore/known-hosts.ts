@@ -111,6 +111,19 @@ export async function isKnownHost(file: string, hostPort: string): Promise<boole
   }
 }
 
+/**
+ * The fingerprints the known-hosts file records for `hostPort` (§5), for the tickets of those keys
+ * (§7.5); none when the file cannot be read or parsed (the handshake itself reports that).
+ */
+export async function knownFingerprints(file: string, hostPort: string): Promise<string[]> {
+  try {
+    const text = await readIfExists(file);
+    return text === null ? [] : parseKnownHosts(text, file).filter((e) => e.hostPort === hostPort).map((e) => e.fingerprint);
+  } catch {
+    return [];
+  }
+}
+
 /** Trust on first use (§5): appends `hostPort fingerprint` to the file (0600, directory 0700). */
 export async function recordServerKey(file: string, hostPort: string, fingerprint: string): Promise<void> {
   if (!FINGERPRINT.test(fingerprint)) throw new RangeError(`not a fingerprint: ${fingerprint}`);

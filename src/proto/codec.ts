@@ -118,10 +118,16 @@ export function decodeBody(body: Buffer): Frame {
   }
   const f = checkFields(name, readPayloadMap(name, payload));
   switch (name) {
-    case 'CLIENT_HELLO':
-      return { type: name, random: f.bin('random'), x25519: f.bin('x25519') };
-    case 'SERVER_HELLO':
-      return { type: name, random: f.bin('random'), x25519: f.bin('x25519'), server_key: f.bin('server_key') };
+    case 'CLIENT_HELLO': {
+      // Optional fields of revision 1.13 (§7.5), present only when sent.
+      const ticket = f.optionalBin('ticket');
+      const tickets = f.optionalNum('tickets');
+      return { type: name, random: f.bin('random'), x25519: f.bin('x25519'), ...(ticket === undefined ? {} : { ticket }), ...(tickets === undefined ? {} : { tickets }) };
+    }
+    case 'SERVER_HELLO': {
+      const resumed = f.optionalNum('resumed');
+      return { type: name, random: f.bin('random'), x25519: f.bin('x25519'), server_key: f.bin('server_key'), ...(resumed === undefined ? {} : { resumed }) };
+    }
     case 'KEY_EXCHANGE':
       return { type: name, encrypted_secret: f.bin('encrypted_secret') };
     case 'CLIENT_FINISHED': {
@@ -177,6 +183,8 @@ export function decodeBody(body: Buffer): Frame {
     case 'ERROR':
     case 'GOAWAY':
       return { type: name, code: f.num('code'), message: f.str('message') };
+    case 'NEW_TICKET':
+      return { type: name, ticket: f.bin('ticket'), lifetime: f.num('lifetime') };
     case 'PING':
     case 'PONG':
       return { type: name, seq: f.num('seq') };

@@ -26,6 +26,7 @@ export const FRAME_TYPES = {
   PING: 0x21,
   PONG: 0x22,
   GOAWAY: 0x23,
+  NEW_TICKET: 0x24,
   LIST: 0x30,
   LIST_ENTRY: 0x31,
   LIST_END: 0x32,
@@ -46,6 +47,10 @@ export interface ClientHello {
   readonly type: 'CLIENT_HELLO';
   readonly random: Buffer;
   readonly x25519: Buffer;
+  /** A ticket of an earlier session with this server, to resume with (§7.5, revision 1.13). */
+  readonly ticket?: Buffer;
+  /** 1: the client asks for a NEW_TICKET after SERVER_FINISHED (§7.5); absent (or 0): it does not. */
+  readonly tickets?: number;
 }
 export interface ServerHello {
   readonly type: 'SERVER_HELLO';
@@ -53,6 +58,8 @@ export interface ServerHello {
   readonly x25519: Buffer;
   /** DER SubjectPublicKeyInfo of the server's RSA key. */
   readonly server_key: Buffer;
+  /** 1: the server accepted CLIENT_HELLO's ticket, no KEY_EXCHANGE follows (§7.5); absent (or 0): a full handshake. */
+  readonly resumed?: number;
 }
 export interface KeyExchange {
   readonly type: 'KEY_EXCHANGE';
@@ -229,6 +236,14 @@ interface GoAway {
   readonly code: number;
   readonly message: string;
 }
+/** A ticket to resume with (§7.5, revision 1.13): the first record after SERVER_FINISHED, to a client that asked. */
+export interface NewTicket {
+  readonly type: 'NEW_TICKET';
+  /** Opaque to the client. */
+  readonly ticket: Buffer;
+  /** Seconds the client may keep it, at most MAX_TICKET_LIFETIME_S. */
+  readonly lifetime: number;
+}
 
 /** List the published files under `prefix` (§9.10), after `after` in listing order when given. */
 interface List {
@@ -338,6 +353,7 @@ export type Frame =
   | Ping
   | Pong
   | GoAway
+  | NewTicket
   | List
   | ListEntry
   | ListDir

@@ -52,6 +52,11 @@ export const MAX_NAME_COMPONENT_BYTES = 255;
 export const MAX_NAME_COMPONENTS = 64;
 export const MAX_MESSAGE_BYTES = 1024;
 
+/** Bytes of a resumption ticket (CLIENT_HELLO `ticket`, NEW_TICKET `ticket`, §7.5, revision 1.13). */
+export const MAX_TICKET_BYTES = 512;
+/** Seconds a ticket may be kept and used (NEW_TICKET `lifetime`, §7.5): 7 days, as TLS 1.3's. */
+export const MAX_TICKET_LIFETIME_S = 7 * 24 * 3600;
+
 /** Bytes of a stream upload's id (OPEN `stream`, §9.8). */
 export const STREAM_ID_BYTES = 16;
 

@@ -1,6 +1,6 @@
 // Field schemas of the control payloads (spec/PROTOCOL.md §2.1, §4) and their strict decoding.
 import { ProtocolError } from './errors.js';
-import { MAX_CONTROL_PAYLOAD_BYTES, MAX_MESSAGE_BYTES, MAX_MODE, MAX_NAME_BYTES, MAX_PACK_FILES, MAX_PUT_BYTES, MAX_PUTS_PER_DONE, MAX_SAFE_UINT, STREAM_ID_BYTES } from './limits.js';
+import { MAX_CONTROL_PAYLOAD_BYTES, MAX_MESSAGE_BYTES, MAX_MODE, MAX_NAME_BYTES, MAX_PACK_FILES, MAX_PUT_BYTES, MAX_PUTS_PER_DONE, MAX_SAFE_UINT, MAX_TICKET_BYTES, MAX_TICKET_LIFETIME_S, STREAM_ID_BYTES } from './limits.js';
 
 type FieldKind =
   | { readonly kind: 'bin'; readonly min: number; readonly max: number }
@@ -23,8 +23,8 @@ const field = (name: string, type: FieldKind, optional = false): FieldSpec =>
 
 /** Fields of every MessagePack frame, in the order senders write them (§4). */
 export const SCHEMAS = {
-  CLIENT_HELLO: [field('random', bin(32)), field('x25519', bin(32))],
-  SERVER_HELLO: [field('random', bin(32)), field('x25519', bin(32)), field('server_key', bin(1, 4096))],
+  CLIENT_HELLO: [field('random', bin(32)), field('x25519', bin(32)), field('ticket', bin(1, MAX_TICKET_BYTES), true), field('tickets', uint(1), true)],
+  SERVER_HELLO: [field('random', bin(32)), field('x25519', bin(32)), field('server_key', bin(1, 4096)), field('resumed', uint(1), true)],
   KEY_EXCHANGE: [field('encrypted_secret', bin(1, 1024))],
   CLIENT_FINISHED: [
     field('verify', bin(32)),
@@ -74,6 +74,7 @@ export const SCHEMAS = {
   PING: [field('seq', uint())],
   PONG: [field('seq', uint())],
   GOAWAY: [field('code', uint()), field('message', str(0, MAX_MESSAGE_BYTES))],
+  NEW_TICKET: [field('ticket', bin(1, MAX_TICKET_BYTES)), field('lifetime', uint(MAX_TICKET_LIFETIME_S))],
   LIST: [field('prefix', str(0, MAX_NAME_BYTES)), field('after', str(1, MAX_NAME_BYTES), true)],
   LIST_ENTRY: [
     field('name', str(1, MAX_NAME_BYTES)),

@@ -27,6 +27,7 @@ export type ServerState =
 export type ClientState =
   | 'AwaitServerHello'
   | 'AwaitServerFinished'
+  | 'AwaitTicket'
   | 'Ready'
   | 'AwaitOpenOk'
   | 'Sending'
@@ -94,6 +95,8 @@ export const SERVER_RECEIVE: readonly Transition<ServerState>[] = [
 export const SERVER_SEND: readonly Transition<ServerState>[] = [
   ['AwaitKeyExchange', 'SERVER_HELLO', 'AwaitKeyExchange'],
   ['Confirming', 'SERVER_FINISHED', 'Ready'],
+  // Right after SERVER_FINISHED, to a client that asked (§7.5, revision 1.13); never later.
+  ['Ready', 'NEW_TICKET', 'Ready'],
   ['Opening', 'PROGRESS', 'Opening'],
   ['Opening', 'OPEN_OK', 'Receiving'],
   ['Opening', 'DONE', 'Ready'],
@@ -158,6 +161,9 @@ export const CLIENT_RECEIVE: readonly Transition<ClientState>[] = [
   ['AwaitServerHello', 'SERVER_HELLO', 'AwaitServerFinished'],
   ['AwaitServerFinished', 'SERVER_FINISHED', 'Ready'],
   ['AwaitServerFinished', 'GOAWAY', 'Closed'],
+  // A client that asked for a ticket (§7.5, revision 1.13) is here after SERVER_FINISHED (resumedAfter()).
+  ['AwaitTicket', 'NEW_TICKET', 'Ready'],
+  ['AwaitTicket', 'GOAWAY', 'Closed'],
   ['Ready', 'PING', 'Ready'],
   ['Ready', 'PONG', 'Ready'],
   ['Ready', 'GOAWAY', 'Closed'],
@@ -321,6 +327,29 @@ export function madeAfter(outstanding: number, frame: FrameName, verb: 'received
   return { outstanding: next === 'AwaitMade' ? outstanding : 0, next };
 }
 
+/** What a handshake agreed on that picks between two rows (§7.5, §11, revision 1.13). */
+export interface Resumption {
+  /** The client asked for a ticket (CLIENT_HELLO `tickets`). */
+  readonly tickets: boolean;
+  /** The server accepted the client's ticket (SERVER_HELLO `resumed`). */
+  readonly resumed: boolean;
+}
+
+/** A handshake of revision 1.12: no ticket asked for, none accepted. */
+export const NO_RESUMPTION: Resumption = { tickets: false, resumed: false };
+
+/**
+ * Resumption (§7.5, §11, revision 1.13), where a field, not the frame's type, picks the row: a
+ * SERVER_HELLO with `resumed` leads the server to AwaitClientFinished, as no KEY_EXCHANGE follows
+ * it; SERVER_FINISHED leads a client that asked for a ticket to AwaitTicket, where NEW_TICKET is the
+ * one frame it takes. Given the state the tables name after `frame` (`next`), returns the state after it.
+ */
+export function resumedAfter<S extends string>(r: Resumption, state: S, frame: FrameName, verb: 'received' | 'sent', next: S): S {
+  if (r.resumed && frame === 'SERVER_HELLO' && verb === 'sent' && state === 'AwaitKeyExchange') return 'AwaitClientFinished' as S;
+  if (r.tickets && frame === 'SERVER_FINISHED' && verb === 'received' && state === 'AwaitServerFinished') return 'AwaitTicket' as S;
+  return next;
+}
+
 /**
  * Where the server may send GOAWAY (§11: "in any record state"): GOAWAY is a record (§4), and
  * the server seals records once KEY_EXCHANGE gave it keys (§6). The client never sends it.
@@ -391,6 +420,7 @@ export class Machine<S extends string> {
   constructor(
     private readonly rules: Rules<S>,
     private current: S,
+    protected readonly resumption: Resumption = NO_RESUMPTION,
   ) {}
 
   get state(): S {
@@ -398,11 +428,11 @@ export class Machine<S extends string> {
   }
 
   receive(frame: FrameName): S {
-    return (this.current = nextState(this.rules, this.current, frame, 'received'));
+    return (this.current = resumedAfter(this.resumption, this.current, frame, 'received', nextState(this.rules, this.current, frame, 'received')));
   }
 
   send(frame: FrameName): S {
-    return (this.current = nextState(this.rules, this.current, frame, 'sent'));
+    return (this.current = resumedAfter(this.resumption, this.current, frame, 'sent', nextState(this.rules, this.current, frame, 'sent')));
   }
 
   close(): void {
@@ -414,8 +444,9 @@ export class Machine<S extends string> {
   }
 }
 
-export function serverMachine(): Machine<ServerState> {
-  return new Machine(SERVER_RULES, 'AwaitClientHello');
+/** The server's Machine; `resumption` as its handshake has it (a vector's `tickets` and `resumed`). */
+export function serverMachine(resumption: Resumption = NO_RESUMPTION): Machine<ServerState> {
+  return new Machine(SERVER_RULES, 'AwaitClientHello', resumption);
 }
 
 /** The client's Machine: the tables, and AwaitMade's count (madeAfter()). */
@@ -431,13 +462,14 @@ class ClientMachine extends Machine<ClientState> {
   }
 
   private counted(frame: FrameName, verb: 'received' | 'sent'): ClientState {
-    const after = madeAfter(this.outstanding, frame, verb, nextState(CLIENT_RULES, this.state, frame, verb));
+    const next = resumedAfter(this.resumption, this.state, frame, verb, nextState(CLIENT_RULES, this.state, frame, verb));
+    const after = madeAfter(this.outstanding, frame, verb, next);
     this.outstanding = after.outstanding;
     this.moveTo(after.next);
     return after.next;
   }
 }
 
-export function clientMachine(): Machine<ClientState> {
-  return new ClientMachine(CLIENT_RULES, 'AwaitServerHello');
+export function clientMachine(resumption: Resumption = NO_RESUMPTION): Machine<ClientState> {
+  return new ClientMachine(CLIENT_RULES, 'AwaitServerHello', resumption);
 }

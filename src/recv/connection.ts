@@ -8,7 +8,7 @@ import { FrameChannel, type BodyBuffers, type ReceivedData } from '../crypto/cha
 import { CryptoError, ResourceError, StxError, codeFromWire, wireNumber, type ErrorCode } from '../proto/errors.js';
 import type { Frame, FrameName } from '../proto/frames.js';
 import { encodePreamble } from '../proto/preamble.js';
-import { SERVER_RULES, nextState, type ServerState } from '../proto/states.js';
+import { SERVER_RULES, nextState, resumedAfter, type ServerState } from '../proto/states.js';
 import { YoungGenerationCollector } from '../runtime/young-gc.js';
 import type { BodyPool, LeaseAccount } from '../transfer/body-pool.js';
 import type { MemoryBudget, MemoryUser } from '../transfer/budget.js';
@@ -175,7 +175,16 @@ export class Connection {
     this.bodies = ctx.store.bodies;
     this.log = ctx.log.child({ conn: id, remote: `${transport.remoteAddress ?? '?'}:${transport.remotePort ?? 0}` });
     const admitted = ctx.access === undefined ? { keys: ctx.authorizedKeys, anonymous: false } : admits(ctx.access);
-    this.state = beginHandshake({ serverKey: ctx.serverKey, authorizedKeys: admitted.keys, anonymous: admitted.anonymous, ticket: ctx.handshake });
+    const daemon = { appendOnly: ctx.appendOnly, allowDownload: ctx.allowDownload === true, maxFileBytes: ctx.maxFileBytes };
+    const { access } = ctx;
+    this.state = beginHandshake({
+      serverKey: ctx.serverKey,
+      authorizedKeys: admitted.keys,
+      anonymous: admitted.anonymous,
+      ticket: ctx.handshake,
+      // A ticket's client is let in only as a full handshake would let it in now (§7.5).
+      ...(access === undefined ? {} : { admitsResumed: (client: string | null) => rightsOf(access, daemon, client, transport.remoteAddress) !== null }),
+    });
     this.gate = new ReadGate({ pause: () => transport.pause(), resume: () => transport.resume() });
     this.puts = new PutQueue(
       (answer) => this.send(answer),
@@ -354,14 +363,18 @@ export class Connection {
         // Still in the handshake's state: a key that may not connect (from=, §7.4) hears AUTH_REFUSED.
         const rights = accepted === null ? null : this.rightsOf(accepted.client);
         if (accepted !== null) this.state = { kind: 'Confirming' };
-        this.expect(next, frame.type);
+        // A ticket taken: SERVER_HELLO led on to AwaitClientFinished (§7.5, §11).
+        const resumed = frame.type === 'CLIENT_HELLO' && state.hs.resumedKeys() !== null;
+        this.expect(resumed ? resumedAfter({ tickets: false, resumed }, 'AwaitKeyExchange', 'SERVER_HELLO', 'sent', next) : next, frame.type);
         if (accepted === null) return undefined;
         this.client = accepted.client;
         this.rights = rights;
         this.sendRaw('SERVER_FINISHED', this.channel.sealBody(accepted.serverFinished), { kind: 'Ready' });
+        // Right behind SERVER_FINISHED, to a client that asked (§7.5).
+        if (accepted.newTicket !== null) this.sendRaw('NEW_TICKET', this.channel.sealBody(accepted.newTicket));
         if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
         this.handshakeTimer = null;
-        this.log.info({ event: 'authenticated', client: this.client ?? 'anonymous' }, 'client authenticated');
+        this.log.info({ event: 'authenticated', client: this.client ?? 'anonymous', resumed: accepted.resumed }, 'client authenticated');
         return undefined;
       }
       case 'Ready': {

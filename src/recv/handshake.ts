@@ -35,6 +35,10 @@ export interface Accepted {
   /** The client's identity fingerprint (§7.4), or null for an anonymous client. */
   readonly client: string | null;
   readonly serverFinished: Buffer;
+  /** NEW_TICKET body to seal right after SERVER_FINISHED, if the client asked (§7.5). */
+  readonly newTicket: Buffer | null;
+  /** The client resumed a session with a ticket (§7.5). */
+  readonly resumed: boolean;
 }
 
 export interface HandshakeOptions {
@@ -44,10 +48,17 @@ export interface HandshakeOptions {
   readonly anonymous?: boolean | undefined;
   /** The admission that let this connection start its handshake (server.ts); none in unit tests. */
   readonly ticket?: HandshakeTicket | undefined;
+  /** Whether the client a resumption ticket names would get in now (§7.5: from=, the current file). */
+  readonly admitsResumed?: ((client: string | null) => boolean) | undefined;
 }
 
 export function beginHandshake(opts: HandshakeOptions): HandshakeState {
-  const hs = new ServerHandshake({ serverKey: opts.serverKey, authorizedKeys: opts.authorizedKeys, anonymous: opts.anonymous === true });
+  const hs = new ServerHandshake({
+    serverKey: opts.serverKey,
+    authorizedKeys: opts.authorizedKeys,
+    anonymous: opts.anonymous === true,
+    ...(opts.admitsResumed === undefined ? {} : { admitsResumed: opts.admitsResumed }),
+  });
   return { kind: 'AwaitClientHello', hs, ticket: opts.ticket, preambleRead: false };
 }
 
@@ -71,6 +82,13 @@ export function respond(state: HandshakeState, frame: Frame, raw: Buffer, link: 
     const hello = hs.onClientHello(raw, frame);
     link.enter({ kind: 'AwaitKeyExchange', hs, ticket });
     link.sendRaw('SERVER_HELLO', [hello]);
+    // A ticket taken (§7.5): no KEY_EXCHANGE and no RSA; records both ways from here on.
+    const resumed = hs.resumedKeys();
+    if (resumed !== null) {
+      link.channel.startOpening(resumed.opener);
+      link.channel.startSealing(resumed.sealer);
+      link.enter({ kind: 'AwaitClientFinished', hs, ticket });
+    }
     return null;
   }
   if (frame.type === 'KEY_EXCHANGE' && state.kind === 'AwaitKeyExchange') {
@@ -85,7 +103,7 @@ export function respond(state: HandshakeState, frame: Frame, raw: Buffer, link: 
     const accepted = hs.onClientFinished(frame);
     // The expensive part is over: this connection no longer counts as a handshake in progress.
     ticket?.end();
-    return { client: accepted.clientFingerprint, serverFinished: accepted.serverFinished };
+    return { client: accepted.clientFingerprint, serverFinished: accepted.serverFinished, newTicket: accepted.newTicket, resumed: accepted.resumed };
   }
   // The tables admit nothing else here; reaching this is a bug of ours, not the client's.
   throw new ResourceError('INTERNAL', `${frame.type} reached the handshake in state ${state.kind}`);

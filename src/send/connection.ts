@@ -10,7 +10,7 @@ import { FrameChannel, type Received } from '../crypto/channel.js';
 import { LocalError, ProtocolError, ResourceError, StxError, codeFromWire, errnoOf, errorFor, type ErrorCode } from '../proto/errors.js';
 import type { Frame, FrameName } from '../proto/frames.js';
 import { IDLE_TIMEOUT_MS, PING_INTERVAL_MS } from '../proto/limits.js';
-import { CLIENT_RULES, madeAfter, nextState, type ClientState } from '../proto/states.js';
+import { CLIENT_RULES, madeAfter, nextState, resumedAfter, type ClientState } from '../proto/states.js';
 import type { DataSink } from '../transfer/sender.js';
 
 const MiB = 1024 * 1024;
@@ -101,6 +101,7 @@ function isCommandState(name: ClientState): name is CommandState {
       return true;
     case 'AwaitServerHello':
     case 'AwaitServerFinished':
+    case 'AwaitTicket':
     case 'Ready':
     case 'Putting':
     case 'Packing':
@@ -111,7 +112,7 @@ function isCommandState(name: ClientState): name is CommandState {
 
 /** The one state of a connection: §11.2's name, and what is valid only in it. */
 type State =
-  | { readonly name: 'AwaitServerHello' | 'AwaitServerFinished' }
+  | { readonly name: 'AwaitServerHello' | 'AwaitServerFinished' | 'AwaitTicket' }
   | { readonly name: 'Ready' | 'Putting' | 'Packing' }
   | { readonly name: Exclude<CommandState, 'AwaitRangeDoneThenOk' | 'AwaitMade'>; readonly command: CommandFrames }
   /** MKDIR or SYMLINK sent (§9.8): `command` gets the next MADE; `later` are those pipelined behind it, oldest first (revision 1.11). */
@@ -138,6 +139,8 @@ export class Connection implements DataSink {
   /** Writes are held back until the next turn of the event loop (corkUntilNextTurn). */
   private corked = false;
   #state: State = { name: 'AwaitServerHello' };
+  /** The handshake asked for a ticket (§7.5, revision 1.13): SERVER_FINISHED leads to AwaitTicket. */
+  #asksTicket = false;
   private waiter: Waiter | null = null;
   private readonly failListeners = new Set<(e: Error) => void>();
   /** The handshake's pull timer, then keep-alive's two timers: all cleared on close. */
@@ -160,6 +163,10 @@ export class Connection implements DataSink {
       this.pump();
     });
     socket.on('end', () => {
+      // Whole frames still buffered are read first: a GOAWAY that came while the handshake was
+      // busy (keeping a ticket, §7.5) is the reason, not a truncated frame.
+      if (this.#state.name === 'Ready') this.pump();
+      if (this.#state.name === 'Closed') return;
       try {
         this.channel.end();
         this.fail(new ConnectionLost('the server closed the connection'));
@@ -224,6 +231,14 @@ export class Connection implements DataSink {
   onFailure(cb: (e: Error) => void): () => void {
     this.failListeners.add(cb);
     return () => this.failListeners.delete(cb);
+  }
+
+  /** The CLIENT_HELLO about to go asks for a ticket (§7.5): NEW_TICKET follows SERVER_FINISHED. */
+  asksTicket(): void {
+    // Closed meanwhile (the ticket store is read before CLIENT_HELLO): its own error, say a lost connection.
+    this.writable();
+    if (this.#state.name !== 'AwaitServerHello') throw new Error('asksTicket() after CLIENT_HELLO');
+    this.#asksTicket = true;
   }
 
   /** Waits for the server's preamble (handshake). */
@@ -461,7 +476,8 @@ export class Connection implements DataSink {
     const from = this.#state;
     if (from.name === 'Closed') throw from.reason;
     const outstanding = from.name === 'AwaitMade' ? 1 + from.later.length : 0;
-    const name = madeAfter(outstanding, frame, verb, nextState(CLIENT_RULES, from.name, frame, verb)).next;
+    const next = resumedAfter({ tickets: this.#asksTicket, resumed: false }, from.name, frame, verb, nextState(CLIENT_RULES, from.name, frame, verb));
+    const name = madeAfter(outstanding, frame, verb, next).next;
     if (name === 'AwaitMade') {
       // Each MKDIR or SYMLINK gets its own MADE, in the order they were sent (§9.8, revision 1.11).
       if (from.name !== 'AwaitMade') {
@@ -497,10 +513,16 @@ export class Connection implements DataSink {
     switch (name) {
       case 'AwaitServerHello':
       case 'AwaitServerFinished':
+      case 'AwaitTicket':
         this.#state = { name };
         return;
       case 'Ready':
-        if (from.name === 'AwaitServerFinished') this.keepAlive();
+        if (from.name === 'AwaitServerFinished' || from.name === 'AwaitTicket') {
+          this.keepAlive();
+          // The handshake read by pull, one frame at a time: what came behind its last frame (a
+          // GOAWAY right after NEW_TICKET, §7.5) is read as soon as the handshake's caller goes on.
+          setImmediate(() => this.pump());
+        }
         this.#state = { name };
         return;
       case 'Putting':
@@ -567,7 +589,7 @@ export class Connection implements DataSink {
   private pull(preamble: boolean, timeoutMs: number): Promise<Received | Buffer> {
     const { name } = this.#state;
     if (this.#state.name === 'Closed') return Promise.reject(this.#state.reason);
-    if (name !== 'AwaitServerHello' && name !== 'AwaitServerFinished') {
+    if (name !== 'AwaitServerHello' && name !== 'AwaitServerFinished' && name !== 'AwaitTicket') {
       // A caller's bug: from Ready on, frames go to the command (begin()).
       return Promise.reject(new Error(`a pull read in state ${name}: pull reads are for the handshake`));
     }
@@ -599,7 +621,8 @@ export class Connection implements DataSink {
           case 'Closed':
             return;
           case 'AwaitServerHello':
-          case 'AwaitServerFinished': {
+          case 'AwaitServerFinished':
+          case 'AwaitTicket': {
             const w = this.waiter;
             if (w === null) return;
             const got = w.preamble ? this.channel.readPreamble() : this.receive();

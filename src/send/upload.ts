@@ -21,6 +21,8 @@ export interface UploadOptions {
   readonly fingerprint?: string;
   readonly knownHostsFile: string;
   readonly identity?: KeyObject;
+  /** Where resumption tickets are kept (§7.5; handshake.ts): $STX_HOME/tickets unless given, null for none. */
+  readonly ticketDir?: string | null | undefined;
   /** Consecutive failed attempts (without progress) before giving up. */
   readonly retries: number;
   /**

@@ -17,6 +17,7 @@ import { dataBody, lengthPrefix, sampleFrame, withLength } from '../hostile/raw-
 import { downloadCases } from './download-cases.js';
 import { identicalCases } from './identical-cases.js';
 import { rangeCases } from './range-cases.js';
+import { resumeCases } from './resume-cases.js';
 import { describeFrame, describeOutcome, ending, nextEvent, nextFrame, open, partial, RawClient, ready, sha256, until, type RunContext } from './client.js';
 
 export interface ConformanceCase {
@@ -1245,6 +1246,7 @@ export function conformanceCases(options: { timers?: boolean; downloads?: boolea
     ...packCases(),
     ...detachedCases(),
     ...rangeCases(),
+    ...resumeCases(),
     ...(options.timers === true ? timerCases() : []),
   ];
 }

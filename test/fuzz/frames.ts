@@ -26,8 +26,14 @@ const textArb = (min: number, max: number): fc.Arbitrary<string> =>
 
 /** One generator per frame type. */
 export const FRAME_ARBS: { readonly [K in FrameName]: fc.Arbitrary<Frame> } = {
-  CLIENT_HELLO: fc.record({ type: fc.constant('CLIENT_HELLO' as const), random: bytes(32), x25519: bytes(32) }),
-  SERVER_HELLO: fc.record({ type: fc.constant('SERVER_HELLO' as const), random: bytes(32), x25519: bytes(32), server_key: bytes(1, 4096) }),
+  CLIENT_HELLO: fc.oneof(
+    fc.record({ type: fc.constant('CLIENT_HELLO' as const), random: bytes(32), x25519: bytes(32) }),
+    fc.record({ type: fc.constant('CLIENT_HELLO' as const), random: bytes(32), x25519: bytes(32), ticket: bytes(1, 512), tickets: fc.integer({ min: 0, max: 1 }) }),
+  ),
+  SERVER_HELLO: fc.oneof(
+    fc.record({ type: fc.constant('SERVER_HELLO' as const), random: bytes(32), x25519: bytes(32), server_key: bytes(1, 4096) }),
+    fc.record({ type: fc.constant('SERVER_HELLO' as const), random: bytes(32), x25519: bytes(32), server_key: bytes(1, 4096), resumed: fc.integer({ min: 0, max: 1 }) }),
+  ),
   KEY_EXCHANGE: fc.record({ type: fc.constant('KEY_EXCHANGE' as const), encrypted_secret: bytes(1, 1024) }),
   CLIENT_FINISHED: fc.oneof(
     fc.record({ type: fc.constant('CLIENT_FINISHED' as const), verify: bytes(32) }),
@@ -66,6 +72,7 @@ export const FRAME_ARBS: { readonly [K in FrameName]: fc.Arbitrary<Frame> } = {
   PING: fc.record({ type: fc.constant('PING' as const), seq: uintArb }),
   PONG: fc.record({ type: fc.constant('PONG' as const), seq: uintArb }),
   GOAWAY: fc.record({ type: fc.constant('GOAWAY' as const), code: uintArb, message: textArb(0, 1024) }),
+  NEW_TICKET: fc.record({ type: fc.constant('NEW_TICKET' as const), ticket: bytes(1, 512), lifetime: fc.integer({ min: 0, max: 7 * 24 * 3600 }) }),
   LIST: fc.oneof(
     fc.record({ type: fc.constant('LIST' as const), prefix: textArb(0, 4096) }),
     fc.record({ type: fc.constant('LIST' as const), prefix: textArb(0, 4096), after: textArb(1, 4096) }),

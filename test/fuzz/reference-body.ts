@@ -29,8 +29,8 @@ const int: Kind = { t: 'int' };
 
 /** The table of §4: type byte → name and payload fields (DATA: null, §2.2). */
 const TYPES = new Map<number, { name: string; fields: readonly Field[] | null }>([
-  [0x01, { name: 'CLIENT_HELLO', fields: [{ name: 'random', kind: bin(32) }, { name: 'x25519', kind: bin(32) }] }],
-  [0x02, { name: 'SERVER_HELLO', fields: [{ name: 'random', kind: bin(32) }, { name: 'x25519', kind: bin(32) }, { name: 'server_key', kind: bin(1, 4096) }] }],
+  [0x01, { name: 'CLIENT_HELLO', fields: [{ name: 'random', kind: bin(32) }, { name: 'x25519', kind: bin(32) }, { name: 'ticket', kind: bin(1, 512), optional: true }, { name: 'tickets', kind: uint(1), optional: true }] }],
+  [0x02, { name: 'SERVER_HELLO', fields: [{ name: 'random', kind: bin(32) }, { name: 'x25519', kind: bin(32) }, { name: 'server_key', kind: bin(1, 4096) }, { name: 'resumed', kind: uint(1), optional: true }] }],
   [0x03, { name: 'KEY_EXCHANGE', fields: [{ name: 'encrypted_secret', kind: bin(1, 1024) }] }],
   [0x04, { name: 'CLIENT_FINISHED', fields: [{ name: 'verify', kind: bin(32) }, { name: 'identity', kind: bin(32), optional: true }, { name: 'signature', kind: bin(64), optional: true }] }],
   [0x05, { name: 'SERVER_FINISHED', fields: [{ name: 'verify', kind: bin(32) }] }],
@@ -55,6 +55,7 @@ const TYPES = new Map<number, { name: string; fields: readonly Field[] | null }>
   [0x21, { name: 'PING', fields: [{ name: 'seq', kind: uint() }] }],
   [0x22, { name: 'PONG', fields: [{ name: 'seq', kind: uint() }] }],
   [0x23, { name: 'GOAWAY', fields: [{ name: 'code', kind: uint() }, { name: 'message', kind: str(0, 1024) }] }],
+  [0x24, { name: 'NEW_TICKET', fields: [{ name: 'ticket', kind: bin(1, 512) }, { name: 'lifetime', kind: uint(604_800) }] }],
   [0x30, { name: 'LIST', fields: [{ name: 'prefix', kind: str(0, 4096) }, { name: 'after', kind: str(1, 4096), optional: true }] }],
   [0x31, { name: 'LIST_ENTRY', fields: [{ name: 'name', kind: str(1, 4096) }, { name: 'size', kind: uint() }, { name: 'mtime', kind: int }, { name: 'mode', kind: uint(0o7777) }, { name: 'sha256', kind: bin(32), optional: true }] }],
   [0x32, { name: 'LIST_END', fields: [{ name: 'count', kind: uint() }, { name: 'next', kind: str(1, 4096), optional: true }] }],

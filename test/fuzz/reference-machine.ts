@@ -55,7 +55,15 @@ export class RefMachine {
   state: string;
   /** The client's MKDIR and SYMLINK not yet answered by MADE (§11.2: `AwaitMade` counts them). */
   private makes = 0;
-  constructor(readonly side: Side) {
+  /**
+   * §11, §7.5 (revision 1.13): the handshake's resumption, where a field picks the row: the client
+   * asked for a ticket (SERVER_FINISHED leads it to AwaitTicket), the server took one (its
+   * SERVER_HELLO leads to AwaitClientFinished).
+   */
+  constructor(
+    readonly side: Side,
+    private readonly resumption: { readonly tickets: boolean; readonly resumed: boolean } = { tickets: false, resumed: false },
+  ) {
     this.state = TABLES[side].initial;
   }
 
@@ -65,6 +73,7 @@ export class RefMachine {
     if (frame === 'ERROR') return this.move('Closed');
     const next = TABLES[this.side].rx.get(this.state)?.get(frame);
     if (next === undefined) return 'UNEXPECTED_FRAME';
+    if (this.side === 'client' && this.resumption.tickets && frame === 'SERVER_FINISHED') return this.move('AwaitTicket');
     // §11.2: MADE leads to Ready only when it answers the last MKDIR or SYMLINK unanswered.
     if (this.side === 'client' && this.state === 'AwaitMade' && frame === 'MADE') {
       this.makes--;
@@ -84,6 +93,7 @@ export class RefMachine {
     if ((frame === 'PING' || frame === 'PONG') && TABLES[this.side].rx.get(this.state)?.has(frame) === true) return null;
     const next = TABLES[this.side].tx.get(this.state)?.get(frame);
     if (next === undefined) return 'UNEXPECTED_FRAME';
+    if (this.side === 'server' && this.resumption.resumed && frame === 'SERVER_HELLO') return this.move('AwaitClientFinished');
     // §11.2: at most MAX_MAKES_AHEAD MKDIR and SYMLINK unanswered.
     if (this.side === 'client' && next === 'AwaitMade') {
       if (this.makes >= MAX_MAKES_AHEAD) return 'UNEXPECTED_FRAME';

@@ -7,7 +7,7 @@
 import { createHash, type KeyObject } from 'node:crypto';
 import net from 'node:net';
 import { FrameChannel } from '../../src/crypto/channel.js';
-import { ClientHandshake, ServerHandshake, type ClientHandshakeOptions, type ClientKeys, type ServerKeys } from '../../src/crypto/handshake.js';
+import { ClientHandshake, ServerHandshake, type ClientHandshakeOptions, type ClientKeys, type ClientTicket, type ServerKeys } from '../../src/crypto/handshake.js';
 import { RecordSealer } from '../../src/crypto/record.js';
 import { encodeBody, encodeFrame } from '../../src/proto/codec.js';
 import { codeFromWire, StxError, type ErrorCode } from '../../src/proto/errors.js';
@@ -57,6 +57,12 @@ export interface Session {
   readonly serverFinishedRecord: Buffer;
   /** The sealed CLIENT_FINISHED record as sent. */
   readonly clientFinishedRecord: Buffer;
+  /** The server took the ticket offered (SERVER_HELLO `resumed`, §7.5): no KEY_EXCHANGE was sent. */
+  readonly resumed: boolean;
+  /** The NEW_TICKET that followed SERVER_FINISHED, as a client keeps it, if the client asked (§7.5). */
+  readonly ticket: ClientTicket | null;
+  /** NEW_TICKET's lifetime (seconds), if one came. */
+  readonly ticketLifetime: number | null;
 }
 
 export type HandshakeStep = 'preamble' | 'client_hello' | 'server_hello' | 'key_exchange' | 'client_finished';
@@ -353,10 +359,11 @@ export class RawClient {
       throw new HandshakeRefused(hello.kind === 'frame' ? await this.outcomeFrom(hello) : this.outcomeOf(hello));
     }
     const helloBytes = hooks.serverHello?.(hello.raw) ?? hello.raw;
-    hs.onServerHello(helloBytes, hello.frame);
+    const info = hs.onServerHello(helloBytes, hello.frame);
     if (hooks.stopAfter === 'server_hello') return null;
-    const keys = hs.finish();
-    await this.write(hooks.keyExchange?.(keys.keyExchange) ?? keys.keyExchange);
+    // Resumed (§7.5): no KEY_EXCHANGE goes; an empty one stands in for it in the session.
+    const keys: ClientKeys = info.resumed ? { ...hs.finishResumed(), keyExchange: Buffer.alloc(0) } : hs.finish();
+    if (!info.resumed) await this.write(hooks.keyExchange?.(keys.keyExchange) ?? keys.keyExchange);
     this.sealer = keys.sealer;
     if (hooks.stopAfter === 'key_exchange') {
       this.rx.startOpening(keys.opener);
@@ -373,8 +380,17 @@ export class RawClient {
       throw new HandshakeRefused(fin.kind === 'frame' ? await this.outcomeFrom(fin) : this.outcomeOf(fin));
     }
     const keyCopy = copyKeys(keys.keys);
-    hs.verifyServerFinished(fin.frame);
-    return { keys, keyCopy, serverHello: hello.frame, serverHelloRaw: hello.raw, serverFinishedRecord: fin.raw, clientFinishedRecord: record };
+    const psk = hs.verifyServerFinished(fin.frame);
+    let ticket: ClientTicket | null = null;
+    let ticketLifetime: number | null = null;
+    if (psk !== null) {
+      // Asked for a ticket: NEW_TICKET is the next record (§7.5).
+      const t = await this.next(timeoutMs);
+      if (t.kind !== 'frame' || t.frame.type !== 'NEW_TICKET') throw new HandshakeRefused(t.kind === 'frame' ? await this.outcomeFrom(t) : this.outcomeOf(t));
+      ticket = { ticket: t.frame.ticket, psk, serverFingerprint: info.fingerprint };
+      ticketLifetime = t.frame.lifetime;
+    }
+    return { keys, keyCopy, serverHello: hello.frame, serverHelloRaw: hello.raw, serverFinishedRecord: fin.raw, clientFinishedRecord: record, resumed: info.resumed, ticket, ticketLifetime };
   }
 
   /** OPEN → OPEN_OK offset; throws HandshakeRefused-like Error with the outcome otherwise. */
@@ -458,7 +474,8 @@ export class RawClient {
 
 /**
  * Plays the server's side of the handshake on an adopted peer up to and including KEY_EXCHANGE
- * (§6): preamble, CLIENT_HELLO → SERVER_HELLO, KEY_EXCHANGE → keys. Null if the client strays.
+ * (§6): preamble, CLIENT_HELLO → SERVER_HELLO, KEY_EXCHANGE → keys (or, for a client that resumes
+ * with a ticket of this key, §7.5, the keys right after SERVER_HELLO). Null if the client strays.
  * Evil servers in the tests go on from here (a wrong FINISHED, GOAWAY, a real one).
  */
 export async function serveUntilKeys(peer: RawClient, serverKey: KeyObject): Promise<{ hs: ServerHandshake; keys: ServerKeys } | null> {
@@ -469,12 +486,15 @@ export async function serveUntilKeys(peer: RawClient, serverKey: KeyObject): Pro
   const hello = await peer.next();
   if (hello.kind !== 'frame' || hello.frame.type !== 'CLIENT_HELLO') return null;
   await peer.write(hs.onClientHello(hello.raw, hello.frame));
+  // A ticket taken (§7.5): no KEY_EXCHANGE comes, CLIENT_FINISHED is next.
+  const resumed = hs.resumedKeys();
+  if (resumed !== null) return { hs, keys: resumed };
   const kx = await peer.next();
   if (kx.kind !== 'frame' || kx.frame.type !== 'KEY_EXCHANGE') return null;
   return { hs, keys: hs.onKeyExchange(kx.raw, kx.frame) };
 }
 
-/** The whole server handshake: serveUntilKeys, then CLIENT_FINISHED → SERVER_FINISHED. */
+/** The whole server handshake: serveUntilKeys, then CLIENT_FINISHED → SERVER_FINISHED (and NEW_TICKET if asked). */
 export async function serveHandshake(peer: RawClient, serverKey: KeyObject): Promise<boolean> {
   const got = await serveUntilKeys(peer, serverKey);
   if (got === null) return false;
@@ -482,7 +502,10 @@ export async function serveHandshake(peer: RawClient, serverKey: KeyObject): Pro
   peer.sealer = got.keys.sealer;
   const fin = await peer.next();
   if (fin.kind !== 'frame' || fin.frame.type !== 'CLIENT_FINISHED') return false;
-  await peer.write(peer.seal(got.hs.onClientFinished(fin.frame).serverFinished));
+  const accepted = got.hs.onClientFinished(fin.frame);
+  await peer.write(peer.seal(accepted.serverFinished));
+  // A client that asked gets its ticket right behind (§7.5), as from a server of revision 1.13.
+  if (accepted.newTicket !== null) await peer.write(peer.seal(accepted.newTicket));
   return true;
 }
 
@@ -591,6 +614,8 @@ export function sampleFrame(type: FrameName): Frame {
       return { type, seq: 1 };
     case 'GOAWAY':
       return { type, code: 52, message: 'a client may not send this' };
+    case 'NEW_TICKET':
+      return { type, ticket: b32, lifetime: 60 };
     case 'LIST':
       return { type, prefix: 'state-table' };
     case 'LIST_ENTRY':

@@ -7,17 +7,18 @@
 // generation and OAEP are randomized), so the first run draws them and later runs keep the ones
 // already stored in handshake.json: rerunning reproduces the files byte for byte. The vectors are
 // checked by test/vectors-crypto.test.ts (our code) and test/crypto-forge.test.ts (node-forge).
-import { createHash, createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, generateKeyPairSync, hkdfSync, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { decodeBody, encodeBody, encodeDataHead } from '../../src/proto/codec.js';
 import { FRAME_TYPES } from '../../src/proto/frames.js';
-import { MAX_RECORDS_PER_KEY } from '../../src/proto/limits.js';
-import { fingerprint, oaepDecrypt, oaepEncrypt, okpPrivateFromRaw, RecordOpener, RecordSealer, serverKeySpki, x25519KeyPair, x25519SharedSecret } from '../../src/crypto/index.js';
+import { MAX_RECORDS_PER_KEY, MAX_TICKET_LIFETIME_S } from '../../src/proto/limits.js';
+import { fingerprint, oaepDecrypt, oaepEncrypt, okpPrivateFromRaw, okpPublicRaw, TICKET_VERSION, TicketKey, RecordOpener, RecordSealer, serverKeySpki, x25519KeyPair, x25519SharedSecret } from '../../src/crypto/index.js';
 import { repoPath } from './crypto-files.js';
-import { asClientFinished, asServerFinished, runHandshake } from './handshake-pair.js';
+import { asClientFinished, asServerFinished, runHandshake, runResumption } from './handshake-pair.js';
 
 const HANDSHAKE_FILE = repoPath('spec', 'vectors', 'handshake.json');
 const RECORDS_FILE = repoPath('spec', 'vectors', 'records.json');
+const RESUMPTION_FILE = repoPath('spec', 'vectors', 'resumption.json');
 
 const hex = (b: Buffer): string => b.toString('hex');
 const fixed = (label: string): Buffer => createHash('sha256').update(`stx/1 test vector: ${label}`).digest();
@@ -47,7 +48,7 @@ interface HandshakeCase {
   readonly authenticated: boolean;
 }
 
-function handshakeVector(c: HandshakeCase, serverKey: KeyObject, serverPem: string, storedSecret: string | undefined): object {
+function handshakeVector(c: HandshakeCase, serverKey: KeyObject, serverPem: string, storedSecret: string | undefined) {
   const inputs = {
     clientRandom: fixed(`${c.name} client random`),
     serverRandom: fixed(`${c.name} server random`),
@@ -142,11 +143,93 @@ function handshakeVector(c: HandshakeCase, serverKey: KeyObject, serverPem: stri
       s2c_iv: hex(k.s2cIv),
       c_finished_key: hex(k.cFinishedKey),
       s_finished_key: hex(k.sFinishedKey),
+      resumption_psk: hex(k.resumption),
       client_verify: hex(clientFinished.verify),
       server_verify: hex(serverFinished.verify),
       client_signature: clientFinished.signature === undefined ? null : hex(clientFinished.signature),
     },
     records,
+  };
+}
+
+const ISSUED_AT = 1_800_000_000;
+
+/**
+ * A resumed handshake (§7.5, revision 1.13): the ticket of the `authenticated client` handshake
+ * (its resumption_psk), sealed by the server at ISSUED_AT with a fixed nonce, taken an hour later;
+ * the client asks for a new ticket, which the server seals with another fixed nonce.
+ */
+function resumptionVector(serverKey: KeyObject, serverPem: string, psk: Buffer): object {
+  const name = 'resumed authenticated client';
+  const seed = fixed('authenticated client client ed25519');
+  const identity = okpPrivateFromRaw('ed25519', seed);
+  const now = ISSUED_AT + 3600;
+  const inputs = {
+    clientRandom: fixed(`${name} client random`),
+    serverRandom: fixed(`${name} server random`),
+    clientX25519: fixed(`${name} client x25519`),
+    serverX25519: fixed(`${name} server x25519`),
+    ticketNonce: fixed(`${name} ticket nonce`).subarray(0, 12),
+    newTicketNonce: fixed(`${name} new ticket nonce`).subarray(0, 12),
+  };
+  const spkiHash = createHash('sha256').update(serverKeySpki(serverKey)).digest();
+  const ticketKeyBytes = Buffer.from(hkdfSync('sha256', serverKey.export({ type: 'pkcs8', format: 'der' }), spkiHash, Buffer.concat([Buffer.from('stx/1 ticket key', 'ascii'), Buffer.of(TICKET_VERSION)]), 32));
+  const ticket = new TicketKey(serverKey, MAX_TICKET_LIFETIME_S).seal({ issuedAt: ISSUED_AT, identity: okpPublicRaw('ed25519', identity), psk }, inputs.ticketNonce);
+  const serverFingerprint = fingerprint(serverKeySpki(serverKey));
+  const r = runResumption({
+    client: { random: inputs.clientRandom, x25519Private: inputs.clientX25519, identity, askTicket: true, ticket: { ticket, psk, serverFingerprint } },
+    server: { serverKey, random: inputs.serverRandom, x25519Private: inputs.serverX25519, now: () => now, ticketNonce: inputs.newTicketNonce },
+  });
+  if (!('psk' in r) || r.newTicketRecord === null || r.accepted.newTicket === null) throw new Error('the vector ticket was not taken');
+  const k = r.clientKeyCopy;
+  const clientX = x25519KeyPair(inputs.clientX25519);
+  const serverX = x25519KeyPair(inputs.serverX25519);
+  const hSh = createHash('sha256').update(Buffer.concat([r.wire.client_preamble, r.wire.client_hello, r.wire.server_preamble, r.wire.server_hello])).digest();
+  return {
+    name,
+    inputs: {
+      server_rsa_private_pem: serverPem,
+      issuing_handshake: 'authenticated client',
+      psk: hex(psk),
+      issued_at: ISSUED_AT,
+      now,
+      ticket_nonce: hex(inputs.ticketNonce),
+      client_random: hex(inputs.clientRandom),
+      server_random: hex(inputs.serverRandom),
+      client_x25519_private: hex(inputs.clientX25519),
+      server_x25519_private: hex(inputs.serverX25519),
+      client_ed25519_private: hex(seed),
+      new_ticket_nonce: hex(inputs.newTicketNonce),
+    },
+    wire: {
+      client_preamble: hex(r.wire.client_preamble),
+      client_hello: hex(r.wire.client_hello),
+      server_preamble: hex(r.wire.server_preamble),
+      server_hello: hex(r.wire.server_hello),
+      client_finished_body: hex(r.clientFinishedBody),
+      client_finished_record: hex(r.wire.client_finished_record),
+      server_finished_body: hex(r.accepted.serverFinished),
+      server_finished_record: hex(r.wire.server_finished_record),
+      new_ticket_body: hex(r.accepted.newTicket),
+      new_ticket_record: hex(r.newTicketRecord),
+    },
+    values: {
+      ticket_key: hex(ticketKeyBytes),
+      ticket: hex(ticket),
+      server_fingerprint: serverFingerprint,
+      client_fingerprint: r.accepted.clientFingerprint,
+      client_x25519_public: hex(clientX.publicKey),
+      server_x25519_public: hex(serverX.publicKey),
+      dh: hex(x25519SharedSecret(clientX.privateKey, serverX.publicKey)),
+      h_ke: hex(hSh),
+      c2s_key: hex(k.c2sKey),
+      c2s_iv: hex(k.c2sIv),
+      s2c_key: hex(k.s2cKey),
+      s2c_iv: hex(k.s2cIv),
+      c_finished_key: hex(k.cFinishedKey),
+      s_finished_key: hex(k.sFinishedKey),
+      resumption_psk: hex(k.resumption),
+    },
   };
 }
 
@@ -219,8 +302,20 @@ function main(): void {
     vectors: cases.map((c) => handshakeVector(c, serverKey, pem, prev.secrets.get(c.name))),
   };
   writeFileSync(HANDSHAKE_FILE, JSON.stringify(handshakes, null, 2) + '\n');
+  // The ticket resumed carries the psk of the authenticated handshake above, as stored.
+  const issuing = handshakes.vectors.find((v) => v.name === 'authenticated client');
+  if (issuing === undefined) throw new Error('no authenticated handshake');
+  const resumption = {
+    description:
+      'stx/1 resumed handshake (spec/PROTOCOL.md §7.5, revision 1.13) with fixed keys and randomness, hex byte strings. inputs.psk is ' +
+      'the resumption_psk of handshake.json\'s issuing_handshake; the server sealed it in values.ticket at issued_at with ticket_nonce ' +
+      'and takes it at now. No KEY_EXCHANGE: H_ke = H_sh, ikm = psk ‖ dh. The client asks for a new ticket (CLIENT_HELLO tickets = 1): ' +
+      'wire.new_ticket_* is the NEW_TICKET the server seals with new_ticket_nonce right after SERVER_FINISHED. Generated by test/tools/gen-crypto-vectors.ts.',
+    vectors: [resumptionVector(serverKey, pem, Buffer.from(issuing.values.resumption_psk, 'hex'))],
+  };
+  writeFileSync(RESUMPTION_FILE, JSON.stringify(resumption, null, 2) + '\n');
   writeFileSync(RECORDS_FILE, JSON.stringify(recordVectors(), null, 2) + '\n');
-  console.log(`wrote ${HANDSHAKE_FILE} and ${RECORDS_FILE}`);
+  console.log(`wrote ${HANDSHAKE_FILE}, ${RESUMPTION_FILE} and ${RECORDS_FILE}`);
 }
 
 main();

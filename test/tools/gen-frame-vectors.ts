@@ -54,6 +54,11 @@ const valid: Frame[] = [
   { type: 'PING', seq: 7 },
   { type: 'PONG', seq: 7 },
   { type: 'GOAWAY', code: 52, message: 'shutting down' },
+  // Resumption (§7.5, revision 1.13).
+  { type: 'CLIENT_HELLO', random: fill(32, 0x11), x25519: fill(32, 0x22), ticket: fill(70, 0x5a), tickets: 1 },
+  { type: 'CLIENT_HELLO', random: fill(32, 0x11), x25519: fill(32, 0x22), tickets: 1 },
+  { type: 'SERVER_HELLO', random: fill(32, 0x33), x25519: fill(32, 0x44), server_key: b('30820122300d06092a864886f70d01010105000382010f00'), resumed: 1 },
+  { type: 'NEW_TICKET', ticket: fill(102, 0x5b), lifetime: 604800 },
   { type: 'LIST', prefix: '' },
   { type: 'LIST', prefix: 'photos/2024', after: 'photos/2024/b/c.jpg' },
   { type: 'LIST_ENTRY', name: 'photos/2024/a.jpg', size: 5 * 2 ** 30, mtime: 1_700_000_000_123, mode: 0o640 },
@@ -118,7 +123,13 @@ const invalid: Invalid[] = [
   { name: 'truncated body', phase: 'stream', hex: '0000000a0101', error: 'TRUNCATED' },
   { name: 'type 0x00', phase: 'body', hex: '0080', error: 'UNKNOWN_FRAME_TYPE' },
   { name: 'type 0x06', phase: 'body', hex: '0680', error: 'UNKNOWN_FRAME_TYPE' },
-  { name: 'type 0x24', phase: 'body', hex: '2480', error: 'UNKNOWN_FRAME_TYPE' },
+  { name: 'type 0x25', phase: 'body', hex: '2580', error: 'UNKNOWN_FRAME_TYPE' },
+  { name: 'CLIENT_HELLO with tickets 2', phase: 'body', hex: mp(T.CLIENT_HELLO, { random: fill(32, 1), x25519: fill(32, 2), tickets: 2 }), error: 'MALFORMED_FRAME' },
+  { name: 'CLIENT_HELLO with a ticket of 513 bytes', phase: 'body', hex: mp(T.CLIENT_HELLO, { random: fill(32, 1), x25519: fill(32, 2), ticket: fill(513, 3) }), error: 'MALFORMED_FRAME' },
+  { name: 'CLIENT_HELLO with an empty ticket', phase: 'body', hex: mp(T.CLIENT_HELLO, { random: fill(32, 1), x25519: fill(32, 2), ticket: fill(0, 3) }), error: 'MALFORMED_FRAME' },
+  { name: 'SERVER_HELLO with resumed 2', phase: 'body', hex: mp(T.SERVER_HELLO, { random: fill(32, 1), x25519: fill(32, 2), server_key: fill(8, 3), resumed: 2 }), error: 'MALFORMED_FRAME' },
+  { name: 'NEW_TICKET with a lifetime over 7 days', phase: 'body', hex: mp(T.NEW_TICKET, { ticket: fill(70, 1), lifetime: 604801 }), error: 'MALFORMED_FRAME' },
+  { name: 'NEW_TICKET without lifetime', phase: 'body', hex: mp(T.NEW_TICKET, { ticket: fill(70, 1) }), error: 'MALFORMED_FRAME' },
   { name: 'type 0xff', phase: 'body', hex: 'ff80', error: 'UNKNOWN_FRAME_TYPE' },
   { name: 'empty body', phase: 'body', hex: '', error: 'MALFORMED_FRAME' },
   { name: 'invalid MessagePack byte 0xc1', phase: 'body', hex: body(T.PING, b('c1')), error: 'MALFORMED_FRAME' },
@@ -208,6 +219,8 @@ type Step = ['recv' | 'send', string];
 interface Sequence {
   name: string;
   machine: 'server' | 'client';
+  /** The handshake's resumption (§7.5, §11, revision 1.13): the client asked for a ticket, the server took one. */
+  resumption?: { tickets: boolean; resumed: boolean };
   steps: Step[];
   final?: string;
   error?: string;
@@ -357,6 +370,20 @@ const states: Sequence[] = [
   { name: 'client: RANGE_END of the chained range before its RANGE_OK', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'RANGE'], ['recv', 'RANGE_OK'], ['send', 'RANGE_END'], ['send', 'RANGE'], ['send', 'DATA'], ['send', 'RANGE_END']], error: 'UNEXPECTED_FRAME' },
   { name: 'client: two RANGEs chained after one RANGE_END', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'RANGE'], ['recv', 'RANGE_OK'], ['send', 'RANGE_END'], ['send', 'RANGE'], ['send', 'RANGE']], error: 'UNEXPECTED_FRAME' },
   { name: 'client: GOAWAY while awaiting RANGE_DONE', machine: 'client', steps: [...clientHappy.slice(0, 5), ['send', 'RANGE'], ['recv', 'RANGE_OK'], ['send', 'RANGE_END'], ['recv', 'GOAWAY']], final: 'Closed' },
+  // Resumption (§7.5, §11, revision 1.13).
+  { name: 'server: resumed, a new ticket, an upload (§7.5)', machine: 'server', resumption: { tickets: true, resumed: true }, steps: [['recv', 'CLIENT_HELLO'], ['send', 'SERVER_HELLO'], ['recv', 'CLIENT_FINISHED'], ['send', 'SERVER_FINISHED'], ['send', 'NEW_TICKET'], ['recv', 'OPEN']], final: 'Opening' },
+  { name: 'server: KEY_EXCHANGE after a resumed SERVER_HELLO', machine: 'server', resumption: { tickets: false, resumed: true }, steps: [['recv', 'CLIENT_HELLO'], ['send', 'SERVER_HELLO'], ['recv', 'KEY_EXCHANGE']], error: 'UNEXPECTED_FRAME' },
+  { name: 'server: full handshake, then a ticket (§7.5)', machine: 'server', resumption: { tickets: true, resumed: false }, steps: [...serverHappy.slice(0, 5), ['send', 'NEW_TICKET']], final: 'Ready' },
+  { name: 'client: asked for a ticket, NEW_TICKET after SERVER_FINISHED (§7.5)', machine: 'client', resumption: { tickets: true, resumed: false }, steps: [...clientHappy.slice(0, 5), ['recv', 'NEW_TICKET'], ['send', 'OPEN']], final: 'AwaitOpenOk' },
+  { name: 'client: asked for a ticket, in AwaitTicket', machine: 'client', resumption: { tickets: true, resumed: false }, steps: clientHappy.slice(0, 5), final: 'AwaitTicket' },
+  { name: 'client: resumed: no KEY_EXCHANGE, then a ticket', machine: 'client', resumption: { tickets: true, resumed: true }, steps: [['send', 'CLIENT_HELLO'], ['recv', 'SERVER_HELLO'], ['send', 'CLIENT_FINISHED'], ['recv', 'SERVER_FINISHED'], ['recv', 'NEW_TICKET']], final: 'Ready' },
+  { name: 'client: OPEN before the ticket it asked for', machine: 'client', resumption: { tickets: true, resumed: false }, steps: [...clientHappy.slice(0, 5), ['send', 'OPEN']], error: 'UNEXPECTED_FRAME' },
+  { name: 'client: PING where the ticket is due', machine: 'client', resumption: { tickets: true, resumed: false }, steps: [...clientHappy.slice(0, 5), ['recv', 'PING']], error: 'UNEXPECTED_FRAME' },
+  { name: 'client: GOAWAY where the ticket is due', machine: 'client', resumption: { tickets: true, resumed: false }, steps: [...clientHappy.slice(0, 5), ['recv', 'GOAWAY']], final: 'Closed' },
+  { name: 'client: NEW_TICKET not asked for', machine: 'client', steps: [...clientHappy.slice(0, 5), ['recv', 'NEW_TICKET']], error: 'UNEXPECTED_FRAME' },
+  { name: 'client: a second NEW_TICKET', machine: 'client', resumption: { tickets: true, resumed: false }, steps: [...clientHappy.slice(0, 5), ['recv', 'NEW_TICKET'], ['recv', 'NEW_TICKET']], error: 'UNEXPECTED_FRAME' },
+  { name: 'client: NEW_TICKET while awaiting OPEN_OK', machine: 'client', resumption: { tickets: true, resumed: false }, steps: [...clientHappy.slice(0, 5), ['recv', 'NEW_TICKET'], ['send', 'OPEN'], ['recv', 'NEW_TICKET']], error: 'UNEXPECTED_FRAME' },
+  { name: 'server: NEW_TICKET from a client', machine: 'server', steps: [...serverHappy.slice(0, 5), ['recv', 'NEW_TICKET']], error: 'UNEXPECTED_FRAME' },
 ];
 
 function write(name: string, value: Json | object): void {
@@ -376,7 +403,7 @@ write('frames-invalid.json', {
   vectors: invalid,
 });
 write('states.json', {
-  description: 'State-machine sequences (spec §11). Steps are [recv|send, FRAME]; the sequence ends in final, or fails at its last step with error.',
+  description: 'State-machine sequences (spec §11). Steps are [recv|send, FRAME]; the sequence ends in final, or fails at its last step with error. resumption, where present, is the handshake\'s (§7.5): tickets (the client asked for one), resumed (the server took its ticket).',
   vectors: states,
 });
 console.log(`wrote ${valid.length} valid, ${invalid.length} invalid, ${states.length} state vectors`);

@@ -70,6 +70,7 @@ export function copyKeys(k: SessionKeys): SessionKeys {
     s2cIv: Buffer.from(k.s2cIv),
     cFinishedKey: Buffer.from(k.cFinishedKey),
     sFinishedKey: Buffer.from(k.sFinishedKey),
+    resumption: Buffer.from(k.resumption),
   };
 }
 
@@ -134,4 +135,65 @@ export function runHandshake(options: PairOptions): PairResult {
 function need(b: Buffer | undefined): Buffer {
   if (b === undefined) throw new Error('message missing');
   return b;
+}
+
+export interface ResumedPairResult {
+  readonly client: ClientHandshake;
+  readonly server: ServerHandshake;
+  readonly wire: Record<'client_preamble' | 'client_hello' | 'server_preamble' | 'server_hello' | 'client_finished_record' | 'server_finished_record', Buffer>;
+  readonly serverKeyInfo: ServerKeyInfo;
+  /** Copies of the keys taken before the handshake erased them. */
+  readonly clientKeyCopy: SessionKeys;
+  readonly serverKeyCopy: SessionKeys;
+  readonly clientFinishedBody: Buffer;
+  readonly accepted: ClientAccepted;
+  /** The psk the client keeps for the NEW_TICKET (null if it did not ask). */
+  readonly psk: Buffer | null;
+  /** The NEW_TICKET record, sealed right after SERVER_FINISHED (null if none). */
+  readonly newTicketRecord: Buffer | null;
+}
+
+/**
+ * Runs a handshake in which the client offers a ticket (§7.5): resumed if the server takes it
+ * (no KEY_EXCHANGE), else the full handshake goes on. Throws the first error either side raises.
+ */
+export function runResumption(options: PairOptions): ResumedPairResult | PairResult {
+  const client = new ClientHandshake(options.client);
+  const server = new ServerHandshake(options.server);
+  const serverPreamble = server.onClientPreamble(client.preamble());
+  const hello = client.clientHello();
+  const serverHello = server.onClientHello(hello, asClientHello(decodeFrame(hello)));
+  const resumed = server.resumedKeys();
+  if (resumed === null) return runHandshake(options);
+  client.onServerPreamble(serverPreamble);
+  const serverKeyInfo = client.onServerHello(serverHello, asServerHello(decodeFrame(serverHello)));
+  options.trust?.(serverKeyInfo);
+  const clientKeys = client.finishResumed();
+  const clientKeyCopy = copyKeys(clientKeys.keys);
+  const serverKeyCopy = copyKeys(resumed.keys);
+  const clientFinishedRecord = Buffer.concat(clientKeys.sealer.seal(clientKeys.clientFinished));
+  const accepted = server.onClientFinished(asClientFinished(decodeBody(resumed.opener.open(clientFinishedRecord))));
+  const serverFinishedRecord = Buffer.concat(resumed.sealer.seal(accepted.serverFinished));
+  const newTicketRecord = accepted.newTicket === null ? null : Buffer.concat(resumed.sealer.seal(accepted.newTicket));
+  const psk = client.verifyServerFinished(asServerFinished(decodeBody(clientKeys.opener.open(serverFinishedRecord))));
+  if (newTicketRecord !== null) decodeBody(clientKeys.opener.open(newTicketRecord));
+  return {
+    client,
+    server,
+    wire: {
+      client_preamble: client.preamble(),
+      client_hello: hello,
+      server_preamble: serverPreamble,
+      server_hello: serverHello,
+      client_finished_record: clientFinishedRecord,
+      server_finished_record: serverFinishedRecord,
+    },
+    serverKeyInfo,
+    clientKeyCopy,
+    serverKeyCopy,
+    clientFinishedBody: clientKeys.clientFinished,
+    accepted,
+    psk,
+    newTicketRecord,
+  };
 }
