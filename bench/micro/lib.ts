@@ -1,5 +1,6 @@
 // What the micro-benchmarks share: run two variants of one job in turn (A B A B …) so that a
 // drifting machine moves both alike, take the median of each, and print one table row per job.
+import { readdirSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 
 export const MiB = 1024 * 1024;
@@ -93,4 +94,18 @@ export function runsArg(argv: readonly string[]): number {
   const n = Number(argv[i + 1]);
   if (!Number.isInteger(n) || n < 1 || n > MAX_RUNS) throw new RangeError(`--runs must be an integer in 1..${MAX_RUNS}`);
   return n;
+}
+
+/** CPU centiseconds (user + system) per thread id of this process. */
+export function threadCpu(): Map<string, number> {
+  const cpu = new Map<string, number>();
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const fields = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+      cpu.set(tid, Number(fields[11]) + Number(fields[12]));
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return cpu;
 }

@@ -8,27 +8,12 @@
 // (~40 batches).
 //
 //   node dist/bench/micro/put-message.js [--runs N]
-import { readdirSync, readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { newPutJobs, setJob, type PutJob } from '../../src/storage/local/put-jobs.js';
-import { runsArg } from './lib.js';
+import { runsArg, threadCpu } from './lib.js';
 
 const FILES = 256;
 const MESSAGES = 2000;
-
-/** CPU centiseconds (user + system) per thread id of this process. */
-function threadCpu(): Map<string, number> {
-  const cpu = new Map<string, number>();
-  for (const tid of readdirSync('/proc/self/task')) {
-    try {
-      const fields = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
-      cpu.set(tid, Number(fields[11]) + Number(fields[12]));
-    } catch {
-      // The thread ended meanwhile.
-    }
-  }
-  return cpu;
-}
 
 /** The worker: reads every field of every file of each message, as put-thread.ts does, and answers. */
 const WORKER = `

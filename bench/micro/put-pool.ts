@@ -11,12 +11,13 @@
 // On the shared 2-core machine (2026-12-03, load 9, 5 interleaved pairs of fresh processes), all
 // threads together, first round: two threads one batch each 178 cs (median 171), one thread two
 // batches at once 140 (133); second round ~equal (90 vs 94, noise).
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { newPathCounters } from '../../src/storage/local/paths.js';
 import { putPool, type PutTarget } from '../../src/storage/local/put-pool.js';
+import { threadCpu } from './lib.js';
 
 const FILES = 10_000;
 const FILES_PER_DIR = 100;
@@ -26,20 +27,6 @@ const HANDED_PER_TURN = 256;
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '2' } } });
 const rounds = Math.max(1, Math.min(10, Number(values.rounds) || 2));
-
-/** CPU centiseconds (user + system) per thread id of this process. */
-function threadCpu(): Map<string, number> {
-  const cpu = new Map<string, number>();
-  for (const tid of readdirSync('/proc/self/task')) {
-    try {
-      const fields = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
-      cpu.set(tid, Number(fields[11]) + Number(fields[12]));
-    } catch {
-      // The thread ended meanwhile.
-    }
-  }
-  return cpu;
-}
 
 const root = realpathSync(mkdtempSync(path.join(os.tmpdir(), 'stx-bench-put-pool-')));
 try {

@@ -12,7 +12,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { decodeBody, encodeBody, encodeDataHead } from '../../src/proto/codec.js';
 import { FRAME_TYPES } from '../../src/proto/frames.js';
 import { MAX_RECORDS_PER_KEY, MAX_TICKET_LIFETIME_S } from '../../src/proto/limits.js';
-import { fingerprint, oaepDecrypt, oaepEncrypt, okpPrivateFromRaw, okpPublicRaw, TICKET_VERSION, TicketKey, RecordOpener, RecordSealer, serverKeySpki, x25519KeyPair, x25519SharedSecret } from '../../src/crypto/index.js';
+import { fingerprint, oaepDecrypt, oaepEncrypt, okpPrivateFromRaw, okpPublicRaw, TICKET_VERSION, TicketKey, RecordOpener, RecordSealer, serverKeySpki, x25519KeyPair, x25519SharedSecret, type SessionKeys } from '../../src/crypto/index.js';
 import { repoPath } from './crypto-files.js';
 import { asClientFinished, asServerFinished, runHandshake, runResumption } from './handshake-pair.js';
 
@@ -21,6 +21,21 @@ const RECORDS_FILE = repoPath('spec', 'vectors', 'records.json');
 const RESUMPTION_FILE = repoPath('spec', 'vectors', 'resumption.json');
 
 const hex = (b: Buffer): string => b.toString('hex');
+
+type KeysHex = Record<'c2s_key' | 'c2s_iv' | 's2c_key' | 's2c_iv' | 'c_finished_key' | 's_finished_key' | 'resumption_psk', string>;
+
+/** The keys of §7.2 as a vector lists them, in the table's order. */
+function keysHex(k: SessionKeys): KeysHex {
+  return {
+    c2s_key: hex(k.c2sKey),
+    c2s_iv: hex(k.c2sIv),
+    s2c_key: hex(k.s2cKey),
+    s2c_iv: hex(k.s2cIv),
+    c_finished_key: hex(k.cFinishedKey),
+    s_finished_key: hex(k.sFinishedKey),
+    resumption_psk: hex(k.resumption),
+  };
+}
 const fixed = (label: string): Buffer => createHash('sha256').update(`stx/1 test vector: ${label}`).digest();
 
 /** RSA key and OAEP ciphertexts kept from a previous run, by handshake name. */
@@ -137,13 +152,7 @@ function handshakeVector(c: HandshakeCase, serverKey: KeyObject, serverPem: stri
       h_sh: hex(createHash('sha256').update(Buffer.concat([r.wire.client_preamble, r.wire.client_hello, r.wire.server_preamble, r.wire.server_hello])).digest()),
       h_ke: hex(r.clientKeys.transcriptHash),
       dh: hex(dh),
-      c2s_key: hex(k.c2sKey),
-      c2s_iv: hex(k.c2sIv),
-      s2c_key: hex(k.s2cKey),
-      s2c_iv: hex(k.s2cIv),
-      c_finished_key: hex(k.cFinishedKey),
-      s_finished_key: hex(k.sFinishedKey),
-      resumption_psk: hex(k.resumption),
+      ...keysHex(k),
       client_verify: hex(clientFinished.verify),
       server_verify: hex(serverFinished.verify),
       client_signature: clientFinished.signature === undefined ? null : hex(clientFinished.signature),
@@ -222,13 +231,7 @@ function resumptionVector(serverKey: KeyObject, serverPem: string, psk: Buffer):
       server_x25519_public: hex(serverX.publicKey),
       dh: hex(x25519SharedSecret(clientX.privateKey, serverX.publicKey)),
       h_ke: hex(hSh),
-      c2s_key: hex(k.c2sKey),
-      c2s_iv: hex(k.c2sIv),
-      s2c_key: hex(k.s2cKey),
-      s2c_iv: hex(k.s2cIv),
-      c_finished_key: hex(k.cFinishedKey),
-      s_finished_key: hex(k.sFinishedKey),
-      resumption_psk: hex(k.resumption),
+      ...keysHex(k),
     },
   };
 }
