@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { authorizedKeyLine, TicketKey } from '../src/crypto/index.js';
 import { generateIdentity, saveIdentity, TicketStore } from '../src/keystore/index.js';
 import { makeFile, runSend, sha256File, startDaemon, tempDir, type Daemon } from './support/procs.js';
+import { eventually } from './support/expect.js';
 
 /** The daemon's `authenticated` log events, in order: whether each handshake resumed. */
 function resumedFlags(d: Daemon): boolean[] {
@@ -21,15 +22,6 @@ function resumedFlags(d: Daemon): boolean[] {
     if (typeof e === 'object' && e !== null && 'resumed' in e) flags.push(e.resumed === true);
   }
   return flags;
-}
-
-async function eventually(probe: () => boolean, timeoutMs = 10_000): Promise<boolean> {
-  const until = Date.now() + timeoutMs;
-  for (let i = 0; i < 1000 && Date.now() < until; i++) {
-    if (probe()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return probe();
 }
 
 async function ticketFiles(home: string): Promise<string[]> {

@@ -20,12 +20,7 @@ import {
   type PairOptions,
   type WireName,
 } from './tools/handshake-pair.js';
-
-const hasCode = (code: string) => (err: unknown) => {
-  assert.ok(err instanceof StxError, `expected StxError ${code}, got ${String(err)}`);
-  assert.equal(err.code, code, err.message);
-  return true;
-};
+import { hasCode } from './support/expect.js';
 
 let serverKey: KeyObject;
 let otherServerKey: KeyObject;

@@ -12,6 +12,7 @@ import { generateIdentity, generateServerKey, saveIdentity } from '../src/keysto
 import { makeFile, RECV_CLI, runSend, startDaemon, tempDir } from './support/procs.js';
 import { REPO_ROOT } from './support/paths.js';
 import { logEvents } from './support/partials.js';
+import { eventually } from './support/expect.js';
 
 interface Run {
   readonly code: number | null;
@@ -36,16 +37,6 @@ async function writeServerKey(file: string, mode: number): Promise<void> {
   const pem = (await generateServerKey(2048)).export({ type: 'pkcs8', format: 'pem' }).toString();
   await writeFile(file, pem, { mode });
   await chmod(file, mode);
-}
-
-/** Waits (bounded) until `probe` holds; returns whether it did. */
-async function eventually(probe: () => boolean, timeoutMs = 10_000): Promise<boolean> {
-  const until = Date.now() + timeoutMs;
-  for (let i = 0; i < 1000 && Date.now() < until; i++) {
-    if (probe()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return probe();
 }
 
 describe('stx-recv --out', () => {

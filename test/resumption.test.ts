@@ -7,16 +7,10 @@ import { randomBytes } from 'node:crypto';
 import { before, describe, test } from 'node:test';
 import { ClientHandshake, fingerprint, identityFingerprint, serverKeySpki, TicketKey, type ClientTicket } from '../src/crypto/index.js';
 import { decodeBody } from '../src/proto/codec.js';
-import { StxError } from '../src/proto/errors.js';
 import { MAX_TICKET_LIFETIME_S } from '../src/proto/limits.js';
 import { generateIdentity, generateServerKey } from '../src/keystore/index.js';
 import { asClientHello, asServerHello, decodeFrame, runHandshake, runResumption, type PairOptions } from './tools/handshake-pair.js';
-
-const hasCode = (code: string) => (err: unknown) => {
-  assert.ok(err instanceof StxError, `expected StxError ${code}, got ${String(err)}`);
-  assert.equal(err.code, code, err.message);
-  return true;
-};
+import { hasCode } from './support/expect.js';
 
 let serverKey: KeyObject;
 let otherServerKey: KeyObject;
