@@ -70,7 +70,8 @@ const USAGE = `usage: node dist/bench/run.js [options]
   --handshakes N  sequential handshakes for the latency median and p99 (default ${DEFAULT_HANDSHAKES})
   --parallel-clients N   clients handshaking at once for handshakes/s (default ${DEFAULT_PARALLEL_CLIENTS})
   --handshakes-per-client N   handshakes each of them makes (default ${DEFAULT_HANDSHAKES_PER_CLIENT})
-  --concurrent-clients LIST  uploads at once, one case each (default ${DEFAULT_CONCURRENT_CLIENTS})
+  --concurrent-clients LIST  uploads at once, one case each (default ${DEFAULT_CONCURRENT_CLIENTS});
+                            a count ending in r (1000r): returning clients, each resuming with a ticket
   --concurrent-size LIST     file size of each upload, per case (default ${DEFAULT_CONCURRENT_SIZE})
   --concurrent-rounds N      rounds of the cases and their single-stream reference, interleaved,
                              each against a fresh daemon (default ${DEFAULT_CONCURRENT_ROUNDS})
@@ -126,12 +127,18 @@ function parseExtras(text: string): Set<ExtraName> {
   return new Set(EXTRAS.filter((e) => names.includes(e)));
 }
 
-/** `--concurrent-clients 100,1000 --concurrent-size 8M,1M` → 100 × 8 MiB and 1000 × 1 MiB. */
-function parseCases(clients: string, sizes: string): { clients: number; fileBytes: number }[] {
-  const counts = clients.split(',').map((c) => parseCount(c.trim(), '--concurrent-clients'));
+/**
+ * `--concurrent-clients 100,1000 --concurrent-size 8M,1M` → 100 × 8 MiB and 1000 × 1 MiB; a count
+ * ending in `r` (`1000r`) stands for returning clients, which resume with a ticket (§7.5).
+ */
+function parseCases(clients: string, sizes: string): { clients: number; fileBytes: number; returning: boolean }[] {
+  const entries = clients.split(',').map((c) => c.trim());
   const bytes = sizes.split(',').map((s) => parseSize(s.trim()));
-  if (counts.length !== bytes.length) throw new Error('--concurrent-clients and --concurrent-size need as many entries each');
-  return counts.map((n, i) => ({ clients: n, fileBytes: bytes[i] ?? 0 }));
+  if (entries.length !== bytes.length) throw new Error('--concurrent-clients and --concurrent-size need as many entries each');
+  return entries.map((c, i) => {
+    const returning = c.endsWith('r');
+    return { clients: parseCount(returning ? c.slice(0, -1) : c, '--concurrent-clients'), fileBytes: bytes[i] ?? 0, returning };
+  });
 }
 
 function parseOptions(argv: readonly string[]): Options | null {

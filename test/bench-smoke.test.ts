@@ -32,7 +32,7 @@ it('bench smoke: stx 16 MiB with every extra, all verified, both reports written
   try {
     const r = await run([
       '--size', '16M', '--runs', '1', '--only', 'stx', '--out', out,
-      '--handshakes', '10', '--parallel-clients', '2', '--handshakes-per-client', '5', '--concurrent-clients', '4', '--concurrent-size', '1M', '--concurrent-rounds', '1', '--memory-sizes', '2M',
+      '--handshakes', '10', '--parallel-clients', '2', '--handshakes-per-client', '5', '--concurrent-clients', '4,4r', '--concurrent-size', '1M,1M', '--concurrent-rounds', '1', '--memory-sizes', '2M',
     ]);
     assert.equal(r.code, 0, r.stderr);
     const json: unknown = JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8'));
@@ -47,6 +47,13 @@ it('bench smoke: stx 16 MiB with every extra, all verified, both reports written
     const first: unknown = Array.isArray(cases) ? (cases as unknown[])[0] : undefined;
     assert.equal(Reflect.get(first ?? {}, 'verified'), 4, 'every concurrent upload was verified');
     assert.equal(Reflect.get(first ?? {}, 'attempted'), 4);
+    // 4r: returning clients, each resuming with the ticket of its first visit (§7.5).
+    const returning: unknown = Array.isArray(cases) ? (cases as unknown[])[1] : undefined;
+    assert.equal(Reflect.get(returning ?? {}, 'returning'), true);
+    assert.equal(Reflect.get(returning ?? {}, 'verified'), 4, 'every returning upload was verified');
+    const samples: unknown = Reflect.get(concurrency ?? {}, 'samples');
+    const resumedSample: unknown = Array.isArray(samples) ? (samples as unknown[]).find((x: unknown) => Reflect.get(x ?? {}, 'returning') === true) : undefined;
+    assert.equal(Reflect.get(resumedSample ?? {}, 'resumed'), 4, 'the returning clients resumed, none went through RSA');
     const handshake: unknown = Reflect.get(extras, 'handshake');
     const latency: unknown = Reflect.get(handshake ?? {}, 'latency');
     assert.ok(Number(Reflect.get(latency ?? {}, 'medianMs')) > 0, 'handshake latency measured');

@@ -19,6 +19,8 @@ import type { Rusage } from '../lib/measure.js';
 import { median } from '../lib/measure.js';
 import { LOCAL } from '../lib/placement.js';
 import { makeTestFile, sha256File, type TestFile } from '../lib/testfile.js';
+import { Connection } from '../../src/send/connection.js';
+import { handshake } from '../../src/send/handshake.js';
 import { upload } from '../../src/send/upload.js';
 
 /** Attempts without progress before one upload gives up (the CLI's default)... */
@@ -49,12 +51,24 @@ const ONE_SOURCE_FLAGS = ['--max-handshakes-per-source', '100000', '--handshake-
 export interface ConcurrencyCase {
   readonly clients: number;
   readonly fileBytes: number;
+  /**
+   * Returning clients (`--concurrent-clients 1000r`): each has connected to this daemon once
+   * before (an unmeasured handshake per client, first) and resumes with the ticket it left
+   * (§7.5), as a fleet that backs up every night does; else first contacts, full handshakes.
+   */
+  readonly returning?: boolean | undefined;
+}
+
+/** The case's label in logs and tables: `1000 × 1 MiB`, `1000 returning × 1 MiB`. */
+export function caseLabel(c: { readonly clients: number; readonly fileBytes: number; readonly returning?: boolean | undefined }): string {
+  return `${c.clients}${c.returning === true ? ' returning' : ''} × ${c.fileBytes / MiB} MiB`;
 }
 
 /** One case against one fresh daemon. */
 export interface ConcurrencySample {
   readonly clients: number;
   readonly fileBytes: number;
+  readonly returning: boolean;
   readonly seconds: number;
   readonly aggregateMiBPerSecond: number;
   /** Received files whose SHA-256 matched, out of `clients`. */
@@ -66,8 +80,13 @@ export interface ConcurrencySample {
   readonly daemonPeakRssMiB: number;
   /** The daemon's totals under GNU time (start-up and shutdown included). */
   readonly daemon: Rusage | null;
-  /** Handshakes the daemon completed (its log's "authenticated" events): above `clients`, some retried. */
+  /**
+   * Handshakes the daemon completed while measured (its log's "authenticated" events, less a
+   * returning case's first visits): above `clients`, some retried.
+   */
   readonly handshakes: number;
+  /** Of those, resumed with a ticket (§7.5). */
+  readonly resumed: number;
 }
 
 export interface Spread {
@@ -79,6 +98,7 @@ export interface Spread {
 export interface CaseSummary {
   readonly clients: number;
   readonly fileBytes: number;
+  readonly returning?: boolean | undefined;
   readonly rounds: number;
   readonly verified: number;
   readonly attempted: number;
@@ -119,6 +139,7 @@ export interface BuildComparison {
   readonly rows: readonly {
     readonly clients: number;
     readonly fileBytes: number;
+    readonly returning: boolean;
     readonly pairs: number;
     /** Daemon CPU s/GiB, this ÷ ref: below 1, this is cheaper. */
     readonly cpuPerGiB: Spread;
@@ -133,6 +154,34 @@ export interface BuildComparison {
 }
 
 const name = (i: number): string => `c${String(i).padStart(4, '0')}.bin`;
+/** Each returning client's own ticket store, as if on a machine of its own. */
+const ticketDirOf = (dir: string, i: number): string => join(dir, 'tickets', String(i));
+/** First visits of returning clients run this many at a time (below the daemon's --max-handshakes). */
+const FIRST_VISITS_AT_ONCE = 16;
+const FIRST_VISIT_LIMIT_MS = 30_000;
+
+/** Each of `clients` returning clients connects once (a handshake, nothing sent) and keeps the ticket it gets. */
+async function firstVisits(dir: string, port: number, fingerprint: string, clients: number): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(FIRST_VISITS_AT_ONCE, clients) }, async () => {
+      for (let i = next++; i < clients; i = next++) {
+        const conn = await Connection.connect('127.0.0.1', port, FIRST_VISIT_LIMIT_MS);
+        try {
+          await handshake(conn, { host: '127.0.0.1', port, fingerprint, knownHostsFile: '/dev/null', ticketDir: ticketDirOf(dir, i) });
+        } finally {
+          conn.close();
+        }
+      }
+    }),
+  );
+}
+
+/** The daemon log's "authenticated" events: [all, resumed]. */
+function handshakesIn(log: string): [number, number] {
+  const lines = log.split('\n').filter((l) => l.includes('"event":"authenticated"'));
+  return [lines.length, lines.filter((l) => l.includes('"resumed":true')).length];
+}
 
 export function spread(values: readonly number[]): Spread {
   return { median: median(values), min: Math.min(...values), max: Math.max(...values) };
@@ -147,7 +196,9 @@ async function cpuSecondsOf(pid: number): Promise<number> {
 }
 
 /** `clients` uploads of `file` at once against a fresh daemon in `dir`. */
-async function oneSample(dir: string, file: TestFile, clients: number, options: ConcurrencyOptions, build?: Build): Promise<ConcurrencySample> {
+async function oneSample(dir: string, file: TestFile, c: ConcurrencyCase, options: ConcurrencyOptions, build?: Build): Promise<ConcurrencySample> {
+  const { clients } = c;
+  const returning = c.returning === true;
   const recvDir = join(dir, 'received');
   await mkdir(recvDir, { recursive: true });
   const env = { ...process.env, STX_HOME: dir };
@@ -158,6 +209,8 @@ async function oneSample(dir: string, file: TestFile, clients: number, options: 
   const pid = await daemon.proc.childPid();
   try {
     if (pid === undefined) throw new Error('no pid for stx-recv');
+    if (returning) await firstVisits(dir, daemon.port, daemon.fingerprint, clients);
+    const [visits, visitsResumed] = handshakesIn(await readFile(join(dir, 'daemon.log'), 'utf8').catch(() => ''));
     const cpu0 = await cpuSecondsOf(pid);
     const t0 = performance.now();
     const outcomes = await Promise.allSettled(
@@ -169,8 +222,9 @@ async function oneSample(dir: string, file: TestFile, clients: number, options: 
           name: name(i),
           fingerprint: daemon.fingerprint,
           knownHostsFile: '/dev/null',
-          // First contacts: no ticket asked for or offered (§7.5), the same flight a 1.12 client sends.
-          ticketDir: null,
+          // First contacts: no ticket asked for or offered (§7.5), the same flight a 1.12 client
+          // sends; returning clients offer the ticket their first visit left.
+          ticketDir: returning ? ticketDirOf(dir, i) : null,
           retries: RETRIES,
           retryForMs: RETRY_FOR_MS,
         }),
@@ -192,10 +246,12 @@ async function oneSample(dir: string, file: TestFile, clients: number, options: 
       else failures.push(`${name(i)}: received file's SHA-256 does not match`);
     }
     const bytes = clients * file.size;
-    const log = await readFile(join(dir, 'daemon.log'), 'utf8').catch(() => '');
+    const [all, resumed] = handshakesIn(await readFile(join(dir, 'daemon.log'), 'utf8').catch(() => ''));
     return {
-      handshakes: log.split('\n').filter((l) => l.includes('"event":"authenticated"')).length,
+      handshakes: all - visits,
+      resumed: resumed - visitsResumed,
       clients,
+      returning,
       fileBytes: file.size,
       seconds,
       aggregateMiBPerSecond: bytes / MiB / seconds,
@@ -263,11 +319,11 @@ export async function concurrentUploads(
         for (const b of builds) {
           syncDisks();
           const runDir = await mkdtemp(join(dir, `run-${c.clients}-`));
-          const s = await oneSample(runDir, fileOf(c.fileBytes), c.clients, options, b?.build);
+          const s = await oneSample(runDir, fileOf(c.fileBytes), c, options, b?.build);
           (b === null ? samples : refSamples).push({ ...s, round });
           log(
-            `concurrency round ${round}/${options.rounds}${b === null ? '' : ` ${b.name}`}: ${c.clients} × ${c.fileBytes / MiB} MiB: ${s.aggregateMiBPerSecond.toFixed(1)} MiB/s, ` +
-              `daemon ${s.daemonCpuSecondsPerGiB.toFixed(2)} CPU s/GiB, peak RSS ${s.daemonPeakRssMiB.toFixed(1)} MiB, ${s.handshakes} handshakes, ${s.verified}/${c.clients} verified`,
+            `concurrency round ${round}/${options.rounds}${b === null ? '' : ` ${b.name}`}: ${caseLabel(c)}: ${s.aggregateMiBPerSecond.toFixed(1)} MiB/s, ` +
+              `daemon ${s.daemonCpuSecondsPerGiB.toFixed(2)} CPU s/GiB, peak RSS ${s.daemonPeakRssMiB.toFixed(1)} MiB, ${s.handshakes} handshakes (${s.resumed} resumed), ${s.verified}/${c.clients} verified`,
           );
           await rm(runDir, { recursive: true, force: true });
         }
@@ -276,7 +332,7 @@ export async function concurrentUploads(
     const ofIn =
       (all: readonly (ConcurrencySample & { round: number })[]) =>
       (c: ConcurrencyCase): (ConcurrencySample & { round: number })[] =>
-        all.filter((s) => s.clients === c.clients && s.fileBytes === c.fileBytes);
+        all.filter((s) => s.clients === c.clients && s.fileBytes === c.fileBytes && s.returning === (c.returning === true));
     const of = ofIn(samples);
     const reference = of(plan[0] ?? first);
     let compared: BuildComparison | undefined;
@@ -297,7 +353,7 @@ export async function concurrentUploads(
           const throughput = ratio(c, (s) => s.aggregateMiBPerSecond);
           const peakRss = ratio(c, (s) => s.daemonPeakRssMiB);
           if (cpuPerGiB === null || throughput === null || peakRss === null) return [];
-          return [{ clients: c.clients, fileBytes: c.fileBytes, pairs: of(c).length, cpuPerGiB, throughput, peakRss }];
+          return [{ clients: c.clients, fileBytes: c.fileBytes, returning: c.returning === true, pairs: of(c).length, cpuPerGiB, throughput, peakRss }];
         }),
         single: { clients: 1, fileBytes: singleBytes, ...summarise(refReference, null) },
         cases: options.cases.map((c) => ({ ...c, ...summarise(refOf(c), refReference) })),

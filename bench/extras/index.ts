@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { startStxDaemon, type Build } from '../contenders/stx.js';
 import type { Rusage } from '../lib/measure.js';
 import { LOCAL } from '../lib/placement.js';
-import { concurrentUploads, type ConcurrencyCase, type ConcurrencyResult } from './concurrency.js';
+import { caseLabel, concurrentUploads, type ConcurrencyCase, type ConcurrencyResult } from './concurrency.js';
 import { handshakeLatency, handshakeRate, type HandshakeLatency, type HandshakeRate } from './handshake.js';
 import { peakMemory, type MemoryResult } from './memory.js';
 
@@ -89,7 +89,7 @@ export async function runExtras(options: ExtrasOptions, tmpRoot: string, log: (l
     else {
       for (const c of concurrency.cases) {
         log(
-          `concurrency: ${c.clients} × ${c.fileBytes / 1024 ** 2} MiB: ${c.aggregateMiBPerSecond.median.toFixed(1)} MiB/s (${c.throughputVsSingle?.median.toFixed(2) ?? '—'} × single), ` +
+          `concurrency: ${caseLabel(c)}: ${c.aggregateMiBPerSecond.median.toFixed(1)} MiB/s (${c.throughputVsSingle?.median.toFixed(2) ?? '—'} × single), ` +
             `daemon ${c.daemonCpuSecondsPerGiB.median.toFixed(2)} CPU s/GiB (${c.cpuVsSingle?.median.toFixed(2) ?? '—'} × single), peak RSS ${c.daemonPeakRssMiB.median.toFixed(1)} MiB, ${c.verified}/${c.attempted} verified`,
         );
       }
