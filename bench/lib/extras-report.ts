@@ -51,16 +51,20 @@ function concurrencyTargets(c: ExtrasResults['concurrency']): Target[] {
       met: cpu === null ? null : cpu.median <= CONCURRENT_CPU_OF_SINGLE,
     });
   }
-  // Memory is judged on first contacts (returning clients differ only in their handshake).
+  // Flat is judged on first contacts; the bound on every case with the most clients (returning
+  // clients handshake faster, so more of them hold data at once).
   const first = c.cases.filter((k) => k.returning !== true);
   const most = [...first].sort((a, b) => b.clients - a.clients)[0];
   const fewest = [...first].sort((a, b) => a.clients - b.clients)[0];
-  if (most !== undefined && fewest !== undefined) {
+  const mostClients = Math.max(...c.cases.map((k) => k.clients));
+  for (const k of c.cases.filter((x) => x.clients === mostClients)) {
     out.push({
-      target: `daemon peak RSS ≤ ${CONCURRENT_RSS_LIMIT_MIB} MiB at ${most.clients} clients`,
-      measured: `${range(most.daemonPeakRssMiB, 1)} MiB`,
-      met: most.daemonPeakRssMiB.max <= CONCURRENT_RSS_LIMIT_MIB,
+      target: `daemon peak RSS ≤ ${CONCURRENT_RSS_LIMIT_MIB} MiB at ${caseLabel(k).replace(/ ×.*$/, '')} clients`,
+      measured: `${range(k.daemonPeakRssMiB, 1)} MiB`,
+      met: k.daemonPeakRssMiB.max <= CONCURRENT_RSS_LIMIT_MIB,
     });
+  }
+  if (most !== undefined && fewest !== undefined) {
     if (most !== fewest) {
       const factor = most.daemonPeakRssMiB.median / fewest.daemonPeakRssMiB.median;
       out.push({
