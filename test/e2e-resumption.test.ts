@@ -71,6 +71,21 @@ describe('resumption with stx-send and stx-recv (§7.5)', () => {
     assert.ok(!now.includes(t1), 'a ticket is used once');
   });
 
+  it('--no-tickets: no ticket offered, none asked for or kept; a kept one stays unused', async () => {
+    const home = path.join(tmp.dir, 'home-n');
+    const at = resumedFlags(daemon).length;
+    const plain = await runSend(['127.0.0.1', String(daemon.port), src, '--as', 'n1.bin', '--quiet', '--no-tickets'], { STX_HOME: home });
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.deepEqual(await ticketFiles(home), [], 'nothing kept');
+    assert.equal((await send(home, 'n2.bin')).code, 0);
+    const [kept] = await ticketFiles(home);
+    assert.ok(kept !== undefined, 'without the flag a ticket is kept');
+    const again = await runSend(['127.0.0.1', String(daemon.port), src, '--as', 'n3.bin', '--quiet', '--no-tickets'], { STX_HOME: home });
+    assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual(resumedFlags(daemon).slice(at), [false, false, false]);
+    assert.deepEqual(await ticketFiles(home), [kept], 'the kept ticket was neither used nor replaced');
+  });
+
   it('a tampered, an expired, or another server key\'s ticket: full handshake, the upload goes through', async () => {
     const home = path.join(tmp.dir, 'home-b');
     assert.equal((await send(home, 'b0.bin')).code, 0);

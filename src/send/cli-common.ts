@@ -19,6 +19,7 @@ export function connectionOptions<T>(y: Argv<T>) {
     .option('fingerprint', { type: 'string', describe: 'pin the server key (SHA256:… as stx-recv prints it: 43 base64 characters)' })
     .option('known-hosts', { type: 'string', describe: 'known-hosts file [default: $STX_HOME/known_hosts]' })
     .option('identity', { type: 'string', describe: 'Ed25519 identity to authenticate with [default: $STX_HOME/id_ed25519 if present]' })
+    .option('tickets', { type: 'boolean', default: true, describe: 'resume with and keep resumption tickets in $STX_HOME/tickets (spec §7.5); --no-tickets: full handshakes, nothing stored' })
     .option('retries', { type: 'number', default: 8, describe: 'attempts without progress before giving up on a lost connection' })
     .option('retry-for', { type: 'string', describe: 'keep retrying a lost connection for this long without progress, e.g. 10m (even past --retries)' })
     .option('backoff', { type: 'number', default: 250, describe: 'first reconnect delay in ms (doubles, max 10 s)' })

@@ -129,6 +129,8 @@ async function main(): Promise<number> {
     port,
     ...(fingerprint === undefined ? {} : { fingerprint }),
     knownHostsFile: argv['known-hosts'] ?? path.join(stxHome(), 'known_hosts'),
+    // --no-tickets: neither offered nor asked for (§7.5), nothing kept.
+    ...(argv.tickets ? {} : { ticketDir: null }),
     ...(identity === undefined ? {} : { identity }),
     retries,
     retryForMs,

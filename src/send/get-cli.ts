@@ -72,6 +72,8 @@ async function main(): Promise<number> {
     port,
     fingerprint: argv.fingerprint === undefined ? undefined : fingerprintArg(argv.fingerprint),
     knownHostsFile: argv['known-hosts'] ?? path.join(stxHome(), 'known_hosts'),
+    // --no-tickets: neither offered nor asked for (§7.5), nothing kept.
+    ...(argv.tickets ? {} : { ticketDir: null }),
     identity,
     retries: argv.retries,
     retryForMs: argv['retry-for'] === undefined ? undefined : usage(() => parseDuration(argv['retry-for'] ?? ''), '--retry-for'),

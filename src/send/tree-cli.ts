@@ -19,6 +19,8 @@ export interface CommonOptions {
   readonly port: number;
   readonly fingerprint?: string;
   readonly knownHostsFile: string;
+  /** null: --no-tickets (§7.5); else $STX_HOME/tickets. */
+  readonly ticketDir?: null;
   readonly identity?: KeyObject;
   readonly retries: number;
   readonly retryForMs: number | undefined;
