@@ -167,6 +167,14 @@ export class Connection implements DataSink {
       // busy (keeping a ticket, §7.5) is the reason, not a truncated frame.
       if (this.#state.name === 'Ready') this.pump();
       if (this.#state.name === 'Closed') return;
+      // A command that held its reading (a download whose disk lags) or was paused may leave whole
+      // frames unread when the stream ends; the server's ERROR or GOAWAY among them is why it
+      // closed, not a truncated frame.
+      const word = this.commandRuns ? this.lastWord() : null;
+      if (word !== null) {
+        this.fail(word);
+        return;
+      }
       try {
         this.channel.end();
         this.fail(new ConnectionLost('the server closed the connection'));
@@ -670,6 +678,22 @@ export class Connection implements DataSink {
     }
   }
 
+  /**
+   * At the end of the stream, the server's ERROR or GOAWAY among the whole frames still buffered
+   * (read past what the command has yet to take, which no longer matters), or null.
+   */
+  private lastWord(): StxError | null {
+    try {
+      for (let r = this.channel.next(); r !== null; r = this.channel.next()) {
+        const f = r.frame;
+        if (f.type === 'ERROR' || f.type === 'GOAWAY') return serverSaid(f.type, f.code, f.message);
+      }
+    } catch {
+      // A frame that does not open or decode: the usual end (TRUNCATED or lost) says enough.
+    }
+    return null;
+  }
+
   /** The next frame after the state table accepted it; ERROR and GOAWAY end the connection, PING is answered. */
   private receive(): Received | null {
     const r = this.channel.next();
@@ -677,12 +701,7 @@ export class Connection implements DataSink {
     const f = r.frame;
     this.move(f.type, 'received');
     if (f.type === 'ERROR' && !this.channel.opening) throw unauthenticatedError(f.code);
-    if (f.type === 'ERROR' || f.type === 'GOAWAY') {
-      const code = codeFromWire(f.code);
-      throw code === undefined
-        ? new ResourceError('INTERNAL', `server error #${f.code}: ${f.message}`)
-        : new ServerError(errorFor(code, f.message), f.type);
-    }
+    if (f.type === 'ERROR' || f.type === 'GOAWAY') throw serverSaid(f.type, f.code, f.message);
     if (f.type === 'PING') this.send({ type: 'PONG', seq: f.seq });
     if (f.type === 'PUT_DONE' || f.type === 'PUT_FAILED') {
       // The answer to the oldest PUT not yet answered (§9.11).
@@ -744,6 +763,12 @@ const PLAINTEXT_ERROR_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
  * A plaintext ERROR: its code if it is one a server sends there, else HANDSHAKE_FAILED; never its
  * text, which an impostor chose (§10): a fixed message instead.
  */
+/** The error an ERROR or GOAWAY record carries (§10): its code, or INTERNAL for a number we do not know. */
+function serverSaid(type: 'ERROR' | 'GOAWAY', wire: number, message: string): StxError {
+  const code = codeFromWire(wire);
+  return code === undefined ? new ResourceError('INTERNAL', `server error #${wire}: ${message}`) : new ServerError(errorFor(code, message), type);
+}
+
 function unauthenticatedError(wire: number): ServerError {
   const claimed = codeFromWire(wire);
   const code = claimed !== undefined && PLAINTEXT_ERROR_CODES.has(claimed) ? claimed : 'HANDSHAKE_FAILED';
