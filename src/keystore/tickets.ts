@@ -4,7 +4,7 @@
 // process claims it by renaming it away, which only one of several stx-send processes can do, then
 // reads and deletes it. Everything is bounded: files looked at, kept per server, bytes read.
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, opendir, rename, unlink } from 'node:fs/promises';
+import { lstat, mkdir, open, opendir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ClientTicket } from '../crypto/index.js';
 import { errnoOf } from '../proto/errors.js';
@@ -19,6 +19,9 @@ const MAX_TICKET_FILE_BYTES = 4096;
 /** A ticket is given up this long before it expires, so it never reaches the server stale. */
 const EXPIRY_MARGIN_MS = 60_000;
 const PSK_BYTES = 32;
+/** A claimed or half-written file this old was left by a process that died: it is deleted. */
+const LEFTOVER_MS = 3600_000;
+const LEFTOVER_PREFIXES = ['.claimed.', '.tmp.'];
 
 /** A fingerprint as one file-name component: base64 without "SHA256:", `+` and `/` as `-` and `_`. */
 function component(fingerprint: string): string {
@@ -94,7 +97,11 @@ export class TicketStore {
     for (const e of kept.slice(MAX_TICKETS_PER_SERVER)) await unlink(join(this.dir, e.name)).catch(() => undefined);
   }
 
-  /** This server's and client's tickets; expired ones are deleted on the way. */
+  /**
+   * This server's and client's tickets. Deleted on the way: expired tickets (any server's, so a
+   * server never contacted again leaves nothing behind for long), and files a process that died
+   * left claimed or half-written.
+   */
   private async entries(serverFingerprint: string, client: string | null, nowMs: number): Promise<Entry[]> {
     const want = prefix(serverFingerprint, client);
     const found: Entry[] = [];
@@ -109,7 +116,17 @@ export class TicketStore {
     try {
       for await (const d of dir) {
         if (++seen > MAX_ENTRIES_SCANNED) break;
-        if (!d.isFile() || !d.name.startsWith(want)) continue;
+        if (!d.isFile()) continue;
+        if (LEFTOVER_PREFIXES.some((p) => d.name.startsWith(p))) {
+          await this.sweepLeftover(d.name, nowMs);
+          continue;
+        }
+        if (!d.name.startsWith(want)) {
+          // server.client.expiresMs.random: another server's or identity's ticket, kept until it expires.
+          const other = Number(d.name.split('.')[2]);
+          if (Number.isSafeInteger(other) && other <= nowMs) await unlink(join(this.dir, d.name)).catch(() => undefined);
+          continue;
+        }
         const expiresMs = Number(d.name.slice(want.length).split('.')[0]);
         if (!Number.isSafeInteger(expiresMs) || expiresMs <= nowMs) {
           await unlink(join(this.dir, d.name)).catch(() => undefined);
@@ -121,6 +138,16 @@ export class TicketStore {
       await dir.close().catch(() => undefined);
     }
     return found;
+  }
+
+  /** Deletes `name` (a claimed or half-written ticket file) if it is older than LEFTOVER_MS. */
+  private async sweepLeftover(name: string, nowMs: number): Promise<void> {
+    const file = join(this.dir, name);
+    try {
+      if (nowMs - (await lstat(file)).mtimeMs > LEFTOVER_MS) await unlink(file);
+    } catch {
+      // Gone meanwhile (its process finished with it), or not ours to judge.
+    }
   }
 }
 
