@@ -22,6 +22,7 @@ export {
   deriveKeys,
   finishedMac,
   hkdfSha256,
+  RESUMPTION_PSK_BYTES,
   type SessionKeys,
 } from './key-schedule.js';
 export { oaepDecrypt, oaepEncrypt, serverKeySpki } from './oaep.js';

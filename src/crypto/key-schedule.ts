@@ -35,6 +35,9 @@ const KEY_SCHEDULE: Readonly<Record<keyof SessionKeys, KeySpec>> = {
   resumption: { label: 'resumption', bytes: 32 },
 };
 
+/** Bytes of the resumption psk a ticket carries (§7.2, §7.5). */
+export const RESUMPTION_PSK_BYTES = KEY_SCHEDULE.resumption.bytes;
+
 const INFO_PREFIX = 'stx/1 ';
 const SIGNATURE_CONTEXT = Buffer.from('stx/1 client signature\0', 'ascii');
 

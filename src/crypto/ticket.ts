@@ -4,14 +4,13 @@
 // throws: a ticket that is not ours, altered, expired or from the future is declined (null), and
 // the handshake goes on in full.
 import { createHash, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
-import { gcmOpen, gcmSeal } from './aead.js';
+import { TAG_BYTES } from '../proto/limits.js';
+import { AEAD_NONCE_BYTES as NONCE_BYTES, gcmOpen, gcmSeal } from './aead.js';
+import { RESUMPTION_PSK_BYTES as PSK_BYTES } from './key-schedule.js';
 import { serverKeySpki } from './oaep.js';
 
 /** The first byte of every ticket: which ticket key and layout (§7.5). */
 export const TICKET_VERSION = 1;
-const NONCE_BYTES = 12;
-const TAG_BYTES = 16;
-const PSK_BYTES = 32;
 const IDENTITY_BYTES = 32;
 /** A ticket issued up to this far in the future (clocks of servers sharing a key) is still taken. */
 const CLOCK_SKEW_S = 60;

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, open, opendir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ClientTicket } from '../crypto/index.js';
+import { RESUMPTION_PSK_BYTES as PSK_BYTES, type ClientTicket } from '../crypto/index.js';
 import { errnoOf } from '../proto/errors.js';
 import { MAX_TICKET_BYTES, MAX_TICKET_LIFETIME_S } from '../proto/limits.js';
 
@@ -18,7 +18,6 @@ const MAX_ENTRIES_SCANNED = 1024;
 const MAX_TICKET_FILE_BYTES = 4096;
 /** A ticket is given up this long before it expires, so it never reaches the server stale. */
 const EXPIRY_MARGIN_MS = 60_000;
-const PSK_BYTES = 32;
 /** A claimed or half-written file this old was left by a process that died: it is deleted. */
 const LEFTOVER_MS = 3600_000;
 const LEFTOVER_PREFIXES = ['.claimed.', '.tmp.'];

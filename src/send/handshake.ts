@@ -84,8 +84,12 @@ export async function planTickets(opts: HandshakeOptions): Promise<TicketPlan> {
  * Otherwise a refusal at --max-handshakes would cost a returning client its ticket.
  */
 export async function returnTicket(plan: TicketPlan, err: unknown): Promise<void> {
-  if (plan.store === null || plan.ticket === null || !(err instanceof StxError) || !err.transient) return;
-  await plan.store.putBack(plan.client, plan.ticket).catch(() => undefined);
+  if (err instanceof StxError && err.transient) await giveBack(plan);
+}
+
+/** Puts the plan's ticket, unused, back in its store (failing that, it is lost: a full handshake next). */
+async function giveBack(plan: TicketPlan): Promise<void> {
+  if (plan.store !== null && plan.ticket !== null) await plan.store.putBack(plan.client, plan.ticket).catch(() => undefined);
 }
 
 /** Runs the handshake on `conn`; returns the server's fingerprint once both FINISHED checked out. */
@@ -181,7 +185,7 @@ export async function dial(
   }
   if (wanted?.() === false) {
     connection.close();
-    await returnTicket(plan, new LocalError('CONNECTION_LOST', 'connection not needed'));
+    await giveBack(plan);
     throw new LocalError('INTERNAL', 'connection not needed');
   }
   onHandshake?.(connection);
