@@ -163,14 +163,13 @@ export class Connection implements DataSink {
       this.pump();
     });
     socket.on('end', () => {
-      // Whole frames still buffered are read first: a GOAWAY that came while the handshake was
-      // busy (keeping a ticket, §7.5) is the reason, not a truncated frame.
-      if (this.#state.name === 'Ready') this.pump();
+      // Whole frames still buffered are read first, as far as the state lets them be read; a
+      // command that holds its reading (a download whose disk lags) may still leave some, and the
+      // server's ERROR or GOAWAY among them is why it closed, not a truncated frame. So is a GOAWAY
+      // that came while the handshake was busy (keeping a ticket, §7.5).
+      this.pump();
       if (this.#state.name === 'Closed') return;
-      // A command that held its reading (a download whose disk lags) or was paused may leave whole
-      // frames unread when the stream ends; the server's ERROR or GOAWAY among them is why it
-      // closed, not a truncated frame.
-      const word = this.commandRuns ? this.lastWord() : null;
+      const word = this.channel.opening ? this.lastWord() : null;
       if (word !== null) {
         this.fail(word);
         return;
