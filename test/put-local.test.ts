@@ -227,6 +227,37 @@ describe('local PUT in batches (§9.11)', () => {
     });
   });
 
+  it('a run of MKDIRs in one message (§9.8 runs, revision 1.14): done in order, nested and existing ones alike, up to the first refused; none after it', async () => {
+    await withBackend(async (backend, out) => {
+      const mtime = Date.UTC(2024, 5, 6, 7, 8, 9);
+      const opts = (mode: number) => ({ mode, mtime, keepExisting: false });
+      await mkdir(path.join(out, 'run', 'old'), { recursive: true });
+      await writeFile(path.join(out, 'run', 'file'), 'x');
+      // Deepest first, as a tree's MKDIRs come: a/b's parent a made on the way, then a itself.
+      const all = await backend.makeDirectories([
+        { name: 'run/a/b', options: opts(0o700) },
+        { name: 'run/a', options: opts(0o750) },
+        { name: 'run/old', options: opts(0o711) },
+      ]);
+      assert.deepEqual(all, { made: 3, failure: null });
+      for (const [name, mode] of [['run/a/b', 0o700], ['run/a', 0o750], ['run/old', 0o711]] as const) {
+        const st = await stat(path.join(out, name));
+        assert.ok(st.isDirectory(), name);
+        assert.equal(st.mode & 0o777, mode, name);
+        assert.equal(st.mtimeMs, mtime, name);
+      }
+      const refused = await backend.makeDirectories([
+        { name: 'run/c', options: opts(0o755) },
+        { name: 'run/file', options: opts(0o755) },
+        { name: 'run/d', options: opts(0o755) },
+      ]);
+      assert.equal(refused.made, 1);
+      assert.ok(refused.failure instanceof StxError && refused.failure.code === 'EXISTS', String(refused.failure));
+      assert.ok((await stat(path.join(out, 'run', 'c'))).isDirectory(), 'the one before the refused one is made');
+      await assert.rejects(stat(path.join(out, 'run', 'd')), 'the one after it is not carried out');
+    });
+  });
+
   it('putFiles: each file its own outcome; in a directory a file of the batch made already, a name past PATH_MAX is refused BAD_NAME alone', async () => {
     await withBackend(async (backend, out) => {
       const real = await realpath(out);

@@ -4,7 +4,7 @@
 // Every way out goes through close().
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
-import { FrameChannel, type BodyBuffers, type ReceivedData } from '../crypto/channel.js';
+import { FrameChannel, type BodyBuffers, type Received, type ReceivedData } from '../crypto/channel.js';
 import { CryptoError, ResourceError, StxError, codeFromWire, wireNumber, type ErrorCode } from '../proto/errors.js';
 import type { Frame, FrameName } from '../proto/frames.js';
 import { encodePreamble } from '../proto/preamble.js';
@@ -164,6 +164,11 @@ export class Connection {
   private readonly recordBuffers: BodyBuffers;
   /** PUTs received and not yet answered (§9.11). */
   private readonly puts: PutQueue;
+  /**
+   * A frame read from the channel behind a run of MKDIRs (takeMkdirs) and not yet handled: handled
+   * next, once the run's step settled, before anything else the channel holds.
+   */
+  private held: Received | ReceivedData | null = null;
 
   constructor(
     private readonly transport: Transport,
@@ -293,7 +298,8 @@ export class Connection {
       }
       // Long DATA records are opened piece by piece into pooled buffers as they arrive (§8),
       // as far as the memory budget admits them (else recordBuffers holds 'record-buffer').
-      const received = this.channel.nextData(this.recordBuffers);
+      const received = this.held ?? this.channel.nextData(this.recordBuffers);
+      this.held = null;
       if (received === null) return;
       if ('body' in received) {
         this.receiveData(received);
@@ -302,6 +308,27 @@ export class Connection {
       const step = this.receive(received.frame, received.raw);
       if (step !== undefined) this.runStep(step);
     }
+  }
+
+  /**
+   * The MKDIRs received right behind the one being started, as many as are complete in the
+   * channel now and at most `max` (a run, §9.8 "Pipelined", revision 1.14). Each is allowed in
+   * Ready, where it will be received after the MADE of the one before (§11.1); the first frame
+   * of another type is kept and handled after the run.
+   */
+  private takeMkdirs(max: number): Extract<Frame, { type: 'MKDIR' }>[] {
+    const run: Extract<Frame, { type: 'MKDIR' }>[] = [];
+    while (run.length < max && this.held === null && this.state.kind !== 'Closed') {
+      const received = this.channel.nextData(this.recordBuffers);
+      if (received === null) break;
+      if (!('frame' in received) || received.frame.type !== 'MKDIR') {
+        this.held = received;
+        break;
+      }
+      nextState(SERVER_RULES, 'Ready', 'MKDIR', 'received');
+      run.push(received.frame);
+    }
+    return run;
   }
 
   /** Hands on the small DATA chunks copied together so far (one chunk, in stream order). */
@@ -554,6 +581,9 @@ export class Connection {
     if (state.kind === 'Closed') return;
     this.state = { kind: 'Closed' };
     this.gate.close();
+    const kept = this.held;
+    this.held = null;
+    if (kept !== null && 'body' in kept) this.recordBuffers.give(kept.body);
     this.channel.abandon(this.bodies);
     this.coalescer.close();
     if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
@@ -653,6 +683,7 @@ export class Connection {
       release: (reason: PauseReason) => this.gate.release(reason),
       holds: (reason: PauseReason) => this.gate.holds(reason),
       channel: this.channel,
+      takeMkdirs: (max) => this.takeMkdirs(max),
       store: this.ctx.store,
       get policy(): OpenPolicy {
         const r = granted();

@@ -605,18 +605,46 @@ export class Store {
   }
 
   /**
-   * MKDIR (§9.8): checks the name (§9.3), creates the directory and its parents, and gives it
-   * `mode` (less the umask, no setuid/setgid/sticky) and `mtime`; on an append-only server an
-   * existing directory stays as it is. Throws BAD_NAME, EXISTS, IO_ERROR.
+   * MKDIRs (§9.8), a run of them (revision 1.14): each name checked (§9.3), the directory and
+   * its parents created, given `mode` (less the umask, no setuid/setgid/sticky) and `mtime`; on
+   * an append-only server an existing directory stays as it is. Carried out in order up to the
+   * first refused, the run's directory syncs shared. `made` holds the stored names of those done
+   * (durable), `failure` the next one's error (BAD_NAME, EXISTS, IO_ERROR), null if none was refused.
    */
-  async makeDirectory(name: string, mode: number, mtime: number, policy: OpenPolicy): Promise<string> {
-    const shown = storedName(policy.namespace ?? [], name).join('/');
-    const make = this.#backend.makeDirectory?.bind(this.#backend);
-    if (make === undefined) throw new ResourceError('IO_ERROR', 'this storage has no directories');
-    await make(shown, { mode: mode & 0o777 & ~this.#umask, mtime, keepExisting: policy.appendOnly }).catch((err: unknown) => {
-      throw toStxError(err, 'creating directory', shown);
-    });
-    return shown;
+  async makeDirectories(
+    entries: readonly { readonly name: string; readonly mode: number; readonly mtime: number }[],
+    policy: OpenPolicy,
+  ): Promise<{ readonly made: readonly string[]; readonly failure: StxError | null }> {
+    // The names up to the first refused one (BAD_NAME): those are carried out.
+    const run: { readonly name: string; readonly options: { readonly mode: number; readonly mtime: number; readonly keepExisting: boolean } }[] = [];
+    let refused: StxError | null = null;
+    for (const e of entries) {
+      try {
+        run.push({ name: storedName(policy.namespace ?? [], e.name).join('/'), options: { mode: e.mode & 0o777 & ~this.#umask, mtime: e.mtime, keepExisting: policy.appendOnly } });
+      } catch (err) {
+        refused = toStxError(err, 'creating directory', e.name);
+        break;
+      }
+    }
+    const names = run.map((r) => r.name);
+    const many = this.#backend.makeDirectories?.bind(this.#backend);
+    const one = this.#backend.makeDirectory?.bind(this.#backend);
+    if (many === undefined && one === undefined) return { made: [], failure: new ResourceError('IO_ERROR', 'this storage has no directories') };
+    let outcome: { readonly made: number; readonly failure: unknown };
+    if (many !== undefined) {
+      outcome = await many(run).catch((failure: unknown) => ({ made: 0, failure }));
+    } else {
+      // One at a time: the backend has no runs.
+      outcome = { made: run.length, failure: null };
+      for (const [i, r] of run.entries()) {
+        const failure = await one?.(r.name, r.options).then(() => null, (err: unknown) => err);
+        if (failure === null || failure === undefined) continue;
+        outcome = { made: i, failure };
+        break;
+      }
+    }
+    const failure = outcome.failure === null ? refused : toStxError(outcome.failure, 'creating directory', names[outcome.made] ?? '');
+    return { made: names.slice(0, outcome.made), failure };
   }
 
   /** SYMLINK (§9.8): checks the name and the target, then creates the link. Throws BAD_NAME, EXISTS, IO_ERROR. */

@@ -338,6 +338,15 @@ export interface StorageBackend {
    * directories leaves this out; the policy then refuses MKDIR.
    */
   makeDirectory?(name: string, options: { readonly mode: number; readonly mtime: number; readonly keepExisting: boolean }): Promise<void>;
+  /**
+   * A run of MKDIRs (§9.8 "Pipelined", revision 1.14), each as makeDirectory would do it, in
+   * order up to the first refused, and durable together (a directory's sync shared by the run):
+   * `made` are done, `failure` is the next one's error (null: all done). A backend with
+   * makeDirectory may leave this out (the store then calls makeDirectory for each).
+   */
+  makeDirectories?(
+    entries: readonly { readonly name: string; readonly options: { readonly mode: number; readonly mtime: number; readonly keepExisting: boolean } }[],
+  ): Promise<{ readonly made: number; readonly failure: StxError | null }>;
 
   /**
    * SYMLINK (§9.8): creates link `name` → `target` (checked by the policy), replacing a file or

@@ -827,6 +827,40 @@ function treeCases(): ConformanceCase[] {
         return first === 'MADE' ? `${first}, ${await nextEvent(c, ctx)}` : first;
       },
     },
+    {
+      section: '§9.8',
+      name: 'a run of six MKDIRs and a PING in one write, one below another of the run (1.14): a MADE each, in order, then PONG',
+      expect: ['MADE, MADE, MADE, MADE, MADE, MADE, PONG seq=9'],
+      run: async (c, ctx) => {
+        await ready(c, ctx);
+        const names = ['run/a/deep', 'run/a', 'run/b', 'run/c', 'run/b', 'run'];
+        await c.write(...names.map((n) => c.sealFrame(mk(n, ctx))), c.sealFrame({ type: 'PING', seq: 9 }));
+        const answers: string[] = [];
+        for (let i = 0; i < names.length + 1; i++) {
+          const e = await nextEvent(c, ctx);
+          answers.push(e);
+          if (!e.startsWith('MADE')) break;
+        }
+        return answers.join(', ');
+      },
+    },
+    {
+      section: '§9.8',
+      name: 'a refused MKDIR in the middle of a run (1.14): the MADEs of those before it, then its ERROR and the close',
+      expect: ['MADE, MADE, ERROR EXISTS'],
+      run: async (c, ctx) => {
+        const up = await upload(c, ctx, 'run-file.bin', Buffer.from('file'));
+        if (up !== 'DONE matches') return up;
+        await c.write(...['run-bad/a', 'run-bad/b', 'run-file.bin', 'run-bad/c'].map((n) => c.sealFrame(mk(n, ctx))));
+        const answers: string[] = [];
+        for (let i = 0; i < 4; i++) {
+          const e = await nextEvent(c, ctx);
+          answers.push(e);
+          if (!e.startsWith('MADE')) break;
+        }
+        return answers.join(', ');
+      },
+    },
     { section: '§9.8', name: 'a stream: OPEN with stream, END with size', expect: ['DONE matches'], run: (c, ctx) => streamUpload(c, ctx, 'stream.bin', patterned(150_000, 3), 150_000) },
     { section: '§9.8', name: 'a stream END without size', expect: ['ERROR BAD_OFFSET'], run: (c, ctx) => streamUpload(c, ctx, 'stream-nosize.bin', patterned(1000, 4), undefined) },
     { section: '§9.8', name: 'a stream END with another size', expect: ['ERROR BAD_OFFSET'], run: (c, ctx) => streamUpload(c, ctx, 'stream-badsize.bin', patterned(1000, 5), 999) },

@@ -39,6 +39,12 @@ export interface CommandLink<S extends Tagged> {
   release(reason: PauseReason): void;
   holds(reason: PauseReason): boolean;
   readonly channel: FrameChannel;
+  /**
+   * The MKDIRs already received right behind the one being started, at most `max`, taken out of
+   * the channel in order (a run, §9.8 "Pipelined", revision 1.14); each will be received in Ready
+   * after the MADE of the one before. The first frame of another type waits for the step to settle.
+   */
+  takeMkdirs(max: number): Extract<Frame, { type: 'MKDIR' }>[];
   readonly store: Store;
   /** What the client may do with uploads, MKDIR and SYMLINK (its rights, §7.4). */
   readonly policy: OpenPolicy;

@@ -4,6 +4,7 @@
 // Receiving, Verifying, Making) carry what is valid in each.
 import { CommandError, ResourceError, StxError, UploadError } from '../../proto/errors.js';
 import type { Frame } from '../../proto/frames.js';
+import { MAX_MAKES_AHEAD } from '../../proto/limits.js';
 import type { BodyLease } from '../../transfer/body-pool.js';
 import { ACK_INTERVAL_BYTES, ACK_INTERVAL_MS, PROGRESS_INTERVAL_MS } from '../config.js';
 import type { OpenUpload } from '../store.js';
@@ -92,9 +93,14 @@ export const uploadCommand: Command<UploadState> = {
       link.enter({ kind: 'Claiming' });
       return claimRange(frame, link);
     }
-    if (frame.type === 'MKDIR' || frame.type === 'SYMLINK') {
+    if (frame.type === 'MKDIR') {
       link.enter({ kind: 'Making' });
-      return make(frame, link);
+      // The MKDIRs the client sent right behind it go with it (§9.8 "Pipelined", revision 1.14).
+      return makeDirectories([frame, ...link.takeMkdirs(MAX_MAKES_AHEAD - 1)], link);
+    }
+    if (frame.type === 'SYMLINK') {
+      link.enter({ kind: 'Making' });
+      return makeLink(frame, link);
     }
     if (frame.type !== 'OPEN') return undefined;
     const abort = new AbortController();
@@ -357,16 +363,33 @@ function detach(state: Receiving, sha256: Buffer, endSize: number | undefined, l
   link.puts.add(job, 0, state.name, true);
 }
 
-/** MKDIR or SYMLINK (§9.8): done at once, MADE, back to Ready; a refusal fails the connection. */
-async function make(frame: Extract<Frame, { type: 'MKDIR' | 'SYMLINK' }>, link: Link): Promise<void> {
+/**
+ * A run of MKDIRs (§9.8 "Pipelined", revision 1.14): carried out together, their directories'
+ * syncs shared, then a MADE for each in order, each as if received in Ready after the one before
+ * (§11.1); the first refused fails the connection after the MADEs of those before it.
+ */
+async function makeDirectories(run: readonly Extract<Frame, { type: 'MKDIR' }>[], link: Link): Promise<void> {
   mayUpload(link);
-  const shown =
-    frame.type === 'MKDIR'
-      ? await link.store.makeDirectory(frame.name, frame.mode, frame.mtime, link.policy)
-      : await link.store.makeLink(frame.name, frame.target, frame.mtime, link.policy);
+  const { made, failure } = await link.store.makeDirectories(run, link.policy);
+  for (const [i, shown] of made.entries()) {
+    if (link.closed()) return;
+    // The next MKDIR of the run, received in Ready (§11.1): Making again.
+    if (i > 0) link.enter({ kind: 'Making' });
+    link.send({ type: 'MADE' }, { kind: 'Ready' });
+    link.log.info({ event: 'mkdir', client: link.principal(), name: shown }, 'directory made');
+  }
+  if (failure === null) return;
+  if (made.length > 0) link.enter({ kind: 'Making' });
+  throw failure;
+}
+
+/** SYMLINK (§9.8): done at once, MADE, back to Ready; a refusal fails the connection. */
+async function makeLink(frame: Extract<Frame, { type: 'SYMLINK' }>, link: Link): Promise<void> {
+  mayUpload(link);
+  const shown = await link.store.makeLink(frame.name, frame.target, frame.mtime, link.policy);
   if (link.closed()) return;
   link.send({ type: 'MADE' }, { kind: 'Ready' });
-  link.log.info({ event: frame.type === 'MKDIR' ? 'mkdir' : 'symlink', client: link.principal(), name: shown }, frame.type === 'MKDIR' ? 'directory made' : 'link made');
+  link.log.info({ event: 'symlink', client: link.principal(), name: shown }, 'link made');
 }
 
 /** One DATA of a PUT (§9.11): from 0, each where the last ended, never beyond `size`. */

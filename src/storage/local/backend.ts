@@ -24,12 +24,12 @@ import { openDirect, type FileIdentity } from './direct-io.js';
 import { ensurePrivateDir, fsyncDir, unlinkIfPresent } from './fs-util.js';
 import { LocalPartial, type PartialPaths } from './partial.js';
 import { checkName, msOf, newPathCounters, resolveExisting, stampOf, type PathCounters } from './paths.js';
-import { makeLink, type DirectoryOptions, type LinkOptions } from './entries.js';
+import { makeLink, type DirectoryEntry, type DirectoryOptions, type LinkOptions } from './entries.js';
 import { readRecord } from './record.js';
 import { SumRecords } from './sums.js';
 import { WriteQueue } from '../write-queue.js';
 import { putFile, putRequest } from './put.js';
-import { putPool, type PutRequest } from './put-pool.js';
+import { putPool, type DirectoriesMade, type PutRequest } from './put-pool.js';
 
 /** The partials directory as messages show it (#shown). */
 const SHOWN_PARTIALS_DIR = `${RESERVED_DIR_NAME}/${PARTIALS_DIR_NAME}`;
@@ -236,8 +236,13 @@ export class LocalBackend implements StorageBackend {
     });
   }
 
-  makeDirectory(name: string, options: DirectoryOptions): Promise<void> {
-    return putPool.makeDirectory(this.outDir, name, options);
+  async makeDirectory(name: string, options: DirectoryOptions): Promise<void> {
+    const { failure } = await this.makeDirectories([{ name, options }]);
+    if (failure !== null) throw failure;
+  }
+
+  makeDirectories(entries: readonly DirectoryEntry[]): Promise<DirectoriesMade> {
+    return putPool.makeDirectories(this.outDir, entries);
   }
 
   async makeLink(name: string, target: string, options: LinkOptions): Promise<void> {

@@ -5,10 +5,10 @@
 // (writing, or waiting for its batches' syncs), the jobs that arrive meanwhile make the next
 // batch, so the busier the disk, the larger the batches. One pool serves every local backend of
 // the process; its thread starts at the first PUT and keeps the process alive only while it has
-// work. MKDIR (§9.8) runs there too, as one message (makeDirectory below).
+// work. MKDIR (§9.8) runs there too, a run of them as one message (makeDirectories below).
 import { Worker } from 'node:worker_threads';
 import { errorFor, ResourceError, type ErrorCode, type StxError } from '../../proto/errors.js';
-import type { DirectoryOptions } from './entries.js';
+import type { DirectoryEntry } from './entries.js';
 import type { PathCounters } from './paths.js';
 import { newPutJobs, setJob, type PutJobs } from './put-jobs.js';
 
@@ -98,21 +98,27 @@ export interface BatchReply {
   readonly buffer: ArrayBuffer;
 }
 
-/** MKDIR (§9.8) for a thread: entries.ts makeDirectorySync. */
+/** A run of MKDIRs (§9.8) for a thread: entries.ts makeDirectoriesSync. */
 export interface DirJob {
   readonly kind: 'dir';
   /** The job's number on its thread: the reply names it. */
   readonly seq: number;
   readonly outDir: string;
-  readonly name: string;
-  readonly options: DirectoryOptions;
+  readonly entries: readonly DirectoryEntry[];
 }
 
-/** The thread's answer to a DirJob: null, made; else its typed error. */
+/** The thread's answer to a DirJob: the first `made` are done and durable; `failure` is the next one's typed error, if any. */
 export interface DirReply {
   readonly kind: 'dir';
   readonly seq: number;
+  readonly made: number;
   readonly failure: { readonly code: ErrorCode; readonly message: string } | null;
+}
+
+/** How a run of MKDIRs went (LocalBackend.makeDirectories): the first `made` are done; `failure` is the next one's error. */
+export interface DirectoriesMade {
+  readonly made: number;
+  readonly failure: StxError | null;
 }
 
 /** What a thread gets. */
@@ -200,8 +206,8 @@ class PutThread {
   readonly worker: Worker;
   /** The batches it works on, by batch number: each its jobs by id. */
   readonly #batches = new Map<number, Map<number, Waiting>>();
-  /** Its MKDIRs, by job number. */
-  readonly #dirs = new Map<number, { readonly resolve: () => void; readonly reject: (err: StxError) => void }>();
+  /** Its runs of MKDIRs, by job number. */
+  readonly #dirs = new Map<number, { readonly resolve: (made: DirectoriesMade) => void; readonly reject: (err: StxError) => void }>();
   #nextSeq = 1;
   #gone = false;
 
@@ -231,13 +237,13 @@ class PutThread {
     return !this.#gone;
   }
 
-  /** MKDIR on the thread: between its batches' steps, never waiting for a batch's sync. */
-  makeDirectory(outDir: string, name: string, options: DirectoryOptions): Promise<void> {
+  /** A run of MKDIRs on the thread: between its batches' steps, never waiting for a batch's sync. */
+  makeDirectories(outDir: string, entries: readonly DirectoryEntry[]): Promise<DirectoriesMade> {
     const seq = this.#nextSeq++;
     return new Promise((resolve, reject) => {
       this.#dirs.set(seq, { resolve, reject });
       this.worker.ref();
-      this.worker.postMessage({ kind: 'dir', seq, outDir, name, options } satisfies DirJob);
+      this.worker.postMessage({ kind: 'dir', seq, outDir, entries } satisfies DirJob);
     });
   }
 
@@ -246,8 +252,7 @@ class PutThread {
     if (waiting === undefined) return;
     this.#dirs.delete(reply.seq);
     this.#unrefIfIdle();
-    if (reply.failure === null) waiting.resolve();
-    else waiting.reject(errorFor(reply.failure.code, reply.failure.message));
+    waiting.resolve({ made: reply.made, failure: reply.failure === null ? null : errorFor(reply.failure.code, reply.failure.message) });
   }
 
   #unrefIfIdle(): void {
@@ -366,11 +371,14 @@ class PutPool {
     }
   }
 
-  /** MKDIR (§9.8) on a publishing thread, started if none runs; rejects with its typed error. */
-  makeDirectory(outDir: string, name: string, options: DirectoryOptions): Promise<void> {
+  /**
+   * A run of MKDIRs (§9.8) on a publishing thread, started if none runs: the first `made` are
+   * done and durable, `failure` is the next one's typed error; rejects only if the thread died.
+   */
+  makeDirectories(outDir: string, entries: readonly DirectoryEntry[]): Promise<DirectoriesMade> {
     let thread = this.#threads.find((t) => t.alive);
     if (thread === undefined) this.#threads.push((thread = new PutThread(this)));
-    return thread.makeDirectory(outDir, name, options);
+    return thread.makeDirectories(outDir, entries);
   }
 
   /** A thread died: its jobs failed; the next batch starts a new one. */

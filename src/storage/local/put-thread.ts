@@ -17,7 +17,7 @@ import { errnoOf, toStxError } from '../../transfer/io-error.js';
 import { PARTIAL_FILE_MODE, SMALL_SUM_MAX_BYTES } from './config.js';
 import { MAX_PATH_BYTES, newPathCounters, prepareParentsSync, removeCreatedSync, stampOf, type PathCounters, type PreparedPath } from './paths.js';
 import { SumRecords } from './sums.js';
-import { makeDirectorySync } from './entries.js';
+import { makeDirectoriesSync } from './entries.js';
 import type { BatchReply, DirJob, DirReply, PutBatch, PutFailure, ThreadMessage } from './put-pool.js';
 import { jobCount, jobOf, type PutJob } from './put-jobs.js';
 
@@ -522,19 +522,18 @@ async function run(batch: PutBatch): Promise<void> {
   port?.postMessage({ kind: 'batch', seq: batch.seq, done, failed, counters, buffer: batch.buffer } satisfies BatchReply, [batch.buffer]);
 }
 
-/** MKDIR (§9.8): the whole job here, answered at once (entries.ts). */
-function makeDirectory(job: DirJob): void {
+/** A run of MKDIRs (§9.8): the whole job here, answered at once (entries.ts). */
+function makeDirectories(job: DirJob): void {
   let failure: DirReply['failure'] = null;
-  try {
-    makeDirectorySync(job.outDir, job.name, job.options);
-  } catch (err) {
-    const stx = asStx(err, 'creating directory', job.name);
+  const outcome = makeDirectoriesSync(job.outDir, job.entries);
+  if (outcome.failure !== null) {
+    const stx = asStx(outcome.failure, 'creating directory', job.entries[outcome.made]?.name ?? '');
     failure = { code: stx.code, message: stx.message };
   }
-  port?.postMessage({ kind: 'dir', seq: job.seq, failure } satisfies DirReply);
+  port?.postMessage({ kind: 'dir', seq: job.seq, made: outcome.made, failure } satisfies DirReply);
 }
 
 port.on('message', (message: ThreadMessage) => {
   if (message.kind === 'batch') void run(message);
-  else makeDirectory(message);
+  else makeDirectories(message);
 });
