@@ -75,6 +75,12 @@ class MemoryTransport extends EventEmitter implements Transport {
     setImmediate(() => this.client.receive(copy));
     return true;
   }
+  cork(): void {
+    // Writes are delivered one by one; holding them changes nothing the client sees.
+  }
+  uncork(): void {
+    // As cork().
+  }
   end(): void {
     if (this.#serverEnded) return;
     this.#serverEnded = true;

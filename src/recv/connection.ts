@@ -45,6 +45,9 @@ export interface Transport {
   readonly writableNeedDrain: boolean;
   readonly destroyed: boolean;
   write(bytes: Buffer): unknown;
+  /** Holds writes until uncork(), which hands them on together (net.Socket: one writev). */
+  cork(): unknown;
+  uncork(): unknown;
   end(): unknown;
   destroy(): unknown;
   pause(): unknown;
@@ -106,6 +109,9 @@ function digestsOf(store: Store): KnownDigests {
   if (digests === undefined) DIGESTS.set(store, (digests = new KnownDigests()));
   return digests;
 }
+
+/** The states of the handshake (§11.1), whose answers pump() writes together. */
+const HANDSHAKE_STATES: ReadonlySet<State['kind']> = new Set(['AwaitClientHello', 'AwaitKeyExchange', 'AwaitClientFinished']);
 
 /** Records up to this length go out as one write (sendRaw); longer ones are not copied. */
 const CONCAT_RECORD_BYTES = 64 * 1024;
@@ -270,12 +276,19 @@ export class Connection {
    * before OPEN_OK gets UNEXPECTED_FRAME, not a late acceptance.
    */
   private pump(): void {
+    // In the handshake, what one read answers goes out as one write (issue 15): the server
+    // preamble with SERVER_HELLO, SERVER_FINISHED with NEW_TICKET (§7.5). Each write is a system
+    // call here and a segment the client wakes up for.
+    const handshake = HANDSHAKE_STATES.has(this.state.kind);
+    if (handshake) this.transport.cork();
     try {
       this.pumpFrames();
       // What this read brought in small DATA chunks goes on as one (transfer/coalescer.ts).
       this.flushChunks();
     } catch (err) {
       this.fail(err);
+    } finally {
+      if (handshake) this.transport.uncork();
     }
   }
 
