@@ -45,7 +45,7 @@ import { checkRangeBounds, RangedUpload, type RangeClaim } from './store/ranges.
 
 export { Upload, type FinishResult, type OpenUpload } from './store/upload.js';
 
-/** How long a free-space figure serves PUTs before it is asked again (#checkFreeSpaceForPut). */
+/** How long a free-space figure serves PUTs and OPENs before it is asked again (#checkFreeSpaceForPut, #checkFreeSpaceForOpen). */
 const FREE_SPACE_CACHE_MS = 250;
 export { ByteBudget } from '../transfer/budget.js';
 export { BodyPool } from '../transfer/body-pool.js';
@@ -164,7 +164,7 @@ export class Store {
   #quota = new PartialQuota(0);
   /** Read-backs charged to the client that asks (§9.7). */
   readonly #readBacks: ReadBackGate;
-  /** The free space last asked for PUTs, and when (#checkFreeSpaceForPut). */
+  /** The free space last asked for PUTs or OPENs, less what PUTs took since, and when. */
   #freeCache: { at: number; free: bigint } | null = null;
   /** The free-space question being asked now, if any. */
   #freeAsking: Promise<void> | null = null;
@@ -288,7 +288,7 @@ export class Store {
       const recorded = await this.#backend.record(id);
       const previous = recorded !== undefined && sameIdentity(recorded, request) ? recorded : undefined;
       // Checked before creating anything, so a refused OPEN leaves no file behind.
-      await this.#checkFreeSpace(stream === undefined ? size - (previous?.durable ?? 0) : 0);
+      await this.#checkFreeSpaceForOpen(stream === undefined ? size - (previous?.durable ?? 0) : 0);
       // The partial reserves its whole size for this client until published, discarded or swept;
       // a stream's size is unknown (§9.8): it reserves what it holds when opened.
       unreserve = this.#quota.reserve(id, account, stream === undefined ? size : (previous?.durable ?? 0));
@@ -754,6 +754,23 @@ export class Store {
     if (this.#freeCache === null || Date.now() - this.#freeCache.at > FREE_SPACE_CACHE_MS) return this.#askFreeSpaceForPut(bytesToCome);
     this.#takeFreeSpace(this.#freeCache, bytesToCome);
     return null;
+  }
+
+  /**
+   * #checkFreeSpace for an OPEN: the free space PUTs keep (at most FREE_SPACE_CACHE_MS old) when it
+   * shows room enough, else asked again: an OPEN is refused only on a figure asked for it, and
+   * takes nothing from the figure, as it took nothing from statfs's. A thousand clients' OPENs at
+   * once made a statfs each (issue 15).
+   */
+  async #checkFreeSpaceForOpen(bytesToCome: number): Promise<void> {
+    const cache = this.#freeCache;
+    const need = BigInt(bytesToCome) + BigInt(this.#freeSpaceMarginBytes);
+    if (cache !== null && Date.now() - cache.at <= FREE_SPACE_CACHE_MS && cache.free >= need) return;
+    const now = Date.now();
+    const free = await this.#backend.freeBytes();
+    // PUTs take from the newest figure.
+    if (this.#freeCache === null || this.#freeCache.at <= now) this.#freeCache = { at: now, free };
+    if (free < need) throw new UploadError('NO_SPACE', `not enough free space for ${bytesToCome} more bytes`);
   }
 
   async #askFreeSpaceForPut(bytesToCome: number): Promise<void> {
