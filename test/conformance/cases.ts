@@ -807,13 +807,7 @@ function treeCases(): ConformanceCase[] {
           c.sealFrame(link('piped/a/l', '../b', ctx)),
           c.sealFrame({ type: 'PING', seq: 7 }),
         );
-        const answers: string[] = [];
-        for (let i = 0; i < 4; i++) {
-          const e = await nextEvent(c, ctx);
-          answers.push(e);
-          if (!e.startsWith('MADE')) break;
-        }
-        return answers.join(', ');
+        return madeUntilOther(c, ctx, 4);
       },
     },
     {
@@ -835,13 +829,7 @@ function treeCases(): ConformanceCase[] {
         await ready(c, ctx);
         const names = ['run/a/deep', 'run/a', 'run/b', 'run/c', 'run/b', 'run'];
         await c.write(...names.map((n) => c.sealFrame(mk(n, ctx))), c.sealFrame({ type: 'PING', seq: 9 }));
-        const answers: string[] = [];
-        for (let i = 0; i < names.length + 1; i++) {
-          const e = await nextEvent(c, ctx);
-          answers.push(e);
-          if (!e.startsWith('MADE')) break;
-        }
-        return answers.join(', ');
+        return madeUntilOther(c, ctx, names.length + 1);
       },
     },
     {
@@ -852,19 +840,24 @@ function treeCases(): ConformanceCase[] {
         const up = await upload(c, ctx, 'run-file.bin', Buffer.from('file'));
         if (up !== 'DONE matches') return up;
         await c.write(...['run-bad/a', 'run-bad/b', 'run-file.bin', 'run-bad/c'].map((n) => c.sealFrame(mk(n, ctx))));
-        const answers: string[] = [];
-        for (let i = 0; i < 4; i++) {
-          const e = await nextEvent(c, ctx);
-          answers.push(e);
-          if (!e.startsWith('MADE')) break;
-        }
-        return answers.join(', ');
+        return madeUntilOther(c, ctx, 4);
       },
     },
     { section: '§9.8', name: 'a stream: OPEN with stream, END with size', expect: ['DONE matches'], run: (c, ctx) => streamUpload(c, ctx, 'stream.bin', patterned(150_000, 3), 150_000) },
     { section: '§9.8', name: 'a stream END without size', expect: ['ERROR BAD_OFFSET'], run: (c, ctx) => streamUpload(c, ctx, 'stream-nosize.bin', patterned(1000, 4), undefined) },
     { section: '§9.8', name: 'a stream END with another size', expect: ['ERROR BAD_OFFSET'], run: (c, ctx) => streamUpload(c, ctx, 'stream-badsize.bin', patterned(1000, 5), 999) },
   ];
+}
+
+/** Up to `max` answers to pipelined MKDIR and SYMLINK (§9.8), to the first that is not MADE, joined. */
+async function madeUntilOther(c: RawClient, ctx: RunContext, max: number): Promise<string> {
+  const answers: string[] = [];
+  for (let i = 0; i < max; i++) {
+    const e = await nextEvent(c, ctx);
+    answers.push(e);
+    if (!e.startsWith('MADE')) break;
+  }
+  return answers.join(', ');
 }
 
 /** PUT, its DATA and END as one write, without waiting (§9.11). */
