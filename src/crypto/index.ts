@@ -33,6 +33,6 @@ export {
   RESERVED_CONTROL_BODY_BYTES,
   type RecordCounters,
 } from './record.js';
-export { okpPrivateFromRaw, okpPublicRaw } from './raw-keys.js';
+export { okpGenerate, okpPrivateFromRaw, okpPublicRaw } from './raw-keys.js';
 export { ed25519Verify, signTranscript } from './signature.js';
 export { x25519KeyPair, x25519SharedSecret } from './x25519.js';

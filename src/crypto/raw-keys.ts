@@ -6,7 +6,7 @@
 // own, and imports the client's Ed25519 identity: ~0.15–0.25 ms of CPU per connection, at a
 // thousand clients at once (issue 15). Private keys (local input only) are wrapped in the fixed
 // RFC 8410 PKCS#8 prefix.
-import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { CryptoError, type ErrorCode } from '../proto/errors.js';
 
 /** Bytes of a raw X25519 or Ed25519 public key, private key (seed) and of an Ed25519 signature. */
@@ -58,6 +58,29 @@ export function okpPrivateFromRaw(curve: OkpCurve, raw: Buffer): KeyObject {
   } finally {
     der.fill(0);
   }
+}
+
+/**
+ * A new X25519 or Ed25519 key pair, its public key raw. The public key comes out of the generation
+ * itself (SPKI, whose last 32 bytes are the key), never by exporting the new KeyObject afterwards:
+ * in Node 20 the key-generation job left for the garbage collector shares the new key's lock, and a
+ * collection that finalizes the job while an export holds that lock (an export allocates under it)
+ * makes the job's destructor wait on a lock its own thread holds. The process then hangs for good,
+ * timers and signals too (gdb of a stx-recv stopped so: ExportJWKEdKey → GC → ~KeyGenJob →
+ * pthread_mutex_lock). A loop of generateKeyPairSync('x25519') and the key's JWK export hangs
+ * within 3,000 rounds; this one ran 60,000 with diffieHellman on each key. Importing 32 random bytes
+ * instead avoids the job but costs ~480 µs per key (OpenSSL 3's PKCS#8 decoder) against ~60.
+ */
+export function okpGenerate(curve: OkpCurve): { readonly privateKey: KeyObject; readonly publicKey: Buffer } {
+  const { privateKey, publicKey: spki } = generateKeyPairSync(curve as 'x25519', { publicKeyEncoding: { type: 'spki', format: 'der' } }) as unknown as {
+    privateKey: KeyObject;
+    publicKey: Buffer;
+  };
+  const prefix = SPKI_PREFIX[curve];
+  if (spki.length !== prefix.length + RAW_KEY_BYTES || !spki.subarray(0, prefix.length).equals(prefix)) {
+    throw new TypeError(`unexpected ${curve} SPKI from key generation`);
+  }
+  return { privateKey, publicKey: spki.subarray(prefix.length) };
 }
 
 /** The raw 32-byte public key of an X25519/Ed25519 KeyObject (public or private). */

@@ -1,7 +1,7 @@
 // Ephemeral X25519 (RFC 7748) for the handshake (spec/PROTOCOL.md §4 `x25519`, §7.1).
-import { diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { diffieHellman, type KeyObject } from 'node:crypto';
 import { CryptoError } from '../proto/errors.js';
-import { okpPrivateFromRaw, okpPublicFromRaw, okpPublicRaw } from './raw-keys.js';
+import { okpGenerate, okpPrivateFromRaw, okpPublicFromRaw, okpPublicRaw } from './raw-keys.js';
 
 export interface X25519KeyPair {
   readonly privateKey: KeyObject;
@@ -11,9 +11,9 @@ export interface X25519KeyPair {
 
 /** A fresh key pair (one per handshake, §4), or the given private key (test vectors). */
 export function x25519KeyPair(privateKey?: KeyObject | Buffer): X25519KeyPair {
-  let key: KeyObject;
-  if (privateKey === undefined) key = generateKeyPairSync('x25519').privateKey;
-  else key = Buffer.isBuffer(privateKey) ? okpPrivateFromRaw('x25519', privateKey) : privateKey;
+  // A new key's public half comes with it: exporting it could hang Node 20 (raw-keys.ts okpGenerate).
+  if (privateKey === undefined) return okpGenerate('x25519');
+  const key = Buffer.isBuffer(privateKey) ? okpPrivateFromRaw('x25519', privateKey) : privateKey;
   return { privateKey: key, publicKey: okpPublicRaw('x25519', key) };
 }
 

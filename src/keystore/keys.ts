@@ -21,15 +21,33 @@ const PRIVATE_DIR_MODE = 0o700;
 
 const generateKeyPairAsync = promisify(generateKeyPair);
 
-/** A new RSA server key (§4: 3072 bits by default). */
+/** A new RSA server key (§4: 3072 bits by default), imported from its PKCS#8 as generateIdentity's. */
 export async function generateServerKey(bits: number = SERVER_KEY_BITS): Promise<KeyObject> {
-  const { privateKey } = await generateKeyPairAsync('rsa', { modulusLength: bits, publicExponent: 0x10001 });
-  return privateKey;
+  const { privateKey } = await generateKeyPairAsync('rsa', {
+    modulusLength: bits,
+    publicExponent: 0x10001,
+    privateKeyEncoding: { type: 'pkcs8', format: 'der' },
+    publicKeyEncoding: { type: 'spki', format: 'der' },
+  });
+  try {
+    return createPrivateKey({ key: privateKey, format: 'der', type: 'pkcs8' });
+  } finally {
+    privateKey.fill(0);
+  }
 }
 
-/** A new Ed25519 client identity. */
+/**
+ * A new Ed25519 client identity, imported from the PKCS#8 its generation wrote: the generated
+ * KeyObject itself is never exported (toPem, its public key), which could hang Node 20 (raw-keys.ts
+ * okpGenerate says how).
+ */
 export function generateIdentity(): KeyObject {
-  return generateKeyPairSync('ed25519').privateKey;
+  const { privateKey } = generateKeyPairSync('ed25519', { privateKeyEncoding: { type: 'pkcs8', format: 'der' }, publicKeyEncoding: { type: 'spki', format: 'der' } });
+  try {
+    return createPrivateKey({ key: privateKey, format: 'der', type: 'pkcs8' });
+  } finally {
+    privateKey.fill(0);
+  }
 }
 
 function toPem(key: KeyObject): string {

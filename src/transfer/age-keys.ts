@@ -2,9 +2,9 @@
 // text forms (`AGE-SECRET-KEY-1…`, `age1…`), the key file age-keygen writes, and the X25519
 // stanza that wraps a file key for one recipient. Bech32 (BIP 173, no length limit in age) comes
 // from @scure/base; X25519, HKDF and ChaCha20-Poly1305 from node:crypto.
-import { diffieHellman, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { diffieHellman, randomBytes, type KeyObject } from 'node:crypto';
 import { bech32 } from '@scure/base';
-import { okpPrivateFromRaw, okpPublicFromRaw, okpPublicRaw, RAW_KEY_BYTES } from '../crypto/raw-keys.js';
+import { okpGenerate, okpPrivateFromRaw, okpPublicFromRaw, okpPublicRaw, RAW_KEY_BYTES } from '../crypto/raw-keys.js';
 import { AgeIntegrityError, AgeKeyError } from './age-errors.js';
 import {
   AEAD_NONCE_BYTES,
@@ -115,8 +115,7 @@ function isAllZero(bytes: Buffer): boolean {
 
 /** `-> X25519 <ephemeral share>` with the file key wrapped for `recipient` (raw public key). */
 export function wrapX25519(fileKey: Buffer, recipient: Buffer): AgeStanza {
-  const ephemeral = generateKeyPairSync('x25519').privateKey;
-  const share = okpPublicRaw('x25519', ephemeral);
+  const { privateKey: ephemeral, publicKey: share } = okpGenerate('x25519');
   let shared: Buffer;
   try {
     shared = diffieHellman({ privateKey: ephemeral, publicKey: okpPublicFromRaw('x25519', recipient, 'LOCAL_FILE') });
