@@ -8,7 +8,7 @@ import { createHash, hash, timingSafeEqual } from 'node:crypto';
 import path from 'node:path';
 import { CommandError, ResourceError, UploadError, type StxError } from '../proto/errors.js';
 import { MAX_DATA_CHUNK_BYTES, MAX_MODE, MAX_SAFE_UINT } from '../proto/limits.js';
-import type { DirEntry, PartialMeta, PartialRecord, PartialUpload, PublishedFile, PublishOptions, PutFileRequest, StorageBackend } from '../storage/backend.js';
+import type { DirectoryRequest, DirEntry, PartialMeta, PartialRecord, PartialUpload, PublishedFile, PublishOptions, PutFileRequest, StorageBackend } from '../storage/backend.js';
 import { LocalBackend } from '../storage/local/backend.js';
 import { processUmask } from './process-limits.js';
 import { ByteBudget } from '../transfer/budget.js';
@@ -616,7 +616,7 @@ export class Store {
     policy: OpenPolicy,
   ): Promise<{ readonly made: readonly string[]; readonly failure: StxError | null }> {
     // The names up to the first refused one (BAD_NAME): those are carried out.
-    const run: { readonly name: string; readonly options: { readonly mode: number; readonly mtime: number; readonly keepExisting: boolean } }[] = [];
+    const run: DirectoryRequest[] = [];
     let refused: StxError | null = null;
     for (const e of entries) {
       try {
@@ -627,22 +627,9 @@ export class Store {
       }
     }
     const names = run.map((r) => r.name);
-    const many = this.#backend.makeDirectories?.bind(this.#backend);
-    const one = this.#backend.makeDirectory?.bind(this.#backend);
-    if (many === undefined && one === undefined) return { made: [], failure: new ResourceError('IO_ERROR', 'this storage has no directories') };
-    let outcome: { readonly made: number; readonly failure: unknown };
-    if (many !== undefined) {
-      outcome = await many(run).catch((failure: unknown) => ({ made: 0, failure }));
-    } else {
-      // One at a time: the backend has no runs.
-      outcome = { made: run.length, failure: null };
-      for (const [i, r] of run.entries()) {
-        const failure = await one?.(r.name, r.options).then(() => null, (err: unknown) => err);
-        if (failure === null || failure === undefined) continue;
-        outcome = { made: i, failure };
-        break;
-      }
-    }
+    const make = this.#backend.makeDirectories?.bind(this.#backend);
+    if (make === undefined) return { made: [], failure: new ResourceError('IO_ERROR', 'this storage has no directories') };
+    const outcome = await make(run).catch((failure: unknown) => ({ made: 0, failure }));
     const failure = outcome.failure === null ? refused : toStxError(outcome.failure, 'creating directory', names[outcome.made] ?? '');
     return { made: names.slice(0, outcome.made), failure };
   }

@@ -271,6 +271,18 @@ export interface ListedPartial {
   readonly record: PartialRecord;
 }
 
+/** One MKDIR of a run (StorageBackend.makeDirectories). */
+export interface DirectoryRequest {
+  readonly name: string;
+  readonly options: { readonly mode: number; readonly mtime: number; readonly keepExisting: boolean };
+}
+
+/** How a run of MKDIRs went: the first `made` are done and durable; `failure` is the next one's error (null: all done). */
+export interface DirectoriesMade {
+  readonly made: number;
+  readonly failure: StxError | null;
+}
+
 /**
  * The storage under one output directory. Names are validated by the policy (§9.3:
  * '/'-separated components, none empty, '.', '..' or starting with RESERVED_NAME_PREFIX); a
@@ -333,20 +345,12 @@ export interface StorageBackend {
   freeBytes(): Promise<bigint>;
 
   /**
-   * MKDIR (§9.8): creates directory `name` and its parents, and sets its mode and mtime (unless
-   * `keepExisting` and it exists). EXISTS if a non-directory is there. A backend without
-   * directories leaves this out; the policy then refuses MKDIR.
+   * MKDIRs (§9.8), a run of them (revision 1.14): each creates directory `name` and its parents
+   * and sets its mode and mtime (unless `keepExisting` and it exists), EXISTS if a non-directory
+   * is there; in order up to the first refused, and durable together (a directory's sync shared
+   * by the run). A backend without directories leaves this out; the policy then refuses MKDIR.
    */
-  makeDirectory?(name: string, options: { readonly mode: number; readonly mtime: number; readonly keepExisting: boolean }): Promise<void>;
-  /**
-   * A run of MKDIRs (§9.8 "Pipelined", revision 1.14), each as makeDirectory would do it, in
-   * order up to the first refused, and durable together (a directory's sync shared by the run):
-   * `made` are done, `failure` is the next one's error (null: all done). A backend with
-   * makeDirectory may leave this out (the store then calls makeDirectory for each).
-   */
-  makeDirectories?(
-    entries: readonly { readonly name: string; readonly options: { readonly mode: number; readonly mtime: number; readonly keepExisting: boolean } }[],
-  ): Promise<{ readonly made: number; readonly failure: StxError | null }>;
+  makeDirectories?(entries: readonly DirectoryRequest[]): Promise<DirectoriesMade>;
 
   /**
    * SYMLINK (§9.8): creates link `name` → `target` (checked by the policy), replacing a file or

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { ResourceError, type StxError } from '../../proto/errors.js';
 import { errnoOf, toStxError } from '../../transfer/io-error.js';
 import { readAtFd } from '../../transfer/file-hash.js';
-import type { DirEntry, FileInfo, ListedPartial, PartialMeta, PartialRecord, PartialUpload, PublishedFile, PublishOptions, PutFileRequest, RangedPartial, StorageBackend, WriteLimits } from '../backend.js';
+import type { DirectoriesMade, DirectoryRequest, DirEntry, FileInfo, ListedPartial, PartialMeta, PartialRecord, PartialUpload, PublishedFile, PublishOptions, PutFileRequest, RangedPartial, StorageBackend, WriteLimits } from '../backend.js';
 import { keptRanges, LocalRanged } from './ranged.js';
 import { isPartialId } from '../backend.js';
 import { NAME_DIR_MODE, PARTIAL_FILE_MODE, PARTIALS_DIR_NAME, RESERVED_DIR_NAME, SUMS_DIR_NAME } from './config.js';
@@ -24,12 +24,12 @@ import { openDirect, type FileIdentity } from './direct-io.js';
 import { ensurePrivateDir, fsyncDir, unlinkIfPresent } from './fs-util.js';
 import { LocalPartial, type PartialPaths } from './partial.js';
 import { checkName, msOf, newPathCounters, resolveExisting, stampOf, type PathCounters } from './paths.js';
-import { makeLink, type DirectoryEntry, type DirectoryOptions, type LinkOptions } from './entries.js';
+import { makeLink, type DirectoryOptions, type LinkOptions } from './entries.js';
 import { readRecord } from './record.js';
 import { SumRecords } from './sums.js';
 import { WriteQueue } from '../write-queue.js';
 import { putFile, putRequest } from './put.js';
-import { putPool, type DirectoriesMade, type PutRequest } from './put-pool.js';
+import { putPool, type PutRequest } from './put-pool.js';
 
 /** The partials directory as messages show it (#shown). */
 const SHOWN_PARTIALS_DIR = `${RESERVED_DIR_NAME}/${PARTIALS_DIR_NAME}`;
@@ -241,7 +241,7 @@ export class LocalBackend implements StorageBackend {
     if (failure !== null) throw failure;
   }
 
-  makeDirectories(entries: readonly DirectoryEntry[]): Promise<DirectoriesMade> {
+  makeDirectories(entries: readonly DirectoryRequest[]): Promise<DirectoriesMade> {
     return putPool.makeDirectories(this.outDir, entries);
   }
 

@@ -7,6 +7,7 @@ import { chmodSync, lstatSync, mkdirSync, utimesSync, type Stats } from 'node:fs
 import { lstat, lutimes, readlink, rename, symlink, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { UploadError } from '../../proto/errors.js';
+import type { DirectoryRequest } from '../backend.js';
 import { errnoOf, toStxError } from '../../transfer/io-error.js';
 import { NAME_DIR_MODE } from './config.js';
 import { fsyncDir, fsyncDirSync } from './fs-util.js';
@@ -45,12 +46,6 @@ function lstatOrNullSync(file: string, shown: string): Stats | null {
   }
 }
 
-/** One MKDIR of a run (makeDirectoriesSync). */
-export interface DirectoryEntry {
-  readonly name: string;
-  readonly options: DirectoryOptions;
-}
-
 /** How a run of MKDIRs went: the first `made` are done and durable; `failure` is the next one's error, if any. */
 export interface DirectoriesOutcome {
   readonly made: number;
@@ -66,7 +61,7 @@ export interface DirectoriesOutcome {
  * thread-pool trips each. A parent whose sync fails leaves the MKDIRs below it, and all after
  * the first of them, not made.
  */
-export function makeDirectoriesSync(outDir: string, entries: readonly DirectoryEntry[]): DirectoriesOutcome {
+export function makeDirectoriesSync(outDir: string, entries: readonly DirectoryRequest[]): DirectoriesOutcome {
   // Each one's parent to sync, or null (nothing changed).
   const parents: (string | null)[] = [];
   let failure: unknown = null;

@@ -8,7 +8,7 @@
 // work. MKDIR (§9.8) runs there too, a run of them as one message (makeDirectories below).
 import { Worker } from 'node:worker_threads';
 import { errorFor, ResourceError, type ErrorCode, type StxError } from '../../proto/errors.js';
-import type { DirectoryEntry } from './entries.js';
+import type { DirectoriesMade, DirectoryRequest } from '../backend.js';
 import type { PathCounters } from './paths.js';
 import { newPutJobs, setJob, type PutJobs } from './put-jobs.js';
 
@@ -104,7 +104,7 @@ export interface DirJob {
   /** The job's number on its thread: the reply names it. */
   readonly seq: number;
   readonly outDir: string;
-  readonly entries: readonly DirectoryEntry[];
+  readonly entries: readonly DirectoryRequest[];
 }
 
 /** The thread's answer to a DirJob: the first `made` are done and durable; `failure` is the next one's typed error, if any. */
@@ -113,12 +113,6 @@ export interface DirReply {
   readonly seq: number;
   readonly made: number;
   readonly failure: { readonly code: ErrorCode; readonly message: string } | null;
-}
-
-/** How a run of MKDIRs went (LocalBackend.makeDirectories): the first `made` are done; `failure` is the next one's error. */
-export interface DirectoriesMade {
-  readonly made: number;
-  readonly failure: StxError | null;
 }
 
 /** What a thread gets. */
@@ -238,7 +232,7 @@ class PutThread {
   }
 
   /** A run of MKDIRs on the thread: between its batches' steps, never waiting for a batch's sync. */
-  makeDirectories(outDir: string, entries: readonly DirectoryEntry[]): Promise<DirectoriesMade> {
+  makeDirectories(outDir: string, entries: readonly DirectoryRequest[]): Promise<DirectoriesMade> {
     const seq = this.#nextSeq++;
     return new Promise((resolve, reject) => {
       this.#dirs.set(seq, { resolve, reject });
@@ -375,7 +369,7 @@ class PutPool {
    * A run of MKDIRs (§9.8) on a publishing thread, started if none runs: the first `made` are
    * done and durable, `failure` is the next one's typed error; rejects only if the thread died.
    */
-  makeDirectories(outDir: string, entries: readonly DirectoryEntry[]): Promise<DirectoriesMade> {
+  makeDirectories(outDir: string, entries: readonly DirectoryRequest[]): Promise<DirectoriesMade> {
     let thread = this.#threads.find((t) => t.alive);
     if (thread === undefined) this.#threads.push((thread = new PutThread(this)));
     return thread.makeDirectories(outDir, entries);

@@ -16,7 +16,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { ResourceError, UploadError } from '../../proto/errors.js';
+import { toStxError } from '../../transfer/io-error.js';
 import type {
+  DirectoriesMade,
+  DirectoryRequest,
   DirEntry,
   FileInfo,
   ListedPartial,
@@ -337,7 +340,19 @@ export class S3Backend implements StorageBackend {
     return Promise.resolve(S3_FREE_BYTES);
   }
 
-  async makeDirectory(name: string, options: { readonly mode: number; readonly mtime: number; readonly keepExisting: boolean }): Promise<void> {
+  /** MKDIRs one at a time, up to the first refused (objects have no directory to sync). */
+  async makeDirectories(entries: readonly DirectoryRequest[]): Promise<DirectoriesMade> {
+    for (const [i, { name, options }] of entries.entries()) {
+      try {
+        await this.#makeDirectory(name, options);
+      } catch (err) {
+        return { made: i, failure: toStxError(err, 'creating directory', name) };
+      }
+    }
+    return { made: entries.length, failure: null };
+  }
+
+  async #makeDirectory(name: string, options: DirectoryRequest['options']): Promise<void> {
     await this.#checkParents(name);
     if ((await this.objects.head(name)) !== null) throw new UploadError('EXISTS', `"${name}" exists and is not a directory`);
     for (const parent of parentsOf(name)) {
