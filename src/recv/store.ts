@@ -751,13 +751,8 @@ export class Store {
    */
   async #checkFreeSpaceForOpen(bytesToCome: number): Promise<void> {
     const cache = this.#freeCache;
-    const need = BigInt(bytesToCome) + BigInt(this.#freeSpaceMarginBytes);
-    if (cache !== null && Date.now() - cache.at <= FREE_SPACE_CACHE_MS && cache.free >= need) return;
-    const now = Date.now();
-    const free = await this.#backend.freeBytes();
-    // PUTs take from the newest figure.
-    if (this.#freeCache === null || this.#freeCache.at <= now) this.#freeCache = { at: now, free };
-    if (free < need) throw new UploadError('NO_SPACE', `not enough free space for ${bytesToCome} more bytes`);
+    if (cache !== null && Date.now() - cache.at <= FREE_SPACE_CACHE_MS && cache.free >= this.#freeSpaceNeeded(bytesToCome)) return;
+    await this.#checkFreeSpace(bytesToCome);
   }
 
   async #askFreeSpaceForPut(bytesToCome: number): Promise<void> {
@@ -777,20 +772,25 @@ export class Store {
   }
 
   #takeFreeSpace(cache: { free: bigint }, bytesToCome: number): void {
-    const need = BigInt(bytesToCome) + BigInt(this.#freeSpaceMarginBytes);
-    if (cache.free < need) {
+    if (cache.free < this.#freeSpaceNeeded(bytesToCome)) {
       this.#freeCache = null;
       throw new UploadError('NO_SPACE', `not enough free space for ${bytesToCome} more bytes`);
     }
     cache.free -= BigInt(bytesToCome);
   }
 
+  /** Asks the free space, keeps the figure for PUTs and OPENs (the newest one), and refuses NO_SPACE if it is short. */
   async #checkFreeSpace(bytesToCome: number): Promise<void> {
+    const at = Date.now();
     const free = await this.#backend.freeBytes();
-    const need = BigInt(bytesToCome) + BigInt(this.#freeSpaceMarginBytes);
-    if (free < need) {
+    if (this.#freeCache === null || this.#freeCache.at <= at) this.#freeCache = { at, free };
+    if (free < this.#freeSpaceNeeded(bytesToCome)) {
       throw new UploadError('NO_SPACE', `not enough free space for ${bytesToCome} more bytes`);
     }
+  }
+
+  #freeSpaceNeeded(bytesToCome: number): bigint {
+    return BigInt(bytesToCome) + BigInt(this.#freeSpaceMarginBytes);
   }
 }
 
