@@ -758,16 +758,16 @@ const PLAINTEXT_ERROR_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'INTERNAL',
 ]);
 
-/**
- * A plaintext ERROR: its code if it is one a server sends there, else HANDSHAKE_FAILED; never its
- * text, which an impostor chose (§10): a fixed message instead.
- */
 /** The error an ERROR or GOAWAY record carries (§10): its code, or INTERNAL for a number we do not know. */
 function serverSaid(type: 'ERROR' | 'GOAWAY', wire: number, message: string): StxError {
   const code = codeFromWire(wire);
   return code === undefined ? new ResourceError('INTERNAL', `server error #${wire}: ${message}`) : new ServerError(errorFor(code, message), type);
 }
 
+/**
+ * A plaintext ERROR: its code if it is one a server sends there, else HANDSHAKE_FAILED; never its
+ * text, which an impostor chose (§10): a fixed message instead.
+ */
 function unauthenticatedError(wire: number): ServerError {
   const claimed = codeFromWire(wire);
   const code = claimed !== undefined && PLAINTEXT_ERROR_CODES.has(claimed) ? claimed : 'HANDSHAKE_FAILED';
