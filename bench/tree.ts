@@ -28,7 +28,7 @@ import { startStxDaemon, type StxDaemon } from './contenders/stx.js';
 import { ensureTools } from './lib/apt.js';
 import { median } from './lib/measure.js';
 import { freePort } from './lib/net.js';
-import { PROJECT_ROOT, stxCommands } from './lib/paths.js';
+import { commandLine, PROJECT_ROOT, stxCommands } from './lib/paths.js';
 
 const execFileAsync = promisify(execFile);
 const { sendCli: SEND_CLI } = stxCommands();
@@ -252,7 +252,8 @@ class RunningStx implements Contender {
 }
 
 function sendCommand(daemon: StxDaemon, src: string): string {
-  return `${quote(process.execPath)} ${quote(SEND_CLI)} 127.0.0.1 ${daemon.port} ${quote(src)} --fingerprint ${daemon.fingerprint} --quiet`;
+  const [program, args] = commandLine(SEND_CLI, ['127.0.0.1', String(daemon.port), src, '--fingerprint', daemon.fingerprint, '--quiet']);
+  return [program, ...args].map(quote).join(' ');
 }
 
 function contenders(sshd: Sshd | string, rsyncReady: boolean, running: RunningStx): Contender[] {

@@ -11,7 +11,7 @@ import { finished } from 'node:stream/promises';
 
 import { generateAgeIdentity, openAge, parseAgeIdentity } from '../../src/transfer/age.js';
 import { describeExit, startMeasured } from '../lib/measure.js';
-import { stxCommands } from '../lib/paths.js';
+import { commandLine, stxCommands } from '../lib/paths.js';
 import { LOCAL, type Placement } from '../lib/placement.js';
 import type { TestFile } from '../lib/testfile.js';
 import { startStxDaemon } from './stx.js';
@@ -38,9 +38,9 @@ export async function runStxSealed(file: TestFile, outDir: string, place: Placem
   const id = generateAgeIdentity();
   const daemon = await startStxDaemon(recvDir, env, timeoutMs, place);
   if ('failed' in daemon) return { kind: 'failed', reason: daemon.failed };
-  const sendArgs = [SEND_CLI, place.host, String(daemon.port), file.path, '--seal', id.recipient, '--fingerprint', daemon.fingerprint, '--json', '--quiet'];
+  const sendArgs = [place.host, String(daemon.port), file.path, '--seal', id.recipient, '--fingerprint', daemon.fingerprint, '--json', '--quiet'];
   const t0 = performance.now();
-  const sent = await startMeasured(...place.command('client', process.execPath, sendArgs), { timeoutMs, env }).done;
+  const sent = await startMeasured(...place.command('client', ...commandLine(SEND_CLI, sendArgs)), { timeoutMs, env }).done;
   const wallSeconds = (performance.now() - t0) / 1000;
   await daemon.proc.signal('SIGTERM');
   const received = await daemon.proc.done;

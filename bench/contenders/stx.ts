@@ -12,7 +12,7 @@ import { basename, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
 import { describeExit, startMeasured, type MeasuredProcess } from '../lib/measure.js';
-import { stxCommands } from '../lib/paths.js';
+import { commandLine, stxCommands } from '../lib/paths.js';
 import { LOCAL, type Placement } from '../lib/placement.js';
 import type { TestFile } from '../lib/testfile.js';
 import { READY_TIMEOUT_MS, transferTimeoutMs, type Contender, type RunResult } from './types.js';
@@ -83,9 +83,9 @@ export async function runStx(file: TestFile, outDir: string, place: Placement = 
   const daemon = await startStxDaemon(recvDir, env, timeoutMs, place, [], [], build);
   if ('failed' in daemon) return { kind: 'failed', reason: daemon.failed };
   const recv = daemon.proc;
-  const sendArgs = [build.sendCli, place.host, String(daemon.port), file.path, '--fingerprint', daemon.fingerprint, '--json', '--quiet', ...(options.sendArgs ?? [])];
+  const sendArgs = [place.host, String(daemon.port), file.path, '--fingerprint', daemon.fingerprint, '--json', '--quiet', ...(options.sendArgs ?? [])];
   const t0 = performance.now();
-  const sending = startMeasured(...place.command('client', process.execPath, sendArgs), { timeoutMs, env });
+  const sending = startMeasured(...place.command('client', ...commandLine(build.sendCli, sendArgs)), { timeoutMs, env });
   const stopAside = options.whileSending?.();
   const sent = await sending.done;
   stopAside?.();

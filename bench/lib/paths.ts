@@ -1,5 +1,5 @@
 // Where things are, from the compiled file's location (dist/bench/lib/paths.js).
-import { existsSync } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -19,6 +19,20 @@ export function benchScript(name: string): string {
 export function stxCommands(distRoot: string = distFile('')): { readonly recvCli: string; readonly sendCli: string } {
   const bundled = { recvCli: join(distRoot, 'bin/stx-recv.js'), sendCli: join(distRoot, 'bin/stx-send.js') };
   return existsSync(bundled.recvCli) ? bundled : { recvCli: join(distRoot, 'src/recv/cli.js'), sendCli: join(distRoot, 'src/send/cli.js') };
+}
+
+/**
+ * How a user runs a stx command file with `args`, as [program, arguments]: the file itself when it
+ * is executable (its #! line decides, e.g. stx-send's shell line that drops NODE_EXTRA_CA_CERTS),
+ * else, for a commit from before the bundled commands, this node with the file.
+ */
+export function commandLine(file: string, args: readonly string[]): [string, string[]] {
+  try {
+    accessSync(file, constants.X_OK);
+    return [file, [...args]];
+  } catch {
+    return [process.execPath, [file, ...args]];
+  }
 }
 
 /** A compiled project file, e.g. distFile('src/recv/cli.js') → dist/src/recv/cli.js. */
