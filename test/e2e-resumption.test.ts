@@ -107,7 +107,7 @@ describe('resumption with stx-send and stx-recv (§7.5)', () => {
     const key = new TicketKey(createPrivateKey(await readFile(keyFile, 'utf8')), 7 * 24 * 3600);
     const psk = Buffer.alloc(32, 7);
     const old = key.seal({ issuedAt: Math.floor(Date.now() / 1000) - 8 * 24 * 3600, identity: null, psk });
-    await new TicketStore(path.join(home, 'tickets')).save(daemon.fingerprint, null, old, psk, 3600);
+    new TicketStore(path.join(home, 'tickets')).save(daemon.fingerprint, null, old, psk, 3600);
     at = resumedFlags(daemon).length;
     const expired = await send(home, 'b2.bin');
     assert.equal(expired.code, 0, expired.stderr);
@@ -122,7 +122,7 @@ describe('resumption with stx-send and stx-recv (§7.5)', () => {
       assert.ok(otherTicket !== undefined);
       const otherDoc = JSON.parse(await readFile(path.join(otherHome, 'tickets', otherTicket), 'utf8')) as { ticket: string; psk: string };
       for (const n of await ticketFiles(home)) await rename(path.join(home, 'tickets', n), path.join(tmp.dir, `gone2-${n}`));
-      await new TicketStore(path.join(home, 'tickets')).save(daemon.fingerprint, null, Buffer.from(otherDoc.ticket, 'base64'), Buffer.from(otherDoc.psk, 'base64'), 3600);
+      new TicketStore(path.join(home, 'tickets')).save(daemon.fingerprint, null, Buffer.from(otherDoc.ticket, 'base64'), Buffer.from(otherDoc.psk, 'base64'), 3600);
       at = resumedFlags(daemon).length;
       const foreign = await send(home, 'b3.bin');
       assert.equal(foreign.code, 0, foreign.stderr);

@@ -31,13 +31,13 @@ describe('ticket store housekeeping (§7.5)', () => {
       await writeFile(path.join(dir, `${other}.anonymous.${now + 3600_000}.eeeeeeeeeeee`), '{}', { mode: 0o600 });
 
       const store = new TicketStore(dir);
-      await store.save(SERVER, null, Buffer.alloc(80, 1), Buffer.alloc(32, 2), 3600, now);
+      store.save(SERVER, null, Buffer.alloc(80, 1), Buffer.alloc(32, 2), 3600, now);
       const left = (await readdir(dir)).sort();
       assert.deepEqual(
         left.filter((n) => !n.startsWith(SERVER.slice('SHA256:'.length))),
         ['.tmp.cccccccccccc', `${other}.anonymous.${now + 3600_000}.eeeeeeeeeeee`],
       );
-      const t = await store.take(SERVER, null, now);
+      const t = store.take(SERVER, null, now);
       assert.ok(t !== null, 'the saved ticket is there');
       assert.deepEqual(t.ticket, Buffer.alloc(80, 1));
     } finally {

@@ -49,7 +49,7 @@ function storeOf(opts: HandshakeOptions, hostPort: string): TicketStore | null {
 async function claimTicket(store: TicketStore, opts: HandshakeOptions, hostPort: string, client: string | null): Promise<StoredTicket | null> {
   const keys = opts.fingerprint === undefined ? await knownFingerprints(opts.knownHostsFile, hostPort) : [opts.fingerprint];
   for (const key of keys) {
-    const ticket = await store.take(key, client);
+    const ticket = store.take(key, client);
     if (ticket !== null) return ticket;
   }
   return null;
@@ -83,13 +83,17 @@ export async function planTickets(opts: HandshakeOptions): Promise<TicketPlan> {
  * (refused over the server's limits, shutting down, cut): the server used none, so a retry may.
  * Otherwise a refusal at --max-handshakes would cost a returning client its ticket.
  */
-export async function returnTicket(plan: TicketPlan, err: unknown): Promise<void> {
-  if (err instanceof StxError && err.transient) await giveBack(plan);
+export function returnTicket(plan: TicketPlan, err: unknown): void {
+  if (err instanceof StxError && err.transient) giveBack(plan);
 }
 
 /** Puts the plan's ticket, unused, back in its store (failing that, it is lost: a full handshake next). */
-async function giveBack(plan: TicketPlan): Promise<void> {
-  if (plan.store !== null && plan.ticket !== null) await plan.store.putBack(plan.client, plan.ticket).catch(() => undefined);
+function giveBack(plan: TicketPlan): void {
+  try {
+    if (plan.store !== null && plan.ticket !== null) plan.store.putBack(plan.client, plan.ticket);
+  } catch {
+    // Lost: a full handshake next.
+  }
 }
 
 /** Runs the handshake on `conn`; returns the server's fingerprint once both FINISHED checked out. */
@@ -109,14 +113,14 @@ export async function handshake(conn: Connection, opts: HandshakeOptions, planne
     hs.onServerPreamble(await conn.preamble(timeoutMs));
     return conn.next(timeoutMs);
   };
-  const hello = await serverHello().catch(async (err: unknown) => {
+  const hello = await serverHello().catch((err: unknown) => {
     // A 1.12 server refuses the unknown ticket fields before SERVER_HELLO (§2.1, §7.5).
     if (store !== null && err instanceof StxError && err.code === 'MALFORMED_FRAME') {
       NO_TICKETS.add(hostPort);
       throw new TicketsUnknown();
     }
     // Refused or cut before the server answered: it used no ticket (§7.5).
-    await returnTicket(plan, err);
+    returnTicket(plan, err);
     throw err;
   });
   if (hello.frame.type !== 'SERVER_HELLO') throw new CryptoError('HANDSHAKE_FAILED', 'expected SERVER_HELLO');
@@ -153,7 +157,7 @@ export async function handshake(conn: Connection, opts: HandshakeOptions, planne
     const t = await conn.next(timeoutMs);
     if (t.frame.type !== 'NEW_TICKET') throw new ProtocolError('UNEXPECTED_FRAME', `${t.frame.type} where NEW_TICKET was due`);
     try {
-      await store.save(info.fingerprint, client, t.frame.ticket, psk, t.frame.lifetime);
+      store.save(info.fingerprint, client, t.frame.ticket, psk, t.frame.lifetime);
     } catch (err) {
       // A ticket not kept costs the next connection a full handshake, nothing more.
       opts.onEvent?.(`could not keep a resumption ticket in ${store.dir}: ${err instanceof Error ? err.message : String(err)}`);
@@ -180,12 +184,12 @@ export async function dial(
   try {
     connection = await Connection.connect(opts.host, opts.port, opts.connectTimeoutMs, opts);
   } catch (err) {
-    await returnTicket(plan, err);
+    returnTicket(plan, err);
     throw err;
   }
   if (wanted?.() === false) {
     connection.close();
-    await giveBack(plan);
+    giveBack(plan);
     throw new LocalError('INTERNAL', 'connection not needed');
   }
   onHandshake?.(connection);
