@@ -54,18 +54,20 @@ it('a command that lays out no text makes no Intl.Segmenter at start (string-wid
   assert.ok(help.segmenters >= 1, 'string-width was loaded for --help');
 });
 
-it('stx-send run as a command does not make node parse NODE_EXTRA_CA_CERTS, and passes its arguments through whole', () => {
-  const cmd = path.join(DIST_DIR, 'bin', 'stx-send.js');
+it('stx-send and stx-get run as commands do not make node parse NODE_EXTRA_CA_CERTS, and pass their arguments through whole', () => {
   // Node warns at start when the file cannot be loaded: the warning shows whether it was parsed.
   const env = { ...process.env, NODE_EXTRA_CA_CERTS: '/nonexistent/stx-test-ca.pem' };
-  const viaNode = spawnSync(process.execPath, [cmd, '--version'], { encoding: 'utf8', timeout: 30_000, env });
-  assert.match(viaNode.stderr, /extra certs/i, 'node itself still reads the variable (the check below can fail)');
-  const direct = spawnSync(cmd, ['--version'], { encoding: 'utf8', timeout: 30_000, env });
-  assert.equal(direct.status, 0, direct.stderr);
-  assert.match(direct.stdout, /^\d+\.\d+\.\d+/);
-  assert.doesNotMatch(direct.stderr, /extra certs/i);
+  for (const name of ['stx-send', 'stx-get']) {
+    const cmd = path.join(DIST_DIR, 'bin', `${name}.js`);
+    const viaNode = spawnSync(process.execPath, [cmd, '--version'], { encoding: 'utf8', timeout: 30_000, env });
+    assert.match(viaNode.stderr, /extra certs/i, `${name}: node itself still reads the variable (the check below can fail)`);
+    const direct = spawnSync(cmd, ['--version'], { encoding: 'utf8', timeout: 30_000, env });
+    assert.equal(direct.status, 0, direct.stderr);
+    assert.match(direct.stdout, /^\d+\.\d+\.\d+/, name);
+    assert.doesNotMatch(direct.stderr, /extra certs/i, name);
+  }
   const odd = "/nonexistent/a name with 'quotes' and $HOME";
-  const missing = spawnSync(cmd, ['127.0.0.1', '1', odd], { encoding: 'utf8', timeout: 30_000, env });
+  const missing = spawnSync(path.join(DIST_DIR, 'bin', 'stx-send.js'), ['127.0.0.1', '1', odd], { encoding: 'utf8', timeout: 30_000, env });
   assert.notEqual(missing.status, 0);
   assert.ok(missing.stderr.includes(`LOCAL_FILE: cannot read ${odd}`), missing.stderr);
 });
