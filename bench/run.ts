@@ -4,6 +4,7 @@
 //   node dist/bench/run.js [--size 1G] [--runs 3] [--only raw,scp,sftp,tus,stx] [--out bench/] [--keep]
 //                          [--extras handshake,concurrency,memory|none] [--handshakes 200] [--parallel-clients 8]
 //                          [--concurrent-clients 100,1000] [--concurrent-size 8M,1M] [--concurrent-rounds 3]
+//                          [--concurrent-daemons warm,fresh]
 //                          [--profile-daemon DIR] [--memory-sizes 256M,4G]
 //                          [--tuning on|off|LIST] [--compare REF]
 //   node dist/bench/run.js --wan RTT,RATE [...]   (bench/wan.ts: the contenders over an emulated long link)
@@ -26,6 +27,7 @@ import { stx, stxBuild } from './contenders/stx.js';
 import { stxSealed } from './contenders/stx-sealed.js';
 import { tus } from './contenders/tus.js';
 import type { Contender, RunResult } from './contenders/types.js';
+import { DAEMON_STATES, type DaemonState } from './extras/concurrency.js';
 import { EXTRAS, runExtras, type ExtraName, type ExtrasOptions, type ExtrasResults } from './extras/index.js';
 import { ensureTools } from './lib/apt.js';
 import { renderExtras, targets } from './lib/extras-report.js';
@@ -74,7 +76,10 @@ const USAGE = `usage: node dist/bench/run.js [options]
                             a count ending in r (1000r): returning clients, each resuming with a ticket
   --concurrent-size LIST     file size of each upload, per case (default ${DEFAULT_CONCURRENT_SIZE})
   --concurrent-rounds N      rounds of the cases and their single-stream reference, interleaved,
-                             each against a fresh daemon (default ${DEFAULT_CONCURRENT_ROUNDS})
+                             each against a daemon of its own (default ${DEFAULT_CONCURRENT_ROUNDS})
+  --concurrent-daemons LIST  the daemons each case runs against: warm (an untimed warm-up load
+                             first, the case's clients × 64 KiB), fresh (the measured load is its
+                             first); the targets are checked on the first (default warm,fresh)
   --profile-daemon DIR       the concurrency daemons write a CPU profile (node --cpu-prof) into DIR
   --memory-sizes LIST    file sizes for the peak-memory transfers (default ${DEFAULT_MEMORY_SIZES})
   --tuning VALUE  STX_TUNING for stx-send and stx-recv: on, off, or a list of the runtime tricks to
@@ -141,6 +146,15 @@ function parseCases(clients: string, sizes: string): { clients: number; fileByte
   });
 }
 
+/** `--concurrent-daemons warm,fresh` → ['warm', 'fresh']. */
+function parseDaemonStates(text: string): DaemonState[] {
+  const names = [...new Set(text.split(',').map((n) => n.trim()).filter((n) => n !== ''))];
+  // In the order given: the first is the one the targets are checked on.
+  const states = names.flatMap((n) => DAEMON_STATES.filter((d) => d === n));
+  if (states.length !== names.length || states.length === 0) throw new Error(`--concurrent-daemons: a list of ${DAEMON_STATES.join(',')}`);
+  return states;
+}
+
 function parseOptions(argv: readonly string[]): Options | null {
   const { values } = parseArgs({
     args: [...argv],
@@ -157,6 +171,7 @@ function parseOptions(argv: readonly string[]): Options | null {
       'concurrent-clients': { type: 'string', default: DEFAULT_CONCURRENT_CLIENTS },
       'concurrent-size': { type: 'string', default: DEFAULT_CONCURRENT_SIZE },
       'concurrent-rounds': { type: 'string', default: String(DEFAULT_CONCURRENT_ROUNDS) },
+      'concurrent-daemons': { type: 'string', default: DAEMON_STATES.join(',') },
       'profile-daemon': { type: 'string' },
       'memory-sizes': { type: 'string', default: DEFAULT_MEMORY_SIZES },
       tuning: { type: 'string' },
@@ -183,6 +198,7 @@ function parseOptions(argv: readonly string[]): Options | null {
     handshakesPerParallelClient: parseCount(values['handshakes-per-client'], '--handshakes-per-client'),
     concurrencyCases: parseCases(values['concurrent-clients'], values['concurrent-size']),
     concurrencyRounds: parseCount(values['concurrent-rounds'], '--concurrent-rounds'),
+    concurrencyDaemons: parseDaemonStates(values['concurrent-daemons']),
     concurrencyDaemonNodeArgs: values['profile-daemon'] === undefined ? undefined : ['--cpu-prof', `--cpu-prof-dir=${resolve(values['profile-daemon'])}`],
     memorySizes: values['memory-sizes'].split(',').filter((x) => x.trim() !== '').map(parseSize),
   };

@@ -54,6 +54,13 @@ it('bench smoke: stx 16 MiB with every extra, all verified, both reports written
     const samples: unknown = Reflect.get(concurrency ?? {}, 'samples');
     const resumedSample: unknown = Array.isArray(samples) ? (samples as unknown[]).find((x: unknown) => Reflect.get(x ?? {}, 'returning') === true) : undefined;
     assert.equal(Reflect.get(resumedSample ?? {}, 'resumed'), 4, 'the returning clients resumed, none went through RSA');
+    // Each case against a warm daemon (the targets' figures) and a fresh one (kept beside it).
+    assert.equal(Reflect.get(concurrency ?? {}, 'daemonState'), 'warm');
+    const others: unknown = Reflect.get(concurrency ?? {}, 'others');
+    const fresh: unknown = Array.isArray(others) ? (others as unknown[])[0] : undefined;
+    assert.equal(Reflect.get(fresh ?? {}, 'daemonState'), 'fresh');
+    const freshCases: unknown = Reflect.get(fresh ?? {}, 'cases');
+    assert.equal(Reflect.get((Array.isArray(freshCases) ? (freshCases as unknown[])[1] : undefined) ?? {}, 'verified'), 4, 'every returning upload to a fresh daemon was verified');
     const handshake: unknown = Reflect.get(extras, 'handshake');
     const latency: unknown = Reflect.get(handshake ?? {}, 'latency');
     assert.ok(Number(Reflect.get(latency ?? {}, 'medianMs')) > 0, 'handshake latency measured');
@@ -61,6 +68,7 @@ it('bench smoke: stx 16 MiB with every extra, all verified, both reports written
     for (const heading of ['## Targets', '## Handshakes', '## Concurrent clients', '## Peak memory by file size']) {
       assert.ok(markdown.includes(heading), `RESULTS.md has "${heading}"`);
     }
+    assert.ok(markdown.includes('| 4 returning × 1 MiB | warm |') && markdown.includes('| 4 returning × 1 MiB | fresh |'), 'RESULTS.md has warm and fresh rows');
   } finally {
     await rm(out, { recursive: true, force: true });
   }

@@ -1,16 +1,25 @@
 // Many clients at once against one stx-recv (issue 15): for each case, `clients` uploads of the same
 // file under different names, all started together from this process (the client's own upload(),
 // so no process start-up per client), each received file checked by SHA-256. Each case runs
-// against its own fresh daemon, and so does a single-stream reference (one client, one file of the
+// against its own daemon, and so does a single-stream reference (one client, one file of the
 // first case's total bytes, the same harness); rounds are interleaved (reference, case 1, case 2,
 // reference, …) and each figure is a median over the rounds with its spread (min–max).
 //
+// A fleet's receiver is a long-running daemon, so each case (and the reference) is measured against
+// a warm one: started for the sample and given an untimed warm-up load of the same shape, small
+// (the case's client count × 64 KiB, other names; a returning case's warm-up uploads are its
+// clients' first visits and leave their tickets), so the code that every upload runs is compiled
+// before the measured load. The same cases against a fresh daemon (the measured load is its first:
+// it pays the compiler's warm-up) are kept as rows of their own (`daemons`).
+//
 // What is measured of the daemon: CPU seconds (user + sys, all its threads) from /proc/PID/stat
-// between the first connect and the last confirmed upload, so start-up and shutdown are left out;
-// and its peak resident set (GNU time's maxrss at exit, the whole life). Both are robust under a
-// shared machine's load; aggregate MiB/s is not, so it is compared with the reference of the same
-// round only.
-import { readFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
+// between the first connect and the last confirmed upload of the measured load, so start-up, the
+// warm-up and shutdown are left out; and its peak resident set (/proc/PID/status VmHWM at the end of
+// the measured load: for a warm daemon reset by clear_refs after its warm-up, so the peak of the
+// measured load over what the warm-up left resident; for a fresh one from its start). Both are
+// robust under a shared machine's load; aggregate MiB/s is not, so it is compared with the
+// reference of the same round and the same kind of daemon only.
+import { readFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
@@ -48,6 +57,12 @@ const MAX_FAILURES_KEPT = 10;
  */
 const ONE_SOURCE_FLAGS = ['--max-handshakes-per-source', '100000', '--handshake-rate-per-source', '0'];
 
+/** Warm: an untimed warm-up load first (the case's shape, small); fresh: the measured load is the daemon's first. */
+export type DaemonState = 'warm' | 'fresh';
+export const DAEMON_STATES: readonly DaemonState[] = ['warm', 'fresh'];
+/** Each warm-up upload's size (or the case's file size, if smaller). */
+export const WARM_UP_BYTES = 64 * 1024;
+
 export interface ConcurrencyCase {
   readonly clients: number;
   readonly fileBytes: number;
@@ -64,11 +79,12 @@ export function caseLabel(c: { readonly clients: number; readonly fileBytes: num
   return `${c.clients}${c.returning === true ? ' returning' : ''} × ${c.fileBytes / MiB} MiB`;
 }
 
-/** One case against one fresh daemon. */
+/** One case against one daemon. */
 export interface ConcurrencySample {
   readonly clients: number;
   readonly fileBytes: number;
   readonly returning: boolean;
+  readonly daemonState: DaemonState;
   readonly seconds: number;
   readonly aggregateMiBPerSecond: number;
   /** Received files whose SHA-256 matched, out of `clients`. */
@@ -76,7 +92,10 @@ export interface ConcurrencySample {
   readonly failures: readonly string[];
   /** Daemon CPU (all threads) from the first connect to the last confirmed upload, per GiB received. */
   readonly daemonCpuSecondsPerGiB: number;
-  /** Daemon peak resident set over its whole life. */
+  /**
+   * Daemon peak resident set (VmHWM) at the end of the measured load: warm, since the warm-up
+   * ended (reset then); fresh, since its start.
+   */
   readonly daemonPeakRssMiB: number;
   /** The daemon's totals under GNU time (start-up and shutdown included). */
   readonly daemon: Rusage | null;
@@ -113,9 +132,20 @@ export interface CaseSummary {
   readonly failures: readonly string[];
 }
 
-export interface ConcurrencyResult {
+/** The reference and the cases against one kind of daemon. */
+export interface DaemonSummary {
+  readonly daemonState: DaemonState;
   readonly single: CaseSummary;
   readonly cases: readonly CaseSummary[];
+}
+
+export interface ConcurrencyResult {
+  /** The kind of daemon of `single` and `cases`, the figures the targets are checked on (warm, unless not measured). */
+  readonly daemonState: DaemonState;
+  readonly single: CaseSummary;
+  readonly cases: readonly CaseSummary[];
+  /** The same cases against the other kind of daemon, if measured (fresh). */
+  readonly others: readonly DaemonSummary[];
   readonly samples: readonly (ConcurrencySample & { readonly round: number })[];
   /** Under --compare: the other build's daemons against this checkout's, round by round. */
   readonly compared?: BuildComparison | undefined;
@@ -124,6 +154,8 @@ export interface ConcurrencyResult {
 export interface ConcurrencyOptions {
   readonly cases: readonly ConcurrencyCase[];
   readonly rounds: number;
+  /** The kinds of daemon each case is measured against, the first the one the targets are checked on. */
+  readonly daemons: readonly DaemonState[];
   /** Node options for the daemons only (e.g. `--cpu-prof --cpu-prof-dir=DIR` to profile them). */
   readonly daemonNodeArgs?: readonly string[] | undefined;
   /**
@@ -133,9 +165,10 @@ export interface ConcurrencyOptions {
   readonly ref?: { readonly name: string; readonly build: Build } | undefined;
 }
 
-/** Per case, per round: this checkout's figure ÷ the other build's of the same round. */
+/** Per case, per round: this checkout's figure ÷ the other build's of the same round (the first kind of daemon). */
 export interface BuildComparison {
   readonly ref: string;
+  readonly daemonState: DaemonState;
   readonly rows: readonly {
     readonly clients: number;
     readonly fileBytes: number;
@@ -154,6 +187,7 @@ export interface BuildComparison {
 }
 
 const name = (i: number): string => `c${String(i).padStart(4, '0')}.bin`;
+const warmUpName = (i: number): string => `w${String(i).padStart(4, '0')}.bin`;
 /** Each returning client's own ticket store, as if on a machine of its own. */
 const ticketDirOf = (dir: string, i: number): string => join(dir, 'tickets', String(i));
 /** First visits of returning clients run this many at a time (below the daemon's --max-handshakes). */
@@ -177,6 +211,35 @@ async function firstVisits(dir: string, port: number, fingerprint: string, clien
   );
 }
 
+/** `clients` uploads of `file` at once, as `nameOf(i)`; returning clients keep tickets in their own stores. */
+function uploadAll(port: number, fingerprint: string, file: TestFile, clients: number, nameOf: (i: number) => string, ticketDir: ((i: number) => string) | null): Promise<PromiseSettledResult<{ sha256: string }>[]> {
+  return Promise.allSettled(
+    Array.from({ length: clients }, (_, i) =>
+      upload({
+        host: '127.0.0.1',
+        port,
+        file: file.path,
+        name: nameOf(i),
+        fingerprint,
+        knownHostsFile: '/dev/null',
+        // First contacts: no ticket asked for or offered (§7.5), the same flight a 1.12 client
+        // sends; returning clients offer the ticket their first visit left.
+        ticketDir: ticketDir === null ? null : ticketDir(i),
+        retries: RETRIES,
+        retryForMs: RETRY_FOR_MS,
+      }),
+    ),
+  );
+}
+
+/** The daemon's peak resident set so far (VmHWM), in bytes. */
+async function peakRssOf(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kib = /^VmHWM:\s*(\d+) kB$/m.exec(status)?.[1];
+  if (kib === undefined) throw new Error(`no VmHWM in /proc/${pid}/status`);
+  return Number(kib) * 1024;
+}
+
 /** The daemon log's "authenticated" events: [all, resumed]. */
 function handshakesIn(log: string): [number, number] {
   const lines = log.split('\n').filter((l) => l.includes('"event":"authenticated"'));
@@ -195,8 +258,11 @@ async function cpuSecondsOf(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
 }
 
-/** `clients` uploads of `file` at once against a fresh daemon in `dir`. */
-async function oneSample(dir: string, file: TestFile, c: ConcurrencyCase, options: ConcurrencyOptions, build?: Build): Promise<ConcurrencySample> {
+/**
+ * `clients` uploads of `file` at once against a daemon of its own in `dir`: fresh, or warmed
+ * first by `warmUpFile` uploaded by as many clients under other names (untimed).
+ */
+async function oneSample(dir: string, file: TestFile, warmUpFile: TestFile, c: ConcurrencyCase, daemonState: DaemonState, options: ConcurrencyOptions, build?: Build): Promise<ConcurrencySample> {
   const { clients } = c;
   const returning = c.returning === true;
   const recvDir = join(dir, 'received');
@@ -209,29 +275,22 @@ async function oneSample(dir: string, file: TestFile, c: ConcurrencyCase, option
   const pid = await daemon.proc.childPid();
   try {
     if (pid === undefined) throw new Error('no pid for stx-recv');
-    if (returning) await firstVisits(dir, daemon.port, daemon.fingerprint, clients);
+    const tickets = returning ? (i: number): string => ticketDirOf(dir, i) : null;
+    if (daemonState === 'warm') {
+      // The warm-up: for returning clients, their first visits (each leaves its ticket).
+      const warmUp = await uploadAll(daemon.port, daemon.fingerprint, warmUpFile, clients, warmUpName, tickets);
+      const failed = warmUp.find((o) => o.status === 'rejected');
+      if (failed !== undefined) throw new Error(`warm-up upload failed: ${failed.reason instanceof Error ? failed.reason.message : String(failed.reason)}`);
+      // From here VmHWM is the peak of the measured load (over what the warm-up left resident).
+      await writeFile(`/proc/${pid}/clear_refs`, '5');
+    } else if (returning) await firstVisits(dir, daemon.port, daemon.fingerprint, clients);
     const [visits, visitsResumed] = handshakesIn(await readFile(join(dir, 'daemon.log'), 'utf8').catch(() => ''));
     const cpu0 = await cpuSecondsOf(pid);
     const t0 = performance.now();
-    const outcomes = await Promise.allSettled(
-      Array.from({ length: clients }, (_, i) =>
-        upload({
-          host: '127.0.0.1',
-          port: daemon.port,
-          file: file.path,
-          name: name(i),
-          fingerprint: daemon.fingerprint,
-          knownHostsFile: '/dev/null',
-          // First contacts: no ticket asked for or offered (§7.5), the same flight a 1.12 client
-          // sends; returning clients offer the ticket their first visit left.
-          ticketDir: returning ? ticketDirOf(dir, i) : null,
-          retries: RETRIES,
-          retryForMs: RETRY_FOR_MS,
-        }),
-      ),
-    );
+    const outcomes = await uploadAll(daemon.port, daemon.fingerprint, file, clients, name, tickets);
     const seconds = (performance.now() - t0) / 1000;
     const cpu = (await cpuSecondsOf(pid)) - cpu0;
+    const peakRss = await peakRssOf(pid);
     await daemon.proc.signal('SIGTERM');
     const exit = await daemon.proc.done;
     const failures: string[] = [];
@@ -252,13 +311,14 @@ async function oneSample(dir: string, file: TestFile, c: ConcurrencyCase, option
       resumed: resumed - visitsResumed,
       clients,
       returning,
+      daemonState,
       fileBytes: file.size,
       seconds,
       aggregateMiBPerSecond: bytes / MiB / seconds,
       verified,
       failures: failures.slice(0, MAX_FAILURES_KEPT),
       daemonCpuSecondsPerGiB: cpu / (bytes / GiB),
-      daemonPeakRssMiB: (exit.rusage?.maxRssBytes ?? Number.NaN) / MiB,
+      daemonPeakRssMiB: peakRss / MiB,
       daemon: exit.rusage,
     };
   } catch (err) {
@@ -287,7 +347,8 @@ function summarise(samples: readonly (ConcurrencySample & { round: number })[], 
 
 /**
  * The cases and the single-stream reference, `options.rounds` times interleaved, each sample
- * against its own daemon; files are made in `tmpRoot` and removed. A sample that fails throws.
+ * against its own daemon of each kind in `options.daemons`; files are made in `tmpRoot` and
+ * removed. A sample that fails throws.
  */
 export async function concurrentUploads(
   options: ConcurrencyOptions,
@@ -297,10 +358,15 @@ export async function concurrentUploads(
 ): Promise<ConcurrencyResult> {
   const [first] = options.cases;
   if (first === undefined) throw new Error('no concurrency cases');
+  const [primary] = options.daemons;
+  if (primary === undefined) throw new Error('no kind of daemon to measure against');
   const dir = await mkdtemp(join(tmpRoot, 'concurrency-'));
   try {
     const singleBytes = first.clients * first.fileBytes;
-    const sizes = [...new Set([singleBytes, ...options.cases.map((c) => c.fileBytes)])];
+    const plan: ConcurrencyCase[] = [{ clients: 1, fileBytes: singleBytes }, ...options.cases];
+    const warmUpBytes = (c: ConcurrencyCase): number => Math.min(WARM_UP_BYTES, c.fileBytes);
+    const sizes = new Set(plan.map((c) => c.fileBytes));
+    if (options.daemons.includes('warm')) for (const c of plan) sizes.add(warmUpBytes(c));
     const files = new Map<number, TestFile>();
     for (const size of sizes) files.set(size, await makeTestFile(join(dir, `payload-${size}.bin`), size));
     const fileOf = (size: number): TestFile => {
@@ -308,37 +374,45 @@ export async function concurrentUploads(
       if (f === undefined) throw new Error(`no ${size}-byte file`);
       return f;
     };
-    const plan: ConcurrencyCase[] = [{ clients: 1, fileBytes: singleBytes }, ...options.cases];
     const samples: (ConcurrencySample & { round: number })[] = [];
     const refSamples: (ConcurrencySample & { round: number })[] = [];
     const ref = options.ref;
     for (let round = 1; round <= options.rounds; round++) {
       for (const c of plan) {
-        // Under --compare each sample runs on both builds, which alternate going first.
-        const builds = ref === undefined ? [null] : round % 2 === 1 ? [null, ref] : [ref, null];
-        for (const b of builds) {
-          syncDisks();
-          const runDir = await mkdtemp(join(dir, `run-${c.clients}-`));
-          const s = await oneSample(runDir, fileOf(c.fileBytes), c, options, b?.build);
-          (b === null ? samples : refSamples).push({ ...s, round });
-          log(
-            `concurrency round ${round}/${options.rounds}${b === null ? '' : ` ${b.name}`}: ${caseLabel(c)}: ${s.aggregateMiBPerSecond.toFixed(1)} MiB/s, ` +
-              `daemon ${s.daemonCpuSecondsPerGiB.toFixed(2)} CPU s/GiB, peak RSS ${s.daemonPeakRssMiB.toFixed(1)} MiB, ${s.handshakes} handshakes (${s.resumed} resumed), ${s.verified}/${c.clients} verified`,
-          );
-          await rm(runDir, { recursive: true, force: true });
+        for (const state of options.daemons) {
+          // Under --compare each sample runs on both builds, which alternate going first.
+          const builds = ref === undefined ? [null] : round % 2 === 1 ? [null, ref] : [ref, null];
+          for (const b of builds) {
+            syncDisks();
+            const runDir = await mkdtemp(join(dir, `run-${c.clients}-`));
+            const s = await oneSample(runDir, fileOf(c.fileBytes), fileOf(warmUpBytes(c)), c, state, options, b?.build);
+            (b === null ? samples : refSamples).push({ ...s, round });
+            log(
+              `concurrency round ${round}/${options.rounds}${b === null ? '' : ` ${b.name}`}: ${caseLabel(c)}, ${state} daemon: ${s.aggregateMiBPerSecond.toFixed(1)} MiB/s, ` +
+                `daemon ${s.daemonCpuSecondsPerGiB.toFixed(2)} CPU s/GiB, peak RSS ${s.daemonPeakRssMiB.toFixed(1)} MiB, ${s.handshakes} handshakes (${s.resumed} resumed), ${s.verified}/${c.clients} verified`,
+            );
+            await rm(runDir, { recursive: true, force: true });
+          }
         }
       }
     }
     const ofIn =
-      (all: readonly (ConcurrencySample & { round: number })[]) =>
+      (all: readonly (ConcurrencySample & { round: number })[], state: DaemonState) =>
       (c: ConcurrencyCase): (ConcurrencySample & { round: number })[] =>
-        all.filter((s) => s.clients === c.clients && s.fileBytes === c.fileBytes && s.returning === (c.returning === true));
-    const of = ofIn(samples);
-    const reference = of(plan[0] ?? first);
+        all.filter((s) => s.daemonState === state && s.clients === c.clients && s.fileBytes === c.fileBytes && s.returning === (c.returning === true));
+    const summaryOf = (all: readonly (ConcurrencySample & { round: number })[], state: DaemonState): DaemonSummary => {
+      const of = ofIn(all, state);
+      const reference = of(plan[0] ?? first);
+      return {
+        daemonState: state,
+        single: { clients: 1, fileBytes: singleBytes, ...summarise(reference, null) },
+        cases: options.cases.map((c) => ({ ...c, ...summarise(of(c), reference) })),
+      };
+    };
     let compared: BuildComparison | undefined;
     if (ref !== undefined) {
-      const refOf = ofIn(refSamples);
-      const refReference = refOf(plan[0] ?? first);
+      const of = ofIn(samples, primary);
+      const refOf = ofIn(refSamples, primary);
       const ratio = (c: ConcurrencyCase, f: (s: ConcurrencySample) => number): Spread | null => {
         const pairs = of(c).flatMap((s) => {
           const r = refOf(c).find((x) => x.round === s.round);
@@ -355,13 +429,12 @@ export async function concurrentUploads(
           if (cpuPerGiB === null || throughput === null || peakRss === null) return [];
           return [{ clients: c.clients, fileBytes: c.fileBytes, returning: c.returning === true, pairs: of(c).length, cpuPerGiB, throughput, peakRss }];
         }),
-        single: { clients: 1, fileBytes: singleBytes, ...summarise(refReference, null) },
-        cases: options.cases.map((c) => ({ ...c, ...summarise(refOf(c), refReference) })),
+        ...summaryOf(refSamples, primary),
       };
     }
     return {
-      single: { clients: 1, fileBytes: singleBytes, ...summarise(reference, null) },
-      cases: options.cases.map((c) => ({ ...c, ...summarise(of(c), reference) })),
+      ...summaryOf(samples, primary),
+      others: options.daemons.slice(1).map((state) => summaryOf(samples, state)),
       samples,
       compared,
     };

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { startStxDaemon, type Build } from '../contenders/stx.js';
 import type { Rusage } from '../lib/measure.js';
 import { LOCAL } from '../lib/placement.js';
-import { caseLabel, concurrentUploads, type ConcurrencyCase, type ConcurrencyResult } from './concurrency.js';
+import { caseLabel, concurrentUploads, type ConcurrencyCase, type ConcurrencyResult, type DaemonState } from './concurrency.js';
 import { handshakeLatency, handshakeRate, type HandshakeLatency, type HandshakeRate } from './handshake.js';
 import { peakMemory, type MemoryResult } from './memory.js';
 
@@ -22,6 +22,8 @@ export interface ExtrasOptions {
   readonly concurrencyCases: readonly ConcurrencyCase[];
   /** Interleaved rounds of the concurrency cases and their single-stream reference. */
   readonly concurrencyRounds: number;
+  /** The kinds of daemon the concurrency cases run against (warm, fresh), the first the one the targets are checked on. */
+  readonly concurrencyDaemons: readonly DaemonState[];
   /** Node options for the concurrency daemons only (profiling them). */
   readonly concurrencyDaemonNodeArgs: readonly string[] | undefined;
   /** --compare: stx-recv of the other build, run beside this one's in the concurrency extra. */
@@ -83,13 +85,13 @@ export async function runExtras(options: ExtrasOptions, tmpRoot: string, log: (l
   }
 
   if (options.which.has('concurrency')) {
-    const opts = { cases: options.concurrencyCases, rounds: options.concurrencyRounds, daemonNodeArgs: options.concurrencyDaemonNodeArgs, ref: options.concurrencyRef };
+    const opts = { cases: options.concurrencyCases, rounds: options.concurrencyRounds, daemons: options.concurrencyDaemons, daemonNodeArgs: options.concurrencyDaemonNodeArgs, ref: options.concurrencyRef };
     concurrency = await concurrentUploads(opts, tmpRoot, log, syncDisks).catch((err: unknown) => ({ failed: err instanceof Error ? err.message : String(err) }));
     if ('failed' in concurrency) log(`concurrency: FAILED ${concurrency.failed}`);
     else {
       for (const c of concurrency.cases) {
         log(
-          `concurrency: ${caseLabel(c)}: ${c.aggregateMiBPerSecond.median.toFixed(1)} MiB/s (${c.throughputVsSingle?.median.toFixed(2) ?? '—'} × single), ` +
+          `concurrency: ${caseLabel(c)}, ${concurrency.daemonState} daemon: ${c.aggregateMiBPerSecond.median.toFixed(1)} MiB/s (${c.throughputVsSingle?.median.toFixed(2) ?? '—'} × single), ` +
             `daemon ${c.daemonCpuSecondsPerGiB.median.toFixed(2)} CPU s/GiB (${c.cpuVsSingle?.median.toFixed(2) ?? '—'} × single), peak RSS ${c.daemonPeakRssMiB.median.toFixed(1)} MiB, ${c.verified}/${c.attempted} verified`,
         );
       }
