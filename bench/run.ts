@@ -77,8 +77,8 @@ const USAGE = `usage: node dist/bench/run.js [options]
   --concurrent-size LIST     file size of each upload, per case (default ${DEFAULT_CONCURRENT_SIZE})
   --concurrent-rounds N      rounds of the cases and their single-stream reference, interleaved,
                              each against a daemon of its own (default ${DEFAULT_CONCURRENT_ROUNDS})
-  --concurrent-daemons LIST  the daemons each case runs against: warm (an untimed warm-up load
-                             first, the case's clients × 64 KiB), fresh (the measured load is its
+  --concurrent-daemons LIST  the daemons each case runs against: warm (the same load once first,
+                             untimed), fresh (the measured load is its
                              first); the targets are checked on the first (default warm,fresh)
   --profile-daemon DIR       the concurrency daemons write a CPU profile (node --cpu-prof) into DIR
   --memory-sizes LIST    file sizes for the peak-memory transfers (default ${DEFAULT_MEMORY_SIZES})

@@ -6,10 +6,11 @@
 // reference, …) and each figure is a median over the rounds with its spread (min–max).
 //
 // A fleet's receiver is a long-running daemon, so each case (and the reference) is measured against
-// a warm one: started for the sample and given an untimed warm-up load of the same shape, small
-// (the case's client count × 64 KiB, other names; a returning case's warm-up uploads are its
-// clients' first visits and leave their tickets), so the code that every upload runs is compiled
-// before the measured load. The same cases against a fresh daemon (the measured load is its first:
+// a warm one: started for the sample and given the same load once, untimed, first (as many
+// clients, the same file, other names; a returning case's warm-up uploads are its clients' first
+// visits and leave their tickets), so the code the measured load runs is compiled before it, as a
+// receiver that served last night's backups has it. A smaller warm-up (64 KiB per client) left
+// TurboFan compiling an 8 MiB upload's paths during the measured load. The same cases against a fresh daemon (the measured load is its first:
 // it pays the compiler's warm-up) are kept as rows of their own (`daemons`).
 //
 // What is measured of the daemon: CPU seconds (user + sys, all its threads) from /proc/PID/stat
@@ -57,11 +58,9 @@ const MAX_FAILURES_KEPT = 10;
  */
 const ONE_SOURCE_FLAGS = ['--max-handshakes-per-source', '100000', '--handshake-rate-per-source', '0'];
 
-/** Warm: an untimed warm-up load first (the case's shape, small); fresh: the measured load is the daemon's first. */
+/** Warm: the same load once first, untimed; fresh: the measured load is the daemon's first. */
 export type DaemonState = 'warm' | 'fresh';
 export const DAEMON_STATES: readonly DaemonState[] = ['warm', 'fresh'];
-/** Each warm-up upload's size (or the case's file size, if smaller). */
-export const WARM_UP_BYTES = 64 * 1024;
 
 export interface ConcurrencyCase {
   readonly clients: number;
@@ -260,9 +259,9 @@ async function cpuSecondsOf(pid: number): Promise<number> {
 
 /**
  * `clients` uploads of `file` at once against a daemon of its own in `dir`: fresh, or warmed
- * first by `warmUpFile` uploaded by as many clients under other names (untimed).
+ * first by the same uploads under other names (untimed).
  */
-async function oneSample(dir: string, file: TestFile, warmUpFile: TestFile, c: ConcurrencyCase, daemonState: DaemonState, options: ConcurrencyOptions, build?: Build): Promise<ConcurrencySample> {
+async function oneSample(dir: string, file: TestFile, c: ConcurrencyCase, daemonState: DaemonState, options: ConcurrencyOptions, build?: Build): Promise<ConcurrencySample> {
   const { clients } = c;
   const returning = c.returning === true;
   const recvDir = join(dir, 'received');
@@ -278,7 +277,7 @@ async function oneSample(dir: string, file: TestFile, warmUpFile: TestFile, c: C
     const tickets = returning ? (i: number): string => ticketDirOf(dir, i) : null;
     if (daemonState === 'warm') {
       // The warm-up: for returning clients, their first visits (each leaves its ticket).
-      const warmUp = await uploadAll(daemon.port, daemon.fingerprint, warmUpFile, clients, warmUpName, tickets);
+      const warmUp = await uploadAll(daemon.port, daemon.fingerprint, file, clients, warmUpName, tickets);
       const failed = warmUp.find((o) => o.status === 'rejected');
       if (failed !== undefined) throw new Error(`warm-up upload failed: ${failed.reason instanceof Error ? failed.reason.message : String(failed.reason)}`);
       // From here VmHWM is the peak of the measured load (over what the warm-up left resident).
@@ -364,9 +363,7 @@ export async function concurrentUploads(
   try {
     const singleBytes = first.clients * first.fileBytes;
     const plan: ConcurrencyCase[] = [{ clients: 1, fileBytes: singleBytes }, ...options.cases];
-    const warmUpBytes = (c: ConcurrencyCase): number => Math.min(WARM_UP_BYTES, c.fileBytes);
     const sizes = new Set(plan.map((c) => c.fileBytes));
-    if (options.daemons.includes('warm')) for (const c of plan) sizes.add(warmUpBytes(c));
     const files = new Map<number, TestFile>();
     for (const size of sizes) files.set(size, await makeTestFile(join(dir, `payload-${size}.bin`), size));
     const fileOf = (size: number): TestFile => {
@@ -385,7 +382,7 @@ export async function concurrentUploads(
           for (const b of builds) {
             syncDisks();
             const runDir = await mkdtemp(join(dir, `run-${c.clients}-`));
-            const s = await oneSample(runDir, fileOf(c.fileBytes), fileOf(warmUpBytes(c)), c, state, options, b?.build);
+            const s = await oneSample(runDir, fileOf(c.fileBytes), c, state, options, b?.build);
             (b === null ? samples : refSamples).push({ ...s, round });
             log(
               `concurrency round ${round}/${options.rounds}${b === null ? '' : ` ${b.name}`}: ${caseLabel(c)}, ${state} daemon: ${s.aggregateMiBPerSecond.toFixed(1)} MiB/s, ` +

@@ -169,8 +169,8 @@ export function renderConcurrency(c: NonNullable<ExtrasResults['concurrency']>):
   lines.push(
     '',
     'Medians over the rounds, (min–max). Each row of a round runs against a stx-recv of its own. "warm":',
-    'the daemon first took an untimed warm-up load of the same shape, small (as many clients, 64 KiB',
-    'each, other names; a returning row\'s warm-up uploads are its clients\' first visits and leave',
+    'the daemon first took the same load once, untimed (as many clients, the same file, other',
+    'names; a returning row\'s warm-up uploads are its clients\' first visits and leave',
     'their tickets), as a fleet\'s long-running receiver would have; "fresh": the measured load is the',
     'daemon\'s first, so it also pays the compiler\'s warm-up of the code each upload runs (a returning',
     'row\'s clients first connected once, handshake only, unmeasured). The × single columns divide by',
