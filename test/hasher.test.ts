@@ -12,7 +12,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { StxError, type ErrorCode } from '../src/proto/errors.js';
 import { BodyPool } from '../src/transfer/body-pool.js';
-import { MAX_HASH_BACKLOG_BYTES } from '../src/transfer/config.js';
+import { INLINE_HASH_MAX_BYTES, MAX_HASH_BACKLOG_BYTES } from '../src/transfer/config.js';
 import { Hasher, type RunningHash } from '../src/transfer/hasher.js';
 import { ParkedHashes } from '../src/transfer/file-hash.js';
 
@@ -163,6 +163,49 @@ describe('Hasher (SHA-256 on a worker thread)', () => {
       const dropped = await hasher.open(fh, 10, 'part', { key: 'u5' });
       assert.equal(dropped.reread, 10);
       dropped.hash.close();
+    }));
+
+  it('an upload of at most INLINE_HASH_MAX_BYTES is hashed on the event loop, parked and resumed there; a thread-parked prefix is used or dropped', () =>
+    withHasher(async (hasher) => {
+      const pool = new BodyPool();
+      const size = INLINE_HASH_MAX_BYTES;
+      // Hashed in place: a pooled (shared-memory) buffer is released before update returns.
+      const small = await hasher.open(fh, 0, 'part', { key: 's1', size });
+      const body = pool.take(MiB).subarray(0, 4096);
+      assert.ok(body.buffer instanceof SharedArrayBuffer);
+      prefix.copy(body, 0, 0, 4096);
+      let released = false;
+      small.hash.update(body, () => (released = true));
+      assert.equal(released, true, 'hashed on the event loop');
+      small.hash.park('s1', 4096);
+      assert.equal(hasher.parkedLength('s1'), 4096);
+      const resumed = await hasher.open(fh, 6000, 'part', { key: 's1', size });
+      assert.equal(resumed.reread, 6000 - 4096, 'the parked state is taken back');
+      assert.equal(hasher.parkedLength('s1'), 0);
+      resumed.hash.update(prefix.subarray(6000, size));
+      assert.deepEqual(await resumed.hash.digest(), createHash('sha256').update(prefix.subarray(0, size)).digest());
+      // One size more goes to the thread: the pooled buffer waits for its answer.
+      const larger = await hasher.open(fh, 0, 'part', { key: 's2', size: size + 1 });
+      let answered = false;
+      larger.hash.update(pool.take(MiB).subarray(0, 4096), () => (answered = true));
+      assert.equal(answered, false, 'hashed on the thread');
+      larger.hash.close();
+      // A prefix the thread hashed ahead (a ranged upload's) is extended there, not read again...
+      const ahead = await hasher.open(fh, 0, 'part', { key: 's3' });
+      ahead.hash.update(prefix.subarray(0, 1000));
+      ahead.hash.park('s3', 1000);
+      const extended = await hasher.open(fh, 3000, 'part', { key: 's3', size });
+      assert.equal(extended.reread, 2000);
+      assert.deepEqual(await extended.hash.digest(), createHash('sha256').update(prefix.subarray(0, 3000)).digest());
+      // ...and dropped there when the upload starts over.
+      const again = await hasher.open(fh, 0, 'part', { key: 's4' });
+      again.hash.update(prefix.subarray(0, 1000));
+      again.hash.park('s4', 1000);
+      assert.equal(hasher.parkedLength('s4'), 1000);
+      const fresh = await hasher.open(fh, 0, 'part', { key: 's4', size });
+      assert.equal(hasher.parkedLength('s4'), 0, 'the thread forgot it');
+      fresh.hash.update(prefix.subarray(0, 10));
+      assert.deepEqual(await fresh.hash.digest(), createHash('sha256').update(prefix.subarray(0, 10)).digest());
     }));
 
   it('parked hashes are bounded: past the maximum the least recently parked goes first', () => {

@@ -312,6 +312,7 @@ export class Store {
             onProgress?.(bytes, durable);
           },
           signal: hooks.signal,
+          size: stream === undefined ? size : undefined,
         });
         if (turn !== undefined) turn.charge(opened.reread);
         else if (opened.reread > 0 && !ranged) this.#readBacks.chargeUnforeseen(account, opened.reread);

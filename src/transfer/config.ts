@@ -47,6 +47,13 @@ export const MAX_HASH_BACKLOG_BYTES = 4 * MiB;
  */
 export const WORKER_COLLECT_INTERVAL_BYTES = 16 * MiB;
 
+/**
+ * An upload whose whole size is at most this is hashed on the event loop (Hasher.open), as a PUT's
+ * file is: its few records cost less to hash in place than the ~6 messages to and from the hashing
+ * thread (open, update, digest and their answers) that would carry them (issue 15).
+ */
+export const INLINE_HASH_MAX_BYTES = 64 * 1024;
+
 /** Read buffer used once per resume to re-hash the durable prefix of a partial upload. */
 export const HASH_READ_BUFFER_BYTES = 1 * MiB;
 

@@ -5,13 +5,15 @@
 // A hash that falls behind holds the buffers it has not read yet, so past MAX_HASH_BACKLOG_BYTES
 // the upload asks its connection to stop reading, as a full write queue does (Upload.write).
 // Where no worker thread can be started, uploads are hashed on the event loop as before; so are
-// re-reads of stored bytes that are not an open file (HashSource without fd: storage/memory.ts).
+// re-reads of stored bytes that are not an open file (HashSource without fd: storage/memory.ts),
+// and uploads of at most INLINE_HASH_MAX_BYTES in all (HashOpen.size), whose hand-offs would cost
+// more than their hashing.
 // An interrupted upload's hash is parked, not dropped (RunningHash.park): its resume takes it
 // back instead of reading the whole partial again (§9.7).
 import { type Hash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { ResourceError } from '../proto/errors.js';
-import { MAX_HASH_BACKLOG_BYTES } from './config.js';
+import { INLINE_HASH_MAX_BYTES, MAX_HASH_BACKLOG_BYTES } from './config.js';
 import { hashPrefix, ParkedHashes, ParkedLengths, readAtFd, RehashCancelled, type ReadAt } from './file-hash.js';
 import { toStxError } from './io-error.js';
 
@@ -56,6 +58,11 @@ export interface HashOpen {
   readonly onProgress?: ((done: number) => void) | undefined;
   /** Aborting stops a re-read; what it read is parked under `key`. */
   readonly signal?: AbortSignal | undefined;
+  /**
+   * The upload's whole size, when known: one of at most INLINE_HASH_MAX_BYTES is hashed on the
+   * event loop, its parked hash kept there too.
+   */
+  readonly size?: number | undefined;
 }
 
 /** A started hash and how many bytes had to be read back from the file for it. */
@@ -388,6 +395,9 @@ export class Hasher {
       if (readAt === undefined) throw new ResourceError('INTERNAL', `nothing to re-read ${shown} from`);
       return InlineHash.open(readAt, length, shown, how, this.#parked);
     }
+    if (how.size !== undefined && how.size <= INLINE_HASH_MAX_BYTES && this.#inlineFor(how.key, length)) {
+      return InlineHash.open(readAtFd(fd), length, shown, how, this.#parked);
+    }
     const thread = await this.#online();
     return thread === null
       ? InlineHash.open(readAtFd(fd), length, shown, how, this.#parked)
@@ -399,7 +409,20 @@ export class Hasher {
    * open of it up to `length` reads back `length` minus this (§9.7).
    */
   parkedLength(key: string): number {
-    return this.#inline ? this.#parked.lengthOf(key) : (this.#thread?.parked.lengthOf(key) ?? 0);
+    return this.#parked.lengthOf(key) || (this.#thread?.parked.lengthOf(key) ?? 0);
+  }
+
+  /**
+   * Whether a small upload's hash may be kept on the event loop: not if the hashing thread has
+   * its parked hash of the prefix to go on from (a ranged upload's, hashed ahead there). A new
+   * upload (`length` 0) never goes on from one, so the thread's is dropped.
+   */
+  #inlineFor(key: string | null, length: number): boolean {
+    const thread = this.#thread;
+    if (key === null || thread === null || thread.parked.lengthOf(key) === 0) return true;
+    if (length > 0) return false;
+    thread.drop(key);
+    return true;
   }
 
   /** Forgets the parked hash of upload `key` (deleted or published). */
