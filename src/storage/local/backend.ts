@@ -124,7 +124,7 @@ export class LocalBackend implements StorageBackend {
       const created = resume?.created ?? Date.now();
       // An open is no progress: the partial keeps aging from its last durable byte (§9.2).
       const updated = resume?.updated ?? created;
-      return new LocalPartial({ id, paths, meta, durable, created, updated, fh, direct, queue, onClose: () => this.#open.delete(id) });
+      return new LocalPartial({ id, paths, meta, durable, created, updated, fh, direct, queue, onClose: () => this.#open.delete(id), resumed: resume !== undefined });
     } catch (err) {
       await direct?.close().catch(() => undefined);
       await fh?.close().catch(() => undefined);

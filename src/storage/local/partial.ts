@@ -49,6 +49,8 @@ export interface LocalPartialParts {
   readonly queue: WriteQueue;
   /** Runs once the partial is closed (the backend forgets it is open). */
   readonly onClose: () => void;
+  /** True when the partial was opened from a record (a resume): its record file is there. */
+  readonly resumed: boolean;
 }
 
 export class LocalPartial extends QueuedPartial implements PartialUpload {
@@ -62,6 +64,11 @@ export class LocalPartial extends QueuedPartial implements PartialUpload {
   readonly #record: RecordFile;
   /** False until the first checkpoint wrote this open's record. */
   #recorded = false;
+  /**
+   * False while no record of this partial can be on disk: a new partial's first checkpoint writes
+   * it (issue 15). Its publish then has no record to delete, and skips the failing unlink.
+   */
+  #recordMayExist: boolean;
   /** Bytes made durable by the last sync (the queue's offset then). */
   #synced: number;
   #closed = false;
@@ -74,6 +81,7 @@ export class LocalPartial extends QueuedPartial implements PartialUpload {
     this.#direct = parts.direct;
     this.#onClose = parts.onClose;
     this.#synced = parts.durable;
+    this.#recordMayExist = parts.resumed;
     this.#record = new RecordFile(parts.paths.recordFile, parts.paths.partialsDir, `${parts.paths.shown}.json`);
     this.prefix = { fd: parts.fh.fd, readAt: readAtFd(parts.fh.fd) };
   }
@@ -91,6 +99,7 @@ export class LocalPartial extends QueuedPartial implements PartialUpload {
       // Only bytes made durable count as progress for the sweep (§9.2), not the open itself.
       const updated = durable !== this.record.durable ? Date.now() : this.record.updated;
       const record = { ...this.record, durable, updated };
+      this.#recordMayExist = true;
       await this.#record.write(record);
       this.record = record;
       this.#recorded = true;
@@ -137,7 +146,7 @@ export class LocalPartial extends QueuedPartial implements PartialUpload {
       for (const dir of created) await this.#step('syncing directory of', name, () => fsyncDir(path.dirname(dir)));
       await this.#step('syncing directory of', name, () => fsyncDir(path.dirname(finalPath)));
       // A leftover record without its .part restarts from 0 on OPEN and is swept.
-      await unlinkIfPresent(this.#paths.recordFile).catch(() => undefined);
+      if (this.#recordMayExist) await unlinkIfPresent(this.#paths.recordFile).catch(() => undefined);
       await this.#recordSum(name, options.sha256);
     } finally {
       await this.close();
