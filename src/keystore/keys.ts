@@ -21,7 +21,20 @@ const PRIVATE_DIR_MODE = 0o700;
 
 const generateKeyPairAsync = promisify(generateKeyPair);
 
-/** A new RSA server key (§4: 3072 bits by default), imported from its PKCS#8 as generateIdentity's. */
+/**
+ * A generated private key, imported from the PKCS#8 its generation wrote (then zeroed): the
+ * generated KeyObject itself is never exported (toPem, its public key), which could hang Node 20
+ * (raw-keys.ts okpGenerate says how).
+ */
+function importGenerated(pkcs8: Buffer): KeyObject {
+  try {
+    return createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' });
+  } finally {
+    pkcs8.fill(0);
+  }
+}
+
+/** A new RSA server key (§4: 3072 bits by default; importGenerated). */
 export async function generateServerKey(bits: number = SERVER_KEY_BITS): Promise<KeyObject> {
   const { privateKey } = await generateKeyPairAsync('rsa', {
     modulusLength: bits,
@@ -29,25 +42,13 @@ export async function generateServerKey(bits: number = SERVER_KEY_BITS): Promise
     privateKeyEncoding: { type: 'pkcs8', format: 'der' },
     publicKeyEncoding: { type: 'spki', format: 'der' },
   });
-  try {
-    return createPrivateKey({ key: privateKey, format: 'der', type: 'pkcs8' });
-  } finally {
-    privateKey.fill(0);
-  }
+  return importGenerated(privateKey);
 }
 
-/**
- * A new Ed25519 client identity, imported from the PKCS#8 its generation wrote: the generated
- * KeyObject itself is never exported (toPem, its public key), which could hang Node 20 (raw-keys.ts
- * okpGenerate says how).
- */
+/** A new Ed25519 client identity (importGenerated). */
 export function generateIdentity(): KeyObject {
   const { privateKey } = generateKeyPairSync('ed25519', { privateKeyEncoding: { type: 'pkcs8', format: 'der' }, publicKeyEncoding: { type: 'spki', format: 'der' } });
-  try {
-    return createPrivateKey({ key: privateKey, format: 'der', type: 'pkcs8' });
-  } finally {
-    privateKey.fill(0);
-  }
+  return importGenerated(privateKey);
 }
 
 function toPem(key: KeyObject): string {
