@@ -8,7 +8,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { StxError } from '../src/proto/errors.js';
 import { LocalBackend } from '../src/storage/local/backend.js';
-import { DIRECT_IO_MIN_FILE_BYTES, SMALL_SUM_MAX_BYTES } from '../src/storage/local/config.js';
+import { BUFFERED_PARTIAL_MAX_BYTES, SMALL_SUM_MAX_BYTES } from '../src/storage/local/config.js';
 import { MemoryBackend } from '../src/storage/memory.js';
 import { ByteBudget } from '../src/transfer/budget.js';
 import { storageContract } from './storage-contract.js';
@@ -163,7 +163,7 @@ describe('LocalBackend names (§9.3)', () => {
     });
   });
 
-  it('a partial of at most DIRECT_IO_MIN_FILE_BYTES has one handle, no O_DIRECT one (issue 15)', async () => {
+  it('a partial of at most BUFFERED_PARTIAL_MAX_BYTES has one handle, no O_DIRECT one (issue 15)', async () => {
     /** This process's descriptors open on `file`. */
     const handlesOn = async (file: string): Promise<number> => {
       let n = 0;
@@ -172,14 +172,14 @@ describe('LocalBackend names (§9.3)', () => {
     };
     await withBackend(async (backend, out) => {
       const small = 'f'.repeat(64);
-      const p = await backend.openPartial(small, { ...meta('small.bin'), size: DIRECT_IO_MIN_FILE_BYTES }, undefined, limits());
+      const p = await backend.openPartial(small, { ...meta('small.bin'), size: BUFFERED_PARTIAL_MAX_BYTES }, undefined, limits());
       assert.equal(await handlesOn(path.join(out, '.stx', 'partials', `${small}.part`)), 1);
       await p.close();
       // A larger one has its O_DIRECT handle too where the filesystem takes it (ext4, xfs; tmpfs may not).
       const large = 'a'.repeat(64);
-      const q = await backend.openPartial(large, { ...meta('large.bin'), size: DIRECT_IO_MIN_FILE_BYTES + 1 }, undefined, limits());
+      const q = await backend.openPartial(large, { ...meta('large.bin'), size: BUFFERED_PARTIAL_MAX_BYTES + 1 }, undefined, limits());
       const n = await handlesOn(path.join(out, '.stx', 'partials', `${large}.part`));
-      console.log(`handles on a partial of ${DIRECT_IO_MIN_FILE_BYTES + 1} bytes: ${n}`);
+      console.log(`handles on a partial of ${BUFFERED_PARTIAL_MAX_BYTES + 1} bytes: ${n}`);
       assert.ok(n === 1 || n === 2, `${n} handles`);
       await q.close();
     });

@@ -19,7 +19,7 @@ import { readAtFd } from '../../transfer/file-hash.js';
 import type { DirectoriesMade, DirectoryRequest, DirEntry, FileInfo, ListedPartial, PartialMeta, PartialRecord, PartialUpload, PublishedFile, PublishOptions, PutFileRequest, RangedPartial, StorageBackend, WriteLimits } from '../backend.js';
 import { keptRanges, LocalRanged } from './ranged.js';
 import { isPartialId } from '../backend.js';
-import { DIRECT_IO_MIN_FILE_BYTES, NAME_DIR_MODE, PARTIAL_FILE_MODE, PARTIALS_DIR_NAME, RESERVED_DIR_NAME, SUMS_DIR_NAME } from './config.js';
+import { BUFFERED_PARTIAL_MAX_BYTES, NAME_DIR_MODE, PARTIAL_FILE_MODE, PARTIALS_DIR_NAME, RESERVED_DIR_NAME, SUMS_DIR_NAME } from './config.js';
 import { openDirect, type FileIdentity } from './direct-io.js';
 import { ensurePrivateDir, fsyncDir, unlinkIfPresent } from './fs-util.js';
 import { LocalPartial, type PartialPaths } from './partial.js';
@@ -115,7 +115,7 @@ export class LocalBackend implements StorageBackend {
       fh = await this.#step('opening', `${paths.shown}.part`, () => open(paths.partFile, flags, PARTIAL_FILE_MODE));
       const { durable, file } = await this.#trustedPrefix(fh, resume, `${paths.shown}.part`);
       // Aligned chunks bypass the page cache (direct-io.ts); without O_DIRECT, everything uses fh.
-      direct = meta.size <= DIRECT_IO_MIN_FILE_BYTES ? null : await openDirect(paths.partFile, fh, file);
+      direct = meta.size <= BUFFERED_PARTIAL_MAX_BYTES ? null : await openDirect(paths.partFile, fh, file);
       const queue = new WriteQueue(
         fh,
         { maxQueuedBytes: limits.maxQueuedBytes, maxChunkBytes: limits.maxChunkBytes, startOffset: durable, direct },

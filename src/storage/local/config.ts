@@ -21,4 +21,4 @@ export const SMALL_SUM_MAX_BYTES = 64 * 1024;
  * A partial of at most this size has no O_DIRECT handle (direct-io.ts): its few chunks go through
  * the page cache, which costs less than the handle's open, fstat and close (issue 15).
  */
-export const DIRECT_IO_MIN_FILE_BYTES = 64 * 1024;
+export const BUFFERED_PARTIAL_MAX_BYTES = 64 * 1024;
