@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { StxError } from '../src/proto/errors.js';
+import type { DirectoryOptions } from '../src/storage/backend.js';
 import { LocalBackend } from '../src/storage/local/backend.js';
 import { SMALL_SUM_MAX_BYTES } from '../src/storage/local/config.js';
 
@@ -33,6 +34,12 @@ async function withBackend(run: (backend: LocalBackend, out: string, root: strin
 }
 
 /** The record files under out/.stx/sums (sums.ts). */
+/** One MKDIR through the backend's run of them; rejects with the failure, as a run of one fails. */
+async function makeDirectory(backend: LocalBackend, name: string, options: DirectoryOptions): Promise<void> {
+  const { failure } = await backend.makeDirectories([{ name, options }]);
+  if (failure !== null) throw failure;
+}
+
 async function records(out: string): Promise<number> {
   const dir = path.join(out, '.stx', 'sums');
   let n = 0;
@@ -202,7 +209,7 @@ describe('local PUT in batches (§9.11)', () => {
   it('MKDIR on the publishing thread, one message each: parents made, mode and mtime set, an existing one kept when append-only, and a link or a file in the way refused with its own code', async () => {
     await withBackend(async (backend, out, root) => {
       const mtime = Date.UTC(2023, 1, 2, 3, 4, 5);
-      await backend.makeDirectory('a/b/c', { mode: 0o750, mtime, keepExisting: false });
+      await makeDirectory(backend, 'a/b/c', { mode: 0o750, mtime, keepExisting: false });
       const made = await stat(path.join(out, 'a', 'b', 'c'));
       assert.ok(made.isDirectory());
       assert.equal(made.mode & 0o777, 0o750);
@@ -211,18 +218,18 @@ describe('local PUT in batches (§9.11)', () => {
       const data = Buffer.from('a file beside');
       await Promise.all([
         backend.putFile(idOf(30), 'a/b/c/f', [data], { mode: 0o644, mtime, how: 'replace', sha256: sha256(data) }),
-        backend.makeDirectory('a/b', { mode: 0o700, mtime: mtime + 1000, keepExisting: false }),
+        makeDirectory(backend, 'a/b', { mode: 0o700, mtime: mtime + 1000, keepExisting: false }),
       ]);
       assert.deepEqual(await readFile(path.join(out, 'a', 'b', 'c', 'f')), data);
       assert.equal((await stat(path.join(out, 'a', 'b'))).mode & 0o777, 0o700);
       // Append-only: an existing directory is left as it is.
-      await backend.makeDirectory('a/b', { mode: 0o755, mtime, keepExisting: true });
+      await makeDirectory(backend, 'a/b', { mode: 0o755, mtime, keepExisting: true });
       assert.equal((await stat(path.join(out, 'a', 'b'))).mode & 0o777, 0o700);
       await writeFile(path.join(out, 'a', 'file'), 'x');
-      await assert.rejects(backend.makeDirectory('a/file', { mode: 0o755, mtime, keepExisting: false }), (err: unknown) => err instanceof StxError && err.code === 'EXISTS');
+      await assert.rejects(makeDirectory(backend, 'a/file', { mode: 0o755, mtime, keepExisting: false }), (err: unknown) => err instanceof StxError && err.code === 'EXISTS');
       await mkdir(path.join(root, 'elsewhere'));
       await symlink(path.join(root, 'elsewhere'), path.join(out, 'link'));
-      await assert.rejects(backend.makeDirectory('link/d', { mode: 0o755, mtime, keepExisting: false }), (err: unknown) => err instanceof StxError && err.code === 'BAD_NAME');
+      await assert.rejects(makeDirectory(backend, 'link/d', { mode: 0o755, mtime, keepExisting: false }), (err: unknown) => err instanceof StxError && err.code === 'BAD_NAME');
       assert.deepEqual(await readdir(path.join(root, 'elsewhere')), [], 'nothing made through the link');
     });
   });

@@ -627,6 +627,7 @@ export class Store {
         break;
       }
     }
+    if (run.length === 0) return { made: [], failure: refused };
     const names = run.map((r) => r.name);
     const make = this.#backend.makeDirectories?.bind(this.#backend);
     if (make === undefined) return { made: [], failure: new ResourceError('IO_ERROR', 'this storage has no directories') };

@@ -271,10 +271,20 @@ export interface ListedPartial {
   readonly record: PartialRecord;
 }
 
+/** How a MKDIR makes its directory. */
+export interface DirectoryOptions {
+  /** Permission bits to apply (umask already taken off). */
+  readonly mode: number;
+  /** Milliseconds since the Unix epoch. */
+  readonly mtime: number;
+  /** Append-only (§9.5): an existing directory is left as it is. */
+  readonly keepExisting: boolean;
+}
+
 /** One MKDIR of a run (StorageBackend.makeDirectories). */
 export interface DirectoryRequest {
   readonly name: string;
-  readonly options: { readonly mode: number; readonly mtime: number; readonly keepExisting: boolean };
+  readonly options: DirectoryOptions;
 }
 
 /** How a run of MKDIRs went: the first `made` are done and durable; `failure` is the next one's error (null: all done). */

@@ -24,7 +24,7 @@ import { openDirect, type FileIdentity } from './direct-io.js';
 import { ensurePrivateDir, fsyncDir, unlinkIfPresent } from './fs-util.js';
 import { LocalPartial, type PartialPaths } from './partial.js';
 import { checkName, msOf, newPathCounters, resolveExisting, stampOf, type PathCounters } from './paths.js';
-import { makeLink, type DirectoryOptions, type LinkOptions } from './entries.js';
+import { makeLink, type LinkOptions } from './entries.js';
 import { readRecord } from './record.js';
 import { SumRecords } from './sums.js';
 import { WriteQueue } from '../write-queue.js';
@@ -234,11 +234,6 @@ export class LocalBackend implements StorageBackend {
       for (let k = 0; k < places.length; k++) failures[places[k] ?? 0] = outcomes[k] ?? null;
       return failures;
     });
-  }
-
-  async makeDirectory(name: string, options: DirectoryOptions): Promise<void> {
-    const { failure } = await this.makeDirectories([{ name, options }]);
-    if (failure !== null) throw failure;
   }
 
   makeDirectories(entries: readonly DirectoryRequest[]): Promise<DirectoriesMade> {

@@ -7,20 +7,11 @@ import { chmodSync, lstatSync, mkdirSync, utimesSync, type Stats } from 'node:fs
 import { lstat, lutimes, readlink, rename, symlink, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { UploadError } from '../../proto/errors.js';
-import type { DirectoryRequest } from '../backend.js';
+import type { DirectoryOptions, DirectoryRequest } from '../backend.js';
 import { errnoOf, toStxError } from '../../transfer/io-error.js';
 import { NAME_DIR_MODE } from './config.js';
 import { fsyncDir, fsyncDirSync } from './fs-util.js';
 import { parentsInside, parentsInsideSync } from './paths.js';
-
-export interface DirectoryOptions {
-  /** Permission bits to apply (umask already taken off). */
-  readonly mode: number;
-  /** Milliseconds since the Unix epoch. */
-  readonly mtime: number;
-  /** Append-only (§9.5): an existing directory is left as it is. */
-  readonly keepExisting: boolean;
-}
 
 export interface LinkOptions {
   readonly mtime: number;
@@ -82,7 +73,7 @@ export function makeDirectoriesSync(outDir: string, entries: readonly DirectoryR
       fsyncDirSync(parent);
       synced.add(parent);
     } catch (err) {
-      return { made: i, failure: toStxError(err, 'setting mode and mtime of', entries[i]?.name ?? parent) };
+      return { made: i, failure: toStxError(err, 'syncing the directory of', entries[i]?.name ?? parent) };
     }
   }
   return { made: parents.length, failure };

@@ -19,6 +19,7 @@ import { ResourceError, UploadError } from '../../proto/errors.js';
 import { toStxError } from '../../transfer/io-error.js';
 import type {
   DirectoriesMade,
+  DirectoryOptions,
   DirectoryRequest,
   DirEntry,
   FileInfo,
@@ -352,7 +353,7 @@ export class S3Backend implements StorageBackend {
     return { made: entries.length, failure: null };
   }
 
-  async #makeDirectory(name: string, options: DirectoryRequest['options']): Promise<void> {
+  async #makeDirectory(name: string, options: DirectoryOptions): Promise<void> {
     await this.#checkParents(name);
     if ((await this.objects.head(name)) !== null) throw new UploadError('EXISTS', `"${name}" exists and is not a directory`);
     for (const parent of parentsOf(name)) {
