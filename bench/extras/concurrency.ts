@@ -10,8 +10,9 @@
 // clients, the same file, other names; a returning case's warm-up uploads are its clients' first
 // visits and leave their tickets), so the code the measured load runs is compiled before it, as a
 // receiver that served last night's backups has it. A smaller warm-up (64 KiB per client) left
-// TurboFan compiling an 8 MiB upload's paths during the measured load. The same cases against a fresh daemon (the measured load is its first:
-// it pays the compiler's warm-up) are kept as rows of their own (`daemons`).
+// TurboFan compiling an 8 MiB upload's paths during the measured load. The same cases against a
+// fresh daemon (the measured load is its first: it pays the compiler's warm-up) are kept as rows
+// of their own (`daemons`).
 //
 // What is measured of the daemon: CPU seconds (user + sys, all its threads) from /proc/PID/stat
 // between the first connect and the last confirmed upload of the measured load, so start-up, the
