@@ -9,9 +9,9 @@
 //
 // Nothing here follows a symbolic link below the output directory (paths.ts, O_NOFOLLOW).
 
-import { constants, type Dirent } from 'node:fs';
+import { constants, fstatSync, statfsSync, type Dirent } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { lstat, mkdir, open, readdir, realpath, statfs } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { ResourceError, type StxError } from '../../proto/errors.js';
 import { errnoOf, toStxError } from '../../transfer/io-error.js';
@@ -243,13 +243,17 @@ export class LocalBackend implements StorageBackend {
   async makeLink(name: string, target: string, options: LinkOptions): Promise<void> {
     await makeLink(this.outDir, name, target, options);
     // A file the link replaced takes its recorded hash along.
-    await this.#sums.remove(name);
+    this.#sums.removeSync(name);
   }
 
   /** Creates nothing: a name's directories are made when its file is published (§9.3). */
-  async prepareName(name: string): Promise<FileInfo | null> {
-    const { existing } = await checkName(this.outDir, this.#realOutDir, name.split('/'), this.pathCounters);
-    return existing === null ? null : { name, size: existing.size, mtime: existing.mtimeMs };
+  prepareName(name: string): Promise<FileInfo | null> {
+    try {
+      const { existing } = checkName(this.outDir, this.#realOutDir, name.split('/'), this.pathCounters);
+      return Promise.resolve(existing === null ? null : { name, size: existing.size, mtime: existing.mtimeMs });
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
   }
 
   async openFile(name: string): Promise<PublishedFile | null> {
@@ -343,10 +347,14 @@ export class LocalBackend implements StorageBackend {
     return files;
   }
 
-  async freeBytes(): Promise<bigint> {
-    const dir = this.#partialsDir;
-    const fs = await this.#step('checking free space of', RESERVED_DIR_NAME, () => statfs(dir, { bigint: true }));
-    return fs.bavail * fs.bsize;
+  freeBytes(): Promise<bigint> {
+    // One fast call, made here rather than as a trip to the thread pool (paths.ts says why).
+    try {
+      const fs = statfsSync(this.#partialsDir, { bigint: true });
+      return Promise.resolve(fs.bavail * fs.bsize);
+    } catch (err) {
+      return Promise.reject(toStxError(err, 'checking free space of', RESERVED_DIR_NAME));
+    }
   }
 
   /** Deletes `entries` of partial `id`; a second delete of the same id joins the first. */
@@ -409,7 +417,7 @@ export class LocalBackend implements StorageBackend {
    */
   async #trustedPrefix(fh: FileHandle, resume: PartialRecord | undefined, shown: string): Promise<{ durable: number; file: FileIdentity }> {
     return this.#step('resuming', shown, async () => {
-      const { size: fileBytes, dev, ino } = await fh.stat();
+      const { size: fileBytes, dev, ino } = fstatSync(fh.fd);
       const recorded = resume?.durable ?? 0;
       const durable = recorded <= fileBytes ? recorded : 0;
       if (fileBytes !== durable) await fh.truncate(durable);

@@ -11,7 +11,7 @@ import type { DirectoryOptions, DirectoryRequest } from '../backend.js';
 import { errnoOf, toStxError } from '../../transfer/io-error.js';
 import { NAME_DIR_MODE } from './config.js';
 import { fsyncDir, fsyncDirSync } from './fs-util.js';
-import { parentsInside, parentsInsideSync } from './paths.js';
+import { parentsInside } from './paths.js';
 
 export interface LinkOptions {
   readonly mtime: number;
@@ -84,7 +84,7 @@ export function makeDirectoriesSync(outDir: string, entries: readonly DirectoryR
  * returns the parent directory to sync, or null when nothing changed (append-only, existing).
  */
 function makeDirectoryUnsynced(outDir: string, name: string, options: DirectoryOptions): string | null {
-  const dir = parentsInsideSync(outDir, name.split('/'));
+  const dir = parentsInside(outDir, name.split('/'));
   let st = lstatOrNullSync(dir, name);
   if (st === null) {
     try {
@@ -109,7 +109,7 @@ function makeDirectoryUnsynced(outDir: string, name: string, options: DirectoryO
 
 /** SYMLINK: creates the link `name` → `target`, replacing a file or link there atomically. */
 export async function makeLink(outDir: string, name: string, target: string, options: LinkOptions): Promise<void> {
-  const file = await parentsInside(outDir, name.split('/'));
+  const file = parentsInside(outDir, name.split('/'));
   const st = await lstatOrNull(file, name);
   if (st !== null) {
     if (st.isDirectory()) throw new UploadError('EXISTS', `"${name}" exists and is a directory`);

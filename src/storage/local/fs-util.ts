@@ -1,7 +1,7 @@
 // Small filesystem helpers of the local-disk backend.
 
-import { closeSync, constants, fsyncSync, openSync } from 'node:fs';
-import { chmod, lstat, mkdir, open, unlink } from 'node:fs/promises';
+import { closeSync, constants, fsync, fsyncSync, openSync, unlinkSync } from 'node:fs';
+import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
 import { RESERVED_DIR_MODE } from './config.js';
 import { errnoOf } from '../../transfer/io-error.js';
 
@@ -20,13 +20,16 @@ export async function ensurePrivateDir(dir: string, notADirectory: () => Error):
   await chmod(dir, RESERVED_DIR_MODE);
 }
 
-/** fsync a directory so that renames and unlinks in it survive a crash. */
+/**
+ * fsync a directory so that renames and unlinks in it survive a crash. The fsync, which waits for
+ * the disk, goes to libuv's thread pool; the open and the close are made here (paths.ts says why).
+ */
 export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
+  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
   try {
-    await fh.sync();
+    await new Promise<void>((resolve, reject) => fsync(fd, (err) => (err === null ? resolve() : reject(err))));
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
 }
 
@@ -40,10 +43,19 @@ export function fsyncDirSync(dir: string): void {
   }
 }
 
-/** unlink that treats "already gone" as success. */
+/** unlink that treats "already gone" as success; a .part can be large, so on the thread pool. */
 export async function unlinkIfPresent(file: string): Promise<void> {
   try {
     await unlink(file);
+  } catch (err) {
+    if (errnoOf(err) !== 'ENOENT') throw err;
+  }
+}
+
+/** unlinkIfPresent with a synchronous call, for a small file (a record). */
+export function unlinkIfPresentSync(file: string): void {
+  try {
+    unlinkSync(file);
   } catch (err) {
     if (errnoOf(err) !== 'ENOENT') throw err;
   }

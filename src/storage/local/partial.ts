@@ -2,15 +2,15 @@
 // queue (aligned chunks by O_DIRECT), made durable by fdatasync, and the durable offset in the
 // crash-safe <id>.json record. Published by rename (replace) or link (no-clobber) after fsync.
 
+import { fchmodSync, fstatSync, futimesSync, linkSync, renameSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { link, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { UploadError } from '../../proto/errors.js';
 import { errnoOf, toStxError } from '../../transfer/io-error.js';
 import { readAtFd } from '../../transfer/file-hash.js';
 import type { PartialMeta, PartialUpload, PositionalReader, PublishOptions } from '../backend.js';
 import { RECORD_VERSION } from '../backend.js';
-import { fsyncDir, unlinkIfPresent } from './fs-util.js';
+import { fsyncDir, unlinkIfPresent, unlinkIfPresentSync } from './fs-util.js';
 import { prepareParents, removeCreated, stampOf, type PathCounters } from './paths.js';
 import { RecordFile } from './record.js';
 import type { SumRecords } from './sums.js';
@@ -111,33 +111,40 @@ export class LocalPartial extends QueuedPartial implements PartialUpload {
     await this.queue.close();
   }
 
+  // The metadata calls here (chmod, utimes, the path checks, rename or link, the sum record) are
+  // made synchronously on the event loop, the syncs on libuv's thread pool (paths.ts says why).
   async publish(name: string, options: PublishOptions): Promise<void> {
     const { partFile, outDir, realOutDir, counters } = this.#paths;
+    const fd = this.#fh.fd;
     try {
       await this.#step('setting mode and mtime of', this.shown, async () => {
-        await this.#fh.chmod(options.mode & 0o777);
-        await this.#fh.utimes(new Date(), options.mtime / 1000);
+        fchmodSync(fd, options.mode & 0o777);
+        futimesSync(fd, new Date(), options.mtime / 1000);
         await this.#fh.sync();
       });
       await this.queue.close();
       // The name's directories are made now, not at OPEN (§9.3), and the whole path is checked
       // again: directories may have been swapped for links since OPEN.
-      const { finalPath, created } = await prepareParents(outDir, realOutDir, name.split('/'), counters);
+      const { finalPath, created } = prepareParents(outDir, realOutDir, name.split('/'), counters);
       try {
         if (options.how === 'no-clobber') {
           // link() never replaces: an atomic no-clobber publish.
           try {
-            await link(partFile, finalPath);
+            linkSync(partFile, finalPath);
           } catch (err) {
             if (errnoOf(err) !== 'EEXIST') throw toStxError(err, 'publishing', name);
             throw new UploadError('EXISTS', `"${name}" already exists`);
           }
         } else {
-          await this.#step('publishing', name, () => rename(partFile, finalPath));
+          try {
+            renameSync(partFile, finalPath);
+          } catch (err) {
+            throw toStxError(err, 'publishing', name);
+          }
         }
       } catch (err) {
         // Nothing was published: the directories made for it go again, if still empty.
-        await removeCreated(created, counters);
+        removeCreated(created, counters);
         throw err;
       }
       // The file is published; a leftover .part is only garbage for the sweep.
@@ -146,8 +153,14 @@ export class LocalPartial extends QueuedPartial implements PartialUpload {
       for (const dir of created) await this.#step('syncing directory of', name, () => fsyncDir(path.dirname(dir)));
       await this.#step('syncing directory of', name, () => fsyncDir(path.dirname(finalPath)));
       // A leftover record without its .part restarts from 0 on OPEN and is swept.
-      if (this.#recordMayExist) await unlinkIfPresent(this.#paths.recordFile).catch(() => undefined);
-      await this.#recordSum(name, options.sha256);
+      if (this.#recordMayExist) {
+        try {
+          unlinkIfPresentSync(this.#paths.recordFile);
+        } catch {
+          // Swept later.
+        }
+      }
+      this.#recordSum(name, options.sha256);
     } finally {
       await this.close();
     }
@@ -158,13 +171,13 @@ export class LocalPartial extends QueuedPartial implements PartialUpload {
    * (still open here; the rename changed its ctime), or the name's old record removed. Best
    * effort: the file is published whatever happens here, its hash then unknown.
    */
-  async #recordSum(name: string, sha256: Buffer | undefined): Promise<void> {
+  #recordSum(name: string, sha256: Buffer | undefined): void {
     const sums = this.#paths.sums;
     try {
-      if (sha256 === undefined) await sums.remove(name);
-      else await sums.write(name, stampOf(await this.#fh.stat({ bigint: true })), sha256);
+      if (sha256 === undefined) sums.removeSync(name);
+      else sums.writeSync(name, stampOf(fstatSync(this.#fh.fd, { bigint: true })), sha256);
     } catch {
-      await sums.remove(name);
+      sums.removeSync(name);
     }
   }
 

@@ -11,7 +11,7 @@
 // not exist yet, one lstat() per component (at most MAX_NAME_COMPONENTS).
 
 import { closeSync, constants, lstatSync, mkdirSync, openSync, readlinkSync, rmdirSync } from 'node:fs';
-import { lstat, mkdir, open, readlink, realpath, rmdir } from 'node:fs/promises';
+import { lstat, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { UploadError } from '../../proto/errors.js';
 import { NAME_DIR_MODE } from './config.js';
@@ -62,156 +62,20 @@ function finalPathOf(outDir: string, components: readonly string[]): string {
   return full;
 }
 
+// Each check is a system call on metadata (open, readlink, lstat, mkdir, rmdir), made
+// synchronously by whichever thread asks: the event loop for an OPEN's publish and checks, the
+// publishing thread (put-thread.ts) for PUTs. On a local disk such a call takes ~1 µs; sent to
+// libuv's thread pool it cost ~20–30 µs of CPU (the wake-ups of the pool thread and of the event
+// loop), more than the call itself (DESIGN.md "Many clients at once"). nginx makes its open() and
+// stat() calls on its event loop for the same reason.
+
 /**
  * The fast check of an existing parent directory: open it (O_DIRECTORY) and ask the kernel where
  * it resolved to. True: `dir` is a real directory reached through no link below `outDir`. False:
  * it does not exist (or /proc is unavailable), so walk component by component. BAD_NAME when a
  * link or a non-directory is in the way.
  */
-async function parentResolvesTo(realOutDir: string, dir: string, shown: string, counters: PathCounters): Promise<boolean> {
-  if (dir === realOutDir) return true;
-  let fd: Awaited<ReturnType<typeof open>> | undefined;
-  try {
-    counters.lookups++;
-    fd = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
-  } catch (err) {
-    const errno = errnoOf(err);
-    if (errno === 'ENOENT') return false;
-    if (errno === 'ENOTDIR' || errno === 'ELOOP') refuse(`a link or a non-directory is on the path of "${shown}"`);
-    throw toStxError(err, 'checking', shown);
-  }
-  try {
-    counters.lookups++;
-    const resolved = await readlink(`/proc/self/fd/${fd.fd}`).catch(() => null);
-    if (resolved === null) return false;
-    if (resolved !== dir) refuse(`a symbolic link is on the path of "${shown}"`);
-    return true;
-  } finally {
-    await fd.close().catch(() => undefined);
-  }
-}
-
-/**
- * Walks the parents of `components` one at a time, refusing a link or a non-directory, and with
- * `create` makes the missing ones (mode NAME_DIR_MODE). Returns the directories it created.
- * Without `create` it stops at the first missing one: nothing below it exists.
- */
-async function walkParents(
-  outDir: string,
-  components: readonly string[],
-  create: boolean,
-  counters: PathCounters,
-): Promise<{ created: string[]; missing: boolean }> {
-  const created: string[] = [];
-  let current = path.resolve(outDir);
-  let missing = false;
-  for (let i = 0; i < components.length - 1; i++) {
-    current = path.join(current, components[i] ?? refuse('empty name'));
-    if (!missing) {
-      const state = await directoryState(current, components, i + 1, counters);
-      if (state === 'exists') continue;
-      missing = true;
-    }
-    if (!create) break;
-    try {
-      counters.lookups++;
-      await mkdir(current, { mode: NAME_DIR_MODE });
-      counters.created++;
-      created.push(current);
-    } catch (err) {
-      // Lost a race with another creator: look at what is there now.
-      if (errnoOf(err) !== 'EEXIST') throw toStxError(err, 'creating directory', shownPrefix(components, i + 1));
-      if ((await directoryState(current, components, i + 1, counters)) !== 'exists') {
-        refuse(`"${shownPrefix(components, i + 1)}" keeps changing while being created`);
-      }
-    }
-  }
-  return { created, missing };
-}
-
-async function directoryState(dir: string, components: readonly string[], count: number, counters: PathCounters): Promise<'exists' | 'missing'> {
-  try {
-    counters.lookups++;
-    const st = await lstat(dir);
-    if (st.isSymbolicLink()) refuse(`"${shownPrefix(components, count)}" is a symbolic link`);
-    if (!st.isDirectory()) refuse(`"${shownPrefix(components, count)}" exists and is not a directory`);
-    return 'exists';
-  } catch (err) {
-    if (errnoOf(err) === 'ENOENT') return 'missing';
-    throw toStxError(err, 'checking', shownPrefix(components, count));
-  }
-}
-
-/** The final component: absent, or a regular file (BAD_NAME for a link, a directory, anything else). */
-async function finalState(finalPath: string, shown: string, counters: PathCounters): Promise<CheckedName['existing']> {
-  try {
-    counters.lookups++;
-    const st = await lstat(finalPath);
-    if (st.isSymbolicLink()) refuse(`"${shown}" is a symbolic link`);
-    if (!st.isFile()) refuse(`"${shown}" exists and is not a regular file`);
-    return { size: st.size, mtimeMs: st.mtimeMs };
-  } catch (err) {
-    const errno = errnoOf(err);
-    if (errno === 'ENOENT') return null;
-    if (errno === 'ENOTDIR' || errno === 'ELOOP') refuse(`a link or a non-directory is on the path of "${shown}"`);
-    throw toStxError(err, 'checking', shown);
-  }
-}
-
-/**
- * Checks `components` under `outDir` (whose real path is `realOutDir`) without creating anything:
- * BAD_NAME if a link or a non-directory is on the path or the name is a link or not a regular file.
- */
-export async function checkName(outDir: string, realOutDir: string, components: readonly string[], counters = newPathCounters()): Promise<CheckedName> {
-  const finalPath = finalPathOf(outDir, components);
-  const shown = components.join('/');
-  const parent = path.join(realOutDir, ...components.slice(0, -1));
-  // A missing parent: nothing is published under it.
-  if (!(await parentResolvesTo(realOutDir, parent, shown, counters)) && (await walkParents(outDir, components, false, counters)).missing) {
-    return { finalPath, existing: null };
-  }
-  return { finalPath, existing: await finalState(finalPath, shown, counters) };
-}
-
-/**
- * Creates the missing parent directories of `components` under `outDir`, refusing (BAD_NAME) a
- * link or a non-directory on the path, and a link, directory or special file at the name.
- * Returns the final path and the directories created (for removeCreated).
- */
-export async function prepareParents(outDir: string, realOutDir: string, components: readonly string[], counters = newPathCounters()): Promise<PreparedPath> {
-  const finalPath = finalPathOf(outDir, components);
-  const shown = components.join('/');
-  const parent = path.join(realOutDir, ...components.slice(0, -1));
-  const created = (await parentResolvesTo(realOutDir, parent, shown, counters)) ? [] : (await walkParents(outDir, components, true, counters)).created;
-  try {
-    await finalState(finalPath, shown, counters);
-  } catch (err) {
-    await removeCreated(created, counters);
-    throw err;
-  }
-  return { finalPath, created };
-}
-
-/** Removes directories a failed publish created, innermost first, as long as they are empty. */
-export async function removeCreated(created: readonly string[], counters = newPathCounters()): Promise<void> {
-  for (let i = created.length - 1; i >= 0; i--) {
-    const dir = created[i];
-    if (dir === undefined) continue;
-    try {
-      counters.lookups++;
-      await rmdir(dir);
-      counters.removed++;
-    } catch {
-      return; // not empty (another upload went in meanwhile) or gone: leave it and its parents
-    }
-  }
-}
-
-// The same checks made with synchronous calls, for the thread that publishes small files
-// (put-thread.ts), where a thread-pool trip per call cost more than the call. Each is the twin of
-// the asynchronous function of the same name above, step for step: change both together.
-
-function parentResolvesToSync(realOutDir: string, dir: string, shown: string, counters: PathCounters): boolean {
+function parentResolvesTo(realOutDir: string, dir: string, shown: string, counters: PathCounters): boolean {
   if (dir === realOutDir) return true;
   let fd: number;
   try {
@@ -242,7 +106,7 @@ function parentResolvesToSync(realOutDir: string, dir: string, shown: string, co
   }
 }
 
-function directoryStateSync(dir: string, components: readonly string[], count: number, counters: PathCounters): 'exists' | 'missing' {
+function directoryState(dir: string, components: readonly string[], count: number, counters: PathCounters): 'exists' | 'missing' {
   try {
     counters.lookups++;
     const st = lstatSync(dir);
@@ -255,53 +119,81 @@ function directoryStateSync(dir: string, components: readonly string[], count: n
   }
 }
 
-function walkParentsSync(outDir: string, components: readonly string[], counters: PathCounters): string[] {
+/**
+ * Walks the parents of `components` one at a time, refusing a link or a non-directory, and with
+ * `create` makes the missing ones (mode NAME_DIR_MODE). Returns the directories it created.
+ * Without `create` it stops at the first missing one: nothing below it exists.
+ */
+function walkParents(outDir: string, components: readonly string[], create: boolean, counters: PathCounters): { created: string[]; missing: boolean } {
   const created: string[] = [];
   let current = path.resolve(outDir);
   let missing = false;
   for (let i = 0; i < components.length - 1; i++) {
     current = path.join(current, components[i] ?? refuse('empty name'));
     if (!missing) {
-      if (directoryStateSync(current, components, i + 1, counters) === 'exists') continue;
+      if (directoryState(current, components, i + 1, counters) === 'exists') continue;
       missing = true;
     }
+    if (!create) break;
     try {
       counters.lookups++;
       mkdirSync(current, { mode: NAME_DIR_MODE });
       counters.created++;
       created.push(current);
     } catch (err) {
+      // Lost a race with another creator: look at what is there now.
       if (errnoOf(err) !== 'EEXIST') throw toStxError(err, 'creating directory', shownPrefix(components, i + 1));
-      if (directoryStateSync(current, components, i + 1, counters) !== 'exists') {
+      if (directoryState(current, components, i + 1, counters) !== 'exists') {
         refuse(`"${shownPrefix(components, i + 1)}" keeps changing while being created`);
       }
     }
   }
-  return created;
+  return { created, missing };
 }
 
-function finalStateSync(finalPath: string, shown: string, counters: PathCounters): void {
+/** The final component: absent, or a regular file (BAD_NAME for a link, a directory, anything else). */
+function finalState(finalPath: string, shown: string, counters: PathCounters): CheckedName['existing'] {
   try {
     counters.lookups++;
     const st = lstatSync(finalPath);
     if (st.isSymbolicLink()) refuse(`"${shown}" is a symbolic link`);
     if (!st.isFile()) refuse(`"${shown}" exists and is not a regular file`);
+    return { size: st.size, mtimeMs: st.mtimeMs };
   } catch (err) {
     const errno = errnoOf(err);
-    if (errno === 'ENOENT') return;
+    if (errno === 'ENOENT') return null;
     if (errno === 'ENOTDIR' || errno === 'ELOOP') refuse(`a link or a non-directory is on the path of "${shown}"`);
     throw toStxError(err, 'checking', shown);
   }
 }
 
 /**
- * prepareParents with synchronous calls (see above). `checked`: parent directories found real
- * (no link) by an earlier call of the same batch, which are not checked again (the batch's files
- * are published within moments, one after another, by one thread; a check is a look, not a lock,
- * for a single file too). `absent`: the caller knows the name is absent (a listing of its
- * directory just now, put-thread.ts), so the final component is not looked at.
+ * Checks `components` under `outDir` (whose real path is `realOutDir`) without creating anything:
+ * BAD_NAME if a link or a non-directory is on the path or the name is a link or not a regular file.
  */
-export function prepareParentsSync(
+export function checkName(outDir: string, realOutDir: string, components: readonly string[], counters = newPathCounters()): CheckedName {
+  const finalPath = finalPathOf(outDir, components);
+  const shown = components.join('/');
+  const parent = path.join(realOutDir, ...components.slice(0, -1));
+  // A missing parent: nothing is published under it.
+  if (!parentResolvesTo(realOutDir, parent, shown, counters) && walkParents(outDir, components, false, counters).missing) {
+    return { finalPath, existing: null };
+  }
+  return { finalPath, existing: finalState(finalPath, shown, counters) };
+}
+
+/**
+ * Creates the missing parent directories of `components` under `outDir`, refusing (BAD_NAME) a
+ * link or a non-directory on the path, and a link, directory or special file at the name.
+ * Returns the final path and the directories created (for removeCreated).
+ *
+ * `checked`: parent directories found real (no link) by an earlier call of the same batch, which
+ * are not checked again (the batch's files are published within moments, one after another, by
+ * one thread; a check is a look, not a lock, for a single file too). `absent`: the caller knows
+ * the name is absent (a listing of its directory just now, put-thread.ts), so the final component
+ * is not looked at.
+ */
+export function prepareParents(
   outDir: string,
   realOutDir: string,
   components: readonly string[],
@@ -312,20 +204,20 @@ export function prepareParentsSync(
   const finalPath = finalPathOf(outDir, components);
   const shown = components.join('/');
   const parent = path.join(realOutDir, ...components.slice(0, -1));
-  const created = checked.has(parent) || parentResolvesToSync(realOutDir, parent, shown, counters) ? [] : walkParentsSync(outDir, components, counters);
+  const created = checked.has(parent) || parentResolvesTo(realOutDir, parent, shown, counters) ? [] : walkParents(outDir, components, true, counters).created;
   checked.add(parent);
   if (absent) return { finalPath, created };
   try {
-    finalStateSync(finalPath, shown, counters);
+    finalState(finalPath, shown, counters);
   } catch (err) {
-    removeCreatedSync(created, counters);
+    removeCreated(created, counters);
     throw err;
   }
   return { finalPath, created };
 }
 
-/** removeCreated with synchronous calls. */
-export function removeCreatedSync(created: readonly string[], counters = newPathCounters()): void {
+/** Removes directories a failed publish created, innermost first, as long as they are empty. */
+export function removeCreated(created: readonly string[], counters = newPathCounters()): void {
   for (let i = created.length - 1; i >= 0; i--) {
     const dir = created[i];
     if (dir === undefined) continue;
@@ -334,16 +226,9 @@ export function removeCreatedSync(created: readonly string[], counters = newPath
       rmdirSync(dir);
       counters.removed++;
     } catch {
-      return;
+      return; // not empty (another upload went in meanwhile) or gone: leave it and its parents
     }
   }
-}
-
-/** parentsInside with synchronous calls (MKDIR on the publishing thread, put-thread.ts). */
-export function parentsInsideSync(outDir: string, components: readonly string[], counters = newPathCounters()): string {
-  const finalPath = finalPathOf(outDir, components);
-  walkParentsSync(outDir, components, counters);
-  return finalPath;
 }
 
 /**
@@ -352,17 +237,17 @@ export function parentsInsideSync(outDir: string, components: readonly string[],
  */
 export async function resolveInside(outDir: string, components: readonly string[]): Promise<string> {
   const real = await realpath(outDir);
-  return (await prepareParents(real, real, components)).finalPath;
+  return prepareParents(real, real, components).finalPath;
 }
 
 /**
  * Like resolveInside, for a directory or a link at `components` (MKDIR, SYMLINK, §9.8): creates
  * the missing parents (refusing links on the way) and returns the final path, whatever is there.
  */
-export async function parentsInside(outDir: string, components: readonly string[], counters = newPathCounters()): Promise<string> {
+export function parentsInside(outDir: string, components: readonly string[], counters = newPathCounters()): string {
   const finalPath = finalPathOf(outDir, components);
   // MKDIR and SYMLINK ask for their parents (§9.8): made here, at most MAX_NAME_COMPONENTS of them.
-  await walkParents(outDir, components, true, counters);
+  walkParents(outDir, components, true, counters);
   return finalPath;
 }
 

@@ -15,7 +15,7 @@ import { parentPort } from 'node:worker_threads';
 import { UploadError, StxError, ResourceError } from '../../proto/errors.js';
 import { errnoOf, toStxError } from '../../transfer/io-error.js';
 import { PARTIAL_FILE_MODE, SMALL_SUM_MAX_BYTES } from './config.js';
-import { MAX_PATH_BYTES, newPathCounters, prepareParentsSync, removeCreatedSync, stampOf, type PathCounters, type PreparedPath } from './paths.js';
+import { MAX_PATH_BYTES, newPathCounters, prepareParents, removeCreated, stampOf, type PathCounters, type PreparedPath } from './paths.js';
 import { SumRecords } from './sums.js';
 import { makeDirectoriesSync } from './entries.js';
 import type { BatchReply, DirJob, DirReply, PutBatch, PutFailure, ThreadMessage } from './put-pool.js';
@@ -307,8 +307,8 @@ interface Listings {
   readonly names: Map<string, Set<string> | null>;
   /**
    * Parents prepared (checked real, made if missing) by an earlier file of the batch: the path of
-   * the directory, as prepareParentsSync gave it. A later file there whose name the listing shows
-   * absent needs nothing of prepareParentsSync but its final path (see publish()).
+   * the directory, as prepareParents gave it. A later file there whose name the listing shows
+   * absent needs nothing of prepareParents but its final path (see publish()).
    */
   readonly prepared: Map<string, string>;
 }
@@ -336,12 +336,12 @@ function publish(batch: PutBatch, r: Running, counters: PathCounters, checked: S
   const listed = listings.names.get(parent);
   const base = job.name.slice(parent.length === 0 ? 0 : parent.length + 1);
   const absent = listed !== undefined && listed !== null && !listed.has(base);
-  /** prepareParentsSync made the name's directory for this file: it held nothing else. */
+  /** prepareParents made the name's directory for this file: it held nothing else. */
   let madeParent = false;
   try {
     const preparedDir = absent ? listings.prepared.get(parent) : undefined;
     const prepared: PreparedPath =
-      preparedDir !== undefined ? { finalPath: pathIn(preparedDir, base), created: [] } : prepareParentsSync(batch.outDir, batch.realOutDir, job.name.split('/'), counters, checked, absent);
+      preparedDir !== undefined ? { finalPath: pathIn(preparedDir, base), created: [] } : prepareParents(batch.outDir, batch.realOutDir, job.name.split('/'), counters, checked, absent);
     if (preparedDir === undefined) listings.prepared.set(parent, path.dirname(prepared.finalPath));
     madeParent = prepared.created.length > 0 && prepared.created[prepared.created.length - 1] === path.dirname(prepared.finalPath);
     try {
@@ -360,7 +360,7 @@ function publish(batch: PutBatch, r: Running, counters: PathCounters, checked: S
         }
       }
     } catch (err) {
-      removeCreatedSync(prepared.created, counters);
+      removeCreated(prepared.created, counters);
       throw err;
     }
     r.published = true;

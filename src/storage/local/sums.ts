@@ -28,8 +28,7 @@
 // names another stamp and stays unused until the name is published large again or removed (at
 // most one per name, as before).
 import { createHash } from 'node:crypto';
-import { close, closeSync, constants, fstat, mkdirSync, open, openSync, read, unlinkSync, write, writeSync } from 'node:fs';
-import { mkdir, unlink } from 'node:fs/promises';
+import { close, closeSync, constants, fstat, mkdirSync, open, openSync, read, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { errnoOf } from '../../transfer/io-error.js';
@@ -40,7 +39,6 @@ import { sizeOfStamp, stampOf } from './paths.js';
 // two to three times the CPU for a file this small (an fstat, chunked reads, extra awaits).
 const openFd = promisify(open);
 const readFd = promisify(read);
-const writeFd = promisify(write);
 const closeFd = promisify(close);
 const fstatFd = (fd: number): Promise<string> =>
   new Promise((resolve, reject) => fstat(fd, { bigint: true }, (err, st) => (err === null ? resolve(stampOf(st)) : reject(err))));
@@ -48,18 +46,6 @@ const fstatFd = (fd: number): Promise<string> =>
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 /** A record is a few hundred bytes (the name at most 4096); anything larger is not one. */
 const MAX_RECORD_BYTES = 8192;
-
-/** Writes `text` as the whole of `file` (created 0600, truncated), never through a link. */
-async function writeSmall(file: string, text: string): Promise<void> {
-  const fd = await openFd(file, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
-  try {
-    const bytes = Buffer.from(text, 'utf8');
-    const { bytesWritten } = await writeFd(fd, bytes, 0, bytes.length, 0);
-    if (bytesWritten !== bytes.length) throw new Error(`short write of ${file}`);
-  } finally {
-    await closeFd(fd);
-  }
-}
 
 /** The first MAX_RECORD_BYTES + 1 bytes of `file`, never through a link. */
 async function readSmall(file: string): Promise<Buffer> {
@@ -145,24 +131,9 @@ export class SumRecords {
 
   /**
    * Records `sha256` for the version `stamp` of published `name`; nothing for a small file (its
-   * hash is computed when asked). Best effort: a failure leaves the hash unknown.
+   * hash is computed when asked). Best effort: a failure leaves the hash unknown. Synchronous
+   * calls (a small file's open, write and close), from the event loop or the publishing thread.
    */
-  async write(name: string, stamp: string, sha256: Buffer): Promise<void> {
-    if (isSmallStamp(stamp)) return;
-    const { shard, file } = this.#pathOf(name);
-    const text = JSON.stringify({ v: 1, name, stamp, sha256: sha256.toString('hex') });
-    try {
-      await writeSmall(file, text);
-    } catch (err) {
-      if (errnoOf(err) !== 'ENOENT') throw err;
-      await mkdir(shard, { mode: 0o700 }).catch((e: unknown) => {
-        if (errnoOf(e) !== 'EEXIST') throw e;
-      });
-      await writeSmall(file, text);
-    }
-  }
-
-  /** write() with synchronous calls, for the thread that publishes small files (put-thread.ts). */
   writeSync(name: string, stamp: string, sha256: Buffer): void {
     if (isSmallStamp(stamp)) return;
     const { shard, file } = this.#pathOf(name);
@@ -188,7 +159,7 @@ export class SumRecords {
     }
   }
 
-  /** remove() with synchronous calls. */
+  /** Forgets `name`'s record (published again without a hash, or replaced by a link). */
   removeSync(name: string): void {
     try {
       unlinkSync(this.#pathOf(name).file);
@@ -224,8 +195,4 @@ export class SumRecords {
     }
   }
 
-  /** Forgets `name`'s record (published again without a hash, or replaced by a link). */
-  async remove(name: string): Promise<void> {
-    await unlink(this.#pathOf(name).file).catch(() => undefined);
-  }
 }
