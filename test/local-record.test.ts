@@ -38,7 +38,7 @@ describe('local record file: slots overwritten in place (issue 15)', () => {
       const first = await stat(file);
       for (let durable = 2; durable <= 5; durable++) {
         await records.write({ ...base, durable, updated: durable });
-        assert.equal((await readRecord(file, 'x.json'))?.durable, durable);
+        assert.equal((readRecord(file, 'x.json'))?.durable, durable);
       }
       const last = await stat(file);
       assert.equal(last.ino, first.ino, 'overwritten in place, not renamed over');
@@ -64,26 +64,26 @@ describe('local record file: slots overwritten in place (issue 15)', () => {
     assert.ok(at > 0 && at < slot);
     torn.write('"durable":9', at, 'latin1');
     await writeFile(file, torn);
-    assert.equal((await readRecord(file, 'x.json'))?.durable, 2 * 2 ** 20, 'the slot before it, whole');
+    assert.equal((readRecord(file, 'x.json'))?.durable, 2 * 2 ** 20, 'the slot before it, whole');
     // Both torn: no record (the upload starts again from 0), never a made-up offset.
     torn.fill(0x39, slot + 70, slot + 90);
     await writeFile(file, torn);
-    assert.equal(await readRecord(file, 'x.json'), undefined);
+    assert.equal(readRecord(file, 'x.json'), undefined);
   });
 
   it('a new open rewrites the file whole; the one-line form of older daemons is still read', async () => {
     await writeFile(file, encodeRecord({ ...base, durable: 7 }));
-    assert.equal((await readRecord(file, 'x.json'))?.durable, 7);
+    assert.equal((readRecord(file, 'x.json'))?.durable, 7);
     const before = await stat(file);
     const records = new RecordFile(file, dir, 'x.json');
     try {
       await records.write({ ...base, durable: 8 });
       assert.notEqual((await stat(file)).ino, before.ino, 'made anew by rename');
-      assert.equal((await readRecord(file, 'x.json'))?.durable, 8);
+      assert.equal((readRecord(file, 'x.json'))?.durable, 8);
       // A record that no longer fits its slot (longer ranges) makes the file anew as well.
       const ranges = Array.from({ length: 40 }, (_, i) => ({ start: i * 2 ** 20, end: (i + 1) * 2 ** 20, durable: (i + 1) * 2 ** 20 }));
       await records.write({ ...base, durable: 40 * 2 ** 20, ranges });
-      assert.deepEqual((await readRecord(file, 'x.json'))?.ranges, ranges);
+      assert.deepEqual((readRecord(file, 'x.json'))?.ranges, ranges);
     } finally {
       await records.close();
     }

@@ -81,7 +81,12 @@ export class LocalBackend implements StorageBackend {
     for (const entry of await this.#listPartials()) {
       const id = PARTIAL_FILE.exec(entry)?.[1];
       if (id === undefined || !entry.endsWith('.json')) continue;
-      const record = await readRecord(path.join(this.#partialsDir, entry), this.#shown(entry)).catch(() => undefined);
+      let record: PartialRecord | undefined;
+      try {
+        record = readRecord(path.join(this.#partialsDir, entry), this.#shown(entry));
+      } catch {
+        continue; // unreadable: not listed
+      }
       if (record !== undefined) listed.push({ id, record });
     }
     return listed;
@@ -397,7 +402,7 @@ export class LocalBackend implements StorageBackend {
 
   /** Last update of a partial upload: its record's `updated`, else its files' newest mtime. */
   async #lastUpdate(id: string, entries: readonly string[]): Promise<number> {
-    const record = await readRecord(path.join(this.#partialsDir, `${id}.json`), `${id}.json`);
+    const record = readRecord(path.join(this.#partialsDir, `${id}.json`), `${id}.json`);
     if (record !== undefined) return record.updated;
     let newest = 0;
     for (const entry of entries) {

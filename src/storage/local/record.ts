@@ -10,9 +10,9 @@
 // one line) is still read.
 
 import { createHash } from 'node:crypto';
-import { constants, renameSync, writeSync } from 'node:fs';
+import { constants, readFileSync, renameSync, writeSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { open, readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { MAX_MODE, MAX_RANGES_PER_UPLOAD, MAX_SAFE_UINT } from '../../proto/limits.js';
 import { durablePrefix, RECORD_VERSION, type PartialRecord, type RangeRecord } from '../backend.js';
 import { PARTIAL_FILE_MODE } from './config.js';
@@ -126,11 +126,15 @@ export function decodeRecordFile(bytes: Buffer): PartialRecord | undefined {
   return (a.seq > b.seq ? a : b).record;
 }
 
-/** Reads a record; undefined if it is absent or unreadable as a record (a damaged one is not trusted). */
-export async function readRecord(file: string, shown: string): Promise<PartialRecord | undefined> {
+/**
+ * Reads a record; undefined if it is absent or unreadable as a record (a damaged one is not
+ * trusted). A synchronous read of a file of a few KiB, or one failing open for a new upload's
+ * (paths.ts says why not as trips to the thread pool).
+ */
+export function readRecord(file: string, shown: string): PartialRecord | undefined {
   let bytes: Buffer;
   try {
-    bytes = await readFile(file);
+    bytes = readFileSync(file);
   } catch (err) {
     if (errnoOf(err) === 'ENOENT') return undefined;
     throw toStxError(err, 'reading', shown);
