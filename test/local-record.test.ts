@@ -1,11 +1,12 @@
 // The local backend's record file (storage/local/record.ts): checkpoints after the first overwrite
 // a slot in place, and a crash mid-write (a torn slot) leaves the record before it, never more.
 import { strict as assert } from 'node:assert';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { PartialRecord } from '../src/storage/backend.js';
+import { LocalBackend } from '../src/storage/local/backend.js';
 import { encodeRecord, readRecord, RECORD_VERSION, RecordFile } from '../src/storage/local/record.js';
 
 const base: PartialRecord = {
@@ -38,7 +39,7 @@ describe('local record file: slots overwritten in place (issue 15)', () => {
       const first = await stat(file);
       for (let durable = 2; durable <= 5; durable++) {
         await records.write({ ...base, durable, updated: durable });
-        assert.equal((readRecord(file, 'x.json'))?.durable, durable);
+        assert.equal(readRecord(file, 'x.json')?.durable, durable);
       }
       const last = await stat(file);
       assert.equal(last.ino, first.ino, 'overwritten in place, not renamed over');
@@ -64,7 +65,7 @@ describe('local record file: slots overwritten in place (issue 15)', () => {
     assert.ok(at > 0 && at < slot);
     torn.write('"durable":9', at, 'latin1');
     await writeFile(file, torn);
-    assert.equal((readRecord(file, 'x.json'))?.durable, 2 * 2 ** 20, 'the slot before it, whole');
+    assert.equal(readRecord(file, 'x.json')?.durable, 2 * 2 ** 20, 'the slot before it, whole');
     // Both torn: no record (the upload starts again from 0), never a made-up offset.
     torn.fill(0x39, slot + 70, slot + 90);
     await writeFile(file, torn);
@@ -73,19 +74,58 @@ describe('local record file: slots overwritten in place (issue 15)', () => {
 
   it('a new open rewrites the file whole; the one-line form of older daemons is still read', async () => {
     await writeFile(file, encodeRecord({ ...base, durable: 7 }));
-    assert.equal((readRecord(file, 'x.json'))?.durable, 7);
+    assert.equal(readRecord(file, 'x.json')?.durable, 7);
     const before = await stat(file);
     const records = new RecordFile(file, dir, 'x.json');
     try {
       await records.write({ ...base, durable: 8 });
       assert.notEqual((await stat(file)).ino, before.ino, 'made anew by rename');
-      assert.equal((readRecord(file, 'x.json'))?.durable, 8);
+      assert.equal(readRecord(file, 'x.json')?.durable, 8);
       // A record that no longer fits its slot (longer ranges) makes the file anew as well.
       const ranges = Array.from({ length: 40 }, (_, i) => ({ start: i * 2 ** 20, end: (i + 1) * 2 ** 20, durable: (i + 1) * 2 ** 20 }));
       await records.write({ ...base, durable: 40 * 2 ** 20, ranges });
-      assert.deepEqual((readRecord(file, 'x.json'))?.ranges, ranges);
+      assert.deepEqual(readRecord(file, 'x.json')?.ranges, ranges);
     } finally {
       await records.close();
+    }
+  });
+});
+
+describe('local sweep: records read synchronously, the event loop still served', () => {
+  it('gives other work turns while it looks at thousands of partials', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'stx-sweep-'));
+    try {
+      const backend = new LocalBackend(path.join(dir, 'out'));
+      await backend.init();
+      const partials = path.join(dir, 'out', '.stx', 'partials');
+      await mkdir(partials, { recursive: true });
+      const count = 2000;
+      await Promise.all(
+        Array.from({ length: count }, (_, i) => writeFile(path.join(partials, `${i.toString(16).padStart(64, '0')}.json`), encodeRecord({ ...base, name: `f${i}`, updated: 1 }))),
+      );
+      // Every partial is old, and claim() refuses each: the sweep reads all records and deletes
+      // nothing, so no I/O of its own gives the event loop a turn. Each claim notes how many turns
+      // the event loop had had by then: one value for all of them if the sweep never yields.
+      let turns = 0;
+      let sweeping = true;
+      const turn = (): void => {
+        turns++;
+        if (sweeping) setImmediate(turn);
+      };
+      setImmediate(turn);
+      const seen = new Set<number>();
+      let claims = 0;
+      const removed = await backend.sweep(60_000, Date.now(), () => {
+        claims++;
+        seen.add(turns);
+        return false;
+      });
+      sweeping = false;
+      assert.equal(removed, 0, 'claim() refused every partial');
+      assert.equal(claims, count, 'every old partial was offered to claim()');
+      assert.ok(seen.size >= count / 256, `the event loop had ${seen.size - 1} turns between the ${count} claims`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
