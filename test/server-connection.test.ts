@@ -3,7 +3,7 @@
 // FrameChannel) and a real Store in a temp dir. Covers the server's frame and state rules
 // (§11.1), a whole upload, and that every pooled body buffer is back once a connection closed.
 import assert from 'node:assert/strict';
-import { createHash, type KeyObject } from 'node:crypto';
+import { createHash, randomBytes, type KeyObject } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -30,6 +30,9 @@ const WAIT_MS = 10_000;
 const MiB = 1024 * 1024;
 /** Bound on the server's writes awaited for one frame (a frame of 1 MiB arrives in one write here). */
 const MAX_WAKES = 10_000;
+
+/** The one buffer MemoryTransport.sharedReads reads into. */
+const SHARED_READ_BUFFER = Buffer.alloc(64 * 1024);
 
 /**
  * The server's end of an in-memory connection. Bytes go each way on a later turn of the event
@@ -130,6 +133,26 @@ class MemoryTransport extends EventEmitter implements Transport {
     this.destroy();
   }
 
+  /**
+   * Set: the server's reads go to `sink.receiveShared` in pieces of `pieceBytes`, each in one
+   * buffer that is overwritten as soon as the call returns, as the daemon's shared read buffer is
+   * by the next read of any connection (src/recv/reads.ts).
+   */
+  sharedReads: { sink: Connection; pieceBytes: number } | null = null;
+
+  /** One chunk as pieces through the shared buffer; a piece left behind by a pause waits in the inbox. */
+  #readShared(chunk: Buffer, { sink, pieceBytes }: { sink: Connection; pieceBytes: number }): void {
+    for (let at = 0; at < chunk.length; at += pieceBytes) {
+      if (this.#paused || this.destroyed) {
+        this.#inbox.unshift(chunk.subarray(at));
+        return;
+      }
+      const n = chunk.copy(SHARED_READ_BUFFER, 0, at, Math.min(at + pieceBytes, chunk.length));
+      sink.receiveShared(SHARED_READ_BUFFER.subarray(0, n));
+      SHARED_READ_BUFFER.fill(0xa5);
+    }
+  }
+
   /** Resolves once the server read everything the client wrote. */
   delivered(): Promise<void> {
     if (this.#inbox.length === 0) return Promise.resolve();
@@ -144,7 +167,8 @@ class MemoryTransport extends EventEmitter implements Transport {
       while (!this.#paused && !this.destroyed) {
         const chunk = this.#inbox.shift();
         if (chunk === undefined) break;
-        this.emit('data', chunk);
+        if (this.sharedReads === null) this.emit('data', chunk);
+        else this.#readShared(chunk, this.sharedReads);
       }
       if (this.#inbox.length === 0) {
         this.#onDelivered?.();
@@ -347,6 +371,24 @@ describe('a server connection over an in-memory transport', () => {
     assert.deepEqual(done.sha256, sha256(data));
     assert.equal(conn.stateName, 'Ready');
     assert.deepEqual(await readFile(path.join(dir, 'out', 'whole.bin')), data);
+    client.transport.clientEnd();
+    assert.equal((await client.outcome()).code, 'CLOSED');
+    await assertAllBack(conn);
+  });
+
+  it('reads into one buffer reused after every read (recv/reads.ts): the handshake, records split across reads and the upload survive it', async () => {
+    const { client, conn } = connect();
+    // 7 bytes a read: every frame and record, and every record's length, arrives in pieces.
+    client.transport.sharedReads = { sink: conn, pieceBytes: 7 };
+    await client.handshake();
+    assert.equal(conn.stateName, 'Ready');
+    const data = randomBytes(200 * 1024 + 3);
+    client.send({ type: 'OPEN', name: 'shared-reads.bin', size: data.length, mtime: 1_700_000_000_000, mode: 0o640 });
+    assert.equal((await client.expect('OPEN_OK')).offset, 0);
+    client.send(...chunks(data), { type: 'PING', seq: 3 }, { type: 'END', sha256: sha256(data) });
+    assert.equal((await client.expect('PONG')).seq, 3);
+    assert.deepEqual((await client.expect('DONE')).sha256, sha256(data));
+    assert.deepEqual(await readFile(path.join(dir, 'out', 'shared-reads.bin')), data);
     client.transport.clientEnd();
     assert.equal((await client.outcome()).code, 'CLOSED');
     await assertAllBack(conn);

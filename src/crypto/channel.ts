@@ -109,6 +109,11 @@ export class FrameChannel {
     this.reader.push(chunk);
   }
 
+  /** Copies the received bytes not yet returned as frames that lie in `memory` (StreamReader.copyOutOf). */
+  copyOutOf(memory: ArrayBufferLike): void {
+    this.reader.copyOutOf(memory);
+  }
+
   readPreamble(): Buffer | null {
     return this.reader.readPreamble();
   }

@@ -19,6 +19,17 @@ export class StreamReader {
     return this.buffered;
   }
 
+  /**
+   * Copies the bytes still buffered that lie in `memory` (a read buffer the caller is about to
+   * reuse for the next read), so that they outlive it.
+   */
+  copyOutOf(memory: ArrayBufferLike): void {
+    for (let i = 0; i < this.chunks.length; i++) {
+      const c = this.chunks[i];
+      if (c !== undefined && c.buffer === memory) this.chunks[i] = Buffer.from(c);
+    }
+  }
+
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
     this.chunks.push(chunk);

@@ -270,6 +270,31 @@ export class Connection {
   }
 
   /**
+   * A read that landed in `chunk`, a view of a buffer the next read of any connection reuses
+   * (recv/reads.ts): whatever must outlive this call is copied out of it before it returns. In
+   * the handshake that is the whole chunk (its frames are plaintext views, kept by its
+   * asynchronous steps); after it, the bytes of a frame not yet complete. Every frame after the
+   * handshake is a record, opened into memory of its own (a new buffer, or a DATA record's pooled
+   * body), so nothing else keeps a view of the chunk.
+   */
+  receiveShared(chunk: Buffer): void {
+    // A read that still comes after GOAWAY's pause (net.js may deliver one more) is not read, as
+    // it would have stayed unread in Node's stream buffer (§9.6: nothing more is read).
+    if (this.state.kind === 'Closed' || this.gate.holds('shutdown')) return;
+    if (!this.channel.opening || HANDSHAKE_STATES.has(this.state.kind)) {
+      this.onData(Buffer.from(chunk));
+      return;
+    }
+    this.channel.push(chunk);
+    try {
+      this.pump();
+    } finally {
+      this.channel.copyOutOf(chunk.buffer);
+    }
+    this.ctx.memory?.update(this.memoryUser);
+  }
+
+  /**
    * Handles buffered frames in order. While an asynchronous step (OPEN, END) runs, the transport
    * is paused, and frames already buffered are still judged at once in the step's state (Opening,
    * Verifying), where only PING, PONG and ERROR are allowed (§11.1): a client that sends DATA

@@ -11,6 +11,7 @@ import { defaultMaxMemoryBytes, KEEP_FREED_BYTES, KEEP_FREED_FROM_CONNECTIONS, M
 import { keepFreedMemory } from '../runtime/young-gc.js';
 import type { Access } from './access.js';
 import { Connection, refuse } from './connection.js';
+import { withSharedReads } from './reads.js';
 import { Store } from './store.js';
 import type { StorageBackend } from '../storage/backend.js';
 
@@ -74,7 +75,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     log: opts.log,
   };
   const admission = new HandshakeAdmission(withDefaultLimits(opts.handshakes), opts.log);
-  const server = net.createServer({ pauseOnConnect: false, noDelay: true }, (socket) => {
+  // Paused at first: withSharedReads takes the socket over before anything is read.
+  const server: net.Server = net.createServer({ pauseOnConnect: true, noDelay: true }, (accepted) => {
+    const { socket, attach } = withSharedReads(accepted, server);
     if (connections.size >= opts.maxConnections) {
       opts.log.warn({ event: 'refused', remote: socket.remoteAddress, reason: 'connection limit' }, 'connection refused');
       refuse(socket, 'TOO_MANY_CONNECTIONS', `server is at its limit of ${opts.maxConnections} connections; retry later`);
@@ -91,6 +94,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       ticket.end();
       connections.delete(c);
     });
+    attach(connection);
     if (!connection.closed) connections.add(connection);
     if (!keepingFreed && connections.size >= KEEP_FREED_FROM_CONNECTIONS) {
       keepingFreed = true;
