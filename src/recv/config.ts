@@ -50,16 +50,14 @@ export const YOUNG_GC_INTERVAL_BYTES = 4 * MiB;
  * reused by the next allocations instead of being faulted in and zeroed again. The client keeps 32
  * MiB; the daemon less, for its resident memory (32 MiB once cost 95–100 MiB peak against 91 on
  * one upload). With malloc trimming at its default 128 KiB, 100 uploads at once cost the daemon
- * ~70,000 more page faults per 800 MiB than one upload (issue 15).
+ * ~70,000 more page faults per 800 MiB than one upload (issue 15). Kept from the daemon's start
+ * since its sockets read into one shared buffer (recv/reads.ts): without a new 64 KiB buffer per
+ * read holding the heap's top, malloc gave the top back and grew it again all through one upload
+ * (735 brk calls per 256 MiB); kept, one 1 GiB upload cost 2.2-2.4 CPU s against 2.7-2.9 before
+ * the shared buffer, at the same peak (84 MiB; 4 GiB: 89-93 MiB against 92-95).
  */
 export const KEEP_FREED_BYTES = 2 * YOUNG_GC_INTERVAL_BYTES;
 
-/**
- * Connections open at once from which the daemon keeps KEEP_FREED_BYTES of freed memory (once;
- * it stays so). Below it the page faults it saves are few and the memory it holds is not: one 4 GiB
- * upload peaked at 99–101 MiB resident with it against 91–97 without (issue 4 bounds that at 96).
- */
-export const KEEP_FREED_FROM_CONNECTIONS = 4;
 
 /** The network layer checkpoints and sends ACK at least every this many bytes (§9.1 step 4)... */
 export const ACK_INTERVAL_BYTES = 16 * MiB;

@@ -7,7 +7,7 @@ import os from 'node:os';
 import { HANDSHAKE_TIMEOUT_MS, IDLE_TIMEOUT_MS } from '../proto/limits.js';
 import { HandshakeAdmission, withDefaultLimits, type AdmissionLimits } from './admission.js';
 import { MemoryBudget } from '../transfer/budget.js';
-import { defaultMaxMemoryBytes, KEEP_FREED_BYTES, KEEP_FREED_FROM_CONNECTIONS, MEMORY_FLOOR_BYTES, recordBuffersMaxBytes } from './config.js';
+import { defaultMaxMemoryBytes, KEEP_FREED_BYTES, MEMORY_FLOOR_BYTES, recordBuffersMaxBytes } from './config.js';
 import { keepFreedMemory } from '../runtime/young-gc.js';
 import type { Access } from './access.js';
 import { Connection, refuse } from './connection.js';
@@ -59,8 +59,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   await store.init();
   const connections = new Set<Connection>();
   let nextId = 1;
-  /** Many clients came at once: malloc keeps freed memory from then on (config.ts KEEP_FREED_FROM_CONNECTIONS). */
-  let keepingFreed = false;
+  // malloc keeps freed memory from the start (config.ts KEEP_FREED_BYTES).
+  keepFreedMemory(KEEP_FREED_BYTES);
   let access: Access | undefined = opts.access;
   const maxMemoryBytes = opts.maxMemoryBytes ?? defaultMaxMemoryBytes(os.totalmem());
   const ctx = {
@@ -96,10 +96,6 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     });
     attach(connection);
     if (!connection.closed) connections.add(connection);
-    if (!keepingFreed && connections.size >= KEEP_FREED_FROM_CONNECTIONS) {
-      keepingFreed = true;
-      keepFreedMemory(KEEP_FREED_BYTES);
-    }
   });
   server.on('error', (err) => opts.log.error({ err }, 'server error'));
   await new Promise<void>((resolve, reject) => {
