@@ -20,14 +20,15 @@ export class StreamReader {
   }
 
   /**
-   * Copies the bytes still buffered that lie in `memory` (a read buffer the caller is about to
-   * reuse for the next read), so that they outlive it.
+   * Copies the bytes still buffered of the last chunk pushed if they lie in `memory` (a read
+   * buffer the caller is about to reuse for the next read), so that they outlive it. Called after
+   * every push of such a read, so every earlier chunk is a copy already: the last one alone is
+   * looked at, whatever the number of pieces a frame came in (the peer's choice).
    */
   copyOutOf(memory: ArrayBufferLike): void {
-    for (let i = 0; i < this.chunks.length; i++) {
-      const c = this.chunks[i];
-      if (c !== undefined && c.buffer === memory) this.chunks[i] = Buffer.from(c);
-    }
+    const last = this.chunks.length - 1;
+    const c = this.chunks[last];
+    if (c !== undefined && c.buffer === memory) this.chunks[last] = Buffer.from(c);
   }
 
   push(chunk: Buffer): void {

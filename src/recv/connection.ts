@@ -285,16 +285,10 @@ export class Connection {
       this.onData(Buffer.from(chunk));
       return;
     }
-    this.channel.push(chunk);
-    try {
-      this.pump();
-    } finally {
-      this.channel.copyOutOf(chunk.buffer);
-    }
-    this.ctx.memory?.update(this.memoryUser);
-    // The read itself is no garbage, but opening its bytes made as many (node:crypto's output
-    // buffers): the young generation is collected at the same pace as with a buffer per read.
-    youngGc.dropped(chunk.length);
+    // onData counts the chunk for the young generation as before: the read is no garbage now,
+    // but opening its bytes made as many (node:crypto's output buffers).
+    this.onData(chunk);
+    this.channel.copyOutOf(chunk.buffer);
   }
 
   /**
