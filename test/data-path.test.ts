@@ -19,7 +19,7 @@ import { BodyPool } from '../src/transfer/body-pool.js';
 import { isAligned } from '../src/storage/local/direct-io.js';
 import { YoungGenerationCollector } from '../src/runtime/young-gc.js';
 import { inAlignedMemory, PAGE_BYTES } from '../src/runtime/aligned-memory.js';
-import { ChunkReader } from '../src/transfer/source.js';
+import { ChunkReader, ReadSlots, spareReadSlots } from '../src/transfer/source.js';
 
 const RUNS = { numRuns: 60, seed: 0xda7a, endOnFailure: true };
 const KEY = randomBytes(32);
@@ -376,5 +376,56 @@ describe("the sender's data path", () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it('readers reuse the read slots of released ones, never more spares than were in use at once', async () => {
+    const content = randomBytes(2 * MAX_DATA_CHUNK_BYTES);
+    const readAt = (into: Buffer, at: number): Promise<number> => Promise.resolve(content.copy(into, 0, at, at + into.length));
+    const base = spareReadSlots.spare;
+    // Three uploads at once: three pairs in use, then all three spare.
+    const readers = [0, 1, 2].map(() => new ChunkReader(readAt, content.length));
+    const first = await Promise.all(readers.map((r) => r.read(0)));
+    const memories = new Set(first.map((c) => c.buffer));
+    assert.equal(memories.size, 3, 'readers at once read into memories of their own');
+    await Promise.all(readers.map((r) => r.release()));
+    assert.equal(spareReadSlots.spare, base + 3);
+    // The next upload reads into one of them (no fresh memory to fault in) and reads right.
+    const next = new ChunkReader(readAt, content.length);
+    const chunk = await next.read(MAX_DATA_CHUNK_BYTES);
+    assert.ok(memories.has(chunk.buffer), 'a released reader\'s memory was read into again');
+    assert.deepEqual(chunk, content.subarray(MAX_DATA_CHUNK_BYTES));
+    assert.equal(spareReadSlots.spare, base + 2);
+    await next.release();
+    await next.release();
+    assert.equal(spareReadSlots.spare, base + 3, 'released once, given back once');
+    // Slots the caller brought (a tree's) stay the caller's.
+    const own = new ReadSlots();
+    const tree = new ChunkReader(readAt, content.length, own);
+    assert.equal((await tree.read(0)).buffer, own.buffers[0]?.buffer);
+    await tree.release();
+    assert.equal(spareReadSlots.spare, base + 3);
+  });
+
+  it('a reader gives its slots back only once its last read landed, and reads no more', async () => {
+    let land: (() => void) | undefined;
+    const slow = (into: Buffer): Promise<number> =>
+      new Promise((resolve) => {
+        land = () => resolve(into.fill(7).length);
+      });
+    const reader = new ChunkReader(slow, MAX_DATA_CHUNK_BYTES);
+    const reading = reader.read(0);
+    const before = spareReadSlots.spare;
+    let released = false;
+    const release = reader.release().then(() => {
+      released = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(released, false, 'released while a read could still land in the slots');
+    assert.equal(spareReadSlots.spare, before);
+    land?.();
+    await release;
+    assert.equal((await reading).length, MAX_DATA_CHUNK_BYTES);
+    assert.equal(spareReadSlots.spare, before + 1);
+    await assert.rejects(reader.read(0), /after the reader was released/);
   });
 });

@@ -19,6 +19,12 @@ export const MAX_FREE_BODY_BUFFERS = 12;
 export const BODY_POOL_RESERVE_WINDOW_MS = 2000;
 
 /**
+ * Spare read slots (source.ts spareReadSlots) go once no reader took or gave back any for this
+ * long: as the body pool lets its reserve go, two windows after the last use.
+ */
+export const SPARE_READ_SLOTS_KEEP_MS = 2 * BODY_POOL_RESERVE_WINDOW_MS;
+
+/**
  * Body buffers are carved out of aligned memory this many at a time (one WebAssembly.Memory):
  * one buffer still out keeps its whole arena, so arenas are small. Each memory also reserves
  * address space, which is why buffers do not get one each.

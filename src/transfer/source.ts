@@ -4,7 +4,8 @@
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { LocalError } from '../proto/errors.js';
 import { MAX_DATA_CHUNK_BYTES } from '../proto/limits.js';
-import { alignedMemory, PAGE_BYTES } from '../runtime/aligned-memory.js';
+import { alignedMemory, PAGE_BYTES, releaseAlignedMemory } from '../runtime/aligned-memory.js';
+import { SPARE_READ_SLOTS_KEEP_MS } from './config.js';
 import type { ReadAt } from './file-hash.js';
 
 /** A problem with what is being sent itself: LOCAL_FILE (§10, exit 1). */
@@ -53,22 +54,70 @@ export interface DataSource {
  */
 export class ReadSlots {
   readonly buffers: readonly Buffer[];
+  readonly bytes: number;
   constructor() {
     const slot = MAX_DATA_CHUNK_BYTES + PAGE_BYTES;
     const memory = alignedMemory(2 * slot);
     this.buffers = [0, 1].map((i) => (memory === null ? Buffer.allocUnsafeSlow(slot) : Buffer.from(memory, i * slot, slot)));
+    this.bytes = memory === null ? 2 * slot : memory.byteLength;
   }
 }
+
+/**
+ * Read slots that readers of this process gave back, for the next ones. A new pair is page
+ * faults on up to 2 MiB of fresh memory (512 faults, several ms of CPU on a paravirtual VM),
+ * which a process running a hundred uploads at once, or a daemon serving a hundred downloads,
+ * paid for each of them (issue 15: 100 uploads of 8 MiB took 68,000–89,000 faults, one of 800 MiB
+ * 4,400). The spares are never more than were in use at once, and go once the process stops
+ * reading for SPARE_READ_SLOTS_KEEP_MS.
+ */
+class SpareReadSlots {
+  readonly #free: ReadSlots[] = [];
+  #timer: NodeJS.Timeout | undefined;
+
+  take(): ReadSlots {
+    this.#touch();
+    return this.#free.pop() ?? new ReadSlots();
+  }
+
+  give(slots: ReadSlots): void {
+    this.#free.push(slots);
+    this.#touch();
+  }
+
+  get spare(): number {
+    return this.#free.length;
+  }
+
+  #touch(): void {
+    if (this.#timer !== undefined) {
+      this.#timer.refresh();
+      return;
+    }
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      for (const slots of this.#free.splice(0)) releaseAlignedMemory(slots.bytes);
+    }, SPARE_READ_SLOTS_KEEP_MS);
+    this.#timer.unref();
+  }
+}
+
+export const spareReadSlots = new SpareReadSlots();
 
 /**
  * Reads a file a chunk at a time into two alternating buffers (one is sealed and sent while the
  * next is read). They come from page-aligned memory where WebAssembly provides it, and each read
  * lands at the same offset within a page as it has in the file: copies out of the page cache into
- * malloc'd buffers cost 4–5× more here (runtime/aligned-memory.ts).
+ * malloc'd buffers cost 4–5× more here (runtime/aligned-memory.ts). Without slots of its caller's,
+ * it takes spare ones (spareReadSlots) and gives them back at release().
  */
 export class ChunkReader {
-  readonly #slots: readonly Buffer[];
+  #slots: readonly Buffer[] | null;
   #next = 0;
+  /** Slots this reader took from spareReadSlots, to give back once no read lands in them. */
+  readonly #owned: ReadSlots | undefined;
+  /** Settles once every read so far has landed (or failed). */
+  #reading: Promise<unknown> = Promise.resolve();
 
   readonly #readAt: ReadAt;
 
@@ -76,10 +125,11 @@ export class ChunkReader {
   constructor(
     from: FileHandle | ReadAt,
     private readonly size: number,
-    slots: ReadSlots = new ReadSlots(),
+    slots?: ReadSlots,
   ) {
     this.#readAt = typeof from === 'function' ? from : async (into, at) => (await from.read(into, 0, into.length, at)).bytesRead;
-    this.#slots = slots.buffers;
+    if (slots === undefined) this.#owned = spareReadSlots.take();
+    this.#slots = (slots ?? this.#owned)?.buffers ?? null;
   }
 
   /**
@@ -87,11 +137,22 @@ export class ChunkReader {
    * became shorter). Valid until the next-but-one read().
    */
   async read(at: number): Promise<Buffer> {
+    if (this.#slots === null) throw new Error('read after the reader was released');
     const slot = this.#slots[this.#next] ?? Buffer.alloc(0);
     this.#next ^= 1;
     if (at >= this.size) return slot.subarray(0, 0);
     const into = slot.subarray(at % PAGE_BYTES, (at % PAGE_BYTES) + Math.min(MAX_DATA_CHUNK_BYTES, this.size - at));
-    return into.subarray(0, await this.#readAt(into, at));
+    const reading = this.#readAt(into, at);
+    this.#reading = Promise.allSettled([this.#reading, reading]);
+    return into.subarray(0, await reading);
+  }
+
+  /** No more reads: once the last one landed, slots it took go back to spareReadSlots. */
+  async release(): Promise<void> {
+    if (this.#slots === null) return;
+    this.#slots = null;
+    await this.#reading;
+    if (this.#owned !== undefined) spareReadSlots.give(this.#owned);
   }
 }
 
@@ -136,8 +197,9 @@ export class FileSource implements DataSource {
     }
   }
 
-  close(): Promise<void> {
-    return this.fh.close();
+  async close(): Promise<void> {
+    await this.#reader.release();
+    await this.fh.close();
   }
 }
 

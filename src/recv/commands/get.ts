@@ -40,8 +40,9 @@ class StoredSource implements DataSource {
     if ((await this.file.currentStamp()) !== this.file.stamp) throw changed(this.label);
   }
 
-  close(): Promise<void> {
-    return this.file.close();
+  async close(): Promise<void> {
+    await this.#reader.release();
+    await this.file.close();
   }
 }
 
