@@ -27,6 +27,7 @@ import { performance } from 'node:perf_hooks';
 
 import { startStxDaemon, type Build } from '../contenders/stx.js';
 import type { Rusage } from '../lib/measure.js';
+import { emptyFilesUnder } from '../lib/fileio.js';
 import { median } from '../lib/measure.js';
 import { LOCAL } from '../lib/placement.js';
 import { makeTestFile, sha256File, type TestFile } from '../lib/testfile.js';
@@ -389,7 +390,8 @@ export async function concurrentUploads(
               `concurrency round ${round}/${options.rounds}${b === null ? '' : ` ${b.name}`}: ${caseLabel(c)}, ${state} daemon: ${s.aggregateMiBPerSecond.toFixed(1)} MiB/s, ` +
                 `daemon ${s.daemonCpuSecondsPerGiB.toFixed(2)} CPU s/GiB, peak RSS ${s.daemonPeakRssMiB.toFixed(1)} MiB, ${s.handshakes} handshakes (${s.resumed} resumed), ${s.verified}/${c.clients} verified`,
             );
-            await rm(runDir, { recursive: true, force: true });
+            // Its files emptied, not removed, until every sample is done (emptyFilesUnder).
+            await emptyFilesUnder(runDir);
           }
         }
       }

@@ -1,6 +1,22 @@
 // Positional file I/O that finishes the job: fs may write or read fewer bytes than asked.
-import type { FileHandle } from 'node:fs/promises';
+import { readdir, truncate, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Socket } from 'node:net';
+
+/**
+ * Frees the disk space of every regular file under `dir` (truncated to 0) but keeps the files,
+ * for a bench that must not delete between measurements: on ext4 without a journal, creating
+ * files within minutes of deleting many costs several times as much (the inode allocator skips
+ * and re-reads each recently deleted inode), so a measurement right after another's clean-up
+ * would measure that instead. Remove the directory once every measurement is done.
+ */
+export async function emptyFilesUnder(dir: string): Promise<void> {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) await emptyFilesUnder(path);
+    else if (entry.isFile()) await truncate(path, 0);
+  }
+}
 
 /** Write all of `data` at `position`. */
 export async function writeFully(fh: FileHandle, data: Uint8Array, position: number): Promise<void> {
