@@ -5,7 +5,7 @@
 // that read left, not what all earlier reads left.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { StreamReader } from '../src/proto/reader.js';
+import { MAX_HELD_PIECES, StreamReader } from '../src/proto/reader.js';
 
 /** Counts, while `fn` runs, how often any Buffer is asked for its `.buffer`. */
 function bufferLooks(fn: () => void): number {
@@ -61,5 +61,32 @@ describe('StreamReader.copyOutOf', () => {
       }
     });
     assert.ok(looks <= 10 * pieces, `copyOutOf looked at ${looks} chunks over ${pieces} reads`);
+  });
+});
+
+describe('StreamReader pieces', () => {
+  it('holds a frame sent one byte per read in at most MAX_HELD_PIECES buffers, and returns it whole', () => {
+    // A control frame's worth (16 KiB) in 16,384 reads: each read a buffer of its own, as the
+    // daemon's copy-out makes them; counted in bytes it is 16 KiB, in objects 16,384 of them.
+    const shared = Buffer.alloc(16);
+    const reader = new StreamReader();
+    const frame = Buffer.alloc(16 * 1024);
+    frame.writeUInt32BE(frame.length - 4, 0);
+    for (let i = 4; i < frame.length; i++) frame[i] = i % 251;
+    let most = 0;
+    let got: Buffer | null = null;
+    for (let i = 0; i < frame.length; i++) {
+      shared[0] = frame[i] ?? 0;
+      reader.push(shared.subarray(0, 1));
+      most = Math.max(most, reader.pieces);
+      got = reader.next({ min: 0, max: 1 << 20 });
+      assert.equal(got === null, i < frame.length - 1);
+      reader.copyOutOf(shared.buffer);
+      shared.fill(0xa5);
+    }
+    assert.ok(most <= MAX_HELD_PIECES, `held ${most} pieces at once`);
+    assert.deepEqual(got, frame);
+    assert.equal(reader.pending, 0);
+    assert.equal(reader.pieces, 0);
   });
 });

@@ -10,6 +10,14 @@ export interface LengthBounds {
   readonly max: number;
 }
 
+/**
+ * Pieces a reader holds at most. How many pieces a frame arrives in is the peer's choice (one byte
+ * per TCP segment), and each costs far more than its byte (a Buffer object, ~100 bytes of heap):
+ * past this they are joined into one buffer. Each join copies what is pending, at most one frame
+ * and a read, and comes once per this many pieces.
+ */
+export const MAX_HELD_PIECES = 64;
+
 export class StreamReader {
   private chunks: Buffer[] = [];
   private buffered = 0;
@@ -17,6 +25,11 @@ export class StreamReader {
   /** Bytes received and not yet returned. */
   get pending(): number {
     return this.buffered;
+  }
+
+  /** Buffers those bytes are held in (at most MAX_HELD_PIECES). */
+  get pieces(): number {
+    return this.chunks.length;
   }
 
   /**
@@ -33,6 +46,7 @@ export class StreamReader {
 
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
+    if (this.chunks.length >= MAX_HELD_PIECES) this.chunks = [Buffer.concat(this.chunks, this.buffered)];
     this.chunks.push(chunk);
     this.buffered += chunk.length;
   }

@@ -58,7 +58,6 @@ export const YOUNG_GC_INTERVAL_BYTES = 4 * MiB;
  */
 export const KEEP_FREED_BYTES = 2 * YOUNG_GC_INTERVAL_BYTES;
 
-
 /** The network layer checkpoints and sends ACK at least every this many bytes (§9.1 step 4)... */
 export const ACK_INTERVAL_BYTES = 16 * MiB;
 /** ...and at least every this many milliseconds while data arrives (§9.1 step 4). */
